@@ -1,0 +1,28 @@
+//! JSON-RPC v1 and v2 encoding and decoding.
+
+use serde::de::DeserializeOwned;
+
+use super::{DecodeError, Failure, Limits, Value};
+
+/// The JSON-RPC protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Version {
+    /// JSON-RPC 1.0.
+    V1,
+    /// JSON-RPC 2.0.
+    #[default]
+    V2,
+}
+
+/// Encode a request.
+pub fn encode_call(_method: &str, _params: &[Value], _id: u64, _version: Version) -> Vec<u8> {
+    todo!("wire: jsonrpc::encode_call")
+}
+
+/// Decode a response (either version, either error shape) straight into `T`.
+pub fn decode_response<T: DeserializeOwned>(
+    _body: &[u8],
+    _limits: &Limits,
+) -> Result<Result<T, Failure>, DecodeError> {
+    todo!("wire: jsonrpc::decode_response")
+}
