@@ -3,6 +3,8 @@
 //! The generated code keeps this interface: one marker type per class (`Vm`, `Task`, ...),
 //! records, enums, a per-class call handle, and [`ErrorCode`].
 
+pub mod meta;
+
 /// Marker for the `task` class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Task;
