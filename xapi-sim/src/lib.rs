@@ -1,5 +1,46 @@
-//! A XAPI pool simulator on loopback.
+//! A XAPI pool simulator on loopback that speaks the real protocols.
 //!
-//! This crate will hold an HTTP server that speaks XML-RPC and JSON-RPC like real xapi, an object
-//! model of one or more pools, sparse-file storage, the HTTP data plane and switchable faults. It
-//! is the peer of every integration test. Nothing is implemented yet.
+//! No real XenServer runs on a laptop or in CI, so xapi-sim is the peer of every integration
+//! test and the embedded default of the demo. It serves XML-RPC on `/` and `/RPC2` and JSON-RPC
+//! (v1 and v2) on `/jsonrpc`, with sessions shared between the two, generic calls for every
+//! class of the datamodel (`get_all`, `get_all_records`, `get_record`, `get_by_uuid`,
+//! `get_by_name_label`, `get_<field>`, `set_<field>`, `add_to_`/`remove_from_`), `Async.*` calls
+//! as tasks, `event.from`, the VM lifecycle and vApp start order on a simulated clock, and the
+//! errors real xapi raises.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xapi_sim::Error> {
+//! use xapi_sim::{Scenario, SimConfig, Simulator};
+//!
+//! let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo)).await?;
+//! println!("primary pool at {}", sim.pool("primary").map_or("?", |p| p.url.as_str()));
+//! sim.clock().set_speed(1000.0); // vApp start delays pass 1000 times faster
+//! sim.faults().invalidate_session_after(10); // the 11th call gets SESSION_INVALID
+//! # Ok(()) }
+//! ```
+//!
+//! ## Admin endpoints
+//!
+//! Every pool also answers, for tests written in other languages:
+//! - `POST /_sim/fault?delay_ms=N` (delay every RPC response), `?http_500=N` (answer the next N
+//!   requests with HTTP 500), `?session_invalid_after=N`, `?fail_next_task=CODE` (the next Async
+//!   task fails at progress 0.5 with CODE), `?clear`;
+//! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
+
+mod api_error;
+mod clock;
+mod error;
+mod faults;
+mod model;
+mod pool;
+mod rpc;
+mod scenario;
+mod server;
+mod sim;
+mod timestamp;
+
+pub use clock::SimClock;
+pub use error::Error;
+pub use faults::Faults;
+pub use scenario::Scenario;
+pub use sim::{DEFAULT_PASSWORD, PoolEndpoint, SimConfig, SimHandle, Simulator};

@@ -1,0 +1,69 @@
+//! One simulated pool: its database, its credentials and the shared clock and faults.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::task::AbortHandle;
+use xapi_core::api::meta::ClassMeta;
+
+use crate::clock::SimClock;
+use crate::faults::Faults;
+use crate::model::store::Db;
+
+/// The state of one pool, shared by its HTTP server and its running tasks.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// The pool's name (`primary`, `dr`, `sim`).
+    pub(crate) name: String,
+    /// The classes the pool models.
+    pub(crate) classes: &'static [ClassMeta],
+    db: Mutex<Db>,
+    /// The password `root` logs in with.
+    pub(crate) password: String,
+    /// The simulated clock.
+    pub(crate) clock: SimClock,
+    /// The switchable faults.
+    pub(crate) faults: Faults,
+    /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
+    pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
+}
+
+impl Pool {
+    /// A pool with an empty database.
+    pub(crate) fn new(
+        name: &str,
+        classes: &'static [ClassMeta],
+        password: &str,
+        clock: SimClock,
+        faults: Faults,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            classes,
+            db: Mutex::new(Db::new(classes, name)),
+            password: password.to_owned(),
+            clock,
+            faults,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The database, locked. Hold it only for short, non-async work.
+    pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The running-task table, locked.
+    pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<String, AbortHandle>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The class with this exact datamodel name.
+    pub(crate) fn class(&self, name: &str) -> Option<&'static ClassMeta> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+}

@@ -1,0 +1,231 @@
+//! Starting a simulator: configuration, the handle tests hold, and the lines the binary prints.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use xapi_core::api::meta;
+
+use crate::clock::SimClock;
+use crate::error::Error;
+use crate::faults::Faults;
+use crate::pool::Pool;
+use crate::scenario::{self, Scenario};
+use crate::server::{self, tls};
+
+/// The password of `root` unless another is configured.
+pub const DEFAULT_PASSWORD: &str = "xapi-sim";
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Address of the first pool; later pools take the following ports (or ephemeral ports when
+    /// the port is 0).
+    pub listen: SocketAddr,
+    /// Directory for disk images and saved state; created when missing.
+    pub state_dir: Option<PathBuf>,
+    /// The pools to start with.
+    pub scenario: Scenario,
+    /// The password `root` logs in with.
+    pub password: String,
+    /// Serve HTTPS with a generated self-signed certificate.
+    pub tls: bool,
+    /// Speed factor of the simulated clock (1.0 = real time).
+    pub clock_speed: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: None,
+            scenario: Scenario::Empty,
+            password: DEFAULT_PASSWORD.to_owned(),
+            tls: false,
+            clock_speed: 1.0,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The default configuration with another scenario.
+    pub fn with_scenario(scenario: Scenario) -> Self {
+        Self {
+            scenario,
+            ..Self::default()
+        }
+    }
+}
+
+/// Where one simulated pool listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolEndpoint {
+    /// The pool's name (`sim`, or `primary` / `dr` in the demo).
+    pub name: String,
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`.
+    pub url: String,
+}
+
+/// The entry point: [`Simulator::start`].
+#[derive(Debug, Clone, Copy)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Build the scenario's pools and serve each on its own port. Serving stops when the handle
+    /// is dropped or [`SimHandle::shutdown`] is called.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, Error> {
+        if let Some(dir) = &config.state_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::State {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let identity = if config.tls {
+            Some(tls::self_signed()?)
+        } else {
+            None
+        };
+        let clock = SimClock::new(config.clock_speed);
+        let faults = Faults::default();
+        let mut endpoints = Vec::new();
+        let mut tasks = Vec::new();
+        let mut pools = Vec::new();
+        for (i, name) in config.scenario.pool_names().iter().enumerate() {
+            let pool = Pool::new(
+                name,
+                meta::CLASSES,
+                &config.password,
+                clock.clone(),
+                faults.clone(),
+            );
+            scenario::build(&mut pool.db(), &config.scenario, name).map_err(|f| Error::Build {
+                scenario: config.scenario.to_string(),
+                code: f.code.as_str().to_owned(),
+                params: f.params,
+            })?;
+            let pool = Arc::new(pool);
+            let mut addr = config.listen;
+            if addr.port() != 0 {
+                addr.set_port(addr.port() + i as u16);
+            }
+            let (local, task) = server::listen(Arc::clone(&pool), addr, identity.clone()).await?;
+            let scheme = if identity.is_some() { "https" } else { "http" };
+            endpoints.push(PoolEndpoint {
+                name: (*name).to_owned(),
+                addr: local,
+                url: format!("{scheme}://{local}"),
+            });
+            tasks.push(task);
+            pools.push(pool);
+        }
+        Ok(SimHandle {
+            endpoints,
+            fingerprint: identity.as_ref().map(|i| i.fingerprint.clone()),
+            cert_pem: identity.map(|i| i.cert_pem),
+            faults,
+            clock,
+            password: config.password,
+            multi_pool: config.scenario == Scenario::Demo,
+            tasks,
+            _pools: pools,
+        })
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    endpoints: Vec<PoolEndpoint>,
+    fingerprint: Option<String>,
+    cert_pem: Option<String>,
+    faults: Faults,
+    clock: SimClock,
+    password: String,
+    multi_pool: bool,
+    tasks: Vec<JoinHandle<()>>,
+    _pools: Vec<Arc<Pool>>,
+}
+
+impl SimHandle {
+    /// Every pool and where it listens, the first one first.
+    pub fn pools(&self) -> &[PoolEndpoint] {
+        &self.endpoints
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolEndpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// The address of the first pool.
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoints[0].addr
+    }
+
+    /// The URL of the first pool.
+    pub fn url(&self) -> &str {
+        &self.endpoints[0].url
+    }
+
+    /// Lower-case hex SHA-256 fingerprint of the TLS certificate (with `tls` only).
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    /// The TLS certificate in PEM form (with `tls` only).
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// The password `root` logs in with.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The simulated clock (speed it up to skip start delays).
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    /// The lines the binary prints on start-up, which scripts parse:
+    /// `xapi-sim listening on URL` (with ` pool=NAME` when there are several pools), then
+    /// `fingerprint sha256:HEX` with TLS.
+    pub fn banner_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                if self.multi_pool {
+                    format!("xapi-sim listening on {} pool={}", e.url, e.name)
+                } else {
+                    format!("xapi-sim listening on {}", e.url)
+                }
+            })
+            .collect();
+        if let Some(fingerprint) = &self.fingerprint {
+            lines.push(format!("fingerprint sha256:{fingerprint}"));
+        }
+        lines
+    }
+
+    /// Stop accepting connections.
+    pub fn shutdown(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
