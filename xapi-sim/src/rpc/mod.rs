@@ -14,6 +14,9 @@ pub(crate) mod session;
 pub(crate) mod task;
 pub(crate) mod vm;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use xapi_core::api::meta::{ClassMeta, MessageMeta, Ty};
