@@ -374,6 +374,20 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
         Ok(buf.freeze())
     }
 
+    /// Reads and discards everything up to the end of the underlying stream (after the
+    /// end-of-archive marker: record padding, or the end of a compressed stream).
+    pub async fn drain_to_end(&mut self) -> Result<u64, TarError> {
+        let mut scratch = [0u8; 8192];
+        let mut total = 0u64;
+        loop {
+            let n = self.read_full(&mut scratch).await?;
+            total += n as u64;
+            if n < scratch.len() {
+                return Ok(total);
+            }
+        }
+    }
+
     async fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, TarError> {
         let mut done = 0;
         while done < buf.len() {

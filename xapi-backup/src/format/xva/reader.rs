@@ -110,6 +110,9 @@ impl ChunkStream {
                         }
                         .into());
                     }
+                    // Drain what follows (record padding, a compressor's trailer) so that a
+                    // damaged or missing compression trailer is reported, not ignored.
+                    self.tar.drain_to_end().await?;
                     self.finished = true;
                     return Ok(None);
                 };
