@@ -40,7 +40,10 @@ impl Error {
     /// True when the error comes from damaged or inconsistent input (retrying the same bytes
     /// cannot help), false for IO failures of the underlying stream.
     pub fn is_corrupt_input(&self) -> bool {
-        !matches!(self, Error::Io(_) | Error::CompressionTask(_))
+        !matches!(
+            self,
+            Error::Io(_) | Error::CompressionTask(_) | Error::Tar(TarError::Io { .. })
+        )
     }
 }
 

@@ -75,6 +75,14 @@ pub enum TarError {
         /// The offending name.
         name: String,
     },
+    /// The bytes under the tar layer are damaged (e.g. a gzip or zstd stream fails to decode).
+    #[error("tar: undecodable input at byte {offset}: {message}")]
+    CorruptStream {
+        /// Offset reached in the (decompressed) tar stream.
+        offset: u64,
+        /// What the decoder said.
+        message: String,
+    },
     /// The underlying reader failed.
     #[error("tar: io at byte {offset}: {source}")]
     Io {
@@ -391,14 +399,30 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
     async fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, TarError> {
         let mut done = 0;
         while done < buf.len() {
-            let n = self
-                .inner
-                .read(&mut buf[done..])
-                .await
-                .map_err(|source| TarError::Io {
-                    offset: self.position,
-                    source,
-                })?;
+            let n =
+                self.inner
+                    .read(&mut buf[done..])
+                    .await
+                    .map_err(|source| match source.kind() {
+                        std::io::ErrorKind::UnexpectedEof => TarError::Truncated {
+                            offset: self.position,
+                            context: source.to_string(),
+                        },
+                        std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::InvalidInput
+                        | std::io::ErrorKind::Other
+                            if source.get_ref().is_some() =>
+                        {
+                            TarError::CorruptStream {
+                                offset: self.position,
+                                message: source.to_string(),
+                            }
+                        }
+                        _ => TarError::Io {
+                            offset: self.position,
+                            source,
+                        },
+                    })?;
             if n == 0 {
                 break;
             }

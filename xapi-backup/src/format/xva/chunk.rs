@@ -186,6 +186,12 @@ impl ChunkPlacer {
             Some((_, last_no)) => number - last_no - 1,
             None => number,
         };
+        if first == 0 && skipped > 0 {
+            return Err(XvaError::UnplaceableGap {
+                member: name.to_owned(),
+                skipped,
+            });
+        }
         let gap = skipped
             .checked_mul(first)
             .ok_or_else(|| XvaError::ChunkPastEnd {
@@ -314,6 +320,20 @@ mod tests {
             .place("Ref:2/00000003", 1000, &mut first)
             .expect("chunk 3");
         assert_eq!(p.offset, 3000);
+    }
+
+    #[test]
+    fn gap_after_zero_length_first_chunk_is_refused_not_misplaced() {
+        let mut first = None;
+        let mut p = ChunkPlacer::new("Ref:1", 4 * CHUNK_SIZE);
+        p.place("Ref:1/00000000", 0, &mut first)
+            .expect("keep-alive first");
+        p.place("Ref:1/00000001", CHUNK_SIZE, &mut first)
+            .expect("adjacent is fine");
+        assert!(matches!(
+            p.place("Ref:1/00000005", CHUNK_SIZE, &mut first),
+            Err(XvaError::UnplaceableGap { skipped: 3, .. })
+        ));
     }
 
     #[test]

@@ -71,6 +71,17 @@ pub enum XvaError {
         /// The text found.
         text: String,
     },
+    /// Chunks were omitted after a zero-length first chunk: the importer's arithmetic would
+    /// place the next chunk at a wrong offset (xapi itself would write a wrong disk here).
+    #[error(
+        "xva: chunk {member}: {skipped} omitted chunk(s) after a zero-length first chunk cannot be placed"
+    )]
+    UnplaceableGap {
+        /// The chunk after the gap.
+        member: String,
+        /// Number of chunk numbers skipped.
+        skipped: u64,
+    },
     /// A chunk's data does not match its checksum.
     #[error(
         "xva: chunk {member} (disk offset {disk_offset}): {kind:?} mismatch (expected {expected}, got {computed})"

@@ -1,7 +1,8 @@
 //! `ova.xml`: the XVA's object table, a bare XML-RPC `<value>` (see the reference §2).
 //!
-//! The writer produces exactly xapi's bytes: no declaration, no whitespace, strings and int64
-//! untyped, `<i4>` for 32-bit ints, `<boolean>0|1</boolean>`, `<double>%.16g</double>`. The reader
+//! The writer produces exactly xapi's bytes (ocaml-rpc's `Xmlrpc.to_string`): no declaration,
+//! no whitespace, strings and ints untyped, `<i4>` for 32-bit ints, `>` `<` `&` `"` escaped and
+//! control characters other than TAB, LF, CR dropped, `<boolean>0|1</boolean>`, `<double>%.16g</double>`. The reader
 //! accepts every XML-RPC variant (`int`, `i4`, `i8`, `string`, `base64`, `nil`, untyped text,
 //! `<value/>`, whitespace, CDATA, character references) and keeps every class and field, known or
 //! not; typed views ([`VdiView`], [`VbdView`], ...) read the fields the disk codecs need.
@@ -48,8 +49,12 @@ pub enum OvaXmlError {
 pub enum Value {
     /// A string, or untyped text (which is also how xapi writes int64 values).
     String(String),
-    /// `<i4>`, `<int>` or `<i8>`.
+    /// An integer (`<i4>`, `<int>` or `<i8>` on input). Written untyped, as xapi writes
+    /// OCaml `int` / `int64` values, so it reads back as [`Value::String`]: use
+    /// [`Value::as_i64`], which accepts both.
     Int(i64),
+    /// A 32-bit integer, written as `<i4>` (xapi's `Int32`).
+    Int32(i32),
     /// `<boolean>`.
     Bool(bool),
     /// `<double>`.
@@ -79,6 +84,7 @@ impl Value {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
+            Value::Int32(i) => Some(i64::from(*i)),
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         }
@@ -548,6 +554,7 @@ impl OvaXml {
             let text = || match val {
                 Value::String(s) | Value::DateTime(s) => s.clone(),
                 Value::Int(i) => i.to_string(),
+                Value::Int32(i) => i.to_string(),
                 other => format!("{other:?}"),
             };
             let int = |field: &str| {
@@ -611,6 +618,7 @@ fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if (c as u32) < 0x20 => {}
             c => out.push(c),
@@ -656,6 +664,9 @@ fn write_value(out: &mut String, v: &Value) {
     match v {
         Value::String(s) => escape_into(out, s),
         Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Int32(i) => {
             let _ = write!(out, "<i4>{i}</i4>");
         }
         Value::Bool(b) => {
@@ -1091,7 +1102,8 @@ mod tests {
         assert!(xml.starts_with("<value><struct><member><name>version</name><value><struct><member><name>hostname</name><value>xcp1</value></member>"));
         assert!(!xml.contains('\n'), "no whitespace between elements");
         assert!(!xml.starts_with("<?xml"));
-        assert!(xml.contains("<member><name>export_vsn</name><value><i4>2</i4></value></member>"));
+        assert!(xml.contains("<member><name>xapi_major</name><value>25</value></member>"));
+        assert!(xml.contains("<member><name>export_vsn</name><value>2</value></member>"));
         assert!(xml.contains("<value>web &amp; db &lt;prod&gt; é</value>"));
         assert!(xml.contains("<value><boolean>0</boolean></value>"));
         let back = OvaXml::parse(xml.as_bytes()).expect("own output parses");
@@ -1108,8 +1120,16 @@ mod tests {
 
     #[test]
     fn control_characters_are_dropped_on_output() {
-        let s = value_to_xml(&Value::String("a\u{1}b\tc".into()));
-        assert_eq!(s, "<value>ab\tc</value>");
+        let s = value_to_xml(&Value::String("a\u{1}b\tc\"".into()));
+        assert_eq!(s, "<value>ab\tc&quot;</value>");
+        assert_eq!(
+            value_to_xml(&Value::Int(1 << 40)),
+            "<value>1099511627776</value>"
+        );
+        assert_eq!(
+            value_to_xml(&Value::Int32(-3)),
+            "<value><i4>-3</i4></value>"
+        );
     }
 
     #[test]
