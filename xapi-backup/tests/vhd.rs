@@ -380,3 +380,32 @@ async fn corrupt_vhds_are_typed_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn small_block_sizes_round_trip_and_pass_qemu_img() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = 2 * MIB + 4096;
+    let data = raw_disk(size);
+    let raw = dir.path().join("s.raw");
+    std::fs::write(&raw, &data).expect("raw");
+    for block_size in [4096u32, 64 * 1024] {
+        let mut vhd_bytes = Vec::new();
+        let options = VhdWriteOptions {
+            block_size,
+            ..VhdWriteOptions::default()
+        };
+        write_dynamic_vhd(
+            std::io::Cursor::new(data.clone()),
+            size as u64,
+            options,
+            &mut vhd_bytes,
+        )
+        .await
+        .expect("writes");
+        let vhd = dir.path().join(format!("s{block_size}.vhd"));
+        std::fs::write(&vhd, &vhd_bytes).expect("vhd");
+        assert_valid_vhd(&vhd, &raw, size as u64);
+        let (_, back) = read_vhd(vhd_bytes).await.expect("reads");
+        assert!(back == data, "block size {block_size}");
+    }
+}

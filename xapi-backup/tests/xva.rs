@@ -1,5 +1,6 @@
 //! XVA round trips, hand-made fixtures and corrupt input.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -581,4 +582,60 @@ async fn metadata_only_xva_has_no_disk_chunks() {
     let (back, disks) = read_all(xva).await.expect("reads");
     assert_eq!(back, ova);
     assert!(disks.is_empty());
+}
+
+/// Interop with an independent implementation: GNU tar lists and extracts what we write, and
+/// an XVA re-packed by GNU tar (GNU/ustar headers, 10 KiB records) reads back the same.
+#[tokio::test]
+async fn gnu_tar_agrees_with_our_tar_layer() {
+    let size = 3 * CHUNK_SIZE + 512;
+    let ova = ova_with_disks(&[("Ref:3", size)]);
+    let data = disk_bytes(size as usize, 9);
+    let xva = write_to_vec(&ova, vec![("Ref:3", data.clone())], WriteOptions::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("vm.xva");
+    std::fs::write(&file, &xva).expect("write xva");
+    let tar = |args: &[&str]| {
+        let out = std::process::Command::new("tar")
+            .args(args)
+            .output()
+            .expect("GNU tar is on the machine");
+        assert!(
+            out.status.success(),
+            "tar {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let listed: Vec<String> = tar(&["--force-local", "-tf", &path(&file)])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let ours: Vec<String> = member_names(&xva).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(listed, ours);
+    let unpacked = dir.path().join("x");
+    std::fs::create_dir(&unpacked).expect("mkdir");
+    tar(&["--force-local", "-xf", &path(&file), "-C", &path(&unpacked)]);
+    assert_eq!(
+        std::fs::read(unpacked.join("Ref:3/00000000")).expect("chunk 0"),
+        data[..MIB]
+    );
+    let repacked = dir.path().join("repacked.xva");
+    let mut args = vec![
+        "--force-local".to_owned(),
+        "--format=gnu".to_owned(),
+        "-cf".to_owned(),
+        path(&repacked),
+        "-C".to_owned(),
+        path(&unpacked),
+    ];
+    args.extend(ours.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tar(&args);
+    let (back, disks) = read_all(std::fs::read(&repacked).expect("read"))
+        .await
+        .expect("GNU tar output reads");
+    assert_eq!(back, ova);
+    assert!(disks[0] == data);
 }

@@ -107,8 +107,10 @@ pub struct TarEntry {
     pub header_offset: u64,
 }
 
-/// Encodes a V7 header exactly as ocaml-tar's V7 writer does: name, mode `0400`, uid/gid 0,
-/// size, mtime, checksum (six octal digits, NUL, space), type `0`; everything else zero.
+/// Encodes a V7 header exactly as ocaml-tar's `Header.marshal` does at its default V7 level:
+/// name, mode `0000400\0`, uid/gid `0000000\0`, size and mtime as 11 octal digits and a NUL,
+/// checksum as 7 octal digits and a NUL, link indicator NUL (a V7 regular file); everything else
+/// zero (no `ustar` magic).
 pub fn encode_v7_header(name: &str, size: u64, mtime: u64) -> Result<[u8; BLOCK], TarError> {
     if name.is_empty() || name.len() > 100 || name.as_bytes().contains(&0) {
         return Err(TarError::BadName {
@@ -128,13 +130,10 @@ pub fn encode_v7_header(name: &str, size: u64, mtime: u64) -> Result<[u8; BLOCK]
     write_octal(&mut h[116..124], 0);
     write_octal(&mut h[124..136], size);
     write_octal(&mut h[136..148], mtime);
-    h[156] = b'0';
+    h[156] = 0;
     h[148..156].fill(b' ');
     let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    let text = format!("{sum:06o}");
-    h[148..154].copy_from_slice(text.as_bytes());
-    h[154] = 0;
-    h[155] = b' ';
+    write_octal(&mut h[148..156], sum);
     Ok(h)
 }
 
@@ -466,8 +465,8 @@ mod tests {
         assert_eq!(&h[100..108], b"0000400\0");
         assert_eq!(&h[124..136], b"00004000000\0");
         assert_eq!(&h[136..148], b"00000000000\0");
-        assert_eq!(h[156], b'0');
-        assert_eq!(&h[257..262], &[0u8; 5], "V7 has no ustar magic");
+        assert_eq!(h[156], 0, "V7 regular file");
+        assert_eq!(&h[157..], &[0u8; 355][..], "no link name, no ustar magic");
         let sum: u64 = h
             .iter()
             .enumerate()
@@ -479,9 +478,9 @@ mod tests {
                 }
             })
             .sum();
-        assert_eq!(&h[148..156], format!("{sum:06o}\0 ").as_bytes());
+        assert_eq!(&h[148..156], format!("{sum:07o}\0").as_bytes());
         let (entry, kind) = parse_header(&h, 0).expect("parses").expect("not zero");
-        assert_eq!(kind, b'0');
+        assert_eq!(kind, 0);
         assert_eq!(entry.name, "Ref:1/00000000");
         assert_eq!(entry.size, 1_048_576);
     }

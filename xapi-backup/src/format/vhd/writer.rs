@@ -109,9 +109,11 @@ pub async fn write_fixed_vhd<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 }
 
 fn block_count(size: u64, block_size: u32) -> Result<u32, VhdError> {
-    if block_size < 512 || !block_size.is_power_of_two() {
+    // Below 4 KiB the sector bitmap is under one byte and readers disagree on its padding
+    // (the specification rounds up to a sector, qemu rounds down to nothing): refuse.
+    if !(4096..=(256 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
         return Err(VhdError::InvalidRequest(format!(
-            "block size {block_size} is not a power of two of at least 512"
+            "block size {block_size} is not a power of two between 4 KiB and 256 MiB"
         )));
     }
     u32::try_from(size.div_ceil(u64::from(block_size)))
@@ -155,6 +157,8 @@ pub async fn write_dynamic_vhd_with_map<R: AsyncRead + Unpin, W: AsyncWrite + Un
     out.write_all(&footer_bytes).await?;
     out.write_all(&header.encode()).await?;
     out.write_all(&encode_bat(&bat)).await?;
+    // Every sector of an allocated block is marked present (blocks of at least 4 KiB have a
+    // whole number of bitmap bytes).
     let mut bitmap = vec![0u8; bitmap_len as usize];
     let sectors = (block / SECTOR) as usize;
     bitmap[..sectors / 8].fill(0xFF);
