@@ -639,3 +639,44 @@ async fn gnu_tar_agrees_with_our_tar_layer() {
     assert_eq!(back, ova);
     assert!(disks[0] == data);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Whatever the pattern of zero and non-zero chunks, the tail length, the checksum kind and
+    /// the compression, write -> read gives back the same disks.
+    #[test]
+    fn any_sparse_pattern_round_trips(
+        pattern in proptest::collection::vec(proptest::prelude::any::<bool>(), 1..5),
+        tail in 1usize..=MIB,
+        second in 0usize..3000,
+        sha1 in proptest::prelude::any::<bool>(),
+        compression in 0u8..3,
+    ) {
+        let size = (pattern.len() - 1) * MIB + tail;
+        let mut first = vec![0u8; size];
+        for (i, filled) in pattern.iter().enumerate() {
+            if *filled {
+                let end = ((i + 1) * MIB).min(size);
+                for (j, b) in first[i * MIB..end].iter_mut().enumerate() {
+                    *b = (j as u8) ^ (i as u8 + 1);
+                }
+            }
+        }
+        let other: Vec<u8> = (0..second).map(|i| (i % 7) as u8).collect();
+        let ova = ova_with_disks(&[("Ref:a", size as u64), ("Ref:b", second as u64)]);
+        let options = WriteOptions {
+            checksum: if sha1 { ChecksumKind::Sha1 } else { ChecksumKind::Xxhash },
+            compression: [Compression::None, Compression::Gzip, Compression::Zstd][compression as usize],
+            ..WriteOptions::default()
+        };
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let (back, disks) = rt.block_on(async {
+            let xva = write_to_vec(&ova, vec![("Ref:a", first.clone()), ("Ref:b", other.clone())], options).await;
+            read_all(xva).await
+        }).expect("round trip");
+        proptest::prop_assert_eq!(back, ova);
+        proptest::prop_assert!(disks[0] == first);
+        proptest::prop_assert!(disks[1] == other);
+    }
+}
