@@ -309,6 +309,59 @@ async fn stalled_source_gets_keepalive_chunks_that_read_back_correctly() {
     assert_eq!(disks[0], data);
 }
 
+#[tokio::test(start_paused = true)]
+async fn trickling_source_gets_keepalives_while_a_chunk_fills() {
+    // 64 KiB every 2 s: a 1 MiB chunk takes 32 s to fill, so nothing would reach the wire for
+    // half a minute without keep-alives timed from the last bytes sent.
+    let size = 2 * CHUNK_SIZE;
+    let ova = ova_with_disks(&[("Ref:7", size)]);
+    let data: Vec<u8> = (0..size as usize).map(|i| (i % 251) as u8 + 1).collect();
+    let (mut tx, rx) = tokio::io::duplex(64 * 1024);
+    let feed = data.clone();
+    tokio::spawn(async move {
+        for (i, piece) in feed.chunks(64 * 1024).enumerate() {
+            if i >= 16 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            tx.write_all(piece).await.expect("pipe open");
+        }
+    });
+    let sources = vec![DiskSource {
+        prefix: "Ref:7".into(),
+        size,
+        reader: Box::new(rx),
+    }];
+    let xva: Vec<u8> = xva_stream(&ova, sources, WriteOptions::default())
+        .expect("valid")
+        .try_fold(Vec::new(), |mut v, b: Bytes| async move {
+            v.extend_from_slice(&b);
+            Ok(v)
+        })
+        .await
+        .expect("written");
+    let names: Vec<String> = member_names(&xva).into_iter().map(|(n, _)| n).collect();
+    let keepalives = member_names(&xva)
+        .iter()
+        .filter(|(n, at)| {
+            !n.contains('.') && n != "ova.xml" && {
+                let block: &[u8; 512] = xva[*at as usize..*at as usize + 512]
+                    .try_into()
+                    .expect("block");
+                xapi_backup::format::tar::parse_header(block, *at)
+                    .expect("valid")
+                    .expect("header")
+                    .0
+                    .size
+                    == 0
+            }
+        })
+        .count();
+    // 32 s of trickle / 5 s: six keep-alives.
+    assert_eq!(keepalives, 6, "{names:?}");
+    let (_, disks) = read_all(xva).await.expect("reads");
+    assert!(disks[0] == data);
+}
+
 /// Builds a tar by hand from (name, body) pairs.
 fn hand_tar(members: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();

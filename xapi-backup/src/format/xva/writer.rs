@@ -66,6 +66,9 @@ struct Emitter {
     tx: mpsc::Sender<Result<Bytes, Error>>,
     encoder: Option<BlockingEncoder>,
     batch: BytesMut,
+    /// When bytes last went out on the wire (what keep-alives are timed against: a compressor
+    /// fed zeros, or chunks still being filled, send nothing).
+    last_sent: tokio::time::Instant,
 }
 
 /// The receiver is gone: the consumer dropped the stream, so production stops.
@@ -90,7 +93,9 @@ impl Emitter {
         if out.is_empty() {
             return Ok(Ok(()));
         }
-        Ok(self.tx.send(Ok(out)).await.map_err(|_| Cancelled))
+        let sent = self.tx.send(Ok(out)).await.map_err(|_| Cancelled);
+        self.last_sent = tokio::time::Instant::now();
+        Ok(sent)
     }
 
     async fn finish(&mut self) -> Result<Result<(), Cancelled>, Error> {
@@ -152,20 +157,25 @@ async fn write_disk(
         let len = (disk.size - offset).min(CHUNK_SIZE) as usize;
         let mut filled = 0;
         while filled < len {
-            let read = disk.reader.read(&mut buf[filled..len]);
             // Keep-alives only once a real chunk has fixed the import's chunk length (§3.4).
-            let n = match (options.keepalive, state.first_chunk_length) {
-                (Some(every), Some(_)) => {
-                    if let Ok(r) = tokio::time::timeout(every, read).await {
-                        r?
-                    } else {
-                        let k = numbering.keepalive_number(offset);
-                        out.chunk(&chunk_member_name(&disk.prefix, k), &[], options.checksum)?;
-                        sent!(out.maybe_send(true).await);
-                        continue;
-                    }
-                }
-                _ => read.await?,
+            let deadline = match (options.keepalive, state.first_chunk_length) {
+                (Some(every), Some(_)) => Some(out.last_sent + every),
+                _ => None,
+            };
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                let k = numbering.keepalive_number(offset);
+                out.chunk(&chunk_member_name(&disk.prefix, k), &[], options.checksum)?;
+                sent!(out.maybe_send(true).await);
+                continue;
+            }
+            let read = disk.reader.read(&mut buf[filled..len]);
+            let n = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, read).await {
+                    Ok(r) => r?,
+                    // Silent for too long: the check above sends the keep-alive.
+                    Err(_) => continue,
+                },
+                None => read.await?,
             };
             if n == 0 {
                 return Err(XvaError::SourceEnded {
@@ -210,6 +220,7 @@ async fn produce(
             tx: tx.clone(),
             encoder: BlockingEncoder::new(options.compression)?,
             batch: BytesMut::with_capacity(2 * Emitter::BATCH),
+            last_sent: tokio::time::Instant::now(),
         };
         if let Some(xml) = &ova_xml {
             out.member("ova.xml", xml.as_bytes(), options.ova_xml_mtime)?;
