@@ -417,6 +417,28 @@ async fn hand_made_fixture_with_keepalive_legacy_sha1_and_omission_reads_exactly
     assert_eq!(disks, vec![disk]);
 }
 
+#[tokio::test]
+async fn export_vsn_zero_means_no_checksum_members() {
+    // §2: inline checksum members are expected iff export_vsn > 0; a missing value reads as 0.
+    let ova = HAND_OVA.replace(
+        "<member><name>export_vsn</name><value><i4>2</i4></value></member>",
+        "",
+    );
+    let c0 = vec![3u8; MIB];
+    let last = vec![4u8; 100];
+    let tar = hand_tar(&[
+        ("ova.xml", ova.as_bytes()),
+        ("Ref:4/00000000", &c0),
+        ("Ref:4/00000004", &last),
+    ]);
+    let (back, disks) = read_all(tar).await.expect("vsn 0 reads without checksums");
+    assert_eq!(back.version.export_vsn, 0);
+    let mut expected = vec![0u8; 4 * MIB + 100];
+    expected[..MIB].copy_from_slice(&c0);
+    expected[4 * MIB..].copy_from_slice(&last);
+    assert!(disks[0] == expected);
+}
+
 fn is_typed_corruption(e: &Error) -> bool {
     e.is_corrupt_input()
         || matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)

@@ -353,6 +353,36 @@ pub struct VifView<'a> {
     pub vm: Option<&'a str>,
 }
 
+/// Typed view of a `network` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `uuid`.
+    pub uuid: Option<&'a str>,
+    /// `name_label`.
+    pub name_label: Option<&'a str>,
+    /// `bridge`.
+    pub bridge: Option<&'a str>,
+    /// `MTU`.
+    pub mtu: Option<i64>,
+}
+
+/// Typed view of an `SR` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `uuid`.
+    pub uuid: Option<&'a str>,
+    /// `name_label`.
+    pub name_label: Option<&'a str>,
+    /// `type` (`lvm`, `nfs`, `ext`, ...).
+    pub sr_type: Option<&'a str>,
+    /// `content_type` (`iso` SRs hold no exported disks).
+    pub content_type: Option<&'a str>,
+}
+
 /// Typed view of a `VTPM` object (hand-made record keys `vTPM'_*`, reference §2.1).
 ///
 /// Its `content` is secret material.
@@ -423,6 +453,32 @@ impl OvaXml {
                 mac: o.str_field("MAC"),
                 network: o.str_field("network"),
                 vm: o.str_field("VM"),
+            })
+            .collect()
+    }
+
+    /// Every network.
+    pub fn networks(&self) -> Vec<NetworkView<'_>> {
+        self.objects_of(&OvaClass::Network)
+            .map(|o| NetworkView {
+                id: &o.id,
+                uuid: o.str_field("uuid"),
+                name_label: o.str_field("name_label"),
+                bridge: o.str_field("bridge"),
+                mtu: o.snapshot.get("MTU").and_then(Value::as_i64),
+            })
+            .collect()
+    }
+
+    /// Every SR.
+    pub fn srs(&self) -> Vec<SrView<'_>> {
+        self.objects_of(&OvaClass::Sr)
+            .map(|o| SrView {
+                id: &o.id,
+                uuid: o.str_field("uuid"),
+                name_label: o.str_field("name_label"),
+                sr_type: o.str_field("type"),
+                content_type: o.str_field("content_type"),
             })
             .collect()
     }
@@ -1055,6 +1111,23 @@ mod tests {
       </struct></value></member>
     </struct></value>
     <value><struct>
+      <member><name>class</name><value>network</value></member>
+      <member><name>id</name><value>Ref:15</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>name_label</name><value>Pool-wide network</value></member>
+        <member><name>bridge</name><value>xenbr0</value></member>
+        <member><name>MTU</name><value>1500</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>SR</value></member>
+      <member><name>id</name><value>Ref:16</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>type</name><value>lvm</value></member>
+        <member><name>content_type</name><value>user</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
       <member><name>class</name><value>PUSB</value></member>
       <member><name>id</name><value>Ref:14</value></member>
       <member><name>snapshot</name><value><struct><member><name>x</name><value><nil/></value></member></struct></value></member>
@@ -1090,6 +1163,9 @@ mod tests {
         assert_eq!(disks[0].id, "Ref:12");
         assert_eq!(disks[0].virtual_size, 10_737_418_240);
         assert_eq!(ova.vtpms()[0].content, Some("c2VjcmV0"));
+        let nets = ova.networks();
+        assert_eq!((nets[0].bridge, nets[0].mtu), (Some("xenbr0"), Some(1500)));
+        assert_eq!(ova.srs()[0].sr_type, Some("lvm"));
         let other = ova.object("Ref:14").expect("unknown class kept");
         assert_eq!(other.class, OvaClass::Other("PUSB".into()));
         assert_eq!(other.snapshot.get("x"), Some(&Value::Nil));
