@@ -1,6 +1,6 @@
 //! Streaming backup and restore of XenServer / XCP-ng VMs and disks.
 //!
-//! Today this crate holds the format codecs ([`format`]): XVA (read and write, checksums
+//! Today this crate holds the format codecs ([`format`](mod@format)): XVA (read and write, checksums
 //! verified as chunks pass), VHD (fixed, dynamic, differencing), raw `format=tar` and the
 //! chunked upload protocol. Memory stays bounded by a few chunks whatever the disk size.
 //!
