@@ -37,6 +37,7 @@ mod rpc;
 mod scenario;
 mod server;
 mod sim;
+mod storage;
 mod timestamp;
 
 pub use clock::SimClock;

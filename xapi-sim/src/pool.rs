@@ -9,6 +9,7 @@ use xapi_core::api::meta::ClassMeta;
 use crate::clock::SimClock;
 use crate::faults::Faults;
 use crate::model::store::Db;
+use crate::storage::Storage;
 
 /// The state of one pool, shared by its HTTP server and its running tasks.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub(crate) struct Pool {
     pub(crate) clock: SimClock,
     /// The switchable faults.
     pub(crate) faults: Faults,
+    /// The disk images.
+    pub(crate) storage: Storage,
     /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
     pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -36,6 +39,7 @@ impl Pool {
         password: &str,
         clock: SimClock,
         faults: Faults,
+        storage: Storage,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -44,6 +48,7 @@ impl Pool {
             password: password.to_owned(),
             clock,
             faults,
+            storage,
             running: Mutex::new(HashMap::new()),
         }
     }

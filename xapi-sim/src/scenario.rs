@@ -12,10 +12,13 @@ use std::str::FromStr;
 
 use xapi_core::wire::{Failure, Value};
 
+use crate::api_error::internal;
 use crate::error::Error;
 use crate::model::defaults::NULL_REF;
 use crate::model::store::Db;
+use crate::pool::Pool;
 use crate::rpc::vm::new_mac;
+use crate::storage::Storage;
 
 /// Which pools a simulator starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -65,9 +68,13 @@ impl Scenario {
     }
 }
 
-/// Fill `db` with the pool `pool_name` of `scenario`.
-pub(crate) fn build(db: &mut Db, scenario: &Scenario, pool_name: &str) -> Result<(), Failure> {
-    let mut b = Builder { db };
+/// Fill `pool` with the objects and disks of the pool `pool_name` of `scenario`.
+pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result<(), Failure> {
+    let mut db = pool.db();
+    let mut b = Builder {
+        db: &mut db,
+        storage: &pool.storage,
+    };
     match (scenario, pool_name) {
         (Scenario::Demo, "primary") => b.demo_primary(),
         (Scenario::Demo, _) => b.single_host_pool("dr").map(|_| ()),
@@ -85,6 +92,7 @@ fn map(pairs: &[(&str, &str)]) -> Value {
 }
 
 const GIB: i64 = 1 << 30;
+const MIB: i64 = 1 << 20;
 
 /// The objects of a freshly built pool that VMs hang off.
 struct Site {
@@ -96,7 +104,7 @@ struct Site {
 /// The shape of one VM to build.
 struct VmSpec<'a> {
     name: &'a str,
-    disks_gib: &'a [i64],
+    disks_mib: &'a [i64],
     sr: &'a str,
     running_on: Option<&'a str>,
     appliance: Option<&'a str>,
@@ -106,6 +114,7 @@ struct VmSpec<'a> {
 
 struct Builder<'a> {
     db: &'a mut Db,
+    storage: &'a Storage,
 }
 
 impl Builder<'_> {
@@ -263,19 +272,21 @@ impl Builder<'_> {
                 ("start_delay", Value::Int(spec.start_delay)),
             ],
         )?;
-        for (i, size) in spec.disks_gib.iter().enumerate() {
+        for (i, size) in spec.disks_mib.iter().enumerate() {
             let vdi = self.make(
                 "VDI",
                 vec![
                     ("name_label", s(&format!("{} disk {i}", spec.name))),
                     ("SR", s(spec.sr)),
-                    ("virtual_size", Value::Int(size * GIB)),
+                    ("virtual_size", Value::Int(size * MIB)),
                     ("type", s("user")),
                     ("managed", Value::Bool(true)),
                 ],
             )?;
             let uuid = self.db.str_field("VDI", &vdi, "uuid")?;
             self.db.set_field("VDI", &vdi, "location", s(&uuid))?;
+            fill_disk(self.storage, &uuid, (size * MIB) as u64)
+                .map_err(|e| internal(format!("disk image of {uuid}: {e}")))?;
             self.make(
                 "VBD",
                 vec![
@@ -340,7 +351,7 @@ impl Builder<'_> {
         let specs: Vec<VmSpec<'_>> = vec![
             VmSpec {
                 name: "web-db",
-                disks_gib: &[20, 100],
+                disks_mib: &[20, 100],
                 sr: &replicated,
                 running_on: Some(&h1),
                 appliance: Some(&web),
@@ -349,7 +360,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "web-app-1",
-                disks_gib: &[20],
+                disks_mib: &[20],
                 sr: &replicated,
                 running_on: Some(&h1),
                 appliance: Some(&web),
@@ -358,7 +369,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "web-app-2",
-                disks_gib: &[20],
+                disks_mib: &[20],
                 sr: &replicated,
                 running_on: Some(&h2),
                 appliance: Some(&web),
@@ -367,7 +378,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "web-frontend",
-                disks_gib: &[10],
+                disks_mib: &[10],
                 sr: &replicated,
                 running_on: Some(&h2),
                 appliance: Some(&web),
@@ -376,7 +387,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "erp-db",
-                disks_gib: &[40, 200, 50],
+                disks_mib: &[40, 200, 50],
                 sr: &replicated,
                 running_on: Some(&h1),
                 appliance: Some(&erp),
@@ -385,7 +396,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "erp-app",
-                disks_gib: &[40],
+                disks_mib: &[40],
                 sr: &replicated,
                 running_on: Some(&h2),
                 appliance: Some(&erp),
@@ -394,7 +405,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "erp-reports",
-                disks_gib: &[40, 20],
+                disks_mib: &[40, 20],
                 sr: &replicated,
                 running_on: None,
                 appliance: Some(&erp),
@@ -403,7 +414,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "monitor-collector",
-                disks_gib: &[16],
+                disks_mib: &[16],
                 sr: &nfs,
                 running_on: Some(&h1),
                 appliance: Some(&monitoring),
@@ -412,7 +423,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "monitor-dashboard",
-                disks_gib: &[16],
+                disks_mib: &[16],
                 sr: &nfs,
                 running_on: Some(&h2),
                 appliance: Some(&monitoring),
@@ -441,7 +452,7 @@ impl Builder<'_> {
                 &site,
                 &VmSpec {
                     name,
-                    disks_gib: disks,
+                    disks_mib: disks,
                     sr,
                     running_on: host,
                     appliance: None,
@@ -454,7 +465,7 @@ impl Builder<'_> {
             &site,
             &VmSpec {
                 name: "Debian 12 template",
-                disks_gib: &[10],
+                disks_mib: &[10],
                 sr: &nfs,
                 running_on: None,
                 appliance: None,
@@ -482,7 +493,7 @@ impl Builder<'_> {
                 &site,
                 &VmSpec {
                     name: &name,
-                    disks_gib: &[10],
+                    disks_mib: &[10],
                     sr: &sr,
                     running_on,
                     appliance: None,
@@ -493,6 +504,28 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// Create a disk image with recognisable content: a pseudo-random first MiB (seeded by the
+/// UUID, so each disk differs) and a marker block in the middle; the rest stays a hole.
+pub(crate) fn fill_disk(storage: &Storage, uuid: &str, size: u64) -> std::io::Result<()> {
+    use sha2::{Digest, Sha256};
+    storage.create(uuid, size)?;
+    let head_len = size.min(1 << 20) as usize;
+    let mut head = Vec::with_capacity(head_len);
+    let mut block = Sha256::digest(uuid.as_bytes());
+    while head.len() < head_len {
+        head.extend_from_slice(&block);
+        block = Sha256::digest(block);
+    }
+    head.truncate(head_len);
+    storage.write_at(uuid, 0, &head)?;
+    let middle = (size / 2) & !0xffff;
+    if middle >= 1 << 20 {
+        let marker = format!("xapi-sim disk {uuid} middle block");
+        storage.write_at(uuid, middle, marker.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

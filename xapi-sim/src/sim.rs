@@ -13,6 +13,7 @@ use crate::faults::Faults;
 use crate::pool::Pool;
 use crate::scenario::{self, Scenario};
 use crate::server::{self, tls};
+use crate::storage::Storage;
 
 /// The password of `root` unless another is configured.
 pub const DEFAULT_PASSWORD: &str = "xapi-sim";
@@ -23,7 +24,8 @@ pub struct SimConfig {
     /// Address of the first pool; later pools take the following ports (or ephemeral ports when
     /// the port is 0).
     pub listen: SocketAddr,
-    /// Directory for disk images and saved state; created when missing.
+    /// Directory for disk images and saved state; created when missing. Without one, a
+    /// temporary directory is used and removed when the handle is dropped.
     pub state_dir: Option<PathBuf>,
     /// The pools to start with.
     pub scenario: Scenario,
@@ -77,12 +79,22 @@ impl Simulator {
     /// Build the scenario's pools and serve each on its own port. Serving stops when the handle
     /// is dropped or [`SimHandle::shutdown`] is called.
     pub async fn start(config: SimConfig) -> Result<SimHandle, Error> {
-        if let Some(dir) = &config.state_dir {
+        let (state_dir, scratch) = if let Some(dir) = &config.state_dir {
             std::fs::create_dir_all(dir).map_err(|source| Error::State {
                 path: dir.clone(),
                 source,
             })?;
-        }
+            (dir.clone(), None)
+        } else {
+            let scratch = tempfile::Builder::new()
+                .prefix("xapi-sim-")
+                .tempdir()
+                .map_err(|source| Error::State {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            (scratch.path().to_owned(), Some(scratch))
+        };
         let identity = if config.tls {
             Some(tls::self_signed()?)
         } else {
@@ -94,14 +106,20 @@ impl Simulator {
         let mut tasks = Vec::new();
         let mut pools = Vec::new();
         for (i, name) in config.scenario.pool_names().iter().enumerate() {
+            let vdi_dir = state_dir.join(name).join("vdis");
+            let storage = Storage::open(&vdi_dir).map_err(|source| Error::State {
+                path: vdi_dir.clone(),
+                source,
+            })?;
             let pool = Pool::new(
                 name,
                 meta::CLASSES,
                 &config.password,
                 clock.clone(),
                 faults.clone(),
+                storage,
             );
-            scenario::build(&mut pool.db(), &config.scenario, name).map_err(|f| Error::Build {
+            scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
                 scenario: config.scenario.to_string(),
                 code: f.code.as_str().to_owned(),
                 params: f.params,
@@ -128,6 +146,7 @@ impl Simulator {
             faults,
             clock,
             password: config.password,
+            _scratch: scratch,
             multi_pool: config.scenario == Scenario::Demo,
             tasks,
             _pools: pools,
@@ -144,6 +163,8 @@ pub struct SimHandle {
     faults: Faults,
     clock: SimClock,
     password: String,
+    /// The temporary state directory when none was configured (removed on drop).
+    _scratch: Option<tempfile::TempDir>,
     multi_pool: bool,
     tasks: Vec<JoinHandle<()>>,
     _pools: Vec<Arc<Pool>>,

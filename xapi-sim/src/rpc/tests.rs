@@ -12,6 +12,7 @@ use super::call;
 use crate::clock::SimClock;
 use crate::faults::Faults;
 use crate::pool::Pool;
+use crate::storage::Storage;
 
 const RW: Qualifier = Qualifier::ReadWrite;
 const RO: Qualifier = Qualifier::ReadOnlyRuntime;
@@ -273,18 +274,22 @@ fn s(text: &str) -> Value {
 }
 
 struct Fixture {
+    _dir: tempfile::TempDir,
     pool: Arc<Pool>,
     session: String,
     host: String,
 }
 
 async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
     let pool = Arc::new(Pool::new(
         "t",
         MODEL,
         "pw",
         SimClock::new(1000.0),
         Faults::default(),
+        storage,
     ));
     let host = {
         let mut db = pool.db();
@@ -309,6 +314,7 @@ async fn fixture() -> Fixture {
         other => panic!("login failed: {other:?}"),
     };
     Fixture {
+        _dir: dir,
         pool,
         session,
         host,
