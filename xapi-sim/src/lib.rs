@@ -39,6 +39,7 @@ mod server;
 mod sim;
 mod storage;
 mod timestamp;
+mod transfer;
 
 pub use clock::SimClock;
 pub use error::Error;

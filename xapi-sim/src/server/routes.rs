@@ -11,18 +11,27 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
 use crate::pool::Pool;
 use crate::rpc;
+use crate::transfer::export;
 
 /// Largest RPC request body accepted (xapi's `http_limit_max_rpc_size`).
 pub(crate) const MAX_RPC_BODY: usize = 300 * 1024;
 
 /// The response body type.
-pub(crate) type Body = Full<Bytes>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body holding `bytes`.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Answer one HTTP request.
 pub(crate) async fn serve(
@@ -47,6 +56,10 @@ pub(crate) async fn serve(
             Err(response) => response,
         },
         (Method::OPTIONS, "/" | "/json" | "/jsonrpc") => preflight(),
+        (Method::GET, "/export" | "/export_metadata") => {
+            let (parts, _) = request.into_parts();
+            export::handle(Arc::clone(&pool), &parts, path == "/export_metadata").await
+        }
         (Method::POST, "/_sim/fault") => admin_fault(&pool, &query),
         (Method::POST, "/_sim/clock") => admin_clock(&pool, &query),
         _ => html_error(StatusCode::NOT_FOUND, &format!("no handler for {path}")),
@@ -109,7 +122,7 @@ async fn delay(pool: &Pool) {
 }
 
 fn rpc_response(content_type: &'static str, bytes: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    let mut response = Response::new(full(bytes));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     headers.insert(
@@ -120,7 +133,7 @@ fn rpc_response(content_type: &'static str, bytes: Vec<u8>) -> Response<Body> {
 }
 
 fn preflight() -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(full(Bytes::new()));
     let headers = response.headers_mut();
     headers.insert(
         ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -148,7 +161,7 @@ pub(crate) fn html_error(status: StatusCode, message: &str) -> Response<Body> {
         "<html><body><h1>HTTP {} {reason}</h1>{escaped}</body></html>",
         status.as_u16()
     );
-    let mut response = Response::new(Full::new(Bytes::from(page)));
+    let mut response = Response::new(full(page));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -201,7 +214,7 @@ fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
             );
         }
     }
-    Response::new(Full::new(Bytes::from_static(b"ok\n")))
+    Response::new(full(Bytes::from_static(b"ok\n")))
 }
 
 /// `POST /_sim/clock?speed=F`: run simulated delays `F` times faster.
@@ -217,5 +230,5 @@ fn admin_clock(pool: &Pool, query: &str) -> Response<Body> {
             }
         }
     }
-    Response::new(Full::new(Bytes::from_static(b"ok\n")))
+    Response::new(full(Bytes::from_static(b"ok\n")))
 }
