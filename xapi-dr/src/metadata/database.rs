@@ -1,0 +1,246 @@
+//! The pool database as xapi stores it: a manifest and tables of rows whose columns keep their
+//! stored string form, so that a dump read and written again is byte-identical.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Schema major version of every xapi release since Rio.
+pub const SCHEMA_MAJOR: u32 = 5;
+/// Schema minor version of the current xapi (5.909).
+pub const SCHEMA_MINOR_CURRENT: u32 = 909;
+
+/// Manifest keys written by xapi, in the order it writes them.
+pub(crate) const KEY_SCHEMA_MAJOR: &str = "schema_major_vsn";
+pub(crate) const KEY_SCHEMA_MINOR: &str = "schema_minor_vsn";
+pub(crate) const KEY_GENERATION: &str = "generation_count";
+
+/// The `<manifest>` of a dump: schema version, generation, and any other pair kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Schema major version (always 5 in practice).
+    pub schema_major: u32,
+    /// Schema minor version (909 for the current xapi; see the reference for the release table).
+    pub schema_minor: u32,
+    /// Database generation count: bumped by every change; the key of "newest wins".
+    pub generation: i64,
+    /// Pairs other than the three above, in document order.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            schema_major: SCHEMA_MAJOR,
+            schema_minor: SCHEMA_MINOR_CURRENT,
+            generation: 0,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// One row: creation and modification generations plus its columns in byte order of name.
+///
+/// Values are the stored strings after XML and `%` unescaping (what deltas carry); sets and maps
+/// are SExpr text (see [`crate::metadata::sexpr`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Row {
+    /// Generation at which the row was created (`__ctime`).
+    pub ctime: i64,
+    /// Generation of the row's last change (`__mtime`).
+    pub mtime: i64,
+    columns: Vec<(Arc<str>, Box<str>)>,
+}
+
+impl Row {
+    /// An empty row with the given creation and modification generations.
+    pub fn new(ctime: i64, mtime: i64) -> Row {
+        Row {
+            ctime,
+            mtime,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The stored value of a column, if the row has it.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.columns
+            .binary_search_by(|(name, _)| name.as_ref().cmp(column))
+            .ok()
+            .map(|i| self.columns[i].1.as_ref())
+    }
+
+    /// Sets a column, keeping columns sorted; returns the previous value.
+    pub fn set(&mut self, column: Arc<str>, value: impl Into<Box<str>>) -> Option<Box<str>> {
+        let value = value.into();
+        match self
+            .columns
+            .binary_search_by(|(name, _)| name.as_ref().cmp(column.as_ref()))
+        {
+            Ok(i) => Some(std::mem::replace(&mut self.columns[i].1, value)),
+            Err(i) => {
+                self.columns.insert(i, (column, value));
+                None
+            }
+        }
+    }
+
+    /// Columns and values in byte order of column name (the order of the dump).
+    pub fn columns(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.columns.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether the row has no column.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// Appends a column known to sort after every existing one (the reader's fast path); falls
+    /// back to a sorted insert otherwise. Returns `false` if the column was already present.
+    pub(crate) fn push_sorted(&mut self, column: Arc<str>, value: Box<str>) -> bool {
+        match self.columns.last() {
+            Some((last, _)) if last.as_ref() >= column.as_ref() => {
+                self.set(column, value).is_none()
+            }
+            _ => {
+                self.columns.push((column, value));
+                true
+            }
+        }
+    }
+
+    pub(crate) fn shrink(&mut self) {
+        self.columns.shrink_to_fit();
+    }
+}
+
+/// A table: rows by object reference, in byte order of the reference (the order of the dump).
+pub type Table = BTreeMap<String, Row>;
+
+/// A whole pool database.
+///
+/// Table and column names are interned: a 10,000-VM database holds one copy of each name.
+#[derive(Debug, Clone, Default)]
+pub struct Database {
+    /// The manifest (schema version and generation).
+    pub manifest: Manifest,
+    tables: BTreeMap<Arc<str>, Table>,
+    names: HashSet<Arc<str>>,
+}
+
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        self.manifest == other.manifest && self.tables == other.tables
+    }
+}
+
+impl Eq for Database {}
+
+impl Database {
+    /// An empty database with the given manifest.
+    pub fn new(manifest: Manifest) -> Database {
+        Database {
+            manifest,
+            ..Database::default()
+        }
+    }
+
+    /// The database generation (`generation_count` of the manifest).
+    pub fn generation(&self) -> i64 {
+        self.manifest.generation
+    }
+
+    /// Returns the interned copy of a table or column name.
+    pub fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(existing) = self.names.get(name) {
+            return existing.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// A table, if the dump has it (a missing table reads as empty through [`Database::rows`]).
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// The table named `name`, created empty if missing.
+    pub fn table_mut(&mut self, name: &str) -> &mut Table {
+        if !self.tables.contains_key(name) {
+            let key = self.intern(name);
+            self.tables.insert(key, Table::new());
+        }
+        self.tables
+            .get_mut(name)
+            .expect("the table was inserted just above")
+    }
+
+    /// Rows of a table in reference order; none if the table is missing.
+    pub fn rows(&self, table: &str) -> impl Iterator<Item = (&str, &Row)> {
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|t| t.iter().map(|(r, row)| (r.as_str(), row)))
+    }
+
+    /// One row by table and reference.
+    pub fn row(&self, table: &str, reference: &str) -> Option<&Row> {
+        self.tables.get(table)?.get(reference)
+    }
+
+    /// One row by table and reference, mutable.
+    pub fn row_mut(&mut self, table: &str, reference: &str) -> Option<&mut Row> {
+        self.tables.get_mut(table)?.get_mut(reference)
+    }
+
+    /// Tables in byte order of name (the order of the dump).
+    pub fn tables(&self) -> impl Iterator<Item = (&str, &Table)> {
+        self.tables.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Finds a row of `table` by its `uuid` column (a linear scan).
+    pub fn find_by_uuid(&self, table: &str, uuid: &str) -> Option<(&str, &Row)> {
+        self.rows(table)
+            .find(|(_, row)| row.get("uuid") == Some(uuid))
+    }
+
+    /// Sets one column of one row, interning the column name. Returns `false` if the row does
+    /// not exist.
+    pub fn set_field(&mut self, table: &str, reference: &str, column: &str, value: &str) -> bool {
+        let column = self.intern(column);
+        match self.row_mut(table, reference) {
+            Some(row) => {
+                row.set(column, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Inserts (or replaces) a row built from column/value pairs.
+    pub fn insert_row<'a>(
+        &mut self,
+        table: &str,
+        reference: &str,
+        ctime: i64,
+        mtime: i64,
+        columns: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let mut row = Row::new(ctime, mtime);
+        for (k, v) in columns {
+            let k = self.intern(k);
+            row.set(k, v);
+        }
+        self.table_mut(table).insert(reference.to_owned(), row);
+    }
+
+    /// Removes a row; returns it if it existed.
+    pub fn remove_row(&mut self, table: &str, reference: &str) -> Option<Row> {
+        self.tables.get_mut(table)?.remove(reference)
+    }
+}
