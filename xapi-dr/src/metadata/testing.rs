@@ -525,3 +525,54 @@ pub fn generate_pool(shape: PoolShape) -> Database {
     db.recompute_relations();
     db
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::views::{Vbd, Vm, VmAppliance};
+    use crate::metadata::{db_xml_bytes, read_db_xml};
+
+    #[test]
+    fn thousand_vm_pool_round_trips_byte_for_byte() {
+        let db = generate_pool(PoolShape::with_vms(1000));
+        let xml = db_xml_bytes(&db);
+        assert!(
+            xml.len() > 4_000_000,
+            "a realistic dump is several MB ({} bytes)",
+            xml.len()
+        );
+        let back = read_db_xml(&xml[..]).unwrap();
+        assert_eq!(back, db);
+        assert_eq!(db_xml_bytes(&back), xml);
+        assert_eq!(back.rows("VM").count(), 1000);
+        assert_eq!(back.rows("VBD").count(), 2000);
+    }
+
+    #[test]
+    fn generated_relations_are_consistent() {
+        let db = generate_pool(PoolShape::with_vms(50));
+        let mut again = db.clone();
+        again.recompute_relations();
+        assert_eq!(
+            again, db,
+            "recomputing the relations of a generated pool changes nothing"
+        );
+        let vms = db.view::<Vm>().unwrap();
+        let vbds = db.view::<Vbd>().unwrap();
+        for vm in &vms {
+            assert_eq!(vm.vbds.len(), 2);
+            assert!(vm.vbds.iter().all(|r| {
+                vbds.iter()
+                    .any(|b| &b.reference == r && b.vm == vm.reference)
+            }));
+        }
+        let apps = db.view::<VmAppliance>().unwrap();
+        let members: usize = apps.iter().map(|a| a.vms.len()).sum();
+        assert_eq!(
+            members,
+            vms.iter()
+                .filter(|v| v.appliance != "OpaqueRef:NULL")
+                .count()
+        );
+    }
+}
