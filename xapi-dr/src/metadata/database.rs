@@ -41,15 +41,30 @@ impl Default for Manifest {
 /// One row: creation and modification generations plus its columns in byte order of name.
 ///
 /// Values are the stored strings after XML and `%` unescaping (what deltas carry); sets and maps
-/// are SExpr text (see [`crate::metadata::sexpr`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// are SExpr text (see [`crate::metadata::sexpr`]). All values of a row live in one buffer, so
+/// a row costs its text plus one interned name pointer and one offset per column.
+#[derive(Debug, Clone, Default)]
 pub struct Row {
     /// Generation at which the row was created (`__ctime`).
     pub ctime: i64,
     /// Generation of the row's last change (`__mtime`).
     pub mtime: i64,
-    columns: Vec<(Arc<str>, Box<str>)>,
+    names: Vec<Arc<str>>,
+    /// End offset in `data` of each column's value; a value starts where the previous ends.
+    ends: Vec<usize>,
+    data: String,
 }
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.ctime == other.ctime
+            && self.mtime == other.mtime
+            && self.names.len() == other.names.len()
+            && self.columns().eq(other.columns())
+    }
+}
+
+impl Eq for Row {}
 
 impl Row {
     /// An empty row with the given creation and modification generations.
@@ -57,28 +72,46 @@ impl Row {
         Row {
             ctime,
             mtime,
-            columns: Vec::new(),
+            ..Row::default()
         }
+    }
+
+    fn index(&self, column: &str) -> Result<usize, usize> {
+        self.names
+            .binary_search_by(|name| name.as_ref().cmp(column))
+    }
+
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        start..self.ends[i]
     }
 
     /// The stored value of a column, if the row has it.
     pub fn get(&self, column: &str) -> Option<&str> {
-        self.columns
-            .binary_search_by(|(name, _)| name.as_ref().cmp(column))
-            .ok()
-            .map(|i| self.columns[i].1.as_ref())
+        self.index(column).ok().map(|i| &self.data[self.range(i)])
     }
 
     /// Sets a column, keeping columns sorted; returns the previous value.
-    pub fn set(&mut self, column: Arc<str>, value: impl Into<Box<str>>) -> Option<Box<str>> {
-        let value = value.into();
-        match self
-            .columns
-            .binary_search_by(|(name, _)| name.as_ref().cmp(column.as_ref()))
-        {
-            Ok(i) => Some(std::mem::replace(&mut self.columns[i].1, value)),
+    pub fn set(&mut self, column: Arc<str>, value: &str) -> Option<String> {
+        match self.index(&column) {
+            Ok(i) => {
+                let range = self.range(i);
+                let old = self.data[range.clone()].to_owned();
+                let grow = value.len().wrapping_sub(old.len());
+                self.data.replace_range(range, value);
+                for end in &mut self.ends[i..] {
+                    *end = end.wrapping_add(grow);
+                }
+                Some(old)
+            }
             Err(i) => {
-                self.columns.insert(i, (column, value));
+                let at = if i == 0 { 0 } else { self.ends[i - 1] };
+                self.data.insert_str(at, value);
+                self.names.insert(i, column);
+                self.ends.insert(i, at + value.len());
+                for end in &mut self.ends[i + 1..] {
+                    *end += value.len();
+                }
                 None
             }
         }
@@ -86,35 +119,37 @@ impl Row {
 
     /// Columns and values in byte order of column name (the order of the dump).
     pub fn columns(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.columns.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+        (0..self.names.len()).map(|i| (self.names[i].as_ref(), &self.data[self.range(i)]))
     }
 
     /// Number of columns.
     pub fn len(&self) -> usize {
-        self.columns.len()
+        self.names.len()
     }
 
     /// Whether the row has no column.
     pub fn is_empty(&self) -> bool {
-        self.columns.is_empty()
+        self.names.is_empty()
     }
 
     /// Appends a column known to sort after every existing one (the reader's fast path); falls
     /// back to a sorted insert otherwise. Returns `false` if the column was already present.
-    pub(crate) fn push_sorted(&mut self, column: Arc<str>, value: Box<str>) -> bool {
-        match self.columns.last() {
-            Some((last, _)) if last.as_ref() >= column.as_ref() => {
-                self.set(column, value).is_none()
-            }
+    pub(crate) fn push_sorted(&mut self, column: Arc<str>, value: &str) -> bool {
+        match self.names.last() {
+            Some(last) if last.as_ref() >= column.as_ref() => self.set(column, value).is_none(),
             _ => {
-                self.columns.push((column, value));
+                self.data.push_str(value);
+                self.names.push(column);
+                self.ends.push(self.data.len());
                 true
             }
         }
     }
 
     pub(crate) fn shrink(&mut self) {
-        self.columns.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.data.shrink_to_fit();
     }
 }
 
@@ -242,5 +277,38 @@ impl Database {
     /// Removes a row; returns it if it existed.
     pub fn remove_row(&mut self, table: &str, reference: &str) -> Option<Row> {
         self.tables.get_mut(table)?.remove(reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn row_behaves_like_a_sorted_map(ops in proptest::collection::vec(("[a-e]{1,2}", ".{0,6}"), 0..40)) {
+            let mut db = Database::default();
+            let mut row = Row::new(1, 2);
+            let mut model = BTreeMap::new();
+            for (k, v) in &ops {
+                let name = db.intern(k);
+                prop_assert_eq!(row.set(name, v), model.insert(k.clone(), v.clone()));
+            }
+            prop_assert_eq!(row.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(row.get(k), Some(v.as_str()));
+            }
+            let columns: Vec<(String, String)> = row.columns().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            prop_assert_eq!(columns, model.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn names_are_interned_once() {
+        let mut db = Database::default();
+        let a = db.intern("name__label");
+        let b = db.intern("name__label");
+        assert!(Arc::ptr_eq(&a, &b));
     }
 }

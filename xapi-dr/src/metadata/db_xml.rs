@@ -321,8 +321,7 @@ fn read_row(
             "__mtime" => mtime = Some(value.into_owned()),
             key => {
                 let column = db.intern(key);
-                let value: Box<str> = unprotect(&value).into();
-                if !row.push_sorted(column, value) {
+                if !row.push_sorted(column, &unprotect(&value)) {
                     return Err(bad(format!("column {key} appears twice")));
                 }
             }

@@ -210,7 +210,7 @@ impl Delta {
                 let mut row = Row::new(generation, generation);
                 for (k, v) in columns {
                     let k = db.intern(k);
-                    row.set(k, v.as_str());
+                    row.set(k, v);
                 }
                 db.table_mut(table).insert(reference.clone(), row);
             }
@@ -229,7 +229,7 @@ impl Delta {
                 let row = db
                     .row_mut(table, reference)
                     .ok_or_else(|| no_such_row(table, reference))?;
-                row.set(column, value.as_str());
+                row.set(column, value);
                 row.mtime = generation;
             }
         }

@@ -115,7 +115,7 @@ impl Database {
             for (reference, mut list) in members {
                 list.sort_unstable();
                 if let Some(row) = table.get_mut(&reference) {
-                    row.set(column.clone(), write_set(&list));
+                    row.set(column.clone(), &write_set(&list));
                 }
             }
         }
