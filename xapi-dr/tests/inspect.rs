@@ -280,8 +280,46 @@ fn redo_log_image_is_summarised_with_its_replay() {
 
 #[test]
 fn unknown_formats_are_refused() {
-    let err = inspect_bytes(b"\x1f\x8b\x08 gzip").unwrap_err();
+    let err = inspect_bytes(b"PK\x03\x04 not a dump").unwrap_err();
     assert!(matches!(err, xapi_dr::Error::UnknownFormat { .. }), "{err}");
+    let err = inspect_bytes(b"\x1f\x8b\x08 broken gzip").unwrap_err();
+    assert!(matches!(err, xapi_dr::Error::DbXml(_)), "{err}");
     let err = inspect("/nonexistent/metadata.img").unwrap_err();
     assert!(matches!(err, xapi_dr::Error::Io { .. }), "{err}");
+}
+
+#[test]
+fn gzipped_state_db_is_summarised() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&db_xml_bytes(&pool())).unwrap();
+    let report = inspect_bytes(&gz.finish().unwrap()).unwrap();
+    check_pool_summary(&report);
+    assert_eq!(
+        serde_json::to_value(&report).unwrap()["source"]["format"],
+        "gzip_xml_dump"
+    );
+}
+
+#[test]
+fn load_rebuilds_one_to_many_sets() {
+    let loaded =
+        xapi_dr::metadata::load_reader(std::io::Cursor::new(db_xml_bytes(&pool())), "pool.xml")
+            .unwrap();
+    assert_eq!(
+        loaded
+            .database
+            .row("VM", "OpaqueRef:web")
+            .unwrap()
+            .get("VBDs"),
+        Some("('OpaqueRef:b0' 'OpaqueRef:b1' 'OpaqueRef:b3')"),
+        "the stale stored set is replaced by the VBDs that point at the VM"
+    );
+    assert_eq!(
+        loaded
+            .database
+            .row("VM_appliance", "OpaqueRef:app")
+            .unwrap()
+            .get("VMs"),
+        Some("('OpaqueRef:web')")
+    );
 }

@@ -2,115 +2,15 @@
 //! bring back.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::Cursor;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::database::Database;
-use super::db_xml::read_db_xml;
 use super::diagnostic::Diagnostic;
-use super::redo_log::{MAGIC, Validity, read_redo_log};
+use super::load::{LoadedDatabase, Source, load, load_reader};
 use super::views::{NULL_REF, Pool, PowerState, Sr, Vbd, Vdi, Vm, VmAppliance};
 use crate::Error;
-
-/// Every table of the current datamodel (xapi 5.909); others are reported as unknown.
-pub const KNOWN_TABLES: &[&str] = &[
-    "session",
-    "auth",
-    "subject",
-    "role",
-    "task",
-    "event",
-    "pool",
-    "pool_patch",
-    "pool_update",
-    "VM",
-    "VM_metrics",
-    "VM_guest_metrics",
-    "VMPP",
-    "VMSS",
-    "VM_appliance",
-    "DR_task",
-    "host",
-    "host_crashdump",
-    "host_patch",
-    "host_metrics",
-    "host_cpu",
-    "network",
-    "VIF",
-    "VIF_metrics",
-    "PIF",
-    "PIF_metrics",
-    "Bond",
-    "VLAN",
-    "SM",
-    "SR",
-    "sr_stat",
-    "probe_result",
-    "LVHD",
-    "VDI",
-    "VBD",
-    "VBD_metrics",
-    "PBD",
-    "crashdump",
-    "VTPM",
-    "console",
-    "user",
-    "data_source",
-    "blob",
-    "message",
-    "secret",
-    "tunnel",
-    "network_sriov",
-    "PCI",
-    "PGPU",
-    "GPU_group",
-    "VGPU",
-    "VGPU_type",
-    "PVS_site",
-    "PVS_server",
-    "PVS_proxy",
-    "PVS_cache_storage",
-    "Feature",
-    "SDN_controller",
-    "vdi_nbd_server_info",
-    "PUSB",
-    "USB_group",
-    "VUSB",
-    "Cluster",
-    "Cluster_host",
-    "Certificate",
-    "Repository",
-    "Observer",
-    "VM_group",
-    "Host_driver",
-    "Driver_variant",
-    "Caller",
-    "Rate_limit",
-];
-
-/// Where the database came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "format", rename_all = "snake_case")]
-pub enum Source {
-    /// A redo log (metadata VDI image).
-    RedoLog {
-        /// The validity byte.
-        validity: Validity,
-        /// The valid half's marker.
-        marker: String,
-        /// Generation of the valid half's database record.
-        record_generation: i64,
-        /// Deltas applied on top of it.
-        deltas_applied: usize,
-        /// Deltas skipped as stale.
-        deltas_skipped: usize,
-    },
-    /// A plain XML database dump.
-    XmlDump,
-}
 
 /// The pool the database belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -216,96 +116,24 @@ pub struct InspectReport {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Summarises a redo-log image (e.g. a `dd` of a metadata VDI) or an XML dump, told apart by
-/// the redo-log magic.
+/// Summarises a redo-log image (e.g. a `dd` of a metadata VDI), an XML dump or a gzipped
+/// `state.db`, told apart by their first bytes.
 pub fn inspect(path: impl AsRef<Path>) -> Result<InspectReport, Error> {
-    let path = path.as_ref();
-    let io_err = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    inspect_reader(file, &path.display().to_string())
+    summarise(load(path)?)
 }
 
 /// Like [`inspect`], over bytes in memory.
 pub fn inspect_bytes(bytes: &[u8]) -> Result<InspectReport, Error> {
-    inspect_reader(Cursor::new(bytes), "<bytes>")
+    summarise(load_reader(Cursor::new(bytes), "<bytes>")?)
 }
 
-fn inspect_reader<R: Read + Seek>(mut input: R, name: &str) -> Result<InspectReport, Error> {
-    let io_err = |source| Error::Io {
-        path: name.to_owned(),
+fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
+    let LoadedDatabase {
+        database,
         source,
-    };
-    let mut start = Vec::with_capacity(16);
-    (&mut input)
-        .take(16)
-        .read_to_end(&mut start)
-        .map_err(io_err)?;
-    input.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let (mut db, source, mut diagnostics) = if start == MAGIC {
-        let image = read_redo_log(input)?;
-        let source = Source::RedoLog {
-            validity: image.validity,
-            marker: image.marker,
-            record_generation: image.record_generation,
-            deltas_applied: image.deltas_applied,
-            deltas_skipped: image.deltas_skipped,
-        };
-        (image.database, source, image.diagnostics)
-    } else if start.trim_ascii_start().first() == Some(&b'<') {
-        (
-            read_db_xml(BufReader::new(input))?,
-            Source::XmlDump,
-            Vec::new(),
-        )
-    } else {
-        return Err(Error::UnknownFormat {
-            path: name.to_owned(),
-            start: String::from_utf8_lossy(&start).into_owned(),
-        });
-    };
-    db.recompute_relations();
-    diagnostics.extend(table_diagnostics(&db));
-    summarise(&db, source, diagnostics)
-}
-
-fn table_diagnostics(db: &Database) -> Vec<Diagnostic> {
-    let mut out: Vec<Diagnostic> = db
-        .tables()
-        .filter(|(name, _)| !KNOWN_TABLES.contains(name))
-        .map(|(name, rows)| Diagnostic::UnknownTable {
-            name: name.to_owned(),
-            rows: rows.len(),
-        })
-        .collect();
-    for name in [
-        "pool",
-        "host",
-        "SR",
-        "PBD",
-        "VDI",
-        "VBD",
-        "VM",
-        "VIF",
-        "network",
-        "VM_appliance",
-    ] {
-        if db.table(name).is_none() {
-            out.push(Diagnostic::MissingTable {
-                name: name.to_owned(),
-            });
-        }
-    }
-    out
-}
-
-fn summarise(
-    db: &Database,
-    source: Source,
-    diagnostics: Vec<Diagnostic>,
-) -> Result<InspectReport, Error> {
+        diagnostics,
+    } = loaded;
+    let db = &database;
     let pools = db.view::<Pool>()?;
     let mut pool = PoolSummary::default();
     if let Some(p) = pools.first() {

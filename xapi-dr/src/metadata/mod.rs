@@ -6,6 +6,8 @@
 //! - [`db_xml`]: the XML database dump, read streaming and written byte for byte.
 //! - [`delta`]: the `CreateRow` / `DeleteRow` / `WriteField` records.
 //! - [`Database`]: tables of rows keeping every stored string, with typed [`views`].
+//! - [`load()`]: any source (redo-log image, XML dump, gzipped `state.db`) to a [`Database`]
+//!   ready for recovery decisions.
 //! - [`inspect()`]: an offline summary of an image or dump for people and reports.
 //!
 //! ```
@@ -24,6 +26,7 @@ pub mod delta;
 pub mod diagnostic;
 pub mod escape;
 pub mod inspect;
+pub mod load;
 pub mod redo_log;
 pub mod relations;
 pub mod sexpr;
@@ -36,6 +39,7 @@ pub use db_xml::{DbXmlError, db_xml_bytes, read_db_xml, write_db_xml};
 pub use delta::{ApplyError, Delta, DeltaError};
 pub use diagnostic::Diagnostic;
 pub use inspect::{InspectReport, inspect, inspect_bytes};
+pub use load::{LoadedDatabase, Source, load, load_reader};
 pub use redo_log::{
     RedoLogError, RedoLogImage, RedoLogWriter, read_redo_log, read_redo_log_stream,
 };

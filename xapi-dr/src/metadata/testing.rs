@@ -2,7 +2,7 @@
 //! `testing`). Output is deterministic for a given seed.
 
 use super::database::{Database, Manifest};
-use super::inspect::KNOWN_TABLES;
+use super::load::KNOWN_TABLES;
 use super::sexpr::write_map;
 
 /// The shape of a generated pool.
