@@ -189,8 +189,10 @@ pub enum RedoLogError {
         #[source]
         source: ApplyError,
     },
-    /// The writer was asked for a delta while no half holds a database.
-    #[error("redo log: validity '0': write a database before appending deltas")]
+    /// The writer was asked for a delta before it wrote a database of its own.
+    #[error(
+        "redo log: write a database before appending deltas (no half holds one of this writer's records)"
+    )]
     DeltaWithoutDatabase,
     /// A database record larger than a half.
     #[error(

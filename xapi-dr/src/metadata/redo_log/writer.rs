@@ -31,27 +31,69 @@ pub struct RedoLogWriter<D> {
     validity: Validity,
     /// Offset where the next delta goes in the valid half.
     next_delta: u64,
+    /// Whether the valid half was written by this writer (and so carries its marker).
+    has_own_record: bool,
 }
 
 impl<D: Read + Write + Seek> RedoLogWriter<D> {
     /// Initialises the device as an empty redo log (magic, NUL, validity `'0'`) and returns a
     /// writer whose records carry `marker` (a UUID string, one per writer instance as in xapi).
-    pub fn create(mut device: D, marker: &str) -> Result<Self, RedoLogError> {
+    pub fn create(device: D, marker: &str) -> Result<Self, RedoLogError> {
+        let mut writer = Self::create_unchecked(device, marker)?;
+        let mut header = Vec::with_capacity(18);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(b"\x000");
+        write_at(&mut writer.device, 0, &header)?;
+        flush(&mut writer.device)?;
+        Ok(writer)
+    }
+
+    /// Opens a device as xapi does when it starts a log: an existing redo log keeps its valid
+    /// half (the next [`RedoLogWriter::write_database`] goes into the other one, so the old
+    /// database stays readable until the new one is complete); anything else is initialised.
+    ///
+    /// Deltas are refused until a database has been written by this writer: records carry
+    /// this writer's `marker`, and deltas must match the marker of their half.
+    pub fn open(mut device: D, marker: &str) -> Result<Self, RedoLogError> {
+        let mut header = [0u8; 18];
+        let existing = device
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| device.read_exact(&mut header))
+            .map(|()| header[..16] == MAGIC[..])
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Ok(false)
+                } else {
+                    Err(RedoLogError::Io {
+                        offset: 0,
+                        source: e,
+                    })
+                }
+            })?;
+        let validity = match (existing, header[POS_VALIDITY as usize]) {
+            (true, b'1') => Validity::First,
+            (true, b'2') => Validity::Second,
+            (true, b'0') => Validity::NoValidHalf,
+            _ => return Self::create(device, marker),
+        };
+        let mut writer = Self::create_unchecked(device, marker)?;
+        writer.validity = validity;
+        writer.has_own_record = false;
+        Ok(writer)
+    }
+
+    fn create_unchecked(device: D, marker: &str) -> Result<Self, RedoLogError> {
         if marker.len() != MARKER_SIZE || !marker.is_ascii() {
             return Err(RedoLogError::BadMarkerForWriter {
                 marker: marker.to_owned(),
             });
         }
-        let mut header = Vec::with_capacity(18);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(b"\x000");
-        write_at(&mut device, 0, &header)?;
-        flush(&mut device)?;
         Ok(RedoLogWriter {
             device,
             marker: marker.to_owned(),
             validity: Validity::NoValidHalf,
             next_delta: 0,
+            has_own_record: false,
         })
     }
 
@@ -63,8 +105,8 @@ impl<D: Read + Write + Seek> RedoLogWriter<D> {
     /// Bytes still free for deltas in the valid half (0 if none is valid).
     pub fn room_left(&self) -> u64 {
         match self.validity.half_offset() {
-            Some(half) => half + HALF_SIZE - self.next_delta,
-            None => 0,
+            Some(half) if self.has_own_record => half + HALF_SIZE - self.next_delta,
+            _ => 0,
         }
     }
 
@@ -108,6 +150,7 @@ impl<D: Read + Write + Seek> RedoLogWriter<D> {
         flush(&mut self.device)?;
         self.validity = new_validity;
         self.next_delta = end;
+        self.has_own_record = true;
         Ok(())
     }
 
@@ -120,7 +163,7 @@ impl<D: Read + Write + Seek> RedoLogWriter<D> {
         generation: i64,
         current: &Database,
     ) -> Result<AppendOutcome, RedoLogError> {
-        let Some(half) = self.validity.half_offset() else {
+        let Some(half) = self.validity.half_offset().filter(|_| self.has_own_record) else {
             return Err(RedoLogError::DeltaWithoutDatabase);
         };
         let payload = delta.encode();
@@ -142,6 +185,11 @@ impl<D: Read + Write + Seek> RedoLogWriter<D> {
         flush(&mut self.device)?;
         self.next_delta = end;
         Ok(AppendOutcome::Delta)
+    }
+
+    /// The device, for reading (writing behind the writer's back would desynchronise it).
+    pub fn get_ref(&self) -> &D {
+        &self.device
     }
 
     /// Gives the device back.
