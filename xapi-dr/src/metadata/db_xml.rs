@@ -69,19 +69,29 @@ pub enum DbXmlError {
         /// What was wrong.
         reason: String,
     },
-    /// A row's generation or a manifest number is not an integer.
+    /// A row's `__ctime` or `__mtime` is not an integer.
     #[error(
         "db xml: byte {offset}: table {table}, row {reference}: {field} = {value:?} is not an integer"
     )]
     BadInteger {
         /// Byte offset just after the element.
         offset: u64,
-        /// Table name (`"manifest"` for manifest pairs).
+        /// Table name.
         table: String,
-        /// Row reference (empty for manifest pairs).
+        /// Row reference.
         reference: String,
-        /// The attribute or manifest key.
+        /// The attribute.
         field: String,
+        /// The text found.
+        value: String,
+    },
+    /// A manifest number that is not an integer.
+    #[error("db xml: byte {offset}: manifest {key} = {value:?} is not an integer")]
+    BadManifestValue {
+        /// Byte offset just after the `<pair>`.
+        offset: u64,
+        /// The key.
+        key: &'static str,
         /// The text found.
         value: String,
     },
@@ -144,7 +154,7 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
     config.expand_empty_elements = false;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut db = Database::default();
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut pairs: Vec<(String, String, u64)> = Vec::new();
     let mut place = Place::Document;
     let mut table_name = String::new();
     // Rows of a <row>...</row> or <pair>...</pair> written as start/end pairs.
@@ -179,7 +189,8 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
                         }
                     }
                     (Place::Manifest, "pair") => {
-                        pairs.push(read_pair(e, offset)?);
+                        let (key, value) = read_pair(e, offset)?;
+                        pairs.push((key, value, offset));
                         if !is_empty {
                             open_leaf = Some("pair");
                         }
@@ -357,24 +368,35 @@ fn read_row(
     Ok(())
 }
 
-fn manifest_from_pairs(pairs: Vec<(String, String)>) -> Result<Manifest, DbXmlError> {
+fn manifest_from_pairs(pairs: Vec<(String, String, u64)>) -> Result<Manifest, DbXmlError> {
     let mut major = None;
     let mut minor = None;
     let mut generation = None;
     let mut extra = Vec::new();
-    for (key, value) in pairs {
-        let bad = |key: &str, value: String| DbXmlError::BadInteger {
-            offset: 0,
-            table: "manifest".to_owned(),
-            reference: String::new(),
-            field: key.to_owned(),
-            value,
-        };
+    for (key, value, offset) in pairs {
+        let bad =
+            |key: &'static str, value: String| DbXmlError::BadManifestValue { offset, key, value };
         match key.as_str() {
-            KEY_SCHEMA_MAJOR => major = Some(value.parse::<u32>().map_err(|_| bad(&key, value))?),
-            KEY_SCHEMA_MINOR => minor = Some(value.parse::<u32>().map_err(|_| bad(&key, value))?),
+            KEY_SCHEMA_MAJOR => {
+                major = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| bad(KEY_SCHEMA_MAJOR, value))?,
+                );
+            }
+            KEY_SCHEMA_MINOR => {
+                minor = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| bad(KEY_SCHEMA_MINOR, value))?,
+                );
+            }
             KEY_GENERATION => {
-                generation = Some(value.parse::<i64>().map_err(|_| bad(&key, value))?);
+                generation = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| bad(KEY_GENERATION, value))?,
+                );
             }
             _ => extra.push((key, value)),
         }
@@ -539,6 +561,14 @@ mod tests {
         let err = read_db_xml(bad.as_bytes()).unwrap_err();
         assert!(
             matches!(err, DbXmlError::BadInteger { ref field, ref value, .. } if field == "__ctime" && value == "1x7"),
+            "{err}"
+        );
+
+        let bad_gen = SMALL.replace("value=\"123456\"", "value=\"12x\"");
+        let err = read_db_xml(bad_gen.as_bytes()).unwrap_err();
+        let pair_end = bad_gen.find("value=\"12x\"/>").unwrap() as u64 + 13;
+        assert!(
+            matches!(err, DbXmlError::BadManifestValue { offset, key: "generation_count", ref value } if offset == pair_end && value == "12x"),
             "{err}"
         );
 
