@@ -163,6 +163,17 @@ impl<D: Read + Write + Seek> RedoLogWriter<D> {
         generation: i64,
         current: &Database,
     ) -> Result<AppendOutcome, RedoLogError> {
+        self.append_with(delta, generation, || db_xml_bytes(current))
+    }
+
+    /// Like [`RedoLogWriter::append`], for callers that keep their own object model: `current_xml`
+    /// is called only on rollover and must return the XML dump with this delta applied.
+    pub fn append_with(
+        &mut self,
+        delta: &Delta,
+        generation: i64,
+        current_xml: impl FnOnce() -> Vec<u8>,
+    ) -> Result<AppendOutcome, RedoLogError> {
         let Some(half) = self.validity.half_offset().filter(|_| self.has_own_record) else {
             return Err(RedoLogError::DeltaWithoutDatabase);
         };
@@ -170,7 +181,7 @@ impl<D: Read + Write + Seek> RedoLogWriter<D> {
         let needed = DELTA_RECORD_OVERHEAD + payload.len() as u64;
         let half_end = half + HALF_SIZE;
         if self.next_delta + needed > half_end {
-            self.write_database(current, generation)?;
+            self.write_database_xml(&current_xml(), generation)?;
             return Ok(AppendOutcome::RolledOver);
         }
         let mut record = Vec::with_capacity(needed as usize + TRAMPLE_SIZE);
