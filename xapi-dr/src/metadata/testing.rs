@@ -16,6 +16,8 @@ pub struct PoolShape {
     pub shared_srs: usize,
     /// One vApp per this many VMs (0: no vApps).
     pub vms_per_vapp: usize,
+    /// One snapshot (VM row and disk snapshots) for every this many VMs (0: none).
+    pub vms_per_snapshot: usize,
     /// Seed of the UUIDs and references.
     pub seed: u64,
 }
@@ -28,6 +30,7 @@ impl PoolShape {
             hosts: (vms / 40).clamp(1, 64),
             shared_srs: (vms / 200).clamp(1, 32),
             vms_per_vapp: 8,
+            vms_per_snapshot: 2,
             seed: 0x5eed,
         }
     }
@@ -488,6 +491,83 @@ pub fn generate_pool(shape: PoolShape) -> Database {
                 ],
             );
         }
+        let metrics = ids.reference();
+        let metrics_uuid = ids.uuid();
+        let t = tick();
+        db.insert_row(
+            "VM_metrics",
+            &metrics,
+            t,
+            t,
+            [
+                ("VCPUs__CPU", "()"),
+                ("VCPUs__flags", "()"),
+                ("VCPUs__number", "2"),
+                ("VCPUs__params", "()"),
+                ("VCPUs__utilisation", "((0 0.) (1 0.))"),
+                ("_ref", metrics.as_str()),
+                (
+                    "current_domain_type",
+                    if running { "hvm" } else { "unspecified" },
+                ),
+                ("hvm", "true"),
+                ("install_time", "20250319T04:16:24Z"),
+                ("last_updated", "19700101T00:00:00Z"),
+                ("memory__actual", "4294967296"),
+                ("nested_virt", "false"),
+                ("nomigrate", "false"),
+                ("other_config", "()"),
+                ("start_time", "20261120T08:00:00Z"),
+                ("state", "()"),
+                ("uuid", metrics_uuid.as_str()),
+            ],
+        );
+        let column = db.intern("metrics");
+        if let Some(row) = db.row_mut("VM", &vm) {
+            row.set(column, &metrics);
+        }
+        if shape.vms_per_snapshot > 0 && i % shape.vms_per_snapshot == 0 {
+            let snapshot = ids.reference();
+            let snapshot_uuid = ids.uuid();
+            let snapshot_name = format!("{name} before upgrade");
+            let original: Vec<(String, String)> = db
+                .row("VM", &vm)
+                .map(|r| {
+                    r.columns()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let changed = |k: &str, v: &str| -> String {
+                match k {
+                    "_ref" => snapshot.clone(),
+                    "uuid" => snapshot_uuid.clone(),
+                    "name__label" => snapshot_name.clone(),
+                    "is_a_snapshot" => "true".to_owned(),
+                    "snapshot_of" => vm.clone(),
+                    "snapshot_time" => "20261101T02:00:00Z".to_owned(),
+                    "power_state" => "Halted".to_owned(),
+                    "resident_on" | "appliance" | "metrics" => "OpaqueRef:NULL".to_owned(),
+                    "domid" => "-1".to_owned(),
+                    "allowed_operations" => {
+                        "('clone' 'copy' 'destroy' 'export' 'revert')".to_owned()
+                    }
+                    _ => v.to_owned(),
+                }
+            };
+            let columns: Vec<(String, String)> = original
+                .iter()
+                .map(|(k, v)| (k.clone(), changed(k, v)))
+                .collect();
+            let t = tick();
+            db.insert_row(
+                "VM",
+                &snapshot,
+                t,
+                t,
+                columns.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        }
         let vif = ids.reference();
         let vif_uuid = ids.uuid();
         let mac = format!(
@@ -544,13 +624,30 @@ mod tests {
         let back = read_db_xml(&xml[..]).unwrap();
         assert_eq!(back, db);
         assert_eq!(db_xml_bytes(&back), xml);
-        assert_eq!(back.rows("VM").count(), 1000);
+        assert_eq!(back.rows("VM").count(), 1500, "1,000 VMs and 500 snapshots");
         assert_eq!(back.rows("VBD").count(), 2000);
     }
 
     #[test]
     fn generated_relations_are_consistent() {
         let db = generate_pool(PoolShape::with_vms(50));
+        let snapshots = db
+            .view::<Vm>()
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.is_a_snapshot)
+            .count();
+        assert_eq!(snapshots, 25);
+        let with_snapshot = db
+            .view::<Vm>()
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.snapshots.len() == 1)
+            .count();
+        assert_eq!(
+            with_snapshot, 25,
+            "VM.snapshots is rebuilt from VM.snapshot_of"
+        );
         let mut again = db.clone();
         again.recompute_relations();
         assert_eq!(
@@ -559,7 +656,7 @@ mod tests {
         );
         let vms = db.view::<Vm>().unwrap();
         let vbds = db.view::<Vbd>().unwrap();
-        for vm in &vms {
+        for vm in vms.iter().filter(|v| !v.is_a_snapshot) {
             assert_eq!(vm.vbds.len(), 2);
             assert!(vm.vbds.iter().all(|r| {
                 vbds.iter()
