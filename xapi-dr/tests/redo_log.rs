@@ -590,3 +590,26 @@ mod replay_properties {
         }
     }
 }
+
+#[test]
+fn a_never_written_other_half_is_reported_empty() {
+    let mut bytes = hand_image().bytes;
+    bytes.resize(POS_SECOND_HALF as usize + 4096, 0);
+    let image = read_redo_log(Cursor::new(bytes)).unwrap();
+    assert_eq!(
+        image.diagnostics[0],
+        Diagnostic::OtherHalf {
+            offset: POS_SECOND_HALF,
+            content: HalfContent::Empty
+        }
+    );
+    // A second half cut short inside its first record is unreadable, not absent.
+    let mut bytes = hand_image().bytes;
+    bytes.resize(POS_SECOND_HALF as usize, 0);
+    bytes.extend_from_slice(&MARKER.as_bytes()[..10]);
+    let image = read_redo_log(Cursor::new(bytes)).unwrap();
+    assert!(matches!(
+        &image.diagnostics[0],
+        Diagnostic::OtherHalf { content: HalfContent::Unreadable { reason }, .. } if reason.contains("truncated")
+    ));
+}

@@ -20,6 +20,8 @@ use crate::metadata::diagnostic::Diagnostic;
 pub enum HalfContent {
     /// The device ends before this half.
     Absent,
+    /// The half starts with NUL bytes where a marker and a length should be: never written.
+    Empty,
     /// A complete database record and its deltas.
     Database {
         /// The record's marker.
@@ -236,19 +238,28 @@ fn read_db_record_header<R: Read + Seek>(
     device: &mut R,
     half: u64,
 ) -> Result<RecordHeader, RedoLogError> {
-    let marker = read_marker(device, half)?;
-    let length_pos = half + MARKER_SIZE as u64;
-    let mut field = [0u8; LENGTH_SIZE];
+    let mut start = [0u8; MARKER_SIZE + LENGTH_SIZE];
+    read_at(device, half, &mut start[..MARKER_SIZE], "a marker")?;
     read_at(
         device,
-        length_pos,
-        &mut field,
+        half + MARKER_SIZE as u64,
+        &mut start[MARKER_SIZE..],
         "the database record's length",
     )?;
-    let length = parse_digits(&field).ok_or_else(|| RedoLogError::BadLength {
+    parse_db_record_header(&start, half)
+}
+
+fn parse_db_record_header(
+    start: &[u8; MARKER_SIZE + LENGTH_SIZE],
+    half: u64,
+) -> Result<RecordHeader, RedoLogError> {
+    let marker = String::from_utf8_lossy(&start[..MARKER_SIZE]).into_owned();
+    let length_pos = half + MARKER_SIZE as u64;
+    let field = &start[MARKER_SIZE..];
+    let length = parse_digits(field).ok_or_else(|| RedoLogError::BadLength {
         offset: length_pos,
         what: "database record",
-        text: String::from_utf8_lossy(&field).into_owned(),
+        text: String::from_utf8_lossy(field).into_owned(),
     })? as u64;
     let room = HALF_SIZE - super::DB_RECORD_OVERHEAD;
     if length > room {
@@ -324,7 +335,20 @@ fn read_delta_record<R: Read + Seek>(
 
 /// Summarises a half without parsing its XML. Never fails: problems become `Unreadable`.
 fn scan_half<R: Read + Seek>(device: &mut R, half: u64, valid_marker: Option<&str>) -> HalfContent {
-    let header = match read_db_record_header(device, half) {
+    let mut start = [0u8; MARKER_SIZE + LENGTH_SIZE];
+    match read_at(device, half, &mut start, "a marker") {
+        Ok(()) if start.iter().all(|&b| b == 0) => return HalfContent::Empty,
+        Ok(()) => {}
+        Err(RedoLogError::Truncated { .. }) if device_ends_at(device, half) => {
+            return HalfContent::Absent;
+        }
+        Err(e) => {
+            return HalfContent::Unreadable {
+                reason: e.to_string(),
+            };
+        }
+    }
+    let header = match parse_db_record_header(&start, half) {
         Ok(h) => h,
         Err(RedoLogError::Truncated { offset, .. }) if offset == half => {
             return HalfContent::Absent;
@@ -369,6 +393,12 @@ fn scan_half<R: Read + Seek>(device: &mut R, half: u64, valid_marker: Option<&st
             reason: e.to_string(),
         },
     }
+}
+
+/// Whether the device holds no byte at `pos` (a short read of a half that does not exist).
+fn device_ends_at<R: Read + Seek>(device: &mut R, pos: u64) -> bool {
+    let mut byte = [0u8; 1];
+    seek(device, pos).is_ok() && matches!(device.read(&mut byte), Ok(0))
 }
 
 fn read_marker<R: Read + Seek>(device: &mut R, pos: u64) -> Result<String, RedoLogError> {
