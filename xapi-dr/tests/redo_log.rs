@@ -613,3 +613,45 @@ fn a_never_written_other_half_is_reported_empty() {
         Diagnostic::OtherHalf { content: HalfContent::Unreadable { reason }, .. } if reason.contains("truncated")
     ));
 }
+
+#[test]
+fn full_size_metadata_vdi_is_read_without_touching_its_tail() {
+    use xapi_dr::metadata::redo_log::MINIMUM_VDI_SIZE;
+    assert_eq!(MINIMUM_VDI_SIZE, 3_988_783_104);
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(MINIMUM_VDI_SIZE).unwrap();
+    let mut writer = RedoLogWriter::create(file, MARKER).unwrap();
+    writer.write_database(&small_db(3), 3).unwrap();
+    writer.write_database(&small_db(4), 4).unwrap();
+    let mut file = writer.into_inner();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    let image = read_redo_log(&mut file).unwrap();
+    assert_eq!(
+        (image.validity, image.final_generation),
+        (Validity::Second, 4)
+    );
+
+    // As the byte stream of a raw VDI export: the reader stops consuming at the second half's
+    // end, however long the stream.
+    file.seek(SeekFrom::Start(0)).unwrap();
+    let mut counted = Counted {
+        inner: &mut file,
+        read: 0,
+    };
+    let streamed = read_redo_log_stream(&mut counted).unwrap();
+    assert_eq!(streamed.database, image.database);
+    assert!(counted.read <= LOG_SIZE, "consumed {} bytes", counted.read);
+}
+
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
