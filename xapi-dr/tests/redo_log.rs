@@ -556,6 +556,22 @@ mod replay_properties {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
+        /// Random damage anywhere in an image gives a result or a typed error, never a panic.
+        #[test]
+        fn damaged_images_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = hand_image().bytes;
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let _ = read_redo_log(Cursor::new(bytes.clone()));
+            let end = cut.index(bytes.len());
+            let _ = read_redo_log_stream(&bytes[..end]);
+        }
+
         /// Whatever mix of fresh and stale deltas the writer appends, the reader ends with the
         /// database the replay rule defines.
         #[test]

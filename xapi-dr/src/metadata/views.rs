@@ -158,16 +158,20 @@ pub fn is_datetime(text: &str) -> bool {
         && digits(12..14)
         && b[14] == b':'
         && digits(15..17);
-    let zone = &text[17..];
-    base && (zone.is_empty()
-        || zone == "Z"
+    if !base {
+        return false;
+    }
+    // bytes 0..17 are ASCII, so 17 is a char boundary
+    let zone = &b[17..];
+    zone.is_empty()
+        || zone == b"Z"
         || (zone.len() == 6
-            && matches!(zone.as_bytes()[0], b'+' | b'-')
-            && zone.as_bytes()[3] == b':'
+            && matches!(zone[0], b'+' | b'-')
+            && zone[3] == b':'
             && zone
-                .bytes()
+                .iter()
                 .enumerate()
-                .all(|(i, c)| i == 0 || i == 3 || c.is_ascii_digit())))
+                .all(|(i, c)| i == 0 || i == 3 || c.is_ascii_digit()))
 }
 
 /// A row type with a typed view.
@@ -603,5 +607,17 @@ mod tests {
         assert!(is_datetime("20250319T04:16:24"));
         assert!(is_datetime("20250319T04:16:24+01:00"));
         assert!(!is_datetime("2025-03-19T04:16:24Z"));
+        assert!(
+            !is_datetime("2025031xT04:16:2éé"),
+            "multi-byte text after a bad prefix"
+        );
+        assert!(!is_datetime("20250319T04:16:24é"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn datetime_check_never_panics(text in proptest::prelude::any::<String>()) {
+            let _ = is_datetime(&text);
+        }
     }
 }
