@@ -12,6 +12,20 @@
 //! followed by delta records (`%016d length | delta | %016d generation | marker`), ended by a
 //! length field of 16 NUL bytes (the "trample" written after every record) or by the end of
 //! the half.
+//!
+//! Replay follows xapi: only the half named by the validity byte is used; `expected` starts at
+//! the record's generation + 1; a delta below `expected` is skipped (and reported), any other is
+//! applied and sets `expected` to its generation + 1. Where xapi is vaguer the reader is
+//! stricter, so that corruption never yields a silently different database:
+//!
+//! - a delta length that is neither all NUL, zero, nor decimal digits is an error (xapi's
+//!   `int_of_string` failure would end the list; its trample makes that case impossible in a
+//!   sound log);
+//! - a delta that does not apply (`DeleteRow`/`WriteField` on a missing row) is an error;
+//! - the other half is only summarised, as a [`Diagnostic`](crate::metadata::Diagnostic).
+//!
+//! The writer's `generation` argument is the record's generation field; xapi writes the
+//! database's own `generation_count` there, and the reader reports a difference between the two.
 
 mod reader;
 mod writer;
