@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use xapi_core::api::meta::{self, ClassMeta, Ty};
-use xapi_core::wire::Value;
+use xapi_core::wire::{DateTime, Value};
 
 use super::defaults::default_value;
 
@@ -27,6 +27,7 @@ pub(crate) fn coerce(value: Value, ty: &Ty) -> Option<Value> {
             _ => None,
         },
         (Ty::DateTime, Value::DateTime(d)) => Some(Value::DateTime(d)),
+        (Ty::DateTime, Value::String(s)) => DateTime::parse(&s).ok().map(Value::DateTime),
         (Ty::Enum(name), Value::String(s)) => is_enum_value(name, &s).then_some(Value::String(s)),
         (Ty::Set(inner), Value::Array(items)) => items
             .into_iter()

@@ -54,9 +54,7 @@ pub(crate) fn parse_printed(printed: &str, ty: &Ty) -> Option<Value> {
             "false" => Some(Value::Bool(false)),
             _ => None,
         },
-        Ty::DateTime => {
-            (text == "19700101T00:00:00Z").then(|| Value::DateTime(DateTime::default()))
-        }
+        Ty::DateTime => DateTime::parse(text).ok().map(Value::DateTime),
         Ty::Enum(_) => Some(Value::String(
             unquote(text).unwrap_or_else(|| text.to_owned()),
         )),
