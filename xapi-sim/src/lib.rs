@@ -32,6 +32,7 @@ mod clock;
 mod error;
 mod faults;
 mod model;
+mod persist;
 mod pool;
 mod rpc;
 mod scenario;

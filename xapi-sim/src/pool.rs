@@ -60,6 +60,11 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Replace the whole database (a saved one loaded at start-up).
+    pub(crate) fn replace_db(&self, db: Db) {
+        *self.db() = db;
+    }
+
     /// The running-task table, locked.
     pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<String, AbortHandle>> {
         self.running

@@ -10,6 +10,7 @@ use xapi_core::api::meta;
 use crate::clock::SimClock;
 use crate::error::Error;
 use crate::faults::Faults;
+use crate::persist;
 use crate::pool::Pool;
 use crate::scenario::{self, Scenario};
 use crate::server::{self, tls};
@@ -105,6 +106,7 @@ impl Simulator {
         let mut endpoints = Vec::new();
         let mut tasks = Vec::new();
         let mut pools = Vec::new();
+        let mut saves = Vec::new();
         for (i, name) in config.scenario.pool_names().iter().enumerate() {
             let vdi_dir = state_dir.join(name).join("vdis");
             let storage = Storage::open(&vdi_dir).map_err(|source| Error::State {
@@ -119,12 +121,21 @@ impl Simulator {
                 faults.clone(),
                 storage,
             );
-            scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
-                scenario: config.scenario.to_string(),
-                code: f.code.as_str().to_owned(),
-                params: f.params,
-            })?;
+            let state_path = persist::state_file(&state_dir, name);
+            if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
+                pool.replace_db(saved);
+            } else {
+                scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
+                    scenario: config.scenario.to_string(),
+                    code: f.code.as_str().to_owned(),
+                    params: f.params,
+                })?;
+            }
             let pool = Arc::new(pool);
+            if config.state_dir.is_some() {
+                tasks.push(persist::spawn_saver(Arc::clone(&pool), state_path.clone()));
+                saves.push((Arc::clone(&pool), state_path));
+            }
             let mut addr = config.listen;
             if addr.port() != 0 {
                 addr.set_port(addr.port() + i as u16);
@@ -149,6 +160,7 @@ impl Simulator {
             _scratch: scratch,
             multi_pool: config.scenario == Scenario::Demo,
             tasks,
+            saves,
             _pools: pools,
         })
     }
@@ -167,6 +179,8 @@ pub struct SimHandle {
     _scratch: Option<tempfile::TempDir>,
     multi_pool: bool,
     tasks: Vec<JoinHandle<()>>,
+    /// Pools saved under `--state`, and where.
+    saves: Vec<(Arc<Pool>, PathBuf)>,
     _pools: Vec<Arc<Pool>>,
 }
 
@@ -237,10 +251,15 @@ impl SimHandle {
         lines
     }
 
-    /// Stop accepting connections.
+    /// Stop accepting connections and, with a state directory, save every pool one last time.
     pub fn shutdown(&self) {
         for task in &self.tasks {
             task.abort();
+        }
+        for (pool, path) in &self.saves {
+            if let Err(err) = persist::save(pool, path) {
+                tracing::warn!(path = %path.display(), error = %err, "cannot save the pool database");
+            }
         }
     }
 }

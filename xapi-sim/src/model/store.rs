@@ -9,7 +9,10 @@ use tokio::sync::watch;
 use xapi_core::api::meta::{ClassMeta, FieldMeta, Ty};
 use xapi_core::wire::{Failure, Value};
 
+use xapi_dr::metadata::Database;
+
 use super::coerce::{coerce, coerce_record};
+use super::db_form::fields_of_row;
 use super::defaults::{NULL_REF, default_value};
 use super::ids::IdSource;
 use super::relations::{RELATIONS, Relation};
@@ -314,6 +317,71 @@ impl Db {
         }
         self.publish();
         Ok(())
+    }
+
+    /// A store holding the persistent rows of a saved database (`--state`, a redo log): the
+    /// generation, references, creation and modification generations are kept; one-to-many
+    /// sets are recomputed from the many side, as xapi does on load.
+    pub(crate) fn from_database(
+        classes: &'static [ClassMeta],
+        salt: &str,
+        saved: &Database,
+    ) -> Self {
+        let mut db = Self::new(classes, salt);
+        let metas: Vec<&'static ClassMeta> = db.tables.values().map(|t| t.meta).collect();
+        for meta in metas {
+            for (reference, row) in saved.rows(meta.name) {
+                let fields = fields_of_row(meta, row);
+                if db.create_with_ref(meta.name, reference, fields).is_err() {
+                    continue;
+                }
+                if let Some(object) = db
+                    .tables
+                    .get_mut(meta.name)
+                    .and_then(|t| t.objects.get_mut(reference))
+                {
+                    object.created = row.ctime.max(0) as u64;
+                    object.modified = row.mtime.max(0) as u64;
+                }
+            }
+        }
+        // children may have been loaded before their parents: link every relation again
+        for relation in db.relations.clone() {
+            let links: Vec<(String, Value)> = db
+                .tables
+                .get(relation.many_class)
+                .map(|t| {
+                    t.objects
+                        .iter()
+                        .filter_map(|(r, o)| {
+                            o.fields
+                                .get(relation.many_field)
+                                .map(|v| (r.clone(), v.clone()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (child, parent) in links {
+                db.link(&relation, &parent, &child, true);
+            }
+        }
+        // linking stamped the parents: restore the saved generations
+        for meta in db.tables.values().map(|t| t.meta).collect::<Vec<_>>() {
+            for (reference, row) in saved.rows(meta.name) {
+                if let Some(object) = db
+                    .tables
+                    .get_mut(meta.name)
+                    .and_then(|t| t.objects.get_mut(reference))
+                {
+                    object.modified = row.mtime.max(0) as u64;
+                }
+            }
+        }
+        db.generation = saved.generation().max(0) as u64;
+        db.deletions.clear();
+        db.forgotten_before = db.generation;
+        db.publish();
+        db
     }
 
     /// Destroy an object, or `HANDLE_INVALID`.

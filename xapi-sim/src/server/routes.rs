@@ -18,7 +18,7 @@ use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
 use crate::pool::Pool;
 use crate::rpc;
-use crate::transfer::export;
+use crate::transfer::{db_dump, export};
 
 /// Largest RPC request body accepted (xapi's `http_limit_max_rpc_size`).
 pub(crate) const MAX_RPC_BODY: usize = 300 * 1024;
@@ -56,6 +56,10 @@ pub(crate) async fn serve(
             Err(response) => response,
         },
         (Method::OPTIONS, "/" | "/json" | "/jsonrpc") => preflight(),
+        (Method::GET, "/pool/xmldbdump") => {
+            let (parts, _) = request.into_parts();
+            db_dump::handle(&pool, &parts)
+        }
         (Method::GET, "/export" | "/export_metadata") => {
             let (parts, _) = request.into_parts();
             export::handle(Arc::clone(&pool), &parts, path == "/export_metadata").await
