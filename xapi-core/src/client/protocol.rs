@@ -147,7 +147,8 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     one_line.trim().to_owned()
 }
 
-/// Serialize call parameters (a tuple or a sequence) into positional values.
+/// Serialize call parameters (a tuple or a sequence) into positional values. `()` means no
+/// parameters (the serde bridge writes unit as XAPI's void, `""`).
 pub(crate) fn params_to_values(
     method: &str,
     params: &impl serde::Serialize,
@@ -155,6 +156,7 @@ pub(crate) fn params_to_values(
     match wire::to_value(params)? {
         Value::Array(values) => Ok(values),
         Value::Nil => Ok(Vec::new()),
+        Value::String(text) if text.is_empty() => Ok(Vec::new()),
         _ => Err(Error::ParamsNotASequence {
             method: method.to_owned(),
         }),

@@ -17,6 +17,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -249,12 +250,18 @@ pub struct Mock {
     pub url: String,
     pub addr: Option<SocketAddr>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub accepted: Arc<AtomicUsize>,
 }
 
 impl Mock {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().expect("mock log lock").clone()
+    }
+
+    /// How many connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The RPC method names received so far, in order.
@@ -316,8 +323,11 @@ pub async fn start_on(ip: &str, port: u16, handler: Handler) -> std::io::Result<
     let addr = listener.local_addr()?;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             serve(stream, handler.clone(), log.clone());
         }
     });
@@ -325,6 +335,7 @@ pub async fn start_on(ip: &str, port: u16, handler: Handler) -> std::io::Result<
         url: format!("http://{addr}"),
         addr: Some(addr),
         seen,
+        accepted,
     })
 }
 
@@ -376,8 +387,11 @@ pub async fn start_tls_on(
     let addr = listener.local_addr()?;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let handler = handler.clone();
             let log = log.clone();
@@ -392,6 +406,7 @@ pub async fn start_tls_on(
         url: format!("https://{addr}"),
         addr: Some(addr),
         seen,
+        accepted,
     })
 }
 
@@ -422,8 +437,11 @@ pub async fn start_unix(
     let handler: Handler = Arc::new(handler);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             serve(stream, handler.clone(), log.clone());
         }
     });
@@ -432,6 +450,7 @@ pub async fn start_unix(
             url: format!("unix://{}", path.display()),
             addr: None,
             seen,
+            accepted,
         },
         path,
     )
