@@ -254,6 +254,47 @@ async fn host_is_slave_moves_the_login_to_the_master() {
 }
 
 #[tokio::test]
+async fn a_session_follows_the_master_when_it_moves() {
+    // 127.0.0.1 is the master at login time, then becomes a member of the pool whose new
+    // master is 127.0.0.2: it answers HOST_IS_SLAVE to everything.
+    let demoted = Arc::new(AtomicUsize::new(0));
+    let flag = demoted.clone();
+    let first_master = pool_handler(Arc::new(AtomicUsize::new(0)), |_| None);
+    let member: mock_xapi::Handler = Arc::new(move |seen: &Seen| {
+        if flag.load(Ordering::SeqCst) == 1 {
+            Answer::failure(&seen.rpc(), "HOST_IS_SLAVE", &["127.0.0.2"])
+        } else {
+            first_master(seen)
+        }
+    });
+    let master: mock_xapi::Handler =
+        Arc::new(pool_handler(Arc::new(AtomicUsize::new(100)), |_| None));
+    let (member, master) = member_and_master(None, member, master).await;
+    let session = login(&member.url, Protocol::JsonRpc).await;
+    assert!(session.client().url().starts_with("http://127.0.0.1:"));
+    demoted.store(1, Ordering::SeqCst);
+    let pools: Vec<String> = session
+        .call("pool.get_all", ())
+        .await
+        .expect("call follows");
+    assert_eq!(pools, vec!["OpaqueRef:pool-1".to_owned()]);
+    assert!(session.client().url().starts_with("http://127.0.0.2:"));
+    assert_eq!(session.reference(), Ref::new("OpaqueRef:session-101"));
+    assert_eq!(
+        member.methods(),
+        vec![
+            "session.login_with_password",
+            "pool.get_all",
+            "session.login_with_password"
+        ]
+    );
+    assert_eq!(
+        master.methods(),
+        vec!["session.login_with_password", "pool.get_all"]
+    );
+}
+
+#[tokio::test]
 async fn host_is_slave_under_a_pin_pins_the_master_to_the_thumbprint_header() {
     let member_cert = mock_xapi::self_signed();
     let master_cert = mock_xapi::self_signed();

@@ -45,7 +45,9 @@ struct SessionInner {
 ///
 /// Every call prepends the session reference. On `SESSION_INVALID` (the session expired, or
 /// xapi restarted) a session made by [`Client::login_with_password`] logs in again with the
-/// stored credentials and retries, up to [`ClientBuilder::max_relogin`] times.
+/// stored credentials and retries, up to [`ClientBuilder::max_relogin`] times. On
+/// `HOST_IS_SLAVE` (the pool master moved) it logs in again the same way, which follows the
+/// new master.
 /// Dropping the last clone logs out in the background (best effort).
 ///
 /// Its `Debug` output never shows the session reference, which is a bearer credential.
@@ -161,13 +163,21 @@ impl Session {
                     .await?;
                 match reply.result {
                     Ok(value) => return Ok(value),
+                    // SESSION_INVALID: the session expired or xapi restarted. HOST_IS_SLAVE on
+                    // a session call: the pool master moved; logging in again follows it.
                     Err(failure)
-                        if matches!(failure.code, ErrorCode::SessionInvalid)
-                            && self.inner.login.is_some()
+                        if matches!(
+                            failure.code,
+                            ErrorCode::SessionInvalid | ErrorCode::HostIsSlave
+                        ) && self.inner.login.is_some()
                             && relogins < client.shared().max_relogin =>
                     {
                         relogins += 1;
-                        tracing::info!(attempt = relogins, "session invalid; logging in again");
+                        tracing::info!(
+                            attempt = relogins,
+                            code = failure.code.as_str(),
+                            "logging in again"
+                        );
                         self.relogin(&reference).await?;
                     }
                     Err(failure) => return Err(Error::Api(failure)),
