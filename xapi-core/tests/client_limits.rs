@@ -227,3 +227,47 @@ async fn put_waits_for_every_byte_when_the_server_answers_first() {
     assert!(!head.contains("transfer-encoding"), "{head}");
     assert!(head.contains("cookie: session_id=opaqueref:s"), "{head}");
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_by_the_server_is_replaced() {
+    // A peer that answers one request per connection, then closes it without saying
+    // "connection: close" (as a restarting xapi or an idle timeout would).
+    let url = raw_peer(|mut stream| async move {
+        let head = read_head(&mut stream).await.to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        let _ = stream.read_exact(&mut body).await;
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let answer =
+            serde_json::json!({"jsonrpc": "2.0", "result": "OpaqueRef:pong", "id": request["id"]})
+                .to_string();
+        let _ = stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            )
+            .await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    let client = Client::builder(&url).build().expect("client");
+    // Half the calls come right after the previous answer (the close may not be noticed yet:
+    // the request fails on the dead connection and is resent), half after a pause.
+    for i in 0..6 {
+        let answer: Ref<xapi_core::api::Session> = client
+            .call_raw("session.login_with_password", ("root", "pw", "1.0", "t"))
+            .await
+            .expect("each call finds a live connection");
+        assert_eq!(answer, Ref::new("OpaqueRef:pong"));
+        if i % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
