@@ -207,3 +207,49 @@ async fn redirect_to_an_unpinned_host_is_refused_under_a_pin() {
     assert_eq!(body, "pong");
     assert_eq!(b.requests().len(), 1);
 }
+
+/// Presents one certificate but signs the handshake with another key: what an attacker who
+/// copied a host's (public) certificate would do.
+#[derive(Debug)]
+struct StolenCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for StolenCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn pinned_policy_still_verifies_the_handshake_signature() {
+    let genuine = mock_xapi::self_signed();
+    let attacker = mock_xapi::self_signed();
+    let attacker_key = rustls::crypto::ring::sign::any_supported_type(
+        &rustls::pki_types::PrivateKeyDer::Pkcs8(attacker.key_der.clone().into()),
+    )
+    .expect("signing key");
+    let impostor = rustls::sign::CertifiedKey::new(vec![genuine.der.clone()], attacker_key);
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(StolenCertificate(Arc::new(impostor))));
+    let server = mock_xapi::start_tls_with(
+        "127.0.0.1",
+        0,
+        config,
+        Arc::new(|_: &mock_xapi::Seen| Answer::new(200, "pong")),
+    )
+    .await
+    .expect("bind");
+    let pin = Sha256Fingerprint::of_der(&genuine.der);
+    let err = ping(&server.url, TlsPolicy::Pinned(pin))
+        .await
+        .expect_err("the presented certificate matches the pin but the key does not");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(server.requests().is_empty());
+}

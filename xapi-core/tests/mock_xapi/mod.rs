@@ -364,6 +364,19 @@ pub fn self_signed() -> TestCert {
     }
 }
 
+/// The server configuration presenting `cert`.
+pub fn server_config(cert: &TestCert) -> rustls::ServerConfig {
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der.clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
+        )
+        .expect("server certificate")
+}
+
 /// HTTPS with `cert` on `ip:port`.
 pub async fn start_tls_on(
     ip: &str,
@@ -371,17 +384,16 @@ pub async fn start_tls_on(
     cert: &TestCert,
     handler: Handler,
 ) -> std::io::Result<Mock> {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der.clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-    )
-    .expect("server certificate");
+    start_tls_with(ip, port, server_config(cert), handler).await
+}
+
+/// HTTPS with any server configuration on `ip:port`.
+pub async fn start_tls_with(
+    ip: &str,
+    port: u16,
+    config: rustls::ServerConfig,
+    handler: Handler,
+) -> std::io::Result<Mock> {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind((ip, port)).await?;
     let addr = listener.local_addr()?;
