@@ -688,3 +688,70 @@ async fn keep_alive_connections_are_reused() {
         "21 calls in sequence share one connection"
     );
 }
+
+#[tokio::test]
+async fn event_stream_goes_on_after_a_retryable_error() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let inner = pool_handler(Arc::new(AtomicUsize::new(0)), |call| {
+        (call.method == "event.from").then(|| {
+            Answer::ok(
+                call,
+                batch(vec![event("add", "OpaqueRef:vm-1", "web")], "t1"),
+            )
+        })
+    });
+    let server = mock_xapi::start(move |seen| {
+        let call = seen.rpc();
+        if call.method == "event.from" && counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Answer::new(503, "");
+        }
+        inner(seen)
+    })
+    .await;
+    let session = login(&server.url, Protocol::JsonRpc).await;
+    let options = EventOptions {
+        retry_delay: Duration::from_millis(10),
+        ..EventOptions::default()
+    };
+    let mut stream = Box::pin(session.events::<VmSnapshot>(&["vm"], options));
+    let first = stream.next().await.expect("an item");
+    let err = first.expect_err("the 503 is reported");
+    assert!(matches!(err, Error::Http { status: 503, .. }), "{err:?}");
+    let second = stream
+        .next()
+        .await
+        .expect("the stream goes on")
+        .expect("event");
+    assert!(matches!(second, EventItem::Event(ref e) if e.reference == "OpaqueRef:vm-1"));
+}
+
+#[tokio::test]
+async fn data_plane_401_logs_in_again_and_retries_once() {
+    let inner = pool_handler(Arc::new(AtomicUsize::new(0)), |_| None);
+    let server = mock_xapi::start(move |seen| {
+        if seen.method == http::Method::GET {
+            // The first session expired; the second is accepted.
+            return if seen
+                .header("cookie")
+                .is_some_and(|c| c.contains("OpaqueRef:session-2"))
+            {
+                Answer::new(200, "<database/>")
+            } else {
+                Answer::new(401, "")
+            };
+        }
+        inner(seen)
+    })
+    .await;
+    let session = login(&server.url, Protocol::JsonRpc).await;
+    let body = session
+        .get("/pool/xmldbdump", &[], None)
+        .await
+        .expect("retried after login")
+        .bytes(1024)
+        .await
+        .expect("body");
+    assert_eq!(body, "<database/>");
+    assert_eq!(session.reference(), Ref::new("OpaqueRef:session-2"));
+}

@@ -184,7 +184,32 @@ impl Session {
     /// to other pool members (up to 5), re-adding the cookie and applying that host's TLS pin.
     ///
     /// Returns once the response head has arrived; stream the body from the [`Download`].
+    ///
+    /// A `401` (the session expired) makes a session with stored credentials log in again and
+    /// retry once.
     pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+    ) -> Result<Download, Error> {
+        let span = tracing::info_span!("transfer", method = "GET", path = %path);
+        async move {
+            let (_, reference) = self.snapshot()?;
+            match self.get_once(path, query, task).await {
+                Err(Error::Http { status: 401, .. }) if self.can_relogin() => {
+                    tracing::info!("data plane answered 401; logging in again");
+                    self.relogin(&reference).await?;
+                    self.get_once(path, query, task).await
+                }
+                other => other,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_once(
         &self,
         path: &str,
         query: &[(&str, &str)],
@@ -192,8 +217,7 @@ impl Session {
     ) -> Result<Download, Error> {
         let (client, reference) = self.snapshot()?;
         let cookie = self.cookie(reference.as_str(), task)?;
-        let span = tracing::info_span!("transfer", method = "GET", path = %path);
-        async move {
+        {
             let mut endpoint = client.endpoint().clone();
             let mut target = endpoint.path(&path_and_query(path, query));
             for _ in 0..=MAX_REDIRECTS {
@@ -247,8 +271,6 @@ impl Session {
                 reason: format!("more than {MAX_REDIRECTS} redirects"),
             })
         }
-        .instrument(span)
-        .await
     }
 
     /// `PUT path?query` of exactly `content_length` bytes from `body`, with the session (and

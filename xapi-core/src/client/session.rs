@@ -189,7 +189,12 @@ impl Session {
     }
 
     /// Log in again unless another caller already replaced the `stale` reference.
-    async fn relogin(&self, stale: &Ref<api::Session>) -> Result<(), Error> {
+    /// Whether this session holds credentials to log in again.
+    pub(crate) fn can_relogin(&self) -> bool {
+        self.inner.login.is_some()
+    }
+
+    pub(crate) async fn relogin(&self, stale: &Ref<api::Session>) -> Result<(), Error> {
         let Some(login) = &self.inner.login else {
             return Err(Error::NotLoggedIn {
                 reason: "no stored credentials to log in again".into(),
