@@ -755,3 +755,31 @@ async fn data_plane_401_logs_in_again_and_retries_once() {
     assert_eq!(body, "<database/>");
     assert_eq!(session.reference(), Ref::new("OpaqueRef:session-2"));
 }
+
+#[tokio::test]
+async fn a_created_task_follows_a_data_plane_transfer() {
+    let server = mock_xapi::start(pool_handler(
+        Arc::new(AtomicUsize::new(0)),
+        |call| match call.method.as_str() {
+            "task.create" => {
+                assert_eq!(call.params[1..], ["export vm-1", "xapi-rs"]);
+                Some(Answer::ok(call, s("OpaqueRef:transfer")))
+            }
+            "task.get_record" => Some(Answer::ok(call, task_record("success", 1.0, "", &[]))),
+            "task.destroy" => Some(Answer::ok(call, s(""))),
+            _ => None,
+        },
+    ))
+    .await;
+    let session = login(&server.url, Protocol::XmlRpc).await;
+    let task = session
+        .create_task("export vm-1", "xapi-rs")
+        .await
+        .expect("task.create");
+    assert_eq!(task, Ref::new("OpaqueRef:transfer"));
+    // A void task result ("") decodes as ().
+    xapi_core::client::TaskHandle::<()>::new(session, task)
+        .wait()
+        .await
+        .expect("finished");
+}

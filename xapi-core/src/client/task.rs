@@ -222,6 +222,15 @@ impl<T: DeserializeOwned> TaskHandle<T> {
     }
 }
 
+impl Session {
+    /// `task.create`: a task to hand to a data-plane handler (the `task` argument of
+    /// [`Session::get`] / [`Session::put`]) so that its progress and outcome can be followed
+    /// with [`TaskHandle::new`].
+    pub async fn create_task(&self, label: &str, description: &str) -> Result<Ref<Task>, Error> {
+        self.call("task.create", (label, description)).await
+    }
+}
+
 /// Decode `task.result` (an XML-RPC `<value>` fragment; `""` for a void result).
 fn decode_task_result<T: DeserializeOwned>(
     task: &Ref<Task>,
