@@ -28,10 +28,12 @@
 //! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
 
 mod api_error;
+mod cbt;
 mod clock;
 mod error;
 mod faults;
 mod model;
+mod nbd;
 mod persist;
 mod pool;
 mod rpc;

@@ -1,11 +1,13 @@
 //! One simulated pool: its database, its credentials and the shared clock and faults.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use tokio::task::AbortHandle;
 use xapi_core::api::meta::ClassMeta;
 
+use crate::cbt::Cbt;
 use crate::clock::SimClock;
 use crate::faults::Faults;
 use crate::model::store::Db;
@@ -27,6 +29,10 @@ pub(crate) struct Pool {
     pub(crate) faults: Faults,
     /// The disk images.
     pub(crate) storage: Storage,
+    /// Changed-block tracking of the pool's disks.
+    pub(crate) cbt: Mutex<Cbt>,
+    /// Where the pool's NBD server listens, once started.
+    pub(crate) nbd_addr: OnceLock<SocketAddr>,
     /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
     pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -49,6 +55,8 @@ impl Pool {
             clock,
             faults,
             storage,
+            cbt: Mutex::new(Cbt::default()),
+            nbd_addr: OnceLock::new(),
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -63,6 +71,18 @@ impl Pool {
     /// Replace the whole database (a saved one loaded at start-up).
     pub(crate) fn replace_db(&self, db: Db) {
         *self.db() = db;
+    }
+
+    /// The CBT state, locked.
+    pub(crate) fn cbt(&self) -> MutexGuard<'_, Cbt> {
+        self.cbt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Bytes of a disk image were written (for changed-block tracking).
+    pub(crate) fn note_write(&self, uuid: &str, offset: u64, length: u64) {
+        self.cbt().note_write(uuid, offset, length);
     }
 
     /// The running-task table, locked.

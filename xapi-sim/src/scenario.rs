@@ -131,6 +131,7 @@ impl Builder<'_> {
             vec![
                 ("name_label", s("Pool-wide network associated with eth0")),
                 ("bridge", s("xenbr0")),
+                ("purpose", Value::Array(vec![s("insecure_nbd")])),
                 ("MTU", Value::Int(1500)),
             ],
         )?;

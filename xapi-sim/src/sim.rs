@@ -10,6 +10,7 @@ use xapi_core::api::meta;
 use crate::clock::SimClock;
 use crate::error::Error;
 use crate::faults::Faults;
+use crate::nbd;
 use crate::persist;
 use crate::pool::Pool;
 use crate::scenario::{self, Scenario};
@@ -70,6 +71,8 @@ pub struct PoolEndpoint {
     pub addr: SocketAddr,
     /// `http://ADDR` or `https://ADDR`.
     pub url: String,
+    /// Where the pool's NBD server listens (what `VDI.get_nbd_info` returns).
+    pub nbd_addr: SocketAddr,
 }
 
 /// The entry point: [`Simulator::start`].
@@ -141,11 +144,16 @@ impl Simulator {
                 addr.set_port(addr.port() + i as u16);
             }
             let (local, task) = server::listen(Arc::clone(&pool), addr, identity.clone()).await?;
+            let (nbd_local, nbd_task) =
+                nbd::listen(Arc::clone(&pool), SocketAddr::new(local.ip(), 0)).await?;
+            let _ = pool.nbd_addr.set(nbd_local);
+            tasks.push(nbd_task);
             let scheme = if identity.is_some() { "https" } else { "http" };
             endpoints.push(PoolEndpoint {
                 name: (*name).to_owned(),
                 addr: local,
                 url: format!("{scheme}://{local}"),
+                nbd_addr: nbd_local,
             });
             tasks.push(task);
             pools.push(pool);
@@ -161,7 +169,7 @@ impl Simulator {
             multi_pool: config.scenario == Scenario::Demo,
             tasks,
             saves,
-            _pools: pools,
+            pools,
         })
     }
 }
@@ -181,7 +189,8 @@ pub struct SimHandle {
     tasks: Vec<JoinHandle<()>>,
     /// Pools saved under `--state`, and where.
     saves: Vec<(Arc<Pool>, PathBuf)>,
-    _pools: Vec<Arc<Pool>>,
+    /// The pools, in endpoint order.
+    pools: Vec<Arc<Pool>>,
 }
 
 impl SimHandle {
@@ -213,6 +222,12 @@ impl SimHandle {
     /// The TLS certificate in PEM form (with `tls` only).
     pub fn cert_pem(&self) -> Option<&str> {
         self.cert_pem.as_deref()
+    }
+
+    /// The image file backing a VDI of the pool `pool` (for tests that check disk contents).
+    pub fn disk_image(&self, pool: &str, vdi_uuid: &str) -> Option<PathBuf> {
+        let index = self.endpoints.iter().position(|e| e.name == pool)?;
+        Some(self.pools.get(index)?.storage.path(vdi_uuid))
     }
 
     /// The password `root` logs in with.

@@ -17,7 +17,6 @@ use crate::api_error::{failure, vm_bad_power_state};
 use crate::model::defaults::NULL_REF;
 use crate::model::store::Db;
 use crate::pool::Pool;
-use crate::storage::Storage;
 use crate::timestamp;
 
 /// The VM messages this module implements.
@@ -66,26 +65,18 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         "unpause" => done(transition(&mut pool.db(), &vm, "Paused", "Running")),
         "snapshot" | "snapshot_with_quiesce" => {
             let name = args::string(a, 1).unwrap_or_default();
-            snapshot(&mut pool.db(), &pool.storage, &vm, &name).map(Value::String)
+            snapshot(&mut pool.db(), pool, &vm, &name).map(Value::String)
         }
         "clone" => {
             let name = args::string(a, 1).unwrap_or_default();
-            duplicate(&mut pool.db(), &pool.storage, &vm, &name, &DiskCopy::Clone)
-                .map(Value::String)
+            duplicate(&mut pool.db(), pool, &vm, &name, &DiskCopy::Clone).map(Value::String)
         }
         "copy" => {
             let name = args::string(a, 1).unwrap_or_default();
             let sr = args::string(a, 2)
                 .ok()
                 .filter(|sr| sr != NULL_REF && !sr.is_empty());
-            duplicate(
-                &mut pool.db(),
-                &pool.storage,
-                &vm,
-                &name,
-                &DiskCopy::Copy(sr),
-            )
-            .map(Value::String)
+            duplicate(&mut pool.db(), pool, &vm, &name, &DiskCopy::Copy(sr)).map(Value::String)
         }
         "destroy" => done(destroy(&mut pool.db(), &vm)),
         _ => return None,
@@ -212,7 +203,7 @@ fn copy_fields(db: &Db, class: &str, reference: &str) -> Result<BTreeMap<String,
 }
 
 /// `VM.snapshot`: a halted template copy of the VM, with a snapshot of each disk.
-fn snapshot(db: &mut Db, storage: &Storage, vm: &str, name: &str) -> Result<String, Failure> {
+fn snapshot(db: &mut Db, pool: &Pool, vm: &str, name: &str) -> Result<String, Failure> {
     require_not_template(db, vm)?;
     let mut fields = copy_fields(db, "VM", vm)?;
     fields.insert("name_label".into(), Value::String(name.to_owned()));
@@ -222,7 +213,7 @@ fn snapshot(db: &mut Db, storage: &Storage, vm: &str, name: &str) -> Result<Stri
     fields.insert("snapshot_time".into(), timestamp::now());
     halted(&mut fields);
     let snap = db.create("VM", fields)?;
-    copy_devices(db, storage, vm, &snap, &DiskCopy::Snapshot)?;
+    copy_devices(db, pool, vm, &snap, &DiskCopy::Snapshot)?;
     Ok(snap)
 }
 
@@ -240,7 +231,7 @@ enum DiskCopy {
 /// `VM.clone` or `VM.copy` (as `how` says): a new halted VM with duplicated disks and new MACs.
 fn duplicate(
     db: &mut Db,
-    storage: &Storage,
+    pool: &Pool,
     vm: &str,
     name: &str,
     how: &DiskCopy,
@@ -252,7 +243,7 @@ fn duplicate(
     fields.insert("snapshot_of".into(), Value::String(NULL_REF.to_owned()));
     halted(&mut fields);
     let copy = db.create("VM", fields)?;
-    copy_devices(db, storage, vm, &copy, how)?;
+    copy_devices(db, pool, vm, &copy, how)?;
     Ok(copy)
 }
 
@@ -267,7 +258,7 @@ fn halted(fields: &mut BTreeMap<String, Value>) {
 /// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`.
 fn copy_devices(
     db: &mut Db,
-    storage: &Storage,
+    pool: &Pool,
     from: &str,
     to: &str,
     how: &DiskCopy,
@@ -296,12 +287,17 @@ fn copy_devices(
             let new_vdi = db.create("VDI", vdi_fields)?;
             let from_uuid = db.str_field("VDI", &vdi, "uuid")?;
             let to_uuid = db.str_field("VDI", &new_vdi, "uuid")?;
-            storage.copy(&from_uuid, &to_uuid, size).map_err(|e| {
+            pool.storage.copy(&from_uuid, &to_uuid, size).map_err(|e| {
                 failure(
                     "SR_BACKEND_FAILURE",
                     ["", "", &format!("copying disk {from_uuid}: {e}")],
                 )
             })?;
+            if *how == DiskCopy::Snapshot {
+                pool.cbt().snapshot(&from_uuid, &to_uuid);
+            } else {
+                db.set_field("VDI", &new_vdi, "cbt_enabled", Value::Bool(false))?;
+            }
             db.set_field("VDI", &new_vdi, "location", Value::String(to_uuid))?;
             vbd_fields.insert("VDI".into(), Value::String(new_vdi));
         }

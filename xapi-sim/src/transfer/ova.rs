@@ -4,6 +4,9 @@
 //! scrubbed, snapshot metadata dropped and, without `preserve_power_state`, the VM halted.
 
 use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaObject, OvaVersion, OvaXml};
@@ -208,41 +211,13 @@ fn plain(value: &Value) -> ova_xml::Value {
             ova_xml::Value::Struct(map.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
         }
         Value::Nil => ova_xml::Value::Nil,
-        Value::Base64(bytes) => ova_xml::Value::Base64(base64_text(bytes)),
+        Value::Base64(bytes) => ova_xml::Value::Base64(BASE64.encode(bytes)),
     }
-}
-
-/// Standard base64 with padding.
-fn base64_text(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0_u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(base64_text(b""), "");
-        assert_eq!(base64_text(b"f"), "Zg==");
-        assert_eq!(base64_text(b"fo"), "Zm8=");
-        assert_eq!(base64_text(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn references_are_rewritten_or_nulled() {
