@@ -1,7 +1,7 @@
 //! VDIs over NBD, checked with qemu: `qemu-img info` and `convert` read what the image holds,
 //! `qemu-io` writes are tracked by CBT and show up in `VDI.list_changed_blocks`.
 
-use std::process::Command;
+use tokio::process::Command;
 
 use base64::Engine as _;
 use xapi_core::Error;
@@ -47,10 +47,12 @@ fn qemu_spec(info: &NbdInfo) -> String {
     )
 }
 
-fn run(program: &str, args: &[&str]) -> String {
+/// Run a qemu tool without blocking the runtime that serves its NBD connection.
+async fn run(program: &str, args: &[&str]) -> String {
     let output = Command::new(program)
         .args(args)
         .output()
+        .await
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         output.status.success(),
@@ -75,7 +77,7 @@ async fn qemu_img_reads_a_vdi_over_nbd() {
     let (sim, session) = demo().await;
     let vdi = disk_of(&session, "mail").await;
     let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
-    let size: String = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
+    let size: u64 = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
     let info = nbd_info(&session, &vdi).await;
     assert_eq!(
         info.exportname,
@@ -83,16 +85,17 @@ async fn qemu_img_reads_a_vdi_over_nbd() {
     );
 
     let spec = qemu_spec(&info);
-    let json = run("qemu-img", &["info", "--output=json", &spec]);
+    let json = run("qemu-img", &["info", "--output=json", &spec]).await;
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(report["virtual-size"].as_u64(), Some(size.parse().unwrap()));
+    assert_eq!(report["virtual-size"].as_u64(), Some(size));
 
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.raw");
     run(
         "qemu-img",
         &["convert", "-O", "raw", &spec, copy.to_str().unwrap()],
-    );
+    )
+    .await;
     let original = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
     assert_eq!(
         std::fs::read(&copy).unwrap(),
@@ -110,6 +113,7 @@ async fn nbd_refuses_a_stale_session() {
     let output = Command::new("qemu-img")
         .args(["info", &qemu_spec(&info)])
         .output()
+        .await
         .unwrap();
     assert!(
         !output.status.success(),
@@ -148,7 +152,8 @@ async fn nbd_writes_show_up_in_list_changed_blocks() {
             "write -P 0xcd 5000k 8k",
             &qemu_spec(&info),
         ],
-    );
+    )
+    .await;
     let second: String = session
         .call("VM.snapshot", (vm, "next", Vec::<String>::new()))
         .await

@@ -32,16 +32,22 @@ async fn login(sim: &SimHandle, protocol: Protocol) -> Session {
         .expect("root logs in")
 }
 
+/// The fields of a VM record these tests look at (the others are skipped).
+#[derive(Debug, serde::Deserialize)]
+struct VmSummary {
+    power_state: String,
+    is_a_template: bool,
+    appliance: String,
+}
+
 /// A halted VM outside any vApp, and not a template.
 async fn halted_vm(session: &Session) -> String {
-    let records: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+    let records: BTreeMap<String, VmSummary> =
         session.call("VM.get_all_records", ()).await.unwrap();
     records
         .into_iter()
         .find(|(_, r)| {
-            r["power_state"] == "Halted"
-                && r["is_a_template"] == false
-                && r["appliance"] == "OpaqueRef:NULL"
+            r.power_state == "Halted" && !r.is_a_template && r.appliance == "OpaqueRef:NULL"
         })
         .map(|(vm, _)| vm)
         .expect("the demo has a halted standalone VM")
@@ -205,8 +211,8 @@ async fn export_streams_a_verified_xva() {
         .unwrap()
     {
         let vdi: String = session.call("VBD.get_VDI", (&vbd,)).await.unwrap();
-        let size: String = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
-        sizes.push(size.parse::<u64>().unwrap());
+        let size: u64 = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
+        sizes.push(size);
     }
     for compression in ["false", "zstd", "gzip"] {
         let download = session
