@@ -5,4 +5,5 @@ pub(crate) mod db_form;
 pub(crate) mod defaults;
 pub(crate) mod ids;
 pub(crate) mod relations;
+pub(crate) mod replication;
 pub(crate) mod store;

@@ -12,11 +12,15 @@ use xapi_core::wire::{Failure, Value};
 use xapi_dr::metadata::Database;
 
 use super::coerce::{coerce, coerce_record};
-use super::db_form::fields_of_row;
+use super::db_form::{
+    NON_PERSISTENT, column_name, fields_of_row, stored_text, to_database, to_row,
+};
 use super::defaults::{NULL_REF, default_value};
 use super::ids::IdSource;
 use super::relations::{RELATIONS, Relation};
+use super::replication::{Replica, xml_of};
 use crate::api_error::{failure, field_type_error, handle_invalid, internal, uuid_invalid};
+use xapi_dr::metadata::Delta;
 
 /// How many deletions are remembered for `event.from`; a token older than the oldest one
 /// remembered gets `EVENTS_LOST`.
@@ -64,6 +68,8 @@ pub(crate) struct Db {
     forgotten_before: u64,
     ids: IdSource,
     changed: watch::Sender<u64>,
+    /// Active redo logs (`SR.enable_database_replication`).
+    replicas: Vec<Replica>,
 }
 
 impl Db {
@@ -104,6 +110,7 @@ impl Db {
             forgotten_before: 0,
             ids: IdSource::new(salt),
             changed,
+            replicas: Vec::new(),
         }
     }
 
@@ -312,6 +319,17 @@ impl Db {
                 modified: generation,
             },
         );
+        if self.is_replicated(class) {
+            let columns = self
+                .object(class, reference)
+                .map(|o| to_row(meta, reference, o))
+                .unwrap_or_default();
+            self.replicate(&Delta::CreateRow {
+                table: meta.name.to_owned(),
+                reference: reference.to_owned(),
+                columns,
+            });
+        }
         for (relation, parent) in links {
             self.link(&relation, &parent, reference, true);
         }
@@ -396,6 +414,12 @@ impl Db {
             table.by_uuid.remove(uuid);
         }
         let generation = self.bump();
+        if self.is_replicated(class_name) {
+            self.replicate(&Delta::DeleteRow {
+                table: class_name.to_owned(),
+                reference: reference.to_owned(),
+            });
+        }
         let relations: Vec<Relation> = self
             .relations
             .iter()
@@ -446,6 +470,14 @@ impl Db {
             .ok_or_else(|| handle_invalid(class, reference))?;
         object.fields.insert(field_meta.name, value.clone());
         object.modified = generation;
+        if self.is_replicated(class) {
+            self.replicate(&Delta::WriteField {
+                table: class.to_owned(),
+                reference: reference.to_owned(),
+                column: column_name(class, field_meta.name),
+                value: stored_text(&value, &field_meta.ty),
+            });
+        }
         for relation in relations {
             self.link(&relation, &old, reference, false);
             self.link(&relation, &value, reference, true);
@@ -499,7 +531,7 @@ impl Db {
         if parent == NULL_REF || parent.is_empty() {
             return;
         }
-        let generation = self.generation;
+        let generation = self.generation + 1;
         let Some(object) = self
             .tables
             .get_mut(relation.one_class)
@@ -521,6 +553,78 @@ impl Db {
             _ => return,
         }
         object.modified = generation;
+        let set = Value::Array(set.clone());
+        // the set changed: that is a change of its own, with its own generation
+        self.generation = generation;
+        if self.is_replicated(relation.one_class) {
+            let ty = self
+                .field_meta(relation.one_class, relation.one_field)
+                .map_or(Ty::Set(&Ty::String), |f| f.ty);
+            self.replicate(&Delta::WriteField {
+                table: relation.one_class.to_owned(),
+                reference: parent.clone(),
+                column: column_name(relation.one_class, relation.one_field),
+                value: stored_text(&set, &ty),
+            });
+        }
+    }
+
+    /// Whether changes of `class` go to the redo logs (persistent tables only).
+    fn is_replicated(&self, class: &str) -> bool {
+        !self.replicas.is_empty() && !NON_PERSISTENT.contains(&class)
+    }
+
+    /// Append a delta, at the current generation, to every active redo log. A log that fails
+    /// is dropped (as xapi marks it inaccessible).
+    fn replicate(&mut self, delta: &Delta) {
+        let mut replicas = std::mem::take(&mut self.replicas);
+        let generation = self.generation as i64;
+        replicas.retain_mut(|replica| {
+            match replica.append(delta, generation, || xml_of(&to_database(self))) {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!(vdi = %replica.vdi_uuid, error = %err, "redo log write failed; replication stopped");
+                    false
+                }
+            }
+        });
+        self.replicas = replicas;
+    }
+
+    /// Start replicating into a metadata VDI's image: the whole database first.
+    pub(crate) fn start_replica(&mut self, mut replica: Replica) -> Result<(), String> {
+        if self.replicas.iter().any(|r| r.vdi_uuid == replica.vdi_uuid) {
+            return Ok(());
+        }
+        replica
+            .write_database(&xml_of(&to_database(self)), self.generation as i64)
+            .map_err(|e| e.to_string())?;
+        self.replicas.push(replica);
+        Ok(())
+    }
+
+    /// Stop replicating into a metadata VDI.
+    pub(crate) fn stop_replica(&mut self, vdi_uuid: &str) -> bool {
+        let before = self.replicas.len();
+        self.replicas.retain(|r| r.vdi_uuid != vdi_uuid);
+        self.replicas.len() != before
+    }
+
+    /// How many redo logs are active.
+    pub(crate) fn replica_count(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Write the whole database into every redo log (`pool.sync_database`).
+    pub(crate) fn flush_replicas(&mut self) -> Result<(), String> {
+        let xml = xml_of(&to_database(self));
+        let generation = self.generation as i64;
+        for replica in &mut self.replicas {
+            replica
+                .write_database(&xml, generation)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     fn bump(&mut self) -> u64 {

@@ -11,6 +11,7 @@ pub(crate) mod args;
 pub(crate) mod event;
 pub(crate) mod generic;
 pub(crate) mod session;
+pub(crate) mod sr;
 pub(crate) mod task;
 pub(crate) mod vdi;
 pub(crate) mod vm;
@@ -142,6 +143,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("event", _) => event::handle(pool, &call).await,
         ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
+        (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
         ("VM_appliance", _) if appliance::handles(call.message.name) => {
             appliance::handle(pool, &call).await
         }
