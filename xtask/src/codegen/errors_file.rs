@@ -1,0 +1,131 @@
+//! `api/errors.rs`: `ErrorCode`, one variant per code of `errors.json` plus `Other(String)`.
+
+use std::fmt::Write as _;
+
+use super::HEADER;
+use super::model::ErrorDef;
+use super::names::camel_case;
+
+/// The source of `errors.rs` (unformatted).
+pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
+    let mut sorted: Vec<&ErrorDef> = errors.iter().collect();
+    sorted.sort_by(|a, b| a.code.cmp(&b.code));
+    let mut variants = std::collections::BTreeSet::new();
+    for error in &sorted {
+        let variant = camel_case(&error.code);
+        if variant == "Other" || !variants.insert(variant) {
+            return Err(format!(
+                "error code `{}`: its variant name clashes with another",
+                error.code
+            ));
+        }
+    }
+
+    let mut out = String::new();
+    writeln!(out, "{HEADER}").unwrap();
+    writeln!(
+        out,
+        "//! XAPI error codes ({} known), with the names of their parameters.\n\n\
+         use std::fmt;\n",
+        sorted.len()
+    )
+    .unwrap();
+    out.push_str(
+        "/// The code of a XAPI failure: one variant per known code, `Other` for the rest (servers \
+         send codes outside any list, such as `SR_BACKEND_FAILURE_<n>`).\n\
+         #[derive(Debug, Clone, PartialEq, Eq, Hash)]\n#[non_exhaustive]\npub enum ErrorCode {\n",
+    );
+    for error in &sorted {
+        let params = if error.params.is_empty() {
+            "no parameters".to_owned()
+        } else {
+            format!(
+                "parameters {}",
+                error
+                    .params
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let declared = if error.declared {
+            ""
+        } else {
+            " (no parameter declaration upstream)"
+        };
+        writeln!(
+            out,
+            "/// `{}`: {params}{declared}.\n{},",
+            error.code,
+            camel_case(&error.code)
+        )
+        .unwrap();
+    }
+    out.push_str("/// A code this client does not know, as sent.\nOther(String),\n}\n\n");
+
+    let from_code = sorted
+        .iter()
+        .map(|e| format!("{:?} => Self::{},\n", e.code, camel_case(&e.code)))
+        .collect::<Vec<_>>()
+        .concat();
+    let as_str = sorted
+        .iter()
+        .map(|e| format!("Self::{} => {:?},\n", camel_case(&e.code), e.code))
+        .collect::<Vec<_>>()
+        .concat();
+    // Group codes by parameter list so that each list appears once.
+    let mut groups: Vec<(&[String], Vec<String>)> = Vec::new();
+    for error in sorted.iter().filter(|e| !e.params.is_empty()) {
+        let variant = format!("Self::{}", camel_case(&error.code));
+        match groups
+            .iter_mut()
+            .find(|(p, _)| *p == error.params.as_slice())
+        {
+            Some((_, members)) => members.push(variant),
+            None => groups.push((&error.params, vec![variant])),
+        }
+    }
+    let param_names = groups
+        .iter()
+        .map(|(params, members)| {
+            format!(
+                "{} => &[{}],\n",
+                members.join(" | "),
+                params
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    let undeclared: Vec<String> = sorted
+        .iter()
+        .filter(|e| !e.declared)
+        .map(|e| format!("Self::{}", camel_case(&e.code)))
+        .collect();
+    let undeclared = if undeclared.is_empty() {
+        "Self::Other(_)".to_owned()
+    } else {
+        format!("Self::Other(_) | {}", undeclared.join(" | "))
+    };
+    writeln!(
+        out,
+        "impl ErrorCode {{\n\
+         /// The code for its wire text; unknown text becomes `Other`.\n\
+         pub fn from_code(code: &str) -> Self {{\nmatch code {{\n{from_code}other => Self::Other(other.to_owned()),\n}}\n}}\n\n\
+         /// The wire text.\n\
+         pub fn as_str(&self) -> &str {{\nmatch self {{\n{as_str}Self::Other(code) => code,\n}}\n}}\n\n\
+         /// The names of the parameters that follow the code on the wire, in order (empty for \
+         codes without parameters and for unknown codes).\n\
+         pub fn param_names(&self) -> &'static [&'static str] {{\nmatch self {{\n{param_names}_ => &[],\n}}\n}}\n\n\
+         /// Whether upstream declares the parameters of this code (false for `Other` and for the \
+         codes whose parameter list is unknown).\n\
+         pub fn is_declared(&self) -> bool {{\n!matches!(self, {undeclared})\n}}\n}}\n\n\
+         impl fmt::Display for ErrorCode {{\nfn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {{\nf.write_str(self.as_str())\n}}\n}}"
+    )
+    .unwrap();
+    Ok(out)
+}
