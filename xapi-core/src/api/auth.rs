@@ -16,10 +16,11 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use std::collections::HashMap;
 
 /// Marker for the `auth` class: the `T` of [`Ref<Auth>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,15 +16,14 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::CertificatePurpose;
-use super::CertificateType;
-use super::Host;
 use crate::Error;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{CertificatePurpose, CertificateType, Host};
 
 /// Marker for the `Certificate` class: the `T` of [`Ref<Certificate>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

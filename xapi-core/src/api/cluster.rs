@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::ClusterHost;
-use super::ClusterOperation;
-use super::Network;
-use super::Pif;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{ClusterHost, ClusterOperation, Network, Pif};
 
 /// Marker for the `Cluster` class: the `T` of [`Ref<Cluster>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,17 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Cluster;
-use super::ClusterHostOperation;
-use super::Host;
-use super::Pif;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{Cluster, ClusterHostOperation, Host, Pif};
 
 /// Marker for the `Cluster_host` class: the `T` of [`Ref<ClusterHost>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,13 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::HostDriver;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::HostDriver;
 
 /// Marker for the `Driver_variant` class: the `T` of [`Ref<DriverVariant>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

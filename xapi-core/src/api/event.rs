@@ -16,14 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::EventOperation;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Value;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Value};
+
+use super::EventOperation;
 
 /// Marker for the `event` class: the `T` of [`Ref<Event>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

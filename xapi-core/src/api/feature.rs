@@ -16,12 +16,14 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Host;
 use crate::Error;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::Host;
 
 /// Marker for the `Feature` class: the `T` of [`Ref<Feature>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

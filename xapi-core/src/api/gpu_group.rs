@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::AllocationAlgorithm;
-use super::Pgpu;
-use super::Vgpu;
-use super::VgpuType;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{AllocationAlgorithm, Pgpu, Vgpu, VgpuType};
 
 /// Marker for the `GPU_group` class: the `T` of [`Ref<GpuGroup>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,37 +16,20 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Blob;
-use super::Certificate;
-use super::DataSourceRecord;
-use super::Feature;
-use super::HostAllowedOperations;
-use super::HostCpu;
-use super::HostCrashdump;
-use super::HostDisplay;
-use super::HostMetrics;
-use super::HostNtpMode;
-use super::HostNumaAffinityPolicy;
-use super::HostPatch;
-use super::HostSchedGran;
-use super::LatestSyncedUpdatesAppliedState;
-use super::Network;
-use super::Pbd;
-use super::Pci;
-use super::Pgpu;
-use super::Pif;
-use super::PoolUpdate;
-use super::Pusb;
-use super::Sr;
-use super::UpdateGuidances;
-use super::Vm;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{
+    Blob, Certificate, DataSourceRecord, Feature, HostAllowedOperations, HostCpu, HostCrashdump,
+    HostDisplay, HostMetrics, HostNtpMode, HostNumaAffinityPolicy, HostPatch, HostSchedGran,
+    LatestSyncedUpdatesAppliedState, Network, Pbd, Pci, Pgpu, Pif, PoolUpdate, Pusb, Sr,
+    UpdateGuidances, Vm,
+};
 
 /// Marker for the `host` class: the `T` of [`Ref<Host>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

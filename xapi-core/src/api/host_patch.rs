@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Host;
-use super::PoolPatch;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{Host, PoolPatch};
 
 /// Marker for the `host_patch` class: the `T` of [`Ref<HostPatch>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

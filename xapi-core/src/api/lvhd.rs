@@ -18,11 +18,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Host;
-use super::Sr;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
+
+use super::{Host, Sr};
 
 /// Marker for the `LVHD` class: the `T` of [`Ref<Lvhd>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,18 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Blob;
-use super::NetworkDefaultLockingMode;
-use super::NetworkOperations;
-use super::NetworkPurpose;
-use super::Pif;
-use super::Vif;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Blob, NetworkDefaultLockingMode, NetworkOperations, NetworkPurpose, Pif, Vif};
 
 /// Marker for the `network` class: the `T` of [`Ref<Network>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Network;
-use super::Pif;
-use super::SriovConfigurationMode;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Network, Pif, SriovConfigurationMode};
 
 /// Marker for the `network_sriov` class: the `T` of [`Ref<NetworkSriov>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,18 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::GpuGroup;
-use super::Host;
-use super::Pci;
-use super::PciDom0Access;
-use super::Vgpu;
-use super::VgpuType;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{GpuGroup, Host, Pci, PciDom0Access, Vgpu, VgpuType};
 
 /// Marker for the `PGPU` class: the `T` of [`Ref<Pgpu>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,25 +16,18 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Bond;
-use super::Host;
-use super::IpConfigurationMode;
-use super::Ipv6ConfigurationMode;
-use super::Network;
-use super::NetworkSriov;
-use super::Pci;
-use super::PifIgmpStatus;
-use super::PifMetrics;
-use super::PrimaryAddressType;
-use super::Tunnel;
-use super::Vlan;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
-use crate::wire::Value;
-use std::collections::HashMap;
+use crate::wire::{Ref, Value};
+
+use super::{
+    Bond, Host, IpConfigurationMode, Ipv6ConfigurationMode, Network, NetworkSriov, Pci,
+    PifIgmpStatus, PifMetrics, PrimaryAddressType, Tunnel, Vlan,
+};
 
 /// Marker for the `PIF` class: the `T` of [`Ref<Pif>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

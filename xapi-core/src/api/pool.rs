@@ -16,29 +16,19 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Blob;
-use super::Certificate;
-use super::CertificatePurpose;
-use super::Host;
-use super::Network;
-use super::Pif;
-use super::PoolAllowedOperations;
-use super::PoolGuestSecurebootReadiness;
-use super::Repository;
-use super::Secret;
-use super::Session;
-use super::Sr;
-use super::TelemetryFrequency;
-use super::UpdateSyncFrequency;
-use super::Vdi;
-use super::Vm;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{
+    Blob, Certificate, CertificatePurpose, Host, Network, Pif, PoolAllowedOperations,
+    PoolGuestSecurebootReadiness, Repository, Secret, Session, Sr, TelemetryFrequency,
+    UpdateSyncFrequency, Vdi, Vm,
+};
 
 /// Marker for the `pool` class: the `T` of [`Ref<Pool>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::AfterApplyGuidance;
-use super::Host;
-use super::HostPatch;
-use super::PoolUpdate;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{AfterApplyGuidance, Host, HostPatch, PoolUpdate};
 
 /// Marker for the `pool_patch` class: the `T` of [`Ref<PoolPatch>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

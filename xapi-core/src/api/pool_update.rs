@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Host;
-use super::LivepatchStatus;
-use super::UpdateAfterApplyGuidance;
-use super::Vdi;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Host, LivepatchStatus, UpdateAfterApplyGuidance, Vdi};
 
 /// Marker for the `pool_update` class: the `T` of [`Ref<PoolUpdate>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

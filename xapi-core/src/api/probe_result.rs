@@ -16,10 +16,11 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::SrStatRecord;
-use std::collections::HashMap;
 
 /// Marker for the `probe_result` class: the `T` of [`Ref<ProbeResult>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

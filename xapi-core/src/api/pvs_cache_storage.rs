@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Host;
-use super::PvsSite;
-use super::Sr;
-use super::Vdi;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Host, PvsSite, Sr, Vdi};
 
 /// Marker for the `PVS_cache_storage` class: the `T` of [`Ref<PvsCacheStorage>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

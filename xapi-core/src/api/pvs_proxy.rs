@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::PvsProxyStatus;
-use super::PvsSite;
-use super::Vif;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{PvsProxyStatus, PvsSite, Vif};
 
 /// Marker for the `PVS_proxy` class: the `T` of [`Ref<PvsProxy>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

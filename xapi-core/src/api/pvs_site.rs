@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::PvsCacheStorage;
-use super::PvsProxy;
-use super::PvsServer;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{PvsCacheStorage, PvsProxy, PvsServer};
 
 /// Marker for the `PVS_site` class: the `T` of [`Ref<PvsSite>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

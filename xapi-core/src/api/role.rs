@@ -16,11 +16,12 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::wire::Ref;
-use std::collections::HashMap;
 
 /// Marker for the `role` class: the `T` of [`Ref<Role>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

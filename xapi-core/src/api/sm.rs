@@ -16,12 +16,14 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::ImageFormatType;
 use crate::Error;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::ImageFormatType;
 
 /// Marker for the `SM` class: the `T` of [`Ref<Sm>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

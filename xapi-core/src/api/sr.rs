@@ -16,20 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Blob;
-use super::DataSourceRecord;
-use super::DrTask;
-use super::Host;
-use super::Pbd;
-use super::ProbeResultRecord;
-use super::StorageOperations;
-use super::Vdi;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Blob, DataSourceRecord, DrTask, Host, Pbd, ProbeResultRecord, StorageOperations, Vdi};
 
 /// Marker for the `SR` class: the `T` of [`Ref<Sr>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

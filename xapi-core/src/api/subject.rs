@@ -16,13 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Role;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::Role;
 
 /// Marker for the `subject` class: the `T` of [`Ref<Subject>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Host;
-use super::TaskAllowedOperations;
-use super::TaskStatusType;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{Host, TaskAllowedOperations, TaskStatusType};
 
 /// Marker for the `task` class: the `T` of [`Ref<Task>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

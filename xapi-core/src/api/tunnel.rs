@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Network;
-use super::Pif;
-use super::TunnelProtocol;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Network, Pif, TunnelProtocol};
 
 /// Marker for the `tunnel` class: the `T` of [`Ref<Tunnel>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,18 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::VbdMetrics;
-use super::VbdMode;
-use super::VbdOperations;
-use super::VbdType;
-use super::Vdi;
-use super::Vm;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{VbdMetrics, VbdMode, VbdOperations, VbdType, Vdi, Vm};
 
 /// Marker for the `VBD` class: the `T` of [`Ref<Vbd>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,23 +16,17 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Crashdump;
-use super::OnBoot;
-use super::Pool;
-use super::Session;
-use super::Sr;
-use super::Vbd;
-use super::VdiNbdServerInfoRecord;
-use super::VdiOperations;
-use super::VdiType;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use crate::wire::Value;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref, Value};
+
+use super::{
+    Crashdump, OnBoot, Pool, Session, Sr, Vbd, VdiNbdServerInfoRecord, VdiOperations, VdiType,
+};
 
 /// Marker for the `VDI` class: the `T` of [`Ref<Vdi>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

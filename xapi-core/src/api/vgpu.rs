@@ -16,17 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::GpuGroup;
-use super::Pci;
-use super::Pgpu;
-use super::VgpuType;
-use super::Vm;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{GpuGroup, Pci, Pgpu, VgpuType, Vm};
 
 /// Marker for the `VGPU` class: the `T` of [`Ref<Vgpu>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

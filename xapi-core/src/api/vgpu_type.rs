@@ -16,15 +16,14 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::GpuGroup;
-use super::Pgpu;
-use super::Vgpu;
-use super::VgpuTypeImplementation;
 use crate::Error;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{GpuGroup, Pgpu, Vgpu, VgpuTypeImplementation};
 
 /// Marker for the `VGPU_type` class: the `T` of [`Ref<VgpuType>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

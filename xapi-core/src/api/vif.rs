@@ -16,19 +16,18 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Network;
-use super::VifIpv4ConfigurationMode;
-use super::VifIpv6ConfigurationMode;
-use super::VifLockingMode;
-use super::VifMetrics;
-use super::VifOperations;
-use super::Vm;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{
+    Network, VifIpv4ConfigurationMode, VifIpv6ConfigurationMode, VifLockingMode, VifMetrics,
+    VifOperations, Vm,
+};
 
 /// Marker for the `VIF` class: the `T` of [`Ref<Vif>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,45 +16,20 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Blob;
-use super::Console;
-use super::Crashdump;
-use super::DataSourceRecord;
-use super::DomainType;
-use super::GpuGroup;
-use super::Host;
-use super::Network;
-use super::OnCrashBehaviour;
-use super::OnNormalExit;
-use super::OnSoftrebootBehavior;
-use super::Pci;
-use super::Session;
-use super::Sr;
-use super::UpdateGuidances;
-use super::Vbd;
-use super::Vdi;
-use super::Vgpu;
-use super::Vif;
-use super::VmAppliance;
-use super::VmGroup;
-use super::VmGuestMetrics;
-use super::VmMetrics;
-use super::VmOperations;
-use super::VmPowerState;
-use super::VmSecurebootCertificatesState;
-use super::VmSecurebootReadiness;
-use super::VmUefiMode;
-use super::Vmpp;
-use super::Vmss;
-use super::Vtpm;
-use super::Vusb;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{
+    Blob, Console, Crashdump, DataSourceRecord, DomainType, GpuGroup, Host, Network,
+    OnCrashBehaviour, OnNormalExit, OnSoftrebootBehavior, Pci, Session, Sr, UpdateGuidances, Vbd,
+    Vdi, Vgpu, Vif, VmAppliance, VmGroup, VmGuestMetrics, VmMetrics, VmOperations, VmPowerState,
+    VmSecurebootCertificatesState, VmSecurebootReadiness, VmUefiMode, Vmpp, Vmss, Vtpm, Vusb,
+};
 
 /// Marker for the `VM` class: the `T` of [`Ref<Vm>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Session;
-use super::Sr;
-use super::Vm;
-use super::VmApplianceOperation;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{Session, Sr, Vm, VmApplianceOperation};
 
 /// Marker for the `VM_appliance` class: the `T` of [`Ref<VmAppliance>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

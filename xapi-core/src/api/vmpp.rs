@@ -16,16 +16,13 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Vm;
-use super::VmppArchiveFrequency;
-use super::VmppArchiveTargetType;
-use super::VmppBackupFrequency;
-use super::VmppBackupType;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{Vm, VmppArchiveFrequency, VmppArchiveTargetType, VmppBackupFrequency, VmppBackupType};
 
 /// Marker for the `VMPP` class: the `T` of [`Ref<Vmpp>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,16 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::Vm;
-use super::VmssFrequency;
-use super::VmssType;
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::DateTime;
-use crate::wire::Ref;
-use std::collections::HashMap;
+use crate::wire::{DateTime, Ref};
+
+use super::{Vm, VmssFrequency, VmssType};
 
 /// Marker for the `VMSS` class: the `T` of [`Ref<Vmss>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::PersistenceBackend;
-use super::Vm;
-use super::VtpmOperations;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{PersistenceBackend, Vm, VtpmOperations};
 
 /// Marker for the `VTPM` class: the `T` of [`Ref<Vtpm>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,15 +16,15 @@
     clippy::unreadable_literal
 )]
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::UsbGroup;
-use super::Vm;
-use super::VusbOperations;
 use crate::Error;
 use crate::client::TaskHandle;
 use crate::wire::Ref;
-use std::collections::HashMap;
+
+use super::{UsbGroup, Vm, VusbOperations};
 
 /// Marker for the `VUSB` class: the `T` of [`Ref<Vusb>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -56,19 +56,55 @@ pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String>
     writeln!(out, "{HEADER}").unwrap();
     render_module_doc(&mut out, class, &names);
     writeln!(out, "{ALLOWS}\n").unwrap();
-    writeln!(out, "use serde::{{Deserialize, Serialize}};\n").unwrap();
     if has_api(class) {
-        writeln!(out, "use crate::Error;").unwrap();
+        uses.insert("crate::Error".to_owned());
     }
     if body.contains("TaskHandle<") {
-        writeln!(out, "use crate::client::TaskHandle;").unwrap();
+        uses.insert("crate::client::TaskHandle".to_owned());
     }
-    for path in uses.difference(&local) {
-        writeln!(out, "use {path};").unwrap();
-    }
-    out.push('\n');
+    uses.insert("serde::Deserialize".to_owned());
+    uses.insert("serde::Serialize".to_owned());
+    let imports: Vec<&String> = uses.difference(&local).collect();
+    render_imports(&mut out, &imports);
     out.push_str(&body);
     Ok(out)
+}
+
+/// `use` lines grouped as rustfmt and readers expect: std, external crates, `crate::`,
+/// `super::`; one braced list per module.
+fn render_imports(out: &mut String, paths: &[&String]) {
+    let mut by_module: std::collections::BTreeMap<&str, Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for path in paths {
+        let (module, item) = path.rsplit_once("::").expect("import paths contain `::`");
+        by_module.entry(module).or_default().push(item);
+    }
+    let group = |module: &str| {
+        if module.starts_with("std") {
+            0
+        } else if module.starts_with("crate") {
+            2
+        } else if module.starts_with("super") {
+            3
+        } else {
+            1
+        }
+    };
+    let mut modules: Vec<(&str, Vec<&str>)> = by_module.into_iter().collect();
+    modules.sort_by_key(|(module, _)| (group(module), *module));
+    let mut last_group = None;
+    for (module, items) in modules {
+        if last_group.is_some_and(|g| g != group(module)) {
+            out.push('\n');
+        }
+        last_group = Some(group(module));
+        if let [item] = items.as_slice() {
+            writeln!(out, "use {module}::{item};").unwrap();
+        } else {
+            writeln!(out, "use {module}::{{{}}};", items.join(", ")).unwrap();
+        }
+    }
+    out.push('\n');
 }
 
 fn render_module_doc(out: &mut String, class: &Class, names: &ClassNames) {
