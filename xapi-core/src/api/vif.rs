@@ -445,13 +445,13 @@ impl VifApi<'_> {
     ///
     /// Custom message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin.
     ///
-    /// Also runs as a task: [`Self::r#move_async`].
+    /// Also runs as a task: [`Self::move_async`].
     pub async fn r#move(&self, self_: &Ref<Vif>, network: &Ref<Network>) -> Result<(), Error> {
         self.session.call("VIF.move", (self_, network)).await
     }
 
-    /// `Async.VIF.move`: starts [`Self::r#move`] as a task; the handle resolves to its result (`void`).
-    pub async fn r#move_async(
+    /// `Async.VIF.move`: starts `move` as a task; the handle resolves to its result (`void`).
+    pub async fn move_async(
         &self,
         self_: &Ref<Vif>,
         network: &Ref<Network>,

@@ -124,7 +124,8 @@ fn validate_class(
         check_type(result, &place)?;
         let method = snake_ident(&message.name);
         if !methods.insert(method.clone())
-            || (message.is_async && !methods.insert(format!("{method}_async")))
+            || (message.is_async
+                && !methods.insert(snake_ident(&format!("{}_async", message.name))))
         {
             return Err(format!(
                 "{place}: its Rust name clashes with another message's"

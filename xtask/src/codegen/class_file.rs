@@ -331,6 +331,15 @@ fn render_message(
     let result_text = message.result.first().map_or("void", String::as_str);
     let result = Type::parse(result_text).map_err(place)?.owned(uses);
     let method = snake_ident(&message.name);
+    let twin = snake_ident(&format!("{}_async", message.name));
+    // Rustdoc cannot link to raw identifiers (`r#move`): name them without a link.
+    let link = |ident: &str| {
+        if ident.starts_with("r#") {
+            format!("`{}`", unraw(ident))
+        } else {
+            format!("[`Self::{ident}`]")
+        }
+    };
 
     let mut signature = Vec::new();
     let mut args = Vec::new();
@@ -404,11 +413,7 @@ fn render_message(
         .concat();
 
     if message.is_async {
-        write!(
-            doc,
-            "\n///\n/// Also runs as a task: [`Self::{method}_async`]."
-        )
-        .unwrap();
+        write!(doc, "\n///\n/// Also runs as a task: {}.", link(&twin)).unwrap();
     }
     writeln!(
         out,
@@ -418,8 +423,9 @@ fn render_message(
     if message.is_async {
         writeln!(
             out,
-            "/// `Async.{wire}`: starts [`Self::{method}`] as a task; the handle resolves to its \
-             result (`{result_text}`).\n{deprecated}pub async fn {method}_async(&self{signature}) -> Result<TaskHandle<{result}>, Error> {{\nself.session.call_async({wire:?}, {params_expr}).await\n}}\n"
+            "/// `Async.{wire}`: starts {} as a task; the handle resolves to its \
+             result (`{result_text}`).\n{deprecated}pub async fn {twin}(&self{signature}) -> Result<TaskHandle<{result}>, Error> {{\nself.session.call_async({wire:?}, {params_expr}).await\n}}\n",
+            link(&method)
         )
         .unwrap();
     }
