@@ -67,20 +67,7 @@ pub(crate) fn default_datamodel_dir() -> PathBuf {
 /// Regenerate in memory and fail, listing the files, when the committed output differs.
 pub(crate) fn check_up_to_date(dir: &Path) -> Result<(), String> {
     let files = generate(dir)?;
-    let out_dir = workspace_root().join(OUTPUT_DIR);
-    let mut stale = Vec::new();
-    for (name, content) in &files {
-        match fs::read_to_string(out_dir.join(name)) {
-            Ok(existing) if existing == *content => {}
-            Ok(_) => stale.push(format!("{OUTPUT_DIR}/{name} (differs)")),
-            Err(_) => stale.push(format!("{OUTPUT_DIR}/{name} (missing)")),
-        }
-    }
-    for extra in existing_files(&out_dir)? {
-        if !files.contains_key(&extra) {
-            stale.push(format!("{OUTPUT_DIR}/{extra} (not generated)"));
-        }
-    }
+    let stale = stale_files(&files, &workspace_root().join(OUTPUT_DIR))?;
     if stale.is_empty() {
         println!(
             "==> codegen: {OUTPUT_DIR} is up to date ({} files)",
@@ -90,39 +77,74 @@ pub(crate) fn check_up_to_date(dir: &Path) -> Result<(), String> {
     } else {
         Err(format!(
             "generated code is out of date; run `cargo xtask codegen`:\n  {}",
-            stale.join("\n  ")
+            stale
+                .iter()
+                .map(|line| format!("{OUTPUT_DIR}/{line}"))
+                .collect::<Vec<_>>()
+                .join("\n  ")
         ))
     }
+}
+
+/// The files of `out_dir` that differ from `files`: `name (differs)`, `name (missing)`,
+/// `name (not generated)`.
+fn stale_files(files: &BTreeMap<String, String>, out_dir: &Path) -> Result<Vec<String>, String> {
+    let mut stale = Vec::new();
+    for (name, content) in files {
+        match fs::read_to_string(out_dir.join(name)) {
+            Ok(existing) if existing == *content => {}
+            Ok(_) => stale.push(format!("{name} (differs)")),
+            Err(_) => stale.push(format!("{name} (missing)")),
+        }
+    }
+    let mut extra: Vec<String> = existing_files(out_dir)?
+        .into_iter()
+        .filter(|name| !files.contains_key(name))
+        .collect();
+    extra.sort();
+    stale.extend(
+        extra
+            .into_iter()
+            .map(|name| format!("{name} (not generated)")),
+    );
+    Ok(stale)
 }
 
 /// Generate and write every file, removing `.rs` files the generator no longer produces.
 fn write_all(dir: &Path) -> Result<(), String> {
     let files = generate(dir)?;
-    let out_dir = workspace_root().join(OUTPUT_DIR);
-    fs::create_dir_all(&out_dir)
-        .map_err(|err| format!("cannot create {}: {err}", out_dir.display()))?;
-    let mut written = 0;
-    for (name, content) in &files {
-        let path = out_dir.join(name);
-        if fs::read_to_string(&path).ok().as_deref() != Some(content.as_str()) {
-            fs::write(&path, content)
-                .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-            written += 1;
-        }
-    }
-    for extra in existing_files(&out_dir)? {
-        if !files.contains_key(&extra) {
-            let path = out_dir.join(&extra);
-            fs::remove_file(&path)
-                .map_err(|err| format!("cannot remove {}: {err}", path.display()))?;
-            println!("==> codegen: removed {OUTPUT_DIR}/{extra}");
-        }
-    }
+    let written = write_files(&files, &workspace_root().join(OUTPUT_DIR))?;
     println!(
         "==> codegen: {} files in {OUTPUT_DIR}, {written} changed",
         files.len()
     );
     Ok(())
+}
+
+/// Write `files` into `out_dir` (only those that changed) and remove other `.rs` files there;
+/// returns how many files were written or removed.
+fn write_files(files: &BTreeMap<String, String>, out_dir: &Path) -> Result<usize, String> {
+    fs::create_dir_all(out_dir)
+        .map_err(|err| format!("cannot create {}: {err}", out_dir.display()))?;
+    let mut changed = 0;
+    for (name, content) in files {
+        let path = out_dir.join(name);
+        if fs::read_to_string(&path).ok().as_deref() != Some(content.as_str()) {
+            fs::write(&path, content)
+                .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+            changed += 1;
+        }
+    }
+    for extra in existing_files(out_dir)? {
+        if !files.contains_key(&extra) {
+            let path = out_dir.join(&extra);
+            fs::remove_file(&path)
+                .map_err(|err| format!("cannot remove {}: {err}", path.display()))?;
+            println!("==> codegen: removed {}", path.display());
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 fn existing_files(out_dir: &Path) -> Result<Vec<String>, String> {
@@ -232,6 +254,45 @@ mod tests {
             ),
             (72, 922, 2007, 439, 73)
         );
+    }
+
+    #[test]
+    fn check_lists_differing_missing_and_extra_files() {
+        let out_dir = std::env::temp_dir().join(format!("xtask-codegen-{}", std::process::id()));
+        let files: BTreeMap<String, String> = [
+            ("a.rs".to_owned(), format!("{HEADER}\nfn a() {{}}\n")),
+            ("b.rs".to_owned(), format!("{HEADER}\nfn b() {{}}\n")),
+            ("c.rs".to_owned(), format!("{HEADER}\nfn c() {{}}\n")),
+        ]
+        .into();
+        assert_eq!(write_files(&files, &out_dir).unwrap(), 3);
+        assert!(stale_files(&files, &out_dir).unwrap().is_empty());
+        assert_eq!(
+            write_files(&files, &out_dir).unwrap(),
+            0,
+            "nothing to rewrite"
+        );
+
+        fs::write(out_dir.join("a.rs"), "fn edited_by_hand() {}\n").unwrap();
+        fs::remove_file(out_dir.join("b.rs")).unwrap();
+        fs::write(out_dir.join("old_class.rs"), "").unwrap();
+        fs::write(out_dir.join("notes.txt"), "not rust").unwrap();
+        assert_eq!(
+            stale_files(&files, &out_dir).unwrap(),
+            [
+                "a.rs (differs)",
+                "b.rs (missing)",
+                "old_class.rs (not generated)"
+            ]
+        );
+
+        assert_eq!(write_files(&files, &out_dir).unwrap(), 3);
+        assert!(stale_files(&files, &out_dir).unwrap().is_empty());
+        assert!(
+            out_dir.join("notes.txt").exists(),
+            "only .rs files are managed"
+        );
+        fs::remove_dir_all(&out_dir).unwrap();
     }
 
     #[test]
