@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 
 use serde::de::DeserializeOwned;
 use xapi_core::api::{
-    EventBatch, EventOperation, HostRecord, OnBoot, PoolRecord, SrRecord, StorageOperations,
-    TaskRecord, TaskStatusType, VdiOperations, VdiRecord, VdiType, Vm, VmApplianceOperation,
-    VmApplianceRecord, VmOperations, VmPowerState, VmRecord,
+    ErrorCode, EventBatch, EventOperation, HostRecord, OnBoot, PoolRecord, SrRecord,
+    StorageOperations, TaskRecord, TaskStatusType, VdiOperations, VdiRecord, VdiType, Vm,
+    VmApplianceOperation, VmApplianceRecord, VmOperations, VmPowerState, VmRecord,
 };
 use xapi_core::wire::{DateTime, Limits, Ref, Value, jsonrpc, xmlrpc};
 
@@ -495,9 +495,11 @@ fn event_from_batch_decodes() {
         (
             "events",
             A(vec![
+                // What xapi really sends (event_types.ml): `id` and `timestamp` are strings,
+                // the timestamp in Unix seconds.
                 M(vec![
-                    ("id", I(1042)),
-                    ("timestamp", D("20251122T01:05:00Z")),
+                    ("id", S("1042")),
+                    ("timestamp", S("1763773500.25")),
                     ("class", S("vm")),
                     ("operation", S("mod")),
                     ("ref", S("OpaqueRef:vm-1")),
@@ -512,8 +514,8 @@ fn event_from_batch_decodes() {
                     ),
                 ]),
                 M(vec![
-                    ("id", I(1043)),
-                    ("timestamp", D("20251122T01:05:01Z")),
+                    ("id", S("1043")),
+                    ("timestamp", S("0.0")),
                     ("class", S("task")),
                     ("operation", S("del")),
                     ("ref", S("OpaqueRef:task-1")),
@@ -534,6 +536,8 @@ fn event_from_batch_decodes() {
     assert_eq!(batch.events.len(), 3);
     let modified = &batch.events[0];
     assert_eq!(modified.id, 1042);
+    assert_eq!(modified.timestamp.to_unix_seconds(), Some(1_763_773_500));
+    assert_eq!(batch.events[1].timestamp.to_unix_seconds(), Some(0));
     assert_eq!(modified.operation, EventOperation::Mod);
     assert_eq!(modified.r#ref, "OpaqueRef:vm-1");
     let Some(Value::Struct(snapshot)) = &modified.snapshot else {
@@ -546,5 +550,57 @@ fn event_from_batch_decodes() {
     assert_eq!(
         batch.events[2].operation,
         EventOperation::Unknown("renamed".to_owned())
+    );
+}
+
+#[test]
+fn failures_decode_into_generated_error_codes_with_named_parameters() {
+    let limits = Limits::default();
+    let xml = "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>\
+        <member><name>Status</name><value>Failure</value></member>\
+        <member><name>ErrorDescription</name><value><array><data>\
+        <value>VM_BAD_POWER_STATE</value><value>OpaqueRef:vm-1</value>\
+        <value>halted</value><value>running</value>\
+        </data></array></value></member></struct></value></param></params></methodResponse>";
+    let json = r#"{"jsonrpc":"2.0","error":{"code":1,"message":"VM_BAD_POWER_STATE","data":["OpaqueRef:vm-1","halted","running"]},"id":3}"#;
+    for failure in [
+        xmlrpc::decode_response::<()>(xml.as_bytes(), &limits)
+            .unwrap()
+            .unwrap_err(),
+        jsonrpc::decode_response::<()>(json.as_bytes(), &limits)
+            .unwrap()
+            .unwrap_err(),
+    ] {
+        assert_eq!(failure.code, ErrorCode::VmBadPowerState);
+        assert_eq!(failure.param("vm"), Some("OpaqueRef:vm-1"));
+        assert_eq!(failure.param("expected"), Some("halted"));
+        assert_eq!(failure.param("actual"), Some("running"));
+        assert_eq!(failure.param("host"), None);
+    }
+}
+
+#[test]
+fn generated_parameter_shapes_serialize_as_positional_values() {
+    // Messages without parameters pass an empty array; the others a tuple of borrowed values.
+    assert_eq!(
+        xapi_core::wire::to_value(&[(); 0]).unwrap(),
+        Value::Array(Vec::new())
+    );
+    let vm: Ref<Vm> = Ref::new("OpaqueRef:vm-1");
+    let blocked = HashMap::from([(VmOperations::Destroy, "protected".to_owned())]);
+    let params = xapi_core::wire::to_value(&(&vm, true, &blocked, &[VdiType::User][..])).unwrap();
+    let Value::Array(values) = params else {
+        panic!("a tuple must serialize as an array: {params:?}");
+    };
+    assert_eq!(values[0], Value::String("OpaqueRef:vm-1".to_owned()));
+    assert_eq!(values[1], Value::Bool(true));
+    assert_eq!(
+        values[2].get("destroy"),
+        Some(&Value::String("protected".to_owned())),
+        "enum map keys become their wire strings"
+    );
+    assert_eq!(
+        values[3],
+        Value::Array(vec![Value::String("user".to_owned())])
     );
 }
