@@ -94,8 +94,9 @@ fn error_codes_round_trip_and_name_their_parameters() {
     assert_eq!(code.param_names(), ["vm", "expected", "actual"]);
     assert!(code.is_declared());
     assert_eq!(ErrorCode::SessionInvalid.param_names(), ["handle"]);
-    // Upstream names this parameter with a phrase.
-    assert_eq!(ErrorCode::HostIsSlave.param_names(), ["Master IP address"]);
+    // Upstream names this parameter with a phrase ("Master IP address"): names are identifiers.
+    assert_eq!(ErrorCode::HostIsSlave.param_names(), ["master_ip_address"]);
+    assert_eq!(ErrorCode::PifIsVlan.param_names(), ["pif"]);
     assert_eq!(ErrorCode::EventsLost.as_str(), "EVENTS_LOST");
     let other = ErrorCode::from_code("SR_BACKEND_FAILURE_46");
     assert_eq!(other, ErrorCode::Other("SR_BACKEND_FAILURE_46".to_owned()));

@@ -19,7 +19,7 @@ pub enum ErrorCode {
     ApplyUpdatesFailed,
     /// `APPLY_UPDATES_IN_PROGRESS`: no parameters.
     ApplyUpdatesInProgress,
-    /// `AUTH_ALREADY_ENABLED`: parameters `current auth_type`, `current service_name`.
+    /// `AUTH_ALREADY_ENABLED`: parameters `current_auth_type` (upstream: "current auth_type"), `current_service_name` (upstream: "current service_name").
     AuthAlreadyEnabled,
     /// `AUTH_DISABLE_FAILED`: parameters `message`.
     AuthDisableFailed,
@@ -85,15 +85,15 @@ pub enum ErrorCode {
     BundleSyncFailed,
     /// `BUNDLE_UNPACK_FAILED`: parameters `error`.
     BundleUnpackFailed,
-    /// `CANNOT_ADD_TUNNEL_TO_BOND_SLAVE`: parameters `PIF`.
+    /// `CANNOT_ADD_TUNNEL_TO_BOND_SLAVE`: parameters `pif` (upstream: "PIF").
     CannotAddTunnelToBondSlave,
-    /// `CANNOT_ADD_TUNNEL_TO_SRIOV_LOGICAL`: parameters `PIF`.
+    /// `CANNOT_ADD_TUNNEL_TO_SRIOV_LOGICAL`: parameters `pif` (upstream: "PIF").
     CannotAddTunnelToSriovLogical,
-    /// `CANNOT_ADD_TUNNEL_TO_VLAN_ON_SRIOV_LOGICAL`: parameters `PIF`.
+    /// `CANNOT_ADD_TUNNEL_TO_VLAN_ON_SRIOV_LOGICAL`: parameters `pif` (upstream: "PIF").
     CannotAddTunnelToVlanOnSriovLogical,
-    /// `CANNOT_ADD_VLAN_TO_BOND_SLAVE`: parameters `PIF`.
+    /// `CANNOT_ADD_VLAN_TO_BOND_SLAVE`: parameters `pif` (upstream: "PIF").
     CannotAddVlanToBondSlave,
-    /// `CANNOT_CHANGE_PIF_PROPERTIES`: parameters `PIF`.
+    /// `CANNOT_CHANGE_PIF_PROPERTIES`: parameters `pif` (upstream: "PIF").
     CannotChangePifProperties,
     /// `CANNOT_CONTACT_HOST`: parameters `host`.
     CannotContactHost,
@@ -117,11 +117,11 @@ pub enum ErrorCode {
     CannotFindStatePartition,
     /// `CANNOT_FIND_UPDATE`: no parameters.
     CannotFindUpdate,
-    /// `CANNOT_FORGET_SRIOV_LOGICAL`: parameters `PIF`.
+    /// `CANNOT_FORGET_SRIOV_LOGICAL`: parameters `pif` (upstream: "PIF").
     CannotForgetSriovLogical,
-    /// `CANNOT_PLUG_BOND_SLAVE`: parameters `PIF`.
+    /// `CANNOT_PLUG_BOND_SLAVE`: parameters `pif` (upstream: "PIF").
     CannotPlugBondSlave,
-    /// `CANNOT_PLUG_VIF`: parameters `VIF`.
+    /// `CANNOT_PLUG_VIF`: parameters `vif` (upstream: "VIF").
     CannotPlugVif,
     /// `CANNOT_RESET_CONTROL_DOMAIN`: parameters `vm`.
     CannotResetControlDomain,
@@ -215,7 +215,7 @@ pub enum ErrorCode {
     DeviceDetachRejected,
     /// `DEVICE_DETACH_TIMEOUT`: parameters `type`, `ref`.
     DeviceDetachTimeout,
-    /// `DEVICE_NOT_ATTACHED`: parameters `VBD`.
+    /// `DEVICE_NOT_ATTACHED`: parameters `vbd` (upstream: "VBD").
     DeviceNotAttached,
     /// `DISABLE_SSH_FAILED`: parameters `host`.
     DisableSshFailed,
@@ -273,7 +273,7 @@ pub enum ErrorCode {
     HaCannotChangeBondStatusOfMgmtIface,
     /// `HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED`: parameters `network`.
     HaConstraintViolationNetworkNotShared,
-    /// `HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED`: parameters `SR`.
+    /// `HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED`: parameters `sr` (upstream: "SR").
     HaConstraintViolationSrNotShared,
     /// `HA_DISABLE_IN_PROGRESS`: no parameters.
     HaDisableInProgress,
@@ -333,7 +333,7 @@ pub enum ErrorCode {
     HostDisabledIndefinitely,
     /// `HOST_DISABLED_UNTIL_REBOOT`: parameters `host`.
     HostDisabledUntilReboot,
-    /// `HOST_DRIVER_NO_HARDWARE`: parameters `driver variant`.
+    /// `HOST_DRIVER_NO_HARDWARE`: parameters `driver_variant` (upstream: "driver variant").
     HostDriverNoHardware,
     /// `HOST_EVACUATE_IN_PROGRESS`: parameters `host`.
     HostEvacuateInProgress,
@@ -351,7 +351,7 @@ pub enum ErrorCode {
     HostInUse,
     /// `HOST_IS_LIVE`: parameters `host`.
     HostIsLive,
-    /// `HOST_IS_SLAVE`: parameters `Master IP address`.
+    /// `HOST_IS_SLAVE`: parameters `master_ip_address` (upstream: "Master IP address").
     HostIsSlave,
     /// `HOST_ITS_OWN_SLAVE`: no parameters.
     HostItsOwnSlave,
@@ -403,7 +403,7 @@ pub enum ErrorCode {
     IncompatibleClusterStackActive,
     /// `INCOMPATIBLE_PIF_PROPERTIES`: no parameters.
     IncompatiblePifProperties,
-    /// `INCOMPATIBLE_STATEFILE_SR`: parameters `SR type`.
+    /// `INCOMPATIBLE_STATEFILE_SR`: parameters `sr_type` (upstream: "SR type").
     IncompatibleStatefileSr,
     /// `INTERFACE_HAS_NO_IP`: parameters `interface`.
     InterfaceHasNoIp,
@@ -447,7 +447,7 @@ pub enum ErrorCode {
     InvalidUpdateSyncDay,
     /// `INVALID_VALUE`: parameters `field`, `value`.
     InvalidValue,
-    /// `IS_TUNNEL_ACCESS_PIF`: parameters `PIF`.
+    /// `IS_TUNNEL_ACCESS_PIF`: parameters `pif` (upstream: "PIF").
     IsTunnelAccessPif,
     /// `JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS`: no parameters.
     JoiningHostCannotBeMasterOfOtherHosts,
@@ -481,13 +481,13 @@ pub enum ErrorCode {
     LicenseHostPoolMismatch,
     /// `LICENSE_PROCESSING_ERROR`: no parameters.
     LicenseProcessingError,
-    /// `LOCATION_NOT_UNIQUE`: parameters `SR`, `location`.
+    /// `LOCATION_NOT_UNIQUE`: parameters `sr` (upstream: "SR"), `location`.
     LocationNotUnique,
-    /// `MAC_DOES_NOT_EXIST`: parameters `MAC`.
+    /// `MAC_DOES_NOT_EXIST`: parameters `mac` (upstream: "MAC").
     MacDoesNotExist,
-    /// `MAC_INVALID`: parameters `MAC`.
+    /// `MAC_INVALID`: parameters `mac` (upstream: "MAC").
     MacInvalid,
-    /// `MAC_STILL_EXISTS`: parameters `MAC`.
+    /// `MAC_STILL_EXISTS`: parameters `mac` (upstream: "MAC").
     MacStillExists,
     /// `MAP_DUPLICATE_KEY`: parameters `type`, `param_name`, `uuid`, `key`.
     MapDuplicateKey,
@@ -511,15 +511,15 @@ pub enum ErrorCode {
     MissingConnectionDetails,
     /// `MULTIPLE_UPDATE_REPOSITORIES_ENABLED`: no parameters.
     MultipleUpdateRepositoriesEnabled,
-    /// `NETWORK_ALREADY_CONNECTED`: parameters `network`, `connected PIF`.
+    /// `NETWORK_ALREADY_CONNECTED`: parameters `network`, `connected_pif` (upstream: "connected PIF").
     NetworkAlreadyConnected,
     /// `NETWORK_CONTAINS_PIF`: parameters `pifs`.
     NetworkContainsPif,
     /// `NETWORK_CONTAINS_VIF`: parameters `vifs`.
     NetworkContainsVif,
-    /// `NETWORK_HAS_INCOMPATIBLE_SRIOV_PIFS`: parameters `PIF`, `network`.
+    /// `NETWORK_HAS_INCOMPATIBLE_SRIOV_PIFS`: parameters `pif` (upstream: "PIF"), `network`.
     NetworkHasIncompatibleSriovPifs,
-    /// `NETWORK_HAS_INCOMPATIBLE_VLAN_ON_SRIOV_PIFS`: parameters `PIF`, `network`.
+    /// `NETWORK_HAS_INCOMPATIBLE_VLAN_ON_SRIOV_PIFS`: parameters `pif` (upstream: "PIF"), `network`.
     NetworkHasIncompatibleVlanOnSriovPifs,
     /// `NETWORK_INCOMPATIBLE_PURPOSES`: parameters `new_purpose`, `conflicting_purpose`.
     NetworkIncompatiblePurposes,
@@ -535,11 +535,11 @@ pub enum ErrorCode {
     NetworkIncompatibleWithVlanOnBridge,
     /// `NETWORK_INCOMPATIBLE_WITH_VLAN_ON_SRIOV`: parameters `network`.
     NetworkIncompatibleWithVlanOnSriov,
-    /// `NETWORK_SRIOV_ALREADY_ENABLED`: parameters `PIF`.
+    /// `NETWORK_SRIOV_ALREADY_ENABLED`: parameters `pif` (upstream: "PIF").
     NetworkSriovAlreadyEnabled,
-    /// `NETWORK_SRIOV_DISABLE_FAILED`: parameters `PIF`, `msg`.
+    /// `NETWORK_SRIOV_DISABLE_FAILED`: parameters `pif` (upstream: "PIF"), `msg`.
     NetworkSriovDisableFailed,
-    /// `NETWORK_SRIOV_ENABLE_FAILED`: parameters `PIF`, `msg`.
+    /// `NETWORK_SRIOV_ENABLE_FAILED`: parameters `pif` (upstream: "PIF"), `msg`.
     NetworkSriovEnableFailed,
     /// `NETWORK_SRIOV_INSUFFICIENT_CAPACITY`: parameters `network`.
     NetworkSriovInsufficientCapacity,
@@ -623,13 +623,13 @@ pub enum ErrorCode {
     PermissionDenied,
     /// `PGPU_INSUFFICIENT_CAPACITY_FOR_VGPU`: parameters `pgpu`, `vgpu_type`.
     PgpuInsufficientCapacityForVgpu,
-    /// `PGPU_IN_USE_BY_VM`: parameters `VMs`.
+    /// `PGPU_IN_USE_BY_VM`: parameters `vms` (upstream: "VMs").
     PgpuInUseByVm,
     /// `PGPU_NOT_COMPATIBLE_WITH_GPU_GROUP`: parameters `type`, `group_types`.
     PgpuNotCompatibleWithGpuGroup,
-    /// `PIF_ALLOWS_UNPLUG`: parameters `PIF`.
+    /// `PIF_ALLOWS_UNPLUG`: parameters `pif` (upstream: "PIF").
     PifAllowsUnplug,
-    /// `PIF_ALREADY_BONDED`: parameters `PIF`.
+    /// `PIF_ALREADY_BONDED`: parameters `pif` (upstream: "PIF").
     PifAlreadyBonded,
     /// `PIF_BOND_MORE_THAN_ONE_IP`: no parameters.
     PifBondMoreThanOneIp,
@@ -637,45 +637,45 @@ pub enum ErrorCode {
     PifBondNeedsMoreMembers,
     /// `PIF_CANNOT_BOND_CROSS_HOST`: no parameters.
     PifCannotBondCrossHost,
-    /// `PIF_CONFIGURATION_ERROR`: parameters `PIF`, `msg`.
+    /// `PIF_CONFIGURATION_ERROR`: parameters `pif` (upstream: "PIF"), `msg`.
     PifConfigurationError,
     /// `PIF_DEVICE_NOT_FOUND`: no parameters.
     PifDeviceNotFound,
-    /// `PIF_DOES_NOT_ALLOW_UNPLUG`: parameters `PIF`.
+    /// `PIF_DOES_NOT_ALLOW_UNPLUG`: parameters `pif` (upstream: "PIF").
     PifDoesNotAllowUnplug,
-    /// `PIF_HAS_FCOE_SR_IN_USE`: parameters `PIF`, `SR`.
+    /// `PIF_HAS_FCOE_SR_IN_USE`: parameters `pif` (upstream: "PIF"), `sr` (upstream: "SR").
     PifHasFcoeSrInUse,
-    /// `PIF_HAS_NO_NETWORK_CONFIGURATION`: parameters `PIF`.
+    /// `PIF_HAS_NO_NETWORK_CONFIGURATION`: parameters `pif` (upstream: "PIF").
     PifHasNoNetworkConfiguration,
-    /// `PIF_HAS_NO_V6_NETWORK_CONFIGURATION`: parameters `PIF`.
+    /// `PIF_HAS_NO_V6_NETWORK_CONFIGURATION`: parameters `pif` (upstream: "PIF").
     PifHasNoV6NetworkConfiguration,
-    /// `PIF_INCOMPATIBLE_PRIMARY_ADDRESS_TYPE`: parameters `PIF`.
+    /// `PIF_INCOMPATIBLE_PRIMARY_ADDRESS_TYPE`: parameters `pif` (upstream: "PIF").
     PifIncompatiblePrimaryAddressType,
-    /// `PIF_IS_MANAGEMENT_INTERFACE`: parameters `PIF`.
+    /// `PIF_IS_MANAGEMENT_INTERFACE`: parameters `pif` (upstream: "PIF").
     PifIsManagementInterface,
-    /// `PIF_IS_NOT_PHYSICAL`: parameters `PIF`.
+    /// `PIF_IS_NOT_PHYSICAL`: parameters `pif` (upstream: "PIF").
     PifIsNotPhysical,
-    /// `PIF_IS_NOT_SRIOV_CAPABLE`: parameters `PIF`.
+    /// `PIF_IS_NOT_SRIOV_CAPABLE`: parameters `pif` (upstream: "PIF").
     PifIsNotSriovCapable,
-    /// `PIF_IS_PHYSICAL`: parameters `PIF`.
+    /// `PIF_IS_PHYSICAL`: parameters `pif` (upstream: "PIF").
     PifIsPhysical,
-    /// `PIF_IS_SRIOV_LOGICAL`: parameters `PIF`.
+    /// `PIF_IS_SRIOV_LOGICAL`: parameters `pif` (upstream: "PIF").
     PifIsSriovLogical,
-    /// `PIF_IS_VLAN`: parameters `PIF`.
+    /// `PIF_IS_VLAN`: parameters `pif` (upstream: "PIF").
     PifIsVlan,
     /// `PIF_NOT_ATTACHED_TO_HOST`: parameters `pif`, `host`.
     PifNotAttachedToHost,
     /// `PIF_NOT_PRESENT`: parameters `host`, `network`.
     PifNotPresent,
-    /// `PIF_SRIOV_STILL_EXISTS`: parameters `PIF`.
+    /// `PIF_SRIOV_STILL_EXISTS`: parameters `pif` (upstream: "PIF").
     PifSriovStillExists,
-    /// `PIF_TUNNEL_STILL_EXISTS`: parameters `PIF`.
+    /// `PIF_TUNNEL_STILL_EXISTS`: parameters `pif` (upstream: "PIF").
     PifTunnelStillExists,
-    /// `PIF_UNMANAGED`: parameters `PIF`.
+    /// `PIF_UNMANAGED`: parameters `pif` (upstream: "PIF").
     PifUnmanaged,
-    /// `PIF_VLAN_EXISTS`: parameters `PIF`.
+    /// `PIF_VLAN_EXISTS`: parameters `pif` (upstream: "PIF").
     PifVlanExists,
-    /// `PIF_VLAN_STILL_EXISTS`: parameters `PIF`.
+    /// `PIF_VLAN_STILL_EXISTS`: parameters `pif` (upstream: "PIF").
     PifVlanStillExists,
     /// `POOL_AUTH_ALREADY_ENABLED`: parameters `host`.
     PoolAuthAlreadyEnabled,
@@ -755,11 +755,11 @@ pub enum ErrorCode {
     ProvisionFailedOutOfSpace,
     /// `PROVISION_ONLY_ALLOWED_ON_TEMPLATE`: no parameters.
     ProvisionOnlyAllowedOnTemplate,
-    /// `PUSB_VDI_CONFLICT`: parameters `PUSB`, `VDI`.
+    /// `PUSB_VDI_CONFLICT`: parameters `pusb` (upstream: "PUSB"), `vdi` (upstream: "VDI").
     PusbVdiConflict,
     /// `PVS_CACHE_STORAGE_ALREADY_PRESENT`: parameters `site`, `host`.
     PvsCacheStorageAlreadyPresent,
-    /// `PVS_CACHE_STORAGE_IS_IN_USE`: parameters `PVS_cache_storage`.
+    /// `PVS_CACHE_STORAGE_IS_IN_USE`: parameters `pvs_cache_storage` (upstream: "PVS_cache_storage").
     PvsCacheStorageIsInUse,
     /// `PVS_PROXY_ALREADY_PRESENT`: parameters `proxies`.
     PvsProxyAlreadyPresent,
@@ -787,7 +787,7 @@ pub enum ErrorCode {
     ReposyncFailed,
     /// `REPO_SHOULD_BE_SINGLE_ONE_ENABLED`: no parameters.
     RepoShouldBeSingleOneEnabled,
-    /// `REQUIRED_PIF_IS_UNPLUGGED`: parameters `PIF`.
+    /// `REQUIRED_PIF_IS_UNPLUGGED`: parameters `pif` (upstream: "PIF").
     RequiredPifIsUnplugged,
     /// `RESTORE_INCOMPATIBLE_VERSION`: no parameters.
     RestoreIncompatibleVersion,
@@ -853,7 +853,7 @@ pub enum ErrorCode {
     SrDoesNotSupportMigration,
     /// `SR_FULL`: parameters `requested`, `maximum`.
     SrFull,
-    /// `SR_HAS_MULTIPLE_PBDS`: parameters `PBD`.
+    /// `SR_HAS_MULTIPLE_PBDS`: parameters `pbd` (upstream: "PBD").
     SrHasMultiplePbds,
     /// `SR_HAS_NO_PBDS`: parameters `sr`.
     SrHasNoPbds,
@@ -873,7 +873,7 @@ pub enum ErrorCode {
     SrNotShared,
     /// `SR_OPERATION_NOT_SUPPORTED`: parameters `sr`.
     SrOperationNotSupported,
-    /// `SR_REQUIRES_UPGRADE`: parameters `SR`.
+    /// `SR_REQUIRES_UPGRADE`: parameters `sr` (upstream: "SR").
     SrRequiresUpgrade,
     /// `SR_SOURCE_SPACE_INSUFFICIENT`: parameters `sr`.
     SrSourceSpaceInsufficient,
@@ -927,7 +927,7 @@ pub enum ErrorCode {
     TooManyStorageMigrates,
     /// `TOO_MANY_VUSBS`: parameters `number`.
     TooManyVusbs,
-    /// `TRANSPORT_PIF_NOT_CONFIGURED`: parameters `PIF`.
+    /// `TRANSPORT_PIF_NOT_CONFIGURED`: parameters `pif` (upstream: "PIF").
     TransportPifNotConfigured,
     /// `TRUSTED_CERTIFICATE_ALREADY_EXISTS`: parameters `fingerprint`.
     TrustedCertificateAlreadyExists,
@@ -959,21 +959,21 @@ pub enum ErrorCode {
     UpdatePrecheckFailedConflictPresent,
     /// `UPDATE_PRECHECK_FAILED_GPGKEY_NOT_IMPORTED`: parameters `update`.
     UpdatePrecheckFailedGpgkeyNotImported,
-    /// `UPDATE_PRECHECK_FAILED_OUT_OF_SPACE`: parameters `update`, `available_space`, `required_space `.
+    /// `UPDATE_PRECHECK_FAILED_OUT_OF_SPACE`: parameters `update`, `available_space`, `required_space` (upstream: "required_space ").
     UpdatePrecheckFailedOutOfSpace,
     /// `UPDATE_PRECHECK_FAILED_PREREQUISITE_MISSING`: parameters `update`, `prerequisite_update`.
     UpdatePrecheckFailedPrerequisiteMissing,
     /// `UPDATE_PRECHECK_FAILED_UNKNOWN_ERROR`: parameters `update`, `info`.
     UpdatePrecheckFailedUnknownError,
-    /// `UPDATE_PRECHECK_FAILED_WRONG_SERVER_VERSION`: parameters `update`, `installed_version`, `required_version `.
+    /// `UPDATE_PRECHECK_FAILED_WRONG_SERVER_VERSION`: parameters `update`, `installed_version`, `required_version` (upstream: "required_version ").
     UpdatePrecheckFailedWrongServerVersion,
     /// `UPDATE_SYNCING_REMOTE_POOL_COORDINATOR_CONNECTION_FAILED`: no parameters.
     UpdateSyncingRemotePoolCoordinatorConnectionFailed,
     /// `UPDATE_SYNCING_REMOTE_POOL_COORDINATOR_SERVICE_FAILED`: no parameters.
     UpdateSyncingRemotePoolCoordinatorServiceFailed,
-    /// `USB_ALREADY_ATTACHED`: parameters `PUSB`, `VM`.
+    /// `USB_ALREADY_ATTACHED`: parameters `pusb` (upstream: "PUSB"), `vm` (upstream: "VM").
     UsbAlreadyAttached,
-    /// `USB_GROUP_CONFLICT`: parameters `USB_group`.
+    /// `USB_GROUP_CONFLICT`: parameters `usb_group` (upstream: "USB_group").
     UsbGroupConflict,
     /// `USB_GROUP_CONTAINS_NO_PUSBS`: parameters `usb_group`.
     UsbGroupContainsNoPusbs,
@@ -1049,9 +1049,9 @@ pub enum ErrorCode {
     VdiOnBootModeIncompatibleWithOperation,
     /// `VDI_READONLY`: parameters `vdi`.
     VdiReadonly,
-    /// `VDI_TOO_LARGE`: parameters `vdi`, `maximum size`.
+    /// `VDI_TOO_LARGE`: parameters `vdi`, `maximum_size` (upstream: "maximum size").
     VdiTooLarge,
-    /// `VDI_TOO_SMALL`: parameters `vdi`, `minimum size`.
+    /// `VDI_TOO_SMALL`: parameters `vdi`, `minimum_size` (upstream: "minimum size").
     VdiTooSmall,
     /// `VGPU_DESTINATION_INCOMPATIBLE`: parameters `reason`, `vgpu`, `host`.
     VgpuDestinationIncompatible,
@@ -1069,13 +1069,13 @@ pub enum ErrorCode {
     VgpuTypeNotSupported,
     /// `VGPU_TYPE_NO_LONGER_SUPPORTED`: parameters `type`.
     VgpuTypeNoLongerSupported,
-    /// `VIF_IN_USE`: parameters `network`, `VIF`.
+    /// `VIF_IN_USE`: parameters `network`, `vif` (upstream: "VIF").
     VifInUse,
     /// `VIF_NOT_IN_MAP`: parameters `vif`.
     VifNotInMap,
     /// `VLAN_IN_USE`: parameters `device`, `vlan`.
     VlanInUse,
-    /// `VLAN_TAG_INVALID`: parameters `VLAN`.
+    /// `VLAN_TAG_INVALID`: parameters `vlan` (upstream: "VLAN").
     VlanTagInvalid,
     /// `VMPP_ARCHIVE_MORE_FREQUENT_THAN_BACKUP`: no parameters.
     VmppArchiveMoreFrequentThanBackup,
@@ -1095,7 +1095,7 @@ pub enum ErrorCode {
     VmBadPowerState,
     /// `VM_BIOS_STRINGS_ALREADY_SET`: no parameters.
     VmBiosStringsAlreadySet,
-    /// `VM_CALL_PLUGIN_RATE_LIMIT`: parameters `VM`, `interval`, `wait`.
+    /// `VM_CALL_PLUGIN_RATE_LIMIT`: parameters `vm` (upstream: "VM"), `interval`, `wait`.
     VmCallPluginRateLimit,
     /// `VM_CANNOT_DELETE_DEFAULT_TEMPLATE`: parameters `vm`.
     VmCannotDeleteDefaultTemplate,
@@ -1125,7 +1125,7 @@ pub enum ErrorCode {
     VmHasTooManySnapshots,
     /// `VM_HAS_VGPU`: parameters `vm`.
     VmHasVgpu,
-    /// `VM_HAS_VUSBS`: parameters `VM`.
+    /// `VM_HAS_VUSBS`: parameters `vm` (upstream: "VM").
     VmHasVusbs,
     /// `VM_HOST_INCOMPATIBLE_VERSION`: parameters `host`, `vm`.
     VmHostIncompatibleVersion,
@@ -1137,7 +1137,7 @@ pub enum ErrorCode {
     VmHvmRequired,
     /// `VM_INCOMPATIBLE_WITH_THIS_HOST`: parameters `vm`, `host`, `reason`.
     VmIncompatibleWithThisHost,
-    /// `VM_IS_IMMOBILE`: parameters `VM`.
+    /// `VM_IS_IMMOBILE`: parameters `vm` (upstream: "VM").
     VmIsImmobile,
     /// `VM_IS_PART_OF_AN_APPLIANCE`: parameters `vm`, `appliance`.
     VmIsPartOfAnAppliance,
@@ -1147,7 +1147,7 @@ pub enum ErrorCode {
     VmIsSnapshot,
     /// `VM_IS_TEMPLATE`: parameters `vm`.
     VmIsTemplate,
-    /// `VM_IS_USING_NESTED_VIRT`: parameters `VM`.
+    /// `VM_IS_USING_NESTED_VIRT`: parameters `vm` (upstream: "VM").
     VmIsUsingNestedVirt,
     /// `VM_LACKS_FEATURE`: parameters `vm`.
     VmLacksFeature,
@@ -1175,13 +1175,13 @@ pub enum ErrorCode {
     VmNoVcpus,
     /// `VM_OLD_PV_DRIVERS`: parameters `vm`, `major`, `minor`.
     VmOldPvDrivers,
-    /// `VM_PCI_BUS_FULL`: parameters `VM`.
+    /// `VM_PCI_BUS_FULL`: parameters `vm` (upstream: "VM").
     VmPciBusFull,
     /// `VM_PV_DRIVERS_IN_USE`: parameters `vm`.
     VmPvDriversInUse,
     /// `VM_REBOOTED`: parameters `vm`.
     VmRebooted,
-    /// `VM_REQUIRES_GPU`: parameters `vm`, `GPU_group`.
+    /// `VM_REQUIRES_GPU`: parameters `vm`, `gpu_group` (upstream: "GPU_group").
     VmRequiresGpu,
     /// `VM_REQUIRES_IOMMU`: parameters `host`.
     VmRequiresIommu,
@@ -1191,9 +1191,9 @@ pub enum ErrorCode {
     VmRequiresSr,
     /// `VM_REQUIRES_VDI`: parameters `vm`, `vdi`.
     VmRequiresVdi,
-    /// `VM_REQUIRES_VGPU`: parameters `vm`, `GPU_group`, `vGPU_type`.
+    /// `VM_REQUIRES_VGPU`: parameters `vm`, `gpu_group` (upstream: "GPU_group"), `vgpu_type` (upstream: "vGPU_type").
     VmRequiresVgpu,
-    /// `VM_REQUIRES_VUSB`: parameters `vm`, `USB_group`.
+    /// `VM_REQUIRES_VUSB`: parameters `vm`, `usb_group` (upstream: "USB_group").
     VmRequiresVusb,
     /// `VM_REVERT_FAILED`: parameters `vm`, `snapshot`.
     VmRevertFailed,
@@ -2782,7 +2782,7 @@ impl ErrorCode {
         }
     }
 
-    /// The names of the parameters that follow the code on the wire, in order (empty for codes without parameters and for unknown codes).
+    /// The names of the parameters that follow the code on the wire, in order (empty for codes without parameters and for unknown codes). Names are identifiers: upstream's `Master IP address` is `master_ip_address`.
     pub fn param_names(&self) -> &'static [&'static str] {
         match self {
             Self::AddressViolatesLockingConstraint | Self::PvsServerAddressInUse => &["address"],
@@ -2794,7 +2794,7 @@ impl ErrorCode {
             | Self::NotTrustedCertificate
             | Self::RepositoryAlreadyExists => &["ref"],
             Self::ApplyLivepatchFailed => &["livepatch"],
-            Self::AuthAlreadyEnabled => &["current auth_type", "current service_name"],
+            Self::AuthAlreadyEnabled => &["current_auth_type", "current_service_name"],
             Self::AuthDisableFailed
             | Self::AuthDisableFailedPermissionDenied
             | Self::AuthDisableFailedWrongCredentials
@@ -2856,9 +2856,12 @@ impl ErrorCode {
             | Self::VmHasSriovVif
             | Self::VmHasTooManySnapshots
             | Self::VmHasVgpu
+            | Self::VmHasVusbs
             | Self::VmHvmRequired
+            | Self::VmIsImmobile
             | Self::VmIsProtected
             | Self::VmIsTemplate
+            | Self::VmIsUsingNestedVirt
             | Self::VmLacksFeature
             | Self::VmMemorySizeTooLow
             | Self::VmMissingPvDrivers
@@ -2866,6 +2869,7 @@ impl ErrorCode {
             | Self::VmNoEmptyCdVbd
             | Self::VmNoSuspendSr
             | Self::VmNoVcpus
+            | Self::VmPciBusFull
             | Self::VmPvDriversInUse
             | Self::VmRebooted
             | Self::VmSnapshotWithQuiesceFailed
@@ -2915,7 +2919,7 @@ impl ErrorCode {
             | Self::PifVlanExists
             | Self::PifVlanStillExists
             | Self::RequiredPifIsUnplugged
-            | Self::TransportPifNotConfigured => &["PIF"],
+            | Self::TransportPifNotConfigured => &["pif"],
             Self::CannotContactHost
             | Self::DisableSshFailed
             | Self::EnableSshFailed
@@ -2965,7 +2969,7 @@ impl ErrorCode {
             | Self::PatchAlreadyExists
             | Self::SrUuidExists
             | Self::UpdateAlreadyExists => &["uuid"],
-            Self::CannotPlugVif => &["VIF"],
+            Self::CannotPlugVif | Self::VifNotInMap => &["vif"],
             Self::CertificateAlreadyExists
             | Self::CertificateCorrupt
             | Self::CertificateDoesNotExist
@@ -2980,12 +2984,14 @@ impl ErrorCode {
             }
             Self::ClusteredSrDegraded
             | Self::DefaultSrNotFound
+            | Self::HaConstraintViolationSrNotShared
             | Self::SrAttachFailed
             | Self::SrHasNoPbds
             | Self::SrHasPbd
             | Self::SrIndestructible
             | Self::SrNotAttached
             | Self::SrOperationNotSupported
+            | Self::SrRequiresUpgrade
             | Self::SrSourceSpaceInsufficient
             | Self::SrSuspendSpaceInsufficient => &["sr"],
             Self::ClusteringDisabled
@@ -3006,19 +3012,19 @@ impl ErrorCode {
             Self::DbUniquenessConstraintViolation => &["table", "field", "value"],
             Self::DeviceAttachTimeout | Self::DeviceDetachTimeout => &["type", "ref"],
             Self::DeviceDetachRejected => &["type", "ref", "msg"],
-            Self::DeviceNotAttached => &["VBD"],
+            Self::DeviceNotAttached
+            | Self::DiskVbdMustBeReadwriteForHvm
+            | Self::VbdIsEmpty
+            | Self::VbdNotEmpty
+            | Self::VbdNotRemovableMedia
+            | Self::VbdNotUnpluggable
+            | Self::VbdTrayLocked => &["vbd"],
             Self::DisableSshPartiallyFailed
             | Self::EnableSshPartiallyFailed
             | Self::SetConsoleTimeoutPartiallyFailed
             | Self::SetSshAutoModePartiallyFailed
             | Self::SetSshTimeoutPartiallyFailed
             | Self::UpdatePoolApplyFailed => &["hosts"],
-            Self::DiskVbdMustBeReadwriteForHvm
-            | Self::VbdIsEmpty
-            | Self::VbdNotEmpty
-            | Self::VbdNotRemovableMedia
-            | Self::VbdNotUnpluggable
-            | Self::VbdTrayLocked => &["vbd"],
             Self::DomainBuilderError => &["function", "code", "message"],
             Self::DomainExists => &["vm", "domid"],
             Self::DuplicateMacSeed => &["seed"],
@@ -3030,12 +3036,11 @@ impl ErrorCode {
             Self::GpuGroupContainsPgpu => &["pgpus"],
             Self::GpuGroupContainsVgpu => &["vgpus"],
             Self::HandleInvalid => &["class", "handle"],
-            Self::HaConstraintViolationSrNotShared | Self::SrRequiresUpgrade => &["SR"],
             Self::HaHostCannotSeePeers => &["host", "all", "subset"],
             Self::HostCannotAttachNetwork | Self::PifNotPresent => &["host", "network"],
-            Self::HostDriverNoHardware => &["driver variant"],
+            Self::HostDriverNoHardware => &["driver_variant"],
             Self::HostInUse => &["host", "type", "ref"],
-            Self::HostIsSlave => &["Master IP address"],
+            Self::HostIsSlave => &["master_ip_address"],
             Self::HostMasterCannotTalkBack => &["ip"],
             Self::HostNotEnoughFreeMemory => &["needed", "available"],
             Self::HostNotEnoughPcpus => &["vcpus", "pcpus"],
@@ -3043,7 +3048,7 @@ impl ErrorCode {
             Self::IllegalVbdDevice => &["vbd", "device"],
             Self::ImportErrorFailedToFindObject => &["id"],
             Self::ImportErrorUnexpectedFile => &["filename_expected", "filename_found"],
-            Self::IncompatibleStatefileSr => &["SR type"],
+            Self::IncompatibleStatefileSr => &["sr_type"],
             Self::InterfaceHasNoIp => &["interface"],
             Self::InvalidCidrAddressSpecified | Self::InvalidIpAddressSpecified => &["parameter"],
             Self::InvalidEdition => &["edition"],
@@ -3054,8 +3059,8 @@ impl ErrorCode {
             Self::InvalidValue => &["field", "value"],
             Self::LicenceRestriction => &["feature"],
             Self::LicenseCheckoutError => &["code", "message"],
-            Self::LocationNotUnique => &["SR", "location"],
-            Self::MacDoesNotExist | Self::MacInvalid | Self::MacStillExists => &["MAC"],
+            Self::LocationNotUnique | Self::VdiLocationMissing => &["sr", "location"],
+            Self::MacDoesNotExist | Self::MacInvalid | Self::MacStillExists => &["mac"],
             Self::MapDuplicateKey => &["type", "param_name", "uuid", "key"],
             Self::MemoryConstraintViolation => &["constraint"],
             Self::MessageMethodUnknown => &["method"],
@@ -3073,16 +3078,16 @@ impl ErrorCode {
             | Self::VdiNotSparse
             | Self::VdiNoCbtMetadata
             | Self::VdiReadonly => &["vdi"],
-            Self::NetworkAlreadyConnected => &["network", "connected PIF"],
+            Self::NetworkAlreadyConnected => &["network", "connected_pif"],
             Self::NetworkContainsPif => &["pifs"],
             Self::NetworkContainsVif => &["vifs"],
             Self::NetworkHasIncompatibleSriovPifs | Self::NetworkHasIncompatibleVlanOnSriovPifs => {
-                &["PIF", "network"]
+                &["pif", "network"]
             }
             Self::NetworkIncompatiblePurposes => &["new_purpose", "conflicting_purpose"],
             Self::NetworkSriovDisableFailed
             | Self::NetworkSriovEnableFailed
-            | Self::PifConfigurationError => &["PIF", "msg"],
+            | Self::PifConfigurationError => &["pif", "msg"],
             Self::NotAllowedOnOemEdition | Self::OnlyAllowedOnOemEdition => &["command"],
             Self::NotImplemented => &["function"],
             Self::NvidiaSriovMisconfigured => &["host", "device_name"],
@@ -3111,9 +3116,9 @@ impl ErrorCode {
             }
             Self::PbdExists => &["sr", "host", "pbd"],
             Self::PgpuInsufficientCapacityForVgpu => &["pgpu", "vgpu_type"],
-            Self::PgpuInUseByVm => &["VMs"],
+            Self::PgpuInUseByVm => &["vms"],
             Self::PgpuNotCompatibleWithGpuGroup => &["type", "group_types"],
-            Self::PifHasFcoeSrInUse => &["PIF", "SR"],
+            Self::PifHasFcoeSrInUse => &["pif", "sr"],
             Self::PifNotAttachedToHost => &["pif", "host"],
             Self::PoolJoiningHostManagementVlanDoesNotMatch => &["local", "remote"],
             Self::PoolJoiningHostMustHaveSameApiVersion => {
@@ -3123,11 +3128,13 @@ impl ErrorCode {
             Self::PoolJoiningHostTrustedCertificatesConflict => &["ref_in_pool", "ref_on_host"],
             Self::PoolJoiningMasterCertificateNotInPoolBundle => &["master_uuid"],
             Self::PoolJoiningPoolBundleEmptyAfterImport => &["bundle_path"],
-            Self::PoolJoiningPoolCannotEnableClusteringOnVlanNetwork => &["vlan"],
+            Self::PoolJoiningPoolCannotEnableClusteringOnVlanNetwork | Self::VlanTagInvalid => {
+                &["vlan"]
+            }
             Self::PoolJoiningSmFeaturesIncompatible => &["pool_sm_ref", "candidate_sm_ref"],
-            Self::PusbVdiConflict => &["PUSB", "VDI"],
+            Self::PusbVdiConflict => &["pusb", "vdi"],
             Self::PvsCacheStorageAlreadyPresent => &["site", "host"],
-            Self::PvsCacheStorageIsInUse => &["PVS_cache_storage"],
+            Self::PvsCacheStorageIsInUse => &["pvs_cache_storage"],
             Self::PvsProxyAlreadyPresent | Self::PvsSiteContainsRunningProxies => &["proxies"],
             Self::PvsSiteContainsServers => &["servers"],
             Self::RbacPermissionDenied => &["permission", "message"],
@@ -3145,7 +3152,7 @@ impl ErrorCode {
             Self::SrBackendFailure | Self::XenapiPluginFailure => &["status", "stdout", "stderr"],
             Self::SrDoesNotSupportMigration => &["sr", "capabilities"],
             Self::SrFull => &["requested", "maximum"],
-            Self::SrHasMultiplePbds => &["PBD"],
+            Self::SrHasMultiplePbds => &["pbd"],
             Self::SrNotSharable => &["sr", "host"],
             Self::SrUnhealthy => &["sr", "health", "fix"],
             Self::SrUnknownDriver => &["driver"],
@@ -3161,16 +3168,15 @@ impl ErrorCode {
             | Self::UpdatePrecheckFailedGpgkeyNotImported => &["update"],
             Self::UpdatePrecheckFailedConflictPresent => &["update", "conflict_update"],
             Self::UpdatePrecheckFailedOutOfSpace => {
-                &["update", "available_space", "required_space "]
+                &["update", "available_space", "required_space"]
             }
             Self::UpdatePrecheckFailedPrerequisiteMissing => &["update", "prerequisite_update"],
             Self::UpdatePrecheckFailedUnknownError => &["update", "info"],
             Self::UpdatePrecheckFailedWrongServerVersion => {
-                &["update", "installed_version", "required_version "]
+                &["update", "installed_version", "required_version"]
             }
-            Self::UsbAlreadyAttached => &["PUSB", "VM"],
-            Self::UsbGroupConflict => &["USB_group"],
-            Self::UsbGroupContainsNoPusbs => &["usb_group"],
+            Self::UsbAlreadyAttached => &["pusb", "vm"],
+            Self::UsbGroupConflict | Self::UsbGroupContainsNoPusbs => &["usb_group"],
             Self::UsbGroupContainsPusb => &["pusbs"],
             Self::UsbGroupContainsVusb => &["vusbs"],
             Self::UuidInvalid => &["type", "uuid"],
@@ -3179,10 +3185,9 @@ impl ErrorCode {
             Self::VdiContainsMetadataOfThisPool => &["vdi", "pool"],
             Self::VdiIncompatibleType | Self::VdiIsNotIso => &["vdi", "type"],
             Self::VdiInUse => &["vdi", "operation"],
-            Self::VdiLocationMissing => &["sr", "location"],
             Self::VdiMissing => &["sr", "vdi"],
-            Self::VdiTooLarge => &["vdi", "maximum size"],
-            Self::VdiTooSmall => &["vdi", "minimum size"],
+            Self::VdiTooLarge => &["vdi", "maximum_size"],
+            Self::VdiTooSmall => &["vdi", "minimum_size"],
             Self::VgpuDestinationIncompatible | Self::VgpuSuspensionNotSupported => {
                 &["reason", "vgpu", "host"]
             }
@@ -3190,19 +3195,13 @@ impl ErrorCode {
             Self::VgpuTypeNotCompatibleWithRunningType => &["pgpu", "type", "running_type"],
             Self::VgpuTypeNotEnabled => &["type", "enabled_types"],
             Self::VgpuTypeNotSupported => &["type", "supported_types"],
-            Self::VifInUse => &["network", "VIF"],
-            Self::VifNotInMap => &["vif"],
+            Self::VifInUse => &["network", "vif"],
             Self::VlanInUse => &["device", "vlan"],
-            Self::VlanTagInvalid => &["VLAN"],
             Self::VmAssignedToProtectionPolicy => &["vm", "vmpp"],
             Self::VmAssignedToSnapshotSchedule => &["vm", "vmss"],
             Self::VmBadPowerState => &["vm", "expected", "actual"],
-            Self::VmCallPluginRateLimit => &["VM", "interval", "wait"],
+            Self::VmCallPluginRateLimit => &["vm", "interval", "wait"],
             Self::VmDuplicateVbdDevice => &["vm", "vbd", "device"],
-            Self::VmHasVusbs
-            | Self::VmIsImmobile
-            | Self::VmIsUsingNestedVirt
-            | Self::VmPciBusFull => &["VM"],
             Self::VmHostIncompatibleVersion | Self::VmHostIncompatibleVersionMigrate => {
                 &["host", "vm"]
             }
@@ -3215,12 +3214,12 @@ impl ErrorCode {
             Self::VmNonSuspendable => &["vm", "reason"],
             Self::VmNotResidentHere => &["vm", "host"],
             Self::VmOldPvDrivers => &["vm", "major", "minor"],
-            Self::VmRequiresGpu => &["vm", "GPU_group"],
+            Self::VmRequiresGpu => &["vm", "gpu_group"],
             Self::VmRequiresNetwork => &["vm", "network"],
             Self::VmRequiresSr => &["vm", "sr"],
             Self::VmRequiresVdi => &["vm", "vdi"],
-            Self::VmRequiresVgpu => &["vm", "GPU_group", "vGPU_type"],
-            Self::VmRequiresVusb => &["vm", "USB_group"],
+            Self::VmRequiresVgpu => &["vm", "gpu_group", "vgpu_type"],
+            Self::VmRequiresVusb => &["vm", "usb_group"],
             Self::VmRevertFailed => &["vm", "snapshot"],
             Self::VmShutdownTimeout | Self::VmSuspendTimeout => &["vm", "timeout"],
             Self::VmSnapshotWithQuiesceNotSupported => &["vm", "error"],

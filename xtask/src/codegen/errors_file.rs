@@ -6,12 +6,40 @@ use super::HEADER;
 use super::model::ErrorDef;
 use super::names::camel_case;
 
+/// A parameter name as an identifier: upstream names some with phrases (`Master IP address`,
+/// `PIF`, `current auth_type`); `param_names` gives `master_ip_address`, `pif`,
+/// `current_auth_type`, so every name reads the same way and works as a Python keyword.
+pub(crate) fn param_ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
 /// The source of `errors.rs` (unformatted).
 pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
     let mut sorted: Vec<&ErrorDef> = errors.iter().collect();
     sorted.sort_by(|a, b| a.code.cmp(&b.code));
     let mut variants = std::collections::BTreeSet::new();
     for error in &sorted {
+        let mut params = std::collections::BTreeSet::new();
+        for param in &error.params {
+            let ident = param_ident(param);
+            if ident.is_empty() || !params.insert(ident) {
+                return Err(format!(
+                    "error code `{}`: parameter `{param}` is empty or clashes with another as an identifier",
+                    error.code
+                ));
+            }
+        }
         let variant = camel_case(&error.code);
         if variant == "Other" || !variants.insert(variant) {
             return Err(format!(
@@ -44,7 +72,14 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
                 error
                     .params
                     .iter()
-                    .map(|p| format!("`{p}`"))
+                    .map(|p| {
+                        let ident = param_ident(p);
+                        if ident == *p {
+                            format!("`{p}`")
+                        } else {
+                            format!("`{ident}` (upstream: \"{p}\")")
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -75,15 +110,13 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
         .collect::<Vec<_>>()
         .concat();
     // Group codes by parameter list so that each list appears once.
-    let mut groups: Vec<(&[String], Vec<String>)> = Vec::new();
+    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for error in sorted.iter().filter(|e| !e.params.is_empty()) {
         let variant = format!("Self::{}", camel_case(&error.code));
-        match groups
-            .iter_mut()
-            .find(|(p, _)| *p == error.params.as_slice())
-        {
+        let params: Vec<String> = error.params.iter().map(|p| param_ident(p)).collect();
+        match groups.iter_mut().find(|(p, _)| *p == params) {
             Some((_, members)) => members.push(variant),
-            None => groups.push((&error.params, vec![variant])),
+            None => groups.push((params, vec![variant])),
         }
     }
     let param_names = groups
@@ -119,7 +152,8 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
          /// The wire text.\n\
          pub fn as_str(&self) -> &str {{\nmatch self {{\n{as_str}Self::Other(code) => code,\n}}\n}}\n\n\
          /// The names of the parameters that follow the code on the wire, in order (empty for \
-         codes without parameters and for unknown codes).\n\
+         codes without parameters and for unknown codes). Names are identifiers: upstream's \
+         `Master IP address` is `master_ip_address`.\n\
          pub fn param_names(&self) -> &'static [&'static str] {{\nmatch self {{\n{param_names}_ => &[],\n}}\n}}\n\n\
          /// Whether upstream declares the parameters of this code (false for `Other` and for the \
          codes whose parameter list is unknown).\n\
@@ -128,4 +162,18 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
     )
     .unwrap();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param_ident;
+
+    #[test]
+    fn parameter_names_become_identifiers() {
+        assert_eq!(param_ident("vm"), "vm");
+        assert_eq!(param_ident("Master IP address"), "master_ip_address");
+        assert_eq!(param_ident("PIF"), "pif");
+        assert_eq!(param_ident("current auth_type"), "current_auth_type");
+        assert_eq!(param_ident(" (x) "), "x");
+    }
 }
