@@ -1,5 +1,24 @@
 //! Streaming backup and restore of XenServer / XCP-ng VMs and disks.
 //!
-//! This crate will hold the streaming codecs (XVA, VHD, raw tar, chunked upload), VM export and
-//! import, incremental backups from changed-block tracking, the backup repository and the
-//! many-VM job runner. Nothing is implemented yet.
+//! Today this crate holds the format codecs ([`format`](mod@format)): XVA (read and write, checksums
+//! verified as chunks pass), VHD (fixed, dynamic, differencing), raw `format=tar` and the
+//! chunked upload protocol. Memory stays bounded by a few chunks whatever the disk size.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xapi_backup::Error> {
+//! use xapi_backup::format::xva::{ReadOptions, XvaReader};
+//! let file = tokio::fs::File::open("vm.xva").await?;
+//! let mut xva = XvaReader::open(file, ReadOptions::default()).await?;
+//! for vm in xva.ova_xml().vms() {
+//!     println!("{:?}", vm.name_label);
+//! }
+//! while let Some(chunk) = xva.next_chunk().await? {
+//!     println!("disk {} offset {} len {}", chunk.disk, chunk.offset, chunk.data.len());
+//! }
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod format;
+
+pub use error::{Error, Result};

@@ -1,0 +1,51 @@
+//! The crate's one error enum.
+
+use crate::format::chunked::ChunkedError;
+use crate::format::tar::TarError;
+use crate::format::vhd::VhdError;
+use crate::format::xva::XvaError;
+use crate::format::xva::ova_xml::OvaXmlError;
+
+/// Every failure of `xapi-backup`.
+///
+/// Format errors keep their rich inner enum (member name, chunk number, byte offset) so that
+/// callers can match on them; [`Error::is_corrupt_input`] tells a damaged stream from an IO
+/// failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The tar layer under an XVA or raw-tar stream is damaged.
+    #[error(transparent)]
+    Tar(#[from] TarError),
+    /// The XVA container or one of its disk streams is damaged or inconsistent.
+    #[error(transparent)]
+    Xva(#[from] XvaError),
+    /// `ova.xml` could not be parsed.
+    #[error(transparent)]
+    OvaXml(#[from] OvaXmlError),
+    /// A VHD image is damaged or unsupported.
+    #[error(transparent)]
+    Vhd(#[from] VhdError),
+    /// A chunked-upload body is damaged.
+    #[error(transparent)]
+    Chunked(#[from] ChunkedError),
+    /// Reading or writing the underlying stream failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A background compression task died (panicked or was cancelled).
+    #[error("compression task failed: {0}")]
+    CompressionTask(String),
+}
+
+impl Error {
+    /// True when the error comes from damaged or inconsistent input (retrying the same bytes
+    /// cannot help), false for IO failures of the underlying stream.
+    pub fn is_corrupt_input(&self) -> bool {
+        !matches!(
+            self,
+            Error::Io(_) | Error::CompressionTask(_) | Error::Tar(TarError::Io { .. })
+        )
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,16 @@
+//! Sans-IO streaming codecs for the formats XAPI moves disks and VMs in.
+//!
+//! - [`xva`]: the VM export format (tar of `ova.xml` + checksummed 1 MiB chunks);
+//! - [`raw_tar`]: `export_raw_vdi?format=tar`, the same chunk scheme under `vdi/`;
+//! - [`chunked`]: the `import_raw_vdi?chunked` upload body;
+//! - [`vhd`]: fixed, dynamic and differencing VHD images;
+//! - [`tar`], [`compression`]: the layers under them.
+
+pub mod chunked;
+pub mod compression;
+pub mod raw_tar;
+pub mod tar;
+pub mod vhd;
+pub mod xva;
+
+pub use xva::ova_xml;

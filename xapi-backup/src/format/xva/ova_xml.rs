@@ -1,0 +1,1236 @@
+//! `ova.xml`: the XVA's object table, a bare XML-RPC `<value>` (see the reference §2).
+//!
+//! The writer produces exactly xapi's bytes (ocaml-rpc's `Xmlrpc.to_string`): no declaration,
+//! no whitespace, strings and ints untyped, `<i4>` for 32-bit ints, `>` `<` `&` `"` escaped and
+//! control characters other than TAB, LF, CR dropped, `<boolean>0|1</boolean>`, `<double>%.16g</double>`. The reader
+//! accepts every XML-RPC variant (`int`, `i4`, `i8`, `string`, `base64`, `nil`, untyped text,
+//! `<value/>`, whitespace, CDATA, character references) and keeps every class and field, known or
+//! not; typed views ([`VdiView`], [`VbdView`], ...) read the fields the disk codecs need.
+
+use std::fmt::Write as _;
+
+use quick_xml::events::Event;
+
+/// Failures while reading `ova.xml`.
+#[derive(Debug, thiserror::Error)]
+pub enum OvaXmlError {
+    /// The XML itself is malformed.
+    #[error("ova.xml: malformed xml at byte {offset}: {message}")]
+    Xml {
+        /// Byte offset in `ova.xml`.
+        offset: u64,
+        /// What the XML parser said.
+        message: String,
+    },
+    /// The XML is well formed but not the XML-RPC shape expected.
+    #[error("ova.xml: at byte {offset}: {message}")]
+    Shape {
+        /// Byte offset in `ova.xml`.
+        offset: u64,
+        /// What was expected.
+        message: String,
+    },
+    /// A field the format requires is missing or of the wrong type.
+    #[error("ova.xml: object {id} ({class}): field {field}: {message}")]
+    Field {
+        /// Object id (`Ref:42`), or `header`.
+        id: String,
+        /// Object class.
+        class: String,
+        /// Field name.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One XML-RPC value as it appears in `ova.xml`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string, or untyped text (which is also how xapi writes int64 values).
+    String(String),
+    /// An integer (`<i4>`, `<int>` or `<i8>` on input). Written untyped, as xapi writes
+    /// OCaml `int` / `int64` values, so it reads back as [`Value::String`]: use
+    /// [`Value::as_i64`], which accepts both.
+    Int(i64),
+    /// A 32-bit integer, written as `<i4>` (xapi's `Int32`).
+    Int32(i32),
+    /// `<boolean>`.
+    Bool(bool),
+    /// `<double>`.
+    Double(f64),
+    /// `<dateTime.iso8601>`, kept as its text (`20260101T00:00:00Z`).
+    DateTime(String),
+    /// `<base64>`, kept as its text.
+    Base64(String),
+    /// `<array><data>`.
+    Array(Vec<Value>),
+    /// `<struct>`, members in document order.
+    Struct(Vec<(String, Value)>),
+    /// `<nil/>`.
+    Nil,
+}
+
+impl Value {
+    /// The text of a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An integer, from a typed int or from untyped text (xapi writes int64 untyped).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Int32(i) => Some(i64::from(*i)),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A boolean, from `<boolean>` or from the texts `true` / `false`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => match s.as_str() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The members of a struct.
+    pub fn as_struct(&self) -> Option<&[(String, Value)]> {
+        match self {
+            Value::Struct(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Looks a member up by name in a struct.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.as_struct()?
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// The classes that can appear in `ova.xml` (reference §2.1), with a fallback for others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OvaClass {
+    /// `host`
+    Host,
+    /// `VM`
+    Vm,
+    /// `VM_metrics`
+    VmMetrics,
+    /// `VM_guest_metrics`
+    VmGuestMetrics,
+    /// `VBD`
+    Vbd,
+    /// `VIF`
+    Vif,
+    /// `network`
+    Network,
+    /// `VDI`
+    Vdi,
+    /// `SR`
+    Sr,
+    /// `VGPU_type`
+    VgpuType,
+    /// `VGPU`
+    Vgpu,
+    /// `GPU_group`
+    GpuGroup,
+    /// `PVS_proxy`
+    PvsProxy,
+    /// `PVS_site`
+    PvsSite,
+    /// `VTPM`
+    Vtpm,
+    /// Any other class name, kept verbatim.
+    Other(String),
+}
+
+impl OvaClass {
+    /// The class name as written in `ova.xml`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            OvaClass::Host => "host",
+            OvaClass::Vm => "VM",
+            OvaClass::VmMetrics => "VM_metrics",
+            OvaClass::VmGuestMetrics => "VM_guest_metrics",
+            OvaClass::Vbd => "VBD",
+            OvaClass::Vif => "VIF",
+            OvaClass::Network => "network",
+            OvaClass::Vdi => "VDI",
+            OvaClass::Sr => "SR",
+            OvaClass::VgpuType => "VGPU_type",
+            OvaClass::Vgpu => "VGPU",
+            OvaClass::GpuGroup => "GPU_group",
+            OvaClass::PvsProxy => "PVS_proxy",
+            OvaClass::PvsSite => "PVS_site",
+            OvaClass::Vtpm => "VTPM",
+            OvaClass::Other(s) => s,
+        }
+    }
+
+    /// Maps a class name to its variant.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "host" => OvaClass::Host,
+            "VM" => OvaClass::Vm,
+            "VM_metrics" => OvaClass::VmMetrics,
+            "VM_guest_metrics" => OvaClass::VmGuestMetrics,
+            "VBD" => OvaClass::Vbd,
+            "VIF" => OvaClass::Vif,
+            "network" => OvaClass::Network,
+            "VDI" => OvaClass::Vdi,
+            "SR" => OvaClass::Sr,
+            "VGPU_type" => OvaClass::VgpuType,
+            "VGPU" => OvaClass::Vgpu,
+            "GPU_group" => OvaClass::GpuGroup,
+            "PVS_proxy" => OvaClass::PvsProxy,
+            "PVS_site" => OvaClass::PvsSite,
+            "VTPM" => OvaClass::Vtpm,
+            other => OvaClass::Other(other.to_owned()),
+        }
+    }
+}
+
+/// One exported object: its class, its export id (`Ref:<n>`) and its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OvaObject {
+    /// The object's class.
+    pub class: OvaClass,
+    /// The export id, e.g. `Ref:42`.
+    pub id: String,
+    /// The full record (`snapshot`), normally a struct keyed by `_`-joined field names.
+    pub snapshot: Value,
+}
+
+impl OvaObject {
+    /// A string field of the record.
+    pub fn str_field(&self, name: &str) -> Option<&str> {
+        self.snapshot.get(name).and_then(Value::as_str)
+    }
+
+    fn field_error(&self, field: &str, message: &str) -> OvaXmlError {
+        OvaXmlError::Field {
+            id: self.id.clone(),
+            class: self.class.as_str().to_owned(),
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// The `version` struct of the header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OvaVersion {
+    /// Exporting host name.
+    pub hostname: String,
+    /// Export date as written.
+    pub date: String,
+    /// Product version, e.g. `8.4.0`.
+    pub product_version: String,
+    /// Product brand.
+    pub product_brand: String,
+    /// Build number.
+    pub build_number: String,
+    /// xapi major version.
+    pub xapi_major: i64,
+    /// xapi minor version.
+    pub xapi_minor: i64,
+    /// Export format version; missing reads as 0. Checksums are inline iff it is above 0.
+    pub export_vsn: i64,
+    /// Members not listed above, kept verbatim.
+    pub extra: Vec<(String, Value)>,
+}
+
+impl Default for OvaVersion {
+    fn default() -> Self {
+        Self {
+            hostname: String::new(),
+            date: String::new(),
+            product_version: String::new(),
+            product_brand: String::new(),
+            build_number: String::new(),
+            xapi_major: 0,
+            xapi_minor: 0,
+            export_vsn: EXPORT_VSN,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// The export format version current xapi writes.
+pub const EXPORT_VSN: i64 = 2;
+
+/// The whole `ova.xml`: version header and objects in file order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OvaXml {
+    /// The `version` struct.
+    pub version: OvaVersion,
+    /// Every object, in file order.
+    pub objects: Vec<OvaObject>,
+}
+
+/// Typed view of a `VDI` object: what the disk codecs need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VdiView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `uuid`.
+    pub uuid: Option<&'a str>,
+    /// `name_label`.
+    pub name_label: Option<&'a str>,
+    /// `virtual_size` in bytes.
+    pub virtual_size: u64,
+    /// `SR` (an export id or `OpaqueRef:NULL`).
+    pub sr: Option<&'a str>,
+    /// `type` (`user`, `system`, ...).
+    pub vdi_type: Option<&'a str>,
+}
+
+/// Typed view of a `VBD` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VbdView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `VM` export id.
+    pub vm: Option<&'a str>,
+    /// `VDI` export id (or `OpaqueRef:NULL`).
+    pub vdi: Option<&'a str>,
+    /// `type`: `Disk`, `CD` or `Floppy`.
+    pub vbd_type: Option<&'a str>,
+    /// `userdevice`.
+    pub userdevice: Option<&'a str>,
+}
+
+/// Typed view of a `VM` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `uuid`.
+    pub uuid: Option<&'a str>,
+    /// `name_label`.
+    pub name_label: Option<&'a str>,
+    /// `power_state`.
+    pub power_state: Option<&'a str>,
+    /// `is_a_template`.
+    pub is_a_template: bool,
+    /// `is_a_snapshot`.
+    pub is_a_snapshot: bool,
+}
+
+/// Typed view of a `VIF` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VifView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `device`.
+    pub device: Option<&'a str>,
+    /// `MAC`.
+    pub mac: Option<&'a str>,
+    /// `network` export id.
+    pub network: Option<&'a str>,
+    /// `VM` export id.
+    pub vm: Option<&'a str>,
+}
+
+/// Typed view of a `network` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `uuid`.
+    pub uuid: Option<&'a str>,
+    /// `name_label`.
+    pub name_label: Option<&'a str>,
+    /// `bridge`.
+    pub bridge: Option<&'a str>,
+    /// `MTU`.
+    pub mtu: Option<i64>,
+}
+
+/// Typed view of an `SR` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `uuid`.
+    pub uuid: Option<&'a str>,
+    /// `name_label`.
+    pub name_label: Option<&'a str>,
+    /// `type` (`lvm`, `nfs`, `ext`, ...).
+    pub sr_type: Option<&'a str>,
+    /// `content_type` (`iso` SRs hold no exported disks).
+    pub content_type: Option<&'a str>,
+}
+
+/// Typed view of a `VTPM` object (hand-made record keys `vTPM'_*`, reference §2.1).
+///
+/// Its `content` is secret material.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VtpmView<'a> {
+    /// Export id.
+    pub id: &'a str,
+    /// `vTPM'_VM`.
+    pub vm: Option<&'a str>,
+    /// `vTPM'_uuid`.
+    pub uuid: Option<&'a str>,
+    /// `vTPM'_content` (secret).
+    pub content: Option<&'a str>,
+}
+
+impl OvaXml {
+    /// Objects of one class, in file order.
+    pub fn objects_of<'a>(&'a self, class: &'a OvaClass) -> impl Iterator<Item = &'a OvaObject> {
+        self.objects.iter().filter(move |o| &o.class == class)
+    }
+
+    /// Looks an object up by export id.
+    pub fn object(&self, id: &str) -> Option<&OvaObject> {
+        self.objects.iter().find(|o| o.id == id)
+    }
+
+    /// Every VM.
+    pub fn vms(&self) -> Vec<VmView<'_>> {
+        self.objects_of(&OvaClass::Vm)
+            .map(|o| VmView {
+                id: &o.id,
+                uuid: o.str_field("uuid"),
+                name_label: o.str_field("name_label"),
+                power_state: o.str_field("power_state"),
+                is_a_template: o
+                    .snapshot
+                    .get("is_a_template")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                is_a_snapshot: o
+                    .snapshot
+                    .get("is_a_snapshot")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            })
+            .collect()
+    }
+
+    /// Every VBD.
+    pub fn vbds(&self) -> Vec<VbdView<'_>> {
+        self.objects_of(&OvaClass::Vbd)
+            .map(|o| VbdView {
+                id: &o.id,
+                vm: o.str_field("VM"),
+                vdi: o.str_field("VDI"),
+                vbd_type: o.str_field("type"),
+                userdevice: o.str_field("userdevice"),
+            })
+            .collect()
+    }
+
+    /// Every VIF.
+    pub fn vifs(&self) -> Vec<VifView<'_>> {
+        self.objects_of(&OvaClass::Vif)
+            .map(|o| VifView {
+                id: &o.id,
+                device: o.str_field("device"),
+                mac: o.str_field("MAC"),
+                network: o.str_field("network"),
+                vm: o.str_field("VM"),
+            })
+            .collect()
+    }
+
+    /// Every network.
+    pub fn networks(&self) -> Vec<NetworkView<'_>> {
+        self.objects_of(&OvaClass::Network)
+            .map(|o| NetworkView {
+                id: &o.id,
+                uuid: o.str_field("uuid"),
+                name_label: o.str_field("name_label"),
+                bridge: o.str_field("bridge"),
+                mtu: o.snapshot.get("MTU").and_then(Value::as_i64),
+            })
+            .collect()
+    }
+
+    /// Every SR.
+    pub fn srs(&self) -> Vec<SrView<'_>> {
+        self.objects_of(&OvaClass::Sr)
+            .map(|o| SrView {
+                id: &o.id,
+                uuid: o.str_field("uuid"),
+                name_label: o.str_field("name_label"),
+                sr_type: o.str_field("type"),
+                content_type: o.str_field("content_type"),
+            })
+            .collect()
+    }
+
+    /// Every VTPM.
+    pub fn vtpms(&self) -> Vec<VtpmView<'_>> {
+        self.objects_of(&OvaClass::Vtpm)
+            .map(|o| VtpmView {
+                id: &o.id,
+                vm: o.str_field("vTPM'_VM"),
+                uuid: o.str_field("vTPM'_uuid"),
+                content: o.str_field("vTPM'_content"),
+            })
+            .collect()
+    }
+
+    /// Typed view of one VDI; its `virtual_size` is required.
+    pub fn vdi(&self, id: &str) -> Result<VdiView<'_>, OvaXmlError> {
+        let o = self
+            .objects
+            .iter()
+            .find(|o| o.id == id && o.class == OvaClass::Vdi)
+            .ok_or_else(|| OvaXmlError::Field {
+                id: id.to_owned(),
+                class: "VDI".to_owned(),
+                field: "id".to_owned(),
+                message: "no VDI object with this id".to_owned(),
+            })?;
+        let size = o
+            .snapshot
+            .get("virtual_size")
+            .ok_or_else(|| o.field_error("virtual_size", "missing"))?
+            .as_i64()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| o.field_error("virtual_size", "not a non-negative integer"))?;
+        Ok(VdiView {
+            id: &o.id,
+            uuid: o.str_field("uuid"),
+            name_label: o.str_field("name_label"),
+            virtual_size: size as u64,
+            sr: o.str_field("SR"),
+            vdi_type: o.str_field("type"),
+        })
+    }
+
+    /// The disks whose data follows `ova.xml`, as the importer picks them (reference §3.4):
+    /// VDIs referenced by non-CD VBDs, deduplicated, sorted by the **string** of their id.
+    pub fn disks(&self) -> Result<Vec<VdiView<'_>>, OvaXmlError> {
+        let mut ids: Vec<&str> = self
+            .vbds()
+            .into_iter()
+            .filter(|v| v.vbd_type != Some("CD"))
+            .filter_map(|v| v.vdi)
+            .filter(|id| {
+                self.objects
+                    .iter()
+                    .any(|o| o.id == *id && o.class == OvaClass::Vdi)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|id| self.vdi(id)).collect()
+    }
+
+    /// Serialises exactly as xapi does: one bare `<value>`, no declaration, no whitespace.
+    pub fn to_xml(&self) -> String {
+        let v = &self.version;
+        let mut version = vec![
+            ("hostname".to_owned(), Value::String(v.hostname.clone())),
+            ("date".to_owned(), Value::String(v.date.clone())),
+            (
+                "product_version".to_owned(),
+                Value::String(v.product_version.clone()),
+            ),
+            (
+                "product_brand".to_owned(),
+                Value::String(v.product_brand.clone()),
+            ),
+            (
+                "build_number".to_owned(),
+                Value::String(v.build_number.clone()),
+            ),
+            ("xapi_major".to_owned(), Value::Int(v.xapi_major)),
+            ("xapi_minor".to_owned(), Value::Int(v.xapi_minor)),
+            ("export_vsn".to_owned(), Value::Int(v.export_vsn)),
+        ];
+        version.extend(v.extra.iter().cloned());
+        let objects = self
+            .objects
+            .iter()
+            .map(|o| {
+                Value::Struct(vec![
+                    (
+                        "class".to_owned(),
+                        Value::String(o.class.as_str().to_owned()),
+                    ),
+                    ("id".to_owned(), Value::String(o.id.clone())),
+                    ("snapshot".to_owned(), o.snapshot.clone()),
+                ])
+            })
+            .collect();
+        let header = Value::Struct(vec![
+            ("version".to_owned(), Value::Struct(version)),
+            ("objects".to_owned(), Value::Array(objects)),
+        ]);
+        let mut out = String::new();
+        write_value(&mut out, &header);
+        out
+    }
+
+    /// Parses `ova.xml`, leniently toward every XML-RPC variant.
+    pub fn parse(xml: &[u8]) -> Result<Self, OvaXmlError> {
+        let root = parse_value_document(xml)?;
+        let shape = |message: &str| OvaXmlError::Shape {
+            offset: 0,
+            message: message.to_owned(),
+        };
+        let version_value = root
+            .get("version")
+            .ok_or_else(|| shape("no version member"))?;
+        let vs = version_value
+            .as_struct()
+            .ok_or_else(|| shape("version is not a struct"))?;
+        let mut version = OvaVersion {
+            export_vsn: 0,
+            ..OvaVersion::default()
+        };
+        for (k, val) in vs {
+            let text = || match val {
+                Value::String(s) | Value::DateTime(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                Value::Int32(i) => i.to_string(),
+                other => format!("{other:?}"),
+            };
+            let int = |field: &str| {
+                val.as_i64().ok_or_else(|| OvaXmlError::Field {
+                    id: "header".to_owned(),
+                    class: "version".to_owned(),
+                    field: field.to_owned(),
+                    message: "not an integer".to_owned(),
+                })
+            };
+            match k.as_str() {
+                "hostname" => version.hostname = text(),
+                "date" => version.date = text(),
+                "product_version" => version.product_version = text(),
+                "product_brand" => version.product_brand = text(),
+                "build_number" => version.build_number = text(),
+                "xapi_major" => version.xapi_major = int(k)?,
+                "xapi_minor" => version.xapi_minor = int(k)?,
+                "export_vsn" => version.export_vsn = int(k)?,
+                _ => version.extra.push((k.clone(), val.clone())),
+            }
+        }
+        let objects_value = root
+            .get("objects")
+            .ok_or_else(|| shape("no objects member"))?;
+        let list = objects_value
+            .as_array()
+            .ok_or_else(|| shape("objects is not an array"))?;
+        let mut objects = Vec::with_capacity(list.len());
+        for (i, o) in list.iter().enumerate() {
+            let field = |name: &str| {
+                o.get(name)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| OvaXmlError::Field {
+                        id: format!("objects[{i}]"),
+                        class: "?".to_owned(),
+                        field: name.to_owned(),
+                        message: "missing or not a string".to_owned(),
+                    })
+            };
+            let class = OvaClass::from_name(&field("class")?);
+            let id = field("id")?;
+            let snapshot = o
+                .get("snapshot")
+                .cloned()
+                .unwrap_or(Value::Struct(Vec::new()));
+            objects.push(OvaObject {
+                class,
+                id,
+                snapshot,
+            });
+        }
+        Ok(Self { version, objects })
+    }
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+}
+
+/// Formats a double as C's `%.16g`.
+pub fn format_double(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".to_owned();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    let sci = format!("{x:.15e}");
+    let (mantissa, exp) = sci
+        .split_once('e')
+        .expect("{:e} output always has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    if !(-4..16).contains(&exp) {
+        let m = strip_fraction_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", exp.abs());
+    }
+    let decimals = (15 - exp).max(0) as usize;
+    strip_fraction_zeros(&format!("{x:.decimals$}")).to_owned()
+}
+
+fn strip_fraction_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+fn write_value(out: &mut String, v: &Value) {
+    out.push_str("<value>");
+    match v {
+        Value::String(s) => escape_into(out, s),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Int32(i) => {
+            let _ = write!(out, "<i4>{i}</i4>");
+        }
+        Value::Bool(b) => {
+            let _ = write!(out, "<boolean>{}</boolean>", u8::from(*b));
+        }
+        Value::Double(d) => {
+            let _ = write!(out, "<double>{}</double>", format_double(*d));
+        }
+        Value::DateTime(s) => {
+            out.push_str("<dateTime.iso8601>");
+            escape_into(out, s);
+            out.push_str("</dateTime.iso8601>");
+        }
+        Value::Base64(s) => {
+            out.push_str("<base64>");
+            escape_into(out, s);
+            out.push_str("</base64>");
+        }
+        Value::Array(items) => {
+            out.push_str("<array><data>");
+            for item in items {
+                write_value(out, item);
+            }
+            out.push_str("</data></array>");
+        }
+        Value::Struct(members) => {
+            out.push_str("<struct>");
+            for (k, item) in members {
+                out.push_str("<member><name>");
+                escape_into(out, k);
+                out.push_str("</name>");
+                write_value(out, item);
+                out.push_str("</member>");
+            }
+            out.push_str("</struct>");
+        }
+        Value::Nil => out.push_str("<nil/>"),
+    }
+    out.push_str("</value>");
+}
+
+/// A flattened XML token stream: markup and merged text.
+#[derive(Debug)]
+enum Tok {
+    Open(String, u64),
+    Close(String, u64),
+    Empty(String, u64),
+    Text(String),
+}
+
+fn tokenize(xml: &[u8]) -> Result<Vec<Tok>, OvaXmlError> {
+    let text = std::str::from_utf8(xml).map_err(|e| OvaXmlError::Xml {
+        offset: e.valid_up_to() as u64,
+        message: "not valid UTF-8".to_owned(),
+    })?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut toks = Vec::new();
+    let mut pending = String::new();
+    let flush = |pending: &mut String, toks: &mut Vec<Tok>| {
+        if !pending.is_empty() {
+            toks.push(Tok::Text(std::mem::take(pending)));
+        }
+    };
+    loop {
+        let offset = reader.buffer_position();
+        let ev = reader.read_event().map_err(|e| OvaXmlError::Xml {
+            offset: reader.error_position(),
+            message: e.to_string(),
+        })?;
+        match ev {
+            Event::Start(e) => {
+                flush(&mut pending, &mut toks);
+                let name = e.name().as_ref().to_owned();
+                toks.push(Tok::Open(name, offset));
+            }
+            Event::End(e) => {
+                flush(&mut pending, &mut toks);
+                let name = e.name().as_ref().to_owned();
+                toks.push(Tok::Close(name, offset));
+            }
+            Event::Empty(e) => {
+                flush(&mut pending, &mut toks);
+                let name = e.name().as_ref().to_owned();
+                toks.push(Tok::Empty(name, offset));
+            }
+            Event::Text(t) => pending.push_str(&t.xml10_content()),
+            Event::CData(t) => pending.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => {
+                        let name = r.xml10_content();
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| OvaXmlError::Xml {
+                                offset,
+                                message: format!("unknown entity &{name};"),
+                            })?
+                            .to_owned()
+                    }
+                    Err(e) => {
+                        return Err(OvaXmlError::Xml {
+                            offset,
+                            message: e.to_string(),
+                        });
+                    }
+                };
+                pending.push_str(&resolved);
+            }
+            Event::Eof => {
+                flush(&mut pending, &mut toks);
+                return Ok(toks);
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+    }
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+const MAX_DEPTH: usize = 64;
+
+impl Parser {
+    fn offset(&self) -> u64 {
+        self.toks[self.pos.min(self.toks.len().saturating_sub(1))..]
+            .iter()
+            .find_map(|t| match t {
+                Tok::Open(_, o) | Tok::Close(_, o) | Tok::Empty(_, o) => Some(*o),
+                Tok::Text(_) => None,
+            })
+            .unwrap_or(0)
+    }
+
+    fn err(&self, message: impl Into<String>) -> OvaXmlError {
+        OvaXmlError::Shape {
+            offset: self.offset(),
+            message: message.into(),
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(Tok::Text(t)) = self.toks.get(self.pos) {
+            if t.trim().is_empty() {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn text(&mut self) -> String {
+        if let Some(Tok::Text(t)) = self.toks.get(self.pos) {
+            let t = t.clone();
+            self.pos += 1;
+            t
+        } else {
+            String::new()
+        }
+    }
+
+    fn expect_open(&mut self, name: &str) -> Result<(), OvaXmlError> {
+        self.skip_ws();
+        match self.toks.get(self.pos) {
+            Some(Tok::Open(n, _)) if n == name => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.err(format!("expected <{name}>"))),
+        }
+    }
+
+    fn expect_close(&mut self, name: &str) -> Result<(), OvaXmlError> {
+        self.skip_ws();
+        match self.toks.get(self.pos) {
+            Some(Tok::Close(n, _)) if n == name => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.err(format!("expected </{name}>"))),
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, OvaXmlError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("values nested too deeply"));
+        }
+        self.skip_ws();
+        match self.toks.get(self.pos) {
+            Some(Tok::Empty(n, _)) if n == "value" => {
+                self.pos += 1;
+                return Ok(Value::String(String::new()));
+            }
+            Some(Tok::Open(n, _)) if n == "value" => self.pos += 1,
+            _ => return Err(self.err("expected <value>")),
+        }
+        // Untyped text, or whitespace before a typed child.
+        let leading = self.text();
+        let v = match self.toks.get(self.pos).map(|t| match t {
+            Tok::Open(n, _) => (n.clone(), false),
+            Tok::Empty(n, _) => (n.clone(), true),
+            Tok::Close(n, _) => (format!("/{n}"), false),
+            Tok::Text(_) => (String::new(), false),
+        }) {
+            Some((n, _)) if n == "/value" => {
+                self.pos += 1;
+                return Ok(Value::String(leading));
+            }
+            Some((n, true)) => {
+                self.pos += 1;
+                match n.as_str() {
+                    "nil" => Value::Nil,
+                    "string" | "base64" | "dateTime.iso8601" => Value::String(String::new()),
+                    "struct" => Value::Struct(Vec::new()),
+                    "array" => Value::Array(Vec::new()),
+                    other => return Err(self.err(format!("unexpected empty <{other}/>"))),
+                }
+            }
+            Some((n, false)) => {
+                if !leading.trim().is_empty() {
+                    return Err(self.err("text mixed with a typed value"));
+                }
+                self.pos += 1;
+                let v = match n.as_str() {
+                    "string" => Value::String(self.text()),
+                    "base64" => Value::Base64(self.text()),
+                    "dateTime.iso8601" => Value::DateTime(self.text().trim().to_owned()),
+                    "int" | "i4" | "i8" => {
+                        let t = self.text();
+                        Value::Int(
+                            t.trim()
+                                .parse()
+                                .map_err(|_| self.err(format!("<{n}> holds {t:?}")))?,
+                        )
+                    }
+                    "boolean" => {
+                        let t = self.text();
+                        match t.trim() {
+                            "1" | "true" => Value::Bool(true),
+                            "0" | "false" => Value::Bool(false),
+                            _ => return Err(self.err(format!("<boolean> holds {t:?}"))),
+                        }
+                    }
+                    "double" => {
+                        let t = self.text();
+                        let t2 = t.trim();
+                        Value::Double(match t2 {
+                            "nan" | "-nan" => f64::NAN,
+                            "inf" => f64::INFINITY,
+                            "-inf" => f64::NEG_INFINITY,
+                            _ => t2
+                                .parse()
+                                .map_err(|_| self.err(format!("<double> holds {t:?}")))?,
+                        })
+                    }
+                    "nil" => Value::Nil,
+                    "array" => {
+                        self.skip_ws();
+                        let mut items = Vec::new();
+                        match self.toks.get(self.pos) {
+                            Some(Tok::Empty(d, _)) if d == "data" => self.pos += 1,
+                            _ => {
+                                self.expect_open("data")?;
+                                loop {
+                                    self.skip_ws();
+                                    if matches!(self.toks.get(self.pos), Some(Tok::Close(d, _)) if d == "data")
+                                    {
+                                        self.pos += 1;
+                                        break;
+                                    }
+                                    items.push(self.value(depth + 1)?);
+                                }
+                            }
+                        }
+                        Value::Array(items)
+                    }
+                    "struct" => {
+                        let mut members = Vec::new();
+                        loop {
+                            self.skip_ws();
+                            if matches!(self.toks.get(self.pos), Some(Tok::Close(d, _)) if d == "struct")
+                            {
+                                break;
+                            }
+                            self.expect_open("member")?;
+                            self.expect_open("name")?;
+                            let name = self.text();
+                            self.expect_close("name")?;
+                            let v = self.value(depth + 1)?;
+                            self.expect_close("member")?;
+                            members.push((name, v));
+                        }
+                        Value::Struct(members)
+                    }
+                    other => return Err(self.err(format!("unknown value type <{other}>"))),
+                };
+                self.expect_close(&n)?;
+                v
+            }
+            None => return Err(self.err("document ends inside <value>")),
+        };
+        self.expect_close("value")?;
+        Ok(v)
+    }
+}
+
+/// Parses a document whose root element is one XML-RPC `<value>`.
+pub fn parse_value_document(xml: &[u8]) -> Result<Value, OvaXmlError> {
+    let toks = tokenize(xml)?;
+    let mut p = Parser { toks, pos: 0 };
+    let v = p.value(0)?;
+    p.skip_ws();
+    if p.pos != p.toks.len() {
+        return Err(p.err("content after the root <value>"));
+    }
+    Ok(v)
+}
+
+/// Serialises one value the way xapi does.
+pub fn value_to_xml(v: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-written `ova.xml` following the reference §2, indented and with the variants
+    /// other writers use (`<string>`, `<int>`, `<value/>`, entities, a declaration).
+    const HAND_MADE: &str = r#"<?xml version="1.0"?>
+<value><struct>
+  <member><name>version</name><value><struct>
+    <member><name>hostname</name><value>xcp1</value></member>
+    <member><name>date</name><value>2026-11-22</value></member>
+    <member><name>product_version</name><value>8.4.0</value></member>
+    <member><name>product_brand</name><value><string>XCP-ng</string></value></member>
+    <member><name>build_number</name><value/></member>
+    <member><name>xapi_major</name><value><i4>25</i4></value></member>
+    <member><name>xapi_minor</name><value><int>6</int></value></member>
+    <member><name>export_vsn</name><value><i4>2</i4></value></member>
+  </struct></value></member>
+  <member><name>objects</name><value><array><data>
+    <value><struct>
+      <member><name>class</name><value>VM</value></member>
+      <member><name>id</name><value>Ref:10</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>name_label</name><value>web &amp; db &lt;prod&gt; &#233;</value></member>
+        <member><name>power_state</name><value>Halted</value></member>
+        <member><name>is_a_template</name><value><boolean>0</boolean></value></member>
+        <member><name>memory_static_max</name><value>4294967296</value></member>
+        <member><name>VCPUs_at_startup</name><value>2</value></member>
+        <member><name>HVM_shadow_multiplier</name><value><double>1</double></value></member>
+        <member><name>snapshot_time</name><value><dateTime.iso8601>19700101T00:00:00Z</dateTime.iso8601></value></member>
+        <member><name>VBDs</name><value><array><data><value>Ref:11</value></data></array></value></member>
+        <member><name>other_config</name><value><struct></struct></value></member>
+        <member><name>suspend_VDI</name><value>OpaqueRef:NULL</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>VBD</value></member>
+      <member><name>id</name><value>Ref:11</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>VM</name><value>Ref:10</value></member>
+        <member><name>VDI</name><value>Ref:12</value></member>
+        <member><name>type</name><value>Disk</value></member>
+        <member><name>userdevice</name><value>0</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>VDI</value></member>
+      <member><name>id</name><value>Ref:12</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>virtual_size</name><value>10737418240</value></member>
+        <member><name>SR</name><value>OpaqueRef:NULL</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>VTPM</value></member>
+      <member><name>id</name><value>Ref:13</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>vTPM'_VM</name><value>Ref:10</value></member>
+        <member><name>vTPM'_content</name><value>c2VjcmV0</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>network</value></member>
+      <member><name>id</name><value>Ref:15</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>name_label</name><value>Pool-wide network</value></member>
+        <member><name>bridge</name><value>xenbr0</value></member>
+        <member><name>MTU</name><value>1500</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>SR</value></member>
+      <member><name>id</name><value>Ref:16</value></member>
+      <member><name>snapshot</name><value><struct>
+        <member><name>type</name><value>lvm</value></member>
+        <member><name>content_type</name><value>user</value></member>
+      </struct></value></member>
+    </struct></value>
+    <value><struct>
+      <member><name>class</name><value>PUSB</value></member>
+      <member><name>id</name><value>Ref:14</value></member>
+      <member><name>snapshot</name><value><struct><member><name>x</name><value><nil/></value></member></struct></value></member>
+    </struct></value>
+  </data></array></value></member>
+</struct></value>
+"#;
+
+    #[test]
+    fn hand_made_ova_xml_parses_into_typed_objects() {
+        let ova = OvaXml::parse(HAND_MADE.as_bytes()).expect("valid ova.xml");
+        assert_eq!(ova.version.hostname, "xcp1");
+        assert_eq!(ova.version.product_brand, "XCP-ng");
+        assert_eq!(ova.version.build_number, "");
+        assert_eq!((ova.version.xapi_major, ova.version.xapi_minor), (25, 6));
+        assert_eq!(ova.version.export_vsn, 2);
+        let vms = ova.vms();
+        assert_eq!(vms.len(), 1);
+        assert_eq!(vms[0].name_label, Some("web & db <prod> é"));
+        assert_eq!(vms[0].power_state, Some("Halted"));
+        assert!(!vms[0].is_a_template);
+        let vm = ova.object("Ref:10").expect("vm present");
+        assert_eq!(
+            vm.snapshot.get("memory_static_max").and_then(Value::as_i64),
+            Some(4_294_967_296)
+        );
+        assert_eq!(
+            vm.snapshot.get("HVM_shadow_multiplier"),
+            Some(&Value::Double(1.0))
+        );
+        let disks = ova.disks().expect("disks");
+        assert_eq!(disks.len(), 1);
+        assert_eq!(disks[0].id, "Ref:12");
+        assert_eq!(disks[0].virtual_size, 10_737_418_240);
+        assert_eq!(ova.vtpms()[0].content, Some("c2VjcmV0"));
+        let nets = ova.networks();
+        assert_eq!((nets[0].bridge, nets[0].mtu), (Some("xenbr0"), Some(1500)));
+        assert_eq!(ova.srs()[0].sr_type, Some("lvm"));
+        let other = ova.object("Ref:14").expect("unknown class kept");
+        assert_eq!(other.class, OvaClass::Other("PUSB".into()));
+        assert_eq!(other.snapshot.get("x"), Some(&Value::Nil));
+    }
+
+    #[test]
+    fn writer_output_is_xapi_shaped_and_round_trips() {
+        let ova = OvaXml::parse(HAND_MADE.as_bytes()).expect("valid ova.xml");
+        let xml = ova.to_xml();
+        assert!(xml.starts_with("<value><struct><member><name>version</name><value><struct><member><name>hostname</name><value>xcp1</value></member>"));
+        assert!(!xml.contains('\n'), "no whitespace between elements");
+        assert!(!xml.starts_with("<?xml"));
+        assert!(xml.contains("<member><name>xapi_major</name><value>25</value></member>"));
+        assert!(xml.contains("<member><name>export_vsn</name><value>2</value></member>"));
+        assert!(xml.contains("<value>web &amp; db &lt;prod&gt; é</value>"));
+        assert!(xml.contains("<value><boolean>0</boolean></value>"));
+        let back = OvaXml::parse(xml.as_bytes()).expect("own output parses");
+        assert_eq!(back, ova);
+        assert_eq!(back.to_xml(), xml, "writer is a fixed point");
+    }
+
+    #[test]
+    fn missing_export_vsn_reads_as_zero() {
+        let xml = "<value><struct><member><name>version</name><value><struct></struct></value></member><member><name>objects</name><value><array><data></data></array></value></member></struct></value>";
+        let ova = OvaXml::parse(xml.as_bytes()).expect("valid");
+        assert_eq!(ova.version.export_vsn, 0);
+    }
+
+    #[test]
+    fn control_characters_are_dropped_on_output() {
+        let s = value_to_xml(&Value::String("a\u{1}b\tc\"".into()));
+        assert_eq!(s, "<value>ab\tc&quot;</value>");
+        assert_eq!(
+            value_to_xml(&Value::Int(1 << 40)),
+            "<value>1099511627776</value>"
+        );
+        assert_eq!(
+            value_to_xml(&Value::Int32(-3)),
+            "<value><i4>-3</i4></value>"
+        );
+    }
+
+    #[test]
+    fn doubles_print_like_c_g16() {
+        assert_eq!(format_double(1.0), "1");
+        assert_eq!(format_double(0.5), "0.5");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(0.00001), "1e-05");
+        assert_eq!(format_double(0.1), "0.1");
+    }
+
+    #[test]
+    fn malformed_documents_are_typed_errors() {
+        for bad in [
+            "",
+            "<value>",
+            "<value><struct><member><name>x</name></member></struct></value>",
+            "<value><i4>twelve</i4></value>",
+            "<value><bogus>1</bogus></value>",
+            "<value>a</value><value>b</value>",
+        ] {
+            assert!(parse_value_document(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let deep = "<value><array><data>".repeat(200);
+        assert!(parse_value_document(deep.as_bytes()).is_err());
+    }
+}

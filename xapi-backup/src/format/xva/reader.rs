@@ -1,0 +1,334 @@
+//! Streaming XVA reader: a state machine over the tar members (reference §1, §3.4).
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::XvaError;
+use super::chunk::{ChecksumKind, ChunkPlacer};
+use super::ova_xml::OvaXml;
+use crate::Error;
+use crate::format::compression::{Compression, DecompressingReader};
+use crate::format::tar::{BLOCK, TarReader, parse_header};
+
+/// The boxed byte source the readers work on after compression detection.
+pub(crate) type BoxedRead = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Limits applied while reading, so that a hostile stream cannot make the reader allocate
+/// without bound.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Largest accepted chunk member (xapi writes 1 MiB; default 16 MiB).
+    pub max_chunk: u64,
+    /// Largest accepted `ova.xml` (default 256 MiB).
+    pub max_ova_xml: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            max_chunk: 16 << 20,
+            max_ova_xml: 256 << 20,
+        }
+    }
+}
+
+/// A disk whose data follows in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskInfo {
+    /// Member prefix: the VDI's export id (`Ref:42`), or `vdi` for raw tar.
+    pub prefix: String,
+    /// `virtual_size` in bytes.
+    pub virtual_size: u64,
+}
+
+/// One verified chunk of disk data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskChunk {
+    /// Index of the disk in [`XvaReader::disks`].
+    pub disk: usize,
+    /// Chunk number from the member name.
+    pub chunk_no: u64,
+    /// Disk offset of the first byte. Bytes between chunks are zero.
+    pub offset: u64,
+    /// The chunk's bytes, already checked against their checksum member.
+    pub data: Bytes,
+}
+
+/// The chunk-stream state machine shared by XVA and raw tar.
+pub(crate) struct ChunkStream {
+    tar: TarReader<BoxedRead>,
+    disks: Vec<DiskInfo>,
+    require_checksums: bool,
+    options: ReadOptions,
+    first_chunk_length: Option<u64>,
+    index: usize,
+    placer: Option<ChunkPlacer>,
+    finished: bool,
+}
+
+impl ChunkStream {
+    pub(crate) fn new(
+        tar: TarReader<BoxedRead>,
+        disks: Vec<DiskInfo>,
+        require_checksums: bool,
+        options: ReadOptions,
+    ) -> Self {
+        Self {
+            tar,
+            disks,
+            require_checksums,
+            options,
+            first_chunk_length: None,
+            index: 0,
+            placer: None,
+            finished: false,
+        }
+    }
+
+    pub(crate) fn disks(&self) -> &[DiskInfo] {
+        &self.disks
+    }
+
+    pub(crate) async fn next_chunk(&mut self) -> Result<Option<DiskChunk>, Error> {
+        loop {
+            if self.finished {
+                return Ok(None);
+            }
+            if self.placer.as_ref().is_none_or(ChunkPlacer::is_complete) {
+                if self.placer.is_some() {
+                    self.index += 1;
+                }
+                let Some(disk) = self.disks.get(self.index) else {
+                    // Everything accounted for: only the end-of-archive marker may follow.
+                    if let Some(extra) = self.tar.next_entry().await? {
+                        return Err(XvaError::UnexpectedMember {
+                            expected: "end of archive".to_owned(),
+                            found: extra.name,
+                            disk_offset: 0,
+                        }
+                        .into());
+                    }
+                    // Drain what follows (record padding, a compressor's trailer) so that a
+                    // damaged or missing compression trailer is reported, not ignored.
+                    self.tar.drain_to_end().await?;
+                    self.finished = true;
+                    return Ok(None);
+                };
+                self.placer = Some(ChunkPlacer::new(&disk.prefix, disk.virtual_size));
+                continue;
+            }
+            let placer = self
+                .placer
+                .as_mut()
+                .expect("placer set above while a disk is open");
+            let Some(entry) = self.tar.next_entry().await? else {
+                return Err(XvaError::DiskTruncated {
+                    vdi: placer.prefix().to_owned(),
+                    accounted: placer.offset(),
+                    virtual_size: placer.size(),
+                }
+                .into());
+            };
+            if entry.size > self.options.max_chunk {
+                return Err(crate::format::tar::TarError::MemberTooLarge {
+                    offset: entry.header_offset,
+                    name: entry.name,
+                    size: entry.size,
+                    limit: self.options.max_chunk,
+                }
+                .into());
+            }
+            let placement = placer.place(&entry.name, entry.size, &mut self.first_chunk_length)?;
+            let data = self.tar.read_body(&entry, self.options.max_chunk).await?;
+            if self.require_checksums {
+                let member = entry.name;
+                let next = self.tar.next_entry().await?;
+                let Some(cs) = next else {
+                    return Err(XvaError::MissingChecksum {
+                        member,
+                        found: None,
+                    }
+                    .into());
+                };
+                let Some(kind) = ChecksumKind::of_member(&member, &cs.name) else {
+                    return Err(XvaError::MissingChecksum {
+                        member,
+                        found: Some(cs.name),
+                    }
+                    .into());
+                };
+                let body = self.tar.read_body(&cs, 4096).await?;
+                let text = String::from_utf8_lossy(&body).into_owned();
+                if !kind.is_well_formed(&text) {
+                    return Err(XvaError::BadChecksumText { member, kind, text }.into());
+                }
+                if let Err(computed) = kind.verify(&text, &data) {
+                    return Err(XvaError::ChecksumMismatch {
+                        member,
+                        kind,
+                        expected: text.trim().to_owned(),
+                        computed,
+                        disk_offset: placement.offset,
+                    }
+                    .into());
+                }
+            }
+            if data.is_empty() {
+                // A keep-alive: it only renumbers the following chunks.
+                continue;
+            }
+            return Ok(Some(DiskChunk {
+                disk: self.index,
+                chunk_no: placement.chunk_no,
+                offset: placement.offset,
+                data,
+            }));
+        }
+    }
+}
+
+/// Detects plain tar, gzip or zstd as xapi's importer does: a tar header named `ova.xml`
+/// (or, with `expect_first = None`, any valid tar header) first, then the zstd magic, then gzip.
+pub(crate) async fn open_detected<R: AsyncRead + Send + Unpin + 'static>(
+    mut reader: R,
+    expect_first: Option<&str>,
+) -> Result<(BoxedRead, Compression), Error> {
+    let mut prefix = vec![0u8; BLOCK];
+    let mut got = 0;
+    while got < BLOCK {
+        let n = reader.read(&mut prefix[got..]).await?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    prefix.truncate(got);
+    let is_tar = got == BLOCK
+        && match parse_header(prefix[..].try_into().expect("prefix is one block"), 0) {
+            Ok(Some((entry, _))) => expect_first.is_none_or(|n| entry.name == n),
+            _ => false,
+        };
+    let compression = if is_tar {
+        Compression::None
+    } else if let Some(c) = Compression::detect(&prefix) {
+        c
+    } else if got == BLOCK && prefix.iter().all(|&b| b == 0) {
+        // An empty archive: let the tar layer report it.
+        Compression::None
+    } else if got == BLOCK && parse_header(prefix[..].try_into().expect("one block"), 0).is_ok() {
+        // A valid tar whose first member is not the expected one: reported by the caller.
+        Compression::None
+    } else {
+        let first_bytes = prefix.iter().take(16).fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02X}");
+            s
+        });
+        return Err(XvaError::NotAnXva { first_bytes }.into());
+    };
+    let chained = std::io::Cursor::new(prefix).chain(reader);
+    let boxed: BoxedRead = match compression {
+        Compression::None => Box::new(chained),
+        kind => Box::new(DecompressingReader::new(chained, kind)?),
+    };
+    Ok((boxed, compression))
+}
+
+/// Reads an XVA stream: `ova.xml` first, then each disk's verified chunks.
+///
+/// ```no_run
+/// # async fn demo(file: tokio::fs::File) -> Result<(), xapi_backup::Error> {
+/// use xapi_backup::format::xva::{ReadOptions, XvaReader};
+/// let mut xva = XvaReader::open(file, ReadOptions::default()).await?;
+/// println!("{} VMs", xva.ova_xml().vms().len());
+/// while let Some(chunk) = xva.next_chunk().await? {
+///     // write chunk.data at chunk.offset of disk xva.disks()[chunk.disk]
+/// }
+/// # Ok(()) }
+/// ```
+pub struct XvaReader {
+    ova: OvaXml,
+    compression: Compression,
+    chunks: ChunkStream,
+}
+
+impl std::fmt::Debug for XvaReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XvaReader")
+            .field("compression", &self.compression)
+            .field("disks", &self.chunks.disks())
+            .finish_non_exhaustive()
+    }
+}
+
+impl XvaReader {
+    /// Detects compression, reads and parses `ova.xml`, and works out which disks follow.
+    pub async fn open<R: AsyncRead + Send + Unpin + 'static>(
+        reader: R,
+        options: ReadOptions,
+    ) -> Result<Self, Error> {
+        let (stream, compression) = open_detected(reader, Some("ova.xml")).await?;
+        let mut tar = TarReader::new(stream);
+        let first = tar
+            .next_entry()
+            .await?
+            .ok_or_else(|| XvaError::UnexpectedMember {
+                expected: "ova.xml".to_owned(),
+                found: "end of archive".to_owned(),
+                disk_offset: 0,
+            })?;
+        if first.name != "ova.xml" {
+            return Err(XvaError::UnexpectedMember {
+                expected: "ova.xml".to_owned(),
+                found: first.name,
+                disk_offset: 0,
+            }
+            .into());
+        }
+        let xml = tar.read_body(&first, options.max_ova_xml).await?;
+        let ova = OvaXml::parse(&xml)?;
+        let disks = ova
+            .disks()?
+            .into_iter()
+            .map(|d| DiskInfo {
+                prefix: d.id.to_owned(),
+                virtual_size: d.virtual_size,
+            })
+            .collect();
+        let require_checksums = ova.version.export_vsn > 0;
+        Ok(Self {
+            ova,
+            compression,
+            chunks: ChunkStream::new(tar, disks, require_checksums, options),
+        })
+    }
+
+    /// The parsed object table.
+    pub fn ova_xml(&self) -> &OvaXml {
+        &self.ova
+    }
+
+    /// The whole-stream compression that was detected.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The disks whose chunks follow, in stream order.
+    pub fn disks(&self) -> &[DiskInfo] {
+        self.chunks.disks()
+    }
+
+    /// The next verified chunk; `Ok(None)` once every disk is complete and the archive has
+    /// ended cleanly. Keep-alive chunks are consumed silently.
+    pub async fn next_chunk(&mut self) -> Result<Option<DiskChunk>, Error> {
+        self.chunks.next_chunk().await
+    }
+
+    /// Turns the reader into a `Stream` of verified chunks.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<DiskChunk, Error>> + Send {
+        futures::stream::try_unfold(self, |mut r| async move {
+            Ok(r.next_chunk().await?.map(|c| (c, r)))
+        })
+    }
+}
