@@ -94,8 +94,12 @@ fn error_codes_round_trip_and_name_their_parameters() {
     assert_eq!(code.param_names(), ["vm", "expected", "actual"]);
     assert!(code.is_declared());
     assert_eq!(ErrorCode::SessionInvalid.param_names(), ["handle"]);
-    // Upstream names this parameter with a phrase ("Master IP address"): names are identifiers.
-    assert_eq!(ErrorCode::HostIsSlave.param_names(), ["master_ip_address"]);
+    // Upstream names these with a phrase or an acronym; names are identifiers.
+    assert_eq!(ErrorCode::HostIsSlave.param_names(), ["master"]);
+    assert_eq!(
+        ErrorCode::AuthAlreadyEnabled.param_names(),
+        ["current_auth_type", "current_service_name"]
+    );
     assert_eq!(ErrorCode::PifIsVlan.param_names(), ["pif"]);
     assert_eq!(ErrorCode::EventsLost.as_str(), "EVENTS_LOST");
     let other = ErrorCode::from_code("SR_BACKEND_FAILURE_46");

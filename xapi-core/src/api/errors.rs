@@ -351,7 +351,7 @@ pub enum ErrorCode {
     HostInUse,
     /// `HOST_IS_LIVE`: parameters `host`.
     HostIsLive,
-    /// `HOST_IS_SLAVE`: parameters `master_ip_address` (upstream: "Master IP address").
+    /// `HOST_IS_SLAVE`: parameters `master` (upstream: "Master IP address").
     HostIsSlave,
     /// `HOST_ITS_OWN_SLAVE`: no parameters.
     HostItsOwnSlave,
@@ -2782,7 +2782,7 @@ impl ErrorCode {
         }
     }
 
-    /// The names of the parameters that follow the code on the wire, in order (empty for codes without parameters and for unknown codes). Names are identifiers: upstream's `Master IP address` is `master_ip_address`.
+    /// The names of the parameters that follow the code on the wire, in order (empty for codes without parameters and for unknown codes). Names are identifiers: upstream's `current auth_type` is `current_auth_type`, and `HOST_IS_SLAVE`'s `Master IP address` is `master`.
     pub fn param_names(&self) -> &'static [&'static str] {
         match self {
             Self::AddressViolatesLockingConstraint | Self::PvsServerAddressInUse => &["address"],
@@ -3040,7 +3040,7 @@ impl ErrorCode {
             Self::HostCannotAttachNetwork | Self::PifNotPresent => &["host", "network"],
             Self::HostDriverNoHardware => &["driver_variant"],
             Self::HostInUse => &["host", "type", "ref"],
-            Self::HostIsSlave => &["master_ip_address"],
+            Self::HostIsSlave => &["master"],
             Self::HostMasterCannotTalkBack => &["ip"],
             Self::HostNotEnoughFreeMemory => &["needed", "available"],
             Self::HostNotEnoughPcpus => &["vcpus", "pcpus"],

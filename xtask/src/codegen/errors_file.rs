@@ -6,9 +6,24 @@ use super::HEADER;
 use super::model::ErrorDef;
 use super::names::camel_case;
 
-/// A parameter name as an identifier: upstream names some with phrases (`Master IP address`,
-/// `PIF`, `current auth_type`); `param_names` gives `master_ip_address`, `pif`,
-/// `current_auth_type`, so every name reads the same way and works as a Python keyword.
+/// Parameter names the project fixed before the generator existed (the xapi-core contract and
+/// the client's master redirect use them): `(code, upstream name, name)`.
+const PARAM_RENAMES: &[(&str, &str, &str)] = &[("HOST_IS_SLAVE", "Master IP address", "master")];
+
+/// The name `param_names` gives parameter `name` of error `code`.
+fn param_name(code: &str, name: &str) -> String {
+    PARAM_RENAMES
+        .iter()
+        .find(|(c, upstream, _)| *c == code && *upstream == name)
+        .map_or_else(
+            || param_ident(name),
+            |(_, _, renamed)| (*renamed).to_owned(),
+        )
+}
+
+/// A parameter name as an identifier: upstream names some with phrases or acronyms (`PIF`,
+/// `current auth_type`); `param_names` gives `pif` and `current_auth_type`, so every name reads
+/// the same way and works as a Python keyword.
 pub(crate) fn param_ident(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -32,7 +47,7 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
     for error in &sorted {
         let mut params = std::collections::BTreeSet::new();
         for param in &error.params {
-            let ident = param_ident(param);
+            let ident = param_name(&error.code, param);
             if ident.is_empty() || !params.insert(ident) {
                 return Err(format!(
                     "error code `{}`: parameter `{param}` is empty or clashes with another as an identifier",
@@ -73,7 +88,7 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
                     .params
                     .iter()
                     .map(|p| {
-                        let ident = param_ident(p);
+                        let ident = param_name(&error.code, p);
                         if ident == *p {
                             format!("`{p}`")
                         } else {
@@ -113,7 +128,11 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
     let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for error in sorted.iter().filter(|e| !e.params.is_empty()) {
         let variant = format!("Self::{}", camel_case(&error.code));
-        let params: Vec<String> = error.params.iter().map(|p| param_ident(p)).collect();
+        let params: Vec<String> = error
+            .params
+            .iter()
+            .map(|p| param_name(&error.code, p))
+            .collect();
         match groups.iter_mut().find(|(p, _)| *p == params) {
             Some((_, members)) => members.push(variant),
             None => groups.push((params, vec![variant])),
@@ -153,7 +172,8 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
          pub fn as_str(&self) -> &str {{\nmatch self {{\n{as_str}Self::Other(code) => code,\n}}\n}}\n\n\
          /// The names of the parameters that follow the code on the wire, in order (empty for \
          codes without parameters and for unknown codes). Names are identifiers: upstream's \
-         `Master IP address` is `master_ip_address`.\n\
+         `current auth_type` is `current_auth_type`, and `HOST_IS_SLAVE`'s `Master IP address` \
+         is `master`.\n\
          pub fn param_names(&self) -> &'static [&'static str] {{\nmatch self {{\n{param_names}_ => &[],\n}}\n}}\n\n\
          /// Whether upstream declares the parameters of this code (false for `Other` and for the \
          codes whose parameter list is unknown).\n\
@@ -166,7 +186,7 @@ pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::param_ident;
+    use super::{param_ident, param_name};
 
     #[test]
     fn parameter_names_become_identifiers() {
@@ -175,5 +195,10 @@ mod tests {
         assert_eq!(param_ident("PIF"), "pif");
         assert_eq!(param_ident("current auth_type"), "current_auth_type");
         assert_eq!(param_ident(" (x) "), "x");
+        assert_eq!(param_name("HOST_IS_SLAVE", "Master IP address"), "master");
+        assert_eq!(
+            param_name("OTHER", "Master IP address"),
+            "master_ip_address"
+        );
     }
 }
