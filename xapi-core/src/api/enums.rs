@@ -11,13 +11,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AfterApplyGuidance {
     /// `restartHVM`
-    Restarthvm,
+    RestartHvm,
     /// `restartPV`
-    Restartpv,
+    RestartPv,
     /// `restartHost`
-    Restarthost,
+    RestartHost,
     /// `restartXAPI`
-    Restartxapi,
+    RestartXapi,
     /// A value this client does not know, kept as sent (`""` when the field was missing).
     Unknown(String),
 }
@@ -25,19 +25,19 @@ pub enum AfterApplyGuidance {
 impl AfterApplyGuidance {
     /// Every declared value, in datamodel order.
     pub const ALL: &'static [Self] = &[
-        Self::Restarthvm,
-        Self::Restartpv,
-        Self::Restarthost,
-        Self::Restartxapi,
+        Self::RestartHvm,
+        Self::RestartPv,
+        Self::RestartHost,
+        Self::RestartXapi,
     ];
 
     /// The wire string.
     pub fn as_str(&self) -> &str {
         match self {
-            Self::Restarthvm => "restartHVM",
-            Self::Restartpv => "restartPV",
-            Self::Restarthost => "restartHost",
-            Self::Restartxapi => "restartXAPI",
+            Self::RestartHvm => "restartHVM",
+            Self::RestartPv => "restartPV",
+            Self::RestartHost => "restartHost",
+            Self::RestartXapi => "restartXAPI",
             Self::Unknown(other) => other,
         }
     }
@@ -45,10 +45,10 @@ impl AfterApplyGuidance {
     /// The value for a wire string; strings this client does not know become `Unknown`.
     pub fn from_wire(text: &str) -> Self {
         match text {
-            "restartHVM" => Self::Restarthvm,
-            "restartPV" => Self::Restartpv,
-            "restartHost" => Self::Restarthost,
-            "restartXAPI" => Self::Restartxapi,
+            "restartHVM" => Self::RestartHvm,
+            "restartPV" => Self::RestartPv,
+            "restartHost" => Self::RestartHost,
+            "restartXAPI" => Self::RestartXapi,
             other => Self::Unknown(other.to_owned()),
         }
     }
@@ -3173,13 +3173,13 @@ impl<'de> Deserialize<'de> for TunnelProtocol {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpdateAfterApplyGuidance {
     /// `restartHVM`
-    Restarthvm,
+    RestartHvm,
     /// `restartPV`
-    Restartpv,
+    RestartPv,
     /// `restartHost`
-    Restarthost,
+    RestartHost,
     /// `restartXAPI`
-    Restartxapi,
+    RestartXapi,
     /// A value this client does not know, kept as sent (`""` when the field was missing).
     Unknown(String),
 }
@@ -3187,19 +3187,19 @@ pub enum UpdateAfterApplyGuidance {
 impl UpdateAfterApplyGuidance {
     /// Every declared value, in datamodel order.
     pub const ALL: &'static [Self] = &[
-        Self::Restarthvm,
-        Self::Restartpv,
-        Self::Restarthost,
-        Self::Restartxapi,
+        Self::RestartHvm,
+        Self::RestartPv,
+        Self::RestartHost,
+        Self::RestartXapi,
     ];
 
     /// The wire string.
     pub fn as_str(&self) -> &str {
         match self {
-            Self::Restarthvm => "restartHVM",
-            Self::Restartpv => "restartPV",
-            Self::Restarthost => "restartHost",
-            Self::Restartxapi => "restartXAPI",
+            Self::RestartHvm => "restartHVM",
+            Self::RestartPv => "restartPV",
+            Self::RestartHost => "restartHost",
+            Self::RestartXapi => "restartXAPI",
             Self::Unknown(other) => other,
         }
     }
@@ -3207,10 +3207,10 @@ impl UpdateAfterApplyGuidance {
     /// The value for a wire string; strings this client does not know become `Unknown`.
     pub fn from_wire(text: &str) -> Self {
         match text {
-            "restartHVM" => Self::Restarthvm,
-            "restartPV" => Self::Restartpv,
-            "restartHost" => Self::Restarthost,
-            "restartXAPI" => Self::Restartxapi,
+            "restartHVM" => Self::RestartHvm,
+            "restartPV" => Self::RestartPv,
+            "restartHost" => Self::RestartHost,
+            "restartXAPI" => Self::RestartXapi,
             other => Self::Unknown(other.to_owned()),
         }
     }

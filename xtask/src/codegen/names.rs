@@ -1,15 +1,25 @@
 //! Rust names for datamodel names.
 
 /// CamelCase with acronyms as words: `VM` -> `Vm`, `VM_appliance` -> `VmAppliance`,
-/// `balance-slb` -> `BalanceSlb`, `IPv4` -> `Ipv4`.
+/// `balance-slb` -> `BalanceSlb`, `IPv4` -> `Ipv4`, `restartHVM` -> `RestartHvm` (a lower-case
+/// letter followed by an upper-case one starts a word).
 pub(crate) fn camel_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    for word in name.split(|c: char| !c.is_ascii_alphanumeric()) {
-        let mut chars = word.chars();
-        if let Some(first) = chars.next() {
-            out.push(first.to_ascii_uppercase());
-            out.extend(chars.map(|c| c.to_ascii_lowercase()));
+    let mut word_start = true;
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            word_start = true;
+            previous_lower = false;
+            continue;
         }
+        if word_start || (previous_lower && c.is_ascii_uppercase()) {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+        word_start = false;
+        previous_lower = c.is_ascii_lowercase();
     }
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, 'V');
@@ -127,6 +137,10 @@ mod tests {
         assert_eq!(camel_case("IPv4"), "Ipv4");
         assert_eq!(camel_case("soft_reboot"), "SoftReboot");
         assert_eq!(camel_case("4k"), "V4k");
+        assert_eq!(camel_case("restartHVM"), "RestartHvm");
+        assert_eq!(camel_case("restartHost"), "RestartHost");
+        assert_eq!(camel_case("VM_BAD_POWER_STATE"), "VmBadPowerState");
+        assert_eq!(camel_case("V6D_FAILURE"), "V6dFailure");
     }
 
     #[test]
