@@ -304,13 +304,18 @@ mod tests {
     }
 
     #[test]
-    fn generated_output_compiles_from_a_valid_model() {
+    fn generation_is_complete_and_deterministic() {
         let dir = default_datamodel_dir();
         if !dir.join("datamodel.json").exists() {
             eprintln!("skipped: no datamodel at {}", dir.display());
             return;
         }
         let files = generate(&dir).unwrap();
+        assert_eq!(
+            files,
+            generate(&dir).unwrap(),
+            "two runs must agree byte for byte"
+        );
         assert_eq!(files.len(), 72 + 4);
         assert!(files.values().all(|f| f.starts_with(HEADER)));
         let vm = &files["vm.rs"];
