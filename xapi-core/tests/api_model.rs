@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use xapi_core::api::meta::{self, Qualifier, Ty};
 use xapi_core::api::{
-    BondMode, ErrorCode, EventRecord, HostDisplay, HostRecord, LatestSyncedUpdatesAppliedState,
-    OnBoot, PoolRecord, TaskRecord, TelemetryFrequency, VdiRecord, Vm, VmPowerState, VmRecord,
+    BondMode, ClusterRecord, ErrorCode, EventRecord, HostDisplay, HostRecord,
+    LatestSyncedUpdatesAppliedState, OnBoot, PoolRecord, SecretRecord, TaskRecord,
+    TelemetryFrequency, VdiRecord, Vm, VmPowerState, VmRecord,
 };
 use xapi_core::wire::Ref;
 
@@ -171,6 +172,25 @@ fn meta_async_flags_match_source_md() {
     ] {
         assert!(!is_async(class, message), "{class}.{message} is not async");
     }
+}
+
+#[test]
+fn debug_redacts_secret_fields() {
+    let secret = SecretRecord {
+        uuid: "6b1d".to_owned(),
+        value: "hunter2".to_owned(),
+        ..SecretRecord::default()
+    };
+    let shown = format!("{secret:?}");
+    assert!(
+        shown.contains("6b1d") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    let cluster = ClusterRecord {
+        cluster_token: "tok-123".to_owned(),
+        ..ClusterRecord::default()
+    };
+    assert!(!format!("{cluster:?}").contains("tok-123"));
 }
 
 #[test]

@@ -30,8 +30,8 @@ use super::{ClusterHost, ClusterOperation, Network, Pif};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cluster;
 
-/// A record of class `Cluster`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A record of class `Cluster`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts the secret fields.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima.
@@ -92,6 +92,30 @@ impl Default for ClusterRecord {
             cluster_config: HashMap::new(),
             other_config: HashMap::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for ClusterRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRecord")
+            .field("uuid", &self.uuid)
+            .field("cluster_hosts", &self.cluster_hosts)
+            .field("pending_forget", &self.pending_forget)
+            .field("cluster_token", &"<redacted>")
+            .field("cluster_stack", &self.cluster_stack)
+            .field("cluster_stack_version", &self.cluster_stack_version)
+            .field("is_quorate", &self.is_quorate)
+            .field("quorum", &self.quorum)
+            .field("live_hosts", &self.live_hosts)
+            .field("expected_hosts", &self.expected_hosts)
+            .field("allowed_operations", &self.allowed_operations)
+            .field("current_operations", &self.current_operations)
+            .field("pool_auto_join", &self.pool_auto_join)
+            .field("token_timeout", &self.token_timeout)
+            .field("token_timeout_coefficient", &self.token_timeout_coefficient)
+            .field("cluster_config", &self.cluster_config)
+            .field("other_config", &self.other_config)
+            .finish()
     }
 }
 

@@ -28,8 +28,8 @@ use crate::wire::Ref;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Secret;
 
-/// A record of class `secret`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A record of class `secret`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts the secret fields.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SecretRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
@@ -48,6 +48,16 @@ impl Default for SecretRecord {
             value: String::new(),
             other_config: HashMap::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("uuid", &self.uuid)
+            .field("value", &"<redacted>")
+            .field("other_config", &self.other_config)
+            .finish()
     }
 }
 

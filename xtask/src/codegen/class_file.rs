@@ -22,6 +22,14 @@ const ALLOWS: &str = "#![allow(
     clippy::unreadable_literal
 )]";
 
+/// Fields that hold secrets (upstream types them `SecretString`, which the JSON datamodel prints
+/// as `string`): their records get a `Debug` that redacts them.
+const SECRET_FIELDS: &[(&str, &str)] = &[("secret", "value"), ("Cluster", "cluster_token")];
+
+fn is_secret(class: &str, field: &str) -> bool {
+    SECRET_FIELDS.contains(&(class, field))
+}
+
 /// Tuples serialize as sequences up to this many elements; longer parameter lists are built as
 /// a `Vec<Value>`.
 const MAX_TUPLE: usize = 16;
@@ -194,20 +202,28 @@ fn render_record(
     enums: &EnumTable,
     uses: &mut BTreeSet<String>,
 ) -> Result<(), String> {
+    let has_secret = class.fields.iter().any(|f| is_secret(&class.name, &f.name));
     writeln!(
         out,
         "/// A record of class `{}`. Missing fields take their datamodel default (or the zero of \
-         their type); unknown fields are ignored.",
-        class.name
+         their type); unknown fields are ignored.{}",
+        class.name,
+        if has_secret {
+            " `Debug` redacts the secret fields."
+        } else {
+            ""
+        }
     )
     .unwrap();
     writeln!(
         out,
-        "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n#[serde(default)]\npub struct {} {{",
+        "#[derive({}Clone, PartialEq, Serialize, Deserialize)]\n#[serde(default)]\npub struct {} {{",
+        if has_secret { "" } else { "Debug, " },
         names.record
     )
     .unwrap();
     let mut defaults = String::new();
+    let mut debug_fields = String::new();
     for field in &class.fields {
         let place = || format!("field `{}.{}`", class.name, field.name);
         let ty = Type::parse(&field.ty).map_err(|err| format!("{}: {err}", place()))?;
@@ -220,6 +236,11 @@ fn render_record(
         let value = default_expr(&ty, field.default.as_deref(), enums, uses)
             .map_err(|err| format!("{}: {err}", place()))?;
         writeln!(defaults, "{ident}: {value},").unwrap();
+        if is_secret(&class.name, &field.name) {
+            writeln!(debug_fields, ".field({:?}, &\"<redacted>\")", unraw(&ident)).unwrap();
+        } else {
+            writeln!(debug_fields, ".field({:?}, &self.{ident})", unraw(&ident)).unwrap();
+        }
     }
     writeln!(out, "}}\n").unwrap();
     writeln!(
@@ -228,6 +249,14 @@ fn render_record(
         names.record
     )
     .unwrap();
+    if has_secret {
+        writeln!(
+            out,
+            "impl std::fmt::Debug for {0} {{\nfn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{\nf.debug_struct({0:?})\n{debug_fields}.finish()\n}}\n}}\n",
+            names.record
+        )
+        .unwrap();
+    }
     Ok(())
 }
 
