@@ -49,16 +49,13 @@ pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String>
         render_api(&mut body, class, &names, &mut uses)?;
     }
 
-    let local: BTreeSet<String> = [
-        names.marker.clone(),
-        names.record.clone(),
-        names.api.clone(),
-        "EventBatch".to_owned(),
-    ]
-    .into_iter()
-    .filter(|n| class.name == "event" || n != "EventBatch")
-    .map(|n| format!("super::{n}"))
-    .collect();
+    // Items this module defines itself are not imported.
+    let mut local = vec![&names.marker, &names.record, &names.api];
+    let event_batch = "EventBatch".to_owned();
+    if class.name == "event" {
+        local.push(&event_batch);
+    }
+    let local: BTreeSet<String> = local.iter().map(|n| format!("super::{n}")).collect();
 
     let mut out = String::new();
     writeln!(out, "{HEADER}").unwrap();
@@ -67,7 +64,11 @@ pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String>
     if has_api(class) {
         uses.insert("crate::Error".to_owned());
     }
-    if body.contains("TaskHandle<") {
+    if class
+        .messages
+        .iter()
+        .any(|m| m.is_async && !m.lifecycle.is_removed() && takes_session(m))
+    {
         uses.insert("crate::client::TaskHandle".to_owned());
     }
     uses.insert("serde::Deserialize".to_owned());
