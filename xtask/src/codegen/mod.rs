@@ -3,6 +3,17 @@
 //!
 //! The input folder is, in order: `--datamodel DIR`, the `XAPI_DATAMODEL_DIR` environment
 //! variable, or `../shared/xapi` relative to the workspace root.
+//!
+//! What it writes (every file starts with [`HEADER`] and goes through `rustfmt --edition 2024`):
+//! - `<class>.rs` per class: marker (`Vm`), record (`VmRecord`, serde with the wire names, a
+//!   `Default` built from the datamodel defaults), call handle (`VmApi`, from `session.vm()`)
+//!   with one async method per live message taking a session, plus `<name>_async` for async
+//!   messages; `event.rs` also holds `EventBatch`.
+//! - `enums.rs`: each enum once, with `Unknown(String)`; `errors.rs`: `ErrorCode`;
+//!   `meta.rs`: the datamodel as static data; `mod.rs`: modules and flat re-exports.
+//!
+//! Pipeline: [`model`] parses the JSON, [`catalog`] validates types and names (any clash is an
+//! error, never a silent rename), the `*_file` modules render, [`rustfmt`] formats.
 
 mod catalog;
 mod class_file;
