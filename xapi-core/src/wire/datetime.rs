@@ -481,8 +481,9 @@ impl<'de> serde::de::Visitor<'de> for DateTimeVisitor {
             .ok_or_else(|| E::custom("Unix seconds out of range"))
     }
 
+    /// The inner value is text or a number (Unix seconds), whatever the format says it is.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<DateTime, D::Error> {
-        d.deserialize_str(self)
+        d.deserialize_any(self)
     }
 }
 
@@ -494,6 +495,8 @@ impl<'de> Deserialize<'de> for DateTime {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy as _;
+
     use super::*;
 
     fn parse(text: &str) -> DateTime {
@@ -601,5 +604,65 @@ mod tests {
             assert_eq!(parse(&dt.to_string()), dt);
         }
         assert!(DateTime::from_unix_seconds(253_402_300_800).is_none());
+    }
+
+    #[test]
+    fn serde_uses_the_datetime_marker_and_reads_strings_and_numbers() {
+        let dt = parse("20250319T04:16:24Z");
+        assert_eq!(
+            serde_json::to_string(&dt).ok().as_deref(),
+            Some("\"20250319T04:16:24Z\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<DateTime>("\"2025-03-19T04:16:24Z\"").ok(),
+            Some(dt)
+        );
+        assert_eq!(
+            serde_json::from_str::<DateTime>("1742357784").ok(),
+            Some(dt)
+        );
+        assert_eq!(
+            serde_json::from_str::<DateTime>("1742357784.5")
+                .ok()
+                .map(|d| d.nanosecond()),
+            Some(500_000_000)
+        );
+        assert!(serde_json::from_str::<DateTime>("\"yesterday\"").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn display_then_parse_is_identity(
+            seconds in -62_135_596_800_i64..253_402_300_799,
+            nanos in proptest::prop_oneof![proptest::strategy::Just(0_u32), 0_u32..1_000_000_000],
+            zone in proptest::prop_oneof![
+                proptest::strategy::Just(Zone::Utc),
+                proptest::strategy::Just(Zone::Unspecified),
+                (-1439_i16..=1439).prop_map(Zone::Offset),
+            ],
+        ) {
+            let utc = DateTime::from_unix_seconds(seconds).expect("in range");
+            let dt = DateTime::new(
+                utc.year(), utc.month(), utc.day(), utc.hour(), utc.minute(), utc.second(), nanos, zone,
+            ).expect("valid parts");
+            let text = dt.to_string();
+            proptest::prop_assert_eq!(DateTime::parse(&text), Ok(dt));
+            if zone == Zone::Utc {
+                proptest::prop_assert_eq!(dt.to_unix_seconds(), Some(seconds));
+                let rfc3339 = format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                    dt.year(), dt.month(), dt.day(), dt.hour(), dt.minute(), dt.second()
+                );
+                proptest::prop_assert_eq!(
+                    DateTime::parse(&rfc3339).map(|d| d.to_unix_seconds()),
+                    Ok(Some(seconds))
+                );
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,32}") {
+            let _ = DateTime::parse(&text);
+        }
     }
 }
