@@ -351,15 +351,19 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
 #[test]
 #[ignore = "timing: run with --ignored --nocapture, ideally with optimizations"]
 fn time_5000_vm_records() {
-    let all = get_all_records(5000);
+    let vms: usize = std::env::var("XAPI_WIRE_VMS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5000);
+    let all = get_all_records(vms);
     let xml = xmlrpc::encode_response(Ok(&all));
     let json = jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&all));
     if let Ok(dir) = std::env::var("XAPI_WIRE_BODIES") {
         std::fs::write(format!("{dir}/vm_get_all_records.xml"), &xml).expect("writable dir");
         std::fs::write(format!("{dir}/vm_get_all_records.json"), &json).expect("writable dir");
     }
-    check(&decode_xml(&xml), 5000);
-    check(&decode_json(&json), 5000);
+    check(&decode_xml(&xml), vms);
+    check(&decode_json(&json), vms);
     let only = std::env::var("XAPI_WIRE_ONLY").unwrap_or_default();
     let runs: usize = std::env::var("XAPI_WIRE_RUNS")
         .ok()
