@@ -191,12 +191,11 @@ impl<'de> JsonDeserializer<'de> {
 
     /// The offset of the next `"` or `\` at or after `from`.
     fn find_quote_or_backslash(&mut self, from: usize) -> Result<usize, DecodeError> {
-        match memchr::memchr2(b'"', b'\\', &self.input[from..]) {
-            Some(i) => Ok(from + i),
-            None => {
-                self.pos = self.input.len();
-                Err(self.error(DecodeErrorKind::UnexpectedEof))
-            }
+        if let Some(i) = memchr::memchr2(b'"', b'\\', &self.input[from..]) {
+            Ok(from + i)
+        } else {
+            self.pos = self.input.len();
+            Err(self.error(DecodeErrorKind::UnexpectedEof))
         }
     }
 
