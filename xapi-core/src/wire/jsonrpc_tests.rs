@@ -326,3 +326,34 @@ fn server_responses_have_xapis_exact_shapes() {
         }
     }
 }
+
+#[test]
+fn a_bare_string_error_is_a_code_without_parameters() {
+    let failure = decode_response::<Value>(
+        br#"{"result": null, "error": "SESSION_INVALID", "id": 1}"#,
+        &Limits::default(),
+    )
+    .expect("well formed")
+    .expect_err("a failure");
+    assert_eq!(failure.code, ErrorCode::SessionInvalid);
+    assert!(failure.params.is_empty());
+}
+
+#[test]
+fn html_error_pages_are_unexpected_tokens() {
+    let err = decode_err::<Value>("<html><body>500</body></html>");
+    assert_eq!(err.offset, 0);
+    assert!(
+        matches!(err.kind, DecodeErrorKind::Unexpected { .. }),
+        "{err}"
+    );
+    let err = decode_err::<Value>("{\"result\": \"\u{e9}\", \"id\": 1}\u{0}\u{ff}");
+    assert!(
+        matches!(err.kind, DecodeErrorKind::Unexpected { .. }),
+        "{err}"
+    );
+    let bytes = b"{\"result\": \"\xff\", \"id\": 1}";
+    let err = decode_response::<Value>(bytes, &Limits::default()).expect_err("not UTF-8");
+    assert_eq!(err.offset, 12);
+    assert!(matches!(err.kind, DecodeErrorKind::Syntax(_)), "{err}");
+}

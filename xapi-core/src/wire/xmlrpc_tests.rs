@@ -545,3 +545,43 @@ fn server_responses_decode_back_on_the_client() {
         "<value>OpaqueRef:r</value>"
     );
 }
+
+#[test]
+fn prolog_comments_and_byte_order_mark_are_accepted() {
+    let body = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- xapi -->\n{}",
+        &envelope("<value>x</value>")[22..]
+    );
+    assert_eq!(
+        decode_response::<String>(body.as_bytes(), &Limits::default()),
+        Ok(Ok("x".to_owned()))
+    );
+}
+
+#[test]
+fn html_error_pages_are_unexpected_elements() {
+    let err = decode_err::<String>("<html><body>500 Internal Error</body></html>");
+    assert_eq!(
+        err.kind,
+        DecodeErrorKind::Unexpected {
+            expected: "methodResponse",
+            found: "<html>".into()
+        }
+    );
+    assert_eq!(err.offset, 0);
+}
+
+#[test]
+fn failure_parameters_of_any_scalar_type_are_kept_as_text() {
+    let body = "<methodResponse><params><param><value><struct>\
+        <member><name>Status</name><value>Failure</value></member>\
+        <member><name>ErrorDescription</name><value><array><data>\
+        <value>MESSAGE_PARAMETER_COUNT_MISMATCH</value><value>VM.start</value>\
+        <value><i4>3</i4></value><value><string>2</string></value></data></array></value></member>\
+        </struct></value></param></params></methodResponse>";
+    let failure = decode_response::<()>(body.as_bytes(), &Limits::default())
+        .expect("well formed")
+        .expect_err("a failure");
+    assert_eq!(failure.code.as_str(), "MESSAGE_PARAMETER_COUNT_MISMATCH");
+    assert_eq!(failure.params, vec!["VM.start", "3", "2"]);
+}
