@@ -585,3 +585,69 @@ fn failure_parameters_of_any_scalar_type_are_kept_as_text() {
     assert_eq!(failure.code.as_str(), "MESSAGE_PARAMETER_COUNT_MISMATCH");
     assert_eq!(failure.params, vec!["VM.start", "3", "2"]);
 }
+
+#[test]
+fn typed_scalars_follow_the_target_type() {
+    assert_eq!(ok::<i64>("<value><i8>1099511627776</i8></value>"), 1 << 40);
+    assert_eq!(ok::<f64>("<value><i4>3</i4></value>"), 3.0);
+    assert_eq!(ok::<String>("<value><i4>3</i4></value>"), "3");
+    assert_eq!(ok::<i64>("<value><double>2.0</double></value>"), 2);
+    assert_eq!(ok::<String>("<value><string></string></value>"), "");
+    let err = decode_err::<i32>(&envelope("<value><i8>4294967296</i8></value>"));
+    assert!(
+        matches!(err.kind, DecodeErrorKind::InvalidNumber { ty: "i32", .. }),
+        "{err}"
+    );
+    let err = decode_err::<i64>(&envelope("<value><i8>99999999999999999999</i8></value>"));
+    assert!(
+        matches!(err.kind, DecodeErrorKind::InvalidNumber { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn optional_structs_and_arrays_decode() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Stat {
+        free: i64,
+    }
+    assert_eq!(
+        ok::<Option<Stat>>(
+            "<value><struct><member><name>free</name><value>5</value></member></struct></value>"
+        ),
+        Some(Stat { free: 5 })
+    );
+    assert_eq!(ok::<Option<Stat>>("<value><nil/></value>"), None);
+    assert_eq!(
+        ok::<Option<Vec<i64>>>("<value><array><data><value>1</value></data></array></value>"),
+        Some(vec![1])
+    );
+    assert_eq!(ok::<Vec<i64>>("<value><array/></value>"), Vec::<i64>::new());
+    assert_eq!(
+        ok::<Vec<i64>>("<value><array><data/></array></value>"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ok::<HashMap<String, i64>>("<value><struct/></value>"),
+        HashMap::new()
+    );
+}
+
+#[test]
+fn a_missing_required_field_names_it() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Strict {
+        free: i64,
+    }
+    let body = envelope("<value><struct></struct></value>");
+    let err = decode_err::<Strict>(&body);
+    assert_eq!(
+        err.kind,
+        DecodeErrorKind::Mismatch("missing field `free`".into())
+    );
+    assert_eq!(
+        err.offset as usize,
+        body.rfind("<value><struct>").expect("present")
+    );
+}
