@@ -702,15 +702,21 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        if self.peek() == Some(b'"') {
-            match self.parse_str()? {
+        match self.peek() {
+            Some(b'"') => match self.parse_str()? {
                 Cow::Borrowed(s) => visitor.visit_enum(s.into_deserializer()),
                 Cow::Owned(s) => visitor.visit_enum(s.into_deserializer()),
+            },
+            Some(b'{') => {
+                self.enter()?;
+                self.pos += 1;
+                let variant = self.parse_str()?;
+                self.expect(b':', "':'")?;
+                visitor.visit_enum(JsonEnum { de: self, variant })
             }
-        } else {
-            Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
-                "expected enum {name} as a string"
-            ))))
+            _ => Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
+                "expected enum {name} as a string or an object of one member"
+            )))),
         }
         .map_err(|e| e.placed_at(start))
     }
@@ -722,5 +728,72 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         self.skip_value()?;
         visitor.visit_unit()
+    }
+}
+
+/// An enum variant with data, written as an object of one member `{"variant": value}`.
+struct JsonEnum<'a, 'de> {
+    de: &'a mut JsonDeserializer<'de>,
+    variant: Cow<'de, str>,
+}
+
+impl JsonEnum<'_, '_> {
+    /// After the variant's value: the object must end.
+    fn finish(self) -> Result<(), DecodeError> {
+        self.de
+            .expect(b'}', "'}' (an enum variant is an object of one member)")?;
+        self.de.depth -= 1;
+        Ok(())
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for JsonEnum<'_, 'de> {
+    type Error = DecodeError;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self), DecodeError> {
+        let variant = seed.deserialize(TextDeserializer::untyped(self.variant.clone()))?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for JsonEnum<'_, 'de> {
+    type Error = DecodeError;
+
+    fn unit_variant(self) -> Result<(), DecodeError> {
+        self.de.skip_value()?;
+        self.finish()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, DecodeError> {
+        let value = seed.deserialize(&mut *self.de)?;
+        self.finish()?;
+        Ok(value)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let value = de::Deserializer::deserialize_seq(&mut *self.de, visitor)?;
+        self.finish()?;
+        Ok(value)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let value = de::Deserializer::deserialize_map(&mut *self.de, visitor)?;
+        self.finish()?;
+        Ok(value)
     }
 }

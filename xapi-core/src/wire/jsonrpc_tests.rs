@@ -357,3 +357,23 @@ fn html_error_pages_are_unexpected_tokens() {
     assert_eq!(err.offset, 12);
     assert!(matches!(err.kind, DecodeErrorKind::Syntax(_)), "{err}");
 }
+
+#[test]
+fn enum_variants_with_data_need_exactly_one_member() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Change {
+        Renamed(String),
+        Removed,
+    }
+    assert_eq!(
+        ok::<Change>(r#"{"Renamed": "x"}"#),
+        Change::Renamed("x".into())
+    );
+    assert_eq!(ok::<Change>(r#""Removed""#), Change::Removed);
+    let err = decode_err::<Change>(r#"{"result": {"Renamed": "x", "Removed": ""}, "id": 1}"#);
+    assert_eq!(err.offset, 26);
+    assert!(
+        matches!(err.kind, DecodeErrorKind::Unexpected { .. }),
+        "{err}"
+    );
+}

@@ -651,3 +651,24 @@ fn a_missing_required_field_names_it() {
         body.rfind("<value><struct>").expect("present")
     );
 }
+
+#[test]
+fn enum_variants_with_data_need_exactly_one_member() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Change {
+        Renamed(String),
+    }
+    assert_eq!(
+        ok::<Change>(
+            "<value><struct><member><name>Renamed</name><value>x</value></member></struct></value>"
+        ),
+        Change::Renamed("x".into())
+    );
+    let body = envelope(
+        "<value><struct><member><name>Renamed</name><value>x</value></member>\
+         <member><name>Renamed</name><value>y</value></member></struct></value>",
+    );
+    let err = decode_err::<Change>(&body);
+    assert!(matches!(err.kind, DecodeErrorKind::Mismatch(_)), "{err}");
+    assert!(decode_err::<Change>(&envelope("<value><struct/></value>")).offset > 0);
+}
