@@ -215,6 +215,11 @@ impl<'de> XmlDeserializer<'de> {
         })
     }
 
+    /// Whether the next tag closes element `name`; the tag stays unread.
+    fn next_is_end_of(&mut self, name: &str) -> Result<bool, DecodeError> {
+        Ok(matches!(self.peek_tag()?, Event::End(e) if e.name().as_ref() == name))
+    }
+
     /// Reads the next tag: `Ok(true)` for `<name>`, `Ok(false)` for `<name/>`.
     pub(crate) fn expect_start_or_empty(
         &mut self,
@@ -326,7 +331,11 @@ impl<'de> XmlDeserializer<'de> {
                             }
                             "array" => {
                                 self.enter()?;
-                                let has_data = !is_empty && self.expect_start_or_empty("data")?;
+                                // `<array/>`, `<array></array>`, `<array><data/></array>` are
+                                // all empty
+                                let has_data = !is_empty
+                                    && !self.next_is_end_of("array")?
+                                    && self.expect_start_or_empty("data")?;
                                 if !is_empty && !has_data {
                                     self.expect_end("array")?;
                                 }

@@ -624,6 +624,14 @@ fn optional_structs_and_arrays_decode() {
     );
     assert_eq!(ok::<Vec<i64>>("<value><array/></value>"), Vec::<i64>::new());
     assert_eq!(
+        ok::<Vec<i64>>("<value><array></array></value>"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ok::<Value>("<value><array> </array></value>"),
+        Value::Array(vec![])
+    );
+    assert_eq!(
         ok::<Vec<i64>>("<value><array><data/></array></value>"),
         Vec::<i64>::new()
     );
