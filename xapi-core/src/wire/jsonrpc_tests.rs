@@ -377,3 +377,18 @@ fn enum_variants_with_data_need_exactly_one_member() {
         "{err}"
     );
 }
+
+#[test]
+fn unknown_enum_values_can_fall_back_with_serde_other() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum VmPowerState {
+        Halted,
+        #[serde(other)]
+        Unknown,
+    }
+    assert_eq!(ok::<VmPowerState>(r#""Halted""#), VmPowerState::Halted);
+    assert_eq!(
+        ok::<Vec<VmPowerState>>(r#"["Hibernating"]"#),
+        vec![VmPowerState::Unknown]
+    );
+}

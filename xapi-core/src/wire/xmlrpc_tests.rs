@@ -680,3 +680,27 @@ fn enum_variants_with_data_need_exactly_one_member() {
     assert!(matches!(err.kind, DecodeErrorKind::Mismatch(_)), "{err}");
     assert!(decode_err::<Change>(&envelope("<value><struct/></value>")).offset > 0);
 }
+
+#[test]
+fn unknown_enum_values_can_fall_back_with_serde_other() {
+    #[derive(Debug, PartialEq, Eq, Hash, Deserialize)]
+    enum VmPowerState {
+        Halted,
+        #[serde(other)]
+        Unknown,
+    }
+    assert_eq!(
+        ok::<VmPowerState>("<value>Halted</value>"),
+        VmPowerState::Halted
+    );
+    assert_eq!(
+        ok::<VmPowerState>("<value>Hibernating</value>"),
+        VmPowerState::Unknown
+    );
+    let xml =
+        "<value><struct><member><name>Quantum</name><value>1</value></member></struct></value>";
+    assert_eq!(
+        ok::<HashMap<VmPowerState, i64>>(xml)[&VmPowerState::Unknown],
+        1
+    );
+}
