@@ -97,7 +97,7 @@ impl DateTime {
             && second <= 60
             && nanos < 1_000_000_000
             && match zone {
-                Zone::Offset(minutes) => minutes.abs() < 24 * 60,
+                Zone::Offset(minutes) => minutes.unsigned_abs() < 24 * 60,
                 _ => true,
             };
         valid.then(|| Self {
@@ -302,7 +302,10 @@ fn parse_unix_seconds(text: &str) -> Result<DateTime, &'static str> {
         Some(f) => parse_fraction(f.as_bytes())?,
     };
     let (seconds, nanos) = if seconds < 0 && nanos > 0 {
-        (seconds - 1, 1_000_000_000 - nanos)
+        (
+            seconds.checked_sub(1).ok_or("Unix seconds out of range")?,
+            1_000_000_000 - nanos,
+        )
     } else {
         (seconds, nanos)
     };
@@ -565,6 +568,16 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_parts_are_refused() {
+        assert!(DateTime::new(2025, 2, 29, 0, 0, 0, 0, Zone::Utc).is_none());
+        assert!(DateTime::new(2024, 2, 29, 0, 0, 0, 0, Zone::Utc).is_some());
+        assert!(DateTime::new(2025, 1, 1, 0, 0, 0, 0, Zone::Offset(i16::MIN)).is_none());
+        assert!(DateTime::new(2025, 1, 1, 0, 0, 0, 1_000_000_000, Zone::Utc).is_none());
+        assert!(DateTime::from_unix_seconds(i64::MIN).is_none());
+        assert!(DateTime::from_unix_seconds(i64::MAX).is_none());
+    }
+
+    #[test]
     fn epoch_is_the_default() {
         assert_eq!(DateTime::default().to_string(), "19700101T00:00:00Z");
         assert_eq!(DateTime::default().to_unix_seconds(), Some(0));
@@ -584,6 +597,8 @@ mod tests {
             "20250319T04:16:24.Z",
             "20250319T04:16:24+02:77",
             "99999999999999999999",
+            "-9223372036854775808.5",
+            "9223372036854775807",
         ] {
             assert!(DateTime::parse(text).is_err(), "{text:?} accepted");
         }
