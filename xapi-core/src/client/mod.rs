@@ -25,7 +25,7 @@ mod transport;
 
 pub use body::StreamReader;
 pub use connector::{Client, ClientBuilder};
-pub use data_plane::{ByteStream, Download, Upload};
+pub use data_plane::{ByteStream, Download, Upload, read_chunks};
 pub use event::{Event, EventItem, EventOperation, EventOptions};
 pub use fingerprint::{FingerprintParseError, Sha256Fingerprint};
 pub use protocol::Protocol;
