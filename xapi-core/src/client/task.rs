@@ -333,7 +333,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
                 }
             }
         }
-        .instrument(span);
+        .instrument(span.clone());
         let record = match self.deadline {
             None => watch.await?,
             Some(after) => {
@@ -353,7 +353,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
         {
             tracing::warn!(task = %self.task, %error, "could not destroy the finished task");
         }
-        self.outcome(record)
+        span.in_scope(|| self.outcome(record))
     }
 
     fn outcome(&self, record: TaskRecord) -> Result<T, Error> {
@@ -365,7 +365,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
             _ => {
                 let mut info = record.error_info.into_iter();
                 match info.next() {
-                    Some(code) => Err(Error::Api(Failure {
+                    Some(code) => Err(crate::error::api_failure(Failure {
                         code: ErrorCode::from_code(&code),
                         params: info.collect(),
                     })),
