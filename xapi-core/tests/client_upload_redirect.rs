@@ -246,3 +246,97 @@ async fn a_body_that_cannot_be_reopened_is_a_body_error() {
     assert!(matches!(err, Error::Body { .. }), "{err:?}");
     assert!(err.to_string().contains("backup file vanished"), "{err}");
 }
+
+#[tokio::test]
+async fn upload_redirect_applies_the_target_hosts_pin() {
+    let cert_a = mock_xapi::self_signed();
+    let cert_b = mock_xapi::self_signed();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    let b = mock_xapi::start_tls(&cert_b, move |seen| {
+        log.lock().unwrap().push(seen.body.clone());
+        Answer::new(200, "").header("task-id", TASK)
+    })
+    .await;
+    let b_port = b.addr.expect("tcp").port();
+    let location = format!("https://localhost:{b_port}/import?sr_id=OpaqueRef:sr-b");
+    let a = mock_xapi::start_tls(&cert_a, move |_| {
+        Answer::new(302, "").header("location", &location)
+    })
+    .await;
+    let pin_a = xapi_core::client::Sha256Fingerprint::of_der(&cert_a.der);
+    let pin_b = xapi_core::client::Sha256Fingerprint::of_der(&cert_b.der);
+
+    // Without a pin for the member, the body goes nowhere near it.
+    let source = Source::new(100_000);
+    let err = Client::builder(&a.url)
+        .tls(xapi_core::client::TlsPolicy::Pinned(pin_a))
+        .build()
+        .expect("client")
+        .attach_session(Ref::new(SESSION))
+        .put_reopenable("/import", &[], None, 100_000, source.opener())
+        .await
+        .expect_err("no pin for the redirect target");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(b.requests().is_empty());
+
+    // With its pin, the member gets the whole body.
+    let source = Source::new(100_000);
+    let upload = Client::builder(&a.url)
+        .tls(xapi_core::client::TlsPolicy::Pinned(pin_a))
+        .pin_host(&format!("localhost:{b_port}"), pin_b)
+        .build()
+        .expect("client")
+        .attach_session(Ref::new(SESSION))
+        .put_reopenable("/import", &[], None, 100_000, source.opener())
+        .await
+        .expect("redirect followed under the member's pin");
+    assert_eq!(upload.task_id, Some(Ref::new(TASK)));
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0] == pattern(100_000), "the member got other bytes");
+}
+
+#[tokio::test]
+async fn expired_session_on_upload_logs_in_again_and_sends_the_body_again() {
+    let logins = Arc::new(AtomicUsize::new(0));
+    let count = logins.clone();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    let server = mock_xapi::start(move |seen| {
+        if seen.method == http::Method::POST {
+            let call = seen.rpc();
+            return match call.method.as_str() {
+                "session.login_with_password" => {
+                    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                    Answer::ok(&call, mock_xapi::s(&format!("OpaqueRef:session-{n}")))
+                }
+                _ => Answer::ok(&call, mock_xapi::s("")),
+            };
+        }
+        // The first session has expired by the time the upload starts.
+        if cookie_of(seen).is_some_and(|c| c.contains("session_id=OpaqueRef:session-1")) {
+            return Answer::new(401, "");
+        }
+        log.lock().unwrap().push(seen.body.clone());
+        Answer::new(200, "").header("task-id", TASK)
+    })
+    .await;
+    let session = Client::builder(&server.url)
+        .build()
+        .expect("client")
+        .login_with_password("root", xapi_core::client::Secret::new("pw"), "1.0", "tests")
+        .await
+        .expect("login");
+    let source = Source::new(300_000);
+    let upload = session
+        .put_reopenable("/import", &[], None, 300_000, source.opener())
+        .await
+        .expect("upload after logging in again");
+    assert_eq!(upload.status, 200);
+    assert_eq!(logins.load(Ordering::SeqCst), 2);
+    assert_eq!(source.opens.load(Ordering::SeqCst), 2);
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0] == pattern(300_000));
+}
