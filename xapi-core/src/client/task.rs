@@ -206,6 +206,10 @@ impl TaskWatcher {
 }
 
 /// A running XAPI task whose result decodes as `T`.
+///
+/// Waiting reads the task once, then follows it with `event.from` (one blocked call per
+/// change); on servers without `event.from` it polls `task.get_record` every
+/// [`with_poll_interval`](Self::with_poll_interval).
 pub struct TaskHandle<T> {
     session: Session,
     task: Ref<Task>,
@@ -312,6 +316,10 @@ impl<T: DeserializeOwned> TaskHandle<T> {
     }
 
     /// Wait for the task to finish, destroy it, and decode its result.
+    ///
+    /// If the wait itself fails (a broken connection, [`with_timeout`](Self::with_timeout)),
+    /// the task is left running and not destroyed: a new handle on the same reference
+    /// ([`TaskHandle::new`]) waits again from the task's current state.
     pub async fn wait(self) -> Result<T, Error> {
         self.wait_with_progress(|_| {}).await
     }
