@@ -475,7 +475,9 @@ fn write_pair<W: Write>(out: &mut W, key: &str, value: &str) -> std::io::Result<
     out.write_all(b"\"/>")
 }
 
-/// Xmlm's attribute escaping: `<`, `>`, `&` and `"` (apostrophes are left alone).
+/// Xmlm's attribute escaping (`out_data`): `<`, `>`, `&` and `"` become entities (apostrophes
+/// are left alone), TAB, LF and CR pass through, and every other control character below 0x20,
+/// which XML 1.0 forbids, is replaced by U+FFFD.
 fn write_attr_value<W: Write>(out: &mut W, value: &str) -> std::io::Result<()> {
     let bytes = value.as_bytes();
     let mut start = 0;
@@ -485,6 +487,8 @@ fn write_attr_value<W: Write>(out: &mut W, value: &str) -> std::io::Result<()> {
             b'>' => b"&gt;",
             b'&' => b"&amp;",
             b'"' => b"&quot;",
+            b'\t' | b'\n' | b'\r' => continue,
+            0..0x20 => "\u{FFFD}".as_bytes(),
             _ => continue,
         };
         out.write_all(&bytes[start..i])?;
@@ -579,6 +583,24 @@ mod tests {
                 key: "generation_count"
             })
         ));
+    }
+
+    #[test]
+    fn control_characters_are_written_as_replacement_characters_like_xmlm() {
+        // Xmlm's out_data substitutes U+FFFD for every character below 0x20 except TAB, LF and
+        // CR, so that the dump stays well-formed XML that xapi's own reader accepts.
+        let mut db = read_db_xml(SMALL.as_bytes()).unwrap();
+        assert!(db.set_field("VM", "OpaqueRef:1", "name__label", "a\u{1}b\u{1f}c>"));
+        let text = String::from_utf8(db_xml_bytes(&db)).unwrap();
+        assert!(
+            text.contains("name__label=\"a\u{FFFD}b\u{FFFD}c&gt;\""),
+            "{text}"
+        );
+        let back = read_db_xml(text.as_bytes()).unwrap();
+        assert_eq!(
+            back.row("VM", "OpaqueRef:1").unwrap().get("name__label"),
+            Some("a\u{FFFD}b\u{FFFD}c>")
+        );
     }
 
     #[test]
