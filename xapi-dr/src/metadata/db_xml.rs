@@ -5,6 +5,7 @@
 //! produces xapi's exact bytes: declaration, then one line, tables and rows in byte order,
 //! `ref`, `__ctime`, `__mtime` before the columns in byte order, empty elements as `<x/>`.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use quick_xml::events::{BytesStart, Event};
@@ -286,10 +287,38 @@ fn attribute(
                     element,
                     reason: err.to_string(),
                 })?;
-            return Ok(Some(value.into_owned()));
+            return Ok(Some(collapse_whitespace(&value).into_owned()));
         }
     }
     Ok(None)
+}
+
+/// Xmlm's treatment of every attribute value it reads (`p_attr_value`, whatever the `strip`
+/// setting): leading and trailing whitespace dropped, each inner run of space, TAB, LF or CR
+/// (literal or from a character reference) turned into one space. Dumps written since xapi's
+/// `%` protection have no raw whitespace; older ones do, and xapi reads them this way.
+fn collapse_whitespace(value: &str) -> Cow<'_, str> {
+    let is_white = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = value.as_bytes();
+    let untouched = !bytes.first().is_some_and(|&b| is_white(b))
+        && !bytes.last().is_some_and(|&b| is_white(b))
+        && !bytes
+            .windows(2)
+            .any(|w| is_white(w[0]) && (w[0] != b' ' || is_white(w[1])));
+    if untouched {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    for word in value
+        .split([' ', '\t', '\n', '\r'])
+        .filter(|word| !word.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    Cow::Owned(out)
 }
 
 fn read_pair(e: &BytesStart<'_>, offset: u64) -> Result<(String, String), DbXmlError> {
@@ -326,6 +355,7 @@ fn read_row(
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|err| bad(err.to_string()))?;
+        let value = collapse_whitespace(&value);
         match attr.key.as_ref() {
             "ref" => reference = Some(value.into_owned()),
             "__ctime" => ctime = Some(value.into_owned()),
@@ -601,6 +631,21 @@ mod tests {
             back.row("VM", "OpaqueRef:1").unwrap().get("name__label"),
             Some("a\u{FFFD}b\u{FFFD}c>")
         );
+    }
+
+    #[test]
+    fn raw_whitespace_in_attributes_is_collapsed_like_xmlm() {
+        // A dump from before xapi's `%` protection holds raw whitespace; Xmlm drops it at both
+        // ends and turns each inner run (literal or `&#10;`) into one space.
+        let doc = SMALL.replace(
+            "name__label=\"My%.VM\"",
+            "name__label=\" My  old\t&#10;VM \" uuid=\"a b\"",
+        );
+        let db = read_db_xml(doc.as_bytes()).unwrap();
+        let vm = db.row("VM", "OpaqueRef:1").unwrap();
+        assert_eq!(vm.get("name__label"), Some("My old VM"));
+        assert_eq!(vm.get("uuid"), Some("a b"));
+        assert_eq!(collapse_whitespace("a b"), Cow::Borrowed("a b"));
     }
 
     #[test]
