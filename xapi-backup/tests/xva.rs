@@ -313,14 +313,16 @@ async fn stalled_source_gets_keepalive_chunks_that_read_back_correctly() {
 async fn trickling_source_gets_keepalives_while_a_chunk_fills() {
     // 64 KiB every 2 s: a 1 MiB chunk takes 32 s to fill, so nothing would reach the wire for
     // half a minute without keep-alives timed from the last bytes sent.
-    let size = 2 * CHUNK_SIZE;
+    // The trickle fills the middle chunk: xapi never sends a keep-alive in place of a disk's
+    // first or last chunk.
+    let size = 3 * CHUNK_SIZE;
     let ova = ova_with_disks(&[("Ref:7", size)]);
     let data: Vec<u8> = (0..size as usize).map(|i| (i % 251) as u8 + 1).collect();
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
     let feed = data.clone();
     tokio::spawn(async move {
         for (i, piece) in feed.chunks(64 * 1024).enumerate() {
-            if i >= 16 {
+            if (16..32).contains(&i) {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             tx.write_all(piece).await.expect("pipe open");
@@ -360,6 +362,60 @@ async fn trickling_source_gets_keepalives_while_a_chunk_fills() {
     assert_eq!(keepalives, 6, "{names:?}");
     let (_, disks) = read_all(xva).await.expect("reads");
     assert!(disks[0] == data);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_keepalive_takes_the_place_of_a_first_or_last_chunk() {
+    // xapi's send_one skips the keep-alive when the chunk due is chunk 0 or the last one, so
+    // a stall there delays the stream but never renumbers those chunks.
+    let size = 2 * CHUNK_SIZE;
+    let ova = ova_with_disks(&[("Ref:1", size), ("Ref:2", size)]);
+    let a: Vec<u8> = (0..size as usize).map(|i| (i % 13) as u8 + 1).collect();
+    let b: Vec<u8> = (0..size as usize).map(|i| (i % 17) as u8 + 1).collect();
+    let mut sources = Vec::new();
+    for (prefix, data) in [("Ref:1", a.clone()), ("Ref:2", b.clone())] {
+        let (mut tx, rx) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            for (i, piece) in data.chunks(MIB / 2).enumerate() {
+                // 12 s of silence inside the first chunk (only disk 2 could get a keep-alive
+                // there) and inside the last chunk.
+                if i == 1 || i == 3 {
+                    tokio::time::sleep(Duration::from_secs(12)).await;
+                }
+                tx.write_all(piece).await.expect("pipe open");
+            }
+        });
+        sources.push(DiskSource {
+            prefix: prefix.into(),
+            size,
+            reader: Box::new(rx),
+        });
+    }
+    let xva: Vec<u8> = xva_stream(&ova, sources, WriteOptions::default())
+        .expect("valid")
+        .try_fold(Vec::new(), |mut v, b: Bytes| async move {
+            v.extend_from_slice(&b);
+            Ok(v)
+        })
+        .await
+        .expect("written");
+    let names: Vec<String> = member_names(&xva).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "ova.xml",
+            "Ref:1/00000000",
+            "Ref:1/00000000.xxhash",
+            "Ref:1/00000001",
+            "Ref:1/00000001.xxhash",
+            "Ref:2/00000000",
+            "Ref:2/00000000.xxhash",
+            "Ref:2/00000001",
+            "Ref:2/00000001.xxhash",
+        ]
+    );
+    let (_, disks) = read_all(xva).await.expect("reads");
+    assert_eq!(disks, vec![a, b]);
 }
 
 /// Builds a tar by hand from (name, body) pairs.

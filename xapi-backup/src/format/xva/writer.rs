@@ -155,11 +155,14 @@ async fn write_disk(
     let mut buf = vec![0u8; CHUNK_SIZE as usize];
     while offset < disk.size {
         let len = (disk.size - offset).min(CHUNK_SIZE) as usize;
+        let is_edge = offset == 0 || offset + len as u64 == disk.size;
         let mut filled = 0;
         while filled < len {
-            // Keep-alives only once a real chunk has fixed the import's chunk length (§3.4).
+            // Keep-alives only once a real chunk has fixed the import's chunk length (§3.4),
+            // and, as in xapi's `Stream_vdi.send_one`, never in place of a disk's first or
+            // last chunk: those always carry their own number.
             let deadline = match (options.keepalive, state.first_chunk_length) {
-                (Some(every), Some(_)) => Some(out.last_sent + every),
+                (Some(every), Some(_)) if !is_edge => Some(out.last_sent + every),
                 _ => None,
             };
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -188,7 +191,6 @@ async fn write_disk(
             filled += n;
         }
         let data = &buf[..len];
-        let is_edge = offset == 0 || offset + len as u64 == disk.size;
         if !is_edge && state.omit_zero_chunks && is_all_zeros(data) {
             offset += len as u64;
             continue;
