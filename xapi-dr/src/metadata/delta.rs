@@ -196,7 +196,9 @@ impl Delta {
     }
 
     /// Applies the delta to a database as xapi's `apply_delta_to_cache` does. `generation` is
-    /// the delta's generation: it becomes the row's `__ctime`/`__mtime` as appropriate.
+    /// the stamp the change gets as the row's `__ctime`/`__mtime`: during a replay xapi uses
+    /// the replayed database's current generation (see the redo-log reader), not the
+    /// generation recorded with the delta.
     ///
     /// `CreateRow` replaces a row with the same reference; `DeleteRow` and `WriteField` on a
     /// missing row are errors (xapi aborts the replay there too).
