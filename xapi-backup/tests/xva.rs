@@ -473,19 +473,39 @@ async fn hand_made_fixture_with_keepalive_legacy_sha1_and_omission_reads_exactly
     assert_eq!(disks, vec![disk]);
 }
 
+/// The checksum table a pre-Miami export ends with: an XML-RPC struct from chunk member name
+/// to lower-case SHA-1 (xapi: `Importexport.checksum_table_of_rpc`).
+fn legacy_table(entries: &[(&str, &[u8])]) -> String {
+    use std::fmt::Write as _;
+    let mut xml = String::from("<value><struct>");
+    for (name, data) in entries {
+        let digest = ChecksumKind::Sha1.digest(data);
+        write!(
+            xml,
+            "<member><name>{name}</name><value>{digest}</value></member>"
+        )
+        .expect("writing to a String never fails");
+    }
+    xml.push_str("</struct></value>");
+    xml
+}
+
 #[tokio::test]
 async fn export_vsn_zero_means_no_checksum_members() {
     // §2: inline checksum members are expected iff export_vsn > 0; a missing value reads as 0.
+    // Below 2, xapi reads one more member after the disks: the checksum table.
     let ova = HAND_OVA.replace(
         "<member><name>export_vsn</name><value><i4>2</i4></value></member>",
         "",
     );
     let c0 = vec![3u8; MIB];
     let last = vec![4u8; 100];
+    let table = legacy_table(&[("Ref:4/00000000", &c0), ("Ref:4/00000004", &last)]);
     let tar = hand_tar(&[
         ("ova.xml", ova.as_bytes()),
         ("Ref:4/00000000", &c0),
         ("Ref:4/00000004", &last),
+        ("checksum.xml", table.as_bytes()),
     ]);
     let (back, disks) = read_all(tar).await.expect("vsn 0 reads without checksums");
     assert_eq!(back.version.export_vsn, 0);
@@ -493,6 +513,69 @@ async fn export_vsn_zero_means_no_checksum_members() {
     expected[..MIB].copy_from_slice(&c0);
     expected[4 * MIB..].copy_from_slice(&last);
     assert!(disks[0] == expected);
+}
+
+#[tokio::test]
+async fn writer_refuses_an_ova_xml_that_is_not_export_vsn_2() {
+    let mut ova = ova_with_disks(&[]);
+    ova.version.export_vsn = 1;
+    let err = xva_stream(&ova, Vec::new(), WriteOptions::default())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, Error::Xva(XvaError::UnsupportedExportVsn { found: 1 })),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_checksum_table_is_required_and_checked_below_export_vsn_2() {
+    // export_vsn 1 (Rio GA to Miami B2): inline .checksum members and the trailing table.
+    let ova = HAND_OVA.replace(
+        "<value><i4>2</i4></value></member></struct>",
+        "<value><i4>1</i4></value></member></struct>",
+    );
+    let c0 = vec![5u8; MIB];
+    let last = vec![6u8; 100];
+    let sha = |d: &[u8]| ChecksumKind::Sha1.digest(d);
+    let build = |table: Option<&str>| {
+        let (s0, s4) = (sha(&c0), sha(&last));
+        let mut members: Vec<(&str, &[u8])> = vec![
+            ("ova.xml", ova.as_bytes()),
+            ("Ref:4/00000000", &c0),
+            ("Ref:4/00000000.checksum", s0.as_bytes()),
+            ("Ref:4/00000004", &last),
+            ("Ref:4/00000004.checksum", s4.as_bytes()),
+        ];
+        if let Some(t) = table {
+            members.push(("checksum.xml", t.as_bytes()));
+        }
+        hand_tar(&members)
+    };
+    let good = legacy_table(&[("Ref:4/00000000", &c0), ("Ref:4/00000004", &last)]);
+    let (back, disks) = read_all(build(Some(&good))).await.expect("reads");
+    assert_eq!(back.version.export_vsn, 1);
+    assert_eq!(&disks[0][..MIB], &c0[..]);
+
+    let wrong = legacy_table(&[("Ref:4/00000000", &c0), ("Ref:4/00000004", &c0)]);
+    let err = read_all(build(Some(&wrong))).await.expect_err("bad table");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { member, .. }) if member == "Ref:4/00000004"),
+        "{err}"
+    );
+    let partial = legacy_table(&[("Ref:4/00000000", &c0)]);
+    let err = read_all(build(Some(&partial)))
+        .await
+        .expect_err("entry missing");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { member, .. }) if member == "Ref:4/00000004"),
+        "{err}"
+    );
+    let err = read_all(build(None)).await.expect_err("table missing");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { table, .. }) if table.is_empty()),
+        "{err}"
+    );
 }
 
 fn is_typed_corruption(e: &Error) -> bool {

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::XvaError;
 use super::chunk::{CHUNK_SIZE, ChecksumKind, ChunkNumbering, chunk_member_name, is_all_zeros};
-use super::ova_xml::OvaXml;
+use super::ova_xml::{EXPORT_VSN, OvaXml};
 use crate::Error;
 use crate::format::compression::{BlockingEncoder, Compression};
 use crate::format::tar::{END_OF_ARCHIVE, encode_v7_header, padding_len};
@@ -265,6 +265,12 @@ pub fn xva_stream(
     mut disks: Vec<DiskSource>,
     options: WriteOptions,
 ) -> Result<impl Stream<Item = Result<Bytes, Error>> + Send + 'static, Error> {
+    if ova.version.export_vsn != EXPORT_VSN {
+        return Err(XvaError::UnsupportedExportVsn {
+            found: ova.version.export_vsn,
+        }
+        .into());
+    }
     let expected = ova.disks()?;
     disks.sort_by(|a, b| a.prefix.cmp(&b.prefix));
     let want: Vec<(&str, u64)> = expected.iter().map(|d| (d.id, d.virtual_size)).collect();
