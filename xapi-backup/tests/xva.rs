@@ -516,6 +516,45 @@ async fn export_vsn_zero_means_no_checksum_members() {
 }
 
 #[tokio::test]
+async fn ova_xml_carries_the_export_time_and_chunks_carry_zero() {
+    // xapi: Tar.Header.make ~mod_time:now for ova.xml, the default 0 for every chunk member.
+    let size = 2 * CHUNK_SIZE;
+    let ova = ova_with_disks(&[("Ref:1", size)]);
+    let data = vec![1u8; size as usize];
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let sources = vec![DiskSource {
+        prefix: "Ref:1".into(),
+        size,
+        reader: Box::new(std::io::Cursor::new(data)),
+    }];
+    let xva: Vec<u8> = xva_stream(&ova, sources, WriteOptions::default())
+        .expect("valid")
+        .try_fold(Vec::new(), |mut v, b: Bytes| async move {
+            v.extend_from_slice(&b);
+            Ok(v)
+        })
+        .await
+        .expect("written");
+    let after = before + 5;
+    for (name, at) in member_names(&xva) {
+        let block: &[u8; 512] = xva[at as usize..at as usize + 512]
+            .try_into()
+            .expect("block");
+        let (entry, _) = xapi_backup::format::tar::parse_header(block, at)
+            .expect("valid")
+            .expect("header");
+        if name == "ova.xml" {
+            assert!((before..=after).contains(&entry.mtime), "{}", entry.mtime);
+        } else {
+            assert_eq!(entry.mtime, 0, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn writer_refuses_an_ova_xml_that_is_not_export_vsn_2() {
     let mut ova = ova_with_disks(&[]);
     ova.version.export_vsn = 1;

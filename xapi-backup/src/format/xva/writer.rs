@@ -26,7 +26,9 @@ pub struct WriteOptions {
     pub keepalive: Option<Duration>,
     /// Omit all-zero chunks other than the first and the last.
     pub omit_zero_chunks: bool,
-    /// `mod_time` of the `ova.xml` member (xapi: the export time); chunks always carry 0.
+    /// `mod_time` of the `ova.xml` member; chunks always carry 0. The default is the time the
+    /// options are made, in seconds since the epoch, as xapi's `Export` stamps the export
+    /// time (`Tar.Header.make ~mod_time:now`); set it for reproducible output.
     pub ova_xml_mtime: u64,
 }
 
@@ -37,7 +39,9 @@ impl Default for WriteOptions {
             compression: Compression::None,
             keepalive: Some(Duration::from_secs(5)),
             omit_zero_chunks: true,
-            ova_xml_mtime: 0,
+            ova_xml_mtime: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         }
     }
 }
