@@ -86,6 +86,17 @@ pub enum DeltaError {
 /// Why a decoded delta could not be applied to a database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
+    /// `CreateRow` names a row that exists with a different value (or without a column the
+    /// delta lists): xapi's `create_row` raises an integrity violation there.
+    #[error("delta: table {table} already has row {reference}, with another {column}")]
+    RowExists {
+        /// Table name.
+        table: String,
+        /// Reference.
+        reference: String,
+        /// The first column that differs or is missing.
+        column: String,
+    },
     /// `DeleteRow` or `WriteField` names a row the database does not have.
     #[error("delta: table {table} has no row {reference}")]
     NoSuchRow {
@@ -216,15 +227,30 @@ impl Delta {
     /// the replayed database's current generation (see the redo-log reader), not the
     /// generation recorded with the delta.
     ///
-    /// `CreateRow` replaces a row with the same reference; `DeleteRow` and `WriteField` on a
-    /// missing row are errors (xapi aborts the replay there too).
-    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<(), ApplyError> {
+    /// A `CreateRow` for a row that already exists changes nothing when every listed column
+    /// holds the same value, and is an error otherwise, as in xapi's `create_row`;
+    /// `DeleteRow` and `WriteField` on a missing row are errors (xapi aborts the replay there
+    /// too). Returns whether the database changed.
+    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
         match self {
             Delta::CreateRow {
                 table,
                 reference,
                 columns,
             } => {
+                if let Some(existing) = db.row(table, reference) {
+                    return match columns
+                        .iter()
+                        .find(|(k, v)| existing.get(k) != Some(v.as_str()))
+                    {
+                        None => Ok(false),
+                        Some((column, _)) => Err(ApplyError::RowExists {
+                            table: table.clone(),
+                            reference: reference.clone(),
+                            column: column.clone(),
+                        }),
+                    };
+                }
                 let mut row = Row::new(generation, generation);
                 for (k, v) in columns {
                     let k = db.intern(k);
@@ -251,7 +277,7 @@ impl Delta {
                 row.mtime = generation;
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -363,6 +389,32 @@ mod tests {
                 .copied()
                 .filter(|b| *b != b' ')
                 .collect::<Vec<u8>>()
+        );
+    }
+
+    #[test]
+    fn create_row_on_an_existing_row_is_a_no_op_or_an_integrity_error() {
+        let mut db = Database::default();
+        let create = |name: &str| Delta::CreateRow {
+            table: "VM".into(),
+            reference: "OpaqueRef:v".into(),
+            columns: vec![("name__label".into(), name.into())],
+        };
+        assert_eq!(create("a").apply(&mut db, 5), Ok(true));
+        // Same values: nothing changes, not even the row's generations.
+        assert_eq!(create("a").apply(&mut db, 9), Ok(false));
+        assert_eq!(db.row("VM", "OpaqueRef:v").unwrap().mtime, 5);
+        assert_eq!(
+            create("b").apply(&mut db, 9),
+            Err(ApplyError::RowExists {
+                table: "VM".into(),
+                reference: "OpaqueRef:v".into(),
+                column: "name__label".into(),
+            })
+        );
+        assert_eq!(
+            db.row("VM", "OpaqueRef:v").unwrap().get("name__label"),
+            Some("a")
         );
     }
 

@@ -208,7 +208,7 @@ fn read_valid_half<R: Read + Seek>(
                 expected,
             });
         } else {
-            decoded
+            let changed = decoded
                 .apply(&mut database, replay_generation)
                 .map_err(|source| RedoLogError::Apply {
                     offset: pos,
@@ -216,7 +216,9 @@ fn read_valid_half<R: Read + Seek>(
                     source,
                 })?;
             applied += 1;
-            replay_generation += 1;
+            if changed {
+                replay_generation += 1;
+            }
             expected = delta.generation + 1;
             final_generation = delta.generation;
         }
