@@ -634,6 +634,15 @@ mod tests {
     }
 
     #[test]
+    fn attribute_escaping_is_xmlms() {
+        // Xmlm's out_data: `<` `>` `&` `"` become entities, `'` stays (attributes are
+        // double-quoted), TAB/LF/CR pass through (xapi's `%` layer has removed them already).
+        let mut out = Vec::new();
+        write_attr_value(&mut out, "a<b>c&d\"e'f\tg").unwrap();
+        assert_eq!(out, b"a&lt;b&gt;c&amp;d&quot;e'f\tg");
+    }
+
+    #[test]
     fn raw_whitespace_in_attributes_is_collapsed_like_xmlm() {
         // A dump from before xapi's `%` protection holds raw whitespace; Xmlm drops it at both
         // ends and turns each inner run (literal or `&#10;`) into one space.
