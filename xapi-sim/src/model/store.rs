@@ -511,7 +511,7 @@ impl Db {
             .ok_or_else(|| internal(format!("{class} has no field {field}")))
     }
 
-    /// Deletions after `generation`, and whether the log still reaches back that far.
+    /// Deletions at or after `generation`, and whether the log still reaches back that far.
     pub(crate) fn deletions_since(
         &self,
         generation: u64,
@@ -519,7 +519,7 @@ impl Db {
         (generation >= self.forgotten_before).then(|| {
             self.deletions
                 .iter()
-                .filter(move |d| d.generation > generation)
+                .filter(move |d| d.generation >= generation)
         })
     }
 
@@ -531,7 +531,7 @@ impl Db {
         if parent == NULL_REF || parent.is_empty() {
             return;
         }
-        let generation = self.generation + 1;
+        let generation = self.generation;
         let Some(object) = self
             .tables
             .get_mut(relation.one_class)
@@ -555,7 +555,7 @@ impl Db {
         object.modified = generation;
         let set = Value::Array(set.clone());
         // the set changed: that is a change of its own, with its own generation
-        self.generation = generation;
+        self.generation = generation + 1;
         if self.is_replicated(relation.one_class) {
             let ty = self
                 .field_meta(relation.one_class, relation.one_field)
@@ -627,9 +627,12 @@ impl Db {
         Ok(())
     }
 
+    /// Count one change: returns the stamp of the rows it touches, the generation before the
+    /// change, as xapi's `Db_cache_types` stamps `__ctime`/`__mtime`.
     fn bump(&mut self) -> u64 {
+        let stamp = self.generation;
         self.generation += 1;
-        self.generation
+        stamp
     }
 
     fn publish(&self) {
@@ -788,7 +791,8 @@ pub(crate) mod tests {
             .unwrap();
         assert!(db.generation() > after_create);
         assert_eq!(*rx.borrow(), db.generation());
-        assert_eq!(db.object("VM", &vm).unwrap().modified, db.generation());
+        // rows are stamped with the generation before the change, as in xapi
+        assert_eq!(db.object("VM", &vm).unwrap().modified, db.generation() - 1);
         db.destroy("VM", &vm).unwrap();
         assert_eq!(db.deletions_since(after_create).unwrap().count(), 1);
     }

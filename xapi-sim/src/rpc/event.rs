@@ -138,12 +138,16 @@ fn collect(db: &Db, subscriptions: &[Subscription], since: u64) -> Result<Option
             continue;
         }
         for (reference, object) in &table.objects {
-            if object.modified <= since
+            if object.modified < since
                 || !subscriptions.iter().any(|s| s.matches(&class, reference))
             {
                 continue;
             }
-            let operation = if object.created > since { "add" } else { "mod" };
+            let operation = if object.created >= since {
+                "add"
+            } else {
+                "mod"
+            };
             let mut event = event_base(object.modified, &stamp, &class, operation, reference);
             event.insert("snapshot".to_owned(), record_of(object));
             events.push((object.modified, Value::Struct(event)));
