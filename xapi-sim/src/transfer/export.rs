@@ -156,12 +156,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
             );
         }
     };
-    let body = TaskBody {
-        stream: Box::pin(stream),
-        pool: Arc::clone(&pool),
-        task: task.clone(),
-        finished: false,
-    };
+    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
     with_task(attachment(body.boxed_unsync()), &task)
 }
 
@@ -233,18 +228,50 @@ impl AsyncRead for ProgressReader {
     }
 }
 
-/// The export body: the XVA stream, completing the task when it ends (success), fails or is
+/// A transfer body: a byte stream that completes the task when it ends (success), fails or is
 /// dropped before the end (the client went away: failure).
-struct TaskBody<S> {
+pub(crate) struct TaskBody<S> {
     stream: Pin<Box<S>>,
     pool: Arc<Pool>,
     task: String,
     finished: bool,
+    /// With a `Content-Length`, the transfer is complete once this many bytes went out (hyper
+    /// stops polling there).
+    length: Option<u64>,
+    sent: u64,
 }
 
-impl<S> http_body::Body for TaskBody<S>
+impl<S> TaskBody<S> {
+    /// A body streaming `stream` and reporting on `task`.
+    pub(crate) fn new(stream: S, pool: Arc<Pool>, task: String) -> Self {
+        Self {
+            stream: Box::pin(stream),
+            pool,
+            task,
+            finished: false,
+            length: None,
+            sent: 0,
+        }
+    }
+
+    /// The same, for a body sent with a `Content-Length` of `length`.
+    pub(crate) fn with_length(mut self, length: u64) -> Self {
+        self.length = Some(length);
+        self
+    }
+
+    fn succeed(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            complete(&self.pool, &self.task, Ok(Value::Nil), Ty::Void);
+        }
+    }
+}
+
+impl<S, E> http_body::Body for TaskBody<S>
 where
-    S: Stream<Item = Result<Bytes, xapi_backup::Error>> + Send,
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
 {
     type Data = Bytes;
     type Error = io::Error;
@@ -254,7 +281,13 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.stream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(Some(Ok(bytes))) => {
+                self.sent += bytes.len() as u64;
+                if self.length.is_some_and(|length| self.sent >= length) {
+                    self.succeed();
+                }
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
             Poll::Ready(Some(Err(err))) => {
                 self.finished = true;
                 let message = err.to_string();
@@ -267,10 +300,7 @@ where
                 Poll::Ready(Some(Err(io::Error::other(message))))
             }
             Poll::Ready(None) => {
-                if !self.finished {
-                    self.finished = true;
-                    complete(&self.pool, &self.task, Ok(Value::Nil), Ty::Void);
-                }
+                self.succeed();
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
