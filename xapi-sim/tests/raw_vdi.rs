@@ -157,3 +157,143 @@ async fn unknown_format_is_404() {
         "{err}"
     );
 }
+
+async fn upload(session: &Session, query: &[(&str, &str)], body: Vec<u8>) -> (String, String) {
+    let length = body.len() as u64;
+    let stream =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
+    let upload = session
+        .put("/import_raw_vdi", query, None, stream, length)
+        .await
+        .unwrap();
+    assert_eq!(upload.status, 200);
+    let task = upload.task_id.expect("a task-id header").to_string();
+    let status: String = session.call("task.get_status", (&task,)).await.unwrap();
+    let result: String = session.call("task.get_result", (&task,)).await.unwrap();
+    (status, result)
+}
+
+#[tokio::test]
+async fn raw_import_writes_the_disk_and_tracks_changed_blocks() {
+    let (sim, session) = demo().await;
+    let vms: Vec<String> = session
+        .call("VM.get_by_name_label", ("test-vm",))
+        .await
+        .unwrap();
+    let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
+    let vdi: String = session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap();
+    let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
+    session.call::<()>("VDI.enable_cbt", (&vdi,)).await.unwrap();
+    let before: String = session
+        .call("VM.snapshot", (&vms[0], "before", Vec::<String>::new()))
+        .await
+        .unwrap();
+
+    // a whole raw image
+    let image: Vec<u8> = (0..(10_u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let (status, result) = upload(
+        &session,
+        &[("vdi", &uuid), ("format", "raw")],
+        image.clone(),
+    )
+    .await;
+    assert_eq!(status, "success");
+    assert_eq!(result, format!("<value>{vdi}</value>"));
+    assert_eq!(
+        std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap(),
+        image
+    );
+
+    // chunked extents: only what changes
+    let extents = xapi_backup::format::chunked::encode_extents([
+        (3 << 20, &[7_u8; 100][..]),
+        (9 << 20, &[9_u8; 10][..]),
+    ]);
+    let (status, _) = upload(
+        &session,
+        &[("vdi", &uuid), ("format", "raw"), ("chunked", "")],
+        extents,
+    )
+    .await;
+    assert_eq!(status, "success");
+    let disk = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
+    assert_eq!(&disk[3 << 20..(3 << 20) + 100], &[7_u8; 100][..]);
+    assert_eq!(disk[(3 << 20) + 100], image[(3 << 20) + 100]);
+
+    // every block was written since the snapshot
+    let after: String = session
+        .call("VM.snapshot", (&vms[0], "after", Vec::<String>::new()))
+        .await
+        .unwrap();
+    let disk_of = |vm: String| {
+        let session = session.clone();
+        async move {
+            let vbds: Vec<String> = session.call("VM.get_VBDs", (&vm,)).await.unwrap();
+            session
+                .call::<String>("VBD.get_VDI", (&vbds[0],))
+                .await
+                .unwrap()
+        }
+    };
+    let bitmap: String = session
+        .call(
+            "VDI.list_changed_blocks",
+            (disk_of(before).await, disk_of(after).await),
+        )
+        .await
+        .unwrap();
+    let bitmap =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, bitmap).unwrap();
+    assert!(
+        bitmap[..20].iter().all(|b| *b == 0xff),
+        "the 10 MiB written are 160 changed blocks"
+    );
+}
+
+#[tokio::test]
+async fn import_into_a_new_vdi_and_from_a_raw_tar() {
+    let (sim, session) = demo().await;
+    let srs: Vec<String> = session
+        .call("SR.get_by_name_label", ("Shared NFS",))
+        .await
+        .unwrap();
+    let sr_uuid: String = session.call("SR.get_uuid", (&srs[0],)).await.unwrap();
+    let data: Vec<u8> = (0..(3_u32 << 20) + 512).map(|i| (i % 13) as u8).collect();
+    let (status, result) = upload(
+        &session,
+        &[("sr_uuid", &sr_uuid), ("format", "raw")],
+        data.clone(),
+    )
+    .await;
+    assert_eq!(status, "success");
+    let vdi = result
+        .trim_start_matches("<value>")
+        .trim_end_matches("</value>")
+        .to_owned();
+    let name: String = session.call("VDI.get_name_label", (&vdi,)).await.unwrap();
+    assert_eq!(name, "Imported VDI");
+    let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
+
+    // export it as a raw tar and import that back over a zeroed copy
+    let (tar, _, _) = fetch(&session, &uuid, "tar").await;
+    std::fs::write(
+        sim.disk_image("primary", &uuid).unwrap(),
+        vec![0_u8; data.len()],
+    )
+    .unwrap();
+    let (status, _) = upload(&session, &[("vdi", &uuid), ("format", "tar")], tar).await;
+    assert_eq!(status, "success");
+    assert_eq!(
+        std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap(),
+        data
+    );
+
+    // a body longer than the disk fails the task
+    let (status, _) = upload(
+        &session,
+        &[("vdi", &uuid), ("format", "raw")],
+        vec![1_u8; data.len() + 1],
+    )
+    .await;
+    assert_eq!(status, "failure");
+}
