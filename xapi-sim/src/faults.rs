@@ -21,6 +21,10 @@ struct FaultState {
     session_invalid_after: Option<u64>,
     /// The next Async task fails midway (at progress 0.5) with this error code.
     fail_next_task: Option<String>,
+    /// The next data-plane download is cut after this many bytes.
+    cut_after_bytes: Option<u64>,
+    /// SRs (by uuid) with no space left.
+    full_srs: Vec<String>,
 }
 
 impl Faults {
@@ -49,6 +53,22 @@ impl Faults {
     /// Make the next Async task fail at progress 0.5 with `code` (for example `SR_BACKEND_FAILURE`).
     pub fn fail_next_task(&self, code: impl Into<String>) {
         self.lock().fail_next_task = Some(code.into());
+    }
+
+    /// Cut the next data-plane download (export, raw VDI) after `bytes` bytes: the connection
+    /// drops mid-body and the task fails.
+    pub fn cut_next_download_after(&self, bytes: u64) {
+        self.lock().cut_after_bytes = Some(bytes);
+    }
+
+    /// Make the SR with this uuid full: creating, copying or importing disks on it fails with
+    /// `SR_BACKEND_FAILURE_44` ("There is insufficient space").
+    pub fn fill_sr(&self, sr_uuid: impl Into<String>) {
+        let sr_uuid = sr_uuid.into();
+        let mut state = self.lock();
+        if !state.full_srs.contains(&sr_uuid) {
+            state.full_srs.push(sr_uuid);
+        }
     }
 
     /// Switch every fault off.
@@ -86,6 +106,16 @@ impl Faults {
             }
             None => false,
         }
+    }
+
+    /// The byte count after which this download must be cut, if any (consumes it).
+    pub(crate) fn take_cut(&self) -> Option<u64> {
+        self.lock().cut_after_bytes.take()
+    }
+
+    /// Whether the SR with this uuid is full.
+    pub(crate) fn is_sr_full(&self, sr_uuid: &str) -> bool {
+        self.lock().full_srs.iter().any(|s| s == sr_uuid)
     }
 
     /// The error code the next task must fail with, if any (consumes it).

@@ -24,7 +24,9 @@
 //! Every pool also answers, for tests written in other languages:
 //! - `POST /_sim/fault?delay_ms=N` (delay every RPC response), `?http_500=N` (answer the next N
 //!   requests with HTTP 500), `?session_invalid_after=N`, `?fail_next_task=CODE` (the next Async
-//!   task fails at progress 0.5 with CODE), `?clear`;
+//!   task fails at progress 0.5 with CODE), `?cut_after_bytes=N` (the next download is cut after
+//!   N bytes), `?fill_sr=SR_UUID` (disks cannot be created on that SR:
+//!   `SR_BACKEND_FAILURE_44`), `?clear`;
 //! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
 
 mod api_error;

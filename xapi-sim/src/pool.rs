@@ -85,6 +85,22 @@ impl Pool {
         self.cbt().note_write(uuid, offset, length);
     }
 
+    /// `SR_BACKEND_FAILURE_44` when the "SR full" fault is on for this SR.
+    pub(crate) fn assert_sr_has_space(
+        &self,
+        db: &Db,
+        sr: &str,
+    ) -> Result<(), xapi_core::wire::Failure> {
+        let uuid = db.str_field("SR", sr, "uuid").unwrap_or_default();
+        if self.faults.is_sr_full(&uuid) {
+            return Err(crate::api_error::failure(
+                "SR_BACKEND_FAILURE_44",
+                ["", "There is insufficient space", ""],
+            ));
+        }
+        Ok(())
+    }
+
     /// The running-task table, locked.
     pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<String, AbortHandle>> {
         self.running

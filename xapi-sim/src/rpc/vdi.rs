@@ -69,6 +69,7 @@ fn create(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
         _ => String::new(),
     };
     db.object("SR", &sr)?;
+    pool.assert_sr_has_space(&db, &sr)?;
     let vdi = db.create("VDI", record.clone())?;
     let uuid = db.str_field("VDI", &vdi, "uuid")?;
     let size = db.int_field("VDI", &vdi, "virtual_size")?.max(0) as u64;

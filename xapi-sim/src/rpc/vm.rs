@@ -284,6 +284,9 @@ fn copy_devices(
                 vdi_fields.insert("SR".into(), Value::String(sr.clone()));
             }
             let size = db.int_field("VDI", &vdi, "virtual_size")?.max(0) as u64;
+            if let Some(Value::String(target_sr)) = vdi_fields.get("SR") {
+                pool.assert_sr_has_space(db, target_sr)?;
+            }
             let new_vdi = db.create("VDI", vdi_fields)?;
             let from_uuid = db.str_field("VDI", &vdi, "uuid")?;
             let to_uuid = db.str_field("VDI", &new_vdi, "uuid")?;

@@ -189,8 +189,8 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
-/// `POST /_sim/fault?delay_ms=N&http_500=N&session_invalid_after=N&fail_next_task=CODE` or
-/// `?clear`: switch faults at run time.
+/// `POST /_sim/fault?delay_ms=N&http_500=N&session_invalid_after=N&fail_next_task=CODE&
+/// cut_after_bytes=N&fill_sr=SR_UUID` or `?clear`: switch faults at run time.
 fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
     for (key, value) in query_pairs(query) {
         let applied = match key {
@@ -215,6 +215,14 @@ fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
                 .is_ok(),
             "fail_next_task" if !value.is_empty() => {
                 pool.faults.fail_next_task(value);
+                true
+            }
+            "cut_after_bytes" => value
+                .parse()
+                .map(|n| pool.faults.cut_next_download_after(n))
+                .is_ok(),
+            "fill_sr" if !value.is_empty() => {
+                pool.faults.fill_sr(value);
                 true
             }
             _ => false,

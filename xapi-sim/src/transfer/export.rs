@@ -239,11 +239,18 @@ pub(crate) struct TaskBody<S> {
     /// stops polling there).
     length: Option<u64>,
     sent: u64,
+    /// The "cut the download" fault: stop with an error after this many bytes.
+    cut_after: Option<u64>,
+}
+
+fn pool_cut(pool: &Pool) -> Option<u64> {
+    pool.faults.take_cut()
 }
 
 impl<S> TaskBody<S> {
     /// A body streaming `stream` and reporting on `task`.
     pub(crate) fn new(stream: S, pool: Arc<Pool>, task: String) -> Self {
+        let cut_after = pool_cut(&pool);
         Self {
             stream: Box::pin(stream),
             pool,
@@ -251,6 +258,7 @@ impl<S> TaskBody<S> {
             finished: false,
             length: None,
             sent: 0,
+            cut_after,
         }
     }
 
@@ -281,7 +289,19 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.stream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
+            Poll::Ready(Some(Ok(mut bytes))) => {
+                if let Some(cut) = self.cut_after {
+                    if self.sent >= cut {
+                        self.finished = true;
+                        let err =
+                            failure("INTERNAL_ERROR", ["connection cut by an injected fault"]);
+                        complete(&self.pool, &self.task, Err(err), Ty::Void);
+                        return Poll::Ready(Some(Err(io::Error::other(
+                            "connection cut by an injected fault",
+                        ))));
+                    }
+                    bytes.truncate((cut - self.sent).min(bytes.len() as u64) as usize);
+                }
                 self.sent += bytes.len() as u64;
                 if self.length.is_some_and(|length| self.sent >= length) {
                     self.succeed();

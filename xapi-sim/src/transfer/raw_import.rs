@@ -106,6 +106,7 @@ fn target(
             (None, None) => return Err(failure("VDI_MISSING", ["", ""])),
         };
         db.object("SR", &sr)?;
+        pool.assert_sr_has_space(&db, &sr)?;
         let (Some(size), "raw") = (content_length, format) else {
             return Err(failure(
                 "INTERNAL_ERROR",
