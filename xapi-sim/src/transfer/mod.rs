@@ -3,6 +3,7 @@
 
 pub(crate) mod db_dump;
 pub(crate) mod export;
+pub(crate) mod import;
 pub(crate) mod ova;
 pub(crate) mod raw_import;
 pub(crate) mod raw_vdi;

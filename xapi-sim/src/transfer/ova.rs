@@ -158,9 +158,8 @@ fn scrub(class: &str, field: &str, options: ExportOptions) -> Option<Value> {
         ("VM", "snapshot_of" | "parent" | "protection_policy" | "snapshot_schedule") => {
             Some(null())
         }
-        ("VM", "snapshots" | "children" | "consoles" | "crash_dumps" | "blobs") => {
-            Some(empty_set())
-        }
+        ("VM", "snapshots" | "children" | "consoles" | "crash_dumps") => Some(empty_set()),
+        ("VM", "blobs") => Some(Value::Struct(std::collections::BTreeMap::new())),
         ("VM", "snapshot_time") => Some(timestamp::epoch()),
         ("VM", "power_state") if !options.preserve_power_state => {
             Some(Value::String("Halted".to_owned()))
