@@ -152,14 +152,15 @@ fn scrub(class: &str, field: &str, options: ExportOptions) -> Option<Value> {
     let empty_set = || Value::Array(Vec::new());
     let null = || Value::String(NULL_REF.to_owned());
     match (class, field) {
-        (_, "allowed_operations") => Some(empty_set()),
-        (_, "current_operations") => Some(Value::Struct(std::collections::BTreeMap::new())),
+        (_, "allowed_operations")
+        | ("VM", "snapshots" | "children" | "consoles" | "crash_dumps") => Some(empty_set()),
+        (_, "current_operations") | ("VM", "blobs") => {
+            Some(Value::Struct(std::collections::BTreeMap::new()))
+        }
         ("VM", "is_a_snapshot") => Some(Value::Bool(false)),
         ("VM", "snapshot_of" | "parent" | "protection_policy" | "snapshot_schedule") => {
             Some(null())
         }
-        ("VM", "snapshots" | "children" | "consoles" | "crash_dumps") => Some(empty_set()),
-        ("VM", "blobs") => Some(Value::Struct(std::collections::BTreeMap::new())),
         ("VM", "snapshot_time") => Some(timestamp::epoch()),
         ("VM", "power_state") if !options.preserve_power_state => {
             Some(Value::String("Halted".to_owned()))
