@@ -1,0 +1,124 @@
+//! A fast path in front of quick-xml for the plain markup that makes up nearly all of an
+//! XML-RPC body: `<name>`, `<name/>`, `</name>` without attributes or whitespace, and text
+//! without entity references.
+//!
+//! [`plain_event`] recognises exactly those shapes at the start of the unread input and
+//! returns the event quick-xml would have returned for them; anything else (declarations,
+//! comments, CDATA, DOCTYPE, attributes, entities, text up to the end of input, and everything
+//! from the first invalid UTF-8 byte on, which the caller does not hand over)
+//! returns `None` and is left to quick-xml, which stays the parser of record for every
+//! construct beyond these. The caller keeps the nesting check (quick-xml's `check_end_names`)
+//! itself, since the tags read here never reach quick-xml's stack of open elements.
+
+use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+
+/// Whether `b` may appear in a tag name taken by the fast path (a conservative subset of XML
+/// name characters; other names go to quick-xml).
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')
+}
+
+/// The length of the plain tag name at the start of `bytes` (0 if none).
+fn name_len(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {}
+        _ => return 0,
+    }
+    bytes
+        .iter()
+        .position(|&b| !is_name_byte(b))
+        .unwrap_or(bytes.len())
+}
+
+/// The plain event at the start of `rest` and how many bytes it spans, or `None` when quick-xml
+/// has to read what comes next. `rest` is already known to be UTF-8 (the input is validated
+/// once, not event by event).
+pub(crate) fn plain_event(rest: &str) -> Option<(Event<'_>, usize)> {
+    let bytes = rest.as_bytes();
+    // every slice below starts and ends next to an ASCII byte (`<`, `/`, `>`, a name byte),
+    // hence on a character boundary
+    let ascii = |from: usize, to: usize| rest.get(from..to).expect("sliced at ASCII bytes");
+    if *bytes.first()? != b'<' {
+        let end = memchr::memchr2(b'<', b'&', bytes)?;
+        if bytes[end] != b'<' {
+            return None;
+        }
+        return Some((Event::Text(BytesText::from_escaped(ascii(0, end))), end));
+    }
+    if bytes.get(1) == Some(&b'/') {
+        let len = name_len(&bytes[2..]);
+        if len > 0 && bytes.get(2 + len) == Some(&b'>') {
+            let name = ascii(2, 2 + len);
+            return Some((Event::End(BytesEnd::new(name)), len + 3));
+        }
+        return None;
+    }
+    let len = name_len(&bytes[1..]);
+    if len == 0 {
+        return None;
+    }
+    let name = ascii(1, 1 + len);
+    match bytes.get(1 + len)? {
+        b'>' => Some((Event::Start(BytesStart::new(name)), len + 2)),
+        b'/' if bytes.get(2 + len) == Some(&b'>') => {
+            Some((Event::Empty(BytesStart::new(name)), len + 3))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(input: &str) -> Option<(Event<'_>, usize)> {
+        plain_event(input)
+    }
+
+    #[test]
+    fn plain_tags_and_text_are_taken() {
+        assert_eq!(
+            event("<value>x"),
+            Some((Event::Start(BytesStart::new("value")), 7))
+        );
+        assert_eq!(
+            event("<dateTime.iso8601>"),
+            Some((Event::Start(BytesStart::new("dateTime.iso8601")), 18))
+        );
+        assert_eq!(
+            event("</member></struct>"),
+            Some((Event::End(BytesEnd::new("member")), 9))
+        );
+        assert_eq!(
+            event("<nil/><"),
+            Some((Event::Empty(BytesStart::new("nil")), 6))
+        );
+        assert_eq!(
+            event("OpaqueRef:1 é</value>"),
+            Some((Event::Text(BytesText::from_escaped("OpaqueRef:1 é")), 14))
+        );
+    }
+
+    #[test]
+    fn everything_else_is_left_to_quick_xml() {
+        for input in [
+            "",
+            "<",
+            "<value",
+            "<value attr=\"1\">",
+            "<value >",
+            "</value >",
+            "</>",
+            "<1a>",
+            "<!-- c -->",
+            "<![CDATA[x]]>",
+            "<!DOCTYPE x>",
+            "<?xml version=\"1.0\"?>",
+            "a &amp; b<",
+            "text up to the end",
+            "<nil/",
+        ] {
+            assert_eq!(event(input), None, "{input:?}");
+        }
+    }
+}
