@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Visitor};
 use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
 use super::text::{TextDeserializer, TextKind};
-use super::xml_scan::plain_event;
+use super::xml_scan::{member_name, plain_event, untyped_value};
 
 /// The start of a `<value>`, read far enough to know what it holds.
 enum Head<'de> {
@@ -171,6 +171,23 @@ impl<'de> XmlDeserializer<'de> {
         })
     }
 
+    /// The unread input and its offset, when the fast path may read it: quick-xml stands
+    /// between two pieces of markup, nothing was looked ahead, and the input is UTF-8 there.
+    fn fast_rest(&self) -> Option<(&'de str, usize)> {
+        if !self.fast_path_ok || self.peeked.is_some() {
+            return None;
+        }
+        let start = self.input.len() - self.reader.get_ref().len();
+        Some((self.valid.get(start..)?, start))
+    }
+
+    /// Takes `len` bytes read by the fast path off the front of quick-xml's input.
+    fn advance(&mut self, len: usize) {
+        let rest: &'de [u8] = self.reader.get_ref();
+        *self.reader.get_mut() = &rest[len..];
+        self.skipped += len as u64;
+    }
+
     /// The next raw event; DTDs are refused here, before anything else sees them.
     fn next(&mut self) -> Result<Event<'de>, DecodeError> {
         if let Some((event, start)) = self.peeked.take() {
@@ -275,6 +292,18 @@ impl<'de> XmlDeserializer<'de> {
     }
 
     pub(crate) fn expect_end(&mut self, name: &'static str) -> Result<(), DecodeError> {
+        if let Some((rest, start)) = self.fast_rest() {
+            let bytes = rest.as_bytes();
+            if bytes.starts_with(b"</")
+                && bytes[2..].starts_with(name.as_bytes())
+                && bytes.get(2 + name.len()) == Some(&b'>')
+            {
+                self.event_start = start as u64;
+                self.check_end(name.as_bytes())?;
+                self.advance(name.len() + 3);
+                return Ok(());
+            }
+        }
         let event = self.next_tag()?;
         match &event {
             Event::End(e) if e.name().as_ref() == name => Ok(()),
@@ -354,6 +383,16 @@ impl<'de> XmlDeserializer<'de> {
     fn head(&mut self) -> Result<(Head<'de>, u64), DecodeError> {
         if let Some(pending) = self.pending.take() {
             return Ok(pending);
+        }
+        if let Some((rest, start)) = self.fast_rest()
+            && let Some((text, end_tag, len)) = untyped_value(rest)
+        {
+            self.event_start = (start + end_tag) as u64;
+            self.advance(len);
+            return Ok((
+                Head::Text(Cow::Borrowed(text), TextKind::Untyped),
+                start as u64,
+            ));
         }
         let event = self.next_tag()?;
         let start = self.event_start;
@@ -506,6 +545,16 @@ impl<'de> XmlDeserializer<'de> {
 
     /// Reads `<member><name>...</name>` and returns the name; `None` at `</struct>`.
     pub(crate) fn next_member_name(&mut self) -> Result<Option<Cow<'de, str>>, DecodeError> {
+        if let Some((rest, start)) = self.fast_rest()
+            && let Some((name, end_tag, len)) = member_name(rest)
+        {
+            // `<member>` stays open until its `</member>`
+            self.open
+                .push(&self.input[start + 1..start + 1 + "member".len()]);
+            self.event_start = (start + end_tag) as u64;
+            self.advance(len);
+            return Ok(Some(Cow::Borrowed(name)));
+        }
         let event = self.next_tag()?;
         match &event {
             Event::End(e) if e.name().as_ref() == "struct" => return Ok(None),
@@ -556,7 +605,11 @@ impl<'de> de::SeqAccess<'de> for &mut XmlSeq<'_, 'de> {
         if self.done {
             return Ok(None);
         }
-        if self.de.next_is_start_of("value")? {
+        let fast_value = self
+            .de
+            .fast_rest()
+            .is_some_and(|(rest, _)| rest.starts_with("<value>"));
+        if fast_value || self.de.next_is_start_of("value")? {
             return seed.deserialize(&mut *self.de).map(Some);
         }
         let event = self.de.next_tag()?;

@@ -76,6 +76,33 @@ pub(crate) fn plain_event(rest: &str) -> Option<(Event<'_>, usize)> {
     }
 }
 
+/// `<member><name>K</name>` at the start of `rest`, with `K` free of markup and entities: the
+/// name, the offset of `</name>` and the length of the whole.
+pub(crate) fn member_name(rest: &str) -> Option<(&str, usize, usize)> {
+    const OPEN: &str = "<member><name>";
+    const CLOSE: &str = "</name>";
+    let after = rest.strip_prefix(OPEN)?;
+    let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
+    let name = after
+        .get(..end)
+        .filter(|_| after[end..].starts_with(CLOSE))?;
+    Some((name, OPEN.len() + end, OPEN.len() + end + CLOSE.len()))
+}
+
+/// `<value>T</value>` at the start of `rest`, with `T` free of markup and entities (the
+/// untyped string form that makes up most of a record): the text, the offset of `</value>`
+/// and the length of the whole.
+pub(crate) fn untyped_value(rest: &str) -> Option<(&str, usize, usize)> {
+    const OPEN: &str = "<value>";
+    const CLOSE: &str = "</value>";
+    let after = rest.strip_prefix(OPEN)?;
+    let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
+    let text = after
+        .get(..end)
+        .filter(|_| after[end..].starts_with(CLOSE))?;
+    Some((text, OPEN.len() + end, OPEN.len() + end + CLOSE.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +133,35 @@ mod tests {
             event("OpaqueRef:1 é</value>"),
             Some((Event::Text(BytesText::from_escaped("OpaqueRef:1 é")), 14))
         );
+    }
+
+    #[test]
+    fn plain_members_and_untyped_values_are_taken_whole() {
+        let member = "<member><name>uuid</name><value>x</value></member>";
+        assert_eq!(member_name(member), Some(("uuid", 18, 25)));
+        assert_eq!(
+            member_name("<member><name></name><value/>"),
+            Some(("", 14, 21))
+        );
+        assert_eq!(untyped_value(&member[25..]), Some(("x", 8, 16)));
+        assert_eq!(untyped_value("<value></value>"), Some(("", 7, 15)));
+        for input in [
+            "<member> <name>a</name>",
+            "<member><name>a &amp; b</name>",
+            "<member><name>a</nam>",
+            "<member><name>a",
+        ] {
+            assert_eq!(member_name(input), None, "{input:?}");
+        }
+        for input in [
+            "<value><string>a</string></value>",
+            "<value>a &lt; b</value>",
+            "<value>a</member>",
+            "<value>a",
+            "<value/>",
+        ] {
+            assert_eq!(untyped_value(input), None, "{input:?}");
+        }
     }
 
     #[test]
