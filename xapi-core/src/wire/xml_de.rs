@@ -291,7 +291,9 @@ impl<'de> XmlDeserializer<'de> {
         }
     }
 
-    pub(crate) fn expect_end(&mut self, name: &'static str) -> Result<(), DecodeError> {
+    /// Reads `</name>` when it comes next as plain markup, without building an event;
+    /// `Ok(false)` (nothing read) otherwise.
+    fn take_plain_end(&mut self, name: &str) -> Result<bool, DecodeError> {
         if let Some((rest, start)) = self.fast_rest() {
             let bytes = rest.as_bytes();
             if bytes.starts_with(b"</")
@@ -301,8 +303,45 @@ impl<'de> XmlDeserializer<'de> {
                 self.event_start = start as u64;
                 self.check_end(name.as_bytes())?;
                 self.advance(name.len() + 3);
-                return Ok(());
+                return Ok(true);
             }
+        }
+        Ok(false)
+    }
+
+    /// Reads `<value><struct>` or `<value><array><data>` when it comes next as plain markup:
+    /// the head of a non-empty container, as [`Self::head`] would return it.
+    fn take_plain_container(&mut self) -> Result<Option<(Head<'de>, u64)>, DecodeError> {
+        const STRUCT: &str = "<value><struct>";
+        const ARRAY: &str = "<value><array><data>";
+        let Some((rest, start)) = self.fast_rest() else {
+            return Ok(None);
+        };
+        let (head, tags, container_at): (_, &[(usize, usize)], usize) =
+            if rest.starts_with(STRUCT) && !rest[STRUCT.len()..].starts_with("</struct>") {
+                (Head::Struct { empty: false }, &[(1, 5), (8, 6)], 7)
+            } else if rest.starts_with(ARRAY) && !rest[ARRAY.len()..].starts_with("</data>") {
+                (Head::Array { empty: false }, &[(1, 5), (8, 5), (15, 4)], 7)
+            } else {
+                return Ok(None);
+            };
+        for &(at, len) in tags {
+            self.open.push(&self.input[start + at..start + at + len]);
+        }
+        self.advance(if matches!(head, Head::Struct { .. }) {
+            STRUCT.len()
+        } else {
+            ARRAY.len()
+        });
+        // positions as on the event-by-event path: at `<struct>` or `<array>`
+        self.event_start = (start + container_at) as u64;
+        self.enter()?;
+        Ok(Some((head, start as u64)))
+    }
+
+    pub(crate) fn expect_end(&mut self, name: &'static str) -> Result<(), DecodeError> {
+        if self.take_plain_end(name)? {
+            return Ok(());
         }
         let event = self.next_tag()?;
         match &event {
@@ -383,6 +422,9 @@ impl<'de> XmlDeserializer<'de> {
     fn head(&mut self) -> Result<(Head<'de>, u64), DecodeError> {
         if let Some(pending) = self.pending.take() {
             return Ok(pending);
+        }
+        if let Some(head) = self.take_plain_container()? {
+            return Ok(head);
         }
         if let Some((rest, start)) = self.fast_rest()
             && let Some((text, end_tag, len)) = untyped_value(rest)
@@ -555,6 +597,9 @@ impl<'de> XmlDeserializer<'de> {
             self.advance(len);
             return Ok(Some(Cow::Borrowed(name)));
         }
+        if self.take_plain_end("struct")? {
+            return Ok(None);
+        }
         let event = self.next_tag()?;
         match &event {
             Event::End(e) if e.name().as_ref() == "struct" => return Ok(None),
@@ -611,6 +656,10 @@ impl<'de> de::SeqAccess<'de> for &mut XmlSeq<'_, 'de> {
             .is_some_and(|(rest, _)| rest.starts_with("<value>"));
         if fast_value || self.de.next_is_start_of("value")? {
             return seed.deserialize(&mut *self.de).map(Some);
+        }
+        if self.de.take_plain_end("data")? {
+            self.done = true;
+            return Ok(None);
         }
         let event = self.de.next_tag()?;
         match &event {
