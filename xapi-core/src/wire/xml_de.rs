@@ -4,6 +4,11 @@
 //! scalar text is borrowed from the input when it holds no entity, untyped text and
 //! `<string>` follow the type asked for (see [`TextDeserializer`]), and subtrees the target
 //! ignores are skipped without decoding.
+//!
+//! Plain markup (tags without attributes or whitespace, text without entities), which is
+//! nearly all of a XAPI response, is read straight off the input by the scanners of
+//! [`xml_scan`](super::xml_scan), whole members and untyped values at a time; quick-xml reads
+//! everything else. End tags are checked against the open elements here, for both.
 
 use std::borrow::Cow;
 
