@@ -68,6 +68,7 @@ mod text;
 pub mod value;
 mod value_de;
 mod xml_de;
+mod xml_scan;
 mod xml_write;
 pub mod xmlrpc;
 

@@ -4,18 +4,24 @@
 //! scalar text is borrowed from the input when it holds no entity, untyped text and
 //! `<string>` follow the type asked for (see [`TextDeserializer`]), and subtrees the target
 //! ignores are skipped without decoding.
+//!
+//! Plain markup (tags without attributes or whitespace, text without entities), which is
+//! nearly all of a XAPI response, is read straight off the input by the scanners of
+//! [`xml_scan`](super::xml_scan), whole members and untyped values at a time; quick-xml reads
+//! everything else. End tags are checked against the open elements here, for both.
 
 use std::borrow::Cow;
 
 use quick_xml::Reader;
+use quick_xml::errors::IllFormedError;
 use quick_xml::events::{BytesRef, Event};
-use quick_xml::name::QName;
 use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
 use super::text::{TextDeserializer, TextKind};
+use super::xml_scan::{member_name, plain_event, untyped_value};
 
 /// The start of a `<value>`, read far enough to know what it holds.
 enum Head<'de> {
@@ -32,7 +38,22 @@ enum Head<'de> {
 /// The pull parser plus what the serde side needs: one event of lookahead, the position of the
 /// current event, the nesting depth.
 pub(crate) struct XmlDeserializer<'de> {
+    /// quick-xml over the unread input; [`plain_event`] takes plain markup off its front.
     reader: Reader<&'de [u8]>,
+    /// The whole input.
+    input: &'de [u8],
+    /// The longest prefix of the input that is valid UTF-8 (all of it, for a valid document):
+    /// the fast path reads only there and leaves the error to quick-xml.
+    valid: &'de str,
+    /// Bytes taken off the reader's input by the fast path: quick-xml's own positions lag by
+    /// this much.
+    skipped: u64,
+    /// Whether quick-xml stands between two pieces of markup (its last event ended with `>`),
+    /// the one state in which the fast path may take input off its front.
+    fast_path_ok: bool,
+    /// Names of the open elements, innermost last: end tags are checked against them here,
+    /// for the fast path and quick-xml alike.
+    open: Vec<&'de [u8]>,
     peeked: Option<(Event<'de>, u64)>,
     /// Byte offset where the last event returned by [`Self::next`] starts.
     event_start: u64,
@@ -112,13 +133,25 @@ impl<'de> XmlDeserializer<'de> {
                 },
             ));
         }
+        let valid = match std::str::from_utf8(input) {
+            Ok(valid) => valid,
+            Err(e) => std::str::from_utf8(&input[..e.valid_up_to()])
+                .expect("the input is valid UTF-8 up to valid_up_to"),
+        };
         let mut reader = Reader::from_reader(input);
         let config = reader.config_mut();
-        config.check_end_names = true;
+        // nesting is checked in `next`, over the events of both the fast path and quick-xml
+        config.check_end_names = false;
+        config.allow_unmatched_ends = true;
         config.expand_empty_elements = false;
         config.trim_text(false);
         Ok(Self {
             reader,
+            input,
+            valid,
+            skipped: 0,
+            fast_path_ok: false,
+            open: Vec::new(),
             peeked: None,
             event_start: 0,
             depth: 0,
@@ -143,21 +176,86 @@ impl<'de> XmlDeserializer<'de> {
         })
     }
 
+    /// The unread input and its offset, when the fast path may read it: quick-xml stands
+    /// between two pieces of markup, nothing was looked ahead, and the input is UTF-8 there.
+    fn fast_rest(&self) -> Option<(&'de str, usize)> {
+        if !self.fast_path_ok || self.peeked.is_some() {
+            return None;
+        }
+        let start = self.input.len() - self.reader.get_ref().len();
+        Some((self.valid.get(start..)?, start))
+    }
+
+    /// Takes `len` bytes read by the fast path off the front of quick-xml's input.
+    fn advance(&mut self, len: usize) {
+        let rest: &'de [u8] = self.reader.get_ref();
+        *self.reader.get_mut() = &rest[len..];
+        self.skipped += len as u64;
+    }
+
     /// The next raw event; DTDs are refused here, before anything else sees them.
     fn next(&mut self) -> Result<Event<'de>, DecodeError> {
         if let Some((event, start)) = self.peeked.take() {
             self.event_start = start;
             return Ok(event);
         }
-        self.event_start = self.reader.buffer_position();
-        match self.reader.read_event() {
+        let rest: &'de [u8] = self.reader.get_ref();
+        let start = self.input.len() - rest.len();
+        self.event_start = start as u64;
+        let fast = match self.valid.get(start..) {
+            Some(valid_rest) if self.fast_path_ok => plain_event(valid_rest),
+            _ => None,
+        };
+        let event = match fast {
+            Some((event, len)) => {
+                *self.reader.get_mut() = &rest[len..];
+                self.skipped += len as u64;
+                event
+            }
+            None => self.read_quick_xml()?,
+        };
+        match &event {
+            Event::Start(e) => {
+                let name_start = start + 1;
+                let name_end = name_start + e.name().as_ref().len();
+                self.open.push(&self.input[name_start..name_end]);
+            }
+            Event::End(e) => self.check_end(e.name().as_ref().as_bytes())?,
+            _ => {}
+        }
+        Ok(event)
+    }
+
+    /// The next event from quick-xml itself.
+    fn read_quick_xml(&mut self) -> Result<Event<'de>, DecodeError> {
+        let event = self.reader.read_event();
+        self.fast_path_ok = !matches!(
+            event,
+            Ok(Event::Text(_) | Event::Eof) | Err(_) // after text, quick-xml sits at a `<`
+        );
+        match event {
             Ok(Event::DocType(_)) => Err(self.error(DecodeErrorKind::DoctypeNotAllowed)),
             Ok(event) => Ok(event),
             Err(e) => Err(DecodeError::new(
-                self.reader.error_position(),
+                self.reader.error_position() + self.skipped,
                 DecodeErrorKind::Syntax(e.to_string()),
             )),
         }
+    }
+
+    /// Checks that the end tag `name` just read closes the innermost open element.
+    fn check_end(&mut self, name: &[u8]) -> Result<(), DecodeError> {
+        let ill_formed = match self.open.pop() {
+            Some(open) if open == name => return Ok(()),
+            Some(open) => IllFormedError::MismatchedEndTag {
+                expected: String::from_utf8_lossy(open).into_owned(),
+                found: String::from_utf8_lossy(name).into_owned(),
+            },
+            None => IllFormedError::UnmatchedEndTag(String::from_utf8_lossy(name).into_owned()),
+        };
+        Err(self.error(DecodeErrorKind::Syntax(
+            quick_xml::Error::IllFormed(ill_formed).to_string(),
+        )))
     }
 
     /// The next structural event: start, empty or end tags, or `Eof`. Whitespace, comments,
@@ -198,7 +296,58 @@ impl<'de> XmlDeserializer<'de> {
         }
     }
 
+    /// Reads `</name>` when it comes next as plain markup, without building an event;
+    /// `Ok(false)` (nothing read) otherwise.
+    fn take_plain_end(&mut self, name: &str) -> Result<bool, DecodeError> {
+        if let Some((rest, start)) = self.fast_rest() {
+            let bytes = rest.as_bytes();
+            if bytes.starts_with(b"</")
+                && bytes[2..].starts_with(name.as_bytes())
+                && bytes.get(2 + name.len()) == Some(&b'>')
+            {
+                self.event_start = start as u64;
+                self.check_end(name.as_bytes())?;
+                self.advance(name.len() + 3);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads `<value><struct>` or `<value><array><data>` when it comes next as plain markup:
+    /// the head of a non-empty container, as [`Self::head`] would return it.
+    fn take_plain_container(&mut self) -> Result<Option<(Head<'de>, u64)>, DecodeError> {
+        const STRUCT: &str = "<value><struct>";
+        const ARRAY: &str = "<value><array><data>";
+        let Some((rest, start)) = self.fast_rest() else {
+            return Ok(None);
+        };
+        let (head, tags, container_at): (_, &[(usize, usize)], usize) =
+            if rest.starts_with(STRUCT) && !rest[STRUCT.len()..].starts_with("</struct>") {
+                (Head::Struct { empty: false }, &[(1, 5), (8, 6)], 7)
+            } else if rest.starts_with(ARRAY) && !rest[ARRAY.len()..].starts_with("</data>") {
+                (Head::Array { empty: false }, &[(1, 5), (8, 5), (15, 4)], 7)
+            } else {
+                return Ok(None);
+            };
+        for &(at, len) in tags {
+            self.open.push(&self.input[start + at..start + at + len]);
+        }
+        self.advance(if matches!(head, Head::Struct { .. }) {
+            STRUCT.len()
+        } else {
+            ARRAY.len()
+        });
+        // positions as on the event-by-event path: at `<struct>` or `<array>`
+        self.event_start = (start + container_at) as u64;
+        self.enter()?;
+        Ok(Some((head, start as u64)))
+    }
+
     pub(crate) fn expect_end(&mut self, name: &'static str) -> Result<(), DecodeError> {
+        if self.take_plain_end(name)? {
+            return Ok(());
+        }
         let event = self.next_tag()?;
         match &event {
             Event::End(e) if e.name().as_ref() == name => Ok(()),
@@ -279,6 +428,19 @@ impl<'de> XmlDeserializer<'de> {
         if let Some(pending) = self.pending.take() {
             return Ok(pending);
         }
+        if let Some(head) = self.take_plain_container()? {
+            return Ok(head);
+        }
+        if let Some((rest, start)) = self.fast_rest()
+            && let Some((text, end_tag, len)) = untyped_value(rest)
+        {
+            self.event_start = (start + end_tag) as u64;
+            self.advance(len);
+            return Ok((
+                Head::Text(Cow::Borrowed(text), TextKind::Untyped),
+                start as u64,
+            ));
+        }
         let event = self.next_tag()?;
         let start = self.event_start;
         match &event {
@@ -301,7 +463,7 @@ impl<'de> XmlDeserializer<'de> {
                 }
                 Event::Comment(_) | Event::PI(_) => {}
                 Event::End(_) => {
-                    // check_end_names guarantees this closes <value>
+                    // `next` checked that this closes <value>
                     let text = acc.unwrap_or(Cow::Borrowed(""));
                     return Ok((Head::Text(text, TextKind::Untyped), start));
                 }
@@ -376,31 +538,27 @@ impl<'de> XmlDeserializer<'de> {
         Ok(())
     }
 
-    /// Skips the rest of an opened array or struct without decoding it.
+    /// Skips the rest of an opened array or struct without decoding it, up to and including
+    /// its `</data>` or `</struct>` (nesting is checked on the way, as everywhere).
     fn skip_container(&mut self, array: bool) -> Result<(), DecodeError> {
-        self.event_start = self.reader.buffer_position();
-        let tag: &str = if array { "data" } else { "struct" };
-        if let Some((event, start)) = self.peeked.take() {
-            // the lookahead already consumed one tag of the subtree: finish what it opened
-            match event {
-                Event::End(e) if e.name().as_ref() == tag => {
-                    return self.close_container(array);
-                }
-                Event::Start(e) => {
-                    let name = e.name().as_ref().to_owned();
-                    self.reader.read_to_end(QName(&name)).map_err(|err| {
-                        DecodeError::new(start, DecodeErrorKind::Syntax(err.to_string()))
-                    })?;
-                }
+        // `<data>` or `<struct>` is the innermost open element, unless the lookahead already
+        // read one more tag
+        let depth = match self.peeked.take() {
+            Some((Event::End(_), start)) => {
+                // the lookahead read the container's own end tag
+                self.event_start = start;
+                return self.close_container(array);
+            }
+            Some((Event::Start(_), _)) => self.open.len() - 1,
+            _ => self.open.len(),
+        };
+        loop {
+            match self.next()? {
+                Event::End(_) if self.open.len() < depth => break,
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof)),
                 _ => {}
             }
         }
-        self.reader.read_to_end(QName(tag)).map_err(|e| {
-            DecodeError::new(
-                self.reader.error_position(),
-                DecodeErrorKind::Syntax(e.to_string()),
-            )
-        })?;
         self.close_container(array)
     }
 
@@ -434,6 +592,19 @@ impl<'de> XmlDeserializer<'de> {
 
     /// Reads `<member><name>...</name>` and returns the name; `None` at `</struct>`.
     pub(crate) fn next_member_name(&mut self) -> Result<Option<Cow<'de, str>>, DecodeError> {
+        if let Some((rest, start)) = self.fast_rest()
+            && let Some((name, end_tag, len)) = member_name(rest)
+        {
+            // `<member>` stays open until its `</member>`
+            self.open
+                .push(&self.input[start + 1..start + 1 + "member".len()]);
+            self.event_start = (start + end_tag) as u64;
+            self.advance(len);
+            return Ok(Some(Cow::Borrowed(name)));
+        }
+        if self.take_plain_end("struct")? {
+            return Ok(None);
+        }
         let event = self.next_tag()?;
         match &event {
             Event::End(e) if e.name().as_ref() == "struct" => return Ok(None),
@@ -484,8 +655,16 @@ impl<'de> de::SeqAccess<'de> for &mut XmlSeq<'_, 'de> {
         if self.done {
             return Ok(None);
         }
-        if self.de.next_is_start_of("value")? {
+        let fast_value = self
+            .de
+            .fast_rest()
+            .is_some_and(|(rest, _)| rest.starts_with("<value>"));
+        if fast_value || self.de.next_is_start_of("value")? {
             return seed.deserialize(&mut *self.de).map(Some);
+        }
+        if self.de.take_plain_end("data")? {
+            self.done = true;
+            return Ok(None);
         }
         let event = self.de.next_tag()?;
         match &event {

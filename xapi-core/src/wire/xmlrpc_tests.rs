@@ -415,6 +415,62 @@ fn wrong_nesting_and_wrong_elements_are_errors_with_offsets() {
 }
 
 #[test]
+fn mismatched_end_tags_are_found_on_the_fast_path_and_in_skipped_subtrees() {
+    /// A record that reads member `a` and skips every other member.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Only {
+        a: String,
+    }
+    // each error is at the first end tag after `expect_after`
+    for (value, expect_after) in [
+        // plain markup, read without quick-xml events
+        (
+            "<value><struct><member><name>a</name><value>x</value></value>",
+            "x</value>",
+        ),
+        (
+            "<value><array><data><value>x</value></array></value>",
+            "x</value>",
+        ),
+        // inside a member the target skips
+        (
+            "<value><struct><member><name>a</name><value>x</value></member>\
+             <member><name>b</name><value><struct><member><name>c</name>\
+             <value>y</value></struct></member></struct></value></member></struct></value>",
+            "y</value>",
+        ),
+    ] {
+        let body = envelope(value);
+        let err = decode_response::<Only>(body.as_bytes(), &Limits::default())
+            .expect_err("mismatched end tag");
+        assert!(matches!(err.kind, DecodeErrorKind::Syntax(_)), "{err}");
+        assert_eq!(
+            err.offset as usize,
+            body.find(expect_after).expect("present") + expect_after.len(),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn plain_and_general_markup_decode_alike() {
+    // the same record once as plain markup (fast path) and once with whitespace, comments,
+    // attributes-free typed tags, entities and CDATA (event-by-event path)
+    let plain = "<value><struct><member><name>a</name><value>x &lt; y</value></member>\
+                 <member><name>b</name><value><array><data><value>1</value><value>2</value>\
+                 </data></array></value></member></struct></value>";
+    let general = "<value> <struct> <!-- c --> <member> <name>a</name> \
+                   <value><string>x <![CDATA[<]]> y</string></value> </member>\
+                   <member><name >b</name ><value><array> <data> <value><string>1</string></value>\
+                   <value>2</value> </data> </array></value></member> </struct> </value>";
+    let plain: HashMap<String, Value> = ok(plain);
+    let general: HashMap<String, Value> = ok(general);
+    assert_eq!(plain, general);
+    assert_eq!(plain["a"], Value::String("x < y".to_owned()));
+}
+
+#[test]
 fn truncated_documents_fail_cleanly_at_every_byte() {
     let body = envelope(
         "<value><struct><member><name>a&amp;</name><value><array><data><value><i4>1</i4></value>\

@@ -1,0 +1,189 @@
+//! A fast path in front of quick-xml for the plain markup that makes up nearly all of an
+//! XML-RPC body: `<name>`, `<name/>`, `</name>` without attributes or whitespace, and text
+//! without entity references.
+//!
+//! [`plain_event`] recognises exactly those shapes at the start of the unread input and
+//! returns the event quick-xml would have returned for them; anything else (declarations,
+//! comments, CDATA, DOCTYPE, attributes, entities, text up to the end of input, and everything
+//! from the first invalid UTF-8 byte on, which the caller does not hand over)
+//! returns `None` and is left to quick-xml, which stays the parser of record for every
+//! construct beyond these. The caller keeps the nesting check (quick-xml's `check_end_names`)
+//! itself, since the tags read here never reach quick-xml's stack of open elements.
+
+use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+
+/// Which bytes may appear in a tag name taken by the fast path: a conservative subset of XML
+/// name characters (ASCII letters, digits, `_`, `-`, `.`, `:`); other names go to quick-xml.
+/// A table, because names are scanned byte by byte for every tag of the document.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':');
+        b += 1;
+    }
+    table
+};
+
+/// The length of the plain tag name at the start of `bytes` (0 if none).
+fn name_len(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {}
+        _ => return 0,
+    }
+    let mut len = 1;
+    while len < bytes.len() && NAME_BYTES[usize::from(bytes[len])] {
+        len += 1;
+    }
+    len
+}
+
+/// The plain event at the start of `rest` and how many bytes it spans, or `None` when quick-xml
+/// has to read what comes next. `rest` is already known to be UTF-8 (the input is validated
+/// once, not event by event).
+pub(crate) fn plain_event(rest: &str) -> Option<(Event<'_>, usize)> {
+    let bytes = rest.as_bytes();
+    // every slice below starts and ends next to an ASCII byte (`<`, `/`, `>`, a name byte),
+    // hence on a character boundary
+    let ascii = |from: usize, to: usize| rest.get(from..to).expect("sliced at ASCII bytes");
+    if *bytes.first()? != b'<' {
+        let end = memchr::memchr2(b'<', b'&', bytes)?;
+        if bytes[end] != b'<' {
+            return None;
+        }
+        return Some((Event::Text(BytesText::from_escaped(ascii(0, end))), end));
+    }
+    if bytes.get(1) == Some(&b'/') {
+        let len = name_len(&bytes[2..]);
+        if len > 0 && bytes.get(2 + len) == Some(&b'>') {
+            let name = ascii(2, 2 + len);
+            return Some((Event::End(BytesEnd::new(name)), len + 3));
+        }
+        return None;
+    }
+    let len = name_len(&bytes[1..]);
+    if len == 0 {
+        return None;
+    }
+    let name = ascii(1, 1 + len);
+    match bytes.get(1 + len)? {
+        b'>' => Some((Event::Start(BytesStart::new(name)), len + 2)),
+        b'/' if bytes.get(2 + len) == Some(&b'>') => {
+            Some((Event::Empty(BytesStart::new(name)), len + 3))
+        }
+        _ => None,
+    }
+}
+
+/// `<member><name>K</name>` at the start of `rest`, with `K` free of markup and entities: the
+/// name, the offset of `</name>` and the length of the whole.
+pub(crate) fn member_name(rest: &str) -> Option<(&str, usize, usize)> {
+    const OPEN: &str = "<member><name>";
+    const CLOSE: &str = "</name>";
+    let after = rest.strip_prefix(OPEN)?;
+    let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
+    let name = after
+        .get(..end)
+        .filter(|_| after[end..].starts_with(CLOSE))?;
+    Some((name, OPEN.len() + end, OPEN.len() + end + CLOSE.len()))
+}
+
+/// `<value>T</value>` at the start of `rest`, with `T` free of markup and entities (the
+/// untyped string form that makes up most of a record): the text, the offset of `</value>`
+/// and the length of the whole.
+pub(crate) fn untyped_value(rest: &str) -> Option<(&str, usize, usize)> {
+    const OPEN: &str = "<value>";
+    const CLOSE: &str = "</value>";
+    let after = rest.strip_prefix(OPEN)?;
+    let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
+    let text = after
+        .get(..end)
+        .filter(|_| after[end..].starts_with(CLOSE))?;
+    Some((text, OPEN.len() + end, OPEN.len() + end + CLOSE.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(input: &str) -> Option<(Event<'_>, usize)> {
+        plain_event(input)
+    }
+
+    #[test]
+    fn plain_tags_and_text_are_taken() {
+        assert_eq!(
+            event("<value>x"),
+            Some((Event::Start(BytesStart::new("value")), 7))
+        );
+        assert_eq!(
+            event("<dateTime.iso8601>"),
+            Some((Event::Start(BytesStart::new("dateTime.iso8601")), 18))
+        );
+        assert_eq!(
+            event("</member></struct>"),
+            Some((Event::End(BytesEnd::new("member")), 9))
+        );
+        assert_eq!(
+            event("<nil/><"),
+            Some((Event::Empty(BytesStart::new("nil")), 6))
+        );
+        assert_eq!(
+            event("OpaqueRef:1 é</value>"),
+            Some((Event::Text(BytesText::from_escaped("OpaqueRef:1 é")), 14))
+        );
+    }
+
+    #[test]
+    fn plain_members_and_untyped_values_are_taken_whole() {
+        let member = "<member><name>uuid</name><value>x</value></member>";
+        assert_eq!(member_name(member), Some(("uuid", 18, 25)));
+        assert_eq!(
+            member_name("<member><name></name><value/>"),
+            Some(("", 14, 21))
+        );
+        assert_eq!(untyped_value(&member[25..]), Some(("x", 8, 16)));
+        assert_eq!(untyped_value("<value></value>"), Some(("", 7, 15)));
+        for input in [
+            "<member> <name>a</name>",
+            "<member><name>a &amp; b</name>",
+            "<member><name>a</nam>",
+            "<member><name>a",
+        ] {
+            assert_eq!(member_name(input), None, "{input:?}");
+        }
+        for input in [
+            "<value><string>a</string></value>",
+            "<value>a &lt; b</value>",
+            "<value>a</member>",
+            "<value>a",
+            "<value/>",
+        ] {
+            assert_eq!(untyped_value(input), None, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_left_to_quick_xml() {
+        for input in [
+            "",
+            "<",
+            "<value",
+            "<value attr=\"1\">",
+            "<value >",
+            "</value >",
+            "</>",
+            "<1a>",
+            "<!-- c -->",
+            "<![CDATA[x]]>",
+            "<!DOCTYPE x>",
+            "<?xml version=\"1.0\"?>",
+            "a &amp; b<",
+            "text up to the end",
+            "<nil/",
+        ] {
+            assert_eq!(event(input), None, "{input:?}");
+        }
+    }
+}
