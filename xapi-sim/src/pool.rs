@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use tokio::task::AbortHandle;
@@ -33,6 +34,10 @@ pub(crate) struct Pool {
     pub(crate) cbt: Mutex<Cbt>,
     /// Where the pool's NBD server listens, once started.
     pub(crate) nbd_addr: OnceLock<SocketAddr>,
+    /// Foreign databases opened with `VDI.open_database`, by the read-only session bound to them.
+    foreign: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Pool UUIDs of the metadata VDIs opened so far (`VDI.read_database_pool_uuid`).
+    pub(crate) foreign_pool_uuids: Mutex<HashMap<String, String>>,
     /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
     pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -57,6 +62,8 @@ impl Pool {
             storage,
             cbt: Mutex::new(Cbt::default()),
             nbd_addr: OnceLock::new(),
+            foreign: Mutex::new(HashMap::new()),
+            foreign_pool_uuids: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -71,6 +78,31 @@ impl Pool {
     /// Replace the whole database (a saved one loaded at start-up).
     pub(crate) fn replace_db(&self, db: Db) {
         *self.db() = db;
+    }
+
+    /// The foreign database a read-only session is bound to.
+    pub(crate) fn foreign(&self, session: &str) -> Option<Arc<Pool>> {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(session)
+            .cloned()
+    }
+
+    /// Bind a read-only session to a foreign database.
+    pub(crate) fn add_foreign(&self, session: &str, database: Arc<Pool>) {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(session.to_owned(), database);
+    }
+
+    /// Forget a foreign session (logout).
+    pub(crate) fn remove_foreign(&self, session: &str) {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(session);
     }
 
     /// The CBT state, locked.

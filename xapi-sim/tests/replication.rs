@@ -132,3 +132,83 @@ async fn metadata_vdi_holds_the_pool_database() {
         "the metadata VDI is destroyed"
     );
 }
+
+#[derive(Debug, serde::Deserialize)]
+struct VmUuid {
+    uuid: String,
+}
+
+#[tokio::test]
+async fn open_database_reads_the_replicated_pool() {
+    let (sim, session) = demo().await;
+    let srs: Vec<String> = session
+        .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
+        .await
+        .unwrap();
+    session
+        .call::<()>("SR.enable_database_replication", (&srs[0],))
+        .await
+        .unwrap();
+    let vms: Vec<String> = session
+        .call("VM.get_by_name_label", ("mail",))
+        .await
+        .unwrap();
+    session
+        .call::<()>(
+            "VM.set_name_description",
+            (&vms[0], "seen through the metadata VDI"),
+        )
+        .await
+        .unwrap();
+
+    let vdis: BTreeMap<String, VdiSummary> = session.call("VDI.get_all_records", ()).await.unwrap();
+    let (metadata_vdi, _) = vdis.iter().find(|(_, v)| v.vdi_type == "metadata").unwrap();
+    let (user_vdi, _) = vdis.iter().find(|(_, v)| v.vdi_type == "user").unwrap();
+    match session
+        .call::<String>("VDI.open_database", (user_vdi,))
+        .await
+    {
+        Err(xapi_core::Error::Api(f)) => assert_eq!(f.code.as_str(), "VDI_INCOMPATIBLE_TYPE"),
+        other => panic!("a user VDI holds no database: {other:?}"),
+    }
+    let foreign_ref: String = session
+        .call("VDI.open_database", (metadata_vdi,))
+        .await
+        .unwrap();
+    let client = Client::builder(sim.url())
+        .protocol(Protocol::XmlRpc)
+        .build()
+        .unwrap();
+    let foreign = client.attach_session(xapi_core::wire::Ref::new(foreign_ref));
+
+    let live: BTreeMap<String, VmUuid> = session.call("VM.get_all_records", ()).await.unwrap();
+    let seen: BTreeMap<String, VmUuid> = foreign.call("VM.get_all_records", ()).await.unwrap();
+    let uuids = |m: &BTreeMap<String, VmUuid>| {
+        m.values()
+            .map(|v| v.uuid.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(uuids(&seen), uuids(&live));
+    let description: String = foreign
+        .call("VM.get_name_description", (&vms[0],))
+        .await
+        .unwrap();
+    assert_eq!(description, "seen through the metadata VDI");
+
+    let pools: Vec<String> = session.call("pool.get_all", ()).await.unwrap();
+    let pool_uuid: String = session.call("pool.get_uuid", (&pools[0],)).await.unwrap();
+    let cached: String = session
+        .call("VDI.read_database_pool_uuid", (metadata_vdi,))
+        .await
+        .unwrap();
+    assert_eq!(cached, pool_uuid);
+
+    match foreign
+        .call::<()>("VM.set_name_description", (&vms[0], "no"))
+        .await
+    {
+        Err(xapi_core::Error::Api(f)) => assert_eq!(f.code.as_str(), "RBAC_PERMISSION_DENIED"),
+        other => panic!("the foreign session is read-only: {other:?}"),
+    }
+    foreign.call::<()>("session.logout", ()).await.unwrap();
+}

@@ -91,6 +91,13 @@ pub(crate) async fn call(
         .params
         .first()
         .is_some_and(|p| p.name == "session_id");
+    let foreign = match (takes_session, params.first()) {
+        (true, Some(Value::String(handle))) => pool.foreign(handle).map(|f| (handle.clone(), f)),
+        _ => None,
+    };
+    if let Some((handle, foreign)) = foreign {
+        return call_foreign(pool, &foreign, handle, class, message, method, params).await;
+    }
     let mut params = params.into_iter();
     let session = if takes_session {
         let handle = match params.next() {
@@ -118,6 +125,35 @@ pub(crate) async fn call(
     } else {
         execute(pool, call).await
     }
+}
+
+/// A call made with a session from `VDI.open_database`: it reads the foreign database; the
+/// session is read-only, so only getters, `event.from` and `session.logout` are allowed.
+async fn call_foreign(
+    pool: &Arc<Pool>,
+    foreign: &Arc<Pool>,
+    handle: String,
+    class: &'static ClassMeta,
+    message: &'static MessageMeta,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, Failure> {
+    if class.name == "session" && matches!(message.name, "logout" | "local_logout") {
+        pool.remove_foreign(&handle);
+        return Ok(Value::String(String::new()));
+    }
+    let is_read =
+        message.name.starts_with("get_") || (class.name == "event" && message.name == "from");
+    if !is_read {
+        return Err(failure(
+            "RBAC_PERMISSION_DENIED",
+            [
+                method,
+                "the read-only session of VDI.open_database cannot make changes",
+            ],
+        ));
+    }
+    Box::pin(call(foreign, method, params)).await
 }
 
 /// Check a session handle, honouring the `SESSION_INVALID after N calls` fault.

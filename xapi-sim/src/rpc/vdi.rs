@@ -27,6 +27,8 @@ pub(crate) fn handles(message: &str) -> bool {
             | "list_changed_blocks"
             | "data_destroy"
             | "get_nbd_info"
+            | "open_database"
+            | "read_database_pool_uuid"
     )
 }
 
@@ -53,6 +55,14 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
             .and_then(|from| Ok((from, args::string(a, 1)?)))
             .and_then(|(from, to)| list_changed_blocks(pool, &from, &to)),
         "data_destroy" => args::string(a, 0).and_then(|vdi| data_destroy(pool, &vdi)),
+        "open_database" => args::string(a, 0).and_then(|vdi| open_database(pool, &vdi)),
+        "read_database_pool_uuid" => args::string(a, 0).map(|vdi| {
+            let uuids = pool
+                .foreign_pool_uuids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Value::String(uuids.get(&vdi).cloned().unwrap_or_default())
+        }),
         "get_nbd_info" => args::string(a, 0)
             .and_then(|vdi| nbd_info(pool, &vdi, call.session.as_deref().unwrap_or_default())),
         _ => return None,
@@ -220,4 +230,65 @@ fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
         ("subject".to_owned(), Value::String("localhost".to_owned())),
     ]);
     Ok(Value::Array(vec![Value::Struct(record)]))
+}
+
+/// `VDI.open_database`: replay the redo log in a metadata VDI and return a read-only session on
+/// the database it holds.
+fn open_database(pool: &Arc<Pool>, vdi: &str) -> Result<Value, Failure> {
+    let (uuid, vdi_type) = {
+        let db = pool.db();
+        (
+            db.str_field("VDI", vdi, "uuid")?,
+            db.str_field("VDI", vdi, "type")?,
+        )
+    };
+    if vdi_type != "metadata" {
+        return Err(failure("VDI_INCOMPATIBLE_TYPE", [vdi, vdi_type.as_str()]));
+    }
+    let could_not = |reason: String| failure("COULD_NOT_IMPORT_DATABASE", [reason]);
+    let file = std::fs::File::open(pool.storage.path(&uuid))
+        .map_err(|e| could_not(format!("opening the VDI: {e}")))?;
+    let mut image = xapi_dr::metadata::read_redo_log(file).map_err(|e| could_not(e.to_string()))?;
+    image.database.recompute_relations();
+    let pool_uuid = image
+        .database
+        .rows("pool")
+        .next()
+        .and_then(|(_, row)| row.get("uuid"))
+        .unwrap_or_default()
+        .to_owned();
+    let foreign = Pool::new(
+        &format!("foreign database of {uuid}"),
+        pool.classes,
+        "",
+        pool.clock.clone(),
+        pool.faults.clone(),
+        pool.storage.clone(),
+    );
+    foreign.replace_db(crate::model::store::Db::from_database(
+        pool.classes,
+        &uuid,
+        &image.database,
+    ));
+    let session = {
+        let mut db = foreign.db();
+        let master = crate::rpc::session::master_host(&db);
+        db.create(
+            "session",
+            BTreeMap::from([
+                ("this_host".to_owned(), Value::String(master)),
+                (
+                    "auth_user_name".to_owned(),
+                    Value::String("disaster-recovery".to_owned()),
+                ),
+                ("is_local_superuser".to_owned(), Value::Bool(false)),
+            ]),
+        )?
+    };
+    pool.foreign_pool_uuids
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(vdi.to_owned(), pool_uuid);
+    pool.add_foreign(&session, Arc::new(foreign));
+    Ok(Value::String(session))
 }
