@@ -25,6 +25,8 @@ struct FaultState {
     cut_after_bytes: Option<u64>,
     /// SRs (by uuid) with no space left.
     full_srs: Vec<String>,
+    /// The next uncompressed export gets a wrong checksum member.
+    corrupt_next_checksum: bool,
 }
 
 impl Faults {
@@ -71,6 +73,12 @@ impl Faults {
         }
     }
 
+    /// Give the next uncompressed `/export` (or raw tar export) a wrong first checksum member,
+    /// so that a verifying reader rejects that chunk.
+    pub fn corrupt_next_export_checksum(&self) {
+        self.lock().corrupt_next_checksum = true;
+    }
+
     /// Switch every fault off.
     pub fn clear(&self) {
         *self.lock() = FaultState::default();
@@ -111,6 +119,11 @@ impl Faults {
     /// The byte count after which this download must be cut, if any (consumes it).
     pub(crate) fn take_cut(&self) -> Option<u64> {
         self.lock().cut_after_bytes.take()
+    }
+
+    /// Whether this export must carry a wrong checksum (consumes the fault).
+    pub(crate) fn take_corrupt_checksum(&self) -> bool {
+        std::mem::take(&mut self.lock().corrupt_next_checksum)
     }
 
     /// Whether the SR with this uuid is full.

@@ -26,7 +26,8 @@
 //!   requests with HTTP 500), `?session_invalid_after=N`, `?fail_next_task=CODE` (the next Async
 //!   task fails at progress 0.5 with CODE), `?cut_after_bytes=N` (the next download is cut after
 //!   N bytes), `?fill_sr=SR_UUID` (disks cannot be created on that SR:
-//!   `SR_BACKEND_FAILURE_44`), `?clear`;
+//!   `SR_BACKEND_FAILURE_44`), `?corrupt_checksum` (the next uncompressed export carries a wrong
+//!   checksum member), `?clear`;
 //! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
 
 mod api_error;

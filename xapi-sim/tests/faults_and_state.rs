@@ -139,3 +139,29 @@ async fn state_survives_a_restart() {
     assert!(!vbds.is_empty(), "relations are rebuilt on load");
     assert!(sim.disk_image("primary", &disk_uuid).unwrap().exists());
 }
+
+#[tokio::test]
+async fn a_corrupted_checksum_is_caught_by_the_reader() {
+    use xapi_backup::format::xva::{ReadOptions, XvaReader};
+    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let vm = vm_named(&session, "legacy-crm").await;
+    async fn read_all(session: &Session, vm: &str) -> Result<usize, xapi_backup::Error> {
+        let download = session.get("/export", &[("ref", vm)], None).await.unwrap();
+        let mut reader =
+            XvaReader::open(download.into_async_read(), ReadOptions::default()).await?;
+        let mut chunks = 0;
+        while reader.next_chunk().await?.is_some() {
+            chunks += 1;
+        }
+        Ok(chunks)
+    }
+    sim.faults().corrupt_next_export_checksum();
+    let err = read_all(&session, &vm)
+        .await
+        .expect_err("the corrupted chunk is rejected");
+    assert!(err.is_corrupt_input(), "{err}");
+    assert!(
+        read_all(&session, &vm).await.unwrap() > 0,
+        "the fault fires once"
+    );
+}

@@ -194,7 +194,7 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// `POST /_sim/fault?delay_ms=N&http_500=N&session_invalid_after=N&fail_next_task=CODE&
-/// cut_after_bytes=N&fill_sr=SR_UUID` or `?clear`: switch faults at run time.
+/// cut_after_bytes=N&fill_sr=SR_UUID&corrupt_checksum` or `?clear`: switch faults at run time.
 fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
     for (key, value) in query_pairs(query) {
         let applied = match key {
@@ -225,6 +225,10 @@ fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
                 .parse()
                 .map(|n| pool.faults.cut_next_download_after(n))
                 .is_ok(),
+            "corrupt_checksum" => {
+                pool.faults.corrupt_next_export_checksum();
+                true
+            }
             "fill_sr" if !value.is_empty() => {
                 pool.faults.fill_sr(value);
                 true

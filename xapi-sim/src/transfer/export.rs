@@ -23,6 +23,7 @@ use xapi_backup::format::xva::{ChecksumKind, DiskSource, WriteOptions, xva_strea
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
 
+use super::corrupt::ChecksumCorrupter;
 use super::ova::{self, ExportOptions};
 use super::{RequestArgs, complete, set_progress};
 use crate::api_error::failure;
@@ -156,6 +157,15 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
             );
         }
     };
+    let stream: Pin<Box<dyn Stream<Item = Result<Bytes, xapi_backup::Error>> + Send>> =
+        if options.compression == Compression::None && pool.faults.take_corrupt_checksum() {
+            let mut corrupter = ChecksumCorrupter::new();
+            Box::pin(futures::StreamExt::map(stream, move |item| {
+                item.map(|bytes| corrupter.apply(bytes))
+            }))
+        } else {
+            Box::pin(stream)
+        };
     let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
     with_task(attachment(body.boxed_unsync()), &task)
 }

@@ -1,6 +1,7 @@
 //! The HTTP data plane: credentials (cookie first, then query), the task that follows a
 //! transfer (`task_id=` or one made for the request), the `task-id` response header.
 
+pub(crate) mod corrupt;
 pub(crate) mod db_dump;
 pub(crate) mod export;
 pub(crate) mod import;
