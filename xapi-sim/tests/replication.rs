@@ -212,3 +212,125 @@ async fn open_database_reads_the_replicated_pool() {
     }
     foreign.call::<()>("session.logout", ()).await.unwrap();
 }
+
+fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> String {
+    match result {
+        Err(xapi_core::Error::Api(f)) => f.code.as_str().to_owned(),
+        other => panic!("expected a XAPI failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
+    let (sim, session) = demo().await;
+    let srs: Vec<String> = session
+        .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
+        .await
+        .unwrap();
+    session
+        .call::<()>("SR.enable_database_replication", (&srs[0],))
+        .await
+        .unwrap();
+    let vms: Vec<String> = session
+        .call("VM.get_by_name_label", ("legacy-crm",))
+        .await
+        .unwrap();
+    let vm = vms[0].clone();
+    let uuid: String = session.call("VM.get_uuid", (&vm,)).await.unwrap();
+    let vifs: Vec<String> = session.call("VM.get_VIFs", (&vm,)).await.unwrap();
+    let mac: String = session.call("VIF.get_MAC", (&vifs[0],)).await.unwrap();
+    let mut disks = Vec::new();
+    for vbd in session
+        .call::<Vec<String>>("VM.get_VBDs", (&vm,))
+        .await
+        .unwrap()
+    {
+        disks.push(
+            session
+                .call::<String>("VBD.get_VDI", (&vbd,))
+                .await
+                .unwrap(),
+        );
+    }
+    disks.sort();
+    let vdis: BTreeMap<String, VdiSummary> = session.call("VDI.get_all_records", ()).await.unwrap();
+    let (metadata_vdi, _) = vdis.iter().find(|(_, v)| v.vdi_type == "metadata").unwrap();
+    let foreign_ref: String = session
+        .call("VDI.open_database", (metadata_vdi,))
+        .await
+        .unwrap();
+    // then the disaster: the VM record is lost (its disks stay)
+    session.call::<()>("VM.destroy", (&vm,)).await.unwrap();
+    let client = Client::builder(sim.url())
+        .protocol(Protocol::XmlRpc)
+        .build()
+        .unwrap();
+    let foreign = client.attach_session(xapi_core::wire::Ref::new(foreign_ref));
+    let to = session.reference().to_string();
+    let lost: String = foreign.call("VM.get_by_uuid", (&uuid,)).await.unwrap();
+    foreign
+        .call::<()>("VM.assert_can_be_recovered", (&lost, &to))
+        .await
+        .unwrap();
+    let missing: Vec<String> = foreign
+        .call("VM.get_SRs_required_for_recovery", (&lost, &to))
+        .await
+        .unwrap();
+    assert!(missing.is_empty());
+
+    foreign
+        .call::<()>("VM.recover", (&lost, &to, false))
+        .await
+        .unwrap();
+    let back: String = session.call("VM.get_by_uuid", (&uuid,)).await.unwrap();
+    let version: i64 = session.call("VM.get_version", (&back,)).await.unwrap();
+    assert_eq!(version, 1, "a recovery bumps VM.version");
+    let mut back_disks = Vec::new();
+    for vbd in session
+        .call::<Vec<String>>("VM.get_VBDs", (&back,))
+        .await
+        .unwrap()
+    {
+        back_disks.push(
+            session
+                .call::<String>("VBD.get_VDI", (&vbd,))
+                .await
+                .unwrap(),
+        );
+    }
+    back_disks.sort();
+    assert_eq!(
+        back_disks, disks,
+        "the recovered VM uses the disks that stayed"
+    );
+    let back_vifs: Vec<String> = session.call("VM.get_VIFs", (&back,)).await.unwrap();
+    let back_mac: String = session.call("VIF.get_MAC", (&back_vifs[0],)).await.unwrap();
+    assert_eq!(back_mac, mac);
+
+    // the metadata copy (version 0) is not newer than the pool's (version 1) any more
+    let again = foreign.call::<()>("VM.recover", (&lost, &to, false)).await;
+    assert_eq!(failure_code(again), "VM_TO_IMPORT_IS_NOT_NEWER_VERSION");
+    // force replaces it, asynchronously, in a task of the target pool
+    let task: String = foreign
+        .call("Async.VM.recover", (&lost, &to, true))
+        .await
+        .unwrap();
+    let mut status = String::from("pending");
+    for _ in 0..200 {
+        status = session.call("task.get_status", (&task,)).await.unwrap();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "success");
+
+    let in_vapp: Vec<String> = foreign
+        .call("VM.get_by_name_label", ("erp-reports",))
+        .await
+        .unwrap();
+    let refused = foreign
+        .call::<()>("VM.recover", (&in_vapp[0], &to, false))
+        .await;
+    assert_eq!(failure_code(refused), "VM_IS_PART_OF_AN_APPLIANCE");
+}

@@ -10,6 +10,7 @@ pub(crate) mod appliance;
 pub(crate) mod args;
 pub(crate) mod event;
 pub(crate) mod generic;
+pub(crate) mod recover;
 pub(crate) mod session;
 pub(crate) mod sr;
 pub(crate) mod task;
@@ -141,6 +142,16 @@ async fn call_foreign(
     if class.name == "session" && matches!(message.name, "logout" | "local_logout") {
         pool.remove_foreign(&handle);
         return Ok(Value::String(String::new()));
+    }
+    if recover::handles(class.name, message.name) {
+        if method.starts_with("Async.") {
+            let (foreign, target) = (Arc::clone(foreign), Arc::clone(pool));
+            let name = message.name;
+            return task::start_detached(pool, method, message.result, move || {
+                recover::handle(&foreign, &target, name, &params)
+            });
+        }
+        return recover::handle(foreign, pool, message.name, &params);
     }
     let is_read =
         message.name.starts_with("get_") || (class.name == "event" && message.name == "from");

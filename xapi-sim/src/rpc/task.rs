@@ -54,6 +54,40 @@ pub(crate) fn start_async(pool: &Arc<Pool>, call: Call) -> Result<Value, Failure
     Ok(Value::String(task))
 }
 
+/// Run `work` in the background inside a new task of `pool` and return the task reference (for
+/// Async calls that do not go through the dispatcher, such as recoveries).
+pub(crate) fn start_detached<F>(
+    pool: &Arc<Pool>,
+    label: &str,
+    result_ty: Ty,
+    work: F,
+) -> Result<Value, Failure>
+where
+    F: FnOnce() -> Result<Value, Failure> + Send + 'static,
+{
+    let task = {
+        let mut db = pool.db();
+        let master = master_host(&db);
+        db.create(
+            "task",
+            fields([
+                ("name_label", Value::String(label.to_owned())),
+                ("status", Value::String("pending".to_owned())),
+                ("progress", Value::Double(0.0)),
+                ("created", timestamp::now()),
+                ("resident_on", Value::String(master)),
+            ]),
+        )?
+    };
+    let worker_pool = Arc::clone(pool);
+    let worker_task = task.clone();
+    tokio::spawn(async move {
+        let outcome = work();
+        finish(&mut worker_pool.db(), &worker_task, outcome, result_ty);
+    });
+    Ok(Value::String(task))
+}
+
 /// The injected "fail a task midway" fault: progress reaches 0.5, then the task fails.
 async fn fail_midway(pool: &Pool, task: &str, code: &str) -> Result<Value, Failure> {
     let _ = pool
