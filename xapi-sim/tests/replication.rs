@@ -333,4 +333,53 @@ async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
         .call::<()>("VM.recover", (&in_vapp[0], &to, false))
         .await;
     assert_eq!(failure_code(refused), "VM_IS_PART_OF_AN_APPLIANCE");
+
+    // the vApp instead: its members still in the pool block a plain recovery; force skips the
+    // running ones and replaces the halted one
+    let apps: Vec<String> = foreign
+        .call("VM_appliance.get_by_name_label", ("erp",))
+        .await
+        .unwrap();
+    foreign
+        .call::<()>("VM_appliance.assert_can_be_recovered", (&apps[0], &to))
+        .await
+        .unwrap();
+    let plain = foreign
+        .call::<()>("VM_appliance.recover", (&apps[0], &to, false))
+        .await;
+    let code = failure_code(plain);
+    assert!(
+        code == "VM_BAD_POWER_STATE" || code == "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
+        "running members and same-version copies block a plain recovery: {code}"
+    );
+    foreign
+        .call::<()>("VM_appliance.recover", (&apps[0], &to, true))
+        .await
+        .unwrap();
+    let app_uuid: String = foreign
+        .call("VM_appliance.get_uuid", (&apps[0],))
+        .await
+        .unwrap();
+    let local_app: String = session
+        .call("VM_appliance.get_by_uuid", (&app_uuid,))
+        .await
+        .unwrap();
+    let members: Vec<String> = session
+        .call("VM_appliance.get_VMs", (&local_app,))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    for member in &members {
+        names.push(
+            session
+                .call::<String>("VM.get_name_label", (member,))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        names,
+        ["erp-reports"],
+        "the halted member was recovered into the vApp"
+    );
 }

@@ -146,12 +146,12 @@ async fn call_foreign(
     if recover::handles(class.name, message.name) {
         if method.starts_with("Async.") {
             let (foreign, target) = (Arc::clone(foreign), Arc::clone(pool));
-            let name = message.name;
+            let (class_name, name) = (class.name, message.name);
             return task::start_detached(pool, method, message.result, move || {
-                recover::handle(&foreign, &target, name, &params)
+                recover::handle(&foreign, &target, class_name, name, &params)
             });
         }
-        return recover::handle(foreign, pool, message.name, &params);
+        return recover::handle(foreign, pool, class.name, message.name, &params);
     }
     let is_read =
         message.name.starts_with("get_") || (class.name == "event" && message.name == "from");

@@ -25,7 +25,7 @@ use crate::pool::Pool;
 
 /// Whether `(class, message)` is a recovery call this module answers.
 pub(crate) fn handles(class: &str, message: &str) -> bool {
-    class == "VM"
+    (class == "VM" || class == "VM_appliance")
         && matches!(
             message,
             "recover" | "assert_can_be_recovered" | "get_SRs_required_for_recovery"
@@ -36,6 +36,7 @@ pub(crate) fn handles(class: &str, message: &str) -> bool {
 pub(crate) fn handle(
     foreign: &Pool,
     target: &Arc<Pool>,
+    class: &str,
     message: &str,
     params: &[Value],
 ) -> Result<Value, Failure> {
@@ -50,8 +51,11 @@ pub(crate) fn handle(
         return Err(session_invalid(&session_to));
     }
     let source = foreign.db();
-    source.object("VM", &vm)?;
     let mut db = target.db();
+    if class == "VM_appliance" {
+        return appliance(&source, &mut db, &vm, message, force);
+    }
+    source.object("VM", &vm)?;
     match message {
         "get_SRs_required_for_recovery" => {
             let missing = missing_srs(&source, &db, &vm)?;
@@ -60,7 +64,79 @@ pub(crate) fn handle(
             ))
         }
         "assert_can_be_recovered" => assert_recoverable(&source, &db, &vm).map(|()| Value::Nil),
-        _ => recover(&source, &mut db, &vm, force).map(|()| Value::Nil),
+        _ => recover(&source, &mut db, &vm, force, false).map(|_| Value::Nil),
+    }
+}
+
+/// The appliance variants: the same for every member VM; `recover` then puts the recovered
+/// VMs into an appliance with the old UUID (reused, or created).
+fn appliance(
+    source: &Db,
+    db: &mut Db,
+    appliance: &str,
+    message: &str,
+    force: bool,
+) -> Result<Value, Failure> {
+    let members = source.refs_field("VM_appliance", appliance, "VMs")?;
+    match message {
+        "get_SRs_required_for_recovery" => {
+            let mut missing = Vec::new();
+            for vm in &members {
+                for sr in missing_srs(source, db, vm)? {
+                    if !missing.contains(&sr) {
+                        missing.push(sr);
+                    }
+                }
+            }
+            Ok(Value::Array(
+                missing.into_iter().map(Value::String).collect(),
+            ))
+        }
+        "assert_can_be_recovered" => {
+            for vm in &members {
+                assert_recoverable(source, db, vm)?;
+            }
+            Ok(Value::Nil)
+        }
+        _ => {
+            let mut recovered = Vec::new();
+            for vm in &members {
+                if let Some(new_vm) = recover(source, db, vm, force, true)? {
+                    recovered.push(new_vm);
+                }
+            }
+            let uuid = source.str_field("VM_appliance", appliance, "uuid")?;
+            let name = source.str_field("VM_appliance", appliance, "name_label")?;
+            let description = source.str_field("VM_appliance", appliance, "name_description")?;
+            let local = if let Ok(local) = db.by_uuid("VM_appliance", &uuid) {
+                for vm in db.refs_field("VM_appliance", &local, "VMs")? {
+                    db.set_field("VM", &vm, "appliance", Value::String(NULL_REF.to_owned()))?;
+                }
+                db.set_field("VM_appliance", &local, "name_label", Value::String(name))?;
+                db.set_field(
+                    "VM_appliance",
+                    &local,
+                    "name_description",
+                    Value::String(description),
+                )?;
+                local
+            } else {
+                db.create(
+                    "VM_appliance",
+                    BTreeMap::from([
+                        ("uuid".to_owned(), Value::String(uuid)),
+                        ("name_label".to_owned(), Value::String(name)),
+                        ("name_description".to_owned(), Value::String(description)),
+                    ]),
+                )?
+            };
+            for vm in recovered {
+                if !matches!(db.field("VM", &vm, "is_a_template"), Ok(Value::Bool(true))) {
+                    db.set_field("VM", &vm, "appliance", Value::String(local.clone()))?;
+                }
+            }
+            Ok(Value::Nil)
+        }
     }
 }
 
@@ -117,9 +193,16 @@ fn assert_recoverable(source: &Db, db: &Db, vm: &str) -> Result<(), Failure> {
     }
 }
 
-fn recover(source: &Db, db: &mut Db, vm: &str, force: bool) -> Result<(), Failure> {
+/// Recover one VM; the new reference, or `None` when `force` skipped it.
+fn recover(
+    source: &Db,
+    db: &mut Db,
+    vm: &str,
+    force: bool,
+    in_appliance: bool,
+) -> Result<Option<String>, Failure> {
     let appliance = source.str_field("VM", vm, "appliance")?;
-    if appliance != NULL_REF && !appliance.is_empty() {
+    if !in_appliance && appliance != NULL_REF && !appliance.is_empty() {
         return Err(failure(
             "VM_IS_PART_OF_AN_APPLIANCE",
             [vm, appliance.as_str()],
@@ -132,7 +215,7 @@ fn recover(source: &Db, db: &mut Db, vm: &str, force: bool) -> Result<(), Failur
         let state = db.str_field("VM", &existing, "power_state")?;
         if state != "Halted" {
             return if force {
-                Ok(())
+                Ok(None)
             } else {
                 Err(vm_bad_power_state(&existing, "halted", &state))
             };
@@ -244,7 +327,7 @@ fn recover(source: &Db, db: &mut Db, vm: &str, force: bool) -> Result<(), Failur
             );
         }
     }
-    Ok(())
+    Ok(Some(new_vm))
 }
 
 /// The fields of a foreign object, ready for `Db::create` in the target.
