@@ -8,6 +8,28 @@
 //! as tasks, `event.from`, the VM lifecycle and vApp start order on a simulated clock, and the
 //! errors real xapi raises.
 //!
+//! ## What it serves
+//!
+//! - **Objects**: every class of `xapi_core::api::meta`, fields and defaults from the datamodel,
+//!   one-to-many sets kept in step; scenarios `empty`, `demo` (pools `primary` and `dr`, each on
+//!   its own port) and `large:N`.
+//! - **Data plane**: `GET /export` and `/export_metadata` (XVA by `xapi_backup::format`: xxhash or
+//!   `checksum=sha1`, `use_compression`), `PUT /import` (plain or `restore`/`force`),
+//!   `GET /export_raw_vdi` (`raw`, `vhd`, `tar`), `PUT /import_raw_vdi` (`raw`, `chunked`, `tar`),
+//!   `GET /pool/xmldbdump`; credentials from the cookie or the query, a `task-id` header and a
+//!   task on every transfer.
+//! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
+//!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); an NBD server per
+//!   pool with the export names of `VDI.get_nbd_info`.
+//! - **Disaster recovery**: `SR.enable_database_replication` writes the pool database into a
+//!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); `VDI.open_database` gives a read-only
+//!   session on such a database; `VM.recover` / `VM_appliance.recover` bring VMs back from it.
+//! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart.
+//!
+//! Not simulated (yet): `SR.probe`, `SR.introduce`/`forget`, PBD plug/unplug, `DR_task`, storage
+//! mirroring between the demo pools, VHD import, `base=` deltas, redirects between pool members
+//! and `HOST_IS_SLAVE`, TLS on NBD.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), xapi_sim::Error> {
 //! use xapi_sim::{Scenario, SimConfig, Simulator};
