@@ -41,6 +41,18 @@ pub enum ChunkedError {
         /// Disk size.
         size: u64,
     },
+    /// An extent's end lies beyond the largest disk offset (`offset + len` overflows 64 bits).
+    #[error(
+        "chunked: extent at body byte {stream_offset} starts at disk offset {offset} and cannot hold {len} bytes (end overflows 64 bits)"
+    )]
+    ExtentOverflows {
+        /// Offset of the extent header in the body.
+        stream_offset: u64,
+        /// Disk offset of the extent.
+        offset: u64,
+        /// Its declared length.
+        len: u32,
+    },
     /// Bytes follow the end marker.
     #[error("chunked: data after the end marker at body byte {stream_offset}")]
     TrailingData {
@@ -206,7 +218,14 @@ impl<R: AsyncRead + Unpin> ChunkedReader<R> {
                 }
                 return Ok(None);
             }
-            let end = offset.saturating_add(u64::from(len));
+            let Some(end) = offset.checked_add(u64::from(len)) else {
+                return Err(ChunkedError::ExtentOverflows {
+                    stream_offset: at,
+                    offset,
+                    len,
+                }
+                .into());
+            };
             if let Some(size) = self.size
                 && end > size
             {
