@@ -1,7 +1,11 @@
 //! Project automation for xapi-rs.
 //!
-//! - `cargo xtask test`: every check CI runs, in order (format, lints, tests, Python tests).
+//! - `cargo xtask test`: every check CI runs, in order (format, lints, codegen check, tests,
+//!   Python tests).
+//! - `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` from the
+//!   XAPI datamodel (see [`codegen`]).
 
+mod codegen;
 mod python;
 mod run;
 mod system;
@@ -13,6 +17,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run_all(),
+        Some("codegen") => codegen::run_command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_usage();
             Ok(())
@@ -33,6 +38,11 @@ fn print_usage() {
     println!();
     println!("commands:");
     println!(
-        "  test    fmt check, clippy -D warnings, cargo test, Python tests (installs what it needs)"
+        "  test       fmt check, clippy -D warnings, codegen --check, cargo test, Python tests"
     );
+    println!("             (installs what it needs)");
+    println!("  codegen    write xapi-core/src/api/ from the XAPI datamodel");
+    println!("             --check          fail, listing the files, when the output is stale");
+    println!("             --datamodel DIR  input folder (default: $XAPI_DATAMODEL_DIR, else");
+    println!("                              ../shared/xapi from the workspace root)");
 }

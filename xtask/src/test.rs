@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 
 use crate::run::{cargo, run};
-use crate::{python, system};
+use crate::{codegen, python, system};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
@@ -15,6 +15,16 @@ pub(crate) fn run_all() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    let datamodel = codegen::default_datamodel_dir();
+    if datamodel.join("datamodel.json").exists() {
+        println!("==> cargo xtask codegen --check");
+        codegen::check_up_to_date(&datamodel)?;
+    } else {
+        println!(
+            "==> skipped codegen --check: no datamodel at {}",
+            datamodel.display()
+        );
+    }
     run(cargo().args(["test", "--workspace"]))?;
     python::run_pytest()?;
     println!("==> all checks passed");

@@ -1,60 +1,36 @@
 //! The IO side: transport, TLS policy, sessions, tasks, events and the HTTP data plane.
 //!
-//! Placeholder contract; the client implementation replaces the bodies.
+//! - [`Client`] / [`ClientBuilder`]: one host, its [`TlsPolicy`], the [`Protocol`], [`Timeouts`];
+//!   session-less calls ([`Client::call_raw`]) and [`Client::login_with_password`].
+//! - [`Session`]: the raw call API ([`Session::call`], [`Session::call_async`]) that the
+//!   generated API goes through, re-login on `SESSION_INVALID`, logout on drop.
+//! - [`TaskHandle`]: wait for a task with progress, cancel it, decode its result.
+//! - [`Session::events`]: `event.from` as a stream, with visible resyncs.
+//! - [`Session::get`] / [`Session::put`]: the HTTP data plane.
+//! - [`fetch_fingerprint`]: trust on first use.
 
-use std::marker::PhantomData;
+mod body;
+mod connection;
+mod connector;
+mod data_plane;
+pub(crate) mod endpoint;
+mod event;
+mod fingerprint;
+mod protocol;
+mod secret;
+mod session;
+mod task;
+mod tls;
+mod transport;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::Error;
-use crate::api::Task;
-use crate::wire::Ref;
-
-/// A logged-in XAPI session. Cheap to clone (shared state behind an `Arc`).
-#[derive(Clone)]
-pub struct Session {
-    _private: (),
-}
-
-impl Session {
-    /// Call `method`, prepending this session's reference to `params` (a tuple or a sequence of
-    /// serializable values), and decode the result into `T`.
-    pub async fn call<T: DeserializeOwned>(
-        &self,
-        _method: &str,
-        _params: impl Serialize,
-    ) -> Result<T, Error> {
-        todo!("client: Session::call")
-    }
-
-    /// Call `Async.<method>` and return a handle on the task it starts; the handle resolves to
-    /// the result of the synchronous message, decoded as `T`.
-    pub async fn call_async<T: DeserializeOwned>(
-        &self,
-        _method: &str,
-        _params: impl Serialize,
-    ) -> Result<TaskHandle<T>, Error> {
-        todo!("client: Session::call_async")
-    }
-}
-
-/// A running XAPI task whose result decodes as `T`.
-pub struct TaskHandle<T> {
-    session: Session,
-    task: Ref<Task>,
-    result: PhantomData<fn() -> T>,
-}
-
-impl<T: DeserializeOwned> TaskHandle<T> {
-    /// The task reference.
-    pub fn task(&self) -> &Ref<Task> {
-        &self.task
-    }
-
-    /// Wait for the task to finish, destroy it, and decode its result.
-    pub async fn wait(self) -> Result<T, Error> {
-        let _ = &self.session;
-        todo!("client: TaskHandle::wait")
-    }
-}
+pub use body::StreamReader;
+pub use connector::{Client, ClientBuilder};
+pub use data_plane::{ByteStream, Download, Upload};
+pub use event::{Event, EventItem, EventOperation, EventOptions};
+pub use fingerprint::{FingerprintParseError, Sha256Fingerprint};
+pub use protocol::Protocol;
+pub use secret::{Password, Secret};
+pub use session::Session;
+pub use task::{TaskHandle, TaskProgress, TaskStatus};
+pub use tls::{TlsPolicy, fetch_fingerprint};
+pub use transport::Timeouts;

@@ -6,14 +6,21 @@
 pub mod datetime;
 pub mod error;
 pub mod failure;
+mod json_de;
+mod json_write;
 pub mod jsonrpc;
 pub mod limits;
+mod number;
 pub mod reference;
 pub mod ser;
+mod text;
 pub mod value;
+mod value_de;
+mod xml_de;
+mod xml_write;
 pub mod xmlrpc;
 
-pub use datetime::DateTime;
+pub use datetime::{DateTime, DateTimeParseError, Zone};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use failure::Failure;
 pub use limits::Limits;

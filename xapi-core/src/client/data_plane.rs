@@ -1,0 +1,478 @@
+//! The HTTP data plane (`/export`, `/import`, `/export_raw_vdi`, ...): GET and PUT with the
+//! session and task in the `Cookie` header, the `task-id` response header, redirects to other
+//! pool members, streaming bodies both ways, and `Content-Length` on uploads.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use tokio::io::AsyncRead;
+use tracing::Instrument;
+
+use super::body::{StreamReader, UploadBody, UploadEnd, reader_stream, stalled};
+use super::connector::{Client, USER_AGENT};
+use super::endpoint::Endpoint;
+use super::session::Session;
+use crate::Error;
+use crate::api::Task;
+use crate::error::{BoxError, TimeoutKind};
+use crate::wire::Ref;
+
+/// How many redirects a GET follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// A stream of downloaded bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send + 'static>>;
+
+/// The answer to a data-plane GET: its head, and the body still on the wire.
+pub struct Download {
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// The task the handler runs in (`task-id` header), if the server sent one.
+    pub task_id: Option<Ref<Task>>,
+    /// The announced body length; exports have none.
+    pub content_length: Option<u64>,
+    /// The URL finally answered (after redirects), without credentials.
+    pub url: String,
+    body: Incoming,
+    inactivity: Duration,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("status", &self.status)
+            .field("task_id", &self.task_id)
+            .field("content_length", &self.content_length)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// The body as a stream of chunks, with backpressure: nothing more is read from the socket
+    /// until the consumer asks. A chunk that takes longer than the client's
+    /// [`transfer_inactivity`](super::Timeouts::transfer_inactivity) fails with a timeout.
+    pub fn into_stream(self) -> ByteStream {
+        let Self {
+            body,
+            inactivity,
+            url,
+            ..
+        } = self;
+        Box::pin(futures::stream::unfold(
+            Some((body, url)),
+            move |state| async move {
+                let (mut body, url) = state?;
+                loop {
+                    let frame = match tokio::time::timeout(inactivity, body.frame()).await {
+                        Err(_) => {
+                            let error = Error::Timeout {
+                                url,
+                                kind: TimeoutKind::Inactivity,
+                                after: inactivity,
+                            };
+                            return Some((Err(error), None));
+                        }
+                        Ok(None) => return None,
+                        Ok(Some(Err(e))) => {
+                            let error = Error::Transport {
+                                url,
+                                source: Box::new(e),
+                            };
+                            return Some((Err(error), None));
+                        }
+                        Ok(Some(Ok(frame))) => frame,
+                    };
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Some((Ok(data), Some((body, url))));
+                    }
+                }
+            },
+        ))
+    }
+
+    /// The body as an [`AsyncRead`].
+    pub fn into_async_read(self) -> StreamReader<ByteStream> {
+        StreamReader::new(self.into_stream())
+    }
+
+    /// Read the whole body into memory, at most `limit` bytes (for small answers such as
+    /// `/pool/xmldbdump`; stream disks with [`into_stream`](Self::into_stream)).
+    pub async fn bytes(self, limit: usize) -> Result<Bytes, Error> {
+        let url = self.url.clone();
+        let mut stream = self.into_stream();
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(Error::ResponseTooLarge { url, limit });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// The answer to a data-plane PUT, once the whole body was sent.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// The task the handler runs in (`task-id` header). XAPI reports the import's outcome
+    /// through this task, not through the HTTP status.
+    pub task_id: Option<Ref<Task>>,
+    /// The bytes sent.
+    pub bytes_sent: u64,
+    /// The (small) response body.
+    pub body: Bytes,
+}
+
+/// Percent-encode a query component (RFC 3986 unreserved characters pass).
+fn encode_component(text: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+}
+
+/// `path?k=v&...` with the values percent-encoded.
+pub(crate) fn path_and_query(path: &str, query: &[(&str, &str)]) -> String {
+    let mut out = path.to_owned();
+    for (i, (key, value)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        encode_component(key, &mut out);
+        out.push('=');
+        encode_component(value, &mut out);
+    }
+    out
+}
+
+fn task_id_of<B>(response: &Response<B>) -> Option<Ref<Task>> {
+    response
+        .headers()
+        .get("task-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| Ref::new(v.trim()))
+}
+
+impl Session {
+    fn cookie(&self, reference: &str, task: Option<&Ref<Task>>) -> Result<HeaderValue, Error> {
+        let mut cookie = format!("session_id={reference}");
+        if let Some(task) = task {
+            cookie.push_str("; task_id=");
+            cookie.push_str(task.as_str());
+        }
+        HeaderValue::from_str(&cookie).map_err(|_| Error::Protocol {
+            url: self.client().url(),
+            reason: "session or task reference is not a valid cookie value".into(),
+        })
+    }
+
+    /// `GET path?query` on the session's host, with `session_id` (and `task_id`, to run the
+    /// handler inside a task made with `task.create`) in the `Cookie` header. Follows redirects
+    /// to other pool members (up to 5), re-adding the cookie and applying that host's TLS pin.
+    ///
+    /// Returns once the response head has arrived; stream the body from the [`Download`].
+    ///
+    /// A `401` (the session expired) makes a session with stored credentials log in again and
+    /// retry once.
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+    ) -> Result<Download, Error> {
+        let span = tracing::info_span!("transfer", method = "GET", path = %path);
+        async move {
+            let (_, reference) = self.snapshot()?;
+            match self.get_once(path, query, task).await {
+                Err(Error::Http { status: 401, .. }) if self.can_relogin() => {
+                    tracing::info!("data plane answered 401; logging in again");
+                    self.relogin(&reference).await?;
+                    self.get_once(path, query, task).await
+                }
+                other => other,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_once(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+    ) -> Result<Download, Error> {
+        let (client, reference) = self.snapshot()?;
+        let cookie = self.cookie(reference.as_str(), task)?;
+        {
+            let mut endpoint = client.endpoint().clone();
+            let mut target = endpoint.path(&path_and_query(path, query));
+            for _ in 0..=MAX_REDIRECTS {
+                let policy = client.policy_for(&endpoint)?;
+                let url = endpoint.url_for(&target);
+                let request = Request::get(target.as_str())
+                    .header(http::header::HOST, endpoint.host_header())
+                    .header(http::header::USER_AGENT, USER_AGENT)
+                    .header(http::header::COOKIE, cookie.clone())
+                    .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+                    .map_err(|e| Error::InvalidUrl {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let response = client
+                    .shared()
+                    .transport
+                    .stream(&endpoint, &policy, &url, request)
+                    .await?;
+                let status = response.status();
+                if status.is_redirection() {
+                    let (next, next_target) = redirect_target(&endpoint, &url, &response)?;
+                    tracing::info!(from = %url, to = %next.url_for(&next_target), "following redirect");
+                    endpoint = next;
+                    target = next_target;
+                    continue;
+                }
+                if !status.is_success() {
+                    return Err(Error::Http {
+                        status: status.as_u16(),
+                        url,
+                    });
+                }
+                let task_id = task_id_of(&response);
+                let content_length = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                return Ok(Download {
+                    status: status.as_u16(),
+                    task_id,
+                    content_length,
+                    url,
+                    body: response.into_body(),
+                    inactivity: client.shared().transport.timeouts.transfer_inactivity,
+                });
+            }
+            Err(Error::Protocol {
+                url: client.endpoint().url_for(path),
+                reason: format!("more than {MAX_REDIRECTS} redirects"),
+            })
+        }
+    }
+
+    /// `PUT path?query` of exactly `content_length` bytes from `body`, with the session (and
+    /// task) in the `Cookie` header and a `Content-Length` header (xapi refuses chunked
+    /// uploads). The body is pulled only as fast as the connection takes it.
+    ///
+    /// Returns once every byte was sent and the response was read. A body shorter or longer
+    /// than announced fails with [`Error::BodyLength`]. A redirect is not followed (the body
+    /// cannot be replayed): it fails with [`Error::Protocol`] naming the new location.
+    pub async fn put<S, E>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+        body: S,
+        content_length: u64,
+    ) -> Result<Upload, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let (client, reference) = self.snapshot()?;
+        let cookie = self.cookie(reference.as_str(), task)?;
+        let span =
+            tracing::info_span!("transfer", method = "PUT", path = %path, bytes = content_length);
+        let body = body.map(|r| r.map_err(Into::into)).boxed();
+        put_once(&client, cookie, path, query, body, content_length)
+            .instrument(span)
+            .await
+    }
+
+    /// [`put`](Self::put) from an [`AsyncRead`], read in 1 MiB chunks.
+    pub async fn put_reader<R: AsyncRead + Send + Unpin + 'static>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+        reader: R,
+        content_length: u64,
+    ) -> Result<Upload, Error> {
+        self.put(
+            path,
+            query,
+            task,
+            reader_stream(reader, 1 << 20),
+            content_length,
+        )
+        .await
+    }
+}
+
+fn redirect_target<B>(
+    endpoint: &Endpoint,
+    url: &str,
+    response: &Response<B>,
+) -> Result<(Endpoint, String), Error> {
+    let location = response
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::Protocol {
+            url: url.to_owned(),
+            reason: format!(
+                "http status {} without a Location header",
+                response.status().as_u16()
+            ),
+        })?;
+    endpoint.resolve_location(location)
+}
+
+async fn put_once(
+    client: &Client,
+    cookie: HeaderValue,
+    path: &str,
+    query: &[(&str, &str)],
+    body: futures::stream::BoxStream<'static, Result<Bytes, BoxError>>,
+    content_length: u64,
+) -> Result<Upload, Error> {
+    let endpoint = client.endpoint().clone();
+    let target = endpoint.path(&path_and_query(path, query));
+    let url = endpoint.url_for(&target);
+    let policy = client.policy_for(&endpoint)?;
+    let inactivity = client.shared().transport.timeouts.transfer_inactivity;
+    let (upload, sent, mut done) = UploadBody::new(body, content_length);
+    let request = Request::put(target.as_str())
+        .header(http::header::HOST, endpoint.host_header())
+        .header(http::header::USER_AGENT, USER_AGENT)
+        .header(http::header::COOKIE, cookie)
+        .header(http::header::CONTENT_LENGTH, content_length)
+        .header(http::header::CONTENT_TYPE, "application/octet-stream")
+        .body(upload.boxed_unsync())
+        .map_err(|e| Error::InvalidUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    let transport = &client.shared().transport;
+    let stall = |url: &str| Error::Timeout {
+        url: url.to_owned(),
+        kind: TimeoutKind::Inactivity,
+        after: inactivity,
+    };
+    let response = tokio::select! {
+        response = transport.stream(&endpoint, &policy, &url, request) => response,
+        () = stalled(&sent, inactivity) => return Err(stall(&url)),
+    };
+    let response = match response {
+        Ok(response) => response,
+        // The connection failed while sending: report the body's own failure if it had one.
+        Err(error) => {
+            return Err(match done.try_recv() {
+                Ok(end) => upload_end_error(end, &url, content_length).unwrap_or(error),
+                Err(_) => error,
+            });
+        }
+    };
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        return Err(Error::Protocol {
+            url,
+            reason: format!(
+                "upload redirected to {}; upload bodies are not replayed, put to that host directly",
+                crate::client::endpoint::redact_url(location)
+            ),
+        });
+    }
+    if !status.is_success() {
+        return Err(Error::Http {
+            status: status.as_u16(),
+            url,
+        });
+    }
+    // xapi answers 200 before it reads the body: wait until every byte has gone out.
+    let end = tokio::select! {
+        end = &mut done => end.ok(),
+        () = stalled(&sent, inactivity) => return Err(stall(&url)),
+    };
+    let sent_bytes = sent.load(std::sync::atomic::Ordering::Relaxed);
+    match end {
+        Some(end) => {
+            if let Some(error) = upload_end_error(end, &url, content_length) {
+                return Err(error);
+            }
+        }
+        None if sent_bytes == content_length => {}
+        None => {
+            return Err(Error::Transport {
+                url,
+                source: format!("connection closed after {sent_bytes} of {content_length} bytes")
+                    .into(),
+            });
+        }
+    }
+    let task_id = task_id_of(&response);
+    let body = tokio::time::timeout(
+        inactivity,
+        http_body_util::Limited::new(response.into_body(), 1 << 20).collect(),
+    )
+    .await
+    .map_err(|_| stall(&url))?
+    .map(http_body_util::Collected::to_bytes)
+    .unwrap_or_default();
+    Ok(Upload {
+        status: status.as_u16(),
+        task_id,
+        bytes_sent: sent_bytes,
+        body,
+    })
+}
+
+fn upload_end_error(end: UploadEnd, url: &str, expected: u64) -> Option<Error> {
+    match end {
+        UploadEnd::Complete => None,
+        UploadEnd::LengthMismatch { actual } => Some(Error::BodyLength {
+            url: url.to_owned(),
+            expected,
+            actual,
+        }),
+        UploadEnd::Failed(source) => Some(Error::Body {
+            url: url.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            path_and_query(
+                "/export_raw_vdi",
+                &[("vdi", "OpaqueRef:a b"), ("format", "vhd")]
+            ),
+            "/export_raw_vdi?vdi=OpaqueRef%3Aa%20b&format=vhd"
+        );
+        assert_eq!(path_and_query("/host_backup", &[]), "/host_backup");
+    }
+}

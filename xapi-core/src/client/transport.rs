@@ -1,0 +1,279 @@
+//! HTTP/1.1 over the connections of [`connection`](super::connection): a small keep-alive pool,
+//! timeouts, and bounded reading of RPC responses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+
+use super::connection;
+use super::endpoint::Endpoint;
+use super::tls::TlsPolicy;
+use crate::Error;
+use crate::error::{BoxError, TimeoutKind};
+
+/// The request body type of every request this client sends.
+pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Deadlines of a [`Client`](super::Client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening a connection, TLS handshake included. Default 20 s.
+    pub connect: Duration,
+    /// One RPC call, from sending the request to the end of the response. Default 1 hour, as
+    /// some synchronous XAPI calls (`VM.migrate_send`, `VDI.copy`) take long; `event.from`
+    /// calls get their own deadline derived from their server-side timeout.
+    pub call: Duration,
+    /// How long an unused keep-alive connection stays in the pool. Default 60 s.
+    pub idle: Duration,
+    /// Data plane: the longest time without a byte moving, and the longest wait for the
+    /// response head (compressed exports can take minutes before the first byte). Default 30 min.
+    pub transfer_inactivity: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(20),
+            call: Duration::from_secs(3600),
+            idle: Duration::from_secs(60),
+            transfer_inactivity: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A complete, bounded response.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+struct IdleSender {
+    sender: SendRequest<RequestBody>,
+    since: Instant,
+}
+
+/// Connections and TLS configurations, shared by every client derived from one builder.
+pub(crate) struct Transport {
+    idle: Mutex<HashMap<String, Vec<IdleSender>>>,
+    tls_configs: Mutex<HashMap<String, Arc<ClientConfig>>>,
+    pub(crate) timeouts: Timeouts,
+}
+
+impl Transport {
+    pub(crate) fn new(timeouts: Timeouts) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            tls_configs: Mutex::new(HashMap::new()),
+            timeouts,
+        }
+    }
+
+    fn tls_config(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+    ) -> Result<Option<Arc<ClientConfig>>, Error> {
+        if !endpoint.is_tls() {
+            return Ok(None);
+        }
+        let key = policy.cache_key();
+        if let Some(config) = self
+            .tls_configs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(Some(config));
+        }
+        let config = policy.client_config()?;
+        if let Ok(mut configs) = self.tls_configs.lock() {
+            configs.insert(key, config.clone());
+        }
+        Ok(Some(config))
+    }
+
+    fn pool_key(endpoint: &Endpoint, policy: &TlsPolicy) -> String {
+        if endpoint.is_tls() {
+            format!("{}|{}", endpoint.authority(), policy.cache_key())
+        } else {
+            endpoint.authority()
+        }
+    }
+
+    /// Open a new HTTP/1.1 connection; its driver runs on a spawned task.
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+    ) -> Result<SendRequest<RequestBody>, Error> {
+        let tls = self.tls_config(endpoint, policy)?;
+        let conn = connection::connect(endpoint, tls, self.timeouts.connect).await?;
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+            .await
+            .map_err(|e| Error::Transport {
+                url: endpoint.to_string(),
+                source: Box::new(e),
+            })?;
+        tokio::spawn(async move {
+            if let Err(error) = driver.await {
+                tracing::debug!(%error, "http connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn take_idle(&self, key: &str) -> Option<SendRequest<RequestBody>> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(key)?;
+        while let Some(entry) = list.pop() {
+            if entry.since.elapsed() < self.timeouts.idle && !entry.sender.is_closed() {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, key: String, sender: SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(key).or_default();
+            list.retain(|e| e.since.elapsed() < self.timeouts.idle && !e.sender.is_closed());
+            list.push(IdleSender {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Send a request built by `build` (called again if a pooled connection turns out to be
+    /// dead before answering) and read the whole response, at most `limit` bytes, within
+    /// `timeout`. The connection goes back to the pool afterwards.
+    pub(crate) async fn exchange(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+        path_and_query: &str,
+        build: impl Fn() -> Request<RequestBody>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        let url = endpoint.url_for(path_and_query);
+        tokio::time::timeout(
+            timeout,
+            self.exchange_inner(endpoint, policy, &url, build, limit),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            url,
+            kind: TimeoutKind::Call,
+            after: timeout,
+        })?
+    }
+
+    async fn exchange_inner(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+        url: &str,
+        build: impl Fn() -> Request<RequestBody>,
+        limit: usize,
+    ) -> Result<Reply, Error> {
+        let key = Self::pool_key(endpoint, policy);
+        let transport_error = |e: hyper::Error| Error::Transport {
+            url: url.to_owned(),
+            source: Box::new(e),
+        };
+        let (mut sender, response) = loop {
+            let (mut sender, reused) = match self.take_idle(&key) {
+                Some(sender) => (sender, true),
+                None => (self.open(endpoint, policy).await?, false),
+            };
+            if let Err(e) = sender.ready().await {
+                if reused {
+                    continue;
+                }
+                return Err(transport_error(e));
+            }
+            match sender.send_request(build()).await {
+                Ok(response) => break (sender, response),
+                // A kept-alive connection the server closed meanwhile: try a fresh one.
+                Err(e)
+                    if reused
+                        && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) =>
+                {
+                    tracing::debug!(error = %e, "pooled connection was dead, reconnecting");
+                }
+                Err(e) => return Err(transport_error(e)),
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let closes = parts
+            .headers
+            .get(http::header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let body = http_body_util::Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Error::ResponseTooLarge {
+                        url: url.to_owned(),
+                        limit,
+                    }
+                } else {
+                    Error::Transport {
+                        url: url.to_owned(),
+                        source: e,
+                    }
+                }
+            })?
+            .to_bytes();
+        if !closes && sender.ready().await.is_ok() {
+            self.put_idle(key, sender);
+        }
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Send one request on a fresh connection and return the response head with its streaming
+    /// body (data plane). Waits at most `transfer_inactivity` for the head.
+    pub(crate) async fn stream(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+        url: &str,
+        request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, Error> {
+        let mut sender = self.open(endpoint, policy).await?;
+        let transport_error = |e: hyper::Error| Error::Transport {
+            url: url.to_owned(),
+            source: Box::new(e),
+        };
+        sender.ready().await.map_err(transport_error)?;
+        let after = self.timeouts.transfer_inactivity;
+        tokio::time::timeout(after, sender.send_request(request))
+            .await
+            .map_err(|_| Error::Timeout {
+                url: url.to_owned(),
+                kind: TimeoutKind::Inactivity,
+                after,
+            })?
+            .map_err(transport_error)
+    }
+}

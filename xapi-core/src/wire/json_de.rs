@@ -1,0 +1,721 @@
+//! A small JSON tokenizer implementing serde's `Deserializer`, lenient where xapi needs it.
+//!
+//! - Bare `NaN`, `Infinity`, `-Infinity` (Yojson's output for non-finite floats) are numbers.
+//! - Integer literals decode into `i64` exactly (never through `f64`), also beyond 2^53.
+//! - A string holding a number decodes into a numeric target (event records carry
+//!   `"id": "1234"` and `"timestamp": "0.0"`), like the Go SDK does; object keys follow the type
+//!   asked for the same way.
+//! - Strings without escapes are borrowed from the input.
+//!
+//! Errors carry the byte offset where the offending token starts.
+
+use std::borrow::Cow;
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+
+use super::Limits;
+use super::error::{DecodeError, DecodeErrorKind};
+use super::text::TextDeserializer;
+
+/// A JSON number token.
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+}
+
+/// The tokenizer state.
+pub(crate) struct JsonDeserializer<'de> {
+    input: &'de [u8],
+    pos: usize,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl<'de> JsonDeserializer<'de> {
+    /// A deserializer over `input`, refusing inputs larger than the limit.
+    pub(crate) fn new(input: &'de [u8], limits: &Limits) -> Result<Self, DecodeError> {
+        if input.len() > limits.max_response_bytes {
+            return Err(DecodeError::new(
+                0,
+                DecodeErrorKind::TooLarge {
+                    size: input.len(),
+                    limit: limits.max_response_bytes,
+                },
+            ));
+        }
+        Ok(Self {
+            input,
+            pos: 0,
+            depth: 0,
+            max_depth: limits.max_depth,
+        })
+    }
+
+    pub(crate) fn position(&self) -> u64 {
+        self.pos as u64
+    }
+
+    fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError::new(self.pos as u64, kind)
+    }
+
+    fn unexpected(&self, expected: &'static str) -> DecodeError {
+        match self.input.get(self.pos) {
+            None => self.error(DecodeErrorKind::UnexpectedEof),
+            Some(&b) => self.error(DecodeErrorKind::Unexpected {
+                expected,
+                found: if b.is_ascii_graphic() {
+                    format!("'{}'", char::from(b))
+                } else {
+                    format!("byte 0x{b:02x}")
+                },
+            }),
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.input.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next non-whitespace byte, not consumed.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.input.get(self.pos).copied()
+    }
+
+    /// Consumes `byte` (after whitespace) or fails.
+    pub(crate) fn expect(&mut self, byte: u8, expected: &'static str) -> Result<(), DecodeError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected(expected))
+        }
+    }
+
+    /// Only whitespace may follow the document.
+    pub(crate) fn expect_end(&mut self) -> Result<(), DecodeError> {
+        if self.peek().is_some() {
+            return Err(self.unexpected("end of input"));
+        }
+        Ok(())
+    }
+
+    fn eat_literal(&mut self, literal: &'static str) -> Result<(), DecodeError> {
+        if self.input[self.pos..].starts_with(literal.as_bytes()) {
+            self.pos += literal.len();
+            Ok(())
+        } else {
+            Err(self.unexpected(literal))
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), DecodeError> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(self.error(DecodeErrorKind::TooDeep {
+                limit: self.max_depth,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Parses a string literal (the next byte must be `"`).
+    pub(crate) fn parse_str(&mut self) -> Result<Cow<'de, str>, DecodeError> {
+        self.expect(b'"', "a string")?;
+        let start = self.pos;
+        let rest = &self.input[start..];
+        let Some(end) = memchr::memchr2(b'"', b'\\', rest) else {
+            self.pos = self.input.len();
+            return Err(self.error(DecodeErrorKind::UnexpectedEof));
+        };
+        if rest[end] == b'"' {
+            self.pos = start + end + 1;
+            return std::str::from_utf8(&rest[..end])
+                .map(Cow::Borrowed)
+                .map_err(|e| {
+                    DecodeError::new(
+                        (start + e.valid_up_to()) as u64,
+                        DecodeErrorKind::Syntax("invalid UTF-8 in a string".to_owned()),
+                    )
+                });
+        }
+        let mut buf: Vec<u8> = Vec::with_capacity(end + 16);
+        self.pos = start;
+        loop {
+            let rest = &self.input[self.pos..];
+            let Some(next) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.pos = self.input.len();
+                return Err(self.error(DecodeErrorKind::UnexpectedEof));
+            };
+            buf.extend_from_slice(&rest[..next]);
+            self.pos += next;
+            if self.input[self.pos] == b'"' {
+                self.pos += 1;
+                break;
+            }
+            self.pos += 1;
+            let escape_start = self.pos - 1;
+            let Some(&code) = self.input.get(self.pos) else {
+                return Err(self.error(DecodeErrorKind::UnexpectedEof));
+            };
+            self.pos += 1;
+            match code {
+                b'"' => buf.push(b'"'),
+                b'\\' => buf.push(b'\\'),
+                b'/' => buf.push(b'/'),
+                b'b' => buf.push(0x08),
+                b'f' => buf.push(0x0c),
+                b'n' => buf.push(b'\n'),
+                b'r' => buf.push(b'\r'),
+                b't' => buf.push(b'\t'),
+                b'u' => {
+                    let c = self.parse_unicode_escape(escape_start)?;
+                    let mut utf8 = [0u8; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+                _ => {
+                    return Err(DecodeError::new(
+                        escape_start as u64,
+                        DecodeErrorKind::Syntax("invalid escape in a string".to_owned()),
+                    ));
+                }
+            }
+        }
+        String::from_utf8(buf).map(Cow::Owned).map_err(|_| {
+            DecodeError::new(
+                start as u64,
+                DecodeErrorKind::Syntax("invalid UTF-8 in a string".to_owned()),
+            )
+        })
+    }
+
+    fn hex4(&mut self, escape_start: usize) -> Result<u32, DecodeError> {
+        let digits = self
+            .input
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| DecodeError::new(escape_start as u64, DecodeErrorKind::UnexpectedEof))?;
+        let text = std::str::from_utf8(digits).ok();
+        let n = text
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .ok_or_else(|| {
+                DecodeError::new(
+                    escape_start as u64,
+                    DecodeErrorKind::Syntax("invalid \\u escape".to_owned()),
+                )
+            })?;
+        self.pos += 4;
+        Ok(n)
+    }
+
+    fn parse_unicode_escape(&mut self, escape_start: usize) -> Result<char, DecodeError> {
+        let first = self.hex4(escape_start)?;
+        let code = if (0xD800..0xDC00).contains(&first) {
+            if !self.input[self.pos..].starts_with(b"\\u") {
+                return Err(DecodeError::new(
+                    escape_start as u64,
+                    DecodeErrorKind::Syntax("unpaired surrogate in \\u escape".to_owned()),
+                ));
+            }
+            self.pos += 2;
+            let second = self.hex4(escape_start)?;
+            if !(0xDC00..0xE000).contains(&second) {
+                return Err(DecodeError::new(
+                    escape_start as u64,
+                    DecodeErrorKind::Syntax("unpaired surrogate in \\u escape".to_owned()),
+                ));
+            }
+            0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+        } else {
+            first
+        };
+        char::from_u32(code).ok_or_else(|| {
+            DecodeError::new(
+                escape_start as u64,
+                DecodeErrorKind::Syntax("invalid \\u escape".to_owned()),
+            )
+        })
+    }
+
+    /// Parses a number token, including `NaN`, `Infinity`, `-Infinity`.
+    fn parse_number(&mut self) -> Result<Number, DecodeError> {
+        self.skip_ws();
+        let start = self.pos;
+        let rest = &self.input[start..];
+        for (literal, value) in [
+            ("NaN", f64::NAN),
+            ("Infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+        ] {
+            if rest.starts_with(literal.as_bytes()) {
+                self.pos += literal.len();
+                return Ok(Number::Float(value));
+            }
+        }
+        let len = rest
+            .iter()
+            .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .unwrap_or(rest.len());
+        let token = &rest[..len];
+        let text = std::str::from_utf8(token).expect("number tokens are ASCII");
+        let bad = || {
+            DecodeError::new(
+                start as u64,
+                if token.is_empty() {
+                    if rest.is_empty() {
+                        DecodeErrorKind::UnexpectedEof
+                    } else {
+                        DecodeErrorKind::Unexpected {
+                            expected: "a JSON value",
+                            found: format!("'{}'", char::from(rest[0])),
+                        }
+                    }
+                } else {
+                    DecodeErrorKind::InvalidNumber {
+                        text: text.to_owned(),
+                        ty: "JSON number",
+                    }
+                },
+            )
+        };
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if !digits.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let number = if token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+            text.parse::<f64>().map(Number::Float).map_err(|_| bad())?
+        } else if let Ok(n) = text.parse::<i64>() {
+            Number::Int(n)
+        } else if let Ok(n) = text.parse::<u64>() {
+            Number::UInt(n)
+        } else {
+            text.parse::<f64>().map(Number::Float).map_err(|_| bad())?
+        };
+        self.pos += len;
+        Ok(number)
+    }
+
+    /// Skips one value without decoding it.
+    pub(crate) fn skip_value(&mut self) -> Result<(), DecodeError> {
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                loop {
+                    let rest = &self.input[self.pos..];
+                    let Some(next) = memchr::memchr2(b'"', b'\\', rest) else {
+                        self.pos = self.input.len();
+                        return Err(self.error(DecodeErrorKind::UnexpectedEof));
+                    };
+                    self.pos += next + 1;
+                    if rest[next] == b'"' {
+                        return Ok(());
+                    }
+                    self.pos += 1;
+                }
+            }
+            Some(b'[') => {
+                self.enter()?;
+                self.pos += 1;
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.skip_value()?;
+                        match self.peek() {
+                            Some(b',') => self.pos += 1,
+                            Some(b']') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            _ => return Err(self.unexpected("',' or ']'")),
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Ok(())
+            }
+            Some(b'{') => {
+                self.enter()?;
+                self.pos += 1;
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.parse_str()?;
+                        self.expect(b':', "':'")?;
+                        self.skip_value()?;
+                        match self.peek() {
+                            Some(b',') => self.pos += 1,
+                            Some(b'}') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            _ => return Err(self.unexpected("',' or '}'")),
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Ok(())
+            }
+            Some(b't') => self.eat_literal("true"),
+            Some(b'f') => self.eat_literal("false"),
+            Some(b'n') => self.eat_literal("null"),
+            _ => self.parse_number().map(drop),
+        }
+    }
+
+    fn visit_number<V: Visitor<'de>>(
+        &mut self,
+        visitor: V,
+        integral: bool,
+    ) -> Result<V::Value, DecodeError> {
+        match self.parse_number()? {
+            Number::Int(n) => visitor.visit_i64(n),
+            Number::UInt(n) => visitor.visit_u64(n),
+            Number::Float(x) if integral && x.fract() == 0.0 && x.abs() < 9.2e18 => {
+                visitor.visit_i64(x as i64)
+            }
+            Number::Float(x) => visitor.visit_f64(x),
+        }
+    }
+
+    fn visit_string<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
+        match self.parse_str()? {
+            Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
+            Cow::Owned(s) => visitor.visit_string(s),
+        }
+    }
+
+    fn visit_array<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.enter()?;
+        self.pos += 1;
+        let mut seq = JsonSeq {
+            de: self,
+            first: true,
+            done: false,
+        };
+        let out = visitor.visit_seq(&mut seq)?;
+        if !seq.done {
+            // the visitor stopped early: skip what is left
+            while seq.advance()? {
+                seq.de.skip_value()?;
+            }
+        }
+        self.depth -= 1;
+        Ok(out)
+    }
+
+    fn visit_object<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.enter()?;
+        self.pos += 1;
+        let mut map = JsonMap {
+            de: self,
+            first: true,
+            done: false,
+        };
+        let out = visitor.visit_map(&mut map)?;
+        if !map.done {
+            while map.advance()? {
+                map.de.parse_str()?;
+                map.de.expect(b':', "':'")?;
+                map.de.skip_value()?;
+            }
+        }
+        self.depth -= 1;
+        Ok(out)
+    }
+}
+
+struct JsonSeq<'a, 'de> {
+    de: &'a mut JsonDeserializer<'de>,
+    first: bool,
+    done: bool,
+}
+
+impl JsonSeq<'_, '_> {
+    /// Moves to the next element: `true` if there is one, `false` at `]` (consumed).
+    fn advance(&mut self) -> Result<bool, DecodeError> {
+        if self.done {
+            return Ok(false);
+        }
+        match self.de.peek() {
+            Some(b']') => {
+                self.de.pos += 1;
+                self.done = true;
+                return Ok(false);
+            }
+            Some(b',') if !self.first => self.de.pos += 1,
+            _ if self.first => {}
+            _ => return Err(self.de.unexpected("',' or ']'")),
+        }
+        self.first = false;
+        Ok(true)
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for &mut JsonSeq<'_, 'de> {
+    type Error = DecodeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DecodeError> {
+        if self.advance()? {
+            seed.deserialize(&mut *self.de).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+struct JsonMap<'a, 'de> {
+    de: &'a mut JsonDeserializer<'de>,
+    first: bool,
+    done: bool,
+}
+
+impl JsonMap<'_, '_> {
+    /// Moves to the next member: `true` if there is one, `false` at `}` (consumed).
+    fn advance(&mut self) -> Result<bool, DecodeError> {
+        if self.done {
+            return Ok(false);
+        }
+        match self.de.peek() {
+            Some(b'}') => {
+                self.de.pos += 1;
+                self.done = true;
+                return Ok(false);
+            }
+            Some(b',') if !self.first => self.de.pos += 1,
+            _ if self.first => {}
+            _ => return Err(self.de.unexpected("',' or '}'")),
+        }
+        self.first = false;
+        Ok(true)
+    }
+}
+
+impl<'de> de::MapAccess<'de> for &mut JsonMap<'_, 'de> {
+    type Error = DecodeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DecodeError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        self.de.skip_ws();
+        let start = self.de.position();
+        let key = self.de.parse_str()?;
+        let key = seed
+            .deserialize(TextDeserializer::untyped(key))
+            .map_err(|e| e.placed_at(start))?;
+        self.de.expect(b':', "':'")?;
+        Ok(Some(key))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DecodeError> {
+        seed.deserialize(&mut *self.de)
+    }
+}
+
+macro_rules! numeric {
+    ($($method:ident => $integral:expr),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+            let start = self.peek_start();
+            match self.peek() {
+                Some(b'"') => {
+                    let text = self.parse_str()?;
+                    de::Deserializer::$method(TextDeserializer::untyped(text), visitor)
+                }
+                Some(b'-' | b'0'..=b'9' | b'N' | b'I') => self.visit_number(visitor, $integral),
+                _ => self.deserialize_any(visitor),
+            }
+            .map_err(|e| e.placed_at(start))
+        }
+    )*};
+}
+
+impl JsonDeserializer<'_> {
+    fn peek_start(&mut self) -> u64 {
+        self.skip_ws();
+        self.position()
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
+    type Error = DecodeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        let start = self.peek_start();
+        match self.peek() {
+            Some(b'"') => self.visit_string(visitor),
+            Some(b'[') => self.visit_array(visitor),
+            Some(b'{') => self.visit_object(visitor),
+            Some(b't') => {
+                self.eat_literal("true")?;
+                visitor.visit_bool(true)
+            }
+            Some(b'f') => {
+                self.eat_literal("false")?;
+                visitor.visit_bool(false)
+            }
+            Some(b'n') => {
+                self.eat_literal("null")?;
+                visitor.visit_unit()
+            }
+            _ => self.visit_number(visitor, false),
+        }
+        .map_err(|e| e.placed_at(start))
+    }
+
+    numeric!(
+        deserialize_i8 => true,
+        deserialize_i16 => true,
+        deserialize_i32 => true,
+        deserialize_i64 => true,
+        deserialize_i128 => true,
+        deserialize_u8 => true,
+        deserialize_u16 => true,
+        deserialize_u32 => true,
+        deserialize_u64 => true,
+        deserialize_u128 => true,
+        deserialize_f32 => false,
+        deserialize_f64 => false,
+        deserialize_bool => false,
+    );
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_byte_buf(visitor)
+    }
+
+    /// Bytes travel as base64 strings.
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        let start = self.peek_start();
+        if self.peek() == Some(b'"') {
+            let text = self.parse_str()?;
+            de::Deserializer::deserialize_byte_buf(
+                TextDeserializer::new(text, super::text::TextKind::Base64),
+                visitor,
+            )
+            .map_err(|e| e.placed_at(start))
+        } else {
+            self.deserialize_any(visitor)
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        let start = self.peek_start();
+        if self.peek() == Some(b'n') {
+            self.eat_literal("null")?;
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(&mut *self)
+        }
+        .map_err(|e| e.placed_at(start))
+    }
+
+    /// Any value is accepted as `()` (a `void` result is `""`).
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_ignored_any(visitor)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.deserialize_ignored_any(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let start = self.peek_start();
+        if self.peek() == Some(b'"') {
+            match self.parse_str()? {
+                Cow::Borrowed(s) => visitor.visit_enum(s.into_deserializer()),
+                Cow::Owned(s) => visitor.visit_enum(s.into_deserializer()),
+            }
+        } else {
+            Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
+                "expected enum {name} as a string"
+            ))))
+        }
+        .map_err(|e| e.placed_at(start))
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.skip_value()?;
+        visitor.visit_unit()
+    }
+}

@@ -1,0 +1,41 @@
+//! The crate's error type.
+
+use crate::metadata::{DbXmlError, DeltaError, RedoLogError, SExprError, ViewError};
+
+/// Every failure of `xapi-dr`, each variant carrying the rich error of the layer that failed
+/// (with its byte offset, row or column).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A redo log (metadata VDI image) could not be read or written.
+    #[error(transparent)]
+    RedoLog(#[from] RedoLogError),
+    /// An XML database dump could not be read.
+    #[error(transparent)]
+    DbXml(#[from] DbXmlError),
+    /// A delta record could not be decoded.
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
+    /// A set or map value could not be parsed.
+    #[error(transparent)]
+    SExpr(#[from] SExprError),
+    /// A stored value does not fit its column's type.
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// A file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input is neither a redo log nor an XML dump.
+    #[error("{path}: not a redo log nor an XML database dump (starts with {start:?})")]
+    UnknownFormat {
+        /// The file.
+        path: String,
+        /// Its first bytes (lossy UTF-8).
+        start: String,
+    },
+}

@@ -1,0 +1,314 @@
+//! The pool database as xapi stores it: a manifest and tables of rows whose columns keep their
+//! stored string form, so that a dump read and written again is byte-identical.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Schema major version of every xapi release since Rio.
+pub const SCHEMA_MAJOR: u32 = 5;
+/// Schema minor version of the current xapi (5.909).
+pub const SCHEMA_MINOR_CURRENT: u32 = 909;
+
+/// Manifest keys written by xapi, in the order it writes them.
+pub(crate) const KEY_SCHEMA_MAJOR: &str = "schema_major_vsn";
+pub(crate) const KEY_SCHEMA_MINOR: &str = "schema_minor_vsn";
+pub(crate) const KEY_GENERATION: &str = "generation_count";
+
+/// The `<manifest>` of a dump: schema version, generation, and any other pair kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Schema major version (always 5 in practice).
+    pub schema_major: u32,
+    /// Schema minor version (909 for the current xapi; see the reference for the release table).
+    pub schema_minor: u32,
+    /// Database generation count: bumped by every change; the key of "newest wins".
+    pub generation: i64,
+    /// Pairs other than the three above, in document order.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            schema_major: SCHEMA_MAJOR,
+            schema_minor: SCHEMA_MINOR_CURRENT,
+            generation: 0,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// One row: creation and modification generations plus its columns in byte order of name.
+///
+/// Values are the stored strings after XML and `%` unescaping (what deltas carry); sets and maps
+/// are SExpr text (see [`crate::metadata::sexpr`]). All values of a row live in one buffer, so
+/// a row costs its text plus one interned name pointer and one offset per column.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    /// Generation at which the row was created (`__ctime`).
+    pub ctime: i64,
+    /// Generation of the row's last change (`__mtime`).
+    pub mtime: i64,
+    names: Vec<Arc<str>>,
+    /// End offset in `data` of each column's value; a value starts where the previous ends.
+    ends: Vec<usize>,
+    data: String,
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.ctime == other.ctime
+            && self.mtime == other.mtime
+            && self.names.len() == other.names.len()
+            && self.columns().eq(other.columns())
+    }
+}
+
+impl Eq for Row {}
+
+impl Row {
+    /// An empty row with the given creation and modification generations.
+    pub fn new(ctime: i64, mtime: i64) -> Row {
+        Row {
+            ctime,
+            mtime,
+            ..Row::default()
+        }
+    }
+
+    fn index(&self, column: &str) -> Result<usize, usize> {
+        self.names
+            .binary_search_by(|name| name.as_ref().cmp(column))
+    }
+
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        start..self.ends[i]
+    }
+
+    /// The stored value of a column, if the row has it.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.index(column).ok().map(|i| &self.data[self.range(i)])
+    }
+
+    /// Sets a column, keeping columns sorted; returns the previous value.
+    pub fn set(&mut self, column: Arc<str>, value: &str) -> Option<String> {
+        match self.index(&column) {
+            Ok(i) => {
+                let range = self.range(i);
+                let old = self.data[range.clone()].to_owned();
+                let grow = value.len().wrapping_sub(old.len());
+                self.data.replace_range(range, value);
+                for end in &mut self.ends[i..] {
+                    *end = end.wrapping_add(grow);
+                }
+                Some(old)
+            }
+            Err(i) => {
+                let at = if i == 0 { 0 } else { self.ends[i - 1] };
+                self.data.insert_str(at, value);
+                self.names.insert(i, column);
+                self.ends.insert(i, at + value.len());
+                for end in &mut self.ends[i + 1..] {
+                    *end += value.len();
+                }
+                None
+            }
+        }
+    }
+
+    /// Columns and values in byte order of column name (the order of the dump).
+    pub fn columns(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        (0..self.names.len()).map(|i| (self.names[i].as_ref(), &self.data[self.range(i)]))
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether the row has no column.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Appends a column known to sort after every existing one (the reader's fast path); falls
+    /// back to a sorted insert otherwise. Returns `false` if the column was already present.
+    pub(crate) fn push_sorted(&mut self, column: Arc<str>, value: &str) -> bool {
+        match self.names.last() {
+            Some(last) if last.as_ref() >= column.as_ref() => self.set(column, value).is_none(),
+            _ => {
+                self.data.push_str(value);
+                self.names.push(column);
+                self.ends.push(self.data.len());
+                true
+            }
+        }
+    }
+
+    pub(crate) fn shrink(&mut self) {
+        self.names.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.data.shrink_to_fit();
+    }
+}
+
+/// A table: rows by object reference, in byte order of the reference (the order of the dump).
+pub type Table = BTreeMap<String, Row>;
+
+/// A whole pool database.
+///
+/// Table and column names are interned: a 10,000-VM database holds one copy of each name.
+#[derive(Debug, Clone, Default)]
+pub struct Database {
+    /// The manifest (schema version and generation).
+    pub manifest: Manifest,
+    tables: BTreeMap<Arc<str>, Table>,
+    names: HashSet<Arc<str>>,
+}
+
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        self.manifest == other.manifest && self.tables == other.tables
+    }
+}
+
+impl Eq for Database {}
+
+impl Database {
+    /// An empty database with the given manifest.
+    pub fn new(manifest: Manifest) -> Database {
+        Database {
+            manifest,
+            ..Database::default()
+        }
+    }
+
+    /// The database generation (`generation_count` of the manifest).
+    pub fn generation(&self) -> i64 {
+        self.manifest.generation
+    }
+
+    /// Returns the interned copy of a table or column name.
+    pub fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(existing) = self.names.get(name) {
+            return existing.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// A table, if the dump has it (a missing table reads as empty through [`Database::rows`]).
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// The table named `name`, created empty if missing.
+    pub fn table_mut(&mut self, name: &str) -> &mut Table {
+        if !self.tables.contains_key(name) {
+            let key = self.intern(name);
+            self.tables.insert(key, Table::new());
+        }
+        self.tables
+            .get_mut(name)
+            .expect("the table was inserted just above")
+    }
+
+    /// Rows of a table in reference order; none if the table is missing.
+    pub fn rows(&self, table: &str) -> impl Iterator<Item = (&str, &Row)> {
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|t| t.iter().map(|(r, row)| (r.as_str(), row)))
+    }
+
+    /// One row by table and reference.
+    pub fn row(&self, table: &str, reference: &str) -> Option<&Row> {
+        self.tables.get(table)?.get(reference)
+    }
+
+    /// One row by table and reference, mutable.
+    pub fn row_mut(&mut self, table: &str, reference: &str) -> Option<&mut Row> {
+        self.tables.get_mut(table)?.get_mut(reference)
+    }
+
+    /// Tables in byte order of name (the order of the dump).
+    pub fn tables(&self) -> impl Iterator<Item = (&str, &Table)> {
+        self.tables.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Finds a row of `table` by its `uuid` column (a linear scan).
+    pub fn find_by_uuid(&self, table: &str, uuid: &str) -> Option<(&str, &Row)> {
+        self.rows(table)
+            .find(|(_, row)| row.get("uuid") == Some(uuid))
+    }
+
+    /// Sets one column of one row, interning the column name. Returns `false` if the row does
+    /// not exist.
+    pub fn set_field(&mut self, table: &str, reference: &str, column: &str, value: &str) -> bool {
+        let column = self.intern(column);
+        match self.row_mut(table, reference) {
+            Some(row) => {
+                row.set(column, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Inserts (or replaces) a row built from column/value pairs.
+    pub fn insert_row<'a>(
+        &mut self,
+        table: &str,
+        reference: &str,
+        ctime: i64,
+        mtime: i64,
+        columns: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let mut row = Row::new(ctime, mtime);
+        for (k, v) in columns {
+            let k = self.intern(k);
+            row.set(k, v);
+        }
+        self.table_mut(table).insert(reference.to_owned(), row);
+    }
+
+    /// Removes a row; returns it if it existed.
+    pub fn remove_row(&mut self, table: &str, reference: &str) -> Option<Row> {
+        self.tables.get_mut(table)?.remove(reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn row_behaves_like_a_sorted_map(ops in proptest::collection::vec(("[a-e]{1,2}", ".{0,6}"), 0..40)) {
+            let mut db = Database::default();
+            let mut row = Row::new(1, 2);
+            let mut model = BTreeMap::new();
+            for (k, v) in &ops {
+                let name = db.intern(k);
+                prop_assert_eq!(row.set(name, v), model.insert(k.clone(), v.clone()));
+            }
+            prop_assert_eq!(row.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(row.get(k), Some(v.as_str()));
+            }
+            let columns: Vec<(String, String)> = row.columns().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            prop_assert_eq!(columns, model.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn names_are_interned_once() {
+        let mut db = Database::default();
+        let a = db.intern("name__label");
+        let b = db.intern("name__label");
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}

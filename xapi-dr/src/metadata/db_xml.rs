@@ -1,0 +1,593 @@
+//! The XML database dump (`state.db`, `/pool/xmldbdump`, the DB record of a redo log).
+//!
+//! The reader streams with quick-xml: one `<row>` element is in memory at a time, values are
+//! unescaped (XML entities, then xapi's `%` layer) straight into the [`Database`]. The writer
+//! produces xapi's exact bytes: declaration, then one line, tables and rows in byte order,
+//! `ref`, `__ctime`, `__mtime` before the columns in byte order, empty elements as `<x/>`.
+
+use std::io::{BufRead, Write};
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
+
+use super::database::{
+    Database, KEY_GENERATION, KEY_SCHEMA_MAJOR, KEY_SCHEMA_MINOR, Manifest, Row,
+};
+use super::escape::{protect, unprotect};
+
+/// The declaration xapi (Xmlm) writes before the document.
+const DECLARATION: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// Why an XML dump could not be read. Offsets are byte offsets into the XML document.
+#[derive(Debug, thiserror::Error)]
+pub enum DbXmlError {
+    /// The XML itself is malformed (or the underlying reader failed).
+    #[error("db xml: byte {offset}: {source}")]
+    Xml {
+        /// Byte offset where the parser stopped.
+        offset: u64,
+        /// The parser's error.
+        #[source]
+        source: quick_xml::Error,
+    },
+    /// An element other than `database`, `manifest`, `pair`, `table` and `row`, or one of those
+    /// in the wrong place.
+    #[error("db xml: byte {offset}: unexpected element <{name}> inside {parent}")]
+    UnexpectedElement {
+        /// Byte offset just after the element.
+        offset: u64,
+        /// The element's name.
+        name: String,
+        /// Where it was found (`"the document"`, `"<database>"`, ...).
+        parent: String,
+    },
+    /// Non-blank text where only elements may appear.
+    #[error("db xml: byte {offset}: unexpected text inside {parent}")]
+    UnexpectedText {
+        /// Byte offset just after the text.
+        offset: u64,
+        /// Where it was found.
+        parent: String,
+    },
+    /// A required attribute is missing.
+    #[error("db xml: byte {offset}: <{element}> has no {attribute} attribute")]
+    MissingAttribute {
+        /// Byte offset just after the element.
+        offset: u64,
+        /// The element.
+        element: &'static str,
+        /// The missing attribute.
+        attribute: &'static str,
+    },
+    /// An attribute is malformed (duplicate, unquoted, bad entity).
+    #[error("db xml: byte {offset}: bad attribute in <{element}>: {reason}")]
+    BadAttribute {
+        /// Byte offset just after the element.
+        offset: u64,
+        /// The element.
+        element: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A row's `__ctime` or `__mtime` is not an integer.
+    #[error(
+        "db xml: byte {offset}: table {table}, row {reference}: {field} = {value:?} is not an integer"
+    )]
+    BadInteger {
+        /// Byte offset just after the element.
+        offset: u64,
+        /// Table name.
+        table: String,
+        /// Row reference.
+        reference: String,
+        /// The attribute.
+        field: String,
+        /// The text found.
+        value: String,
+    },
+    /// A manifest number that is not an integer.
+    #[error("db xml: byte {offset}: manifest {key} = {value:?} is not an integer")]
+    BadManifestValue {
+        /// Byte offset just after the `<pair>`.
+        offset: u64,
+        /// The key.
+        key: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A manifest key xapi always writes is missing.
+    #[error("db xml: manifest has no {key}")]
+    MissingManifestKey {
+        /// The missing key.
+        key: &'static str,
+    },
+    /// The document ended before `</database>`.
+    #[error("db xml: truncated at byte {offset} (inside {inside})")]
+    Truncated {
+        /// Byte offset of the end of the input.
+        offset: u64,
+        /// The innermost open element.
+        inside: String,
+    },
+    /// Two rows with the same reference in one table.
+    #[error("db xml: byte {offset}: table {table} has row {reference} twice")]
+    DuplicateRow {
+        /// Byte offset just after the second row.
+        offset: u64,
+        /// Table name.
+        table: String,
+        /// The repeated reference.
+        reference: String,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Document,
+    Database,
+    Manifest,
+    Table,
+    Done,
+}
+
+impl Place {
+    fn describe(self, table: &str) -> String {
+        match self {
+            Place::Document => "the document".to_owned(),
+            Place::Database => "<database>".to_owned(),
+            Place::Manifest => "<manifest>".to_owned(),
+            Place::Table => format!("<table name=\"{table}\">"),
+            Place::Done => "the end of the document".to_owned(),
+        }
+    }
+}
+
+/// Reads a whole XML dump, streaming. The result keeps every stored value, including the
+/// one-to-many sets exactly as written; see [`Database::recompute_relations`] before relying on
+/// them.
+///
+/// [`Database::recompute_relations`]: crate::metadata::Database::recompute_relations
+pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
+    let mut reader = Reader::from_reader(input);
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.expand_empty_elements = false;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut db = Database::default();
+    let mut pairs: Vec<(String, String, u64)> = Vec::new();
+    let mut place = Place::Document;
+    let mut table_name = String::new();
+    // Rows of a <row>...</row> or <pair>...</pair> written as start/end pairs.
+    let mut open_leaf: Option<&'static str> = None;
+
+    loop {
+        buf.clear();
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|source| DbXmlError::Xml {
+                offset: reader.error_position(),
+                source,
+            })?;
+        let offset = reader.buffer_position();
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let is_empty = matches!(event, Event::Empty(_));
+                if open_leaf.is_some() {
+                    return Err(unexpected(offset, e, place, &table_name));
+                }
+                match (place, e.name().as_ref()) {
+                    (Place::Document, "database") => {
+                        place = if is_empty {
+                            Place::Done
+                        } else {
+                            Place::Database
+                        };
+                    }
+                    (Place::Database, "manifest") => {
+                        if !is_empty {
+                            place = Place::Manifest;
+                        }
+                    }
+                    (Place::Manifest, "pair") => {
+                        let (key, value) = read_pair(e, offset)?;
+                        pairs.push((key, value, offset));
+                        if !is_empty {
+                            open_leaf = Some("pair");
+                        }
+                    }
+                    (Place::Database, "table") => {
+                        table_name = attribute(e, "name", "table", offset)?.ok_or(
+                            DbXmlError::MissingAttribute {
+                                offset,
+                                element: "table",
+                                attribute: "name",
+                            },
+                        )?;
+                        db.table_mut(&table_name);
+                        if !is_empty {
+                            place = Place::Table;
+                        }
+                    }
+                    (Place::Table, "row") => {
+                        read_row(e, offset, &table_name, &mut db)?;
+                        if !is_empty {
+                            open_leaf = Some("row");
+                        }
+                    }
+                    _ => return Err(unexpected(offset, e, place, &table_name)),
+                }
+            }
+            Event::End(_) => {
+                if open_leaf.take().is_some() {
+                    continue;
+                }
+                place = match place {
+                    Place::Manifest | Place::Table => Place::Database,
+                    Place::Database => Place::Done,
+                    // check_end_names rejects an unmatched end tag before we get here
+                    Place::Document | Place::Done => place,
+                };
+            }
+            Event::Text(ref t) => {
+                if !t.trim_ascii().is_empty() {
+                    return Err(DbXmlError::UnexpectedText {
+                        offset,
+                        parent: place.describe(&table_name),
+                    });
+                }
+            }
+            Event::CData(_) | Event::GeneralRef(_) => {
+                return Err(DbXmlError::UnexpectedText {
+                    offset,
+                    parent: place.describe(&table_name),
+                });
+            }
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Eof => {
+                if place != Place::Done {
+                    return Err(DbXmlError::Truncated {
+                        offset,
+                        inside: place.describe(&table_name),
+                    });
+                }
+                break;
+            }
+        }
+    }
+    db.manifest = manifest_from_pairs(pairs)?;
+    Ok(db)
+}
+
+fn unexpected(offset: u64, e: &BytesStart<'_>, place: Place, table: &str) -> DbXmlError {
+    DbXmlError::UnexpectedElement {
+        offset,
+        name: e.name().as_ref().to_owned(),
+        parent: place.describe(table),
+    }
+}
+
+fn attribute(
+    e: &BytesStart<'_>,
+    key: &str,
+    element: &'static str,
+    offset: u64,
+) -> Result<Option<String>, DbXmlError> {
+    for attr in e.attributes() {
+        let attr = attr.map_err(|err| DbXmlError::BadAttribute {
+            offset,
+            element,
+            reason: err.to_string(),
+        })?;
+        if attr.key.as_ref() == key {
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|err| DbXmlError::BadAttribute {
+                    offset,
+                    element,
+                    reason: err.to_string(),
+                })?;
+            return Ok(Some(value.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+fn read_pair(e: &BytesStart<'_>, offset: u64) -> Result<(String, String), DbXmlError> {
+    let key = attribute(e, "key", "pair", offset)?.ok_or(DbXmlError::MissingAttribute {
+        offset,
+        element: "pair",
+        attribute: "key",
+    })?;
+    let value = attribute(e, "value", "pair", offset)?.ok_or(DbXmlError::MissingAttribute {
+        offset,
+        element: "pair",
+        attribute: "value",
+    })?;
+    Ok((key, value))
+}
+
+fn read_row(
+    e: &BytesStart<'_>,
+    offset: u64,
+    table: &str,
+    db: &mut Database,
+) -> Result<(), DbXmlError> {
+    let bad = |reason: String| DbXmlError::BadAttribute {
+        offset,
+        element: "row",
+        reason,
+    };
+    let mut reference: Option<String> = None;
+    let mut ctime: Option<String> = None;
+    let mut mtime: Option<String> = None;
+    let mut row = Row::default();
+    for attr in e.attributes() {
+        let attr = attr.map_err(|err| bad(err.to_string()))?;
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|err| bad(err.to_string()))?;
+        match attr.key.as_ref() {
+            "ref" => reference = Some(value.into_owned()),
+            "__ctime" => ctime = Some(value.into_owned()),
+            "__mtime" => mtime = Some(value.into_owned()),
+            key => {
+                let column = db.intern(key);
+                if !row.push_sorted(column, &unprotect(&value)) {
+                    return Err(bad(format!("column {key} appears twice")));
+                }
+            }
+        }
+    }
+    let reference = reference.ok_or(DbXmlError::MissingAttribute {
+        offset,
+        element: "row",
+        attribute: "ref",
+    })?;
+    let parse_generation = |field: &str, text: Option<String>| match text {
+        None => Ok(0),
+        Some(text) => text.parse::<i64>().map_err(|_| DbXmlError::BadInteger {
+            offset,
+            table: table.to_owned(),
+            reference: reference.clone(),
+            field: field.to_owned(),
+            value: text,
+        }),
+    };
+    row.ctime = parse_generation("__ctime", ctime)?;
+    row.mtime = parse_generation("__mtime", mtime)?;
+    row.shrink();
+    let rows = db.table_mut(table);
+    if rows.contains_key(&reference) {
+        return Err(DbXmlError::DuplicateRow {
+            offset,
+            table: table.to_owned(),
+            reference,
+        });
+    }
+    rows.insert(reference, row);
+    Ok(())
+}
+
+fn manifest_from_pairs(pairs: Vec<(String, String, u64)>) -> Result<Manifest, DbXmlError> {
+    let mut major = None;
+    let mut minor = None;
+    let mut generation = None;
+    let mut extra = Vec::new();
+    for (key, value, offset) in pairs {
+        let bad =
+            |key: &'static str, value: String| DbXmlError::BadManifestValue { offset, key, value };
+        match key.as_str() {
+            KEY_SCHEMA_MAJOR => {
+                major = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| bad(KEY_SCHEMA_MAJOR, value))?,
+                );
+            }
+            KEY_SCHEMA_MINOR => {
+                minor = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| bad(KEY_SCHEMA_MINOR, value))?,
+                );
+            }
+            KEY_GENERATION => {
+                generation = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| bad(KEY_GENERATION, value))?,
+                );
+            }
+            _ => extra.push((key, value)),
+        }
+    }
+    Ok(Manifest {
+        schema_major: major.ok_or(DbXmlError::MissingManifestKey {
+            key: KEY_SCHEMA_MAJOR,
+        })?,
+        schema_minor: minor.ok_or(DbXmlError::MissingManifestKey {
+            key: KEY_SCHEMA_MINOR,
+        })?,
+        generation: generation.ok_or(DbXmlError::MissingManifestKey {
+            key: KEY_GENERATION,
+        })?,
+        extra,
+    })
+}
+
+/// Writes a database as xapi does, byte for byte.
+pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(64 * 1024);
+    out.write_all(DECLARATION)?;
+    out.write_all(b"<database><manifest>")?;
+    let m = &db.manifest;
+    write_pair(out, KEY_SCHEMA_MAJOR, &m.schema_major.to_string())?;
+    write_pair(out, KEY_SCHEMA_MINOR, &m.schema_minor.to_string())?;
+    write_pair(out, KEY_GENERATION, &m.generation.to_string())?;
+    for (k, v) in &m.extra {
+        write_pair(out, k, v)?;
+    }
+    out.write_all(b"</manifest>")?;
+    for (name, table) in db.tables() {
+        out.write_all(b"<table name=\"")?;
+        write_attr_value(out, name)?;
+        if table.is_empty() {
+            out.write_all(b"\"/>")?;
+            continue;
+        }
+        out.write_all(b"\">")?;
+        for (reference, row) in table {
+            line.clear();
+            line.extend_from_slice(b"<row ref=\"");
+            write_attr_value(&mut line, reference)?;
+            write!(
+                line,
+                "\" __ctime=\"{}\" __mtime=\"{}\"",
+                row.ctime, row.mtime
+            )?;
+            for (column, value) in row.columns() {
+                line.push(b' ');
+                line.extend_from_slice(column.as_bytes());
+                line.extend_from_slice(b"=\"");
+                write_attr_value(&mut line, &protect(value))?;
+                line.push(b'"');
+            }
+            line.extend_from_slice(b"/>");
+            out.write_all(&line)?;
+        }
+        out.write_all(b"</table>")?;
+    }
+    out.write_all(b"</database>")
+}
+
+/// Writes a database into a new byte vector.
+pub fn db_xml_bytes(db: &Database) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_db_xml(db, &mut out).expect("writing to a Vec never fails");
+    out
+}
+
+fn write_pair<W: Write>(out: &mut W, key: &str, value: &str) -> std::io::Result<()> {
+    out.write_all(b"<pair key=\"")?;
+    write_attr_value(out, key)?;
+    out.write_all(b"\" value=\"")?;
+    write_attr_value(out, value)?;
+    out.write_all(b"\"/>")
+}
+
+/// Xmlm's attribute escaping: `<`, `>`, `&` and `"` (apostrophes are left alone).
+fn write_attr_value<W: Write>(out: &mut W, value: &str) -> std::io::Result<()> {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let entity: &[u8] = match b {
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'&' => b"&amp;",
+            b'"' => b"&quot;",
+            _ => continue,
+        };
+        out.write_all(&bytes[start..i])?;
+        out.write_all(entity)?;
+        start = i + 1;
+    }
+    out.write_all(&bytes[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = concat!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+        "<database><manifest><pair key=\"schema_major_vsn\" value=\"5\"/>",
+        "<pair key=\"schema_minor_vsn\" value=\"909\"/><pair key=\"generation_count\" value=\"123456\"/></manifest>",
+        "<table name=\"Bond\"/>",
+        "<table name=\"VM\"><row ref=\"OpaqueRef:1\" __ctime=\"17\" __mtime=\"120045\" ",
+        "HVM__boot_params=\"(('order'%.'cd'))\" _ref=\"OpaqueRef:1\" ",
+        "name__description=\"50%%%.full%nof%.&quot;quotes&quot;%.&amp;%.'ticks'\" name__label=\"My%.VM\" ",
+        "other_config=\"()\"/></table></database>"
+    );
+
+    #[test]
+    fn hand_written_dump_is_read() {
+        let db = read_db_xml(SMALL.as_bytes()).unwrap();
+        assert_eq!(db.manifest.schema_major, 5);
+        assert_eq!(db.manifest.schema_minor, 909);
+        assert_eq!(db.generation(), 123_456);
+        assert!(db.table("Bond").unwrap().is_empty());
+        let vm = db.row("VM", "OpaqueRef:1").unwrap();
+        assert_eq!((vm.ctime, vm.mtime), (17, 120_045));
+        assert_eq!(vm.get("name__label"), Some("My VM"));
+        assert_eq!(vm.get("HVM__boot_params"), Some("(('order' 'cd'))"));
+        assert_eq!(
+            vm.get("name__description"),
+            Some("50% full\nof \"quotes\" & 'ticks'")
+        );
+    }
+
+    #[test]
+    fn writer_reproduces_its_input_byte_for_byte() {
+        let db = read_db_xml(SMALL.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(db_xml_bytes(&db)).unwrap(), SMALL);
+    }
+
+    #[test]
+    fn start_end_pairs_and_whitespace_are_accepted() {
+        let doc = "<database>\n <manifest><pair key=\"schema_major_vsn\" value=\"5\"></pair>\
+                   <pair key=\"schema_minor_vsn\" value=\"63\"/><pair key=\"generation_count\" value=\"1\"/></manifest>\n\
+                   <table name=\"VM\"><row ref=\"OpaqueRef:a\" uuid=\"u\"></row></table></database>\n";
+        let db = read_db_xml(doc.as_bytes()).unwrap();
+        assert_eq!(db.manifest.schema_minor, 63);
+        assert_eq!(db.row("VM", "OpaqueRef:a").unwrap().get("uuid"), Some("u"));
+    }
+
+    #[test]
+    fn unknown_tags_truncation_and_bad_numbers_are_typed_errors() {
+        let err = read_db_xml(&b"<database><manifest/><blob/></database>"[..]).unwrap_err();
+        assert!(
+            matches!(err, DbXmlError::UnexpectedElement { ref name, .. } if name == "blob"),
+            "{err}"
+        );
+
+        let cut = &SMALL.as_bytes()[..SMALL.len() - 20];
+        let err = read_db_xml(cut).unwrap_err();
+        assert!(
+            matches!(err, DbXmlError::Truncated { .. } | DbXmlError::Xml { .. }),
+            "{err}"
+        );
+
+        let bad = SMALL.replace("__ctime=\"17\"", "__ctime=\"1x7\"");
+        let err = read_db_xml(bad.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, DbXmlError::BadInteger { ref field, ref value, .. } if field == "__ctime" && value == "1x7"),
+            "{err}"
+        );
+
+        let bad_gen = SMALL.replace("value=\"123456\"", "value=\"12x\"");
+        let err = read_db_xml(bad_gen.as_bytes()).unwrap_err();
+        let pair_end = bad_gen.find("value=\"12x\"/>").unwrap() as u64 + 13;
+        assert!(
+            matches!(err, DbXmlError::BadManifestValue { offset, key: "generation_count", ref value } if offset == pair_end && value == "12x"),
+            "{err}"
+        );
+
+        let no_gen = SMALL.replace("<pair key=\"generation_count\" value=\"123456\"/>", "");
+        assert!(matches!(
+            read_db_xml(no_gen.as_bytes()),
+            Err(DbXmlError::MissingManifestKey {
+                key: "generation_count"
+            })
+        ));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for cut in 0..SMALL.len() {
+            assert!(
+                read_db_xml(&SMALL.as_bytes()[..cut]).is_err(),
+                "cut at {cut} was accepted"
+            );
+        }
+    }
+}

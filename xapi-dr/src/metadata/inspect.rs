@@ -1,0 +1,266 @@
+//! An offline summary of a metadata VDI image or an XML dump: what a recovery from it would
+//! bring back.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::diagnostic::Diagnostic;
+use super::load::{LoadedDatabase, Source, load, load_reader};
+use super::views::{NULL_REF, Pool, PowerState, Sr, Vbd, Vdi, Vm, VmAppliance};
+use crate::Error;
+
+/// The pool the database belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PoolSummary {
+    /// Pool UUID (empty if the database has no pool row).
+    pub uuid: String,
+    /// Pool name; when empty, clients show the master's name instead.
+    pub name_label: String,
+    /// Name of the master host.
+    pub master_name: String,
+}
+
+/// A disk of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskSummary {
+    /// `userdevice` of the VBD.
+    pub userdevice: String,
+    /// `Disk` or `CD`.
+    pub vbd_type: String,
+    /// VDI UUID (empty for an empty CD drive).
+    pub vdi_uuid: String,
+    /// VDI name.
+    pub vdi_name: String,
+    /// Size in bytes.
+    pub virtual_size: i64,
+    /// SR UUID.
+    pub sr_uuid: String,
+    /// SR name.
+    pub sr_name: String,
+}
+
+/// A VM a recovery would bring back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmSummary {
+    /// UUID (kept by recovery).
+    pub uuid: String,
+    /// Name.
+    pub name_label: String,
+    /// Power state recorded in the metadata.
+    pub power_state: PowerState,
+    /// UUID of its vApp, if any.
+    pub vapp: Option<String>,
+    /// Recovery count: compared with the target pool's copy.
+    pub version: i64,
+    /// Start order within its vApp.
+    pub order: i64,
+    /// Delay after start, in seconds.
+    pub start_delay: i64,
+    /// Delay after shutdown, in seconds.
+    pub shutdown_delay: i64,
+    /// Disks and CD drives in `userdevice` order.
+    pub disks: Vec<DiskSummary>,
+}
+
+/// A vApp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VappSummary {
+    /// UUID.
+    pub uuid: String,
+    /// Name.
+    pub name_label: String,
+    /// Member VM UUIDs.
+    pub vms: Vec<String>,
+}
+
+/// An SR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SrSummary {
+    /// UUID (recovery looks SRs up by UUID in the target pool).
+    pub uuid: String,
+    /// Name.
+    pub name_label: String,
+    /// SM type.
+    pub sr_type: String,
+    /// Content type.
+    pub content_type: String,
+    /// Whether shared.
+    pub shared: bool,
+    /// Whether a VM of the summary has a disk on it (a recovery needs it attached).
+    pub required: bool,
+}
+
+/// What [`inspect`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectReport {
+    /// Where the database came from.
+    pub source: Source,
+    /// The pool.
+    pub pool: PoolSummary,
+    /// Database generation (after replay): the newest-wins key between copies of one pool.
+    pub generation: i64,
+    /// Schema version, `major.minor`.
+    pub schema_version: String,
+    /// Real VMs (no templates, snapshots or control domains), by name then UUID.
+    pub vms: Vec<VmSummary>,
+    /// vApps, by name then UUID.
+    pub vapps: Vec<VappSummary>,
+    /// SRs, by name then UUID.
+    pub srs: Vec<SrSummary>,
+    /// Templates, snapshots and control domains left out of `vms`.
+    pub other_vm_rows: usize,
+    /// Observations made while reading.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Summarises a redo-log image (e.g. a `dd` of a metadata VDI), an XML dump or a gzipped
+/// `state.db`, told apart by their first bytes.
+pub fn inspect(path: impl AsRef<Path>) -> Result<InspectReport, Error> {
+    summarise(load(path)?)
+}
+
+/// Like [`inspect`], over bytes in memory.
+pub fn inspect_bytes(bytes: &[u8]) -> Result<InspectReport, Error> {
+    summarise(load_reader(Cursor::new(bytes), "<bytes>")?)
+}
+
+fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
+    let LoadedDatabase {
+        database,
+        source,
+        diagnostics,
+    } = loaded;
+    let db = &database;
+    let pools = db.view::<Pool>()?;
+    let mut pool = PoolSummary::default();
+    if let Some(p) = pools.first() {
+        pool.uuid.clone_from(&p.uuid);
+        pool.name_label.clone_from(&p.name_label);
+        if let Some(master) = db.row("host", &p.master) {
+            master
+                .get("name__label")
+                .unwrap_or_default()
+                .clone_into(&mut pool.master_name);
+        }
+    }
+    let srs = db.view::<Sr>()?;
+    let sr_by_ref: HashMap<&str, &Sr> = srs.iter().map(|s| (s.reference.as_str(), s)).collect();
+    let vdis = db.view::<Vdi>()?;
+    let vdi_by_ref: HashMap<&str, &Vdi> = vdis.iter().map(|v| (v.reference.as_str(), v)).collect();
+    let vbds = db.view::<Vbd>()?;
+    let vbd_by_ref: HashMap<&str, &Vbd> = vbds.iter().map(|v| (v.reference.as_str(), v)).collect();
+    let apps = db.view::<VmAppliance>()?;
+    let app_by_ref: HashMap<&str, &VmAppliance> =
+        apps.iter().map(|a| (a.reference.as_str(), a)).collect();
+
+    let mut required_srs = std::collections::HashSet::new();
+    let mut vms = Vec::new();
+    let mut other_vm_rows = 0;
+    let mut vm_uuid_by_ref = HashMap::new();
+    for vm in db.view::<Vm>()? {
+        if vm.is_a_template || vm.is_a_snapshot || vm.is_control_domain {
+            other_vm_rows += 1;
+            continue;
+        }
+        let mut disks: Vec<DiskSummary> = vm
+            .vbds
+            .iter()
+            .filter_map(|r| vbd_by_ref.get(r.as_str()))
+            .map(|vbd| {
+                let vdi = vdi_by_ref.get(vbd.vdi.as_str());
+                let sr = vdi.and_then(|v| sr_by_ref.get(v.sr.as_str()));
+                if let Some(sr) = sr
+                    && vbd.vbd_type != "CD"
+                    && sr.content_type != "iso"
+                {
+                    required_srs.insert(sr.reference.clone());
+                }
+                DiskSummary {
+                    userdevice: vbd.userdevice.clone(),
+                    vbd_type: vbd.vbd_type.clone(),
+                    vdi_uuid: vdi.map(|v| v.uuid.clone()).unwrap_or_default(),
+                    vdi_name: vdi.map(|v| v.name_label.clone()).unwrap_or_default(),
+                    virtual_size: vdi.map_or(0, |v| v.virtual_size),
+                    sr_uuid: sr.map(|s| s.uuid.clone()).unwrap_or_default(),
+                    sr_name: sr.map(|s| s.name_label.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        disks.sort_by(|a, b| {
+            let key = |d: &DiskSummary| d.userdevice.parse::<u32>().unwrap_or(u32::MAX);
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| a.userdevice.cmp(&b.userdevice))
+        });
+        vm_uuid_by_ref.insert(vm.reference.clone(), vm.uuid.clone());
+        vms.push(VmSummary {
+            vapp: (vm.appliance != NULL_REF)
+                .then(|| {
+                    app_by_ref
+                        .get(vm.appliance.as_str())
+                        .map(|a| a.uuid.clone())
+                })
+                .flatten(),
+            uuid: vm.uuid,
+            name_label: vm.name_label,
+            power_state: vm.power_state,
+            version: vm.version,
+            order: vm.order,
+            start_delay: vm.start_delay,
+            shutdown_delay: vm.shutdown_delay,
+            disks,
+        });
+    }
+    vms.sort_by(|a, b| {
+        a.name_label
+            .cmp(&b.name_label)
+            .then_with(|| a.uuid.cmp(&b.uuid))
+    });
+    let mut vapps: Vec<VappSummary> = apps
+        .iter()
+        .map(|a| VappSummary {
+            uuid: a.uuid.clone(),
+            name_label: a.name_label.clone(),
+            vms: a
+                .vms
+                .iter()
+                .filter_map(|r| vm_uuid_by_ref.get(r).cloned())
+                .collect(),
+        })
+        .collect();
+    vapps.sort_by(|a, b| {
+        a.name_label
+            .cmp(&b.name_label)
+            .then_with(|| a.uuid.cmp(&b.uuid))
+    });
+    let mut srs: Vec<SrSummary> = srs
+        .iter()
+        .map(|s| SrSummary {
+            uuid: s.uuid.clone(),
+            name_label: s.name_label.clone(),
+            sr_type: s.sr_type.clone(),
+            content_type: s.content_type.clone(),
+            shared: s.shared,
+            required: required_srs.contains(&s.reference),
+        })
+        .collect();
+    srs.sort_by(|a, b| {
+        a.name_label
+            .cmp(&b.name_label)
+            .then_with(|| a.uuid.cmp(&b.uuid))
+    });
+    Ok(InspectReport {
+        source,
+        pool,
+        generation: db.generation(),
+        schema_version: format!("{}.{}", db.manifest.schema_major, db.manifest.schema_minor),
+        vms,
+        vapps,
+        srs,
+        other_vm_rows,
+        diagnostics,
+    })
+}
