@@ -19,6 +19,7 @@
 //! assert!(xva.len() > disk.len() / 2);
 //! ```
 
+pub mod api_records;
 pub mod disk_image;
 pub mod drain;
 pub mod rng;

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 
+pub mod arbitrary_value;
 pub mod disk_recipe;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 
 use crate::run::{cargo, run};
-use crate::{codegen, python, system};
+use crate::{codegen, fuzz_smoke, python, system};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
@@ -27,6 +27,7 @@ pub(crate) fn run_all() -> Result<(), String> {
     }
     run(cargo().args(["test", "--workspace"]))?;
     python::run_pytest()?;
+    fuzz_smoke::run_if_possible()?;
     println!("==> all checks passed");
     Ok(())
 }

@@ -9,14 +9,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use xapi_backup::format::xva::ChecksumKind;
+use xapi_benches::api_records::all_records;
 use xapi_benches::disk_image::{generate_disk, write_xva_into};
 use xapi_benches::drain::drain_xva;
+use xapi_core::api::{Vm, VmRecord};
+use xapi_core::wire::{Limits, Ref, Value, jsonrpc, xmlrpc};
 
 struct Options {
     dir: PathBuf,
     repeat: usize,
     xva_mib: usize,
+    vms: usize,
 }
 
 /// One timed operation on one input file.
@@ -33,6 +39,7 @@ fn parse_args() -> Result<Options, String> {
         dir: PathBuf::new(),
         repeat: 5,
         xva_mib: 256,
+        vms: 5000,
     };
     let mut dir = None;
     while let Some(arg) = args.next() {
@@ -44,14 +51,18 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--repeat" => options.repeat = number("--repeat")?.max(1),
             "--xva-mib" => options.xva_mib = number("--xva-mib")?.max(2),
+            "--vms" => options.vms = number("--vms")?.max(1),
             "-h" | "--help" => {
-                return Err("usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N]".into());
+                return Err(
+                    "usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N] [--vms N]".into(),
+                );
             }
             other if dir.is_none() => dir = Some(PathBuf::from(other)),
             other => return Err(format!("unexpected argument `{other}`")),
         }
     }
-    options.dir = dir.ok_or("usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N]")?;
+    options.dir =
+        dir.ok_or("usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N] [--vms N]")?;
     Ok(options)
 }
 
@@ -126,6 +137,55 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
     Ok(())
 }
 
+type AllVms = HashMap<Ref<Vm>, VmRecord>;
+
+fn measure_wire(options: &Options, out: &mut Vec<Measurement>) -> Result<(), String> {
+    let records = all_records("VM", options.vms, 7);
+    let limits = Limits::default();
+    let xml = xmlrpc::encode_response(Ok(&records));
+    let json = jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&records));
+    let inputs: [(
+        &'static str,
+        &str,
+        &[u8],
+        fn(&[u8], &Limits) -> Result<usize, String>,
+    ); 2] = [
+        ("xmlrpc_decode", "vms.xmlrpc.xml", &xml, |bytes, limits| {
+            let vms: AllVms = xmlrpc::decode_response(bytes, limits)
+                .map_err(|err| err.to_string())?
+                .map_err(|failure| format!("{failure:?}"))?;
+            Ok(vms.len())
+        }),
+        (
+            "jsonrpc_decode",
+            "vms.jsonrpc.json",
+            &json,
+            |bytes, limits| {
+                let vms: AllVms = jsonrpc::decode_response(bytes, limits)
+                    .map_err(|err| err.to_string())?
+                    .map_err(|failure| format!("{failure:?}"))?;
+                Ok(vms.len())
+            },
+        ),
+    ];
+    for (name, file_name, bytes, decode) in inputs {
+        let path = options.dir.join(file_name);
+        std::fs::write(&path, bytes).map_err(|err| format!("{}: {err}", path.display()))?;
+        let decoded = decode(bytes, &limits)?;
+        if decoded != options.vms {
+            return Err(format!("{name}: decoded {decoded} VMs of {}", options.vms));
+        }
+        let seconds = best_of(options.repeat, || decode(bytes, &limits))?;
+        out.push(Measurement {
+            name,
+            file: path,
+            bytes: bytes.len() as u64,
+            seconds,
+        });
+    }
+    Ok(())
+}
+
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
@@ -154,7 +214,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut measurements = Vec::new();
-    if let Err(message) = measure_xva(&options, &mut measurements) {
+    let measured = measure_wire(&options, &mut measurements)
+        .and_then(|()| measure_xva(&options, &mut measurements));
+    if let Err(message) = measured {
         eprintln!("xapi-bench-compare: {message}");
         return ExitCode::FAILURE;
     }
