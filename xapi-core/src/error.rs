@@ -4,6 +4,17 @@
 //! removed) so that a log line says what to look at. A XAPI failure stays data
 //! ([`Failure`]: the code plus its parameters). [`Error::is_retryable`] tells retry loops which
 //! errors may go away on their own.
+//!
+//! # Which call failed
+//!
+//! [`Error::Api`] holds the [`Failure`] alone, not the method that produced it: callers across
+//! the workspace match on `Error::Api(failure)`, and a second variant carrying the method
+//! would make those matches miss failures silently. The method is recorded instead where a
+//! log reader looks: every call runs in a `call` tracing span with a `method` field, and a
+//! failure answer emits a debug event `xapi failure` with its `code` inside that span, so a
+//! subscriber prints `call{method=VM.start}: ... xapi failure code=VM_BAD_POWER_STATE`. A task's
+//! failure is emitted the same way inside the `task` span, with the task reference. Callers
+//! that report errors themselves know the method they called.
 
 use std::time::Duration;
 
@@ -43,6 +54,9 @@ impl std::fmt::Display for TimeoutKind {
 #[non_exhaustive]
 pub enum Error {
     /// XAPI answered with a failure (`ErrorDescription` / JSON-RPC `error` / task `error_info`).
+    ///
+    /// The method is not part of the value: it is on the `call` tracing span (see the
+    /// [module documentation](self#which-call-failed)).
     #[error("xapi failure {}: {:?}", .0.code.as_str(), .0.params)]
     Api(Failure),
     /// A response could not be decoded.
@@ -192,6 +206,18 @@ impl Error {
     pub fn is_code(&self, code: &str) -> bool {
         self.failure().is_some_and(|f| f.code.as_str() == code)
     }
+}
+
+/// [`Error::Api`] for a failure answer, with a debug event `xapi failure` naming its code in
+/// the current (`call` or `task`) span. Parameters are not logged: some carry references
+/// (`SESSION_INVALID` carries the session's).
+pub(crate) fn api_failure(failure: Failure) -> Error {
+    tracing::debug!(
+        code = failure.code.as_str(),
+        params = failure.params.len(),
+        "xapi failure"
+    );
+    Error::Api(failure)
 }
 
 fn is_retryable_code(code: &ErrorCode) -> bool {

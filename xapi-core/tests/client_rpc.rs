@@ -372,6 +372,8 @@ fn task_record(status: &str, progress: f64, result: &str, error_info: &[&str]) -
 
 #[tokio::test]
 async fn task_wait_reports_progress_decodes_the_result_and_destroys_the_task() {
+    // This mock has no event.from (MESSAGE_METHOD_UNKNOWN): the wait polls task.get_record.
+    // Waiting through event.from is tested in client_task_events.rs.
     for protocol in [Protocol::JsonRpc, Protocol::XmlRpc] {
         let polls = Arc::new(AtomicUsize::new(0));
         let counter = polls.clone();

@@ -352,3 +352,39 @@ proptest! {
         }
     }
 }
+
+/// Enums with data travel as a struct of one member, the shape `to_value` gives them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Change {
+    Removed,
+    Renamed(String),
+    Moved { from: i64, to: i64 },
+    Pair(bool, String),
+}
+
+fn any_change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        Just(Change::Removed),
+        xml_safe_string().prop_map(Change::Renamed),
+        (any::<i64>(), any::<i64>()).prop_map(|(from, to)| Change::Moved { from, to }),
+        (any::<bool>(), xml_safe_string()).prop_map(|(b, s)| Change::Pair(b, s)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn enums_with_data_round_trip_in_both_encodings(changes in proptest::collection::vec(any_change(), 0..4)) {
+        let value = to_value(&changes).expect("encodable");
+        let xml = xmlrpc::encode_response(Ok(&value));
+        let back: Vec<Change> = xmlrpc::decode_response(&xml, &Limits::default())
+            .expect("well formed")
+            .expect("success");
+        prop_assert_eq!(&back, &changes);
+        let json = jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&value));
+        let back: Vec<Change> = jsonrpc::decode_response(&json, &Limits::default())
+            .expect("well formed")
+            .expect("success");
+        prop_assert_eq!(&back, &changes);
+        prop_assert_eq!(from_value::<Vec<Change>>(value).expect("decodes"), changes);
+    }
+}

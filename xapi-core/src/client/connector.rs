@@ -290,7 +290,7 @@ impl Client {
             self.rpc::<T>(method, &params, &HeaderMap::new(), None)
                 .await?
                 .result
-                .map_err(Error::Api)
+                .map_err(crate::error::api_failure)
         }
         .instrument(span)
         .await
@@ -355,7 +355,7 @@ impl Client {
                 Err(failure) if matches!(failure.code, ErrorCode::HostIsSlave) => {
                     client = client.master_from(failure, &reply.headers)?;
                 }
-                Err(failure) => return Err(Error::Api(failure)),
+                Err(failure) => return Err(crate::error::api_failure(failure)),
             }
         }
         Err(Error::Protocol {

@@ -2,7 +2,9 @@
 //! session and task in the `Cookie` header, the `task-id` response header, redirects to other
 //! pool members, streaming bodies both ways, and `Content-Length` on uploads.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use futures::{Stream, StreamExt};
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt};
 use tracing::Instrument;
 
 use super::body::{StreamReader, UploadBody, UploadEnd, reader_stream, stalled};
@@ -278,8 +280,11 @@ impl Session {
     /// uploads). The body is pulled only as fast as the connection takes it.
     ///
     /// Returns once every byte was sent and the response was read. A body shorter or longer
-    /// than announced fails with [`Error::BodyLength`]. A redirect is not followed (the body
-    /// cannot be replayed): it fails with [`Error::Protocol`] naming the new location.
+    /// than announced fails with [`Error::BodyLength`]. A redirect cannot be followed, since a
+    /// one-shot body cannot be sent twice: it fails with [`Error::Protocol`] naming the new
+    /// location; use [`put_reopenable`](Self::put_reopenable) or
+    /// [`put_seekable`](Self::put_seekable) where the server may redirect (`/import` to a host
+    /// that sees the SR).
     pub async fn put<S, E>(
         &self,
         path: &str,
@@ -297,12 +302,26 @@ impl Session {
         let span =
             tracing::info_span!("transfer", method = "PUT", path = %path, bytes = content_length);
         let body = body.map(|r| r.map_err(Into::into)).boxed();
-        put_once(&client, cookie, path, query, body, content_length)
+        let endpoint = client.endpoint().clone();
+        let target = endpoint.path(&path_and_query(path, query));
+        let attempt = put_attempt(&client, &endpoint, &target, cookie, body, content_length)
             .instrument(span)
-            .await
+            .await?;
+        match attempt {
+            PutAttempt::Done(upload) => Ok(upload),
+            PutAttempt::Redirect { from, location } => Err(Error::Protocol {
+                url: from,
+                reason: format!(
+                    "upload redirected to {}; a one-shot body cannot be sent again: \
+                     use Session::put_reopenable or Session::put_seekable to follow redirects",
+                    crate::client::endpoint::redact_url(&location)
+                ),
+            }),
+        }
     }
 
-    /// [`put`](Self::put) from an [`AsyncRead`], read in 1 MiB chunks.
+    /// [`put`](Self::put) from an [`AsyncRead`], read in 1 MiB chunks. Like `put`, it does not
+    /// follow redirects; see [`put_seekable`](Self::put_seekable).
     pub async fn put_reader<R: AsyncRead + Send + Unpin + 'static>(
         &self,
         path: &str,
@@ -320,6 +339,184 @@ impl Session {
         )
         .await
     }
+
+    /// [`put`](Self::put) with a body that can be opened again, so that redirects are
+    /// followed (up to 5, as [`get`](Self::get)): `open` is called once per attempt and must
+    /// yield the same `content_length` bytes from the start every time.
+    ///
+    /// xapi answers a redirect before reading the body: the response head is read while the
+    /// body is sent, and on an early `3xx` the client stops sending, closes that connection,
+    /// opens the body again and sends it to the `Location` with the cookie re-added and the
+    /// target host's TLS pin applied. A `401` (the session expired) makes a session with
+    /// stored credentials log in again and send once more.
+    ///
+    /// ```no_run
+    /// # async fn doc(session: xapi_core::client::Session) -> Result<(), xapi_core::Error> {
+    /// let path = std::path::PathBuf::from("vm.xva");
+    /// let length = std::fs::metadata(&path).map_err(|e| xapi_core::Error::Body {
+    ///     url: "file".into(),
+    ///     source: e.into(),
+    /// })?.len();
+    /// let upload = session
+    ///     .put_reopenable("/import", &[("sr_id", "OpaqueRef:sr")], None, length, || {
+    ///         let path = path.clone();
+    ///         async move {
+    ///             let file = tokio::fs::File::open(path).await?;
+    ///             Ok::<_, std::io::Error>(xapi_core::client::read_chunks(file))
+    ///         }
+    ///     })
+    ///     .await?;
+    /// # let _ = upload; Ok(()) }
+    /// ```
+    pub async fn put_reopenable<F, Fut, S, E, E2>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+        content_length: u64,
+        mut open: F,
+    ) -> Result<Upload, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<S, E>>,
+        E: Into<BoxError>,
+        S: Stream<Item = Result<Bytes, E2>> + Send + 'static,
+        E2: Into<BoxError> + 'static,
+    {
+        let span =
+            tracing::info_span!("transfer", method = "PUT", path = %path, bytes = content_length);
+        async move {
+            let (_, reference) = self.snapshot()?;
+            let mut relogged = false;
+            loop {
+                match self
+                    .put_following(path, query, task, content_length, &mut open)
+                    .await
+                {
+                    Err(Error::Http { status: 401, .. }) if !relogged && self.can_relogin() => {
+                        tracing::info!("data plane answered 401; logging in again");
+                        relogged = true;
+                        self.relogin(&reference).await?;
+                    }
+                    other => return other,
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// [`put_reopenable`](Self::put_reopenable) from a seekable reader (a file): each attempt
+    /// rewinds it to the position it had when passed in and sends `content_length` bytes from
+    /// there, in 1 MiB chunks.
+    pub async fn put_seekable<R>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+        mut reader: R,
+        content_length: u64,
+    ) -> Result<Upload, Error>
+    where
+        R: AsyncRead + AsyncSeek + Send + Unpin + 'static,
+    {
+        let url = self.client().endpoint().url_for(path);
+        let start = reader.stream_position().await.map_err(|e| Error::Body {
+            url,
+            source: Box::new(e),
+        })?;
+        let shared = Arc::new(tokio::sync::Mutex::new(reader));
+        self.put_reopenable(path, query, task, content_length, move || {
+            let shared = shared.clone();
+            async move {
+                // The previous attempt's body releases the reader when its connection closes.
+                let mut guard = shared.lock_owned().await;
+                guard.seek(std::io::SeekFrom::Start(start)).await?;
+                Ok::<_, std::io::Error>(reader_stream(
+                    GuardedReader(guard).take(content_length),
+                    1 << 20,
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Send the body to the session's host, following redirects.
+    async fn put_following<F, Fut, S, E, E2>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+        content_length: u64,
+        open: &mut F,
+    ) -> Result<Upload, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<S, E>>,
+        E: Into<BoxError>,
+        S: Stream<Item = Result<Bytes, E2>> + Send + 'static,
+        E2: Into<BoxError> + 'static,
+    {
+        let (client, reference) = self.snapshot()?;
+        let cookie = self.cookie(reference.as_str(), task)?;
+        let mut endpoint = client.endpoint().clone();
+        let mut target = endpoint.path(&path_and_query(path, query));
+        for _ in 0..=MAX_REDIRECTS {
+            let url = endpoint.url_for(&target);
+            let body = open().await.map_err(|e| Error::Body {
+                url: url.clone(),
+                source: e.into(),
+            })?;
+            let body = body.map(|r| r.map_err(Into::into)).boxed();
+            match put_attempt(
+                &client,
+                &endpoint,
+                &target,
+                cookie.clone(),
+                body,
+                content_length,
+            )
+            .await?
+            {
+                PutAttempt::Done(upload) => return Ok(upload),
+                PutAttempt::Redirect { from, location } => {
+                    let (next, next_target) = endpoint.resolve_location(&location)?;
+                    tracing::info!(
+                        from = %from,
+                        to = %next.url_for(&next_target),
+                        "following upload redirect"
+                    );
+                    endpoint = next;
+                    target = next_target;
+                }
+            }
+        }
+        Err(Error::Protocol {
+            url: client.endpoint().url_for(path),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+}
+
+/// An [`AsyncRead`] through the lock of a shared reader.
+struct GuardedReader<R>(tokio::sync::OwnedMutexGuard<R>);
+
+impl<R: AsyncRead + Unpin> AsyncRead for GuardedReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+/// Read an [`AsyncRead`] as a stream of chunks of at most 1 MiB: the body for
+/// [`Session::put_reopenable`] (or [`Session::put`]) from a file or any reader.
+pub fn read_chunks<R: AsyncRead + Send + Unpin + 'static>(
+    reader: R,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    reader_stream(reader, 1 << 20)
 }
 
 fn redirect_target<B>(
@@ -341,21 +538,33 @@ fn redirect_target<B>(
     endpoint.resolve_location(location)
 }
 
-async fn put_once(
+/// How one upload attempt ended.
+enum PutAttempt {
+    /// The server took the body and answered 2xx.
+    Done(Upload),
+    /// The server answered 3xx (possibly before reading the body, which was not sent further).
+    Redirect {
+        /// The URL that redirected, without credentials.
+        from: String,
+        /// The `Location` header as sent.
+        location: String,
+    },
+}
+
+/// One PUT on a fresh connection to `endpoint`.
+async fn put_attempt(
     client: &Client,
+    endpoint: &Endpoint,
+    target: &str,
     cookie: HeaderValue,
-    path: &str,
-    query: &[(&str, &str)],
     body: futures::stream::BoxStream<'static, Result<Bytes, BoxError>>,
     content_length: u64,
-) -> Result<Upload, Error> {
-    let endpoint = client.endpoint().clone();
-    let target = endpoint.path(&path_and_query(path, query));
-    let url = endpoint.url_for(&target);
-    let policy = client.policy_for(&endpoint)?;
+) -> Result<PutAttempt, Error> {
+    let url = endpoint.url_for(target);
+    let policy = client.policy_for(endpoint)?;
     let inactivity = client.shared().transport.timeouts.transfer_inactivity;
     let (upload, sent, mut done) = UploadBody::new(body, content_length);
-    let request = Request::put(target.as_str())
+    let request = Request::put(target)
         .header(http::header::HOST, endpoint.host_header())
         .header(http::header::USER_AGENT, USER_AGENT)
         .header(http::header::COOKIE, cookie)
@@ -372,11 +581,13 @@ async fn put_once(
         kind: TimeoutKind::Inactivity,
         after: inactivity,
     };
+    // The response head is read while the body goes out: xapi answers a redirect (or a
+    // refusal) before it reads the body.
     let response = tokio::select! {
-        response = transport.stream(&endpoint, &policy, &url, request) => response,
+        response = transport.stream_owned(endpoint, &policy, &url, request) => response,
         () = stalled(&sent, inactivity) => return Err(stall(&url)),
     };
-    let response = match response {
+    let (response, connection) = match response {
         Ok(response) => response,
         // The connection failed while sending: report the body's own failure if it had one.
         Err(error) => {
@@ -392,13 +603,22 @@ async fn put_once(
             .headers()
             .get(http::header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        return Err(Error::Protocol {
-            url,
-            reason: format!(
-                "upload redirected to {}; upload bodies are not replayed, put to that host directly",
-                crate::client::endpoint::redact_url(location)
-            ),
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Protocol {
+                url: url.clone(),
+                reason: format!("http status {} without a Location header", status.as_u16()),
+            })?;
+        let sent_bytes = sent.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(
+            sent = sent_bytes,
+            of = content_length,
+            "upload answered with a redirect; closing the connection"
+        );
+        // Stop sending: close the connection, which drops the rest of the body.
+        drop(connection);
+        return Ok(PutAttempt::Redirect {
+            from: url,
+            location,
         });
     }
     if !status.is_success() {
@@ -437,12 +657,13 @@ async fn put_once(
     .map_err(|_| stall(&url))?
     .map(http_body_util::Collected::to_bytes)
     .unwrap_or_default();
-    Ok(Upload {
+    drop(connection);
+    Ok(PutAttempt::Done(Upload {
         status: status.as_u16(),
         task_id,
         bytes_sent: sent_bytes,
         body,
-    })
+    }))
 }
 
 fn upload_end_error(end: UploadEnd, url: &str, expected: u64) -> Option<Error> {

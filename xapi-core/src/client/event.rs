@@ -88,21 +88,21 @@ impl Default for EventOptions {
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "S: DeserializeOwned"))]
-struct RawBatch<S> {
+pub(super) struct RawBatch<S> {
     #[serde(default = "Vec::new")]
-    events: Vec<RawEvent<S>>,
-    token: String,
+    pub(super) events: Vec<RawEvent<S>>,
+    pub(super) token: String,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "S: DeserializeOwned"))]
-struct RawEvent<S> {
-    class: String,
-    operation: String,
+pub(super) struct RawEvent<S> {
+    pub(super) class: String,
+    pub(super) operation: String,
     #[serde(rename = "ref")]
-    reference: String,
+    pub(super) reference: String,
     #[serde(default = "none")]
-    snapshot: Option<S>,
+    pub(super) snapshot: Option<S>,
 }
 
 fn none<S>() -> Option<S> {
@@ -182,12 +182,23 @@ async fn next_batch<S: DeserializeOwned>(
     classes: &[String],
     options: &EventOptions,
 ) -> Result<RawBatch<S>, Error> {
+    event_from(session, classes, &options.token, options.timeout_secs).await
+}
+
+/// One `event.from` call: blocks on the server until an event of `classes` after `token`
+/// exists or `timeout_secs` pass; the client-side deadline is 6 seconds longer.
+pub(super) async fn event_from<S: DeserializeOwned>(
+    session: &Session,
+    classes: &[String],
+    token: &str,
+    timeout_secs: f64,
+) -> Result<RawBatch<S>, Error> {
     let params = [
         Value::Array(classes.iter().map(|c| Value::String(c.clone())).collect()),
-        Value::String(options.token.clone()),
-        Value::Double(options.timeout_secs),
+        Value::String(token.to_owned()),
+        Value::Double(timeout_secs),
     ];
-    let deadline = Duration::from_secs_f64(options.timeout_secs.max(0.0) + 6.0);
+    let deadline = Duration::from_secs_f64(timeout_secs.max(0.0) + 6.0);
     session
         .call_values("event.from", &params, Some(deadline))
         .await

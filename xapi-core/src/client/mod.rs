@@ -4,9 +4,12 @@
 //!   session-less calls ([`Client::call_raw`]) and [`Client::login_with_password`].
 //! - [`Session`]: the raw call API ([`Session::call`], [`Session::call_async`]) that the
 //!   generated API goes through, re-login on `SESSION_INVALID`, logout on drop.
-//! - [`TaskHandle`]: wait for a task with progress, cancel it, decode its result.
+//! - [`TaskHandle`]: wait for a task with progress (through `event.from` on `task/<ref>`, or
+//!   by polling on servers without it), cancel it, decode its result.
 //! - [`Session::events`]: `event.from` as a stream, with visible resyncs.
-//! - [`Session::get`] / [`Session::put`]: the HTTP data plane.
+//! - [`Session::get`] / [`Session::put`]: the HTTP data plane; uploads that may be redirected
+//!   to another pool member (`/import`) go through [`Session::put_reopenable`] or
+//!   [`Session::put_seekable`], which send the body again to the new host.
 //! - [`fetch_fingerprint`]: trust on first use.
 
 mod body;
@@ -25,7 +28,7 @@ mod transport;
 
 pub use body::StreamReader;
 pub use connector::{Client, ClientBuilder};
-pub use data_plane::{ByteStream, Download, Upload};
+pub use data_plane::{ByteStream, Download, Upload, read_chunks};
 pub use event::{Event, EventItem, EventOperation, EventOptions};
 pub use fingerprint::{FingerprintParseError, Sha256Fingerprint};
 pub use protocol::Protocol;

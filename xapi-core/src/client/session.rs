@@ -180,7 +180,7 @@ impl Session {
                         );
                         self.relogin(&reference).await?;
                     }
-                    Err(failure) => return Err(Error::Api(failure)),
+                    Err(failure) => return Err(crate::error::api_failure(failure)),
                 }
             }
         }
@@ -234,7 +234,7 @@ impl Session {
             .await?
             .result
             .map(|_| ())
-            .map_err(Error::Api)
+            .map_err(crate::error::api_failure)
     }
 }
 

@@ -1,5 +1,10 @@
 //! [`TaskHandle`]: follow a XAPI task to its end, with progress, cancellation, clean-up, and the
 //! decoding of its result (an XML-RPC fragment, whatever the protocol).
+//!
+//! A task is watched with `event.from(["task/<ref>"], token, timeout)`: the server answers as
+//! soon as the task changes, so a wait costs one blocked call per change instead of a poll
+//! every interval. Servers without `event.from` (`MESSAGE_METHOD_UNKNOWN`) are polled with
+//! `task.get_record` instead.
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -8,9 +13,13 @@ use futures::Stream;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
+use tracing::Instrument;
+
+use super::event;
 use super::session::Session;
 use crate::Error;
 use crate::api::{ErrorCode, Task};
+use crate::error::TimeoutKind;
 use crate::wire::{self, Failure, Ref};
 
 /// The status of a task, as `task.status` reports it.
@@ -58,7 +67,8 @@ pub struct TaskProgress {
     pub progress: f64,
 }
 
-/// The fields of `task.get_record` this client reads.
+/// The fields of a task record (`task.get_record`, or an `event.from` snapshot) this client
+/// reads.
 #[derive(Debug, Deserialize)]
 struct TaskRecord {
     #[serde(default)]
@@ -71,11 +81,141 @@ struct TaskRecord {
     error_info: Vec<String>,
 }
 
+impl TaskRecord {
+    fn observation(&self) -> TaskProgress {
+        TaskProgress {
+            status: TaskStatus::from_wire(&self.status),
+            progress: self.progress,
+        }
+    }
+}
+
+/// The server-side wait of one `event.from` call on a task, in seconds (as Xen Orchestra).
+const DEFAULT_EVENT_TIMEOUT_SECS: f64 = 60.1;
+
+/// How a [`TaskWatcher`] learns about changes.
+#[derive(Debug)]
+enum WatchMode {
+    /// Nothing observed yet: read the record once (this also checks that the task exists).
+    Start,
+    /// Blocking `event.from` calls on `task/<ref>`, resuming from `token`.
+    Events { token: String },
+    /// `task.get_record` every poll interval (servers without `event.from`).
+    Polling,
+}
+
+/// Yields each new state of one task, by events or by polling.
+struct TaskWatcher {
+    session: Session,
+    task: Ref<Task>,
+    poll_interval: Duration,
+    event_timeout_secs: f64,
+    mode: WatchMode,
+    last: Option<TaskProgress>,
+}
+
+impl TaskWatcher {
+    async fn record(&self) -> Result<TaskRecord, Error> {
+        self.session.call("task.get_record", (&self.task,)).await
+    }
+
+    /// The next state of the task that differs from the last one returned.
+    async fn next(&mut self) -> Result<TaskRecord, Error> {
+        loop {
+            let record = self.next_record().await?;
+            let observation = record.observation();
+            if self.last.as_ref() != Some(&observation) {
+                self.last = Some(observation);
+                return Ok(record);
+            }
+        }
+    }
+
+    async fn next_record(&mut self) -> Result<TaskRecord, Error> {
+        loop {
+            match &mut self.mode {
+                WatchMode::Start => {
+                    let record = self.record().await?;
+                    self.mode = WatchMode::Events {
+                        token: String::new(),
+                    };
+                    return Ok(record);
+                }
+                WatchMode::Polling => {
+                    tokio::time::sleep(self.poll_interval).await;
+                    return self.record().await;
+                }
+                WatchMode::Events { token } => {
+                    let classes = [format!("task/{}", self.task)];
+                    let batch = event::event_from::<TaskRecord>(
+                        &self.session,
+                        &classes,
+                        token,
+                        self.event_timeout_secs,
+                    )
+                    .await;
+                    match batch {
+                        Ok(batch) => {
+                            *token = batch.token;
+                            let latest = batch
+                                .events
+                                .into_iter()
+                                .rev()
+                                .find(|e| e.reference == self.task.as_str());
+                            match latest {
+                                Some(event) if event.operation == "del" => {
+                                    return Err(Error::Protocol {
+                                        url: self.session.client().url(),
+                                        reason: format!(
+                                            "task {} was destroyed before it finished",
+                                            self.task
+                                        ),
+                                    });
+                                }
+                                Some(event) => {
+                                    if let Some(record) = event.snapshot {
+                                        return Ok(record);
+                                    }
+                                }
+                                // The server-side timeout passed without a change.
+                                None => {}
+                            }
+                        }
+                        Err(Error::Api(failure))
+                            if matches!(failure.code, ErrorCode::MessageMethodUnknown) =>
+                        {
+                            tracing::debug!(
+                                task = %self.task,
+                                "event.from is unknown to this server; polling the task"
+                            );
+                            self.mode = WatchMode::Polling;
+                            return self.record().await;
+                        }
+                        Err(Error::Api(failure))
+                            if matches!(failure.code, ErrorCode::EventsLost) =>
+                        {
+                            tracing::debug!(task = %self.task, "events lost; reading the task again");
+                            *token = String::new();
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A running XAPI task whose result decodes as `T`.
+///
+/// Waiting reads the task once, then follows it with `event.from` (one blocked call per
+/// change); on servers without `event.from` it polls `task.get_record` every
+/// [`with_poll_interval`](Self::with_poll_interval).
 pub struct TaskHandle<T> {
     session: Session,
     task: Ref<Task>,
     poll_interval: Duration,
+    event_timeout_secs: f64,
+    deadline: Option<Duration>,
     result: PhantomData<fn() -> T>,
 }
 
@@ -84,6 +224,8 @@ impl<T> std::fmt::Debug for TaskHandle<T> {
         f.debug_struct("TaskHandle")
             .field("task", &self.task)
             .field("poll_interval", &self.poll_interval)
+            .field("event_timeout_secs", &self.event_timeout_secs)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +239,8 @@ impl<T: DeserializeOwned> TaskHandle<T> {
             session,
             task,
             poll_interval,
+            event_timeout_secs: DEFAULT_EVENT_TIMEOUT_SECS,
+            deadline: None,
             result: PhantomData,
         }
     }
@@ -106,54 +250,58 @@ impl<T: DeserializeOwned> TaskHandle<T> {
         &self.task
     }
 
-    /// Poll the task this often (default: the client's
+    /// Poll the task this often when the server has no `event.from` (default: the client's
     /// [`task_poll_interval`](super::ClientBuilder::task_poll_interval)).
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
     }
 
-    async fn record(session: &Session, task: &Ref<Task>) -> Result<TaskRecord, Error> {
-        session.call("task.get_record", (task,)).await
+    /// The server-side wait of each `event.from` call (default 60.1 s); the call's client-side
+    /// deadline is 6 seconds longer. A quiet task costs one call per this period.
+    pub fn with_event_timeout(mut self, timeout: Duration) -> Self {
+        self.event_timeout_secs = timeout.as_secs_f64();
+        self
     }
 
-    /// The current status and progress.
+    /// Give up [`wait`](Self::wait) after `timeout` with [`Error::Timeout`] of kind
+    /// [`TimeoutKind::Task`](crate::error::TimeoutKind::Task) (default: wait as long as the
+    /// task runs). The task itself goes on and is not destroyed: [`cancel`](Self::cancel) it
+    /// if it must stop.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.deadline = Some(timeout);
+        self
+    }
+
+    fn watcher(&self) -> TaskWatcher {
+        TaskWatcher {
+            session: self.session.clone(),
+            task: self.task.clone(),
+            poll_interval: self.poll_interval,
+            event_timeout_secs: self.event_timeout_secs,
+            mode: WatchMode::Start,
+            last: None,
+        }
+    }
+
+    /// The current status and progress (one `task.get_record`).
     pub async fn poll(&self) -> Result<TaskProgress, Error> {
-        let record = Self::record(&self.session, &self.task).await?;
-        Ok(TaskProgress {
-            status: TaskStatus::from_wire(&record.status),
-            progress: record.progress,
-        })
+        Ok(self.watcher().record().await?.observation())
     }
 
-    /// A stream of progress observations, one per poll, while the task runs; the last item
-    /// is the finished status. It only observes: the task is neither waited for nor destroyed.
+    /// A stream of progress observations while the task runs, one per change the server
+    /// reports (or per poll on servers without `event.from`); the last item is the finished
+    /// status. It only observes: the task is neither waited for nor destroyed.
     pub fn progress(&self) -> impl Stream<Item = Result<TaskProgress, Error>> + Send + 'static {
-        let session = self.session.clone();
-        let task = self.task.clone();
-        let interval = self.poll_interval;
-        futures::stream::unfold(Some(true), move |state| {
-            let session = session.clone();
-            let task = task.clone();
-            async move {
-                let first = state?;
-                if !first {
-                    tokio::time::sleep(interval).await;
+        futures::stream::unfold(Some(self.watcher()), |watcher| async move {
+            let mut watcher = watcher?;
+            match watcher.next().await {
+                Ok(record) => {
+                    let observation = record.observation();
+                    let next = (!observation.status.is_finished()).then_some(watcher);
+                    Some((Ok(observation), next))
                 }
-                match Self::record(&session, &task).await {
-                    Ok(record) => {
-                        let status = TaskStatus::from_wire(&record.status);
-                        let next = (!status.is_finished()).then_some(false);
-                        Some((
-                            Ok(TaskProgress {
-                                status,
-                                progress: record.progress,
-                            }),
-                            next,
-                        ))
-                    }
-                    Err(e) => Some((Err(e), None)),
-                }
+                Err(e) => Some((Err(e), None)),
             }
         })
     }
@@ -168,26 +316,43 @@ impl<T: DeserializeOwned> TaskHandle<T> {
     }
 
     /// Wait for the task to finish, destroy it, and decode its result.
+    ///
+    /// If the wait itself fails (a broken connection, [`with_timeout`](Self::with_timeout)),
+    /// the task is left running and not destroyed: a new handle on the same reference
+    /// ([`TaskHandle::new`]) waits again from the task's current state.
     pub async fn wait(self) -> Result<T, Error> {
         self.wait_with_progress(|_| {}).await
     }
 
-    /// [`wait`](Self::wait), calling `on_progress` with every observation.
+    /// [`wait`](Self::wait), calling `on_progress` with every observed change.
     pub async fn wait_with_progress(
         self,
         mut on_progress: impl FnMut(&TaskProgress),
     ) -> Result<T, Error> {
-        let record = loop {
-            let record = Self::record(&self.session, &self.task).await?;
-            let status = TaskStatus::from_wire(&record.status);
-            on_progress(&TaskProgress {
-                status: status.clone(),
-                progress: record.progress,
-            });
-            if status.is_finished() {
-                break record;
+        let span = tracing::info_span!("task", task = %self.task);
+        let mut watcher = self.watcher();
+        let watch = async {
+            loop {
+                let record = watcher.next().await?;
+                let observation = record.observation();
+                on_progress(&observation);
+                if observation.status.is_finished() {
+                    return Ok::<_, Error>(record);
+                }
             }
-            tokio::time::sleep(self.poll_interval).await;
+        }
+        .instrument(span.clone());
+        let record = match self.deadline {
+            None => watch.await?,
+            Some(after) => {
+                tokio::time::timeout(after, watch)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        url: self.task.as_str().to_owned(),
+                        kind: TimeoutKind::Task,
+                        after,
+                    })??
+            }
         };
         if let Err(error) = self
             .session
@@ -196,7 +361,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
         {
             tracing::warn!(task = %self.task, %error, "could not destroy the finished task");
         }
-        self.outcome(record)
+        span.in_scope(|| self.outcome(record))
     }
 
     fn outcome(&self, record: TaskRecord) -> Result<T, Error> {
@@ -208,7 +373,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
             _ => {
                 let mut info = record.error_info.into_iter();
                 match info.next() {
-                    Some(code) => Err(Error::Api(Failure {
+                    Some(code) => Err(crate::error::api_failure(Failure {
                         code: ErrorCode::from_code(&code),
                         params: info.collect(),
                     })),

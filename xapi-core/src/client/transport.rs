@@ -116,6 +116,18 @@ impl Transport {
         endpoint: &Endpoint,
         policy: &TlsPolicy,
     ) -> Result<SendRequest<RequestBody>, Error> {
+        self.open_driven(endpoint, policy)
+            .await
+            .map(|(sender, _driver)| sender)
+    }
+
+    /// [`open`](Self::open), also returning the handle of the task driving the connection
+    /// (aborting it closes the connection and drops the request body).
+    async fn open_driven(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+    ) -> Result<(SendRequest<RequestBody>, tokio::task::JoinHandle<()>), Error> {
         let tls = self.tls_config(endpoint, policy)?;
         let conn = connection::connect(endpoint, tls, self.timeouts.connect).await?;
         let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
@@ -124,12 +136,12 @@ impl Transport {
                 url: endpoint.to_string(),
                 source: Box::new(e),
             })?;
-        tokio::spawn(async move {
+        let driver = tokio::spawn(async move {
             if let Err(error) = driver.await {
                 tracing::debug!(%error, "http connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok((sender, driver))
     }
 
     fn take_idle(&self, key: &str) -> Option<SendRequest<RequestBody>> {
@@ -260,7 +272,28 @@ impl Transport {
         url: &str,
         request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, Error> {
-        let mut sender = self.open(endpoint, policy).await?;
+        self.stream_owned(endpoint, policy, url, request)
+            .await
+            .map(|(response, connection)| {
+                connection.detach();
+                response
+            })
+    }
+
+    /// [`stream`](Self::stream), keeping the connection tied to the returned
+    /// [`OwnedConnection`]: dropping it closes the connection at once, even while the request
+    /// body is still being sent (an upload answered early with a redirect stops there).
+    pub(crate) async fn stream_owned(
+        &self,
+        endpoint: &Endpoint,
+        policy: &TlsPolicy,
+        url: &str,
+        request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, OwnedConnection), Error> {
+        let (mut sender, driver) = self.open_driven(endpoint, policy).await?;
+        let connection = OwnedConnection {
+            driver: Some(driver),
+        };
         let transport_error = |e: hyper::Error| Error::Transport {
             url: url.to_owned(),
             source: Box::new(e),
@@ -275,5 +308,26 @@ impl Transport {
                 after,
             })?
             .map_err(transport_error)
+            .map(|response| (response, connection))
+    }
+}
+
+/// A data-plane connection that closes when dropped, unless [detached](Self::detach).
+pub(crate) struct OwnedConnection {
+    driver: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OwnedConnection {
+    /// Let the connection run on its own until the server or the body ends it.
+    pub(crate) fn detach(mut self) {
+        self.driver = None;
+    }
+}
+
+impl Drop for OwnedConnection {
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.abort();
+        }
     }
 }

@@ -97,7 +97,7 @@ impl DateTime {
             && second <= 60
             && nanos < 1_000_000_000
             && match zone {
-                Zone::Offset(minutes) => minutes.abs() < 24 * 60,
+                Zone::Offset(minutes) => minutes.unsigned_abs() < 24 * 60,
                 _ => true,
             };
         valid.then(|| Self {
@@ -302,7 +302,10 @@ fn parse_unix_seconds(text: &str) -> Result<DateTime, &'static str> {
         Some(f) => parse_fraction(f.as_bytes())?,
     };
     let (seconds, nanos) = if seconds < 0 && nanos > 0 {
-        (seconds - 1, 1_000_000_000 - nanos)
+        (
+            seconds.checked_sub(1).ok_or("Unix seconds out of range")?,
+            1_000_000_000 - nanos,
+        )
     } else {
         (seconds, nanos)
     };
@@ -481,8 +484,9 @@ impl<'de> serde::de::Visitor<'de> for DateTimeVisitor {
             .ok_or_else(|| E::custom("Unix seconds out of range"))
     }
 
+    /// The inner value is text or a number (Unix seconds), whatever the format says it is.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<DateTime, D::Error> {
-        d.deserialize_str(self)
+        d.deserialize_any(self)
     }
 }
 
@@ -494,6 +498,8 @@ impl<'de> Deserialize<'de> for DateTime {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy as _;
+
     use super::*;
 
     fn parse(text: &str) -> DateTime {
@@ -562,6 +568,16 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_parts_are_refused() {
+        assert!(DateTime::new(2025, 2, 29, 0, 0, 0, 0, Zone::Utc).is_none());
+        assert!(DateTime::new(2024, 2, 29, 0, 0, 0, 0, Zone::Utc).is_some());
+        assert!(DateTime::new(2025, 1, 1, 0, 0, 0, 0, Zone::Offset(i16::MIN)).is_none());
+        assert!(DateTime::new(2025, 1, 1, 0, 0, 0, 1_000_000_000, Zone::Utc).is_none());
+        assert!(DateTime::from_unix_seconds(i64::MIN).is_none());
+        assert!(DateTime::from_unix_seconds(i64::MAX).is_none());
+    }
+
+    #[test]
     fn epoch_is_the_default() {
         assert_eq!(DateTime::default().to_string(), "19700101T00:00:00Z");
         assert_eq!(DateTime::default().to_unix_seconds(), Some(0));
@@ -581,6 +597,8 @@ mod tests {
             "20250319T04:16:24.Z",
             "20250319T04:16:24+02:77",
             "99999999999999999999",
+            "-9223372036854775808.5",
+            "9223372036854775807",
         ] {
             assert!(DateTime::parse(text).is_err(), "{text:?} accepted");
         }
@@ -601,5 +619,65 @@ mod tests {
             assert_eq!(parse(&dt.to_string()), dt);
         }
         assert!(DateTime::from_unix_seconds(253_402_300_800).is_none());
+    }
+
+    #[test]
+    fn serde_uses_the_datetime_marker_and_reads_strings_and_numbers() {
+        let dt = parse("20250319T04:16:24Z");
+        assert_eq!(
+            serde_json::to_string(&dt).ok().as_deref(),
+            Some("\"20250319T04:16:24Z\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<DateTime>("\"2025-03-19T04:16:24Z\"").ok(),
+            Some(dt)
+        );
+        assert_eq!(
+            serde_json::from_str::<DateTime>("1742357784").ok(),
+            Some(dt)
+        );
+        assert_eq!(
+            serde_json::from_str::<DateTime>("1742357784.5")
+                .ok()
+                .map(|d| d.nanosecond()),
+            Some(500_000_000)
+        );
+        assert!(serde_json::from_str::<DateTime>("\"yesterday\"").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn display_then_parse_is_identity(
+            seconds in -62_135_596_800_i64..253_402_300_799,
+            nanos in proptest::prop_oneof![proptest::strategy::Just(0_u32), 0_u32..1_000_000_000],
+            zone in proptest::prop_oneof![
+                proptest::strategy::Just(Zone::Utc),
+                proptest::strategy::Just(Zone::Unspecified),
+                (-1439_i16..=1439).prop_map(Zone::Offset),
+            ],
+        ) {
+            let utc = DateTime::from_unix_seconds(seconds).expect("in range");
+            let dt = DateTime::new(
+                utc.year(), utc.month(), utc.day(), utc.hour(), utc.minute(), utc.second(), nanos, zone,
+            ).expect("valid parts");
+            let text = dt.to_string();
+            proptest::prop_assert_eq!(DateTime::parse(&text), Ok(dt));
+            if zone == Zone::Utc {
+                proptest::prop_assert_eq!(dt.to_unix_seconds(), Some(seconds));
+                let rfc3339 = format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                    dt.year(), dt.month(), dt.day(), dt.hour(), dt.minute(), dt.second()
+                );
+                proptest::prop_assert_eq!(
+                    DateTime::parse(&rfc3339).map(|d| d.to_unix_seconds()),
+                    Ok(Some(seconds))
+                );
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,32}") {
+            let _ = DateTime::parse(&text);
+        }
     }
 }

@@ -27,6 +27,9 @@ enum Number {
 
 /// The tokenizer state.
 pub(crate) struct JsonDeserializer<'de> {
+    /// The whole input, validated as UTF-8 once up front so that strings are sliced, not
+    /// re-validated.
+    text: &'de str,
     input: &'de [u8],
     pos: usize,
     depth: usize,
@@ -45,7 +48,14 @@ impl<'de> JsonDeserializer<'de> {
                 },
             ));
         }
+        let text = std::str::from_utf8(input).map_err(|e| {
+            DecodeError::new(
+                e.valid_up_to() as u64,
+                DecodeErrorKind::Syntax("invalid UTF-8".to_owned()),
+            )
+        })?;
         Ok(Self {
+            text,
             input,
             pos: 0,
             depth: 0,
@@ -124,74 +134,69 @@ impl<'de> JsonDeserializer<'de> {
         Ok(())
     }
 
-    /// Parses a string literal (the next byte must be `"`).
+    /// Parses a string literal (the next byte must be `"`); borrowed when it has no escape.
     pub(crate) fn parse_str(&mut self) -> Result<Cow<'de, str>, DecodeError> {
         self.expect(b'"', "a string")?;
         let start = self.pos;
-        let rest = &self.input[start..];
-        let Some(end) = memchr::memchr2(b'"', b'\\', rest) else {
-            self.pos = self.input.len();
-            return Err(self.error(DecodeErrorKind::UnexpectedEof));
-        };
-        if rest[end] == b'"' {
-            self.pos = start + end + 1;
-            return std::str::from_utf8(&rest[..end])
-                .map(Cow::Borrowed)
-                .map_err(|e| {
-                    DecodeError::new(
-                        (start + e.valid_up_to()) as u64,
-                        DecodeErrorKind::Syntax("invalid UTF-8 in a string".to_owned()),
-                    )
-                });
+        let end = self.find_quote_or_backslash(start)?;
+        if self.input[end] == b'"' {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(self.slice(start, end)));
         }
-        let mut buf: Vec<u8> = Vec::with_capacity(end + 16);
-        self.pos = start;
+        let mut buf = String::with_capacity(end - start + 16);
+        let mut from = start;
+        let mut at = end;
         loop {
-            let rest = &self.input[self.pos..];
-            let Some(next) = memchr::memchr2(b'"', b'\\', rest) else {
-                self.pos = self.input.len();
-                return Err(self.error(DecodeErrorKind::UnexpectedEof));
-            };
-            buf.extend_from_slice(&rest[..next]);
-            self.pos += next;
-            if self.input[self.pos] == b'"' {
-                self.pos += 1;
-                break;
+            buf.push_str(self.slice(from, at));
+            if self.input[at] == b'"' {
+                self.pos = at + 1;
+                return Ok(Cow::Owned(buf));
             }
-            self.pos += 1;
-            let escape_start = self.pos - 1;
-            let Some(&code) = self.input.get(self.pos) else {
-                return Err(self.error(DecodeErrorKind::UnexpectedEof));
-            };
-            self.pos += 1;
-            match code {
-                b'"' => buf.push(b'"'),
-                b'\\' => buf.push(b'\\'),
-                b'/' => buf.push(b'/'),
-                b'b' => buf.push(0x08),
-                b'f' => buf.push(0x0c),
-                b'n' => buf.push(b'\n'),
-                b'r' => buf.push(b'\r'),
-                b't' => buf.push(b'\t'),
-                b'u' => {
-                    let c = self.parse_unicode_escape(escape_start)?;
-                    let mut utf8 = [0u8; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            // a backslash at `at`
+            let escape_start = at;
+            self.pos = at + 2;
+            match self.input.get(at + 1) {
+                None => {
+                    self.pos = self.input.len();
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof));
                 }
-                _ => {
+                Some(b'"') => buf.push('"'),
+                Some(b'\\') => buf.push('\\'),
+                Some(b'/') => buf.push('/'),
+                Some(b'b') => buf.push('\u{8}'),
+                Some(b'f') => buf.push('\u{c}'),
+                Some(b'n') => buf.push('\n'),
+                Some(b'r') => buf.push('\r'),
+                Some(b't') => buf.push('\t'),
+                Some(b'u') => buf.push(self.parse_unicode_escape(escape_start)?),
+                Some(_) => {
                     return Err(DecodeError::new(
                         escape_start as u64,
                         DecodeErrorKind::Syntax("invalid escape in a string".to_owned()),
                     ));
                 }
             }
+            from = self.pos;
+            at = self.find_quote_or_backslash(from)?;
         }
-        String::from_utf8(buf).map(Cow::Owned).map_err(|_| {
-            DecodeError::new(
-                start as u64,
-                DecodeErrorKind::Syntax("invalid UTF-8 in a string".to_owned()),
-            )
-        })
+    }
+
+    /// The input between two byte offsets that sit next to ASCII bytes (quotes, backslashes,
+    /// escapes), hence on character boundaries.
+    fn slice(&self, from: usize, to: usize) -> &'de str {
+        self.text
+            .get(from..to)
+            .expect("string pieces end next to ASCII bytes, on character boundaries")
+    }
+
+    /// The offset of the next `"` or `\` at or after `from`.
+    fn find_quote_or_backslash(&mut self, from: usize) -> Result<usize, DecodeError> {
+        if let Some(i) = memchr::memchr2(b'"', b'\\', &self.input[from..]) {
+            Ok(from + i)
+        } else {
+            self.pos = self.input.len();
+            Err(self.error(DecodeErrorKind::UnexpectedEof))
+        }
     }
 
     fn hex4(&mut self, escape_start: usize) -> Result<u32, DecodeError> {
@@ -305,16 +310,16 @@ impl<'de> JsonDeserializer<'de> {
             Some(b'"') => {
                 self.pos += 1;
                 loop {
-                    let rest = &self.input[self.pos..];
-                    let Some(next) = memchr::memchr2(b'"', b'\\', rest) else {
-                        self.pos = self.input.len();
-                        return Err(self.error(DecodeErrorKind::UnexpectedEof));
-                    };
-                    self.pos += next + 1;
-                    if rest[next] == b'"' {
+                    let at = self.find_quote_or_backslash(self.pos)?;
+                    self.pos = at + 1;
+                    if self.input[at] == b'"' {
                         return Ok(());
                     }
                     self.pos += 1;
+                    if self.pos > self.input.len() {
+                        self.pos = self.input.len();
+                        return Err(self.error(DecodeErrorKind::UnexpectedEof));
+                    }
                 }
             }
             Some(b'[') => {
@@ -697,15 +702,21 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        if self.peek() == Some(b'"') {
-            match self.parse_str()? {
+        match self.peek() {
+            Some(b'"') => match self.parse_str()? {
                 Cow::Borrowed(s) => visitor.visit_enum(s.into_deserializer()),
                 Cow::Owned(s) => visitor.visit_enum(s.into_deserializer()),
+            },
+            Some(b'{') => {
+                self.enter()?;
+                self.pos += 1;
+                let variant = self.parse_str()?;
+                self.expect(b':', "':'")?;
+                visitor.visit_enum(JsonEnum { de: self, variant })
             }
-        } else {
-            Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
-                "expected enum {name} as a string"
-            ))))
+            _ => Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
+                "expected enum {name} as a string or an object of one member"
+            )))),
         }
         .map_err(|e| e.placed_at(start))
     }
@@ -717,5 +728,72 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         self.skip_value()?;
         visitor.visit_unit()
+    }
+}
+
+/// An enum variant with data, written as an object of one member `{"variant": value}`.
+struct JsonEnum<'a, 'de> {
+    de: &'a mut JsonDeserializer<'de>,
+    variant: Cow<'de, str>,
+}
+
+impl JsonEnum<'_, '_> {
+    /// After the variant's value: the object must end.
+    fn finish(self) -> Result<(), DecodeError> {
+        self.de
+            .expect(b'}', "'}' (an enum variant is an object of one member)")?;
+        self.de.depth -= 1;
+        Ok(())
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for JsonEnum<'_, 'de> {
+    type Error = DecodeError;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self), DecodeError> {
+        let variant = seed.deserialize(TextDeserializer::untyped(self.variant.clone()))?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for JsonEnum<'_, 'de> {
+    type Error = DecodeError;
+
+    fn unit_variant(self) -> Result<(), DecodeError> {
+        self.de.skip_value()?;
+        self.finish()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, DecodeError> {
+        let value = seed.deserialize(&mut *self.de)?;
+        self.finish()?;
+        Ok(value)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let value = de::Deserializer::deserialize_seq(&mut *self.de, visitor)?;
+        self.finish()?;
+        Ok(value)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let value = de::Deserializer::deserialize_map(&mut *self.de, visitor)?;
+        self.finish()?;
+        Ok(value)
     }
 }

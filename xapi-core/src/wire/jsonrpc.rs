@@ -109,7 +109,8 @@ fn strings(items: Vec<LenientString>) -> Vec<String> {
 /// Decode a response (either version, either error shape) straight into `T`.
 ///
 /// Success is `result`; failure is v1 `error: [code, params...]` or v2
-/// `error: {code: 1, message: CODE, data: [params]}`. A missing `result` (with no error) is
+/// `error: {code: 1, message: CODE, data: [params]}` (a bare `error: "CODE"` is read as a code
+/// without parameters). A missing `result` (with no error) is
 /// [`DecodeErrorKind::MissingMember`]; a `"result": null` decodes as `()` / `None`.
 pub fn decode_response<T: DeserializeOwned>(
     body: &[u8],
@@ -153,6 +154,10 @@ pub fn decode_response<T: DeserializeOwned>(
                             &object.message.0,
                             strings(object.data.unwrap_or_default()),
                         ));
+                    }
+                    Some(b'"') => {
+                        let code = de.parse_str()?;
+                        failure = Some(Failure::new(&code, Vec::<String>::new()));
                     }
                     _ => {
                         IgnoredAny::deserialize(&mut de)?;

@@ -326,3 +326,69 @@ fn server_responses_have_xapis_exact_shapes() {
         }
     }
 }
+
+#[test]
+fn a_bare_string_error_is_a_code_without_parameters() {
+    let failure = decode_response::<Value>(
+        br#"{"result": null, "error": "SESSION_INVALID", "id": 1}"#,
+        &Limits::default(),
+    )
+    .expect("well formed")
+    .expect_err("a failure");
+    assert_eq!(failure.code, ErrorCode::SessionInvalid);
+    assert!(failure.params.is_empty());
+}
+
+#[test]
+fn html_error_pages_are_unexpected_tokens() {
+    let err = decode_err::<Value>("<html><body>500</body></html>");
+    assert_eq!(err.offset, 0);
+    assert!(
+        matches!(err.kind, DecodeErrorKind::Unexpected { .. }),
+        "{err}"
+    );
+    let err = decode_err::<Value>("{\"result\": \"\u{e9}\", \"id\": 1}\u{0}\u{ff}");
+    assert!(
+        matches!(err.kind, DecodeErrorKind::Unexpected { .. }),
+        "{err}"
+    );
+    let bytes = b"{\"result\": \"\xff\", \"id\": 1}";
+    let err = decode_response::<Value>(bytes, &Limits::default()).expect_err("not UTF-8");
+    assert_eq!(err.offset, 12);
+    assert!(matches!(err.kind, DecodeErrorKind::Syntax(_)), "{err}");
+}
+
+#[test]
+fn enum_variants_with_data_need_exactly_one_member() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Change {
+        Renamed(String),
+        Removed,
+    }
+    assert_eq!(
+        ok::<Change>(r#"{"Renamed": "x"}"#),
+        Change::Renamed("x".into())
+    );
+    assert_eq!(ok::<Change>(r#""Removed""#), Change::Removed);
+    let err = decode_err::<Change>(r#"{"result": {"Renamed": "x", "Removed": ""}, "id": 1}"#);
+    assert_eq!(err.offset, 26);
+    assert!(
+        matches!(err.kind, DecodeErrorKind::Unexpected { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_enum_values_can_fall_back_with_serde_other() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum VmPowerState {
+        Halted,
+        #[serde(other)]
+        Unknown,
+    }
+    assert_eq!(ok::<VmPowerState>(r#""Halted""#), VmPowerState::Halted);
+    assert_eq!(
+        ok::<Vec<VmPowerState>>(r#"["Hibernating"]"#),
+        vec![VmPowerState::Unknown]
+    );
+}

@@ -12,7 +12,7 @@
 //! | `None` | `Nil` |
 //! | `()`, unit struct | `String("")`: xapi's `void` |
 //! | unit variant | `String(variant name)`: XAPI enums are strings |
-//! | [`DateTime`](super::DateTime) | `DateTime` |
+//! | [`DateTime`] | `DateTime` |
 //! | seq, tuple | `Array` |
 //! | map, struct | `Struct` (map keys stringified: ints in decimal, refs and enums as text) |
 //! | newtype / tuple / struct variant | `Struct { variant: value }` |

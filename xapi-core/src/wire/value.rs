@@ -43,6 +43,49 @@ impl Value {
         }
     }
 
+    /// The integer, if this is a [`Value::Int`] or a [`Value::String`] of decimal digits (how
+    /// XML-RPC carries ints).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Self::Int(n) => Some(*n),
+            Self::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The double, if this is a [`Value::Double`] or a [`Value::Int`].
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Double(x) => Some(*x),
+            Self::Int(n) => Some(*n as f64),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is a [`Value::Bool`].
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Self::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The items, if this is a [`Value::Array`].
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Self::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The members, if this is a [`Value::Struct`].
+    pub fn as_struct(&self) -> Option<&BTreeMap<String, Value>> {
+        match self {
+            Self::Struct(members) => Some(members),
+            _ => None,
+        }
+    }
+
     /// The member `name`, if this is a [`Value::Struct`] that has it.
     pub fn get(&self, name: &str) -> Option<&Value> {
         match self {
@@ -211,5 +254,29 @@ impl<'de> Visitor<'de> for ValueVisitor {
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_read_what_the_wire_gives() {
+        assert_eq!(Value::from("42").as_i64(), Some(42));
+        assert_eq!(Value::Int(-1).as_i64(), Some(-1));
+        assert_eq!(Value::from("x").as_i64(), None);
+        assert_eq!(Value::Int(2).as_f64(), Some(2.0));
+        assert_eq!(Value::Bool(true).as_bool(), Some(true));
+        assert_eq!(
+            Value::Array(vec![Value::Nil])
+                .as_array()
+                .map(<[Value]>::len),
+            Some(1)
+        );
+        let record = Value::Struct(BTreeMap::from([("a".to_owned(), Value::from("b"))]));
+        assert_eq!(record.get("a").and_then(Value::as_str), Some("b"));
+        assert_eq!(record.as_struct().map(BTreeMap::len), Some(1));
+        assert_eq!(Value::Nil.kind_name(), "nil");
     }
 }

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::name::QName;
+use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::Limits;
@@ -214,6 +215,11 @@ impl<'de> XmlDeserializer<'de> {
         })
     }
 
+    /// Whether the next tag closes element `name`; the tag stays unread.
+    fn next_is_end_of(&mut self, name: &str) -> Result<bool, DecodeError> {
+        Ok(matches!(self.peek_tag()?, Event::End(e) if e.name().as_ref() == name))
+    }
+
     /// Reads the next tag: `Ok(true)` for `<name>`, `Ok(false)` for `<name/>`.
     pub(crate) fn expect_start_or_empty(
         &mut self,
@@ -325,7 +331,11 @@ impl<'de> XmlDeserializer<'de> {
                             }
                             "array" => {
                                 self.enter()?;
-                                let has_data = !is_empty && self.expect_start_or_empty("data")?;
+                                // `<array/>`, `<array></array>`, `<array><data/></array>` are
+                                // all empty
+                                let has_data = !is_empty
+                                    && !self.next_is_end_of("array")?
+                                    && self.expect_start_or_empty("data")?;
                                 if !is_empty && !has_data {
                                     self.expect_end("array")?;
                                 }
@@ -652,8 +662,14 @@ impl<'de> de::Deserializer<'de> for &mut XmlDeserializer<'de> {
                 variants,
                 visitor,
             ),
+            Head::Struct { empty: false } => match self.next_member_name()? {
+                Some(variant) => visitor.visit_enum(XmlEnum { de: self, variant }),
+                None => Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
+                    "expected enum {name} as a string or a struct of one member"
+                )))),
+            },
             _ => Err(DecodeError::unplaced(DecodeErrorKind::Mismatch(format!(
-                "expected enum {name} as a string"
+                "expected enum {name} as a string or a struct of one member"
             )))),
         }
         .map_err(|e| e.placed_at(start))
@@ -669,5 +685,76 @@ impl<'de> de::Deserializer<'de> for &mut XmlDeserializer<'de> {
         visitor
             .visit_unit()
             .map_err(|e: DecodeError| e.placed_at(start))
+    }
+}
+
+/// An enum variant with data, written as a struct of one member `{variant: value}` (the shape
+/// [`to_value`](super::to_value) gives it).
+struct XmlEnum<'a, 'de> {
+    de: &'a mut XmlDeserializer<'de>,
+    variant: Cow<'de, str>,
+}
+
+impl XmlEnum<'_, '_> {
+    /// After the variant's value: `</member>`, then the struct must end.
+    fn finish(self) -> Result<(), DecodeError> {
+        self.de.expect_end("member")?;
+        if self.de.next_member_name()?.is_some() {
+            return Err(self.de.error(DecodeErrorKind::Mismatch(
+                "an enum variant is a struct of exactly one member".to_owned(),
+            )));
+        }
+        self.de.close_struct()
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for XmlEnum<'_, 'de> {
+    type Error = DecodeError;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self), DecodeError> {
+        let variant = seed.deserialize(TextDeserializer::untyped(self.variant.clone()))?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for XmlEnum<'_, 'de> {
+    type Error = DecodeError;
+
+    fn unit_variant(self) -> Result<(), DecodeError> {
+        de::IgnoredAny::deserialize(&mut *self.de)?;
+        self.finish()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, DecodeError> {
+        let value = seed.deserialize(&mut *self.de)?;
+        self.finish()?;
+        Ok(value)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let value = de::Deserializer::deserialize_seq(&mut *self.de, visitor)?;
+        self.finish()?;
+        Ok(value)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        let value = de::Deserializer::deserialize_map(&mut *self.de, visitor)?;
+        self.finish()?;
+        Ok(value)
     }
 }

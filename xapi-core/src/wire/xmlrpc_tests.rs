@@ -545,3 +545,162 @@ fn server_responses_decode_back_on_the_client() {
         "<value>OpaqueRef:r</value>"
     );
 }
+
+#[test]
+fn prolog_comments_and_byte_order_mark_are_accepted() {
+    let body = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- xapi -->\n{}",
+        &envelope("<value>x</value>")[22..]
+    );
+    assert_eq!(
+        decode_response::<String>(body.as_bytes(), &Limits::default()),
+        Ok(Ok("x".to_owned()))
+    );
+}
+
+#[test]
+fn html_error_pages_are_unexpected_elements() {
+    let err = decode_err::<String>("<html><body>500 Internal Error</body></html>");
+    assert_eq!(
+        err.kind,
+        DecodeErrorKind::Unexpected {
+            expected: "methodResponse",
+            found: "<html>".into()
+        }
+    );
+    assert_eq!(err.offset, 0);
+}
+
+#[test]
+fn failure_parameters_of_any_scalar_type_are_kept_as_text() {
+    let body = "<methodResponse><params><param><value><struct>\
+        <member><name>Status</name><value>Failure</value></member>\
+        <member><name>ErrorDescription</name><value><array><data>\
+        <value>MESSAGE_PARAMETER_COUNT_MISMATCH</value><value>VM.start</value>\
+        <value><i4>3</i4></value><value><string>2</string></value></data></array></value></member>\
+        </struct></value></param></params></methodResponse>";
+    let failure = decode_response::<()>(body.as_bytes(), &Limits::default())
+        .expect("well formed")
+        .expect_err("a failure");
+    assert_eq!(failure.code.as_str(), "MESSAGE_PARAMETER_COUNT_MISMATCH");
+    assert_eq!(failure.params, vec!["VM.start", "3", "2"]);
+}
+
+#[test]
+fn typed_scalars_follow_the_target_type() {
+    assert_eq!(ok::<i64>("<value><i8>1099511627776</i8></value>"), 1 << 40);
+    assert_eq!(ok::<f64>("<value><i4>3</i4></value>"), 3.0);
+    assert_eq!(ok::<String>("<value><i4>3</i4></value>"), "3");
+    assert_eq!(ok::<i64>("<value><double>2.0</double></value>"), 2);
+    assert_eq!(ok::<String>("<value><string></string></value>"), "");
+    let err = decode_err::<i32>(&envelope("<value><i8>4294967296</i8></value>"));
+    assert!(
+        matches!(err.kind, DecodeErrorKind::InvalidNumber { ty: "i32", .. }),
+        "{err}"
+    );
+    let err = decode_err::<i64>(&envelope("<value><i8>99999999999999999999</i8></value>"));
+    assert!(
+        matches!(err.kind, DecodeErrorKind::InvalidNumber { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn optional_structs_and_arrays_decode() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Stat {
+        free: i64,
+    }
+    assert_eq!(
+        ok::<Option<Stat>>(
+            "<value><struct><member><name>free</name><value>5</value></member></struct></value>"
+        ),
+        Some(Stat { free: 5 })
+    );
+    assert_eq!(ok::<Option<Stat>>("<value><nil/></value>"), None);
+    assert_eq!(
+        ok::<Option<Vec<i64>>>("<value><array><data><value>1</value></data></array></value>"),
+        Some(vec![1])
+    );
+    assert_eq!(ok::<Vec<i64>>("<value><array/></value>"), Vec::<i64>::new());
+    assert_eq!(
+        ok::<Vec<i64>>("<value><array></array></value>"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ok::<Value>("<value><array> </array></value>"),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        ok::<Vec<i64>>("<value><array><data/></array></value>"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ok::<HashMap<String, i64>>("<value><struct/></value>"),
+        HashMap::new()
+    );
+}
+
+#[test]
+fn a_missing_required_field_names_it() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Strict {
+        free: i64,
+    }
+    let body = envelope("<value><struct></struct></value>");
+    let err = decode_err::<Strict>(&body);
+    assert_eq!(
+        err.kind,
+        DecodeErrorKind::Mismatch("missing field `free`".into())
+    );
+    assert_eq!(
+        err.offset as usize,
+        body.rfind("<value><struct>").expect("present")
+    );
+}
+
+#[test]
+fn enum_variants_with_data_need_exactly_one_member() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Change {
+        Renamed(String),
+    }
+    assert_eq!(
+        ok::<Change>(
+            "<value><struct><member><name>Renamed</name><value>x</value></member></struct></value>"
+        ),
+        Change::Renamed("x".into())
+    );
+    let body = envelope(
+        "<value><struct><member><name>Renamed</name><value>x</value></member>\
+         <member><name>Renamed</name><value>y</value></member></struct></value>",
+    );
+    let err = decode_err::<Change>(&body);
+    assert!(matches!(err.kind, DecodeErrorKind::Mismatch(_)), "{err}");
+    assert!(decode_err::<Change>(&envelope("<value><struct/></value>")).offset > 0);
+}
+
+#[test]
+fn unknown_enum_values_can_fall_back_with_serde_other() {
+    #[derive(Debug, PartialEq, Eq, Hash, Deserialize)]
+    enum VmPowerState {
+        Halted,
+        #[serde(other)]
+        Unknown,
+    }
+    assert_eq!(
+        ok::<VmPowerState>("<value>Halted</value>"),
+        VmPowerState::Halted
+    );
+    assert_eq!(
+        ok::<VmPowerState>("<value>Hibernating</value>"),
+        VmPowerState::Unknown
+    );
+    let xml =
+        "<value><struct><member><name>Quantum</name><value>1</value></member></struct></value>";
+    assert_eq!(
+        ok::<HashMap<VmPowerState, i64>>(xml)[&VmPowerState::Unknown],
+        1
+    );
+}

@@ -278,13 +278,19 @@ async fn answer(
     request: Request<Incoming>,
     handler: Handler,
     seen: Arc<Mutex<Vec<Seen>>>,
+    read_body: bool,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = if read_body {
+        body.collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default()
+    } else {
+        // Answer from the head alone, as xapi's /import does; the body is never read.
+        drop(body);
+        Bytes::new()
+    };
     let request = Seen {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -309,8 +315,15 @@ fn serve<S>(stream: S, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
+    serve_with(stream, handler, seen, true);
+}
+
+fn serve_with<S>(stream: S, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>, read_body: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     tokio::spawn(async move {
-        let service = service_fn(move |req| answer(req, handler.clone(), seen.clone()));
+        let service = service_fn(move |req| answer(req, handler.clone(), seen.clone(), read_body));
         let _ = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(stream), service)
             .await;
@@ -337,6 +350,32 @@ pub async fn start_on(ip: &str, port: u16, handler: Handler) -> std::io::Result<
         seen,
         accepted,
     })
+}
+
+/// Plain HTTP on 127.0.0.1, answering every request from its head alone without reading the
+/// body (the handler sees an empty body), as xapi answers uploads it redirects.
+pub async fn start_answer_first(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Mock {
+    let handler: Handler = Arc::new(handler);
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            serve_with(stream, handler.clone(), log.clone(), false);
+        }
+    });
+    Mock {
+        url: format!("http://{addr}"),
+        addr: Some(addr),
+        seen,
+        accepted,
+    }
 }
 
 /// Plain HTTP on 127.0.0.1.
