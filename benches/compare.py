@@ -7,6 +7,8 @@ directory and reports its own timings, then times the references on the very sam
 - `xmlrpc.client.loads` (what the official XenAPI.py uses) on the XML-RPC response of
   `VM.get_all_records` for 5,000 VMs, against xapi-rs decoding it into typed records;
 - `json.loads` on the JSON-RPC response, against xapi-rs decoding it into typed records;
+- (figures only) parsing the DB XML dump of a 10,000-VM pool, with its peak RSS, and reading a
+  redo log with 100,000 deltas;
 - `tar -xO <file> > /dev/null` on an XVA, the floor for reading it, against xapi-rs reading
   it with every chunk's checksum verified (xxhash and sha1 variants).
 
@@ -76,6 +78,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--xva-mib", type=int, default=256)
     parser.add_argument("--vms", type=int, default=5000)
+    parser.add_argument("--db-vms", type=int, default=10000)
+    parser.add_argument("--deltas", type=int, default=100000)
     parser.add_argument("--keep", help="write the inputs here and keep them")
     args = parser.parse_args()
 
@@ -83,7 +87,7 @@ def main():
         workdir = args.keep or scratch
         rust = subprocess.run(
             [args.bin, workdir, "--repeat", str(args.repeat), "--xva-mib", str(args.xva_mib),
-             "--vms", str(args.vms)],
+             "--vms", str(args.vms), "--db-vms", str(args.db_vms), "--deltas", str(args.deltas)],
             check=True, stdout=subprocess.PIPE,
         )
         measured = {m["name"]: m for m in json.loads(rust.stdout)["measurements"]}
@@ -93,6 +97,13 @@ def main():
 
         for m in measured.values():
             show(f"xapi-rs {m['name']}", m["seconds"], m["bytes"])
+            if m.get("peak_rss_bytes"):
+                rss = m["peak_rss_bytes"]
+                print(f"{'  peak RSS':<40} {rss / 2**20:10.1f} MiB "
+                      f"({rss / m['bytes']:.2f}x the {m['bytes'] / 2**20:.1f} MiB input)")
+        replay = measured["redo_log_replay"]
+        print(f"{'  redo log deltas/s':<40} {args.deltas / replay['seconds']:10.0f} "
+              f"({args.deltas} deltas after a 1,000-VM database record)")
 
         ratios = []
         xml = measured["xmlrpc_decode"]

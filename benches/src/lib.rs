@@ -5,7 +5,9 @@
 //! - [`rng`]: the seeded generator behind every input;
 //! - [`disk_image`]: synthetic disks and their XVA, VHD, raw-tar and chunked encodings, written
 //!   by the project's own writers;
-//! - [`drain`]: reading a whole stream with each format reader.
+//! - [`drain`]: reading a whole stream with each format reader;
+//! - [`api_records`]: realistic records of any class, generated from the datamodel;
+//! - [`pool_metadata`]: pool database dumps and redo logs with many deltas.
 //!
 //! The criterion benchmarks live in `benches/`; `cargo xtask bench-compare` runs the
 //! `xapi-bench-compare` binary and `compare.py` side by side (see `README.md`).
@@ -22,4 +24,5 @@
 pub mod api_records;
 pub mod disk_image;
 pub mod drain;
+pub mod pool_metadata;
 pub mod rng;

@@ -46,7 +46,8 @@ fuzz_target!(|input: (String, Vec<ArbitraryValue>, i64)| {
             "JSON-RPC {version:?} response round trip"
         );
 
-        let call = jsonrpc::encode_call(&method, &params, id as u64, version);
+        // Request ids are counters; the server reads them as XAPI ints (at most i64::MAX).
+        let call = jsonrpc::encode_call(&method, &params, id.unsigned_abs() >> 1, version);
         let decoded = jsonrpc::decode_call(&call, &limits)
             .unwrap_or_else(|err| panic!("encoded JSON-RPC call does not decode: {err}"));
         assert_eq!(decoded.method, method);

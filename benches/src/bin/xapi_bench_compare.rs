@@ -10,19 +10,27 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use std::collections::HashMap;
+use std::io::Cursor;
 
 use xapi_backup::format::xva::ChecksumKind;
 use xapi_benches::api_records::all_records;
 use xapi_benches::disk_image::{generate_disk, write_xva_into};
 use xapi_benches::drain::drain_xva;
+use xapi_benches::pool_metadata::{db_xml_dump, redo_log_image};
 use xapi_core::api::{Vm, VmRecord};
 use xapi_core::wire::{Limits, Ref, Value, jsonrpc, xmlrpc};
+use xapi_dr::metadata::{read_db_xml, read_redo_log};
+
+const USAGE: &str = "usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N] [--vms N] [--db-vms N] [--deltas N]";
 
 struct Options {
     dir: PathBuf,
     repeat: usize,
     xva_mib: usize,
     vms: usize,
+    db_vms: usize,
+    redo_vms: usize,
+    deltas: usize,
 }
 
 /// One timed operation on one input file.
@@ -31,6 +39,8 @@ struct Measurement {
     file: PathBuf,
     bytes: u64,
     seconds: f64,
+    /// Peak resident memory of the process that did the work, when measured apart.
+    peak_rss_bytes: Option<u64>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -40,6 +50,9 @@ fn parse_args() -> Result<Options, String> {
         repeat: 5,
         xva_mib: 256,
         vms: 5000,
+        db_vms: 10_000,
+        redo_vms: 1_000,
+        deltas: 100_000,
     };
     let mut dir = None;
     while let Some(arg) = args.next() {
@@ -52,17 +65,16 @@ fn parse_args() -> Result<Options, String> {
             "--repeat" => options.repeat = number("--repeat")?.max(1),
             "--xva-mib" => options.xva_mib = number("--xva-mib")?.max(2),
             "--vms" => options.vms = number("--vms")?.max(1),
+            "--db-vms" => options.db_vms = number("--db-vms")?.max(1),
+            "--deltas" => options.deltas = number("--deltas")?.max(1),
             "-h" | "--help" => {
-                return Err(
-                    "usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N] [--vms N]".into(),
-                );
+                return Err(USAGE.into());
             }
             other if dir.is_none() => dir = Some(PathBuf::from(other)),
             other => return Err(format!("unexpected argument `{other}`")),
         }
     }
-    options.dir =
-        dir.ok_or("usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N] [--vms N]")?;
+    options.dir = dir.ok_or(USAGE)?;
     Ok(options)
 }
 
@@ -116,6 +128,7 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
             file: path,
             bytes,
             seconds,
+            peak_rss_bytes: None,
         });
     }
     // Writing to a file in the same directory (page cache), as an export to local disk would.
@@ -133,6 +146,7 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
         file: path,
         bytes,
         seconds,
+        peak_rss_bytes: None,
     });
     Ok(())
 }
@@ -181,8 +195,100 @@ fn measure_wire(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Str
             file: path,
             bytes: bytes.len() as u64,
             seconds,
+            peak_rss_bytes: None,
         });
     }
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Child mode: parse one DB XML dump streaming from its file, print `seconds peak_rss_bytes`.
+fn parse_db_xml_child(path: &Path) -> Result<(), String> {
+    let start = Instant::now();
+    let file = std::fs::File::open(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let db = read_db_xml(std::io::BufReader::with_capacity(1 << 20, file))
+        .map_err(|err| format!("{}: {err}", path.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let vms = db.rows("VM").count();
+    let rss = peak_rss_bytes().ok_or("no VmHWM in /proc/self/status")?;
+    println!("{seconds:.9} {rss} {vms}");
+    Ok(())
+}
+
+fn measure_metadata(options: &Options, out: &mut Vec<Measurement>) -> Result<(), String> {
+    let path = options.dir.join("pool.db.xml");
+    let xml = db_xml_dump(options.db_vms);
+    std::fs::write(&path, &xml).map_err(|err| format!("{}: {err}", path.display()))?;
+    drop(xml);
+    let bytes = file_len(&path)?;
+    // Parse in fresh processes so that generating the dump does not count in the peak RSS.
+    let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
+    let mut best: Option<(f64, u64)> = None;
+    for _ in 0..=options.repeat {
+        let child = std::process::Command::new(&exe)
+            .arg("--parse-db-xml")
+            .arg(&path)
+            .output()
+            .map_err(|err| format!("running the parser child: {err}"))?;
+        if !child.status.success() {
+            return Err(format!(
+                "parser child failed: {}",
+                String::from_utf8_lossy(&child.stderr)
+            ));
+        }
+        let text = String::from_utf8_lossy(&child.stdout);
+        let mut fields = text.split_whitespace();
+        let seconds: f64 = fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .ok_or("child output")?;
+        let rss: u64 = fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .ok_or("child output")?;
+        if best.is_none_or(|(s, _)| seconds < s) {
+            best = Some((seconds, rss));
+        }
+    }
+    let (seconds, rss) = best.ok_or("no parse run")?;
+    out.push(Measurement {
+        name: "db_xml_parse",
+        file: path,
+        bytes,
+        seconds,
+        peak_rss_bytes: Some(rss),
+    });
+
+    let (image, _) = redo_log_image(options.redo_vms, options.deltas, 5);
+    let path = options.dir.join("redo-log.img");
+    std::fs::write(&path, &image).map_err(|err| format!("{}: {err}", path.display()))?;
+    let deltas = options.deltas;
+    let seconds = best_of(options.repeat, || {
+        let replayed =
+            read_redo_log(Cursor::new(&image[..])).map_err(|err| format!("redo log: {err}"))?;
+        if replayed.deltas_applied == deltas {
+            Ok(replayed)
+        } else {
+            Err(format!(
+                "replayed {} deltas of {deltas}",
+                replayed.deltas_applied
+            ))
+        }
+    })?;
+    out.push(Measurement {
+        name: "redo_log_replay",
+        file: path,
+        bytes: image.len() as u64,
+        seconds,
+        peak_rss_bytes: None,
+    });
     Ok(())
 }
 
@@ -202,6 +308,20 @@ fn json_string(text: &str) -> String {
 }
 
 fn main() -> ExitCode {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("--parse-db-xml") {
+        let Some(path) = raw.next() else {
+            eprintln!("--parse-db-xml needs a file");
+            return ExitCode::FAILURE;
+        };
+        return match parse_db_xml_child(Path::new(&path)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("xapi-bench-compare: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = match parse_args() {
         Ok(options) => options,
         Err(message) => {
@@ -215,6 +335,7 @@ fn main() -> ExitCode {
     }
     let mut measurements = Vec::new();
     let measured = measure_wire(&options, &mut measurements)
+        .and_then(|()| measure_metadata(&options, &mut measurements))
         .and_then(|()| measure_xva(&options, &mut measurements));
     if let Err(message) = measured {
         eprintln!("xapi-bench-compare: {message}");
@@ -224,11 +345,12 @@ fn main() -> ExitCode {
         .iter()
         .map(|m| {
             format!(
-                "{{\"name\": {}, \"file\": {}, \"bytes\": {}, \"seconds\": {:.9}}}",
+                "{{\"name\": {}, \"file\": {}, \"bytes\": {}, \"seconds\": {:.9}, \"peak_rss_bytes\": {}}}",
                 json_string(m.name),
                 json_string(&m.file.to_string_lossy()),
                 m.bytes,
-                m.seconds
+                m.seconds,
+                m.peak_rss_bytes.map_or_else(|| "null".to_owned(), |r| r.to_string())
             )
         })
         .collect();
