@@ -58,6 +58,14 @@ fuzz_target!(|input: Input| match input {
             let table = identifier(table);
             db.table_mut(&table);
             for row in rows {
+                // The `ref` attribute is written raw, as xapi writes it (only column values get
+                // the `%` protection), so XML attribute normalisation turns a TAB, LF or CR in a
+                // reference into a space. Real references (`OpaqueRef:<uuid>`) have none.
+                let reference: String = row
+                    .reference
+                    .chars()
+                    .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                    .collect();
                 let columns: Vec<(String, String)> = row
                     .columns
                     .iter()
@@ -65,7 +73,7 @@ fuzz_target!(|input: Input| match input {
                     .collect();
                 db.insert_row(
                     &table,
-                    &row.reference,
+                    &reference,
                     row.ctime,
                     row.mtime,
                     columns.iter().map(|(k, v)| (k.as_str(), v.as_str())),

@@ -15,8 +15,11 @@ use xapi_benches::disk_image::{
     chunked_bytes, fixed_vhd_bytes, generate_disk, ova_for_disk, raw_tar_bytes, vhd_options,
     xva_bytes,
 };
+use xapi_benches::pool_metadata::{realistic_deltas, redo_log_image};
 use xapi_core::api::meta;
 use xapi_core::wire::{Failure, Value, jsonrpc, xmlrpc};
+use xapi_dr::metadata::db_xml_bytes;
+use xapi_dr::metadata::testing::{PoolShape, generate_pool};
 
 const KIB: usize = 1024;
 
@@ -108,7 +111,30 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             jsonrpc::encode_response(version, &Value::String("x".into()), Err(&failure)),
         ));
     }
+    metadata_seeds(&mut out);
     out
+}
+
+/// Seeds of the pool-metadata targets: a small pool's dump, its set and map columns, a redo log
+/// cut after its last record (the second half absent), and deltas of each kind.
+fn metadata_seeds(out: &mut Vec<(&'static str, Vec<u8>)>) {
+    let db = generate_pool(PoolShape::with_vms(3));
+    out.push(("db_xml", db_xml_bytes(&db)));
+    let mut columns = 0;
+    for (_, row) in db.rows("VM").take(1) {
+        for (_, value) in row.columns() {
+            if value.starts_with('(') && columns < 6 {
+                out.push(("sexpr", value.as_bytes().to_vec()));
+                columns += 1;
+            }
+        }
+    }
+    let (image, mut after) = redo_log_image(3, 12, 1);
+    let used = image.iter().rposition(|&b| b != 0).map_or(0, |i| i + 17);
+    out.push(("redo_log", image[..used.min(image.len())].to_vec()));
+    for delta in realistic_deltas(&mut after, 6, 2) {
+        out.push(("delta", delta.encode()));
+    }
 }
 
 fn write_seeds(dir: &Path) -> std::io::Result<usize> {
