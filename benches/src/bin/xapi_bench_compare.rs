@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Cursor;
 
 use xapi_backup::format::xva::ChecksumKind;
@@ -153,17 +154,15 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
 
 type AllVms = HashMap<Ref<Vm>, VmRecord>;
 
+/// Decodes a `VM.get_all_records` response; returns how many VMs it held.
+type Decoder = fn(&[u8], &Limits) -> Result<usize, String>;
+
 fn measure_wire(options: &Options, out: &mut Vec<Measurement>) -> Result<(), String> {
     let records = all_records("VM", options.vms, 7);
     let limits = Limits::default();
     let xml = xmlrpc::encode_response(Ok(&records));
     let json = jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&records));
-    let inputs: [(
-        &'static str,
-        &str,
-        &[u8],
-        fn(&[u8], &Limits) -> Result<usize, String>,
-    ); 2] = [
+    let inputs: [(&'static str, &str, &[u8], Decoder); 2] = [
         ("xmlrpc_decode", "vms.xmlrpc.xml", &xml, |bytes, limits| {
             let vms: AllVms = xmlrpc::decode_response(bytes, limits)
                 .map_err(|err| err.to_string())?
@@ -299,7 +298,9 @@ fn json_string(text: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }
