@@ -313,14 +313,16 @@ async fn stalled_source_gets_keepalive_chunks_that_read_back_correctly() {
 async fn trickling_source_gets_keepalives_while_a_chunk_fills() {
     // 64 KiB every 2 s: a 1 MiB chunk takes 32 s to fill, so nothing would reach the wire for
     // half a minute without keep-alives timed from the last bytes sent.
-    let size = 2 * CHUNK_SIZE;
+    // The trickle fills the middle chunk: xapi never sends a keep-alive in place of a disk's
+    // first or last chunk.
+    let size = 3 * CHUNK_SIZE;
     let ova = ova_with_disks(&[("Ref:7", size)]);
     let data: Vec<u8> = (0..size as usize).map(|i| (i % 251) as u8 + 1).collect();
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
     let feed = data.clone();
     tokio::spawn(async move {
         for (i, piece) in feed.chunks(64 * 1024).enumerate() {
-            if i >= 16 {
+            if (16..32).contains(&i) {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             tx.write_all(piece).await.expect("pipe open");
@@ -360,6 +362,60 @@ async fn trickling_source_gets_keepalives_while_a_chunk_fills() {
     assert_eq!(keepalives, 6, "{names:?}");
     let (_, disks) = read_all(xva).await.expect("reads");
     assert!(disks[0] == data);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_keepalive_takes_the_place_of_a_first_or_last_chunk() {
+    // xapi's send_one skips the keep-alive when the chunk due is chunk 0 or the last one, so
+    // a stall there delays the stream but never renumbers those chunks.
+    let size = 2 * CHUNK_SIZE;
+    let ova = ova_with_disks(&[("Ref:1", size), ("Ref:2", size)]);
+    let a: Vec<u8> = (0..size as usize).map(|i| (i % 13) as u8 + 1).collect();
+    let b: Vec<u8> = (0..size as usize).map(|i| (i % 17) as u8 + 1).collect();
+    let mut sources = Vec::new();
+    for (prefix, data) in [("Ref:1", a.clone()), ("Ref:2", b.clone())] {
+        let (mut tx, rx) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            for (i, piece) in data.chunks(MIB / 2).enumerate() {
+                // 12 s of silence inside the first chunk (only disk 2 could get a keep-alive
+                // there) and inside the last chunk.
+                if i == 1 || i == 3 {
+                    tokio::time::sleep(Duration::from_secs(12)).await;
+                }
+                tx.write_all(piece).await.expect("pipe open");
+            }
+        });
+        sources.push(DiskSource {
+            prefix: prefix.into(),
+            size,
+            reader: Box::new(rx),
+        });
+    }
+    let xva: Vec<u8> = xva_stream(&ova, sources, WriteOptions::default())
+        .expect("valid")
+        .try_fold(Vec::new(), |mut v, b: Bytes| async move {
+            v.extend_from_slice(&b);
+            Ok(v)
+        })
+        .await
+        .expect("written");
+    let names: Vec<String> = member_names(&xva).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "ova.xml",
+            "Ref:1/00000000",
+            "Ref:1/00000000.xxhash",
+            "Ref:1/00000001",
+            "Ref:1/00000001.xxhash",
+            "Ref:2/00000000",
+            "Ref:2/00000000.xxhash",
+            "Ref:2/00000001",
+            "Ref:2/00000001.xxhash",
+        ]
+    );
+    let (_, disks) = read_all(xva).await.expect("reads");
+    assert_eq!(disks, vec![a, b]);
 }
 
 /// Builds a tar by hand from (name, body) pairs.
@@ -417,19 +473,39 @@ async fn hand_made_fixture_with_keepalive_legacy_sha1_and_omission_reads_exactly
     assert_eq!(disks, vec![disk]);
 }
 
+/// The checksum table a pre-Miami export ends with: an XML-RPC struct from chunk member name
+/// to lower-case SHA-1 (xapi: `Importexport.checksum_table_of_rpc`).
+fn legacy_table(entries: &[(&str, &[u8])]) -> String {
+    use std::fmt::Write as _;
+    let mut xml = String::from("<value><struct>");
+    for (name, data) in entries {
+        let digest = ChecksumKind::Sha1.digest(data);
+        write!(
+            xml,
+            "<member><name>{name}</name><value>{digest}</value></member>"
+        )
+        .expect("writing to a String never fails");
+    }
+    xml.push_str("</struct></value>");
+    xml
+}
+
 #[tokio::test]
 async fn export_vsn_zero_means_no_checksum_members() {
     // §2: inline checksum members are expected iff export_vsn > 0; a missing value reads as 0.
+    // Below 2, xapi reads one more member after the disks: the checksum table.
     let ova = HAND_OVA.replace(
         "<member><name>export_vsn</name><value><i4>2</i4></value></member>",
         "",
     );
     let c0 = vec![3u8; MIB];
     let last = vec![4u8; 100];
+    let table = legacy_table(&[("Ref:4/00000000", &c0), ("Ref:4/00000004", &last)]);
     let tar = hand_tar(&[
         ("ova.xml", ova.as_bytes()),
         ("Ref:4/00000000", &c0),
         ("Ref:4/00000004", &last),
+        ("checksum.xml", table.as_bytes()),
     ]);
     let (back, disks) = read_all(tar).await.expect("vsn 0 reads without checksums");
     assert_eq!(back.version.export_vsn, 0);
@@ -437,6 +513,108 @@ async fn export_vsn_zero_means_no_checksum_members() {
     expected[..MIB].copy_from_slice(&c0);
     expected[4 * MIB..].copy_from_slice(&last);
     assert!(disks[0] == expected);
+}
+
+#[tokio::test]
+async fn ova_xml_carries_the_export_time_and_chunks_carry_zero() {
+    // xapi: Tar.Header.make ~mod_time:now for ova.xml, the default 0 for every chunk member.
+    let size = 2 * CHUNK_SIZE;
+    let ova = ova_with_disks(&[("Ref:1", size)]);
+    let data = vec![1u8; size as usize];
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let sources = vec![DiskSource {
+        prefix: "Ref:1".into(),
+        size,
+        reader: Box::new(std::io::Cursor::new(data)),
+    }];
+    let xva: Vec<u8> = xva_stream(&ova, sources, WriteOptions::default())
+        .expect("valid")
+        .try_fold(Vec::new(), |mut v, b: Bytes| async move {
+            v.extend_from_slice(&b);
+            Ok(v)
+        })
+        .await
+        .expect("written");
+    let after = before + 5;
+    for (name, at) in member_names(&xva) {
+        let block: &[u8; 512] = xva[at as usize..at as usize + 512]
+            .try_into()
+            .expect("block");
+        let (entry, _) = xapi_backup::format::tar::parse_header(block, at)
+            .expect("valid")
+            .expect("header");
+        if name == "ova.xml" {
+            assert!((before..=after).contains(&entry.mtime), "{}", entry.mtime);
+        } else {
+            assert_eq!(entry.mtime, 0, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn writer_refuses_an_ova_xml_that_is_not_export_vsn_2() {
+    let mut ova = ova_with_disks(&[]);
+    ova.version.export_vsn = 1;
+    let err = xva_stream(&ova, Vec::new(), WriteOptions::default())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, Error::Xva(XvaError::UnsupportedExportVsn { found: 1 })),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_checksum_table_is_required_and_checked_below_export_vsn_2() {
+    // export_vsn 1 (Rio GA to Miami B2): inline .checksum members and the trailing table.
+    let ova = HAND_OVA.replace(
+        "<value><i4>2</i4></value></member></struct>",
+        "<value><i4>1</i4></value></member></struct>",
+    );
+    let c0 = vec![5u8; MIB];
+    let last = vec![6u8; 100];
+    let sha = |d: &[u8]| ChecksumKind::Sha1.digest(d);
+    let build = |table: Option<&str>| {
+        let (s0, s4) = (sha(&c0), sha(&last));
+        let mut members: Vec<(&str, &[u8])> = vec![
+            ("ova.xml", ova.as_bytes()),
+            ("Ref:4/00000000", &c0),
+            ("Ref:4/00000000.checksum", s0.as_bytes()),
+            ("Ref:4/00000004", &last),
+            ("Ref:4/00000004.checksum", s4.as_bytes()),
+        ];
+        if let Some(t) = table {
+            members.push(("checksum.xml", t.as_bytes()));
+        }
+        hand_tar(&members)
+    };
+    let good = legacy_table(&[("Ref:4/00000000", &c0), ("Ref:4/00000004", &last)]);
+    let (back, disks) = read_all(build(Some(&good))).await.expect("reads");
+    assert_eq!(back.version.export_vsn, 1);
+    assert_eq!(&disks[0][..MIB], &c0[..]);
+
+    let wrong = legacy_table(&[("Ref:4/00000000", &c0), ("Ref:4/00000004", &c0)]);
+    let err = read_all(build(Some(&wrong))).await.expect_err("bad table");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { member, .. }) if member == "Ref:4/00000004"),
+        "{err}"
+    );
+    let partial = legacy_table(&[("Ref:4/00000000", &c0)]);
+    let err = read_all(build(Some(&partial)))
+        .await
+        .expect_err("entry missing");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { member, .. }) if member == "Ref:4/00000004"),
+        "{err}"
+    );
+    let err = read_all(build(None)).await.expect_err("table missing");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { table, .. }) if table.is_empty()),
+        "{err}"
+    );
 }
 
 fn is_typed_corruption(e: &Error) -> bool {

@@ -114,7 +114,9 @@ fn hand_built_image_replays_by_xapis_rule() {
         Some("web 02"),
         "the stale delta must not win"
     );
-    assert_eq!(vm.mtime, 103);
+    // xapi stamps replayed changes with the replayed database's own generation, bumped once
+    // per applied delta: 100 (create, from 101), 101 (rename, from 103), 102 (delete, 106).
+    assert_eq!(vm.mtime, 101);
     assert!(image.database.row("VBD", "OpaqueRef:b").is_none());
     assert!(image.diagnostics.contains(&Diagnostic::StaleDeltaSkipped {
         offset: hand_image().boundaries[3] as u64,
@@ -318,7 +320,8 @@ fn writer_output_reads_back_with_its_deltas() {
     ];
     for (i, delta) in deltas.iter().enumerate() {
         let generation = 11 + 2 * i as i64;
-        delta.apply(&mut db, generation).unwrap();
+        // The replay stamps rows with the replayed database's generation: 10, 11, 12.
+        delta.apply(&mut db, 10 + i as i64).unwrap();
         assert_eq!(
             writer.append(delta, generation, &db).unwrap(),
             AppendOutcome::Delta
@@ -581,6 +584,7 @@ mod replay_properties {
             writer.write_database(&base, 10).unwrap();
             let mut model = base.clone();
             let mut last_applied = 10;
+            let mut replay_stamp = 10;
             let mut skipped = 0;
             for (value, step) in &ops {
                 let delta = Delta::WriteField {
@@ -591,7 +595,8 @@ mod replay_properties {
                 };
                 let generation = if *step == 0 { last_applied } else { last_applied + i64::from(*step) };
                 if generation > last_applied {
-                    delta.apply(&mut model, generation).unwrap();
+                    delta.apply(&mut model, replay_stamp).unwrap();
+                    replay_stamp += 1;
                     last_applied = generation;
                 } else {
                     skipped += 1;

@@ -26,6 +26,9 @@ pub(crate) fn run_all() -> Result<(), String> {
         );
     }
     run(cargo().args(["test", "--workspace"]))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
     python::run_pytest()?;
     fuzz_smoke::run_if_possible()?;
     println!("==> all checks passed");

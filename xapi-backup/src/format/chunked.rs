@@ -16,6 +16,10 @@ pub const HEADER_LEN: usize = 12;
 /// The terminating header.
 pub const END_MARKER: [u8; HEADER_LEN] = [0; HEADER_LEN];
 
+/// The longest extent one header may announce. vhd-tool (`serve_chunked_to_raw`) handles the
+/// length as an OCaml `int32`, so 2 GiB and more would read as negative and fail the import.
+pub const MAX_EXTENT_LEN: u32 = i32::MAX as u32;
+
 /// Failures while decoding a chunked body, with the byte offset in the body.
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkedError {
@@ -53,6 +57,18 @@ pub enum ChunkedError {
         /// Its declared length.
         len: u32,
     },
+    /// A header announces 2 GiB or more, which xapi's vhd-tool cannot take.
+    #[error(
+        "chunked: extent at body byte {stream_offset} announces {len} bytes, more than the {max} one header may carry"
+    )]
+    ExtentTooLong {
+        /// Offset of the extent header in the body.
+        stream_offset: u64,
+        /// The announced length.
+        len: u32,
+        /// [`MAX_EXTENT_LEN`].
+        max: u32,
+    },
     /// Bytes follow the end marker.
     #[error("chunked: data after the end marker at body byte {stream_offset}")]
     TrailingData {
@@ -76,14 +92,29 @@ pub fn decode_header(h: &[u8; HEADER_LEN]) -> (u64, u32) {
     (offset, len)
 }
 
+/// The `(offset, length)` headers that carry `len` bytes at disk `offset`: pieces of at most
+/// [`MAX_EXTENT_LEN`] bytes, in order.
+pub fn extent_headers(offset: u64, len: u64) -> impl Iterator<Item = (u64, u32)> {
+    let max = u64::from(MAX_EXTENT_LEN);
+    (0..len.div_ceil(max)).map(move |i| {
+        let start = i * max;
+        let piece = (len - start).min(max);
+        (
+            offset + start,
+            u32::try_from(piece).expect("a piece is at most MAX_EXTENT_LEN"),
+        )
+    })
+}
+
 /// Encodes a whole body from extents into one buffer (for small bodies and tests).
 pub fn encode_extents<'a>(extents: impl IntoIterator<Item = (u64, &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     for (offset, data) in extents {
-        for (i, piece) in data.chunks(u32::MAX as usize).enumerate() {
-            let at = offset + (i as u64) * u64::from(u32::MAX);
-            out.extend_from_slice(&encode_header(at, piece.len() as u32));
-            out.extend_from_slice(piece);
+        let mut start = 0usize;
+        for (at, len) in extent_headers(offset, data.len() as u64) {
+            out.extend_from_slice(&encode_header(at, len));
+            out.extend_from_slice(&data[start..start + len as usize]);
+            start += len as usize;
         }
     }
     out.extend_from_slice(&END_MARKER);
@@ -97,7 +128,7 @@ pub fn chunked_stream_from_raw<R: AsyncRead + Unpin + Send + 'static>(
     size: u64,
     block_size: u32,
 ) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static {
-    let block = u64::from(block_size.max(1));
+    let block = u64::from(block_size.clamp(1, MAX_EXTENT_LEN));
     futures::stream::try_unfold(
         (reader, 0u64, false),
         move |(mut reader, offset, done)| async move {
@@ -206,6 +237,14 @@ impl<R: AsyncRead + Unpin> ChunkedReader<R> {
             let mut h = [0u8; HEADER_LEN];
             self.fill(&mut h, "header").await?;
             let (offset, len) = decode_header(&h);
+            if len > MAX_EXTENT_LEN {
+                return Err(ChunkedError::ExtentTooLong {
+                    stream_offset: at,
+                    len,
+                    max: MAX_EXTENT_LEN,
+                }
+                .into());
+            }
             if offset == 0 && len == 0 {
                 self.finished = true;
                 let mut probe = [0u8; 1];
@@ -299,6 +338,42 @@ mod tests {
             decode_all(&trailing, None).await,
             Err(Error::Chunked(ChunkedError::TrailingData { .. }))
         ));
+    }
+
+    #[test]
+    fn extents_are_split_below_two_gib_for_vhd_tool() {
+        // vhd-tool reads the length as a signed 32-bit int: 5 GiB at 1 MiB goes out as
+        // 2 GiB - 1, 2 GiB - 1 and the 2 bytes + 1 GiB left.
+        let max = u64::from(MAX_EXTENT_LEN);
+        assert_eq!(max, 0x7FFF_FFFF);
+        let headers: Vec<(u64, u32)> = extent_headers(1 << 20, 5 << 30).collect();
+        assert_eq!(
+            headers,
+            vec![
+                (1 << 20, MAX_EXTENT_LEN),
+                ((1 << 20) + max, MAX_EXTENT_LEN),
+                ((1 << 20) + 2 * max, ((5u64 << 30) - 2 * max) as u32),
+            ]
+        );
+        assert_eq!(extent_headers(0, 0).count(), 0);
+        assert_eq!(extent_headers(7, 3).collect::<Vec<_>>(), vec![(7, 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_length_of_two_gib_or_more_is_refused_like_vhd_tool() {
+        let body = [&encode_header(4096, 0x8000_0000)[..], &[0; 12]].concat();
+        let err = decode_all(&body, None).await.expect_err("too long");
+        assert!(
+            matches!(
+                err,
+                Error::Chunked(ChunkedError::ExtentTooLong {
+                    stream_offset: 0,
+                    len: 0x8000_0000,
+                    ..
+                })
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! produces xapi's exact bytes: declaration, then one line, tables and rows in byte order,
 //! `ref`, `__ctime`, `__mtime` before the columns in byte order, empty elements as `<x/>`.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use quick_xml::events::{BytesStart, Event};
@@ -286,10 +287,38 @@ fn attribute(
                     element,
                     reason: err.to_string(),
                 })?;
-            return Ok(Some(value.into_owned()));
+            return Ok(Some(collapse_whitespace(&value).into_owned()));
         }
     }
     Ok(None)
+}
+
+/// Xmlm's treatment of every attribute value it reads (`p_attr_value`, whatever the `strip`
+/// setting): leading and trailing whitespace dropped, each inner run of space, TAB, LF or CR
+/// (literal or from a character reference) turned into one space. Dumps written since xapi's
+/// `%` protection have no raw whitespace; older ones do, and xapi reads them this way.
+fn collapse_whitespace(value: &str) -> Cow<'_, str> {
+    let is_white = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = value.as_bytes();
+    let untouched = !bytes.first().is_some_and(|&b| is_white(b))
+        && !bytes.last().is_some_and(|&b| is_white(b))
+        && !bytes
+            .windows(2)
+            .any(|w| is_white(w[0]) && (w[0] != b' ' || is_white(w[1])));
+    if untouched {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    for word in value
+        .split([' ', '\t', '\n', '\r'])
+        .filter(|word| !word.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    Cow::Owned(out)
 }
 
 fn read_pair(e: &BytesStart<'_>, offset: u64) -> Result<(String, String), DbXmlError> {
@@ -326,6 +355,7 @@ fn read_row(
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|err| bad(err.to_string()))?;
+        let value = collapse_whitespace(&value);
         match attr.key.as_ref() {
             "ref" => reference = Some(value.into_owned()),
             "__ctime" => ctime = Some(value.into_owned()),
@@ -475,7 +505,9 @@ fn write_pair<W: Write>(out: &mut W, key: &str, value: &str) -> std::io::Result<
     out.write_all(b"\"/>")
 }
 
-/// Xmlm's attribute escaping: `<`, `>`, `&` and `"` (apostrophes are left alone).
+/// Xmlm's attribute escaping (`out_data`): `<`, `>`, `&` and `"` become entities (apostrophes
+/// are left alone), TAB, LF and CR pass through, and every other control character below 0x20,
+/// which XML 1.0 forbids, is replaced by U+FFFD.
 fn write_attr_value<W: Write>(out: &mut W, value: &str) -> std::io::Result<()> {
     let bytes = value.as_bytes();
     let mut start = 0;
@@ -485,6 +517,8 @@ fn write_attr_value<W: Write>(out: &mut W, value: &str) -> std::io::Result<()> {
             b'>' => b"&gt;",
             b'&' => b"&amp;",
             b'"' => b"&quot;",
+            b'\t' | b'\n' | b'\r' => continue,
+            0..0x20 => "\u{FFFD}".as_bytes(),
             _ => continue,
         };
         out.write_all(&bytes[start..i])?;
@@ -579,6 +613,48 @@ mod tests {
                 key: "generation_count"
             })
         ));
+    }
+
+    #[test]
+    fn control_characters_are_written_as_replacement_characters_like_xmlm() {
+        // Xmlm's out_data substitutes U+FFFD for every character below 0x20 except TAB, LF and
+        // CR, so that the dump stays well-formed XML that xapi's own reader accepts.
+        let mut db = read_db_xml(SMALL.as_bytes()).unwrap();
+        assert!(db.set_field("VM", "OpaqueRef:1", "name__label", "a\u{1}b\u{1f}c>"));
+        let text = String::from_utf8(db_xml_bytes(&db)).unwrap();
+        assert!(
+            text.contains("name__label=\"a\u{FFFD}b\u{FFFD}c&gt;\""),
+            "{text}"
+        );
+        let back = read_db_xml(text.as_bytes()).unwrap();
+        assert_eq!(
+            back.row("VM", "OpaqueRef:1").unwrap().get("name__label"),
+            Some("a\u{FFFD}b\u{FFFD}c>")
+        );
+    }
+
+    #[test]
+    fn attribute_escaping_is_xmlms() {
+        // Xmlm's out_data: `<` `>` `&` `"` become entities, `'` stays (attributes are
+        // double-quoted), TAB/LF/CR pass through (xapi's `%` layer has removed them already).
+        let mut out = Vec::new();
+        write_attr_value(&mut out, "a<b>c&d\"e'f\tg").unwrap();
+        assert_eq!(out, b"a&lt;b&gt;c&amp;d&quot;e'f\tg");
+    }
+
+    #[test]
+    fn raw_whitespace_in_attributes_is_collapsed_like_xmlm() {
+        // A dump from before xapi's `%` protection holds raw whitespace; Xmlm drops it at both
+        // ends and turns each inner run (literal or `&#10;`) into one space.
+        let doc = SMALL.replace(
+            "name__label=\"My%.VM\"",
+            "name__label=\" My  old\t&#10;VM \" uuid=\"a b\"",
+        );
+        let db = read_db_xml(doc.as_bytes()).unwrap();
+        let vm = db.row("VM", "OpaqueRef:1").unwrap();
+        assert_eq!(vm.get("name__label"), Some("My old VM"));
+        assert_eq!(vm.get("uuid"), Some("a b"));
+        assert_eq!(collapse_whitespace("a b"), Cow::Borrowed("a b"));
     }
 
     #[test]

@@ -86,6 +86,17 @@ pub enum DeltaError {
 /// Why a decoded delta could not be applied to a database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
+    /// `CreateRow` names a row that exists with a different value (or without a column the
+    /// delta lists): xapi's `create_row` raises an integrity violation there.
+    #[error("delta: table {table} already has row {reference}, with another {column}")]
+    RowExists {
+        /// Table name.
+        table: String,
+        /// Reference.
+        reference: String,
+        /// The first column that differs or is missing.
+        column: String,
+    },
     /// `DeleteRow` or `WriteField` names a row the database does not have.
     #[error("delta: table {table} has no row {reference}")]
     NoSuchRow {
@@ -107,6 +118,22 @@ impl Delta {
             Delta::CreateRow { table, .. }
             | Delta::DeleteRow { table, .. }
             | Delta::WriteField { table, .. } => table,
+        }
+    }
+
+    /// The `CreateRow` xapi logs for a new row: every column of the row, in **descending** byte
+    /// order of column name. xapi builds the list by folding its column map (ascending) onto
+    /// the front of a list (`Db_cache_impl.create_row_locked`), which reverses it.
+    pub fn create_row(table: &str, reference: &str, row: &Row) -> Delta {
+        let mut columns: Vec<(String, String)> = row
+            .columns()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        columns.reverse();
+        Delta::CreateRow {
+            table: table.to_owned(),
+            reference: reference.to_owned(),
+            columns,
         }
     }
 
@@ -196,17 +223,34 @@ impl Delta {
     }
 
     /// Applies the delta to a database as xapi's `apply_delta_to_cache` does. `generation` is
-    /// the delta's generation: it becomes the row's `__ctime`/`__mtime` as appropriate.
+    /// the stamp the change gets as the row's `__ctime`/`__mtime`: during a replay xapi uses
+    /// the replayed database's current generation (see the redo-log reader), not the
+    /// generation recorded with the delta.
     ///
-    /// `CreateRow` replaces a row with the same reference; `DeleteRow` and `WriteField` on a
-    /// missing row are errors (xapi aborts the replay there too).
-    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<(), ApplyError> {
+    /// A `CreateRow` for a row that already exists changes nothing when every listed column
+    /// holds the same value, and is an error otherwise, as in xapi's `create_row`;
+    /// `DeleteRow` and `WriteField` on a missing row are errors (xapi aborts the replay there
+    /// too). Returns whether the database changed.
+    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
         match self {
             Delta::CreateRow {
                 table,
                 reference,
                 columns,
             } => {
+                if let Some(existing) = db.row(table, reference) {
+                    return match columns
+                        .iter()
+                        .find(|(k, v)| existing.get(k) != Some(v.as_str()))
+                    {
+                        None => Ok(false),
+                        Some((column, _)) => Err(ApplyError::RowExists {
+                            table: table.clone(),
+                            reference: reference.clone(),
+                            column: column.clone(),
+                        }),
+                    };
+                }
                 let mut row = Row::new(generation, generation);
                 for (k, v) in columns {
                     let k = db.intern(k);
@@ -233,7 +277,7 @@ impl Delta {
                 row.mtime = generation;
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -316,6 +360,62 @@ mod tests {
             }
         );
         assert_eq!(delta.encode(), bytes);
+    }
+
+    #[test]
+    fn create_row_from_a_row_lists_columns_in_descending_order_like_xapi() {
+        // Byte order: "VM" < "_ref" < "type"; xapi logs them reversed.
+        let mut db = Database::default();
+        db.insert_row(
+            "VBD",
+            "OpaqueRef:b",
+            1,
+            1,
+            [
+                ("_ref", "OpaqueRef:b"),
+                ("VM", "OpaqueRef:v"),
+                ("type", "Disk"),
+            ],
+        );
+        let row = db.row("VBD", "OpaqueRef:b").unwrap();
+        let delta = Delta::create_row("VBD", "OpaqueRef:b", row);
+        assert_eq!(
+            delta.encode(),
+            b"CreateRow00000003VBD00000011OpaqueRef:b00000003\
+              00000004type00000004Disk\
+              00000004_ref00000011OpaqueRef:b\
+              00000002VM00000011OpaqueRef:v"
+                .iter()
+                .copied()
+                .filter(|b| *b != b' ')
+                .collect::<Vec<u8>>()
+        );
+    }
+
+    #[test]
+    fn create_row_on_an_existing_row_is_a_no_op_or_an_integrity_error() {
+        let mut db = Database::default();
+        let create = |name: &str| Delta::CreateRow {
+            table: "VM".into(),
+            reference: "OpaqueRef:v".into(),
+            columns: vec![("name__label".into(), name.into())],
+        };
+        assert_eq!(create("a").apply(&mut db, 5), Ok(true));
+        // Same values: nothing changes, not even the row's generations.
+        assert_eq!(create("a").apply(&mut db, 9), Ok(false));
+        assert_eq!(db.row("VM", "OpaqueRef:v").unwrap().mtime, 5);
+        assert_eq!(
+            create("b").apply(&mut db, 9),
+            Err(ApplyError::RowExists {
+                table: "VM".into(),
+                reference: "OpaqueRef:v".into(),
+                column: "name__label".into(),
+            })
+        );
+        assert_eq!(
+            db.row("VM", "OpaqueRef:v").unwrap().get("name__label"),
+            Some("a")
+        );
     }
 
     #[test]

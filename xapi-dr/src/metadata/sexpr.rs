@@ -1,8 +1,8 @@
 //! The S-expression text xapi uses for set and map values (`SExpr`, `String_marshall_helper`).
 //!
 //! A set is `('a' 'b')`, a map `(('k1' 'v1') ('k2' 'v2'))`, both empty forms are `()`. Strings are
-//! written single-quoted; when a string holds `\`, `"` or `'`, each of those is prefixed with a
-//! backslash. The reader also takes double-quoted strings and bare symbols, and drops the
+//! written single-quoted; when a string holds `\` or `'`, each of those is prefixed with a
+//! backslash (`"` is written as it is, like xapi's `SExpr.escape_buf`). The reader also takes double-quoted strings and bare symbols, and drops the
 //! backslash before any character.
 
 use std::fmt;
@@ -115,11 +115,11 @@ impl fmt::Display for SExpr {
 }
 
 fn write_escaped(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    if !s.contains(['\\', '"', '\'']) {
+    if !s.contains(['\\', '\'']) {
         return out.write_str(s);
     }
     for c in s.chars() {
-        if matches!(c, '\\' | '"' | '\'') {
+        if matches!(c, '\\' | '\'') {
             out.write_char('\\')?;
         }
         out.write_char(c)?;
@@ -349,7 +349,21 @@ mod tests {
         assert_eq!(write_set::<&str>(&[]), "()");
         assert_eq!(
             write_set(&[r#"say "hi" it's \"#]),
-            r#"('say \"hi\" it\'s \\')"#
+            r#"('say "hi" it\'s \\')"#
+        );
+    }
+
+    #[test]
+    fn double_quotes_are_written_unescaped_like_xapi() {
+        // xapi's SExpr.escape_buf escapes only `\` and `'`: a map value holding `"` is stored
+        // with the quote as it is, and a string without `\` or `'` is copied verbatim.
+        assert_eq!(
+            write_map(&[("cmd", r#"echo "a""#)]),
+            r#"(('cmd' 'echo "a"'))"#
+        );
+        assert_eq!(
+            parse_map(r#"(('cmd' 'echo "a"'))"#).unwrap(),
+            vec![("cmd".to_owned(), r#"echo "a""#.to_owned())]
         );
     }
 

@@ -137,8 +137,9 @@ impl VhdFooter {
             },
             timestamp,
             creator_app: CREATOR_APP,
+            // libvhd's `vhd_initialize_footer`: VHD_CURRENT_VERSION (1.3), host OS 0.
             creator_version: 0x0001_0003,
-            creator_os: u32::from_be_bytes(*b"Lnux"),
+            creator_os: 0,
             original_size: size,
             current_size: size,
             geometry: Geometry::for_size(size),
@@ -261,6 +262,20 @@ mod tests {
     }
 
     #[test]
+    fn creator_fields_are_the_ones_blktap_writes() {
+        // libvhd (blktap's vhd-util, which makes the VHDs of file and LVM SRs) writes
+        // creator "tap\0", version 1.3 and a zero host OS; the features word is 2 (reserved
+        // bit), the format version 1.0, and a dynamic disk's header follows the 512-byte copy.
+        let bytes = VhdFooter::new(DiskType::Dynamic, 10 << 20, [7; 16], 0).encode();
+        assert_eq!(&bytes[8..16], &[0, 0, 0, 2, 0, 1, 0, 0]);
+        assert_eq!(&bytes[16..24], &512u64.to_be_bytes());
+        assert_eq!(&bytes[28..40], b"tap\0\x00\x01\x00\x03\0\0\0\0");
+        let fixed = VhdFooter::new(DiskType::Fixed, 10 << 20, [7; 16], 0).encode();
+        assert_eq!(&fixed[16..24], &[0xFF; 8]);
+        assert_eq!(&fixed[60..64], &[0, 0, 0, 2]);
+    }
+
+    #[test]
     fn geometry_follows_the_specification() {
         // 10 MiB: 20480 sectors, 17 spt -> 1204 cth, 4 heads -> 301 cylinders.
         assert_eq!(
@@ -272,5 +287,15 @@ mod tests {
             }
         );
         assert_eq!(Geometry::for_size(u64::MAX / 2).sectors, 255);
+        // Exactly 65535 x 16 x 63 sectors takes the 255-sector branch (`>=`, as the
+        // specification and libvhd's vhd_chs have it).
+        assert_eq!(
+            Geometry::for_size(65_535 * 16 * 63 * 512),
+            Geometry {
+                cylinders: 16_191,
+                heads: 16,
+                sectors: 255
+            }
+        );
     }
 }

@@ -118,6 +118,24 @@ pub enum XvaError {
         /// Declared size.
         size: u64,
     },
+    /// The checksum table that ends a pre-Miami export (`export_vsn` below 2) is missing,
+    /// malformed, or disagrees with a chunk (xapi's `Importexport.compare_checksums`).
+    #[error("xva: legacy checksum table {table:?}: chunk {member:?}: {problem}")]
+    LegacyChecksumTable {
+        /// The table member's name (empty when the archive ends without it).
+        table: String,
+        /// The chunk concerned (empty when the whole table is at fault).
+        member: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The writer was given an `ova.xml` whose `export_vsn` is not the 2 it writes: below 2
+    /// an importer would expect other members (no inline checksums, or a checksum table).
+    #[error("xva: the writer produces export_vsn 2 streams, ova.xml says export_vsn {found}")]
+    UnsupportedExportVsn {
+        /// The `export_vsn` found in `ova.xml`.
+        found: i64,
+    },
     /// The disks given to the writer do not match the VDIs `ova.xml` makes the importer read.
     #[error("xva: disk sources do not match ova.xml: {message}")]
     DiskMismatch {

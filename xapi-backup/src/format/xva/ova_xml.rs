@@ -524,20 +524,37 @@ impl OvaXml {
         })
     }
 
-    /// The disks whose data follows `ova.xml`, as the importer picks them (reference §3.4):
-    /// VDIs referenced by non-CD VBDs, deduplicated, sorted by the **string** of their id.
+    /// The disks whose data follows `ova.xml`, as xapi's importer picks them
+    /// (`Import.non_cdrom_vdis`): the VDIs referenced by non-CD VBDs, except those on an SR
+    /// whose `content_type` is `iso`, plus every VDI of type `suspend` (the memory image of a
+    /// VM exported suspended); deduplicated and sorted by the **string** of their id.
     pub fn disks(&self) -> Result<Vec<VdiView<'_>>, OvaXmlError> {
+        let vdi_object = |id: &str| {
+            self.objects
+                .iter()
+                .find(|o| o.id == id && o.class == OvaClass::Vdi)
+        };
+        let on_iso_sr = |vdi: &OvaObject| {
+            vdi.str_field("SR").is_some_and(|sr| {
+                self.objects.iter().any(|o| {
+                    o.id == sr
+                        && o.class == OvaClass::Sr
+                        && o.str_field("content_type") == Some("iso")
+                })
+            })
+        };
         let mut ids: Vec<&str> = self
             .vbds()
             .into_iter()
             .filter(|v| v.vbd_type != Some("CD"))
             .filter_map(|v| v.vdi)
-            .filter(|id| {
-                self.objects
-                    .iter()
-                    .any(|o| o.id == *id && o.class == OvaClass::Vdi)
-            })
+            .filter(|id| vdi_object(id).is_some_and(|vdi| !on_iso_sr(vdi)))
             .collect();
+        ids.extend(
+            self.objects_of(&OvaClass::Vdi)
+                .filter(|o| o.str_field("type") == Some("suspend"))
+                .map(|o| o.id.as_str()),
+        );
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter().map(|id| self.vdi(id)).collect()
@@ -1185,6 +1202,51 @@ mod tests {
         let back = OvaXml::parse(xml.as_bytes()).expect("own output parses");
         assert_eq!(back, ova);
         assert_eq!(back.to_xml(), xml, "writer is a fixed point");
+    }
+
+    #[test]
+    fn disks_follow_xapis_non_cdrom_vdis() {
+        // Ref:2 on a Disk VBD (streamed), Ref:3 on a Disk VBD but on an ISO SR (not
+        // streamed), Ref:4 behind a CD VBD (not streamed), Ref:5 a suspend image with no VBD
+        // (streamed), Ref:10 on a Disk VBD (streamed, sorted as a string before Ref:2).
+        let obj = |class: &str, id: &str, fields: Vec<(&str, Value)>| OvaObject {
+            class: OvaClass::from_name(class),
+            id: id.to_owned(),
+            snapshot: Value::Struct(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        };
+        let s = |t: &str| Value::String(t.to_owned());
+        let vdi = |id: &str, sr: &str, ty: &str| {
+            obj(
+                "VDI",
+                id,
+                vec![
+                    ("virtual_size", Value::Int(512)),
+                    ("SR", s(sr)),
+                    ("type", s(ty)),
+                ],
+            )
+        };
+        let vbd =
+            |id: &str, vdi: &str, ty: &str| obj("VBD", id, vec![("VDI", s(vdi)), ("type", s(ty))]);
+        let ova = OvaXml {
+            version: OvaVersion::default(),
+            objects: vec![
+                obj("SR", "Ref:20", vec![("content_type", s("user"))]),
+                obj("SR", "Ref:21", vec![("content_type", s("iso"))]),
+                vdi("Ref:2", "Ref:20", "user"),
+                vdi("Ref:3", "Ref:21", "user"),
+                vdi("Ref:4", "Ref:21", "user"),
+                vdi("Ref:5", "Ref:20", "suspend"),
+                vdi("Ref:10", "Ref:20", "system"),
+                vbd("Ref:30", "Ref:2", "Disk"),
+                vbd("Ref:31", "Ref:3", "Disk"),
+                vbd("Ref:32", "Ref:4", "CD"),
+                vbd("Ref:33", "Ref:10", "Disk"),
+                vbd("Ref:34", "Ref:2", "Disk"),
+            ],
+        };
+        let ids: Vec<&str> = ova.disks().expect("disks").iter().map(|d| d.id).collect();
+        assert_eq!(ids, ["Ref:10", "Ref:2", "Ref:5"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::XvaError;
 use super::chunk::{ChecksumKind, ChunkPlacer};
-use super::ova_xml::OvaXml;
+use super::ova_xml::{OvaXml, parse_value_document};
 use crate::Error;
 use crate::format::compression::{Compression, DecompressingReader};
 use crate::format::tar::{BLOCK, TarReader, parse_header};
@@ -66,6 +66,9 @@ pub(crate) struct ChunkStream {
     index: usize,
     placer: Option<ChunkPlacer>,
     finished: bool,
+    /// For `export_vsn` below 2: every chunk member read, with its digest, to check against
+    /// the checksum table xapi reads after the last disk.
+    legacy_table: Option<Vec<(String, String)>>,
 }
 
 impl ChunkStream {
@@ -84,7 +87,56 @@ impl ChunkStream {
             index: 0,
             placer: None,
             finished: false,
+            legacy_table: None,
         }
+    }
+
+    /// Expects the trailing checksum table of a pre-Miami XVA (`export_vsn` below 2): one
+    /// member after the last disk holding an XML-RPC struct from chunk member name to
+    /// checksum, which xapi's importer reads and compares with every chunk it received.
+    pub(crate) fn with_legacy_checksum_table(mut self) -> Self {
+        self.legacy_table = Some(Vec::new());
+        self
+    }
+
+    async fn check_legacy_table(&mut self, computed: &[(String, String)]) -> Result<(), Error> {
+        let fail = |table: &str, member: &str, problem: String| XvaError::LegacyChecksumTable {
+            table: table.to_owned(),
+            member: member.to_owned(),
+            problem,
+        };
+        let Some(entry) = self.tar.next_entry().await? else {
+            return Err(fail(
+                "",
+                "",
+                "the archive ends where xapi reads the checksum table of an export_vsn < 2 XVA"
+                    .to_owned(),
+            )
+            .into());
+        };
+        let body = self.tar.read_body(&entry, self.options.max_ova_xml).await?;
+        let value = parse_value_document(&body)
+            .map_err(|e| fail(&entry.name, "", format!("not XML-RPC: {e}")))?;
+        let Some(members) = value.as_struct() else {
+            return Err(fail(&entry.name, "", "not an XML-RPC struct".to_owned()).into());
+        };
+        for (member, digest) in computed {
+            let Some(found) = members.iter().find(|(k, _)| k == member) else {
+                return Err(fail(&entry.name, member, "no entry for this chunk".to_owned()).into());
+            };
+            let Some(expected) = found.1.as_str() else {
+                return Err(fail(&entry.name, member, "entry is not a string".to_owned()).into());
+            };
+            if !expected.trim().eq_ignore_ascii_case(digest) {
+                return Err(fail(
+                    &entry.name,
+                    member,
+                    format!("table holds {expected:?}, the chunk's checksum is {digest}"),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn disks(&self) -> &[DiskInfo] {
@@ -101,6 +153,9 @@ impl ChunkStream {
                     self.index += 1;
                 }
                 let Some(disk) = self.disks.get(self.index) else {
+                    if let Some(computed) = self.legacy_table.take() {
+                        self.check_legacy_table(&computed).await?;
+                    }
                     // Everything accounted for: only the end-of-archive marker may follow.
                     if let Some(extra) = self.tar.next_entry().await? {
                         return Err(XvaError::UnexpectedMember {
@@ -142,8 +197,9 @@ impl ChunkStream {
             }
             let placement = placer.place(&entry.name, entry.size, &mut self.first_chunk_length)?;
             let data = self.tar.read_body(&entry, self.options.max_chunk).await?;
+            let mut inline_kind = None;
             if self.require_checksums {
-                let member = entry.name;
+                let member = entry.name.clone();
                 let next = self.tar.next_entry().await?;
                 let Some(cs) = next else {
                     return Err(XvaError::MissingChecksum {
@@ -164,6 +220,7 @@ impl ChunkStream {
                 if !kind.is_well_formed(&text) {
                     return Err(XvaError::BadChecksumText { member, kind, text }.into());
                 }
+                inline_kind = Some(kind);
                 if let Err(computed) = kind.verify(&text, &data) {
                     return Err(XvaError::ChecksumMismatch {
                         member,
@@ -174,6 +231,12 @@ impl ChunkStream {
                     }
                     .into());
                 }
+            }
+            if let Some(table) = &mut self.legacy_table {
+                // xapi keys its table by member name, digest by the inline member's kind
+                // (SHA-1 in exports old enough to carry a table).
+                let kind = inline_kind.unwrap_or(ChecksumKind::Sha1);
+                table.push((entry.name.clone(), kind.digest(&data)));
             }
             if data.is_empty() {
                 // A keep-alive: it only renumbers the following chunks.
@@ -297,10 +360,14 @@ impl XvaReader {
             })
             .collect();
         let require_checksums = ova.version.export_vsn > 0;
+        let mut chunks = ChunkStream::new(tar, disks, require_checksums, options);
+        if ova.version.export_vsn < 2 {
+            chunks = chunks.with_legacy_checksum_table();
+        }
         Ok(Self {
             ova,
             compression,
-            chunks: ChunkStream::new(tar, disks, require_checksums, options),
+            chunks,
         })
     }
 

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::XvaError;
 use super::chunk::{CHUNK_SIZE, ChecksumKind, ChunkNumbering, chunk_member_name, is_all_zeros};
-use super::ova_xml::OvaXml;
+use super::ova_xml::{EXPORT_VSN, OvaXml};
 use crate::Error;
 use crate::format::compression::{BlockingEncoder, Compression};
 use crate::format::tar::{END_OF_ARCHIVE, encode_v7_header, padding_len};
@@ -26,7 +26,9 @@ pub struct WriteOptions {
     pub keepalive: Option<Duration>,
     /// Omit all-zero chunks other than the first and the last.
     pub omit_zero_chunks: bool,
-    /// `mod_time` of the `ova.xml` member (xapi: the export time); chunks always carry 0.
+    /// `mod_time` of the `ova.xml` member; chunks always carry 0. The default is the time the
+    /// options are made, in seconds since the epoch, as xapi's `Export` stamps the export
+    /// time (`Tar.Header.make ~mod_time:now`); set it for reproducible output.
     pub ova_xml_mtime: u64,
 }
 
@@ -37,7 +39,9 @@ impl Default for WriteOptions {
             compression: Compression::None,
             keepalive: Some(Duration::from_secs(5)),
             omit_zero_chunks: true,
-            ova_xml_mtime: 0,
+            ova_xml_mtime: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         }
     }
 }
@@ -155,11 +159,14 @@ async fn write_disk(
     let mut buf = vec![0u8; CHUNK_SIZE as usize];
     while offset < disk.size {
         let len = (disk.size - offset).min(CHUNK_SIZE) as usize;
+        let is_edge = offset == 0 || offset + len as u64 == disk.size;
         let mut filled = 0;
         while filled < len {
-            // Keep-alives only once a real chunk has fixed the import's chunk length (§3.4).
+            // Keep-alives only once a real chunk has fixed the import's chunk length (§3.4),
+            // and, as in xapi's `Stream_vdi.send_one`, never in place of a disk's first or
+            // last chunk: those always carry their own number.
             let deadline = match (options.keepalive, state.first_chunk_length) {
-                (Some(every), Some(_)) => Some(out.last_sent + every),
+                (Some(every), Some(_)) if !is_edge => Some(out.last_sent + every),
                 _ => None,
             };
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -188,7 +195,6 @@ async fn write_disk(
             filled += n;
         }
         let data = &buf[..len];
-        let is_edge = offset == 0 || offset + len as u64 == disk.size;
         if !is_edge && state.omit_zero_chunks && is_all_zeros(data) {
             offset += len as u64;
             continue;
@@ -263,6 +269,12 @@ pub fn xva_stream(
     mut disks: Vec<DiskSource>,
     options: WriteOptions,
 ) -> Result<impl Stream<Item = Result<Bytes, Error>> + Send + 'static, Error> {
+    if ova.version.export_vsn != EXPORT_VSN {
+        return Err(XvaError::UnsupportedExportVsn {
+            found: ova.version.export_vsn,
+        }
+        .into());
+    }
     let expected = ova.disks()?;
     disks.sort_by(|a, b| a.prefix.cmp(&b.prefix));
     let want: Vec<(&str, u64)> = expected.iter().map(|d| (d.id, d.virtual_size)).collect();

@@ -15,13 +15,17 @@
 //!
 //! Replay follows xapi: only the half named by the validity byte is used; `expected` starts at
 //! the record's generation + 1; a delta below `expected` is skipped (and reported), any other is
-//! applied and sets `expected` to its generation + 1. Where xapi is vaguer the reader is
+//! applied and sets `expected` to its generation + 1. Rows a delta touches are stamped
+//! (`__ctime`/`__mtime`) with the replayed database's own generation, which starts at the XML
+//! manifest's and grows by one per change, as in xapi's `Db_cache_types`; the final generation
+//! is the last applied delta's (or the record's). Where xapi is vaguer the reader is
 //! stricter, so that corruption never yields a silently different database:
 //!
 //! - a delta length that is neither all NUL, zero, nor decimal digits is an error (xapi's
 //!   `int_of_string` failure would end the list; its trample makes that case impossible in a
 //!   sound log);
-//! - a delta that does not apply (`DeleteRow`/`WriteField` on a missing row) is an error;
+//! - a delta that does not apply (`DeleteRow`/`WriteField` on a missing row, `CreateRow` on a
+//!   row that exists with other values) is an error (xapi logs it and keeps what it had);
 //! - the other half is only summarised, as a [`Diagnostic`](crate::metadata::Diagnostic).
 //!
 //! The writer's `generation` argument is the record's generation field; xapi writes the

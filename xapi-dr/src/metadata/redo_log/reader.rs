@@ -189,6 +189,11 @@ fn read_valid_half<R: Read + Seek>(
     let mut pos = end_marker_pos + MARKER_SIZE as u64;
     let mut expected = record_generation + 1;
     let mut final_generation = record_generation;
+    // xapi replays into the database it loaded from the XML: every applied delta stamps the
+    // rows it touches with that database's current generation, then bumps it by one
+    // (`Db_cache_types.set_field` / `add_row` / `remove_row`); only at the end is the
+    // generation set to the last delta's.
+    let mut replay_generation = database.generation();
     let (mut applied, mut skipped) = (0, 0);
     while let Some(delta) = read_delta_record(device, pos, half_end, &record.marker)? {
         let decoded = Delta::decode(&delta.payload).map_err(|source| RedoLogError::Delta {
@@ -203,14 +208,17 @@ fn read_valid_half<R: Read + Seek>(
                 expected,
             });
         } else {
-            decoded
-                .apply(&mut database, delta.generation)
+            let changed = decoded
+                .apply(&mut database, replay_generation)
                 .map_err(|source| RedoLogError::Apply {
                     offset: pos,
                     generation: delta.generation,
                     source,
                 })?;
             applied += 1;
+            if changed {
+                replay_generation += 1;
+            }
             expected = delta.generation + 1;
             final_generation = delta.generation;
         }
