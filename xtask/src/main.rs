@@ -2,10 +2,14 @@
 //!
 //! - `cargo xtask test`: every check CI runs, in order (format, lints, codegen check, tests,
 //!   Python tests).
+//! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
+//! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
 //! - `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` from the
 //!   XAPI datamodel (see [`codegen`]).
 
+mod bench_compare;
 mod codegen;
+mod fuzz_smoke;
 mod python;
 mod run;
 mod system;
@@ -18,6 +22,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run_all(),
         Some("codegen") => codegen::run_command(&args[1..]),
+        Some("bench-compare") => bench_compare::run_command(&args[1..]),
+        Some("fuzz-smoke") => fuzz_smoke::run_command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_usage();
             Ok(())
@@ -41,6 +47,8 @@ fn print_usage() {
         "  test       fmt check, clippy -D warnings, codegen --check, cargo test, Python tests"
     );
     println!("             (installs what it needs)");
+    println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");
+    println!("  fuzz-smoke     every fuzz target for 10 s (--seconds N); installs cargo-fuzz");
     println!("  codegen    write xapi-core/src/api/ from the XAPI datamodel");
     println!("             --check          fail, listing the files, when the output is stale");
     println!("             --datamodel DIR  input folder (default: $XAPI_DATAMODEL_DIR, else");

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 
 use crate::run::{cargo, run};
-use crate::{codegen, python, system};
+use crate::{codegen, fuzz_smoke, python, system};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
@@ -30,6 +30,7 @@ pub(crate) fn run_all() -> Result<(), String> {
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     python::run_pytest()?;
+    fuzz_smoke::run_if_possible()?;
     println!("==> all checks passed");
     Ok(())
 }

@@ -45,6 +45,18 @@ pub enum ChunkedError {
         /// Disk size.
         size: u64,
     },
+    /// An extent's end lies beyond the largest disk offset (`offset + len` overflows 64 bits).
+    #[error(
+        "chunked: extent at body byte {stream_offset} starts at disk offset {offset} and cannot hold {len} bytes (end overflows 64 bits)"
+    )]
+    ExtentOverflows {
+        /// Offset of the extent header in the body.
+        stream_offset: u64,
+        /// Disk offset of the extent.
+        offset: u64,
+        /// Its declared length.
+        len: u32,
+    },
     /// A header announces 2 GiB or more, which xapi's vhd-tool cannot take.
     #[error(
         "chunked: extent at body byte {stream_offset} announces {len} bytes, more than the {max} one header may carry"
@@ -245,7 +257,14 @@ impl<R: AsyncRead + Unpin> ChunkedReader<R> {
                 }
                 return Ok(None);
             }
-            let end = offset.saturating_add(u64::from(len));
+            let Some(end) = offset.checked_add(u64::from(len)) else {
+                return Err(ChunkedError::ExtentOverflows {
+                    stream_offset: at,
+                    offset,
+                    len,
+                }
+                .into());
+            };
             if let Some(size) = self.size
                 && end > size
             {

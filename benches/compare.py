@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison of xapi-rs with the references users have today.
+
+Runs the release-built `xapi-bench-compare` binary, which writes the inputs into a temporary
+directory and reports its own timings, then times the references on the very same files:
+
+- `xmlrpc.client.loads` (what the official XenAPI.py uses) on the XML-RPC response of
+  `VM.get_all_records` for 5,000 VMs, against xapi-rs decoding it into typed records;
+- `json.loads` on the JSON-RPC response, against xapi-rs decoding it into typed records;
+- (figures only) parsing the DB XML dump of a 10,000-VM pool, with its peak RSS, and reading a
+  redo log with 100,000 deltas;
+- `tar -xO <file> > /dev/null` on an XVA, the floor for reading it, against xapi-rs reading
+  it with every chunk's checksum verified (xxhash and sha1 variants).
+
+Prints one line per ratio, `ratio NAME: X.XX`, larger is better for xapi-rs, preceded by the
+raw figures. Usage: compare.py --bin PATH [--repeat N] [--xva-mib N] [--vms N] [--keep DIR]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+
+
+def best_of(repeat, op):
+    """Best wall-clock time of `repeat` runs of `op`, after one warm-up run."""
+    op()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        op()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def python_xmlrpc(path, repeat, vms):
+    data = read_bytes(path).decode("utf-8")
+
+    def decode():
+        (response,), _method = xmlrpc.client.loads(data, use_builtin_types=False)
+        if response["Status"] != "Success" or len(response["Value"]) != vms:
+            raise SystemExit(f"xmlrpc.client decoded something unexpected from {path}")
+
+    return best_of(repeat, decode)
+
+
+def python_json(path, repeat, vms):
+    data = read_bytes(path)
+
+    def decode():
+        response = json.loads(data)
+        if len(response["result"]) != vms:
+            raise SystemExit(f"json.loads decoded something unexpected from {path}")
+
+    return best_of(repeat, decode)
+
+
+def tar_floor(path, repeat):
+    def extract():
+        with open(os.devnull, "wb") as devnull:
+            subprocess.run(["tar", "-xOf", path], stdout=devnull, check=True)
+
+    return best_of(repeat, extract)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", required=True, help="release-built xapi-bench-compare")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--xva-mib", type=int, default=256)
+    parser.add_argument("--vms", type=int, default=5000)
+    parser.add_argument("--db-vms", type=int, default=10000)
+    parser.add_argument("--deltas", type=int, default=100000)
+    parser.add_argument("--keep", help="write the inputs here and keep them")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="xapi-bench-") as scratch:
+        workdir = args.keep or scratch
+        rust = subprocess.run(
+            [args.bin, workdir, "--repeat", str(args.repeat), "--xva-mib", str(args.xva_mib),
+             "--vms", str(args.vms), "--db-vms", str(args.db_vms), "--deltas", str(args.deltas)],
+            check=True, stdout=subprocess.PIPE,
+        )
+        measured = {m["name"]: m for m in json.loads(rust.stdout)["measurements"]}
+
+        def show(label, seconds, nbytes):
+            print(f"{label:<40} {seconds * 1000:10.1f} ms {nbytes / seconds / 1e6:10.1f} MB/s")
+
+        for m in measured.values():
+            show(f"xapi-rs {m['name']}", m["seconds"], m["bytes"])
+            if m.get("peak_rss_bytes"):
+                rss = m["peak_rss_bytes"]
+                print(f"{'  peak RSS':<40} {rss / 2**20:10.1f} MiB "
+                      f"({rss / m['bytes']:.2f}x the {m['bytes'] / 2**20:.1f} MiB input)")
+        replay = measured["redo_log_replay"]
+        print(f"{'  redo log deltas/s':<40} {args.deltas / replay['seconds']:10.0f} "
+              f"({args.deltas} deltas after a 1,000-VM database record)")
+
+        ratios = []
+        xml = measured["xmlrpc_decode"]
+        py_xml = python_xmlrpc(xml["file"], args.repeat, args.vms)
+        show("python xmlrpc.client.loads", py_xml, xml["bytes"])
+        ratios.append(("xmlrpc_vs_python", py_xml / xml["seconds"]))
+
+        js = measured["jsonrpc_decode"]
+        py_json = python_json(js["file"], args.repeat, args.vms)
+        show("python json.loads", py_json, js["bytes"])
+        ratios.append(("jsonrpc_vs_python", py_json / js["seconds"]))
+
+        for variant in ("xxhash", "sha1"):
+            xva = measured[f"xva_read_{variant}"]
+            floor = tar_floor(xva["file"], args.repeat)
+            show(f"tar -xO ({variant} file)", floor, xva["bytes"])
+            name = "xva_read_vs_tar" if variant == "xxhash" else "xva_read_sha1_vs_tar"
+            ratios.append((name, floor / xva["seconds"]))
+
+        for name, ratio in ratios:
+            print(f"ratio {name}: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
