@@ -26,9 +26,12 @@
 //!   session on such a database; `VM.recover` / `VM_appliance.recover` bring VMs back from it.
 //! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart.
 //!
-//! Not simulated (yet): `SR.probe`, `SR.introduce`/`forget`, PBD plug/unplug, `DR_task`, storage
-//! mirroring between the demo pools, VHD import, `base=` deltas, redirects between pool members
-//! and `HOST_IS_SLAVE`, TLS on NBD.
+//!   On the demo's DR pool, `SR.probe` / `DR_task.create` with [`DEMO_MIRROR_DEVICE_CONFIG`] find
+//!   the storage mirror of the primary's replicated SR; `SR.introduce`, `PBD.plug` (which scans
+//!   the mirror), `PBD.unplug`, `SR.forget` and `DR_task.destroy` follow xapi.
+//!
+//! Not simulated (yet): breaking and resyncing the mirror, VHD import, `base=` deltas, redirects
+//! between pool members and `HOST_IS_SLAVE`, TLS on NBD.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xapi_sim::Error> {
@@ -72,5 +75,5 @@ mod transfer;
 pub use clock::SimClock;
 pub use error::Error;
 pub use faults::Faults;
-pub use scenario::Scenario;
+pub use scenario::{DEMO_MIRROR_DEVICE_CONFIG, Scenario};
 pub use sim::{DEFAULT_PASSWORD, PoolEndpoint, SimConfig, SimHandle, Simulator};

@@ -12,6 +12,7 @@ use crate::cbt::Cbt;
 use crate::clock::SimClock;
 use crate::faults::Faults;
 use crate::model::store::Db;
+use crate::rpc::dr_storage::Mirror;
 use crate::storage::Storage;
 
 /// The state of one pool, shared by its HTTP server and its running tasks.
@@ -38,6 +39,8 @@ pub(crate) struct Pool {
     foreign: Mutex<HashMap<String, Arc<Pool>>>,
     /// Pool UUIDs of the metadata VDIs opened so far (`VDI.read_database_pool_uuid`).
     pub(crate) foreign_pool_uuids: Mutex<HashMap<String, String>>,
+    /// Storage mirrors this pool can reach (the recovery site of the demo).
+    mirrors: Mutex<Vec<Mirror>>,
     /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
     pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -63,6 +66,7 @@ impl Pool {
             cbt: Mutex::new(Cbt::default()),
             nbd_addr: OnceLock::new(),
             foreign: Mutex::new(HashMap::new()),
+            mirrors: Mutex::new(Vec::new()),
             foreign_pool_uuids: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
         }
@@ -103,6 +107,22 @@ impl Pool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(session);
+    }
+
+    /// The storage mirrors this pool can reach.
+    pub(crate) fn mirrors(&self) -> Vec<Mirror> {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Make a mirror reachable from this pool.
+    pub(crate) fn add_mirror(&self, mirror: Mirror) {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(mirror);
     }
 
     /// The CBT state, locked.

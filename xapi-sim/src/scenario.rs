@@ -68,6 +68,37 @@ impl Scenario {
     }
 }
 
+/// The device config that reaches the demo's storage mirror from the DR pool (`SR.probe`,
+/// `DR_task.create`, `PBD.create` with type `lvmoiscsi`).
+pub const DEMO_MIRROR_DEVICE_CONFIG: &[(&str, &str)] = &[
+    ("target", "192.0.2.20"),
+    ("targetIQN", "iqn.2026-11.org.xapi-sim:dr-mirror"),
+];
+
+/// Make the primary's replicated SR reachable from the DR pool as a storage mirror.
+pub(crate) fn connect_mirror(primary: &std::sync::Arc<Pool>, dr: &Pool) {
+    let sr_uuid = {
+        let db = primary.db();
+        db.find("SR", "name_label", &s(REPLICATED_SR))
+            .ok()
+            .and_then(|srs| srs.into_iter().next())
+            .and_then(|sr| db.str_field("SR", &sr, "uuid").ok())
+    };
+    if let Some(sr_uuid) = sr_uuid {
+        dr.add_mirror(crate::rpc::dr_storage::Mirror {
+            source: std::sync::Arc::clone(primary),
+            sr_uuid,
+            device_config: DEMO_MIRROR_DEVICE_CONFIG
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+    }
+}
+
+/// Name of the demo's replicated SR.
+const REPLICATED_SR: &str = "Replicated iSCSI (DR)";
+
 /// Fill `pool` with the objects and disks of the pool `pool_name` of `scenario`.
 pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result<(), Failure> {
     let mut db = pool.db();
@@ -337,7 +368,7 @@ impl Builder<'_> {
     fn demo_primary(&mut self) -> Result<(), Failure> {
         let site = self.site("primary", 2)?;
         let nfs = self.shared_sr(&site, "Shared NFS", "nfs")?;
-        let replicated = self.shared_sr(&site, "Replicated iSCSI (DR)", "lvmoiscsi")?;
+        let replicated = self.shared_sr(&site, REPLICATED_SR, "lvmoiscsi")?;
         self.db.set_field(
             "SR",
             &replicated,

@@ -158,6 +158,9 @@ impl Simulator {
             tasks.push(task);
             pools.push(pool);
         }
+        if let (Scenario::Demo, [primary, dr, ..]) = (&config.scenario, pools.as_slice()) {
+            scenario::connect_mirror(primary, dr);
+        }
         Ok(SimHandle {
             endpoints,
             fingerprint: identity.as_ref().map(|i| i.fingerprint.clone()),

@@ -8,6 +8,7 @@
 
 pub(crate) mod appliance;
 pub(crate) mod args;
+pub(crate) mod dr_storage;
 pub(crate) mod event;
 pub(crate) mod generic;
 pub(crate) mod recover;
@@ -191,6 +192,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
+        (class, message) if dr_storage::handles(class, message) => dr_storage::handle(pool, &call),
         ("VM_appliance", _) if appliance::handles(call.message.name) => {
             appliance::handle(pool, &call).await
         }
