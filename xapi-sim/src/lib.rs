@@ -1,5 +1,79 @@
-//! A XAPI pool simulator on loopback.
+//! A XAPI pool simulator on loopback that speaks the real protocols.
 //!
-//! This crate will hold an HTTP server that speaks XML-RPC and JSON-RPC like real xapi, an object
-//! model of one or more pools, sparse-file storage, the HTTP data plane and switchable faults. It
-//! is the peer of every integration test. Nothing is implemented yet.
+//! No real XenServer runs on a laptop or in CI, so xapi-sim is the peer of every integration
+//! test and the embedded default of the demo. It serves XML-RPC on `/` and `/RPC2` and JSON-RPC
+//! (v1 and v2) on `/jsonrpc`, with sessions shared between the two, generic calls for every
+//! class of the datamodel (`get_all`, `get_all_records`, `get_record`, `get_by_uuid`,
+//! `get_by_name_label`, `get_<field>`, `set_<field>`, `add_to_`/`remove_from_`), `Async.*` calls
+//! as tasks, `event.from`, the VM lifecycle and vApp start order on a simulated clock, and the
+//! errors real xapi raises.
+//!
+//! ## What it serves
+//!
+//! - **Objects**: every class of `xapi_core::api::meta`, fields and defaults from the datamodel,
+//!   one-to-many sets kept in step; scenarios `empty`, `demo` (pools `primary` and `dr`, each on
+//!   its own port) and `large:N`.
+//! - **Data plane**: `GET /export` and `/export_metadata` (XVA by `xapi_backup::format`: xxhash or
+//!   `checksum=sha1`, `use_compression`), `PUT /import` (plain or `restore`/`force`),
+//!   `GET /export_raw_vdi` (`raw`, `vhd`, `tar`), `PUT /import_raw_vdi` (`raw`, `chunked`, `tar`),
+//!   `GET /pool/xmldbdump`; credentials from the cookie or the query, a `task-id` header and a
+//!   task on every transfer.
+//! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
+//!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); an NBD server per
+//!   pool with the export names of `VDI.get_nbd_info`.
+//! - **Disaster recovery**: `SR.enable_database_replication` writes the pool database into a
+//!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); `VDI.open_database` gives a read-only
+//!   session on such a database; `VM.recover` / `VM_appliance.recover` bring VMs back from it.
+//! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart.
+//!
+//!   On the demo's DR pool, `SR.probe` / `DR_task.create` with [`DEMO_MIRROR_DEVICE_CONFIG`] find
+//!   the storage mirror of the primary's replicated SR; `SR.introduce`, `PBD.plug` (which scans
+//!   the mirror), `PBD.unplug`, `SR.forget` and `DR_task.destroy` follow xapi.
+//!
+//! Not simulated (yet): breaking and resyncing the mirror, VHD import, `base=` deltas, redirects
+//! between pool members and `HOST_IS_SLAVE`, TLS on NBD.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xapi_sim::Error> {
+//! use xapi_sim::{Scenario, SimConfig, Simulator};
+//!
+//! let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo)).await?;
+//! println!("primary pool at {}", sim.pool("primary").map_or("?", |p| p.url.as_str()));
+//! sim.clock().set_speed(1000.0); // vApp start delays pass 1000 times faster
+//! sim.faults().invalidate_session_after(10); // the 11th call gets SESSION_INVALID
+//! # Ok(()) }
+//! ```
+//!
+//! ## Admin endpoints
+//!
+//! Every pool also answers, for tests written in other languages:
+//! - `POST /_sim/fault?delay_ms=N` (delay every RPC response), `?http_500=N` (answer the next N
+//!   requests with HTTP 500), `?session_invalid_after=N`, `?fail_next_task=CODE` (the next Async
+//!   task fails at progress 0.5 with CODE), `?cut_after_bytes=N` (the next download is cut after
+//!   N bytes), `?fill_sr=SR_UUID` (disks cannot be created on that SR:
+//!   `SR_BACKEND_FAILURE_44`), `?corrupt_checksum` (the next uncompressed export carries a wrong
+//!   checksum member), `?clear`;
+//! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
+
+mod api_error;
+mod cbt;
+mod clock;
+mod error;
+mod faults;
+mod model;
+mod nbd;
+mod persist;
+mod pool;
+mod rpc;
+mod scenario;
+mod server;
+mod sim;
+mod storage;
+mod timestamp;
+mod transfer;
+
+pub use clock::SimClock;
+pub use error::Error;
+pub use faults::Faults;
+pub use scenario::{DEMO_MIRROR_DEVICE_CONFIG, Scenario};
+pub use sim::{DEFAULT_PASSWORD, PoolEndpoint, SimConfig, SimHandle, Simulator};

@@ -1,0 +1,45 @@
+//! The one error type of xapi-sim (starting and running the server; XAPI failures are data
+//! inside the protocol and never reach it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything that can stop the simulator from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The self-signed TLS identity could not be made.
+    #[error("cannot make the self-signed tls certificate: {0}")]
+    Tls(String),
+    /// The state directory could not be used.
+    #[error("state directory {path}: {source}")]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A scenario name that is not `empty`, `demo` or `large:N`.
+    #[error("unknown scenario {0:?} (expected empty, demo or large:N)")]
+    Scenario(String),
+    /// Building a scenario failed (a datamodel class it needs is missing).
+    #[error("building scenario {scenario}: {code} {params:?}")]
+    Build {
+        /// The scenario.
+        scenario: String,
+        /// The XAPI error code raised while building.
+        code: String,
+        /// Its parameters.
+        params: Vec<String>,
+    },
+}

@@ -1,0 +1,347 @@
+//! An NBD server (fixed newstyle handshake, simple replies; xapi listens on port 10809, the
+//! simulator on a free port) serving the pool's VDIs under the
+//! export names `VDI.get_nbd_info` hands out: `/<vdi-uuid>?session_id=<session ref>`. The
+//! session must be valid when the export is chosen.
+//!
+//! Supported: `NBD_OPT_EXPORT_NAME`, `NBD_OPT_INFO`, `NBD_OPT_GO`, `NBD_OPT_LIST`,
+//! `NBD_OPT_ABORT`; other options get `NBD_REP_ERR_UNSUP` (no TLS, no structured replies).
+//! Commands: `READ`, `WRITE` (tracked for changed-block tracking), `FLUSH`, `DISC`.
+
+use std::io::SeekFrom;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::pool::Pool;
+
+const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
+const IHAVEOPT: u64 = 0x4948_4156_454f_5054;
+const REPLY_MAGIC: u64 = 0x0003_e889_0455_65a9;
+const REQUEST_MAGIC: u32 = 0x2560_9513;
+const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
+
+const FLAG_FIXED_NEWSTYLE: u16 = 1;
+const FLAG_NO_ZEROES: u16 = 2;
+const CLIENT_NO_ZEROES: u32 = 2;
+
+const OPT_EXPORT_NAME: u32 = 1;
+const OPT_ABORT: u32 = 2;
+const OPT_LIST: u32 = 3;
+const OPT_INFO: u32 = 6;
+const OPT_GO: u32 = 7;
+
+const REP_ACK: u32 = 1;
+const REP_INFO: u32 = 3;
+const REP_ERR_UNSUP: u32 = 0x8000_0001;
+const REP_ERR_POLICY: u32 = 0x8000_0002;
+const REP_ERR_INVALID: u32 = 0x8000_0003;
+const REP_ERR_UNKNOWN: u32 = 0x8000_0006;
+
+const INFO_EXPORT: u16 = 0;
+
+const TRANS_HAS_FLAGS: u16 = 1;
+const TRANS_SEND_FLUSH: u16 = 1 << 2;
+
+const CMD_READ: u16 = 0;
+const CMD_WRITE: u16 = 1;
+const CMD_DISC: u16 = 2;
+const CMD_FLUSH: u16 = 3;
+
+const EPERM: u32 = 1;
+const EIO: u32 = 5;
+const EINVAL: u32 = 22;
+
+/// Largest read or write accepted in one request (qemu uses 32 MiB at most).
+const MAX_REQUEST: u32 = 32 << 20;
+/// Largest option payload accepted.
+const MAX_OPTION: u32 = 64 << 10;
+
+/// Bind `addr` and serve the pool's VDIs over NBD until the task is aborted.
+pub(crate) async fn listen(
+    pool: Arc<Pool>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, JoinHandle<()>), Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let task = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let pool = Arc::clone(&pool);
+                    tokio::spawn(async move {
+                        if let Err(err) = serve(&pool, stream).await {
+                            tracing::debug!(%peer, error = %err, "nbd connection ended");
+                        }
+                    });
+                }
+                Err(err) => tracing::warn!(error = %err, "nbd accept failed"),
+            }
+        }
+    });
+    Ok((local, task))
+}
+
+/// The disk an export name designates.
+struct Export {
+    uuid: String,
+    size: u64,
+}
+
+/// Resolve `/<vdi-uuid>?session_id=<ref>` (the leading slash is optional).
+fn resolve(pool: &Pool, name: &str) -> Option<Export> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let (uuid, query) = name.split_once('?')?;
+    let session = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("session_id="))?;
+    let db = pool.db();
+    if !db.exists("session", session) {
+        return None;
+    }
+    let vdi = db.by_uuid("VDI", uuid).ok()?;
+    if db.str_field("VDI", &vdi, "type").ok()? == "cbt_metadata" {
+        return None;
+    }
+    let size = db.int_field("VDI", &vdi, "virtual_size").ok()?.max(0) as u64;
+    Some(Export {
+        uuid: uuid.to_owned(),
+        size,
+    })
+}
+
+type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+type Writer = BufWriter<tokio::net::tcp::OwnedWriteHalf>;
+
+async fn serve(pool: &Pool, stream: TcpStream) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let mut input = BufReader::new(read);
+    let mut output = BufWriter::new(write);
+    output.write_u64(NBDMAGIC).await?;
+    output.write_u64(IHAVEOPT).await?;
+    output
+        .write_u16(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)
+        .await?;
+    output.flush().await?;
+    let client_flags = input.read_u32().await?;
+    let no_zeroes = client_flags & CLIENT_NO_ZEROES != 0;
+    let Some(export) = negotiate(pool, &mut input, &mut output, no_zeroes).await? else {
+        return Ok(());
+    };
+    transmit(pool, &export, &mut input, &mut output).await
+}
+
+/// Option haggling; the export chosen, or `None` when the client aborted.
+async fn negotiate(
+    pool: &Pool,
+    input: &mut Reader,
+    output: &mut Writer,
+    no_zeroes: bool,
+) -> std::io::Result<Option<Export>> {
+    loop {
+        if input.read_u64().await? != IHAVEOPT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bad option magic",
+            ));
+        }
+        let option = input.read_u32().await?;
+        let length = input.read_u32().await?;
+        if length > MAX_OPTION {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "option too large",
+            ));
+        }
+        let mut data = vec![0_u8; length as usize];
+        input.read_exact(&mut data).await?;
+        match option {
+            OPT_EXPORT_NAME => {
+                let name = String::from_utf8_lossy(&data).into_owned();
+                // the old-style option has no error reply: an unknown export closes the connection
+                let Some(export) = resolve(pool, &name) else {
+                    return Ok(None);
+                };
+                output.write_u64(export.size).await?;
+                output.write_u16(TRANS_HAS_FLAGS | TRANS_SEND_FLUSH).await?;
+                if !no_zeroes {
+                    output.write_all(&[0_u8; 124]).await?;
+                }
+                output.flush().await?;
+                return Ok(Some(export));
+            }
+            OPT_INFO | OPT_GO => {
+                let Some(name) = info_request_name(&data) else {
+                    reply(output, option, REP_ERR_INVALID, b"malformed request").await?;
+                    continue;
+                };
+                let Some(export) = resolve(pool, &name) else {
+                    reply(
+                        output,
+                        option,
+                        REP_ERR_UNKNOWN,
+                        b"unknown export or invalid session",
+                    )
+                    .await?;
+                    continue;
+                };
+                let mut info = Vec::with_capacity(12);
+                info.extend_from_slice(&INFO_EXPORT.to_be_bytes());
+                info.extend_from_slice(&export.size.to_be_bytes());
+                info.extend_from_slice(&(TRANS_HAS_FLAGS | TRANS_SEND_FLUSH).to_be_bytes());
+                reply(output, option, REP_INFO, &info).await?;
+                reply(output, option, REP_ACK, &[]).await?;
+                if option == OPT_GO {
+                    return Ok(Some(export));
+                }
+            }
+            OPT_LIST => {
+                // export names embed a session, so none is listed
+                reply(output, option, REP_ERR_POLICY, b"exports are not listed").await?;
+            }
+            OPT_ABORT => {
+                reply(output, option, REP_ACK, &[]).await?;
+                return Ok(None);
+            }
+            _ => reply(output, option, REP_ERR_UNSUP, b"unsupported option").await?,
+        }
+    }
+}
+
+/// The export name inside an `NBD_OPT_INFO` / `NBD_OPT_GO` payload.
+fn info_request_name(data: &[u8]) -> Option<String> {
+    let length = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?) as usize;
+    let name = data.get(4..4 + length)?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+async fn reply(output: &mut Writer, option: u32, kind: u32, data: &[u8]) -> std::io::Result<()> {
+    output.write_u64(REPLY_MAGIC).await?;
+    output.write_u32(option).await?;
+    output.write_u32(kind).await?;
+    output.write_u32(data.len() as u32).await?;
+    output.write_all(data).await?;
+    output.flush().await
+}
+
+async fn simple_reply(
+    output: &mut Writer,
+    error: u32,
+    handle: u64,
+    data: &[u8],
+) -> std::io::Result<()> {
+    output.write_u32(SIMPLE_REPLY_MAGIC).await?;
+    output.write_u32(error).await?;
+    output.write_u64(handle).await?;
+    output.write_all(data).await?;
+    output.flush().await
+}
+
+/// The transmission phase: serve requests until `NBD_CMD_DISC` or the connection closes.
+async fn transmit(
+    pool: &Pool,
+    export: &Export,
+    input: &mut Reader,
+    output: &mut Writer,
+) -> std::io::Result<()> {
+    let path = pool.storage.path(&export.uuid);
+    let mut file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .await?;
+    let mut buffer = Vec::new();
+    loop {
+        if input.read_u32().await? != REQUEST_MAGIC {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bad request magic",
+            ));
+        }
+        let _flags = input.read_u16().await?;
+        let command = input.read_u16().await?;
+        let handle = input.read_u64().await?;
+        let offset = input.read_u64().await?;
+        let length = input.read_u32().await?;
+        let in_range = length <= MAX_REQUEST
+            && offset
+                .checked_add(u64::from(length))
+                .is_some_and(|end| end <= export.size);
+        match command {
+            CMD_READ => {
+                if !in_range {
+                    simple_reply(output, EINVAL, handle, &[]).await?;
+                    continue;
+                }
+                buffer.resize(length as usize, 0);
+                let read = async {
+                    file.seek(SeekFrom::Start(offset)).await?;
+                    read_full(&mut file, &mut buffer).await
+                }
+                .await;
+                match read {
+                    Ok(()) => simple_reply(output, 0, handle, &buffer).await?,
+                    Err(_) => simple_reply(output, EIO, handle, &[]).await?,
+                }
+            }
+            CMD_WRITE => {
+                if length > MAX_REQUEST {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "write too large",
+                    ));
+                }
+                buffer.resize(length as usize, 0);
+                input.read_exact(&mut buffer).await?;
+                if !in_range {
+                    simple_reply(output, EINVAL, handle, &[]).await?;
+                    continue;
+                }
+                let written = async {
+                    file.seek(SeekFrom::Start(offset)).await?;
+                    file.write_all(&buffer).await
+                }
+                .await;
+                match written {
+                    Ok(()) => {
+                        pool.note_write(&export.uuid, offset, u64::from(length));
+                        simple_reply(output, 0, handle, &[]).await?;
+                    }
+                    Err(_) => simple_reply(output, EIO, handle, &[]).await?,
+                }
+            }
+            CMD_FLUSH => {
+                let error = if file.sync_data().await.is_ok() {
+                    0
+                } else {
+                    EIO
+                };
+                simple_reply(output, error, handle, &[]).await?;
+            }
+            CMD_DISC => return Ok(()),
+            _ => simple_reply(output, EPERM, handle, &[]).await?,
+        }
+    }
+}
+
+/// Fill `buffer` from the file; bytes past the end of the file (a shrunk image) read as zero.
+async fn read_full(file: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let n = file.read(&mut buffer[filled..]).await?;
+        if n == 0 {
+            buffer[filled..].fill(0);
+            break;
+        }
+        filled += n;
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! One simulated pool: its database, its credentials and the shared clock and faults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use tokio::task::AbortHandle;
+use xapi_core::api::meta::ClassMeta;
+
+use crate::cbt::Cbt;
+use crate::clock::SimClock;
+use crate::faults::Faults;
+use crate::model::store::Db;
+use crate::rpc::dr_storage::Mirror;
+use crate::storage::Storage;
+
+/// The state of one pool, shared by its HTTP server and its running tasks.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// The pool's name (`primary`, `dr`, `sim`).
+    pub(crate) name: String,
+    /// The classes the pool models.
+    pub(crate) classes: &'static [ClassMeta],
+    db: Mutex<Db>,
+    /// The password `root` logs in with.
+    pub(crate) password: String,
+    /// The simulated clock.
+    pub(crate) clock: SimClock,
+    /// The switchable faults.
+    pub(crate) faults: Faults,
+    /// The disk images.
+    pub(crate) storage: Storage,
+    /// Changed-block tracking of the pool's disks.
+    pub(crate) cbt: Mutex<Cbt>,
+    /// Where the pool's NBD server listens, once started.
+    pub(crate) nbd_addr: OnceLock<SocketAddr>,
+    /// Foreign databases opened with `VDI.open_database`, by the read-only session bound to them.
+    foreign: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Pool UUIDs of the metadata VDIs opened so far (`VDI.read_database_pool_uuid`).
+    pub(crate) foreign_pool_uuids: Mutex<HashMap<String, String>>,
+    /// Storage mirrors this pool can reach (the recovery site of the demo).
+    mirrors: Mutex<Vec<Mirror>>,
+    /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
+    pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
+}
+
+impl Pool {
+    /// A pool with an empty database.
+    pub(crate) fn new(
+        name: &str,
+        classes: &'static [ClassMeta],
+        password: &str,
+        clock: SimClock,
+        faults: Faults,
+        storage: Storage,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            classes,
+            db: Mutex::new(Db::new(classes, name)),
+            password: password.to_owned(),
+            clock,
+            faults,
+            storage,
+            cbt: Mutex::new(Cbt::default()),
+            nbd_addr: OnceLock::new(),
+            foreign: Mutex::new(HashMap::new()),
+            mirrors: Mutex::new(Vec::new()),
+            foreign_pool_uuids: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The database, locked. Hold it only for short, non-async work.
+    pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replace the whole database (a saved one loaded at start-up).
+    pub(crate) fn replace_db(&self, db: Db) {
+        *self.db() = db;
+    }
+
+    /// The foreign database a read-only session is bound to.
+    pub(crate) fn foreign(&self, session: &str) -> Option<Arc<Pool>> {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(session)
+            .cloned()
+    }
+
+    /// Bind a read-only session to a foreign database.
+    pub(crate) fn add_foreign(&self, session: &str, database: Arc<Pool>) {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(session.to_owned(), database);
+    }
+
+    /// Forget a foreign session (logout).
+    pub(crate) fn remove_foreign(&self, session: &str) {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(session);
+    }
+
+    /// The storage mirrors this pool can reach.
+    pub(crate) fn mirrors(&self) -> Vec<Mirror> {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Make a mirror reachable from this pool.
+    pub(crate) fn add_mirror(&self, mirror: Mirror) {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(mirror);
+    }
+
+    /// The CBT state, locked.
+    pub(crate) fn cbt(&self) -> MutexGuard<'_, Cbt> {
+        self.cbt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Bytes of a disk image were written (for changed-block tracking).
+    pub(crate) fn note_write(&self, uuid: &str, offset: u64, length: u64) {
+        self.cbt().note_write(uuid, offset, length);
+    }
+
+    /// `SR_BACKEND_FAILURE_44` when the "SR full" fault is on for this SR.
+    pub(crate) fn assert_sr_has_space(
+        &self,
+        db: &Db,
+        sr: &str,
+    ) -> Result<(), xapi_core::wire::Failure> {
+        let uuid = db.str_field("SR", sr, "uuid").unwrap_or_default();
+        if self.faults.is_sr_full(&uuid) {
+            return Err(crate::api_error::failure(
+                "SR_BACKEND_FAILURE_44",
+                ["", "There is insufficient space", ""],
+            ));
+        }
+        Ok(())
+    }
+
+    /// The running-task table, locked.
+    pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<String, AbortHandle>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The class with this exact datamodel name.
+    pub(crate) fn class(&self, name: &str) -> Option<&'static ClassMeta> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+}

@@ -1,0 +1,261 @@
+//! `event.from`, `event.inject`, `event.get_current_id`.
+//!
+//! Tokens are `"%020d,%020d"` (database generation, message generation). Every object changed
+//! after the token's generation is reported once (changes are coalesced), as `add` when it was
+//! created after the token and `mod` otherwise; deleted objects as `del` without a snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use xapi_core::wire::{Failure, Value};
+
+use super::Call;
+use super::args;
+use crate::api_error::failure;
+use crate::model::store::{Db, record_of};
+use crate::pool::Pool;
+use crate::timestamp;
+
+/// Handle an `event.*` call.
+pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Failure>> {
+    let a = &call.args;
+    Some(match call.message.name {
+        "from" => from(pool, a).await,
+        "inject" => inject(pool, a),
+        "get_current_id" => Ok(Value::Int(pool.db().generation() as i64)),
+        _ => return None,
+    })
+}
+
+/// One entry of the subscription list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subscription {
+    /// `*`
+    All,
+    /// A class, lower case.
+    Class(String),
+    /// One object of a class.
+    Object(String, String),
+}
+
+impl Subscription {
+    fn parse(text: &str) -> Result<Self, Failure> {
+        if text == "*" {
+            return Ok(Self::All);
+        }
+        let parse_failure = || failure("EVENT_SUBSCRIPTION_PARSE_FAILURE", [text]);
+        match text.split_once('/') {
+            Some((class, reference)) if !class.is_empty() && !reference.is_empty() => {
+                Ok(Self::Object(class.to_lowercase(), reference.to_owned()))
+            }
+            Some(_) => Err(parse_failure()),
+            None if text.is_empty() => Err(parse_failure()),
+            None => Ok(Self::Class(text.to_lowercase())),
+        }
+    }
+
+    fn matches_class(&self, class: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Class(c) | Self::Object(c, _) => *c == class,
+        }
+    }
+
+    fn matches(&self, class: &str, reference: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Class(c) => *c == class,
+            Self::Object(c, r) => *c == class && r == reference,
+        }
+    }
+}
+
+/// The token for a generation.
+pub(crate) fn token(generation: u64) -> String {
+    format!("{generation:020},{:020}", 0)
+}
+
+/// The generation in a token (`""` is 0: everything).
+fn parse_token(text: &str) -> Result<u64, Failure> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let db_part = text.split(',').next().unwrap_or_default();
+    db_part
+        .trim()
+        .parse()
+        .map_err(|_| failure("EVENT_FROM_TOKEN_PARSE_FAILURE", [text]))
+}
+
+/// `event.from(classes, token, timeout)`.
+async fn from(pool: &Arc<Pool>, a: &[Value]) -> Result<Value, Failure> {
+    let subscriptions = args::strings(a, 0)?
+        .iter()
+        .map(|s| Subscription::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let since = parse_token(&args::string(a, 1)?)?;
+    let timeout = args::float(a, 2)?;
+    let timeout = if timeout.is_finite() && timeout > 0.0 {
+        Duration::from_secs_f64(timeout.min(86_400.0))
+    } else {
+        Duration::ZERO
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut changes = pool.db().subscribe();
+    loop {
+        let batch = {
+            let db = pool.db();
+            collect(&db, &subscriptions, since)?
+        };
+        if let Some(batch) = batch {
+            return Ok(batch);
+        }
+        if !matches!(
+            tokio::time::timeout_at(deadline, changes.changed()).await,
+            Ok(Ok(()))
+        ) {
+            let db = pool.db();
+            return Ok(batch_value(
+                Vec::new(),
+                ref_counts(&db, &subscriptions),
+                db.generation(),
+            ));
+        }
+    }
+}
+
+/// The events after `since` matching the subscriptions, or `None` when there are none.
+fn collect(db: &Db, subscriptions: &[Subscription], since: u64) -> Result<Option<Value>, Failure> {
+    let Some(deletions) = db.deletions_since(since) else {
+        return Err(failure("EVENTS_LOST", [] as [&str; 0]));
+    };
+    let stamp = timestamp::unix_seconds_text();
+    let mut events: Vec<(u64, Value)> = Vec::new();
+    for table in db.tables() {
+        let class = table.meta.name.to_lowercase();
+        if !subscriptions.iter().any(|s| s.matches_class(&class)) {
+            continue;
+        }
+        for (reference, object) in &table.objects {
+            if object.modified < since
+                || !subscriptions.iter().any(|s| s.matches(&class, reference))
+            {
+                continue;
+            }
+            let operation = if object.created >= since {
+                "add"
+            } else {
+                "mod"
+            };
+            let mut event = event_base(object.modified, &stamp, &class, operation, reference);
+            event.insert("snapshot".to_owned(), record_of(object));
+            events.push((object.modified, Value::Struct(event)));
+        }
+    }
+    for deletion in deletions {
+        let class = deletion.class.to_lowercase();
+        if subscriptions
+            .iter()
+            .any(|s| s.matches(&class, &deletion.reference))
+        {
+            let event = event_base(
+                deletion.generation,
+                &stamp,
+                &class,
+                "del",
+                &deletion.reference,
+            );
+            events.push((deletion.generation, Value::Struct(event)));
+        }
+    }
+    if events.is_empty() {
+        return Ok(None);
+    }
+    events.sort_by_key(|(generation, _)| *generation);
+    let events = events.into_iter().map(|(_, e)| e).collect();
+    Ok(Some(batch_value(
+        events,
+        ref_counts(db, subscriptions),
+        db.generation(),
+    )))
+}
+
+fn event_base(
+    generation: u64,
+    stamp: &str,
+    class: &str,
+    operation: &str,
+    reference: &str,
+) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("id".to_owned(), Value::String(generation.to_string())),
+        ("timestamp".to_owned(), Value::String(stamp.to_owned())),
+        ("class".to_owned(), Value::String(class.to_owned())),
+        ("operation".to_owned(), Value::String(operation.to_owned())),
+        ("ref".to_owned(), Value::String(reference.to_owned())),
+    ])
+}
+
+/// Number of live objects per subscribed class (lower-case names).
+fn ref_counts(db: &Db, subscriptions: &[Subscription]) -> BTreeMap<String, Value> {
+    db.tables()
+        .map(|t| (t.meta.name.to_lowercase(), t.objects.len()))
+        .filter(|(class, _)| subscriptions.iter().any(|s| s.matches_class(class)))
+        .map(|(class, count)| (class, Value::Int(count as i64)))
+        .collect()
+}
+
+fn batch_value(events: Vec<Value>, counts: BTreeMap<String, Value>, generation: u64) -> Value {
+    Value::Struct(BTreeMap::from([
+        ("events".to_owned(), Value::Array(events)),
+        ("valid_ref_counts".to_owned(), Value::Struct(counts)),
+        ("token".to_owned(), Value::String(token(generation))),
+    ]))
+}
+
+/// `event.inject(class, ref)`: report the object as modified; returns the new token.
+fn inject(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
+    let class_text = args::string(a, 0)?;
+    let reference = args::string(a, 1)?;
+    let class = pool
+        .classes
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(&class_text))
+        .map_or(class_text.as_str(), |c| c.name);
+    let mut db = pool.db();
+    db.touch(class, &reference)?;
+    Ok(Value::String(token(db.generation() - 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_parse_like_xapi() {
+        assert_eq!(Subscription::parse("*").unwrap(), Subscription::All);
+        assert_eq!(
+            Subscription::parse("VM").unwrap(),
+            Subscription::Class("vm".into())
+        );
+        assert_eq!(
+            Subscription::parse("task/OpaqueRef:1").unwrap(),
+            Subscription::Object("task".into(), "OpaqueRef:1".into())
+        );
+        assert_eq!(
+            Subscription::parse("vm/").unwrap_err().code.as_str(),
+            "EVENT_SUBSCRIPTION_PARSE_FAILURE"
+        );
+    }
+
+    #[test]
+    fn tokens_round_trip_and_bad_ones_fail() {
+        assert_eq!(token(42), "00000000000000000042,00000000000000000000");
+        assert_eq!(parse_token(&token(42)).unwrap(), 42);
+        assert_eq!(parse_token("").unwrap(), 0);
+        let err = parse_token("soon").unwrap_err();
+        assert_eq!(err.code.as_str(), "EVENT_FROM_TOKEN_PARSE_FAILURE");
+        assert_eq!(err.params, vec!["soon"]);
+    }
+}

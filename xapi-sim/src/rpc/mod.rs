@@ -1,0 +1,230 @@
+//! The RPC layer: one entry point for both wire protocols, from a method name and positional
+//! parameters to a value or a XAPI failure.
+//!
+//! The order of checks is xapi's: the method must exist (`MESSAGE_METHOD_UNKNOWN`), then the
+//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`), then the session must be
+//! valid (`SESSION_INVALID`), then each parameter must have its declared type
+//! (`FIELD_TYPE_ERROR`). `Async.` calls return a task at once and run in the background.
+
+pub(crate) mod appliance;
+pub(crate) mod args;
+pub(crate) mod dr_storage;
+pub(crate) mod event;
+pub(crate) mod generic;
+pub(crate) mod recover;
+pub(crate) mod session;
+pub(crate) mod sr;
+pub(crate) mod task;
+pub(crate) mod vdi;
+pub(crate) mod vm;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use xapi_core::api::meta::{ClassMeta, MessageMeta, Ty};
+use xapi_core::wire::{Failure, Value};
+
+use crate::api_error::{failure, field_type_error, method_unknown, session_invalid};
+use crate::model::coerce::coerce;
+use crate::pool::Pool;
+
+/// A resolved call, ready to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    /// The class.
+    pub(crate) class: &'static ClassMeta,
+    /// The message.
+    pub(crate) message: &'static MessageMeta,
+    /// The session the call runs in (`None` for login calls).
+    pub(crate) session: Option<String>,
+    /// The arguments after the session, coerced to their declared types.
+    pub(crate) args: Vec<Value>,
+}
+
+impl Call {
+    /// `Class.message`.
+    pub(crate) fn name(&self) -> String {
+        format!("{}.{}", self.class.name, self.message.name)
+    }
+}
+
+/// Run one RPC call: `method` as it came on the wire, with its positional parameters.
+pub(crate) async fn call(
+    pool: &Arc<Pool>,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, Failure> {
+    if method == "system.listMethods" {
+        return Ok(list_methods(pool));
+    }
+    let (is_async, name) = match method.strip_prefix("Async.") {
+        Some(rest) => (true, rest),
+        None => (false, method),
+    };
+    let (class_name, message_name) = name.split_once('.').ok_or_else(|| method_unknown(method))?;
+    let class = pool
+        .class(class_name)
+        .ok_or_else(|| method_unknown(method))?;
+    let message = class
+        .messages
+        .iter()
+        .find(|m| m.name == message_name)
+        .ok_or_else(|| method_unknown(method))?;
+    if is_async && !message.is_async {
+        return Err(method_unknown(method));
+    }
+    let expected = message.params.len();
+    let is_short_login = class.name == "session"
+        && message.name == "login_with_password"
+        && (2..expected).contains(&params.len());
+    if params.len() != expected && !is_short_login {
+        return Err(failure(
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            [
+                method.to_owned(),
+                expected.to_string(),
+                params.len().to_string(),
+            ],
+        ));
+    }
+    let takes_session = message
+        .params
+        .first()
+        .is_some_and(|p| p.name == "session_id");
+    let foreign = match (takes_session, params.first()) {
+        (true, Some(Value::String(handle))) => pool.foreign(handle).map(|f| (handle.clone(), f)),
+        _ => None,
+    };
+    if let Some((handle, foreign)) = foreign {
+        return call_foreign(pool, &foreign, handle, class, message, method, params).await;
+    }
+    let mut params = params.into_iter();
+    let session = if takes_session {
+        let handle = match params.next() {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        check_session(pool, &handle)?;
+        Some(handle)
+    } else {
+        None
+    };
+    let declared = &message.params[usize::from(takes_session)..];
+    let args = params
+        .zip(declared)
+        .map(|(value, param)| coerce(value, &param.ty).ok_or_else(|| field_type_error(param.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let call = Call {
+        class,
+        message,
+        session,
+        args,
+    };
+    if is_async {
+        task::start_async(pool, call)
+    } else {
+        execute(pool, call).await
+    }
+}
+
+/// A call made with a session from `VDI.open_database`: it reads the foreign database; the
+/// session is read-only, so only getters, `event.from` and `session.logout` are allowed.
+async fn call_foreign(
+    pool: &Arc<Pool>,
+    foreign: &Arc<Pool>,
+    handle: String,
+    class: &'static ClassMeta,
+    message: &'static MessageMeta,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, Failure> {
+    if class.name == "session" && matches!(message.name, "logout" | "local_logout") {
+        pool.remove_foreign(&handle);
+        return Ok(Value::String(String::new()));
+    }
+    if recover::handles(class.name, message.name) {
+        if method.starts_with("Async.") {
+            let (foreign, target) = (Arc::clone(foreign), Arc::clone(pool));
+            let (class_name, name) = (class.name, message.name);
+            return task::start_detached(pool, method, message.result, move || {
+                recover::handle(&foreign, &target, class_name, name, &params)
+            });
+        }
+        return recover::handle(foreign, pool, class.name, message.name, &params);
+    }
+    let is_read =
+        message.name.starts_with("get_") || (class.name == "event" && message.name == "from");
+    if !is_read {
+        return Err(failure(
+            "RBAC_PERMISSION_DENIED",
+            [
+                method,
+                "the read-only session of VDI.open_database cannot make changes",
+            ],
+        ));
+    }
+    Box::pin(call(foreign, method, params)).await
+}
+
+/// Check a session handle, honouring the `SESSION_INVALID after N calls` fault.
+fn check_session(pool: &Pool, handle: &str) -> Result<(), Failure> {
+    let mut db = pool.db();
+    if !db.exists("session", handle) {
+        return Err(session_invalid(handle));
+    }
+    if pool.faults.take_session_invalid() {
+        // as after a toolstack restart: the session is gone for good
+        db.destroy("session", handle)?;
+        return Err(session_invalid(handle));
+    }
+    Ok(())
+}
+
+/// Run a resolved call to completion.
+pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failure> {
+    let name = call.name();
+    let result = match (call.class.name, call.message.name) {
+        ("session", _) => session::handle(pool, &call),
+        ("task", "cancel" | "create" | "destroy") => task::handle(pool, &call),
+        ("event", _) => event::handle(pool, &call).await,
+        ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
+        ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
+        (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
+        (class, message) if dr_storage::handles(class, message) => dr_storage::handle(pool, &call),
+        ("VM_appliance", _) if appliance::handles(call.message.name) => {
+            appliance::handle(pool, &call).await
+        }
+        _ => None,
+    };
+    match result {
+        Some(result) => result,
+        None => generic::handle(&mut pool.db(), &call)
+            .unwrap_or_else(|| Err(failure("NOT_IMPLEMENTED", [name]))),
+    }
+    .map(|value| {
+        if call.message.result == Ty::Void {
+            Value::String(String::new())
+        } else {
+            value
+        }
+    })
+}
+
+/// Every method the server answers, for `system.listMethods`.
+fn list_methods(pool: &Pool) -> Value {
+    let mut names = vec![Value::String("system.listMethods".to_owned())];
+    for class in pool.classes {
+        for message in class.messages {
+            names.push(Value::String(format!("{}.{}", class.name, message.name)));
+            if message.is_async {
+                names.push(Value::String(format!(
+                    "Async.{}.{}",
+                    class.name, message.name
+                )));
+            }
+        }
+    }
+    Value::Array(names)
+}

@@ -1,0 +1,67 @@
+//! `session.*`: login as root with the pool's password, logout, and the session record.
+
+use std::sync::Arc;
+
+use xapi_core::wire::{Failure, Value};
+
+use super::Call;
+use super::args;
+use super::generic::{self, fields};
+use crate::api_error::{failure, session_invalid};
+use crate::model::store::Db;
+use crate::pool::Pool;
+use crate::timestamp;
+
+/// Handle a `session.*` call (`None`: not a session call the simulator implements specially).
+pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Failure>> {
+    Some(match call.message.name {
+        "login_with_password" | "slave_local_login_with_password" => login(pool, &call.args),
+        "logout" | "local_logout" => {
+            logout(&mut pool.db(), call.session.as_deref().unwrap_or_default())
+        }
+        _ => return generic::handle(&mut pool.db(), call),
+    })
+}
+
+/// Check the credentials and create a session.
+fn login(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
+    let user = args::string(a, 0)?;
+    let password = args::string(a, 1)?;
+    if user != "root" || password != pool.password {
+        return Err(failure(
+            "SESSION_AUTHENTICATION_FAILED",
+            [user.as_str(), "Authentication failure"],
+        ));
+    }
+    let originator = args::string(a, 3).unwrap_or_default();
+    let mut db = pool.db();
+    let master = master_host(&db);
+    db.create(
+        "session",
+        fields([
+            ("this_host", Value::String(master)),
+            ("last_active", timestamp::now()),
+            ("pool", Value::Bool(false)),
+            ("is_local_superuser", Value::Bool(true)),
+            ("auth_user_name", Value::String(user)),
+            ("originator", Value::String(originator)),
+        ]),
+    )
+    .map(Value::String)
+}
+
+/// Destroy a session.
+fn logout(db: &mut Db, handle: &str) -> Result<Value, Failure> {
+    db.destroy("session", handle)
+        .map_err(|_| session_invalid(handle))?;
+    Ok(Value::String(String::new()))
+}
+
+/// The pool master's reference (the null reference when the pool has no pool object yet).
+pub(crate) fn master_host(db: &Db) -> String {
+    db.refs("pool")
+        .ok()
+        .and_then(|pools| pools.into_iter().next())
+        .and_then(|pool| db.str_field("pool", &pool, "master").ok())
+        .unwrap_or_else(|| crate::model::defaults::NULL_REF.to_owned())
+}

@@ -1,0 +1,353 @@
+//! The VM lifecycle with xapi's power-state rules: start (paused or not, on a chosen host),
+//! clean / hard shutdown, reboot, pause / unpause, snapshot, snapshot_with_quiesce, clone, copy,
+//! destroy.
+//!
+//! `VM.start` sleeps `VM.start_delay` after the domain is up and the shutdowns sleep
+//! `VM.shutdown_delay` after it is down, on the simulated clock, as xapi does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use xapi_core::wire::{Failure, Value};
+
+use super::Call;
+use super::args;
+use crate::api_error::{failure, vm_bad_power_state};
+use crate::model::defaults::NULL_REF;
+use crate::model::store::Db;
+use crate::pool::Pool;
+use crate::timestamp;
+
+/// The VM messages this module implements.
+const MESSAGES: &[&str] = &[
+    "start",
+    "start_on",
+    "clean_shutdown",
+    "hard_shutdown",
+    "shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "pause",
+    "unpause",
+    "snapshot",
+    "snapshot_with_quiesce",
+    "clone",
+    "copy",
+    "destroy",
+];
+
+/// Whether `message` is one this module implements.
+pub(crate) fn handles(message: &str) -> bool {
+    MESSAGES.contains(&message)
+}
+
+/// Handle a VM lifecycle call.
+pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Failure>> {
+    let a = &call.args;
+    let vm = match args::string(a, 0) {
+        Ok(vm) => vm,
+        Err(err) => return Some(Err(err)),
+    };
+    let done = |r: Result<(), Failure>| r.map(|()| Value::Nil);
+    Some(match call.message.name {
+        "start" => done(start(pool, &vm, args::boolean(a, 1).unwrap_or(false), None).await),
+        "start_on" => {
+            let host = args::string(a, 1).ok();
+            done(start(pool, &vm, args::boolean(a, 2).unwrap_or(false), host).await)
+        }
+        "clean_shutdown" | "shutdown" => done(shutdown(pool, &vm, false).await),
+        "hard_shutdown" => done(shutdown(pool, &vm, true).await),
+        "clean_reboot" | "hard_reboot" => {
+            done(require_state(&pool.db(), &vm, &["Running"]).map(|_| ()))
+        }
+        "pause" => done(transition(&mut pool.db(), &vm, "Running", "Paused")),
+        "unpause" => done(transition(&mut pool.db(), &vm, "Paused", "Running")),
+        "snapshot" | "snapshot_with_quiesce" => {
+            let name = args::string(a, 1).unwrap_or_default();
+            snapshot(&mut pool.db(), pool, &vm, &name).map(Value::String)
+        }
+        "clone" => {
+            let name = args::string(a, 1).unwrap_or_default();
+            duplicate(&mut pool.db(), pool, &vm, &name, &DiskCopy::Clone).map(Value::String)
+        }
+        "copy" => {
+            let name = args::string(a, 1).unwrap_or_default();
+            let sr = args::string(a, 2)
+                .ok()
+                .filter(|sr| sr != NULL_REF && !sr.is_empty());
+            duplicate(&mut pool.db(), pool, &vm, &name, &DiskCopy::Copy(sr)).map(Value::String)
+        }
+        "destroy" => done(destroy(&mut pool.db(), &vm)),
+        _ => return None,
+    })
+}
+
+/// The power state of `vm`, checked against `allowed` (`VM_BAD_POWER_STATE` names the first).
+fn require_state(db: &Db, vm: &str, allowed: &[&str]) -> Result<String, Failure> {
+    let state = db.str_field("VM", vm, "power_state")?;
+    if allowed.contains(&state.as_str()) {
+        Ok(state)
+    } else {
+        Err(vm_bad_power_state(
+            vm,
+            allowed.first().copied().unwrap_or("halted"),
+            &state,
+        ))
+    }
+}
+
+fn require_not_template(db: &Db, vm: &str) -> Result<(), Failure> {
+    if matches!(db.field("VM", vm, "is_a_template")?, Value::Bool(true)) {
+        return Err(failure("VM_IS_TEMPLATE", [vm]));
+    }
+    Ok(())
+}
+
+fn transition(db: &mut Db, vm: &str, from: &str, to: &str) -> Result<(), Failure> {
+    require_state(db, vm, &[from])?;
+    db.set_field("VM", vm, "power_state", Value::String(to.to_owned()))
+}
+
+/// Start a VM: Halted → Running (or Paused), placed on `host` or the least loaded host, then
+/// sleep its `start_delay`.
+pub(crate) async fn start(
+    pool: &Arc<Pool>,
+    vm: &str,
+    paused: bool,
+    host: Option<String>,
+) -> Result<(), Failure> {
+    let delay = {
+        let mut db = pool.db();
+        require_not_template(&db, vm)?;
+        require_state(&db, vm, &["Halted"])?;
+        let host = match host {
+            Some(host) => {
+                db.object("host", &host)?;
+                host
+            }
+            None => least_loaded_host(&db)?,
+        };
+        let domid = next_domid(&db);
+        db.set_field("VM", vm, "resident_on", Value::String(host))?;
+        db.set_field("VM", vm, "domid", Value::Int(domid))?;
+        let state = if paused { "Paused" } else { "Running" };
+        db.set_field("VM", vm, "power_state", Value::String(state.to_owned()))?;
+        db.int_field("VM", vm, "start_delay")?
+    };
+    pool.clock
+        .sleep(Duration::from_secs(delay.max(0) as u64))
+        .await;
+    Ok(())
+}
+
+/// Shut a VM down: Running (or Paused / Suspended for a hard shutdown) → Halted, then sleep its
+/// `shutdown_delay`.
+pub(crate) async fn shutdown(pool: &Arc<Pool>, vm: &str, hard: bool) -> Result<(), Failure> {
+    let delay = {
+        let mut db = pool.db();
+        let allowed: &[&str] = if hard {
+            &["Running", "Paused", "Suspended"]
+        } else {
+            &["Running"]
+        };
+        require_state(&db, vm, allowed)?;
+        db.set_field("VM", vm, "power_state", Value::String("Halted".to_owned()))?;
+        db.set_field("VM", vm, "resident_on", Value::String(NULL_REF.to_owned()))?;
+        db.set_field("VM", vm, "domid", Value::Int(-1))?;
+        db.int_field("VM", vm, "shutdown_delay")?
+    };
+    pool.clock
+        .sleep(Duration::from_secs(delay.max(0) as u64))
+        .await;
+    Ok(())
+}
+
+fn least_loaded_host(db: &Db) -> Result<String, Failure> {
+    db.refs("host")?
+        .into_iter()
+        .filter(|h| !matches!(db.field("host", h, "enabled"), Ok(Value::Bool(false))))
+        .min_by_key(|h| {
+            db.refs_field("host", h, "resident_VMs")
+                .map_or(0, |v| v.len())
+        })
+        .ok_or_else(|| failure("NO_HOSTS_AVAILABLE", [] as [&str; 0]))
+}
+
+fn next_domid(db: &Db) -> i64 {
+    db.table("VM")
+        .map_or(0, |t| {
+            t.objects
+                .values()
+                .filter_map(|o| match o.fields.get("domid") {
+                    Some(Value::Int(d)) => Some(*d),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .max(0)
+        + 1
+}
+
+/// A copy of an object's fields, without its uuid, ready for `Db::create`.
+fn copy_fields(db: &Db, class: &str, reference: &str) -> Result<BTreeMap<String, Value>, Failure> {
+    let mut fields: BTreeMap<String, Value> = db
+        .object(class, reference)?
+        .fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    fields.remove("uuid");
+    Ok(fields)
+}
+
+/// `VM.snapshot`: a halted template copy of the VM, with a snapshot of each disk.
+fn snapshot(db: &mut Db, pool: &Pool, vm: &str, name: &str) -> Result<String, Failure> {
+    require_not_template(db, vm)?;
+    let mut fields = copy_fields(db, "VM", vm)?;
+    fields.insert("name_label".into(), Value::String(name.to_owned()));
+    fields.insert("is_a_snapshot".into(), Value::Bool(true));
+    fields.insert("is_a_template".into(), Value::Bool(true));
+    fields.insert("snapshot_of".into(), Value::String(vm.to_owned()));
+    fields.insert("snapshot_time".into(), timestamp::now());
+    halted(&mut fields);
+    let snap = db.create("VM", fields)?;
+    copy_devices(db, pool, vm, &snap, &DiskCopy::Snapshot)?;
+    Ok(snap)
+}
+
+/// How the disks of a VM are duplicated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DiskCopy {
+    /// Snapshot VDIs (`is_a_snapshot`, `snapshot_of` the original), same SR.
+    Snapshot,
+    /// Clones in the same SR.
+    Clone,
+    /// Full copies, into this SR when given.
+    Copy(Option<String>),
+}
+
+/// `VM.clone` or `VM.copy` (as `how` says): a new halted VM with duplicated disks and new MACs.
+fn duplicate(
+    db: &mut Db,
+    pool: &Pool,
+    vm: &str,
+    name: &str,
+    how: &DiskCopy,
+) -> Result<String, Failure> {
+    require_state(db, vm, &["Halted", "Suspended"])?;
+    let mut fields = copy_fields(db, "VM", vm)?;
+    fields.insert("name_label".into(), Value::String(name.to_owned()));
+    fields.insert("is_a_snapshot".into(), Value::Bool(false));
+    fields.insert("snapshot_of".into(), Value::String(NULL_REF.to_owned()));
+    halted(&mut fields);
+    let copy = db.create("VM", fields)?;
+    copy_devices(db, pool, vm, &copy, how)?;
+    Ok(copy)
+}
+
+fn halted(fields: &mut BTreeMap<String, Value>) {
+    fields.insert("power_state".into(), Value::String("Halted".into()));
+    fields.insert("resident_on".into(), Value::String(NULL_REF.into()));
+    fields.insert("domid".into(), Value::Int(-1));
+    fields.insert("metrics".into(), Value::String(NULL_REF.into()));
+    fields.insert("guest_metrics".into(), Value::String(NULL_REF.into()));
+}
+
+/// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`.
+fn copy_devices(
+    db: &mut Db,
+    pool: &Pool,
+    from: &str,
+    to: &str,
+    how: &DiskCopy,
+) -> Result<(), Failure> {
+    for vbd in db.refs_field("VM", from, "VBDs")? {
+        let mut vbd_fields = copy_fields(db, "VBD", &vbd)?;
+        let vdi = db.str_field("VBD", &vbd, "VDI")?;
+        if vdi != NULL_REF && db.exists("VDI", &vdi) {
+            let mut vdi_fields = copy_fields(db, "VDI", &vdi)?;
+            match how {
+                DiskCopy::Snapshot => {
+                    vdi_fields.insert("is_a_snapshot".into(), Value::Bool(true));
+                    vdi_fields.insert("snapshot_of".into(), Value::String(vdi.clone()));
+                    vdi_fields.insert("snapshot_time".into(), timestamp::now());
+                }
+                DiskCopy::Clone | DiskCopy::Copy(_) => {
+                    vdi_fields.insert("is_a_snapshot".into(), Value::Bool(false));
+                    vdi_fields.insert("snapshot_of".into(), Value::String(NULL_REF.into()));
+                }
+            }
+            if let DiskCopy::Copy(Some(sr)) = how {
+                db.object("SR", sr)?;
+                vdi_fields.insert("SR".into(), Value::String(sr.clone()));
+            }
+            let size = db.int_field("VDI", &vdi, "virtual_size")?.max(0) as u64;
+            if let Some(Value::String(target_sr)) = vdi_fields.get("SR") {
+                pool.assert_sr_has_space(db, target_sr)?;
+            }
+            let new_vdi = db.create("VDI", vdi_fields)?;
+            let from_uuid = db.str_field("VDI", &vdi, "uuid")?;
+            let to_uuid = db.str_field("VDI", &new_vdi, "uuid")?;
+            pool.storage.copy(&from_uuid, &to_uuid, size).map_err(|e| {
+                failure(
+                    "SR_BACKEND_FAILURE",
+                    ["", "", &format!("copying disk {from_uuid}: {e}")],
+                )
+            })?;
+            if *how == DiskCopy::Snapshot {
+                pool.cbt().snapshot(&from_uuid, &to_uuid);
+            } else {
+                db.set_field("VDI", &new_vdi, "cbt_enabled", Value::Bool(false))?;
+            }
+            db.set_field("VDI", &new_vdi, "location", Value::String(to_uuid))?;
+            vbd_fields.insert("VDI".into(), Value::String(new_vdi));
+        }
+        vbd_fields.insert("VM".into(), Value::String(to.to_owned()));
+        vbd_fields.insert("currently_attached".into(), Value::Bool(false));
+        db.create("VBD", vbd_fields)?;
+    }
+    for vif in db.refs_field("VM", from, "VIFs")? {
+        let mut vif_fields = copy_fields(db, "VIF", &vif)?;
+        vif_fields.insert("VM".into(), Value::String(to.to_owned()));
+        vif_fields.insert("currently_attached".into(), Value::Bool(false));
+        if *how != DiskCopy::Snapshot {
+            vif_fields.insert("MAC".into(), Value::String(new_mac(db)));
+            vif_fields.insert("MAC_autogenerated".into(), Value::Bool(true));
+        }
+        db.create("VIF", vif_fields)?;
+    }
+    Ok(())
+}
+
+/// A fresh locally administered unicast MAC address.
+pub(crate) fn new_mac(db: &mut Db) -> String {
+    let uuid = db.new_uuid().replace('-', "");
+    let mut bytes = [0_u8; 6];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&uuid[i * 2..i * 2 + 2], 16).unwrap_or(0);
+    }
+    bytes[0] = (bytes[0] & 0xfc) | 0x02;
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `VM.destroy`: a halted VM and its VBDs, VIFs and metrics go; its disks stay.
+fn destroy(db: &mut Db, vm: &str) -> Result<(), Failure> {
+    require_state(db, vm, &["Halted", "Suspended"])?;
+    for vbd in db.refs_field("VM", vm, "VBDs")? {
+        db.destroy("VBD", &vbd)?;
+    }
+    for vif in db.refs_field("VM", vm, "VIFs")? {
+        db.destroy("VIF", &vif)?;
+    }
+    let metrics = db.str_field("VM", vm, "metrics")?;
+    if db.exists("VM_metrics", &metrics) {
+        db.destroy("VM_metrics", &metrics)?;
+    }
+    db.destroy("VM", vm)
+}

@@ -1,0 +1,588 @@
+//! Scenarios: the pools a simulator starts with.
+//!
+//! - `empty`: one pool, one host, local storage and a network, no VMs.
+//! - `demo`: a primary pool (2 hosts, 20 VMs of which several have more than one disk, 3 vApps
+//!   with `order` and `start_delay`, two shared SRs, one of them with DR metadata replication
+//!   enabled) and a DR pool (one host) on its own port.
+//! - `large:N`: one pool with N VMs, for benchmarks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use xapi_core::wire::{Failure, Value};
+
+use crate::api_error::internal;
+use crate::error::Error;
+use crate::model::defaults::NULL_REF;
+use crate::model::store::Db;
+use crate::pool::Pool;
+use crate::rpc::vm::new_mac;
+use crate::storage::Storage;
+
+/// Which pools a simulator starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scenario {
+    /// One pool with one host and no VMs.
+    #[default]
+    Empty,
+    /// A primary pool and a DR pool, each on its own port.
+    Demo,
+    /// One pool with this many VMs.
+    Large(usize),
+}
+
+impl FromStr for Scenario {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        match text {
+            "empty" => Ok(Self::Empty),
+            "demo" => Ok(Self::Demo),
+            _ => text
+                .strip_prefix("large:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Large)
+                .ok_or_else(|| Error::Scenario(text.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("empty"),
+            Self::Demo => f.write_str("demo"),
+            Self::Large(n) => write!(f, "large:{n}"),
+        }
+    }
+}
+
+impl Scenario {
+    /// The names of the pools of this scenario, each served on its own port.
+    pub fn pool_names(&self) -> &'static [&'static str] {
+        match self {
+            Self::Demo => &["primary", "dr"],
+            Self::Empty | Self::Large(_) => &["sim"],
+        }
+    }
+}
+
+/// The device config that reaches the demo's storage mirror from the DR pool (`SR.probe`,
+/// `DR_task.create`, `PBD.create` with type `lvmoiscsi`).
+pub const DEMO_MIRROR_DEVICE_CONFIG: &[(&str, &str)] = &[
+    ("target", "192.0.2.20"),
+    ("targetIQN", "iqn.2026-11.org.xapi-sim:dr-mirror"),
+];
+
+/// Make the primary's replicated SR reachable from the DR pool as a storage mirror.
+pub(crate) fn connect_mirror(primary: &std::sync::Arc<Pool>, dr: &Pool) {
+    let sr_uuid = {
+        let db = primary.db();
+        db.find("SR", "name_label", &s(REPLICATED_SR))
+            .ok()
+            .and_then(|srs| srs.into_iter().next())
+            .and_then(|sr| db.str_field("SR", &sr, "uuid").ok())
+    };
+    if let Some(sr_uuid) = sr_uuid {
+        dr.add_mirror(crate::rpc::dr_storage::Mirror {
+            source: std::sync::Arc::clone(primary),
+            sr_uuid,
+            device_config: DEMO_MIRROR_DEVICE_CONFIG
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+    }
+}
+
+/// Name of the demo's replicated SR.
+const REPLICATED_SR: &str = "Replicated iSCSI (DR)";
+
+/// Fill `pool` with the objects and disks of the pool `pool_name` of `scenario`.
+pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result<(), Failure> {
+    let mut db = pool.db();
+    let mut b = Builder {
+        db: &mut db,
+        storage: &pool.storage,
+        // large pools are for benchmarks of the API: their disks stay empty, so they start fast
+        fill_disks: !matches!(scenario, Scenario::Large(_)),
+    };
+    match (scenario, pool_name) {
+        (Scenario::Demo, "primary") => b.demo_primary(),
+        (Scenario::Demo, _) => b.single_host_pool("dr").map(|_| ()),
+        (Scenario::Large(n), _) => b.large(pool_name, *n),
+        (Scenario::Empty, _) => b.single_host_pool(pool_name).map(|_| ()),
+    }
+}
+
+fn s(text: &str) -> Value {
+    Value::String(text.to_owned())
+}
+
+fn map(pairs: &[(&str, &str)]) -> Value {
+    Value::Struct(pairs.iter().map(|(k, v)| ((*k).to_owned(), s(v))).collect())
+}
+
+const GIB: i64 = 1 << 30;
+const MIB: i64 = 1 << 20;
+
+/// The objects of a freshly built pool that VMs hang off.
+struct Site {
+    hosts: Vec<String>,
+    network: String,
+    local_srs: Vec<String>,
+}
+
+/// The shape of one VM to build.
+struct VmSpec<'a> {
+    name: &'a str,
+    disks_mib: &'a [i64],
+    sr: &'a str,
+    running_on: Option<&'a str>,
+    appliance: Option<&'a str>,
+    order: i64,
+    start_delay: i64,
+}
+
+struct Builder<'a> {
+    db: &'a mut Db,
+    storage: &'a Storage,
+    /// Give disks recognisable content (else they are all holes).
+    fill_disks: bool,
+}
+
+impl Builder<'_> {
+    fn make(&mut self, class: &str, pairs: Vec<(&str, Value)>) -> Result<String, Failure> {
+        let fields: BTreeMap<String, Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        self.db.create(class, fields)
+    }
+
+    /// A pool with `hosts` hosts, a management network and a local SR per host.
+    fn site(&mut self, pool_name: &str, hosts: usize) -> Result<Site, Failure> {
+        let network = self.make(
+            "network",
+            vec![
+                ("name_label", s("Pool-wide network associated with eth0")),
+                ("bridge", s("xenbr0")),
+                ("purpose", Value::Array(vec![s("insecure_nbd")])),
+                ("MTU", Value::Int(1500)),
+            ],
+        )?;
+        let mut host_refs = Vec::new();
+        let mut local_srs = Vec::new();
+        for i in 1..=hosts {
+            let name = format!("{pool_name}-host-{i}");
+            let host = self.make(
+                "host",
+                vec![
+                    ("name_label", s(&name)),
+                    ("hostname", s(&name)),
+                    ("address", s("127.0.0.1")),
+                    ("enabled", Value::Bool(true)),
+                    ("API_version_major", Value::Int(2)),
+                    ("API_version_minor", Value::Int(21)),
+                    ("API_version_vendor", s("XenSource")),
+                    (
+                        "software_version",
+                        map(&[
+                            ("product_brand", "XCP-ng"),
+                            ("product_version", "8.3.0"),
+                            ("xapi", "25.6"),
+                        ]),
+                    ),
+                    ("memory_overhead", Value::Int(GIB / 8)),
+                ],
+            )?;
+            let sr = self.make(
+                "SR",
+                vec![
+                    ("name_label", s(&format!("Local storage on {name}"))),
+                    ("type", s("ext")),
+                    ("content_type", s("user")),
+                    ("shared", Value::Bool(false)),
+                    ("physical_size", Value::Int(500 * GIB)),
+                ],
+            )?;
+            self.make(
+                "PBD",
+                vec![
+                    ("host", s(&host)),
+                    ("SR", s(&sr)),
+                    ("device_config", map(&[("device", "/dev/sda3")])),
+                    ("currently_attached", Value::Bool(true)),
+                ],
+            )?;
+            host_refs.push(host);
+            local_srs.push(sr);
+        }
+        let master = host_refs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| NULL_REF.to_owned());
+        self.make(
+            "pool",
+            vec![
+                ("name_label", s(pool_name)),
+                ("master", s(&master)),
+                (
+                    "default_SR",
+                    s(local_srs.first().map_or(NULL_REF, String::as_str)),
+                ),
+            ],
+        )?;
+        Ok(Site {
+            hosts: host_refs,
+            network,
+            local_srs,
+        })
+    }
+
+    fn single_host_pool(&mut self, pool_name: &str) -> Result<Site, Failure> {
+        self.site(pool_name, 1)
+    }
+
+    /// A shared SR attached to every host.
+    fn shared_sr(&mut self, site: &Site, name: &str, sr_type: &str) -> Result<String, Failure> {
+        let sr = self.make(
+            "SR",
+            vec![
+                ("name_label", s(name)),
+                ("type", s(sr_type)),
+                ("content_type", s("")),
+                ("shared", Value::Bool(true)),
+                ("physical_size", Value::Int(2048 * GIB)),
+            ],
+        )?;
+        for host in &site.hosts {
+            self.make(
+                "PBD",
+                vec![
+                    ("host", s(host)),
+                    ("SR", s(&sr)),
+                    (
+                        "device_config",
+                        map(&[("server", "192.0.2.10"), ("serverpath", "/export/xapi-sim")]),
+                    ),
+                    ("currently_attached", Value::Bool(true)),
+                ],
+            )?;
+        }
+        Ok(sr)
+    }
+
+    fn vm(&mut self, site: &Site, spec: &VmSpec<'_>) -> Result<String, Failure> {
+        let running = spec.running_on.is_some();
+        let metrics = self.make(
+            "VM_metrics",
+            vec![
+                (
+                    "memory_actual",
+                    Value::Int(if running { 2 * GIB } else { 0 }),
+                ),
+                ("VCPUs_number", Value::Int(2)),
+            ],
+        )?;
+        let vm = self.make(
+            "VM",
+            vec![
+                ("name_label", s(spec.name)),
+                ("name_description", s("built by xapi-sim")),
+                ("power_state", s(if running { "Running" } else { "Halted" })),
+                ("resident_on", s(spec.running_on.unwrap_or(NULL_REF))),
+                ("domid", Value::Int(-1)),
+                ("memory_static_max", Value::Int(2 * GIB)),
+                ("memory_dynamic_max", Value::Int(2 * GIB)),
+                ("memory_dynamic_min", Value::Int(GIB)),
+                ("memory_static_min", Value::Int(GIB / 2)),
+                ("VCPUs_max", Value::Int(2)),
+                ("VCPUs_at_startup", Value::Int(2)),
+                ("user_version", Value::Int(1)),
+                ("HVM_boot_policy", s("BIOS order")),
+                ("HVM_boot_params", map(&[("order", "cd")])),
+                ("domain_type", s("hvm")),
+                ("metrics", s(&metrics)),
+                ("appliance", s(spec.appliance.unwrap_or(NULL_REF))),
+                ("order", Value::Int(spec.order)),
+                ("start_delay", Value::Int(spec.start_delay)),
+            ],
+        )?;
+        for (i, size) in spec.disks_mib.iter().enumerate() {
+            let vdi = self.make(
+                "VDI",
+                vec![
+                    ("name_label", s(&format!("{} disk {i}", spec.name))),
+                    ("SR", s(spec.sr)),
+                    ("virtual_size", Value::Int(size * MIB)),
+                    ("type", s("user")),
+                    ("managed", Value::Bool(true)),
+                ],
+            )?;
+            let uuid = self.db.str_field("VDI", &vdi, "uuid")?;
+            self.db.set_field("VDI", &vdi, "location", s(&uuid))?;
+            let size = (size * MIB) as u64;
+            let made = if self.fill_disks {
+                fill_disk(self.storage, &uuid, size)
+            } else {
+                self.storage.create(&uuid, size)
+            };
+            made.map_err(|e| internal(format!("disk image of {uuid}: {e}")))?;
+            self.make(
+                "VBD",
+                vec![
+                    ("VM", s(&vm)),
+                    ("VDI", s(&vdi)),
+                    ("userdevice", s(&i.to_string())),
+                    (
+                        "device",
+                        s(&format!("xvd{}", char::from(b'a' + (i % 26) as u8))),
+                    ),
+                    ("bootable", Value::Bool(i == 0)),
+                    ("mode", s("RW")),
+                    ("type", s("Disk")),
+                    ("currently_attached", Value::Bool(running)),
+                ],
+            )?;
+        }
+        let mac = new_mac(self.db);
+        self.make(
+            "VIF",
+            vec![
+                ("VM", s(&vm)),
+                ("network", s(&site.network)),
+                ("device", s("0")),
+                ("MAC", s(&mac)),
+                ("MTU", Value::Int(1500)),
+                ("currently_attached", Value::Bool(running)),
+            ],
+        )?;
+        if running {
+            let domid = self.db.table("VM")?.objects.len() as i64;
+            self.db.set_field("VM", &vm, "domid", Value::Int(domid))?;
+        }
+        Ok(vm)
+    }
+
+    fn appliance(&mut self, name: &str) -> Result<String, Failure> {
+        self.make(
+            "VM_appliance",
+            vec![
+                ("name_label", s(name)),
+                ("name_description", s("demo vApp")),
+            ],
+        )
+    }
+
+    fn demo_primary(&mut self) -> Result<(), Failure> {
+        let site = self.site("primary", 2)?;
+        let nfs = self.shared_sr(&site, "Shared NFS", "nfs")?;
+        let replicated = self.shared_sr(&site, REPLICATED_SR, "lvmoiscsi")?;
+        self.db.set_field(
+            "SR",
+            &replicated,
+            "other_config",
+            map(&[("xapi-sim:dr-replication", "true")]),
+        )?;
+        let web = self.appliance("web-shop")?;
+        let erp = self.appliance("erp")?;
+        let monitoring = self.appliance("monitoring")?;
+        let (h1, h2) = (site.hosts[0].clone(), site.hosts[1].clone());
+        let local = site.local_srs[0].clone();
+        let specs: Vec<VmSpec<'_>> = vec![
+            VmSpec {
+                name: "web-db",
+                disks_mib: &[20, 100],
+                sr: &replicated,
+                running_on: Some(&h1),
+                appliance: Some(&web),
+                order: 0,
+                start_delay: 30,
+            },
+            VmSpec {
+                name: "web-app-1",
+                disks_mib: &[20],
+                sr: &replicated,
+                running_on: Some(&h1),
+                appliance: Some(&web),
+                order: 1,
+                start_delay: 10,
+            },
+            VmSpec {
+                name: "web-app-2",
+                disks_mib: &[20],
+                sr: &replicated,
+                running_on: Some(&h2),
+                appliance: Some(&web),
+                order: 1,
+                start_delay: 5,
+            },
+            VmSpec {
+                name: "web-frontend",
+                disks_mib: &[10],
+                sr: &replicated,
+                running_on: Some(&h2),
+                appliance: Some(&web),
+                order: 2,
+                start_delay: 0,
+            },
+            VmSpec {
+                name: "erp-db",
+                disks_mib: &[40, 200, 50],
+                sr: &replicated,
+                running_on: Some(&h1),
+                appliance: Some(&erp),
+                order: 0,
+                start_delay: 60,
+            },
+            VmSpec {
+                name: "erp-app",
+                disks_mib: &[40],
+                sr: &replicated,
+                running_on: Some(&h2),
+                appliance: Some(&erp),
+                order: 1,
+                start_delay: 0,
+            },
+            VmSpec {
+                name: "erp-reports",
+                disks_mib: &[40, 20],
+                sr: &replicated,
+                running_on: None,
+                appliance: Some(&erp),
+                order: 2,
+                start_delay: 0,
+            },
+            VmSpec {
+                name: "monitor-collector",
+                disks_mib: &[16],
+                sr: &nfs,
+                running_on: Some(&h1),
+                appliance: Some(&monitoring),
+                order: 0,
+                start_delay: 15,
+            },
+            VmSpec {
+                name: "monitor-dashboard",
+                disks_mib: &[16],
+                sr: &nfs,
+                running_on: Some(&h2),
+                appliance: Some(&monitoring),
+                order: 1,
+                start_delay: 0,
+            },
+        ];
+        for spec in &specs {
+            self.vm(&site, spec)?;
+        }
+        let standalone: [(&str, &[i64], &str, Option<&str>); 11] = [
+            ("mail", &[20, 80], &replicated, Some(&h1)),
+            ("dns-1", &[8], &replicated, Some(&h1)),
+            ("dns-2", &[8], &nfs, Some(&h2)),
+            ("fileserver", &[20, 500], &nfs, Some(&h2)),
+            ("build-agent-1", &[50], &nfs, Some(&h1)),
+            ("build-agent-2", &[50], &nfs, None),
+            ("jump-host", &[10], &local, Some(&h1)),
+            ("backup-proxy", &[20], &nfs, None),
+            ("legacy-crm", &[30, 30], &replicated, None),
+            ("test-vm", &[10], &local, None),
+            ("ldap", &[10], &replicated, Some(&h2)),
+        ];
+        for (name, disks, sr, host) in standalone {
+            self.vm(
+                &site,
+                &VmSpec {
+                    name,
+                    disks_mib: disks,
+                    sr,
+                    running_on: host,
+                    appliance: None,
+                    order: 0,
+                    start_delay: 0,
+                },
+            )?;
+        }
+        let template = self.vm(
+            &site,
+            &VmSpec {
+                name: "Debian 12 template",
+                disks_mib: &[10],
+                sr: &nfs,
+                running_on: None,
+                appliance: None,
+                order: 0,
+                start_delay: 0,
+            },
+        )?;
+        self.db
+            .set_field("VM", &template, "is_a_template", Value::Bool(true))?;
+        Ok(())
+    }
+
+    fn large(&mut self, pool_name: &str, count: usize) -> Result<(), Failure> {
+        let site = self.site(pool_name, 2)?;
+        let sr = self.shared_sr(&site, "Shared NFS", "nfs")?;
+        for i in 0..count {
+            let name = format!("vm-{i:05}");
+            let host = if i % 2 == 0 {
+                &site.hosts[0]
+            } else {
+                &site.hosts[1]
+            };
+            let running_on = (i % 3 != 0).then_some(host.as_str());
+            self.vm(
+                &site,
+                &VmSpec {
+                    name: &name,
+                    disks_mib: &[10],
+                    sr: &sr,
+                    running_on,
+                    appliance: None,
+                    order: 0,
+                    start_delay: 0,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Create a disk image with recognisable content: a pseudo-random first MiB (seeded by the
+/// UUID, so each disk differs) and a marker block in the middle; the rest stays a hole.
+pub(crate) fn fill_disk(storage: &Storage, uuid: &str, size: u64) -> std::io::Result<()> {
+    use sha2::{Digest, Sha256};
+    storage.create(uuid, size)?;
+    let head_len = size.min(1 << 20) as usize;
+    let mut head = Vec::with_capacity(head_len);
+    let mut block = Sha256::digest(uuid.as_bytes());
+    while head.len() < head_len {
+        head.extend_from_slice(&block);
+        block = Sha256::digest(block);
+    }
+    head.truncate(head_len);
+    storage.write_at(uuid, 0, &head)?;
+    let middle = (size / 2) & !0xffff;
+    if middle >= 1 << 20 {
+        let marker = format!("xapi-sim disk {uuid} middle block");
+        storage.write_at(uuid, middle, marker.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_parse() {
+        assert_eq!("empty".parse::<Scenario>().unwrap(), Scenario::Empty);
+        assert_eq!("demo".parse::<Scenario>().unwrap(), Scenario::Demo);
+        assert_eq!(
+            "large:250".parse::<Scenario>().unwrap(),
+            Scenario::Large(250)
+        );
+        assert!("large:".parse::<Scenario>().is_err());
+        assert!("huge".parse::<Scenario>().is_err());
+        assert_eq!(Scenario::Large(3).to_string(), "large:3");
+    }
+}

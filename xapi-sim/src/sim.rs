@@ -1,0 +1,289 @@
+//! Starting a simulator: configuration, the handle tests hold, and the lines the binary prints.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use xapi_core::api::meta;
+
+use crate::clock::SimClock;
+use crate::error::Error;
+use crate::faults::Faults;
+use crate::nbd;
+use crate::persist;
+use crate::pool::Pool;
+use crate::scenario::{self, Scenario};
+use crate::server::{self, tls};
+use crate::storage::Storage;
+
+/// The password of `root` unless another is configured.
+pub const DEFAULT_PASSWORD: &str = "xapi-sim";
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Address of the first pool; later pools take the following ports (or ephemeral ports when
+    /// the port is 0).
+    pub listen: SocketAddr,
+    /// Directory for disk images and saved state; created when missing. Without one, a
+    /// temporary directory is used and removed when the handle is dropped.
+    pub state_dir: Option<PathBuf>,
+    /// The pools to start with.
+    pub scenario: Scenario,
+    /// The password `root` logs in with.
+    pub password: String,
+    /// Serve HTTPS with a generated self-signed certificate.
+    pub tls: bool,
+    /// Speed factor of the simulated clock (1.0 = real time).
+    pub clock_speed: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: None,
+            scenario: Scenario::Empty,
+            password: DEFAULT_PASSWORD.to_owned(),
+            tls: false,
+            clock_speed: 1.0,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The default configuration with another scenario.
+    pub fn with_scenario(scenario: Scenario) -> Self {
+        Self {
+            scenario,
+            ..Self::default()
+        }
+    }
+}
+
+/// Where one simulated pool listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolEndpoint {
+    /// The pool's name (`sim`, or `primary` / `dr` in the demo).
+    pub name: String,
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`.
+    pub url: String,
+    /// Where the pool's NBD server listens (what `VDI.get_nbd_info` returns).
+    pub nbd_addr: SocketAddr,
+}
+
+/// The entry point: [`Simulator::start`].
+#[derive(Debug, Clone, Copy)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Build the scenario's pools and serve each on its own port. Serving stops when the handle
+    /// is dropped or [`SimHandle::shutdown`] is called.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, Error> {
+        let (state_dir, scratch) = if let Some(dir) = &config.state_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::State {
+                path: dir.clone(),
+                source,
+            })?;
+            (dir.clone(), None)
+        } else {
+            let scratch = tempfile::Builder::new()
+                .prefix("xapi-sim-")
+                .tempdir()
+                .map_err(|source| Error::State {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            (scratch.path().to_owned(), Some(scratch))
+        };
+        let identity = if config.tls {
+            Some(tls::self_signed()?)
+        } else {
+            None
+        };
+        let clock = SimClock::new(config.clock_speed);
+        let faults = Faults::default();
+        let mut endpoints = Vec::new();
+        let mut tasks = Vec::new();
+        let mut pools = Vec::new();
+        let mut saves = Vec::new();
+        for (i, name) in config.scenario.pool_names().iter().enumerate() {
+            let vdi_dir = state_dir.join(name).join("vdis");
+            let storage = Storage::open(&vdi_dir).map_err(|source| Error::State {
+                path: vdi_dir.clone(),
+                source,
+            })?;
+            let pool = Pool::new(
+                name,
+                meta::CLASSES,
+                &config.password,
+                clock.clone(),
+                faults.clone(),
+                storage,
+            );
+            let state_path = persist::state_file(&state_dir, name);
+            if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
+                pool.replace_db(saved);
+            } else {
+                scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
+                    scenario: config.scenario.to_string(),
+                    code: f.code.as_str().to_owned(),
+                    params: f.params,
+                })?;
+            }
+            let pool = Arc::new(pool);
+            if config.state_dir.is_some() {
+                tasks.push(persist::spawn_saver(Arc::clone(&pool), state_path.clone()));
+                saves.push((Arc::clone(&pool), state_path));
+            }
+            let mut addr = config.listen;
+            if addr.port() != 0 {
+                addr.set_port(addr.port() + i as u16);
+            }
+            let (local, task) = server::listen(Arc::clone(&pool), addr, identity.clone()).await?;
+            let (nbd_local, nbd_task) =
+                nbd::listen(Arc::clone(&pool), SocketAddr::new(local.ip(), 0)).await?;
+            let _ = pool.nbd_addr.set(nbd_local);
+            tasks.push(nbd_task);
+            let scheme = if identity.is_some() { "https" } else { "http" };
+            endpoints.push(PoolEndpoint {
+                name: (*name).to_owned(),
+                addr: local,
+                url: format!("{scheme}://{local}"),
+                nbd_addr: nbd_local,
+            });
+            tasks.push(task);
+            pools.push(pool);
+        }
+        if let (Scenario::Demo, [primary, dr, ..]) = (&config.scenario, pools.as_slice()) {
+            scenario::connect_mirror(primary, dr);
+        }
+        Ok(SimHandle {
+            endpoints,
+            fingerprint: identity.as_ref().map(|i| i.fingerprint.clone()),
+            cert_pem: identity.map(|i| i.cert_pem),
+            faults,
+            clock,
+            password: config.password,
+            _scratch: scratch,
+            multi_pool: config.scenario == Scenario::Demo,
+            tasks,
+            saves,
+            pools,
+        })
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    endpoints: Vec<PoolEndpoint>,
+    fingerprint: Option<String>,
+    cert_pem: Option<String>,
+    faults: Faults,
+    clock: SimClock,
+    password: String,
+    /// The temporary state directory when none was configured (removed on drop).
+    _scratch: Option<tempfile::TempDir>,
+    multi_pool: bool,
+    tasks: Vec<JoinHandle<()>>,
+    /// Pools saved under `--state`, and where.
+    saves: Vec<(Arc<Pool>, PathBuf)>,
+    /// The pools, in endpoint order.
+    pools: Vec<Arc<Pool>>,
+}
+
+impl SimHandle {
+    /// Every pool and where it listens, the first one first.
+    pub fn pools(&self) -> &[PoolEndpoint] {
+        &self.endpoints
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolEndpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// The address of the first pool.
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoints[0].addr
+    }
+
+    /// The URL of the first pool.
+    pub fn url(&self) -> &str {
+        &self.endpoints[0].url
+    }
+
+    /// Lower-case hex SHA-256 fingerprint of the TLS certificate (with `tls` only).
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    /// The TLS certificate in PEM form (with `tls` only).
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// The image file backing a VDI of the pool `pool` (for tests that check disk contents).
+    pub fn disk_image(&self, pool: &str, vdi_uuid: &str) -> Option<PathBuf> {
+        let index = self.endpoints.iter().position(|e| e.name == pool)?;
+        Some(self.pools.get(index)?.storage.path(vdi_uuid))
+    }
+
+    /// The password `root` logs in with.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The simulated clock (speed it up to skip start delays).
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    /// The lines the binary prints on start-up, which scripts parse:
+    /// `xapi-sim listening on URL` (with ` pool=NAME` when there are several pools), then
+    /// `fingerprint sha256:HEX` with TLS.
+    pub fn banner_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                if self.multi_pool {
+                    format!("xapi-sim listening on {} pool={}", e.url, e.name)
+                } else {
+                    format!("xapi-sim listening on {}", e.url)
+                }
+            })
+            .collect();
+        if let Some(fingerprint) = &self.fingerprint {
+            lines.push(format!("fingerprint sha256:{fingerprint}"));
+        }
+        lines
+    }
+
+    /// Stop accepting connections and, with a state directory, save every pool one last time.
+    pub fn shutdown(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for (pool, path) in &self.saves {
+            if let Err(err) = persist::save(pool, path) {
+                tracing::warn!(path = %path.display(), error = %err, "cannot save the pool database");
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,355 @@
+//! `GET /export` and `GET /export_metadata`: a VM as an XVA stream written by
+//! `xapi_backup::format::xva` (xxhash checksums, or SHA-1 with `checksum=sha1`; whole-stream gzip
+//! or zstd with `use_compression`; zero chunks omitted), followed by a task.
+//!
+//! As xapi, the response has no `Content-Length` and carries `task-id`; the task's progress
+//! follows the disk bytes read and it succeeds when the last byte has gone out.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, ReadBuf};
+use xapi_backup::format::compression::Compression;
+use xapi_backup::format::xva::{ChecksumKind, DiskSource, WriteOptions, xva_stream};
+use xapi_core::api::meta::Ty;
+use xapi_core::wire::{Failure, Value};
+
+use super::corrupt::ChecksumCorrupter;
+use super::ova::{self, ExportOptions};
+use super::{RequestArgs, complete, set_progress};
+use crate::api_error::failure;
+use crate::pool::Pool;
+use crate::server::routes::{Body, full, html_error};
+
+/// Answer `GET /export` (`metadata_only` false) or `GET /export_metadata`.
+pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) -> Response<Body> {
+    let args = RequestArgs::of(parts);
+    let label = if metadata_only {
+        "VM.export_metadata"
+    } else {
+        "VM.export"
+    };
+    let transfer = match super::begin(&pool, &args, label) {
+        Ok(transfer) => transfer,
+        Err(refusal) => return refusal.response(),
+    };
+    let task = transfer.task;
+    let built = {
+        let db = pool.db();
+        find_vm(&db, &args).and_then(|vm| {
+            ova::build(
+                &db,
+                &vm,
+                ExportOptions {
+                    preserve_power_state: args.flag("preserve_power_state"),
+                    metadata_only,
+                },
+            )
+        })
+    };
+    let (ova, disks) = match built {
+        Ok(built) => built,
+        Err(err) => {
+            let message = format!("{} {:?}", err.code.as_str(), err.params);
+            complete(&pool, &task, Err(err), Ty::Void);
+            return with_task(html_error(StatusCode::NOT_FOUND, &message), &task);
+        }
+    };
+    let options = WriteOptions {
+        checksum: if args.get("checksum") == Some("sha1") {
+            ChecksumKind::Sha1
+        } else {
+            ChecksumKind::Xxhash
+        },
+        compression: match args.get("use_compression") {
+            Some("true" | "gzip") => Compression::Gzip,
+            Some("zstd") => Compression::Zstd,
+            _ => Compression::None,
+        },
+        ova_xml_mtime: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ..WriteOptions::default()
+    };
+    let total: u64 = disks.iter().map(|d| d.size).sum();
+    let mut sources = Vec::with_capacity(disks.len());
+    for disk in &disks {
+        let file = match tokio::fs::File::open(pool.storage.path(&disk.uuid)).await {
+            Ok(file) => file,
+            Err(err) => {
+                let err = failure(
+                    "VDI_MISSING",
+                    ["", &format!("disk image {}: {err}", disk.uuid)],
+                );
+                complete(&pool, &task, Err(err), Ty::Void);
+                return with_task(
+                    html_error(StatusCode::INTERNAL_SERVER_ERROR, "disk image missing"),
+                    &task,
+                );
+            }
+        };
+        sources.push(DiskSource {
+            prefix: disk.id.clone(),
+            size: disk.size,
+            reader: Box::new(ProgressReader {
+                inner: file,
+                pool: Arc::clone(&pool),
+                task: task.clone(),
+                total,
+                done: 0,
+                reported: 0,
+            }),
+        });
+    }
+    if metadata_only {
+        // a tar with ova.xml only, with a Content-Length
+        let mut bytes = Vec::new();
+        let written = xapi_backup::format::xva::write_xva(
+            &ova,
+            Vec::new(),
+            WriteOptions::default(),
+            &mut bytes,
+        )
+        .await;
+        let response = match written {
+            Ok(_) => {
+                complete(&pool, &task, Ok(Value::Nil), Ty::Void);
+                let length = bytes.len();
+                let mut response = attachment(full(bytes));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(length));
+                response
+            }
+            Err(err) => {
+                complete(
+                    &pool,
+                    &task,
+                    Err(failure("INTERNAL_ERROR", [err.to_string()])),
+                    Ty::Void,
+                );
+                html_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+            }
+        };
+        return with_task(response, &task);
+    }
+    let stream = match xva_stream(&ova, sources, options) {
+        Ok(stream) => stream,
+        Err(err) => {
+            complete(
+                &pool,
+                &task,
+                Err(failure("INTERNAL_ERROR", [err.to_string()])),
+                Ty::Void,
+            );
+            return with_task(
+                html_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+                &task,
+            );
+        }
+    };
+    let stream: Pin<Box<dyn Stream<Item = Result<Bytes, xapi_backup::Error>> + Send>> =
+        if options.compression == Compression::None && pool.faults.take_corrupt_checksum() {
+            let mut corrupter = ChecksumCorrupter::new();
+            Box::pin(futures::StreamExt::map(stream, move |item| {
+                item.map(|bytes| corrupter.apply(bytes))
+            }))
+        } else {
+            Box::pin(stream)
+        };
+    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
+    with_task(attachment(body.boxed_unsync()), &task)
+}
+
+/// The VM named by `ref=` or `uuid=`.
+fn find_vm(db: &crate::model::store::Db, args: &RequestArgs) -> Result<String, Failure> {
+    if let Some(reference) = args.get("ref") {
+        db.object("VM", reference)?;
+        return Ok(reference.to_owned());
+    }
+    db.by_uuid("VM", args.get("uuid").unwrap_or_default())
+}
+
+fn attachment(body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"export.xva\""),
+    );
+    response
+}
+
+/// Add the `task-id` header.
+pub(crate) fn with_task(mut response: Response<Body>, task: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(task) {
+        response.headers_mut().insert("task-id", value);
+    }
+    response
+}
+
+/// Reads a disk image and reports the share of all disk bytes read as task progress.
+struct ProgressReader {
+    inner: tokio::fs::File,
+    pool: Arc<Pool>,
+    task: String,
+    total: u64,
+    done: u64,
+    reported: u64,
+}
+
+/// Report progress every this many bytes.
+const PROGRESS_STEP: u64 = 8 << 20;
+
+impl AsyncRead for ProgressReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &poll {
+            self.done += (buf.filled().len() - before) as u64;
+            if self.done - self.reported >= PROGRESS_STEP && self.total > 0 {
+                self.reported = self.done;
+                // the last bytes are reported by the body when it ends
+                set_progress(
+                    &self.pool,
+                    &self.task,
+                    (self.done as f64 / self.total as f64).min(0.99),
+                );
+            }
+        }
+        poll
+    }
+}
+
+/// A transfer body: a byte stream that completes the task when it ends (success), fails or is
+/// dropped before the end (the client went away: failure).
+pub(crate) struct TaskBody<S> {
+    stream: Pin<Box<S>>,
+    pool: Arc<Pool>,
+    task: String,
+    finished: bool,
+    /// With a `Content-Length`, the transfer is complete once this many bytes went out (hyper
+    /// stops polling there).
+    length: Option<u64>,
+    sent: u64,
+    /// The "cut the download" fault: stop with an error after this many bytes.
+    cut_after: Option<u64>,
+}
+
+fn pool_cut(pool: &Pool) -> Option<u64> {
+    pool.faults.take_cut()
+}
+
+impl<S> TaskBody<S> {
+    /// A body streaming `stream` and reporting on `task`.
+    pub(crate) fn new(stream: S, pool: Arc<Pool>, task: String) -> Self {
+        let cut_after = pool_cut(&pool);
+        Self {
+            stream: Box::pin(stream),
+            pool,
+            task,
+            finished: false,
+            length: None,
+            sent: 0,
+            cut_after,
+        }
+    }
+
+    /// The same, for a body sent with a `Content-Length` of `length`.
+    pub(crate) fn with_length(mut self, length: u64) -> Self {
+        self.length = Some(length);
+        self
+    }
+
+    fn succeed(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            complete(&self.pool, &self.task, Ok(Value::Nil), Ty::Void);
+        }
+    }
+}
+
+impl<S, E> http_body::Body for TaskBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(mut bytes))) => {
+                if let Some(cut) = self.cut_after {
+                    if self.sent >= cut {
+                        self.finished = true;
+                        let err =
+                            failure("INTERNAL_ERROR", ["connection cut by an injected fault"]);
+                        complete(&self.pool, &self.task, Err(err), Ty::Void);
+                        return Poll::Ready(Some(Err(io::Error::other(
+                            "connection cut by an injected fault",
+                        ))));
+                    }
+                    bytes.truncate((cut - self.sent).min(bytes.len() as u64) as usize);
+                }
+                self.sent += bytes.len() as u64;
+                if self.length.is_some_and(|length| self.sent >= length) {
+                    self.succeed();
+                }
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                self.finished = true;
+                let message = err.to_string();
+                complete(
+                    &self.pool,
+                    &self.task,
+                    Err(failure("INTERNAL_ERROR", [message.clone()])),
+                    Ty::Void,
+                );
+                Poll::Ready(Some(Err(io::Error::other(message))))
+            }
+            Poll::Ready(None) => {
+                self.succeed();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S> Drop for TaskBody<S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            complete(
+                &self.pool,
+                &self.task,
+                Err(failure(
+                    "INTERNAL_ERROR",
+                    ["the client closed the connection before the end of the export"],
+                )),
+                Ty::Void,
+            );
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The HTTP data plane: credentials (cookie first, then query), the task that follows a
+//! transfer (`task_id=` or one made for the request), the `task-id` response header.
+
+pub(crate) mod corrupt;
+pub(crate) mod db_dump;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod ova;
+pub(crate) mod raw_import;
+pub(crate) mod raw_vdi;
+
+use std::collections::BTreeMap;
+
+use http::StatusCode;
+use http::header::COOKIE;
+use http::request::Parts;
+use xapi_core::api::meta::Ty;
+use xapi_core::wire::{Failure, Value};
+
+use crate::api_error::failure;
+use crate::pool::Pool;
+use crate::rpc::args;
+use crate::rpc::generic::fields;
+use crate::rpc::session::master_host;
+use crate::rpc::task;
+use crate::server::routes::{Body, html_error};
+use crate::timestamp;
+
+/// The arguments of a data-plane request: query string and cookies, decoded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestArgs {
+    query: BTreeMap<String, String>,
+    cookies: BTreeMap<String, String>,
+}
+
+impl RequestArgs {
+    /// Decode the query string and the `Cookie` headers of a request.
+    pub(crate) fn of(parts: &Parts) -> Self {
+        let query = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        let cookies = parts
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self { query, cookies }
+    }
+
+    /// A query argument.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+
+    /// A credential-like argument: the cookie first, then the query (as xapi looks them up).
+    pub(crate) fn credential(&self, key: &str) -> Option<&str> {
+        self.cookies
+            .get(key)
+            .or_else(|| self.query.get(key))
+            .map(String::as_str)
+    }
+
+    /// A boolean flag: true only for the literal `true` (xapi's `find_query_flag`).
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.get(key) == Some("true")
+    }
+}
+
+/// `%XX` and `+` decoding of one query component (invalid escapes are kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
+            {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
+}
+
+/// An authenticated transfer and the task that reports on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    /// The task reference (sent back in the `task-id` header).
+    pub(crate) task: String,
+}
+
+/// Why a transfer was refused, for the error page.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    /// HTTP status.
+    pub(crate) status: StatusCode,
+    /// What went wrong.
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    /// The error page.
+    pub(crate) fn response(&self) -> http::Response<Body> {
+        html_error(self.status, &self.message)
+    }
+}
+
+/// Check the session and take over (or create) the task. The error says what to answer:
+/// 401 when the session is not valid (the given task, if any, fails with
+/// `SESSION_AUTHENTICATION_FAILED`).
+pub(crate) fn begin(pool: &Pool, request: &RequestArgs, label: &str) -> Result<Transfer, Refusal> {
+    let session = request.credential("session_id").unwrap_or_default();
+    let given_task = request
+        .credential("task_id")
+        .filter(|t| pool.db().exists("task", t))
+        .map(str::to_owned);
+    if !pool.db().exists("session", session) {
+        if let Some(task) = &given_task {
+            task::finish(
+                &mut pool.db(),
+                task,
+                Err(failure(
+                    "SESSION_AUTHENTICATION_FAILED",
+                    [session, "invalid session"],
+                )),
+                Ty::Void,
+            );
+        }
+        return Err(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: "authentication failed".to_owned(),
+        });
+    }
+    let mut db = pool.db();
+    let task = if let Some(task) = given_task {
+        task
+    } else {
+        {
+            let master = master_host(&db);
+            db.create(
+                "task",
+                fields([
+                    ("name_label", Value::String(label.to_owned())),
+                    ("status", Value::String("pending".to_owned())),
+                    ("created", timestamp::now()),
+                    ("resident_on", Value::String(master)),
+                    ("allowed_operations", args::text_set(["cancel"])),
+                ]),
+            )
+            .map_err(|f| Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("cannot create the task: {} {:?}", f.code.as_str(), f.params),
+            })?
+        }
+    };
+    let _ = db.set_field("task", &task, "progress", Value::Double(0.0));
+    Ok(Transfer { task })
+}
+
+/// Record progress (0.0 to 1.0) on the transfer's task.
+pub(crate) fn set_progress(pool: &Pool, task: &str, progress: f64) {
+    let _ = pool.db().set_field(
+        "task",
+        task,
+        "progress",
+        Value::Double(progress.clamp(0.0, 1.0)),
+    );
+}
+
+/// Complete the transfer's task.
+pub(crate) fn complete(pool: &Pool, task: &str, outcome: Result<Value, Failure>, result_ty: Ty) {
+    task::finish(&mut pool.db(), task, outcome, result_ty);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_components_are_percent_decoded() {
+        assert_eq!(percent_decode("OpaqueRef%3Aabc"), "OpaqueRef:abc");
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn cookie_wins_over_query() {
+        let request = http::Request::builder()
+            .uri("/export?session_id=from-query&uuid=u")
+            .header(COOKIE, "session_id=from-cookie; task_id=t")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let args = RequestArgs::of(&parts);
+        assert_eq!(args.credential("session_id"), Some("from-cookie"));
+        assert_eq!(args.credential("task_id"), Some("t"));
+        assert_eq!(args.get("uuid"), Some("u"));
+        assert!(!args.flag("uuid"));
+    }
+}

@@ -1,0 +1,234 @@
+//! `PUT /import_raw_vdi?vdi=<ref or uuid>&format=raw|tar[&chunked]`: write a disk from the
+//! request body, as raw bytes (from offset 0), xapi's chunked extents (`format=raw&chunked`) or a
+//! raw tar of checksummed chunks. Without `vdi` but with `sr_id`/`sr_uuid` and `format=raw`, a
+//! VDI "Imported VDI" of the body's `Content-Length` is created first. As xapi, a
+//! `Transfer-Encoding: chunked` body is refused (404, `INTERNAL_ERROR "Cannot handle
+//! encoding"`); the outcome is on the task (its result is the VDI), the response carries
+//! `task-id`. Every write is tracked for CBT.
+
+use std::collections::BTreeMap;
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use futures::TryStreamExt as _;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::StreamReader;
+use xapi_backup::format::chunked::ChunkedReader;
+use xapi_backup::format::raw_tar::RawTarReader;
+use xapi_backup::format::xva::ReadOptions;
+use xapi_core::api::meta::Ty;
+use xapi_core::wire::{Failure, Value};
+
+use super::export::with_task;
+use super::{RequestArgs, complete};
+use crate::api_error::failure;
+use crate::pool::Pool;
+use crate::server::routes::{Body, full, html_error};
+
+/// Answer `PUT /import_raw_vdi`.
+pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
+    let is_chunked_encoding = parts
+        .headers
+        .get(TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if is_chunked_encoding {
+        return html_error(
+            StatusCode::NOT_FOUND,
+            "INTERNAL_ERROR: Cannot handle encoding",
+        );
+    }
+    let args = RequestArgs::of(parts);
+    let format = args.get("format").unwrap_or("raw").to_owned();
+    if !matches!(format.as_str(), "raw" | "tar") {
+        return html_error(
+            StatusCode::NOT_FOUND,
+            &format!("format {format} is not simulated for import"),
+        );
+    }
+    let transfer = match super::begin(&pool, &args, "VDI.import_raw_vdi") {
+        Ok(transfer) => transfer,
+        Err(refusal) => return refusal.response(),
+    };
+    let task = transfer.task;
+    let content_length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let reader = StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other));
+    let outcome = async {
+        let (vdi, uuid, size) = target(&pool, &args, &format, content_length)?;
+        write_body(
+            &pool,
+            &uuid,
+            size,
+            &format,
+            args.get("chunked").is_some(),
+            reader,
+        )
+        .await?;
+        Ok(Value::String(vdi))
+    }
+    .await;
+    let failed = outcome
+        .as_ref()
+        .err()
+        .map(|f: &Failure| format!("{} {:?}", f.code.as_str(), f.params));
+    complete(&pool, &task, outcome, Ty::Ref("VDI"));
+    // as xapi, the status is 200 either way: the outcome is on the task
+    with_task(Response::new(full(failed.unwrap_or_default())), &task)
+}
+
+/// The VDI to write: the one named, or a new one on the SR named (raw only).
+fn target(
+    pool: &Pool,
+    args: &RequestArgs,
+    format: &str,
+    content_length: Option<u64>,
+) -> Result<(String, String, u64), Failure> {
+    let mut db = pool.db();
+    let vdi = if let Some(name) = args.get("vdi") {
+        if db.exists("VDI", name) {
+            name.to_owned()
+        } else {
+            db.by_uuid("VDI", name)?
+        }
+    } else {
+        let sr = match (args.get("sr_id"), args.get("sr_uuid")) {
+            (Some(sr), _) => sr.to_owned(),
+            (None, Some(uuid)) => db.by_uuid("SR", uuid)?,
+            (None, None) => return Err(failure("VDI_MISSING", ["", ""])),
+        };
+        db.object("SR", &sr)?;
+        pool.assert_sr_has_space(&db, &sr)?;
+        let (Some(size), "raw") = (content_length, format) else {
+            return Err(failure(
+                "INTERNAL_ERROR",
+                ["a new VDI needs format=raw and a Content-Length"],
+            ));
+        };
+        let record = BTreeMap::from([
+            (
+                "name_label".to_owned(),
+                Value::String("Imported VDI".to_owned()),
+            ),
+            ("SR".to_owned(), Value::String(sr)),
+            ("virtual_size".to_owned(), Value::Int(size as i64)),
+            ("type".to_owned(), Value::String("user".to_owned())),
+        ]);
+        let vdi = db.create("VDI", record)?;
+        let uuid = db.str_field("VDI", &vdi, "uuid")?;
+        pool.storage.create(&uuid, size).map_err(|e| {
+            failure(
+                "SR_BACKEND_FAILURE",
+                ["", "", &format!("creating the disk image: {e}")],
+            )
+        })?;
+        db.set_field("VDI", &vdi, "location", Value::String(uuid))?;
+        vdi
+    };
+    let uuid = db.str_field("VDI", &vdi, "uuid")?;
+    let size = db.int_field("VDI", &vdi, "virtual_size")?.max(0) as u64;
+    if db.str_field("VDI", &vdi, "type")? == "cbt_metadata" {
+        return Err(failure(
+            "VDI_INCOMPATIBLE_TYPE",
+            [vdi.as_str(), "cbt_metadata"],
+        ));
+    }
+    Ok((vdi, uuid, size))
+}
+
+fn io_failure(what: &str, err: impl std::fmt::Display) -> Failure {
+    failure("VDI_IO_ERROR", [format!("{what}: {err}")])
+}
+
+/// Write the body into the image.
+async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
+    pool: &Pool,
+    uuid: &str,
+    size: u64,
+    format: &str,
+    chunked: bool,
+    mut body: R,
+) -> Result<(), Failure> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(pool.storage.path(uuid))
+        .await
+        .map_err(|e| io_failure("opening the disk image", e))?;
+    let put = |offset: u64, data: &[u8]| -> Result<(), Failure> {
+        if offset + data.len() as u64 > size {
+            return Err(io_failure(
+                "writing",
+                format!(
+                    "{} bytes at offset {offset} go past the end of the {size}-byte disk",
+                    data.len()
+                ),
+            ));
+        }
+        pool.note_write(uuid, offset, data.len() as u64);
+        Ok(())
+    };
+    match (format, chunked) {
+        ("raw", true) => {
+            let mut extents = ChunkedReader::new(body, Some(size));
+            while let Some(extent) = extents
+                .next_extent()
+                .await
+                .map_err(|e| io_failure("chunked body", e))?
+            {
+                put(extent.offset, &extent.data)?;
+                file.seek(SeekFrom::Start(extent.offset))
+                    .await
+                    .map_err(|e| io_failure("seeking", e))?;
+                file.write_all(&extent.data)
+                    .await
+                    .map_err(|e| io_failure("writing", e))?;
+            }
+        }
+        ("tar", _) => {
+            let mut chunks = RawTarReader::open(body, size, ReadOptions::default())
+                .await
+                .map_err(|e| io_failure("tar body", e))?;
+            while let Some(chunk) = chunks
+                .next_chunk()
+                .await
+                .map_err(|e| io_failure("tar body", e))?
+            {
+                put(chunk.offset, &chunk.data)?;
+                file.seek(SeekFrom::Start(chunk.offset))
+                    .await
+                    .map_err(|e| io_failure("seeking", e))?;
+                file.write_all(&chunk.data)
+                    .await
+                    .map_err(|e| io_failure("writing", e))?;
+            }
+        }
+        _ => {
+            let mut buffer = vec![0_u8; 1 << 20];
+            let mut offset = 0_u64;
+            loop {
+                let n = body
+                    .read(&mut buffer)
+                    .await
+                    .map_err(|e| io_failure("reading the body", e))?;
+                if n == 0 {
+                    break;
+                }
+                put(offset, &buffer[..n])?;
+                file.write_all(&buffer[..n])
+                    .await
+                    .map_err(|e| io_failure("writing", e))?;
+                offset += n as u64;
+            }
+        }
+    }
+    file.flush().await.map_err(|e| io_failure("flushing", e))?;
+    Ok(())
+}
