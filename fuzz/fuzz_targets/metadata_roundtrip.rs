@@ -8,6 +8,20 @@ use libfuzzer_sys::fuzz_target;
 use xapi_dr::metadata::sexpr::{parse_map, parse_set, write_map, write_set};
 use xapi_dr::metadata::{Database, Delta, Manifest, db_xml_bytes, read_db_xml};
 
+/// What the writer does to a control character XML 1.0 forbids, as Xmlm does: U+FFFD.
+fn as_written(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c < ' ' && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Column and table names are datamodel identifiers; keep them to that alphabet.
 fn identifier(raw: &str) -> String {
     let name: String = raw
@@ -61,15 +75,16 @@ fuzz_target!(|input: Input| match input {
                 // The `ref` attribute is written raw, as xapi writes it (only column values get
                 // the `%` protection), so XML attribute normalisation turns a TAB, LF or CR in a
                 // reference into a space. Real references (`OpaqueRef:<uuid>`) have none.
-                let reference: String = row
-                    .reference
+                // Control characters XML forbids are written as U+FFFD (Xmlm's behaviour), so
+                // the database is built with them already replaced.
+                let reference: String = as_written(&row.reference)
                     .chars()
                     .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
                     .collect();
                 let columns: Vec<(String, String)> = row
                     .columns
                     .iter()
-                    .map(|(k, v)| (identifier(k), v.clone()))
+                    .map(|(k, v)| (identifier(k), as_written(v)))
                     .collect();
                 db.insert_row(
                     &table,

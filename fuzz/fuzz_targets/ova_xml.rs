@@ -1,5 +1,7 @@
-//! `ova.xml` parsing on arbitrary bytes; whatever parses must survive the writer: parsing what
-//! `to_xml` writes gives the same document back.
+//! `ova.xml` parsing on arbitrary bytes; whatever parses must survive the writer. The reader is
+//! lenient (it takes characters XML forbids, such as NUL, which the writer drops as xapi's
+//! does), so the property is on the written form: it parses, and writing it again gives the
+//! same bytes; where nothing was dropped, the document itself comes back.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,5 +17,16 @@ fuzz_target!(|data: &[u8]| {
     let written = ova.to_xml();
     let again = OvaXml::parse(written.as_bytes())
         .unwrap_or_else(|err| panic!("the writer's output does not parse: {err}\n{written}"));
-    assert_eq!(ova, again, "ova.xml round trip changed the document");
+    assert_eq!(
+        again.to_xml(),
+        written,
+        "writing a written ova.xml changed it"
+    );
+    let has_forbidden = |s: &str| {
+        s.chars()
+            .any(|c| c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    if !has_forbidden(&format!("{ova:?}")) && !format!("{ova:?}").contains("\\u{") {
+        assert_eq!(ova, again, "ova.xml round trip changed the document");
+    }
 });
