@@ -52,7 +52,8 @@
 //!   task fails at progress 0.5 with CODE), `?cut_after_bytes=N` (the next download is cut after
 //!   N bytes), `?fill_sr=SR_UUID` (disks cannot be created on that SR:
 //!   `SR_BACKEND_FAILURE_44`), `?corrupt_checksum` (the next uncompressed export carries a wrong
-//!   checksum member), `?clear`;
+//!   checksum member), `?stall_export_ms=N` (the next export's source stalls N ms after its first
+//!   MiB: keep-alive chunks go out), `?clear`;
 //! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
 
 mod api_error;
