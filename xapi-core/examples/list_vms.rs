@@ -97,12 +97,22 @@ fn describe_disk(
         Some(vdi) => {
             let sr = srs.get(&vdi.sr).map_or("?", |sr| sr.name_label.as_str());
             format!(
-                "{kind} {:<6} {} ({} GiB) on SR {sr}",
+                "{kind} {:<6} {} ({}) on SR {sr}",
                 vbd.device,
                 vdi.name_label,
-                vdi.virtual_size / (1 << 30)
+                human_size(vdi.virtual_size)
             )
         }
         None => format!("{kind} {:<6} {} (not visible)", vbd.device, vbd.vdi),
+    }
+}
+
+fn human_size(bytes: i64) -> String {
+    const MIB: i64 = 1 << 20;
+    const GIB: i64 = 1 << 30;
+    if bytes >= GIB {
+        format!("{} GiB", bytes / GIB)
+    } else {
+        format!("{} MiB", bytes / MIB)
     }
 }
