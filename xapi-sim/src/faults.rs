@@ -27,6 +27,8 @@ struct FaultState {
     full_srs: Vec<String>,
     /// The next uncompressed export gets a wrong checksum member.
     corrupt_next_checksum: bool,
+    /// The next export's disk source stalls this long after its first MiB.
+    stall_next_export: Option<Duration>,
 }
 
 impl Faults {
@@ -79,6 +81,12 @@ impl Faults {
         self.lock().corrupt_next_checksum = true;
     }
 
+    /// Make the disk source of the next `/export` stall for `duration` after its first MiB,
+    /// so that the XVA writer sends xapi's zero-length keep-alive chunks (every 5 s).
+    pub fn stall_next_export(&self, duration: Duration) {
+        self.lock().stall_next_export = Some(duration);
+    }
+
     /// Switch every fault off.
     pub fn clear(&self) {
         *self.lock() = FaultState::default();
@@ -124,6 +132,11 @@ impl Faults {
     /// Whether this export must carry a wrong checksum (consumes the fault).
     pub(crate) fn take_corrupt_checksum(&self) -> bool {
         std::mem::take(&mut self.lock().corrupt_next_checksum)
+    }
+
+    /// How long the next export's source must stall, if at all (consumes the fault).
+    pub(crate) fn take_stall(&self) -> Option<Duration> {
+        self.lock().stall_next_export.take()
     }
 
     /// Whether the SR with this uuid is full.

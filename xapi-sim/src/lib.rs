@@ -30,8 +30,12 @@
 //!   the storage mirror of the primary's replicated SR; `SR.introduce`, `PBD.plug` (which scans
 //!   the mirror), `PBD.unplug`, `SR.forget` and `DR_task.destroy` follow xapi.
 //!
-//! Not simulated (yet): breaking and resyncing the mirror, VHD import, `base=` deltas, redirects
-//! between pool members and `HOST_IS_SLAVE`, TLS on NBD.
+//! - **Pool members**: on loopback without TLS, each host other than the master listens on its
+//!   own `host.address` (127.0.0.2, ...) with the master's port, answers `HOST_IS_SLAVE` to
+//!   RPCs and redirects data-plane requests to the master with a 302.
+//!
+//! Not simulated (yet): breaking and resyncing the mirror, VHD import, `base=` deltas, members
+//! over TLS, TLS on NBD, VM snapshots in recoveries.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xapi_sim::Error> {
@@ -52,7 +56,8 @@
 //!   task fails at progress 0.5 with CODE), `?cut_after_bytes=N` (the next download is cut after
 //!   N bytes), `?fill_sr=SR_UUID` (disks cannot be created on that SR:
 //!   `SR_BACKEND_FAILURE_44`), `?corrupt_checksum` (the next uncompressed export carries a wrong
-//!   checksum member), `?clear`;
+//!   checksum member), `?stall_export_ms=N` (the next export's source stalls N ms after its first
+//!   MiB: keep-alive chunks go out), `?clear`;
 //! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
 
 mod api_error;

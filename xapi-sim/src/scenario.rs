@@ -179,7 +179,8 @@ impl Builder<'_> {
                 vec![
                     ("name_label", s(&name)),
                     ("hostname", s(&name)),
-                    ("address", s("127.0.0.1")),
+                    // members answer on their own loopback address (see `server::member`)
+                    ("address", s(&format!("127.0.0.{i}"))),
                     ("enabled", Value::Bool(true)),
                     ("API_version_major", Value::Int(2)),
                     ("API_version_minor", Value::Int(21)),

@@ -73,6 +73,9 @@ pub struct PoolEndpoint {
     pub url: String,
     /// Where the pool's NBD server listens (what `VDI.get_nbd_info` returns).
     pub nbd_addr: SocketAddr,
+    /// The pool members other than the master (on loopback, without TLS): each answers
+    /// `HOST_IS_SLAVE` to RPCs and redirects data-plane requests to the master.
+    pub member_urls: Vec<String>,
 }
 
 /// The entry point: [`Simulator::start`].
@@ -149,11 +152,13 @@ impl Simulator {
             let _ = pool.nbd_addr.set(nbd_local);
             tasks.push(nbd_task);
             let scheme = if identity.is_some() { "https" } else { "http" };
+            let member_urls = start_members(&pool, local, scheme, &mut tasks).await;
             endpoints.push(PoolEndpoint {
                 name: (*name).to_owned(),
                 addr: local,
                 url: format!("{scheme}://{local}"),
                 nbd_addr: nbd_local,
+                member_urls,
             });
             tasks.push(task);
             pools.push(pool);
@@ -175,6 +180,49 @@ impl Simulator {
             pools,
         })
     }
+}
+
+/// Start a listener for every member of `pool` other than the master, on the member's
+/// `host.address` with the master's port, when the master listens on 127.0.0.1 without TLS.
+async fn start_members(
+    pool: &Arc<Pool>,
+    master: SocketAddr,
+    scheme: &'static str,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Vec<String> {
+    // members speak plain HTTP on loopback only
+    if master.ip() != std::net::IpAddr::from([127, 0, 0, 1]) || scheme != "http" {
+        return Vec::new();
+    }
+    let members: Vec<String> = {
+        let db = pool.db();
+        let master_host = crate::rpc::session::master_host(&db);
+        db.refs("host")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| *h != master_host)
+            .filter_map(|h| db.str_field("host", &h, "address").ok())
+            .collect()
+    };
+    let mut urls = Vec::new();
+    for address in members {
+        let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        let target = server::member::MasterAddress {
+            address: master.ip().to_string(),
+            scheme,
+            port: master.port(),
+        };
+        match server::member::listen(SocketAddr::new(ip, master.port()), target).await {
+            Ok((local, task)) => {
+                tasks.push(task);
+                urls.push(format!("{scheme}://{local}"));
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot start a pool member listener"),
+        }
+    }
+    urls
 }
 
 /// A running simulator.

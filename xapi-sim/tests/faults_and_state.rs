@@ -165,3 +165,48 @@ async fn a_corrupted_checksum_is_caught_by_the_reader() {
         "the fault fires once"
     );
 }
+
+/// Names and sizes of the members of an uncompressed tar.
+fn tar_members(bytes: &[u8]) -> Vec<(String, u64)> {
+    let mut members = Vec::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() {
+        let header = &bytes[at..at + 512];
+        if header.iter().all(|b| *b == 0) {
+            break;
+        }
+        let name_end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
+        let name = String::from_utf8_lossy(&header[..name_end]).into_owned();
+        let size_text = String::from_utf8_lossy(&header[124..136]);
+        let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .unwrap();
+        members.push((name, size));
+        at += 512 + size.div_ceil(512) as usize * 512;
+    }
+    members
+}
+
+#[tokio::test]
+async fn a_stalled_source_makes_the_export_send_keep_alives() {
+    use xapi_backup::format::xva::{ReadOptions, XvaReader};
+    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let vm = vm_named(&session, "legacy-crm").await;
+    sim.faults()
+        .stall_next_export(std::time::Duration::from_millis(6_500));
+    let download = session.get("/export", &[("ref", &vm)], None).await.unwrap();
+    let bytes = download.bytes(1 << 30).await.unwrap();
+    let keep_alives: Vec<String> = tar_members(&bytes)
+        .into_iter()
+        .filter(|(name, size)| *size == 0 && name.starts_with("Ref:") && !name.contains('.'))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        !keep_alives.is_empty(),
+        "a zero-length keep-alive chunk went out while the source stalled"
+    );
+    // and the stream is still a valid XVA
+    let mut reader = XvaReader::open(std::io::Cursor::new(bytes.to_vec()), ReadOptions::default())
+        .await
+        .unwrap();
+    while reader.next_chunk().await.unwrap().is_some() {}
+}

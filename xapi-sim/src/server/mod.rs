@@ -1,5 +1,6 @@
 //! The HTTP(S) server of one pool: accept loop, TLS, hyper connections.
 
+pub(crate) mod member;
 pub(crate) mod routes;
 pub(crate) mod tls;
 

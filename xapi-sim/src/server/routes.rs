@@ -225,6 +225,10 @@ fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
                 .parse()
                 .map(|n| pool.faults.cut_next_download_after(n))
                 .is_ok(),
+            "stall_export_ms" => value
+                .parse()
+                .map(|ms| pool.faults.stall_next_export(Duration::from_millis(ms)))
+                .is_ok(),
             "corrupt_checksum" => {
                 pool.faults.corrupt_next_export_checksum();
                 true

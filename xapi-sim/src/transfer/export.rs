@@ -5,6 +5,7 @@
 //! As xapi, the response has no `Content-Length` and carries `task-id`; the task's progress
 //! follows the disk bytes read and it succeeds when the last byte has gone out.
 
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,6 +82,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
         ..WriteOptions::default()
     };
     let total: u64 = disks.iter().map(|d| d.size).sum();
+    let mut stall_for = pool.faults.take_stall();
     let mut sources = Vec::with_capacity(disks.len());
     for disk in &disks {
         let file = match tokio::fs::File::open(pool.storage.path(&disk.uuid)).await {
@@ -107,6 +109,8 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
                 total,
                 done: 0,
                 reported: 0,
+                stall: None,
+                stall_for: stall_for.take(),
             }),
         });
     }
@@ -209,6 +213,9 @@ struct ProgressReader {
     total: u64,
     done: u64,
     reported: u64,
+    /// The "stall the source" fault: once the first MiB has been read, reading pauses this long.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    stall_for: Option<std::time::Duration>,
 }
 
 /// Report progress every this many bytes.
@@ -220,6 +227,16 @@ impl AsyncRead for ProgressReader {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(duration) = self.stall_for.filter(|_| self.done >= 1 << 20) {
+            self.stall_for = None;
+            self.stall = Some(Box::pin(tokio::time::sleep(duration)));
+        }
+        if let Some(stall) = self.stall.as_mut() {
+            if stall.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.stall = None;
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {

@@ -1,0 +1,128 @@
+//! A pool member that is not the master: every RPC gets `HOST_IS_SLAVE [master address]` (in
+//! the protocol it came in), every data-plane request a `302` to the same path and query on the
+//! master. The member listens on its own loopback address with the master's port, so a client
+//! that swaps the host of its URL for the address in `HOST_IS_SLAVE` reaches the master.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
+
+use super::routes::{Body, MAX_RPC_BODY, full, html_error};
+use crate::api_error::failure;
+use crate::error::Error;
+
+/// Where the master is, for the member's answers.
+#[derive(Debug, Clone)]
+pub(crate) struct MasterAddress {
+    /// The master's `host.address` (what `HOST_IS_SLAVE` names).
+    pub(crate) address: String,
+    /// `http` or `https`.
+    pub(crate) scheme: &'static str,
+    /// The port both listen on.
+    pub(crate) port: u16,
+}
+
+/// Bind `addr` and answer as a pool member until the task is aborted.
+pub(crate) async fn listen(
+    addr: SocketAddr,
+    master: MasterAddress,
+) -> Result<(SocketAddr, JoinHandle<()>), Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let master = Arc::new(master);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let master = Arc::clone(&master);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| answer(Arc::clone(&master), request));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok((local, task))
+}
+
+async fn answer(
+    master: Arc<MasterAddress>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let is_slave = || failure("HOST_IS_SLAVE", [master.address.as_str()]);
+    let path = request.uri().path().to_owned();
+    let is_rpc =
+        request.method() == Method::POST && matches!(path.as_str(), "/" | "/RPC2" | "/jsonrpc");
+    let response = if is_rpc {
+        {
+            let body = match Limited::new(request.into_body(), MAX_RPC_BODY)
+                .collect()
+                .await
+            {
+                Ok(collected) => collected.to_bytes(),
+                Err(err) => {
+                    return Ok(html_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &err.to_string(),
+                    ));
+                }
+            };
+            if path == "/jsonrpc" {
+                match jsonrpc::decode_call(&body, &Limits::default()) {
+                    Ok(call) => rpc(
+                        "application/json",
+                        jsonrpc::encode_response(call.version, &call.id, Err(&is_slave())),
+                    ),
+                    Err(err) => html_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+                }
+            } else {
+                match xmlrpc::decode_call(&body, &Limits::default()) {
+                    Ok(_) => rpc("text/xml", xmlrpc::encode_response(Err(&is_slave()))),
+                    Err(err) => html_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+                }
+            }
+        }
+    } else {
+        {
+            let query = request
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            let location = format!(
+                "{}://{}:{}{path}{query}",
+                master.scheme, master.address, master.port
+            );
+            let mut response = Response::new(full(Bytes::new()));
+            *response.status_mut() = StatusCode::FOUND;
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(LOCATION, value);
+            }
+            response
+        }
+    };
+    Ok(response)
+}
+
+fn rpc(content_type: &'static str, bytes: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
