@@ -15,6 +15,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
+use super::one_member_enum::one_member_enum_access;
 use super::text::TextDeserializer;
 
 /// A JSON number token.
@@ -701,53 +702,4 @@ impl JsonEnum<'_, '_> {
     }
 }
 
-impl<'de> de::EnumAccess<'de> for JsonEnum<'_, 'de> {
-    type Error = DecodeError;
-    type Variant = Self;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self), DecodeError> {
-        let variant = seed.deserialize(TextDeserializer::untyped(self.variant.clone()))?;
-        Ok((variant, self))
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for JsonEnum<'_, 'de> {
-    type Error = DecodeError;
-
-    fn unit_variant(self) -> Result<(), DecodeError> {
-        self.de.skip_value()?;
-        self.finish()
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, DecodeError> {
-        let value = seed.deserialize(&mut *self.de)?;
-        self.finish()?;
-        Ok(value)
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = de::Deserializer::deserialize_seq(&mut *self.de, visitor)?;
-        self.finish()?;
-        Ok(value)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = de::Deserializer::deserialize_map(&mut *self.de, visitor)?;
-        self.finish()?;
-        Ok(value)
-    }
-}
+one_member_enum_access!(JsonEnum);

@@ -15,11 +15,11 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::errors::IllFormedError;
 use quick_xml::events::{BytesRef, Event};
-use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
+use super::one_member_enum::one_member_enum_access;
 use super::text::{TextDeserializer, TextKind};
 use super::xml_scan::{member_name, plain_event, untyped_value};
 
@@ -865,53 +865,4 @@ impl XmlEnum<'_, '_> {
     }
 }
 
-impl<'de> de::EnumAccess<'de> for XmlEnum<'_, 'de> {
-    type Error = DecodeError;
-    type Variant = Self;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self), DecodeError> {
-        let variant = seed.deserialize(TextDeserializer::untyped(self.variant.clone()))?;
-        Ok((variant, self))
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for XmlEnum<'_, 'de> {
-    type Error = DecodeError;
-
-    fn unit_variant(self) -> Result<(), DecodeError> {
-        de::IgnoredAny::deserialize(&mut *self.de)?;
-        self.finish()
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, DecodeError> {
-        let value = seed.deserialize(&mut *self.de)?;
-        self.finish()?;
-        Ok(value)
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = de::Deserializer::deserialize_seq(&mut *self.de, visitor)?;
-        self.finish()?;
-        Ok(value)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = de::Deserializer::deserialize_map(&mut *self.de, visitor)?;
-        self.finish()?;
-        Ok(value)
-    }
-}
+one_member_enum_access!(XmlEnum);
