@@ -62,6 +62,7 @@ mod json_write;
 pub mod jsonrpc;
 pub mod limits;
 mod number;
+mod one_member_enum;
 pub mod reference;
 pub mod ser;
 mod text;

@@ -15,11 +15,11 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::errors::IllFormedError;
 use quick_xml::events::{BytesRef, Event};
-use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
+use super::one_member_enum::one_member_enum_access;
 use super::text::{TextDeserializer, TextKind};
 use super::xml_scan::{member_name, plain_event, untyped_value};
 
@@ -801,32 +801,6 @@ impl<'de> de::Deserializer<'de> for &mut XmlDeserializer<'de> {
         visitor.visit_newtype_struct(self)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        self.deserialize_map(visitor)
-    }
-
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -852,6 +826,10 @@ impl<'de> de::Deserializer<'de> for &mut XmlDeserializer<'de> {
             )))),
         }
         .map_err(|e| e.placed_at(start))
+    }
+
+    serde::forward_to_deserialize_any! {
+        tuple tuple_struct struct
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
@@ -887,53 +865,4 @@ impl XmlEnum<'_, '_> {
     }
 }
 
-impl<'de> de::EnumAccess<'de> for XmlEnum<'_, 'de> {
-    type Error = DecodeError;
-    type Variant = Self;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self), DecodeError> {
-        let variant = seed.deserialize(TextDeserializer::untyped(self.variant.clone()))?;
-        Ok((variant, self))
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for XmlEnum<'_, 'de> {
-    type Error = DecodeError;
-
-    fn unit_variant(self) -> Result<(), DecodeError> {
-        de::IgnoredAny::deserialize(&mut *self.de)?;
-        self.finish()
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, DecodeError> {
-        let value = seed.deserialize(&mut *self.de)?;
-        self.finish()?;
-        Ok(value)
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = de::Deserializer::deserialize_seq(&mut *self.de, visitor)?;
-        self.finish()?;
-        Ok(value)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = de::Deserializer::deserialize_map(&mut *self.de, visitor)?;
-        self.finish()?;
-        Ok(value)
-    }
-}
+one_member_enum_access!(XmlEnum);
