@@ -17,6 +17,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// No pool of the simulator reaches a storage mirror (only the `demo` scenario has one).
+    #[error("no pool of this simulator reaches a storage mirror (only the demo scenario has one)")]
+    NoMirror,
+    /// Breaking or resyncing the storage mirror failed on the disk images.
+    #[error("switching the storage mirror to {mode}: {source}")]
+    Mirror {
+        /// The mode asked for.
+        mode: crate::MirrorMode,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The self-signed TLS identity could not be made.
     #[error("cannot make the self-signed tls certificate: {0}")]
     Tls(String),

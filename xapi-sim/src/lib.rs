@@ -34,7 +34,14 @@
 //!   own `host.address` (127.0.0.2, ...) with the master's port, answers `HOST_IS_SLAVE` to
 //!   RPCs and redirects data-plane requests to the master with a 302.
 //!
-//! Not simulated (yet): breaking and resyncing the mirror, VHD import, `base=` deltas, members
+//!   The mirror is an explicit state ([`MirrorMode`]): `mirrored` (the DR side's images are the
+//!   primary's, so writes on the primary replicate, and the DR side refuses writes through NBD
+//!   and `/import_raw_vdi` with `VDI_READONLY`), `broken` (the DR images become independent
+//!   copies, writable, and the sides diverge) and `resync` (the DR images are overwritten from
+//!   the primary and the mirror is `mirrored` again). Switch it with
+//!   [`SimHandle::set_mirror_mode`] or `POST /_sim/mirror?mode=...` on the DR pool.
+//!
+//! Not simulated (yet): VHD import, `base=` deltas, members
 //! over TLS, TLS on NBD, VM snapshots in recoveries.
 //!
 //! ```no_run
@@ -58,13 +65,17 @@
 //!   `SR_BACKEND_FAILURE_44`), `?corrupt_checksum` (the next uncompressed export carries a wrong
 //!   checksum member), `?stall_export_ms=N` (the next export's source stalls N ms after its first
 //!   MiB: keep-alive chunks go out), `?clear`;
-//! - `POST /_sim/clock?speed=F` (simulated delays run F times faster).
+//! - `POST /_sim/clock?speed=F` (simulated delays run F times faster);
+//! - `POST /_sim/mirror?mode=mirrored|broken|resync` on a pool that reaches a storage mirror
+//!   (the demo's `dr`): switch the mirror and answer its resulting mode; `GET /_sim/mirror`
+//!   answers the current mode (404 on a pool without a mirror).
 
 mod api_error;
 mod cbt;
 mod clock;
 mod error;
 mod faults;
+mod mirror;
 mod model;
 mod nbd;
 mod persist;
@@ -80,5 +91,6 @@ mod transfer;
 pub use clock::SimClock;
 pub use error::Error;
 pub use faults::Faults;
+pub use mirror::{MirrorMode, UnknownMirrorMode};
 pub use scenario::{DEMO_MIRROR_DEVICE_CONFIG, Scenario};
 pub use sim::{DEFAULT_PASSWORD, PoolEndpoint, SimConfig, SimHandle, Simulator};

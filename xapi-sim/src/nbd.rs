@@ -253,11 +253,6 @@ async fn transmit(
     output: &mut Writer,
 ) -> std::io::Result<()> {
     let path = pool.storage.path(&export.uuid);
-    let mut file = tokio::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .await?;
     let mut buffer = Vec::new();
     loop {
         if input.read_u32().await? != REQUEST_MAGIC {
@@ -271,6 +266,23 @@ async fn transmit(
         let handle = input.read_u64().await?;
         let offset = input.read_u64().await?;
         let length = input.read_u32().await?;
+        // opened per request: breaking or resyncing the storage mirror replaces the image file
+        let opened = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await;
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(_) if command == CMD_DISC => return Ok(()),
+            Err(_) => {
+                if command == CMD_WRITE {
+                    skip_payload(input, length, &mut buffer).await?;
+                }
+                simple_reply(output, EIO, handle, &[]).await?;
+                continue;
+            }
+        };
         let in_range = length <= MAX_REQUEST
             && offset
                 .checked_add(u64::from(length))
@@ -305,6 +317,10 @@ async fn transmit(
                     simple_reply(output, EINVAL, handle, &[]).await?;
                     continue;
                 }
+                if crate::mirror::is_read_only_replica(pool, &export.uuid) {
+                    simple_reply(output, EPERM, handle, &[]).await?;
+                    continue;
+                }
                 let written = async {
                     file.seek(SeekFrom::Start(offset)).await?;
                     file.write_all(&buffer).await
@@ -330,6 +346,22 @@ async fn transmit(
             _ => simple_reply(output, EPERM, handle, &[]).await?,
         }
     }
+}
+
+/// Read and drop the `length`-byte payload of a write that cannot be served.
+async fn skip_payload(
+    input: &mut Reader,
+    length: u32,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if length > MAX_REQUEST {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "write too large",
+        ));
+    }
+    buffer.resize(length as usize, 0);
+    input.read_exact(buffer).await.map(|_| ())
 }
 
 /// Fill `buffer` from the file; bytes past the end of the file (a shrunk image) read as zero.

@@ -92,6 +92,7 @@ pub(crate) fn connect_mirror(primary: &std::sync::Arc<Pool>, dr: &Pool) {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            state: crate::mirror::MirrorState::new(),
         });
     }
 }

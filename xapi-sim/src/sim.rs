@@ -281,6 +281,27 @@ impl SimHandle {
         Some(self.pools.get(index)?.storage.path(vdi_uuid))
     }
 
+    /// Switch the storage mirror of the demo (`Resync` overwrites the DR side from the primary
+    /// and ends as `Mirrored`); the resulting mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoMirror`] without a mirror (any scenario but `demo`), [`Error::Mirror`] when
+    /// the disk images cannot be copied or linked.
+    pub fn set_mirror_mode(&self, mode: crate::MirrorMode) -> Result<crate::MirrorMode, Error> {
+        for pool in &self.pools {
+            if let Some(result) = crate::mirror::switch(pool, mode) {
+                return result.map_err(|source| Error::Mirror { mode, source });
+            }
+        }
+        Err(Error::NoMirror)
+    }
+
+    /// The mode of the storage mirror of the demo (`None` without one).
+    pub fn mirror_mode(&self) -> Option<crate::MirrorMode> {
+        self.pools.iter().find_map(|pool| crate::mirror::mode(pool))
+    }
+
     /// The password `root` logs in with.
     pub fn password(&self) -> &str {
         &self.password

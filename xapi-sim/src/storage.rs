@@ -61,27 +61,35 @@ impl Storage {
 
     /// Copy an image, keeping it sparse (all-zero blocks become holes), at `size` bytes.
     pub(crate) fn copy(&self, from: &str, to: &str, size: u64) -> std::io::Result<()> {
-        let mut source = match File::open(self.path(from)) {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return self.create(to, size),
-            Err(err) => return Err(err),
-        };
-        let mut target = File::create(self.path(to))?;
-        let mut block = vec![0_u8; COPY_BLOCK];
-        let mut offset = 0_u64;
-        loop {
-            let n = read_full(&mut source, &mut block)?;
-            if n == 0 {
-                break;
-            }
-            if block[..n].iter().any(|b| *b != 0) {
-                target.seek(SeekFrom::Start(offset))?;
-                target.write_all(&block[..n])?;
-            }
-            offset += n as u64;
-        }
-        target.set_len(size)
+        copy_sparse(&self.path(from), &self.path(to), size)
     }
+}
+
+/// Copy the file `from` to `to`, keeping it sparse (all-zero blocks become holes), at `size`
+/// bytes; a missing source gives an image of holes.
+pub(crate) fn copy_sparse(from: &Path, to: &Path, size: u64) -> std::io::Result<()> {
+    let mut source = match File::open(from) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return File::create(to)?.set_len(size);
+        }
+        Err(err) => return Err(err),
+    };
+    let mut target = File::create(to)?;
+    let mut block = vec![0_u8; COPY_BLOCK];
+    let mut offset = 0_u64;
+    loop {
+        let n = read_full(&mut source, &mut block)?;
+        if n == 0 {
+            break;
+        }
+        if block[..n].iter().any(|b| *b != 0) {
+            target.seek(SeekFrom::Start(offset))?;
+            target.write_all(&block[..n])?;
+        }
+        offset += n as u64;
+    }
+    target.set_len(size)
 }
 
 /// Read until `buf` is full or the file ends; the number of bytes read.

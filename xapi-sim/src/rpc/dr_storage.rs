@@ -4,8 +4,8 @@
 //! In the demo, the DR pool sees a storage mirror of the primary's replicated SR behind the
 //! device config of [`Mirror`]. Plugging a PBD of an SR introduced with the mirrored SR's UUID
 //! scans it: the source's VDIs appear with their UUIDs, their images shared with the source
-//! (hard links: writes on the primary, such as its redo log, show through while the mirror is
-//! on).
+//! while the mirror replicates (writes on the primary, such as its redo log, show through), or
+//! copied when it is broken (see [`crate::mirror`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +29,8 @@ pub(crate) struct Mirror {
     pub(crate) sr_uuid: String,
     /// The device config that reaches the mirror.
     pub(crate) device_config: BTreeMap<String, String>,
+    /// Whether the mirror replicates or is broken.
+    pub(crate) state: Arc<crate::mirror::MirrorState>,
 }
 
 /// Whether `(class, message)` is one this module implements.
@@ -222,11 +224,17 @@ fn plug(pool: &Pool, pbd: &str) -> Result<Value, Failure> {
             let target = pool.storage.path(&uuid);
             if !target.exists() {
                 let source_path = mirror.source.storage.path(&uuid);
-                std::fs::hard_link(&source_path, &target)
-                    .or_else(|_| std::fs::copy(&source_path, &target).map(|_| ()))
-                    .map_err(|e| {
-                        failure("SR_ATTACH_FAILED", [format!("{sr}: mirroring {uuid}: {e}")])
-                    })?;
+                let size = std::fs::metadata(&source_path).map_or(0, |m| m.len());
+                let linked = mirror.state.mode() == crate::mirror::MirrorMode::Mirrored
+                    && std::fs::hard_link(&source_path, &target).is_ok();
+                let copied = if linked {
+                    Ok(())
+                } else {
+                    crate::storage::copy_sparse(&source_path, &target, size)
+                };
+                copied.map_err(|e| {
+                    failure("SR_ATTACH_FAILED", [format!("{sr}: mirroring {uuid}: {e}")])
+                })?;
             }
             db.create("VDI", fields)?;
         }

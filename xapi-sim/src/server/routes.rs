@@ -78,6 +78,11 @@ pub(crate) async fn serve(
         }
         (Method::POST, "/_sim/fault") => admin_fault(&pool, &query),
         (Method::POST, "/_sim/clock") => admin_clock(&pool, &query),
+        (Method::POST, "/_sim/mirror") => admin_mirror(&pool, &query),
+        (Method::GET, "/_sim/mirror") => match crate::mirror::mode(&pool) {
+            Some(mode) => Response::new(full(format!("{mode}\n"))),
+            None => html_error(StatusCode::NOT_FOUND, "this pool reaches no storage mirror"),
+        },
         _ => html_error(StatusCode::NOT_FOUND, &format!("no handler for {path}")),
     };
     Ok(response)
@@ -263,4 +268,27 @@ fn admin_clock(pool: &Pool, query: &str) -> Response<Body> {
         }
     }
     Response::new(full(Bytes::from_static(b"ok\n")))
+}
+
+/// `POST /_sim/mirror?mode=mirrored|broken|resync`: switch the storage mirror this pool reaches;
+/// answers the resulting mode.
+fn admin_mirror(pool: &Pool, query: &str) -> Response<Body> {
+    let Some((_, value)) = query_pairs(query).find(|(k, _)| *k == "mode") else {
+        return html_error(
+            StatusCode::BAD_REQUEST,
+            "missing mode=mirrored|broken|resync",
+        );
+    };
+    let mode = match value.parse::<crate::MirrorMode>() {
+        Ok(mode) => mode,
+        Err(err) => return html_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    };
+    match crate::mirror::switch(pool, mode) {
+        None => html_error(StatusCode::NOT_FOUND, "this pool reaches no storage mirror"),
+        Some(Err(err)) => html_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("switching the mirror to {mode}: {err}"),
+        ),
+        Some(Ok(now)) => Response::new(full(format!("{now}\n"))),
+    }
 }

@@ -1,6 +1,7 @@
-//! `PUT /import_raw_vdi?vdi=<ref or uuid>&format=raw|tar[&chunked]`: write a disk from the
-//! request body, as raw bytes (from offset 0), xapi's chunked extents (`format=raw&chunked`) or a
-//! raw tar of checksummed chunks. Without `vdi` but with `sr_id`/`sr_uuid` and `format=raw`, a
+//! `PUT /import_raw_vdi?vdi=<ref or uuid>&format=raw|tar|vhd[&chunked]`: write a disk from the
+//! request body, as raw bytes (from offset 0), xapi's chunked extents (`format=raw&chunked`), a
+//! raw tar of checksummed chunks or a VHD (fixed, dynamic or differencing, decoded by
+//! `xapi_backup::format::vhd`: the sectors it holds are written, the others left as they are). Without `vdi` but with `sr_id`/`sr_uuid` and `format=raw`, a
 //! VDI "Imported VDI" of the body's `Content-Length` is created first. As xapi, a
 //! `Transfer-Encoding: chunked` body is refused (404, `INTERNAL_ERROR "Cannot handle
 //! encoding"`); the outcome is on the task (its result is the VDI), the response carries
@@ -20,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::StreamReader;
 use xapi_backup::format::chunked::ChunkedReader;
 use xapi_backup::format::raw_tar::RawTarReader;
+use xapi_backup::format::vhd::VhdReader;
 use xapi_backup::format::xva::ReadOptions;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
@@ -45,7 +47,7 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
     }
     let args = RequestArgs::of(parts);
     let format = args.get("format").unwrap_or("raw").to_owned();
-    if !matches!(format.as_str(), "raw" | "tar") {
+    if !matches!(format.as_str(), "raw" | "tar" | "vhd") {
         return html_error(
             StatusCode::NOT_FOUND,
             &format!("format {format} is not simulated for import"),
@@ -64,6 +66,10 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
     let reader = StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other));
     let outcome = async {
         let (vdi, uuid, size) = target(&pool, &args, &format, content_length)?;
+        if crate::mirror::is_read_only_replica(&pool, &uuid) {
+            // the replica of a storage mirror that is on takes no writes
+            return Err(crate::api_error::failure("VDI_READONLY", [vdi.clone()]));
+        }
         write_body(
             &pool,
             &uuid,
@@ -182,6 +188,37 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
                 .next_extent()
                 .await
                 .map_err(|e| io_failure("chunked body", e))?
+            {
+                put(extent.offset, &extent.data)?;
+                file.seek(SeekFrom::Start(extent.offset))
+                    .await
+                    .map_err(|e| io_failure("seeking", e))?;
+                file.write_all(&extent.data)
+                    .await
+                    .map_err(|e| io_failure("writing", e))?;
+            }
+        }
+        ("vhd", _) => {
+            // fixed, dynamic or differencing: the sectors present are written, the others
+            // keep what the disk holds (a differencing VHD applies onto its base)
+            let mut vhd = VhdReader::open(body)
+                .await
+                .map_err(|e| io_failure("vhd body", e))?;
+            if let Some(footer) = vhd.footer()
+                && footer.current_size > size
+            {
+                return Err(io_failure(
+                    "vhd body",
+                    format!(
+                        "the VHD holds a {}-byte disk, larger than the {size}-byte VDI",
+                        footer.current_size
+                    ),
+                ));
+            }
+            while let Some(extent) = vhd
+                .next_extent()
+                .await
+                .map_err(|e| io_failure("vhd body", e))?
             {
                 put(extent.offset, &extent.data)?;
                 file.seek(SeekFrom::Start(extent.offset))

@@ -1,6 +1,12 @@
 //! `GET /export_raw_vdi?vdi=<ref or uuid>&format=raw|vhd|tar`: one disk, as raw bytes, a
 //! dynamic VHD (all-zero 2 MiB blocks unallocated) or a raw tar of checksummed 1 MiB chunks
 //! (prefix `vdi`), written by `xapi_backup::format`. The task follows the transfer.
+//!
+//! With `format=vhd&base=<ref or uuid>`, as xapi's delta exports, the VHD is a dynamic one
+//! holding only the 2 MiB blocks whose bytes differ from the base disk (a block past the end of
+//! the base differs when it holds any non-zero byte); applied onto a copy of the base (as
+//! `/import_raw_vdi?format=vhd` does) it gives the disk. Any other format with `base` fails
+//! with xapi's "Cannot compute differences on non-VHD images".
 
 use std::sync::Arc;
 
@@ -12,7 +18,9 @@ use http_body_util::BodyExt as _;
 use tokio_util::io::ReaderStream;
 use xapi_backup::format::raw_tar::raw_tar_stream;
 use xapi_backup::format::vhd::MAX_VHD_SIZE;
-use xapi_backup::format::vhd::writer::{VhdWriteOptions, write_dynamic_vhd};
+use xapi_backup::format::vhd::writer::{
+    VhdWriteOptions, write_dynamic_vhd, write_dynamic_vhd_with_map,
+};
 use xapi_backup::format::xva::WriteOptions;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::Failure;
@@ -69,22 +77,26 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
                     [vdi.as_str(), vdi_type.as_str()],
                 ));
             }
-            if args.get("base").is_some() {
-                return Err(failure(
-                    "INTERNAL_ERROR",
-                    ["Cannot compute differences on non-VHD images"],
-                ));
-            }
+            let base = match args.get("base") {
+                Some(_) if format_name != "vhd" => {
+                    return Err(failure(
+                        "INTERNAL_ERROR",
+                        ["Cannot compute differences on non-VHD images"],
+                    ));
+                }
+                Some(base) => Some(db.str_field("VDI", &find_vdi(&db, base)?, "uuid")?),
+                None => None,
+            };
             if format_name == "vhd" && size > MAX_VHD_SIZE {
                 return Err(failure(
                     "VDI_TOO_LARGE",
                     [vdi.as_str(), &MAX_VHD_SIZE.to_string()],
                 ));
             }
-            Ok((uuid, size))
+            Ok((uuid, size, base))
         })
     };
-    let (uuid, size) = match found {
+    let (uuid, size, base) = match found {
         Ok(found) => found,
         Err(err) => {
             let message = format!("{} {:?}", err.code.as_str(), err.params);
@@ -116,16 +128,21 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
             .boxed(),
         "vhd" => {
             let (writer, reader) = tokio::io::duplex(1 << 20);
+            let base_path = base.map(|base| pool.storage.path(&base));
             let producer = tokio::spawn(async move {
                 let mut writer = writer;
-                write_dynamic_vhd(file, size, VhdWriteOptions::default(), &mut writer)
-                    .await
-                    .map_err(|e| e.to_string())
+                match base_path {
+                    Some(base_path) => delta_vhd(file, &base_path, size, &mut writer).await,
+                    None => write_dynamic_vhd(file, size, VhdWriteOptions::default(), &mut writer)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                }
             });
             // the pipe ends either way: a failed write must still fail the transfer
             let outcome = futures::stream::once(async move {
                 match producer.await {
-                    Ok(Ok(_)) => None,
+                    Ok(Ok(())) => None,
                     Ok(Err(message)) => {
                         Some(Err(std::io::Error::other(format!("vhd export: {message}"))))
                     }
@@ -155,4 +172,96 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
     }
     with_task(response, &task)
+}
+
+/// Write a dynamic VHD of the `size`-byte `image` holding only the blocks that differ from the
+/// disk image at `base`.
+async fn delta_vhd<W: tokio::io::AsyncWrite + Unpin>(
+    image: tokio::fs::File,
+    base: &std::path::Path,
+    size: u64,
+    out: &mut W,
+) -> Result<(), String> {
+    let options = VhdWriteOptions::default();
+    let block = u64::from(options.block_size);
+    let image = image.into_std().await;
+    let base = base.to_owned();
+    let (image, changed) = tokio::task::spawn_blocking(move || {
+        let changed = changed_blocks(&image, &base, size, block)?;
+        Ok::<_, std::io::Error>((image, changed))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("comparing with the base: {e}"))?;
+    // the writer reads the whole disk; unchanged blocks read as zeros
+    let (mut feed, source) = tokio::io::duplex(1 << 20);
+    let blocks = changed.clone();
+    let feeder = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+        let mut image = tokio::fs::File::from_std(image);
+        let mut buffer = vec![0_u8; usize::try_from(block).unwrap_or(1 << 21)];
+        for (index, is_changed) in blocks.iter().enumerate() {
+            let offset = index as u64 * block;
+            let length = usize::try_from(block.min(size - offset)).unwrap_or(buffer.len());
+            let data = &mut buffer[..length];
+            data.fill(0);
+            if *is_changed {
+                image.seek(std::io::SeekFrom::Start(offset)).await?;
+                let mut filled = 0;
+                while filled < length {
+                    let n = image.read(&mut data[filled..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+            }
+            feed.write_all(data).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let written = write_dynamic_vhd_with_map(source, size, &changed, options, out).await;
+    let fed = feeder.await.map_err(|e| e.to_string())?;
+    written.map_err(|e| e.to_string())?;
+    fed.map_err(|e| format!("reading the disk: {e}"))
+}
+
+/// Which `block`-byte blocks of the first `size` bytes of `image` differ from `base` (bytes past
+/// the end of either file read as zero).
+fn changed_blocks(
+    image: &std::fs::File,
+    base: &std::path::Path,
+    size: u64,
+    block: u64,
+) -> std::io::Result<Vec<bool>> {
+    let base = std::fs::File::open(base)?;
+    let length = usize::try_from(block).unwrap_or(1 << 21);
+    let mut ours = vec![0_u8; length];
+    let mut theirs = vec![0_u8; length];
+    let mut changed = Vec::new();
+    let mut offset = 0_u64;
+    while offset < size {
+        let n = usize::try_from(block.min(size - offset)).unwrap_or(length);
+        read_at_or_zero(image, &mut ours[..n], offset)?;
+        read_at_or_zero(&base, &mut theirs[..n], offset)?;
+        changed.push(ours[..n] != theirs[..n]);
+        offset += block;
+    }
+    Ok(changed)
+}
+
+/// Fill `buf` from `offset` of `file`; bytes past its end read as zero.
+fn read_at_or_zero(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    buf.fill(0);
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }

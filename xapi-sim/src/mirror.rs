@@ -1,0 +1,182 @@
+//! The storage mirror between the demo's two pools, as an explicit state.
+//!
+//! - [`MirrorMode::Mirrored`]: the DR side's images of the mirrored SR are the primary's images
+//!   (hard links, so every write on the primary is replicated at once); the DR side refuses
+//!   writes to them through NBD and `/import_raw_vdi`.
+//! - [`MirrorMode::Broken`]: replication stops. Each DR image becomes an independent sparse copy
+//!   of the primary's at the moment of the break, writable, and the two sides diverge.
+//! - [`MirrorMode::Resync`]: the DR images are overwritten from the primary again, and the mirror
+//!   returns to `Mirrored` (so reading the mode never yields `Resync`).
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use crate::pool::Pool;
+use crate::storage::copy_sparse;
+
+/// The state of a storage mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorMode {
+    /// Writes on the primary replicate to the DR side, which is read-only.
+    Mirrored,
+    /// Replication stopped: the DR side is writable and diverges.
+    Broken,
+    /// Overwrite the DR side from the primary, then return to `Mirrored` (a transition, never a
+    /// resting state).
+    Resync,
+}
+
+impl MirrorMode {
+    /// The name used by the admin endpoint (`mirrored`, `broken`, `resync`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mirrored => "mirrored",
+            Self::Broken => "broken",
+            Self::Resync => "resync",
+        }
+    }
+}
+
+impl fmt::Display for MirrorMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mirror mode name that is not `mirrored`, `broken` or `resync`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mirror mode {0:?} (expected mirrored, broken or resync)")]
+pub struct UnknownMirrorMode(pub String);
+
+impl FromStr for MirrorMode {
+    type Err = UnknownMirrorMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mirrored" => Ok(Self::Mirrored),
+            "broken" => Ok(Self::Broken),
+            "resync" => Ok(Self::Resync),
+            other => Err(UnknownMirrorMode(other.to_owned())),
+        }
+    }
+}
+
+/// The shared, switchable state of one mirror (held by every copy of its `Mirror`).
+#[derive(Debug, Default)]
+pub(crate) struct MirrorState {
+    broken: Mutex<bool>,
+}
+
+impl MirrorState {
+    /// A new mirror, replicating.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The current mode (`Mirrored` or `Broken`).
+    pub(crate) fn mode(&self) -> MirrorMode {
+        if *self.lock() {
+            MirrorMode::Broken
+        } else {
+            MirrorMode::Mirrored
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.broken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether the image `uuid` of `pool` is the read-only replica of a mirror that is on.
+pub(crate) fn is_read_only_replica(pool: &Pool, uuid: &str) -> bool {
+    pool.mirrors().iter().any(|mirror| {
+        mirror.state.mode() == MirrorMode::Mirrored && source_vdis(mirror).iter().any(|u| u == uuid)
+    })
+}
+
+/// Switch every mirror `pool` reaches to `mode`; the resulting mode (`Resync` ends as
+/// `Mirrored`). `None` when the pool reaches no mirror.
+pub(crate) fn switch(pool: &Pool, mode: MirrorMode) -> Option<std::io::Result<MirrorMode>> {
+    let mirrors = pool.mirrors();
+    if mirrors.is_empty() {
+        return None;
+    }
+    for mirror in &mirrors {
+        if let Err(err) = switch_one(pool, mirror, mode) {
+            return Some(Err(err));
+        }
+    }
+    Some(Ok(mirrors[0].state.mode()))
+}
+
+/// The mode of the first mirror `pool` reaches.
+pub(crate) fn mode(pool: &Pool) -> Option<MirrorMode> {
+    pool.mirrors().first().map(|m| m.state.mode())
+}
+
+fn switch_one(
+    pool: &Pool,
+    mirror: &crate::rpc::dr_storage::Mirror,
+    mode: MirrorMode,
+) -> std::io::Result<()> {
+    let mut broken = mirror.state.lock();
+    let uuids = source_vdis(mirror);
+    match (mode, *broken) {
+        (MirrorMode::Mirrored, false) | (MirrorMode::Broken, true) => {}
+        (MirrorMode::Broken, false) => {
+            for uuid in &uuids {
+                let replica = pool.storage.path(uuid);
+                if replica.exists() {
+                    let size = std::fs::metadata(&replica)?.len();
+                    replace(&mirror.source.storage.path(uuid), &replica, size, false)?;
+                }
+            }
+            *broken = true;
+        }
+        // back to mirrored from broken means a resync first
+        (MirrorMode::Mirrored | MirrorMode::Resync, _) => {
+            for uuid in &uuids {
+                let replica = pool.storage.path(uuid);
+                let primary = mirror.source.storage.path(uuid);
+                if replica.exists() && primary.exists() {
+                    let size = std::fs::metadata(&primary)?.len();
+                    replace(&primary, &replica, size, true)?;
+                }
+            }
+            *broken = false;
+        }
+    }
+    Ok(())
+}
+
+/// Replace `target` with the content of `source`: a hard link when `link` (falling back to a
+/// copy across file systems), else an independent sparse copy. Done through a temporary name
+/// and a rename, so readers never see a half-written image.
+fn replace(source: &Path, target: &Path, size: u64, link: bool) -> std::io::Result<()> {
+    let mut temporary = target.as_os_str().to_owned();
+    temporary.push(".mirror-tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    if !(link && std::fs::hard_link(source, &temporary).is_ok()) {
+        copy_sparse(source, &temporary, size)?;
+    }
+    std::fs::rename(&temporary, target)
+}
+
+/// UUIDs of the VDIs of the mirrored SR on its source.
+fn source_vdis(mirror: &crate::rpc::dr_storage::Mirror) -> Vec<String> {
+    let db = mirror.source.db();
+    let Ok(sr) = db.by_uuid("SR", &mirror.sr_uuid) else {
+        return Vec::new();
+    };
+    db.refs_field("SR", &sr, "VDIs")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|vdi| db.str_field("VDI", vdi, "uuid").ok())
+        .collect()
+}
