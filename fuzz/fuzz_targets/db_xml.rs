@@ -1,5 +1,7 @@
-//! The DB XML reader on arbitrary bytes; whatever it accepts must survive the writer: the dump
-//! written from the parsed database parses back to the same database.
+//! The DB XML reader on arbitrary bytes; whatever it accepts must survive the writer. The reader
+//! is lenient (it keeps control characters XML forbids, which the writer replaces by U+FFFD as
+//! Xmlm does), so the property is on the written form: it parses back, and writing that again
+//! gives the same bytes; where the database holds no such character, it comes back unchanged.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,5 +18,11 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&written)
         )
     });
-    assert!(again == db, "DB XML round trip changed the database");
+    assert!(
+        db_xml_bytes(&again) == written,
+        "writing a written dump changed it"
+    );
+    if !format!("{db:?}").contains("\\u{") {
+        assert!(again == db, "DB XML round trip changed the database");
+    }
 });
