@@ -7,6 +7,14 @@
 use libfuzzer_sys::fuzz_target;
 use xapi_dr::metadata::{db_xml_bytes, read_db_xml};
 
+/// Whether the input may carry characters XML forbids: raw control bytes or character
+/// references (`&#1;`).
+fn has_forbidden_characters(data: &[u8]) -> bool {
+    data.iter()
+        .any(|&b| b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r'))
+        || data.windows(2).any(|w| w == b"&#")
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(db) = read_db_xml(data) else {
         return;
@@ -22,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         db_xml_bytes(&again) == written,
         "writing a written dump changed it"
     );
-    if !format!("{db:?}").contains("\\u{") {
+    if !has_forbidden_characters(data) {
         assert!(again == db, "DB XML round trip changed the database");
     }
 });

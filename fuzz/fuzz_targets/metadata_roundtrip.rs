@@ -72,14 +72,13 @@ fuzz_target!(|input: Input| match input {
             let table = identifier(table);
             db.table_mut(&table);
             for row in rows {
-                // The `ref` attribute is written raw, as xapi writes it (only column values get
-                // the `%` protection), so XML attribute normalisation turns a TAB, LF or CR in a
-                // reference into a space. Real references (`OpaqueRef:<uuid>`) have none.
                 // Control characters XML forbids are written as U+FFFD (Xmlm's behaviour), so
-                // the database is built with them already replaced.
+                // the database is built with them already replaced. The reader normalises the
+                // `ref` attribute (trims and collapses blanks), so references carry none, as
+                // real ones (`OpaqueRef:<uuid>`) do not.
                 let reference: String = as_written(&row.reference)
                     .chars()
-                    .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                    .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r'))
                     .collect();
                 let columns: Vec<(String, String)> = row
                     .columns
