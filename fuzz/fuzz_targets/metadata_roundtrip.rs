@@ -29,7 +29,11 @@ fn identifier(raw: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(24)
         .collect();
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+    // `ref`, `__ctime` and `__mtime` are the row element's own attributes, never column names.
+    if name.is_empty()
+        || name.starts_with(|c: char| c.is_ascii_digit())
+        || matches!(name.as_str(), "ref" | "__ctime" | "__mtime")
+    {
         format!("c{name}")
     } else {
         name
