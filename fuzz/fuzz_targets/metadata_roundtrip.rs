@@ -29,7 +29,11 @@ fn identifier(raw: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(24)
         .collect();
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+    // `ref`, `__ctime` and `__mtime` are the row element's own attributes, never column names.
+    if name.is_empty()
+        || name.starts_with(|c: char| c.is_ascii_digit())
+        || matches!(name.as_str(), "ref" | "__ctime" | "__mtime")
+    {
         format!("c{name}")
     } else {
         name
@@ -72,14 +76,13 @@ fuzz_target!(|input: Input| match input {
             let table = identifier(table);
             db.table_mut(&table);
             for row in rows {
-                // The `ref` attribute is written raw, as xapi writes it (only column values get
-                // the `%` protection), so XML attribute normalisation turns a TAB, LF or CR in a
-                // reference into a space. Real references (`OpaqueRef:<uuid>`) have none.
                 // Control characters XML forbids are written as U+FFFD (Xmlm's behaviour), so
-                // the database is built with them already replaced.
+                // the database is built with them already replaced. The reader normalises the
+                // `ref` attribute (trims and collapses blanks), so references carry none, as
+                // real ones (`OpaqueRef:<uuid>`) do not.
                 let reference: String = as_written(&row.reference)
                     .chars()
-                    .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                    .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r'))
                     .collect();
                 let columns: Vec<(String, String)> = row
                     .columns
