@@ -25,7 +25,10 @@ pub fn realistic_deltas(db: &mut Database, count: usize, seed: u64) -> Vec<Delta
     assert!(!vms.is_empty(), "the pool has VMs to change");
     let mut tasks: Vec<String> = Vec::new();
     let mut deltas = Vec::with_capacity(count);
-    let generation = db.generation();
+    // Rows touched by a replayed delta are stamped with the database's own running generation
+    // (which starts at the loaded one and moves only when a delta changes something), not with
+    // the delta's: track it the same way so `db` equals what a reader replays.
+    let mut stamp = db.generation();
     while deltas.len() < count {
         let roll = rng.below(10);
         let delta = if roll < 2 {
@@ -75,9 +78,12 @@ pub fn realistic_deltas(db: &mut Database, count: usize, seed: u64) -> Vec<Delta
                 value,
             }
         };
-        delta
-            .apply(db, generation + deltas.len() as i64 + 1)
+        let changed = delta
+            .apply(db, stamp)
             .expect("generated deltas apply in order");
+        if changed {
+            stamp += 1;
+        }
         deltas.push(delta);
     }
     deltas
