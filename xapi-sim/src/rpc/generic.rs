@@ -3,7 +3,8 @@
 //! `add_to_<field>`, `remove_from_<field>`, and the implicit `create` / `destroy`.
 //!
 //! Which of them exist for a class is the datamodel's business: the dispatcher only gets here
-//! for a message the class declares (so there is no `set_` for a read-only field).
+//! for a message the class declares (so there is no `set_` for a read-only field). A declared
+//! message that merely looks like an accessor (`host.get_servertime`) is not answered here.
 
 use std::collections::BTreeMap;
 
@@ -33,13 +34,14 @@ pub(crate) fn handle(db: &mut Db, call: &Call) -> Option<Result<Value, Failure>>
             args::string(a, 0).and_then(|r| db.destroy(class, &r).map(|()| Value::Nil))
         }
         _ => {
-            if let Some(field) = name.strip_prefix("add_to_") {
+            let is_field = |field: &str| call.class.fields.iter().any(|f| f.name == field);
+            if let Some(field) = name.strip_prefix("add_to_").filter(|f| is_field(f)) {
                 add_to(db, class, field, a)
-            } else if let Some(field) = name.strip_prefix("remove_from_") {
+            } else if let Some(field) = name.strip_prefix("remove_from_").filter(|f| is_field(f)) {
                 remove_from(db, class, field, a)
-            } else if let Some(field) = name.strip_prefix("get_") {
+            } else if let Some(field) = name.strip_prefix("get_").filter(|f| is_field(f)) {
                 args::string(a, 0).and_then(|r| db.field(class, &r, field).cloned())
-            } else if let Some(field) = name.strip_prefix("set_") {
+            } else if let Some(field) = name.strip_prefix("set_").filter(|f| is_field(f)) {
                 let value = a.get(1).cloned().unwrap_or(Value::Nil);
                 args::string(a, 0)
                     .and_then(|r| db.set_field(class, &r, field, value).map(|()| Value::Nil))

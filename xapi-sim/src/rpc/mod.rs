@@ -2,7 +2,8 @@
 //! parameters to a value or a XAPI failure.
 //!
 //! The order of checks is xapi's: the method must exist (`MESSAGE_METHOD_UNKNOWN`), then the
-//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`), then the session must be
+//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`; trailing parameters that
+//! the datamodel marks optional may be left out and take their type's empty value), then the session must be
 //! valid (`SESSION_INVALID`), then each parameter must have its declared type
 //! (`FIELD_TYPE_ERROR`). `Async.` calls return a task at once and run in the background.
 
@@ -11,6 +12,7 @@ pub(crate) mod args;
 pub(crate) mod dr_storage;
 pub(crate) mod event;
 pub(crate) mod generic;
+pub(crate) mod host;
 pub(crate) mod recover;
 pub(crate) mod session;
 pub(crate) mod sr;
@@ -28,6 +30,7 @@ use xapi_core::wire::{Failure, Value};
 
 use crate::api_error::{failure, field_type_error, method_unknown, session_invalid};
 use crate::model::coerce::coerce;
+use crate::model::defaults::zero_value;
 use crate::pool::Pool;
 
 /// A resolved call, ready to run.
@@ -76,10 +79,8 @@ pub(crate) async fn call(
         return Err(method_unknown(method));
     }
     let expected = message.params.len();
-    let is_short_login = class.name == "session"
-        && message.name == "login_with_password"
-        && (2..expected).contains(&params.len());
-    if params.len() != expected && !is_short_login {
+    let required = message.params.iter().filter(|p| p.required).count();
+    if !(required..=expected).contains(&params.len()) {
         return Err(failure(
             "MESSAGE_PARAMETER_COUNT_MISMATCH",
             [
@@ -112,10 +113,13 @@ pub(crate) async fn call(
         None
     };
     let declared = &message.params[usize::from(takes_session)..];
-    let args = params
+    let mut args = params
         .zip(declared)
         .map(|(value, param)| coerce(value, &param.ty).ok_or_else(|| field_type_error(param.name)))
         .collect::<Result<Vec<_>, _>>()?;
+    // parameters added in later releases may be left out, as xapi fills them with defaults
+    let given = args.len();
+    args.extend(declared[given..].iter().map(|param| zero_value(&param.ty)));
     let call = Call {
         class,
         message,
@@ -189,6 +193,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("session", _) => session::handle(pool, &call),
         ("task", "cancel" | "create" | "destroy") => task::handle(pool, &call),
         ("event", _) => event::handle(pool, &call).await,
+        ("host", message) if host::handles(message) => Some(Ok(host::handle(&call))),
         ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         (class, message) if sr::handles(class, message) => sr::handle(pool, &call),

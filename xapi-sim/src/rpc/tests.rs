@@ -28,7 +28,20 @@ const fn f(name: &'static str, ty: Ty, qualifier: Qualifier) -> FieldMeta {
 }
 
 const fn p(name: &'static str, ty: Ty) -> ParamMeta {
-    ParamMeta { name, ty }
+    ParamMeta {
+        name,
+        ty,
+        required: true,
+    }
+}
+
+/// A trailing parameter added in a later release.
+const fn opt(name: &'static str, ty: Ty) -> ParamMeta {
+    ParamMeta {
+        name,
+        ty,
+        required: false,
+    }
 }
 
 const fn m(
@@ -67,8 +80,8 @@ static MODEL: &[ClassMeta] = &[
                 &[
                     p("uname", Ty::String),
                     p("pwd", Ty::String),
-                    p("version", Ty::String),
-                    p("originator", Ty::String),
+                    opt("version", Ty::String),
+                    opt("originator", Ty::String),
                 ],
                 Ty::Ref("session"),
                 false,

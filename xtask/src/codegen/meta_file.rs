@@ -58,9 +58,10 @@ pub(crate) fn render(model: &Datamodel, enums: &EnumTable) -> Result<String, Str
                 let ty = Type::parse(&param.ty).map_err(place)?;
                 write!(
                     params,
-                    "ParamMeta {{ name: {:?}, ty: {} }}, ",
+                    "ParamMeta {{ name: {:?}, ty: {}, required: {} }}, ",
                     param.name,
-                    ty.meta()
+                    ty.meta(),
+                    param.required
                 )
                 .unwrap();
             }

@@ -46,6 +46,14 @@ pub(crate) struct Param {
     #[serde(rename = "type")]
     pub(crate) ty: String,
     pub(crate) name: String,
+    /// `false` for parameters added in a later release, which servers fill with a default.
+    #[serde(default = "required_by_default")]
+    pub(crate) required: bool,
+}
+
+/// Parameters without a `required` flag are required.
+fn required_by_default() -> bool {
+    true
 }
 
 /// An error a message declares it may raise.

@@ -1,0 +1,116 @@
+//! Datamodel rules of the RPC layer that real clients lean on, over real sockets on both wire
+//! protocols: trailing parameters added in later releases may be left out, and messages that
+//! only look like accessors are not answered as field reads.
+
+use xapi_core::Error;
+use xapi_core::client::{Client, Protocol, Secret, Session};
+use xapi_core::wire::DateTime;
+use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+
+async fn demo_session(protocol: Protocol) -> (SimHandle, Session) {
+    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
+        .await
+        .expect("the demo starts");
+    let session = Client::builder(sim.url())
+        .protocol(protocol)
+        .build()
+        .expect("a client")
+        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "rules")
+        .await
+        .expect("root logs in");
+    (sim, session)
+}
+
+async fn first_guest(session: &Session) -> String {
+    let vms: Vec<String> = session
+        .call("VM.get_by_name_label", ("test-vm",))
+        .await
+        .expect("VM.get_by_name_label");
+    vms.into_iter().next().expect("the demo has test-vm")
+}
+
+fn failure_code(err: &Error) -> (String, Vec<String>) {
+    match err {
+        Error::Api(failure) => (failure.code.to_string(), failure.params.clone()),
+        other => panic!("expected a XAPI failure, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn optional_trailing_parameters_may_be_left_out() {
+    for protocol in [Protocol::XmlRpc, Protocol::JsonRpc] {
+        let (_sim, session) = demo_session(protocol).await;
+        let vm = first_guest(&session).await;
+        // VM.snapshot gained `ignore_vdis` in a later release: old clients send two arguments
+        let snapshot: String = session
+            .call("VM.snapshot", (&vm, "before-upgrade"))
+            .await
+            .expect("VM.snapshot without ignore_vdis");
+        let of: String = session
+            .call("VM.get_snapshot_of", (&snapshot,))
+            .await
+            .expect("snapshot_of");
+        assert_eq!(of, vm, "{protocol:?}");
+        // all of them given is fine too
+        let _: String = session
+            .call("VM.snapshot", (&vm, "explicit", Vec::<String>::new()))
+            .await
+            .expect("VM.snapshot with ignore_vdis");
+        // a required parameter missing is still a count mismatch, counted with the session
+        let err = session
+            .call::<String>("VM.snapshot", (&vm,))
+            .await
+            .expect_err("new_name is required");
+        assert_eq!(
+            failure_code(&err),
+            (
+                "MESSAGE_PARAMETER_COUNT_MISMATCH".to_owned(),
+                vec!["VM.snapshot".to_owned(), "4".to_owned(), "2".to_owned()]
+            ),
+            "{protocol:?}"
+        );
+        // one too many is refused as well
+        let err = session
+            .call::<String>("VM.snapshot", (&vm, "x", Vec::<String>::new(), "surplus"))
+            .await
+            .expect_err("five parameters");
+        assert_eq!(
+            failure_code(&err).0,
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            "{protocol:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn host_clock_and_accessor_lookalikes() {
+    let (_sim, session) = demo_session(Protocol::XmlRpc).await;
+    let hosts: Vec<String> = session.call("host.get_all", ()).await.expect("hosts");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let servertime: DateTime = session
+        .call("host.get_servertime", (&hosts[0],))
+        .await
+        .expect("host.get_servertime");
+    let served =
+        u64::try_from(servertime.to_unix_seconds().expect("a UTC time")).expect("after 1970");
+    assert!(
+        served + 1 >= before && served <= before + 5,
+        "servertime {servertime} vs local {before}"
+    );
+    // a declared message that is not a field read: not answered as one
+    let vm = first_guest(&session).await;
+    let err = session
+        .call::<Vec<String>>("VM.get_allowed_VBD_devices", (&vm,))
+        .await
+        .expect_err("not simulated");
+    assert_eq!(
+        failure_code(&err),
+        (
+            "NOT_IMPLEMENTED".to_owned(),
+            vec!["VM.get_allowed_VBD_devices".to_owned()]
+        )
+    );
+}
