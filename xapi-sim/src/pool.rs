@@ -43,6 +43,17 @@ pub(crate) struct Pool {
     mirrors: Mutex<Vec<Mirror>>,
     /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
     pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
+    /// Legacy `event.register` subscriptions, by session.
+    pub(crate) legacy_events: Mutex<HashMap<String, LegacyRegistration>>,
+}
+
+/// A session's legacy event registration (`event.register` / `event.next`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LegacyRegistration {
+    /// The subscribed classes as given (`*`, `vm`, ...).
+    pub(crate) classes: Vec<String>,
+    /// The database generation up to which events were delivered.
+    pub(crate) delivered: u64,
 }
 
 impl Pool {
@@ -68,6 +79,7 @@ impl Pool {
             foreign: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(Vec::new()),
             foreign_pool_uuids: Mutex::new(HashMap::new()),
+            legacy_events: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
         }
     }

@@ -1,11 +1,17 @@
 //! Datamodel rules of the RPC layer that real clients lean on, over real sockets on both wire
 //! protocols: trailing parameters added in later releases may be left out, and messages that
-//! only look like accessors are not answered as field reads.
+//! only look like accessors are not answered as field reads; the legacy event API.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
 use xapi_core::Error;
 use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_core::wire::DateTime;
+
+use xapi_core::wire::{DateTime, Value};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+
+/// An event record of `event.next`.
+type Event = BTreeMap<String, Value>;
 
 async fn demo_session(protocol: Protocol) -> (SimHandle, Session) {
     let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
@@ -113,4 +119,74 @@ async fn host_clock_and_accessor_lookalikes() {
             vec!["VM.get_allowed_VBD_devices".to_owned()]
         )
     );
+}
+
+#[tokio::test]
+async fn legacy_event_register_and_next() {
+    let (sim, session) = demo_session(Protocol::XmlRpc).await;
+    let err = session
+        .call::<Value>("event.next", ())
+        .await
+        .expect_err("not registered yet");
+    assert_eq!(failure_code(&err).0, "SESSION_NOT_REGISTERED");
+
+    let _: Value = session
+        .call("event.register", (vec!["VM"],))
+        .await
+        .expect("event.register");
+    let vm = first_guest(&session).await;
+    // event.next blocks until something changes after the registration
+    let waiter = {
+        let session = session.clone();
+        tokio::spawn(async move { session.call::<Vec<Event>>("event.next", ()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "event.next returned with nothing changed"
+    );
+    let _: Value = session
+        .call("VM.set_name_label", (&vm, "renamed-by-test"))
+        .await
+        .expect("rename");
+    let events = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("event.next wakes up")
+        .expect("the task runs")
+        .expect("event.next answers");
+    let text = |e: &Event, k: &str| match e.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        other => panic!("{k}: {other:?}"),
+    };
+    assert!(
+        events.iter().any(|e| text(e, "class") == "vm"
+            && text(e, "operation") == "mod"
+            && text(e, "ref") == vm),
+        "{events:?}"
+    );
+    // classes not registered are not reported; unregister drops the class
+    let _: Value = session
+        .call("event.unregister", (vec!["vm"],))
+        .await
+        .expect("event.unregister");
+    let _: Value = session
+        .call("event.register", (vec!["pool"],))
+        .await
+        .expect("event.register pool");
+    let pools: Vec<String> = session.call("pool.get_all", ()).await.expect("pools");
+    let _: Value = session
+        .call("VM.set_name_label", (&vm, "not-reported"))
+        .await
+        .expect("rename");
+    let _: Value = session
+        .call("pool.set_name_description", (&pools[0], "changed"))
+        .await
+        .expect("pool change");
+    let events: Vec<Event> = session.call("event.next", ()).await.expect("event.next");
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| text(e, "class") == "pool"),
+        "{events:?}"
+    );
+    drop(sim);
 }

@@ -1,4 +1,5 @@
-//! `event.from`, `event.inject`, `event.get_current_id`.
+//! `event.from`, `event.inject`, `event.get_current_id`; the legacy `event.register`,
+//! `event.unregister` and `event.next` are in [`super::event_legacy`].
 //!
 //! Tokens are `"%020d,%020d"` (database generation, message generation). Every object changed
 //! after the token's generation is reported once (changes are coalesced), as `add` when it was
@@ -24,13 +25,17 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         "from" => from(pool, a).await,
         "inject" => inject(pool, a),
         "get_current_id" => Ok(Value::Int(pool.db().generation() as i64)),
+        "register" | "unregister" | "next" => {
+            let session = call.session.as_deref().unwrap_or_default();
+            super::event_legacy::handle(pool, session, call.message.name, a).await
+        }
         _ => return None,
     })
 }
 
 /// One entry of the subscription list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Subscription {
+pub(crate) enum Subscription {
     /// `*`
     All,
     /// A class, lower case.
@@ -40,7 +45,8 @@ enum Subscription {
 }
 
 impl Subscription {
-    fn parse(text: &str) -> Result<Self, Failure> {
+    /// Parse one entry (`*`, a class, `class/ref`); `EVENT_SUBSCRIPTION_PARSE_FAILURE` otherwise.
+    pub(crate) fn parse(text: &str) -> Result<Self, Failure> {
         if text == "*" {
             return Ok(Self::All);
         }
@@ -126,7 +132,11 @@ async fn from(pool: &Arc<Pool>, a: &[Value]) -> Result<Value, Failure> {
 }
 
 /// The events after `since` matching the subscriptions, or `None` when there are none.
-fn collect(db: &Db, subscriptions: &[Subscription], since: u64) -> Result<Option<Value>, Failure> {
+pub(crate) fn collect(
+    db: &Db,
+    subscriptions: &[Subscription],
+    since: u64,
+) -> Result<Option<Value>, Failure> {
     let Some(deletions) = db.deletions_since(since) else {
         return Err(failure("EVENTS_LOST", [] as [&str; 0]));
     };

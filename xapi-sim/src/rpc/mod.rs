@@ -11,6 +11,7 @@ pub(crate) mod appliance;
 pub(crate) mod args;
 pub(crate) mod dr_storage;
 pub(crate) mod event;
+pub(crate) mod event_legacy;
 pub(crate) mod generic;
 pub(crate) mod host;
 pub(crate) mod recover;

@@ -17,7 +17,9 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
     Some(match call.message.name {
         "login_with_password" | "slave_local_login_with_password" => login(pool, &call.args),
         "logout" | "local_logout" => {
-            logout(&mut pool.db(), call.session.as_deref().unwrap_or_default())
+            let handle = call.session.as_deref().unwrap_or_default();
+            super::event_legacy::forget(pool, handle);
+            logout(&mut pool.db(), handle)
         }
         _ => return generic::handle(&mut pool.db(), call),
     })
