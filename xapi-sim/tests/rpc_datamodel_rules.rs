@@ -89,6 +89,54 @@ async fn optional_trailing_parameters_may_be_left_out() {
 }
 
 #[tokio::test]
+async fn snapshot_leaves_out_ignored_disks() {
+    let (_sim, session) = demo_session(Protocol::JsonRpc).await;
+    let vms: Vec<String> = session.call("VM.get_all", ()).await.expect("VMs");
+    let mut multi_disk = None;
+    for vm in vms {
+        let vbds: Vec<String> = session.call("VM.get_VBDs", (&vm,)).await.expect("VBDs");
+        let template: bool = session
+            .call("VM.get_is_a_template", (&vm,))
+            .await
+            .expect("is_a_template");
+        if vbds.len() >= 2 && !template {
+            multi_disk = Some((vm, vbds));
+            break;
+        }
+    }
+    let (vm, vbds) = multi_disk.expect("the demo has a VM with several disks");
+    let mut disks = Vec::new();
+    for vbd in &vbds {
+        let vdi: String = session.call("VBD.get_VDI", (vbd,)).await.expect("VDI");
+        disks.push(vdi);
+    }
+    let ignored = disks[1].clone();
+    let snapshot: String = session
+        .call(
+            "VM.snapshot",
+            (&vm, "without-scratch", vec![ignored.clone()]),
+        )
+        .await
+        .expect("VM.snapshot with ignore_vdis");
+    let snap_vbds: Vec<String> = session
+        .call("VM.get_VBDs", (&snapshot,))
+        .await
+        .expect("snapshot VBDs");
+    assert_eq!(snap_vbds.len(), vbds.len() - 1);
+    let mut originals = Vec::new();
+    for vbd in &snap_vbds {
+        let vdi: String = session.call("VBD.get_VDI", (vbd,)).await.expect("VDI");
+        let of: String = session
+            .call("VDI.get_snapshot_of", (&vdi,))
+            .await
+            .expect("snapshot_of");
+        originals.push(of);
+    }
+    assert!(!originals.contains(&ignored), "{originals:?}");
+    assert!(originals.contains(&disks[0]), "{originals:?}");
+}
+
+#[tokio::test]
 async fn host_clock_and_accessor_lookalikes() {
     let (_sim, session) = demo_session(Protocol::XmlRpc).await;
     let hosts: Vec<String> = session.call("host.get_all", ()).await.expect("hosts");

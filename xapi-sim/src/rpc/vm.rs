@@ -65,7 +65,13 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         "unpause" => done(transition(&mut pool.db(), &vm, "Paused", "Running")),
         "snapshot" | "snapshot_with_quiesce" => {
             let name = args::string(a, 1).unwrap_or_default();
-            snapshot(&mut pool.db(), pool, &vm, &name).map(Value::String)
+            // VM.snapshot's `ignore_vdis` (absent from snapshot_with_quiesce): disks left out
+            let ignore = if call.message.name == "snapshot" {
+                args::strings(a, 2).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            snapshot(&mut pool.db(), pool, &vm, &name, &ignore).map(Value::String)
         }
         "clone" => {
             let name = args::string(a, 1).unwrap_or_default();
@@ -203,7 +209,15 @@ fn copy_fields(db: &Db, class: &str, reference: &str) -> Result<BTreeMap<String,
 }
 
 /// `VM.snapshot`: a halted template copy of the VM, with a snapshot of each disk.
-fn snapshot(db: &mut Db, pool: &Pool, vm: &str, name: &str) -> Result<String, Failure> {
+/// `VM.snapshot`: a halted template VM with snapshot VDIs of every disk except those in
+/// `ignore` (their VBDs are left out of the snapshot, as xapi's `ignore_vdis` does).
+fn snapshot(
+    db: &mut Db,
+    pool: &Pool,
+    vm: &str,
+    name: &str,
+    ignore: &[String],
+) -> Result<String, Failure> {
     require_not_template(db, vm)?;
     let mut fields = copy_fields(db, "VM", vm)?;
     fields.insert("name_label".into(), Value::String(name.to_owned()));
@@ -213,7 +227,7 @@ fn snapshot(db: &mut Db, pool: &Pool, vm: &str, name: &str) -> Result<String, Fa
     fields.insert("snapshot_time".into(), timestamp::now());
     halted(&mut fields);
     let snap = db.create("VM", fields)?;
-    copy_devices(db, pool, vm, &snap, &DiskCopy::Snapshot)?;
+    copy_devices(db, pool, vm, &snap, &DiskCopy::Snapshot, ignore)?;
     Ok(snap)
 }
 
@@ -243,7 +257,7 @@ fn duplicate(
     fields.insert("snapshot_of".into(), Value::String(NULL_REF.to_owned()));
     halted(&mut fields);
     let copy = db.create("VM", fields)?;
-    copy_devices(db, pool, vm, &copy, how)?;
+    copy_devices(db, pool, vm, &copy, how, &[])?;
     Ok(copy)
 }
 
@@ -255,17 +269,22 @@ fn halted(fields: &mut BTreeMap<String, Value>) {
     fields.insert("guest_metrics".into(), Value::String(NULL_REF.into()));
 }
 
-/// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`.
+/// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`, leaving out the VBDs
+/// of the disks in `skip`.
 fn copy_devices(
     db: &mut Db,
     pool: &Pool,
     from: &str,
     to: &str,
     how: &DiskCopy,
+    skip: &[String],
 ) -> Result<(), Failure> {
     for vbd in db.refs_field("VM", from, "VBDs")? {
-        let mut vbd_fields = copy_fields(db, "VBD", &vbd)?;
         let vdi = db.str_field("VBD", &vbd, "VDI")?;
+        if skip.contains(&vdi) {
+            continue;
+        }
+        let mut vbd_fields = copy_fields(db, "VBD", &vbd)?;
         if vdi != NULL_REF && db.exists("VDI", &vdi) {
             let mut vdi_fields = copy_fields(db, "VDI", &vdi)?;
             match how {
