@@ -14,6 +14,7 @@ pub(crate) mod event;
 pub(crate) mod event_legacy;
 pub(crate) mod generic;
 pub(crate) mod host;
+pub(crate) mod query;
 pub(crate) mod recover;
 pub(crate) mod session;
 pub(crate) mod sr;
@@ -71,6 +72,9 @@ pub(crate) async fn call(
     let class = pool
         .class(class_name)
         .ok_or_else(|| method_unknown(method))?;
+    if message_name == "get_all_records_where" && !is_async {
+        return records_where(pool, class, method, &params);
+    }
     let message = class
         .messages
         .iter()
@@ -171,6 +175,33 @@ async fn call_foreign(
         ));
     }
     Box::pin(call(foreign, method, params)).await
+}
+
+/// `<class>.get_all_records_where(session, expr)`, hidden from the datamodel but served by
+/// xapi for every class; read-only sessions of `VDI.open_database` query their database.
+fn records_where(
+    pool: &Pool,
+    class: &ClassMeta,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Failure> {
+    let [handle, expression] = params else {
+        return Err(failure(
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            [method.to_owned(), "2".to_owned(), params.len().to_string()],
+        ));
+    };
+    let Value::String(handle) = handle else {
+        return Err(session_invalid(""));
+    };
+    let Value::String(expression) = expression else {
+        return Err(field_type_error("expr"));
+    };
+    if let Some(foreign) = pool.foreign(handle) {
+        return query::records_where(&foreign.db(), class.name, expression);
+    }
+    check_session(pool, handle)?;
+    query::records_where(&pool.db(), class.name, expression)
 }
 
 /// Check a session handle, honouring the `SESSION_INVALID after N calls` fault.

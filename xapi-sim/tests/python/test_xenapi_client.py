@@ -166,6 +166,34 @@ def test_set_and_map_updates(session):
     assert x.VM.get_memory_static_max(vm) == str(8 << 30)
 
 
+def test_get_all_records_where_filters_on_database_columns(session):
+    x = session.xenapi
+    everything = x.VM.get_all_records()
+    running = x.VM.get_all_records_where('field "power_state" = "Running"')
+    assert running and set(running) == {r for r, rec in everything.items() if rec["power_state"] == "Running"}
+    # columns are the database's: name_label is stored as name__label
+    vm = halted_vm(session)
+    label = everything[vm]["name_label"]
+    named = x.VM.get_all_records_where('field "name__label" = "%s" and not field "is_a_template" = "true"' % label)
+    assert vm in named and named[vm]["uuid"] == everything[vm]["uuid"]
+    assert x.VM.get_all_records_where("false") == {}
+    with pytest.raises(XenAPI.Failure):
+        x.VM.get_all_records_where('field "power_state" = ')
+
+
+def test_legacy_event_register_and_next(session):
+    x = session.xenapi
+    with pytest.raises(XenAPI.Failure) as err:
+        x.event.next()
+    assert err.value.details[0] == "SESSION_NOT_REGISTERED"
+    x.event.register(["vm"])
+    vm = halted_vm(session)
+    x.VM.set_name_description(vm, "seen by event.next")
+    events = x.event.next()
+    assert any(e["class"] == "vm" and e["ref"] == vm and e["operation"] == "mod" for e in events)
+    x.event.unregister(["vm"])
+
+
 def test_event_from_sees_a_change(session):
     x = session.xenapi
     vm = halted_vm(session)
