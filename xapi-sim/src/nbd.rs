@@ -3,20 +3,31 @@
 //! export names `VDI.get_nbd_info` hands out: `/<vdi-uuid>?session_id=<session ref>`. The
 //! session must be valid when the export is chosen.
 //!
+//! TLS follows the networks' `purpose`, read for every connection as xapi-nbd does: with a
+//! network of purpose `nbd` the client must upgrade with `NBD_OPT_STARTTLS` (the server
+//! presents the pool master's certificate, the `cert` of `VDI.get_nbd_info`), and any other
+//! option before it gets `NBD_REP_ERR_TLS_REQD` (`NBD_OPT_EXPORT_NAME`, which has no error
+//! reply, closes the connection) as qemu-nbd answers in that mode; with only `insecure_nbd`
+//! networks the server is plain and `NBD_OPT_STARTTLS` gets `NBD_REP_ERR_POLICY`; with both
+//! purposes in the pool, or none, connections are refused.
+//!
 //! Supported: `NBD_OPT_EXPORT_NAME`, `NBD_OPT_INFO`, `NBD_OPT_GO`, `NBD_OPT_LIST`,
-//! `NBD_OPT_ABORT`; other options get `NBD_REP_ERR_UNSUP` (no TLS, no structured replies).
-//! Commands: `READ`, `WRITE` (tracked for changed-block tracking), `FLUSH`, `DISC`.
+//! `NBD_OPT_ABORT`, `NBD_OPT_STARTTLS`; other options get `NBD_REP_ERR_UNSUP` (no structured
+//! replies). Commands: `READ`, `WRITE` (tracked for changed-block tracking), `FLUSH`, `DISC`.
 
 use std::io::SeekFrom;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::pool::Pool;
+use crate::server::tls::TlsIdentity;
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
 const IHAVEOPT: u64 = 0x4948_4156_454f_5054;
@@ -31,6 +42,7 @@ const CLIENT_NO_ZEROES: u32 = 2;
 const OPT_EXPORT_NAME: u32 = 1;
 const OPT_ABORT: u32 = 2;
 const OPT_LIST: u32 = 3;
+const OPT_STARTTLS: u32 = 5;
 const OPT_INFO: u32 = 6;
 const OPT_GO: u32 = 7;
 
@@ -39,6 +51,7 @@ const REP_INFO: u32 = 3;
 const REP_ERR_UNSUP: u32 = 0x8000_0001;
 const REP_ERR_POLICY: u32 = 0x8000_0002;
 const REP_ERR_INVALID: u32 = 0x8000_0003;
+const REP_ERR_TLS_REQD: u32 = 0x8000_0005;
 const REP_ERR_UNKNOWN: u32 = 0x8000_0006;
 
 const INFO_EXPORT: u16 = 0;
@@ -60,10 +73,43 @@ const MAX_REQUEST: u32 = 32 << 20;
 /// Largest option payload accepted.
 const MAX_OPTION: u32 = 64 << 10;
 
+/// Whether the pool's NBD traffic must be encrypted, from the networks' purposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NbdSecurity {
+    /// A network has purpose `nbd`: TLS is required.
+    Tls,
+    /// Only `insecure_nbd` networks: plain NBD.
+    Plain,
+}
+
+/// The pool's NBD security, or why connections are refused (no NBD network, or both purposes:
+/// xapi-nbd calls that configuration contradictory).
+pub(crate) fn security(pool: &Pool) -> Result<NbdSecurity, &'static str> {
+    let db = pool.db();
+    let mut tls = false;
+    let mut plain = false;
+    for network in db.refs("network").unwrap_or_default() {
+        for purpose in db
+            .refs_field("network", &network, "purpose")
+            .unwrap_or_default()
+        {
+            tls |= purpose == "nbd";
+            plain |= purpose == "insecure_nbd";
+        }
+    }
+    match (tls, plain) {
+        (true, true) => Err("contradictory configuration: nbd and insecure_nbd network purposes"),
+        (true, false) => Ok(NbdSecurity::Tls),
+        (false, true) => Ok(NbdSecurity::Plain),
+        (false, false) => Err("no network has purpose nbd or insecure_nbd"),
+    }
+}
+
 /// Bind `addr` and serve the pool's VDIs over NBD until the task is aborted.
 pub(crate) async fn listen(
     pool: Arc<Pool>,
     addr: SocketAddr,
+    identity: TlsIdentity,
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
     let listener = TcpListener::bind(addr)
         .await
@@ -76,8 +122,9 @@ pub(crate) async fn listen(
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     let pool = Arc::clone(&pool);
+                    let identity = identity.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = serve(&pool, stream).await {
+                        if let Err(err) = serve(&pool, stream, &identity).await {
                             tracing::debug!(%peer, error = %err, "nbd connection ended");
                         }
                     });
@@ -117,75 +164,146 @@ fn resolve(pool: &Pool, name: &str) -> Option<Export> {
     })
 }
 
-type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
-type Writer = BufWriter<tokio::net::tcp::OwnedWriteHalf>;
+/// A connection, buffered both ways (over TCP, then over TLS after `NBD_OPT_STARTTLS`).
+type Conn<S> = BufReader<BufWriter<S>>;
 
-async fn serve(pool: &Pool, stream: TcpStream) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let mut input = BufReader::new(read);
-    let mut output = BufWriter::new(write);
-    output.write_u64(NBDMAGIC).await?;
-    output.write_u64(IHAVEOPT).await?;
-    output
-        .write_u16(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)
-        .await?;
-    output.flush().await?;
-    let client_flags = input.read_u32().await?;
-    let no_zeroes = client_flags & CLIENT_NO_ZEROES != 0;
-    let Some(export) = negotiate(pool, &mut input, &mut output, no_zeroes).await? else {
-        return Ok(());
-    };
-    transmit(pool, &export, &mut input, &mut output).await
+/// Where the connection stands with TLS during option haggling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsState {
+    /// TLS is required and not negotiated yet.
+    Required,
+    /// The connection runs over TLS.
+    Established,
+    /// The server is plain.
+    Unavailable,
 }
 
-/// Option haggling; the export chosen, or `None` when the client aborted.
-async fn negotiate(
-    pool: &Pool,
-    input: &mut Reader,
-    output: &mut Writer,
-    no_zeroes: bool,
-) -> std::io::Result<Option<Export>> {
-    loop {
-        if input.read_u64().await? != IHAVEOPT {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "bad option magic",
-            ));
+/// How option haggling ended.
+enum Negotiated {
+    /// The client chose an export: transmission follows.
+    Export(Export),
+    /// The client asked for TLS and got `NBD_REP_ACK`: the handshake follows.
+    StartTls,
+    /// The client aborted, or the connection must close.
+    Closed,
+}
+
+fn invalid_data(message: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+async fn serve(pool: &Pool, stream: TcpStream, identity: &TlsIdentity) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let security = match security(pool) {
+        Ok(security) => security,
+        Err(reason) => {
+            tracing::info!(reason, "nbd connection refused");
+            return Ok(());
         }
-        let option = input.read_u32().await?;
-        let length = input.read_u32().await?;
+    };
+    let mut conn = BufReader::new(BufWriter::new(stream));
+    conn.write_u64(NBDMAGIC).await?;
+    conn.write_u64(IHAVEOPT).await?;
+    conn.write_u16(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES).await?;
+    conn.flush().await?;
+    let client_flags = conn.read_u32().await?;
+    let no_zeroes = client_flags & CLIENT_NO_ZEROES != 0;
+    let state = match security {
+        NbdSecurity::Tls => TlsState::Required,
+        NbdSecurity::Plain => TlsState::Unavailable,
+    };
+    match negotiate(pool, &mut conn, no_zeroes, state).await? {
+        Negotiated::Export(export) => transmit(pool, &export, &mut conn).await,
+        Negotiated::Closed => Ok(()),
+        Negotiated::StartTls => {
+            // the client waits for the handshake: nothing of its may be buffered yet
+            if !conn.buffer().is_empty() {
+                return Err(invalid_data("data after NBD_OPT_STARTTLS"));
+            }
+            let tcp = conn.into_inner().into_inner();
+            let tls = identity.acceptor.accept(tcp).await?;
+            let mut conn = BufReader::new(BufWriter::new(tls));
+            match negotiate(pool, &mut conn, no_zeroes, TlsState::Established).await? {
+                Negotiated::Export(export) => transmit(pool, &export, &mut conn).await,
+                Negotiated::Closed | Negotiated::StartTls => Ok(()),
+            }
+        }
+    }
+}
+
+/// Option haggling, until an export is chosen, TLS is to start, or the client leaves.
+async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    pool: &Pool,
+    conn: &mut Conn<S>,
+    no_zeroes: bool,
+    tls: TlsState,
+) -> std::io::Result<Negotiated> {
+    loop {
+        if conn.read_u64().await? != IHAVEOPT {
+            return Err(invalid_data("bad option magic"));
+        }
+        let option = conn.read_u32().await?;
+        let length = conn.read_u32().await?;
         if length > MAX_OPTION {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "option too large",
-            ));
+            return Err(invalid_data("option too large"));
         }
         let mut data = vec![0_u8; length as usize];
-        input.read_exact(&mut data).await?;
+        conn.read_exact(&mut data).await?;
+        if option == OPT_STARTTLS {
+            if length != 0 {
+                // as qemu-nbd: a client that cannot start TLS correctly is dropped
+                reply(conn, option, REP_ERR_INVALID, b"STARTTLS takes no data").await?;
+                return Ok(Negotiated::Closed);
+            }
+            match tls {
+                TlsState::Required => {
+                    reply(conn, option, REP_ACK, &[]).await?;
+                    return Ok(Negotiated::StartTls);
+                }
+                TlsState::Established => {
+                    reply(conn, option, REP_ERR_INVALID, b"TLS already enabled").await?;
+                }
+                TlsState::Unavailable => {
+                    reply(conn, option, REP_ERR_POLICY, b"TLS not configured").await?;
+                }
+            }
+            continue;
+        }
+        if tls == TlsState::Required {
+            if option == OPT_EXPORT_NAME {
+                // no error reply exists for this option: drop the connection
+                return Ok(Negotiated::Closed);
+            }
+            let message = format!("Option 0x{option:x} not permitted before TLS");
+            reply(conn, option, REP_ERR_TLS_REQD, message.as_bytes()).await?;
+            if option == OPT_ABORT {
+                return Ok(Negotiated::Closed);
+            }
+            continue;
+        }
         match option {
             OPT_EXPORT_NAME => {
                 let name = String::from_utf8_lossy(&data).into_owned();
                 // the old-style option has no error reply: an unknown export closes the connection
                 let Some(export) = resolve(pool, &name) else {
-                    return Ok(None);
+                    return Ok(Negotiated::Closed);
                 };
-                output.write_u64(export.size).await?;
-                output.write_u16(TRANS_HAS_FLAGS | TRANS_SEND_FLUSH).await?;
+                conn.write_u64(export.size).await?;
+                conn.write_u16(TRANS_HAS_FLAGS | TRANS_SEND_FLUSH).await?;
                 if !no_zeroes {
-                    output.write_all(&[0_u8; 124]).await?;
+                    conn.write_all(&[0_u8; 124]).await?;
                 }
-                output.flush().await?;
-                return Ok(Some(export));
+                conn.flush().await?;
+                return Ok(Negotiated::Export(export));
             }
             OPT_INFO | OPT_GO => {
                 let Some(name) = info_request_name(&data) else {
-                    reply(output, option, REP_ERR_INVALID, b"malformed request").await?;
+                    reply(conn, option, REP_ERR_INVALID, b"malformed request").await?;
                     continue;
                 };
                 let Some(export) = resolve(pool, &name) else {
                     reply(
-                        output,
+                        conn,
                         option,
                         REP_ERR_UNKNOWN,
                         b"unknown export or invalid session",
@@ -197,21 +315,21 @@ async fn negotiate(
                 info.extend_from_slice(&INFO_EXPORT.to_be_bytes());
                 info.extend_from_slice(&export.size.to_be_bytes());
                 info.extend_from_slice(&(TRANS_HAS_FLAGS | TRANS_SEND_FLUSH).to_be_bytes());
-                reply(output, option, REP_INFO, &info).await?;
-                reply(output, option, REP_ACK, &[]).await?;
+                reply(conn, option, REP_INFO, &info).await?;
+                reply(conn, option, REP_ACK, &[]).await?;
                 if option == OPT_GO {
-                    return Ok(Some(export));
+                    return Ok(Negotiated::Export(export));
                 }
             }
             OPT_LIST => {
                 // export names embed a session, so none is listed
-                reply(output, option, REP_ERR_POLICY, b"exports are not listed").await?;
+                reply(conn, option, REP_ERR_POLICY, b"exports are not listed").await?;
             }
             OPT_ABORT => {
-                reply(output, option, REP_ACK, &[]).await?;
-                return Ok(None);
+                reply(conn, option, REP_ACK, &[]).await?;
+                return Ok(Negotiated::Closed);
             }
-            _ => reply(output, option, REP_ERR_UNSUP, b"unsupported option").await?,
+            _ => reply(conn, option, REP_ERR_UNSUP, b"unsupported option").await?,
         }
     }
 }
@@ -223,7 +341,12 @@ fn info_request_name(data: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(name).into_owned())
 }
 
-async fn reply(output: &mut Writer, option: u32, kind: u32, data: &[u8]) -> std::io::Result<()> {
+async fn reply<W: AsyncWrite + Unpin>(
+    output: &mut W,
+    option: u32,
+    kind: u32,
+    data: &[u8],
+) -> std::io::Result<()> {
     output.write_u64(REPLY_MAGIC).await?;
     output.write_u32(option).await?;
     output.write_u32(kind).await?;
@@ -232,8 +355,8 @@ async fn reply(output: &mut Writer, option: u32, kind: u32, data: &[u8]) -> std:
     output.flush().await
 }
 
-async fn simple_reply(
-    output: &mut Writer,
+async fn simple_reply<W: AsyncWrite + Unpin>(
+    output: &mut W,
     error: u32,
     handle: u64,
     data: &[u8],
@@ -246,26 +369,25 @@ async fn simple_reply(
 }
 
 /// The transmission phase: serve requests until `NBD_CMD_DISC` or the connection closes.
-async fn transmit(
+async fn transmit<S: AsyncRead + AsyncWrite + Unpin>(
     pool: &Pool,
     export: &Export,
-    input: &mut Reader,
-    output: &mut Writer,
+    conn: &mut Conn<S>,
 ) -> std::io::Result<()> {
     let path = pool.storage.path(&export.uuid);
     let mut buffer = Vec::new();
     loop {
-        if input.read_u32().await? != REQUEST_MAGIC {
+        if conn.read_u32().await? != REQUEST_MAGIC {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "bad request magic",
             ));
         }
-        let _flags = input.read_u16().await?;
-        let command = input.read_u16().await?;
-        let handle = input.read_u64().await?;
-        let offset = input.read_u64().await?;
-        let length = input.read_u32().await?;
+        let _flags = conn.read_u16().await?;
+        let command = conn.read_u16().await?;
+        let handle = conn.read_u64().await?;
+        let offset = conn.read_u64().await?;
+        let length = conn.read_u32().await?;
         // opened per request: breaking or resyncing the storage mirror replaces the image file
         let opened = tokio::fs::OpenOptions::new()
             .read(true)
@@ -277,9 +399,9 @@ async fn transmit(
             Err(_) if command == CMD_DISC => return Ok(()),
             Err(_) => {
                 if command == CMD_WRITE {
-                    skip_payload(input, length, &mut buffer).await?;
+                    skip_payload(conn, length, &mut buffer).await?;
                 }
-                simple_reply(output, EIO, handle, &[]).await?;
+                simple_reply(conn, EIO, handle, &[]).await?;
                 continue;
             }
         };
@@ -290,7 +412,7 @@ async fn transmit(
         match command {
             CMD_READ => {
                 if !in_range {
-                    simple_reply(output, EINVAL, handle, &[]).await?;
+                    simple_reply(conn, EINVAL, handle, &[]).await?;
                     continue;
                 }
                 buffer.resize(length as usize, 0);
@@ -300,8 +422,8 @@ async fn transmit(
                 }
                 .await;
                 match read {
-                    Ok(()) => simple_reply(output, 0, handle, &buffer).await?,
-                    Err(_) => simple_reply(output, EIO, handle, &[]).await?,
+                    Ok(()) => simple_reply(conn, 0, handle, &buffer).await?,
+                    Err(_) => simple_reply(conn, EIO, handle, &[]).await?,
                 }
             }
             CMD_WRITE => {
@@ -312,13 +434,13 @@ async fn transmit(
                     ));
                 }
                 buffer.resize(length as usize, 0);
-                input.read_exact(&mut buffer).await?;
+                conn.read_exact(&mut buffer).await?;
                 if !in_range {
-                    simple_reply(output, EINVAL, handle, &[]).await?;
+                    simple_reply(conn, EINVAL, handle, &[]).await?;
                     continue;
                 }
                 if crate::mirror::is_read_only_replica(pool, &export.uuid) {
-                    simple_reply(output, EPERM, handle, &[]).await?;
+                    simple_reply(conn, EPERM, handle, &[]).await?;
                     continue;
                 }
                 let written = async {
@@ -329,9 +451,9 @@ async fn transmit(
                 match written {
                     Ok(()) => {
                         pool.note_write(&export.uuid, offset, u64::from(length));
-                        simple_reply(output, 0, handle, &[]).await?;
+                        simple_reply(conn, 0, handle, &[]).await?;
                     }
-                    Err(_) => simple_reply(output, EIO, handle, &[]).await?,
+                    Err(_) => simple_reply(conn, EIO, handle, &[]).await?,
                 }
             }
             CMD_FLUSH => {
@@ -340,17 +462,17 @@ async fn transmit(
                 } else {
                     EIO
                 };
-                simple_reply(output, error, handle, &[]).await?;
+                simple_reply(conn, error, handle, &[]).await?;
             }
             CMD_DISC => return Ok(()),
-            _ => simple_reply(output, EPERM, handle, &[]).await?,
+            _ => simple_reply(conn, EPERM, handle, &[]).await?,
         }
     }
 }
 
 /// Read and drop the `length`-byte payload of a write that cannot be served.
-async fn skip_payload(
-    input: &mut Reader,
+async fn skip_payload<R: AsyncRead + Unpin>(
+    input: &mut R,
     length: u32,
     buffer: &mut Vec<u8>,
 ) -> std::io::Result<()> {
