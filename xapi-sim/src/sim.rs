@@ -127,6 +127,7 @@ impl Simulator {
             let state_path = persist::state_file(&state_dir, name);
             if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
                 pool.replace_db(saved);
+                persist::resume(&pool, persist::load_cbt(&state_path)?);
             } else {
                 scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
                     scenario: config.scenario.to_string(),
@@ -139,7 +140,7 @@ impl Simulator {
             }
             let pool = Arc::new(pool);
             if config.state_dir.is_some() {
-                tasks.push(persist::spawn_saver(Arc::clone(&pool), state_path.clone()));
+                tasks.extend(persist::spawn_saver(Arc::clone(&pool), state_path.clone()));
                 saves.push((Arc::clone(&pool), state_path));
             }
             pools.push(pool);
