@@ -9,7 +9,7 @@ use std::path::Path;
 use base64::Engine as _;
 use tokio::process::Command;
 use xapi_core::client::Session;
-use xapi_dr::metadata::{Database, read_db_xml, read_redo_log};
+use xapi_dr::metadata::read_redo_log;
 use xapi_sim::{Scenario, SimConfig, SimHandle, Simulator};
 
 #[derive(Debug, serde::Deserialize)]
@@ -149,24 +149,6 @@ async fn changed_block_tracking_survives_a_restart() {
     assert_eq!(changed_blocks(&session, &base, &live).await, [0, 48, 78]);
 }
 
-async fn dump(session: &Session) -> Database {
-    let bytes = session
-        .get("/pool/xmldbdump", &[], None)
-        .await
-        .unwrap()
-        .bytes(64 << 20)
-        .await
-        .unwrap();
-    read_db_xml(&bytes[..]).unwrap()
-}
-
-fn persistent_tables(mut db: Database) -> Vec<(String, xapi_dr::metadata::Table)> {
-    db.recompute_relations();
-    db.tables()
-        .map(|(name, table)| (name.to_owned(), table.clone()))
-        .collect()
-}
-
 async fn rename(session: &Session, vm_name: &str, description: &str) {
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", (vm_name,))
@@ -259,8 +241,8 @@ async fn database_replication_goes_on_after_a_restart() {
             .unwrap()
     };
     assert!(latest, "the log is live again");
-    let logged = persistent_tables(after.database);
-    let dumped = persistent_tables(dump(&session).await);
+    let logged = support::persistent_tables(after.database);
+    let dumped = support::persistent_tables(support::dump(&session).await);
     let (columns, stamps) = differences(&logged, &dumped);
     assert!(
         columns.is_empty(),

@@ -36,12 +36,7 @@ struct NbdInfo {
 async fn demo() -> (SimHandle, Session, String) {
     let sim = support::start(Scenario::Demo, true).await;
     let session = support::login(&sim).await;
-    let vms: Vec<String> = session
-        .call("VM.get_by_name_label", ("mail",))
-        .await
-        .unwrap();
-    let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
-    let vdi: String = session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap();
+    let vdi = support::first_disk_of(&session, "mail").await;
     (sim, session, vdi)
 }
 
@@ -201,12 +196,7 @@ async fn a_client_without_starttls_is_refused_with_tls_reqd() {
 async fn plain_networks_refuse_starttls_by_policy() {
     let sim = support::start(Scenario::Demo, false).await;
     let session = support::login(&sim).await;
-    let vms: Vec<String> = session
-        .call("VM.get_by_name_label", ("mail",))
-        .await
-        .unwrap();
-    let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
-    let vdi: String = session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap();
+    let vdi = support::first_disk_of(&session, "mail").await;
     let info = nbd_info(&session, &vdi).await;
     let mut tcp = TcpStream::connect((info.address.as_str(), info.port as u16))
         .await

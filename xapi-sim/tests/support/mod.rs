@@ -24,6 +24,83 @@ pub async fn start(scenario: Scenario, tls: bool) -> SimHandle {
     .expect("the simulator starts")
 }
 
+/// A simulator started with `config`, and a root session (JSON-RPC) on its first pool.
+pub async fn start_and_login(config: SimConfig) -> (SimHandle, Session) {
+    let sim = Simulator::start(config)
+        .await
+        .expect("the simulator starts");
+    let session = login(&sim).await;
+    (sim, session)
+}
+
+/// The demo (plain HTTP), and a root session (JSON-RPC) on its primary pool.
+pub async fn demo() -> (SimHandle, Session) {
+    start_and_login(SimConfig::with_scenario(Scenario::Demo)).await
+}
+
+/// The demo (plain HTTP), and a root session on its primary pool over `protocol`.
+pub async fn demo_over(protocol: Protocol) -> (SimHandle, Session) {
+    let sim = start(Scenario::Demo, false).await;
+    let session = login_over(&sim, sim.url(), protocol).await;
+    (sim, session)
+}
+
+/// The code of a XAPI failure; panics on anything else.
+pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> String {
+    match result {
+        Err(xapi_core::Error::Api(f)) => f.code.as_str().to_owned(),
+        other => panic!("expected a XAPI failure, got {other:?}"),
+    }
+}
+
+/// The first disk (VDI reference) of the VM called `vm_name`.
+pub async fn first_disk_of(session: &Session, vm_name: &str) -> String {
+    let vms: Vec<String> = session
+        .call("VM.get_by_name_label", (vm_name,))
+        .await
+        .unwrap();
+    let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
+    session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap()
+}
+
+/// Run a tool (qemu-img, qemu-io) without blocking the runtime that serves it; its stdout.
+/// Panics with the tool's stderr when it fails.
+pub async fn run(program: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The pool database from `GET /pool/xmldbdump`.
+pub async fn dump(session: &Session) -> xapi_dr::metadata::Database {
+    let bytes = session
+        .get("/pool/xmldbdump", &[], None)
+        .await
+        .unwrap()
+        .bytes(64 << 20)
+        .await
+        .unwrap();
+    xapi_dr::metadata::read_db_xml(&bytes[..]).unwrap()
+}
+
+/// Every table of a database, one-to-many sets recomputed, for comparisons.
+pub fn persistent_tables(
+    mut db: xapi_dr::metadata::Database,
+) -> Vec<(String, xapi_dr::metadata::Table)> {
+    db.recompute_relations();
+    db.tables()
+        .map(|(name, table)| (name.to_owned(), table.clone()))
+        .collect()
+}
+
 /// A client of `url` (pinned to the simulator's certificate with TLS).
 pub fn client(sim: &SimHandle, url: &str, protocol: Protocol) -> Client {
     let mut builder = Client::builder(url).protocol(protocol);
@@ -38,9 +115,14 @@ pub async fn login(sim: &SimHandle) -> Session {
     login_to(sim, sim.url()).await
 }
 
-/// A root session on the pool at `url`.
+/// A root session (JSON-RPC) on the pool at `url`.
 pub async fn login_to(sim: &SimHandle, url: &str) -> Session {
-    client(sim, url, Protocol::JsonRpc)
+    login_over(sim, url, Protocol::JsonRpc).await
+}
+
+/// A root session on the pool at `url` over `protocol`.
+pub async fn login_over(sim: &SimHandle, url: &str, protocol: Protocol) -> Session {
+    client(sim, url, protocol)
         .login_with_password(
             "root",
             Secret::new(DEFAULT_PASSWORD),
