@@ -499,3 +499,62 @@ async fn read_full(file: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use xapi_core::wire::Value;
+
+    use super::*;
+    use crate::clock::SimClock;
+    use crate::faults::Faults;
+    use crate::storage::Storage;
+
+    fn pool_with_purposes(purposes: &[&[&str]]) -> (tempfile::TempDir, Pool) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let pool = Pool::new(
+            "t",
+            xapi_core::api::meta::CLASSES,
+            "pw",
+            SimClock::new(1.0),
+            Faults::default(),
+            storage,
+        );
+        for purpose in purposes {
+            let purpose = purpose
+                .iter()
+                .map(|p| Value::String((*p).to_owned()))
+                .collect();
+            pool.db()
+                .create(
+                    "network",
+                    BTreeMap::from([("purpose".to_owned(), Value::Array(purpose))]),
+                )
+                .unwrap();
+        }
+        (dir, pool)
+    }
+
+    #[test]
+    fn the_networks_purposes_decide_tls_as_xapi_nbd_does() {
+        let (_dir, pool) = pool_with_purposes(&[&[], &["nbd"]]);
+        assert_eq!(security(&pool), Ok(NbdSecurity::Tls));
+        let (_dir, pool) = pool_with_purposes(&[&["insecure_nbd"], &[]]);
+        assert_eq!(security(&pool), Ok(NbdSecurity::Plain));
+        let (_dir, pool) = pool_with_purposes(&[&["insecure_nbd"], &["nbd"]]);
+        assert!(security(&pool).unwrap_err().contains("contradictory"));
+        let (_dir, pool) = pool_with_purposes(&[&[]]);
+        assert!(security(&pool).unwrap_err().contains("no network"));
+    }
+
+    #[test]
+    fn info_requests_name_their_export() {
+        let mut data = 5_u32.to_be_bytes().to_vec();
+        data.extend_from_slice(b"/uuid");
+        data.extend_from_slice(&0_u16.to_be_bytes());
+        assert_eq!(info_request_name(&data).as_deref(), Some("/uuid"));
+        assert_eq!(info_request_name(&data[..6]), None, "a cut name");
+    }
+}
