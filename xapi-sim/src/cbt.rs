@@ -2,6 +2,17 @@
 //! sequence number; a snapshot remembers where the log stood; `list_changed_blocks(from, to)`
 //! is the set of blocks written between the two points, as a base64 bitmap (one bit per block,
 //! most significant bit first).
+//!
+//! With `--state` the whole state is saved as text next to the database ([`Cbt::to_text`],
+//! [`Cbt::from_text`]), so that bitmaps, `cbt_metadata` bases and tracked disks survive a
+//! restart:
+//!
+//! ```text
+//! xapi-sim-cbt 1
+//! point <vdi-uuid> <lineage-uuid> live|<log position>
+//! log <lineage-uuid> <latest sequence number>
+//! write <lineage-uuid> <block> <seq> <seq> ...
+//! ```
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -26,11 +37,26 @@ struct Log {
     writes: HashMap<u64, Vec<u64>>,
 }
 
-/// The CBT state of a pool (in memory; it does not survive a restart).
+/// The CBT state of a pool.
 #[derive(Debug, Default)]
 pub(crate) struct Cbt {
     points: HashMap<String, Point>,
     logs: HashMap<String, Log>,
+    /// Bumped by every change, so that a saver knows when to write.
+    revision: u64,
+}
+
+/// The first line of the saved form.
+const TEXT_HEADER: &str = "xapi-sim-cbt 1";
+
+/// Why a saved CBT state cannot be read: the 1-based line and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub(crate) struct CbtTextError {
+    /// The 1-based line number.
+    pub(crate) line: usize,
+    /// What is wrong.
+    pub(crate) reason: String,
 }
 
 /// Why two VDIs cannot be compared.
@@ -45,6 +71,7 @@ pub(crate) enum CbtError {
 impl Cbt {
     /// Start tracking a live disk (idempotent).
     pub(crate) fn enable(&mut self, uuid: &str) {
+        self.revision += 1;
         self.points.entry(uuid.to_owned()).or_insert_with(|| Point {
             lineage: uuid.to_owned(),
             at: None,
@@ -54,6 +81,7 @@ impl Cbt {
 
     /// Stop tracking a disk: its metadata goes; snapshots keep theirs.
     pub(crate) fn disable(&mut self, uuid: &str) {
+        self.revision += 1;
         if self.points.get(uuid).is_some_and(|p| p.at.is_none()) {
             self.points.remove(uuid);
         }
@@ -69,6 +97,7 @@ impl Cbt {
         let Some(point) = self.points.get(source).cloned() else {
             return;
         };
+        self.revision += 1;
         let at = match point.at {
             Some(at) => at,
             None => self.logs.get(&point.lineage).map_or(0, |l| l.seq),
@@ -95,6 +124,7 @@ impl Cbt {
         };
         log.seq += 1;
         let seq = log.seq;
+        self.revision += 1;
         for block in offset / BLOCK..=(offset + length - 1) / BLOCK {
             log.writes.entry(block).or_default().push(seq);
         }
@@ -140,6 +170,114 @@ impl Cbt {
     }
 }
 
+impl Cbt {
+    /// A number that changes whenever the state does.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The state in its saved form (sorted, so equal states give equal texts).
+    pub(crate) fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from(TEXT_HEADER);
+        out.push('\n');
+        let mut points: Vec<_> = self.points.iter().collect();
+        points.sort_by(|a, b| a.0.cmp(b.0));
+        for (uuid, point) in points {
+            let at = point
+                .at
+                .map_or_else(|| "live".to_owned(), |at| at.to_string());
+            let _ = writeln!(out, "point {uuid} {} {at}", point.lineage);
+        }
+        let mut logs: Vec<_> = self.logs.iter().collect();
+        logs.sort_by(|a, b| a.0.cmp(b.0));
+        for (lineage, log) in logs {
+            let _ = writeln!(out, "log {lineage} {}", log.seq);
+            let mut blocks: Vec<_> = log.writes.iter().collect();
+            blocks.sort_by_key(|(block, _)| **block);
+            for (block, seqs) in blocks {
+                let _ = write!(out, "write {lineage} {block}");
+                for seq in seqs {
+                    let _ = write!(out, " {seq}");
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Read a state saved by [`Cbt::to_text`].
+    pub(crate) fn from_text(text: &str) -> Result<Self, CbtTextError> {
+        let mut cbt = Self::default();
+        let mut lines = text.lines().enumerate().map(|(i, line)| (i + 1, line));
+        match lines.next() {
+            Some((_, header)) if header == TEXT_HEADER => {}
+            _ => {
+                return Err(CbtTextError {
+                    line: 1,
+                    reason: format!("expected the header {TEXT_HEADER:?}"),
+                });
+            }
+        }
+        for (line, content) in lines {
+            let fail = |reason: String| CbtTextError { line, reason };
+            let number = |word: Option<&str>, what: &str| -> Result<u64, CbtTextError> {
+                let word = word.ok_or_else(|| fail(format!("missing {what}")))?;
+                word.parse()
+                    .map_err(|_| fail(format!("{what} {word:?} is not a number")))
+            };
+            let mut words = content.split_ascii_whitespace();
+            match words.next() {
+                None => {}
+                Some("point") => {
+                    let (Some(uuid), Some(lineage), Some(at)) =
+                        (words.next(), words.next(), words.next())
+                    else {
+                        return Err(fail("a point needs a VDI, a lineage and a position".into()));
+                    };
+                    let at = if at == "live" {
+                        None
+                    } else {
+                        Some(number(Some(at), "position")?)
+                    };
+                    cbt.points.insert(
+                        uuid.to_owned(),
+                        Point {
+                            lineage: lineage.to_owned(),
+                            at,
+                        },
+                    );
+                }
+                Some("log") => {
+                    let lineage = words.next().ok_or_else(|| fail("missing lineage".into()))?;
+                    let seq = number(words.next(), "sequence number")?;
+                    cbt.logs.entry(lineage.to_owned()).or_default().seq = seq;
+                }
+                Some("write") => {
+                    let lineage = words.next().ok_or_else(|| fail("missing lineage".into()))?;
+                    let block = number(words.next(), "block")?;
+                    let seqs = words
+                        .map(|w| number(Some(w), "sequence number"))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let log = cbt
+                        .logs
+                        .get_mut(lineage)
+                        .ok_or_else(|| fail(format!("write to {lineage} before its log line")))?;
+                    if let Some(seq) = seqs.iter().find(|s| **s > log.seq) {
+                        return Err(fail(format!(
+                            "sequence number {seq} is after the log's latest {}",
+                            log.seq
+                        )));
+                    }
+                    log.writes.insert(block, seqs);
+                }
+                Some(other) => return Err(fail(format!("unknown record {other:?}"))),
+            }
+        }
+        Ok(cbt)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +301,43 @@ mod tests {
             cbt.changed_blocks("snap1", "other", BLOCK),
             Err(CbtError::NoMetadata("other".into()))
         );
+    }
+
+    #[test]
+    fn the_saved_form_gives_back_the_same_bitmaps() {
+        let mut cbt = Cbt::default();
+        cbt.enable("disk");
+        cbt.note_write("disk", BLOCK * 2, 1);
+        cbt.snapshot("disk", "base");
+        cbt.note_write("disk", BLOCK * 5, BLOCK * 2);
+        let revision = cbt.revision();
+        let text = cbt.to_text();
+        let mut loaded = Cbt::from_text(&text).unwrap();
+        assert_eq!(loaded.to_text(), text);
+        assert_eq!(
+            loaded.changed_blocks("base", "disk", BLOCK * 8),
+            cbt.changed_blocks("base", "disk", BLOCK * 8)
+        );
+        // the loaded log goes on where it stood
+        loaded.note_write("disk", 0, 1);
+        assert_eq!(
+            loaded.changed_blocks("base", "disk", BLOCK * 8).unwrap(),
+            vec![0b1000_0110]
+        );
+        assert!(cbt.revision() == revision);
+    }
+
+    #[test]
+    fn a_damaged_saved_form_names_the_line() {
+        let err = Cbt::from_text("xapi-sim-cbt 1\nlog d 3\nwrite d 7 2 x\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.reason.contains("\"x\""), "{err}");
+        let err = Cbt::from_text("xapi-sim-cbt 1\nwrite d 1 1\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = Cbt::from_text("log d 1\n").unwrap_err();
+        assert_eq!(err.line, 1);
+        let err = Cbt::from_text("xapi-sim-cbt 1\nlog d 1\nwrite d 0 5\n").unwrap_err();
+        assert!(err.reason.contains("after the log's latest"), "{err}");
     }
 
     #[test]

@@ -20,19 +20,24 @@
 //!   task on every transfer.
 //! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
 //!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); an NBD server per
-//!   pool with the export names of `VDI.get_nbd_info`.
+//!   pool with the export names of `VDI.get_nbd_info`, over TLS (`NBD_OPT_STARTTLS`, the
+//!   master's certificate as `cert`) when a network has purpose `nbd` (the demo's with `--tls`),
+//!   plain with `insecure_nbd`.
 //! - **Disaster recovery**: `SR.enable_database_replication` writes the pool database into a
 //!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); `VDI.open_database` gives a read-only
 //!   session on such a database; `VM.recover` / `VM_appliance.recover` bring VMs back from it.
-//! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart.
+//! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart,
+//!   with its changed-block tracking; database replication resumes on the pool's metadata VDIs
+//!   (the log goes on with a full database, then deltas, as xapi's re-enable writes).
 //!
 //!   On the demo's DR pool, `SR.probe` / `DR_task.create` with [`DEMO_MIRROR_DEVICE_CONFIG`] find
 //!   the storage mirror of the primary's replicated SR; `SR.introduce`, `PBD.plug` (which scans
 //!   the mirror), `PBD.unplug`, `SR.forget` and `DR_task.destroy` follow xapi.
 //!
-//! - **Pool members**: on loopback without TLS, each host other than the master listens on its
-//!   own `host.address` (127.0.0.2, ...) with the master's port, answers `HOST_IS_SLAVE` to
-//!   RPCs and redirects data-plane requests to the master with a 302.
+//! - **Pool members**: on loopback, each host other than the master listens on its own
+//!   `host.address` (127.0.0.2, ...) with the master's port (with `--tls`, over HTTPS with a
+//!   certificate of its own: [`PoolEndpoint::member_fingerprints`]), answers `HOST_IS_SLAVE`
+//!   to RPCs and redirects data-plane requests to the master with a 302.
 //!
 //!   The mirror is an explicit state ([`MirrorMode`]): `mirrored` (the DR side's images are the
 //!   primary's, so writes on the primary replicate, and the DR side refuses writes through NBD
@@ -41,8 +46,7 @@
 //!   the primary and the mirror is `mirrored` again). Switch it with
 //!   [`SimHandle::set_mirror_mode`] or `POST /_sim/mirror?mode=...` on the DR pool.
 //!
-//! Not simulated (yet): VHD import, `base=` deltas, members
-//! over TLS, TLS on NBD, VM snapshots in recoveries.
+//! Not simulated (yet): VHD import, `base=` deltas, VM snapshots in recoveries.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xapi_sim::Error> {

@@ -1,7 +1,7 @@
 //! `xapi-sim`: serve simulated XAPI pools until killed.
 //!
 //! Prints `xapi-sim listening on URL` (one line per pool, with ` pool=NAME`, in the demo) and,
-//! with `--tls`, `fingerprint sha256:HEX`.
+//! with `--tls`, `fingerprint sha256:HEX`. Ctrl-C or SIGTERM saves the state and exits.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -64,7 +64,8 @@ async fn main() -> ExitCode {
         }
         let _ = stdout.flush();
     }
-    match tokio::signal::ctrl_c().await {
+    match stop_signal().await {
+        // dropping the handle saves the state one last time
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("xapi-sim: cannot wait for a signal: {err}");
@@ -72,5 +73,22 @@ async fn main() -> ExitCode {
             std::future::pending::<()>().await;
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Wait for Ctrl-C or (on Unix) SIGTERM, what scripts and service managers stop it with.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
     }
 }

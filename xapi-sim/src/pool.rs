@@ -35,6 +35,8 @@ pub(crate) struct Pool {
     pub(crate) cbt: Mutex<Cbt>,
     /// Where the pool's NBD server listens, once started.
     pub(crate) nbd_addr: OnceLock<SocketAddr>,
+    /// The master's certificate (NBD over TLS, HTTPS with `--tls`), once made.
+    pub(crate) host_identity: OnceLock<crate::server::tls::TlsIdentity>,
     /// Foreign databases opened with `VDI.open_database`, by the read-only session bound to them.
     foreign: Mutex<HashMap<String, Arc<Pool>>>,
     /// Pool UUIDs of the metadata VDIs opened so far (`VDI.read_database_pool_uuid`).
@@ -76,6 +78,7 @@ impl Pool {
             storage,
             cbt: Mutex::new(Cbt::default()),
             nbd_addr: OnceLock::new(),
+            host_identity: OnceLock::new(),
             foreign: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(Vec::new()),
             foreign_pool_uuids: Mutex::new(HashMap::new()),

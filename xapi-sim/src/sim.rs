@@ -73,9 +73,12 @@ pub struct PoolEndpoint {
     pub url: String,
     /// Where the pool's NBD server listens (what `VDI.get_nbd_info` returns).
     pub nbd_addr: SocketAddr,
-    /// The pool members other than the master (on loopback, without TLS): each answers
+    /// The pool members other than the master (next to a master on 127.0.0.1): each answers
     /// `HOST_IS_SLAVE` to RPCs and redirects data-plane requests to the master.
     pub member_urls: Vec<String>,
+    /// With TLS, the lower-case hex SHA-256 fingerprint of each member's own certificate, in the
+    /// order of `member_urls` (empty without TLS).
+    pub member_fingerprints: Vec<String>,
 }
 
 /// The entry point: [`Simulator::start`].
@@ -102,18 +105,12 @@ impl Simulator {
                 })?;
             (scratch.path().to_owned(), Some(scratch))
         };
-        let identity = if config.tls {
-            Some(tls::self_signed()?)
-        } else {
-            None
-        };
         let clock = SimClock::new(config.clock_speed);
         let faults = Faults::default();
-        let mut endpoints = Vec::new();
         let mut tasks = Vec::new();
-        let mut pools = Vec::new();
         let mut saves = Vec::new();
-        for (i, name) in config.scenario.pool_names().iter().enumerate() {
+        let mut pools = Vec::new();
+        for name in config.scenario.pool_names() {
             let vdi_dir = state_dir.join(name).join("vdis");
             let storage = Storage::open(&vdi_dir).map_err(|source| Error::State {
                 path: vdi_dir.clone(),
@@ -130,46 +127,62 @@ impl Simulator {
             let state_path = persist::state_file(&state_dir, name);
             if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
                 pool.replace_db(saved);
+                persist::resume(&pool, persist::load_cbt(&state_path)?);
             } else {
                 scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
                     scenario: config.scenario.to_string(),
                     code: f.code.as_str().to_owned(),
                     params: f.params,
                 })?;
+                if config.tls && config.scenario == Scenario::Demo {
+                    secure_nbd_networks(&pool);
+                }
             }
             let pool = Arc::new(pool);
             if config.state_dir.is_some() {
-                tasks.push(persist::spawn_saver(Arc::clone(&pool), state_path.clone()));
+                tasks.extend(persist::spawn_saver(Arc::clone(&pool), state_path.clone()));
                 saves.push((Arc::clone(&pool), state_path));
             }
+            pools.push(pool);
+        }
+        let identity = masters_identity(&pools)?;
+        let http_identity = config.tls.then(|| identity.clone());
+        let scheme = if config.tls { "https" } else { "http" };
+        let mut endpoints = Vec::new();
+        for (i, pool) in pools.iter().enumerate() {
+            let _ = pool.host_identity.set(identity.clone());
             let mut addr = config.listen;
             if addr.port() != 0 {
                 addr.set_port(addr.port() + i as u16);
             }
-            let (local, task) = server::listen(Arc::clone(&pool), addr, identity.clone()).await?;
-            let (nbd_local, nbd_task) =
-                nbd::listen(Arc::clone(&pool), SocketAddr::new(local.ip(), 0)).await?;
+            let (local, task) =
+                server::listen(Arc::clone(pool), addr, http_identity.clone()).await?;
+            let (nbd_local, nbd_task) = nbd::listen(
+                Arc::clone(pool),
+                SocketAddr::new(local.ip(), 0),
+                identity.clone(),
+            )
+            .await?;
             let _ = pool.nbd_addr.set(nbd_local);
             tasks.push(nbd_task);
-            let scheme = if identity.is_some() { "https" } else { "http" };
-            let member_urls = start_members(&pool, local, scheme, &mut tasks).await;
+            let members = start_members(pool, local, config.tls, &mut tasks).await?;
             endpoints.push(PoolEndpoint {
-                name: (*name).to_owned(),
+                name: pool.name.clone(),
                 addr: local,
                 url: format!("{scheme}://{local}"),
                 nbd_addr: nbd_local,
-                member_urls,
+                member_urls: members.iter().map(|(url, _)| url.clone()).collect(),
+                member_fingerprints: members.into_iter().filter_map(|(_, fp)| fp).collect(),
             });
             tasks.push(task);
-            pools.push(pool);
         }
         if let (Scenario::Demo, [primary, dr, ..]) = (&config.scenario, pools.as_slice()) {
             scenario::connect_mirror(primary, dr);
         }
         Ok(SimHandle {
             endpoints,
-            fingerprint: identity.as_ref().map(|i| i.fingerprint.clone()),
-            cert_pem: identity.map(|i| i.cert_pem),
+            fingerprint: http_identity.as_ref().map(|i| i.fingerprint.clone()),
+            cert_pem: http_identity.map(|i| i.cert_pem),
             faults,
             clock,
             password: config.password,
@@ -182,30 +195,89 @@ impl Simulator {
     }
 }
 
+/// The certificate of the pools' masters (one for all, so that one fingerprint pins every
+/// pool): common name the first master's host name, valid for every master's host name and
+/// address.
+fn masters_identity(pools: &[Arc<Pool>]) -> Result<tls::TlsIdentity, Error> {
+    let mut names = Vec::new();
+    for pool in pools {
+        let db = pool.db();
+        let master = crate::rpc::session::master_host(&db);
+        for field in ["hostname", "address"] {
+            if let Ok(value) = db.str_field("host", &master, field) {
+                names.push(value);
+            }
+        }
+    }
+    let subject = names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "xapi-sim".to_owned());
+    tls::host_identity(&subject, &names)
+}
+
+/// Give the networks of purpose `insecure_nbd` the purpose `nbd` instead (the demo with
+/// `--tls`: NBD over TLS; xapi refuses a pool with both purposes).
+fn secure_nbd_networks(pool: &Pool) {
+    let mut db = pool.db();
+    for network in db.refs("network").unwrap_or_default() {
+        let purposes = db
+            .refs_field("network", &network, "purpose")
+            .unwrap_or_default();
+        if purposes.iter().any(|p| p == "insecure_nbd") {
+            let secured = purposes
+                .into_iter()
+                .map(|p| {
+                    xapi_core::wire::Value::String(if p == "insecure_nbd" {
+                        "nbd".to_owned()
+                    } else {
+                        p
+                    })
+                })
+                .collect();
+            if let Err(err) = db.set_field(
+                "network",
+                &network,
+                "purpose",
+                xapi_core::wire::Value::Array(secured),
+            ) {
+                tracing::warn!(error = ?err, "cannot make the NBD network secure");
+            }
+        }
+    }
+}
+
 /// Start a listener for every member of `pool` other than the master, on the member's
-/// `host.address` with the master's port, when the master listens on 127.0.0.1 without TLS.
+/// `host.address` with the master's port, when the master listens on 127.0.0.1; with `tls`,
+/// each member serves HTTPS with a certificate of its own. Each member's URL, and the SHA-256
+/// fingerprint of its certificate with `tls`.
 async fn start_members(
     pool: &Arc<Pool>,
     master: SocketAddr,
-    scheme: &'static str,
+    tls: bool,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> Vec<String> {
-    // members speak plain HTTP on loopback only
-    if master.ip() != std::net::IpAddr::from([127, 0, 0, 1]) || scheme != "http" {
-        return Vec::new();
+) -> Result<Vec<(String, Option<String>)>, Error> {
+    // members listen on other loopback addresses: only next to a master on 127.0.0.1
+    if master.ip() != std::net::IpAddr::from([127, 0, 0, 1]) {
+        return Ok(Vec::new());
     }
-    let members: Vec<String> = {
+    let scheme = if tls { "https" } else { "http" };
+    let members: Vec<(String, String)> = {
         let db = pool.db();
         let master_host = crate::rpc::session::master_host(&db);
         db.refs("host")
             .unwrap_or_default()
             .into_iter()
             .filter(|h| *h != master_host)
-            .filter_map(|h| db.str_field("host", &h, "address").ok())
+            .filter_map(|h| {
+                let address = db.str_field("host", &h, "address").ok()?;
+                let hostname = db.str_field("host", &h, "hostname").unwrap_or_default();
+                Some((address, hostname))
+            })
             .collect()
     };
-    let mut urls = Vec::new();
-    for address in members {
+    let mut started = Vec::new();
+    for (address, hostname) in members {
         let Ok(ip) = address.parse::<std::net::IpAddr>() else {
             continue;
         };
@@ -214,15 +286,26 @@ async fn start_members(
             scheme,
             port: master.port(),
         };
-        match server::member::listen(SocketAddr::new(ip, master.port()), target).await {
+        let identity = if tls {
+            let subject = if hostname.is_empty() {
+                &address
+            } else {
+                &hostname
+            };
+            Some(tls::host_identity(subject, std::slice::from_ref(&address))?)
+        } else {
+            None
+        };
+        let fingerprint = identity.as_ref().map(|i| i.fingerprint.clone());
+        match server::member::listen(SocketAddr::new(ip, master.port()), target, identity).await {
             Ok((local, task)) => {
                 tasks.push(task);
-                urls.push(format!("{scheme}://{local}"));
+                started.push((format!("{scheme}://{local}"), fingerprint));
             }
             Err(err) => tracing::warn!(error = %err, "cannot start a pool member listener"),
         }
     }
-    urls
+    Ok(started)
 }
 
 /// A running simulator.

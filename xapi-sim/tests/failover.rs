@@ -2,26 +2,12 @@
 //! primary, `SR.probe` and `DR_task.create` on the DR pool, `VDI.open_database` on the mirrored
 //! metadata VDI, `VM_appliance.recover`, start in order, `DR_task.destroy`.
 
+mod support;
+
 use std::collections::BTreeMap;
 
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, DEMO_MIRROR_DEVICE_CONFIG, Scenario, SimConfig, Simulator};
-
-async fn login(url: &str) -> Session {
-    let client = Client::builder(url)
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "failover test",
-        )
-        .await
-        .unwrap()
-}
+use xapi_core::client::{Client, Protocol};
+use xapi_sim::{DEMO_MIRROR_DEVICE_CONFIG, Scenario, SimConfig, Simulator};
 
 #[derive(Debug, serde::Deserialize)]
 struct VdiSummary {
@@ -31,21 +17,14 @@ struct VdiSummary {
     metadata_latest: bool,
 }
 
-fn code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> String {
-    match result {
-        Err(xapi_core::Error::Api(f)) => f.code.as_str().to_owned(),
-        other => panic!("expected a XAPI failure, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn failover_to_the_dr_pool() {
     let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
         .await
         .unwrap();
     sim.clock().set_speed(10_000.0);
-    let primary = login(&sim.pool("primary").unwrap().url).await;
-    let dr = login(&sim.pool("dr").unwrap().url).await;
+    let primary = support::login_to(&sim, &sim.pool("primary").unwrap().url).await;
+    let dr = support::login_to(&sim, &sim.pool("dr").unwrap().url).await;
 
     let srs: Vec<String> = primary
         .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
@@ -138,7 +117,7 @@ async fn failover_to_the_dr_pool() {
         .await
         .unwrap();
     assert_eq!(
-        code(
+        support::failure_code(
             foreign
                 .call::<()>("VM.assert_can_be_recovered", (&on_nfs[0], &to))
                 .await

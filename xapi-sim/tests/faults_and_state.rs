@@ -1,22 +1,11 @@
 //! Injected faults (cut downloads, full SRs, failing tasks) and `--state` persistence across a
 //! restart.
 
-use xapi_core::Error;
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+mod support;
 
-async fn start(config: SimConfig) -> (SimHandle, Session) {
-    let sim = Simulator::start(config).await.unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "fault tests")
-        .await
-        .unwrap();
-    (sim, session)
-}
+use xapi_core::Error;
+use xapi_core::client::Session;
+use xapi_sim::{Scenario, SimConfig};
 
 fn code(err: Error) -> String {
     match err {
@@ -32,7 +21,7 @@ async fn vm_named(session: &Session, name: &str) -> String {
 
 #[tokio::test]
 async fn a_cut_download_fails_its_task() {
-    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let vm = vm_named(&session, "fileserver").await;
     sim.faults().cut_next_download_after(1 << 20);
     let download = session.get("/export", &[("ref", &vm)], None).await.unwrap();
@@ -50,7 +39,7 @@ async fn a_cut_download_fails_its_task() {
 
 #[tokio::test]
 async fn a_full_sr_refuses_new_disks() {
-    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let srs: Vec<String> = session
         .call("SR.get_by_name_label", ("Shared NFS",))
         .await
@@ -79,7 +68,7 @@ async fn a_full_sr_refuses_new_disks() {
 
 #[tokio::test]
 async fn a_task_can_be_made_to_fail_midway() {
-    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let vm = vm_named(&session, "backup-proxy").await;
     sim.faults().fail_next_task("SR_BACKEND_FAILURE");
     let handle = session
@@ -106,7 +95,7 @@ async fn state_survives_a_restart() {
         ..SimConfig::default()
     };
     let (vm_uuid, disk_uuid, vm_count) = {
-        let (sim, session) = start(config.clone()).await;
+        let (sim, session) = support::start_and_login(config.clone()).await;
         let vm = vm_named(&session, "mail").await;
         session
             .call::<()>("VM.set_name_description", (&vm, "kept across restarts"))
@@ -126,7 +115,7 @@ async fn state_survives_a_restart() {
         (vm_uuid, disk_uuid, vms.len())
     };
     assert!(dir.path().join("primary").join("state.db").exists());
-    let (sim, session) = start(config).await;
+    let (sim, session) = support::start_and_login(config).await;
     let vm: String = session.call("VM.get_by_uuid", (&vm_uuid,)).await.unwrap();
     let description: String = session
         .call("VM.get_name_description", (&vm,))
@@ -143,7 +132,7 @@ async fn state_survives_a_restart() {
 #[tokio::test]
 async fn a_corrupted_checksum_is_caught_by_the_reader() {
     use xapi_backup::format::xva::{ReadOptions, XvaReader};
-    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let vm = vm_named(&session, "legacy-crm").await;
     async fn read_all(session: &Session, vm: &str) -> Result<usize, xapi_backup::Error> {
         let download = session.get("/export", &[("ref", vm)], None).await.unwrap();
@@ -189,7 +178,7 @@ fn tar_members(bytes: &[u8]) -> Vec<(String, u64)> {
 #[tokio::test]
 async fn a_stalled_source_makes_the_export_send_keep_alives() {
     use xapi_backup::format::xva::{ReadOptions, XvaReader};
-    let (sim, session) = start(SimConfig::with_scenario(Scenario::Demo)).await;
+    let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let vm = vm_named(&session, "legacy-crm").await;
     sim.faults()
         .stall_next_export(std::time::Duration::from_millis(6_500));

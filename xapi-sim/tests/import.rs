@@ -1,25 +1,12 @@
 //! `PUT /import` of an XVA made by `GET /export`: a new VM with new identity, or a restore that
 //! keeps UUIDs and MACs and bumps `VM.version`; disks arrive byte for byte.
 
+mod support;
+
 use std::collections::BTreeMap;
 
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
-
-async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "import tests")
-        .await
-        .unwrap();
-    (sim, session)
-}
+use xapi_core::client::Session;
+use xapi_sim::SimHandle;
 
 async fn export(session: &Session, vm: &str, compression: &str) -> Vec<u8> {
     let download = session
@@ -100,7 +87,7 @@ async fn disks_and_macs(
 
 #[tokio::test]
 async fn import_makes_a_new_vm_with_the_same_disks() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("legacy-crm",))
         .await
@@ -145,7 +132,7 @@ async fn import_makes_a_new_vm_with_the_same_disks() {
 
 #[tokio::test]
 async fn restore_keeps_identity_and_bumps_the_version() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("backup-proxy",))
         .await
@@ -170,7 +157,7 @@ async fn restore_keeps_identity_and_bumps_the_version() {
 
 #[tokio::test]
 async fn restore_over_a_running_vm_fails_unless_forced() {
-    let (_sim, session) = demo().await;
+    let (_sim, session) = support::demo().await;
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("dns-1",))
         .await

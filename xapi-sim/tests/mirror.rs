@@ -2,27 +2,16 @@
 //! side, which refuses writes; broken, both sides take writes and diverge; resync makes the DR
 //! side equal the primary again and replication resumes.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Read as _;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{
-    DEFAULT_PASSWORD, DEMO_MIRROR_DEVICE_CONFIG, MirrorMode, Scenario, SimConfig, SimHandle,
-    Simulator,
-};
+use xapi_core::client::Session;
+use xapi_sim::{DEMO_MIRROR_DEVICE_CONFIG, MirrorMode, Scenario, SimConfig, SimHandle, Simulator};
 
 const BODY: usize = 256 << 10;
-
-async fn login(url: &str) -> Session {
-    Client::builder(url)
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap()
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "mirror test")
-        .await
-        .unwrap()
-}
 
 /// Write `body` at the start of the disk `uuid`; the task's status and error info.
 async fn upload(session: &Session, uuid: &str, body: Vec<u8>) -> (String, Vec<String>) {
@@ -86,8 +75,8 @@ async fn mirror_replicates_breaks_diverges_and_resyncs() {
         .unwrap();
     sim.clock().set_speed(10_000.0);
     let dr_url = sim.pool("dr").unwrap().url.clone();
-    let primary = login(&sim.pool("primary").unwrap().url).await;
-    let dr = login(&dr_url).await;
+    let primary = support::login_to(&sim, &sim.pool("primary").unwrap().url).await;
+    let dr = support::login_to(&sim, &dr_url).await;
 
     // attach the mirror on the DR side
     let srs: Vec<String> = primary

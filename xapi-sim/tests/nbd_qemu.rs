@@ -1,40 +1,19 @@
 //! VDIs over NBD, checked with qemu: `qemu-img info` and `convert` read what the image holds,
 //! `qemu-io` writes are tracked by CBT and show up in `VDI.list_changed_blocks`.
 
+mod support;
+
 use tokio::process::Command;
 
 use base64::Engine as _;
 use xapi_core::Error;
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+use xapi_core::client::Session;
 
 #[derive(Debug, serde::Deserialize)]
 struct NbdInfo {
     exportname: String,
     address: String,
     port: i64,
-}
-
-async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "nbd tests")
-        .await
-        .unwrap();
-    (sim, session)
-}
-
-/// The first disk of the VM called `name`.
-async fn disk_of(session: &Session, name: &str) -> String {
-    let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
-    let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
-    session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap()
 }
 
 /// qemu's JSON image spec for an NBD export (the export name holds `?` and `=`, which an
@@ -45,21 +24,6 @@ fn qemu_spec(info: &NbdInfo) -> String {
         r#"json:{{"driver":"raw","file":{{"driver":"nbd","server":{{"type":"inet","host":"{}","port":"{}"}},"export":"{export}"}}}}"#,
         info.address, info.port
     )
-}
-
-/// Run a qemu tool without blocking the runtime that serves its NBD connection.
-async fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
@@ -74,8 +38,8 @@ async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
 
 #[tokio::test]
 async fn qemu_img_reads_a_vdi_over_nbd() {
-    let (sim, session) = demo().await;
-    let vdi = disk_of(&session, "mail").await;
+    let (sim, session) = support::demo().await;
+    let vdi = support::first_disk_of(&session, "mail").await;
     let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
     let size: u64 = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
     let info = nbd_info(&session, &vdi).await;
@@ -85,13 +49,13 @@ async fn qemu_img_reads_a_vdi_over_nbd() {
     );
 
     let spec = qemu_spec(&info);
-    let json = run("qemu-img", &["info", "--output=json", &spec]).await;
+    let json = support::run("qemu-img", &["info", "--output=json", &spec]).await;
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["virtual-size"].as_u64(), Some(size));
 
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.raw");
-    run(
+    support::run(
         "qemu-img",
         &["convert", "-O", "raw", &spec, copy.to_str().unwrap()],
     )
@@ -106,8 +70,8 @@ async fn qemu_img_reads_a_vdi_over_nbd() {
 
 #[tokio::test]
 async fn nbd_refuses_a_stale_session() {
-    let (_sim, session) = demo().await;
-    let vdi = disk_of(&session, "mail").await;
+    let (_sim, session) = support::demo().await;
+    let vdi = support::first_disk_of(&session, "mail").await;
     let info = nbd_info(&session, &vdi).await;
     session.logout().await.unwrap();
     let output = Command::new("qemu-img")
@@ -123,13 +87,13 @@ async fn nbd_refuses_a_stale_session() {
 
 #[tokio::test]
 async fn nbd_writes_show_up_in_list_changed_blocks() {
-    let (_sim, session) = demo().await;
+    let (_sim, session) = support::demo().await;
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("test-vm",))
         .await
         .unwrap();
     let vm = &vms[0];
-    let vdi = disk_of(&session, "test-vm").await;
+    let vdi = support::first_disk_of(&session, "test-vm").await;
     session.call::<()>("VDI.enable_cbt", (&vdi,)).await.unwrap();
     assert!(
         session
@@ -143,7 +107,7 @@ async fn nbd_writes_show_up_in_list_changed_blocks() {
         .await
         .unwrap();
     let info = nbd_info(&session, &vdi).await;
-    run(
+    support::run(
         "qemu-io",
         &[
             "-c",

@@ -1,31 +1,11 @@
 //! `GET /export_raw_vdi` in every format: raw bytes equal the image, the VHD is read back by
 //! `qemu-img`, the raw tar verifies chunk by chunk with xapi-backup's reader.
 
-use tokio::process::Command;
+mod support;
+
 use xapi_backup::format::raw_tar::RawTarReader;
 use xapi_backup::format::xva::ReadOptions;
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
-
-async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "raw vdi tests",
-        )
-        .await
-        .unwrap();
-    (sim, session)
-}
+use xapi_core::client::Session;
 
 /// The uuid and size of the first disk of the VM called `name`.
 async fn disk_of(session: &Session, name: &str) -> (String, u64) {
@@ -56,19 +36,9 @@ async fn fetch(session: &Session, uuid: &str, format: &str) -> (Vec<u8>, Option<
     (bytes.to_vec(), length, task)
 }
 
-async fn qemu_img(args: &[&str]) -> String {
-    let output = Command::new("qemu-img").args(args).output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn raw_export_is_the_image() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let (uuid, size) = disk_of(&session, "mail").await;
     let (bytes, length, task) = fetch(&session, &uuid, "raw").await;
     assert_eq!(length, Some(size));
@@ -82,16 +52,17 @@ async fn raw_export_is_the_image() {
 
 #[tokio::test]
 async fn vhd_export_reads_back_with_qemu_img() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let (uuid, size) = disk_of(&session, "mail").await;
     let (bytes, _, _) = fetch(&session, &uuid, "vhd").await;
     let dir = tempfile::tempdir().unwrap();
     let vhd = dir.path().join("disk.vhd");
     std::fs::write(&vhd, &bytes).unwrap();
     let vhd = vhd.to_str().unwrap();
-    let info: serde_json::Value =
-        serde_json::from_str(&qemu_img(&["info", "--output=json", "-f", "vpc", vhd]).await)
-            .unwrap();
+    let info: serde_json::Value = serde_json::from_str(
+        &support::run("qemu-img", &["info", "--output=json", "-f", "vpc", vhd]).await,
+    )
+    .unwrap();
     assert_eq!(info["format"], "vpc");
     assert!(
         (bytes.len() as u64) < size,
@@ -99,15 +70,18 @@ async fn vhd_export_reads_back_with_qemu_img() {
         bytes.len()
     );
     let raw = dir.path().join("disk.raw");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "vpc",
-        "-O",
-        "raw",
-        vhd,
-        raw.to_str().unwrap(),
-    ])
+    support::run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "vpc",
+            "-O",
+            "raw",
+            vhd,
+            raw.to_str().unwrap(),
+        ],
+    )
     .await;
     let original = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
     let converted = std::fs::read(&raw).unwrap();
@@ -123,7 +97,7 @@ async fn vhd_export_reads_back_with_qemu_img() {
 
 #[tokio::test]
 async fn tar_export_verifies_chunk_by_chunk() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let (uuid, size) = disk_of(&session, "mail").await;
     let (bytes, _, _) = fetch(&session, &uuid, "tar").await;
     let mut reader = RawTarReader::open(std::io::Cursor::new(bytes), size, ReadOptions::default())
@@ -142,7 +116,7 @@ async fn tar_export_verifies_chunk_by_chunk() {
 
 #[tokio::test]
 async fn unknown_format_is_404() {
-    let (_sim, session) = demo().await;
+    let (_sim, session) = support::demo().await;
     let (uuid, _) = disk_of(&session, "mail").await;
     let err = session
         .get(
@@ -175,7 +149,7 @@ async fn upload(session: &Session, query: &[(&str, &str)], body: Vec<u8>) -> (St
 
 #[tokio::test]
 async fn raw_import_writes_the_disk_and_tracks_changed_blocks() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("test-vm",))
         .await
@@ -252,7 +226,7 @@ async fn raw_import_writes_the_disk_and_tracks_changed_blocks() {
 
 #[tokio::test]
 async fn import_into_a_new_vdi_and_from_a_raw_tar() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo().await;
     let srs: Vec<String> = session
         .call("SR.get_by_name_label", ("Shared NFS",))
         .await

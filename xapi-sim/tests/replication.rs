@@ -1,11 +1,12 @@
 //! `SR.enable_database_replication` over the API: the metadata VDI's image, read back with
 //! `xapi_dr::metadata`, holds the same persistent tables as `GET /pool/xmldbdump`.
 
+mod support;
+
 use std::collections::BTreeMap;
 
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_dr::metadata::{Database, read_db_xml, read_redo_log};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+use xapi_core::client::{Client, Protocol};
+use xapi_dr::metadata::read_redo_log;
 
 #[derive(Debug, serde::Deserialize)]
 struct VdiSummary {
@@ -15,47 +16,9 @@ struct VdiSummary {
     name_label: String,
 }
 
-async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::XmlRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "replication tests",
-        )
-        .await
-        .unwrap();
-    (sim, session)
-}
-
-async fn dump(session: &Session) -> Database {
-    let bytes = session
-        .get("/pool/xmldbdump", &[], None)
-        .await
-        .unwrap()
-        .bytes(64 << 20)
-        .await
-        .unwrap();
-    read_db_xml(&bytes[..]).unwrap()
-}
-
-fn persistent_tables(mut db: Database) -> Vec<(String, xapi_dr::metadata::Table)> {
-    db.recompute_relations();
-    db.tables()
-        .map(|(name, table)| (name.to_owned(), table.clone()))
-        .collect()
-}
-
 #[tokio::test]
 async fn metadata_vdi_holds_the_pool_database() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo_over(Protocol::XmlRpc).await;
     let srs: Vec<String> = session
         .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
         .await
@@ -108,8 +71,8 @@ async fn metadata_vdi_holds_the_pool_database() {
     let image = read_redo_log(std::fs::File::open(&image_path).unwrap()).unwrap();
     assert!(image.deltas_applied > 0);
     assert_eq!(
-        persistent_tables(image.database),
-        persistent_tables(dump(&session).await)
+        support::persistent_tables(image.database),
+        support::persistent_tables(support::dump(&session).await)
     );
 
     // a sync writes a fresh full database into the other half
@@ -118,8 +81,8 @@ async fn metadata_vdi_holds_the_pool_database() {
     assert_ne!(synced.validity, image.validity);
     assert_eq!(synced.deltas_applied, 0);
     assert_eq!(
-        persistent_tables(synced.database),
-        persistent_tables(dump(&session).await)
+        support::persistent_tables(synced.database),
+        support::persistent_tables(support::dump(&session).await)
     );
 
     session
@@ -140,7 +103,7 @@ struct VmUuid {
 
 #[tokio::test]
 async fn open_database_reads_the_replicated_pool() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo_over(Protocol::XmlRpc).await;
     let srs: Vec<String> = session
         .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
         .await
@@ -213,16 +176,9 @@ async fn open_database_reads_the_replicated_pool() {
     foreign.call::<()>("session.logout", ()).await.unwrap();
 }
 
-fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> String {
-    match result {
-        Err(xapi_core::Error::Api(f)) => f.code.as_str().to_owned(),
-        other => panic!("expected a XAPI failure, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
-    let (sim, session) = demo().await;
+    let (sim, session) = support::demo_over(Protocol::XmlRpc).await;
     let srs: Vec<String> = session
         .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
         .await
@@ -309,7 +265,10 @@ async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
 
     // the metadata copy (version 0) is not newer than the pool's (version 1) any more
     let again = foreign.call::<()>("VM.recover", (&lost, &to, false)).await;
-    assert_eq!(failure_code(again), "VM_TO_IMPORT_IS_NOT_NEWER_VERSION");
+    assert_eq!(
+        support::failure_code(again),
+        "VM_TO_IMPORT_IS_NOT_NEWER_VERSION"
+    );
     // force replaces it, asynchronously, in a task of the target pool
     let task: String = foreign
         .call("Async.VM.recover", (&lost, &to, true))
@@ -332,7 +291,7 @@ async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
     let refused = foreign
         .call::<()>("VM.recover", (&in_vapp[0], &to, false))
         .await;
-    assert_eq!(failure_code(refused), "VM_IS_PART_OF_AN_APPLIANCE");
+    assert_eq!(support::failure_code(refused), "VM_IS_PART_OF_AN_APPLIANCE");
 
     // the vApp instead: its members still in the pool block a plain recovery; force skips the
     // running ones and replaces the halted one
@@ -347,7 +306,7 @@ async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
     let plain = foreign
         .call::<()>("VM_appliance.recover", (&apps[0], &to, false))
         .await;
-    let code = failure_code(plain);
+    let code = support::failure_code(plain);
     assert!(
         code == "VM_BAD_POWER_STATE" || code == "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
         "running members and same-version copies block a plain recovery: {code}"

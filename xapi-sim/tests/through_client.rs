@@ -1,6 +1,8 @@
 //! The simulator driven by `xapi_core::client` over real sockets, on both wire protocols: calls,
 //! failures, tasks, transparent re-login, TLS pinning and an XVA export verified chunk by chunk.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use xapi_backup::format::xva::{ReadOptions, XvaReader};
@@ -9,27 +11,9 @@ use xapi_core::client::{Client, Protocol, Secret, Session, TlsPolicy};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
 
 async fn demo() -> SimHandle {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .expect("the demo starts");
+    let sim = support::start(Scenario::Demo, false).await;
     sim.clock().set_speed(10_000.0);
     sim
-}
-
-async fn login(sim: &SimHandle, protocol: Protocol) -> Session {
-    let client = Client::builder(sim.url())
-        .protocol(protocol)
-        .build()
-        .expect("a client");
-    client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "xapi-sim tests",
-        )
-        .await
-        .expect("root logs in")
 }
 
 /// The fields of a VM record these tests look at (the others are skipped).
@@ -64,7 +48,7 @@ fn failure(err: Error) -> Vec<String> {
 
 async fn calls_failures_and_tasks(protocol: Protocol) {
     let sim = demo().await;
-    let session = login(&sim, protocol).await;
+    let session = support::login_over(&sim, sim.url(), protocol).await;
     let vms: Vec<String> = session.call("VM.get_all", ()).await.unwrap();
     assert!(vms.len() >= 20);
     let vm = halted_vm(&session).await;
@@ -136,7 +120,7 @@ async fn jsonrpc_calls_failures_and_tasks() {
 #[tokio::test]
 async fn session_is_shared_between_protocols() {
     let sim = demo().await;
-    let xml = login(&sim, Protocol::XmlRpc).await;
+    let xml = support::login_over(&sim, sim.url(), Protocol::XmlRpc).await;
     let json_client = Client::builder(sim.url())
         .protocol(Protocol::JsonRpc)
         .build()
@@ -151,7 +135,7 @@ async fn session_is_shared_between_protocols() {
 #[tokio::test]
 async fn client_logs_in_again_after_session_invalid() {
     let sim = demo().await;
-    let session = login(&sim, Protocol::JsonRpc).await;
+    let session = support::login_over(&sim, sim.url(), Protocol::JsonRpc).await;
     let before = session.reference();
     sim.faults().invalidate_session_after(0);
     let pools: Vec<String> = session
@@ -201,7 +185,7 @@ async fn pinned_tls_accepts_the_printed_fingerprint_only() {
 #[tokio::test]
 async fn export_streams_a_verified_xva() {
     let sim = demo().await;
-    let session = login(&sim, Protocol::XmlRpc).await;
+    let session = support::login_over(&sim, sim.url(), Protocol::XmlRpc).await;
     let vm = halted_vm(&session).await;
     let uuid: String = session.call("VM.get_uuid", (&vm,)).await.unwrap();
     let mut sizes = Vec::new();
@@ -257,10 +241,10 @@ async fn export_streams_a_verified_xva() {
 #[tokio::test]
 async fn export_without_a_session_is_refused() {
     let sim = demo().await;
-    let session = login(&sim, Protocol::XmlRpc).await;
+    let session = support::login_over(&sim, sim.url(), Protocol::XmlRpc).await;
     let vm = halted_vm(&session).await;
     session.logout().await.unwrap();
-    let session = login(&sim, Protocol::XmlRpc).await;
+    let session = support::login_over(&sim, sim.url(), Protocol::XmlRpc).await;
     let stale = Client::builder(sim.url())
         .build()
         .unwrap()

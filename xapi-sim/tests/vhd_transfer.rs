@@ -2,38 +2,20 @@
 //! made by `qemu-img`, and `GET /export_raw_vdi?format=vhd&base=` sends only the blocks that
 //! differ from the base, which applied onto the base give the disk back.
 
+mod support;
+
 use std::path::Path;
 
-use tokio::process::Command;
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+use xapi_core::client::Session;
+use xapi_sim::SimHandle;
 
 const SIZE: usize = 8 << 20;
 const BLOCK: usize = 2 << 20;
 
 async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
+    let (sim, session) = support::demo().await;
     sim.clock().set_speed(10_000.0);
-    let session = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap()
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "vhd tests")
-        .await
-        .unwrap();
     (sim, session)
-}
-
-async fn qemu_img(args: &[&str]) -> String {
-    let output = Command::new("qemu-img").args(args).output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// PUT `body` to `/import_raw_vdi` with `query`; the task's status and result.
@@ -92,17 +74,20 @@ async fn fixed_and_dynamic_vhd_imports_write_the_disk() {
     for subformat in ["dynamic", "fixed"] {
         let vhd = dir.path().join(format!("{subformat}.vhd"));
         let options = format!("subformat={subformat},force_size=on");
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            &options,
-            path(&raw),
-            path(&vhd),
-        ])
+        support::run(
+            "qemu-img",
+            &[
+                "convert",
+                "-f",
+                "raw",
+                "-O",
+                "vpc",
+                "-o",
+                &options,
+                path(&raw),
+                path(&vhd),
+            ],
+        )
         .await;
         let uuid = new_disk(&session, vec![0xff; SIZE]).await;
         let (status, result) = upload(
@@ -124,15 +109,18 @@ async fn fixed_and_dynamic_vhd_imports_write_the_disk() {
 
     // a VHD of a larger disk than the VDI is refused, and nothing is written past its end
     let big = dir.path().join("big.vhd");
-    qemu_img(&[
-        "create",
-        "-f",
-        "vpc",
-        "-o",
-        "subformat=dynamic,force_size=on",
-        path(&big),
-        "16M",
-    ])
+    support::run(
+        "qemu-img",
+        &[
+            "create",
+            "-f",
+            "vpc",
+            "-o",
+            "subformat=dynamic,force_size=on",
+            path(&big),
+            "16M",
+        ],
+    )
     .await;
     let uuid = new_disk(&session, vec![0; SIZE]).await;
     let (status, _) = upload(
@@ -178,7 +166,7 @@ async fn delta_export_holds_only_the_changed_blocks() {
     let delta = download.bytes(1 << 30).await.unwrap().to_vec();
     let delta_path = dir.path().join("delta.vhd");
     std::fs::write(&delta_path, &delta).unwrap();
-    let info = qemu_img(&["info", "--output=json", path(&delta_path)]).await;
+    let info = support::run("qemu-img", &["info", "--output=json", path(&delta_path)]).await;
     assert!(info.contains("\"format\": \"vpc\""), "{info}");
     assert!(
         info.contains(&format!("\"virtual-size\": {SIZE}")),
@@ -190,7 +178,11 @@ async fn delta_export_holds_only_the_changed_blocks() {
         delta.len()
     );
     let delta_raw = dir.path().join("delta.raw");
-    qemu_img(&["convert", "-O", "raw", path(&delta_path), path(&delta_raw)]).await;
+    support::run(
+        "qemu-img",
+        &["convert", "-O", "raw", path(&delta_path), path(&delta_raw)],
+    )
+    .await;
     let blocks = std::fs::read(&delta_raw).unwrap();
     assert!(
         blocks[..2 * BLOCK].iter().all(|b| *b == 0),
@@ -207,15 +199,18 @@ async fn delta_export_holds_only_the_changed_blocks() {
     let expected = dir.path().join("expected.raw");
     std::fs::write(&expected, &changed).unwrap();
     let applied = sim.disk_image("primary", &base_uuid).unwrap();
-    qemu_img(&[
-        "compare",
-        "-f",
-        "raw",
-        "-F",
-        "raw",
-        path(&expected),
-        path(&applied),
-    ])
+    support::run(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "raw",
+            path(&expected),
+            path(&applied),
+        ],
+    )
     .await;
 
     // a delta needs the VHD format

@@ -12,6 +12,7 @@ use xapi_dr::metadata::sexpr::{parse_map, parse_set, write_map, write_set};
 use xapi_dr::metadata::{Database, Row};
 
 use super::defaults::{NULL_REF, default_value};
+use super::float_text::{ocaml_string_of_float, stored_float};
 use super::store::{Db, Object};
 
 /// Classes whose rows xapi never persists: their tables are written empty.
@@ -94,7 +95,7 @@ fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Int(i) => i.to_string(),
-        Value::Double(f) => float_text(*f),
+        Value::Double(f) => stored_float(*f),
         Value::Bool(b) => b.to_string(),
         Value::DateTime(d) => d.to_string(),
         Value::Nil => String::new(),
@@ -105,23 +106,6 @@ fn scalar_text(value: &Value) -> String {
                 .map(|(k, v)| (k.clone(), scalar_text(v)))
                 .collect::<Vec<_>>(),
         ),
-    }
-}
-
-/// A float as OCaml prints it: integral values with a trailing dot (`1.`), `inf`, `-inf`, `nan`.
-fn float_text(f: f64) -> String {
-    if f.is_nan() {
-        "nan".to_owned()
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            "inf".to_owned()
-        } else {
-            "-inf".to_owned()
-        }
-    } else if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{f:.0}.")
-    } else {
-        format!("{f}")
     }
 }
 
@@ -199,10 +183,15 @@ pub(crate) fn to_row(meta: &ClassMeta, reference: &str, object: &Object) -> Vec<
         .fields
         .iter()
         .filter_map(|f| {
-            object
-                .fields
-                .get(f.name)
-                .map(|v| (column_name(meta.name, f.name), stored_text(v, &f.ty)))
+            object.fields.get(f.name).map(|v| {
+                let text = match v {
+                    Value::Double(x) if object.defaulted_floats.contains(f.name) => {
+                        ocaml_string_of_float(*x)
+                    }
+                    _ => stored_text(v, &f.ty),
+                };
+                (column_name(meta.name, f.name), text)
+            })
         })
         .collect();
     columns.push(("_ref".to_owned(), reference.to_owned()));
@@ -223,6 +212,24 @@ pub(crate) fn fields_of_row(meta: &ClassMeta, row: &Row) -> BTreeMap<String, Val
             let value = parse_stored(text, &field.ty).unwrap_or_else(|| default_value(field));
             Some((field.name.to_owned(), value))
         })
+        .collect()
+}
+
+/// The float fields of a stored row written in the form of a datamodel default (OCaml
+/// `string_of_float`, e.g. `1.`) rather than of a stored value (`%0.18g`, e.g. `1`): they keep
+/// that form when written again.
+pub(crate) fn default_float_fields(meta: &ClassMeta, row: &Row) -> Vec<&'static str> {
+    meta.fields
+        .iter()
+        .filter(|f| matches!(f.ty, Ty::Float))
+        .filter(|f| {
+            row.get(&column_name(meta.name, f.name))
+                .and_then(|text| Some((text, text.parse::<f64>().ok()?)))
+                .is_some_and(|(text, value)| {
+                    text == ocaml_string_of_float(value) && text != stored_float(value)
+                })
+        })
+        .map(|f| f.name)
         .collect()
 }
 
@@ -282,6 +289,39 @@ mod tests {
     }
 
     #[test]
+    fn floats_are_written_as_printf_g18_and_defaults_as_string_of_float() {
+        let mut db = Db::new(xapi_core::api::meta::CLASSES, "t");
+        let fresh = db.create("VM", BTreeMap::new()).unwrap();
+        let set = db.create("VM", BTreeMap::new()).unwrap();
+        db.set_field("VM", &set, "HVM_shadow_multiplier", Value::Double(1.0))
+            .unwrap();
+        let explicit = db
+            .create(
+                "VM",
+                BTreeMap::from([("HVM_shadow_multiplier".to_owned(), Value::Double(0.1))]),
+            )
+            .unwrap();
+        let column = |db: &Db, vm: &str| {
+            let meta = db.table("VM").unwrap().meta;
+            to_row(meta, vm, db.object("VM", vm).unwrap())
+                .into_iter()
+                .find(|(c, _)| c == "HVM__shadow_multiplier")
+                .map(|(_, text)| text)
+                .unwrap()
+        };
+        assert_eq!(column(&db, &fresh), "1.");
+        assert_eq!(column(&db, &set), "1");
+        assert_eq!(column(&db, &explicit), "0.100000000000000006");
+        // the forms survive a save and a reload
+        let xml = xapi_dr::metadata::db_xml_bytes(&to_database(&db));
+        let saved = xapi_dr::metadata::read_db_xml(&xml[..]).unwrap();
+        let loaded = Db::from_database(xapi_core::api::meta::CLASSES, "t", &saved);
+        assert_eq!(column(&loaded, &fresh), "1.");
+        assert_eq!(column(&loaded, &set), "1");
+        assert_eq!(column(&loaded, &explicit), "0.100000000000000006");
+    }
+
+    #[test]
     fn namespaced_fields_get_double_underscores() {
         assert_eq!(column_name("VM", "name_label"), "name__label");
         assert_eq!(column_name("VM", "memory_static_max"), "memory__static_max");
@@ -310,7 +350,11 @@ mod tests {
             parse_stored(&stored_text(&set, &Ty::Set(&STRING)), &Ty::Set(&STRING)),
             Some(set)
         );
-        assert_eq!(stored_text(&Value::Double(1.0), &Ty::Float), "1.");
+        assert_eq!(stored_text(&Value::Double(1.0), &Ty::Float), "1");
+        assert_eq!(
+            stored_text(&Value::Double(0.1), &Ty::Float),
+            "0.100000000000000006"
+        );
         assert_eq!(parse_stored("1.", &Ty::Float), Some(Value::Double(1.0)));
         assert_eq!(
             parse_stored("19700101T00:00:00Z", &Ty::DateTime),

@@ -3,6 +3,7 @@
 pub(crate) mod coerce;
 pub(crate) mod db_form;
 pub(crate) mod defaults;
+pub(crate) mod float_text;
 pub(crate) mod ids;
 pub(crate) mod relations;
 pub(crate) mod replication;

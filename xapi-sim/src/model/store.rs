@@ -3,7 +3,7 @@
 //! Every mutation bumps the database generation and stamps the object with it, which is what
 //! `event.from` reads; deletions are kept in a bounded log for the same purpose.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use tokio::sync::watch;
 use xapi_core::api::meta::{ClassMeta, FieldMeta, Ty};
@@ -13,7 +13,8 @@ use xapi_dr::metadata::Database;
 
 use super::coerce::{coerce, coerce_record};
 use super::db_form::{
-    NON_PERSISTENT, column_name, fields_of_row, stored_text, to_database, to_row,
+    NON_PERSISTENT, column_name, default_float_fields, fields_of_row, stored_text, to_database,
+    to_row,
 };
 use super::defaults::{NULL_REF, default_value};
 use super::ids::IdSource;
@@ -31,6 +32,9 @@ const DELETION_LOG_LEN: usize = 100_000;
 pub(crate) struct Object {
     /// Field values by wire name, for every field of the class.
     pub(crate) fields: BTreeMap<&'static str, Value>,
+    /// Float fields still holding the datamodel default they were created with (written as
+    /// OCaml `string_of_float` in the database, not `%0.18g`).
+    pub(crate) defaulted_floats: BTreeSet<&'static str>,
     /// Generation of the creation.
     pub(crate) created: u64,
     /// Generation of the last change.
@@ -276,6 +280,12 @@ impl Db {
         fields: BTreeMap<String, Value>,
     ) -> Result<(), Failure> {
         let meta = self.table(class)?.meta;
+        let defaulted_floats: BTreeSet<&'static str> = meta
+            .fields
+            .iter()
+            .filter(|f| matches!(f.ty, Ty::Float) && !fields.contains_key(f.name))
+            .map(|f| f.name)
+            .collect();
         let mut record = coerce_record(meta, fields).map_err(|f| field_type_error(&f))?;
         let uuid = match record.get("uuid") {
             Some(Value::String(u)) if !u.is_empty() => u.clone(),
@@ -315,6 +325,7 @@ impl Db {
             reference.to_owned(),
             Object {
                 fields,
+                defaulted_floats,
                 created: generation,
                 modified: generation,
             },
@@ -360,6 +371,9 @@ impl Db {
                 {
                     object.created = row.ctime.max(0) as u64;
                     object.modified = row.mtime.max(0) as u64;
+                    object
+                        .defaulted_floats
+                        .extend(default_float_fields(meta, row));
                 }
             }
         }
@@ -469,6 +483,7 @@ impl Db {
             .get_mut(reference)
             .ok_or_else(|| handle_invalid(class, reference))?;
         object.fields.insert(field_meta.name, value.clone());
+        object.defaulted_floats.remove(field_meta.name);
         object.modified = generation;
         if self.is_replicated(class) {
             self.replicate(&Delta::WriteField {

@@ -204,7 +204,8 @@ fn data_destroy(pool: &Pool, vdi: &str) -> Result<Value, Failure> {
 }
 
 /// `VDI.get_nbd_info`: one entry when a network has the `nbd` or `insecure_nbd` purpose and
-/// the NBD server runs, none otherwise.
+/// the NBD server runs, none otherwise; `cert` is the master's PEM certificate, `subject` its
+/// host name.
 fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
     let db = pool.db();
     let uuid = db.str_field("VDI", vdi, "uuid")?;
@@ -219,6 +220,16 @@ fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
     let Some(addr) = pool.nbd_addr.get().filter(|_| has_nbd_network) else {
         return Ok(Value::Array(Vec::new()));
     };
+    // the master serves NBD: its certificate, its host name (one the certificate is valid for)
+    let cert = pool
+        .host_identity
+        .get()
+        .map(|identity| identity.cert_pem.clone())
+        .unwrap_or_default();
+    let master = crate::rpc::session::master_host(&db);
+    let subject = db
+        .str_field("host", &master, "hostname")
+        .unwrap_or_else(|_| "localhost".to_owned());
     let record = BTreeMap::from([
         (
             "exportname".to_owned(),
@@ -226,8 +237,8 @@ fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
         ),
         ("address".to_owned(), Value::String(addr.ip().to_string())),
         ("port".to_owned(), Value::Int(i64::from(addr.port()))),
-        ("cert".to_owned(), Value::String(String::new())),
-        ("subject".to_owned(), Value::String("localhost".to_owned())),
+        ("cert".to_owned(), Value::String(cert)),
+        ("subject".to_owned(), Value::String(subject)),
     ]);
     Ok(Value::Array(vec![Value::Struct(record)]))
 }

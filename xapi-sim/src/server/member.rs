@@ -2,6 +2,7 @@
 //! the protocol it came in), every data-plane request a `302` to the same path and query on the
 //! master. The member listens on its own loopback address with the master's port, so a client
 //! that swaps the host of its URL for the address in `HOST_IS_SLAVE` reaches the master.
+//! With TLS, a member presents a certificate of its own, as every host of a pool does.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
 use super::routes::{Body, MAX_RPC_BODY, full, html_error};
+use super::tls::TlsIdentity;
 use crate::api_error::failure;
 use crate::error::Error;
 
@@ -38,6 +40,7 @@ pub(crate) struct MasterAddress {
 pub(crate) async fn listen(
     addr: SocketAddr,
     master: MasterAddress,
+    tls: Option<TlsIdentity>,
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
     let listener = TcpListener::bind(addr)
         .await
@@ -47,13 +50,32 @@ pub(crate) async fn listen(
         .map_err(|source| Error::Bind { addr, source })?;
     let master = Arc::new(master);
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        while let Ok((stream, peer)) = listener.accept().await {
             let master = Arc::clone(&master);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| answer(Arc::clone(&master), request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let served = match tls {
+                    Some(tls) => match tls.acceptor.accept(stream).await {
+                        Ok(stream) => {
+                            http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(err) => {
+                            tracing::debug!(%peer, error = %err, "member tls handshake failed");
+                            return;
+                        }
+                    },
+                    None => {
+                        http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                };
+                if let Err(err) = served {
+                    tracing::debug!(%peer, error = %err, "member connection ended with an error");
+                }
             });
         }
     });

@@ -1,4 +1,9 @@
-//! The self-signed certificate served with `--tls`, and its SHA-256 fingerprint.
+//! Host certificates: self-signed, as a XenServer host's default server certificate, served
+//! by HTTPS with `--tls` and by NBD on networks of purpose `nbd`; and their SHA-256
+//! fingerprints.
+//!
+//! The certificates carry `basicConstraints CA:TRUE`, so that a client can take one as its own
+//! trust anchor (qemu's `tls-creds-x509` refuses a `ca-cert.pem` without it).
 
 use std::sync::Arc;
 
@@ -18,38 +23,57 @@ pub(crate) struct TlsIdentity {
     pub(crate) fingerprint: String,
     /// The certificate in PEM form (what `VDI.get_nbd_info` hands out as `cert`).
     pub(crate) cert_pem: String,
+    /// The certificate's common name.
+    pub(crate) subject: String,
 }
 
 impl std::fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsIdentity")
+            .field("subject", &self.subject)
             .field("fingerprint", &self.fingerprint)
             .finish_non_exhaustive()
     }
 }
 
-/// Make a fresh self-signed certificate for `localhost` and `127.0.0.1`.
-pub(crate) fn self_signed() -> Result<TlsIdentity, Error> {
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let certified =
-        rcgen::generate_simple_self_signed(names).map_err(|e| Error::Tls(e.to_string()))?;
-    let cert_der: CertificateDer<'static> = certified.cert.der().clone();
+/// Make a fresh self-signed certificate with common name `subject`, valid for `subject`, every
+/// name or IP address of `alt_names`, `localhost` and `127.0.0.1`.
+pub(crate) fn host_identity(subject: &str, alt_names: &[String]) -> Result<TlsIdentity, Error> {
+    let tls_error = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let mut names: Vec<String> = vec![subject.to_owned()];
+    for name in alt_names
+        .iter()
+        .map(String::as_str)
+        .chain(["localhost", "127.0.0.1"])
+    {
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| tls_error(&e))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, subject);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key_pair = rcgen::KeyPair::generate().map_err(|e| tls_error(&e))?;
+    let cert = params.self_signed(&key_pair).map_err(|e| tls_error(&e))?;
+    let cert_der: CertificateDer<'static> = cert.der().clone();
     let fingerprint = hex(&Sha256::digest(cert_der.as_ref()));
-    let cert_pem = certified.cert.pem();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+    let cert_pem = cert.pem();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
+        .map_err(|e| tls_error(&e))?
         .with_no_client_auth()
         .with_single_cert(vec![cert_der], key)
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .map_err(|e| tls_error(&e))?;
     Ok(TlsIdentity {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         fingerprint,
         cert_pem,
+        subject: subject.to_owned(),
     })
 }
 

@@ -1,0 +1,238 @@
+//! Setup shared by the integration tests: start a simulator, log in, pin a certificate.
+//! Each test file uses a part of it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+use tokio_rustls::TlsConnector;
+use xapi_core::client::{Client, Protocol, Secret, Session, TlsPolicy};
+use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+
+/// A simulator of `scenario`, with or without TLS.
+pub async fn start(scenario: Scenario, tls: bool) -> SimHandle {
+    Simulator::start(SimConfig {
+        tls,
+        ..SimConfig::with_scenario(scenario)
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+/// A simulator started with `config`, and a root session (JSON-RPC) on its first pool.
+pub async fn start_and_login(config: SimConfig) -> (SimHandle, Session) {
+    let sim = Simulator::start(config)
+        .await
+        .expect("the simulator starts");
+    let session = login(&sim).await;
+    (sim, session)
+}
+
+/// The demo (plain HTTP), and a root session (JSON-RPC) on its primary pool.
+pub async fn demo() -> (SimHandle, Session) {
+    start_and_login(SimConfig::with_scenario(Scenario::Demo)).await
+}
+
+/// The demo (plain HTTP), and a root session on its primary pool over `protocol`.
+pub async fn demo_over(protocol: Protocol) -> (SimHandle, Session) {
+    let sim = start(Scenario::Demo, false).await;
+    let session = login_over(&sim, sim.url(), protocol).await;
+    (sim, session)
+}
+
+/// The code of a XAPI failure; panics on anything else.
+pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> String {
+    match result {
+        Err(xapi_core::Error::Api(f)) => f.code.as_str().to_owned(),
+        other => panic!("expected a XAPI failure, got {other:?}"),
+    }
+}
+
+/// The first disk (VDI reference) of the VM called `vm_name`.
+pub async fn first_disk_of(session: &Session, vm_name: &str) -> String {
+    let vms: Vec<String> = session
+        .call("VM.get_by_name_label", (vm_name,))
+        .await
+        .unwrap();
+    let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
+    session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap()
+}
+
+/// Run a tool (qemu-img, qemu-io) without blocking the runtime that serves it; its stdout.
+/// Panics with the tool's stderr when it fails.
+pub async fn run(program: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The pool database from `GET /pool/xmldbdump`.
+pub async fn dump(session: &Session) -> xapi_dr::metadata::Database {
+    let bytes = session
+        .get("/pool/xmldbdump", &[], None)
+        .await
+        .unwrap()
+        .bytes(64 << 20)
+        .await
+        .unwrap();
+    xapi_dr::metadata::read_db_xml(&bytes[..]).unwrap()
+}
+
+/// Every table of a database, one-to-many sets recomputed, for comparisons.
+pub fn persistent_tables(
+    mut db: xapi_dr::metadata::Database,
+) -> Vec<(String, xapi_dr::metadata::Table)> {
+    db.recompute_relations();
+    db.tables()
+        .map(|(name, table)| (name.to_owned(), table.clone()))
+        .collect()
+}
+
+/// A client of `url` (pinned to the simulator's certificate with TLS).
+pub fn client(sim: &SimHandle, url: &str, protocol: Protocol) -> Client {
+    let mut builder = Client::builder(url).protocol(protocol);
+    if let Some(fingerprint) = sim.fingerprint() {
+        builder = builder.tls(TlsPolicy::Pinned(fingerprint.parse().unwrap()));
+    }
+    builder.build().unwrap()
+}
+
+/// A root session on the first pool of `sim`.
+pub async fn login(sim: &SimHandle) -> Session {
+    login_to(sim, sim.url()).await
+}
+
+/// A root session (JSON-RPC) on the pool at `url`.
+pub async fn login_to(sim: &SimHandle, url: &str) -> Session {
+    login_over(sim, url, Protocol::JsonRpc).await
+}
+
+/// A root session on the pool at `url` over `protocol`.
+pub async fn login_over(sim: &SimHandle, url: &str, protocol: Protocol) -> Session {
+    client(sim, url, protocol)
+        .login_with_password(
+            "root",
+            Secret::new(DEFAULT_PASSWORD),
+            "1.0",
+            "xapi-sim tests",
+        )
+        .await
+        .expect("root logs in")
+}
+
+/// The DER of the first certificate of a PEM text.
+pub fn der_of_pem(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("a PEM certificate")
+        .as_ref()
+        .to_vec()
+}
+
+/// A TLS connector that accepts exactly the certificate `der` (whatever the name), with the
+/// handshake signatures checked.
+pub fn pinned_connector(der: &[u8]) -> TlsConnector {
+    connector_pinned_to(&hex(&Sha256::digest(der)))
+}
+
+/// A TLS connector that accepts exactly the certificate whose DER has this lower-case hex
+/// SHA-256 fingerprint (whatever the name), with the handshake signatures checked.
+pub fn connector_pinned_to(fingerprint: &str) -> TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedCert {
+        fingerprint: fingerprint.to_ascii_lowercase(),
+        provider: Arc::clone(&provider),
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// The server name to hand a connector (any: the pin decides).
+pub fn any_name() -> ServerName<'static> {
+    ServerName::try_from("xapi-sim.invalid").unwrap()
+}
+
+#[derive(Debug)]
+struct PinnedCert {
+    fingerprint: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if hex(&Sha256::digest(end_entity.as_ref())) == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}

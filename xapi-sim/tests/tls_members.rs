@@ -1,0 +1,95 @@
+//! Pool members over TLS: each non-master host serves HTTPS with a certificate of its own,
+//! answers `HOST_IS_SLAVE` and redirects the data plane to the master with a 302.
+
+mod support;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use xapi_core::client::{Client, Protocol, Secret, TlsPolicy};
+use xapi_sim::{DEFAULT_PASSWORD, Scenario};
+
+#[tokio::test]
+async fn members_speak_tls_with_their_own_certificates() {
+    let sim = support::start(Scenario::Demo, true).await;
+    let primary = sim.pool("primary").unwrap();
+    let master_pin: xapi_core::client::Sha256Fingerprint =
+        sim.fingerprint().unwrap().parse().unwrap();
+    assert_eq!(primary.member_urls.len(), 1, "the primary's second host");
+    assert_eq!(primary.member_fingerprints.len(), 1);
+    let member = &primary.member_urls[0];
+    let port = primary.addr.port();
+    assert_eq!(member, &format!("https://127.0.0.2:{port}"));
+    let member_pin: xapi_core::client::Sha256Fingerprint =
+        primary.member_fingerprints[0].parse().unwrap();
+    assert_ne!(
+        primary.member_fingerprints[0],
+        sim.fingerprint().unwrap(),
+        "a member has a certificate of its own"
+    );
+
+    for protocol in [Protocol::XmlRpc, Protocol::JsonRpc] {
+        let client = Client::builder(member)
+            .protocol(protocol)
+            .tls(TlsPolicy::Pinned(member_pin))
+            .pin_host("127.0.0.1", master_pin)
+            .build()
+            .unwrap();
+        let raw = client
+            .call_raw::<String>(
+                "session.login_with_password",
+                ("root", DEFAULT_PASSWORD, "1.0", "t"),
+            )
+            .await;
+        match raw {
+            Err(xapi_core::Error::Api(f)) => {
+                assert_eq!(f.code.as_str(), "HOST_IS_SLAVE");
+                assert_eq!(f.params, ["127.0.0.1"]);
+            }
+            other => panic!("a member refuses logins: {other:?}"),
+        }
+        let session = client
+            .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "t")
+            .await
+            .expect("the login moves to the master, pinned to the master's certificate");
+        let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
+        assert_eq!(hosts.len(), 2);
+    }
+
+    // the master's pin does not open the member: a pin is per host
+    let wrong = Client::builder(member)
+        .tls(TlsPolicy::Pinned(master_pin))
+        .build()
+        .unwrap();
+    let refused = wrong
+        .call_raw::<String>(
+            "session.login_with_password",
+            ("root", DEFAULT_PASSWORD, "1.0", "t"),
+        )
+        .await;
+    assert!(
+        !matches!(refused, Err(xapi_core::Error::Api(_)) | Ok(_)),
+        "the member's certificate is not the master's: {refused:?}"
+    );
+
+    // the data plane redirects to the master over https, query kept; the handshake pinned to
+    // the announced fingerprint shows it is the served certificate's
+    let addr = member.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = support::connector_pinned_to(&primary.member_fingerprints[0])
+        .connect(support::any_name(), tcp)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /export_raw_vdi?vdi=v&session_id=s HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 302"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains(&format!(
+            "location: https://127.0.0.1:{port}/export_raw_vdi?vdi=v&session_id=s"
+        )),
+        "{reply}"
+    );
+}
