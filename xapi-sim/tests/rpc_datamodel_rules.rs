@@ -2,30 +2,17 @@
 //! protocols: trailing parameters added in later releases may be left out, and messages that
 //! only look like accessors are not answered as field reads; the legacy event API.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
-use xapi_core::Error;
-use xapi_core::client::{Client, Protocol, Secret, Session};
 
+use xapi_core::Error;
+use xapi_core::client::{Protocol, Session};
 use xapi_core::wire::{DateTime, Value};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
 
 /// An event record of `event.next`.
 type Event = BTreeMap<String, Value>;
-
-async fn demo_session(protocol: Protocol) -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .expect("the demo starts");
-    let session = Client::builder(sim.url())
-        .protocol(protocol)
-        .build()
-        .expect("a client")
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "rules")
-        .await
-        .expect("root logs in");
-    (sim, session)
-}
 
 async fn first_guest(session: &Session) -> String {
     let vms: Vec<String> = session
@@ -35,7 +22,7 @@ async fn first_guest(session: &Session) -> String {
     vms.into_iter().next().expect("the demo has test-vm")
 }
 
-fn failure_code(err: &Error) -> (String, Vec<String>) {
+fn failure_of(err: &Error) -> (String, Vec<String>) {
     match err {
         Error::Api(failure) => (failure.code.to_string(), failure.params.clone()),
         other => panic!("expected a XAPI failure, got {other}"),
@@ -45,7 +32,7 @@ fn failure_code(err: &Error) -> (String, Vec<String>) {
 #[tokio::test]
 async fn optional_trailing_parameters_may_be_left_out() {
     for protocol in [Protocol::XmlRpc, Protocol::JsonRpc] {
-        let (_sim, session) = demo_session(protocol).await;
+        let (_sim, session) = support::demo_over(protocol).await;
         let vm = first_guest(&session).await;
         // VM.snapshot gained `ignore_vdis` in a later release: old clients send two arguments
         let snapshot: String = session
@@ -68,7 +55,7 @@ async fn optional_trailing_parameters_may_be_left_out() {
             .await
             .expect_err("new_name is required");
         assert_eq!(
-            failure_code(&err),
+            failure_of(&err),
             (
                 "MESSAGE_PARAMETER_COUNT_MISMATCH".to_owned(),
                 vec!["VM.snapshot".to_owned(), "4".to_owned(), "2".to_owned()]
@@ -81,7 +68,7 @@ async fn optional_trailing_parameters_may_be_left_out() {
             .await
             .expect_err("five parameters");
         assert_eq!(
-            failure_code(&err).0,
+            failure_of(&err).0,
             "MESSAGE_PARAMETER_COUNT_MISMATCH",
             "{protocol:?}"
         );
@@ -90,7 +77,7 @@ async fn optional_trailing_parameters_may_be_left_out() {
 
 #[tokio::test]
 async fn snapshot_leaves_out_ignored_disks() {
-    let (_sim, session) = demo_session(Protocol::JsonRpc).await;
+    let (_sim, session) = support::demo_over(Protocol::JsonRpc).await;
     let vms: Vec<String> = session.call("VM.get_all", ()).await.expect("VMs");
     let mut multi_disk = None;
     for vm in vms {
@@ -138,7 +125,7 @@ async fn snapshot_leaves_out_ignored_disks() {
 
 #[tokio::test]
 async fn host_clock_and_accessor_lookalikes() {
-    let (_sim, session) = demo_session(Protocol::XmlRpc).await;
+    let (_sim, session) = support::demo_over(Protocol::XmlRpc).await;
     let hosts: Vec<String> = session.call("host.get_all", ()).await.expect("hosts");
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -161,7 +148,7 @@ async fn host_clock_and_accessor_lookalikes() {
         .await
         .expect_err("not simulated");
     assert_eq!(
-        failure_code(&err),
+        failure_of(&err),
         (
             "NOT_IMPLEMENTED".to_owned(),
             vec!["VM.get_allowed_VBD_devices".to_owned()]
@@ -171,12 +158,12 @@ async fn host_clock_and_accessor_lookalikes() {
 
 #[tokio::test]
 async fn legacy_event_register_and_next() {
-    let (sim, session) = demo_session(Protocol::XmlRpc).await;
+    let (sim, session) = support::demo_over(Protocol::XmlRpc).await;
     let err = session
         .call::<Value>("event.next", ())
         .await
         .expect_err("not registered yet");
-    assert_eq!(failure_code(&err).0, "SESSION_NOT_REGISTERED");
+    assert_eq!(failure_of(&err).0, "SESSION_NOT_REGISTERED");
 
     let _: Value = session
         .call("event.register", (vec!["VM"],))
