@@ -18,7 +18,7 @@ use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
 use crate::pool::Pool;
 use crate::rpc;
-use crate::transfer::{db_dump, export, import, raw_import, raw_vdi};
+use crate::transfer::{db_dump, export, import, import_metadata, raw_import, raw_vdi};
 
 /// Largest RPC request body accepted (xapi's `http_limit_max_rpc_size`).
 pub(crate) const MAX_RPC_BODY: usize = 300 * 1024;
@@ -63,6 +63,10 @@ pub(crate) async fn serve(
         (Method::PUT, "/import") => {
             let (parts, body) = request.into_parts();
             import::import(Arc::clone(&pool), &parts, body).await
+        }
+        (Method::PUT, "/import_metadata") => {
+            let (parts, body) = request.into_parts();
+            import_metadata::import(Arc::clone(&pool), &parts, body).await
         }
         (Method::PUT, "/import_raw_vdi") => {
             let (parts, body) = request.into_parts();
