@@ -60,6 +60,10 @@ pub(crate) async fn serve(
             let (parts, _) = request.into_parts();
             db_dump::handle(&pool, &parts)
         }
+        (Method::PUT, "/pool/xmldbdump") => {
+            let (parts, body) = request.into_parts();
+            db_dump::restore(&pool, &parts, body).await
+        }
         (Method::PUT, "/import") => {
             let (parts, body) = request.into_parts();
             import::import(Arc::clone(&pool), &parts, body).await
