@@ -4,6 +4,7 @@
 pub(crate) mod corrupt;
 pub(crate) mod db_dump;
 pub(crate) mod export;
+pub(crate) mod host_backup;
 pub(crate) mod import;
 pub(crate) mod import_metadata;
 pub(crate) mod ova;
