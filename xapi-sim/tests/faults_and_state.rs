@@ -58,7 +58,10 @@ async fn a_cut_download_fails_its_task() {
             }
         }
     }
-    assert!(outcome.is_err(), "a truncated XVA does not read as complete");
+    assert!(
+        outcome.is_err(),
+        "a truncated XVA does not read as complete"
+    );
     let status: String = session.call("task.get_status", (&task,)).await.unwrap();
     assert_eq!(status, "failure");
     // the fault fires once
