@@ -210,3 +210,32 @@ async fn the_sdk_reads_close_delimited_bodies_to_the_end() {
         "the SDK reads as many disk bytes as the socket carries"
     );
 }
+
+#[tokio::test]
+async fn a_close_delimited_export_reads_to_the_end_over_tls() {
+    let sim = Simulator::start(SimConfig {
+        tls: true,
+        ..SimConfig::with_scenario(Scenario::Demo)
+    })
+    .await
+    .unwrap();
+    let pin = sim.fingerprint().unwrap().parse().unwrap();
+    let client = Client::builder(sim.url())
+        .tls(xapi_core::client::TlsPolicy::Pinned(pin))
+        .build()
+        .unwrap();
+    let session = client
+        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "tls framing")
+        .await
+        .unwrap();
+    let vm = vm_named(&session, "legacy-crm").await;
+    let download = session.get("/export", &[("ref", &vm)], None).await.unwrap();
+    let task = download.task_id.clone().unwrap().to_string();
+    let bytes = tokio::time::timeout(Duration::from_secs(60), download.bytes(1 << 30))
+        .await
+        .expect("the body ends when the server closes the TLS connection")
+        .unwrap();
+    assert!(verified_disk_bytes(bytes.to_vec()).await > 0);
+    let status: String = session.call("task.get_status", (&task,)).await.unwrap();
+    assert_eq!(status, "success");
+}
