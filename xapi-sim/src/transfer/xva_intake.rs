@@ -324,3 +324,149 @@ impl XvaIntake {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt as _;
+    use xapi_backup::format::ova_xml::{OvaClass, OvaObject, OvaVersion, Value};
+    use xapi_backup::format::xva::{DiskSource, WriteOptions, xva_stream};
+
+    const SIZE: usize = 3 << 20;
+
+    fn object(class: OvaClass, id: &str, fields: &[(&str, &str)]) -> OvaObject {
+        OvaObject {
+            class,
+            id: id.to_owned(),
+            snapshot: Value::Struct(
+                fields
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn ova() -> OvaXml {
+        OvaXml {
+            version: OvaVersion {
+                hostname: "sim".into(),
+                xapi_major: 25,
+                xapi_minor: 6,
+                ..OvaVersion::default()
+            },
+            objects: vec![
+                object(OvaClass::Vm, "Ref:1", &[("name_label", "vm")]),
+                object(
+                    OvaClass::Vbd,
+                    "Ref:2",
+                    &[("VM", "Ref:1"), ("VDI", "Ref:3"), ("type", "Disk")],
+                ),
+                object(OvaClass::Vdi, "Ref:3", &[("virtual_size", "3145728")]),
+            ],
+        }
+    }
+
+    fn disk() -> Vec<u8> {
+        (0..SIZE).map(|i| (i % 253) as u8 ^ 0x5a).collect()
+    }
+
+    async fn xva(compression: Compression) -> Vec<u8> {
+        let options = WriteOptions {
+            compression,
+            ..WriteOptions::default()
+        };
+        let source = DiskSource {
+            prefix: "Ref:3".to_owned(),
+            size: SIZE as u64,
+            reader: Box::new(std::io::Cursor::new(disk())),
+        };
+        xva_stream(&ova(), vec![source], options)
+            .unwrap()
+            .try_fold(Vec::new(), |mut all, bytes| async move {
+                all.extend_from_slice(&bytes);
+                Ok(all)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Flip the first digit of the first `.xxhash` member's body.
+    fn corrupt_first_checksum(mut xva: Vec<u8>) -> Vec<u8> {
+        let mut at = 0;
+        while at + BLOCK <= xva.len() {
+            let name_end = xva[at..at + 100]
+                .iter()
+                .position(|b| *b == 0)
+                .unwrap_or(100);
+            let name = String::from_utf8_lossy(&xva[at..at + name_end]).into_owned();
+            let size_text = String::from_utf8_lossy(&xva[at + 124..at + 135]).into_owned();
+            let size = usize::from_str_radix(size_text.trim_matches('\0').trim(), 8).unwrap();
+            if name.ends_with(".xxhash") {
+                let digit = &mut xva[at + BLOCK];
+                *digit = if *digit == b'0' { b'1' } else { b'0' };
+                return xva;
+            }
+            at += BLOCK + size.div_ceil(BLOCK) * BLOCK;
+        }
+        panic!("no checksum member");
+    }
+
+    async fn read(xva: Vec<u8>, force: bool) -> Result<(Vec<u8>, Vec<String>), Failure> {
+        let mut intake = XvaIntake::open(std::io::Cursor::new(xva), force).await?;
+        assert_eq!(
+            intake.disks(),
+            [IntakeDisk {
+                id: "Ref:3".into(),
+                size: SIZE as u64
+            }]
+        );
+        let mut image = vec![0u8; SIZE];
+        while let Some(chunk) = intake.next_chunk().await? {
+            let at = usize::try_from(chunk.offset).unwrap();
+            image[at..at + chunk.data.len()].copy_from_slice(&chunk.data);
+        }
+        Ok((image, intake.mismatches().to_vec()))
+    }
+
+    #[tokio::test]
+    async fn every_compression_reads_back_the_disk() {
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let (image, mismatches) = read(xva(compression).await, false).await.unwrap();
+            assert_eq!(image, disk(), "{compression:?}");
+            assert!(mismatches.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_checksum_fails_unless_forced() {
+        let bad = corrupt_first_checksum(xva(Compression::None).await);
+        let err = read(bad.clone(), false).await.unwrap_err();
+        assert_eq!(err.code.as_str(), "IMPORT_ERROR");
+        assert!(
+            err.params[0].starts_with(
+                "Stream_vdi.Invalid_checksum(\"Block Ref:3/00000000 checksum failed: original = "
+            ),
+            "{:?}",
+            err.params
+        );
+        let (image, mismatches) = read(bad, true).await.unwrap();
+        assert_eq!(image, disk(), "force keeps the chunk's bytes");
+        assert_eq!(mismatches, ["Ref:3/00000000"]);
+    }
+
+    #[tokio::test]
+    async fn a_cut_upload_is_a_premature_eof() {
+        let whole = xva(Compression::None).await;
+        let cut = whole[..whole.len() / 2].to_vec();
+        let err = read(cut, true).await.unwrap_err();
+        assert_eq!(err.code.as_str(), "IMPORT_ERROR_PREMATURE_EOF");
+    }
+
+    #[tokio::test]
+    async fn something_else_than_an_xva_is_refused() {
+        let err = read(vec![b'x'; 4096], false).await.unwrap_err();
+        assert_eq!(err.code.as_str(), "IMPORT_ERROR");
+        assert!(err.params[0].starts_with("not an XVA"), "{:?}", err.params);
+    }
+}
