@@ -42,6 +42,7 @@ use crate::pool::Pool;
 use crate::rpc::vm::new_mac;
 use crate::server::routes::{Body, full, html_error};
 
+/// The result type of an import task: the set of imported VMs.
 pub(crate) static VM_SET: Ty = Ty::Set(&Ty::Ref("VM"));
 
 /// Answer `PUT /import`.
