@@ -199,3 +199,36 @@ async fn a_missing_disk_fails_unless_forced() {
         "the missing disk and its VBD are skipped"
     );
 }
+
+#[tokio::test]
+async fn vdi_mapping_by_scsi_id() {
+    let (_sim, session) = demo().await;
+    let vm = vm_named(&session, "legacy-crm").await;
+    let before = disks(&session, &vm).await;
+    let (device, first) = before
+        .iter()
+        .next()
+        .map(|(d, v)| (d.clone(), v.clone()))
+        .unwrap();
+    let other = vm_named(&session, "mail").await;
+    let other_vdi = disks(&session, &other).await.into_values().next().unwrap();
+    let _: () = session
+        .call("VDI.add_to_sm_config", (&first, "SCSIid", "src-lun-1"))
+        .await
+        .unwrap();
+    let _: () = session
+        .call("VDI.add_to_sm_config", (&other_vdi, "SCSIid", "dst-lun-9"))
+        .await
+        .unwrap();
+    let tar = export_metadata(&session, &vm).await;
+    let (status, result) = import_metadata(&session, &[("vdi:src-lun-1", "dst-lun-9")], tar).await;
+    assert_eq!(status, "success", "{result}");
+    let copy = result
+        .split("OpaqueRef:")
+        .nth(1)
+        .map(|rest| format!("OpaqueRef:{}", &rest[..36]))
+        .expect("a VM in the result");
+    let mut expected = before.clone();
+    expected.insert(device, other_vdi);
+    assert_eq!(disks(&session, &copy).await, expected);
+}

@@ -3,7 +3,7 @@
 //! `import.ml` `metadata_handler`).
 //!
 //! Each VDI of the archive is found, as `VDI.precheck` does, through the `vdi:<src>=<dst>`
-//! query arguments (VDI uuids), else by the SR with the exported SR's UUID and the VDI's
+//! query arguments (each side a VDI uuid or an `sm_config["SCSIid"]`), else by the SR with the exported SR's UUID and the VDI's
 //! `location`; a VDI not found fails the import with `VDI_LOCATION_MISSING [sr uuid;
 //! location]`, or with `force=true` is skipped together with its VBDs. `restore=true` keeps the
 //! VM UUIDs and MACs with the power-state and `VM.version` rules of `/import`; `dry_run=true`
@@ -113,8 +113,16 @@ fn find_vdis(
     let mut found = HashMap::new();
     for vdi in ova.objects_of(&OvaClass::Vdi) {
         let uuid = vdi.str_field("uuid").unwrap_or_default();
-        if let Some(target) = vdi_map.get(uuid) {
-            found.insert(vdi.id.clone(), db.by_uuid("VDI", target)?);
+        let scsi_id = vdi
+            .snapshot
+            .get("sm_config")
+            .and_then(|config| config.get("SCSIid"))
+            .and_then(ova_xml::Value::as_str);
+        let mapped = vdi_map
+            .get(uuid)
+            .or_else(|| scsi_id.and_then(|id| vdi_map.get(id)));
+        if let Some(target) = mapped {
+            found.insert(vdi.id.clone(), mapped_vdi(db, target)?);
             continue;
         }
         let sr_uuid = vdi
@@ -140,6 +148,26 @@ fn find_vdis(
         }
     }
     Ok(found)
+}
+
+/// The target of a `vdi:` mapping: a VDI uuid, else the VDI whose `sm_config["SCSIid"]` it is
+/// (else the uuid lookup's `UUID_INVALID`).
+fn mapped_vdi(db: &Db, target: &str) -> Result<String, Failure> {
+    db.by_uuid("VDI", target).or_else(|missing| {
+        let by_scsi_id =
+            db.table("VDI")?
+                .objects
+                .iter()
+                .find_map(|(reference, object)| match object.fields.get("sm_config") {
+                    Some(Value::Struct(config))
+                        if config.get("SCSIid") == Some(&Value::String(target.to_owned())) =>
+                    {
+                        Some(reference.clone())
+                    }
+                    _ => None,
+                });
+        by_scsi_id.ok_or(missing)
+    })
 }
 
 /// The checks a restore makes against VMs with the same UUID, without changing anything.
