@@ -14,10 +14,15 @@
 //!   one-to-many sets kept in step; scenarios `empty`, `demo` (pools `primary` and `dr`, each on
 //!   its own port) and `large:N`.
 //! - **Data plane**: `GET /export` and `/export_metadata` (XVA by `xapi_backup::format`: xxhash or
-//!   `checksum=sha1`, `use_compression`), `PUT /import` (plain or `restore`/`force`),
+//!   `checksum=sha1`, `use_compression`), `PUT /import` (plain or `restore`/`force`; `force`
+//!   accepts bad chunk checksums; a failed import leaves nothing behind),
+//!   `PUT /import_metadata` (`restore`, `force`, `dry_run`, `vdi:<src>=<dst>`),
 //!   `GET /export_raw_vdi` (`raw`, `vhd`, `tar`), `PUT /import_raw_vdi` (`raw`, `chunked`, `tar`),
-//!   `GET /pool/xmldbdump`; credentials from the cookie or the query, a `task-id` header and a
-//!   task on every transfer.
+//!   `GET`/`PUT /pool/xmldbdump` (restore with `dry_run` and the schema check),
+//!   `GET /host_backup` / `PUT /host_restore` (a gzip'd tar of the simulated dom0); credentials
+//!   from the cookie or the query, a `task-id` header and a task on every transfer. Downloads
+//!   are framed as xapi's: `/export`, `/export_raw_vdi` and `/host_backup` answer HTTP/1.0 with
+//!   `Connection: close` and no length, the body ending when the connection closes.
 //! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
 //!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); an NBD server per
 //!   pool with the export names of `VDI.get_nbd_info`, over TLS (`NBD_OPT_STARTTLS`, the
@@ -46,7 +51,9 @@
 //!   the primary and the mirror is `mirrored` again). Switch it with
 //!   [`SimHandle::set_mirror_mode`] or `POST /_sim/mirror?mode=...` on the DR pool.
 //!
-//! Not simulated (yet): VHD import, `base=` deltas, VM snapshots in recoveries.
+//! Not simulated (yet): VM snapshots in recoveries, `live`/`check_cpu` of `/import_metadata`;
+//! a database restore keeps the dump's other hosts (xapi drops them) and a host restore
+//! changes nothing on the host.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xapi_sim::Error> {

@@ -141,7 +141,16 @@ async fn restore_keeps_identity_and_bumps_the_version() {
     let uuid: String = session.call("VM.get_uuid", (&original,)).await.unwrap();
     let (disks, macs) = disks_and_macs(&sim, &session, &original).await;
     let xva = export(&session, &original, "false").await;
-    let (status, result, _) = import(&session, &[("restore", "true")], xva).await;
+    // the halted VM in place has the same version as the exported one: xapi refuses to
+    // replace it unless forced
+    let (status, result, _) = import(&session, &[("restore", "true")], xva.clone()).await;
+    assert_eq!(status, "failure");
+    assert!(
+        result.starts_with(&format!("VM_TO_IMPORT_IS_NOT_NEWER_VERSION {original} 0 0")),
+        "{result}"
+    );
+    let (status, result, _) =
+        import(&session, &[("restore", "true"), ("force", "true")], xva).await;
     assert_eq!(status, "success", "{result}");
     let restored: String = session.call("VM.get_by_uuid", (&uuid,)).await.unwrap();
     assert_ne!(

@@ -18,7 +18,7 @@ use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
 use crate::pool::Pool;
 use crate::rpc;
-use crate::transfer::{db_dump, export, import, raw_import, raw_vdi};
+use crate::transfer::{db_dump, export, host_backup, import, import_metadata, raw_import, raw_vdi};
 
 /// Largest RPC request body accepted (xapi's `http_limit_max_rpc_size`).
 pub(crate) const MAX_RPC_BODY: usize = 300 * 1024;
@@ -60,9 +60,25 @@ pub(crate) async fn serve(
             let (parts, _) = request.into_parts();
             db_dump::handle(&pool, &parts)
         }
+        (Method::PUT, "/pool/xmldbdump") => {
+            let (parts, body) = request.into_parts();
+            db_dump::restore(&pool, &parts, body).await
+        }
+        (Method::GET, "/host_backup") => {
+            let (parts, _) = request.into_parts();
+            host_backup::backup(&pool, &parts)
+        }
+        (Method::PUT, "/host_restore") => {
+            let (parts, body) = request.into_parts();
+            host_backup::restore(&pool, &parts, body).await
+        }
         (Method::PUT, "/import") => {
             let (parts, body) = request.into_parts();
             import::import(Arc::clone(&pool), &parts, body).await
+        }
+        (Method::PUT, "/import_metadata") => {
+            let (parts, body) = request.into_parts();
+            import_metadata::import(Arc::clone(&pool), &parts, body).await
         }
         (Method::PUT, "/import_raw_vdi") => {
             let (parts, body) = request.into_parts();

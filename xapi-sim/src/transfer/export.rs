@@ -2,8 +2,11 @@
 //! `xapi_backup::format::xva` (xxhash checksums, or SHA-1 with `checksum=sha1`; whole-stream gzip
 //! or zstd with `use_compression`; zero chunks omitted), followed by a task.
 //!
-//! As xapi, the response has no `Content-Length` and carries `task-id`; the task's progress
-//! follows the disk bytes read and it succeeds when the last byte has gone out.
+//! As xapi (§5.4 of the data-plane reference), `/export` answers `HTTP/1.0 200 OK` with
+//! `Connection: close`, `task-id`, no `Content-Length` and no chunked encoding: the body ends
+//! when the server closes the connection, also when the request was HTTP/1.1 keep-alive. The
+//! task's progress follows the disk bytes read and it succeeds when the last byte has gone out.
+//! `/export_metadata` (a tar holding `ova.xml` only) carries a `Content-Length`.
 
 use std::future::Future as _;
 use std::io;
@@ -20,6 +23,8 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, ReadBuf};
 use xapi_backup::format::compression::Compression;
+use xapi_backup::format::ova_xml::OvaXml;
+use xapi_backup::format::tar::{END_OF_ARCHIVE, TarError, encode_v7_header, padding_len};
 use xapi_backup::format::xva::{ChecksumKind, DiskSource, WriteOptions, xva_stream};
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
@@ -116,16 +121,8 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
     }
     if metadata_only {
         // a tar with ova.xml only, with a Content-Length
-        let mut bytes = Vec::new();
-        let written = xapi_backup::format::xva::write_xva(
-            &ova,
-            Vec::new(),
-            WriteOptions::default(),
-            &mut bytes,
-        )
-        .await;
-        let response = match written {
-            Ok(_) => {
+        let response = match ova_xml_tar(&ova, options.ova_xml_mtime) {
+            Ok(bytes) => {
                 complete(&pool, &task, Ok(Value::Nil), Ty::Void);
                 let length = bytes.len();
                 let mut response = attachment(full(bytes));
@@ -171,7 +168,31 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
             Box::pin(stream)
         };
     let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
-    with_task(attachment(body.boxed_unsync()), &task)
+    with_task(close_delimited(attachment(body.boxed_unsync())), &task)
+}
+
+/// Frame a streamed response as xapi does (§5.4 of the data-plane reference): an `HTTP/1.0`
+/// status line, `Connection: close`, no `Content-Length` and no chunked encoding; the body ends
+/// when the server closes the connection, whatever the request's HTTP version.
+pub(crate) fn close_delimited(mut response: Response<Body>) -> Response<Body> {
+    *response.version_mut() = http::Version::HTTP_10;
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A tar holding `ova.xml` only (what `/export_metadata` serves): V7 header, the document,
+/// padding, the two zero blocks that end an archive.
+pub(crate) fn ova_xml_tar(ova: &OvaXml, mtime: u64) -> Result<Vec<u8>, TarError> {
+    let xml = ova.to_xml();
+    let header = encode_v7_header("ova.xml", xml.len() as u64, mtime)?;
+    let mut bytes = Vec::with_capacity(header.len() + xml.len() + 3 * 512);
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(xml.as_bytes());
+    bytes.resize(bytes.len() + padding_len(xml.len() as u64), 0);
+    bytes.extend_from_slice(&END_OF_ARCHIVE);
+    Ok(bytes)
 }
 
 /// The VM named by `ref=` or `uuid=`.
@@ -262,9 +283,6 @@ pub(crate) struct TaskBody<S> {
     pool: Arc<Pool>,
     task: String,
     finished: bool,
-    /// With a `Content-Length`, the transfer is complete once this many bytes went out (hyper
-    /// stops polling there).
-    length: Option<u64>,
     sent: u64,
     /// The "cut the download" fault: stop with an error after this many bytes.
     cut_after: Option<u64>,
@@ -283,16 +301,9 @@ impl<S> TaskBody<S> {
             pool,
             task,
             finished: false,
-            length: None,
             sent: 0,
             cut_after,
         }
-    }
-
-    /// The same, for a body sent with a `Content-Length` of `length`.
-    pub(crate) fn with_length(mut self, length: u64) -> Self {
-        self.length = Some(length);
-        self
     }
 
     fn succeed(&mut self) {
@@ -330,9 +341,6 @@ where
                     bytes.truncate((cut - self.sent).min(bytes.len() as u64) as usize);
                 }
                 self.sent += bytes.len() as u64;
-                if self.length.is_some_and(|length| self.sent >= length) {
-                    self.succeed();
-                }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             Poll::Ready(Some(Err(err))) => {

@@ -8,12 +8,18 @@
 //! `VM_BAD_POWER_STATE`), and a `mac_seed` used by another VM fails with `DUPLICATE_MAC_SEED`.
 //! The task's result is the set of imported VMs; `other_config["object_creation"]` becomes
 //! `complete` once the objects exist, and each VM gets `other_config["import_task"]`.
-//! Checksums are always verified (`force` does not relax that here).
+//! Checksums are verified as xapi does (`xva_intake`): a mismatch fails the import with
+//! `IMPORT_ERROR` unless `force=true`, which accepts the chunk. A failed import without `force`
+//! destroys everything it created (VMs, VBDs, VIFs, VDIs and their images), as xapi's clean-up
+//! stack does; with `force` nothing is cleaned up. A restore over a halted VM whose `version` is
+//! not older than the imported one fails with `VM_TO_IMPORT_IS_NOT_NEWER_VERSION` unless
+//! `force`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::SeekFrom;
 use std::sync::Arc;
 
+use super::xva_intake::XvaIntake;
 use futures::TryStreamExt as _;
 use http::header::TRANSFER_ENCODING;
 use http::request::Parts;
@@ -23,7 +29,6 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::StreamReader;
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaObject};
-use xapi_backup::format::xva::{ReadOptions, XvaReader};
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{DateTime, Failure, Value};
 
@@ -37,7 +42,8 @@ use crate::pool::Pool;
 use crate::rpc::vm::new_mac;
 use crate::server::routes::{Body, full, html_error};
 
-static VM_SET: Ty = Ty::Set(&Ty::Ref("VM"));
+/// The result type of an import task: the set of imported VMs.
+pub(crate) static VM_SET: Ty = Ty::Set(&Ty::Ref("VM"));
 
 /// Answer `PUT /import`.
 pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
@@ -67,8 +73,56 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
 }
 
 /// What one imported disk became.
-struct NewDisk {
-    uuid: String,
+pub(crate) struct NewDisk {
+    /// The VDI's uuid (its image file).
+    pub(crate) uuid: String,
+}
+
+/// The objects an import has created so far, destroyed again when it fails without `force`
+/// (xapi's clean-up stack).
+#[derive(Debug, Default)]
+pub(crate) struct Created {
+    /// `(class, reference)` in creation order.
+    objects: Vec<(&'static str, String)>,
+    /// Disk images created (VDI uuids).
+    images: Vec<String>,
+}
+
+impl Created {
+    /// Record a new object.
+    pub(crate) fn object(&mut self, class: &'static str, reference: &str) {
+        self.objects.push((class, reference.to_owned()));
+    }
+
+    /// Record a new disk image.
+    pub(crate) fn image(&mut self, uuid: &str) {
+        self.images.push(uuid.to_owned());
+    }
+
+    /// Destroy everything recorded, newest first.
+    pub(crate) fn undo(self, pool: &Pool) {
+        let mut db = pool.db();
+        for (class, reference) in self.objects.iter().rev() {
+            if db.exists(class, reference)
+                && let Err(err) = db.destroy(class, reference)
+            {
+                {
+                    tracing::warn!(
+                        class,
+                        reference,
+                        code = err.code.as_str(),
+                        "import clean-up"
+                    );
+                }
+            }
+        }
+        drop(db);
+        for uuid in &self.images {
+            if let Err(err) = pool.storage.destroy(uuid) {
+                tracing::warn!(vdi = uuid, error = %err, "import clean-up of a disk image");
+            }
+        }
+    }
 }
 
 async fn run<R>(pool: &Pool, args: &RequestArgs, task: &str, body: R) -> Result<Value, Failure>
@@ -78,23 +132,62 @@ where
     let restore = args.flag("restore");
     let force = args.flag("force");
     let sr = target_sr(pool, args)?;
-    let mut reader = XvaReader::open(body, ReadOptions::default())
-        .await
-        .map_err(|e| failure("IMPORT_ERROR", [e.to_string()]))?;
+    let mut intake = XvaIntake::open(body, force).await?;
+    let mut created = Created::default();
+    let outcome = import_all(pool, &mut intake, &sr, task, restore, force, &mut created).await;
+    match outcome {
+        Ok(vms) => {
+            if !intake.mismatches().is_empty() {
+                tracing::warn!(
+                    task,
+                    chunks = ?intake.mismatches(),
+                    "imported with checksum mismatches ignored because of force"
+                );
+            }
+            Ok(Value::Array(vms.into_iter().map(Value::String).collect()))
+        }
+        Err(err) => {
+            if force {
+                tracing::warn!(
+                    task,
+                    code = err.code.as_str(),
+                    "not cleaning up after import failure since force was given"
+                );
+            } else {
+                created.undo(pool);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Create the objects, then stream the disks into their images; the new VMs.
+async fn import_all(
+    pool: &Pool,
+    intake: &mut XvaIntake,
+    sr: &str,
+    task: &str,
+    restore: bool,
+    force: bool,
+    created: &mut Created,
+) -> Result<Vec<String>, Failure> {
+    let disk_ids: Vec<String> = intake.disks().iter().map(|d| d.id.clone()).collect();
     let (vms, disks) = {
         let mut db = pool.db();
         create_objects(
             pool,
             &mut db,
-            reader.ova_xml(),
-            &reader_disk_ids(&reader),
-            &sr,
+            intake.ova_xml(),
+            DiskPlan::Create {
+                sr,
+                disk_ids: &disk_ids,
+            },
             task,
-            restore,
-            force,
+            Identity { restore, force },
+            created,
         )?
     };
-    let total: u64 = reader.disks().iter().map(|d| d.virtual_size).sum();
+    let total: u64 = intake.disks().iter().map(|d| d.size).sum();
     let mut done = 0_u64;
     let mut files = Vec::with_capacity(disks.len());
     for disk in &disks {
@@ -105,11 +198,7 @@ where
             .map_err(|e| failure("VDI_IO_ERROR", [format!("opening {}: {e}", disk.uuid)]))?;
         files.push(file);
     }
-    while let Some(chunk) = reader
-        .next_chunk()
-        .await
-        .map_err(|e| failure("IMPORT_ERROR", [e.to_string()]))?
-    {
+    while let Some(chunk) = intake.next_chunk().await? {
         let (Some(file), Some(disk)) = (files.get_mut(chunk.disk), disks.get(chunk.disk)) else {
             return Err(failure(
                 "IMPORT_ERROR",
@@ -131,11 +220,17 @@ where
             .await
             .map_err(|e| failure("VDI_IO_ERROR", [e.to_string()]))?;
     }
-    Ok(Value::Array(vms.into_iter().map(Value::String).collect()))
+    Ok(vms)
 }
 
-fn reader_disk_ids(reader: &XvaReader) -> Vec<String> {
-    reader.disks().iter().map(|d| d.prefix.clone()).collect()
+/// How the imported VMs take their identity: `restore` keeps UUIDs and MACs; `force` skips a
+/// running VM with the same UUID instead of failing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    /// `restore=true`.
+    pub(crate) restore: bool,
+    /// `force=true`.
+    pub(crate) force: bool,
 }
 
 /// `sr_id`, `sr_uuid` or the pool's default SR.
@@ -237,19 +332,33 @@ fn translate_refs(value: &mut Value, ty: &Ty, ids: &HashMap<String, String>) {
     }
 }
 
+/// Where the disks of an import come from.
+pub(crate) enum DiskPlan<'a> {
+    /// `/import`: new, empty VDIs on this SR for these export ids (filled from the stream).
+    Create {
+        /// Target SR.
+        sr: &'a str,
+        /// Export ids of the disks that follow, in stream order.
+        disk_ids: &'a [String],
+    },
+    /// `/import_metadata`: export id → existing VDI; VBDs of other disks are skipped.
+    Existing(HashMap<String, String>),
+}
+
 /// Create the VDIs, VMs, VBDs and VIFs of an import; the new VMs (snapshots left out unless
-/// they are all there is) and the disks in stream order.
+/// they are all there is) and the disks created, in stream order. Every object created is
+/// recorded in `created`.
 #[allow(clippy::too_many_arguments)]
-fn create_objects(
+pub(crate) fn create_objects(
     pool: &Pool,
     db: &mut Db,
     ova: &ova_xml::OvaXml,
-    disk_ids: &[String],
-    sr: &str,
+    plan: DiskPlan<'_>,
     task: &str,
-    restore: bool,
-    force: bool,
+    identity: Identity,
+    created: &mut Created,
 ) -> Result<(Vec<String>, Vec<NewDisk>), Failure> {
+    let Identity { restore, force } = identity;
     let mut ids: HashMap<String, String> = HashMap::new();
     // networks: same uuid if this pool has it, else the first network
     let fallback_network = db
@@ -264,8 +373,15 @@ fn create_objects(
             .unwrap_or_else(|| fallback_network.clone());
         ids.insert(network.id.clone(), local);
     }
-    // disks: new VDIs on the target SR, created empty
+    // disks: new VDIs on the target SR, created empty, or the existing ones
     let mut disks = Vec::new();
+    let (sr, disk_ids) = match plan {
+        DiskPlan::Create { sr, disk_ids } => (sr, disk_ids),
+        DiskPlan::Existing(existing) => {
+            ids.extend(existing);
+            ("", &[][..])
+        }
+    };
     for id in disk_ids {
         let object = ova
             .object(id)
@@ -281,7 +397,9 @@ fn create_objects(
             _ => 0,
         };
         let vdi = db.create("VDI", fields)?;
+        created.object("VDI", &vdi);
         let uuid = db.str_field("VDI", &vdi, "uuid")?;
+        created.image(&uuid);
         pool.storage.create(&uuid, size).map_err(|e| {
             failure(
                 "SR_BACKEND_FAILURE",
@@ -310,6 +428,17 @@ fn create_objects(
                         continue;
                     }
                     return Err(vm_bad_power_state(&existing, "halted", &state));
+                }
+                let existing_version = db.int_field("VM", &existing, "version")?;
+                if existing_version >= version && !force {
+                    return Err(failure(
+                        "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
+                        [
+                            existing.clone(),
+                            existing_version.to_string(),
+                            version.to_string(),
+                        ],
+                    ));
                 }
                 for vbd in db.refs_field("VM", &existing, "VBDs")? {
                     db.destroy("VBD", &vbd)?;
@@ -350,6 +479,7 @@ fn create_objects(
             other.insert("import_task".to_owned(), Value::String(task.to_owned()));
         }
         let vm = db.create("VM", fields)?;
+        created.object("VM", &vm);
         ids.insert(object.id.clone(), vm.clone());
         if matches!(
             object
@@ -373,7 +503,14 @@ fn create_objects(
         {
             continue;
         }
-        db.create("VBD", fields)?;
+        let vdi = fields.get("VDI").cloned();
+        let is_cd = fields.get("type") == Some(&Value::String("CD".to_owned()));
+        if !is_cd && vdi.is_none_or(|vdi| vdi == Value::String(NULL_REF.to_owned())) {
+            // a disk that was not found (skipped with force): its VBD goes too
+            continue;
+        }
+        let vbd = db.create("VBD", fields)?;
+        created.object("VBD", &vbd);
     }
     for object in ova.objects_of(&OvaClass::Vif) {
         let mut fields = fields_of(db, "VIF", object, &ids)?;
@@ -389,7 +526,8 @@ fn create_objects(
             fields.insert("MAC".to_owned(), Value::String(new_mac(db)));
             fields.insert("MAC_autogenerated".to_owned(), Value::Bool(true));
         }
-        db.create("VIF", fields)?;
+        let vif = db.create("VIF", fields)?;
+        created.object("VIF", &vif);
     }
     if let Ok(Value::Struct(mut other)) = db.field("task", task, "other_config").cloned() {
         other.insert(

@@ -4,10 +4,13 @@
 pub(crate) mod corrupt;
 pub(crate) mod db_dump;
 pub(crate) mod export;
+pub(crate) mod host_backup;
 pub(crate) mod import;
+pub(crate) mod import_metadata;
 pub(crate) mod ova;
 pub(crate) mod raw_import;
 pub(crate) mod raw_vdi;
+pub(crate) mod xva_intake;
 
 use std::collections::BTreeMap;
 
@@ -70,6 +73,17 @@ impl RequestArgs {
             .get(key)
             .or_else(|| self.query.get(key))
             .map(String::as_str)
+    }
+
+    /// The query arguments whose key starts with `prefix`, the prefix removed (xapi's
+    /// `read_map_params`, e.g. `vdi:<src>=<dst>`).
+    pub(crate) fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.query
+            .iter()
+            .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
     }
 
     /// A boolean flag: true only for the literal `true` (xapi's `find_query_flag`).

@@ -2,6 +2,12 @@
 //! dynamic VHD (all-zero 2 MiB blocks unallocated) or a raw tar of checksummed 1 MiB chunks
 //! (prefix `vdi`), written by `xapi_backup::format`. The task follows the transfer.
 //!
+//! As xapi (`export_raw_vdi.ml` writes `Connection: close` and no length before handing the
+//! socket to `vhd-tool`), every format is sent without `Content-Length`, the body ending when
+//! the connection closes; the status line says `HTTP/1.0` (xapi writes `HTTP/1.1` here, but
+//! hyper frames a close-delimited body only under an HTTP/1.0 status line, and the framing is
+//! what a client depends on).
+//!
 //! With `format=vhd&base=<ref or uuid>`, as xapi's delta exports, the VHD is a dynamic one
 //! holding only the 2 MiB blocks whose bytes differ from the base disk (a block past the end of
 //! the base differs when it holds any non-zero byte); applied onto a copy of the base (as
@@ -11,7 +17,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt as _;
@@ -25,7 +31,7 @@ use xapi_backup::format::xva::WriteOptions;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::Failure;
 
-use super::export::{TaskBody, with_task};
+use super::export::{TaskBody, close_delimited, with_task};
 use super::{RequestArgs, complete};
 use crate::api_error::failure;
 use crate::model::store::Db;
@@ -154,11 +160,8 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
         }
         _ => ReaderStream::new(tokio::io::AsyncReadExt::take(file, size)).boxed(),
     };
-    let mut body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
-    if format_name == "raw" {
-        body = body.with_length(size);
-    }
-    let mut response = Response::new(body.boxed_unsync());
+    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
+    let mut response = close_delimited(Response::new(body.boxed_unsync()));
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(content_type) {
         headers.insert(CONTENT_TYPE, value);
@@ -167,9 +170,6 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
         HeaderValue::from_str(&format!("attachment; filename=\"{uuid}.{extension}\""))
     {
         headers.insert(CONTENT_DISPOSITION, value);
-    }
-    if format_name == "raw" {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
     }
     with_task(response, &task)
 }

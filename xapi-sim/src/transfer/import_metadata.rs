@@ -1,0 +1,207 @@
+//! `PUT /import_metadata`: a tar holding only `ova.xml` (what `/export_metadata` serves)
+//! becomes VMs, VBDs and VIFs whose disks already exist in this pool (xapi's
+//! `import.ml` `metadata_handler`).
+//!
+//! Each VDI of the archive is found, as `VDI.precheck` does, through the `vdi:<src>=<dst>`
+//! query arguments (each side a VDI uuid or an `sm_config["SCSIid"]`), else by the SR with the exported SR's UUID and the VDI's
+//! `location`; a VDI not found fails the import with `VDI_LOCATION_MISSING [sr uuid;
+//! location]`, or with `force=true` is skipped together with its VBDs. `restore=true` keeps the
+//! VM UUIDs and MACs with the power-state and `VM.version` rules of `/import`; `dry_run=true`
+//! makes those checks and the VDI lookups but creates nothing (the task's result is then an
+//! empty set). As `/import`, the result is the set of new VMs and a failure without `force`
+//! destroys whatever was created.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt as _;
+use http::header::TRANSFER_ENCODING;
+use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
+use tokio_util::io::StreamReader;
+use xapi_backup::format::ova_xml::{self, OvaClass, OvaXml};
+use xapi_core::wire::{Failure, Value};
+
+use super::export::with_task;
+use super::import::{Created, DiskPlan, Identity, VM_SET, create_objects};
+use super::xva_intake::XvaIntake;
+use super::{RequestArgs, complete};
+use crate::api_error::{failure, vm_bad_power_state};
+use crate::model::store::Db;
+use crate::pool::Pool;
+use crate::server::routes::{Body, full, html_error};
+
+/// Answer `PUT /import_metadata`.
+pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
+    let is_chunked_encoding = parts
+        .headers
+        .get(TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if is_chunked_encoding {
+        return html_error(StatusCode::FORBIDDEN, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED");
+    }
+    let args = RequestArgs::of(parts);
+    let transfer = match super::begin(&pool, &args, "VM.import_metadata") {
+        Ok(transfer) => transfer,
+        Err(refusal) => return refusal.response(),
+    };
+    let task = transfer.task;
+    let reader = StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other));
+    let outcome = run(&pool, &args, &task, reader).await;
+    let failed = outcome
+        .as_ref()
+        .err()
+        .map(|f| format!("{} {:?}", f.code.as_str(), f.params));
+    complete(&pool, &task, outcome, VM_SET);
+    with_task(Response::new(full(failed.unwrap_or_default())), &task)
+}
+
+async fn run<R>(pool: &Pool, args: &RequestArgs, task: &str, body: R) -> Result<Value, Failure>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+{
+    let identity = Identity {
+        restore: args.flag("restore"),
+        force: args.flag("force"),
+    };
+    let dry_run = args.flag("dry_run");
+    let vdi_map: HashMap<String, String> = args
+        .with_prefix("vdi:")
+        .map(|(src, dst)| (src.to_owned(), dst.to_owned()))
+        .collect();
+    let mut intake = XvaIntake::open(body, identity.force).await?;
+    intake.finish_metadata_only().await?;
+    let ova = intake.ova_xml();
+    let mut db = pool.db();
+    let existing = find_vdis(&db, ova, &vdi_map, identity.force)?;
+    if dry_run {
+        precheck_vms(&db, ova, identity)?;
+        return Ok(Value::Array(Vec::new()));
+    }
+    let mut created = Created::default();
+    let outcome = create_objects(
+        pool,
+        &mut db,
+        ova,
+        DiskPlan::Existing(existing),
+        task,
+        identity,
+        &mut created,
+    );
+    drop(db);
+    match outcome {
+        Ok((vms, _)) => Ok(Value::Array(vms.into_iter().map(Value::String).collect())),
+        Err(err) => {
+            if !identity.force {
+                created.undo(pool);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Export id → local VDI for every VDI of the archive that is found (see the module docs).
+fn find_vdis(
+    db: &Db,
+    ova: &OvaXml,
+    vdi_map: &HashMap<String, String>,
+    force: bool,
+) -> Result<HashMap<String, String>, Failure> {
+    let mut found = HashMap::new();
+    for vdi in ova.objects_of(&OvaClass::Vdi) {
+        let uuid = vdi.str_field("uuid").unwrap_or_default();
+        let scsi_id = vdi
+            .snapshot
+            .get("sm_config")
+            .and_then(|config| config.get("SCSIid"))
+            .and_then(ova_xml::Value::as_str);
+        let mapped = vdi_map
+            .get(uuid)
+            .or_else(|| scsi_id.and_then(|id| vdi_map.get(id)));
+        if let Some(target) = mapped {
+            found.insert(vdi.id.clone(), mapped_vdi(db, target)?);
+            continue;
+        }
+        let sr_uuid = vdi
+            .str_field("SR")
+            .and_then(|sr| ova.object(sr))
+            .and_then(|sr| sr.str_field("uuid"))
+            .unwrap_or_default();
+        let location = vdi.str_field("location").unwrap_or_default();
+        let local = db.by_uuid("SR", sr_uuid).ok().and_then(|sr| {
+            db.find("VDI", "location", &Value::String(location.to_owned()))
+                .ok()?
+                .into_iter()
+                .find(|candidate| db.str_field("VDI", candidate, "SR").is_ok_and(|s| s == sr))
+        });
+        match local {
+            Some(local) => {
+                found.insert(vdi.id.clone(), local);
+            }
+            None if force => {
+                tracing::warn!(sr_uuid, location, "VDI not found: skipped because of force");
+            }
+            None => return Err(failure("VDI_LOCATION_MISSING", [sr_uuid, location])),
+        }
+    }
+    Ok(found)
+}
+
+/// The target of a `vdi:` mapping: a VDI uuid, else the VDI whose `sm_config["SCSIid"]` it is
+/// (else the uuid lookup's `UUID_INVALID`).
+fn mapped_vdi(db: &Db, target: &str) -> Result<String, Failure> {
+    db.by_uuid("VDI", target).or_else(|missing| {
+        let by_scsi_id =
+            db.table("VDI")?
+                .objects
+                .iter()
+                .find_map(|(reference, object)| match object.fields.get("sm_config") {
+                    Some(Value::Struct(config))
+                        if config.get("SCSIid") == Some(&Value::String(target.to_owned())) =>
+                    {
+                        Some(reference.clone())
+                    }
+                    _ => None,
+                });
+        by_scsi_id.ok_or(missing)
+    })
+}
+
+/// The checks a restore makes against VMs with the same UUID, without changing anything.
+fn precheck_vms(db: &Db, ova: &OvaXml, identity: Identity) -> Result<(), Failure> {
+    if !identity.restore {
+        return Ok(());
+    }
+    for vm in ova.objects_of(&OvaClass::Vm) {
+        let Ok(existing) = db.by_uuid("VM", vm.str_field("uuid").unwrap_or_default()) else {
+            continue;
+        };
+        let state = db.str_field("VM", &existing, "power_state")?;
+        if state != "Halted" {
+            if identity.force {
+                continue;
+            }
+            return Err(vm_bad_power_state(&existing, "halted", &state));
+        }
+        let version = vm
+            .snapshot
+            .get("version")
+            .and_then(ova_xml::Value::as_i64)
+            .unwrap_or(0);
+        let existing_version = db.int_field("VM", &existing, "version")?;
+        if existing_version >= version && !identity.force {
+            return Err(failure(
+                "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
+                [
+                    existing.clone(),
+                    existing_version.to_string(),
+                    version.to_string(),
+                ],
+            ));
+        }
+    }
+    Ok(())
+}
