@@ -38,18 +38,23 @@ impl Default for Manifest {
     }
 }
 
+/// The names of a row's columns in byte order. Rows read from one table usually have the same
+/// columns, and then share one list: a row costs its text, one offset per column and one pointer.
+pub(crate) type ColumnNames = Arc<[Arc<str>]>;
+
 /// One row: creation and modification generations plus its columns in byte order of name.
 ///
 /// Values are the stored strings after XML and `%` unescaping (what deltas carry); sets and maps
-/// are SExpr text (see [`crate::metadata::sexpr`]). All values of a row live in one buffer, so
-/// a row costs its text plus one interned name pointer and one offset per column.
+/// are SExpr text (see [`crate::metadata::sexpr`]). All values of a row live in one buffer, and
+/// the list of column names (interned) is shared with the other rows of the table that have the
+/// same columns.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     /// Generation at which the row was created (`__ctime`).
     pub ctime: i64,
     /// Generation of the row's last change (`__mtime`).
     pub mtime: i64,
-    names: Vec<Arc<str>>,
+    names: ColumnNames,
     /// End offset in `data` of each column's value; a value starts where the previous ends.
     ends: Vec<usize>,
     data: String,
@@ -107,7 +112,11 @@ impl Row {
             Err(i) => {
                 let at = if i == 0 { 0 } else { self.ends[i - 1] };
                 self.data.insert_str(at, value);
-                self.names.insert(i, column);
+                let mut names = Vec::with_capacity(self.names.len() + 1);
+                names.extend_from_slice(&self.names[..i]);
+                names.push(column);
+                names.extend_from_slice(&self.names[i..]);
+                self.names = names.into();
                 self.ends.insert(i, at + value.len());
                 for end in &mut self.ends[i + 1..] {
                     *end += value.len();
@@ -132,24 +141,26 @@ impl Row {
         self.names.is_empty()
     }
 
-    /// Appends a column known to sort after every existing one (the reader's fast path); falls
-    /// back to a sorted insert otherwise. Returns `false` if the column was already present.
-    pub(crate) fn push_sorted(&mut self, column: Arc<str>, value: &str) -> bool {
-        match self.names.last() {
-            Some(last) if last.as_ref() >= column.as_ref() => self.set(column, value).is_none(),
-            _ => {
-                self.data.push_str(value);
-                self.names.push(column);
-                self.ends.push(self.data.len());
-                true
-            }
+    /// A row from its parts, as the XML reader builds it: `names` sorted and unique, `ends` the
+    /// end offset in `data` of each column's value (non-decreasing, the last one `data.len()`).
+    pub(crate) fn from_parts(
+        ctime: i64,
+        mtime: i64,
+        names: ColumnNames,
+        ends: Vec<usize>,
+        data: String,
+    ) -> Row {
+        debug_assert_eq!(names.len(), ends.len());
+        debug_assert!(names.windows(2).all(|w| w[0] < w[1]));
+        debug_assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+        debug_assert_eq!(ends.last().copied().unwrap_or(0), data.len());
+        Row {
+            ctime,
+            mtime,
+            names,
+            ends,
+            data,
         }
-    }
-
-    pub(crate) fn shrink(&mut self) {
-        self.names.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.data.shrink_to_fit();
     }
 }
 
@@ -213,6 +224,20 @@ impl Database {
         self.tables
             .get_mut(name)
             .expect("the table was inserted just above")
+    }
+
+    /// Takes a table out of the database (an empty one if missing) with its interned name, for
+    /// the XML reader to fill; [`Database::put_table`] gives it back.
+    pub(crate) fn take_table(&mut self, name: &str) -> (Arc<str>, Table) {
+        match self.tables.remove_entry(name) {
+            Some(entry) => entry,
+            None => (self.intern(name), Table::new()),
+        }
+    }
+
+    /// Puts back a table taken with [`Database::take_table`].
+    pub(crate) fn put_table(&mut self, name: Arc<str>, table: Table) {
+        self.tables.insert(name, table);
     }
 
     /// Rows of a table in reference order; none if the table is missing.
