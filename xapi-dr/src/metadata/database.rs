@@ -100,30 +100,68 @@ impl Row {
     pub fn set(&mut self, column: Arc<str>, value: &str) -> Option<String> {
         match self.index(&column) {
             Ok(i) => {
-                let range = self.range(i);
-                let old = self.data[range.clone()].to_owned();
-                let grow = value.len().wrapping_sub(old.len());
-                self.data.replace_range(range, value);
-                for end in &mut self.ends[i..] {
-                    *end = end.wrapping_add(grow);
-                }
+                let old = self.data[self.range(i)].to_owned();
+                self.replace_value(i, value);
                 Some(old)
             }
             Err(i) => {
-                let at = if i == 0 { 0 } else { self.ends[i - 1] };
-                self.data.insert_str(at, value);
-                let mut names = Vec::with_capacity(self.names.len() + 1);
-                names.extend_from_slice(&self.names[..i]);
-                names.push(column);
-                names.extend_from_slice(&self.names[i..]);
-                self.names = names.into();
-                self.ends.insert(i, at + value.len());
-                for end in &mut self.ends[i + 1..] {
-                    *end += value.len();
-                }
+                self.insert_column(i, column, value);
                 None
             }
         }
+    }
+
+    /// Sets a column, calling `intern` for its name only if the row does not have it yet (the
+    /// replay's `WriteField`: nearly always a column the row has).
+    pub(crate) fn put(&mut self, column: &str, value: &str, intern: impl FnOnce() -> Arc<str>) {
+        match self.index(column) {
+            Ok(i) => self.replace_value(i, value),
+            Err(i) => self.insert_column(i, intern(), value),
+        }
+    }
+
+    fn replace_value(&mut self, i: usize, value: &str) {
+        let range = self.range(i);
+        let grow = value.len().wrapping_sub(range.len());
+        self.data.replace_range(range, value);
+        if grow != 0 {
+            for end in &mut self.ends[i..] {
+                *end = end.wrapping_add(grow);
+            }
+        }
+    }
+
+    fn insert_column(&mut self, i: usize, column: Arc<str>, value: &str) {
+        let at = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.insert_str(at, value);
+        let mut names = Vec::with_capacity(self.names.len() + 1);
+        names.extend_from_slice(&self.names[..i]);
+        names.push(column);
+        names.extend_from_slice(&self.names[i..]);
+        self.names = names.into();
+        self.ends.insert(i, at + value.len());
+        for end in &mut self.ends[i + 1..] {
+            *end += value.len();
+        }
+    }
+
+    /// A row from columns in any order; of a column listed more than once, the last value
+    /// counts (as if set one after the other).
+    pub(crate) fn from_columns(ctime: i64, mtime: i64, mut columns: Vec<(Arc<str>, &str)>) -> Row {
+        // stable: repeated names keep their order, and the last one is kept below
+        columns.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut names = Vec::with_capacity(columns.len());
+        let mut ends = Vec::with_capacity(columns.len());
+        let mut data = String::with_capacity(columns.iter().map(|(_, v)| v.len()).sum());
+        for (i, (name, value)) in columns.iter().enumerate() {
+            if columns.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            names.push(name.clone());
+            data.push_str(value);
+            ends.push(data.len());
+        }
+        Row::from_parts(ctime, mtime, names.into(), ends, data)
     }
 
     /// Columns and values in byte order of column name (the order of the dump).
@@ -202,12 +240,25 @@ impl Database {
 
     /// Returns the interned copy of a table or column name.
     pub fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(existing) = self.names.get(name) {
-            return existing.clone();
-        }
-        let name: Arc<str> = Arc::from(name);
-        self.names.insert(name.clone());
-        name
+        intern_in(&mut self.names, name)
+    }
+
+    /// Sets one column of one row and stamps the row's `__mtime`; `false` if there is no such
+    /// row. The name is interned only if the row lacks the column.
+    pub(crate) fn write_field(
+        &mut self,
+        table: &str,
+        reference: &str,
+        column: &str,
+        value: &str,
+        mtime: i64,
+    ) -> bool {
+        let Some((row, names)) = self.row_and_names(table, reference) else {
+            return false;
+        };
+        row.put(column, value, || intern_in(names, column));
+        row.mtime = mtime;
+        true
     }
 
     /// A table, if the dump has it (a missing table reads as empty through [`Database::rows`]).
@@ -272,14 +323,19 @@ impl Database {
     /// Sets one column of one row, interning the column name. Returns `false` if the row does
     /// not exist.
     pub fn set_field(&mut self, table: &str, reference: &str, column: &str, value: &str) -> bool {
-        let column = self.intern(column);
-        match self.row_mut(table, reference) {
-            Some(row) => {
-                row.set(column, value);
-                true
-            }
-            None => false,
-        }
+        self.row_and_names(table, reference)
+            .map(|(row, names)| row.put(column, value, || intern_in(names, column)))
+            .is_some()
+    }
+
+    /// One row, mutable, beside the interned names (two disjoint borrows).
+    fn row_and_names(
+        &mut self,
+        table: &str,
+        reference: &str,
+    ) -> Option<(&mut Row, &mut HashSet<Arc<str>>)> {
+        let row = self.tables.get_mut(table)?.get_mut(reference)?;
+        Some((row, &mut self.names))
     }
 
     /// Inserts (or replaces) a row built from column/value pairs.
@@ -291,11 +347,11 @@ impl Database {
         mtime: i64,
         columns: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) {
-        let mut row = Row::new(ctime, mtime);
-        for (k, v) in columns {
-            let k = self.intern(k);
-            row.set(k, v);
-        }
+        let columns = columns
+            .into_iter()
+            .map(|(k, v)| (self.intern(k), v))
+            .collect();
+        let row = Row::from_columns(ctime, mtime, columns);
         self.table_mut(table).insert(reference.to_owned(), row);
     }
 
@@ -303,6 +359,16 @@ impl Database {
     pub fn remove_row(&mut self, table: &str, reference: &str) -> Option<Row> {
         self.tables.get_mut(table)?.remove(reference)
     }
+}
+
+/// The copy of `name` in `names`, added if missing.
+fn intern_in(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(existing) = names.get(name) {
+        return existing.clone();
+    }
+    let name: Arc<str> = Arc::from(name);
+    names.insert(name.clone());
+    name
 }
 
 #[cfg(test)]
@@ -326,6 +392,23 @@ mod tests {
             }
             let columns: Vec<(String, String)> = row.columns().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
             prop_assert_eq!(columns, model.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn put_and_from_columns_agree_with_set(ops in proptest::collection::vec(("[a-e]{1,2}", ".{0,6}"), 0..40)) {
+            let mut db = Database::default();
+            let mut by_set = Row::new(1, 2);
+            let mut by_put = Row::new(1, 2);
+            for (k, v) in &ops {
+                by_set.set(db.intern(k), v);
+                by_put.put(k, v, || Arc::from(k.as_str()));
+            }
+            let columns = ops.iter().map(|(k, v)| (db.intern(k), v.as_str())).collect();
+            let built = Row::from_columns(1, 2, columns);
+            prop_assert_eq!(&by_put, &by_set);
+            prop_assert_eq!(&built, &by_set);
         }
     }
 

@@ -178,6 +178,77 @@ impl Delta {
 
     /// Decodes one delta payload; the whole payload must be consumed.
     pub fn decode(bytes: &[u8]) -> Result<Delta, DeltaError> {
+        DeltaRef::decode(bytes).map(|delta| delta.to_delta())
+    }
+
+    /// The delta with its strings borrowed.
+    fn borrowed(&self) -> DeltaRef<'_> {
+        match self {
+            Delta::CreateRow {
+                table,
+                reference,
+                columns,
+            } => DeltaRef::CreateRow {
+                table,
+                reference,
+                columns: columns
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            },
+            Delta::DeleteRow { table, reference } => DeltaRef::DeleteRow { table, reference },
+            Delta::WriteField {
+                table,
+                reference,
+                column,
+                value,
+            } => DeltaRef::WriteField {
+                table,
+                reference,
+                column,
+                value,
+            },
+        }
+    }
+
+    /// Applies the delta to a database as xapi's `apply_delta_to_cache` does. `generation` is
+    /// the stamp the change gets as the row's `__ctime`/`__mtime`: during a replay xapi uses
+    /// the replayed database's current generation (see the redo-log reader), not the
+    /// generation recorded with the delta.
+    ///
+    /// A `CreateRow` for a row that already exists changes nothing when every listed column
+    /// holds the same value, and is an error otherwise, as in xapi's `create_row`;
+    /// `DeleteRow` and `WriteField` on a missing row are errors (xapi aborts the replay there
+    /// too). Returns whether the database changed.
+    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
+        self.borrowed().apply(db, generation)
+    }
+}
+
+/// A delta whose strings are borrowed from its encoded payload: what the redo-log replay
+/// decodes and applies, without copying a string per delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeltaRef<'a> {
+    /// See [`Delta::CreateRow`].
+    CreateRow {
+        table: &'a str,
+        reference: &'a str,
+        columns: Vec<(&'a str, &'a str)>,
+    },
+    /// See [`Delta::DeleteRow`].
+    DeleteRow { table: &'a str, reference: &'a str },
+    /// See [`Delta::WriteField`].
+    WriteField {
+        table: &'a str,
+        reference: &'a str,
+        column: &'a str,
+        value: &'a str,
+    },
+}
+
+impl<'a> DeltaRef<'a> {
+    /// Decodes one delta payload (see [`Delta::decode`]).
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<DeltaRef<'a>, DeltaError> {
         let mut cursor = Cursor { bytes, pos: 0 };
         let tag = cursor.take(9, "kind")?;
         let delta = match tag {
@@ -191,17 +262,17 @@ impl Delta {
                     let v = cursor.string("column value")?;
                     columns.push((k, v));
                 }
-                Delta::CreateRow {
+                DeltaRef::CreateRow {
                     table,
                     reference,
                     columns,
                 }
             }
-            t if t == TAG_DELETE => Delta::DeleteRow {
+            t if t == TAG_DELETE => DeltaRef::DeleteRow {
                 table: cursor.string("table")?,
                 reference: cursor.string("reference")?,
             },
-            t if t == TAG_WRITE => Delta::WriteField {
+            t if t == TAG_WRITE => DeltaRef::WriteField {
                 table: cursor.string("table")?,
                 reference: cursor.string("reference")?,
                 column: cursor.string("column name")?,
@@ -222,59 +293,75 @@ impl Delta {
         Ok(delta)
     }
 
-    /// Applies the delta to a database as xapi's `apply_delta_to_cache` does. `generation` is
-    /// the stamp the change gets as the row's `__ctime`/`__mtime`: during a replay xapi uses
-    /// the replayed database's current generation (see the redo-log reader), not the
-    /// generation recorded with the delta.
-    ///
-    /// A `CreateRow` for a row that already exists changes nothing when every listed column
-    /// holds the same value, and is an error otherwise, as in xapi's `create_row`;
-    /// `DeleteRow` and `WriteField` on a missing row are errors (xapi aborts the replay there
-    /// too). Returns whether the database changed.
-    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
-        match self {
-            Delta::CreateRow {
+    /// The owned [`Delta`].
+    pub(crate) fn to_delta(&self) -> Delta {
+        match *self {
+            DeltaRef::CreateRow {
                 table,
                 reference,
-                columns,
+                ref columns,
+            } => Delta::CreateRow {
+                table: table.to_owned(),
+                reference: reference.to_owned(),
+                columns: columns
+                    .iter()
+                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            },
+            DeltaRef::DeleteRow { table, reference } => Delta::DeleteRow {
+                table: table.to_owned(),
+                reference: reference.to_owned(),
+            },
+            DeltaRef::WriteField {
+                table,
+                reference,
+                column,
+                value,
+            } => Delta::WriteField {
+                table: table.to_owned(),
+                reference: reference.to_owned(),
+                column: column.to_owned(),
+                value: value.to_owned(),
+            },
+        }
+    }
+
+    /// Applies the delta (see [`Delta::apply`]).
+    pub(crate) fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
+        match *self {
+            DeltaRef::CreateRow {
+                table,
+                reference,
+                ref columns,
             } => {
                 if let Some(existing) = db.row(table, reference) {
-                    return match columns
-                        .iter()
-                        .find(|(k, v)| existing.get(k) != Some(v.as_str()))
-                    {
+                    return match columns.iter().find(|(k, v)| existing.get(k) != Some(*v)) {
                         None => Ok(false),
                         Some((column, _)) => Err(ApplyError::RowExists {
-                            table: table.clone(),
-                            reference: reference.clone(),
-                            column: column.clone(),
+                            table: table.to_owned(),
+                            reference: reference.to_owned(),
+                            column: (*column).to_owned(),
                         }),
                     };
                 }
-                let mut row = Row::new(generation, generation);
-                for (k, v) in columns {
-                    let k = db.intern(k);
-                    row.set(k, v);
-                }
-                db.table_mut(table).insert(reference.clone(), row);
+                let columns = columns.iter().map(|&(k, v)| (db.intern(k), v)).collect();
+                let row = Row::from_columns(generation, generation, columns);
+                db.table_mut(table).insert(reference.to_owned(), row);
             }
-            Delta::DeleteRow { table, reference } => {
+            DeltaRef::DeleteRow { table, reference } => {
                 if db.remove_row(table, reference).is_none() {
                     return Err(no_such_row(table, reference));
                 }
             }
-            Delta::WriteField {
+            DeltaRef::WriteField {
                 table,
                 reference,
                 column,
                 value,
             } => {
-                let column = db.intern(column);
-                let row = db
-                    .row_mut(table, reference)
-                    .ok_or_else(|| no_such_row(table, reference))?;
-                row.set(column, value);
-                row.mtime = generation;
+                if !db.write_field(table, reference, column, value, generation) {
+                    return Err(no_such_row(table, reference));
+                }
             }
         }
         Ok(true)
@@ -323,11 +410,11 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn string(&mut self, what: &'static str) -> Result<String, DeltaError> {
+    fn string(&mut self, what: &'static str) -> Result<&'a str, DeltaError> {
         let len = self.number(what)?;
         let offset = self.pos;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DeltaError::NotUtf8 { offset, what })
+        std::str::from_utf8(bytes).map_err(|_| DeltaError::NotUtf8 { offset, what })
     }
 }
 
