@@ -361,33 +361,34 @@ impl ReadState {
             if blank == at_hand.len() {
                 return Ok(());
             }
-            let len = match row_scan::scan_row(&at_hand[blank..], &mut self.spans) {
-                RowScan::NotPlain => return Ok(()),
-                RowScan::Incomplete => {
-                    if input
-                        .read_more()
-                        .map_err(|err| io_error(err, self.fast_bytes))?
-                    {
-                        continue;
-                    }
-                    return Ok(());
-                }
-                RowScan::Plain {
-                    len,
-                    separator_spaces,
-                } => {
-                    let len = blank + len;
-                    let offset = base + self.fast_bytes + len as u64;
-                    let Some(tag) = row_scan::tag_text(&at_hand[blank..len], separator_spaces)
-                    else {
-                        return Ok(());
-                    };
-                    if !read_plain_row(&tag, &self.spans, offset, table, &mut self.row, db)? {
+            let len =
+                match row_scan::scan_row(&at_hand[blank..], &mut self.spans, table.name_hints()) {
+                    RowScan::NotPlain => return Ok(()),
+                    RowScan::Incomplete => {
+                        if input
+                            .read_more()
+                            .map_err(|err| io_error(err, self.fast_bytes))?
+                        {
+                            continue;
+                        }
                         return Ok(());
                     }
-                    len
-                }
-            };
+                    RowScan::Plain {
+                        len,
+                        separator_spaces,
+                    } => {
+                        let len = blank + len;
+                        let offset = base + self.fast_bytes + len as u64;
+                        let Some(tag) = row_scan::tag_text(&at_hand[blank..len], separator_spaces)
+                        else {
+                            return Ok(());
+                        };
+                        if !read_plain_row(&tag, &self.spans, offset, table, &mut self.row, db)? {
+                            return Ok(());
+                        }
+                        len
+                    }
+                };
             input.consume(len);
             self.fast_bytes += len as u64;
         }
@@ -421,7 +422,7 @@ fn read_plain_row(
             "__ctime" => &mut ctime,
             "__mtime" => &mut mtime,
             _ => {
-                if row.push_in_order(name, &value, &table.columns, db) {
+                if row.push_in_order(name, span.hinted, &value, &table.columns, db) {
                     continue;
                 }
                 row.clear();

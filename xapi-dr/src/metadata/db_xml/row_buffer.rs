@@ -40,18 +40,25 @@ impl RowBuffer {
     }
 
     /// Appends a column that must sort after the previous ones (the order xapi writes), its
-    /// value still `%`-protected. Returns `false`, leaving the buffer to be cleared, if the
-    /// column does not sort after the previous one (the caller hands the row to quick-xml).
+    /// value still `%`-protected. `is_tables_next` says the caller knows `name` is the table's
+    /// column at this place (the scanner matched it). Returns `false`, leaving the buffer to
+    /// be cleared, if the column does not sort after the previous one (the caller hands the
+    /// row to quick-xml).
     pub(super) fn push_in_order(
         &mut self,
         name: &str,
+        is_tables_next: bool,
         protected: &str,
         table_columns: &ColumnNames,
         db: &mut Database,
     ) -> bool {
         let i = self.ends.len();
+        let known = table_columns
+            .get(i)
+            .filter(|known| is_tables_next || ***known == *name);
+        debug_assert!(known.is_none_or(|known| **known == *name));
         if !self.is_own_list {
-            if table_columns.get(i).is_some_and(|known| **known == *name) {
+            if known.is_some() {
                 self.push_value(protected);
                 return true;
             }
@@ -61,7 +68,11 @@ impl RowBuffer {
         if self.names.last().is_some_and(|last| **last >= *name) {
             return false;
         }
-        self.names.push(db.intern(name));
+        let name = match known {
+            Some(known) => known.clone(),
+            None => db.intern(name),
+        };
+        self.names.push(name);
         self.push_value(protected);
         true
     }

@@ -9,6 +9,7 @@
 //! same attributes: a differential test holds both to that.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Bytes taken in an attribute name by the fast path: ASCII letters and digits, `_`, `-`, `.`
 /// and `:` (every column name xapi writes). Names with other bytes go to quick-xml.
@@ -36,6 +37,9 @@ pub(super) struct AttributeSpan {
     pub(super) name: Range<usize>,
     /// The value as written (entities not decoded).
     pub(super) value: Range<usize>,
+    /// Whether the name was taken as the hint for its place: `hints[k]` for the row's `k`-th
+    /// column (counting attributes other than `ref`, `__ctime` and `__mtime`).
+    pub(super) hinted: bool,
 }
 
 /// What [`scan_row`] found at the start of the input.
@@ -51,8 +55,22 @@ pub(super) enum RowScan {
     Incomplete,
 }
 
+/// Whether every byte of `name` may appear in a name the fast path takes (so that `name` can
+/// serve as a hint to [`scan_row`]).
+pub(super) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| NAME_BYTES[usize::from(b)])
+}
+
 /// Scans a plain `<row .../>` at the start of `bytes`, filling `spans` with its attributes.
-pub(super) fn scan_row(bytes: &[u8], spans: &mut Vec<AttributeSpan>) -> RowScan {
+///
+/// `hints` are the column names the row most likely has, in order (the previous row's, each
+/// [`is_plain_name`]): a name equal to the next hint is taken with one comparison instead of
+/// byte by byte. Hints change only the speed, never the outcome.
+pub(super) fn scan_row(
+    bytes: &[u8],
+    spans: &mut Vec<AttributeSpan>,
+    hints: &[Arc<str>],
+) -> RowScan {
     const OPEN: &[u8] = b"<row";
     spans.clear();
     if bytes.len() < OPEN.len() {
@@ -68,6 +86,8 @@ pub(super) fn scan_row(bytes: &[u8], spans: &mut Vec<AttributeSpan>) -> RowScan 
     let len = bytes.len();
     let mut i = OPEN.len();
     let mut separator_spaces = 0;
+    // index in `hints` of the next column
+    let mut column = 0;
     loop {
         let separator_start = i;
         while i < len && is_xml_whitespace(bytes[i]) {
@@ -92,8 +112,25 @@ pub(super) fn scan_row(bytes: &[u8], spans: &mut Vec<AttributeSpan>) -> RowScan 
             return RowScan::NotPlain;
         }
         let name_start = i;
-        while i < len && NAME_BYTES[usize::from(bytes[i])] {
-            i += 1;
+        let mut hinted = false;
+        match hints.get(column) {
+            // the hint's bytes are name bytes and `=` is not: the byte loop would stop there too
+            Some(hint)
+                if bytes[i..].starts_with(hint.as_bytes())
+                    && bytes.get(i + hint.len()) == Some(&b'=') =>
+            {
+                i += hint.len();
+                column += 1;
+                hinted = true;
+            }
+            _ => {
+                while i < len && NAME_BYTES[usize::from(bytes[i])] {
+                    i += 1;
+                }
+                if !matches!(&bytes[name_start..i], b"ref" | b"__ctime" | b"__mtime") {
+                    column += 1;
+                }
+            }
         }
         match bytes.get(i..i + 2) {
             _ if i == name_start => return RowScan::NotPlain,
@@ -109,6 +146,7 @@ pub(super) fn scan_row(bytes: &[u8], spans: &mut Vec<AttributeSpan>) -> RowScan 
         spans.push(AttributeSpan {
             name: name_start..i,
             value: value_start..value_end,
+            hinted,
         });
         i = value_end + 1;
     }
@@ -160,7 +198,37 @@ mod tests {
 
     fn scan(input: &str) -> (RowScan, Vec<(String, String)>) {
         let mut spans = Vec::new();
-        let result = scan_row(input.as_bytes(), &mut spans);
+        let result = scan_row(input.as_bytes(), &mut spans, &[]);
+        // hints change nothing but the speed: the row's own names, wrong names, or too many
+        for hints in [
+            &["name__label", "uuid"][..],
+            &["uuid"],
+            &["name", "name__labelx", "u"],
+            &["name__label", "uuid", "zzz"],
+        ] {
+            let hints: Vec<Arc<str>> = hints.iter().map(|&h| Arc::from(h)).collect();
+            let mut hinted = Vec::new();
+            assert_eq!(
+                scan_row(input.as_bytes(), &mut hinted, &hints),
+                result,
+                "{input}"
+            );
+            let ranges = |spans: &[AttributeSpan]| {
+                spans
+                    .iter()
+                    .map(|s| (s.name.clone(), s.value.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ranges(&hinted), ranges(&spans), "{input}");
+            for (span, k) in hinted.iter().zip(0..) {
+                if span.hinted {
+                    assert!(
+                        hints.iter().any(|h| **h == input[span.name.clone()]),
+                        "{input} {k}"
+                    );
+                }
+            }
+        }
         let attributes = spans
             .iter()
             .map(|s| {

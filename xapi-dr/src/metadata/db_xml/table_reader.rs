@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::DbXmlError;
 use super::row_buffer::RowBuffer;
+use super::row_scan;
 use crate::metadata::database::{ColumnNames, Database, Row, Table};
 
 /// Rows read so far.
@@ -27,6 +28,8 @@ pub(super) struct TableReader {
     rows: Rows,
     /// The column names of the last row read: most likely those of the next one.
     pub(super) columns: ColumnNames,
+    /// Whether `columns` can serve as hints to the row scanner (see [`row_scan::scan_row`]).
+    columns_are_plain: bool,
 }
 
 impl TableReader {
@@ -43,6 +46,16 @@ impl TableReader {
             name,
             rows,
             columns: ColumnNames::default(),
+            columns_are_plain: true,
+        }
+    }
+
+    /// The column names the next row most likely has, for the row scanner.
+    pub(super) fn name_hints(&self) -> &[Arc<str>] {
+        if self.columns_are_plain {
+            &self.columns
+        } else {
+            &[]
         }
     }
 
@@ -88,7 +101,14 @@ impl TableReader {
                 return Err(err);
             }
         };
+        let before = Arc::as_ptr(&self.columns);
         let row = row.finish(ctime, mtime, &mut self.columns);
+        if !std::ptr::eq(before, Arc::as_ptr(&self.columns)) {
+            self.columns_are_plain = self
+                .columns
+                .iter()
+                .all(|name| row_scan::is_plain_name(name));
+        }
         self.insert(reference.into_owned(), row)
             .map_err(|reference| DbXmlError::DuplicateRow {
                 offset,
