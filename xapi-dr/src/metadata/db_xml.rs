@@ -160,7 +160,7 @@ impl Place {
 /// them.
 ///
 /// Rows of the plain shape xapi writes are read by a fast scanner straight from the input's
-/// buffer ([`row_scan`]); everything else, and any row the scanner is not sure about, is read
+/// buffer; everything else, and any row the scanner is not sure about, is read
 /// by quick-xml. Both give the same rows and the same errors at the same byte offsets.
 ///
 /// [`Database::recompute_relations`]: crate::metadata::Database::recompute_relations

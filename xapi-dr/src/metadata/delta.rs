@@ -418,20 +418,76 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses a field of ASCII decimal digits (no sign, no spaces).
+/// Parses a field of ASCII decimal digits (no sign, no spaces); `None` if empty, if a byte is
+/// not a digit, or on overflow. Eight digits at a time: every record of a redo log carries
+/// several such fields.
 pub(crate) fn parse_digits(digits: &[u8]) -> Option<usize> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() {
         return None;
     }
-    digits.iter().try_fold(0usize, |acc, d| {
+    let mut words = digits.chunks_exact(8);
+    let mut value: usize = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("chunks_exact(8) yields 8 bytes"));
+        let eight = usize::try_from(eight_digits(word)?).ok()?;
+        value = value.checked_mul(100_000_000)?.checked_add(eight)?;
+    }
+    words.remainder().iter().try_fold(value, |acc, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
         acc.checked_mul(10)?.checked_add(usize::from(d - b'0'))
     })
+}
+
+/// The value of eight ASCII digits read as a little-endian word (the first digit in the low
+/// byte), or `None` if a byte is not a digit.
+fn eight_digits(word: u64) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // a digit is 0x30..=0x39: high nibble 3, and adding 6 keeps it 3
+    if word & HIGH_NIBBLES != ZEROS
+        || word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS
+    {
+        return None;
+    }
+    let v = word - ZEROS;
+    // pairs (10 * d0 + d1 in byte 0, ...), then fours, then all eight; no lane overflows
+    let v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((v * 10_000 + (v >> 32)) & 0xFFFF_FFFF)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn digit_fields_parse_like_digit_by_digit(field in prop::collection::vec(
+            prop_oneof![10 => prop::sample::select(b"0123456789".to_vec()), 1 => any::<u8>()], 0..24)) {
+            let reference = if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
+                None
+            } else {
+                field.iter().try_fold(0usize, |acc, d| acc.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+            };
+            prop_assert_eq!(parse_digits(&field), reference);
+        }
+    }
+
+    #[test]
+    fn digit_fields_of_the_log_parse() {
+        assert_eq!(parse_digits(b"00000014"), Some(14));
+        assert_eq!(parse_digits(b"0000000000123456"), Some(123_456));
+        assert_eq!(parse_digits(b"98765432"), Some(98_765_432));
+        assert_eq!(parse_digits(b"18446744073709551615"), Some(usize::MAX));
+        assert_eq!(parse_digits(b"18446744073709551616"), None);
+        assert_eq!(parse_digits(b"0000001:"), None);
+        assert_eq!(parse_digits(b"/0000001"), None);
+        assert_eq!(parse_digits(b"0000 001"), None);
+        assert_eq!(parse_digits(b""), None);
+    }
 
     #[test]
     fn write_field_matches_the_reference_example() {
