@@ -344,9 +344,7 @@ impl<'a> DeltaRef<'a> {
                         }),
                     };
                 }
-                let columns = columns.iter().map(|&(k, v)| (db.intern(k), v)).collect();
-                let row = Row::from_columns(generation, generation, columns);
-                db.table_mut(table).insert(reference.to_owned(), row);
+                db.create_row(table, reference, generation, columns);
             }
             DeltaRef::DeleteRow { table, reference } => {
                 if db.remove_row(table, reference).is_none() {
