@@ -349,9 +349,12 @@ impl ReadState {
             source: quick_xml::Error::from(err),
         };
         loop {
-            let at_hand = input
-                .fill_buf()
-                .map_err(|err| io_error(err, self.fast_bytes))?;
+            let at_hand = match input.fill_buf() {
+                Ok(at_hand) => at_hand,
+                // quick-xml retries these
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+                Err(err) => return Err(io_error(err, self.fast_bytes)),
+            };
             // whitespace before a row is taken with the row: left to quick-xml otherwise,
             // so that what it reads (and any error it finds there) is as without the scanner
             let blank = at_hand

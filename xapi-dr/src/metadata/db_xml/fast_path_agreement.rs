@@ -300,3 +300,77 @@ fn invalid_utf8_is_reported_where_reading_stopped_by_both_paths() {
         assert!(offset <= (head.len() + tail.len()) as u64, "{err}");
     }
 }
+
+/// A reader that hands out `chunk` bytes at a time, is interrupted on every other call, and
+/// fails for good once `fail_at` bytes have been consumed.
+struct Flaky<'a> {
+    data: &'a [u8],
+    consumed: usize,
+    chunk: usize,
+    calls: usize,
+    fail_at: usize,
+}
+
+impl Read for Flaky<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.fill_buf()?.len().min(out.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Flaky<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.calls += 1;
+        if self.consumed >= self.fail_at {
+            return Err(io::Error::other("device gone"));
+        }
+        if self.calls.is_multiple_of(2) {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let n = self
+            .chunk
+            .min(self.data.len())
+            .min(self.fail_at - self.consumed);
+        Ok(&self.data[..n])
+    }
+    fn consume(&mut self, amount: usize) {
+        self.data = &self.data[amount..];
+        self.consumed += amount;
+    }
+}
+
+#[test]
+fn interrupted_reads_are_retried_and_failed_reads_reported() {
+    let xml = super::db_xml_bytes(&generate_pool(PoolShape::with_vms(3)));
+    let expected = read(&xml[..], Rows::QuickXml, &mut ReadState::default()).unwrap();
+    for chunk in [1, 7, 100, 5000] {
+        let flaky = Flaky {
+            data: &xml,
+            consumed: 0,
+            chunk,
+            calls: 0,
+            fail_at: usize::MAX,
+        };
+        let back = read(flaky, Rows::Scanned, &mut ReadState::default()).unwrap();
+        assert_eq!(back, expected, "{chunk}-byte pieces");
+    }
+    for fail_at in [0, 100, xml.len() / 2, xml.len() - 1] {
+        let flaky = Flaky {
+            data: &xml,
+            consumed: 0,
+            chunk: 64,
+            calls: 0,
+            fail_at,
+        };
+        let err = read(flaky, Rows::Scanned, &mut ReadState::default()).unwrap_err();
+        let DbXmlError::Xml { offset, ref source } = err else {
+            panic!("{err}")
+        };
+        assert!(matches!(source, quick_xml::Error::Io(_)), "{err}");
+        // reported at the element being read when the device failed
+        let fail_at = fail_at as u64;
+        assert!(offset <= fail_at && offset + 4096 >= fail_at, "{err}");
+    }
+}
