@@ -1,7 +1,9 @@
 //! Round trips of the XML dump over generated databases.
 
+use std::io::BufReader;
+
 use proptest::prelude::*;
-use xapi_dr::metadata::{Database, Manifest, db_xml_bytes, read_db_xml};
+use xapi_dr::metadata::{Database, DbXmlError, Manifest, db_xml_bytes, read_db_xml};
 
 fn value_char() -> impl Strategy<Value = char> {
     prop_oneof![
@@ -108,4 +110,96 @@ proptest! {
         let _ = read_db_xml(&xml[..]);
         let _ = read_db_xml(&xml[..i]);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn small_buffers_read_the_same_database(db in database(), capacity in 1usize..200) {
+        // rows straddle the reader's buffer ends everywhere
+        let xml = db_xml_bytes(&db);
+        let back = read_db_xml(BufReader::with_capacity(capacity, &xml[..])).unwrap();
+        prop_assert_eq!(back, db);
+    }
+
+    #[test]
+    fn small_buffers_report_the_same_errors(db in database(), cut in any::<prop::sample::Index>(), byte in any::<u8>(), capacity in 1usize..200) {
+        let mut xml = db_xml_bytes(&db);
+        let i = cut.index(xml.len());
+        xml[i] = byte;
+        let whole = read_db_xml(&xml[..]).map_err(|e| e.to_string());
+        let pieces = read_db_xml(BufReader::with_capacity(capacity, &xml[..])).map_err(|e| e.to_string());
+        prop_assert_eq!(pieces, whole);
+    }
+}
+
+const HEAD: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+    "<database>\n  <manifest>\n    <pair key=\"schema_major_vsn\" value=\"5\"/>\n",
+    "    <pair key=\"schema_minor_vsn\" value=\"63\"/>\n",
+    "    <pair key=\"generation_count\" value=\"9\"/>\n  </manifest>\n",
+);
+
+#[test]
+fn an_indented_dump_with_raw_whitespace_reads_like_xmlm() {
+    // Hand-formatted (or pre-2017) dumps: indentation between rows, attributes on several
+    // lines, raw spaces and line breaks inside values, entities, attributes in any order.
+    let doc = format!(
+        "{HEAD}  <table name=\"VM\">\n    <row ref=\"OpaqueRef:a\"\n         __ctime=\"1\" __mtime=\"2\"\n         \
+         name__label=\"  web\n\t01 \" uuid=\"u-a\"/>\n    <row uuid=\"u-b\" ref=\"OpaqueRef:b\" \
+         name__description=\"50%%%.&quot;full&quot;&#10;x\" other_config=\"()\" />\n  </table>\n</database>\n"
+    );
+    let db = read_db_xml(doc.as_bytes()).unwrap();
+    let a = db.row("VM", "OpaqueRef:a").unwrap();
+    assert_eq!((a.ctime, a.mtime), (1, 2));
+    assert_eq!(a.get("name__label"), Some("web 01"));
+    assert_eq!(a.get("uuid"), Some("u-a"));
+    let b = db.row("VM", "OpaqueRef:b").unwrap();
+    assert_eq!((b.ctime, b.mtime), (0, 0));
+    assert_eq!(b.get("name__description"), Some("50% \"full\" x"));
+    assert_eq!(b.get("other_config"), Some("()"));
+    assert_eq!(
+        b.columns().map(|(k, _)| k).collect::<Vec<_>>(),
+        ["name__description", "other_config", "uuid"]
+    );
+}
+
+#[test]
+fn entities_a_doctype_declares_are_not_expanded() {
+    // Only XML's five entities and character references are read; an entity a DOCTYPE
+    // declares is an error wherever it is used (no entity expansion, no external fetch).
+    let doc = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE database [<!ENTITY big \"xxxxxxxx\">]>{}\
+         <table name=\"VM\"><row ref=\"OpaqueRef:a\" name__label=\"&big;\"/></table></database>",
+        &HEAD[HEAD.find("<database>").unwrap()..]
+    );
+    let err = read_db_xml(doc.as_bytes()).unwrap_err();
+    let DbXmlError::BadAttribute {
+        offset,
+        element: "row",
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(offset as usize, doc.find("</table>").unwrap());
+}
+
+#[test]
+fn rows_out_of_order_and_tables_listed_twice_are_merged() {
+    let doc = format!(
+        "{HEAD}<table name=\"VM\"><row ref=\"OpaqueRef:c\" uuid=\"c\"/><row ref=\"OpaqueRef:a\" uuid=\"a\"/></table>\
+         <table name=\"VM\"><row ref=\"OpaqueRef:b\" uuid=\"b\"/></table></database>"
+    );
+    let db = read_db_xml(doc.as_bytes()).unwrap();
+    let refs: Vec<&str> = db.rows("VM").map(|(r, _)| r).collect();
+    assert_eq!(refs, ["OpaqueRef:a", "OpaqueRef:b", "OpaqueRef:c"]);
+
+    let twice = doc.replace("OpaqueRef:b", "OpaqueRef:a");
+    let err = read_db_xml(twice.as_bytes()).unwrap_err();
+    assert!(
+        matches!(err, DbXmlError::DuplicateRow { ref reference, .. } if reference == "OpaqueRef:a"),
+        "{err}"
+    );
 }

@@ -38,18 +38,23 @@ impl Default for Manifest {
     }
 }
 
+/// The names of a row's columns in byte order. Rows read from one table usually have the same
+/// columns, and then share one list: a row costs its text, one offset per column and one pointer.
+pub(crate) type ColumnNames = Arc<[Arc<str>]>;
+
 /// One row: creation and modification generations plus its columns in byte order of name.
 ///
 /// Values are the stored strings after XML and `%` unescaping (what deltas carry); sets and maps
-/// are SExpr text (see [`crate::metadata::sexpr`]). All values of a row live in one buffer, so
-/// a row costs its text plus one interned name pointer and one offset per column.
+/// are SExpr text (see [`crate::metadata::sexpr`]). All values of a row live in one buffer, and
+/// the list of column names (interned) is shared with the other rows of the table that have the
+/// same columns.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     /// Generation at which the row was created (`__ctime`).
     pub ctime: i64,
     /// Generation of the row's last change (`__mtime`).
     pub mtime: i64,
-    names: Vec<Arc<str>>,
+    names: ColumnNames,
     /// End offset in `data` of each column's value; a value starts where the previous ends.
     ends: Vec<usize>,
     data: String,
@@ -95,26 +100,73 @@ impl Row {
     pub fn set(&mut self, column: Arc<str>, value: &str) -> Option<String> {
         match self.index(&column) {
             Ok(i) => {
-                let range = self.range(i);
-                let old = self.data[range.clone()].to_owned();
-                let grow = value.len().wrapping_sub(old.len());
-                self.data.replace_range(range, value);
-                for end in &mut self.ends[i..] {
-                    *end = end.wrapping_add(grow);
-                }
+                let old = self.data[self.range(i)].to_owned();
+                self.replace_value(i, value);
                 Some(old)
             }
             Err(i) => {
-                let at = if i == 0 { 0 } else { self.ends[i - 1] };
-                self.data.insert_str(at, value);
-                self.names.insert(i, column);
-                self.ends.insert(i, at + value.len());
-                for end in &mut self.ends[i + 1..] {
-                    *end += value.len();
-                }
+                self.insert_column(i, column, value);
                 None
             }
         }
+    }
+
+    /// Sets a column, calling `intern` for its name only if the row does not have it yet (the
+    /// replay's `WriteField`: nearly always a column the row has).
+    pub(crate) fn put(&mut self, column: &str, value: &str, intern: impl FnOnce() -> Arc<str>) {
+        match self.index(column) {
+            Ok(i) => self.replace_value(i, value),
+            Err(i) => self.insert_column(i, intern(), value),
+        }
+    }
+
+    fn replace_value(&mut self, i: usize, value: &str) {
+        let range = self.range(i);
+        let grow = value.len().wrapping_sub(range.len());
+        self.data.replace_range(range, value);
+        if grow != 0 {
+            for end in &mut self.ends[i..] {
+                *end = end.wrapping_add(grow);
+            }
+        }
+    }
+
+    fn insert_column(&mut self, i: usize, column: Arc<str>, value: &str) {
+        let at = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.insert_str(at, value);
+        let mut names = Vec::with_capacity(self.names.len() + 1);
+        names.extend_from_slice(&self.names[..i]);
+        names.push(column);
+        names.extend_from_slice(&self.names[i..]);
+        self.names = names.into();
+        self.ends.insert(i, at + value.len());
+        for end in &mut self.ends[i + 1..] {
+            *end += value.len();
+        }
+    }
+
+    /// The row's list of column names (shared with other rows that have the same columns).
+    pub(crate) fn names(&self) -> &ColumnNames {
+        &self.names
+    }
+
+    /// A row from columns in any order; of a column listed more than once, the last value
+    /// counts (as if set one after the other).
+    pub(crate) fn from_columns(ctime: i64, mtime: i64, mut columns: Vec<(Arc<str>, &str)>) -> Row {
+        // stable: repeated names keep their order, and the last one is kept below
+        columns.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut names = Vec::with_capacity(columns.len());
+        let mut ends = Vec::with_capacity(columns.len());
+        let mut data = String::with_capacity(columns.iter().map(|(_, v)| v.len()).sum());
+        for (i, (name, value)) in columns.iter().enumerate() {
+            if columns.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            names.push(name.clone());
+            data.push_str(value);
+            ends.push(data.len());
+        }
+        Row::from_parts(ctime, mtime, names.into(), ends, data)
     }
 
     /// Columns and values in byte order of column name (the order of the dump).
@@ -132,24 +184,26 @@ impl Row {
         self.names.is_empty()
     }
 
-    /// Appends a column known to sort after every existing one (the reader's fast path); falls
-    /// back to a sorted insert otherwise. Returns `false` if the column was already present.
-    pub(crate) fn push_sorted(&mut self, column: Arc<str>, value: &str) -> bool {
-        match self.names.last() {
-            Some(last) if last.as_ref() >= column.as_ref() => self.set(column, value).is_none(),
-            _ => {
-                self.data.push_str(value);
-                self.names.push(column);
-                self.ends.push(self.data.len());
-                true
-            }
+    /// A row from its parts, as the XML reader builds it: `names` sorted and unique, `ends` the
+    /// end offset in `data` of each column's value (non-decreasing, the last one `data.len()`).
+    pub(crate) fn from_parts(
+        ctime: i64,
+        mtime: i64,
+        names: ColumnNames,
+        ends: Vec<usize>,
+        data: String,
+    ) -> Row {
+        debug_assert_eq!(names.len(), ends.len());
+        debug_assert!(names.windows(2).all(|w| w[0] < w[1]));
+        debug_assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+        debug_assert_eq!(ends.last().copied().unwrap_or(0), data.len());
+        Row {
+            ctime,
+            mtime,
+            names,
+            ends,
+            data,
         }
-    }
-
-    pub(crate) fn shrink(&mut self) {
-        self.names.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.data.shrink_to_fit();
     }
 }
 
@@ -191,12 +245,25 @@ impl Database {
 
     /// Returns the interned copy of a table or column name.
     pub fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(existing) = self.names.get(name) {
-            return existing.clone();
-        }
-        let name: Arc<str> = Arc::from(name);
-        self.names.insert(name.clone());
-        name
+        intern_in(&mut self.names, name)
+    }
+
+    /// Sets one column of one row and stamps the row's `__mtime`; `false` if there is no such
+    /// row. The name is interned only if the row lacks the column.
+    pub(crate) fn write_field(
+        &mut self,
+        table: &str,
+        reference: &str,
+        column: &str,
+        value: &str,
+        mtime: i64,
+    ) -> bool {
+        let Some((row, names)) = self.row_and_names(table, reference) else {
+            return false;
+        };
+        row.put(column, value, || intern_in(names, column));
+        row.mtime = mtime;
+        true
     }
 
     /// A table, if the dump has it (a missing table reads as empty through [`Database::rows`]).
@@ -213,6 +280,20 @@ impl Database {
         self.tables
             .get_mut(name)
             .expect("the table was inserted just above")
+    }
+
+    /// Takes a table out of the database (an empty one if missing) with its interned name, for
+    /// the XML reader to fill; [`Database::put_table`] gives it back.
+    pub(crate) fn take_table(&mut self, name: &str) -> (Arc<str>, Table) {
+        match self.tables.remove_entry(name) {
+            Some(entry) => entry,
+            None => (self.intern(name), Table::new()),
+        }
+    }
+
+    /// Puts back a table taken with [`Database::take_table`].
+    pub(crate) fn put_table(&mut self, name: Arc<str>, table: Table) {
+        self.tables.insert(name, table);
     }
 
     /// Rows of a table in reference order; none if the table is missing.
@@ -247,14 +328,19 @@ impl Database {
     /// Sets one column of one row, interning the column name. Returns `false` if the row does
     /// not exist.
     pub fn set_field(&mut self, table: &str, reference: &str, column: &str, value: &str) -> bool {
-        let column = self.intern(column);
-        match self.row_mut(table, reference) {
-            Some(row) => {
-                row.set(column, value);
-                true
-            }
-            None => false,
-        }
+        self.row_and_names(table, reference)
+            .map(|(row, names)| row.put(column, value, || intern_in(names, column)))
+            .is_some()
+    }
+
+    /// One row, mutable, beside the interned names (two disjoint borrows).
+    fn row_and_names(
+        &mut self,
+        table: &str,
+        reference: &str,
+    ) -> Option<(&mut Row, &mut HashSet<Arc<str>>)> {
+        let row = self.tables.get_mut(table)?.get_mut(reference)?;
+        Some((row, &mut self.names))
     }
 
     /// Inserts (or replaces) a row built from column/value pairs.
@@ -266,11 +352,52 @@ impl Database {
         mtime: i64,
         columns: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) {
-        let mut row = Row::new(ctime, mtime);
-        for (k, v) in columns {
-            let k = self.intern(k);
-            row.set(k, v);
+        let columns = columns
+            .into_iter()
+            .map(|(k, v)| (self.intern(k), v))
+            .collect();
+        let row = Row::from_columns(ctime, mtime, columns);
+        self.table_mut(table).insert(reference.to_owned(), row);
+    }
+
+    /// Adds a row from borrowed column/value pairs in any order (the last of a repeated column
+    /// counts), stamped `generation`: the replay's `CreateRow`. When the table's first row has
+    /// the same columns (rows of a table nearly always do), the new row shares its list of
+    /// names and nothing is interned.
+    pub(crate) fn create_row(
+        &mut self,
+        table: &str,
+        reference: &str,
+        generation: i64,
+        columns: &[(&str, &str)],
+    ) {
+        let mut sorted = columns.to_vec();
+        // stable: of a repeated column the last value stays last, and is the one kept
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let mut kept: Vec<(&str, &str)> = Vec::with_capacity(sorted.len());
+        for (name, value) in sorted {
+            match kept.last_mut() {
+                Some(last) if last.0 == name => last.1 = value,
+                _ => kept.push((name, value)),
+            }
         }
+        let neighbour = self
+            .tables
+            .get(table)
+            .and_then(|rows| rows.values().next())
+            .map(|row| row.names().clone())
+            .filter(|names| names.iter().map(AsRef::as_ref).eq(kept.iter().map(|c| c.0)));
+        let names = match neighbour {
+            Some(names) => names,
+            None => kept.iter().map(|c| self.intern(c.0)).collect(),
+        };
+        let mut ends = Vec::with_capacity(kept.len());
+        let mut data = String::with_capacity(kept.iter().map(|c| c.1.len()).sum());
+        for (_, value) in &kept {
+            data.push_str(value);
+            ends.push(data.len());
+        }
+        let row = Row::from_parts(generation, generation, names, ends, data);
         self.table_mut(table).insert(reference.to_owned(), row);
     }
 
@@ -278,6 +405,16 @@ impl Database {
     pub fn remove_row(&mut self, table: &str, reference: &str) -> Option<Row> {
         self.tables.get_mut(table)?.remove(reference)
     }
+}
+
+/// The copy of `name` in `names`, added if missing.
+fn intern_in(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(existing) = names.get(name) {
+        return existing.clone();
+    }
+    let name: Arc<str> = Arc::from(name);
+    names.insert(name.clone());
+    name
 }
 
 #[cfg(test)]
@@ -301,6 +438,43 @@ mod tests {
             }
             let columns: Vec<(String, String)> = row.columns().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
             prop_assert_eq!(columns, model.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn put_and_from_columns_agree_with_set(ops in proptest::collection::vec(("[a-e]{1,2}", ".{0,6}"), 0..40)) {
+            let mut db = Database::default();
+            let mut by_set = Row::new(1, 2);
+            let mut by_put = Row::new(1, 2);
+            for (k, v) in &ops {
+                by_set.set(db.intern(k), v);
+                by_put.put(k, v, || Arc::from(k.as_str()));
+            }
+            let columns = ops.iter().map(|(k, v)| (db.intern(k), v.as_str())).collect();
+            let built = Row::from_columns(1, 2, columns);
+            prop_assert_eq!(&by_put, &by_set);
+            prop_assert_eq!(&built, &by_set);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn create_row_builds_what_insert_row_builds(
+            neighbour in proptest::collection::vec(("[a-e]{1,2}", ".{0,4}"), 0..6),
+            columns in proptest::collection::vec(("[a-e]{1,2}", ".{0,4}"), 0..8),
+        ) {
+            let columns: Vec<(&str, &str)> = columns.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut db = Database::default();
+            db.insert_row("t", "a", 1, 1, neighbour.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let mut expected = db.clone();
+            expected.insert_row("t", "b", 7, 7, columns.iter().copied());
+            db.create_row("t", "b", 7, &columns);
+            prop_assert_eq!(&db, &expected);
+            let (a, b) = (db.row("t", "a").unwrap(), db.row("t", "b").unwrap());
+            if a.columns().map(|c| c.0).eq(b.columns().map(|c| c.0)) {
+                prop_assert!(Arc::ptr_eq(a.names(), b.names()), "same columns share one list");
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! The XML database dump (`state.db`, `/pool/xmldbdump`, the DB record of a redo log).
 //!
-//! The reader streams with quick-xml: one `<row>` element is in memory at a time, values are
-//! unescaped (XML entities, then xapi's `%` layer) straight into the [`Database`]. The writer
+//! The reader streams: one `<row>` element is in memory at a time, values are unescaped (XML
+//! entities, then xapi's `%` layer) straight into the [`Database`]. Plain rows are scanned
+//! directly from the input buffer; quick-xml reads everything else. The writer
 //! produces xapi's exact bytes: declaration, then one line, tables and rows in byte order,
 //! `ref`, `__ctime`, `__mtime` before the columns in byte order, empty elements as `<x/>`.
 
@@ -11,10 +12,21 @@ use std::io::{BufRead, Write};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
-use super::database::{
-    Database, KEY_GENERATION, KEY_SCHEMA_MAJOR, KEY_SCHEMA_MINOR, Manifest, Row,
-};
-use super::escape::{protect, unprotect};
+use super::database::{Database, KEY_GENERATION, KEY_SCHEMA_MAJOR, KEY_SCHEMA_MINOR, Manifest};
+use super::escape::protect;
+
+mod lookahead;
+mod row_buffer;
+mod row_scan;
+mod table_reader;
+
+#[cfg(test)]
+mod fast_path_agreement;
+
+use lookahead::Lookahead;
+use row_buffer::{RowBuffer, attribute_text};
+use row_scan::{AttributeSpan, RowScan, TagText};
+use table_reader::TableReader;
 
 /// The declaration xapi (Xmlm) writes before the document.
 const DECLARATION: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -147,9 +159,27 @@ impl Place {
 /// one-to-many sets exactly as written; see [`Database::recompute_relations`] before relying on
 /// them.
 ///
+/// Rows of the plain shape xapi writes are read by a fast scanner straight from the input's
+/// buffer; everything else, and any row the scanner is not sure about, is read
+/// by quick-xml. Both give the same rows and the same errors at the same byte offsets.
+///
 /// [`Database::recompute_relations`]: crate::metadata::Database::recompute_relations
 pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
-    let mut reader = Reader::from_reader(input);
+    read(input, Rows::Scanned, &mut ReadState::default())
+}
+
+/// Which parser reads the plain rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// The fast scanner, quick-xml for the rest (the reader).
+    Scanned,
+    /// quick-xml for everything (what the fast path is checked against).
+    #[cfg(test)]
+    QuickXml,
+}
+
+fn read<R: BufRead>(input: R, rows: Rows, state: &mut ReadState) -> Result<Database, DbXmlError> {
+    let mut reader = Reader::from_reader(Lookahead::new(input));
     let config = reader.config_mut();
     config.check_end_names = true;
     config.expand_empty_elements = false;
@@ -157,24 +187,45 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
     let mut db = Database::default();
     let mut pairs: Vec<(String, String, u64)> = Vec::new();
     let mut place = Place::Document;
-    let mut table_name = String::new();
+    let mut table: Option<TableReader> = None;
     // Rows of a <row>...</row> or <pair>...</pair> written as start/end pairs.
     let mut open_leaf: Option<&'static str> = None;
+    // quick-xml has just returned a markup event, so the unread input starts right after it
+    // (after a text event, quick-xml has already looked at the `<` that follows).
+    let mut at_markup_end = false;
 
     loop {
+        if at_markup_end
+            && rows == Rows::Scanned
+            && open_leaf.is_none()
+            && let Some(table) = table.as_mut()
+        {
+            state.read_plain_rows(&mut reader, table, &mut db)?;
+        }
         buf.clear();
-        let event = reader
-            .read_event_into(&mut buf)
-            .map_err(|source| DbXmlError::Xml {
-                offset: reader.error_position(),
+        let event = reader.read_event_into(&mut buf).map_err(|source| {
+            // quick-xml places syntax errors at the start of the faulty markup; for the
+            // others (invalid UTF-8, I/O) its error position is stale, and the place it
+            // stopped reading is the useful one
+            let position = match source {
+                quick_xml::Error::Syntax(_) | quick_xml::Error::IllFormed(_) => {
+                    reader.error_position()
+                }
+                _ => reader.buffer_position(),
+            };
+            DbXmlError::Xml {
+                offset: position + state.fast_bytes,
                 source,
-            })?;
-        let offset = reader.buffer_position();
+            }
+        })?;
+        let offset = reader.buffer_position() + state.fast_bytes;
+        at_markup_end = !matches!(event, Event::Text(_));
+        let table_name = table.as_ref().map_or("", TableReader::name);
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
                 if open_leaf.is_some() {
-                    return Err(unexpected(offset, e, place, &table_name));
+                    return Err(unexpected(offset, e, place, table_name));
                 }
                 match (place, e.name().as_ref()) {
                     (Place::Document, "database") => {
@@ -197,25 +248,31 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
                         }
                     }
                     (Place::Database, "table") => {
-                        table_name = attribute(e, "name", "table", offset)?.ok_or(
+                        let name = attribute(e, "name", "table", offset)?.ok_or(
                             DbXmlError::MissingAttribute {
                                 offset,
                                 element: "table",
                                 attribute: "name",
                             },
                         )?;
-                        db.table_mut(&table_name);
-                        if !is_empty {
+                        let reader = TableReader::start(&name, &mut db);
+                        if is_empty {
+                            reader.finish(&mut db);
+                        } else {
+                            table = Some(reader);
                             place = Place::Table;
                         }
                     }
                     (Place::Table, "row") => {
-                        read_row(e, offset, &table_name, &mut db)?;
+                        let table = table
+                            .as_mut()
+                            .expect("a table is being read inside <table>");
+                        read_row(e, offset, table, &mut state.row, &mut db)?;
                         if !is_empty {
                             open_leaf = Some("row");
                         }
                     }
-                    _ => return Err(unexpected(offset, e, place, &table_name)),
+                    _ => return Err(unexpected(offset, e, place, table_name)),
                 }
             }
             Event::End(_) => {
@@ -223,7 +280,13 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
                     continue;
                 }
                 place = match place {
-                    Place::Manifest | Place::Table => Place::Database,
+                    Place::Manifest => Place::Database,
+                    Place::Table => {
+                        if let Some(table) = table.take() {
+                            table.finish(&mut db);
+                        }
+                        Place::Database
+                    }
                     Place::Database => Place::Done,
                     // check_end_names rejects an unmatched end tag before we get here
                     Place::Document | Place::Done => place,
@@ -233,14 +296,14 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
                 if !t.trim_ascii().is_empty() {
                     return Err(DbXmlError::UnexpectedText {
                         offset,
-                        parent: place.describe(&table_name),
+                        parent: place.describe(table_name),
                     });
                 }
             }
             Event::CData(_) | Event::GeneralRef(_) => {
                 return Err(DbXmlError::UnexpectedText {
                     offset,
-                    parent: place.describe(&table_name),
+                    parent: place.describe(table_name),
                 });
             }
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
@@ -248,7 +311,7 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
                 if place != Place::Done {
                     return Err(DbXmlError::Truncated {
                         offset,
-                        inside: place.describe(&table_name),
+                        inside: place.describe(table_name),
                     });
                 }
                 break;
@@ -257,6 +320,125 @@ pub fn read_db_xml<R: BufRead>(input: R) -> Result<Database, DbXmlError> {
     }
     db.manifest = manifest_from_pairs(pairs)?;
     Ok(db)
+}
+
+/// What the reader keeps between rows: the fast path's buffers and how much it has read.
+#[derive(Default)]
+struct ReadState {
+    /// Bytes consumed by the fast path, which quick-xml's positions do not count.
+    fast_bytes: u64,
+    /// The row being read (by either path).
+    row: RowBuffer,
+    /// Attributes of the tag being scanned.
+    spans: Vec<AttributeSpan>,
+}
+
+impl ReadState {
+    /// Reads the plain rows (and the whitespace before each) at the start of the unread input,
+    /// until something else comes, which is left to quick-xml.
+    fn read_plain_rows<R: BufRead>(
+        &mut self,
+        reader: &mut Reader<Lookahead<R>>,
+        table: &mut TableReader,
+        db: &mut Database,
+    ) -> Result<(), DbXmlError> {
+        let base = reader.buffer_position();
+        let input = reader.get_mut();
+        let io_error = |err: std::io::Error, at: u64| DbXmlError::Xml {
+            offset: base + at,
+            source: quick_xml::Error::from(err),
+        };
+        loop {
+            let at_hand = match input.fill_buf() {
+                Ok(at_hand) => at_hand,
+                // quick-xml retries these
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+                Err(err) => return Err(io_error(err, self.fast_bytes)),
+            };
+            // whitespace before a row is taken with the row: left to quick-xml otherwise,
+            // so that what it reads (and any error it finds there) is as without the scanner
+            let blank = at_hand
+                .iter()
+                .take_while(|&&b| row_scan::is_xml_whitespace(b))
+                .count();
+            if blank == at_hand.len() {
+                return Ok(());
+            }
+            let len =
+                match row_scan::scan_row(&at_hand[blank..], &mut self.spans, table.name_hints()) {
+                    RowScan::NotPlain => return Ok(()),
+                    RowScan::Incomplete => {
+                        if input
+                            .read_more()
+                            .map_err(|err| io_error(err, self.fast_bytes))?
+                        {
+                            continue;
+                        }
+                        return Ok(());
+                    }
+                    RowScan::Plain {
+                        len,
+                        separator_spaces,
+                    } => {
+                        let len = blank + len;
+                        let offset = base + self.fast_bytes + len as u64;
+                        let Some(tag) = row_scan::tag_text(&at_hand[blank..len], separator_spaces)
+                        else {
+                            return Ok(());
+                        };
+                        if !read_plain_row(&tag, &self.spans, offset, table, &mut self.row, db)? {
+                            return Ok(());
+                        }
+                        len
+                    }
+                };
+            input.consume(len);
+            self.fast_bytes += len as u64;
+        }
+    }
+}
+
+/// Reads a row the scanner found plain into `table`. Returns `false`, having changed nothing,
+/// if the row needs quick-xml after all (a value quick-xml would reject, a repeated attribute,
+/// columns out of order).
+fn read_plain_row(
+    tag: &TagText<'_>,
+    spans: &[AttributeSpan],
+    offset: u64,
+    table: &mut TableReader,
+    row: &mut RowBuffer,
+    db: &mut Database,
+) -> Result<bool, DbXmlError> {
+    let mut reference = None;
+    let mut ctime = None;
+    let mut mtime = None;
+    row.clear();
+    for span in spans {
+        let name = &tag.text[span.name.clone()];
+        let raw = &tag.text[span.value.clone()];
+        let Some(value) = attribute_text(name, raw, tag.is_clean(raw)) else {
+            row.clear();
+            return Ok(false);
+        };
+        let special = match name {
+            "ref" => &mut reference,
+            "__ctime" => &mut ctime,
+            "__mtime" => &mut mtime,
+            _ => {
+                if row.push_in_order(name, span.hinted, &value, &table.columns, db) {
+                    continue;
+                }
+                row.clear();
+                return Ok(false);
+            }
+        };
+        if special.replace(value).is_some() {
+            row.clear();
+            return Ok(false);
+        }
+    }
+    table.complete_row(offset, reference, ctime, mtime, row)?;
+    Ok(true)
 }
 
 fn unexpected(offset: u64, e: &BytesStart<'_>, place: Place, table: &str) -> DbXmlError {
@@ -335,10 +517,12 @@ fn read_pair(e: &BytesStart<'_>, offset: u64) -> Result<(String, String), DbXmlE
     Ok((key, value))
 }
 
+/// Reads a row through quick-xml's attribute parser (any attribute order, any quoting).
 fn read_row(
     e: &BytesStart<'_>,
     offset: u64,
-    table: &str,
+    table: &mut TableReader,
+    row: &mut RowBuffer,
     db: &mut Database,
 ) -> Result<(), DbXmlError> {
     let bad = |reason: String| DbXmlError::BadAttribute {
@@ -349,7 +533,7 @@ fn read_row(
     let mut reference: Option<String> = None;
     let mut ctime: Option<String> = None;
     let mut mtime: Option<String> = None;
-    let mut row = Row::default();
+    row.clear();
     for attr in e.attributes() {
         let attr = attr.map_err(|err| bad(err.to_string()))?;
         let value = attr
@@ -362,40 +546,20 @@ fn read_row(
             "__mtime" => mtime = Some(value.into_owned()),
             key => {
                 let column = db.intern(key);
-                if !row.push_sorted(column, &unprotect(&value)) {
+                if !row.insert(column, &value, &table.columns) {
+                    row.clear();
                     return Err(bad(format!("column {key} appears twice")));
                 }
             }
         }
     }
-    let reference = reference.ok_or(DbXmlError::MissingAttribute {
+    table.complete_row(
         offset,
-        element: "row",
-        attribute: "ref",
-    })?;
-    let parse_generation = |field: &str, text: Option<String>| match text {
-        None => Ok(0),
-        Some(text) => text.parse::<i64>().map_err(|_| DbXmlError::BadInteger {
-            offset,
-            table: table.to_owned(),
-            reference: reference.clone(),
-            field: field.to_owned(),
-            value: text,
-        }),
-    };
-    row.ctime = parse_generation("__ctime", ctime)?;
-    row.mtime = parse_generation("__mtime", mtime)?;
-    row.shrink();
-    let rows = db.table_mut(table);
-    if rows.contains_key(&reference) {
-        return Err(DbXmlError::DuplicateRow {
-            offset,
-            table: table.to_owned(),
-            reference,
-        });
-    }
-    rows.insert(reference, row);
-    Ok(())
+        reference.map(Cow::Owned),
+        ctime.map(Cow::Owned),
+        mtime.map(Cow::Owned),
+        row,
+    )
 }
 
 fn manifest_from_pairs(pairs: Vec<(String, String, u64)>) -> Result<Manifest, DbXmlError> {

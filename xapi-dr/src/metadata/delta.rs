@@ -178,6 +178,77 @@ impl Delta {
 
     /// Decodes one delta payload; the whole payload must be consumed.
     pub fn decode(bytes: &[u8]) -> Result<Delta, DeltaError> {
+        DeltaRef::decode(bytes).map(|delta| delta.to_delta())
+    }
+
+    /// The delta with its strings borrowed.
+    fn borrowed(&self) -> DeltaRef<'_> {
+        match self {
+            Delta::CreateRow {
+                table,
+                reference,
+                columns,
+            } => DeltaRef::CreateRow {
+                table,
+                reference,
+                columns: columns
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            },
+            Delta::DeleteRow { table, reference } => DeltaRef::DeleteRow { table, reference },
+            Delta::WriteField {
+                table,
+                reference,
+                column,
+                value,
+            } => DeltaRef::WriteField {
+                table,
+                reference,
+                column,
+                value,
+            },
+        }
+    }
+
+    /// Applies the delta to a database as xapi's `apply_delta_to_cache` does. `generation` is
+    /// the stamp the change gets as the row's `__ctime`/`__mtime`: during a replay xapi uses
+    /// the replayed database's current generation (see the redo-log reader), not the
+    /// generation recorded with the delta.
+    ///
+    /// A `CreateRow` for a row that already exists changes nothing when every listed column
+    /// holds the same value, and is an error otherwise, as in xapi's `create_row`;
+    /// `DeleteRow` and `WriteField` on a missing row are errors (xapi aborts the replay there
+    /// too). Returns whether the database changed.
+    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
+        self.borrowed().apply(db, generation)
+    }
+}
+
+/// A delta whose strings are borrowed from its encoded payload: what the redo-log replay
+/// decodes and applies, without copying a string per delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeltaRef<'a> {
+    /// See [`Delta::CreateRow`].
+    CreateRow {
+        table: &'a str,
+        reference: &'a str,
+        columns: Vec<(&'a str, &'a str)>,
+    },
+    /// See [`Delta::DeleteRow`].
+    DeleteRow { table: &'a str, reference: &'a str },
+    /// See [`Delta::WriteField`].
+    WriteField {
+        table: &'a str,
+        reference: &'a str,
+        column: &'a str,
+        value: &'a str,
+    },
+}
+
+impl<'a> DeltaRef<'a> {
+    /// Decodes one delta payload (see [`Delta::decode`]).
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<DeltaRef<'a>, DeltaError> {
         let mut cursor = Cursor { bytes, pos: 0 };
         let tag = cursor.take(9, "kind")?;
         let delta = match tag {
@@ -191,17 +262,17 @@ impl Delta {
                     let v = cursor.string("column value")?;
                     columns.push((k, v));
                 }
-                Delta::CreateRow {
+                DeltaRef::CreateRow {
                     table,
                     reference,
                     columns,
                 }
             }
-            t if t == TAG_DELETE => Delta::DeleteRow {
+            t if t == TAG_DELETE => DeltaRef::DeleteRow {
                 table: cursor.string("table")?,
                 reference: cursor.string("reference")?,
             },
-            t if t == TAG_WRITE => Delta::WriteField {
+            t if t == TAG_WRITE => DeltaRef::WriteField {
                 table: cursor.string("table")?,
                 reference: cursor.string("reference")?,
                 column: cursor.string("column name")?,
@@ -222,59 +293,73 @@ impl Delta {
         Ok(delta)
     }
 
-    /// Applies the delta to a database as xapi's `apply_delta_to_cache` does. `generation` is
-    /// the stamp the change gets as the row's `__ctime`/`__mtime`: during a replay xapi uses
-    /// the replayed database's current generation (see the redo-log reader), not the
-    /// generation recorded with the delta.
-    ///
-    /// A `CreateRow` for a row that already exists changes nothing when every listed column
-    /// holds the same value, and is an error otherwise, as in xapi's `create_row`;
-    /// `DeleteRow` and `WriteField` on a missing row are errors (xapi aborts the replay there
-    /// too). Returns whether the database changed.
-    pub fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
-        match self {
-            Delta::CreateRow {
+    /// The owned [`Delta`].
+    pub(crate) fn to_delta(&self) -> Delta {
+        match *self {
+            DeltaRef::CreateRow {
                 table,
                 reference,
-                columns,
+                ref columns,
+            } => Delta::CreateRow {
+                table: table.to_owned(),
+                reference: reference.to_owned(),
+                columns: columns
+                    .iter()
+                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            },
+            DeltaRef::DeleteRow { table, reference } => Delta::DeleteRow {
+                table: table.to_owned(),
+                reference: reference.to_owned(),
+            },
+            DeltaRef::WriteField {
+                table,
+                reference,
+                column,
+                value,
+            } => Delta::WriteField {
+                table: table.to_owned(),
+                reference: reference.to_owned(),
+                column: column.to_owned(),
+                value: value.to_owned(),
+            },
+        }
+    }
+
+    /// Applies the delta (see [`Delta::apply`]).
+    pub(crate) fn apply(&self, db: &mut Database, generation: i64) -> Result<bool, ApplyError> {
+        match *self {
+            DeltaRef::CreateRow {
+                table,
+                reference,
+                ref columns,
             } => {
                 if let Some(existing) = db.row(table, reference) {
-                    return match columns
-                        .iter()
-                        .find(|(k, v)| existing.get(k) != Some(v.as_str()))
-                    {
+                    return match columns.iter().find(|(k, v)| existing.get(k) != Some(*v)) {
                         None => Ok(false),
                         Some((column, _)) => Err(ApplyError::RowExists {
-                            table: table.clone(),
-                            reference: reference.clone(),
-                            column: column.clone(),
+                            table: table.to_owned(),
+                            reference: reference.to_owned(),
+                            column: (*column).to_owned(),
                         }),
                     };
                 }
-                let mut row = Row::new(generation, generation);
-                for (k, v) in columns {
-                    let k = db.intern(k);
-                    row.set(k, v);
-                }
-                db.table_mut(table).insert(reference.clone(), row);
+                db.create_row(table, reference, generation, columns);
             }
-            Delta::DeleteRow { table, reference } => {
+            DeltaRef::DeleteRow { table, reference } => {
                 if db.remove_row(table, reference).is_none() {
                     return Err(no_such_row(table, reference));
                 }
             }
-            Delta::WriteField {
+            DeltaRef::WriteField {
                 table,
                 reference,
                 column,
                 value,
             } => {
-                let column = db.intern(column);
-                let row = db
-                    .row_mut(table, reference)
-                    .ok_or_else(|| no_such_row(table, reference))?;
-                row.set(column, value);
-                row.mtime = generation;
+                if !db.write_field(table, reference, column, value, generation) {
+                    return Err(no_such_row(table, reference));
+                }
             }
         }
         Ok(true)
@@ -323,28 +408,84 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn string(&mut self, what: &'static str) -> Result<String, DeltaError> {
+    fn string(&mut self, what: &'static str) -> Result<&'a str, DeltaError> {
         let len = self.number(what)?;
         let offset = self.pos;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DeltaError::NotUtf8 { offset, what })
+        std::str::from_utf8(bytes).map_err(|_| DeltaError::NotUtf8 { offset, what })
     }
 }
 
-/// Parses a field of ASCII decimal digits (no sign, no spaces).
+/// Parses a field of ASCII decimal digits (no sign, no spaces); `None` if empty, if a byte is
+/// not a digit, or on overflow. Eight digits at a time: every record of a redo log carries
+/// several such fields.
 pub(crate) fn parse_digits(digits: &[u8]) -> Option<usize> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() {
         return None;
     }
-    digits.iter().try_fold(0usize, |acc, d| {
+    let mut words = digits.chunks_exact(8);
+    let mut value: usize = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("chunks_exact(8) yields 8 bytes"));
+        let eight = usize::try_from(eight_digits(word)?).ok()?;
+        value = value.checked_mul(100_000_000)?.checked_add(eight)?;
+    }
+    words.remainder().iter().try_fold(value, |acc, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
         acc.checked_mul(10)?.checked_add(usize::from(d - b'0'))
     })
+}
+
+/// The value of eight ASCII digits read as a little-endian word (the first digit in the low
+/// byte), or `None` if a byte is not a digit.
+fn eight_digits(word: u64) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // a digit is 0x30..=0x39: high nibble 3, and adding 6 keeps it 3
+    if word & HIGH_NIBBLES != ZEROS
+        || word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS
+    {
+        return None;
+    }
+    let v = word - ZEROS;
+    // pairs (10 * d0 + d1 in byte 0, ...), then fours, then all eight; no lane overflows
+    let v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((v * 10_000 + (v >> 32)) & 0xFFFF_FFFF)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn digit_fields_parse_like_digit_by_digit(field in prop::collection::vec(
+            prop_oneof![10 => prop::sample::select(b"0123456789".to_vec()), 1 => any::<u8>()], 0..24)) {
+            let reference = if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
+                None
+            } else {
+                field.iter().try_fold(0usize, |acc, d| acc.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+            };
+            prop_assert_eq!(parse_digits(&field), reference);
+        }
+    }
+
+    #[test]
+    fn digit_fields_of_the_log_parse() {
+        assert_eq!(parse_digits(b"00000014"), Some(14));
+        assert_eq!(parse_digits(b"0000000000123456"), Some(123_456));
+        assert_eq!(parse_digits(b"98765432"), Some(98_765_432));
+        assert_eq!(parse_digits(b"18446744073709551615"), Some(usize::MAX));
+        assert_eq!(parse_digits(b"18446744073709551616"), None);
+        assert_eq!(parse_digits(b"0000001:"), None);
+        assert_eq!(parse_digits(b"/0000001"), None);
+        assert_eq!(parse_digits(b"0000 001"), None);
+        assert_eq!(parse_digits(b""), None);
+    }
 
     #[test]
     fn write_field_matches_the_reference_example() {

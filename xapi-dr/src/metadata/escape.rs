@@ -37,27 +37,36 @@ pub fn unprotect(value: &str) -> Cow<'_, str> {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.peek().copied() {
-            Some('.') => out.push(' '),
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('%') => out.push('%'),
-            Some('_') => out.push_str("  "),
+    unprotect_into(value, &mut out);
+    Cow::Owned(out)
+}
+
+/// [`unprotect`], appending the result to `out` (the XML reader's row buffer) instead of
+/// allocating.
+pub(crate) fn unprotect_into(value: &str, out: &mut String) {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    while let Some(found) = memchr::memchr(b'%', &bytes[start..]) {
+        let at = start + found;
+        // `at` and `at + 1` or `at + 2` below sit next to ASCII bytes: character boundaries
+        out.push_str(&value[start..at]);
+        let replacement = match bytes.get(at + 1) {
+            Some(b'.') => " ",
+            Some(b't') => "\t",
+            Some(b'n') => "\n",
+            Some(b'r') => "\r",
+            Some(b'%') => "%",
+            Some(b'_') => "  ",
             _ => {
                 out.push('%');
+                start = at + 1;
                 continue;
             }
-        }
-        chars.next();
+        };
+        out.push_str(replacement);
+        start = at + 2;
     }
-    Cow::Owned(out)
+    out.push_str(&value[start..]);
 }
 
 #[cfg(test)]
@@ -81,6 +90,33 @@ mod tests {
         assert_eq!(unprotect("Metadata%.for%.DR"), "Metadata for DR");
     }
 
+    /// The rule of xapi's `Xml_spaces.unprotect`, one character at a time: the reference the
+    /// byte-scanning [`unprotect_into`] is checked against.
+    fn unprotect_by_chars(value: &str) -> String {
+        let mut out = String::new();
+        let mut chars = value.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.peek().copied() {
+                Some('.') => out.push(' '),
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('%') => out.push('%'),
+                Some('_') => out.push_str("  "),
+                _ => {
+                    out.push('%');
+                    continue;
+                }
+            }
+            chars.next();
+        }
+        out
+    }
+
     #[test]
     fn plain_values_are_not_copied() {
         assert!(matches!(protect("OpaqueRef:abc"), Cow::Borrowed(_)));
@@ -92,6 +128,11 @@ mod tests {
         fn unprotect_inverts_protect(value in any::<String>()) {
             let protected = protect(&value);
             prop_assert_eq!(unprotect(&protected), value.as_str());
+        }
+
+        #[test]
+        fn unprotect_reads_any_text_like_the_character_by_character_rule(value in "[%._tnr_a é\t]{0,24}") {
+            prop_assert_eq!(unprotect(&value), unprotect_by_chars(&value));
         }
 
         #[test]

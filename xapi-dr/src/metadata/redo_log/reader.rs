@@ -11,7 +11,7 @@ use super::{
 };
 use crate::metadata::database::Database;
 use crate::metadata::db_xml::read_db_xml;
-use crate::metadata::delta::{Delta, parse_digits};
+use crate::metadata::delta::{DeltaRef, parse_digits};
 use crate::metadata::diagnostic::Diagnostic;
 
 /// What a half holds, as found by a scan that does not parse the XML.
@@ -170,14 +170,7 @@ fn read_valid_half<R: Read + Seek>(
     let gen_pos = xml_pos + record.length;
     let record_generation = read_generation(device, gen_pos)?;
     let end_marker_pos = gen_pos + GENERATION_SIZE as u64;
-    let end_marker = read_marker(device, end_marker_pos)?;
-    if end_marker != record.marker {
-        return Err(RedoLogError::MarkerMismatch {
-            offset: end_marker_pos,
-            expected: record.marker,
-            found: end_marker,
-        });
-    }
+    check_marker(device, end_marker_pos, &record.marker_bytes)?;
     let mut diagnostics = Vec::new();
     if database.generation() != record_generation {
         diagnostics.push(Diagnostic::GenerationMismatch {
@@ -195,16 +188,20 @@ fn read_valid_half<R: Read + Seek>(
     // generation set to the last delta's.
     let mut replay_generation = database.generation();
     let (mut applied, mut skipped) = (0, 0);
-    while let Some(delta) = read_delta_record(device, pos, half_end, &record.marker)? {
-        let decoded = Delta::decode(&delta.payload).map_err(|source| RedoLogError::Delta {
+    // one buffer for every payload; deltas are applied straight from it
+    let mut payload = Vec::new();
+    while let Some(generation) =
+        read_delta_record(device, pos, half_end, &record.marker_bytes, &mut payload)?
+    {
+        let decoded = DeltaRef::decode(&payload).map_err(|source| RedoLogError::Delta {
             offset: pos,
             source,
         })?;
-        if delta.generation < expected {
+        if generation < expected {
             skipped += 1;
             diagnostics.push(Diagnostic::StaleDeltaSkipped {
                 offset: pos,
-                generation: delta.generation,
+                generation,
                 expected,
             });
         } else {
@@ -212,17 +209,17 @@ fn read_valid_half<R: Read + Seek>(
                 .apply(&mut database, replay_generation)
                 .map_err(|source| RedoLogError::Apply {
                     offset: pos,
-                    generation: delta.generation,
+                    generation,
                     source,
                 })?;
             applied += 1;
             if changed {
                 replay_generation += 1;
             }
-            expected = delta.generation + 1;
-            final_generation = delta.generation;
+            expected = generation + 1;
+            final_generation = generation;
         }
-        pos += DELTA_RECORD_OVERHEAD + delta.payload.len() as u64;
+        pos += DELTA_RECORD_OVERHEAD + payload.len() as u64;
     }
     database.manifest.generation = final_generation;
     Ok(RedoLogImage {
@@ -238,7 +235,10 @@ fn read_valid_half<R: Read + Seek>(
 }
 
 struct RecordHeader {
+    /// The marker, as text for reports.
     marker: String,
+    /// The marker as written, which every delta's must equal byte for byte.
+    marker_bytes: [u8; MARKER_SIZE],
     length: u64,
 }
 
@@ -261,7 +261,9 @@ fn parse_db_record_header(
     start: &[u8; MARKER_SIZE + LENGTH_SIZE],
     half: u64,
 ) -> Result<RecordHeader, RedoLogError> {
-    let marker = String::from_utf8_lossy(&start[..MARKER_SIZE]).into_owned();
+    let mut marker_bytes = [0u8; MARKER_SIZE];
+    marker_bytes.copy_from_slice(&start[..MARKER_SIZE]);
+    let marker = String::from_utf8_lossy(&marker_bytes).into_owned();
     let length_pos = half + MARKER_SIZE as u64;
     let field = &start[MARKER_SIZE..];
     let length = parse_digits(field).ok_or_else(|| RedoLogError::BadLength {
@@ -278,22 +280,23 @@ fn parse_db_record_header(
             room,
         });
     }
-    Ok(RecordHeader { marker, length })
+    Ok(RecordHeader {
+        marker,
+        marker_bytes,
+        length,
+    })
 }
 
-struct DeltaRecord {
-    payload: Vec<u8>,
-    generation: i64,
-}
-
-/// Reads the delta record at `pos`, or `None` at the end of the list (a length field of NUL
-/// bytes or zero, or no room left in the half for a length field).
+/// Reads the delta record at `pos` into `payload`, returning its generation, or `None` at the
+/// end of the list (a length field of NUL bytes or zero, or no room left in the half for a
+/// length field).
 fn read_delta_record<R: Read + Seek>(
     device: &mut R,
     pos: u64,
     half_end: u64,
-    marker: &str,
-) -> Result<Option<DeltaRecord>, RedoLogError> {
+    marker: &[u8; MARKER_SIZE],
+    payload: &mut Vec<u8>,
+) -> Result<Option<i64>, RedoLogError> {
     if pos + LENGTH_SIZE as u64 > half_end {
         return Ok(None);
     }
@@ -321,24 +324,15 @@ fn read_delta_record<R: Read + Seek>(
             room,
         });
     }
-    let mut payload = vec![0u8; length as usize];
+    payload.clear();
+    payload.resize(length as usize, 0);
     let payload_pos = pos + LENGTH_SIZE as u64;
-    read_at(device, payload_pos, &mut payload, "a delta payload")?;
+    read_at(device, payload_pos, payload, "a delta payload")?;
     let gen_pos = payload_pos + length;
     let generation = read_generation(device, gen_pos)?;
     let marker_pos = gen_pos + GENERATION_SIZE as u64;
-    let found = read_marker(device, marker_pos)?;
-    if found != marker {
-        return Err(RedoLogError::MarkerMismatch {
-            offset: marker_pos,
-            expected: marker.to_owned(),
-            found,
-        });
-    }
-    Ok(Some(DeltaRecord {
-        payload,
-        generation,
-    }))
+    check_marker(device, marker_pos, marker)?;
+    Ok(Some(generation))
 }
 
 /// Summarises a half without parsing its XML. Never fails: problems become `Unreadable`.
@@ -368,23 +362,23 @@ fn scan_half<R: Read + Seek>(device: &mut R, half: u64, valid_marker: Option<&st
         }
     };
     let gen_pos = half + (MARKER_SIZE + LENGTH_SIZE) as u64 + header.length;
-    let summary = (|| {
+    let summary = (|| -> Result<_, RedoLogError> {
         let generation = read_generation(device, gen_pos)?;
         let end_pos = gen_pos + GENERATION_SIZE as u64;
-        let end = read_marker(device, end_pos)?;
-        if end != header.marker {
-            return Err(RedoLogError::MarkerMismatch {
-                offset: end_pos,
-                expected: header.marker.clone(),
-                found: end,
-            });
-        }
+        check_marker(device, end_pos, &header.marker_bytes)?;
         let mut pos = end_pos + MARKER_SIZE as u64;
         let (mut deltas, mut last) = (0, None);
-        while let Some(d) = read_delta_record(device, pos, half + HALF_SIZE, &header.marker)? {
+        let mut payload = Vec::new();
+        while let Some(generation) = read_delta_record(
+            device,
+            pos,
+            half + HALF_SIZE,
+            &header.marker_bytes,
+            &mut payload,
+        )? {
             deltas += 1;
-            last = Some(last.map_or(d.generation, |l: i64| l.max(d.generation)));
-            pos += DELTA_RECORD_OVERHEAD + d.payload.len() as u64;
+            last = Some(last.map_or(generation, |l: i64| l.max(generation)));
+            pos += DELTA_RECORD_OVERHEAD + payload.len() as u64;
         }
         Ok((generation, deltas, last))
     })();
@@ -409,10 +403,22 @@ fn device_ends_at<R: Read + Seek>(device: &mut R, pos: u64) -> bool {
     seek(device, pos).is_ok() && matches!(device.read(&mut byte), Ok(0))
 }
 
-fn read_marker<R: Read + Seek>(device: &mut R, pos: u64) -> Result<String, RedoLogError> {
-    let mut marker = [0u8; MARKER_SIZE];
-    read_at(device, pos, &mut marker, "a marker")?;
-    Ok(String::from_utf8_lossy(&marker).into_owned())
+/// Checks that the marker at `pos` is `expected`, byte for byte (as xapi compares them).
+fn check_marker<R: Read + Seek>(
+    device: &mut R,
+    pos: u64,
+    expected: &[u8; MARKER_SIZE],
+) -> Result<(), RedoLogError> {
+    let mut found = [0u8; MARKER_SIZE];
+    read_at(device, pos, &mut found, "a marker")?;
+    if found != *expected {
+        return Err(RedoLogError::MarkerMismatch {
+            offset: pos,
+            expected: String::from_utf8_lossy(expected).into_owned(),
+            found: String::from_utf8_lossy(&found).into_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn read_generation<R: Read + Seek>(device: &mut R, pos: u64) -> Result<i64, RedoLogError> {
