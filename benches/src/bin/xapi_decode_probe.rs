@@ -1,0 +1,84 @@
+//! A small measuring binary for instruction counts of the typed `get_all_records` decode.
+//!
+//! `xapi-decode-probe xml|json [VMS] [ROUNDS]` generates `VMS` (default 500) realistic VM
+//! records, encodes them once, then decodes them `ROUNDS` (default 1) times into
+//! `HashMap<Ref<Vm>, VmRecord>` inside [`decode_xml`] / [`decode_json`]. Those functions are
+//! never inlined, so that a profiler can count them alone:
+//!
+//! ```sh
+//! valgrind --tool=callgrind --toggle-collect='*decode_json*' \
+//!     target/release/xapi-decode-probe json 500
+//! ```
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use xapi_benches::api_records::all_records;
+use xapi_core::api::{Vm, VmRecord};
+use xapi_core::wire::{Limits, Ref, Value, jsonrpc, xmlrpc};
+
+type Records = HashMap<Ref<Vm>, VmRecord>;
+
+/// One of the two decode functions below.
+type Decoder = fn(&[u8]) -> Result<Records, String>;
+
+/// Decodes the XML-RPC bytes into typed records.
+#[inline(never)]
+fn decode_xml(bytes: &[u8]) -> Result<Records, String> {
+    match xmlrpc::decode_response::<Records>(bytes, &Limits::default()) {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(failure)) => Err(format!("a failure envelope: {failure:?}")),
+        Err(err) => Err(format!("XML-RPC decode: {err}")),
+    }
+}
+
+/// Decodes the JSON-RPC bytes into typed records.
+#[inline(never)]
+fn decode_json(bytes: &[u8]) -> Result<Records, String> {
+    match jsonrpc::decode_response::<Records>(bytes, &Limits::default()) {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(failure)) => Err(format!("a failure envelope: {failure:?}")),
+        Err(err) => Err(format!("JSON-RPC decode: {err}")),
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let wire = args.next().unwrap_or_default();
+    let number = |arg: Option<String>, default: usize| -> Result<usize, String> {
+        arg.map_or(Ok(default), |text| {
+            text.parse()
+                .map_err(|_| format!("`{text}` is not a positive number"))
+        })
+    };
+    let vms = number(args.next(), 500)?;
+    let rounds = number(args.next(), 1)?;
+    let records = all_records("VM", vms, 7);
+    let (bytes, decode): (Vec<u8>, Decoder) = match wire.as_str() {
+        "xml" => (xmlrpc::encode_response(Ok(&records)), decode_xml),
+        "json" => (
+            jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&records)),
+            decode_json,
+        ),
+        _ => return Err("usage: xapi-decode-probe xml|json [VMS] [ROUNDS]".to_owned()),
+    };
+    drop(records);
+    for _ in 0..rounds {
+        let typed = decode(&bytes)?;
+        if typed.len() != vms {
+            return Err(format!("decoded {} records, expected {vms}", typed.len()));
+        }
+        drop(std::hint::black_box(typed));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xapi-decode-probe: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
