@@ -2,7 +2,8 @@
 //!
 //! `xapi-decode-probe xml|json [VMS] [ROUNDS]` generates `VMS` (default 500) realistic VM
 //! records, encodes them once, then decodes them `ROUNDS` (default 1) times into
-//! `HashMap<Ref<Vm>, VmRecord>` inside [`decode_xml`] / [`decode_json`]. Those functions are
+//! `HashMap<Ref<Vm>, VmRecord>` inside [`decode_xml`] / [`decode_json`] and prints the best
+//! wall-clock time (`xapi-decode-probe sizes` prints the in-memory sizes). The decode functions are
 //! never inlined, so that a profiler can count them alone:
 //!
 //! ```sh
@@ -45,6 +46,15 @@ fn decode_json(bytes: &[u8]) -> Result<Records, String> {
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let wire = args.next().unwrap_or_default();
+    if wire == "sizes" {
+        println!(
+            "Ref<Vm> {} bytes, VmRecord {} bytes, (Ref<Vm>, VmRecord) {} bytes",
+            std::mem::size_of::<Ref<Vm>>(),
+            std::mem::size_of::<VmRecord>(),
+            std::mem::size_of::<(Ref<Vm>, VmRecord)>()
+        );
+        return Ok(());
+    }
     let number = |arg: Option<String>, default: usize| -> Result<usize, String> {
         arg.map_or(Ok(default), |text| {
             text.parse()
@@ -63,13 +73,21 @@ fn run() -> Result<(), String> {
         _ => return Err("usage: xapi-decode-probe xml|json [VMS] [ROUNDS]".to_owned()),
     };
     drop(records);
+    let mut best = f64::INFINITY;
     for _ in 0..rounds {
+        let start = std::time::Instant::now();
         let typed = decode(&bytes)?;
+        best = best.min(start.elapsed().as_secs_f64());
         if typed.len() != vms {
             return Err(format!("decoded {} records, expected {vms}", typed.len()));
         }
         drop(std::hint::black_box(typed));
     }
+    println!(
+        "{wire}: {vms} VMs, {} bytes, best of {rounds}: {:.1} ms",
+        bytes.len(),
+        best * 1e3
+    );
     Ok(())
 }
 
