@@ -11,36 +11,26 @@
 //!     target/release/xapi-decode-probe json 500
 //! ```
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 use xapi_benches::api_records::all_records;
+use xapi_benches::typed_decode::{AllVms, jsonrpc_all_vms, xmlrpc_all_vms};
 use xapi_core::api::{Vm, VmRecord};
-use xapi_core::wire::{Limits, Ref, Value, jsonrpc, xmlrpc};
-
-type Records = HashMap<Ref<Vm>, VmRecord>;
+use xapi_core::wire::{Ref, Value, jsonrpc, xmlrpc};
 
 /// One of the two decode functions below.
-type Decoder = fn(&[u8]) -> Result<Records, String>;
+type Decoder = fn(&[u8]) -> Result<AllVms, String>;
 
 /// Decodes the XML-RPC bytes into typed records.
 #[inline(never)]
-fn decode_xml(bytes: &[u8]) -> Result<Records, String> {
-    match xmlrpc::decode_response::<Records>(bytes, &Limits::default()) {
-        Ok(Ok(records)) => Ok(records),
-        Ok(Err(failure)) => Err(format!("a failure envelope: {failure:?}")),
-        Err(err) => Err(format!("XML-RPC decode: {err}")),
-    }
+fn decode_xml(bytes: &[u8]) -> Result<AllVms, String> {
+    xmlrpc_all_vms(bytes)
 }
 
 /// Decodes the JSON-RPC bytes into typed records.
 #[inline(never)]
-fn decode_json(bytes: &[u8]) -> Result<Records, String> {
-    match jsonrpc::decode_response::<Records>(bytes, &Limits::default()) {
-        Ok(Ok(records)) => Ok(records),
-        Ok(Err(failure)) => Err(format!("a failure envelope: {failure:?}")),
-        Err(err) => Err(format!("JSON-RPC decode: {err}")),
-    }
+fn decode_json(bytes: &[u8]) -> Result<AllVms, String> {
+    jsonrpc_all_vms(bytes)
 }
 
 fn run() -> Result<(), String> {
