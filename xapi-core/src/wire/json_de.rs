@@ -162,6 +162,11 @@ impl<'de> JsonDeserializer<'de> {
     /// Parses a string literal (the next byte must be `"`); borrowed when it has no escape.
     pub(crate) fn parse_str(&mut self) -> Result<Cow<'de, str>, DecodeError> {
         self.expect(b'"', "a string")?;
+        self.parse_str_body()
+    }
+
+    /// Parses the rest of a string literal whose opening `"` was just consumed.
+    fn parse_str_body(&mut self) -> Result<Cow<'de, str>, DecodeError> {
         let start = self.pos;
         let end = self.find_quote_or_backslash(start)?;
         if self.input[end] == b'"' {
@@ -420,8 +425,10 @@ impl<'de> JsonDeserializer<'de> {
         }
     }
 
+    /// Visits the string literal at the current position (which holds its opening `"`).
     fn visit_string<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
-        match self.parse_str()? {
+        self.pos += 1;
+        match self.parse_str_body()? {
             Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
             Cow::Owned(s) => visitor.visit_string(s),
         }
@@ -568,7 +575,7 @@ macro_rules! numeric {
     ($($method:ident => $integral:expr),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
             let start = self.peek_start();
-            match self.peek() {
+            match self.current() {
                 Some(b'"') => {
                     let text = self.parse_str()?;
                     de::Deserializer::$method(TextDeserializer::untyped(text), visitor)
@@ -586,6 +593,11 @@ impl JsonDeserializer<'_> {
         self.skip_ws();
         self.position()
     }
+
+    /// The byte at the current position (after [`Self::peek_start`] skipped whitespace).
+    fn current(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
 }
 
 impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
@@ -593,7 +605,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        match self.peek() {
+        match self.current() {
             Some(b'"') => self.visit_string(visitor),
             Some(b'[') => self.visit_array(visitor),
             Some(b'{') => self.visit_object(visitor),
@@ -637,7 +649,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
     /// Bytes travel as base64 strings.
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        if self.peek() == Some(b'"') {
+        if self.current() == Some(b'"') {
             let text = self.parse_str()?;
             de::Deserializer::deserialize_byte_buf(
                 TextDeserializer::new(text, super::text::TextKind::Base64),
@@ -651,7 +663,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        if self.peek() == Some(b'n') {
+        if self.current() == Some(b'n') {
             self.eat_literal("null")?;
             visitor.visit_none()
         } else {
@@ -688,7 +700,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        match self.peek() {
+        match self.current() {
             Some(b'"') => match self.parse_str()? {
                 Cow::Borrowed(s) => visitor.visit_enum(s.into_deserializer()),
                 Cow::Owned(s) => visitor.visit_enum(s.into_deserializer()),
