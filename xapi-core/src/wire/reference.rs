@@ -83,8 +83,8 @@ impl Repr {
 /// only exists at compile time so that a `Ref<Vm>` cannot be passed where a `Ref<Vdi>` is
 /// expected. The null reference is [`Ref::null`].
 ///
-/// Equality, ordering and hashing are those of the wire text (`Hash` feeds the same bytes as
-/// `str`'s), and texts of up to [`INLINE_CAPACITY`] bytes are held without a heap allocation.
+/// Equality, ordering and hashing follow the wire text (equal texts, equal hashes), and texts
+/// of up to [`INLINE_CAPACITY`] bytes are held without a heap allocation.
 pub struct Ref<T: ?Sized> {
     raw: Repr,
     class: PhantomData<fn() -> T>,
@@ -167,7 +167,8 @@ impl<T: ?Sized> Ord for Ref<T> {
 }
 
 impl<T: ?Sized> Hash for Ref<T> {
-    /// The same bytes `str::hash` feeds: the text, then `0xff`.
+    /// The text's bytes, then `0xff`: what `str` feeds a hasher that keeps the default
+    /// `write_str` (std's `DefaultHasher` does), so a `Ref` and its text hash alike there.
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write(self.raw.as_bytes());
         state.write_u8(0xff);
