@@ -13,7 +13,8 @@ directory and reports its own timings, then times the references on the very sam
   it with every chunk's checksum verified (xxhash and sha1 variants).
 
 Prints one line per ratio, `ratio NAME: X.XX`, larger is better for xapi-rs, preceded by the
-raw figures. Usage: compare.py --bin PATH [--repeat N] [--xva-mib N] [--vms N] [--keep DIR]
+raw figures, plus the two decodes again with mimalloc as the global allocator when the
+`xapi-decode-mimalloc` binary sits beside `--bin` (extra `..._mimalloc` ratio lines). Usage: compare.py --bin PATH [--repeat N] [--xva-mib N] [--vms N] [--keep DIR]
 """
 
 import argparse
@@ -115,6 +116,22 @@ def main():
         py_json = python_json(js["file"], args.repeat, args.vms)
         show("python json.loads", py_json, js["bytes"])
         ratios.append(("jsonrpc_vs_python", py_json / js["seconds"]))
+
+        # The same decodes with mimalloc as the global allocator (an application's choice;
+        # the library sets none): extra lines, the plain ratios above stay on the system one.
+        mimalloc_bin = os.path.join(os.path.dirname(args.bin), "xapi-decode-mimalloc")
+        if os.path.exists(mimalloc_bin):
+            variant = subprocess.run(
+                [mimalloc_bin, xml["file"], js["file"], str(args.vms), str(args.repeat)],
+                check=True, stdout=subprocess.PIPE,
+            )
+            with_mimalloc = json.loads(variant.stdout)
+            show("xapi-rs xmlrpc_decode (mimalloc)", with_mimalloc["xmlrpc_decode"], xml["bytes"])
+            show("xapi-rs jsonrpc_decode (mimalloc)", with_mimalloc["jsonrpc_decode"], js["bytes"])
+            ratios.append(("xmlrpc_vs_python_mimalloc", py_xml / with_mimalloc["xmlrpc_decode"]))
+            ratios.append(("jsonrpc_vs_python_mimalloc", py_json / with_mimalloc["jsonrpc_decode"]))
+        else:
+            print(f"(no {mimalloc_bin}: mimalloc variant skipped)")
 
         for variant in ("xxhash", "sha1"):
             xva = measured[f"xva_read_{variant}"]

@@ -7,7 +7,8 @@
 //!   by the project's own writers;
 //! - [`drain`]: reading a whole stream with each format reader;
 //! - [`api_records`]: realistic records of any class, generated from the datamodel;
-//! - [`pool_metadata`]: pool database dumps and redo logs with many deltas.
+//! - [`pool_metadata`]: pool database dumps and redo logs with many deltas;
+//! - [`typed_decode`]: the typed `get_all_records` decode the comparisons time.
 //!
 //! The criterion benchmarks live in `benches/`; `cargo xtask bench-compare` runs the
 //! `xapi-bench-compare` binary and `compare.py` side by side (see `README.md`).
@@ -26,3 +27,4 @@ pub mod disk_image;
 pub mod drain;
 pub mod pool_metadata;
 pub mod rng;
+pub mod typed_decode;

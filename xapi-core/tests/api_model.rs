@@ -1,7 +1,7 @@
 //! The generated datamodel without the wire: record defaults, enums, error codes and `meta`
 //! agree with each other and with the datamodel.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use xapi_core::api::meta::{self, Qualifier, Ty};
 use xapi_core::api::{
@@ -29,7 +29,7 @@ fn other_records_apply_their_defaults() {
     let host = HostRecord::default();
     assert_eq!(
         host.license_server,
-        HashMap::from([
+        BTreeMap::from([
             ("address".to_owned(), "localhost".to_owned()),
             ("port".to_owned(), "27000".to_owned()),
         ])

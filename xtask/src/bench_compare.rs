@@ -1,8 +1,8 @@
 //! `cargo xtask bench-compare`: xapi-rs side by side with Python's decoders and `tar`.
 //!
-//! Builds the `xapi-bench-compare` binary in release mode, then runs `benches/compare.py`,
-//! which prints one `ratio NAME: X.XX` line per comparison. Extra arguments are passed to the
-//! script (`--repeat N`, `--xva-mib N`, `--vms N`, `--keep DIR`).
+//! Builds the `xapi-bench-compare` and `xapi-decode-mimalloc` binaries in release mode, then
+//! runs `benches/compare.py`, which prints one `ratio NAME: X.XX` line per comparison. Extra
+//! arguments are passed to the script (`--repeat N`, `--xva-mib N`, `--vms N`, `--keep DIR`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,6 +25,8 @@ pub(crate) fn run_command(args: &[String]) -> Result<(), String> {
         "xapi-benches",
         "--bin",
         "xapi-bench-compare",
+        "--bin",
+        "xapi-decode-mimalloc",
     ]))?;
     let binary = target_dir().join("release").join("xapi-bench-compare");
     if !binary.exists() {

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,7 @@ impl AuthApi<'_> {
     pub async fn get_subject_information_from_identifier(
         &self,
         subject_identifier: &str,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call(
                 "auth.get_subject_information_from_identifier",

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,13 +41,13 @@ pub struct BondRecord {
     /// `slaves`: `PIF ref set`, read-only, maintained by the server; published in miami.
     pub slaves: Vec<Ref<Pif>>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `primary_slave`: `PIF ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub primary_slave: Ref<Pif>,
     /// `mode`: `enum bond_mode`, read-only, maintained by the server; published in boston. Default `balance-slb`.
     pub mode: BondMode,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in tampa. Default `{}`.
-    pub properties: HashMap<String, String>,
+    pub properties: BTreeMap<String, String>,
     /// `links_up`: `int`, read-only, maintained by the server; published in tampa. Default `0`.
     pub links_up: i64,
     /// `auto_update_mac`: `bool`, read-only, maintained by the server; published in quebec. Default `true`.
@@ -61,10 +61,10 @@ impl Default for BondRecord {
             uuid: String::new(),
             master: Ref::null(),
             slaves: Vec::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             primary_slave: Ref::null(),
             mode: BondMode::BalanceSlb,
-            properties: HashMap::new(),
+            properties: BTreeMap::new(),
             links_up: 0,
             auto_update_mac: true,
         }
@@ -172,7 +172,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &HashMap<String, String>,
+        properties: &BTreeMap<String, String>,
     ) -> Result<Ref<Bond>, Error> {
         self.session
             .call("Bond.create", (network, members, mac, mode, properties))
@@ -186,7 +186,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &HashMap<String, String>,
+        properties: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Bond>>, Error> {
         self.session
             .call_async("Bond.create", (network, members, mac, mode, properties))
@@ -226,7 +226,7 @@ impl BondApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Bond>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("Bond.set_other_config", (self_, value))
@@ -255,7 +255,7 @@ impl BondApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("Bond.get_properties", (self_,)).await
     }
 
@@ -279,7 +279,7 @@ impl BondApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("Bond.get_other_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,9 +54,9 @@ pub struct ClusterHostRecord {
     /// `allowed_operations`: `enum cluster_host_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterHostOperation>,
     /// `current_operations`: `(string -> enum cluster_host_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, ClusterHostOperation>,
+    pub current_operations: BTreeMap<String, ClusterHostOperation>,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for ClusterHostRecord {
@@ -72,8 +72,8 @@ impl Default for ClusterHostRecord {
             live: false,
             last_update_live: DateTime::default(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
-            other_config: HashMap::new(),
+            current_operations: BTreeMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -223,7 +223,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("Cluster_host.get_other_config", (self_,))
             .await
@@ -235,7 +235,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<HashMap<String, ClusterHostOperation>, Error> {
+    ) -> Result<BTreeMap<String, ClusterHostOperation>, Error> {
         self.session
             .call("Cluster_host.get_current_operations", (self_,))
             .await

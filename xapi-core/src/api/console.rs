@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,7 @@ pub struct ConsoleRecord {
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for ConsoleRecord {
@@ -55,7 +55,7 @@ impl Default for ConsoleRecord {
             protocol: ConsoleProtocol::Unknown(String::new()),
             location: String::new(),
             vm: Ref::null(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -121,7 +121,7 @@ impl ConsoleApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Console>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("console.set_other_config", (self_, value))
@@ -134,7 +134,7 @@ impl ConsoleApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Console>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("console.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct CrashdumpRecord {
     #[serde(rename = "VDI")]
     pub vdi: Ref<Vdi>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for CrashdumpRecord {
@@ -53,7 +53,7 @@ impl Default for CrashdumpRecord {
             uuid: String::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -137,7 +137,7 @@ impl CrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Crashdump>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("crashdump.set_other_config", (self_, value))
@@ -150,7 +150,7 @@ impl CrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Crashdump>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("crashdump.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +101,7 @@ impl DrTaskApi<'_> {
     pub async fn create(
         &self,
         r#type: &str,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         whitelist: &[String],
     ) -> Result<Ref<DrTask>, Error> {
         self.session
@@ -113,7 +113,7 @@ impl DrTaskApi<'_> {
     pub async fn create_async(
         &self,
         r#type: &str,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         whitelist: &[String],
     ) -> Result<TaskHandle<Ref<DrTask>>, Error> {
         self.session

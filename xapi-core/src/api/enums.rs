@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::wire::EnumTextVisitor;
+
 /// Enum `after_apply_guidance` (4 values), used by `pool_patch`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AfterApplyGuidance {
@@ -73,7 +75,10 @@ impl Serialize for AfterApplyGuidance {
 
 impl<'de> Deserialize<'de> for AfterApplyGuidance {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "after_apply_guidance",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -130,7 +135,10 @@ impl Serialize for AllocationAlgorithm {
 
 impl<'de> Deserialize<'de> for AllocationAlgorithm {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "allocation_algorithm",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -191,7 +199,7 @@ impl Serialize for BondMode {
 
 impl<'de> Deserialize<'de> for BondMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("bond_mode", Self::from_wire))
     }
 }
 
@@ -248,7 +256,7 @@ impl Serialize for CertificatePurpose {
 
 impl<'de> Deserialize<'de> for CertificatePurpose {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("certificate_purpose", Self::from_wire))
     }
 }
 
@@ -313,7 +321,7 @@ impl Serialize for CertificateType {
 
 impl<'de> Deserialize<'de> for CertificateType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("certificate_type", Self::from_wire))
     }
 }
 
@@ -408,7 +416,7 @@ impl Serialize for Cls {
 
 impl<'de> Deserialize<'de> for Cls {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("cls", Self::from_wire))
     }
 }
 
@@ -469,7 +477,10 @@ impl Serialize for ClusterHostOperation {
 
 impl<'de> Deserialize<'de> for ClusterHostOperation {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "cluster_host_operation",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -544,7 +555,7 @@ impl Serialize for ClusterOperation {
 
 impl<'de> Deserialize<'de> for ClusterOperation {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("cluster_operation", Self::from_wire))
     }
 }
 
@@ -605,7 +616,7 @@ impl Serialize for ConsoleProtocol {
 
 impl<'de> Deserialize<'de> for ConsoleProtocol {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("console_protocol", Self::from_wire))
     }
 }
 
@@ -680,7 +691,7 @@ impl Serialize for DomainType {
 
 impl<'de> Deserialize<'de> for DomainType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("domain_type", Self::from_wire))
     }
 }
 
@@ -741,7 +752,7 @@ impl Serialize for EventOperation {
 
 impl<'de> Deserialize<'de> for EventOperation {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("event_operation", Self::from_wire))
     }
 }
 
@@ -841,7 +852,10 @@ impl Serialize for HostAllowedOperations {
 
 impl<'de> Deserialize<'de> for HostAllowedOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "host_allowed_operations",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -911,7 +925,7 @@ impl Serialize for HostDisplay {
 
 impl<'de> Deserialize<'de> for HostDisplay {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("host_display", Self::from_wire))
     }
 }
 
@@ -976,7 +990,7 @@ impl Serialize for HostNtpMode {
 
 impl<'de> Deserialize<'de> for HostNtpMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("host_ntp_mode", Self::from_wire))
     }
 }
 
@@ -1037,7 +1051,10 @@ impl Serialize for HostNumaAffinityPolicy {
 
 impl<'de> Deserialize<'de> for HostNumaAffinityPolicy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "host_numa_affinity_policy",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -1098,7 +1115,7 @@ impl Serialize for HostSchedGran {
 
 impl<'de> Deserialize<'de> for HostSchedGran {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("host_sched_gran", Self::from_wire))
     }
 }
 
@@ -1159,7 +1176,7 @@ impl Serialize for ImageFormatType {
 
 impl<'de> Deserialize<'de> for ImageFormatType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("image_format_type", Self::from_wire))
     }
 }
 
@@ -1220,7 +1237,10 @@ impl Serialize for IpConfigurationMode {
 
 impl<'de> Deserialize<'de> for IpConfigurationMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "ip_configuration_mode",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -1285,7 +1305,10 @@ impl Serialize for Ipv6ConfigurationMode {
 
 impl<'de> Deserialize<'de> for Ipv6ConfigurationMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "ipv6_configuration_mode",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -1346,7 +1369,10 @@ impl Serialize for LatestSyncedUpdatesAppliedState {
 
 impl<'de> Deserialize<'de> for LatestSyncedUpdatesAppliedState {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "latest_synced_updates_applied_state",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -1411,7 +1437,7 @@ impl Serialize for LivepatchStatus {
 
 impl<'de> Deserialize<'de> for LivepatchStatus {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("livepatch_status", Self::from_wire))
     }
 }
 
@@ -1468,7 +1494,10 @@ impl Serialize for NetworkDefaultLockingMode {
 
 impl<'de> Deserialize<'de> for NetworkDefaultLockingMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "network_default_locking_mode",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -1521,7 +1550,7 @@ impl Serialize for NetworkOperations {
 
 impl<'de> Deserialize<'de> for NetworkOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("network_operations", Self::from_wire))
     }
 }
 
@@ -1578,7 +1607,7 @@ impl Serialize for NetworkPurpose {
 
 impl<'de> Deserialize<'de> for NetworkPurpose {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("network_purpose", Self::from_wire))
     }
 }
 
@@ -1635,7 +1664,7 @@ impl Serialize for OnBoot {
 
 impl<'de> Deserialize<'de> for OnBoot {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("on_boot", Self::from_wire))
     }
 }
 
@@ -1715,7 +1744,7 @@ impl Serialize for OnCrashBehaviour {
 
 impl<'de> Deserialize<'de> for OnCrashBehaviour {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("on_crash_behaviour", Self::from_wire))
     }
 }
 
@@ -1772,7 +1801,7 @@ impl Serialize for OnNormalExit {
 
 impl<'de> Deserialize<'de> for OnNormalExit {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("on_normal_exit", Self::from_wire))
     }
 }
 
@@ -1842,7 +1871,10 @@ impl Serialize for OnSoftrebootBehavior {
 
 impl<'de> Deserialize<'de> for OnSoftrebootBehavior {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "on_softreboot_behavior",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -1903,7 +1935,7 @@ impl Serialize for Origin {
 
 impl<'de> Deserialize<'de> for Origin {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("origin", Self::from_wire))
     }
 }
 
@@ -1973,7 +2005,7 @@ impl Serialize for PciDom0Access {
 
 impl<'de> Deserialize<'de> for PciDom0Access {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("pci_dom0_access", Self::from_wire))
     }
 }
 
@@ -2026,7 +2058,7 @@ impl Serialize for PersistenceBackend {
 
 impl<'de> Deserialize<'de> for PersistenceBackend {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("persistence_backend", Self::from_wire))
     }
 }
 
@@ -2087,7 +2119,7 @@ impl Serialize for PifIgmpStatus {
 
 impl<'de> Deserialize<'de> for PifIgmpStatus {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("pif_igmp_status", Self::from_wire))
     }
 }
 
@@ -2144,7 +2176,7 @@ impl Serialize for PlacementPolicy {
 
 impl<'de> Deserialize<'de> for PlacementPolicy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("placement_policy", Self::from_wire))
     }
 }
 
@@ -2274,7 +2306,10 @@ impl Serialize for PoolAllowedOperations {
 
 impl<'de> Deserialize<'de> for PoolAllowedOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "pool_allowed_operations",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -2335,7 +2370,10 @@ impl Serialize for PoolGuestSecurebootReadiness {
 
 impl<'de> Deserialize<'de> for PoolGuestSecurebootReadiness {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "pool_guest_secureboot_readiness",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -2392,7 +2430,10 @@ impl Serialize for PrimaryAddressType {
 
 impl<'de> Deserialize<'de> for PrimaryAddressType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "primary_address_type",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -2467,7 +2508,7 @@ impl Serialize for PvsProxyStatus {
 
 impl<'de> Deserialize<'de> for PvsProxyStatus {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("pvs_proxy_status", Self::from_wire))
     }
 }
 
@@ -2524,7 +2565,10 @@ impl Serialize for SdnControllerProtocol {
 
 impl<'de> Deserialize<'de> for SdnControllerProtocol {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "sdn_controller_protocol",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -2594,7 +2638,7 @@ impl Serialize for SrHealth {
 
 impl<'de> Deserialize<'de> for SrHealth {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("sr_health", Self::from_wire))
     }
 }
 
@@ -2664,7 +2708,10 @@ impl Serialize for SriovConfigurationMode {
 
 impl<'de> Deserialize<'de> for SriovConfigurationMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "sriov_configuration_mode",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -2854,7 +2901,7 @@ impl Serialize for StorageOperations {
 
 impl<'de> Deserialize<'de> for StorageOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("storage_operations", Self::from_wire))
     }
 }
 
@@ -2911,7 +2958,10 @@ impl Serialize for TaskAllowedOperations {
 
 impl<'de> Deserialize<'de> for TaskAllowedOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "task_allowed_operations",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -2986,7 +3036,7 @@ impl Serialize for TaskStatusType {
 
 impl<'de> Deserialize<'de> for TaskStatusType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("task_status_type", Self::from_wire))
     }
 }
 
@@ -3047,7 +3097,7 @@ impl Serialize for TelemetryFrequency {
 
 impl<'de> Deserialize<'de> for TelemetryFrequency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("telemetry_frequency", Self::from_wire))
     }
 }
 
@@ -3108,7 +3158,7 @@ impl Serialize for TristateType {
 
 impl<'de> Deserialize<'de> for TristateType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("tristate_type", Self::from_wire))
     }
 }
 
@@ -3165,7 +3215,7 @@ impl Serialize for TunnelProtocol {
 
 impl<'de> Deserialize<'de> for TunnelProtocol {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("tunnel_protocol", Self::from_wire))
     }
 }
 
@@ -3235,7 +3285,10 @@ impl Serialize for UpdateAfterApplyGuidance {
 
 impl<'de> Deserialize<'de> for UpdateAfterApplyGuidance {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "update_after_apply_guidance",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -3320,7 +3373,7 @@ impl Serialize for UpdateGuidances {
 
 impl<'de> Deserialize<'de> for UpdateGuidances {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("update_guidances", Self::from_wire))
     }
 }
 
@@ -3377,7 +3430,10 @@ impl Serialize for UpdateSyncFrequency {
 
 impl<'de> Deserialize<'de> for UpdateSyncFrequency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "update_sync_frequency",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -3434,7 +3490,7 @@ impl Serialize for VbdMode {
 
 impl<'de> Deserialize<'de> for VbdMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vbd_mode", Self::from_wire))
     }
 }
 
@@ -3524,7 +3580,7 @@ impl Serialize for VbdOperations {
 
 impl<'de> Deserialize<'de> for VbdOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vbd_operations", Self::from_wire))
     }
 }
 
@@ -3585,7 +3641,7 @@ impl Serialize for VbdType {
 
 impl<'de> Deserialize<'de> for VbdType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vbd_type", Self::from_wire))
     }
 }
 
@@ -3730,7 +3786,7 @@ impl Serialize for VdiOperations {
 
 impl<'de> Deserialize<'de> for VdiOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vdi_operations", Self::from_wire))
     }
 }
 
@@ -3835,7 +3891,7 @@ impl Serialize for VdiType {
 
 impl<'de> Deserialize<'de> for VdiType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vdi_type", Self::from_wire))
     }
 }
 
@@ -3910,7 +3966,10 @@ impl Serialize for VgpuTypeImplementation {
 
 impl<'de> Deserialize<'de> for VgpuTypeImplementation {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vgpu_type_implementation",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -3971,7 +4030,10 @@ impl Serialize for VifIpv4ConfigurationMode {
 
 impl<'de> Deserialize<'de> for VifIpv4ConfigurationMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vif_ipv4_configuration_mode",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4032,7 +4094,10 @@ impl Serialize for VifIpv6ConfigurationMode {
 
 impl<'de> Deserialize<'de> for VifIpv6ConfigurationMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vif_ipv6_configuration_mode",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4102,7 +4167,7 @@ impl Serialize for VifLockingMode {
 
 impl<'de> Deserialize<'de> for VifLockingMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vif_locking_mode", Self::from_wire))
     }
 }
 
@@ -4163,7 +4228,7 @@ impl Serialize for VifOperations {
 
 impl<'de> Deserialize<'de> for VifOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vif_operations", Self::from_wire))
     }
 }
 
@@ -4233,7 +4298,10 @@ impl Serialize for VmApplianceOperation {
 
 impl<'de> Deserialize<'de> for VmApplianceOperation {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vm_appliance_operation",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4533,7 +4601,7 @@ impl Serialize for VmOperations {
 
 impl<'de> Deserialize<'de> for VmOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vm_operations", Self::from_wire))
     }
 }
 
@@ -4598,7 +4666,7 @@ impl Serialize for VmPowerState {
 
 impl<'de> Deserialize<'de> for VmPowerState {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vm_power_state", Self::from_wire))
     }
 }
 
@@ -4659,7 +4727,10 @@ impl Serialize for VmSecurebootCertificatesState {
 
 impl<'de> Deserialize<'de> for VmSecurebootCertificatesState {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vm_secureboot_certificates_state",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4744,7 +4815,10 @@ impl Serialize for VmSecurebootReadiness {
 
 impl<'de> Deserialize<'de> for VmSecurebootReadiness {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vm_secureboot_readiness",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4801,7 +4875,7 @@ impl Serialize for VmUefiMode {
 
 impl<'de> Deserialize<'de> for VmUefiMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vm_uefi_mode", Self::from_wire))
     }
 }
 
@@ -4871,7 +4945,10 @@ impl Serialize for VmppArchiveFrequency {
 
 impl<'de> Deserialize<'de> for VmppArchiveFrequency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vmpp_archive_frequency",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4932,7 +5009,10 @@ impl Serialize for VmppArchiveTargetType {
 
 impl<'de> Deserialize<'de> for VmppArchiveTargetType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vmpp_archive_target_type",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -4993,7 +5073,10 @@ impl Serialize for VmppBackupFrequency {
 
 impl<'de> Deserialize<'de> for VmppBackupFrequency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new(
+            "vmpp_backup_frequency",
+            Self::from_wire,
+        ))
     }
 }
 
@@ -5050,7 +5133,7 @@ impl Serialize for VmppBackupType {
 
 impl<'de> Deserialize<'de> for VmppBackupType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vmpp_backup_type", Self::from_wire))
     }
 }
 
@@ -5111,7 +5194,7 @@ impl Serialize for VmssFrequency {
 
 impl<'de> Deserialize<'de> for VmssFrequency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vmss_frequency", Self::from_wire))
     }
 }
 
@@ -5172,7 +5255,7 @@ impl Serialize for VmssType {
 
 impl<'de> Deserialize<'de> for VmssType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vmss_type", Self::from_wire))
     }
 }
 
@@ -5225,7 +5308,7 @@ impl Serialize for VtpmOperations {
 
 impl<'de> Deserialize<'de> for VtpmOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vtpm_operations", Self::from_wire))
     }
 }
 
@@ -5286,6 +5369,6 @@ impl Serialize for VusbOperations {
 
 impl<'de> Deserialize<'de> for VusbOperations {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_wire(&text))
+        deserializer.deserialize_str(EnumTextVisitor::new("vusb_operations", Self::from_wire))
     }
 }

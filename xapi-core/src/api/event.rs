@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +72,7 @@ pub struct EventBatch {
     /// `events`: the events, oldest first.
     pub events: Vec<EventRecord>,
     /// `valid_ref_counts`: for each class asked for, how many objects exist.
-    pub valid_ref_counts: HashMap<String, i64>,
+    pub valid_ref_counts: BTreeMap<String, i64>,
     /// `token`: pass it to the next `event.from`.
     pub token: String,
 }

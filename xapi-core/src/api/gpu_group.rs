@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +50,7 @@ pub struct GpuGroupRecord {
     #[serde(rename = "GPU_types")]
     pub gpu_types: Vec<String>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `allocation_algorithm`: `enum allocation_algorithm`, read/write; published in vgpu-tech-preview. Default `depth_first`.
     pub allocation_algorithm: AllocationAlgorithm,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-productisation.
@@ -71,7 +71,7 @@ impl Default for GpuGroupRecord {
             pgpus: Vec::new(),
             vgpus: Vec::new(),
             gpu_types: Vec::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             allocation_algorithm: AllocationAlgorithm::DepthFirst,
             supported_vgpu_types: Vec::new(),
             enabled_vgpu_types: Vec::new(),
@@ -158,7 +158,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
     ) -> Result<Ref<GpuGroup>, Error> {
         self.session
             .call(
@@ -173,7 +173,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<GpuGroup>>, Error> {
         self.session
             .call_async(
@@ -229,7 +229,7 @@ impl GpuGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("GPU_group.set_other_config", (self_, value))
@@ -300,7 +300,7 @@ impl GpuGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("GPU_group.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +50,7 @@ pub struct HostRecord {
     /// `allowed_operations`: `enum host_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<HostAllowedOperations>,
     /// `current_operations`: `(string -> enum host_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, HostAllowedOperations>,
+    pub current_operations: BTreeMap<String, HostAllowedOperations>,
     /// `API_version_major`: `int`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_major")]
     pub api_version_major: i64,
@@ -62,17 +62,17 @@ pub struct HostRecord {
     pub api_version_vendor: String,
     /// `API_version_vendor_implementation`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_vendor_implementation")]
-    pub api_version_vendor_implementation: HashMap<String, String>,
+    pub api_version_vendor_implementation: BTreeMap<String, String>,
     /// `enabled`: `bool`, read-only, maintained by the server; published in rio.
     pub enabled: bool,
     /// `software_version`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub software_version: HashMap<String, String>,
+    pub software_version: BTreeMap<String, String>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `capabilities`: `string set`, read-only, given at creation; published in rio.
     pub capabilities: Vec<String>,
     /// `cpu_configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub cpu_configuration: HashMap<String, String>,
+    pub cpu_configuration: BTreeMap<String, String>,
     /// `sched_policy`: `string`, read-only, maintained by the server; published in rio.
     pub sched_policy: String,
     /// `supported_bootloaders`: `string set`, read-only, maintained by the server; published in rio.
@@ -81,7 +81,7 @@ pub struct HostRecord {
     #[serde(rename = "resident_VMs")]
     pub resident_vms: Vec<Ref<Vm>>,
     /// `logging`: `(string -> string) map`, read/write; published in rio.
-    pub logging: HashMap<String, String>,
+    pub logging: BTreeMap<String, String>,
     /// `PIFs`: `PIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PIFs")]
     pub pifs: Vec<Ref<Pif>>,
@@ -102,7 +102,7 @@ pub struct HostRecord {
     #[serde(rename = "host_CPUs")]
     pub host_cpus: Vec<Ref<HostCpu>>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub cpu_info: HashMap<String, String>,
+    pub cpu_info: BTreeMap<String, String>,
     /// `hostname`: `string`, read/write; published in rio.
     pub hostname: String,
     /// `address`: `string`, read/write; published in rio.
@@ -110,13 +110,13 @@ pub struct HostRecord {
     /// `metrics`: `host_metrics ref`, read-only, maintained by the server; published in rio.
     pub metrics: Ref<HostMetrics>,
     /// `license_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub license_params: HashMap<String, String>,
+    pub license_params: BTreeMap<String, String>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
     pub ha_statefiles: Vec<String>,
     /// `ha_network_peers`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
     pub ha_network_peers: Vec<String>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: HashMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<String, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<String>,
     /// `external_auth_type`: `string`, read-only, maintained by the server; published in george. Default `""`.
@@ -124,21 +124,21 @@ pub struct HostRecord {
     /// `external_auth_service_name`: `string`, read-only, maintained by the server; published in george. Default `""`.
     pub external_auth_service_name: String,
     /// `external_auth_configuration`: `(string -> string) map`, read-only, maintained by the server; published in george. Default `{}`.
-    pub external_auth_configuration: HashMap<String, String>,
+    pub external_auth_configuration: BTreeMap<String, String>,
     /// `edition`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
     pub edition: String,
     /// `license_server`: `(string -> string) map`, read/write; published in midnight-ride. Default `{"address" -> "localhost", "port" -> "27000"}`.
-    pub license_server: HashMap<String, String>,
+    pub license_server: BTreeMap<String, String>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: HashMap<String, String>,
+    pub bios_strings: BTreeMap<String, String>,
     /// `power_on_mode`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
     pub power_on_mode: String,
     /// `power_on_config`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub power_on_config: HashMap<String, String>,
+    pub power_on_config: BTreeMap<String, String>,
     /// `local_cache_sr`: `SR ref`, read-only, given at creation; published in cowley. Default `OpaqueRef:NULL`.
     pub local_cache_sr: Ref<Sr>,
     /// `chipset_info`: `(string -> string) map`, read-only, maintained by the server; published in boston. Default `{}`.
-    pub chipset_info: HashMap<String, String>,
+    pub chipset_info: BTreeMap<String, String>,
     /// `PCIs`: `PCI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "PCIs")]
     pub pcis: Vec<Ref<Pci>>,
@@ -152,7 +152,7 @@ pub struct HostRecord {
     pub ssl_legacy: bool,
     /// `guest_VCPUs_params`: `(string -> string) map`, read/write; published in tampa. Default `{}`.
     #[serde(rename = "guest_VCPUs_params")]
-    pub guest_vcpus_params: HashMap<String, String>,
+    pub guest_vcpus_params: BTreeMap<String, String>,
     /// `display`: `enum host_display`, read/write; published in cream. Default `enabled`.
     pub display: HostDisplay,
     /// `virtual_hardware_platform_versions`: `int set`, read-only, maintained by the server; published in cream. Default `{0}`.
@@ -222,20 +222,20 @@ impl Default for HostRecord {
             name_description: String::new(),
             memory_overhead: 0,
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             api_version_major: 0,
             api_version_minor: 0,
             api_version_vendor: String::new(),
-            api_version_vendor_implementation: HashMap::new(),
+            api_version_vendor_implementation: BTreeMap::new(),
             enabled: false,
-            software_version: HashMap::new(),
-            other_config: HashMap::new(),
+            software_version: BTreeMap::new(),
+            other_config: BTreeMap::new(),
             capabilities: Vec::new(),
-            cpu_configuration: HashMap::new(),
+            cpu_configuration: BTreeMap::new(),
             sched_policy: String::new(),
             supported_bootloaders: Vec::new(),
             resident_vms: Vec::new(),
-            logging: HashMap::new(),
+            logging: BTreeMap::new(),
             pifs: Vec::new(),
             suspend_image_sr: Ref::null(),
             crash_dump_sr: Ref::null(),
@@ -244,33 +244,33 @@ impl Default for HostRecord {
             updates: Vec::new(),
             pbds: Vec::new(),
             host_cpus: Vec::new(),
-            cpu_info: HashMap::new(),
+            cpu_info: BTreeMap::new(),
             hostname: String::new(),
             address: String::new(),
             metrics: Ref::null(),
-            license_params: HashMap::new(),
+            license_params: BTreeMap::new(),
             ha_statefiles: Vec::new(),
             ha_network_peers: Vec::new(),
-            blobs: HashMap::new(),
+            blobs: BTreeMap::new(),
             tags: Vec::new(),
             external_auth_type: String::new(),
             external_auth_service_name: String::new(),
-            external_auth_configuration: HashMap::new(),
+            external_auth_configuration: BTreeMap::new(),
             edition: String::new(),
-            license_server: HashMap::from([
+            license_server: BTreeMap::from([
                 ("address".to_owned(), "localhost".to_owned()),
                 ("port".to_owned(), "27000".to_owned()),
             ]),
-            bios_strings: HashMap::new(),
+            bios_strings: BTreeMap::new(),
             power_on_mode: String::new(),
-            power_on_config: HashMap::new(),
+            power_on_config: BTreeMap::new(),
             local_cache_sr: Ref::null(),
-            chipset_info: HashMap::new(),
+            chipset_info: BTreeMap::new(),
             pcis: Vec::new(),
             pgpus: Vec::new(),
             pusbs: Vec::new(),
             ssl_legacy: true,
-            guest_vcpus_params: HashMap::new(),
+            guest_vcpus_params: BTreeMap::new(),
             display: HostDisplay::Enabled,
             virtual_hardware_platform_versions: vec![0],
             control_domain: Ref::null(),
@@ -422,7 +422,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_ntp_servers_status", (self_,))
             .await
@@ -432,7 +432,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<HashMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
         self.session
             .call_async("host.get_ntp_servers_status", (self_,))
             .await
@@ -514,7 +514,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_tracked_user_agents", (self_,))
             .await
@@ -524,7 +524,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<HashMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
         self.session
             .call_async("host.get_tracked_user_agents", (self_,))
             .await
@@ -941,8 +941,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &HashMap<String, String>,
-    ) -> Result<HashMap<String, String>, Error> {
+        options: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.migrate_receive", (host, network, options))
             .await
@@ -953,8 +953,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &HashMap<String, String>,
-    ) -> Result<TaskHandle<HashMap<String, String>>, Error> {
+        options: &BTreeMap<String, String>,
+    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
         self.session
             .call_async("host.migrate_receive", (host, network, options))
             .await
@@ -991,7 +991,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &HashMap<String, String>,
+        power_on_config: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -1006,7 +1006,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &HashMap<String, String>,
+        power_on_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1164,7 +1164,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
         self.session
             .call("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -1174,7 +1174,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<HashMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
         self.session
             .call_async("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -1200,7 +1200,7 @@ impl HostApi<'_> {
     pub async fn disable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
         force: bool,
     ) -> Result<(), Error> {
         self.session
@@ -1214,7 +1214,7 @@ impl HostApi<'_> {
     pub async fn enable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1279,7 +1279,7 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &HashMap<String, String>,
+        args: &BTreeMap<String, String>,
     ) -> Result<String, Error> {
         self.session
             .call("host.call_plugin", (host, plugin, r#fn, args))
@@ -1292,7 +1292,7 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &HashMap<String, String>,
+        args: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<String>, Error> {
         self.session
             .call_async("host.call_plugin", (host, plugin, r#fn, args))
@@ -1563,7 +1563,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
         self.session
             .call("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1573,7 +1573,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<HashMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
         self.session
             .call_async("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1737,7 +1737,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host.bugreport_upload", (host, url, options))
@@ -1749,7 +1749,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host.bugreport_upload", (host, url, options))
@@ -1922,7 +1922,7 @@ impl HostApi<'_> {
     pub async fn set_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_guest_VCPUs_params", (self_, value))
@@ -1962,7 +1962,7 @@ impl HostApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Host>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_license_server", (self_, value))
@@ -2055,7 +2055,7 @@ impl HostApi<'_> {
     pub async fn set_logging(
         &self,
         self_: &Ref<Host>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("host.set_logging", (self_, value)).await
     }
@@ -2093,7 +2093,7 @@ impl HostApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Host>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_other_config", (self_, value))
@@ -2380,7 +2380,7 @@ impl HostApi<'_> {
     pub async fn get_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_guest_VCPUs_params", (self_,))
             .await
@@ -2421,7 +2421,7 @@ impl HostApi<'_> {
     pub async fn get_chipset_info(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_chipset_info", (self_,)).await
     }
 
@@ -2438,7 +2438,7 @@ impl HostApi<'_> {
     pub async fn get_power_on_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_power_on_config", (self_,))
             .await
@@ -2457,7 +2457,7 @@ impl HostApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_bios_strings", (self_,)).await
     }
 
@@ -2467,7 +2467,7 @@ impl HostApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_license_server", (self_,)).await
     }
 
@@ -2484,7 +2484,7 @@ impl HostApi<'_> {
     pub async fn get_external_auth_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_external_auth_configuration", (self_,))
             .await
@@ -2518,7 +2518,7 @@ impl HostApi<'_> {
     /// `host.get_blobs`: parameters `self` (`host ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Host>) -> Result<HashMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
         self.session.call("host.get_blobs", (self_,)).await
     }
 
@@ -2544,7 +2544,7 @@ impl HostApi<'_> {
     pub async fn get_license_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_license_params", (self_,)).await
     }
 
@@ -2572,7 +2572,7 @@ impl HostApi<'_> {
     /// `host.get_cpu_info`: parameters `self` (`host ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cpu_info(&self, self_: &Ref<Host>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_cpu_info(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_cpu_info", (self_,)).await
     }
 
@@ -2641,7 +2641,7 @@ impl HostApi<'_> {
     /// `host.get_logging`: parameters `self` (`host ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_logging(&self, self_: &Ref<Host>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_logging(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_logging", (self_,)).await
     }
 
@@ -2674,7 +2674,7 @@ impl HostApi<'_> {
     pub async fn get_cpu_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_cpu_configuration", (self_,))
             .await
@@ -2693,7 +2693,7 @@ impl HostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("host.get_other_config", (self_,)).await
     }
 
@@ -2703,7 +2703,7 @@ impl HostApi<'_> {
     pub async fn get_software_version(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_software_version", (self_,))
             .await
@@ -2722,7 +2722,7 @@ impl HostApi<'_> {
     pub async fn get_api_version_vendor_implementation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host.get_API_version_vendor_implementation", (self_,))
             .await
@@ -2761,7 +2761,7 @@ impl HostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<HashMap<String, HostAllowedOperations>, Error> {
+    ) -> Result<BTreeMap<String, HostAllowedOperations>, Error> {
         self.session
             .call("host.get_current_operations", (self_,))
             .await

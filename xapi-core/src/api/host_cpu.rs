@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ pub struct HostCpuRecord {
     /// `utilisation`: `float`, read-only, maintained by the server; published in rio.
     pub utilisation: f64,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for HostCpuRecord {
@@ -77,7 +77,7 @@ impl Default for HostCpuRecord {
             flags: String::new(),
             features: String::new(),
             utilisation: 0.0,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -145,7 +145,7 @@ impl HostCpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCpu>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host_cpu.set_other_config", (self_, value))
@@ -158,7 +158,7 @@ impl HostCpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCpu>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host_cpu.get_other_config", (self_,))
             .await

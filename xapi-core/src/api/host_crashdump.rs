@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct HostCrashdumpRecord {
     /// `size`: `int`, read-only, maintained by the server; published in rio.
     pub size: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for HostCrashdumpRecord {
@@ -54,7 +54,7 @@ impl Default for HostCrashdumpRecord {
             host: Ref::null(),
             timestamp: DateTime::default(),
             size: 0,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -100,7 +100,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.upload", (self_, url, options))
@@ -112,7 +112,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host_crashdump.upload", (self_, url, options))
@@ -168,7 +168,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.set_other_config", (self_, value))
@@ -181,7 +181,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host_crashdump.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,7 @@ pub struct HostMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for HostMetricsRecord {
@@ -54,7 +54,7 @@ impl Default for HostMetricsRecord {
             memory_free: 0,
             live: false,
             last_updated: DateTime::default(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -124,7 +124,7 @@ impl HostMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host_metrics.set_other_config", (self_, value))
@@ -137,7 +137,7 @@ impl HostMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host_metrics.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ pub struct HostPatchRecord {
     /// `pool_patch`: `pool_patch ref`, read-only, given at creation; published in miami. Default `Null`.
     pub pool_patch: Ref<PoolPatch>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for HostPatchRecord {
@@ -69,7 +69,7 @@ impl Default for HostPatchRecord {
             timestamp_applied: DateTime::default(),
             size: 0,
             pool_patch: Ref::null(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -173,7 +173,7 @@ impl HostPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostPatch>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("host_patch.set_other_config", (self_, value))
@@ -186,7 +186,7 @@ impl HostPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostPatch>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("host_patch.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -148,14 +148,14 @@ impl MessageApi<'_> {
     /// Custom message; prototyped in 26.6.0. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::destroy_all_async`].
-    pub async fn destroy_all(&self, filters: &HashMap<String, String>) -> Result<(), Error> {
+    pub async fn destroy_all(&self, filters: &BTreeMap<String, String>) -> Result<(), Error> {
         self.session.call("message.destroy_all", (filters,)).await
     }
 
     /// `Async.message.destroy_all`: starts [`Self::destroy_all`] as a task; the handle resolves to its result (`void`).
     pub async fn destroy_all_async(
         &self,
-        filters: &HashMap<String, String>,
+        filters: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("message.destroy_all", (filters,))

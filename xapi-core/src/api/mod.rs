@@ -8,6 +8,12 @@
 //! re-exported here. The marker of class `session` is [`Session`] (also
 //! `api::session::Session`), not the client's [`crate::client::Session`].
 //!
+//! Maps of records (`get_all_records` results) are `HashMap`s keyed by reference. Every
+//! other map (`other_config`, `platform`, `current_operations`, map parameters) is a
+//! `BTreeMap`: they hold a handful of entries, which a `BTreeMap` builds faster than a
+//! SipHash table, and they iterate in key order, so output made from them is
+//! deterministic.
+//!
 //! ```no_run
 //! # async fn list(session: &xapi_core::client::Session) -> Result<(), xapi_core::Error> {
 //! use xapi_core::api::VmPowerState;

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct NetworkRecord {
     /// `allowed_operations`: `enum network_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<NetworkOperations>,
     /// `current_operations`: `(string -> enum network_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, NetworkOperations>,
+    pub current_operations: BTreeMap<String, NetworkOperations>,
     /// `VIFs`: `VIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VIFs")]
     pub vifs: Vec<Ref<Vif>>,
@@ -54,19 +54,19 @@ pub struct NetworkRecord {
     #[serde(rename = "MTU")]
     pub mtu: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `bridge`: `string`, read-only, given at creation; published in rio, changed in falcon. Default `""`.
     pub bridge: String,
     /// `managed`: `bool`, read-only, given at creation; published in falcon. Default `true`.
     pub managed: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: HashMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<String, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<String>,
     /// `default_locking_mode`: `enum network_default_locking_mode`, read-only, maintained by the server; published in tampa. Default `unlocked`.
     pub default_locking_mode: NetworkDefaultLockingMode,
     /// `assigned_ips`: `(VIF ref -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub assigned_ips: HashMap<Ref<Vif>, String>,
+    pub assigned_ips: BTreeMap<Ref<Vif>, String>,
     /// `purpose`: `enum network_purpose set`, read-only, maintained by the server; published in inverness. Default `{}`.
     pub purpose: Vec<NetworkPurpose>,
 }
@@ -79,17 +79,17 @@ impl Default for NetworkRecord {
             name_label: String::new(),
             name_description: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             vifs: Vec::new(),
             pifs: Vec::new(),
             mtu: 1500,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             bridge: String::new(),
             managed: true,
-            blobs: HashMap::new(),
+            blobs: BTreeMap::new(),
             tags: Vec::new(),
             default_locking_mode: NetworkDefaultLockingMode::Unlocked,
-            assigned_ips: HashMap::new(),
+            assigned_ips: BTreeMap::new(),
             purpose: Vec::new(),
         }
     }
@@ -295,7 +295,7 @@ impl NetworkApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Network>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("network.set_other_config", (self_, value))
@@ -344,7 +344,7 @@ impl NetworkApi<'_> {
     pub async fn get_assigned_ips(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<HashMap<Ref<Vif>, String>, Error> {
+    ) -> Result<BTreeMap<Ref<Vif>, String>, Error> {
         self.session
             .call("network.get_assigned_ips", (self_,))
             .await
@@ -375,7 +375,7 @@ impl NetworkApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<HashMap<String, Ref<Blob>>, Error> {
+    ) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
         self.session.call("network.get_blobs", (self_,)).await
     }
 
@@ -399,7 +399,7 @@ impl NetworkApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("network.get_other_config", (self_,))
             .await
@@ -432,7 +432,7 @@ impl NetworkApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<HashMap<String, NetworkOperations>, Error> {
+    ) -> Result<BTreeMap<String, NetworkOperations>, Error> {
         self.session
             .call("network.get_current_operations", (self_,))
             .await

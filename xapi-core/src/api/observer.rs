@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct ObserverRecord {
     /// `hosts`: `host ref set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
     pub hosts: Vec<Ref<Host>>,
     /// `attributes`: `(string -> string) map`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub attributes: HashMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
     /// `endpoints`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
     pub endpoints: Vec<String>,
     /// `components`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
@@ -60,7 +60,7 @@ impl Default for ObserverRecord {
             name_label: String::new(),
             name_description: String::new(),
             hosts: Vec::new(),
-            attributes: HashMap::new(),
+            attributes: BTreeMap::new(),
             endpoints: Vec::new(),
             components: Vec::new(),
             enabled: false,
@@ -156,7 +156,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes(
         &self,
         self_: &Ref<Observer>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_attributes", (self_, value))
@@ -167,7 +167,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes_async(
         &self,
         self_: &Ref<Observer>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_attributes", (self_, value))
@@ -267,7 +267,7 @@ impl ObserverApi<'_> {
     pub async fn get_attributes(
         &self,
         self_: &Ref<Observer>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("Observer.get_attributes", (self_,)).await
     }
 

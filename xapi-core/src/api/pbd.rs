@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,11 +42,11 @@ pub struct PbdRecord {
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
     /// `device_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub device_config: HashMap<String, String>,
+    pub device_config: BTreeMap<String, String>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for PbdRecord {
@@ -56,9 +56,9 @@ impl Default for PbdRecord {
             uuid: String::new(),
             host: Ref::null(),
             sr: Ref::null(),
-            device_config: HashMap::new(),
+            device_config: BTreeMap::new(),
             currently_attached: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -99,7 +99,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_device_config", (self_, value))
@@ -110,7 +110,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config_async(
         &self,
         self_: &Ref<Pbd>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("PBD.set_device_config", (self_, value))
@@ -176,7 +176,7 @@ impl PbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_other_config", (self_, value))
@@ -189,7 +189,7 @@ impl PbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("PBD.get_other_config", (self_,)).await
     }
 
@@ -208,7 +208,7 @@ impl PbdApi<'_> {
     pub async fn get_device_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("PBD.get_device_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +55,7 @@ pub struct PciRecord {
     /// `dependencies`: `PCI ref set`, read-only, maintained by the server; published in boston.
     pub dependencies: Vec<Ref<Pci>>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `subsystem_vendor_id`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
     pub subsystem_vendor_id: String,
     /// `subsystem_vendor_name`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
@@ -82,7 +82,7 @@ impl Default for PciRecord {
             host: Ref::null(),
             pci_id: String::new(),
             dependencies: Vec::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             subsystem_vendor_id: String::new(),
             subsystem_vendor_name: String::new(),
             subsystem_device_id: String::new(),
@@ -208,7 +208,7 @@ impl PciApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pci>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("PCI.set_other_config", (self_, value))
@@ -264,7 +264,7 @@ impl PciApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pci>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("PCI.get_other_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +85,7 @@ pub struct PifRecord {
     /// `management`: `bool`, read-only, maintained by the server; published in miami. Default `false`.
     pub management: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `disallow_unplug`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub disallow_unplug: bool,
     /// `tunnel_access_PIF_of`: `tunnel ref set`, read-only, maintained by the server; published in cowley.
@@ -106,7 +106,7 @@ pub struct PifRecord {
     /// `managed`: `bool`, read-only, given at creation; published in vgpu-productisation. Default `true`.
     pub managed: bool,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub properties: HashMap<String, String>,
+    pub properties: BTreeMap<String, String>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
     pub capabilities: Vec<String>,
     /// `igmp_snooping_status`: `enum pif_igmp_status`, read-only, maintained by the server; published in inverness. Default `unknown`.
@@ -146,7 +146,7 @@ impl Default for PifRecord {
             vlan_master_of: Ref::null(),
             vlan_slave_of: Vec::new(),
             management: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             disallow_unplug: false,
             tunnel_access_pif_of: Vec::new(),
             tunnel_transport_pif_of: Vec::new(),
@@ -155,7 +155,7 @@ impl Default for PifRecord {
             ipv6_gateway: String::new(),
             primary_address_type: PrimaryAddressType::Ipv4,
             managed: true,
-            properties: HashMap::new(),
+            properties: BTreeMap::new(),
             capabilities: Vec::new(),
             igmp_snooping_status: PifIgmpStatus::UnknownState,
             sriov_physical_pif_of: Vec::new(),
@@ -257,14 +257,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
         ipv6: &[String],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &HashMap<String, String>,
+        properties: &BTreeMap<String, String>,
     ) -> Result<Ref<Pif>, Error> {
         self.session
             .call("PIF.db_introduce", {
@@ -316,14 +316,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
         ipv6: &[String],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &HashMap<String, String>,
+        properties: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Pif>>, Error> {
         self.session
             .call_async("PIF.db_introduce", {
@@ -662,7 +662,7 @@ impl PifApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pif>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF.set_other_config", (self_, value))
@@ -719,7 +719,10 @@ impl PifApi<'_> {
     /// `PIF.get_properties`: parameters `self` (`PIF ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in creedence. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_properties(&self, self_: &Ref<Pif>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_properties(
+        &self,
+        self_: &Ref<Pif>,
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("PIF.get_properties", (self_,)).await
     }
 
@@ -805,7 +808,7 @@ impl PifApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("PIF.get_other_config", (self_,)).await
     }
 

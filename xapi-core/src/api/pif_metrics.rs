@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,7 @@ pub struct PifMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for PifMetricsRecord {
@@ -75,7 +75,7 @@ impl Default for PifMetricsRecord {
             duplex: false,
             pci_bus_path: String::new(),
             last_updated: DateTime::default(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -145,7 +145,7 @@ impl PifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF_metrics.set_other_config", (self_, value))
@@ -158,7 +158,7 @@ impl PifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("PIF_metrics.get_other_config", (self_,))
             .await

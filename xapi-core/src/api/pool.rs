@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,11 +56,11 @@ pub struct PoolRecord {
     #[serde(rename = "crash_dump_SR")]
     pub crash_dump_sr: Ref<Sr>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `ha_enabled`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_enabled: bool,
     /// `ha_configuration`: `(string -> string) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_configuration: HashMap<String, String>,
+    pub ha_configuration: BTreeMap<String, String>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
     pub ha_statefiles: Vec<String>,
     /// `ha_host_failures_to_tolerate`: `int`, read-only, maintained by the server; published in orlando. Default `0`.
@@ -72,13 +72,13 @@ pub struct PoolRecord {
     /// `ha_overcommitted`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_overcommitted: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: HashMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<String, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<String>,
     /// `gui_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub gui_config: HashMap<String, String>,
+    pub gui_config: BTreeMap<String, String>,
     /// `health_check_config`: `(string -> string) map`, read/write; published in dundee. Default `{}`.
-    pub health_check_config: HashMap<String, String>,
+    pub health_check_config: BTreeMap<String, String>,
     /// `wlb_url`: `string`, read-only, maintained by the server; published in george. Default `""`.
     pub wlb_url: String,
     /// `wlb_username`: `string`, read-only, maintained by the server; published in george. Default `""`.
@@ -94,7 +94,7 @@ pub struct PoolRecord {
     /// `vswitch_controller`: `string`, read-only, maintained by the server; published in midnight-ride, deprecated in falcon. Default `""`.
     pub vswitch_controller: String,
     /// `restrictions`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub restrictions: HashMap<String, String>,
+    pub restrictions: BTreeMap<String, String>,
     /// `metadata_VDIs`: `VDI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "metadata_VDIs")]
     pub metadata_vdis: Vec<Ref<Vdi>>,
@@ -103,11 +103,11 @@ pub struct PoolRecord {
     /// `allowed_operations`: `enum pool_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<PoolAllowedOperations>,
     /// `current_operations`: `(string -> enum pool_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, PoolAllowedOperations>,
+    pub current_operations: BTreeMap<String, PoolAllowedOperations>,
     /// `guest_agent_config`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub guest_agent_config: HashMap<String, String>,
+    pub guest_agent_config: BTreeMap<String, String>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub cpu_info: HashMap<String, String>,
+    pub cpu_info: BTreeMap<String, String>,
     /// `policy_no_vendor_device`: `bool`, read/write; published in dundee, deprecated in 24.14.0. Default `false`.
     pub policy_no_vendor_device: bool,
     /// `live_patching_disabled`: `bool`, read/write; published in ely. Default `false`.
@@ -163,9 +163,9 @@ pub struct PoolRecord {
     /// `update_sync_enabled`: `bool`, read-only, maintained by the server; prototyped in 23.18.0. Default `false`.
     pub update_sync_enabled: bool,
     /// `recommendations`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.19.1. Default `{}`.
-    pub recommendations: HashMap<String, String>,
+    pub recommendations: BTreeMap<String, String>,
     /// `license_server`: `(string -> string) map`, read/write; prototyped in 25.6.0. Default `{}`.
-    pub license_server: HashMap<String, String>,
+    pub license_server: BTreeMap<String, String>,
     /// `ha_reboot_vm_on_internal_shutdown`: `bool`, read/write; prototyped in 25.16.0. Default `true`.
     pub ha_reboot_vm_on_internal_shutdown: bool,
     /// `limit_console_sessions`: `bool`, read/write; prototyped in 26.1.0. Default `false`.
@@ -187,18 +187,18 @@ impl Default for PoolRecord {
             default_sr: Ref::null(),
             suspend_image_sr: Ref::null(),
             crash_dump_sr: Ref::null(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             ha_enabled: false,
-            ha_configuration: HashMap::new(),
+            ha_configuration: BTreeMap::new(),
             ha_statefiles: Vec::new(),
             ha_host_failures_to_tolerate: 0,
             ha_plan_exists_for: 0,
             ha_allow_overcommit: false,
             ha_overcommitted: false,
-            blobs: HashMap::new(),
+            blobs: BTreeMap::new(),
             tags: Vec::new(),
-            gui_config: HashMap::new(),
-            health_check_config: HashMap::new(),
+            gui_config: BTreeMap::new(),
+            health_check_config: BTreeMap::new(),
             wlb_url: String::new(),
             wlb_username: String::new(),
             wlb_enabled: false,
@@ -206,13 +206,13 @@ impl Default for PoolRecord {
             redo_log_enabled: false,
             redo_log_vdi: Ref::null(),
             vswitch_controller: String::new(),
-            restrictions: HashMap::new(),
+            restrictions: BTreeMap::new(),
             metadata_vdis: Vec::new(),
             ha_cluster_stack: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
-            guest_agent_config: HashMap::new(),
-            cpu_info: HashMap::new(),
+            current_operations: BTreeMap::new(),
+            guest_agent_config: BTreeMap::new(),
+            cpu_info: BTreeMap::new(),
             policy_no_vendor_device: false,
             live_patching_disabled: false,
             igmp_snooping_enabled: false,
@@ -240,8 +240,8 @@ impl Default for PoolRecord {
             update_sync_frequency: UpdateSyncFrequency::Weekly,
             update_sync_day: 0,
             update_sync_enabled: false,
-            recommendations: HashMap::new(),
-            license_server: HashMap::new(),
+            recommendations: BTreeMap::new(),
+            license_server: BTreeMap::new(),
             ha_reboot_vm_on_internal_shutdown: true,
             limit_console_sessions: false,
             vm_console_idle_timeout: 0,
@@ -1190,7 +1190,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("pool.get_license_state", (self_,)).await
     }
 
@@ -1198,7 +1198,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state_async(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<TaskHandle<HashMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
         self.session
             .call_async("pool.get_license_state", (self_,))
             .await
@@ -1252,7 +1252,7 @@ impl PoolApi<'_> {
     pub async fn test_archive_target(
         &self,
         self_: &Ref<Pool>,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
     ) -> Result<String, Error> {
         self.session
             .call("pool.test_archive_target", (self_, config))
@@ -1521,7 +1521,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::retrieve_wlb_recommendations_async`].
     pub async fn retrieve_wlb_recommendations(
         &self,
-    ) -> Result<HashMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
         self.session
             .call("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1530,7 +1530,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_recommendations`: starts [`Self::retrieve_wlb_recommendations`] as a task; the handle resolves to its result (`(VM ref -> string set) map`).
     pub async fn retrieve_wlb_recommendations_async(
         &self,
-    ) -> Result<TaskHandle<HashMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1541,7 +1541,7 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::retrieve_wlb_configuration_async`].
-    pub async fn retrieve_wlb_configuration(&self) -> Result<HashMap<String, String>, Error> {
+    pub async fn retrieve_wlb_configuration(&self) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1550,7 +1550,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_configuration`: starts [`Self::retrieve_wlb_configuration`] as a task; the handle resolves to its result (`(string -> string) map`).
     pub async fn retrieve_wlb_configuration_async(
         &self,
-    ) -> Result<TaskHandle<HashMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1563,7 +1563,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::send_wlb_configuration_async`].
     pub async fn send_wlb_configuration(
         &self,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.send_wlb_configuration", (config,))
@@ -1573,7 +1573,7 @@ impl PoolApi<'_> {
     /// `Async.pool.send_wlb_configuration`: starts [`Self::send_wlb_configuration`] as a task; the handle resolves to its result (`void`).
     pub async fn send_wlb_configuration_async(
         &self,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.send_wlb_configuration", (config,))
@@ -1675,7 +1675,7 @@ impl PoolApi<'_> {
     pub async fn disable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.disable_external_auth", (pool, config))
@@ -1688,7 +1688,7 @@ impl PoolApi<'_> {
     pub async fn enable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &HashMap<String, String>,
+        config: &BTreeMap<String, String>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1763,7 +1763,7 @@ impl PoolApi<'_> {
         &self,
         failed_hosts: &[Ref<Host>],
         failed_vms: &[Ref<Vm>],
-    ) -> Result<HashMap<Ref<Vm>, HashMap<String, String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, BTreeMap<String, String>>, Error> {
         self.session
             .call(
                 "pool.ha_compute_vm_failover_plan",
@@ -1777,7 +1777,7 @@ impl PoolApi<'_> {
     /// Custom message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     pub async fn ha_compute_hypothetical_max_host_failures_to_tolerate(
         &self,
-        configuration: &HashMap<Ref<Vm>, String>,
+        configuration: &BTreeMap<Ref<Vm>, String>,
     ) -> Result<i64, Error> {
         self.session
             .call(
@@ -1871,7 +1871,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &HashMap<String, String>,
+        configuration: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.enable_ha", (heartbeat_srs, configuration))
@@ -1882,7 +1882,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha_async(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &HashMap<String, String>,
+        configuration: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.enable_ha", (heartbeat_srs, configuration))
@@ -2178,7 +2178,7 @@ impl PoolApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Pool>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_license_server", (self_, value))
@@ -2295,7 +2295,7 @@ impl PoolApi<'_> {
     pub async fn set_health_check_config(
         &self,
         self_: &Ref<Pool>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_health_check_config", (self_, value))
@@ -2331,7 +2331,7 @@ impl PoolApi<'_> {
     pub async fn set_gui_config(
         &self,
         self_: &Ref<Pool>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_gui_config", (self_, value))
@@ -2405,7 +2405,7 @@ impl PoolApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pool>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_other_config", (self_, value))
@@ -2509,7 +2509,7 @@ impl PoolApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("pool.get_license_server", (self_,)).await
     }
 
@@ -2519,7 +2519,7 @@ impl PoolApi<'_> {
     pub async fn get_recommendations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("pool.get_recommendations", (self_,))
             .await
@@ -2784,7 +2784,7 @@ impl PoolApi<'_> {
     /// `pool.get_cpu_info`: parameters `self` (`pool ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cpu_info(&self, self_: &Ref<Pool>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_cpu_info(&self, self_: &Ref<Pool>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("pool.get_cpu_info", (self_,)).await
     }
 
@@ -2794,7 +2794,7 @@ impl PoolApi<'_> {
     pub async fn get_guest_agent_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("pool.get_guest_agent_config", (self_,))
             .await
@@ -2806,7 +2806,7 @@ impl PoolApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, PoolAllowedOperations>, Error> {
+    ) -> Result<BTreeMap<String, PoolAllowedOperations>, Error> {
         self.session
             .call("pool.get_current_operations", (self_,))
             .await
@@ -2846,7 +2846,7 @@ impl PoolApi<'_> {
     pub async fn get_restrictions(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("pool.get_restrictions", (self_,)).await
     }
 
@@ -2913,7 +2913,7 @@ impl PoolApi<'_> {
     pub async fn get_health_check_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("pool.get_health_check_config", (self_,))
             .await
@@ -2925,7 +2925,7 @@ impl PoolApi<'_> {
     pub async fn get_gui_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("pool.get_gui_config", (self_,)).await
     }
 
@@ -2939,7 +2939,7 @@ impl PoolApi<'_> {
     /// `pool.get_blobs`: parameters `self` (`pool ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Pool>) -> Result<HashMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(&self, self_: &Ref<Pool>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
         self.session.call("pool.get_blobs", (self_,)).await
     }
 
@@ -2992,7 +2992,7 @@ impl PoolApi<'_> {
     pub async fn get_ha_configuration(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("pool.get_ha_configuration", (self_,))
             .await
@@ -3011,7 +3011,7 @@ impl PoolApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("pool.get_other_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ pub struct PoolPatchRecord {
     /// `pool_update`: `pool_update ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub pool_update: Ref<PoolUpdate>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for PoolPatchRecord {
@@ -69,7 +69,7 @@ impl Default for PoolPatchRecord {
             host_patches: Vec::new(),
             after_apply_guidance: Vec::new(),
             pool_update: Ref::null(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -287,7 +287,7 @@ impl PoolPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_patch.set_other_config", (self_, value))
@@ -300,7 +300,7 @@ impl PoolPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("pool_patch.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,23 +31,23 @@ pub struct ProbeResult;
 #[serde(default)]
 pub struct ProbeResultRecord {
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub configuration: HashMap<String, String>,
+    pub configuration: BTreeMap<String, String>,
     /// `complete`: `bool`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub complete: bool,
     /// `sr`: `sr_stat record option`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub sr: Option<SrStatRecord>,
     /// `extra_info`: `(string -> string) map`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub extra_info: HashMap<String, String>,
+    pub extra_info: BTreeMap<String, String>,
 }
 
 impl Default for ProbeResultRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            configuration: HashMap::new(),
+            configuration: BTreeMap::new(),
             complete: false,
             sr: None,
-            extra_info: HashMap::new(),
+            extra_info: BTreeMap::new(),
         }
     }
 }

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub struct PusbRecord {
     /// `passthrough_enabled`: `bool`, read-only, maintained by the server; published in inverness. Default `false`.
     pub passthrough_enabled: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `speed`: `float`, read-only, given at creation; published in stockholm. Default `-1.`.
     pub speed: f64,
 }
@@ -81,7 +81,7 @@ impl Default for PusbRecord {
             version: String::new(),
             description: String::new(),
             passthrough_enabled: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             speed: -1.0,
         }
     }
@@ -188,7 +188,7 @@ impl PusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pusb>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("PUSB.set_other_config", (self_, value))
@@ -208,7 +208,7 @@ impl PusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pusb>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("PUSB.get_other_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,7 @@ pub struct SecretRecord {
     /// `value`: `string`, read/write; published in rio.
     pub value: String,
     /// `other_config`: `(string -> string) map`, read/write; published in rio. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for SecretRecord {
@@ -46,7 +46,7 @@ impl Default for SecretRecord {
         Self {
             uuid: String::new(),
             value: String::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -122,7 +122,7 @@ impl SecretApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Secret>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("secret.set_other_config", (self_, value))
@@ -142,7 +142,7 @@ impl SecretApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Secret>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("secret.get_other_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,7 @@ pub struct SessionRecord {
     /// `pool`: `bool`, read-only, maintained by the server; published in rio.
     pub pool: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `is_local_superuser`: `bool`, read-only, maintained by the server; published in george. Default `false`.
     pub is_local_superuser: bool,
     /// `subject`: `subject ref`, read-only, maintained by the server; published in george. Default `OpaqueRef:NULL`.
@@ -77,7 +77,7 @@ impl Default for SessionRecord {
             this_user: Ref::null(),
             last_active: DateTime::default(),
             pool: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             is_local_superuser: false,
             subject: Ref::null(),
             validation_time: DateTime::default(),
@@ -226,7 +226,7 @@ impl SessionApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Session>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("session.set_other_config", (self_, value))
@@ -321,7 +321,7 @@ impl SessionApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Session>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("session.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,13 +50,13 @@ pub struct SmRecord {
     /// `required_api_version`: `string`, read-only, maintained by the server; published in rio.
     pub required_api_version: String,
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub configuration: HashMap<String, String>,
+    pub configuration: BTreeMap<String, String>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in miami, deprecated in clearwater. Default `{}`.
     pub capabilities: Vec<String>,
     /// `features`: `(string -> int) map`, read-only, maintained by the server; published in clearwater, changed in 24.37.0. Default `{}`.
-    pub features: HashMap<String, i64>,
+    pub features: BTreeMap<String, i64>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `driver_filename`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
     pub driver_filename: String,
     /// `required_cluster_stack`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
@@ -77,10 +77,10 @@ impl Default for SmRecord {
             copyright: String::new(),
             version: String::new(),
             required_api_version: String::new(),
-            configuration: HashMap::new(),
+            configuration: BTreeMap::new(),
             capabilities: Vec::new(),
-            features: HashMap::new(),
-            other_config: HashMap::new(),
+            features: BTreeMap::new(),
+            other_config: BTreeMap::new(),
             driver_filename: String::new(),
             required_cluster_stack: Vec::new(),
             supported_image_formats: Vec::new(),
@@ -145,7 +145,7 @@ impl SmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("SM.set_other_config", (self_, value))
@@ -186,14 +186,14 @@ impl SmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("SM.get_other_config", (self_,)).await
     }
 
     /// `SM.get_features`: parameters `self` (`SM ref`); result `(string -> int) map`.
     ///
     /// Implicit message; published in clearwater, changed in 24.37.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<HashMap<String, i64>, Error> {
+    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<BTreeMap<String, i64>, Error> {
         self.session.call("SM.get_features", (self_,)).await
     }
 
@@ -211,7 +211,7 @@ impl SmApi<'_> {
     pub async fn get_configuration(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("SM.get_configuration", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct SrRecord {
     /// `allowed_operations`: `enum storage_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<StorageOperations>,
     /// `current_operations`: `(string -> enum storage_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, StorageOperations>,
+    pub current_operations: BTreeMap<String, StorageOperations>,
     /// `VDIs`: `VDI ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VDIs")]
     pub vdis: Vec<Ref<Vdi>>,
@@ -63,13 +63,13 @@ pub struct SrRecord {
     /// `shared`: `bool`, read-only, maintained by the server; published in rio.
     pub shared: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<String>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: HashMap<String, String>,
+    pub sm_config: BTreeMap<String, String>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: HashMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<String, Ref<Blob>>,
     /// `local_cache_enabled`: `bool`, read-only, maintained by the server; published in cowley. Default `false`.
     pub local_cache_enabled: bool,
     /// `introduced_by`: `DR_task ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
@@ -88,7 +88,7 @@ impl Default for SrRecord {
             name_label: String::new(),
             name_description: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             vdis: Vec::new(),
             pbds: Vec::new(),
             virtual_allocation: 0,
@@ -97,10 +97,10 @@ impl Default for SrRecord {
             r#type: String::new(),
             content_type: String::new(),
             shared: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             tags: Vec::new(),
-            sm_config: HashMap::new(),
-            blobs: HashMap::new(),
+            sm_config: BTreeMap::new(),
+            blobs: BTreeMap::new(),
             local_cache_enabled: false,
             introduced_by: Ref::null(),
             clustered: false,
@@ -366,9 +366,9 @@ impl SrApi<'_> {
     pub async fn probe_ext(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         r#type: &str,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<Vec<ProbeResultRecord>, Error> {
         self.session
             .call("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -379,9 +379,9 @@ impl SrApi<'_> {
     pub async fn probe_ext_async(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         r#type: &str,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Vec<ProbeResultRecord>>, Error> {
         self.session
             .call_async("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -396,9 +396,9 @@ impl SrApi<'_> {
     pub async fn probe(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         r#type: &str,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<String, Error> {
         self.session
             .call("SR.probe", (host, device_config, r#type, sm_config))
@@ -409,9 +409,9 @@ impl SrApi<'_> {
     pub async fn probe_async(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         r#type: &str,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<String>, Error> {
         self.session
             .call_async("SR.probe", (host, device_config, r#type, sm_config))
@@ -494,13 +494,13 @@ impl SrApi<'_> {
     pub async fn make(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<String, Error> {
         self.session
             .call(
@@ -524,13 +524,13 @@ impl SrApi<'_> {
     pub async fn make_async(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<String>, Error> {
         self.session
             .call_async(
@@ -562,7 +562,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -589,7 +589,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -617,14 +617,14 @@ impl SrApi<'_> {
     pub async fn create(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -648,14 +648,14 @@ impl SrApi<'_> {
     pub async fn create_async(
         &self,
         host: &Ref<Host>,
-        device_config: &HashMap<String, String>,
+        device_config: &BTreeMap<String, String>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &HashMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -704,7 +704,7 @@ impl SrApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Sr>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("SR.set_sm_config", (self_, value)).await
     }
@@ -759,7 +759,7 @@ impl SrApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sr>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("SR.set_other_config", (self_, value))
@@ -799,14 +799,14 @@ impl SrApi<'_> {
     /// `SR.get_blobs`: parameters `self` (`SR ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Sr>) -> Result<HashMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(&self, self_: &Ref<Sr>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
         self.session.call("SR.get_blobs", (self_,)).await
     }
 
     /// `SR.get_sm_config`: parameters `self` (`SR ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sm_config(&self, self_: &Ref<Sr>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_sm_config(&self, self_: &Ref<Sr>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("SR.get_sm_config", (self_,)).await
     }
 
@@ -823,7 +823,7 @@ impl SrApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("SR.get_other_config", (self_,)).await
     }
 
@@ -893,7 +893,7 @@ impl SrApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<HashMap<String, StorageOperations>, Error> {
+    ) -> Result<BTreeMap<String, StorageOperations>, Error> {
         self.session
             .call("SR.get_current_operations", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub struct SubjectRecord {
     /// `subject_identifier`: `string`, read-only, given at creation; published in george. Default `""`.
     pub subject_identifier: String,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in george. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `roles`: `role ref set`, read-only, maintained by the server; published in midnight-ride. Default `{OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba}`.
     pub roles: Vec<Ref<Role>>,
 }
@@ -50,7 +50,7 @@ impl Default for SubjectRecord {
         Self {
             uuid: String::new(),
             subject_identifier: String::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             roles: vec![Ref::new("OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba")],
         }
     }
@@ -131,7 +131,7 @@ impl SubjectApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Subject>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("subject.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct TaskRecord {
     /// `allowed_operations`: `enum task_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<TaskAllowedOperations>,
     /// `current_operations`: `(string -> enum task_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, TaskAllowedOperations>,
+    pub current_operations: BTreeMap<String, TaskAllowedOperations>,
     /// `created`: `datetime`, read-only, maintained by the server; published in rio.
     pub created: DateTime,
     /// `finished`: `datetime`, read-only, maintained by the server; published in rio.
@@ -61,7 +61,7 @@ pub struct TaskRecord {
     /// `error_info`: `string set`, read-only, maintained by the server; published in rio.
     pub error_info: Vec<String>,
     /// `other_config`: `(string -> string) map`, read-only, maintained by the server; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `subtask_of`: `task ref`, read-only, maintained by the server; published in orlando. Default `Null`.
     pub subtask_of: Ref<Task>,
     /// `subtasks`: `task ref set`, read-only, maintained by the server; published in orlando.
@@ -78,7 +78,7 @@ impl Default for TaskRecord {
             name_label: String::new(),
             name_description: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             created: DateTime::default(),
             finished: DateTime::default(),
             status: TaskStatusType::Unknown(String::new()),
@@ -87,7 +87,7 @@ impl Default for TaskRecord {
             r#type: String::new(),
             result: String::new(),
             error_info: Vec::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             subtask_of: Ref::null(),
             subtasks: Vec::new(),
             backtrace: "()".to_owned(),
@@ -131,7 +131,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Task>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("task.set_other_config", (self_, value))
@@ -142,7 +142,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config_async(
         &self,
         self_: &Ref<Task>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("task.set_other_config", (self_, value))
@@ -290,7 +290,7 @@ impl TaskApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("task.get_other_config", (self_,)).await
     }
 
@@ -356,7 +356,7 @@ impl TaskApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<HashMap<String, TaskAllowedOperations>, Error> {
+    ) -> Result<BTreeMap<String, TaskAllowedOperations>, Error> {
         self.session
             .call("task.get_current_operations", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +43,9 @@ pub struct TunnelRecord {
     #[serde(rename = "transport_PIF")]
     pub transport_pif: Ref<Pif>,
     /// `status`: `(string -> string) map`, read/write; published in cowley. Default `{"active" -> "false"}`.
-    pub status: HashMap<String, String>,
+    pub status: BTreeMap<String, String>,
     /// `other_config`: `(string -> string) map`, read/write; published in cowley. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `protocol`: `enum tunnel_protocol`, read/write; published in 1.250.0. Default `gre`.
     pub protocol: TunnelProtocol,
 }
@@ -57,8 +57,8 @@ impl Default for TunnelRecord {
             uuid: String::new(),
             access_pif: Ref::null(),
             transport_pif: Ref::null(),
-            status: HashMap::from([("active".to_owned(), "false".to_owned())]),
-            other_config: HashMap::new(),
+            status: BTreeMap::from([("active".to_owned(), "false".to_owned())]),
+            other_config: BTreeMap::new(),
             protocol: TunnelProtocol::Gre,
         }
     }
@@ -182,7 +182,7 @@ impl TunnelApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Tunnel>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("tunnel.set_other_config", (self_, value))
@@ -218,7 +218,7 @@ impl TunnelApi<'_> {
     pub async fn set_status(
         &self,
         self_: &Ref<Tunnel>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("tunnel.set_status", (self_, value)).await
     }
@@ -236,14 +236,14 @@ impl TunnelApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Tunnel>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("tunnel.get_other_config", (self_,)).await
     }
 
     /// `tunnel.get_status`: parameters `self` (`tunnel ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in cowley. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status(&self, self_: &Ref<Tunnel>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_status(&self, self_: &Ref<Tunnel>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("tunnel.get_status", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +47,7 @@ pub struct UsbGroupRecord {
     #[serde(rename = "VUSBs")]
     pub vusbs: Vec<Ref<Vusb>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for UsbGroupRecord {
@@ -59,7 +59,7 @@ impl Default for UsbGroupRecord {
             name_description: String::new(),
             pusbs: Vec::new(),
             vusbs: Vec::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -117,7 +117,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
     ) -> Result<Ref<UsbGroup>, Error> {
         self.session
             .call(
@@ -132,7 +132,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<UsbGroup>>, Error> {
         self.session
             .call_async(
@@ -175,7 +175,7 @@ impl UsbGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("USB_group.set_other_config", (self_, value))
@@ -210,7 +210,7 @@ impl UsbGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("USB_group.get_other_config", (self_,))
             .await

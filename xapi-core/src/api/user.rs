@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub struct UserRecord {
     /// `fullname`: `string`, read/write; published in rio.
     pub fullname: String,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for UserRecord {
@@ -49,7 +49,7 @@ impl Default for UserRecord {
             uuid: String::new(),
             short_name: String::new(),
             fullname: String::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -101,7 +101,7 @@ impl UserApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<User>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("user.set_other_config", (self_, value))
@@ -121,7 +121,7 @@ impl UserApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<User>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("user.get_other_config", (self_,)).await
     }
 

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub struct VbdRecord {
     /// `allowed_operations`: `enum vbd_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VbdOperations>,
     /// `current_operations`: `(string -> enum vbd_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, VbdOperations>,
+    pub current_operations: BTreeMap<String, VbdOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -63,7 +63,7 @@ pub struct VbdRecord {
     /// `empty`: `bool`, read-only, given at creation; published in rio.
     pub empty: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `currently_attached`: `bool`, read-only, given at creation; published in rio, changed in 1.257.0. Default `false`.
     pub currently_attached: bool,
     /// `status_code`: `int`, read-only, maintained by the server; published in rio.
@@ -71,11 +71,11 @@ pub struct VbdRecord {
     /// `status_detail`: `string`, read-only, maintained by the server; published in rio.
     pub status_detail: String,
     /// `runtime_properties`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub runtime_properties: HashMap<String, String>,
+    pub runtime_properties: BTreeMap<String, String>,
     /// `qos_algorithm_type`: `string`, read/write; published in rio.
     pub qos_algorithm_type: String,
     /// `qos_algorithm_params`: `(string -> string) map`, read/write; published in rio.
-    pub qos_algorithm_params: HashMap<String, String>,
+    pub qos_algorithm_params: BTreeMap<String, String>,
     /// `qos_supported_algorithms`: `string set`, read-only, maintained by the server; published in rio.
     pub qos_supported_algorithms: Vec<String>,
     /// `metrics`: `VBD_metrics ref`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `OpaqueRef:NULL`.
@@ -88,7 +88,7 @@ impl Default for VbdRecord {
         Self {
             uuid: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
             device: String::new(),
@@ -99,13 +99,13 @@ impl Default for VbdRecord {
             unpluggable: true,
             storage_lock: false,
             empty: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             currently_attached: false,
             status_code: 0,
             status_detail: String::new(),
-            runtime_properties: HashMap::new(),
+            runtime_properties: BTreeMap::new(),
             qos_algorithm_type: String::new(),
-            qos_algorithm_params: HashMap::new(),
+            qos_algorithm_params: BTreeMap::new(),
             qos_supported_algorithms: Vec::new(),
             metrics: Ref::null(),
         }
@@ -289,7 +289,7 @@ impl VbdApi<'_> {
     pub async fn set_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_qos_algorithm_params", (self_, value))
@@ -334,7 +334,7 @@ impl VbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vbd>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_other_config", (self_, value))
@@ -391,7 +391,7 @@ impl VbdApi<'_> {
     pub async fn get_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VBD.get_qos_algorithm_params", (self_,))
             .await
@@ -412,7 +412,7 @@ impl VbdApi<'_> {
     pub async fn get_runtime_properties(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VBD.get_runtime_properties", (self_,))
             .await
@@ -447,7 +447,7 @@ impl VbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VBD.get_other_config", (self_,)).await
     }
 
@@ -527,7 +527,7 @@ impl VbdApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<HashMap<String, VbdOperations>, Error> {
+    ) -> Result<BTreeMap<String, VbdOperations>, Error> {
         self.session
             .call("VBD.get_current_operations", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,7 @@ pub struct VbdMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `19700101T00:00:00Z`.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando, deprecated in tampa, removed in tampa. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for VbdMetricsRecord {
@@ -51,7 +51,7 @@ impl Default for VbdMetricsRecord {
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }

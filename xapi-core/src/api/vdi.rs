@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,7 @@ pub struct VdiRecord {
     /// `allowed_operations`: `enum vdi_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VdiOperations>,
     /// `current_operations`: `(string -> enum vdi_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, VdiOperations>,
+    pub current_operations: BTreeMap<String, VdiOperations>,
     /// `SR`: `SR ref`, read-only, given at creation; published in rio.
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
@@ -65,7 +65,7 @@ pub struct VdiRecord {
     /// `read_only`: `bool`, read-only, given at creation; published in rio.
     pub read_only: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `storage_lock`: `bool`, read-only, maintained by the server; published in rio.
     pub storage_lock: bool,
     /// `location`: `string`, read-only, maintained by the server; published in miami. Default `""`.
@@ -77,9 +77,9 @@ pub struct VdiRecord {
     /// `parent`: `VDI ref`, read-only, maintained by the server; published in rio, deprecated in ely.
     pub parent: Ref<Vdi>,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: HashMap<String, String>,
+    pub xenstore_data: BTreeMap<String, String>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: HashMap<String, String>,
+    pub sm_config: BTreeMap<String, String>,
     /// `is_a_snapshot`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub is_a_snapshot: bool,
     /// `snapshot_of`: `VDI ref`, read-only, maintained by the server; published in orlando. Default `Null`.
@@ -112,7 +112,7 @@ impl Default for VdiRecord {
             name_label: String::new(),
             name_description: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             sr: Ref::null(),
             vbds: Vec::new(),
             crash_dumps: Vec::new(),
@@ -121,14 +121,14 @@ impl Default for VdiRecord {
             r#type: VdiType::Unknown(String::new()),
             sharable: false,
             read_only: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             storage_lock: false,
             location: String::new(),
             managed: false,
             missing: false,
             parent: Ref::null(),
-            xenstore_data: HashMap::new(),
-            sm_config: HashMap::new(),
+            xenstore_data: BTreeMap::new(),
+            sm_config: BTreeMap::new(),
             is_a_snapshot: false,
             snapshot_of: Ref::null(),
             snapshots: Vec::new(),
@@ -285,7 +285,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.pool_migrate", (vdi, sr, options))
@@ -297,7 +297,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.pool_migrate", (vdi, sr, options))
@@ -520,10 +520,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
         location: &str,
-        xenstore_data: &HashMap<String, String>,
-        sm_config: &HashMap<String, String>,
+        xenstore_data: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -569,10 +569,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
         location: &str,
-        xenstore_data: &HashMap<String, String>,
-        sm_config: &HashMap<String, String>,
+        xenstore_data: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<String, String>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -650,7 +650,7 @@ impl VdiApi<'_> {
     pub async fn clone(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &HashMap<String, String>,
+        driver_params: &BTreeMap<String, String>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session.call("VDI.clone", (vdi, driver_params)).await
     }
@@ -659,7 +659,7 @@ impl VdiApi<'_> {
     pub async fn clone_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &HashMap<String, String>,
+        driver_params: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.clone", (vdi, driver_params))
@@ -674,7 +674,7 @@ impl VdiApi<'_> {
     pub async fn snapshot(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &HashMap<String, String>,
+        driver_params: &BTreeMap<String, String>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.snapshot", (vdi, driver_params))
@@ -685,7 +685,7 @@ impl VdiApi<'_> {
     pub async fn snapshot_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &HashMap<String, String>,
+        driver_params: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.snapshot", (vdi, driver_params))
@@ -742,7 +742,7 @@ impl VdiApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("VDI.set_sm_config", (self_, value)).await
     }
@@ -780,7 +780,7 @@ impl VdiApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_xenstore_data", (self_, value))
@@ -816,7 +816,7 @@ impl VdiApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_other_config", (self_, value))
@@ -905,7 +905,7 @@ impl VdiApi<'_> {
     /// `VDI.get_sm_config`: parameters `self` (`VDI ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sm_config(&self, self_: &Ref<Vdi>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_sm_config(&self, self_: &Ref<Vdi>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VDI.get_sm_config", (self_,)).await
     }
 
@@ -915,7 +915,7 @@ impl VdiApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VDI.get_xenstore_data", (self_,)).await
     }
 
@@ -961,7 +961,7 @@ impl VdiApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VDI.get_other_config", (self_,)).await
     }
 
@@ -1029,7 +1029,7 @@ impl VdiApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<HashMap<String, VdiOperations>, Error> {
+    ) -> Result<BTreeMap<String, VdiOperations>, Error> {
         self.session
             .call("VDI.get_current_operations", (self_,))
             .await

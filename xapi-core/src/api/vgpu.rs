@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +47,7 @@ pub struct VgpuRecord {
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in boston. Default `false`.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `type`: `VGPU_type ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
     pub r#type: Ref<VgpuType>,
     /// `resident_on`: `PGPU ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
@@ -55,7 +55,7 @@ pub struct VgpuRecord {
     /// `scheduled_to_be_resident_on`: `PGPU ref`, read-only, maintained by the server; published in dundee. Default `OpaqueRef:NULL`.
     pub scheduled_to_be_resident_on: Ref<Pgpu>,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: HashMap<String, String>,
+    pub compatibility_metadata: BTreeMap<String, String>,
     /// `extra_args`: `string`, read/write; published in quebec. Default `""`.
     pub extra_args: String,
     /// `PCI`: `PCI ref`, read-only, maintained by the server; published in quebec. Default `OpaqueRef:NULL`.
@@ -72,11 +72,11 @@ impl Default for VgpuRecord {
             gpu_group: Ref::null(),
             device: "0".to_owned(),
             currently_attached: false,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             r#type: Ref::null(),
             resident_on: Ref::null(),
             scheduled_to_be_resident_on: Ref::null(),
-            compatibility_metadata: HashMap::new(),
+            compatibility_metadata: BTreeMap::new(),
             extra_args: String::new(),
             pci: Ref::null(),
         }
@@ -135,7 +135,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
         r#type: &Ref<VgpuType>,
     ) -> Result<Ref<Vgpu>, Error> {
         self.session
@@ -149,7 +149,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
         r#type: &Ref<VgpuType>,
     ) -> Result<TaskHandle<Ref<Vgpu>>, Error> {
         self.session
@@ -199,7 +199,7 @@ impl VgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vgpu>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VGPU.set_other_config", (self_, value))
@@ -226,7 +226,7 @@ impl VgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VGPU.get_compatibility_metadata", (self_,))
             .await
@@ -264,7 +264,7 @@ impl VgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VGPU.get_other_config", (self_,)).await
     }
 

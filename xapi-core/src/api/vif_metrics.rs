@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,7 @@ pub struct VifMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for VifMetricsRecord {
@@ -51,7 +51,7 @@ impl Default for VifMetricsRecord {
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -103,7 +103,7 @@ impl VifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VIF_metrics.set_other_config", (self_, value))
@@ -116,7 +116,7 @@ impl VifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VIF_metrics.get_other_config", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,7 @@ pub struct VlanRecord {
     /// `tag`: `int`, read-only, given at creation; published in miami. Default `-1`.
     pub tag: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
 }
 
 impl Default for VlanRecord {
@@ -56,7 +56,7 @@ impl Default for VlanRecord {
             tagged_pif: Ref::null(),
             untagged_pif: Ref::null(),
             tag: -1,
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
         }
     }
 }
@@ -164,7 +164,7 @@ impl VlanApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vlan>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VLAN.set_other_config", (self_, value))
@@ -177,7 +177,7 @@ impl VlanApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vlan>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VLAN.get_other_config", (self_,)).await
     }
 

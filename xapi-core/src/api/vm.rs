@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,7 @@ pub struct VmRecord {
     /// `allowed_operations`: `enum vm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmOperations>,
     /// `current_operations`: `(string -> enum vm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, VmOperations>,
+    pub current_operations: BTreeMap<String, VmOperations>,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
     pub name_label: String,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
@@ -80,7 +80,7 @@ pub struct VmRecord {
     pub memory_static_min: i64,
     /// `VCPUs_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: HashMap<String, String>,
+    pub vcpus_params: BTreeMap<String, String>,
     /// `VCPUs_max`: `int`, read-only, given at creation; published in rio.
     #[serde(rename = "VCPUs_max")]
     pub vcpus_max: i64,
@@ -134,24 +134,24 @@ pub struct VmRecord {
     pub hvm_boot_policy: String,
     /// `HVM_boot_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "HVM_boot_params")]
-    pub hvm_boot_params: HashMap<String, String>,
+    pub hvm_boot_params: BTreeMap<String, String>,
     /// `HVM_shadow_multiplier`: `float`, read-only, given at creation; published in miami. Default `1.`.
     #[serde(rename = "HVM_shadow_multiplier")]
     pub hvm_shadow_multiplier: f64,
     /// `platform`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub platform: HashMap<String, String>,
+    pub platform: BTreeMap<String, String>,
     /// `PCI_bus`: `string`, read/write; published in rio, deprecated in boston.
     #[serde(rename = "PCI_bus")]
     pub pci_bus: String,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `domid`: `int`, read-only, maintained by the server; published in rio.
     pub domid: i64,
     /// `domarch`: `string`, read-only, maintained by the server; published in rio.
     pub domarch: String,
     /// `last_boot_CPU_flags`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
     #[serde(rename = "last_boot_CPU_flags")]
-    pub last_boot_cpu_flags: HashMap<String, String>,
+    pub last_boot_cpu_flags: BTreeMap<String, String>,
     /// `is_control_domain`: `bool`, read-only, maintained by the server; published in rio.
     pub is_control_domain: bool,
     /// `metrics`: `VM_metrics ref`, read-only, maintained by the server; published in rio.
@@ -163,7 +163,7 @@ pub struct VmRecord {
     /// `recommendations`: `string`, read/write; published in rio.
     pub recommendations: String,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: HashMap<String, String>,
+    pub xenstore_data: BTreeMap<String, String>,
     /// `ha_always_run`: `bool`, read-only, given at creation; published in orlando, deprecated in boston. Default `false`.
     pub ha_always_run: bool,
     /// `ha_restart_priority`: `string`, read-only, given at creation; published in orlando. Default `""`.
@@ -179,13 +179,13 @@ pub struct VmRecord {
     /// `transportable_snapshot_id`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
     pub transportable_snapshot_id: String,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: HashMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<String, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<String>,
     /// `blocked_operations`: `(enum vm_operations -> string) map`, read-only, given at creation; published in orlando. Default `{}`.
-    pub blocked_operations: HashMap<VmOperations, String>,
+    pub blocked_operations: BTreeMap<VmOperations, String>,
     /// `snapshot_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub snapshot_info: HashMap<String, String>,
+    pub snapshot_info: BTreeMap<String, String>,
     /// `snapshot_metadata`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
     pub snapshot_metadata: String,
     /// `parent`: `VM ref`, read-only, maintained by the server; published in midnight-ride. Default `Null`.
@@ -193,7 +193,7 @@ pub struct VmRecord {
     /// `children`: `VM ref set`, read-only, maintained by the server; published in midnight-ride.
     pub children: Vec<Ref<Vm>>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: HashMap<String, String>,
+    pub bios_strings: BTreeMap<String, String>,
     /// `protection_policy`: `VMPP ref`, read-only, given at creation; published in cowley, deprecated in clearwater. Default `OpaqueRef:NULL`.
     pub protection_policy: Ref<Vmpp>,
     /// `is_snapshot_from_vmpp`: `bool`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `false`.
@@ -235,7 +235,7 @@ pub struct VmRecord {
     pub domain_type: DomainType,
     /// `NVRAM`: `(string -> string) map`, read-only, given at creation; published in naples. Default `{}`.
     #[serde(rename = "NVRAM")]
-    pub nvram: HashMap<String, String>,
+    pub nvram: BTreeMap<String, String>,
     /// `pending_guidances`: `enum update_guidances set`, read-only, maintained by the server; published in 1.303.0. Default `{}`.
     pub pending_guidances: Vec<UpdateGuidances>,
     /// `pending_guidances_recommended`: `enum update_guidances set`, read-only, maintained by the server; prototyped in 24.10.0. Default `{}`.
@@ -254,7 +254,7 @@ impl Default for VmRecord {
         Self {
             uuid: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             name_label: String::new(),
             name_description: String::new(),
             power_state: VmPowerState::Halted,
@@ -271,7 +271,7 @@ impl Default for VmRecord {
             memory_dynamic_max: 0,
             memory_dynamic_min: 0,
             memory_static_min: 0,
-            vcpus_params: HashMap::new(),
+            vcpus_params: BTreeMap::new(),
             vcpus_max: 0,
             vcpus_at_startup: 0,
             actions_after_softreboot: OnSoftrebootBehavior::SoftReboot,
@@ -291,20 +291,20 @@ impl Default for VmRecord {
             pv_bootloader_args: String::new(),
             pv_legacy_args: String::new(),
             hvm_boot_policy: String::new(),
-            hvm_boot_params: HashMap::new(),
+            hvm_boot_params: BTreeMap::new(),
             hvm_shadow_multiplier: 1.0,
-            platform: HashMap::new(),
+            platform: BTreeMap::new(),
             pci_bus: String::new(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             domid: 0,
             domarch: String::new(),
-            last_boot_cpu_flags: HashMap::new(),
+            last_boot_cpu_flags: BTreeMap::new(),
             is_control_domain: false,
             metrics: Ref::null(),
             guest_metrics: Ref::null(),
             last_booted_record: String::new(),
             recommendations: String::new(),
-            xenstore_data: HashMap::new(),
+            xenstore_data: BTreeMap::new(),
             ha_always_run: false,
             ha_restart_priority: String::new(),
             is_a_snapshot: false,
@@ -312,14 +312,14 @@ impl Default for VmRecord {
             snapshots: Vec::new(),
             snapshot_time: DateTime::default(),
             transportable_snapshot_id: String::new(),
-            blobs: HashMap::new(),
+            blobs: BTreeMap::new(),
             tags: Vec::new(),
-            blocked_operations: HashMap::new(),
-            snapshot_info: HashMap::new(),
+            blocked_operations: BTreeMap::new(),
+            snapshot_info: BTreeMap::new(),
             snapshot_metadata: String::new(),
             parent: Ref::null(),
             children: Vec::new(),
-            bios_strings: HashMap::new(),
+            bios_strings: BTreeMap::new(),
             protection_policy: Ref::null(),
             is_snapshot_from_vmpp: false,
             snapshot_schedule: Ref::null(),
@@ -338,7 +338,7 @@ impl Default for VmRecord {
             requires_reboot: false,
             reference_label: String::new(),
             domain_type: DomainType::Unspecified,
-            nvram: HashMap::new(),
+            nvram: BTreeMap::new(),
             pending_guidances: Vec::new(),
             pending_guidances_recommended: Vec::new(),
             pending_guidances_full: Vec::new(),
@@ -382,7 +382,7 @@ impl VmApi<'_> {
     pub async fn set_platform(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_platform", (self_, value)).await
     }
@@ -416,7 +416,7 @@ impl VmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_other_config", (self_, value))
@@ -536,7 +536,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<VmOperations, String>,
+        value: &BTreeMap<VmOperations, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_blocked_operations", (self_, value))
@@ -547,7 +547,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations_async(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<VmOperations, String>,
+        value: &BTreeMap<VmOperations, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_blocked_operations", (self_, value))
@@ -754,7 +754,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &HashMap<String, String>,
+        args: &BTreeMap<String, String>,
     ) -> Result<String, Error> {
         self.session
             .call("VM.call_host_plugin", (vm, plugin, r#fn, args))
@@ -767,7 +767,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &HashMap<String, String>,
+        args: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<String>, Error> {
         self.session
             .call_async("VM.call_host_plugin", (vm, plugin, r#fn, args))
@@ -784,7 +784,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &HashMap<String, String>,
+        args: &BTreeMap<String, String>,
     ) -> Result<String, Error> {
         self.session
             .call("VM.call_plugin", (vm, plugin, r#fn, args))
@@ -797,7 +797,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &HashMap<String, String>,
+        args: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<String>, Error> {
         self.session
             .call_async("VM.call_plugin", (vm, plugin, r#fn, args))
@@ -809,7 +809,7 @@ impl VmApi<'_> {
     /// Custom message; published in tampa. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::query_services_async`].
-    pub async fn query_services(&self, self_: &Ref<Vm>) -> Result<HashMap<String, String>, Error> {
+    pub async fn query_services(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.query_services", (self_,)).await
     }
 
@@ -817,7 +817,7 @@ impl VmApi<'_> {
     pub async fn query_services_async(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<TaskHandle<HashMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
         self.session.call_async("VM.query_services", (self_,)).await
     }
 
@@ -878,7 +878,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &HashMap<String, String>,
+        remote_config: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -895,7 +895,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &HashMap<String, String>,
+        remote_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1116,7 +1116,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_bios_strings", (self_, value))
@@ -1127,7 +1127,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings_async(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_bios_strings", (self_, value))
@@ -1142,7 +1142,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<HashMap<Ref<Host>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Host>, Vec<String>>, Error> {
         self.session
             .call("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -1152,7 +1152,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations_async(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<TaskHandle<HashMap<Ref<Host>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Host>, Vec<String>>>, Error> {
         self.session
             .call_async("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -1374,12 +1374,12 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate(
         &self,
         vm: &Ref<Vm>,
-        dest: &HashMap<String, String>,
+        dest: &BTreeMap<String, String>,
         live: bool,
-        vdi_map: &HashMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &HashMap<Ref<Vif>, Ref<Network>>,
-        options: &HashMap<String, String>,
-        vgpu_map: &HashMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
+        options: &BTreeMap<String, String>,
+        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -1393,12 +1393,12 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &HashMap<String, String>,
+        dest: &BTreeMap<String, String>,
         live: bool,
-        vdi_map: &HashMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &HashMap<Ref<Vif>, Ref<Network>>,
-        options: &HashMap<String, String>,
-        vgpu_map: &HashMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
+        options: &BTreeMap<String, String>,
+        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1418,13 +1418,13 @@ impl VmApi<'_> {
     pub async fn migrate_send(
         &self,
         vm: &Ref<Vm>,
-        dest: &HashMap<String, String>,
+        dest: &BTreeMap<String, String>,
         live: bool,
-        vdi_map: &HashMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &HashMap<Ref<Vif>, Ref<Network>>,
-        options: &HashMap<String, String>,
-        vgpu_map: &HashMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &HashMap<Ref<Vdi>, String>,
+        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
+        options: &BTreeMap<String, String>,
+        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_format_map: &BTreeMap<Ref<Vdi>, String>,
     ) -> Result<Ref<Vm>, Error> {
         self.session
             .call(
@@ -1447,13 +1447,13 @@ impl VmApi<'_> {
     pub async fn migrate_send_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &HashMap<String, String>,
+        dest: &BTreeMap<String, String>,
         live: bool,
-        vdi_map: &HashMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &HashMap<Ref<Vif>, Ref<Network>>,
-        options: &HashMap<String, String>,
-        vgpu_map: &HashMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &HashMap<Ref<Vdi>, String>,
+        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
+        options: &BTreeMap<String, String>,
+        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_format_map: &BTreeMap<Ref<Vdi>, String>,
     ) -> Result<TaskHandle<Ref<Vm>>, Error> {
         self.session
             .call_async(
@@ -1872,7 +1872,7 @@ impl VmApi<'_> {
     pub async fn set_nvram(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_NVRAM", (self_, value)).await
     }
@@ -1940,7 +1940,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.pool_migrate", (vm, host, options))
@@ -1952,7 +1952,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &HashMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.pool_migrate", (vm, host, options))
@@ -2410,7 +2410,7 @@ impl VmApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_xenstore_data", (self_, value))
@@ -2467,7 +2467,7 @@ impl VmApi<'_> {
     pub async fn set_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_HVM_boot_params", (self_, value))
@@ -2590,7 +2590,7 @@ impl VmApi<'_> {
     pub async fn set_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_VCPUs_params", (self_, value))
@@ -2696,7 +2696,7 @@ impl VmApi<'_> {
     /// `VM.get_NVRAM`: parameters `self` (`VM ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in naples. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_nvram(&self, self_: &Ref<Vm>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_nvram(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_NVRAM", (self_,)).await
     }
 
@@ -2834,7 +2834,7 @@ impl VmApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_bios_strings", (self_,)).await
     }
 
@@ -2867,7 +2867,7 @@ impl VmApi<'_> {
     pub async fn get_snapshot_info(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_snapshot_info", (self_,)).await
     }
 
@@ -2877,7 +2877,7 @@ impl VmApi<'_> {
     pub async fn get_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<VmOperations, String>, Error> {
+    ) -> Result<BTreeMap<VmOperations, String>, Error> {
         self.session
             .call("VM.get_blocked_operations", (self_,))
             .await
@@ -2893,7 +2893,7 @@ impl VmApi<'_> {
     /// `VM.get_blobs`: parameters `self` (`VM ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Vm>) -> Result<HashMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
         self.session.call("VM.get_blobs", (self_,)).await
     }
 
@@ -2957,7 +2957,7 @@ impl VmApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_xenstore_data", (self_,)).await
     }
 
@@ -3006,7 +3006,7 @@ impl VmApi<'_> {
     pub async fn get_last_boot_cpu_flags(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM.get_last_boot_CPU_flags", (self_,))
             .await
@@ -3032,7 +3032,7 @@ impl VmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_other_config", (self_,)).await
     }
 
@@ -3047,7 +3047,7 @@ impl VmApi<'_> {
     /// `VM.get_platform`: parameters `self` (`VM ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_platform(&self, self_: &Ref<Vm>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_platform(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_platform", (self_,)).await
     }
 
@@ -3066,7 +3066,7 @@ impl VmApi<'_> {
     pub async fn get_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_HVM_boot_params", (self_,)).await
     }
 
@@ -3226,7 +3226,7 @@ impl VmApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VM.get_VCPUs_params", (self_,)).await
     }
 
@@ -3364,7 +3364,7 @@ impl VmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<HashMap<String, VmOperations>, Error> {
+    ) -> Result<BTreeMap<String, VmOperations>, Error> {
         self.session
             .call("VM.get_current_operations", (self_,))
             .await

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct VmApplianceRecord {
     /// `allowed_operations`: `enum vm_appliance_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmApplianceOperation>,
     /// `current_operations`: `(string -> enum vm_appliance_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, VmApplianceOperation>,
+    pub current_operations: BTreeMap<String, VmApplianceOperation>,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VMs")]
     pub vms: Vec<Ref<Vm>>,
@@ -57,7 +57,7 @@ impl Default for VmApplianceRecord {
             name_label: String::new(),
             name_description: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             vms: Vec::new(),
         }
     }
@@ -308,7 +308,7 @@ impl VmApplianceApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<VmAppliance>,
-    ) -> Result<HashMap<String, VmApplianceOperation>, Error> {
+    ) -> Result<BTreeMap<String, VmApplianceOperation>, Error> {
         self.session
             .call("VM_appliance.get_current_operations", (self_,))
             .await

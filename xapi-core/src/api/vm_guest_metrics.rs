@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,27 +36,27 @@ pub struct VmGuestMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
     pub uuid: String,
     /// `os_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub os_version: HashMap<String, String>,
+    pub os_version: BTreeMap<String, String>,
     /// `netbios_name`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.28.0. Default `{}`.
-    pub netbios_name: HashMap<String, String>,
+    pub netbios_name: BTreeMap<String, String>,
     /// `PV_drivers_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PV_drivers_version")]
-    pub pv_drivers_version: HashMap<String, String>,
+    pub pv_drivers_version: BTreeMap<String, String>,
     /// `PV_drivers_up_to_date`: `bool`, read-only, maintained by the server; published in rio, deprecated in dundee.
     #[serde(rename = "PV_drivers_up_to_date")]
     pub pv_drivers_up_to_date: bool,
     /// `memory`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in george, removed in george. Default `{}`.
-    pub memory: HashMap<String, String>,
+    pub memory: BTreeMap<String, String>,
     /// `disks`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in orlando, removed in orlando. Default `{}`.
-    pub disks: HashMap<String, String>,
+    pub disks: BTreeMap<String, String>,
     /// `networks`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub networks: HashMap<String, String>,
+    pub networks: BTreeMap<String, String>,
     /// `other`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub other: HashMap<String, String>,
+    pub other: BTreeMap<String, String>,
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `live`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub live: bool,
     /// `can_use_hotplug_vbd`: `enum tristate_type`, read-only, maintained by the server; published in dundee. Default `unspecified`.
@@ -67,7 +67,7 @@ pub struct VmGuestMetricsRecord {
     #[serde(rename = "PV_drivers_detected")]
     pub pv_drivers_detected: bool,
     /// `services`: `(string -> string) map`, read-only, maintained by the server; prototyped in 25.15.0. Default `{}`.
-    pub services: HashMap<String, String>,
+    pub services: BTreeMap<String, String>,
 }
 
 impl Default for VmGuestMetricsRecord {
@@ -75,21 +75,21 @@ impl Default for VmGuestMetricsRecord {
     fn default() -> Self {
         Self {
             uuid: String::new(),
-            os_version: HashMap::new(),
-            netbios_name: HashMap::new(),
-            pv_drivers_version: HashMap::new(),
+            os_version: BTreeMap::new(),
+            netbios_name: BTreeMap::new(),
+            pv_drivers_version: BTreeMap::new(),
             pv_drivers_up_to_date: false,
-            memory: HashMap::new(),
-            disks: HashMap::new(),
-            networks: HashMap::new(),
-            other: HashMap::new(),
+            memory: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            other: BTreeMap::new(),
             last_updated: DateTime::default(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             live: false,
             can_use_hotplug_vbd: TristateType::Unspecified,
             can_use_hotplug_vif: TristateType::Unspecified,
             pv_drivers_detected: false,
-            services: HashMap::new(),
+            services: BTreeMap::new(),
         }
     }
 }
@@ -159,7 +159,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_guest_metrics.set_other_config", (self_, value))
@@ -172,7 +172,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_services(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_services", (self_,))
             .await
@@ -229,7 +229,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_other_config", (self_,))
             .await
@@ -250,7 +250,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_other", (self_,))
             .await
@@ -262,7 +262,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_networks(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_networks", (self_,))
             .await
@@ -287,7 +287,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_pv_drivers_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_PV_drivers_version", (self_,))
             .await
@@ -299,7 +299,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_netbios_name(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_netbios_name", (self_,))
             .await
@@ -311,7 +311,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_os_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session
             .call("VM_guest_metrics.get_os_version", (self_,))
             .await

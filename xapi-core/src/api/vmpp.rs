@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +47,7 @@ pub struct VmppRecord {
     /// `backup_frequency`: `enum vmpp_backup_frequency`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `daily`.
     pub backup_frequency: VmppBackupFrequency,
     /// `backup_schedule`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub backup_schedule: HashMap<String, String>,
+    pub backup_schedule: BTreeMap<String, String>,
     /// `is_backup_running`: `bool`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater.
     pub is_backup_running: bool,
     /// `backup_last_run_time`: `datetime`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater. Default `19700101T00:00:00Z`.
@@ -55,11 +55,11 @@ pub struct VmppRecord {
     /// `archive_target_type`: `enum vmpp_archive_target_type`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `none`.
     pub archive_target_type: VmppArchiveTargetType,
     /// `archive_target_config`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub archive_target_config: HashMap<String, String>,
+    pub archive_target_config: BTreeMap<String, String>,
     /// `archive_frequency`: `enum vmpp_archive_frequency`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `never`.
     pub archive_frequency: VmppArchiveFrequency,
     /// `archive_schedule`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub archive_schedule: HashMap<String, String>,
+    pub archive_schedule: BTreeMap<String, String>,
     /// `is_archive_running`: `bool`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater.
     pub is_archive_running: bool,
     /// `archive_last_run_time`: `datetime`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater. Default `19700101T00:00:00Z`.
@@ -70,7 +70,7 @@ pub struct VmppRecord {
     /// `is_alarm_enabled`: `bool`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `false`.
     pub is_alarm_enabled: bool,
     /// `alarm_config`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub alarm_config: HashMap<String, String>,
+    pub alarm_config: BTreeMap<String, String>,
     /// `recent_alerts`: `string set`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
     pub recent_alerts: Vec<String>,
 }
@@ -86,18 +86,18 @@ impl Default for VmppRecord {
             backup_type: VmppBackupType::Snapshot,
             backup_retention_value: 7,
             backup_frequency: VmppBackupFrequency::Daily,
-            backup_schedule: HashMap::new(),
+            backup_schedule: BTreeMap::new(),
             is_backup_running: false,
             backup_last_run_time: DateTime::default(),
             archive_target_type: VmppArchiveTargetType::None,
-            archive_target_config: HashMap::new(),
+            archive_target_config: BTreeMap::new(),
             archive_frequency: VmppArchiveFrequency::Never,
-            archive_schedule: HashMap::new(),
+            archive_schedule: BTreeMap::new(),
             is_archive_running: false,
             archive_last_run_time: DateTime::default(),
             vms: Vec::new(),
             is_alarm_enabled: false,
-            alarm_config: HashMap::new(),
+            alarm_config: BTreeMap::new(),
             recent_alerts: Vec::new(),
         }
     }

@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ pub struct VmssRecord {
     /// `frequency`: `enum vmss_frequency`, read-only, given at creation; published in rio.
     pub frequency: VmssFrequency,
     /// `schedule`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
-    pub schedule: HashMap<String, String>,
+    pub schedule: BTreeMap<String, String>,
     /// `last_run_time`: `datetime`, read-only, maintained by the server; published in rio. Default `19700101T00:00:00Z`.
     pub last_run_time: DateTime,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
@@ -68,7 +68,7 @@ impl Default for VmssRecord {
             r#type: VmssType::Unknown(String::new()),
             retained_snapshots: 7,
             frequency: VmssFrequency::Unknown(String::new()),
-            schedule: HashMap::new(),
+            schedule: BTreeMap::new(),
             last_run_time: DateTime::default(),
             vms: Vec::new(),
         }
@@ -148,7 +148,7 @@ impl VmssApi<'_> {
     pub async fn set_schedule(
         &self,
         self_: &Ref<Vmss>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session.call("VMSS.set_schedule", (self_, value)).await
     }
@@ -224,7 +224,7 @@ impl VmssApi<'_> {
     /// `VMSS.get_schedule`: parameters `self` (`VMSS ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_schedule(&self, self_: &Ref<Vmss>) -> Result<HashMap<String, String>, Error> {
+    pub async fn get_schedule(&self, self_: &Ref<Vmss>) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VMSS.get_schedule", (self_,)).await
     }
 

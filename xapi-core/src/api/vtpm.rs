@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub struct VtpmRecord {
     /// `allowed_operations`: `enum vtpm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VtpmOperations>,
     /// `current_operations`: `(string -> enum vtpm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, VtpmOperations>,
+    pub current_operations: BTreeMap<String, VtpmOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -59,7 +59,7 @@ impl Default for VtpmRecord {
         Self {
             uuid: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             vm: Ref::null(),
             backend: Ref::null(),
             persistence_backend: PersistenceBackend::Xapi,
@@ -177,7 +177,7 @@ impl VtpmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vtpm>,
-    ) -> Result<HashMap<String, VtpmOperations>, Error> {
+    ) -> Result<BTreeMap<String, VtpmOperations>, Error> {
         self.session
             .call("VTPM.get_current_operations", (self_,))
             .await

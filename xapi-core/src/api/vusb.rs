@@ -16,7 +16,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub struct VusbRecord {
     /// `allowed_operations`: `enum vusb_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VusbOperations>,
     /// `current_operations`: `(string -> enum vusb_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: HashMap<String, VusbOperations>,
+    pub current_operations: BTreeMap<String, VusbOperations>,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in inverness.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -47,7 +47,7 @@ pub struct VusbRecord {
     #[serde(rename = "USB_group")]
     pub usb_group: Ref<UsbGroup>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: HashMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio. Default `false`.
     pub currently_attached: bool,
 }
@@ -58,10 +58,10 @@ impl Default for VusbRecord {
         Self {
             uuid: String::new(),
             allowed_operations: Vec::new(),
-            current_operations: HashMap::new(),
+            current_operations: BTreeMap::new(),
             vm: Ref::null(),
             usb_group: Ref::null(),
-            other_config: HashMap::new(),
+            other_config: BTreeMap::new(),
             currently_attached: false,
         }
     }
@@ -132,7 +132,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
     ) -> Result<Ref<Vusb>, Error> {
         self.session
             .call("VUSB.create", (vm, usb_group, other_config))
@@ -144,7 +144,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &HashMap<String, String>,
+        other_config: &BTreeMap<String, String>,
     ) -> Result<TaskHandle<Ref<Vusb>>, Error> {
         self.session
             .call_async("VUSB.create", (vm, usb_group, other_config))
@@ -184,7 +184,7 @@ impl VusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vusb>,
-        value: &HashMap<String, String>,
+        value: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
         self.session
             .call("VUSB.set_other_config", (self_, value))
@@ -206,7 +206,7 @@ impl VusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<HashMap<String, String>, Error> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.session.call("VUSB.get_other_config", (self_,)).await
     }
 
@@ -230,7 +230,7 @@ impl VusbApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<HashMap<String, VusbOperations>, Error> {
+    ) -> Result<BTreeMap<String, VusbOperations>, Error> {
         self.session
             .call("VUSB.get_current_operations", (self_,))
             .await

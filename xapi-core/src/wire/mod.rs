@@ -55,6 +55,7 @@
 //! ```
 
 pub mod datetime;
+mod enum_text;
 pub mod error;
 pub mod failure;
 mod json_de;
@@ -74,6 +75,7 @@ mod xml_write;
 pub mod xmlrpc;
 
 pub use datetime::{DateTime, DateTimeParseError, Zone};
+pub(crate) use enum_text::EnumTextVisitor;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use failure::Failure;
 pub use limits::Limits;

@@ -1,16 +1,16 @@
 //! A fast path in front of quick-xml for the plain markup that makes up nearly all of an
-//! XML-RPC body: `<name>`, `<name/>`, `</name>` without attributes or whitespace, and text
-//! without entity references.
+//! XML-RPC body: `<name>`, `<name/>`, `</name>` without attributes or whitespace, text, and
+//! the entity and character references inside text (`&amp;`, `&#38;`).
 //!
 //! [`plain_event`] recognises exactly those shapes at the start of the unread input and
 //! returns the event quick-xml would have returned for them; anything else (declarations,
-//! comments, CDATA, DOCTYPE, attributes, entities, text up to the end of input, and everything
+//! comments, CDATA, DOCTYPE, attributes, lone `&`s, text up to the end of input, and everything
 //! from the first invalid UTF-8 byte on, which the caller does not hand over)
 //! returns `None` and is left to quick-xml, which stays the parser of record for every
 //! construct beyond these. The caller keeps the nesting check (quick-xml's `check_end_names`)
 //! itself, since the tags read here never reach quick-xml's stack of open elements.
 
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, BytesText, Event};
 
 /// Which bytes may appear in a tag name taken by the fast path: a conservative subset of XML
 /// name characters (ASCII letters, digits, `_`, `-`, `.`, `:`); other names go to quick-xml.
@@ -47,12 +47,14 @@ pub(crate) fn plain_event(rest: &str) -> Option<(Event<'_>, usize)> {
     // every slice below starts and ends next to an ASCII byte (`<`, `/`, `>`, a name byte),
     // hence on a character boundary
     let ascii = |from: usize, to: usize| rest.get(from..to).expect("sliced at ASCII bytes");
-    if *bytes.first()? != b'<' {
-        let end = memchr::memchr2(b'<', b'&', bytes)?;
-        if bytes[end] != b'<' {
-            return None;
+    match *bytes.first()? {
+        b'<' => {}
+        b'&' => return entity_ref(rest),
+        _ => {
+            // text up to markup or up to a reference, as quick-xml splits it
+            let end = memchr::memchr2(b'<', b'&', bytes)?;
+            return Some((Event::Text(BytesText::from_escaped(ascii(0, end))), end));
         }
-        return Some((Event::Text(BytesText::from_escaped(ascii(0, end))), end));
     }
     if bytes.get(1) == Some(&b'/') {
         let len = name_len(&bytes[2..]);
@@ -74,6 +76,25 @@ pub(crate) fn plain_event(rest: &str) -> Option<(Event<'_>, usize)> {
         }
         _ => None,
     }
+}
+
+/// The longest entity or character reference name the fast path takes (`#x1F600` is 7).
+const MAX_REF_NAME: usize = 16;
+
+/// `&name;` or `&#...;` at the start of `rest` (names of ASCII letters, digits and `#`): the
+/// `GeneralRef` event quick-xml would return, whose name the caller resolves or refuses.
+/// Lone `&`s and longer or unusual names are left to quick-xml.
+fn entity_ref(rest: &str) -> Option<(Event<'_>, usize)> {
+    let bytes = rest.as_bytes();
+    let len = bytes[1..]
+        .iter()
+        .take(MAX_REF_NAME + 1)
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'#'))?;
+    if len == 0 || bytes.get(1 + len) != Some(&b';') {
+        return None;
+    }
+    let name = rest.get(1..=len).expect("sliced at ASCII bytes");
+    Some((Event::GeneralRef(BytesRef::new(name)), len + 2))
 }
 
 /// `<member><name>K</name>` at the start of `rest`, with `K` free of markup and entities: the
@@ -136,6 +157,26 @@ mod tests {
     }
 
     #[test]
+    fn text_is_split_at_references_like_quick_xml_does() {
+        assert_eq!(
+            event("a &amp; b<"),
+            Some((Event::Text(BytesText::from_escaped("a ")), 2))
+        );
+        assert_eq!(
+            event("&amp; b<"),
+            Some((Event::GeneralRef(BytesRef::new("amp")), 5))
+        );
+        assert_eq!(
+            event("&#x1F600;</value>"),
+            Some((Event::GeneralRef(BytesRef::new("#x1F600")), 9))
+        );
+        assert_eq!(
+            event("&abcdefghijklmnop;"),
+            Some((Event::GeneralRef(BytesRef::new("abcdefghijklmnop")), 18))
+        );
+    }
+
+    #[test]
     fn plain_members_and_untyped_values_are_taken_whole() {
         let member = "<member><name>uuid</name><value>x</value></member>";
         assert_eq!(member_name(member), Some(("uuid", 18, 25)));
@@ -179,8 +220,12 @@ mod tests {
             "<![CDATA[x]]>",
             "<!DOCTYPE x>",
             "<?xml version=\"1.0\"?>",
-            "a &amp; b<",
             "text up to the end",
+            "& lone<",
+            "&;",
+            "&amp<",
+            "&a-b;",
+            "&abcdefghijklmnopq;",
             "<nil/",
         ] {
             assert_eq!(event(input), None, "{input:?}");

@@ -262,7 +262,7 @@ fn render_record(
 }
 
 fn render_event_batch(out: &mut String, uses: &mut BTreeSet<String>) {
-    uses.insert("std::collections::HashMap".to_owned());
+    uses.insert("std::collections::BTreeMap".to_owned());
     out.push_str(
         "/// The result of `event.from`: the events since the token, the number of valid \
          references per class, and the token for the next call.\n\
@@ -272,7 +272,7 @@ fn render_event_batch(out: &mut String, uses: &mut BTreeSet<String>) {
          /// `events`: the events, oldest first.\n\
          pub events: Vec<EventRecord>,\n\
          /// `valid_ref_counts`: for each class asked for, how many objects exist.\n\
-         pub valid_ref_counts: HashMap<String, i64>,\n\
+         pub valid_ref_counts: BTreeMap<String, i64>,\n\
          /// `token`: pass it to the next `event.from`.\n\
          pub token: String,\n\
          }\n\n",

@@ -45,10 +45,7 @@ fn zero(ty: &Type, uses: &mut BTreeSet<String>) -> String {
         }
         Type::Record(_) | Type::EventBatch => format!("{}::default()", ty.owned(uses)),
         Type::Set(_) => "Vec::new()".to_owned(),
-        Type::Map(_, _) => {
-            uses.insert("std::collections::HashMap".to_owned());
-            "HashMap::new()".to_owned()
-        }
+        Type::Map(_, value) => format!("{}::new()", Type::map_type(value, uses)),
         Type::Option(_) | Type::AnyRecord => "None".to_owned(),
         Type::Void => "()".to_owned(),
     }
@@ -125,10 +122,10 @@ fn value_expr(
             Ok(format!("vec![{}]", items.join(", ")))
         }
         Type::Map(key, value) => {
-            uses.insert("std::collections::HashMap".to_owned());
+            let map = Type::map_type(value, uses);
             let inner = braced(text)?;
             if inner.trim().is_empty() {
-                return Ok("HashMap::new()".to_owned());
+                return Ok(format!("{map}::new()"));
             }
             let mut pairs = Vec::new();
             for entry in split_top_level(inner, ",")? {
@@ -145,7 +142,7 @@ fn value_expr(
                     value_expr(value, v.trim(), enums, uses)?
                 ));
             }
-            Ok(format!("HashMap::from([{}])", pairs.join(", ")))
+            Ok(format!("{map}::from([{}])", pairs.join(", ")))
         }
         Type::Option(_) | Type::AnyRecord if text == "None" => Ok("None".to_owned()),
         _ => Err("this type takes no default".to_owned()),
@@ -290,11 +287,11 @@ mod tests {
                 Some("{\"address\" -> \"localhost\", \"port\" -> \"27000\"}")
             )
             .unwrap(),
-            "HashMap::from([(\"address\".to_owned(), \"localhost\".to_owned()), (\"port\".to_owned(), \"27000\".to_owned())])"
+            "BTreeMap::from([(\"address\".to_owned(), \"localhost\".to_owned()), (\"port\".to_owned(), \"27000\".to_owned())])"
         );
         assert_eq!(
             expr("(string -> string) map", Some("{}")).unwrap(),
-            "HashMap::new()"
+            "BTreeMap::new()"
         );
     }
 

@@ -25,7 +25,8 @@ pub(crate) fn render(model: &Datamodel, enums: &EnumTable) -> String {
          //! Each enum has one variant per declared value plus `Unknown(String)`, which keeps any \
          value this client does not know (a newer server) and is the default of a missing field \
          (`Unknown(\"\")`). On both wire encodings an enum is its value's string.\n\n\
-         use std::fmt;\n\nuse serde::{Deserialize, Deserializer, Serialize, Serializer};\n\n",
+         use std::fmt;\n\nuse serde::{Deserialize, Deserializer, Serialize, Serializer};\n\n\
+         use crate::wire::EnumTextVisitor;\n\n",
     );
     for (name, values) in &enums.0 {
         let rust = camel_case(name);
@@ -84,7 +85,7 @@ pub(crate) fn render(model: &Datamodel, enums: &EnumTable) -> String {
              pub fn is_known(&self) -> bool {{\n!matches!(self, Self::Unknown(_))\n}}\n}}\n\n\
              impl fmt::Display for {rust} {{\nfn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {{\nf.write_str(self.as_str())\n}}\n}}\n\n\
              impl Serialize for {rust} {{\nfn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\nserializer.serialize_str(self.as_str())\n}}\n}}\n\n\
-             impl<'de> Deserialize<'de> for {rust} {{\nfn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {{\nString::deserialize(deserializer).map(|text| Self::from_wire(&text))\n}}\n}}\n",
+             impl<'de> Deserialize<'de> for {rust} {{\nfn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {{\ndeserializer.deserialize_str(EnumTextVisitor::new({name:?}, Self::from_wire))\n}}\n}}\n",
             all = all.join(", ")
         )
         .unwrap();

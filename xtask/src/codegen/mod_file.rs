@@ -27,6 +27,11 @@ pub(crate) fn render(model: &Datamodel, enums: &EnumTable) -> String {
          //! error codes in [`errors`], and the datamodel as data in [`meta`]. Everything is\n\
          //! re-exported here. The marker of class `session` is [`Session`] (also\n\
          //! `api::session::Session`), not the client's [`crate::client::Session`].\n//!\n\
+         //! Maps of records (`get_all_records` results) are `HashMap`s keyed by reference. Every\n\
+         //! other map (`other_config`, `platform`, `current_operations`, map parameters) is a\n\
+         //! `BTreeMap`: they hold a handful of entries, which a `BTreeMap` builds faster than a\n\
+         //! SipHash table, and they iterate in key order, so output made from them is\n\
+         //! deterministic.\n//!\n\
          //! ```no_run\n\
          //! # async fn list(session: &xapi_core::client::Session) -> Result<(), xapi_core::Error> {\n\
          //! use xapi_core::api::VmPowerState;\n\

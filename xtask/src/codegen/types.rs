@@ -63,6 +63,22 @@ impl Type {
         matches!(self, Self::Int | Self::Float | Self::Bool | Self::DateTime)
     }
 
+    /// The Rust map type for a map with values of type `value`, its path collected into `uses`.
+    ///
+    /// Maps of records (the results of `get_all_records` and friends: thousands of entries,
+    /// looked up by reference) are `HashMap`s; every other map (`other_config`, `platform`,
+    /// `current_operations`...: a handful of entries) is a `BTreeMap`, which builds faster at
+    /// that size than a SipHash table and iterates in a deterministic order.
+    pub(crate) fn map_type(value: &Self, uses: &mut BTreeSet<String>) -> &'static str {
+        if matches!(value, Self::Record(_)) {
+            uses.insert("std::collections::HashMap".to_owned());
+            "HashMap"
+        } else {
+            uses.insert("std::collections::BTreeMap".to_owned());
+            "BTreeMap"
+        }
+    }
+
     /// The owned Rust type; collects the paths it needs into `uses`.
     pub(crate) fn owned(&self, uses: &mut BTreeSet<String>) -> String {
         match self {
@@ -92,8 +108,8 @@ impl Type {
             }
             Self::Set(item) => format!("Vec<{}>", item.owned(uses)),
             Self::Map(key, value) => {
-                uses.insert("std::collections::HashMap".to_owned());
-                format!("HashMap<{}, {}>", key.owned(uses), value.owned(uses))
+                let map = Self::map_type(value, uses);
+                format!("{map}<{}, {}>", key.owned(uses), value.owned(uses))
             }
             Self::Option(inner) => format!("Option<{}>", inner.owned(uses)),
             Self::Void => "()".to_owned(),
@@ -268,11 +284,15 @@ mod tests {
         assert_eq!(rust("enum vm_operations set"), "Vec<VmOperations>");
         assert_eq!(
             rust("(VM ref -> (string -> string) map) map"),
-            "HashMap<Ref<Vm>, HashMap<String, String>>"
+            "BTreeMap<Ref<Vm>, BTreeMap<String, String>>"
         );
         assert_eq!(rust("string set set"), "Vec<Vec<String>>");
         assert_eq!(rust("sr_stat record option"), "Option<SrStatRecord>");
-        assert_eq!(rust("(int -> float) map"), "HashMap<i64, f64>");
+        assert_eq!(rust("(int -> float) map"), "BTreeMap<i64, f64>");
+        assert_eq!(
+            rust("(VM ref -> VM record) map"),
+            "HashMap<Ref<Vm>, VmRecord>"
+        );
         assert_eq!(rust("void"), "()");
         assert_eq!(rust("an event batch"), "EventBatch");
         assert_eq!(rust("<class> record"), "Option<Value>");
@@ -284,7 +304,7 @@ mod tests {
         assert_eq!(param("string"), "&str");
         assert_eq!(param("VM ref set"), "&[Ref<Vm>]");
         assert_eq!(param("int"), "i64");
-        assert_eq!(param("(string -> string) map"), "&HashMap<String, String>");
+        assert_eq!(param("(string -> string) map"), "&BTreeMap<String, String>");
         assert_eq!(param("VM record"), "&VmRecord");
     }
 
