@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde::de::DeserializeOwned;
 use xapi_core::api::{
-    ErrorCode, EventBatch, EventOperation, HostRecord, OnBoot, PoolRecord, SrRecord,
+    ErrorCode, EventBatch, EventOperation, HostRecord, OnBoot, PbdRecord, PoolRecord, SrRecord,
     StorageOperations, TaskRecord, TaskStatusType, VdiOperations, VdiRecord, VdiType, Vm,
     VmApplianceOperation, VmApplianceRecord, VmOperations, VmPowerState, VmRecord,
 };
@@ -603,4 +603,40 @@ fn generated_parameter_shapes_serialize_as_positional_values() {
         values[3],
         Value::Array(vec![Value::String("user".to_owned())])
     );
+}
+
+#[test]
+fn debug_of_records_hides_storage_and_directory_credentials() {
+    let pbd = decode_both::<PbdRecord>(&M(vec![
+        ("uuid", S("5b0c9c6e-0000-4000-8000-000000000001")),
+        (
+            "device_config",
+            M(vec![
+                ("server", S("filer.example")),
+                ("username", S("backup")),
+                ("password", S("hunter2")),
+                ("cifspassword", S("hunter3")),
+                ("password_secret", S("OpaqueRef:s")),
+            ]),
+        ),
+    ]));
+    assert_eq!(
+        pbd.device_config["password"], "hunter2",
+        "the value is kept"
+    );
+    let shown = format!("{pbd:?}");
+    assert!(
+        shown.contains("filer.example") && shown.contains("backup"),
+        "{shown}"
+    );
+    for secret in ["hunter2", "hunter3", "OpaqueRef:s"] {
+        assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+    }
+    let host = HostRecord {
+        external_auth_configuration: [("pass".to_owned(), "ldap-secret".to_owned())]
+            .into_iter()
+            .collect(),
+        ..HostRecord::default()
+    };
+    assert!(!format!("{host:?}").contains("ldap-secret"));
 }

@@ -30,7 +30,7 @@ use super::{ClusterHost, ClusterOperation, Network, Pif};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cluster;
 
-/// A record of class `Cluster`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts the secret fields.
+/// A record of class `Cluster`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterRecord {

@@ -35,8 +35,8 @@ use super::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Host;
 
-/// A record of class `host`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A record of class `host`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HostRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
@@ -301,6 +301,111 @@ impl Default for HostRecord {
             ntp_custom_servers: Vec::new(),
             timezone: "UTC".to_owned(),
         }
+    }
+}
+
+impl std::fmt::Debug for HostRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostRecord")
+            .field("uuid", &self.uuid)
+            .field("name_label", &self.name_label)
+            .field("name_description", &self.name_description)
+            .field("memory_overhead", &self.memory_overhead)
+            .field("allowed_operations", &self.allowed_operations)
+            .field("current_operations", &self.current_operations)
+            .field("api_version_major", &self.api_version_major)
+            .field("api_version_minor", &self.api_version_minor)
+            .field("api_version_vendor", &self.api_version_vendor)
+            .field(
+                "api_version_vendor_implementation",
+                &self.api_version_vendor_implementation,
+            )
+            .field("enabled", &self.enabled)
+            .field("software_version", &self.software_version)
+            .field("other_config", &self.other_config)
+            .field("capabilities", &self.capabilities)
+            .field("cpu_configuration", &self.cpu_configuration)
+            .field("sched_policy", &self.sched_policy)
+            .field("supported_bootloaders", &self.supported_bootloaders)
+            .field("resident_vms", &self.resident_vms)
+            .field("logging", &self.logging)
+            .field("pifs", &self.pifs)
+            .field("suspend_image_sr", &self.suspend_image_sr)
+            .field("crash_dump_sr", &self.crash_dump_sr)
+            .field("crashdumps", &self.crashdumps)
+            .field("patches", &self.patches)
+            .field("updates", &self.updates)
+            .field("pbds", &self.pbds)
+            .field("host_cpus", &self.host_cpus)
+            .field("cpu_info", &self.cpu_info)
+            .field("hostname", &self.hostname)
+            .field("address", &self.address)
+            .field("metrics", &self.metrics)
+            .field("license_params", &self.license_params)
+            .field("ha_statefiles", &self.ha_statefiles)
+            .field("ha_network_peers", &self.ha_network_peers)
+            .field("blobs", &self.blobs)
+            .field("tags", &self.tags)
+            .field("external_auth_type", &self.external_auth_type)
+            .field(
+                "external_auth_service_name",
+                &self.external_auth_service_name,
+            )
+            .field(
+                "external_auth_configuration",
+                &crate::client::RedactCredentials(&self.external_auth_configuration),
+            )
+            .field("edition", &self.edition)
+            .field("license_server", &self.license_server)
+            .field("bios_strings", &self.bios_strings)
+            .field("power_on_mode", &self.power_on_mode)
+            .field("power_on_config", &self.power_on_config)
+            .field("local_cache_sr", &self.local_cache_sr)
+            .field("chipset_info", &self.chipset_info)
+            .field("pcis", &self.pcis)
+            .field("pgpus", &self.pgpus)
+            .field("pusbs", &self.pusbs)
+            .field("ssl_legacy", &self.ssl_legacy)
+            .field("guest_vcpus_params", &self.guest_vcpus_params)
+            .field("display", &self.display)
+            .field(
+                "virtual_hardware_platform_versions",
+                &self.virtual_hardware_platform_versions,
+            )
+            .field("control_domain", &self.control_domain)
+            .field("updates_requiring_reboot", &self.updates_requiring_reboot)
+            .field("features", &self.features)
+            .field("iscsi_iqn", &self.iscsi_iqn)
+            .field("multipathing", &self.multipathing)
+            .field("uefi_certificates", &self.uefi_certificates)
+            .field("certificates", &self.certificates)
+            .field("editions", &self.editions)
+            .field("pending_guidances", &self.pending_guidances)
+            .field("tls_verification_enabled", &self.tls_verification_enabled)
+            .field("last_software_update", &self.last_software_update)
+            .field("https_only", &self.https_only)
+            .field(
+                "latest_synced_updates_applied",
+                &self.latest_synced_updates_applied,
+            )
+            .field("numa_affinity_policy", &self.numa_affinity_policy)
+            .field(
+                "pending_guidances_recommended",
+                &self.pending_guidances_recommended,
+            )
+            .field("pending_guidances_full", &self.pending_guidances_full)
+            .field("last_update_hash", &self.last_update_hash)
+            .field("ssh_enabled", &self.ssh_enabled)
+            .field("ssh_enabled_timeout", &self.ssh_enabled_timeout)
+            .field("ssh_expiry", &self.ssh_expiry)
+            .field("console_idle_timeout", &self.console_idle_timeout)
+            .field("ssh_auto_mode", &self.ssh_auto_mode)
+            .field("max_cstate", &self.max_cstate)
+            .field("secure_boot", &self.secure_boot)
+            .field("ntp_mode", &self.ntp_mode)
+            .field("ntp_custom_servers", &self.ntp_custom_servers)
+            .field("timezone", &self.timezone)
+            .finish()
     }
 }
 

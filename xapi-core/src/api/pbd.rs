@@ -30,8 +30,8 @@ use super::{Host, Sr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pbd;
 
-/// A record of class `PBD`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A record of class `PBD`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PbdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
@@ -60,6 +60,22 @@ impl Default for PbdRecord {
             currently_attached: false,
             other_config: BTreeMap::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for PbdRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PbdRecord")
+            .field("uuid", &self.uuid)
+            .field("host", &self.host)
+            .field("sr", &self.sr)
+            .field(
+                "device_config",
+                &crate::client::RedactCredentials(&self.device_config),
+            )
+            .field("currently_attached", &self.currently_attached)
+            .field("other_config", &self.other_config)
+            .finish()
     }
 }
 

@@ -28,7 +28,7 @@ use crate::wire::Ref;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Secret;
 
-/// A record of class `secret`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts the secret fields.
+/// A record of class `secret`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SecretRecord {

@@ -32,7 +32,7 @@ pub use data_plane::{ByteStream, Download, Upload, read_chunks};
 pub use event::{Event, EventItem, EventOperation, EventOptions};
 pub use fingerprint::{FingerprintParseError, Sha256Fingerprint};
 pub use protocol::Protocol;
-pub use secret::{Password, Secret};
+pub use secret::{Password, RedactCredentials, Secret};
 pub use session::Session;
 pub use task::{TaskHandle, TaskProgress, TaskStatus};
 pub use tls::{TlsPolicy, fetch_fingerprint};

@@ -56,6 +56,36 @@ impl Drop for Secret {
     }
 }
 
+/// `Debug` for a string map that may carry credentials (`PBD.device_config`,
+/// `host.external_auth_configuration`): keys are shown, and the value of every key that names a
+/// password or secret (`password`, `cifspassword`, `chappassword`, `password_secret`, ...) is
+/// printed as `***`. The generated records use it; it is public for callers that log such maps.
+pub struct RedactCredentials<'a>(pub &'a std::collections::BTreeMap<String, String>);
+
+impl RedactCredentials<'_> {
+    /// Whether the value under `key` is hidden.
+    pub fn hides(key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        ["pass", "secret", "token", "credential"]
+            .iter()
+            .any(|word| key.contains(word))
+    }
+}
+
+impl fmt::Debug for RedactCredentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in self.0 {
+            if Self::hides(key) {
+                map.entry(key, &format_args!("***"));
+            } else {
+                map.entry(key, value);
+            }
+        }
+        map.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

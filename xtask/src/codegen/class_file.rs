@@ -30,6 +30,17 @@ fn is_secret(class: &str, field: &str) -> bool {
     SECRET_FIELDS.contains(&(class, field))
 }
 
+/// String maps that may carry credentials (storage passwords, directory credentials): their
+/// records' `Debug` hides the values of password-like keys.
+const CREDENTIAL_MAPS: &[(&str, &str)] = &[
+    ("PBD", "device_config"),
+    ("host", "external_auth_configuration"),
+];
+
+fn is_credential_map(class: &str, field: &str) -> bool {
+    CREDENTIAL_MAPS.contains(&(class, field))
+}
+
 /// Tuples serialize as sequences up to this many elements; longer parameter lists are built as
 /// a `Vec<Value>`.
 const MAX_TUPLE: usize = 16;
@@ -203,14 +214,17 @@ fn render_record(
     enums: &EnumTable,
     uses: &mut BTreeSet<String>,
 ) -> Result<(), String> {
-    let has_secret = class.fields.iter().any(|f| is_secret(&class.name, &f.name));
+    let has_secret = class
+        .fields
+        .iter()
+        .any(|f| is_secret(&class.name, &f.name) || is_credential_map(&class.name, &f.name));
     writeln!(
         out,
         "/// A record of class `{}`. Missing fields take their datamodel default (or the zero of \
          their type); unknown fields are ignored.{}",
         class.name,
         if has_secret {
-            " `Debug` redacts the secret fields."
+            " `Debug` redacts secrets and credential values."
         } else {
             ""
         }
@@ -239,6 +253,13 @@ fn render_record(
         writeln!(defaults, "{ident}: {value},").unwrap();
         if is_secret(&class.name, &field.name) {
             writeln!(debug_fields, ".field({:?}, &\"<redacted>\")", unraw(&ident)).unwrap();
+        } else if is_credential_map(&class.name, &field.name) {
+            writeln!(
+                debug_fields,
+                ".field({:?}, &crate::client::RedactCredentials(&self.{ident}))",
+                unraw(&ident)
+            )
+            .unwrap();
         } else {
             writeln!(debug_fields, ".field({:?}, &self.{ident})", unraw(&ident)).unwrap();
         }
