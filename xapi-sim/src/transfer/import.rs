@@ -8,7 +8,7 @@
 //! `VM_BAD_POWER_STATE`), and a `mac_seed` used by another VM fails with `DUPLICATE_MAC_SEED`.
 //! The task's result is the set of imported VMs; `other_config["object_creation"]` becomes
 //! `complete` once the objects exist, and each VM gets `other_config["import_task"]`.
-//! Checksums are verified as xapi does (`xva_intake`): a mismatch fails the import with
+//! Checksums are verified as xapi does (`xapi_backup`'s reader, judged in `xva_intake`): a mismatch fails the import with
 //! `IMPORT_ERROR` unless `force=true`, which accepts the chunk. A failed import without `force`
 //! destroys everything it created (VMs, VBDs, VIFs, VDIs and their images), as xapi's clean-up
 //! stack does; with `force` nothing is cleaned up. A restore over a halted VM whose `version` is
@@ -140,7 +140,11 @@ where
             if !intake.mismatches().is_empty() {
                 tracing::warn!(
                     task,
-                    chunks = ?intake.mismatches(),
+                    chunks = ?intake
+                        .mismatches()
+                        .iter()
+                        .map(|m| m.member.as_str())
+                        .collect::<Vec<_>>(),
                     "imported with checksum mismatches ignored because of force"
                 );
             }
@@ -171,7 +175,7 @@ async fn import_all(
     force: bool,
     created: &mut Created,
 ) -> Result<Vec<String>, Failure> {
-    let disk_ids: Vec<String> = intake.disks().iter().map(|d| d.id.clone()).collect();
+    let disk_ids: Vec<String> = intake.disks().iter().map(|d| d.prefix.clone()).collect();
     let (vms, disks) = {
         let mut db = pool.db();
         create_objects(
@@ -187,7 +191,7 @@ async fn import_all(
             created,
         )?
     };
-    let total: u64 = intake.disks().iter().map(|d| d.size).sum();
+    let total: u64 = intake.disks().iter().map(|d| d.virtual_size).sum();
     let mut done = 0_u64;
     let mut files = Vec::with_capacity(disks.len());
     for disk in &disks {
