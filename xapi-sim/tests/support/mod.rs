@@ -53,6 +53,89 @@ pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> 
     }
 }
 
+/// The first VM called `name`.
+pub async fn vm_named(session: &Session, name: &str) -> String {
+    let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
+    vms.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("a VM called {name}"))
+}
+
+/// Every object of `class`, in no particular order.
+pub async fn all_of(session: &Session, class: &str) -> Vec<String> {
+    session.call(&format!("{class}.get_all"), ()).await.unwrap()
+}
+
+/// `(userdevice, VDI)` of each disk VBD (CD drives left out) of `vm`, in userdevice order.
+pub async fn disk_vbds(session: &Session, vm: &str) -> Vec<(String, String)> {
+    let mut disks = Vec::new();
+    for vbd in session
+        .call::<Vec<String>>("VM.get_VBDs", (vm,))
+        .await
+        .unwrap()
+    {
+        let kind: String = session.call("VBD.get_type", (&vbd,)).await.unwrap();
+        if kind == "Disk" {
+            let device: String = session.call("VBD.get_userdevice", (&vbd,)).await.unwrap();
+            let vdi: String = session.call("VBD.get_VDI", (&vbd,)).await.unwrap();
+            disks.push((device, vdi));
+        }
+    }
+    disks.sort();
+    disks
+}
+
+/// The whole body of `GET path?query` (up to 1 GiB).
+pub async fn download(session: &Session, path: &str, query: &[(&str, &str)]) -> Vec<u8> {
+    let download = session.get(path, query, None).await.unwrap();
+    download.bytes(1 << 30).await.unwrap().to_vec()
+}
+
+/// `PUT path?query` with `body` (with a `Content-Length`); the task named by the response's
+/// task-id header.
+pub async fn upload(
+    session: &Session,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Vec<u8>,
+) -> String {
+    let length = body.len() as u64;
+    let stream =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
+    let upload = session
+        .put(path, query, None, stream, length)
+        .await
+        .unwrap();
+    assert_eq!(
+        upload.status, 200,
+        "PUT {path}: as xapi, the outcome is on the task"
+    );
+    upload.task_id.expect("a task-id header").to_string()
+}
+
+/// The status of `task`, and its result or, when it failed, its error info joined by spaces.
+pub async fn task_outcome(session: &Session, task: &str) -> (String, String) {
+    let status: String = session.call("task.get_status", (task,)).await.unwrap();
+    let result = if status == "failure" {
+        let info: Vec<String> = session.call("task.get_error_info", (task,)).await.unwrap();
+        info.join(" ")
+    } else {
+        session.call("task.get_result", (task,)).await.unwrap()
+    };
+    (status, result)
+}
+
+/// [`upload`] then [`task_outcome`].
+pub async fn put_and_wait(
+    session: &Session,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (String, String) {
+    let task = upload(session, path, query, body).await;
+    task_outcome(session, &task).await
+}
+
 /// The first disk (VDI reference) of the VM called `vm_name`.
 pub async fn first_disk_of(session: &Session, vm_name: &str) -> String {
     let vms: Vec<String> = session
