@@ -216,6 +216,31 @@ pub async fn login_over(sim: &SimHandle, url: &str, protocol: Protocol) -> Sessi
         .expect("root logs in")
 }
 
+/// `client` talks to a pool member of the demo's primary pool (master at 127.0.0.1, two
+/// hosts): a login is refused with `HOST_IS_SLAVE` naming the master, and the client's own
+/// login follows it there.
+pub async fn assert_login_moves_to_the_master(client: &Client) {
+    let raw = client
+        .call_raw::<String>(
+            "session.login_with_password",
+            ("root", DEFAULT_PASSWORD, "1.0", "t"),
+        )
+        .await;
+    match raw {
+        Err(xapi_core::Error::Api(f)) => {
+            assert_eq!(f.code.as_str(), "HOST_IS_SLAVE");
+            assert_eq!(f.params, ["127.0.0.1"]);
+        }
+        other => panic!("a member refuses logins: {other:?}"),
+    }
+    let session = client
+        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "t")
+        .await
+        .expect("the login moves to the master (pinned to its certificate with TLS)");
+    let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
+    assert_eq!(hosts.len(), 2);
+}
+
 /// The DER of the first certificate of a PEM text.
 pub fn der_of_pem(pem: &str) -> Vec<u8> {
     CertificateDer::from_pem_slice(pem.as_bytes())
