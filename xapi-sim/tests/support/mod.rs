@@ -136,6 +136,33 @@ pub async fn put_and_wait(
     task_outcome(session, &task).await
 }
 
+/// One change of each kind a database delta carries, on the demo: `ldap`'s description becomes
+/// `description` (a field), the halted `backup-proxy` is cloned as `clone_name` and tagged
+/// `other_config:dr=yes` (a new object), `test-vm` is destroyed (a deletion). The clone.
+pub async fn change_add_and_delete(
+    session: &Session,
+    description: &str,
+    clone_name: &str,
+) -> String {
+    let ldap = vm_named(session, "ldap").await;
+    session
+        .call::<()>("VM.set_name_description", (&ldap, description))
+        .await
+        .unwrap();
+    let halted = vm_named(session, "backup-proxy").await;
+    let clone: String = session
+        .call("VM.clone", (&halted, clone_name))
+        .await
+        .unwrap();
+    session
+        .call::<()>("VM.add_to_other_config", (&clone, "dr", "yes"))
+        .await
+        .unwrap();
+    let doomed = vm_named(session, "test-vm").await;
+    session.call::<()>("VM.destroy", (&doomed,)).await.unwrap();
+    clone
+}
+
 /// The first disk (VDI reference) of the VM called `vm_name`.
 pub async fn first_disk_of(session: &Session, vm_name: &str) -> String {
     let vms: Vec<String> = session
