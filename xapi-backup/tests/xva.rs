@@ -11,8 +11,8 @@ use xapi_backup::format::compression::Compression;
 use xapi_backup::format::ova_xml::{OvaClass, OvaObject, OvaVersion, OvaXml, Value};
 use xapi_backup::format::tar::{END_OF_ARCHIVE, TarError, encode_v7_header, padding_len};
 use xapi_backup::format::xva::{
-    CHUNK_SIZE, ChecksumKind, DiskSource, ReadOptions, WriteOptions, XvaError, XvaReader,
-    xva_stream,
+    CHUNK_SIZE, ChecksumKind, ChecksumMismatch, ChecksumSource, DiskSource, MismatchPolicy,
+    ReadOptions, WriteOptions, XvaError, XvaReader, xva_stream,
 };
 
 const MIB: usize = CHUNK_SIZE as usize;
@@ -110,7 +110,16 @@ async fn write_to_vec(ova: &OvaXml, disks: Vec<(&str, Vec<u8>)>, options: WriteO
 
 /// Reads a whole XVA from memory, rebuilding each disk.
 async fn read_all(xva: Vec<u8>) -> Result<(OvaXml, Vec<Vec<u8>>), Error> {
-    let mut r = XvaReader::open(std::io::Cursor::new(xva), ReadOptions::default()).await?;
+    let (ova, disks, _) = read_with(xva, ReadOptions::default()).await?;
+    Ok((ova, disks))
+}
+
+/// Reads a whole XVA under `options`: the object table, each disk, the mismatches recorded.
+async fn read_with(
+    xva: Vec<u8>,
+    options: ReadOptions,
+) -> Result<(OvaXml, Vec<Vec<u8>>, Vec<ChecksumMismatch>), Error> {
+    let mut r = XvaReader::open(std::io::Cursor::new(xva), options).await?;
     let mut disks: Vec<Vec<u8>> = r
         .disks()
         .iter()
@@ -120,7 +129,15 @@ async fn read_all(xva: Vec<u8>) -> Result<(OvaXml, Vec<Vec<u8>>), Error> {
         let d = &mut disks[c.disk];
         d[c.offset as usize..c.offset as usize + c.data.len()].copy_from_slice(&c.data);
     }
-    Ok((r.ova_xml().clone(), disks))
+    Ok((r.ova_xml().clone(), disks, r.mismatches().to_vec()))
+}
+
+/// Options that keep a chunk whose checksum does not match (xapi's `force`).
+fn recording() -> ReadOptions {
+    ReadOptions {
+        on_checksum_mismatch: MismatchPolicy::Record,
+        ..ReadOptions::default()
+    }
 }
 
 /// Reads an XVA that must fail, without printing megabytes of disk on success.
@@ -823,6 +840,187 @@ async fn writer_refuses_disks_that_do_not_match_ova_xml() {
         matches!(err, Error::Xva(XvaError::SourceEnded { offset: 50, .. })),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn record_policy_yields_a_mismatching_chunk_and_reports_it() {
+    let (tar, disk) = hand_fixture();
+    let members = member_names(&tar);
+    let at = |name: &str| {
+        members
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, at)| *at as usize + 512)
+            .expect("member present")
+    };
+    let mut bad = tar.clone();
+    // Damage chunk 2's data (at disk offset 2 MiB) and chunk 5's checksum text into garbage.
+    bad[at("Ref:4/00000002") + 10] ^= 0xFF;
+    bad[at("Ref:4/00000005.xxhash")..at("Ref:4/00000005.xxhash") + 3].copy_from_slice(b"zz!");
+    let mut damaged = disk.clone();
+    damaged[2 * MIB + 10] ^= 0xFF;
+
+    let err = read_err(bad.clone(), "the default policy fails").await;
+    assert!(
+        matches!(&err, Error::Xva(XvaError::ChecksumMismatch { member, disk_offset, .. })
+            if member == "Ref:4/00000002" && *disk_offset == 2 * CHUNK_SIZE),
+        "{err}"
+    );
+
+    let (_, disks, mismatches) = read_with(bad, recording()).await.expect("rescued");
+    assert_eq!(disks, vec![damaged], "every byte received is handed out");
+    assert_eq!(mismatches.len(), 2, "{mismatches:?}");
+    let first = &mismatches[0];
+    assert_eq!(first.member, "Ref:4/00000002");
+    assert_eq!(first.source, ChecksumSource::Inline);
+    assert_eq!(first.kind, ChecksumKind::Xxhash);
+    assert_eq!(
+        first.stored.as_deref(),
+        Some(
+            ChecksumKind::Xxhash
+                .digest(&disk[2 * MIB..3 * MIB])
+                .as_str()
+        )
+    );
+    assert_eq!(
+        first.computed,
+        ChecksumKind::Xxhash.digest(&damaged_chunk(&disk, 2 * MIB, MIB, 10))
+    );
+    assert_eq!(
+        (first.disk, first.chunk_no, first.disk_offset, first.len),
+        (0, 2, 2 * CHUNK_SIZE, CHUNK_SIZE)
+    );
+    let second = &mismatches[1];
+    assert_eq!(second.member, "Ref:4/00000005");
+    assert!(
+        second
+            .stored
+            .as_deref()
+            .is_some_and(|t| t.starts_with("zz!")),
+        "a malformed text counts as a mismatch: {second:?}"
+    );
+    assert_eq!((second.chunk_no, second.disk_offset), (5, 4 * CHUNK_SIZE));
+
+    // An undamaged archive records nothing under the same policy.
+    let (_, disks, mismatches) = read_with(tar, recording()).await.expect("reads");
+    assert_eq!(disks, vec![disk]);
+    assert!(mismatches.is_empty());
+}
+
+/// `len` bytes of `disk` from `from`, with the byte at `flip` inside them inverted.
+fn damaged_chunk(disk: &[u8], from: usize, len: usize, flip: usize) -> Vec<u8> {
+    let mut chunk = disk[from..from + len].to_vec();
+    chunk[flip] ^= 0xFF;
+    chunk
+}
+
+#[tokio::test]
+async fn record_policy_still_refuses_structural_damage() {
+    let (tar, _) = hand_fixture();
+    let cut = tar[..tar.len() - 3 * 512].to_vec();
+    let err = read_with(cut, recording())
+        .await
+        .expect_err("a truncated archive is not rescued silently");
+    assert!(is_typed_corruption(&err), "{err}");
+}
+
+#[tokio::test]
+async fn record_policy_reports_legacy_table_disagreements() {
+    let ova = HAND_OVA.replace(
+        "<value><i4>2</i4></value></member></struct>",
+        "<value><i4>1</i4></value></member></struct>",
+    );
+    let c0 = vec![5u8; MIB];
+    let last = vec![6u8; 100];
+    let (s0, s4) = (
+        ChecksumKind::Sha1.digest(&c0),
+        ChecksumKind::Sha1.digest(&last),
+    );
+    // The table disagrees with chunk 4 and has no entry for chunk 0.
+    let table = legacy_table(&[("Ref:4/00000004", &c0)]);
+    let tar = hand_tar(&[
+        ("ova.xml", ova.as_bytes()),
+        ("Ref:4/00000000", &c0),
+        ("Ref:4/00000000.checksum", s0.as_bytes()),
+        ("Ref:4/00000004", &last),
+        ("Ref:4/00000004.checksum", s4.as_bytes()),
+        ("checksum.xml", table.as_bytes()),
+    ]);
+    let err = read_err(tar.clone(), "the default policy fails").await;
+    assert!(
+        matches!(&err, Error::Xva(XvaError::LegacyChecksumTable { member, .. }) if member == "Ref:4/00000000"),
+        "{err}"
+    );
+    let (_, disks, mismatches) = read_with(tar, recording()).await.expect("rescued");
+    assert_eq!(&disks[0][..MIB], &c0[..]);
+    assert_eq!(&disks[0][4 * MIB..], &last[..]);
+    let table_source = ChecksumSource::LegacyTable {
+        table: "checksum.xml".to_owned(),
+    };
+    assert_eq!(
+        mismatches,
+        vec![
+            ChecksumMismatch {
+                member: "Ref:4/00000000".to_owned(),
+                source: table_source.clone(),
+                kind: ChecksumKind::Sha1,
+                stored: None,
+                computed: s0,
+                disk: 0,
+                chunk_no: 0,
+                disk_offset: 0,
+                len: CHUNK_SIZE,
+            },
+            ChecksumMismatch {
+                member: "Ref:4/00000004".to_owned(),
+                source: table_source,
+                kind: ChecksumKind::Sha1,
+                stored: Some(ChecksumKind::Sha1.digest(&c0)),
+                computed: s4,
+                disk: 0,
+                chunk_no: 4,
+                disk_offset: 4 * CHUNK_SIZE,
+                len: 100,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn metadata_only_archive_of_a_vm_with_disks_ends_after_ova_xml() {
+    let ova = ova_with_disks(&[("Ref:2", 3 * CHUNK_SIZE)]);
+    let only_xml = hand_tar(&[("ova.xml", ova.to_xml().as_bytes())]);
+    let mut r = XvaReader::open(std::io::Cursor::new(only_xml), ReadOptions::default())
+        .await
+        .expect("opens");
+    assert_eq!(r.disks().len(), 1, "ova.xml still names the disk");
+    r.finish_metadata_only().await.expect("nothing follows");
+    assert!(r.next_chunk().await.expect("ended").is_none());
+
+    let with_chunk = hand_tar(&[
+        ("ova.xml", ova.to_xml().as_bytes()),
+        ("Ref:2/00000000", b"data"),
+    ]);
+    let mut r = XvaReader::open(std::io::Cursor::new(with_chunk), ReadOptions::default())
+        .await
+        .expect("opens");
+    let err = r.finish_metadata_only().await.expect_err("a chunk follows");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::UnexpectedMember { found, .. }) if found == "Ref:2/00000000"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_shorter_than_one_header_is_truncated() {
+    for short in [Vec::new(), b"hello".to_vec(), vec![0u8; 511]] {
+        let len = short.len() as u64;
+        let err = read_err(short, "short").await;
+        assert!(
+            matches!(&err, Error::Tar(TarError::Truncated { offset, .. }) if *offset == len),
+            "{len}: {err}"
+        );
+    }
 }
 
 #[tokio::test]

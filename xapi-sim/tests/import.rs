@@ -9,15 +9,8 @@ use xapi_core::client::Session;
 use xapi_sim::SimHandle;
 
 async fn export(session: &Session, vm: &str, compression: &str) -> Vec<u8> {
-    let download = session
-        .get(
-            "/export",
-            &[("ref", vm), ("use_compression", compression)],
-            None,
-        )
-        .await
-        .unwrap();
-    download.bytes(1 << 30).await.unwrap().to_vec()
+    let query = [("ref", vm), ("use_compression", compression)];
+    support::download(session, "/export", &query).await
 }
 
 /// Import and return the task's status, result and other_config.
@@ -26,20 +19,8 @@ async fn import(
     query: &[(&str, &str)],
     xva: Vec<u8>,
 ) -> (String, String, BTreeMap<String, String>) {
-    let length = xva.len() as u64;
-    let body =
-        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(xva)) });
-    let upload = session
-        .put("/import", query, None, body, length)
-        .await
-        .unwrap();
-    let task = upload.task_id.expect("a task-id header").to_string();
-    let status: String = session.call("task.get_status", (&task,)).await.unwrap();
-    let mut result: String = session.call("task.get_result", (&task,)).await.unwrap();
-    if status == "failure" {
-        let info: Vec<String> = session.call("task.get_error_info", (&task,)).await.unwrap();
-        result = info.join(" ");
-    }
+    let task = support::upload(session, "/import", query, xva).await;
+    let (status, result) = support::task_outcome(session, &task).await;
     let other: BTreeMap<String, String> = session
         .call("task.get_other_config", (&task,))
         .await

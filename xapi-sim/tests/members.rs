@@ -1,9 +1,11 @@
 //! Pool members that are not the master: `HOST_IS_SLAVE` naming the master, which clients
 //! follow, and `302` redirects of the data plane to the master.
 
+mod support;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use xapi_core::client::{Client, Protocol, Secret};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, Simulator};
+use xapi_core::client::{Client, Protocol};
+use xapi_sim::{Scenario, SimConfig, Simulator};
 
 #[tokio::test]
 async fn a_member_names_the_master_and_clients_follow() {
@@ -17,25 +19,7 @@ async fn a_member_names_the_master_and_clients_follow() {
 
     for protocol in [Protocol::XmlRpc, Protocol::JsonRpc] {
         let client = Client::builder(member).protocol(protocol).build().unwrap();
-        let raw = client
-            .call_raw::<String>(
-                "session.login_with_password",
-                ("root", DEFAULT_PASSWORD, "1.0", "t"),
-            )
-            .await;
-        match raw {
-            Err(xapi_core::Error::Api(f)) => {
-                assert_eq!(f.code.as_str(), "HOST_IS_SLAVE");
-                assert_eq!(f.params, ["127.0.0.1"]);
-            }
-            other => panic!("a member refuses logins: {other:?}"),
-        }
-        let session = client
-            .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "t")
-            .await
-            .expect("the login moves to the master");
-        let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
-        assert_eq!(hosts.len(), 2);
+        support::assert_login_moves_to_the_master(&client).await;
     }
 
     // the data plane redirects to the master, query kept

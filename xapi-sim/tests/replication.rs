@@ -34,34 +34,7 @@ async fn metadata_vdi_holds_the_pool_database() {
         .unwrap();
 
     // a series of changes after the first full database
-    let vms: Vec<String> = session
-        .call("VM.get_by_name_label", ("ldap",))
-        .await
-        .unwrap();
-    session
-        .call::<()>("VM.set_name_description", (&vms[0], "replicated change"))
-        .await
-        .unwrap();
-    let halted_vms: Vec<String> = session
-        .call("VM.get_by_name_label", ("backup-proxy",))
-        .await
-        .unwrap();
-    let clone: String = session
-        .call("VM.clone", (&halted_vms[0], "backup-proxy clone"))
-        .await
-        .unwrap();
-    session
-        .call::<()>("VM.add_to_other_config", (&clone, "dr", "yes"))
-        .await
-        .unwrap();
-    let halted: Vec<String> = session
-        .call("VM.get_by_name_label", ("test-vm",))
-        .await
-        .unwrap();
-    session
-        .call::<()>("VM.destroy", (&halted[0],))
-        .await
-        .unwrap();
+    support::change_add_and_delete(&session, "replicated change", "backup-proxy clone").await;
 
     let vdis: BTreeMap<String, VdiSummary> = session.call("VDI.get_all_records", ()).await.unwrap();
     let metadata: Vec<&VdiSummary> = vdis.values().filter(|v| v.vdi_type == "metadata").collect();

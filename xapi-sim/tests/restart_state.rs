@@ -198,27 +198,7 @@ async fn database_replication_goes_on_after_a_restart() {
         image_path
     );
     // more changes after the restart: a field, a new object, a deletion
-    rename(&session, "ldap", "after the restart").await;
-    let halted: Vec<String> = session
-        .call("VM.get_by_name_label", ("backup-proxy",))
-        .await
-        .unwrap();
-    let clone: String = session
-        .call("VM.clone", (&halted[0], "clone after restart"))
-        .await
-        .unwrap();
-    session
-        .call::<()>("VM.add_to_other_config", (&clone, "dr", "yes"))
-        .await
-        .unwrap();
-    let doomed: Vec<String> = session
-        .call("VM.get_by_name_label", ("test-vm",))
-        .await
-        .unwrap();
-    session
-        .call::<()>("VM.destroy", (&doomed[0],))
-        .await
-        .unwrap();
+    support::change_add_and_delete(&session, "after the restart", "clone after restart").await;
 
     let after = read_redo_log(std::fs::File::open(&image_path).unwrap()).unwrap();
     assert_ne!(

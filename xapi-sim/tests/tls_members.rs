@@ -4,7 +4,7 @@
 mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use xapi_core::client::{Client, Protocol, Secret, TlsPolicy};
+use xapi_core::client::{Client, Protocol, TlsPolicy};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario};
 
 #[tokio::test]
@@ -33,25 +33,7 @@ async fn members_speak_tls_with_their_own_certificates() {
             .pin_host("127.0.0.1", master_pin)
             .build()
             .unwrap();
-        let raw = client
-            .call_raw::<String>(
-                "session.login_with_password",
-                ("root", DEFAULT_PASSWORD, "1.0", "t"),
-            )
-            .await;
-        match raw {
-            Err(xapi_core::Error::Api(f)) => {
-                assert_eq!(f.code.as_str(), "HOST_IS_SLAVE");
-                assert_eq!(f.params, ["127.0.0.1"]);
-            }
-            other => panic!("a member refuses logins: {other:?}"),
-        }
-        let session = client
-            .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "t")
-            .await
-            .expect("the login moves to the master, pinned to the master's certificate");
-        let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
-        assert_eq!(hosts.len(), 2);
+        support::assert_login_moves_to_the_master(&client).await;
     }
 
     // the master's pin does not open the member: a pin is per host

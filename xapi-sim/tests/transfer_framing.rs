@@ -5,38 +5,15 @@
 //! `GET /export_metadata` carries a `Content-Length`. The SDK's data plane still reads each body
 //! completely.
 
+mod support;
+
 use std::time::Duration;
 
+use support::{demo, vm_named};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use xapi_backup::format::xva::{ReadOptions, XvaReader};
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
-
-async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "framing tests",
-        )
-        .await
-        .unwrap();
-    (sim, session)
-}
-
-async fn vm_named(session: &Session, name: &str) -> String {
-    let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
-    vms.into_iter().next().expect("the demo has this VM")
-}
+use xapi_sim::{Scenario, SimHandle};
 
 /// One response read from a raw socket until the server closes it.
 struct Raw {
@@ -213,21 +190,8 @@ async fn the_sdk_reads_close_delimited_bodies_to_the_end() {
 
 #[tokio::test]
 async fn a_close_delimited_export_reads_to_the_end_over_tls() {
-    let sim = Simulator::start(SimConfig {
-        tls: true,
-        ..SimConfig::with_scenario(Scenario::Demo)
-    })
-    .await
-    .unwrap();
-    let pin = sim.fingerprint().unwrap().parse().unwrap();
-    let client = Client::builder(sim.url())
-        .tls(xapi_core::client::TlsPolicy::Pinned(pin))
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "tls framing")
-        .await
-        .unwrap();
+    let sim = support::start(Scenario::Demo, true).await;
+    let session = support::login(&sim).await;
     let vm = vm_named(&session, "legacy-crm").await;
     let download = session.get("/export", &[("ref", &vm)], None).await.unwrap();
     let task = download.task_id.clone().unwrap().to_string();

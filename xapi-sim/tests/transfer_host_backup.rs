@@ -3,27 +3,21 @@
 //! task's progress follows xapi's 0.9·(1 − e^(−0.1·n)) curve while the "script" runs, and the
 //! restore accepts it and refuses a damaged one with `RESTORE_SCRIPT_FAILED`.
 
+mod support;
+
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt as _;
 use xapi_backup::format::compression::{Compression, DecompressingReader};
 use xapi_backup::format::tar::TarReader;
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+use xapi_core::client::Session;
+use xapi_sim::{Scenario, SimConfig, SimHandle};
 
+/// The demo with its clock running `clock_speed` times faster, and a root session.
 async fn demo(clock_speed: f64) -> (SimHandle, Session) {
     let mut config = SimConfig::with_scenario(Scenario::Demo);
     config.clock_speed = clock_speed;
-    let sim = Simulator::start(config).await.unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "host backup")
-        .await
-        .unwrap();
-    (sim, session)
+    support::start_and_login(config).await
 }
 
 /// Member names and contents of a gzip'd tar.
@@ -128,21 +122,9 @@ async fn host_backup_is_the_hosts_dom0_with_xapis_progress_curve() {
 #[tokio::test]
 async fn host_restore_refuses_a_damaged_backup() {
     let (_sim, session) = demo(1000.0).await;
-    let download = session.get("/host_backup", &[], None).await.unwrap();
-    let archive = download.bytes(1 << 30).await.unwrap();
-    let damaged = archive.slice(..archive.len() / 2);
-    let length = damaged.len() as u64;
-    let upload = session
-        .put(
-            "/host_restore",
-            &[],
-            None,
-            futures::stream::once(async move { Ok::<_, std::io::Error>(damaged) }),
-            length,
-        )
-        .await
-        .unwrap();
-    let task = upload.task_id.unwrap().to_string();
+    let mut archive = support::download(&session, "/host_backup", &[]).await;
+    archive.truncate(archive.len() / 2);
+    let task = support::upload(&session, "/host_restore", &[], archive).await;
     let status: String = session.call("task.get_status", (&task,)).await.unwrap();
     assert_eq!(status, "failure");
     let info: Vec<String> = session.call("task.get_error_info", (&task,)).await.unwrap();

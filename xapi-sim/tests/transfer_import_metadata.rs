@@ -3,60 +3,20 @@
 //! `dry_run` creates nothing; a disk that cannot be found fails the import with
 //! `VDI_LOCATION_MISSING` and leaves nothing behind, unless `force`.
 
+mod support;
+
 use std::collections::BTreeMap;
 
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
-
-async fn demo() -> (SimHandle, Session) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::JsonRpc)
-        .build()
-        .unwrap();
-    let session = client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "metadata tests",
-        )
-        .await
-        .unwrap();
-    (sim, session)
-}
-
-async fn vm_named(session: &Session, name: &str) -> String {
-    let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
-    vms.into_iter().next().expect("the demo has this VM")
-}
+use support::{demo, vm_named};
+use xapi_core::client::Session;
 
 /// userdevice → VDI of the disk VBDs of `vm`.
 async fn disks(session: &Session, vm: &str) -> BTreeMap<String, String> {
-    let mut disks = BTreeMap::new();
-    for vbd in session
-        .call::<Vec<String>>("VM.get_VBDs", (vm,))
-        .await
-        .unwrap()
-    {
-        let kind: String = session.call("VBD.get_type", (&vbd,)).await.unwrap();
-        if kind == "Disk" {
-            let device: String = session.call("VBD.get_userdevice", (&vbd,)).await.unwrap();
-            let vdi: String = session.call("VBD.get_VDI", (&vbd,)).await.unwrap();
-            disks.insert(device, vdi);
-        }
-    }
-    disks
+    support::disk_vbds(session, vm).await.into_iter().collect()
 }
 
 async fn export_metadata(session: &Session, vm: &str) -> Vec<u8> {
-    let download = session
-        .get("/export_metadata", &[("ref", vm)], None)
-        .await
-        .unwrap();
-    download.bytes(1 << 30).await.unwrap().to_vec()
+    support::download(session, "/export_metadata", &[("ref", vm)]).await
 }
 
 /// Import; the task's status and result (or error info joined by spaces).
@@ -65,30 +25,11 @@ async fn import_metadata(
     query: &[(&str, &str)],
     tar: Vec<u8>,
 ) -> (String, String) {
-    let length = tar.len() as u64;
-    let body =
-        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(tar)) });
-    let upload = session
-        .put("/import_metadata", query, None, body, length)
-        .await
-        .unwrap();
-    let task = upload.task_id.expect("a task-id header").to_string();
-    let status: String = session.call("task.get_status", (&task,)).await.unwrap();
-    let result = if status == "failure" {
-        let info: Vec<String> = session.call("task.get_error_info", (&task,)).await.unwrap();
-        info.join(" ")
-    } else {
-        session.call("task.get_result", (&task,)).await.unwrap()
-    };
-    (status, result)
+    support::put_and_wait(session, "/import_metadata", query, tar).await
 }
 
 async fn count(session: &Session, class: &str) -> usize {
-    session
-        .call::<Vec<String>>(&format!("{class}.get_all"), ())
-        .await
-        .unwrap()
-        .len()
+    support::all_of(session, class).await.len()
 }
 
 #[tokio::test]

@@ -3,44 +3,28 @@
 //! changes nothing; a dump of another schema version fails with
 //! `RESTORE_INCOMPATIBLE_VERSION`; an upload without `Content-Length` gets 400.
 
+mod support;
+
 use std::time::Duration;
 
+use support::failure_code as code;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use xapi_core::client::{Client, Protocol, Secret, Session};
-use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+use xapi_core::client::{Protocol, Session};
+use xapi_sim::{Scenario, SimHandle};
 
+/// A root session (XML-RPC) on the primary pool of `sim`.
 async fn login(sim: &SimHandle) -> Session {
-    let client = Client::builder(sim.url())
-        .protocol(Protocol::XmlRpc)
-        .build()
-        .unwrap();
-    client
-        .login_with_password(
-            "root",
-            Secret::new(DEFAULT_PASSWORD),
-            "1.0",
-            "restore tests",
-        )
-        .await
-        .unwrap()
+    support::login_over(sim, sim.url(), Protocol::XmlRpc).await
 }
 
 async fn dump(session: &Session) -> Vec<u8> {
-    let download = session.get("/pool/xmldbdump", &[], None).await.unwrap();
-    download.bytes(1 << 30).await.unwrap().to_vec()
+    support::download(session, "/pool/xmldbdump", &[]).await
 }
 
-/// Upload a dump; the task's reference and the HTTP status.
+/// Upload a dump; the task's reference.
 async fn restore(session: &Session, query: &[(&str, &str)], xml: Vec<u8>) -> String {
-    let length = xml.len() as u64;
-    let body =
-        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(xml)) });
-    let upload = session
-        .put("/pool/xmldbdump", query, None, body, length)
-        .await
-        .unwrap();
-    upload.task_id.expect("a task-id header").to_string()
+    support::upload(session, "/pool/xmldbdump", query, xml).await
 }
 
 async fn status_and_error(session: &Session, task: &str) -> (String, Vec<String>) {
@@ -50,25 +34,12 @@ async fn status_and_error(session: &Session, task: &str) -> (String, Vec<String>
 }
 
 async fn a_vm(session: &Session) -> String {
-    let vms: Vec<String> = session
-        .call("VM.get_by_name_label", ("legacy-crm",))
-        .await
-        .unwrap();
-    vms[0].clone()
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> String {
-    match result {
-        Err(xapi_core::Error::Api(failure)) => failure.code.as_str().to_owned(),
-        other => panic!("expected a XAPI failure, got {other:?}"),
-    }
+    support::vm_named(session, "legacy-crm").await
 }
 
 #[tokio::test]
 async fn restore_undoes_the_changes_and_ends_every_session() {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
+    let sim = support::start(Scenario::Demo, false).await;
     let session = login(&sim).await;
     let vm = a_vm(&session).await;
     let vms_before: Vec<String> = session.call("VM.get_all", ()).await.unwrap();
@@ -116,9 +87,7 @@ async fn restore_undoes_the_changes_and_ends_every_session() {
 
 #[tokio::test]
 async fn another_schema_version_is_refused() {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
+    let sim = support::start(Scenario::Demo, false).await;
     let session = login(&sim).await;
     let xml = String::from_utf8(dump(&session).await).unwrap();
     let older = xml.replacen(
@@ -137,9 +106,7 @@ async fn another_schema_version_is_refused() {
 
 #[tokio::test]
 async fn a_restore_without_content_length_is_a_bad_request() {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
+    let sim = support::start(Scenario::Demo, false).await;
     let session = login(&sim).await;
     let mut stream = TcpStream::connect(sim.addr()).await.unwrap();
     let head = format!(

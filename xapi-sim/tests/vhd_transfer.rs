@@ -20,17 +20,7 @@ async fn demo() -> (SimHandle, Session) {
 
 /// PUT `body` to `/import_raw_vdi` with `query`; the task's status and result.
 async fn upload(session: &Session, query: &[(&str, &str)], body: Vec<u8>) -> (String, String) {
-    let length = body.len() as u64;
-    let stream =
-        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
-    let upload = session
-        .put("/import_raw_vdi", query, None, stream, length)
-        .await
-        .unwrap();
-    let task = upload.task_id.expect("a task-id header").to_string();
-    let status: String = session.call("task.get_status", (&task,)).await.unwrap();
-    let result: String = session.call("task.get_result", (&task,)).await.unwrap();
-    (status, result)
+    support::put_and_wait(session, "/import_raw_vdi", query, body).await
 }
 
 /// A new VDI on the SR of the demo's `test-vm` disk holding `content`; its uuid.

@@ -12,7 +12,7 @@ use super::compression::Compression;
 use super::tar::TarReader;
 use super::xva::reader::{ChunkStream, DiskInfo, open_detected};
 use super::xva::writer::{drain_into, spawn_stream};
-use super::xva::{DiskChunk, DiskSource, ReadOptions, WriteOptions};
+use super::xva::{ChecksumMismatch, DiskChunk, DiskSource, ReadOptions, WriteOptions};
 use crate::Error;
 
 /// Member prefix of raw tar exports (`Xapi_globs.vdi_tar_export_dir`).
@@ -80,6 +80,12 @@ impl RawTarReader {
     /// The next verified chunk (`disk` is always 0); `Ok(None)` at the clean end.
     pub async fn next_chunk(&mut self) -> Result<Option<DiskChunk>, Error> {
         self.chunks.next_chunk().await
+    }
+
+    /// Chunks whose checksum did not match, accepted under
+    /// [`MismatchPolicy::Record`](super::xva::MismatchPolicy::Record), in stream order.
+    pub fn mismatches(&self) -> &[ChecksumMismatch] {
+        self.chunks.mismatches()
     }
 }
 

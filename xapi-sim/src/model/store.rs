@@ -378,24 +378,8 @@ impl Db {
             }
         }
         // children may have been loaded before their parents: link every relation again
-        for relation in db.relations.clone() {
-            let links: Vec<(String, Value)> = db
-                .tables
-                .get(relation.many_class)
-                .map(|t| {
-                    t.objects
-                        .iter()
-                        .filter_map(|(r, o)| {
-                            o.fields
-                                .get(relation.many_field)
-                                .map(|v| (r.clone(), v.clone()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (child, parent) in links {
-                db.link(&relation, &parent, &child, true);
-            }
+        for (relation, child, parent) in db.relation_links() {
+            db.link(&relation, &parent, &child, true);
         }
         // linking stamped the parents: restore the saved generations
         for meta in db.tables.values().map(|t| t.meta).collect::<Vec<_>>() {
@@ -457,6 +441,23 @@ impl Db {
         }
         self.publish();
         Ok(())
+    }
+
+    /// Every one-to-many link the objects hold: `(relation, child, parent)` for each object of
+    /// a relation's many-side class that has the reference field (the parent may be null).
+    pub(crate) fn relation_links(&self) -> Vec<(Relation, String, Value)> {
+        let mut links = Vec::new();
+        for relation in &self.relations {
+            let Some(table) = self.tables.get(relation.many_class) else {
+                continue;
+            };
+            for (child, object) in &table.objects {
+                if let Some(parent) = object.fields.get(relation.many_field) {
+                    links.push((*relation, child.clone(), parent.clone()));
+                }
+            }
+        }
+        links
     }
 
     /// Set one field, checking its type; keeps relations in step.

@@ -22,11 +22,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::pool::Pool;
+use crate::server::accept::accept_loop;
 use crate::server::tls::TlsIdentity;
 use negotiate::{Negotiated, TlsState, negotiate};
 use transmit::transmit;
@@ -76,29 +77,16 @@ pub(crate) async fn listen(
     addr: SocketAddr,
     identity: TlsIdentity,
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
-    let task = tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) => {
-                    let pool = Arc::clone(&pool);
-                    let identity = identity.clone();
-                    tokio::spawn(async move {
-                        if let Err(err) = serve(&pool, stream, &identity).await {
-                            tracing::debug!(%peer, error = %err, "nbd connection ended");
-                        }
-                    });
-                }
-                Err(err) => tracing::warn!(error = %err, "nbd accept failed"),
+    accept_loop(addr, "nbd", move |stream, peer| {
+        let pool = Arc::clone(&pool);
+        let identity = identity.clone();
+        async move {
+            if let Err(err) = serve(&pool, stream, &identity).await {
+                tracing::debug!(%peer, error = %err, "nbd connection ended");
             }
         }
-    });
-    Ok((local, task))
+    })
+    .await
 }
 
 /// The disk an export name designates.

@@ -186,6 +186,57 @@ fn missing_srs(source: &Db, db: &Db, vm: &str) -> Result<Vec<String>, Failure> {
         .collect())
 }
 
+/// Whether a VM brought back under a UUID the pool already uses may be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MadeWay {
+    /// No VM had the UUID, or the halted one that had it is gone: create the VM.
+    Clear,
+    /// A running VM has the UUID and `force` was given: skip this VM.
+    SkipRunning,
+}
+
+/// Make way for a VM of `uuid` at `version`, as xapi's import (`restore=true`) and DR
+/// recovery both do: a halted VM with that UUID is destroyed with its VBDs and VIFs, unless
+/// its `version` is not older (`VM_TO_IMPORT_IS_NOT_NEWER_VERSION`, ignored with `force`); a
+/// VM that is not halted fails with `VM_BAD_POWER_STATE`, or is skipped with `force`.
+pub(crate) fn make_way_for(
+    db: &mut Db,
+    uuid: &str,
+    version: i64,
+    force: bool,
+) -> Result<MadeWay, Failure> {
+    let Ok(existing) = db.by_uuid("VM", uuid) else {
+        return Ok(MadeWay::Clear);
+    };
+    let state = db.str_field("VM", &existing, "power_state")?;
+    if state != "Halted" {
+        return if force {
+            Ok(MadeWay::SkipRunning)
+        } else {
+            Err(vm_bad_power_state(&existing, "halted", &state))
+        };
+    }
+    let existing_version = db.int_field("VM", &existing, "version")?;
+    if existing_version >= version && !force {
+        return Err(failure(
+            "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
+            [
+                existing.clone(),
+                existing_version.to_string(),
+                version.to_string(),
+            ],
+        ));
+    }
+    for vbd in db.refs_field("VM", &existing, "VBDs")? {
+        db.destroy("VBD", &vbd)?;
+    }
+    for vif in db.refs_field("VM", &existing, "VIFs")? {
+        db.destroy("VIF", &vif)?;
+    }
+    db.destroy("VM", &existing)?;
+    Ok(MadeWay::Clear)
+}
+
 fn assert_recoverable(source: &Db, db: &Db, vm: &str) -> Result<(), Failure> {
     match missing_srs(source, db, vm)?.first() {
         Some(sr) => Err(failure("VM_REQUIRES_SR", [vm, sr.as_str()])),
@@ -211,33 +262,8 @@ fn recover(
     assert_recoverable(source, db, vm)?;
     let uuid = source.str_field("VM", vm, "uuid")?;
     let version = source.int_field("VM", vm, "version")?;
-    if let Ok(existing) = db.by_uuid("VM", &uuid) {
-        let state = db.str_field("VM", &existing, "power_state")?;
-        if state != "Halted" {
-            return if force {
-                Ok(None)
-            } else {
-                Err(vm_bad_power_state(&existing, "halted", &state))
-            };
-        }
-        let existing_version = db.int_field("VM", &existing, "version")?;
-        if existing_version >= version && !force {
-            return Err(failure(
-                "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
-                [
-                    existing.clone(),
-                    existing_version.to_string(),
-                    version.to_string(),
-                ],
-            ));
-        }
-        for vbd in db.refs_field("VM", &existing, "VBDs")? {
-            db.destroy("VBD", &vbd)?;
-        }
-        for vif in db.refs_field("VM", &existing, "VIFs")? {
-            db.destroy("VIF", &vif)?;
-        }
-        db.destroy("VM", &existing)?;
+    if make_way_for(db, &uuid, version, force)? == MadeWay::SkipRunning {
+        return Ok(None);
     }
     // the disks first, so that a missing one fails before anything is created
     let mut disks = Vec::new();

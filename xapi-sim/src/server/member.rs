@@ -13,13 +13,11 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
+use super::accept::{accept_loop, serve_http};
 use super::routes::{Body, MAX_RPC_BODY, full, html_error};
 use super::tls::TlsIdentity;
 use crate::api_error::failure;
@@ -42,44 +40,13 @@ pub(crate) async fn listen(
     master: MasterAddress,
     tls: Option<TlsIdentity>,
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
     let master = Arc::new(master);
-    let task = tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let master = Arc::clone(&master);
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| answer(Arc::clone(&master), request));
-                let served = match tls {
-                    Some(tls) => match tls.acceptor.accept(stream).await {
-                        Ok(stream) => {
-                            http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await
-                        }
-                        Err(err) => {
-                            tracing::debug!(%peer, error = %err, "member tls handshake failed");
-                            return;
-                        }
-                    },
-                    None => {
-                        http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
-                    }
-                };
-                if let Err(err) = served {
-                    tracing::debug!(%peer, error = %err, "member connection ended with an error");
-                }
-            });
-        }
-    });
-    Ok((local, task))
+    accept_loop(addr, "member", move |stream, peer| {
+        let master = Arc::clone(&master);
+        let service = service_fn(move |request| answer(Arc::clone(&master), request));
+        serve_http(stream, peer, tls.clone(), service, "member")
+    })
+    .await
 }
 
 async fn answer(

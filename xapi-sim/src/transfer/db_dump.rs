@@ -26,7 +26,6 @@ use super::export::with_task;
 use super::{RequestArgs, complete};
 use crate::api_error::failure;
 use crate::model::db_form::to_database;
-use crate::model::relations::RELATIONS;
 use crate::model::store::Db;
 use crate::pool::Pool;
 use crate::server::routes::{Body, full, html_error};
@@ -199,22 +198,8 @@ fn replace_database(pool: &Pool, database: &Database) {
         }
     }
     // a child created before its parent was not linked: set every reference field again
-    for relation in RELATIONS {
-        let links: Vec<(String, Value)> = db
-            .table(relation.many_class)
-            .map(|t| {
-                t.objects
-                    .iter()
-                    .filter_map(|(r, o)| {
-                        o.fields
-                            .get(relation.many_field)
-                            .map(|v| (r.clone(), v.clone()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (child, parent) in links {
-            let _ = db.set_field(relation.many_class, &child, relation.many_field, parent);
-        }
+    // (through set_field, so that the parents' changes are events, unlike a silent load)
+    for (relation, child, parent) in db.relation_links() {
+        let _ = db.set_field(relation.many_class, &child, relation.many_field, parent);
     }
 }

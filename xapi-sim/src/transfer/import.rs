@@ -8,7 +8,7 @@
 //! `VM_BAD_POWER_STATE`), and a `mac_seed` used by another VM fails with `DUPLICATE_MAC_SEED`.
 //! The task's result is the set of imported VMs; `other_config["object_creation"]` becomes
 //! `complete` once the objects exist, and each VM gets `other_config["import_task"]`.
-//! Checksums are verified as xapi does (`xva_intake`): a mismatch fails the import with
+//! Checksums are verified as xapi does (`xapi_backup`'s reader, judged in `xva_intake`): a mismatch fails the import with
 //! `IMPORT_ERROR` unless `force=true`, which accepts the chunk. A failed import without `force`
 //! destroys everything it created (VMs, VBDs, VIFs, VDIs and their images), as xapi's clean-up
 //! stack does; with `force` nothing is cleaned up. A restore over a halted VM whose `version` is
@@ -20,39 +20,30 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use super::xva_intake::XvaIntake;
-use futures::TryStreamExt as _;
-use http::header::TRANSFER_ENCODING;
 use http::request::Parts;
 use http::{Response, StatusCode};
-use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::StreamReader;
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaObject};
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{DateTime, Failure, Value};
 
-use super::export::with_task;
-use super::{RequestArgs, complete, set_progress};
-use crate::api_error::{failure, vm_bad_power_state};
+use super::{RequestArgs, set_progress};
+use crate::api_error::failure;
 use crate::model::coerce::coerce;
 use crate::model::defaults::NULL_REF;
 use crate::model::store::Db;
 use crate::pool::Pool;
+use crate::rpc::recover::{MadeWay, make_way_for};
 use crate::rpc::vm::new_mac;
-use crate::server::routes::{Body, full, html_error};
+use crate::server::routes::{Body, html_error};
 
 /// The result type of an import task: the set of imported VMs.
 pub(crate) static VM_SET: Ty = Ty::Set(&Ty::Ref("VM"));
 
 /// Answer `PUT /import`.
 pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
-    let is_chunked_encoding = parts
-        .headers
-        .get(TRANSFER_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if is_chunked_encoding {
+    if super::is_chunked_encoding(parts) {
         return html_error(StatusCode::FORBIDDEN, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED");
     }
     let args = RequestArgs::of(parts);
@@ -61,15 +52,9 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
         Err(refusal) => return refusal.response(),
     };
     let task = transfer.task;
-    let reader = StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other));
+    let reader = super::body_reader(body);
     let outcome = run(&pool, &args, &task, reader).await;
-    let failed = outcome
-        .as_ref()
-        .err()
-        .map(|f| format!("{} {:?}", f.code.as_str(), f.params));
-    complete(&pool, &task, outcome, VM_SET);
-    // as xapi, the status is 200 either way: the outcome is on the task
-    with_task(Response::new(full(failed.unwrap_or_default())), &task)
+    super::answer_upload(&pool, &task, outcome, VM_SET)
 }
 
 /// What one imported disk became.
@@ -140,7 +125,11 @@ where
             if !intake.mismatches().is_empty() {
                 tracing::warn!(
                     task,
-                    chunks = ?intake.mismatches(),
+                    chunks = ?intake
+                        .mismatches()
+                        .iter()
+                        .map(|m| m.member.as_str())
+                        .collect::<Vec<_>>(),
                     "imported with checksum mismatches ignored because of force"
                 );
             }
@@ -171,7 +160,7 @@ async fn import_all(
     force: bool,
     created: &mut Created,
 ) -> Result<Vec<String>, Failure> {
-    let disk_ids: Vec<String> = intake.disks().iter().map(|d| d.id.clone()).collect();
+    let disk_ids: Vec<String> = intake.disks().iter().map(|d| d.prefix.clone()).collect();
     let (vms, disks) = {
         let mut db = pool.db();
         create_objects(
@@ -187,7 +176,7 @@ async fn import_all(
             created,
         )?
     };
-    let total: u64 = intake.disks().iter().map(|d| d.size).sum();
+    let total: u64 = intake.disks().iter().map(|d| d.virtual_size).sum();
     let mut done = 0_u64;
     let mut files = Vec::with_capacity(disks.len());
     for disk in &disks {
@@ -421,32 +410,8 @@ pub(crate) fn create_objects(
             _ => 0,
         };
         if restore {
-            if let Ok(existing) = db.by_uuid("VM", &imported_uuid) {
-                let state = db.str_field("VM", &existing, "power_state")?;
-                if state != "Halted" {
-                    if force {
-                        continue;
-                    }
-                    return Err(vm_bad_power_state(&existing, "halted", &state));
-                }
-                let existing_version = db.int_field("VM", &existing, "version")?;
-                if existing_version >= version && !force {
-                    return Err(failure(
-                        "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
-                        [
-                            existing.clone(),
-                            existing_version.to_string(),
-                            version.to_string(),
-                        ],
-                    ));
-                }
-                for vbd in db.refs_field("VM", &existing, "VBDs")? {
-                    db.destroy("VBD", &vbd)?;
-                }
-                for vif in db.refs_field("VM", &existing, "VIFs")? {
-                    db.destroy("VIF", &vif)?;
-                }
-                db.destroy("VM", &existing)?;
+            if make_way_for(db, &imported_uuid, version, force)? == MadeWay::SkipRunning {
+                continue;
             }
             if let Some(seed) = mac_seed(&fields) {
                 let taken = db

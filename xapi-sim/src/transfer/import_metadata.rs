@@ -14,33 +14,23 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::TryStreamExt as _;
-use http::header::TRANSFER_ENCODING;
 use http::request::Parts;
 use http::{Response, StatusCode};
-use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
-use tokio_util::io::StreamReader;
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaXml};
 use xapi_core::wire::{Failure, Value};
 
-use super::export::with_task;
+use super::RequestArgs;
 use super::import::{Created, DiskPlan, Identity, VM_SET, create_objects};
 use super::xva_intake::XvaIntake;
-use super::{RequestArgs, complete};
 use crate::api_error::{failure, vm_bad_power_state};
 use crate::model::store::Db;
 use crate::pool::Pool;
-use crate::server::routes::{Body, full, html_error};
+use crate::server::routes::{Body, html_error};
 
 /// Answer `PUT /import_metadata`.
 pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
-    let is_chunked_encoding = parts
-        .headers
-        .get(TRANSFER_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if is_chunked_encoding {
+    if super::is_chunked_encoding(parts) {
         return html_error(StatusCode::FORBIDDEN, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED");
     }
     let args = RequestArgs::of(parts);
@@ -49,14 +39,9 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
         Err(refusal) => return refusal.response(),
     };
     let task = transfer.task;
-    let reader = StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other));
+    let reader = super::body_reader(body);
     let outcome = run(&pool, &args, &task, reader).await;
-    let failed = outcome
-        .as_ref()
-        .err()
-        .map(|f| format!("{} {:?}", f.code.as_str(), f.params));
-    complete(&pool, &task, outcome, VM_SET);
-    with_task(Response::new(full(failed.unwrap_or_default())), &task)
+    super::answer_upload(&pool, &task, outcome, VM_SET)
 }
 
 async fn run<R>(pool: &Pool, args: &RequestArgs, task: &str, body: R) -> Result<Value, Failure>

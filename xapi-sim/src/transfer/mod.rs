@@ -14,9 +14,14 @@ pub(crate) mod xva_intake;
 
 use std::collections::BTreeMap;
 
-use http::StatusCode;
-use http::header::COOKIE;
+use futures::TryStreamExt as _;
+use http::header::{COOKIE, TRANSFER_ENCODING};
 use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
+use tokio::io::AsyncRead;
+use tokio_util::io::StreamReader;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
 
@@ -26,7 +31,7 @@ use crate::rpc::args;
 use crate::rpc::generic::fields;
 use crate::rpc::session::master_host;
 use crate::rpc::task;
-use crate::server::routes::{Body, html_error};
+use crate::server::routes::{Body, full, html_error};
 use crate::timestamp;
 
 /// The arguments of a data-plane request: query string and cookies, decoded.
@@ -207,6 +212,38 @@ pub(crate) fn set_progress(pool: &Pool, task: &str, progress: f64) {
 /// Complete the transfer's task.
 pub(crate) fn complete(pool: &Pool, task: &str, outcome: Result<Value, Failure>, result_ty: Ty) {
     task::finish(&mut pool.db(), task, outcome, result_ty);
+}
+
+/// True when the request body comes `Transfer-Encoding: chunked`, which xapi's importers
+/// refuse (each with its own answer).
+pub(crate) fn is_chunked_encoding(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+}
+
+/// An upload's body as a byte reader.
+pub(crate) fn body_reader(body: Incoming) -> impl AsyncRead + Send + Unpin + 'static {
+    StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other))
+}
+
+/// Complete an upload's task with `outcome` and answer as xapi does: 200 either way (the
+/// outcome is on the task), the failure's code and parameters as the body, the `task-id`
+/// header.
+pub(crate) fn answer_upload(
+    pool: &Pool,
+    task: &str,
+    outcome: Result<Value, Failure>,
+    result_ty: Ty,
+) -> Response<Body> {
+    let failed = outcome
+        .as_ref()
+        .err()
+        .map(|f| format!("{} {:?}", f.code.as_str(), f.params));
+    complete(pool, task, outcome, result_ty);
+    export::with_task(Response::new(full(failed.unwrap_or_default())), task)
 }
 
 #[cfg(test)]

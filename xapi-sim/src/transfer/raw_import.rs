@@ -11,14 +11,11 @@ use std::collections::BTreeMap;
 use std::io::SeekFrom;
 use std::sync::Arc;
 
-use futures::TryStreamExt as _;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http::{Response, StatusCode};
-use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::StreamReader;
 use xapi_backup::format::chunked::ChunkedReader;
 use xapi_backup::format::raw_tar::RawTarReader;
 use xapi_backup::format::vhd::VhdReader;
@@ -26,20 +23,14 @@ use xapi_backup::format::xva::ReadOptions;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
 
-use super::export::with_task;
-use super::{RequestArgs, complete};
+use super::RequestArgs;
 use crate::api_error::failure;
 use crate::pool::Pool;
-use crate::server::routes::{Body, full, html_error};
+use crate::server::routes::{Body, html_error};
 
 /// Answer `PUT /import_raw_vdi`.
 pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
-    let is_chunked_encoding = parts
-        .headers
-        .get(TRANSFER_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if is_chunked_encoding {
+    if super::is_chunked_encoding(parts) {
         return html_error(
             StatusCode::NOT_FOUND,
             "INTERNAL_ERROR: Cannot handle encoding",
@@ -63,7 +54,7 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let reader = StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other));
+    let reader = super::body_reader(body);
     let outcome = async {
         let (vdi, uuid, size) = target(&pool, &args, &format, content_length)?;
         if crate::mirror::is_read_only_replica(&pool, &uuid) {
@@ -82,13 +73,7 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
         Ok(Value::String(vdi))
     }
     .await;
-    let failed = outcome
-        .as_ref()
-        .err()
-        .map(|f: &Failure| format!("{} {:?}", f.code.as_str(), f.params));
-    complete(&pool, &task, outcome, Ty::Ref("VDI"));
-    // as xapi, the status is 200 either way: the outcome is on the task
-    with_task(Response::new(full(failed.unwrap_or_default())), &task)
+    super::answer_upload(&pool, &task, outcome, Ty::Ref("VDI"))
 }
 
 /// The VDI to write: the one named, or a new one on the SR named (raw only).

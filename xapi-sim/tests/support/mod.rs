@@ -53,6 +53,116 @@ pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> 
     }
 }
 
+/// The first VM called `name`.
+pub async fn vm_named(session: &Session, name: &str) -> String {
+    let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
+    vms.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("a VM called {name}"))
+}
+
+/// Every object of `class`, in no particular order.
+pub async fn all_of(session: &Session, class: &str) -> Vec<String> {
+    session.call(&format!("{class}.get_all"), ()).await.unwrap()
+}
+
+/// `(userdevice, VDI)` of each disk VBD (CD drives left out) of `vm`, in userdevice order.
+pub async fn disk_vbds(session: &Session, vm: &str) -> Vec<(String, String)> {
+    let mut disks = Vec::new();
+    for vbd in session
+        .call::<Vec<String>>("VM.get_VBDs", (vm,))
+        .await
+        .unwrap()
+    {
+        let kind: String = session.call("VBD.get_type", (&vbd,)).await.unwrap();
+        if kind == "Disk" {
+            let device: String = session.call("VBD.get_userdevice", (&vbd,)).await.unwrap();
+            let vdi: String = session.call("VBD.get_VDI", (&vbd,)).await.unwrap();
+            disks.push((device, vdi));
+        }
+    }
+    disks.sort();
+    disks
+}
+
+/// The whole body of `GET path?query` (up to 1 GiB).
+pub async fn download(session: &Session, path: &str, query: &[(&str, &str)]) -> Vec<u8> {
+    let download = session.get(path, query, None).await.unwrap();
+    download.bytes(1 << 30).await.unwrap().to_vec()
+}
+
+/// `PUT path?query` with `body` (with a `Content-Length`); the task named by the response's
+/// task-id header.
+pub async fn upload(
+    session: &Session,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Vec<u8>,
+) -> String {
+    let length = body.len() as u64;
+    let stream =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });
+    let upload = session
+        .put(path, query, None, stream, length)
+        .await
+        .unwrap();
+    assert_eq!(
+        upload.status, 200,
+        "PUT {path}: as xapi, the outcome is on the task"
+    );
+    upload.task_id.expect("a task-id header").to_string()
+}
+
+/// The status of `task`, and its result or, when it failed, its error info joined by spaces.
+pub async fn task_outcome(session: &Session, task: &str) -> (String, String) {
+    let status: String = session.call("task.get_status", (task,)).await.unwrap();
+    let result = if status == "failure" {
+        let info: Vec<String> = session.call("task.get_error_info", (task,)).await.unwrap();
+        info.join(" ")
+    } else {
+        session.call("task.get_result", (task,)).await.unwrap()
+    };
+    (status, result)
+}
+
+/// [`upload`] then [`task_outcome`].
+pub async fn put_and_wait(
+    session: &Session,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (String, String) {
+    let task = upload(session, path, query, body).await;
+    task_outcome(session, &task).await
+}
+
+/// One change of each kind a database delta carries, on the demo: `ldap`'s description becomes
+/// `description` (a field), the halted `backup-proxy` is cloned as `clone_name` and tagged
+/// `other_config:dr=yes` (a new object), `test-vm` is destroyed (a deletion). The clone.
+pub async fn change_add_and_delete(
+    session: &Session,
+    description: &str,
+    clone_name: &str,
+) -> String {
+    let ldap = vm_named(session, "ldap").await;
+    session
+        .call::<()>("VM.set_name_description", (&ldap, description))
+        .await
+        .unwrap();
+    let halted = vm_named(session, "backup-proxy").await;
+    let clone: String = session
+        .call("VM.clone", (&halted, clone_name))
+        .await
+        .unwrap();
+    session
+        .call::<()>("VM.add_to_other_config", (&clone, "dr", "yes"))
+        .await
+        .unwrap();
+    let doomed = vm_named(session, "test-vm").await;
+    session.call::<()>("VM.destroy", (&doomed,)).await.unwrap();
+    clone
+}
+
 /// The first disk (VDI reference) of the VM called `vm_name`.
 pub async fn first_disk_of(session: &Session, vm_name: &str) -> String {
     let vms: Vec<String> = session
@@ -131,6 +241,31 @@ pub async fn login_over(sim: &SimHandle, url: &str, protocol: Protocol) -> Sessi
         )
         .await
         .expect("root logs in")
+}
+
+/// `client` talks to a pool member of the demo's primary pool (master at 127.0.0.1, two
+/// hosts): a login is refused with `HOST_IS_SLAVE` naming the master, and the client's own
+/// login follows it there.
+pub async fn assert_login_moves_to_the_master(client: &Client) {
+    let raw = client
+        .call_raw::<String>(
+            "session.login_with_password",
+            ("root", DEFAULT_PASSWORD, "1.0", "t"),
+        )
+        .await;
+    match raw {
+        Err(xapi_core::Error::Api(f)) => {
+            assert_eq!(f.code.as_str(), "HOST_IS_SLAVE");
+            assert_eq!(f.params, ["127.0.0.1"]);
+        }
+        other => panic!("a member refuses logins: {other:?}"),
+    }
+    let session = client
+        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "t")
+        .await
+        .expect("the login moves to the master (pinned to its certificate with TLS)");
+    let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
+    assert_eq!(hosts.len(), 2);
 }
 
 /// The DER of the first certificate of a PEM text.

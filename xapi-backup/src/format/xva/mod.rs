@@ -2,7 +2,9 @@
 //!
 //! - [`XvaReader`] opens a plain, gzip or zstd stream (detected as xapi's importer does), parses
 //!   `ova.xml`, then yields each disk's chunks as `(offset, Bytes)` after verifying each one
-//!   against its checksum member. Memory is bounded by one chunk.
+//!   against its checksum member. Memory is bounded by one chunk. Under
+//!   [`MismatchPolicy::Record`] a chunk that fails its checksum is yielded anyway and the
+//!   mismatch recorded, to rescue what a damaged backup still holds.
 //! - [`xva_stream`] / [`write_xva`] write exactly what xapi writes (reference §3.5), with
 //!   keep-alive chunks when a source stalls and optional compression off the executor.
 
@@ -12,7 +14,9 @@ pub mod reader;
 pub mod writer;
 
 pub use chunk::{CHUNK_SIZE, ChecksumKind};
-pub use reader::{DiskChunk, DiskInfo, ReadOptions, XvaReader};
+pub use reader::{
+    ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy, ReadOptions, XvaReader,
+};
 pub use writer::{DiskSource, WriteOptions, write_xva, xva_stream};
 
 /// Failures specific to the XVA container and its disk chunk streams. Each names the member

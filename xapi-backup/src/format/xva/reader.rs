@@ -16,13 +16,15 @@ use crate::format::tar::{BLOCK, TarReader, parse_header};
 pub(crate) type BoxedRead = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Limits applied while reading, so that a hostile stream cannot make the reader allocate
-/// without bound.
+/// without bound, and what to do with a chunk whose checksum does not match.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     /// Largest accepted chunk member (xapi writes 1 MiB; default 16 MiB).
     pub max_chunk: u64,
     /// Largest accepted `ova.xml` (default 256 MiB).
     pub max_ova_xml: u64,
+    /// What a checksum that does not match its chunk does (default [`MismatchPolicy::Fail`]).
+    pub on_checksum_mismatch: MismatchPolicy,
 }
 
 impl Default for ReadOptions {
@@ -30,8 +32,72 @@ impl Default for ReadOptions {
         Self {
             max_chunk: 16 << 20,
             max_ova_xml: 256 << 20,
+            on_checksum_mismatch: MismatchPolicy::Fail,
         }
     }
+}
+
+/// What the reader does when a chunk's data does not match its checksum (an inline
+/// `.xxhash` / `.checksum` member, or the trailing table of an `export_vsn` below 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MismatchPolicy {
+    /// Stop with [`XvaError::ChecksumMismatch`] (or [`XvaError::LegacyChecksumTable`]) before
+    /// the chunk is handed out.
+    #[default]
+    Fail,
+    /// Hand the chunk out anyway and record a [`ChecksumMismatch`] (see
+    /// [`XvaReader::mismatches`]): xapi's `force=true`, and what rescuing a damaged backup
+    /// needs. A checksum member whose text is not a checksum at all counts as a mismatch too.
+    /// Structural damage (missing members, reordered chunks, truncation) still fails.
+    Record,
+}
+
+/// Where the checksum that disagreed with a chunk was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChecksumSource {
+    /// The chunk's own `.xxhash` / `.checksum` member.
+    Inline,
+    /// The checksum table that ends an `export_vsn` below 2 archive, in the member `table`.
+    LegacyTable {
+        /// Name of the table member.
+        table: String,
+    },
+}
+
+/// A chunk whose data does not match its stored checksum, recorded under
+/// [`MismatchPolicy::Record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumMismatch {
+    /// The chunk member (`Ref:42/00000007`).
+    pub member: String,
+    /// Where the disagreeing checksum was stored.
+    pub source: ChecksumSource,
+    /// The checksum algorithm compared.
+    pub kind: ChecksumKind,
+    /// The stored checksum text, trimmed; `None` when the legacy table has no string entry
+    /// for this chunk.
+    pub stored: Option<String>,
+    /// The checksum of the bytes received.
+    pub computed: String,
+    /// Index of the disk in the reader's `disks()`.
+    pub disk: usize,
+    /// Chunk number from the member name.
+    pub chunk_no: u64,
+    /// Disk offset of the chunk's first byte.
+    pub disk_offset: u64,
+    /// Length of the chunk's data (0 for a keep-alive).
+    pub len: u64,
+}
+
+/// A chunk read, remembered for the checksum table of an `export_vsn` below 2 archive.
+struct LegacyEntry {
+    member: String,
+    kind: ChecksumKind,
+    digest: String,
+    disk: usize,
+    chunk_no: u64,
+    disk_offset: u64,
+    len: u64,
 }
 
 /// A disk whose data follows in the stream.
@@ -68,7 +134,9 @@ pub(crate) struct ChunkStream {
     finished: bool,
     /// For `export_vsn` below 2: every chunk member read, with its digest, to check against
     /// the checksum table xapi reads after the last disk.
-    legacy_table: Option<Vec<(String, String)>>,
+    legacy_table: Option<Vec<LegacyEntry>>,
+    /// Mismatches accepted under [`MismatchPolicy::Record`].
+    mismatches: Vec<ChecksumMismatch>,
 }
 
 impl ChunkStream {
@@ -88,6 +156,7 @@ impl ChunkStream {
             placer: None,
             finished: false,
             legacy_table: None,
+            mismatches: Vec::new(),
         }
     }
 
@@ -99,7 +168,7 @@ impl ChunkStream {
         self
     }
 
-    async fn check_legacy_table(&mut self, computed: &[(String, String)]) -> Result<(), Error> {
+    async fn check_legacy_table(&mut self, computed: &[LegacyEntry]) -> Result<(), Error> {
         let fail = |table: &str, member: &str, problem: String| XvaError::LegacyChecksumTable {
             table: table.to_owned(),
             member: member.to_owned(),
@@ -120,22 +189,70 @@ impl ChunkStream {
         let Some(members) = value.as_struct() else {
             return Err(fail(&entry.name, "", "not an XML-RPC struct".to_owned()).into());
         };
-        for (member, digest) in computed {
-            let Some(found) = members.iter().find(|(k, _)| k == member) else {
-                return Err(fail(&entry.name, member, "no entry for this chunk".to_owned()).into());
+        let record = self.options.on_checksum_mismatch == MismatchPolicy::Record;
+        for chunk in computed {
+            let stored = members
+                .iter()
+                .find(|(k, _)| *k == chunk.member)
+                .map(|(_, v)| v.as_str());
+            let problem = match stored {
+                None => "no entry for this chunk".to_owned(),
+                Some(None) => "entry is not a string".to_owned(),
+                Some(Some(text)) if text.trim().eq_ignore_ascii_case(&chunk.digest) => continue,
+                Some(Some(text)) => format!(
+                    "table holds {text:?}, the chunk's checksum is {}",
+                    chunk.digest
+                ),
             };
-            let Some(expected) = found.1.as_str() else {
-                return Err(fail(&entry.name, member, "entry is not a string".to_owned()).into());
-            };
-            if !expected.trim().eq_ignore_ascii_case(digest) {
-                return Err(fail(
-                    &entry.name,
-                    member,
-                    format!("table holds {expected:?}, the chunk's checksum is {digest}"),
-                )
-                .into());
+            if !record {
+                return Err(fail(&entry.name, &chunk.member, problem).into());
             }
+            self.mismatches.push(ChecksumMismatch {
+                member: chunk.member.clone(),
+                source: ChecksumSource::LegacyTable {
+                    table: entry.name.clone(),
+                },
+                kind: chunk.kind,
+                stored: stored.flatten().map(|t| t.trim().to_owned()),
+                computed: chunk.digest.clone(),
+                disk: chunk.disk,
+                chunk_no: chunk.chunk_no,
+                disk_offset: chunk.disk_offset,
+                len: chunk.len,
+            });
         }
+        Ok(())
+    }
+
+    /// Checksum mismatches accepted so far under [`MismatchPolicy::Record`], in stream order.
+    pub(crate) fn mismatches(&self) -> &[ChecksumMismatch] {
+        &self.mismatches
+    }
+
+    /// Ends a metadata-only archive: nothing but the end-of-archive marker may follow.
+    pub(crate) async fn finish_without_disks(&mut self) -> Result<(), Error> {
+        if !self.finished {
+            self.disks.clear();
+            self.placer = None;
+            self.legacy_table = None;
+            self.expect_end().await?;
+        }
+        Ok(())
+    }
+
+    async fn expect_end(&mut self) -> Result<(), Error> {
+        if let Some(extra) = self.tar.next_entry().await? {
+            return Err(XvaError::UnexpectedMember {
+                expected: "end of archive".to_owned(),
+                found: extra.name,
+                disk_offset: 0,
+            }
+            .into());
+        }
+        // Drain what follows (record padding, a compressor's trailer) so that a
+        // damaged or missing compression trailer is reported, not ignored.
+        self.tar.drain_to_end().await?;
+        self.finished = true;
         Ok(())
     }
 
@@ -157,18 +274,7 @@ impl ChunkStream {
                         self.check_legacy_table(&computed).await?;
                     }
                     // Everything accounted for: only the end-of-archive marker may follow.
-                    if let Some(extra) = self.tar.next_entry().await? {
-                        return Err(XvaError::UnexpectedMember {
-                            expected: "end of archive".to_owned(),
-                            found: extra.name,
-                            disk_offset: 0,
-                        }
-                        .into());
-                    }
-                    // Drain what follows (record padding, a compressor's trailer) so that a
-                    // damaged or missing compression trailer is reported, not ignored.
-                    self.tar.drain_to_end().await?;
-                    self.finished = true;
+                    self.expect_end().await?;
                     return Ok(None);
                 };
                 self.placer = Some(ChunkPlacer::new(&disk.prefix, disk.virtual_size));
@@ -217,26 +323,48 @@ impl ChunkStream {
                 };
                 let body = self.tar.read_body(&cs, 4096).await?;
                 let text = String::from_utf8_lossy(&body).into_owned();
-                if !kind.is_well_formed(&text) {
+                let record = self.options.on_checksum_mismatch == MismatchPolicy::Record;
+                if !record && !kind.is_well_formed(&text) {
                     return Err(XvaError::BadChecksumText { member, kind, text }.into());
                 }
                 inline_kind = Some(kind);
                 if let Err(computed) = kind.verify(&text, &data) {
-                    return Err(XvaError::ChecksumMismatch {
-                        member,
-                        kind,
-                        expected: text.trim().to_owned(),
-                        computed,
-                        disk_offset: placement.offset,
+                    if !record {
+                        return Err(XvaError::ChecksumMismatch {
+                            member,
+                            kind,
+                            expected: text.trim().to_owned(),
+                            computed,
+                            disk_offset: placement.offset,
+                        }
+                        .into());
                     }
-                    .into());
+                    self.mismatches.push(ChecksumMismatch {
+                        member,
+                        source: ChecksumSource::Inline,
+                        kind,
+                        stored: Some(text.trim().to_owned()),
+                        computed,
+                        disk: self.index,
+                        chunk_no: placement.chunk_no,
+                        disk_offset: placement.offset,
+                        len: entry.size,
+                    });
                 }
             }
             if let Some(table) = &mut self.legacy_table {
                 // xapi keys its table by member name, digest by the inline member's kind
                 // (SHA-1 in exports old enough to carry a table).
                 let kind = inline_kind.unwrap_or(ChecksumKind::Sha1);
-                table.push((entry.name.clone(), kind.digest(&data)));
+                table.push(LegacyEntry {
+                    member: entry.name.clone(),
+                    kind,
+                    digest: kind.digest(&data),
+                    disk: self.index,
+                    chunk_no: placement.chunk_no,
+                    disk_offset: placement.offset,
+                    len: entry.size,
+                });
             }
             if data.is_empty() {
                 // A keep-alive: it only renumbers the following chunks.
@@ -268,6 +396,14 @@ pub(crate) async fn open_detected<R: AsyncRead + Send + Unpin + 'static>(
         got += n;
     }
     prefix.truncate(got);
+    if got < BLOCK && Compression::detect(&prefix).is_none() {
+        // xapi's importer reports a premature end here, whatever the few bytes are.
+        return Err(crate::format::tar::TarError::Truncated {
+            offset: got as u64,
+            context: "the first header".to_owned(),
+        }
+        .into());
+    }
     let is_tar = got == BLOCK
         && match parse_header(prefix[..].try_into().expect("prefix is one block"), 0) {
             Ok(Some((entry, _))) => expect_first.is_none_or(|n| entry.name == n),
@@ -310,6 +446,42 @@ pub(crate) async fn open_detected<R: AsyncRead + Send + Unpin + 'static>(
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// # Rescuing a damaged backup
+///
+/// By default a chunk whose data does not match its checksum ends the read with
+/// [`XvaError::ChecksumMismatch`]. With [`MismatchPolicy::Record`] (xapi's `force=true`) the
+/// chunk is handed out anyway and the mismatch kept, so that everything readable is saved and
+/// the damaged ranges are known:
+///
+/// ```no_run
+/// # async fn demo(file: tokio::fs::File) -> Result<(), xapi_backup::Error> {
+/// use xapi_backup::format::xva::{MismatchPolicy, ReadOptions, XvaReader};
+/// let options = ReadOptions {
+///     on_checksum_mismatch: MismatchPolicy::Record,
+///     ..ReadOptions::default()
+/// };
+/// let mut xva = XvaReader::open(file, options).await?;
+/// while let Some(chunk) = xva.next_chunk().await? {
+///     // write chunk.data at chunk.offset, as usual
+/// }
+/// for bad in xva.mismatches() {
+///     eprintln!(
+///         "disk {} bytes {}..{} ({}): stored {:?}, computed {}",
+///         bad.disk,
+///         bad.disk_offset,
+///         bad.disk_offset + bad.len,
+///         bad.member,
+///         bad.stored,
+///         bad.computed
+///     );
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// A chunk's inline mismatch is in [`XvaReader::mismatches`] by the time the chunk is
+/// returned; the legacy table of an `export_vsn` below 2 archive is compared once the last
+/// chunk has been read, so its mismatches appear when `next_chunk` returns `Ok(None)`.
 pub struct XvaReader {
     ova: OvaXml,
     compression: Compression,
@@ -390,6 +562,19 @@ impl XvaReader {
     /// ended cleanly. Keep-alive chunks are consumed silently.
     pub async fn next_chunk(&mut self) -> Result<Option<DiskChunk>, Error> {
         self.chunks.next_chunk().await
+    }
+
+    /// Chunks whose checksum did not match, accepted under [`MismatchPolicy::Record`], in
+    /// stream order (always empty under [`MismatchPolicy::Fail`]).
+    pub fn mismatches(&self) -> &[ChecksumMismatch] {
+        self.chunks.mismatches()
+    }
+
+    /// Ends a metadata-only archive (`/export_metadata`, `VM.export` with
+    /// `include_vhd=false`...): `ova.xml` names disks but no chunks follow, only the
+    /// end-of-archive marker. Later calls to [`XvaReader::next_chunk`] return `Ok(None)`.
+    pub async fn finish_metadata_only(&mut self) -> Result<(), Error> {
+        self.chunks.finish_without_disks().await
     }
 
     /// Turns the reader into a `Stream` of verified chunks.
