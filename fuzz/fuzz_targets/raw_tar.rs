@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xapi_backup::format::raw_tar::RawTarReader;
-use xapi_backup::format::xva::ReadOptions;
+use xapi_backup::format::xva::{MismatchPolicy, ReadOptions};
 use xapi_fuzz::{DiskImage, block_on};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,6 +14,12 @@ fuzz_target!(|data: &[u8]| {
     let options = ReadOptions {
         max_chunk: 4 << 20,
         max_ova_xml: 4 << 20,
+        // both policies: the last input byte picks (Record hands out mismatching chunks)
+        on_checksum_mismatch: if body.last().is_some_and(|b| b & 1 == 1) {
+            MismatchPolicy::Record
+        } else {
+            MismatchPolicy::Fail
+        },
     };
     block_on(async {
         let Ok(mut reader) =

@@ -3,13 +3,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xapi_backup::format::xva::{ReadOptions, XvaReader};
+use xapi_backup::format::xva::{MismatchPolicy, ReadOptions, XvaReader};
 use xapi_fuzz::{DiskImage, block_on};
 
 fuzz_target!(|data: &[u8]| {
     let options = ReadOptions {
         max_chunk: 4 << 20,
         max_ova_xml: 4 << 20,
+        // both policies: the last input byte picks (Record hands out mismatching chunks)
+        on_checksum_mismatch: if data.last().is_some_and(|b| b & 1 == 1) {
+            MismatchPolicy::Record
+        } else {
+            MismatchPolicy::Fail
+        },
     };
     block_on(async {
         let Ok(mut reader) = XvaReader::open(std::io::Cursor::new(data.to_vec()), options).await
