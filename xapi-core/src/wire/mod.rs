@@ -79,6 +79,7 @@ pub(crate) use enum_text::EnumTextVisitor;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use failure::Failure;
 pub use limits::Limits;
+pub use number::format_g;
 pub use reference::Ref;
 pub use ser::{from_value, to_value};
 pub use value::Value;

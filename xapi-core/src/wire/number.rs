@@ -5,38 +5,82 @@ use std::fmt::Write as _;
 
 use super::error::{DecodeError, DecodeErrorKind};
 
-/// Appends `x` as C's `%.<precision>g` would print it (finite `x` only).
-fn write_general(out: &mut String, x: f64, precision: usize) {
-    if x == 0.0 {
-        out.push_str(if x.is_sign_negative() { "-0" } else { "0" });
+/// `x` as C's `printf("%.*g", precision, x)` prints it: `precision` significant digits (at
+/// least 1), scientific notation when the decimal exponent is below -4 or at least
+/// `precision`, trailing zeros and a trailing dot removed, an exponent of at least two digits
+/// with its sign; `inf`, `-inf`, `nan` for the non-finite values (as OCaml's `Printf` prints
+/// them). xapi writes XML-RPC doubles with `%.16g` and database floats with `%0.18g`.
+///
+/// ```
+/// use xapi_core::wire::format_g;
+/// assert_eq!(format_g(0.1, 18), "0.100000000000000006");
+/// assert_eq!(format_g(1e20, 18), "1e+20");
+/// assert_eq!(format_g(1e-5, 16), "1e-05");
+/// assert_eq!(format_g(2.5, 16), "2.5");
+/// ```
+pub fn format_g(x: f64, precision: usize) -> String {
+    let mut out = String::with_capacity(precision + 8);
+    write_g(&mut out, x, precision);
+    out
+}
+
+/// Appends [`format_g`]'s text.
+fn write_g(out: &mut String, x: f64, precision: usize) {
+    if x.is_nan() {
+        out.push_str("nan");
         return;
     }
-    let mut sci = String::with_capacity(32);
-    write!(sci, "{:.*e}", precision - 1, x).expect("writing to a String cannot fail");
-    let (mantissa, exp) = sci
+    if x.is_infinite() {
+        out.push_str(if x > 0.0 { "inf" } else { "-inf" });
+        return;
+    }
+    let precision = precision.max(1);
+    // Rust's `{:e}` is exact and rounds half to even on the exact binary value, as glibc does
+    let mut scientific = String::with_capacity(precision + 8);
+    write!(scientific, "{:.*e}", precision - 1, x.abs()).expect("writing to a String cannot fail");
+    let (mantissa, exponent) = scientific
         .split_once('e')
         .expect("Rust's {:e} output always has an exponent");
-    let exp: i32 = exp
+    let exponent: i64 = exponent
         .parse()
         .expect("Rust's {:e} exponent is a decimal integer");
-    if exp < -4 || exp >= precision as i32 {
-        out.push_str(strip_fraction_zeros(mantissa));
+    let digits = mantissa.as_bytes();
+    // the mantissa is `d` or `d.ddd`: its digits without the dot
+    let (first, rest) = (digits[0], digits.get(2..).unwrap_or_default());
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    let precision_exp = i64::try_from(precision).expect("a precision fits an i64");
+    if exponent < -4 || exponent >= precision_exp {
+        out.push(char::from(first));
+        push_fraction(out, rest);
         out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        write!(out, "{:02}", exp.unsigned_abs()).expect("writing to a String cannot fail");
+        out.push(if exponent < 0 { '-' } else { '+' });
+        write!(out, "{:02}", exponent.unsigned_abs()).expect("writing to a String cannot fail");
+    } else if exponent >= 0 {
+        let whole = usize::try_from(exponent).expect("0 <= exponent < precision");
+        out.push(char::from(first));
+        out.extend(rest[..whole].iter().map(|&d| char::from(d)));
+        push_fraction(out, &rest[whole..]);
     } else {
-        let decimals = (precision as i32 - 1 - exp).max(0) as usize;
-        let mut fixed = String::with_capacity(32);
-        write!(fixed, "{x:.decimals$}").expect("writing to a String cannot fail");
-        out.push_str(strip_fraction_zeros(&fixed));
+        out.push('0');
+        let leading_zeros = usize::try_from(-exponent - 1).expect("-4 <= exponent < 0");
+        let mut fraction = vec![b'0'; leading_zeros];
+        fraction.push(first);
+        fraction.extend_from_slice(rest);
+        push_fraction(out, &fraction);
     }
 }
 
-fn strip_fraction_zeros(text: &str) -> &str {
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        text
+/// Appends `.` and `fraction` without its trailing zeros (nothing when all are zeros).
+fn push_fraction(out: &mut String, fraction: &[u8]) {
+    let kept = fraction
+        .iter()
+        .rposition(|&d| d != b'0')
+        .map_or(0, |i| i + 1);
+    if kept > 0 {
+        out.push('.');
+        out.extend(fraction[..kept].iter().map(|&d| char::from(d)));
     }
 }
 
@@ -44,10 +88,10 @@ fn strip_fraction_zeros(text: &str) -> &str {
 /// not read back as the same double, so that no value is lost.
 fn write_shortest_g(out: &mut String, x: f64) {
     let start = out.len();
-    write_general(out, x, 16);
+    write_g(out, x, 16);
     if out[start..].parse::<f64>().ok() != Some(x) {
         out.truncate(start);
-        write_general(out, x, 17);
+        write_g(out, x, 17);
     }
 }
 
@@ -147,6 +191,69 @@ mod tests {
         let mut s = String::new();
         write_json_double(&mut s, x);
         s
+    }
+
+    /// Expected strings printed by C printf (`python3 -c 'print("%0.18g" % x, "%.12g" % x)'`,
+    /// whose `%` operator follows the same rules).
+    const TABLE: &[(f64, &str, &str)] = &[
+        (0.1, "0.100000000000000006", "0.1"),
+        (1.0, "1", "1"),
+        (1e20, "1e+20", "1e+20"),
+        (1e-5, "1.00000000000000008e-05", "1e-05"),
+        (0.0, "0", "0"),
+        (-0.0, "-0", "-0"),
+        (-1.0, "-1", "-1"),
+        (2.5, "2.5", "2.5"),
+        (
+            1.234_567_890_123_456_8e17,
+            "123456789012345680",
+            "1.23456789012e+17",
+        ),
+        (1e17, "100000000000000000", "1e+17"),
+        (1e18, "1e+18", "1e+18"),
+        (1e-4, "0.000100000000000000005", "0.0001"),
+        (1.5e-4, "0.000149999999999999987", "0.00015"),
+        (0.3, "0.299999999999999989", "0.3"),
+        (1.0 / 3.0, "0.333333333333333315", "0.333333333333"),
+        (
+            9_007_199_254_740_992.0,
+            "9007199254740992",
+            "9.00719925474e+15",
+        ),
+        (
+            9_223_372_036_854_775_808.0,
+            "9.22337203685477581e+18",
+            "9.22337203685e+18",
+        ),
+        (1e300, "1.00000000000000005e+300", "1e+300"),
+        (5e-324, "4.94065645841246544e-324", "4.94065645841e-324"),
+        (f64::MAX, "1.79769313486231571e+308", "1.79769313486e+308"),
+        (-2.5e-7, "-2.49999999999999989e-07", "-2.5e-07"),
+        (100.0, "100", "100"),
+        (
+            0.000_123_456_789,
+            "0.000123456788999999997",
+            "0.000123456789",
+        ),
+        (1e15, "1000000000000000", "1e+15"),
+        (12_345.678, "12345.6779999999999", "12345.678"),
+        (0.5, "0.5", "0.5"),
+        (1e21, "1e+21", "1e+21"),
+    ];
+
+    #[test]
+    fn format_g_matches_c_printf_at_precisions_18_and_12() {
+        for &(value, g18, g12) in TABLE {
+            assert_eq!(format_g(value, 18), g18, "%0.18g of {value:e}");
+            assert_eq!(format_g(value, 12), g12, "%.12g of {value:e}");
+            let parsed: f64 = g18.parse().unwrap();
+            assert_eq!(parsed.to_bits(), value.to_bits(), "{g18} reads back");
+        }
+        assert_eq!(format_g(f64::NEG_INFINITY, 16), "-inf");
+        assert_eq!(format_g(f64::NAN, 16), "nan");
+        assert_eq!(format_g(9.96, 2), "10", "rounding moves the exponent");
+        assert_eq!(format_g(99_500.0, 2), "1e+05");
+        assert_eq!(format_g(0.5, 0), "0.5", "precision 0 counts as 1");
     }
 
     #[test]

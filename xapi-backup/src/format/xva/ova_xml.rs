@@ -699,37 +699,10 @@ fn escape_into(out: &mut String, s: &str) {
     }
 }
 
-/// Formats a double as C's `%.16g`.
+/// Formats a double as C's `%.16g` (ocaml-rpc's XML-RPC `<double>`): see
+/// [`xapi_core::wire::format_g`].
 pub fn format_double(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".to_owned();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let sci = format!("{x:.15e}");
-    let (mantissa, exp) = sci
-        .split_once('e')
-        .expect("{:e} output always has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    if !(-4..16).contains(&exp) {
-        let m = strip_fraction_zeros(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{m}e{sign}{:02}", exp.abs());
-    }
-    let decimals = (15 - exp).max(0) as usize;
-    strip_fraction_zeros(&format!("{x:.decimals$}")).to_owned()
-}
-
-fn strip_fraction_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
+    xapi_core::wire::format_g(x, 16)
 }
 
 fn write_value(out: &mut String, v: &Value) {
