@@ -111,6 +111,17 @@ async fn export_is_http_1_0_and_ends_when_the_server_closes() {
 }
 
 #[tokio::test]
+async fn database_dump_ends_when_the_server_closes() {
+    let (sim, session) = demo().await;
+    let target = format!("/pool/xmldbdump?session_id={}", session.reference());
+    let raw = raw_get(&sim, &target, "HTTP/1.1").await;
+    assert_close_delimited(&raw);
+    assert_eq!(raw.header("content-type"), Some("text/xml"));
+    let database = xapi_dr::metadata::read_db_xml(raw.body.as_slice()).expect("a whole DB XML");
+    assert!(database.table("VM").is_some_and(|vms| vms.len() > 1));
+}
+
+#[tokio::test]
 async fn export_metadata_carries_a_content_length() {
     let (sim, session) = demo().await;
     let vm = vm_named(&session, "legacy-crm").await;

@@ -1,4 +1,5 @@
-//! `GET /pool/xmldbdump`: the pool database in xapi's DB XML form (`xe pool-dump-database`);
+//! `GET /pool/xmldbdump`: the pool database in xapi's DB XML form (`xe pool-dump-database`),
+//! framed as xapi sends it (HTTP/1.0, `Connection: close`, no length);
 //! `PUT /pool/xmldbdump`: restore such a dump (`xe pool-restore-database`, `pool_db_backup.ml`).
 //!
 //! A restore needs a `Content-Length` (else 400, as xapi). The answer is `200` with `task-id`
@@ -13,16 +14,18 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::{BodyExt as _, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
 use xapi_dr::metadata::{Database, Manifest, db_xml_bytes, read_db_xml};
 
-use super::export::with_task;
+use super::export::{close_delimited, with_task};
 use super::{RequestArgs, complete};
 use crate::api_error::failure;
 use crate::model::db_form::to_database;
@@ -40,13 +43,16 @@ pub(crate) fn handle(pool: &Arc<Pool>, parts: &Parts) -> Response<Body> {
         Ok(transfer) => transfer,
         Err(refusal) => return refusal.response(),
     };
-    let xml = db_xml_bytes(&to_database(&pool.db()));
+    let xml = Bytes::from(db_xml_bytes(&to_database(&pool.db())));
     complete(pool, &transfer.task, Ok(Value::Nil), Ty::Void);
-    let length = xml.len();
-    let mut response = Response::new(full(xml));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    // as xapi: HTTP/1.0, no length, the document ends when the connection closes
+    let body = StreamBody::new(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(Frame::data(xml))
+    }));
+    let mut response = close_delimited(Response::new(body.boxed_unsync()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     with_task(response, &transfer.task)
 }
 
