@@ -21,7 +21,7 @@
 //!   `GET`/`PUT /pool/xmldbdump` (restore with `dry_run` and the schema check),
 //!   `GET /host_backup` / `PUT /host_restore` (a gzip'd tar of the simulated dom0); credentials
 //!   from the cookie or the query, a `task-id` header and a task on every transfer. Downloads
-//!   are framed as xapi's: `/export`, `/export_raw_vdi` and `/host_backup` answer HTTP/1.0 with
+//!   are framed as xapi's: `/export`, `/export_raw_vdi`, `/host_backup` and `/pool/xmldbdump` answer HTTP/1.0 with
 //!   `Connection: close` and no length, the body ending when the connection closes.
 //! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
 //!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); an NBD server per
