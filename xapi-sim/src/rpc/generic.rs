@@ -34,7 +34,7 @@ pub(crate) fn handle(db: &mut Db, call: &Call) -> Option<Result<Value, Failure>>
             args::string(a, 0).and_then(|r| db.destroy(class, &r).map(|()| Value::Nil))
         }
         _ => {
-            let is_field = |field: &str| call.class.fields.iter().any(|f| f.name == field);
+            let is_field = |field: &str| call.class.field(field).is_some();
             if let Some(field) = name.strip_prefix("add_to_").filter(|f| is_field(f)) {
                 add_to(db, class, field, a)
             } else if let Some(field) = name.strip_prefix("remove_from_").filter(|f| is_field(f)) {

@@ -20,8 +20,8 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use super::xva_intake::XvaIntake;
+use http::Response;
 use http::request::Parts;
-use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaObject};
@@ -36,22 +36,17 @@ use crate::model::store::Db;
 use crate::pool::Pool;
 use crate::rpc::recover::{MadeWay, make_way_for};
 use crate::rpc::vm::new_mac;
-use crate::server::routes::{Body, html_error};
+use crate::server::routes::Body;
 
 /// The result type of an import task: the set of imported VMs.
 pub(crate) static VM_SET: Ty = Ty::Set(&Ty::Ref("VM"));
 
 /// Answer `PUT /import`.
 pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
-    if super::is_chunked_encoding(parts) {
-        return html_error(StatusCode::FORBIDDEN, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED");
-    }
-    let args = RequestArgs::of(parts);
-    let transfer = match super::begin(&pool, &args, "VM.import") {
-        Ok(transfer) => transfer,
+    let (args, task) = match super::begin_xva_upload(&pool, parts, "VM.import") {
+        Ok(started) => started,
         Err(refusal) => return refusal.response(),
     };
-    let task = transfer.task;
     let reader = super::body_reader(body);
     let outcome = run(&pool, &args, &task, reader).await;
     super::answer_upload(&pool, &task, outcome, VM_SET)

@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::Response;
 use http::request::Parts;
-use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaXml};
 use xapi_core::wire::{Failure, Value};
@@ -26,19 +26,14 @@ use super::xva_intake::XvaIntake;
 use crate::api_error::{failure, vm_bad_power_state};
 use crate::model::store::Db;
 use crate::pool::Pool;
-use crate::server::routes::{Body, html_error};
+use crate::server::routes::Body;
 
 /// Answer `PUT /import_metadata`.
 pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
-    if super::is_chunked_encoding(parts) {
-        return html_error(StatusCode::FORBIDDEN, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED");
-    }
-    let args = RequestArgs::of(parts);
-    let transfer = match super::begin(&pool, &args, "VM.import_metadata") {
-        Ok(transfer) => transfer,
+    let (args, task) = match super::begin_xva_upload(&pool, parts, "VM.import_metadata") {
+        Ok(started) => started,
         Err(refusal) => return refusal.response(),
     };
-    let task = transfer.task;
     let reader = super::body_reader(body);
     let outcome = run(&pool, &args, &task, reader).await;
     super::answer_upload(&pool, &task, outcome, VM_SET)

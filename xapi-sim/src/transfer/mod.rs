@@ -224,6 +224,25 @@ pub(crate) fn is_chunked_encoding(parts: &Parts) -> bool {
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
 }
 
+/// Start an XVA upload (`/import`, `/import_metadata`): chunked bodies refused with xapi's
+/// 403 `IMPORT_ERROR_CANNOT_HANDLE_CHUNKED`, then the credentials checked and the task made.
+/// The request's arguments and the task, or why the upload is refused.
+pub(crate) fn begin_xva_upload(
+    pool: &Pool,
+    parts: &Parts,
+    label: &str,
+) -> Result<(RequestArgs, String), Refusal> {
+    if is_chunked_encoding(parts) {
+        return Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED".to_owned(),
+        });
+    }
+    let args = RequestArgs::of(parts);
+    let transfer = begin(pool, &args, label)?;
+    Ok((args, transfer.task))
+}
+
 /// An upload's body as a byte reader.
 pub(crate) fn body_reader(body: Incoming) -> impl AsyncRead + Send + Unpin + 'static {
     StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other))

@@ -139,6 +139,40 @@ fn io_failure(what: &str, err: impl std::fmt::Display) -> Failure {
     failure("VDI_IO_ERROR", [format!("{what}: {err}")])
 }
 
+/// The disk image being written, with its size and change tracking.
+struct DiskWriter<'a> {
+    pool: &'a Pool,
+    uuid: &'a str,
+    size: u64,
+    file: &'a mut tokio::fs::File,
+}
+
+impl DiskWriter<'_> {
+    /// Write `data` at `offset`: refused past the end of the disk, noted for changed-block
+    /// tracking and the mirror.
+    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), Failure> {
+        let size = self.size;
+        if offset + data.len() as u64 > size {
+            return Err(io_failure(
+                "writing",
+                format!(
+                    "{} bytes at offset {offset} go past the end of the {size}-byte disk",
+                    data.len()
+                ),
+            ));
+        }
+        self.pool.note_write(self.uuid, offset, data.len() as u64);
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .await
+            .map_err(|e| io_failure("seeking", e))?;
+        self.file
+            .write_all(data)
+            .await
+            .map_err(|e| io_failure("writing", e))
+    }
+}
+
 /// Write the body into the image.
 async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
     pool: &Pool,
@@ -153,18 +187,11 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
         .open(pool.storage.path(uuid))
         .await
         .map_err(|e| io_failure("opening the disk image", e))?;
-    let put = |offset: u64, data: &[u8]| -> Result<(), Failure> {
-        if offset + data.len() as u64 > size {
-            return Err(io_failure(
-                "writing",
-                format!(
-                    "{} bytes at offset {offset} go past the end of the {size}-byte disk",
-                    data.len()
-                ),
-            ));
-        }
-        pool.note_write(uuid, offset, data.len() as u64);
-        Ok(())
+    let mut disk = DiskWriter {
+        pool,
+        uuid,
+        size,
+        file: &mut file,
     };
     match (format, chunked) {
         ("raw", true) => {
@@ -174,13 +201,7 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
                 .await
                 .map_err(|e| io_failure("chunked body", e))?
             {
-                put(extent.offset, &extent.data)?;
-                file.seek(SeekFrom::Start(extent.offset))
-                    .await
-                    .map_err(|e| io_failure("seeking", e))?;
-                file.write_all(&extent.data)
-                    .await
-                    .map_err(|e| io_failure("writing", e))?;
+                disk.write_at(extent.offset, &extent.data).await?;
             }
         }
         ("vhd", _) => {
@@ -205,13 +226,7 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
                 .await
                 .map_err(|e| io_failure("vhd body", e))?
             {
-                put(extent.offset, &extent.data)?;
-                file.seek(SeekFrom::Start(extent.offset))
-                    .await
-                    .map_err(|e| io_failure("seeking", e))?;
-                file.write_all(&extent.data)
-                    .await
-                    .map_err(|e| io_failure("writing", e))?;
+                disk.write_at(extent.offset, &extent.data).await?;
             }
         }
         ("tar", _) => {
@@ -223,13 +238,7 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
                 .await
                 .map_err(|e| io_failure("tar body", e))?
             {
-                put(chunk.offset, &chunk.data)?;
-                file.seek(SeekFrom::Start(chunk.offset))
-                    .await
-                    .map_err(|e| io_failure("seeking", e))?;
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| io_failure("writing", e))?;
+                disk.write_at(chunk.offset, &chunk.data).await?;
             }
         }
         _ => {
@@ -243,10 +252,7 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
                 if n == 0 {
                     break;
                 }
-                put(offset, &buffer[..n])?;
-                file.write_all(&buffer[..n])
-                    .await
-                    .map_err(|e| io_failure("writing", e))?;
+                disk.write_at(offset, &buffer[..n]).await?;
                 offset += n as u64;
             }
         }
