@@ -83,3 +83,28 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
+
+/// Print how much room the target directory's filesystem has left (CI disks can be small, and a
+/// linker that runs out of room dies with SIGBUS rather than a clear message).
+pub(crate) fn report_disk(stage: &str, dir: &std::path::Path) {
+    let probe = if dir.exists() {
+        dir
+    } else {
+        dir.parent().unwrap_or(dir)
+    };
+    let output = Command::new("df").args(["-Pk"]).arg(probe).output();
+    let free_kib = output.ok().and_then(|out| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|line| line.split_whitespace().nth(3)?.parse::<u64>().ok())
+    });
+    match free_kib {
+        Some(kib) => println!(
+            "==> disk {stage}: {:.1} GiB free under {}",
+            kib as f64 / (1024.0 * 1024.0),
+            probe.display()
+        ),
+        None => println!("==> disk {stage}: could not read free space (df)"),
+    }
+}

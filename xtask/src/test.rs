@@ -1,11 +1,13 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 
+use crate::bench_compare::target_dir;
 use crate::run::{cargo, run};
 use crate::{codegen, fuzz_smoke, python, system};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
     system::ensure_requirements()?;
+    system::report_disk("at start", &target_dir());
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -26,11 +28,14 @@ pub(crate) fn run_all() -> Result<(), String> {
         );
     }
     run(cargo().args(["test", "--workspace"]))?;
+    system::report_disk("after the tests", &target_dir());
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     python::run_pytest()?;
+    system::report_disk("before the fuzz build", &target_dir());
     fuzz_smoke::run_if_possible()?;
+    system::report_disk("at the end", &target_dir());
     println!("==> all checks passed");
     Ok(())
 }

@@ -1,0 +1,6 @@
+//! xapi-dr's integration tests, linked into one binary (one link, one process).
+
+mod db_xml;
+mod inspect;
+mod legacy;
+mod redo_log;
