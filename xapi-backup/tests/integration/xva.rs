@@ -11,8 +11,8 @@ use xapi_backup::format::compression::Compression;
 use xapi_backup::format::ova_xml::{OvaClass, OvaObject, OvaVersion, OvaXml, Value};
 use xapi_backup::format::tar::{END_OF_ARCHIVE, TarError, encode_v7_header, padding_len};
 use xapi_backup::format::xva::{
-    CHUNK_SIZE, ChecksumKind, ChecksumMismatch, ChecksumSource, DiskSource, MismatchPolicy,
-    ReadOptions, WriteOptions, XvaError, XvaReader, xva_stream,
+    AfterEndOfArchive, CHUNK_SIZE, ChecksumKind, ChecksumMismatch, ChecksumSource, DiskSource,
+    MismatchPolicy, ReadOptions, WriteOptions, XvaError, XvaReader, xva_stream,
 };
 
 const MIB: usize = CHUNK_SIZE as usize;
@@ -191,6 +191,56 @@ async fn xva_round_trips_every_compression_and_checksum() {
             );
         }
     }
+}
+
+/// An archive followed by a stream that never ends nor yields (a peer keeping its side open).
+fn archive_then_open_stream(xva: Vec<u8>) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
+    struct NeverEnds;
+    impl tokio::io::AsyncRead for NeverEnds {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+    }
+    tokio::io::AsyncReadExt::chain(std::io::Cursor::new(xva), NeverEnds)
+}
+
+#[tokio::test]
+async fn stopping_at_the_end_of_archive_reads_nothing_more_and_draining_waits_for_the_end() {
+    let sizes = [("Ref:1", 2 * CHUNK_SIZE)];
+    let ova = ova_with_disks(&sizes);
+    let disk = disk_bytes(sizes[0].1 as usize, 7);
+    let xva = write_to_vec(&ova, vec![("Ref:1", disk)], WriteOptions::default()).await;
+
+    let stop = ReadOptions {
+        after_end_of_archive: AfterEndOfArchive::Stop,
+        ..ReadOptions::default()
+    };
+    let mut reader = XvaReader::open(archive_then_open_stream(xva.clone()), stop)
+        .await
+        .unwrap();
+    let chunks = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut n = 0;
+        while reader.next_chunk().await.unwrap().is_some() {
+            n += 1;
+        }
+        n
+    })
+    .await
+    .expect("Stop returns at the end-of-archive marker");
+    assert_eq!(chunks, 2);
+
+    let mut reader = XvaReader::open(archive_then_open_stream(xva), ReadOptions::default())
+        .await
+        .unwrap();
+    let drained = tokio::time::timeout(Duration::from_millis(300), async {
+        while reader.next_chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(drained.is_err(), "Drain reads on until the stream ends");
 }
 
 #[tokio::test]

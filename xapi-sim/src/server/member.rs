@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tokio::task::JoinHandle;
 use xapi_core::wire::{Limits, jsonrpc, xmlrpc};
 
 use super::accept::{accept_loop, serve_http};
-use super::routes::{Body, MAX_RPC_BODY, full, html_error};
+use super::endpoints::{Endpoint, route};
+use super::routes::{Body, forbidden, full, html_error, read_body};
 use super::tls::TlsIdentity;
 use crate::api_error::failure;
 use crate::error::Error;
@@ -55,23 +55,16 @@ async fn answer(
 ) -> Result<Response<Body>, Infallible> {
     let is_slave = || failure("HOST_IS_SLAVE", [master.address.as_str()]);
     let path = request.uri().path().to_owned();
-    let is_rpc =
-        request.method() == Method::POST && matches!(path.as_str(), "/" | "/RPC2" | "/jsonrpc");
-    let response = if is_rpc {
+    let Some(endpoint) = route(request.method(), &path) else {
+        return Ok(forbidden());
+    };
+    let response = if endpoint.is_rpc() {
         {
-            let body = match Limited::new(request.into_body(), MAX_RPC_BODY)
-                .collect()
-                .await
-            {
-                Ok(collected) => collected.to_bytes(),
-                Err(err) => {
-                    return Ok(html_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &err.to_string(),
-                    ));
-                }
+            let body = match read_body(request.into_body()).await {
+                Ok(body) => body,
+                Err(response) => return Ok(response),
             };
-            if path == "/jsonrpc" {
+            if endpoint == Endpoint::JsonRpc {
                 match jsonrpc::decode_call(&body, &Limits::default()) {
                     Ok(call) => rpc(
                         "application/json",

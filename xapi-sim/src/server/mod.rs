@@ -1,6 +1,8 @@
 //! The HTTP(S) server of one pool: its listener and routes; pool members answer on their own.
 
 pub(crate) mod accept;
+pub(crate) mod admin;
+pub(crate) mod endpoints;
 pub(crate) mod member;
 pub(crate) mod routes;
 pub(crate) mod tls;

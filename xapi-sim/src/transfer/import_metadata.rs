@@ -29,14 +29,17 @@ use crate::pool::Pool;
 use crate::server::routes::Body;
 
 /// Answer `PUT /import_metadata`.
-pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
+pub(crate) fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
     let (args, task) = match super::begin_xva_upload(&pool, parts, "VM.import_metadata") {
         Ok(started) => started,
         Err(refusal) => return refusal.response(),
     };
     let reader = super::body_reader(body);
-    let outcome = run(&pool, &args, &task, reader).await;
-    super::answer_upload(&pool, &task, outcome, VM_SET)
+    let work = {
+        let (pool, task) = (Arc::clone(&pool), task.clone());
+        async move { run(&pool, &args, &task, reader).await }
+    };
+    super::take_over_upload(pool, &task, VM_SET, work)
 }
 
 async fn run<R>(pool: &Pool, args: &RequestArgs, task: &str, body: R) -> Result<Value, Failure>

@@ -13,8 +13,10 @@ pub(crate) mod raw_vdi;
 pub(crate) mod xva_intake;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use http::header::{COOKIE, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -31,7 +33,7 @@ use crate::rpc::args;
 use crate::rpc::generic::fields;
 use crate::rpc::session::master_host;
 use crate::rpc::task;
-use crate::server::routes::{Body, full, html_error};
+use crate::server::routes::{Body, html_error};
 use crate::timestamp;
 
 /// The arguments of a data-plane request: query string and cookies, decoded.
@@ -248,21 +250,44 @@ pub(crate) fn body_reader(body: Incoming) -> impl AsyncRead + Send + Unpin + 'st
     StreamReader::new(BodyDataStream::new(body).map_err(std::io::Error::other))
 }
 
-/// Complete an upload's task with `outcome` and answer as xapi does: 200 either way (the
-/// outcome is on the task), the failure's code and parameters as the body, the `task-id`
-/// header.
-pub(crate) fn answer_upload(
-    pool: &Pool,
+/// Take an upload over as xapi does once its checks have passed: `200 OK` with the `task-id`
+/// header goes out at once, before the body is read; `work` then reads the body and its outcome
+/// completes the task (the client learns success or failure from the task, never from the HTTP
+/// status). The response carries no body and ends, with the connection, when the work is done
+/// (reference §5.4), so a client that reads it to the end has waited for the task too.
+///
+/// A client that sends the whole body before reading the answer, and one that streams with a
+/// huge `Content-Length` and stops reading the body once the upload is taken over (Xen
+/// Orchestra's `putResource`), are both served.
+pub(crate) fn take_over_upload<F>(
+    pool: Arc<Pool>,
     task: &str,
-    outcome: Result<Value, Failure>,
     result_ty: Ty,
-) -> Response<Body> {
-    let failed = outcome
-        .as_ref()
-        .err()
-        .map(|f| format!("{} {:?}", f.code.as_str(), f.params));
-    complete(pool, task, outcome, result_ty);
-    export::with_task(Response::new(full(failed.unwrap_or_default())), task)
+    work: F,
+) -> Response<Body>
+where
+    F: Future<Output = Result<Value, Failure>> + Send + 'static,
+{
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let task_ref = task.to_owned();
+    tokio::spawn(async move {
+        let outcome = work.await;
+        if let Err(failure) = &outcome {
+            tracing::debug!(task = %task_ref, code = failure.code.as_str(), "upload failed");
+        }
+        complete(&pool, &task_ref, outcome, result_ty);
+        let _ = done.send(());
+    });
+    let ends_when_done = futures::stream::once(finished).filter_map(|_| {
+        std::future::ready(None::<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>)
+    });
+    let body = http_body_util::StreamBody::new(ends_when_done);
+    let mut response = Response::new(http_body_util::BodyExt::boxed_unsync(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    export::with_task(export::close_delimited(response), task)
 }
 
 #[cfg(test)]

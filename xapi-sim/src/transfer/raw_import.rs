@@ -29,7 +29,7 @@ use crate::pool::Pool;
 use crate::server::routes::{Body, html_error};
 
 /// Answer `PUT /import_raw_vdi`.
-pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
+pub(crate) fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response<Body> {
     if super::is_chunked_encoding(parts) {
         return html_error(
             StatusCode::NOT_FOUND,
@@ -54,27 +54,39 @@ pub(crate) async fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Re
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let reader = super::body_reader(body);
-    let outcome = async {
-        let (vdi, uuid, size) = target(&pool, &args, &format, content_length)?;
-        if crate::mirror::is_read_only_replica(&pool, &uuid) {
-            // the replica of a storage mirror that is on takes no writes
-            return Err(crate::api_error::failure("VDI_READONLY", [vdi.clone()]));
+    // xapi resolves the target before it answers; a bad one is an HTTP error and the task fails:
+    // 400 for the cases it names (INTERNAL_ERROR), 500 for errors raised by the calls it makes
+    let (vdi, uuid, size) = match target(&pool, &args, &format, content_length) {
+        Ok(target) => target,
+        Err(failure) => {
+            let status = if failure.code.as_str() == "INTERNAL_ERROR" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            let page = format!("{} {:?}", failure.code.as_str(), failure.params);
+            super::complete(&pool, &task, Err(failure), VDI_REF);
+            return html_error(status, &page);
         }
-        write_body(
-            &pool,
-            &uuid,
-            size,
-            &format,
-            args.get("chunked").is_some(),
-            reader,
-        )
-        .await?;
-        Ok(Value::String(vdi))
-    }
-    .await;
-    super::answer_upload(&pool, &task, outcome, Ty::Ref("VDI"))
+    };
+    let reader = super::body_reader(body);
+    let chunked = args.get("chunked").is_some();
+    let work = {
+        let pool = Arc::clone(&pool);
+        async move {
+            if crate::mirror::is_read_only_replica(&pool, &uuid) {
+                // the replica of a storage mirror that is on takes no writes
+                return Err(crate::api_error::failure("VDI_READONLY", [vdi]));
+            }
+            write_body(&pool, &uuid, size, &format, chunked, reader).await?;
+            Ok(Value::String(vdi))
+        }
+    };
+    super::take_over_upload(pool, &task, VDI_REF, work)
 }
+
+/// The result type of an `/import_raw_vdi` task.
+static VDI_REF: Ty = Ty::Ref("VDI");
 
 /// The VDI to write: the one named, or a new one on the SR named (raw only).
 fn target(
@@ -91,19 +103,27 @@ fn target(
             db.by_uuid("VDI", name)?
         }
     } else {
+        // xapi's cases, in its order: a VHD cannot go straight into an SR; a new raw VDI needs
+        // both an SR and a Content-Length
+        if format == "vhd" {
+            return Err(failure(
+                "INTERNAL_ERROR",
+                ["Importing a VHD directly into an SR not yet supported"],
+            ));
+        }
         let sr = match (args.get("sr_id"), args.get("sr_uuid")) {
-            (Some(sr), _) => sr.to_owned(),
-            (None, Some(uuid)) => db.by_uuid("SR", uuid)?,
-            (None, None) => return Err(failure("VDI_MISSING", ["", ""])),
+            (Some(sr), _) => Some(sr.to_owned()),
+            (None, Some(uuid)) => Some(db.by_uuid("SR", uuid)?),
+            (None, None) => None,
+        };
+        let (Some(sr), Some(size), "raw") = (sr, content_length, format) else {
+            return Err(failure(
+                "INTERNAL_ERROR",
+                ["Not enough info supplied to import"],
+            ));
         };
         db.object("SR", &sr)?;
         pool.assert_sr_has_space(&db, &sr)?;
-        let (Some(size), "raw") = (content_length, format) else {
-            return Err(failure(
-                "INTERNAL_ERROR",
-                ["a new VDI needs format=raw and a Content-Length"],
-            ));
-        };
         let record = BTreeMap::from([
             (
                 "name_label".to_owned(),

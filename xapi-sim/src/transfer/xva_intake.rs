@@ -14,8 +14,8 @@ use xapi_backup::Error as ReadError;
 use xapi_backup::format::ova_xml::OvaXml;
 use xapi_backup::format::tar::TarError;
 use xapi_backup::format::xva::{
-    ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy, ReadOptions, XvaError,
-    XvaReader,
+    AfterEndOfArchive, ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy,
+    ReadOptions, XvaError, XvaReader,
 };
 use xapi_core::wire::Failure;
 
@@ -95,6 +95,8 @@ impl XvaIntake {
     {
         let options = ReadOptions {
             on_checksum_mismatch: MismatchPolicy::Record,
+            // as xapi, stop at the end of the archive: the client may keep its side open
+            after_end_of_archive: AfterEndOfArchive::Stop,
             ..ReadOptions::default()
         };
         let reader = XvaReader::open(reader, options)

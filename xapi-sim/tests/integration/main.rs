@@ -21,4 +21,5 @@ mod transfer_host_backup;
 mod transfer_import_force;
 mod transfer_import_metadata;
 mod transfer_pool_restore;
+mod transfer_take_over;
 mod vhd_transfer;

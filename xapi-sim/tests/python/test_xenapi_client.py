@@ -210,10 +210,9 @@ def test_event_from_sees_a_change(session):
 
 
 def test_system_list_methods(demo):
-    answer = xmlrpc.client.ServerProxy(demo.urls["primary"]).system.listMethods()
-    # xapi answers in its usual envelope, without a session
-    assert answer["Status"] == "Success"
-    methods = answer["Value"]
+    methods = xmlrpc.client.ServerProxy(demo.urls["primary"]).system.listMethods()
+    # xapi answers introspection with the bare list (no Status/Value envelope), without a session
+    assert isinstance(methods, list)
     assert "VM.get_all_records" in methods
     assert "Async.VM.start" in methods
     assert "Async.VM.get_record" not in methods

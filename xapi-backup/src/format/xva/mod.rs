@@ -15,7 +15,8 @@ pub mod writer;
 
 pub use chunk::{CHUNK_SIZE, ChecksumKind};
 pub use reader::{
-    ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy, ReadOptions, XvaReader,
+    AfterEndOfArchive, ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy,
+    ReadOptions, XvaReader,
 };
 pub use writer::{DiskSource, WriteOptions, write_xva, xva_stream};
 

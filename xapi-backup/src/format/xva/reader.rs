@@ -25,6 +25,9 @@ pub struct ReadOptions {
     pub max_ova_xml: u64,
     /// What a checksum that does not match its chunk does (default [`MismatchPolicy::Fail`]).
     pub on_checksum_mismatch: MismatchPolicy,
+    /// What happens to the bytes after the end-of-archive marker (default
+    /// [`AfterEndOfArchive::Drain`]).
+    pub after_end_of_archive: AfterEndOfArchive,
 }
 
 impl Default for ReadOptions {
@@ -33,8 +36,22 @@ impl Default for ReadOptions {
             max_chunk: 16 << 20,
             max_ova_xml: 256 << 20,
             on_checksum_mismatch: MismatchPolicy::Fail,
+            after_end_of_archive: AfterEndOfArchive::Drain,
         }
     }
+}
+
+/// What the reader does once it has read the end-of-archive marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AfterEndOfArchive {
+    /// Read on to the end of the stream (record padding, a compressor's trailer), so that damage
+    /// there is reported rather than ignored. Right for files.
+    #[default]
+    Drain,
+    /// Stop at the marker and read nothing more: for a network peer that keeps its side open
+    /// after the archive. xapi's importer stops there, and Xen Orchestra sends streams of unknown
+    /// length with an oversized `Content-Length`, closing only once the upload is answered.
+    Stop,
 }
 
 /// What the reader does when a chunk's data does not match its checksum (an inline
@@ -251,7 +268,9 @@ impl ChunkStream {
         }
         // Drain what follows (record padding, a compressor's trailer) so that a
         // damaged or missing compression trailer is reported, not ignored.
-        self.tar.drain_to_end().await?;
+        if self.options.after_end_of_archive == AfterEndOfArchive::Drain {
+            self.tar.drain_to_end().await?;
+        }
         self.finished = true;
         Ok(())
     }
