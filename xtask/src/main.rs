@@ -1,7 +1,7 @@
 //! Project automation for xapi-rs.
 //!
 //! - `cargo xtask test`: every check CI runs, in order (format, lints, codegen check, tests,
-//!   Python tests).
+//!   Python tests with XenAPI.py, JavaScript tests with Xen Orchestra's xen-api client).
 //! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
 //! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
 //! - `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` from the
@@ -10,6 +10,7 @@
 mod bench_compare;
 mod codegen;
 mod fuzz_smoke;
+mod js;
 mod python;
 mod run;
 mod system;
@@ -44,7 +45,7 @@ fn print_usage() {
     println!();
     println!("commands:");
     println!(
-        "  test       fmt check, clippy -D warnings, codegen --check, cargo test, Python tests"
+        "  test       fmt, clippy -D warnings, codegen --check, cargo test, pytest, node tests"
     );
     println!("             (installs what it needs)");
     println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");

@@ -24,6 +24,14 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
         program: "python3",
         package: "python3",
     },
+    Requirement {
+        program: "node",
+        package: "nodejs",
+    },
+    Requirement {
+        program: "npm",
+        package: "npm",
+    },
 ];
 
 /// Whether `program` is on the PATH.

@@ -2,7 +2,7 @@
 
 use crate::bench_compare::target_dir;
 use crate::run::{cargo, run};
-use crate::{codegen, fuzz_smoke, python, system};
+use crate::{codegen, fuzz_smoke, js, python, system};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
@@ -33,6 +33,7 @@ pub(crate) fn run_all() -> Result<(), String> {
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     python::run_pytest()?;
+    js::run_node_tests()?;
     system::report_disk("before the fuzz build", &target_dir());
     fuzz_smoke::run_if_possible()?;
     system::report_disk("at the end", &target_dir());
