@@ -20,7 +20,9 @@ pub(crate) mod session;
 pub(crate) mod sr;
 pub(crate) mod task;
 pub(crate) mod vdi;
+pub(crate) mod vdi_copy;
 pub(crate) mod vm;
+pub(crate) mod vm_devices;
 
 #[cfg(test)]
 mod tests;
@@ -227,7 +229,11 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("event", _) => event::handle(pool, &call).await,
         ("host", message) if host::handles(message) => Some(Ok(host::handle(&call))),
         ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
+        ("VM", _) if vm_devices::handles(call.message.name) => {
+            Some(vm_devices::handle(pool, &call))
+        }
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
+        ("VDI", _) if vdi_copy::handles(call.message.name) => Some(vdi_copy::handle(pool, &call)),
         (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
         (class, message) if dr_storage::handles(class, message) => dr_storage::handle(pool, &call),
         ("VM_appliance", _) if appliance::handles(call.message.name) => {

@@ -13,6 +13,7 @@ use xapi_core::wire::{Failure, Value};
 
 use super::Call;
 use super::args;
+use super::vdi_copy::{DiskCopy, duplicate_vdi};
 use crate::api_error::{failure, vm_bad_power_state};
 use crate::model::defaults::NULL_REF;
 use crate::model::store::Db;
@@ -208,7 +209,6 @@ fn copy_fields(db: &Db, class: &str, reference: &str) -> Result<BTreeMap<String,
     Ok(fields)
 }
 
-/// `VM.snapshot`: a halted template copy of the VM, with a snapshot of each disk.
 /// `VM.snapshot`: a halted template VM with snapshot VDIs of every disk except those in
 /// `ignore` (their VBDs are left out of the snapshot, as xapi's `ignore_vdis` does).
 fn snapshot(
@@ -229,17 +229,6 @@ fn snapshot(
     let snap = db.create("VM", fields)?;
     copy_devices(db, pool, vm, &snap, &DiskCopy::Snapshot, ignore)?;
     Ok(snap)
-}
-
-/// How the disks of a VM are duplicated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum DiskCopy {
-    /// Snapshot VDIs (`is_a_snapshot`, `snapshot_of` the original), same SR.
-    Snapshot,
-    /// Clones in the same SR.
-    Clone,
-    /// Full copies, into this SR when given.
-    Copy(Option<String>),
 }
 
 /// `VM.clone` or `VM.copy` (as `how` says): a new halted VM with duplicated disks and new MACs.
@@ -286,41 +275,7 @@ fn copy_devices(
         }
         let mut vbd_fields = copy_fields(db, "VBD", &vbd)?;
         if vdi != NULL_REF && db.exists("VDI", &vdi) {
-            let mut vdi_fields = copy_fields(db, "VDI", &vdi)?;
-            match how {
-                DiskCopy::Snapshot => {
-                    vdi_fields.insert("is_a_snapshot".into(), Value::Bool(true));
-                    vdi_fields.insert("snapshot_of".into(), Value::String(vdi.clone()));
-                    vdi_fields.insert("snapshot_time".into(), timestamp::now());
-                }
-                DiskCopy::Clone | DiskCopy::Copy(_) => {
-                    vdi_fields.insert("is_a_snapshot".into(), Value::Bool(false));
-                    vdi_fields.insert("snapshot_of".into(), Value::String(NULL_REF.into()));
-                }
-            }
-            if let DiskCopy::Copy(Some(sr)) = how {
-                db.object("SR", sr)?;
-                vdi_fields.insert("SR".into(), Value::String(sr.clone()));
-            }
-            let size = db.int_field("VDI", &vdi, "virtual_size")?.max(0) as u64;
-            if let Some(Value::String(target_sr)) = vdi_fields.get("SR") {
-                pool.assert_sr_has_space(db, target_sr)?;
-            }
-            let new_vdi = db.create("VDI", vdi_fields)?;
-            let from_uuid = db.str_field("VDI", &vdi, "uuid")?;
-            let to_uuid = db.str_field("VDI", &new_vdi, "uuid")?;
-            pool.storage.copy(&from_uuid, &to_uuid, size).map_err(|e| {
-                failure(
-                    "SR_BACKEND_FAILURE",
-                    ["", "", &format!("copying disk {from_uuid}: {e}")],
-                )
-            })?;
-            if *how == DiskCopy::Snapshot {
-                pool.cbt().snapshot(&from_uuid, &to_uuid);
-            } else {
-                db.set_field("VDI", &new_vdi, "cbt_enabled", Value::Bool(false))?;
-            }
-            db.set_field("VDI", &new_vdi, "location", Value::String(to_uuid))?;
+            let new_vdi = duplicate_vdi(db, pool, &vdi, how)?;
             vbd_fields.insert("VDI".into(), Value::String(new_vdi));
         }
         vbd_fields.insert("VM".into(), Value::String(to.to_owned()));

@@ -22,4 +22,5 @@ mod transfer_import_force;
 mod transfer_import_metadata;
 mod transfer_pool_restore;
 mod transfer_take_over;
+mod vdi_duplicates;
 mod vhd_transfer;
