@@ -19,7 +19,9 @@ use super::admin;
 use super::endpoints::{Endpoint, route};
 use crate::pool::Pool;
 use crate::rpc;
-use crate::transfer::{db_dump, export, host_backup, import, import_metadata, raw_import, raw_vdi};
+use crate::transfer::{
+    db_dump, db_restore, export, host_backup, import, import_metadata, raw_import, raw_vdi,
+};
 
 /// Largest RPC request body accepted (xapi's `http_limit_max_rpc_size`).
 pub(crate) const MAX_RPC_BODY: usize = 300 * 1024;
@@ -65,7 +67,7 @@ pub(crate) async fn serve(
         },
         Endpoint::Preflight => preflight(),
         Endpoint::DbDump => db_dump::handle(&pool, &parts),
-        Endpoint::DbRestore => db_dump::restore(&pool, &parts, body).await,
+        Endpoint::DbRestore => db_restore::restore(&pool, &parts, body),
         Endpoint::HostBackup => host_backup::backup(&pool, &parts),
         Endpoint::HostRestore => host_backup::restore(&pool, &parts, body).await,
         Endpoint::Import => import::import(Arc::clone(&pool), &parts, body),

@@ -3,6 +3,7 @@
 
 pub(crate) mod corrupt;
 pub(crate) mod db_dump;
+pub(crate) mod db_restore;
 pub(crate) mod export;
 pub(crate) mod host_backup;
 pub(crate) mod import;

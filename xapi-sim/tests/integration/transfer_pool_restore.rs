@@ -1,7 +1,9 @@
 //! `PUT /pool/xmldbdump` with what `GET /pool/xmldbdump` served: a real restore undoes the
 //! changes made since the dump and drops every session, as xapi's restart does; `dry_run`
 //! changes nothing; a dump of another schema version fails with
-//! `RESTORE_INCOMPATIBLE_VERSION`; an upload without `Content-Length` gets 400.
+//! `RESTORE_INCOMPATIBLE_VERSION`; an upload without `Content-Length` gets 400; as
+//! `prepare_database_for_restore`, only the dump's master is kept and it becomes this host, and a
+//! physical NIC this host lacks fails the restore with `RESTORE_TARGET_MISSING_DEVICE`.
 
 use crate::support;
 
@@ -121,4 +123,71 @@ async fn a_restore_without_content_length_is_a_bad_request() {
         .unwrap();
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+}
+
+/// The pool's master host and every host, through `session`.
+async fn hosts(session: &Session) -> (String, Vec<String>) {
+    let pools: Vec<String> = session.call("pool.get_all", ()).await.unwrap();
+    let master: String = session.call("pool.get_master", (&pools[0],)).await.unwrap();
+    let all: Vec<String> = session.call("host.get_all", ()).await.unwrap();
+    (master, all)
+}
+
+#[tokio::test]
+async fn a_restore_keeps_only_the_master_which_becomes_this_host() {
+    let sim = support::start(Scenario::Demo, false).await;
+    let primary = login(&sim).await;
+    let (master, all) = hosts(&primary).await;
+    assert!(all.len() >= 2, "the demo's primary pool has members");
+    let my_uuid: String = primary.call("host.get_uuid", (&master,)).await.unwrap();
+
+    // the DR pool's dump, restored into the primary: its master takes the primary's identity
+    let dr = support::login_to(&sim, &sim.pool("dr").unwrap().url).await;
+    let (dr_master, _) = hosts(&dr).await;
+    let xml = dump(&dr).await;
+    restore(&primary, &[], xml).await;
+    let again = login(&sim).await;
+    let (master_now, all_now) = hosts(&again).await;
+    assert_eq!(master_now, dr_master);
+    assert_eq!(
+        all_now,
+        vec![dr_master.clone()],
+        "the dump's other hosts are dropped"
+    );
+    let uuid: String = again.call("host.get_uuid", (&master_now,)).await.unwrap();
+    assert_eq!(
+        uuid, my_uuid,
+        "the master takes this host's installation UUID"
+    );
+}
+
+#[tokio::test]
+async fn a_physical_nic_this_host_lacks_fails_the_restore() {
+    let sim = support::start(Scenario::Demo, false).await;
+    let session = login(&sim).await;
+    let (master, _) = hosts(&session).await;
+    let xml = String::from_utf8(dump(&session).await).unwrap();
+    let pif = format!(
+        "<row ref=\"OpaqueRef:5c0b0e5e-0000-4000-8000-00000000f1f0\" \
+         uuid=\"5c0b0e5e-0000-4000-8000-00000000f1f0\" host=\"{master}\" device=\"eth7\" \
+         physical=\"true\" management=\"false\" MAC=\"00:16:3e:00:00:07\"/>"
+    );
+    let with_pif = if xml.contains("<table name=\"PIF\"/>") {
+        xml.replacen(
+            "<table name=\"PIF\"/>",
+            &format!("<table name=\"PIF\">{pif}</table>"),
+            1,
+        )
+    } else {
+        xml.replacen(
+            "<table name=\"PIF\">",
+            &format!("<table name=\"PIF\">{pif}"),
+            1,
+        )
+    };
+    assert_ne!(with_pif, xml, "the dump has a PIF table");
+    let task = restore(&session, &[("dry_run", "true")], with_pif.into_bytes()).await;
+    let (status, info) = status_and_error(&session, &task).await;
+    assert_eq!(status, "failure");
+    assert_eq!(info, vec!["RESTORE_TARGET_MISSING_DEVICE", "eth7"]);
 }
