@@ -272,10 +272,13 @@ impl BlockingEncoder {
                 Vec::new(),
                 flate2::Compression::new(6),
             )))),
-            Compression::Zstd => Box::new(ZstdEncode(Some(zstd::stream::write::Encoder::new(
-                Vec::new(),
-                3,
-            )?))),
+            Compression::Zstd => {
+                // level 3 and an XXH64 content checksum: the zstd command's defaults, which
+                // xapi's exports use; the checksum lets a reader catch damage anywhere
+                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3)?;
+                encoder.include_checksum(true)?;
+                Box::new(ZstdEncode(Some(encoder)))
+            }
         };
         Ok(Some(Self {
             transform: Some(transform),
