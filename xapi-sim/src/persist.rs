@@ -164,6 +164,19 @@ pub(crate) fn resume(pool: &Pool, cbt: Option<Cbt>) {
         return;
     };
     let master = crate::rpc::session::master_host(&db);
+    // xapi's cache_metadata_vdis at start-up: other pools' metadata VDIs join the cache
+    let foreign: Vec<String> = vdis
+        .iter()
+        .filter(|vdi| {
+            db.str_field("VDI", vdi, "type")
+                .is_ok_and(|t| t == "metadata")
+                && db
+                    .str_field("VDI", vdi, "metadata_of_pool")
+                    .is_ok_and(|p| p != pool_ref)
+        })
+        .cloned()
+        .collect();
+    crate::rpc::metadata_cache::add_vdis(pool, &mut db, &foreign);
     for vdi in vdis {
         let is_ours = db
             .str_field("VDI", &vdi, "type")

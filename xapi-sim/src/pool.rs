@@ -39,8 +39,8 @@ pub(crate) struct Pool {
     pub(crate) host_identity: OnceLock<crate::server::tls::TlsIdentity>,
     /// Foreign databases opened with `VDI.open_database`, by the read-only session bound to them.
     foreign: Mutex<HashMap<String, Arc<Pool>>>,
-    /// Pool UUIDs of the metadata VDIs opened so far (`VDI.read_database_pool_uuid`).
-    pub(crate) foreign_pool_uuids: Mutex<HashMap<String, String>>,
+    /// The metadata VDIs of other pools read so far, by VDI reference (`metadata_cache`).
+    metadata_vdi_cache: Mutex<HashMap<String, crate::rpc::metadata_cache::CachedDatabase>>,
     /// Storage mirrors this pool can reach (the recovery site of the demo).
     mirrors: Mutex<Vec<Mirror>>,
     /// Running Async tasks, by task reference, so that `task.cancel` can stop them.
@@ -81,7 +81,7 @@ impl Pool {
             host_identity: OnceLock::new(),
             foreign: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(Vec::new()),
-            foreign_pool_uuids: Mutex::new(HashMap::new()),
+            metadata_vdi_cache: Mutex::new(HashMap::new()),
             legacy_events: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
         }
@@ -150,6 +150,16 @@ impl Pool {
     /// Bytes of a disk image were written (for changed-block tracking).
     pub(crate) fn note_write(&self, uuid: &str, offset: u64, length: u64) {
         self.cbt().note_write(uuid, offset, length);
+    }
+
+    /// The cache of other pools' metadata VDIs, locked (see `rpc::metadata_cache`).
+    pub(crate) fn metadata_vdi_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, crate::rpc::metadata_cache::CachedDatabase>>
+    {
+        self.metadata_vdi_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `SR_BACKEND_FAILURE_44` when the "SR full" fault is on for this SR.

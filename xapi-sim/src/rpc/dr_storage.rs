@@ -15,8 +15,10 @@ use xapi_core::wire::{Failure, Value};
 
 use super::Call;
 use super::args;
+use super::metadata_cache;
 use crate::api_error::failure;
 use crate::model::defaults::NULL_REF;
+use crate::model::store::Db;
 use crate::pool::Pool;
 
 /// A storage mirror visible from a pool: the SR `sr_uuid` of `source`, reachable with a device
@@ -57,11 +59,7 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
         ("SR", "introduce") => introduce(pool, a),
         ("SR", "forget") => args::string(a, 0).and_then(|sr| forget(pool, &sr)),
         ("PBD", "plug") => args::string(a, 0).and_then(|pbd| plug(pool, &pbd)),
-        ("PBD", "unplug") => args::string(a, 0).and_then(|pbd| {
-            pool.db()
-                .set_field("PBD", &pbd, "currently_attached", Value::Bool(false))
-                .map(|()| Value::Nil)
-        }),
+        ("PBD", "unplug") => args::string(a, 0).and_then(|pbd| unplug(pool, &pbd)),
         ("DR_task", "create") => dr_task_create(pool, a),
         ("DR_task", "destroy") => args::string(a, 0).and_then(|task| dr_task_destroy(pool, &task)),
         _ => return None,
@@ -217,10 +215,8 @@ fn plug(pool: &Pool, pbd: &str) -> Result<Value, Failure> {
             for cleared in ["snapshot_of", "metadata_of_pool"] {
                 fields.insert(cleared.to_owned(), Value::String(NULL_REF.to_owned()));
             }
-            let is_metadata = source
-                .str_field("VDI", &vdi, "type")
-                .is_ok_and(|t| t == "metadata");
-            fields.insert("metadata_latest".to_owned(), Value::Bool(is_metadata));
+            // set from the database it holds once plugged (metadata_cache)
+            fields.insert("metadata_latest".to_owned(), Value::Bool(false));
             let target = pool.storage.path(&uuid);
             if !target.exists() {
                 let source_path = mirror.source.storage.path(&uuid);
@@ -240,7 +236,32 @@ fn plug(pool: &Pool, pbd: &str) -> Result<Value, Failure> {
         }
     }
     db.set_field("PBD", pbd, "currently_attached", Value::Bool(true))?;
+    // xapi's handle_metadata_vdis: the metadata VDIs of the shared SR join the cache
+    let metadata_vdis = metadata_vdis_of(&db, &sr);
+    metadata_cache::add_vdis(pool, &mut db, &metadata_vdis);
     Ok(Value::Nil)
+}
+
+/// `PBD.unplug`: detach; the SR's metadata VDIs leave the cache and lose `metadata_latest`.
+fn unplug(pool: &Pool, pbd: &str) -> Result<Value, Failure> {
+    let mut db = pool.db();
+    let sr = db.str_field("PBD", pbd, "SR")?;
+    db.set_field("PBD", pbd, "currently_attached", Value::Bool(false))?;
+    let metadata_vdis = metadata_vdis_of(&db, &sr);
+    metadata_cache::remove_vdis(pool, &mut db, &metadata_vdis);
+    Ok(Value::Nil)
+}
+
+/// The VDIs of type `metadata` on `sr`.
+fn metadata_vdis_of(db: &Db, sr: &str) -> Vec<String> {
+    db.refs_field("SR", sr, "VDIs")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|vdi| {
+            db.str_field("VDI", vdi, "type")
+                .is_ok_and(|t| t == "metadata")
+        })
+        .collect()
 }
 
 /// `DR_task.create`: probe for metadata SRs, introduce the whitelisted ones, attach them on

@@ -14,6 +14,7 @@ pub(crate) mod event;
 pub(crate) mod event_legacy;
 pub(crate) mod generic;
 pub(crate) mod host;
+pub(crate) mod metadata_cache;
 pub(crate) mod query;
 pub(crate) mod recover;
 pub(crate) mod session;

@@ -10,6 +10,7 @@ use xapi_core::wire::{Failure, Value};
 
 use super::Call;
 use super::args;
+use super::metadata_cache;
 use crate::api_error::failure;
 use crate::cbt::CbtError;
 use crate::pool::Pool;
@@ -56,13 +57,9 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
             .and_then(|(from, to)| list_changed_blocks(pool, &from, &to)),
         "data_destroy" => args::string(a, 0).and_then(|vdi| data_destroy(pool, &vdi)),
         "open_database" => args::string(a, 0).and_then(|vdi| open_database(pool, &vdi)),
-        "read_database_pool_uuid" => args::string(a, 0).map(|vdi| {
-            let uuids = pool
-                .foreign_pool_uuids
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Value::String(uuids.get(&vdi).cloned().unwrap_or_default())
-        }),
+        "read_database_pool_uuid" => {
+            args::string(a, 0).map(|vdi| Value::String(metadata_cache::pool_uuid(pool, &vdi)))
+        }
         "get_nbd_info" => args::string(a, 0)
             .and_then(|vdi| nbd_info(pool, &vdi, call.session.as_deref().unwrap_or_default())),
         _ => return None,
@@ -256,18 +253,9 @@ fn open_database(pool: &Arc<Pool>, vdi: &str) -> Result<Value, Failure> {
     if vdi_type != "metadata" {
         return Err(failure("VDI_INCOMPATIBLE_TYPE", [vdi, vdi_type.as_str()]));
     }
-    let could_not = |reason: String| failure("COULD_NOT_IMPORT_DATABASE", [reason]);
-    let file = std::fs::File::open(pool.storage.path(&uuid))
-        .map_err(|e| could_not(format!("opening the VDI: {e}")))?;
-    let mut image = xapi_dr::metadata::read_redo_log(file).map_err(|e| could_not(e.to_string()))?;
+    let mut image = metadata_cache::read_image(pool, &uuid)?;
+    let cached = metadata_cache::summary(&image);
     image.database.recompute_relations();
-    let pool_uuid = image
-        .database
-        .rows("pool")
-        .next()
-        .and_then(|(_, row)| row.get("uuid"))
-        .unwrap_or_default()
-        .to_owned();
     let foreign = Pool::new(
         &format!("foreign database of {uuid}"),
         pool.classes,
@@ -296,10 +284,7 @@ fn open_database(pool: &Arc<Pool>, vdi: &str) -> Result<Value, Failure> {
             ]),
         )?
     };
-    pool.foreign_pool_uuids
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(vdi.to_owned(), pool_uuid);
+    metadata_cache::remember(pool, &mut pool.db(), vdi, cached);
     pool.add_foreign(&session, Arc::new(foreign));
     Ok(Value::String(session))
 }

@@ -182,3 +182,62 @@ async fn failover_to_the_dr_pool() {
         .unwrap();
     assert_eq!(kept.len(), 1);
 }
+
+/// xapi caches the metadata VDIs of a plugged SR: their pool UUID is known before any
+/// `VDI.open_database`, and unplugging the SR forgets them.
+#[tokio::test]
+async fn plugging_the_mirror_caches_its_metadata_vdis_and_unplugging_forgets_them() {
+    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
+        .await
+        .unwrap();
+    let primary = support::login_to(&sim, &sim.pool("primary").unwrap().url).await;
+    let dr = support::login_to(&sim, &sim.pool("dr").unwrap().url).await;
+    let srs: Vec<String> = primary
+        .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
+        .await
+        .unwrap();
+    let sr_uuid: String = primary.call("SR.get_uuid", (&srs[0],)).await.unwrap();
+    primary
+        .call::<()>("SR.enable_database_replication", (&srs[0],))
+        .await
+        .unwrap();
+    let pools: Vec<String> = primary.call("pool.get_all", ()).await.unwrap();
+    let primary_uuid: String = primary.call("pool.get_uuid", (&pools[0],)).await.unwrap();
+
+    let config: BTreeMap<&str, &str> = DEMO_MIRROR_DEVICE_CONFIG.iter().copied().collect();
+    let task: String = dr
+        .call(
+            "DR_task.create",
+            ("lvmoiscsi", &config, vec![sr_uuid.clone()]),
+        )
+        .await
+        .unwrap();
+    let vdis: BTreeMap<String, VdiSummary> = dr.call("VDI.get_all_records", ()).await.unwrap();
+    let (metadata_vdi, record) = vdis
+        .iter()
+        .find(|(_, v)| v.vdi_type == "metadata")
+        .expect("the mirror holds the metadata VDI");
+    assert!(record.metadata_latest);
+    let pool_uuid: String = dr
+        .call("VDI.read_database_pool_uuid", (metadata_vdi,))
+        .await
+        .unwrap();
+    assert_eq!(pool_uuid, primary_uuid, "known without VDI.open_database");
+
+    let sr: String = dr.call("SR.get_by_uuid", (&sr_uuid,)).await.unwrap();
+    let pbds: Vec<String> = dr.call("SR.get_PBDs", (&sr,)).await.unwrap();
+    for pbd in &pbds {
+        dr.call::<()>("PBD.unplug", (pbd,)).await.unwrap();
+    }
+    let latest: bool = dr
+        .call("VDI.get_metadata_latest", (metadata_vdi,))
+        .await
+        .unwrap();
+    assert!(!latest);
+    let pool_uuid: String = dr
+        .call("VDI.read_database_pool_uuid", (metadata_vdi,))
+        .await
+        .unwrap();
+    assert_eq!(pool_uuid, "");
+    dr.call::<()>("DR_task.destroy", (&task,)).await.unwrap();
+}
