@@ -11,8 +11,8 @@ use xapi_backup::format::compression::Compression;
 use xapi_backup::format::ova_xml::{OvaClass, OvaObject, OvaVersion, OvaXml, Value};
 use xapi_backup::format::tar::{END_OF_ARCHIVE, TarError, encode_v7_header, padding_len};
 use xapi_backup::format::xva::{
-    AfterEndOfArchive, CHUNK_SIZE, ChecksumKind, ChecksumMismatch, ChecksumSource, DiskSource,
-    MismatchPolicy, ReadOptions, WriteOptions, XvaError, XvaReader, xva_stream,
+    AfterEndOfArchive, CHUNK_SIZE, ChecksumKind, ChecksumMismatch, ChecksumSource, ChecksumText,
+    DiskSource, MismatchPolicy, ReadOptions, WriteOptions, XvaError, XvaReader, xva_stream,
 };
 
 const MIB: usize = CHUNK_SIZE as usize;
@@ -1182,4 +1182,36 @@ proptest::proptest! {
         proptest::prop_assert!(disks[0] == first);
         proptest::prop_assert!(disks[1] == other);
     }
+}
+
+#[tokio::test]
+async fn checksum_text_in_the_other_case_passes_leniently_and_fails_exactly() {
+    let c0 = vec![0x11u8; MIB];
+    let last: Vec<u8> = (0..100u8).collect();
+    let lower = ChecksumKind::Xxhash.digest(&c0).to_ascii_lowercase();
+    assert_ne!(
+        lower,
+        ChecksumKind::Xxhash.digest(&c0),
+        "xapi writes upper-case xxhash"
+    );
+    let xx_last = ChecksumKind::Xxhash.digest(&last);
+    let tar = hand_tar(&[
+        ("ova.xml", HAND_OVA.as_bytes()),
+        ("Ref:4/00000000", &c0),
+        ("Ref:4/00000000.xxhash", lower.as_bytes()),
+        ("Ref:4/00000004", &last),
+        ("Ref:4/00000004.xxhash", xx_last.as_bytes()),
+    ]);
+    read_all(tar.clone()).await.expect("lenient by default");
+    let exact = ReadOptions {
+        checksum_text: ChecksumText::Exact,
+        ..ReadOptions::default()
+    };
+    let err = read_with(tar, exact)
+        .await
+        .expect_err("exact, as xapi's importer");
+    assert!(
+        matches!(&err, Error::Xva(XvaError::ChecksumMismatch { member, .. }) if member == "Ref:4/00000000"),
+        "{err}"
+    );
 }

@@ -14,8 +14,8 @@ use xapi_backup::Error as ReadError;
 use xapi_backup::format::ova_xml::OvaXml;
 use xapi_backup::format::tar::TarError;
 use xapi_backup::format::xva::{
-    AfterEndOfArchive, ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy,
-    ReadOptions, XvaError, XvaReader,
+    AfterEndOfArchive, ChecksumMismatch, ChecksumSource, ChecksumText, DiskChunk, DiskInfo,
+    MismatchPolicy, ReadOptions, XvaError, XvaReader,
 };
 use xapi_core::wire::Failure;
 
@@ -97,6 +97,8 @@ impl XvaIntake {
             on_checksum_mismatch: MismatchPolicy::Record,
             // as xapi, stop at the end of the archive: the client may keep its side open
             after_end_of_archive: AfterEndOfArchive::Stop,
+            // and compare checksum texts byte for byte
+            checksum_text: ChecksumText::Exact,
             ..ReadOptions::default()
         };
         let reader = XvaReader::open(reader, options)

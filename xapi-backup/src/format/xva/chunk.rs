@@ -60,8 +60,19 @@ impl ChecksumKind {
     /// Compares a stored checksum text with the data, leniently about case and surrounding
     /// whitespace. Returns the expected (computed) text on mismatch.
     pub fn verify(self, stored: &str, data: &[u8]) -> Result<(), String> {
+        self.verify_with(stored, data, ChecksumText::Lenient)
+    }
+
+    /// Compares a stored checksum text with the data as `comparison` says. Returns the
+    /// expected (computed) text on mismatch.
+    pub fn verify_with(
+        self,
+        stored: &str,
+        data: &[u8],
+        comparison: ChecksumText,
+    ) -> Result<(), String> {
         let computed = self.digest(data);
-        if stored.trim().eq_ignore_ascii_case(&computed) {
+        if comparison.matches(stored, &computed) {
             Ok(())
         } else {
             Err(computed)
@@ -393,6 +404,28 @@ mod tests {
             }
             proptest::prop_assert!(placer.is_complete());
             proptest::prop_assert_eq!(placer.offset(), size);
+        }
+    }
+}
+
+/// How a stored checksum text is compared with the computed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumText {
+    /// Case and surrounding whitespace do not matter (default: a reader of backups made by
+    /// other tools).
+    #[default]
+    Lenient,
+    /// Byte for byte, as xapi's importer compares (`csum <> csum'` in `stream_vdi.ml`): a
+    /// checksum in the other case, or with a trailing newline, is a mismatch.
+    Exact,
+}
+
+impl ChecksumText {
+    /// Whether `stored` matches `computed` under this comparison.
+    pub fn matches(self, stored: &str, computed: &str) -> bool {
+        match self {
+            ChecksumText::Lenient => stored.trim().eq_ignore_ascii_case(computed),
+            ChecksumText::Exact => stored == computed,
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod ova_xml;
 pub mod reader;
 pub mod writer;
 
-pub use chunk::{CHUNK_SIZE, ChecksumKind};
+pub use chunk::{CHUNK_SIZE, ChecksumKind, ChecksumText};
 pub use reader::{
     AfterEndOfArchive, ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy,
     ReadOptions, XvaReader,

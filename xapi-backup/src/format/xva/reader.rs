@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::XvaError;
-use super::chunk::{ChecksumKind, ChunkPlacer};
+use super::chunk::{ChecksumKind, ChecksumText, ChunkPlacer};
 use super::ova_xml::{OvaXml, parse_value_document};
 use crate::Error;
 use crate::format::compression::{Compression, DecompressingReader};
@@ -28,6 +28,8 @@ pub struct ReadOptions {
     /// What happens to the bytes after the end-of-archive marker (default
     /// [`AfterEndOfArchive::Drain`]).
     pub after_end_of_archive: AfterEndOfArchive,
+    /// How stored checksum texts are compared (default [`ChecksumText::Lenient`]).
+    pub checksum_text: ChecksumText,
 }
 
 impl Default for ReadOptions {
@@ -37,6 +39,7 @@ impl Default for ReadOptions {
             max_ova_xml: 256 << 20,
             on_checksum_mismatch: MismatchPolicy::Fail,
             after_end_of_archive: AfterEndOfArchive::Drain,
+            checksum_text: ChecksumText::Lenient,
         }
     }
 }
@@ -215,7 +218,9 @@ impl ChunkStream {
             let problem = match stored {
                 None => "no entry for this chunk".to_owned(),
                 Some(None) => "entry is not a string".to_owned(),
-                Some(Some(text)) if text.trim().eq_ignore_ascii_case(&chunk.digest) => continue,
+                Some(Some(text)) if self.options.checksum_text.matches(text, &chunk.digest) => {
+                    continue;
+                }
                 Some(Some(text)) => format!(
                     "table holds {text:?}, the chunk's checksum is {}",
                     chunk.digest
@@ -347,7 +352,7 @@ impl ChunkStream {
                     return Err(XvaError::BadChecksumText { member, kind, text }.into());
                 }
                 inline_kind = Some(kind);
-                if let Err(computed) = kind.verify(&text, &data) {
+                if let Err(computed) = kind.verify_with(&text, &data, self.options.checksum_text) {
                     if !record {
                         return Err(XvaError::ChecksumMismatch {
                             member,
