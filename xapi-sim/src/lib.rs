@@ -20,17 +20,27 @@
 //!   `GET /export_raw_vdi` (`raw`, `vhd`, `tar`), `PUT /import_raw_vdi` (`raw`, `chunked`, `tar`),
 //!   `GET`/`PUT /pool/xmldbdump` (restore with `dry_run` and the schema check),
 //!   `GET /host_backup` / `PUT /host_restore` (a gzip'd tar of the simulated dom0); credentials
-//!   from the cookie or the query, a `task-id` header and a task on every transfer. Downloads
-//!   are framed as xapi's: `/export`, `/export_raw_vdi`, `/host_backup` and `/pool/xmldbdump` answer HTTP/1.0 with
-//!   `Connection: close` and no length, the body ending when the connection closes.
+//!   from the cookie or the query, a `task-id` header and a task on every transfer. Paths are
+//!   routed as xapi's HTTP server routes them (the longest registered prefix per method, so
+//!   `/export/` is an export; 403 for a path no handler claims). Downloads are framed as
+//!   xapi's: `/export`, `/export_raw_vdi`, `/host_backup` and `/pool/xmldbdump` answer HTTP/1.0
+//!   with `Connection: close` and no length, the body ending when the connection closes.
+//!   Uploads (`/import`, `/import_metadata`, `/import_raw_vdi`, the database restore) are
+//!   answered `200` before their body is read, the outcome going to the task and the response
+//!   ending when the work is done; an XVA upload is read up to its end-of-archive marker only,
+//!   so a client that streams with an oversized `Content-Length` (Xen Orchestra) is served.
 //! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
-//!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); an NBD server per
+//!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); `VDI.snapshot`
+//!   (keeping CBT), `VDI.clone`, `VDI.copy` (into an existing VDI, differentially against a
+//!   base); an NBD server per
 //!   pool with the export names of `VDI.get_nbd_info`, over TLS (`NBD_OPT_STARTTLS`, the
 //!   master's certificate as `cert`) when a network has purpose `nbd` (the demo's with `--tls`),
 //!   plain with `insecure_nbd`.
 //! - **Disaster recovery**: `SR.enable_database_replication` writes the pool database into a
-//!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); `VDI.open_database` gives a read-only
-//!   session on such a database; `VM.recover` / `VM_appliance.recover` bring VMs back from it.
+//!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); plugging an SR caches the metadata
+//!   VDIs of other pools on it (`VDI.read_database_pool_uuid`, `metadata_latest` for the newest
+//!   generation per pool); `VDI.open_database` gives a read-only session on such a database;
+//!   `VM.recover` / `VM_appliance.recover` bring VMs back from it.
 //! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart,
 //!   with its changed-block tracking; database replication resumes on the pool's metadata VDIs
 //!   (the log goes on with a full database, then deltas, as xapi's re-enable writes).
@@ -52,8 +62,8 @@
 //!   [`SimHandle::set_mirror_mode`] or `POST /_sim/mirror?mode=...` on the DR pool.
 //!
 //! Not simulated (yet): VM snapshots in recoveries, `live`/`check_cpu` of `/import_metadata`;
-//! a database restore keeps the dump's other hosts (xapi drops them) and a host restore
-//! changes nothing on the host.
+//! a host restore validates the archive and stages nothing (xapi writes it to the backup
+//! partition for the next boot).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xapi_sim::Error> {
