@@ -16,6 +16,12 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("a current-thread runtime can always be built")
 });
 
+/// Bit `bit` of the last input byte: how a target picks among reader options, so that one
+/// corpus explores every combination.
+pub fn option_bit(data: &[u8], bit: u32) -> bool {
+    data.last().is_some_and(|b| b >> bit & 1 == 1)
+}
+
 /// Runs `future` to completion on the shared current-thread runtime.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     RUNTIME.block_on(future)
