@@ -6,8 +6,8 @@ use crate::support;
 
 use std::collections::BTreeMap;
 
-use xapi_core::client::{Client, Protocol};
-use xapi_sim::{DEMO_MIRROR_DEVICE_CONFIG, Scenario, SimConfig, Simulator};
+use xapi_core::client::{Client, Protocol, Session};
+use xapi_sim::{DEMO_MIRROR_DEVICE_CONFIG, Scenario, SimConfig, SimHandle, Simulator};
 
 #[derive(Debug, serde::Deserialize)]
 struct VdiSummary {
@@ -17,15 +17,14 @@ struct VdiSummary {
     metadata_latest: bool,
 }
 
-#[tokio::test]
-async fn failover_to_the_dr_pool() {
+/// The demo with replication on for the primary's mirrored SR: the simulator, root sessions on
+/// the primary and on the DR pool, the SR's reference and UUID on the primary.
+async fn replicating_demo() -> (SimHandle, Session, Session, String, String) {
     let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
         .await
         .unwrap();
-    sim.clock().set_speed(10_000.0);
     let primary = support::login_to(&sim, &sim.pool("primary").unwrap().url).await;
     let dr = support::login_to(&sim, &sim.pool("dr").unwrap().url).await;
-
     let srs: Vec<String> = primary
         .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
         .await
@@ -35,6 +34,13 @@ async fn failover_to_the_dr_pool() {
         .call::<()>("SR.enable_database_replication", (&srs[0],))
         .await
         .unwrap();
+    (sim, primary, dr, srs[0].clone(), sr_uuid)
+}
+
+#[tokio::test]
+async fn failover_to_the_dr_pool() {
+    let (sim, primary, dr, _, sr_uuid) = replicating_demo().await;
+    sim.clock().set_speed(10_000.0);
     let web_db: Vec<String> = primary
         .call("VM.get_by_name_label", ("web-db",))
         .await
@@ -187,20 +193,7 @@ async fn failover_to_the_dr_pool() {
 /// `VDI.open_database`, and unplugging the SR forgets them.
 #[tokio::test]
 async fn plugging_the_mirror_caches_its_metadata_vdis_and_unplugging_forgets_them() {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .unwrap();
-    let primary = support::login_to(&sim, &sim.pool("primary").unwrap().url).await;
-    let dr = support::login_to(&sim, &sim.pool("dr").unwrap().url).await;
-    let srs: Vec<String> = primary
-        .call("SR.get_by_name_label", ("Replicated iSCSI (DR)",))
-        .await
-        .unwrap();
-    let sr_uuid: String = primary.call("SR.get_uuid", (&srs[0],)).await.unwrap();
-    primary
-        .call::<()>("SR.enable_database_replication", (&srs[0],))
-        .await
-        .unwrap();
+    let (_sim, primary, dr, _, sr_uuid) = replicating_demo().await;
     let pools: Vec<String> = primary.call("pool.get_all", ()).await.unwrap();
     let primary_uuid: String = primary.call("pool.get_uuid", (&pools[0],)).await.unwrap();
 

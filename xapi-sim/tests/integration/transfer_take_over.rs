@@ -34,6 +34,17 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> (String, Vec<(String, S
     (status_line.trim_end().to_owned(), headers)
 }
 
+/// Read the rest of the response, failing with `why` if the server has not ended it within
+/// `seconds`.
+async fn read_rest(reader: &mut BufReader<TcpStream>, seconds: u64, why: &str) -> Vec<u8> {
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(seconds), reader.read_to_end(&mut rest))
+        .await
+        .expect(why)
+        .unwrap();
+    rest
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -80,11 +91,7 @@ async fn a_vm_import_of_unknown_length_is_taken_over_first_and_ends_with_the_arc
     // the archive, then nothing more and no close: the server ends the response once the
     // archive's end has been read and the task is complete
     reader.get_mut().write_all(&xva).await.unwrap();
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut rest))
-        .await
-        .expect("the response ends when the import is done")
-        .unwrap();
+    let rest = read_rest(&mut reader, 60, "the response ends when the import is done").await;
     assert!(rest.is_empty(), "no body: the outcome is on the task");
     let (status, result) = task_outcome(&session, &task).await;
     assert_eq!(status, "success", "{result}");
@@ -100,11 +107,13 @@ async fn a_failed_import_is_reported_on_the_task_after_a_200() {
     assert_eq!(status, "HTTP/1.0 200 OK");
     let task = header(&headers, "task-id").unwrap().to_owned();
     reader.get_mut().write_all(&garbage).await.unwrap();
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut rest))
-        .await
-        .expect("the response ends when the import has failed")
-        .unwrap();
+    let rest = read_rest(
+        &mut reader,
+        30,
+        "the response ends when the import has failed",
+    )
+    .await;
+    assert!(rest.is_empty(), "no body: the outcome is on the task");
     let (status, info) = task_outcome(&session, &task).await;
     assert_eq!(status, "failure");
     assert!(info.starts_with("IMPORT_ERROR"), "{info}");
@@ -123,11 +132,13 @@ async fn a_raw_disk_upload_is_taken_over_before_its_body_and_a_bad_target_is_ref
     assert_eq!(status, "HTTP/1.0 200 OK");
     let task = header(&headers, "task-id").unwrap().to_owned();
     reader.get_mut().write_all(&body).await.unwrap();
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut rest))
-        .await
-        .expect("the response ends when the disk is written")
-        .unwrap();
+    let rest = read_rest(
+        &mut reader,
+        30,
+        "the response ends when the disk is written",
+    )
+    .await;
+    assert!(rest.is_empty(), "no body: the outcome is on the task");
     let (status, result) = task_outcome(&session, &task).await;
     assert_eq!(status, "success", "{result}");
     assert!(result.contains(&vdi), "{result}");
