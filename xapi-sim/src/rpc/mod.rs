@@ -24,6 +24,7 @@ pub(crate) mod vdi;
 pub(crate) mod vdi_copy;
 pub(crate) mod vm;
 pub(crate) mod vm_devices;
+pub(crate) mod vm_placement;
 
 #[cfg(test)]
 mod tests;
@@ -232,6 +233,9 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
         ("VM", _) if vm_devices::handles(call.message.name) => {
             Some(vm_devices::handle(pool, &call))
+        }
+        ("VM", _) if vm_placement::handles(call.message.name) => {
+            Some(vm_placement::handle(pool, &call))
         }
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         ("VDI", _) if vdi_copy::handles(call.message.name) => Some(vdi_copy::handle(pool, &call)),

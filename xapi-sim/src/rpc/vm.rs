@@ -14,6 +14,7 @@ use xapi_core::wire::{Failure, Value};
 use super::Call;
 use super::args;
 use super::vdi_copy::{DiskCopy, duplicate_vdi};
+use super::vm_placement::{assert_can_boot_here, possible_hosts};
 use crate::api_error::{failure, vm_bad_power_state};
 use crate::model::defaults::NULL_REF;
 use crate::model::store::Db;
@@ -130,10 +131,10 @@ pub(crate) async fn start(
         require_state(&db, vm, &["Halted"])?;
         let host = match host {
             Some(host) => {
-                db.object("host", &host)?;
+                assert_can_boot_here(&db, vm, &host)?;
                 host
             }
-            None => least_loaded_host(&db)?,
+            None => least_loaded_host(&db, vm)?,
         };
         let domid = next_domid(&db);
         db.set_field("VM", vm, "resident_on", Value::String(host))?;
@@ -170,10 +171,10 @@ pub(crate) async fn shutdown(pool: &Arc<Pool>, vm: &str, hard: bool) -> Result<(
     Ok(())
 }
 
-fn least_loaded_host(db: &Db) -> Result<String, Failure> {
-    db.refs("host")?
+/// The host with the fewest resident VMs among those `vm` can boot on.
+fn least_loaded_host(db: &Db, vm: &str) -> Result<String, Failure> {
+    possible_hosts(db, vm)?
         .into_iter()
-        .filter(|h| !matches!(db.field("host", h, "enabled"), Ok(Value::Bool(false))))
         .min_by_key(|h| {
             db.refs_field("host", h, "resident_VMs")
                 .map_or(0, |v| v.len())

@@ -1,5 +1,6 @@
 //! xapi-sim's integration tests, linked into one binary (one link, one process).
 
+mod disks_and_placement;
 mod failover;
 mod faults_and_state;
 mod import;
@@ -22,5 +23,4 @@ mod transfer_import_force;
 mod transfer_import_metadata;
 mod transfer_pool_restore;
 mod transfer_take_over;
-mod vdi_duplicates;
 mod vhd_transfer;

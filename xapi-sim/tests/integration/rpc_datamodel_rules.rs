@@ -144,14 +144,14 @@ async fn host_clock_and_accessor_lookalikes() {
     // a declared message that is not a field read: not answered as one
     let vm = first_guest(&session).await;
     let err = session
-        .call::<Vec<String>>("VM.get_possible_hosts", (&vm,))
+        .call::<Vec<String>>("VM.get_data_sources", (&vm,))
         .await
         .expect_err("not simulated");
     assert_eq!(
         failure_of(&err),
         (
             "NOT_IMPLEMENTED".to_owned(),
-            vec!["VM.get_possible_hosts".to_owned()]
+            vec!["VM.get_data_sources".to_owned()]
         )
     );
 }

@@ -1,5 +1,6 @@
 //! `VDI.snapshot`, `VDI.clone` and `VDI.copy` as a CBT incremental backup and a restore use
-//! them, and the free device numbers a client asks for before it plugs a disk or a NIC.
+//! them, the free device numbers a client asks for before it plugs a disk or a NIC, and where a
+//! VM may boot (`VM.get_possible_hosts`, `VM.assert_can_boot_here`, `VM.start_on`).
 
 use crate::support;
 
@@ -223,4 +224,45 @@ async fn allowed_devices_leave_out_the_ones_in_use() {
         let device: String = session.call("VIF.get_device", (vif,)).await.unwrap();
         assert!(!free.contains(&device));
     }
+}
+
+#[tokio::test]
+async fn a_vm_boots_only_where_its_disks_srs_are_plugged() {
+    let (_sim, session) = demo().await;
+    let vm = vm_named(&session, "legacy-crm").await;
+    let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
+    let possible: Vec<String> = session.call("VM.get_possible_hosts", (&vm,)).await.unwrap();
+    assert_eq!(
+        possible.len(),
+        hosts.len(),
+        "the demo's shared SRs are on every host"
+    );
+
+    // unplug the disk's SR from one host: that host drops out
+    let vdi = first_disk_of(&session, "legacy-crm").await;
+    let sr: String = session.call("VDI.get_SR", (&vdi,)).await.unwrap();
+    let pbds: Vec<String> = session.call("SR.get_PBDs", (&sr,)).await.unwrap();
+    let unplugged_on: String = session.call("PBD.get_host", (&pbds[0],)).await.unwrap();
+    let () = session.call("PBD.unplug", (&pbds[0],)).await.unwrap();
+    let possible: Vec<String> = session.call("VM.get_possible_hosts", (&vm,)).await.unwrap();
+    assert!(!possible.contains(&unplugged_on));
+    let result = session
+        .call::<()>("VM.assert_can_boot_here", (&vm, &unplugged_on))
+        .await;
+    let Err(xapi_core::Error::Api(failure)) = result else {
+        panic!("the host lacks the SR: {result:?}");
+    };
+    assert_eq!(failure.code.as_str(), "VM_REQUIRES_SR");
+    assert_eq!(failure.params, vec![vm.clone(), sr.clone()]);
+    let code = failure_code(
+        session
+            .call::<()>("VM.start_on", (&vm, &unplugged_on, false, false))
+            .await,
+    );
+    assert_eq!(code, "VM_REQUIRES_SR");
+
+    // a plain start goes where it can
+    let () = session.call("VM.start", (&vm, false, false)).await.unwrap();
+    let resident: String = session.call("VM.get_resident_on", (&vm,)).await.unwrap();
+    assert!(possible.contains(&resident));
 }
