@@ -20,8 +20,8 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use super::xva_intake::XvaIntake;
-use http::Response;
 use http::request::Parts;
+use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaObject};
@@ -36,7 +36,7 @@ use crate::model::store::Db;
 use crate::pool::Pool;
 use crate::rpc::recover::{MadeWay, make_way_for};
 use crate::rpc::vm::new_mac;
-use crate::server::routes::Body;
+use crate::server::routes::{Body, html_error};
 
 /// The result type of an import task: the set of imported VMs.
 pub(crate) static VM_SET: Ty = Ty::Set(&Ty::Ref("VM"));
@@ -47,10 +47,20 @@ pub(crate) fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response
         Ok(started) => started,
         Err(refusal) => return refusal.response(),
     };
+    // as xapi, the SR is resolved before the answer: a missing one is a 500, an ISO library a
+    // 400, and the task fails with the reason
+    let sr = match target_sr(&pool, &args) {
+        Ok(sr) => sr,
+        Err((status, failure)) => {
+            let page = format!("{} {:?}", failure.code.as_str(), failure.params);
+            super::complete(&pool, &task, Err(failure), VM_SET);
+            return html_error(status, &page);
+        }
+    };
     let reader = super::body_reader(body);
     let work = {
         let (pool, task) = (Arc::clone(&pool), task.clone());
-        async move { run(&pool, &args, &task, reader).await }
+        async move { run(&pool, &args, &sr, &task, reader).await }
     };
     super::take_over_upload(pool, &task, VM_SET, work)
 }
@@ -108,16 +118,22 @@ impl Created {
     }
 }
 
-async fn run<R>(pool: &Pool, args: &RequestArgs, task: &str, body: R) -> Result<Value, Failure>
+async fn run<R>(
+    pool: &Pool,
+    args: &RequestArgs,
+    sr: &str,
+    task: &str,
+    body: R,
+) -> Result<Value, Failure>
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
 {
     let restore = args.flag("restore");
     let force = args.flag("force");
-    let sr = target_sr(pool, args)?;
+    pool.assert_sr_has_space(&pool.db(), sr)?;
     let mut intake = XvaIntake::open(body, force).await?;
     let mut created = Created::default();
-    let outcome = import_all(pool, &mut intake, &sr, task, restore, force, &mut created).await;
+    let outcome = import_all(pool, &mut intake, sr, task, restore, force, &mut created).await;
     match outcome {
         Ok(vms) => {
             if !intake.mismatches().is_empty() {
@@ -220,23 +236,35 @@ pub(crate) struct Identity {
     pub(crate) force: bool,
 }
 
-/// `sr_id`, `sr_uuid` or the pool's default SR.
-fn target_sr(pool: &Pool, args: &RequestArgs) -> Result<String, Failure> {
+/// `sr_id`, `sr_uuid` or the pool's default SR, or the status and failure xapi answers:
+/// 500 when there is none (`DEFAULT_SR_NOT_FOUND`, `HANDLE_INVALID`, `UUID_INVALID`), 400 for an
+/// ISO library (`SR_OPERATION_NOT_SUPPORTED`).
+fn target_sr(pool: &Pool, args: &RequestArgs) -> Result<String, (StatusCode, Failure)> {
     let db = pool.db();
+    let missing = |f| (StatusCode::INTERNAL_SERVER_ERROR, f);
     let sr = if let Some(sr) = args.get("sr_id") {
-        db.object("SR", sr)?;
+        db.object("SR", sr).map_err(missing)?;
         sr.to_owned()
     } else if let Some(uuid) = args.get("sr_uuid") {
-        db.by_uuid("SR", uuid)?
+        db.by_uuid("SR", uuid).map_err(missing)?
     } else {
         let default = db
-            .refs("pool")?
+            .refs("pool")
+            .map_err(missing)?
             .first()
             .and_then(|p| db.str_field("pool", p, "default_SR").ok())
             .filter(|sr| db.exists("SR", sr));
-        default.ok_or_else(|| failure("DEFAULT_SR_NOT_FOUND", [NULL_REF]))?
+        default.ok_or_else(|| missing(failure("DEFAULT_SR_NOT_FOUND", [NULL_REF])))?
     };
-    pool.assert_sr_has_space(&db, &sr)?;
+    if db
+        .str_field("SR", &sr, "content_type")
+        .is_ok_and(|t| t == "iso")
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            failure("SR_OPERATION_NOT_SUPPORTED", [] as [&str; 0]),
+        ));
+    }
     Ok(sr)
 }
 

@@ -170,3 +170,48 @@ async fn paths_are_routed_by_longest_prefix_and_unclaimed_ones_are_forbidden() {
     assert_eq!(status, "HTTP/1.1 403 Forbidden");
     assert_eq!(header(&headers, "connection"), Some("close"));
 }
+
+#[tokio::test]
+async fn an_import_without_a_usable_sr_is_refused_before_the_body() {
+    let (sim, session) = demo().await;
+    // no such SR: xapi's lookup raises before it answers, a 500, and the task fails
+    let target = format!(
+        "/import?session_id={}&sr_uuid=00000000-0000-0000-0000-000000000000",
+        session.reference()
+    );
+    let (_, status, headers) = put_head_first(&sim, &target, 4096).await;
+    assert_eq!(status, "HTTP/1.1 500 Internal Server Error");
+    assert!(header(&headers, "task-id").is_none());
+
+    // an ISO library: 400, SR_OPERATION_NOT_SUPPORTED on the task
+    let sr: String = session
+        .call(
+            "SR.introduce",
+            (
+                "5c0b0e5e-0000-4000-8000-0000000150ff",
+                "ISO library",
+                "",
+                "iso",
+                "iso",
+                true,
+                std::collections::BTreeMap::<String, String>::new(),
+            ),
+        )
+        .await
+        .unwrap();
+    let task: String = session
+        .call("task.create", ("import into an ISO SR", ""))
+        .await
+        .unwrap();
+    let target = format!(
+        "/import?session_id={}&sr_id={sr}&task_id={task}",
+        session.reference()
+    );
+    let (_, status, _) = put_head_first(&sim, &target, 4096).await;
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    let (status, info) = task_outcome(&session, &task).await;
+    assert_eq!(
+        (status.as_str(), info.as_str()),
+        ("failure", "SR_OPERATION_NOT_SUPPORTED")
+    );
+}
