@@ -1,7 +1,8 @@
 // Xen Orchestra's own client library (npm `xen-api`) drives the simulator the way XO drives a
 // real pool: transport detection, login, `system.listMethods` introspection, the `event.from`
 // object cache, Async calls watched through task events, `getResource` / `putResource` on the
-// data plane (including the 1 PiB Content-Length upload of a stream of unknown length), errors.
+// data plane (including the 1 PiB Content-Length upload of a stream of unknown length), errors,
+// and the move to the master when the URL names a pool member (HOST_IS_SLAVE).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
@@ -156,4 +157,27 @@ test('a wrong password is refused with SESSION_AUTHENTICATION_FAILED', async () 
     assert.equal(error.code, 'SESSION_AUTHENTICATION_FAILED')
     return true
   })
+})
+
+test('connecting to a pool member follows HOST_IS_SLAVE to the master', async () => {
+  const master = await connect('xml-rpc')
+  try {
+    const port = new URL(sim.urls.primary).port
+    const member = cached(master, 'host').find(host => host.$ref !== master.pool.master)
+    assert.ok(member, 'the demo pool has a member')
+    const xapi = new Xapi({
+      url: `http://${member.address}:${port}`,
+      auth: { user: 'root', password: PASSWORD },
+      watchEvents: false,
+    })
+    await xapi.connect()
+    try {
+      assert.equal(xapi.pool.name_label, 'primary')
+      assert.equal(xapi._url.hostname, master.getObjectByRef(master.pool.master).address)
+    } finally {
+      await xapi.disconnect()
+    }
+  } finally {
+    await master.disconnect()
+  }
 })
