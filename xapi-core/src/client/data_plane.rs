@@ -132,6 +132,11 @@ pub struct Upload {
     pub task_id: Option<Ref<Task>>,
     /// The bytes sent.
     pub bytes_sent: u64,
+    /// True when the server answered, then stopped reading and closed the connection before
+    /// the whole body was sent ([`bytes_sent`](Self::bytes_sent) is short). xapi does so when
+    /// the work it took over fails (a bad chunk checksum, a disk it cannot write): the reason is
+    /// on the task.
+    pub stopped_early: bool,
     /// The (small) response body.
     pub body: Bytes,
 }
@@ -279,7 +284,9 @@ impl Session {
     /// task) in the `Cookie` header and a `Content-Length` header (xapi refuses chunked
     /// uploads). The body is pulled only as fast as the connection takes it.
     ///
-    /// Returns once every byte was sent and the response was read. A body shorter or longer
+    /// Returns once every byte was sent and the response was read, or once the server, having
+    /// answered `2xx`, stopped reading and closed the connection ([`Upload::stopped_early`]:
+    /// xapi's way of ending an import that failed; the task says why). A body shorter or longer
     /// than announced fails with [`Error::BodyLength`]. A redirect cannot be followed, since a
     /// one-shot body cannot be sent twice: it fails with [`Error::Protocol`] naming the new
     /// location; use [`put_reopenable`](Self::put_reopenable) or
@@ -633,21 +640,26 @@ async fn put_attempt(
         () = stalled(&sent, inactivity) => return Err(stall(&url)),
     };
     let sent_bytes = sent.load(std::sync::atomic::Ordering::Relaxed);
-    match end {
+    let stopped_early = match end {
         Some(end) => {
             if let Some(error) = upload_end_error(end, &url, content_length) {
                 return Err(error);
             }
+            false
         }
-        None if sent_bytes == content_length => {}
         None => {
-            return Err(Error::Transport {
-                url,
-                source: format!("connection closed after {sent_bytes} of {content_length} bytes")
-                    .into(),
-            });
+            // The connection went away after the 2xx: the server took the upload over and
+            // stopped reading (xapi, when the import fails); its task tells why.
+            if sent_bytes < content_length {
+                tracing::debug!(
+                    sent = sent_bytes,
+                    of = content_length,
+                    "the server stopped reading the upload after answering"
+                );
+            }
+            sent_bytes < content_length
         }
-    }
+    };
     let task_id = task_id_of(&response);
     let body = tokio::time::timeout(
         inactivity,
@@ -662,6 +674,7 @@ async fn put_attempt(
         status: status.as_u16(),
         task_id,
         bytes_sent: sent_bytes,
+        stopped_early,
         body,
     }))
 }

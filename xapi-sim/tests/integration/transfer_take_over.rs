@@ -1,7 +1,9 @@
 //! Uploads are taken over as xapi takes them (reference §5.4): `200 OK` with the `task-id` header
 //! goes out before the body is read, the outcome arrives through the task, and the response
 //! ends when the work is done. Checked from a raw socket the way Xen Orchestra's `putResource`
-//! sends a stream of unknown length: a `Content-Length` of 1 PiB, the bytes, and no close.
+//! sends a stream of unknown length: a `Content-Length` of 1 PiB, the bytes, and no close. An
+//! import that fails early stops reading and closes: the SDK's `put` still hands back the task
+//! (`Upload::stopped_early`).
 
 use crate::support;
 
@@ -214,4 +216,45 @@ async fn an_import_without_a_usable_sr_is_refused_before_the_body() {
         (status.as_str(), info.as_str()),
         ("failure", "SR_OPERATION_NOT_SUPPORTED")
     );
+}
+
+#[tokio::test]
+async fn the_sdk_learns_the_task_of_an_upload_the_server_stopped_reading() {
+    let (sim, session) = demo().await;
+    // a VM with 30 MiB of data in its first disk, exported with its first chunk's checksum
+    // wrong: the import fails at once, long before the body has been sent
+    let vm = vm_named(&session, "legacy-crm").await;
+    let vdi = first_disk_of(&session, "legacy-crm").await;
+    let size: u64 = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
+    let noise: Vec<u8> = (0..size)
+        .map(|i| (i * 2_654_435_761 >> 13) as u8 | 1)
+        .collect();
+    let (status, _) = support::put_and_wait(
+        &session,
+        "/import_raw_vdi",
+        &[("vdi", &vdi), ("format", "raw")],
+        noise,
+    )
+    .await;
+    assert_eq!(status, "success");
+    sim.faults().corrupt_next_export_checksum();
+    let xva = download(&session, "/export", &[("ref", &vm)]).await;
+    assert!(xva.len() as u64 > size);
+
+    let length = xva.len() as u64;
+    let stream = futures::stream::iter(
+        xva.chunks(64 << 10)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let upload = session
+        .put("/import", &[], None, stream, length)
+        .await
+        .expect("a 200 with a task, even though the server stopped reading");
+    assert!(upload.stopped_early, "the server stopped reading early");
+    assert!(upload.bytes_sent < length);
+    let task = upload.task_id.expect("a task-id header").to_string();
+    let (status, info) = task_outcome(&session, &task).await;
+    assert_eq!(status, "failure");
+    assert!(info.starts_with("IMPORT_ERROR"), "{info}");
 }
