@@ -640,26 +640,21 @@ async fn put_attempt(
         () = stalled(&sent, inactivity) => return Err(stall(&url)),
     };
     let sent_bytes = sent.load(std::sync::atomic::Ordering::Relaxed);
-    let stopped_early = match end {
-        Some(end) => {
-            if let Some(error) = upload_end_error(end, &url, content_length) {
-                return Err(error);
-            }
-            false
-        }
-        None => {
-            // The connection went away after the 2xx: the server took the upload over and
-            // stopped reading (xapi, when the import fails); its task tells why.
-            if sent_bytes < content_length {
-                tracing::debug!(
-                    sent = sent_bytes,
-                    of = content_length,
-                    "the server stopped reading the upload after answering"
-                );
-            }
-            sent_bytes < content_length
-        }
-    };
+    if let Some(end) = end
+        && let Some(error) = upload_end_error(end, &url, content_length)
+    {
+        return Err(error);
+    }
+    // Without an end from the body, the connection went away after the 2xx: the server took
+    // the upload over and stopped reading (xapi, when the import fails); its task tells why.
+    let stopped_early = sent_bytes < content_length;
+    if stopped_early {
+        tracing::debug!(
+            sent = sent_bytes,
+            of = content_length,
+            "the server stopped reading the upload after answering"
+        );
+    }
     let task_id = task_id_of(&response);
     let body = tokio::time::timeout(
         inactivity,

@@ -227,7 +227,7 @@ async fn the_sdk_learns_the_task_of_an_upload_the_server_stopped_reading() {
     let vdi = first_disk_of(&session, "legacy-crm").await;
     let size: u64 = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
     let noise: Vec<u8> = (0..size)
-        .map(|i| (i * 2_654_435_761 >> 13) as u8 | 1)
+        .map(|i| ((i * 2_654_435_761) >> 13) as u8 | 1)
         .collect();
     let (status, _) = support::put_and_wait(
         &session,
