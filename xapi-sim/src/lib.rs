@@ -32,10 +32,10 @@
 //! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
 //!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); `VDI.snapshot`
 //!   (keeping CBT), `VDI.clone`, `VDI.copy` (into an existing VDI, differentially against a
-//!   base); an NBD server per
-//!   pool with the export names of `VDI.get_nbd_info`, over TLS (`NBD_OPT_STARTTLS`, the
-//!   master's certificate as `cert`) when a network has purpose `nbd` (the demo's with `--tls`),
-//!   plain with `insecure_nbd`.
+//!   base); an NBD server on every host (the master's address, and each member's own on
+//!   loopback), listed by `VDI.get_nbd_info` for the hosts that see the VDI's SR, over TLS
+//!   (`NBD_OPT_STARTTLS`, each host's own certificate as `cert`) when a network has purpose
+//!   `nbd` (the demo's with `--tls`), plain with `insecure_nbd`.
 //! - **Disaster recovery**: `SR.enable_database_replication` writes the pool database into a
 //!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); plugging an SR caches the metadata
 //!   VDIs of other pools on it (`VDI.read_database_pool_uuid`, `metadata_latest` for the newest

@@ -1,9 +1,9 @@
 //! One simulated pool: its database, its credentials and the shared clock and faults.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use tokio::task::AbortHandle;
 use xapi_core::api::meta::ClassMeta;
@@ -33,10 +33,9 @@ pub(crate) struct Pool {
     pub(crate) storage: Storage,
     /// Changed-block tracking of the pool's disks.
     pub(crate) cbt: Mutex<Cbt>,
-    /// Where the pool's NBD server listens, once started.
-    pub(crate) nbd_addr: OnceLock<SocketAddr>,
-    /// The master's certificate (NBD over TLS, HTTPS with `--tls`), once made.
-    pub(crate) host_identity: OnceLock<crate::server::tls::TlsIdentity>,
+    /// The NBD servers of the pool's hosts (the master's and each member's), by host reference:
+    /// what `VDI.get_nbd_info` lists.
+    nbd_servers: Mutex<BTreeMap<String, NbdServer>>,
     /// Foreign databases opened with `VDI.open_database`, by the read-only session bound to them.
     foreign: Mutex<HashMap<String, Arc<Pool>>>,
     /// The metadata VDIs of other pools read so far, by VDI reference (`metadata_cache`).
@@ -77,8 +76,7 @@ impl Pool {
             faults,
             storage,
             cbt: Mutex::new(Cbt::default()),
-            nbd_addr: OnceLock::new(),
-            host_identity: OnceLock::new(),
+            nbd_servers: Mutex::new(BTreeMap::new()),
             foreign: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(Vec::new()),
             metadata_vdi_cache: Mutex::new(HashMap::new()),
@@ -152,6 +150,23 @@ impl Pool {
         self.cbt().note_write(uuid, offset, length);
     }
 
+    /// Record the NBD server `host` runs.
+    pub(crate) fn add_nbd_server(&self, host: &str, server: NbdServer) {
+        self.nbd_servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(host.to_owned(), server);
+    }
+
+    /// The NBD server of `host`, if it runs one.
+    pub(crate) fn nbd_server(&self, host: &str) -> Option<NbdServer> {
+        self.nbd_servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(host)
+            .cloned()
+    }
+
     /// The cache of other pools' metadata VDIs, locked (see `rpc::metadata_cache`).
     pub(crate) fn metadata_vdi_cache(
         &self,
@@ -189,4 +204,15 @@ impl Pool {
     pub(crate) fn class(&self, name: &str) -> Option<&'static ClassMeta> {
         self.classes.iter().find(|c| c.name == name)
     }
+}
+
+/// Where one host serves NBD and the certificate it presents after `NBD_OPT_STARTTLS`.
+#[derive(Debug, Clone)]
+pub(crate) struct NbdServer {
+    /// The listening address.
+    pub(crate) addr: SocketAddr,
+    /// The host's certificate, PEM.
+    pub(crate) cert_pem: String,
+    /// The name the certificate is issued to (`subject` in `VDI.get_nbd_info`).
+    pub(crate) subject: String,
 }

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::faults::Faults;
 use crate::nbd;
 use crate::persist;
+use crate::pool::NbdServer;
 use crate::pool::Pool;
 use crate::scenario::{self, Scenario};
 use crate::server::{self, tls};
@@ -71,7 +72,8 @@ pub struct PoolEndpoint {
     pub addr: SocketAddr,
     /// `http://ADDR` or `https://ADDR`.
     pub url: String,
-    /// Where the pool's NBD server listens (what `VDI.get_nbd_info` returns).
+    /// Where the master's NBD server listens (the first entry `VDI.get_nbd_info` returns for a
+    /// disk the master sees; each member serves NBD on its own address with the same port).
     pub nbd_addr: SocketAddr,
     /// The pool members other than the master (next to a master on 127.0.0.1): each answers
     /// `HOST_IS_SLAVE` to RPCs and redirects data-plane requests to the master.
@@ -150,7 +152,6 @@ impl Simulator {
         let scheme = if config.tls { "https" } else { "http" };
         let mut endpoints = Vec::new();
         for (i, pool) in pools.iter().enumerate() {
-            let _ = pool.host_identity.set(identity.clone());
             let mut addr = config.listen;
             if addr.port() != 0 {
                 addr.set_port(addr.port() + i as u16);
@@ -163,9 +164,25 @@ impl Simulator {
                 identity.clone(),
             )
             .await?;
-            let _ = pool.nbd_addr.set(nbd_local);
             tasks.push(nbd_task);
-            let members = start_members(pool, local, config.tls, &mut tasks).await?;
+            {
+                let db = pool.db();
+                let master = crate::rpc::session::master_host(&db);
+                let subject = db
+                    .str_field("host", &master, "hostname")
+                    .unwrap_or_else(|_| "localhost".to_owned());
+                drop(db);
+                pool.add_nbd_server(
+                    &master,
+                    NbdServer {
+                        addr: nbd_local,
+                        cert_pem: identity.cert_pem.clone(),
+                        subject,
+                    },
+                );
+            }
+            let members =
+                start_members(pool, local, nbd_local.port(), config.tls, &mut tasks).await?;
             endpoints.push(PoolEndpoint {
                 name: pool.name.clone(),
                 addr: local,
@@ -254,6 +271,7 @@ fn secure_nbd_networks(pool: &Pool) {
 async fn start_members(
     pool: &Arc<Pool>,
     master: SocketAddr,
+    nbd_port: u16,
     tls: bool,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<Vec<(String, Option<String>)>, Error> {
@@ -262,7 +280,7 @@ async fn start_members(
         return Ok(Vec::new());
     }
     let scheme = if tls { "https" } else { "http" };
-    let members: Vec<(String, String)> = {
+    let members: Vec<(String, String, String)> = {
         let db = pool.db();
         let master_host = crate::rpc::session::master_host(&db);
         db.refs("host")
@@ -272,12 +290,12 @@ async fn start_members(
             .filter_map(|h| {
                 let address = db.str_field("host", &h, "address").ok()?;
                 let hostname = db.str_field("host", &h, "hostname").unwrap_or_default();
-                Some((address, hostname))
+                Some((h, address, hostname))
             })
             .collect()
     };
     let mut started = Vec::new();
-    for (address, hostname) in members {
+    for (host, address, hostname) in members {
         let Ok(ip) = address.parse::<std::net::IpAddr>() else {
             continue;
         };
@@ -286,16 +304,23 @@ async fn start_members(
             scheme,
             port: master.port(),
         };
-        let identity = if tls {
-            let subject = if hostname.is_empty() {
-                &address
-            } else {
-                &hostname
-            };
-            Some(tls::host_identity(subject, std::slice::from_ref(&address))?)
+        // each member has a certificate of its own: for HTTPS with --tls, for NBD always
+        let subject = if hostname.is_empty() {
+            address.clone()
         } else {
-            None
+            hostname.clone()
         };
+        let own_identity = tls::host_identity(&subject, std::slice::from_ref(&address))?;
+        start_member_nbd(
+            pool,
+            &host,
+            SocketAddr::new(ip, nbd_port),
+            &own_identity,
+            &subject,
+            tasks,
+        )
+        .await;
+        let identity = tls.then_some(own_identity);
         let fingerprint = identity.as_ref().map(|i| i.fingerprint.clone());
         match server::member::listen(SocketAddr::new(ip, master.port()), target, identity).await {
             Ok((local, task)) => {
@@ -306,6 +331,33 @@ async fn start_members(
         }
     }
     Ok(started)
+}
+
+/// A member's NBD server on its own address with the master's NBD port, serving the pool's
+/// disks with the member's certificate; recorded for `VDI.get_nbd_info`. A member whose address
+/// cannot be bound is left without one (logged).
+async fn start_member_nbd(
+    pool: &Arc<Pool>,
+    host: &str,
+    addr: SocketAddr,
+    identity: &tls::TlsIdentity,
+    subject: &str,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    match nbd::listen(Arc::clone(pool), addr, identity.clone()).await {
+        Ok((local, task)) => {
+            tasks.push(task);
+            pool.add_nbd_server(
+                host,
+                NbdServer {
+                    addr: local,
+                    cert_pem: identity.cert_pem.clone(),
+                    subject: subject.to_owned(),
+                },
+            );
+        }
+        Err(err) => tracing::warn!(%addr, error = %err, "cannot start a pool member's NBD server"),
+    }
 }
 
 /// A running simulator.

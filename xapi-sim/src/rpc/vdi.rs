@@ -200,9 +200,10 @@ fn data_destroy(pool: &Pool, vdi: &str) -> Result<Value, Failure> {
     Ok(Value::Nil)
 }
 
-/// `VDI.get_nbd_info`: one entry when a network has the `nbd` or `insecure_nbd` purpose and
-/// the NBD server runs, none otherwise; `cert` is the master's PEM certificate, `subject` its
-/// host name.
+/// `VDI.get_nbd_info`: when a network has the `nbd` or `insecure_nbd` purpose, one entry per
+/// host that sees the VDI's SR through a plugged PBD and serves NBD (the master first, then each
+/// member on its own address), with that host's PEM certificate and the name it is issued to;
+/// none otherwise.
 fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
     let db = pool.db();
     let uuid = db.str_field("VDI", vdi, "uuid")?;
@@ -214,30 +215,46 @@ fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
         db.refs_field("network", network, "purpose")
             .is_ok_and(|purposes| purposes.iter().any(|p| p == "nbd" || p == "insecure_nbd"))
     });
-    let Some(addr) = pool.nbd_addr.get().filter(|_| has_nbd_network) else {
+    if !has_nbd_network {
         return Ok(Value::Array(Vec::new()));
-    };
-    // the master serves NBD: its certificate, its host name (one the certificate is valid for)
-    let cert = pool
-        .host_identity
-        .get()
-        .map(|identity| identity.cert_pem.clone())
-        .unwrap_or_default();
+    }
+    let sr = db.str_field("VDI", vdi, "SR")?;
+    let attached_hosts: Vec<String> = db
+        .refs_field("SR", &sr, "PBDs")
+        .unwrap_or_default()
+        .iter()
+        .filter(|pbd| {
+            matches!(
+                db.field("PBD", pbd, "currently_attached"),
+                Ok(Value::Bool(true))
+            )
+        })
+        .filter_map(|pbd| db.str_field("PBD", pbd, "host").ok())
+        .collect();
     let master = crate::rpc::session::master_host(&db);
-    let subject = db
-        .str_field("host", &master, "hostname")
-        .unwrap_or_else(|_| "localhost".to_owned());
-    let record = BTreeMap::from([
-        (
-            "exportname".to_owned(),
-            Value::String(format!("/{uuid}?session_id={session}")),
-        ),
-        ("address".to_owned(), Value::String(addr.ip().to_string())),
-        ("port".to_owned(), Value::Int(i64::from(addr.port()))),
-        ("cert".to_owned(), Value::String(cert)),
-        ("subject".to_owned(), Value::String(subject)),
-    ]);
-    Ok(Value::Array(vec![Value::Struct(record)]))
+    let mut hosts = db.refs("host")?;
+    hosts.sort_by_key(|host| *host != master);
+    let entries = hosts
+        .iter()
+        .filter(|host| attached_hosts.contains(host))
+        .filter_map(|host| pool.nbd_server(host))
+        .map(|server| {
+            Value::Struct(BTreeMap::from([
+                (
+                    "exportname".to_owned(),
+                    Value::String(format!("/{uuid}?session_id={session}")),
+                ),
+                (
+                    "address".to_owned(),
+                    Value::String(server.addr.ip().to_string()),
+                ),
+                ("port".to_owned(), Value::Int(i64::from(server.addr.port()))),
+                ("cert".to_owned(), Value::String(server.cert_pem)),
+                ("subject".to_owned(), Value::String(server.subject)),
+            ]))
+        })
+        .collect();
+    Ok(Value::Array(entries))
 }
 
 /// `VDI.open_database`: replay the redo log in a metadata VDI and return a read-only session on

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use xapi_core::Error;
 use xapi_core::client::Session;
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 struct NbdInfo {
     exportname: String,
     address: String,
@@ -26,14 +26,21 @@ fn qemu_spec(info: &NbdInfo) -> String {
     )
 }
 
-async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
-    let mut infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
+/// Every entry of `VDI.get_nbd_info`: one per host that has the VDI's SR plugged (the demo's
+/// network has the insecure_nbd purpose), the master first when it is one of them.
+async fn nbd_infos(session: &Session, vdi: &str) -> Vec<NbdInfo> {
+    let infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
     assert_eq!(
         infos.len(),
-        1,
-        "the demo network has the insecure_nbd purpose"
+        support::hosts_seeing_sr_of(session, vdi).await,
+        "{infos:?}"
     );
-    infos.remove(0)
+    infos
+}
+
+/// The master's entry of `VDI.get_nbd_info`.
+async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
+    nbd_infos(session, vdi).await.remove(0)
 }
 
 #[tokio::test]
@@ -171,4 +178,35 @@ async fn nbd_writes_show_up_in_list_changed_blocks() {
             .unwrap(),
         bitmap
     );
+}
+
+#[tokio::test]
+async fn qemu_img_reads_the_vdi_from_every_host_that_serves_it() {
+    let (sim, session) = support::demo().await;
+    let vdi = support::first_disk_of(&session, "mail").await;
+    let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
+    let original = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let infos = nbd_infos(&session, &vdi).await;
+    assert!(infos.len() >= 2, "mail's disk is on a shared SR: {infos:?}");
+    assert_eq!(infos[0].address, "127.0.0.1", "the master first");
+    for (i, info) in infos.iter().enumerate() {
+        let copy = dir.path().join(format!("copy-{i}.raw"));
+        support::run(
+            "qemu-img",
+            &[
+                "convert",
+                "-O",
+                "raw",
+                &qemu_spec(info),
+                copy.to_str().unwrap(),
+            ],
+        )
+        .await;
+        assert!(
+            std::fs::read(&copy).unwrap() == original,
+            "the copy read from {} is the disk",
+            info.address
+        );
+    }
 }

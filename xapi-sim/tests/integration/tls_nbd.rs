@@ -40,10 +40,21 @@ async fn demo() -> (SimHandle, Session, String) {
     (sim, session, vdi)
 }
 
+/// Every entry of `VDI.get_nbd_info`: one per host that has the VDI's SR plugged, the master
+/// first.
+async fn nbd_infos(session: &Session, vdi: &str) -> Vec<NbdInfo> {
+    let infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
+    assert_eq!(
+        infos.len(),
+        support::hosts_seeing_sr_of(session, vdi).await,
+        "{infos:?}"
+    );
+    infos
+}
+
+/// The master's entry.
 async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
-    let mut infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
-    assert_eq!(infos.len(), 1, "one NBD network in the demo: {infos:?}");
-    infos.remove(0)
+    nbd_infos(session, vdi).await.remove(0)
 }
 
 /// Read the server greeting and send the client flags (fixed newstyle, no zeroes).
@@ -262,4 +273,53 @@ async fn qemu_img_reads_over_tls_with_the_returned_cert_as_ca() {
         .await
         .unwrap();
     assert!(!output.status.success(), "a plain client gets no export");
+}
+
+#[tokio::test]
+async fn each_host_serves_the_disk_under_its_own_certificate() {
+    let (sim, session, vdi) = demo().await;
+    let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
+    let original = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
+    let infos = nbd_infos(&session, &vdi).await;
+    let member = &infos[1];
+    assert_eq!(member.subject, "primary-host-2", "the member's host name");
+    assert_ne!(
+        member.cert, infos[0].cert,
+        "the member has a certificate of its own"
+    );
+
+    // the member's certificate opens the member's server; the master's does not
+    let master_der = support::der_of_pem(&infos[0].cert);
+    let mut tcp = TcpStream::connect((member.address.as_str(), member.port as u16))
+        .await
+        .unwrap();
+    greet(&mut tcp).await;
+    send_option(&mut tcp, OPT_STARTTLS, &[]).await;
+    assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ACK);
+    assert!(
+        support::pinned_connector(&master_der)
+            .connect(support::any_name(), tcp)
+            .await
+            .is_err(),
+        "the master's pin is refused by the member"
+    );
+
+    let der = support::der_of_pem(&member.cert);
+    let mut tcp = TcpStream::connect((member.address.as_str(), member.port as u16))
+        .await
+        .unwrap();
+    greet(&mut tcp).await;
+    send_option(&mut tcp, OPT_STARTTLS, &[]).await;
+    assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ACK);
+    let mut tls = support::pinned_connector(&der)
+        .connect(support::any_name(), tcp)
+        .await
+        .expect("the member's own certificate is accepted");
+    let size = go(&mut tls, &member.exportname).await;
+    assert_eq!(size, original.len() as u64);
+    let head = read_block(&mut tls, 1, 0, 1 << 20).await;
+    assert!(
+        head == original[..1 << 20],
+        "the member serves the same disk"
+    );
 }

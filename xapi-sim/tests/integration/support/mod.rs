@@ -53,6 +53,23 @@ pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> 
     }
 }
 
+/// How many hosts have the SR of `vdi` plugged.
+pub async fn hosts_seeing_sr_of(session: &Session, vdi: &str) -> usize {
+    let sr: String = session.call("VDI.get_SR", (vdi,)).await.unwrap();
+    let pbds: Vec<String> = session.call("SR.get_PBDs", (&sr,)).await.unwrap();
+    let mut attached = 0;
+    for pbd in &pbds {
+        if session
+            .call::<bool>("PBD.get_currently_attached", (pbd,))
+            .await
+            .unwrap()
+        {
+            attached += 1;
+        }
+    }
+    attached
+}
+
 /// The first VM called `name`.
 pub async fn vm_named(session: &Session, name: &str) -> String {
     let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
