@@ -211,17 +211,6 @@ pub(crate) fn resume(pool: &Pool, cbt: Option<Cbt>) {
 
 /// Whether the SR of `vdi` has a PBD on `host` that is currently attached.
 fn attached_to(db: &Db, vdi: &str, host: &str) -> bool {
-    let Ok(sr) = db.str_field("VDI", vdi, "SR") else {
-        return false;
-    };
-    db.refs_field("SR", &sr, "PBDs")
-        .unwrap_or_default()
-        .iter()
-        .any(|pbd| {
-            db.str_field("PBD", pbd, "host").is_ok_and(|h| h == host)
-                && matches!(
-                    db.field("PBD", pbd, "currently_attached"),
-                    Ok(Value::Bool(true))
-                )
-        })
+    db.str_field("VDI", vdi, "SR")
+        .is_ok_and(|sr| crate::rpc::vm_placement::sr_attached_on(db, &sr, host))
 }

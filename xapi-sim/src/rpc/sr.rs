@@ -52,16 +52,7 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
 /// Every host has an attached PBD for the SR.
 fn assert_supports(db: &Db, sr: &str) -> Result<(), Failure> {
     let pbds = db.refs_field("SR", sr, "PBDs")?;
-    let attached_hosts: Vec<String> = pbds
-        .iter()
-        .filter(|pbd| {
-            matches!(
-                db.field("PBD", pbd, "currently_attached"),
-                Ok(Value::Bool(true))
-            )
-        })
-        .filter_map(|pbd| db.str_field("PBD", pbd, "host").ok())
-        .collect();
+    let attached_hosts = super::vm_placement::hosts_with_sr_attached(db, sr);
     let every_host = db
         .refs("host")?
         .iter()

@@ -219,18 +219,7 @@ fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
         return Ok(Value::Array(Vec::new()));
     }
     let sr = db.str_field("VDI", vdi, "SR")?;
-    let attached_hosts: Vec<String> = db
-        .refs_field("SR", &sr, "PBDs")
-        .unwrap_or_default()
-        .iter()
-        .filter(|pbd| {
-            matches!(
-                db.field("PBD", pbd, "currently_attached"),
-                Ok(Value::Bool(true))
-            )
-        })
-        .filter_map(|pbd| db.str_field("PBD", pbd, "host").ok())
-        .collect();
+    let attached_hosts = super::vm_placement::hosts_with_sr_attached(&db, &sr);
     let master = crate::rpc::session::master_host(&db);
     let mut hosts = db.refs("host")?;
     hosts.sort_by_key(|host| *host != master);

@@ -76,15 +76,21 @@ fn required_srs(db: &Db, vm: &str) -> Result<BTreeSet<String>, Failure> {
 }
 
 /// Whether `sr` has a PBD on `host` that is plugged.
-fn sr_attached_on(db: &Db, sr: &str, host: &str) -> bool {
+pub(crate) fn sr_attached_on(db: &Db, sr: &str, host: &str) -> bool {
+    hosts_with_sr_attached(db, sr).iter().any(|h| h == host)
+}
+
+/// The hosts on which `sr` has a plugged PBD, in PBD order.
+pub(crate) fn hosts_with_sr_attached(db: &Db, sr: &str) -> Vec<String> {
     db.refs_field("SR", sr, "PBDs")
         .unwrap_or_default()
         .iter()
-        .any(|pbd| {
-            db.str_field("PBD", pbd, "host").is_ok_and(|h| h == host)
-                && matches!(
-                    db.field("PBD", pbd, "currently_attached"),
-                    Ok(Value::Bool(true))
-                )
+        .filter(|pbd| {
+            matches!(
+                db.field("PBD", pbd, "currently_attached"),
+                Ok(Value::Bool(true))
+            )
         })
+        .filter_map(|pbd| db.str_field("PBD", pbd, "host").ok())
+        .collect()
 }
