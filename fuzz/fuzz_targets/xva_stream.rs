@@ -3,34 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xapi_backup::format::xva::{
-    AfterEndOfArchive, ChecksumText, MismatchPolicy, ReadOptions, XvaReader,
-};
-use xapi_fuzz::{DiskImage, block_on, option_bit};
+use xapi_backup::format::xva::XvaReader;
+use xapi_fuzz::{DiskImage, block_on, fuzzed_read_options};
 
 fuzz_target!(|data: &[u8]| {
-    let options = ReadOptions {
-        max_chunk: 4 << 20,
-        max_ova_xml: 4 << 20,
-        // every option: bits of the last input byte pick (Record hands out mismatching
-        // chunks, Stop reads nothing past the end-of-archive marker, Exact compares checksum
-        // texts byte for byte)
-        on_checksum_mismatch: if option_bit(data, 0) {
-            MismatchPolicy::Record
-        } else {
-            MismatchPolicy::Fail
-        },
-        after_end_of_archive: if option_bit(data, 1) {
-            AfterEndOfArchive::Stop
-        } else {
-            AfterEndOfArchive::Drain
-        },
-        checksum_text: if option_bit(data, 2) {
-            ChecksumText::Exact
-        } else {
-            ChecksumText::Lenient
-        },
-    };
+    let options = fuzzed_read_options(data);
     block_on(async {
         let Ok(mut reader) = XvaReader::open(std::io::Cursor::new(data.to_vec()), options).await
         else {

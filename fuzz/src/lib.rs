@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
+use xapi_backup::format::xva::{AfterEndOfArchive, ChecksumText, MismatchPolicy, ReadOptions};
 
 pub mod arbitrary_value;
 pub mod disk_recipe;
@@ -16,10 +17,31 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("a current-thread runtime can always be built")
 });
 
-/// Bit `bit` of the last input byte: how a target picks among reader options, so that one
-/// corpus explores every combination.
-pub fn option_bit(data: &[u8], bit: u32) -> bool {
-    data.last().is_some_and(|b| b >> bit & 1 == 1)
+/// Reader options for an XVA or raw-tar target: small limits, and every combination of the
+/// other options, picked by bits of the last input byte so that one corpus explores them all
+/// (Record hands out mismatching chunks, Stop reads nothing past the end-of-archive marker,
+/// Exact compares checksum texts byte for byte).
+pub fn fuzzed_read_options(data: &[u8]) -> ReadOptions {
+    let bit = |n: u32| data.last().is_some_and(|b| b >> n & 1 == 1);
+    ReadOptions {
+        max_chunk: 4 << 20,
+        max_ova_xml: 4 << 20,
+        on_checksum_mismatch: if bit(0) {
+            MismatchPolicy::Record
+        } else {
+            MismatchPolicy::Fail
+        },
+        after_end_of_archive: if bit(1) {
+            AfterEndOfArchive::Stop
+        } else {
+            AfterEndOfArchive::Drain
+        },
+        checksum_text: if bit(2) {
+            ChecksumText::Exact
+        } else {
+            ChecksumText::Lenient
+        },
+    }
 }
 
 /// Runs `future` to completion on the shared current-thread runtime.
