@@ -1,7 +1,7 @@
 //! Starting a simulator: configuration, the handle tests hold, and the lines the binary prints.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -147,7 +147,7 @@ impl Simulator {
             }
             pools.push(pool);
         }
-        let identity = masters_identity(&pools)?;
+        let identity = masters_identity(&pools, &state_dir.join("tls"))?;
         let http_identity = config.tls.then(|| identity.clone());
         let scheme = if config.tls { "https" } else { "http" };
         let mut endpoints = Vec::new();
@@ -181,8 +181,15 @@ impl Simulator {
                     },
                 );
             }
-            let members =
-                start_members(pool, local, nbd_local.port(), config.tls, &mut tasks).await?;
+            let members = start_members(
+                pool,
+                local,
+                nbd_local.port(),
+                config.tls,
+                &state_dir,
+                &mut tasks,
+            )
+            .await?;
             endpoints.push(PoolEndpoint {
                 name: pool.name.clone(),
                 addr: local,
@@ -215,7 +222,7 @@ impl Simulator {
 /// The certificate of the pools' masters (one for all, so that one fingerprint pins every
 /// pool): common name the first master's host name, valid for every master's host name and
 /// address.
-fn masters_identity(pools: &[Arc<Pool>]) -> Result<tls::TlsIdentity, Error> {
+fn masters_identity(pools: &[Arc<Pool>], dir: &Path) -> Result<tls::TlsIdentity, Error> {
     let mut names = Vec::new();
     for pool in pools {
         let db = pool.db();
@@ -230,7 +237,7 @@ fn masters_identity(pools: &[Arc<Pool>]) -> Result<tls::TlsIdentity, Error> {
         .first()
         .cloned()
         .unwrap_or_else(|| "xapi-sim".to_owned());
-    tls::host_identity(&subject, &names)
+    tls::stored_host_identity(dir, "masters", &subject, &names)
 }
 
 /// Give the networks of purpose `insecure_nbd` the purpose `nbd` instead (the demo with
@@ -273,6 +280,7 @@ async fn start_members(
     master: SocketAddr,
     nbd_port: u16,
     tls: bool,
+    state_dir: &Path,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<Vec<(String, Option<String>)>, Error> {
     // members listen on other loopback addresses: only next to a master on 127.0.0.1
@@ -310,7 +318,12 @@ async fn start_members(
         } else {
             hostname.clone()
         };
-        let own_identity = tls::host_identity(&subject, std::slice::from_ref(&address))?;
+        let own_identity = tls::stored_host_identity(
+            &state_dir.join(&pool.name).join("tls"),
+            &address,
+            &subject,
+            std::slice::from_ref(&address),
+        )?;
         start_member_nbd(
             pool,
             &host,

@@ -5,6 +5,7 @@
 //! The certificates carry `basicConstraints CA:TRUE`, so that a client can take one as its own
 //! trust anchor (qemu's `tls-creds-x509` refuses a `ca-cert.pem` without it).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -36,9 +37,37 @@ impl std::fmt::Debug for TlsIdentity {
     }
 }
 
-/// Make a fresh self-signed certificate with common name `subject`, valid for `subject`, every
-/// name or IP address of `alt_names`, `localhost` and `127.0.0.1`.
-pub(crate) fn host_identity(subject: &str, alt_names: &[String]) -> Result<TlsIdentity, Error> {
+/// The identity kept as `<stem>.crt.der` and `<stem>.key.der` (PKCS#8) in `dir`; when missing,
+/// a fresh self-signed certificate with common name `subject`, valid for `subject`, every name
+/// or IP address of `alt_names`, `localhost` and `127.0.0.1`, saved there (temporary names,
+/// then renamed). A host thus keeps its certificate across restarts of a simulator with a
+/// state directory, as a real host does.
+pub(crate) fn stored_host_identity(
+    dir: &Path,
+    stem: &str,
+    subject: &str,
+    alt_names: &[String],
+) -> Result<TlsIdentity, Error> {
+    let cert_path = dir.join(format!("{stem}.crt.der"));
+    let key_path = dir.join(format!("{stem}.key.der"));
+    if let (Ok(cert), Ok(key)) = (std::fs::read(&cert_path), std::fs::read(&key_path)) {
+        return identity_from(cert, key, subject);
+    }
+    let (cert, key) = self_signed(subject, alt_names)?;
+    let io_error = |path: &Path, e: std::io::Error| Error::Tls(format!("{}: {e}", path.display()));
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    for (path, bytes) in [(&key_path, &key), (&cert_path, &cert)] {
+        let temporary = path.with_extension("der.tmp");
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .map_err(|e| io_error(path, e))?;
+    }
+    identity_from(cert, key, subject)
+}
+
+/// A self-signed CA certificate for `subject` and `alt_names` (plus `localhost` and
+/// `127.0.0.1`) and its PKCS#8 key, both DER.
+fn self_signed(subject: &str, alt_names: &[String]) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let tls_error = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
     let mut names: Vec<String> = vec![subject.to_owned()];
     for name in alt_names
@@ -58,16 +87,21 @@ pub(crate) fn host_identity(subject: &str, alt_names: &[String]) -> Result<TlsId
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let key_pair = rcgen::KeyPair::generate().map_err(|e| tls_error(&e))?;
     let cert = params.self_signed(&key_pair).map_err(|e| tls_error(&e))?;
-    let cert_der: CertificateDer<'static> = cert.der().clone();
-    let fingerprint = hex(&Sha256::digest(cert_der.as_ref()));
-    let cert_pem = cert.pem();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
+    Ok((cert.der().to_vec(), key_pair.serialize_der()))
+}
+
+/// An identity from a certificate and its PKCS#8 key, both DER.
+fn identity_from(cert: Vec<u8>, key: Vec<u8>, subject: &str) -> Result<TlsIdentity, Error> {
+    let tls_error = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let fingerprint = hex(&Sha256::digest(&cert));
+    let cert_pem = pem("CERTIFICATE", &cert);
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(&e))?
         .with_no_client_auth()
-        .with_single_cert(vec![cert_der], key)
+        .with_single_cert(vec![CertificateDer::from(cert)], key)
         .map_err(|e| tls_error(&e))?;
     Ok(TlsIdentity {
         acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -75,6 +109,21 @@ pub(crate) fn host_identity(subject: &str, alt_names: &[String]) -> Result<TlsId
         cert_pem,
         subject: subject.to_owned(),
     })
+}
+
+/// PEM armour: base64 in lines of 64 characters.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 /// Lower-case hex.

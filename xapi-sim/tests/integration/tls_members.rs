@@ -75,3 +75,33 @@ async fn members_speak_tls_with_their_own_certificates() {
         "{reply}"
     );
 }
+
+/// With a state directory, every host keeps its certificate across restarts (as a real host
+/// does): pins taken before a restart still hold after it.
+#[tokio::test]
+async fn certificates_survive_a_restart_on_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || xapi_sim::SimConfig {
+        state_dir: Some(dir.path().to_owned()),
+        tls: true,
+        ..xapi_sim::SimConfig::with_scenario(Scenario::Demo)
+    };
+    let first = xapi_sim::Simulator::start(config()).await.unwrap();
+    let master = first.fingerprint().unwrap().to_owned();
+    let members = first.pool("primary").unwrap().member_fingerprints.clone();
+    assert!(!members.is_empty());
+    assert!(
+        members.iter().all(|m| *m != master),
+        "members have their own"
+    );
+    first.shutdown();
+    drop(first);
+
+    let second = xapi_sim::Simulator::start(config()).await.unwrap();
+    assert_eq!(second.fingerprint().unwrap(), master);
+    assert_eq!(second.pool("primary").unwrap().member_fingerprints, members);
+    // the pinned master still answers
+    let session = support::login(&second).await;
+    let pools: Vec<String> = session.call("pool.get_all", ()).await.unwrap();
+    assert_eq!(pools.len(), 1);
+}
