@@ -43,7 +43,8 @@
 //!   `VM.recover` / `VM_appliance.recover` bring VMs back from it.
 //! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart,
 //!   with its changed-block tracking; database replication resumes on the pool's metadata VDIs
-//!   (the log goes on with a full database, then deltas, as xapi's re-enable writes).
+//!   (the log goes on with a full database, then deltas, as xapi's re-enable writes); every
+//!   host keeps its certificate (pins hold across restarts).
 //!
 //!   On the demo's DR pool, `SR.probe` / `DR_task.create` with [`DEMO_MIRROR_DEVICE_CONFIG`] find
 //!   the storage mirror of the primary's replicated SR; `SR.introduce`, `PBD.plug` (which scans
