@@ -23,6 +23,7 @@ use crate::model::db_form::to_database;
 use crate::model::replication::Replica;
 use crate::model::store::Db;
 use crate::pool::Pool;
+use crate::rpc::metadata_cache::metadata_owner;
 
 /// Changes are written at most this often.
 const SAVE_DELAY: Duration = Duration::from_millis(200);
@@ -167,23 +168,12 @@ pub(crate) fn resume(pool: &Pool, cbt: Option<Cbt>) {
     // xapi's cache_metadata_vdis at start-up: other pools' metadata VDIs join the cache
     let foreign: Vec<String> = vdis
         .iter()
-        .filter(|vdi| {
-            db.str_field("VDI", vdi, "type")
-                .is_ok_and(|t| t == "metadata")
-                && db
-                    .str_field("VDI", vdi, "metadata_of_pool")
-                    .is_ok_and(|p| p != pool_ref)
-        })
+        .filter(|vdi| metadata_owner(&db, vdi).is_some_and(|p| p != pool_ref))
         .cloned()
         .collect();
     crate::rpc::metadata_cache::add_vdis(pool, &mut db, &foreign);
     for vdi in vdis {
-        let is_ours = db
-            .str_field("VDI", &vdi, "type")
-            .is_ok_and(|t| t == "metadata")
-            && db
-                .str_field("VDI", &vdi, "metadata_of_pool")
-                .is_ok_and(|p| p == pool_ref);
+        let is_ours = metadata_owner(&db, &vdi).is_some_and(|p| p == pool_ref);
         if !is_ours || !attached_to(&db, &vdi, &master) {
             continue;
         }

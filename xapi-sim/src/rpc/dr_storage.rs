@@ -257,10 +257,7 @@ fn metadata_vdis_of(db: &Db, sr: &str) -> Vec<String> {
     db.refs_field("SR", sr, "VDIs")
         .unwrap_or_default()
         .into_iter()
-        .filter(|vdi| {
-            db.str_field("VDI", vdi, "type")
-                .is_ok_and(|t| t == "metadata")
-        })
+        .filter(|vdi| metadata_cache::metadata_owner(db, vdi).is_some())
         .collect()
 }
 

@@ -24,6 +24,15 @@ pub(crate) struct CachedDatabase {
     pub(crate) pool_uuid: String,
 }
 
+/// The pool a metadata VDI holds the database of (`metadata_of_pool`); `None` when `vdi` is
+/// not of type `metadata`.
+pub(crate) fn metadata_owner(db: &Db, vdi: &str) -> Option<String> {
+    db.str_field("VDI", vdi, "type")
+        .is_ok_and(|t| t == "metadata")
+        .then(|| db.str_field("VDI", vdi, "metadata_of_pool").ok())
+        .flatten()
+}
+
 /// Replay the redo log in the image of the VDI `uuid` (`COULD_NOT_IMPORT_DATABASE` when it
 /// cannot be read).
 pub(crate) fn read_image(pool: &Pool, uuid: &str) -> Result<RedoLogImage, Failure> {

@@ -75,13 +75,7 @@ fn metadata_vdis(db: &Db, sr: &str, pool_ref: &str) -> Result<Vec<String>, Failu
     Ok(db
         .refs_field("SR", sr, "VDIs")?
         .into_iter()
-        .filter(|vdi| {
-            db.str_field("VDI", vdi, "type")
-                .is_ok_and(|t| t == "metadata")
-                && db
-                    .str_field("VDI", vdi, "metadata_of_pool")
-                    .is_ok_and(|p| p == pool_ref)
-        })
+        .filter(|vdi| super::metadata_cache::metadata_owner(db, vdi).as_deref() == Some(pool_ref))
         .collect())
 }
 

@@ -179,6 +179,11 @@ pub(crate) fn html_error(status: StatusCode, message: &str) -> Response<Body> {
         "<html><body><h1>HTTP {} {reason}</h1>{escaped}</body></html>",
         status.as_u16()
     );
+    html_page(status, page)
+}
+
+/// An HTML page with xapi's error headers (`Connection: close`, no caching).
+fn html_page(status: StatusCode, page: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(page));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -193,10 +198,9 @@ pub(crate) fn html_error(status: StatusCode, message: &str) -> Response<Body> {
 
 /// xapi's answer to a path no handler claims (`http_svr.ml`'s default callback).
 pub(crate) fn forbidden() -> Response<Body> {
-    let mut response = html_error(StatusCode::FORBIDDEN, "");
-    *response.body_mut() = full(
+    html_page(
+        StatusCode::FORBIDDEN,
         "<html><body><h1>HTTP 403 forbidden</h1>Access to the requested resource is \
          forbidden.</body></html>",
-    );
-    response
+    )
 }

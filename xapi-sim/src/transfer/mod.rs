@@ -25,6 +25,7 @@ use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
+use xapi_backup::format::xva::{AfterEndOfArchive, ChecksumText, MismatchPolicy, ReadOptions};
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
 
@@ -244,6 +245,18 @@ pub(crate) fn begin_xva_upload(
     let args = RequestArgs::of(parts);
     let transfer = begin(pool, &args, label)?;
     Ok((args, transfer.task))
+}
+
+/// How xapi's importer reads an uploaded archive (XVA or raw tar): it stops at the
+/// end-of-archive marker (the client may keep its side open) and compares checksum texts byte
+/// for byte; `on_mismatch` says what a bad chunk does.
+pub(crate) fn xapi_read_options(on_mismatch: MismatchPolicy) -> ReadOptions {
+    ReadOptions {
+        on_checksum_mismatch: on_mismatch,
+        after_end_of_archive: AfterEndOfArchive::Stop,
+        checksum_text: ChecksumText::Exact,
+        ..ReadOptions::default()
+    }
 }
 
 /// An upload's body as a byte reader.

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use xapi_backup::format::chunked::ChunkedReader;
 use xapi_backup::format::raw_tar::RawTarReader;
 use xapi_backup::format::vhd::VhdReader;
-use xapi_backup::format::xva::{AfterEndOfArchive, ChecksumText, ReadOptions};
+use xapi_backup::format::xva::MismatchPolicy;
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value};
 
@@ -250,9 +250,10 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
             }
         }
         ("tar", _) => {
-            let mut chunks = RawTarReader::open(body, size, tar_read_options())
-                .await
-                .map_err(|e| io_failure("tar body", e))?;
+            let mut chunks =
+                RawTarReader::open(body, size, super::xapi_read_options(MismatchPolicy::Fail))
+                    .await
+                    .map_err(|e| io_failure("tar body", e))?;
             while let Some(chunk) = chunks
                 .next_chunk()
                 .await
@@ -279,14 +280,4 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
     }
     file.flush().await.map_err(|e| io_failure("flushing", e))?;
     Ok(())
-}
-
-/// How xapi reads a raw tar upload (`Stream_vdi.recv_all_vdi`, `force:false`): checksums
-/// compared byte for byte, nothing read past the end-of-archive marker.
-fn tar_read_options() -> ReadOptions {
-    ReadOptions {
-        after_end_of_archive: AfterEndOfArchive::Stop,
-        checksum_text: ChecksumText::Exact,
-        ..ReadOptions::default()
-    }
 }

@@ -14,8 +14,7 @@ use xapi_backup::Error as ReadError;
 use xapi_backup::format::ova_xml::OvaXml;
 use xapi_backup::format::tar::TarError;
 use xapi_backup::format::xva::{
-    AfterEndOfArchive, ChecksumMismatch, ChecksumSource, ChecksumText, DiskChunk, DiskInfo,
-    MismatchPolicy, ReadOptions, XvaError, XvaReader,
+    ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy, XvaError, XvaReader,
 };
 use xapi_core::wire::Failure;
 
@@ -93,14 +92,8 @@ impl XvaIntake {
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
-        let options = ReadOptions {
-            on_checksum_mismatch: MismatchPolicy::Record,
-            // as xapi, stop at the end of the archive: the client may keep its side open
-            after_end_of_archive: AfterEndOfArchive::Stop,
-            // and compare checksum texts byte for byte
-            checksum_text: ChecksumText::Exact,
-            ..ReadOptions::default()
-        };
+        // mismatches are recorded and judged below (force, xapi's error text)
+        let options = super::xapi_read_options(MismatchPolicy::Record);
         let reader = XvaReader::open(reader, options)
             .await
             .map_err(import_failure)?;

@@ -37,6 +37,22 @@ async fn replicating_demo() -> (SimHandle, Session, Session, String, String) {
     (sim, primary, dr, srs[0].clone(), sr_uuid)
 }
 
+/// `DR_task.create` on the DR pool for the mirror of the SR `sr_uuid`; the task.
+async fn create_dr_task(dr: &Session, sr_uuid: &str) -> String {
+    let config: BTreeMap<&str, &str> = DEMO_MIRROR_DEVICE_CONFIG.iter().copied().collect();
+    dr.call("DR_task.create", ("lvmoiscsi", &config, vec![sr_uuid]))
+        .await
+        .unwrap()
+}
+
+/// The metadata VDI the DR pool found on the mirror, and its record.
+async fn mirrored_metadata_vdi(dr: &Session) -> (String, VdiSummary) {
+    let vdis: BTreeMap<String, VdiSummary> = dr.call("VDI.get_all_records", ()).await.unwrap();
+    vdis.into_iter()
+        .find(|(_, v)| v.vdi_type == "metadata")
+        .expect("the mirror holds the metadata VDI")
+}
+
 #[tokio::test]
 async fn failover_to_the_dr_pool() {
     let (sim, primary, dr, _, sr_uuid) = replicating_demo().await;
@@ -79,28 +95,21 @@ async fn failover_to_the_dr_pool() {
         .unwrap();
     assert!(!nothing.contains("<UUID>"));
 
-    let task: String = dr
-        .call(
-            "DR_task.create",
-            ("lvmoiscsi", &config, vec![sr_uuid.clone()]),
-        )
-        .await
-        .unwrap();
+    let task = create_dr_task(&dr, &sr_uuid).await;
     let introduced: Vec<String> = dr
         .call("DR_task.get_introduced_SRs", (&task,))
         .await
         .unwrap();
     assert_eq!(introduced.len(), 1);
-    let vdis: BTreeMap<String, VdiSummary> = dr.call("VDI.get_all_records", ()).await.unwrap();
-    let (metadata_vdi, record) = vdis
-        .iter()
-        .find(|(_, v)| v.vdi_type == "metadata")
-        .expect("the mirror holds the metadata VDI");
+    let (metadata_vdi, record) = mirrored_metadata_vdi(&dr).await;
     assert!(record.metadata_latest);
     assert!(sim.disk_image("dr", &record.uuid).unwrap().exists());
 
     // read the primary's database from the mirror and recover a vApp
-    let foreign_ref: String = dr.call("VDI.open_database", (metadata_vdi,)).await.unwrap();
+    let foreign_ref: String = dr
+        .call("VDI.open_database", (&metadata_vdi,))
+        .await
+        .unwrap();
     let foreign = Client::builder(&sim.pool("dr").unwrap().url)
         .protocol(Protocol::XmlRpc)
         .build()
@@ -108,7 +117,7 @@ async fn failover_to_the_dr_pool() {
         .attach_session(xapi_core::wire::Ref::new(foreign_ref));
     let to = dr.reference().to_string();
     let pool_uuid: String = dr
-        .call("VDI.read_database_pool_uuid", (metadata_vdi,))
+        .call("VDI.read_database_pool_uuid", (&metadata_vdi,))
         .await
         .unwrap();
     let primary_pools: Vec<String> = primary.call("pool.get_all", ()).await.unwrap();
@@ -197,22 +206,11 @@ async fn plugging_the_mirror_caches_its_metadata_vdis_and_unplugging_forgets_the
     let pools: Vec<String> = primary.call("pool.get_all", ()).await.unwrap();
     let primary_uuid: String = primary.call("pool.get_uuid", (&pools[0],)).await.unwrap();
 
-    let config: BTreeMap<&str, &str> = DEMO_MIRROR_DEVICE_CONFIG.iter().copied().collect();
-    let task: String = dr
-        .call(
-            "DR_task.create",
-            ("lvmoiscsi", &config, vec![sr_uuid.clone()]),
-        )
-        .await
-        .unwrap();
-    let vdis: BTreeMap<String, VdiSummary> = dr.call("VDI.get_all_records", ()).await.unwrap();
-    let (metadata_vdi, record) = vdis
-        .iter()
-        .find(|(_, v)| v.vdi_type == "metadata")
-        .expect("the mirror holds the metadata VDI");
+    let task = create_dr_task(&dr, &sr_uuid).await;
+    let (metadata_vdi, record) = mirrored_metadata_vdi(&dr).await;
     assert!(record.metadata_latest);
     let pool_uuid: String = dr
-        .call("VDI.read_database_pool_uuid", (metadata_vdi,))
+        .call("VDI.read_database_pool_uuid", (&metadata_vdi,))
         .await
         .unwrap();
     assert_eq!(pool_uuid, primary_uuid, "known without VDI.open_database");
@@ -223,12 +221,12 @@ async fn plugging_the_mirror_caches_its_metadata_vdis_and_unplugging_forgets_the
         dr.call::<()>("PBD.unplug", (pbd,)).await.unwrap();
     }
     let latest: bool = dr
-        .call("VDI.get_metadata_latest", (metadata_vdi,))
+        .call("VDI.get_metadata_latest", (&metadata_vdi,))
         .await
         .unwrap();
     assert!(!latest);
     let pool_uuid: String = dr
-        .call("VDI.read_database_pool_uuid", (metadata_vdi,))
+        .call("VDI.read_database_pool_uuid", (&metadata_vdi,))
         .await
         .unwrap();
     assert_eq!(pool_uuid, "");

@@ -26,21 +26,9 @@ fn qemu_spec(info: &NbdInfo) -> String {
     )
 }
 
-/// Every entry of `VDI.get_nbd_info`: one per host that has the VDI's SR plugged (the demo's
-/// network has the insecure_nbd purpose), the master first when it is one of them.
-async fn nbd_infos(session: &Session, vdi: &str) -> Vec<NbdInfo> {
-    let infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
-    assert_eq!(
-        infos.len(),
-        support::hosts_seeing_sr_of(session, vdi).await,
-        "{infos:?}"
-    );
-    infos
-}
-
 /// The master's entry of `VDI.get_nbd_info`.
 async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
-    nbd_infos(session, vdi).await.remove(0)
+    support::nbd_infos(session, vdi).await.remove(0)
 }
 
 #[tokio::test]
@@ -187,7 +175,7 @@ async fn qemu_img_reads_the_vdi_from_every_host_that_serves_it() {
     let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
     let original = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let infos = nbd_infos(&session, &vdi).await;
+    let infos = support::nbd_infos::<NbdInfo>(&session, &vdi).await;
     assert!(infos.len() >= 2, "mail's disk is on a shared SR: {infos:?}");
     assert_eq!(infos[0].address, "127.0.0.1", "the master first");
     for (i, info) in infos.iter().enumerate() {

@@ -40,21 +40,26 @@ async fn demo() -> (SimHandle, Session, String) {
     (sim, session, vdi)
 }
 
-/// Every entry of `VDI.get_nbd_info`: one per host that has the VDI's SR plugged, the master
-/// first.
-async fn nbd_infos(session: &Session, vdi: &str) -> Vec<NbdInfo> {
-    let infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
-    assert_eq!(
-        infos.len(),
-        support::hosts_seeing_sr_of(session, vdi).await,
-        "{infos:?}"
-    );
-    infos
-}
-
 /// The master's entry.
 async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
-    nbd_infos(session, vdi).await.remove(0)
+    support::nbd_infos(session, vdi).await.remove(0)
+}
+
+/// Connect to the NBD server of `info` and go through the greeting.
+async fn connect(info: &NbdInfo) -> TcpStream {
+    let mut tcp = TcpStream::connect((info.address.as_str(), info.port as u16))
+        .await
+        .unwrap();
+    greet(&mut tcp).await;
+    tcp
+}
+
+/// [`connect`], then `NBD_OPT_STARTTLS`, which the server must accept.
+async fn connect_starttls(info: &NbdInfo) -> TcpStream {
+    let mut tcp = connect(info).await;
+    send_option(&mut tcp, OPT_STARTTLS, &[]).await;
+    assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ACK);
+    tcp
 }
 
 /// Read the server greeting and send the client flags (fixed newstyle, no zeroes).
@@ -145,12 +150,7 @@ async fn starttls_pinned_to_the_returned_cert_reads_the_vdi() {
         "NBD presents the host certificate the HTTPS server presents"
     );
 
-    let mut tcp = TcpStream::connect((info.address.as_str(), info.port as u16))
-        .await
-        .unwrap();
-    greet(&mut tcp).await;
-    send_option(&mut tcp, OPT_STARTTLS, &[]).await;
-    assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ACK);
+    let tcp = connect_starttls(&info).await;
     let mut tls = support::pinned_connector(&der)
         .connect(support::any_name(), tcp)
         .await
@@ -181,10 +181,7 @@ async fn starttls_pinned_to_the_returned_cert_reads_the_vdi() {
 async fn a_client_without_starttls_is_refused_with_tls_reqd() {
     let (_sim, session, vdi) = demo().await;
     let info = nbd_info(&session, &vdi).await;
-    let mut tcp = TcpStream::connect((info.address.as_str(), info.port as u16))
-        .await
-        .unwrap();
-    greet(&mut tcp).await;
+    let mut tcp = connect(&info).await;
     send_option(&mut tcp, OPT_GO, &go_payload(&info.exportname)).await;
     let (kind, message) = read_reply(&mut tcp, OPT_GO).await;
     assert_eq!(
@@ -209,10 +206,7 @@ async fn plain_networks_refuse_starttls_by_policy() {
     let session = support::login(&sim).await;
     let vdi = support::first_disk_of(&session, "mail").await;
     let info = nbd_info(&session, &vdi).await;
-    let mut tcp = TcpStream::connect((info.address.as_str(), info.port as u16))
-        .await
-        .unwrap();
-    greet(&mut tcp).await;
+    let mut tcp = connect(&info).await;
     send_option(&mut tcp, OPT_STARTTLS, &[]).await;
     assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ERR_POLICY);
     assert!(
@@ -280,7 +274,7 @@ async fn each_host_serves_the_disk_under_its_own_certificate() {
     let (sim, session, vdi) = demo().await;
     let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();
     let original = std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap();
-    let infos = nbd_infos(&session, &vdi).await;
+    let infos = support::nbd_infos::<NbdInfo>(&session, &vdi).await;
     let member = &infos[1];
     assert_eq!(member.subject, "primary-host-2", "the member's host name");
     assert_ne!(
@@ -290,12 +284,7 @@ async fn each_host_serves_the_disk_under_its_own_certificate() {
 
     // the member's certificate opens the member's server; the master's does not
     let master_der = support::der_of_pem(&infos[0].cert);
-    let mut tcp = TcpStream::connect((member.address.as_str(), member.port as u16))
-        .await
-        .unwrap();
-    greet(&mut tcp).await;
-    send_option(&mut tcp, OPT_STARTTLS, &[]).await;
-    assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ACK);
+    let tcp = connect_starttls(member).await;
     assert!(
         support::pinned_connector(&master_der)
             .connect(support::any_name(), tcp)
@@ -305,12 +294,7 @@ async fn each_host_serves_the_disk_under_its_own_certificate() {
     );
 
     let der = support::der_of_pem(&member.cert);
-    let mut tcp = TcpStream::connect((member.address.as_str(), member.port as u16))
-        .await
-        .unwrap();
-    greet(&mut tcp).await;
-    send_option(&mut tcp, OPT_STARTTLS, &[]).await;
-    assert_eq!(read_reply(&mut tcp, OPT_STARTTLS).await.0, REP_ACK);
+    let tcp = connect_starttls(member).await;
     let mut tls = support::pinned_connector(&der)
         .connect(support::any_name(), tcp)
         .await

@@ -53,8 +53,13 @@ pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> 
     }
 }
 
-/// How many hosts have the SR of `vdi` plugged.
-pub async fn hosts_seeing_sr_of(session: &Session, vdi: &str) -> usize {
+/// Every entry of `VDI.get_nbd_info` for `vdi`, checked to be one per host that has the VDI's
+/// SR plugged (the master first when it is one of them).
+pub async fn nbd_infos<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+    session: &Session,
+    vdi: &str,
+) -> Vec<T> {
+    let infos: Vec<T> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
     let sr: String = session.call("VDI.get_SR", (vdi,)).await.unwrap();
     let pbds: Vec<String> = session.call("SR.get_PBDs", (&sr,)).await.unwrap();
     let mut attached = 0;
@@ -67,7 +72,8 @@ pub async fn hosts_seeing_sr_of(session: &Session, vdi: &str) -> usize {
             attached += 1;
         }
     }
-    attached
+    assert_eq!(infos.len(), attached, "one entry per host: {infos:?}");
+    infos
 }
 
 /// The first VM called `name`.
