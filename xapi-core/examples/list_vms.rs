@@ -14,14 +14,14 @@
 use std::collections::HashMap;
 
 use xapi_core::api::{SrRecord, VbdRecord, VbdType, VdiRecord, VmApplianceRecord, VmRecord};
-use xapi_core::client::{Client, Secret, TlsPolicy};
+use xapi_core::client::{Client, Password, TlsPolicy};
 use xapi_core::wire::Ref;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = env_or("XAPI_URL", "http://127.0.0.1:8080");
     let user = env_or("XAPI_USER", "root");
-    let password = Secret::new(env_or("XAPI_PASSWORD", "xapi-sim"));
+    let password = Password::new(env_or("XAPI_PASSWORD", "xapi-sim"));
 
     let mut builder = Client::builder(&url);
     if let Ok(pin) = std::env::var("XAPI_FINGERPRINT") {

@@ -18,8 +18,7 @@
 
 use std::time::Duration;
 
-use crate::api::ErrorCode;
-use crate::wire::{DecodeError, EncodeError, Failure};
+use crate::wire::{DecodeError, EncodeError, ErrorCode, Failure};
 
 /// A boxed error from a lower layer (hyper, IO, a caller's body stream).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -80,8 +79,19 @@ pub enum Error {
         /// The XAPI method.
         method: String,
     },
-    /// The connection failed or broke (refused, reset, closed early, DNS).
-    #[error("transport error with {url}: {source}")]
+    /// The connection could not be opened (refused, unreachable, DNS, closed before the request
+    /// went out): nothing was sent, so any call may be tried again ([`Retry::Safe`]).
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, without credentials.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// The connection broke after the request was sent (reset, closed before the whole
+    /// answer): the call may have run on the server ([`Retry::IfIdempotent`]).
+    #[error("transport error with {url} (the call may have run): {source}")]
     Transport {
         /// The URL, without credentials.
         url: String,
@@ -178,20 +188,70 @@ pub enum Error {
     },
 }
 
+/// Whether an operation that failed may be tried again, and on what condition.
+///
+/// The line is whether the request reached the server: a `VM.snapshot` whose answer was lost
+/// to a reset may have run, and repeating it blindly leaves two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retry {
+    /// Nothing ran: the request was never sent (connection refused, DNS, TLS handshake, connect
+    /// timeout), or the server refused it before running it (502, 503, 504,
+    /// `TOO_MANY_PENDING_TASKS`, `HOST_STILL_BOOTING`). Any call may be repeated.
+    Safe,
+    /// The request was sent and the answer lost (reset, call or inactivity timeout): the call
+    /// may have run. Repeat reads and other idempotent calls; check the server's state before
+    /// repeating anything else.
+    IfIdempotent,
+    /// Trying again gives the same answer (a XAPI failure, a refused certificate, bad input).
+    No,
+}
+
 impl Error {
-    /// Whether the same operation may succeed if simply tried again later: broken
-    /// connections, timeouts, gateway statuses (502, 503, 504) and XAPI's
-    /// `TOO_MANY_PENDING_TASKS`.
-    ///
-    /// A non-idempotent call (such as `VM.clone`) may have run on the server even when the
-    /// answer was lost; retry those only when the caller can tell.
-    pub fn is_retryable(&self) -> bool {
+    /// Whether and when this operation may be tried again: see [`Retry`].
+    pub fn retry(&self) -> Retry {
         match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Http { status, .. } => matches!(status, 502..=504),
-            Self::Api(failure) => is_retryable_code(&failure.code),
-            _ => false,
+            Self::Connect { .. }
+            | Self::Timeout {
+                kind: TimeoutKind::Connect,
+                ..
+            }
+            | Self::Http {
+                status: 502..=504, ..
+            } => Retry::Safe,
+            Self::Api(failure) if is_retryable_code(&failure.code) => Retry::Safe,
+            Self::Timeout { .. } | Self::Transport { .. } => Retry::IfIdempotent,
+            _ => Retry::No,
         }
+    }
+
+    /// Whether any call, idempotent or not, may simply be tried again: nothing ran
+    /// ([`Retry::Safe`]).
+    pub fn is_retryable(&self) -> bool {
+        self.retry() == Retry::Safe
+    }
+
+    /// Whether an idempotent call (a read, `event.from`, a `get_record`) may be tried again:
+    /// [`Retry::Safe`] or [`Retry::IfIdempotent`].
+    pub fn is_retryable_if_idempotent(&self) -> bool {
+        matches!(self.retry(), Retry::Safe | Retry::IfIdempotent)
+    }
+
+    /// Whether the request may have reached the server and run there.
+    pub fn may_have_run(&self) -> bool {
+        !matches!(
+            self,
+            Self::Connect { .. }
+                | Self::Timeout {
+                    kind: TimeoutKind::Connect,
+                    ..
+                }
+                | Self::Tls { .. }
+                | Self::TlsConfig(_)
+                | Self::InvalidUrl { .. }
+                | Self::Encode(_)
+                | Self::ParamsNotASequence { .. }
+        )
     }
 
     /// The XAPI failure, when this error is one.
@@ -202,9 +262,23 @@ impl Error {
         }
     }
 
-    /// Whether this is the XAPI failure with the wire code `code` (such as `"VM_BAD_POWER_STATE"`).
-    pub fn is_code(&self, code: &str) -> bool {
-        self.failure().is_some_and(|f| f.code.as_str() == code)
+    /// Whether this is the XAPI failure `code` (such as [`ErrorCode::VmBadPowerState`]).
+    pub fn is_code(&self, code: &ErrorCode) -> bool {
+        self.failure().is_some_and(|f| f.code == *code)
+    }
+}
+
+impl From<Error> for std::io::Error {
+    /// For `AsyncRead` adapters over the data plane: timeouts keep their kind, the rest is
+    /// `Other` with the error inside.
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::Timeout { .. } => std::io::ErrorKind::TimedOut,
+            Error::Connect { .. } => std::io::ErrorKind::ConnectionRefused,
+            Error::Transport { .. } => std::io::ErrorKind::ConnectionReset,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, error)
     }
 }
 
@@ -222,8 +296,8 @@ pub(crate) fn api_failure(failure: Failure) -> Error {
 
 fn is_retryable_code(code: &ErrorCode) -> bool {
     matches!(
-        code.as_str(),
-        "TOO_MANY_PENDING_TASKS" | "HOST_STILL_BOOTING"
+        code,
+        ErrorCode::TooManyPendingTasks | ErrorCode::HostStillBooting
     )
 }
 
@@ -231,26 +305,51 @@ fn is_retryable_code(code: &ErrorCode) -> bool {
 mod tests {
     use super::*;
 
-    fn api(code: &str) -> Error {
+    fn api(code: ErrorCode) -> Error {
         Error::Api(Failure {
-            code: ErrorCode::from_code(code),
+            code,
             params: vec![],
         })
     }
 
     #[test]
-    fn connection_errors_and_timeouts_are_retryable() {
-        let transport = Error::Transport {
+    fn nothing_sent_is_safe_to_retry() {
+        let refused = Error::Connect {
+            url: "https://10.0.0.1/".into(),
+            source: "connection refused".into(),
+        };
+        assert_eq!(refused.retry(), Retry::Safe);
+        assert!(refused.is_retryable());
+        assert!(!refused.may_have_run());
+        let connect_timeout = Error::Timeout {
+            url: "https://10.0.0.1/".into(),
+            kind: TimeoutKind::Connect,
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(connect_timeout.retry(), Retry::Safe);
+        assert!(!connect_timeout.may_have_run());
+    }
+
+    #[test]
+    fn a_lost_answer_may_have_run_and_is_retried_only_when_idempotent() {
+        let reset = Error::Transport {
             url: "https://10.0.0.1/".into(),
             source: "connection reset".into(),
         };
-        assert!(transport.is_retryable());
-        let timeout = Error::Timeout {
+        assert_eq!(reset.retry(), Retry::IfIdempotent);
+        assert!(
+            !reset.is_retryable(),
+            "a VM.snapshot must not be repeated blindly"
+        );
+        assert!(reset.is_retryable_if_idempotent());
+        assert!(reset.may_have_run());
+        let call_timeout = Error::Timeout {
             url: "https://10.0.0.1/".into(),
             kind: TimeoutKind::Call,
             after: Duration::from_secs(1),
         };
-        assert!(timeout.is_retryable());
+        assert_eq!(call_timeout.retry(), Retry::IfIdempotent);
+        assert!(call_timeout.may_have_run());
     }
 
     #[test]
@@ -259,18 +358,19 @@ mod tests {
             status,
             url: "http://h/".into(),
         };
-        assert!(http(503).is_retryable());
-        assert!(http(502).is_retryable());
-        assert!(!http(404).is_retryable());
-        assert!(!http(500).is_retryable());
+        assert_eq!(http(503).retry(), Retry::Safe);
+        assert_eq!(http(502).retry(), Retry::Safe);
+        assert_eq!(http(404).retry(), Retry::No);
+        assert_eq!(http(500).retry(), Retry::No);
     }
 
     #[test]
     fn only_transient_xapi_codes_are_retryable() {
-        assert!(api("TOO_MANY_PENDING_TASKS").is_retryable());
-        assert!(!api("SESSION_AUTHENTICATION_FAILED").is_retryable());
-        assert!(!api("VM_BAD_POWER_STATE").is_retryable());
-        assert!(!api("SESSION_INVALID").is_retryable());
+        assert!(api(ErrorCode::TooManyPendingTasks).is_retryable());
+        assert!(api(ErrorCode::HostStillBooting).is_retryable());
+        assert!(!api(ErrorCode::SessionAuthenticationFailed).is_retryable());
+        assert!(!api(ErrorCode::VmBadPowerState).is_retryable_if_idempotent());
+        assert!(!api(ErrorCode::SessionInvalid).is_retryable());
     }
 
     #[test]
@@ -279,8 +379,9 @@ mod tests {
             url: "https://h/".into(),
             reason: "pin mismatch".into(),
         };
-        assert!(!tls.is_retryable());
-        assert!(!Error::TaskCancelled { task: "t".into() }.is_retryable());
+        assert_eq!(tls.retry(), Retry::No);
+        assert!(!tls.may_have_run());
+        assert_eq!(Error::TaskCancelled { task: "t".into() }.retry(), Retry::No);
     }
 
     #[test]
@@ -293,6 +394,19 @@ mod tests {
             e.to_string(),
             "http status 404 from https://10.0.0.1/jsonrpc"
         );
-        assert!(api("VM_IS_TEMPLATE").is_code("VM_IS_TEMPLATE"));
+        assert!(api(ErrorCode::VmIsTemplate).is_code(&ErrorCode::VmIsTemplate));
+        assert!(!api(ErrorCode::VmIsTemplate).is_code(&ErrorCode::VmBadPowerState));
+    }
+
+    #[test]
+    fn io_errors_keep_the_kind_and_the_error() {
+        let timeout = Error::Timeout {
+            url: "https://h/export".into(),
+            kind: TimeoutKind::Inactivity,
+            after: Duration::from_secs(300),
+        };
+        let io: std::io::Error = timeout.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+        assert!(io.to_string().contains("https://h/export"));
     }
 }

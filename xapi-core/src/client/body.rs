@@ -1,7 +1,6 @@
-//! Body plumbing for the data plane: the counted upload body, download byte streams, and the
-//! `AsyncRead` / `Stream` adapters.
+//! Body plumbing for the data plane: the counted upload body and the stall watchdog. (The
+//! `AsyncRead` / `Stream` adapters are tokio-util's `StreamReader` and `ReaderStream`.)
 
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,10 +8,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::Stream;
 use futures::stream::BoxStream;
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::error::BoxError;
@@ -130,66 +127,5 @@ pub(crate) async fn stalled(counter: &AtomicU64, inactivity: Duration) {
             return;
         }
         last = now;
-    }
-}
-
-/// Read an `AsyncRead` as a stream of chunks of at most `chunk` bytes.
-pub(crate) fn reader_stream<R: AsyncRead + Send + Unpin + 'static>(
-    reader: R,
-    chunk: usize,
-) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
-    futures::stream::unfold(Some(reader), move |reader| async move {
-        let mut reader = reader?;
-        let mut buf = vec![0u8; chunk];
-        match reader.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(reader)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-}
-
-/// An `AsyncRead` over a stream of byte chunks.
-pub struct StreamReader<S> {
-    stream: S,
-    current: Bytes,
-}
-
-impl<S> StreamReader<S> {
-    pub(crate) fn new(stream: S) -> Self {
-        Self {
-            stream,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl<S, E> AsyncRead for StreamReader<S>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Into<BoxError>,
-{
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            if !self.current.is_empty() {
-                let n = self.current.len().min(buf.remaining());
-                let chunk = self.current.split_to(n);
-                buf.put_slice(&chunk);
-                return Poll::Ready(Ok(()));
-            }
-            match Pin::new(&mut self.stream).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Ok(bytes))) => self.current = bytes,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(io::Error::other(e.into()))),
-            }
-        }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) async fn connect_tcp(
             kind: TimeoutKind::Connect,
             after: timeout,
         })?
-        .map_err(|e| Error::Transport {
+        .map_err(|e| Error::Connect {
             url: url.to_owned(),
             source: Box::new(e),
         })?;
@@ -62,7 +62,7 @@ pub(crate) async fn connect(
                     kind: TimeoutKind::Connect,
                     after: timeout,
                 })?
-                .map_err(|e| Error::Transport {
+                .map_err(|e| Error::Connect {
                     url,
                     source: Box::new(e),
                 })?;
@@ -98,7 +98,7 @@ pub(crate) async fn connect(
 }
 
 /// A handshake error: a certificate refusal or protocol error becomes [`Error::Tls`] with the
-/// reason; anything else is a transport error.
+/// reason; anything else is a connection failure (the handshake comes before any request).
 pub(crate) fn classify_tls_error(error: io::Error, url: &str) -> Error {
     let rustls_error = error
         .get_ref()
@@ -117,7 +117,7 @@ pub(crate) fn classify_tls_error(error: io::Error, url: &str) -> Error {
             url: url.to_owned(),
             reason: error.to_string(),
         },
-        None => Error::Transport {
+        None => Error::Connect {
             url: url.to_owned(),
             source: Box::new(error),
         },

@@ -15,9 +15,9 @@ use tracing::Instrument;
 
 use super::endpoint::Endpoint;
 use super::fingerprint::Sha256Fingerprint;
+use super::password::Password;
 use super::protocol::{self, Answer, Encoding, Protocol};
-use super::secret::Secret;
-use super::session::{LoginParams, Session};
+use super::session::{LoginParams, SessionHandle};
 use super::tls::{TlsPolicy, parse_thumbprint_header};
 use super::transport::{Timeouts, Transport};
 use crate::Error;
@@ -161,13 +161,13 @@ struct ClientInner {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), xapi_core::Error> {
-/// use xapi_core::client::{Client, Secret, TlsPolicy};
+/// use xapi_core::client::{Client, Password, TlsPolicy};
 /// let pin = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 /// let client = Client::builder("https://10.0.0.1")
 ///     .tls(TlsPolicy::Pinned(pin.parse().expect("valid pin")))
 ///     .build()?;
 /// let session = client
-///     .login_with_password("root", Secret::new("password"), "1.0", "my-tool")
+///     .login_with_password("root", Password::new("password"), "1.0", "my-tool")
 ///     .await?;
 /// let pools: Vec<String> = session.call("pool.get_all", ()).await?;
 /// session.logout().await?;
@@ -305,10 +305,10 @@ impl Client {
     pub async fn login_with_password(
         &self,
         uname: &str,
-        password: Secret,
+        password: Password,
         version: &str,
         originator: &str,
-    ) -> Result<Session, Error> {
+    ) -> Result<SessionHandle, Error> {
         let params = LoginParams {
             uname: uname.to_owned(),
             password,
@@ -317,13 +317,13 @@ impl Client {
         };
         let span = tracing::info_span!("call", method = "session.login_with_password");
         let (client, reference) = self.login(&params).instrument(span).await?;
-        Ok(Session::logged_in(client, reference, params))
+        Ok(SessionHandle::logged_in(client, reference, params))
     }
 
     /// Use a session reference obtained elsewhere (a Python `XenAPI` handle, a shared login).
     /// The session is not logged out on drop and cannot log in again on `SESSION_INVALID`.
-    pub fn attach_session(&self, reference: Ref<api::Session>) -> Session {
-        Session::attached(self.clone(), reference)
+    pub fn attach_session(&self, reference: Ref<api::Session>) -> SessionHandle {
+        SessionHandle::attached(self.clone(), reference)
     }
 
     /// The login exchange, following `HOST_IS_SLAVE`; returns the client of the host that

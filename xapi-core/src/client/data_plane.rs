@@ -15,10 +15,12 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt};
 use tracing::Instrument;
 
-use super::body::{StreamReader, UploadBody, UploadEnd, reader_stream, stalled};
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use super::body::{UploadBody, UploadEnd, stalled};
 use super::connector::{Client, USER_AGENT};
 use super::endpoint::Endpoint;
-use super::session::Session;
+use super::session::SessionHandle;
 use crate::Error;
 use crate::api::Task;
 use crate::error::{BoxError, TimeoutKind};
@@ -101,7 +103,7 @@ impl Download {
     }
 
     /// The body as an [`AsyncRead`].
-    pub fn into_async_read(self) -> StreamReader<ByteStream> {
+    pub fn into_async_read(self) -> StreamReader<ByteStream, Bytes> {
         StreamReader::new(self.into_stream())
     }
 
@@ -173,7 +175,7 @@ fn task_id_of<B>(response: &Response<B>) -> Option<Ref<Task>> {
         .map(|v| Ref::new(v.trim()))
 }
 
-impl Session {
+impl SessionHandle {
     fn cookie(&self, reference: &str, task: Option<&Ref<Task>>) -> Result<HeaderValue, Error> {
         let mut cookie = format!("session_id={reference}");
         if let Some(task) = task {
@@ -320,7 +322,7 @@ impl Session {
                 url: from,
                 reason: format!(
                     "upload redirected to {}; a one-shot body cannot be sent again: \
-                     use Session::put_reopenable or Session::put_seekable to follow redirects",
+                     use SessionHandle::put_reopenable or SessionHandle::put_seekable to follow redirects",
                     crate::client::endpoint::redact_url(&location)
                 ),
             }),
@@ -341,7 +343,7 @@ impl Session {
             path,
             query,
             task,
-            reader_stream(reader, 1 << 20),
+            ReaderStream::with_capacity(reader, 1 << 20),
             content_length,
         )
         .await
@@ -358,7 +360,7 @@ impl Session {
     /// stored credentials log in again and send once more.
     ///
     /// ```no_run
-    /// # async fn doc(session: xapi_core::client::Session) -> Result<(), xapi_core::Error> {
+    /// # async fn doc(session: xapi_core::client::SessionHandle) -> Result<(), xapi_core::Error> {
     /// let path = std::path::PathBuf::from("vm.xva");
     /// let length = std::fs::metadata(&path).map_err(|e| xapi_core::Error::Body {
     ///     url: "file".into(),
@@ -439,7 +441,7 @@ impl Session {
                 // The previous attempt's body releases the reader when its connection closes.
                 let mut guard = shared.lock_owned().await;
                 guard.seek(std::io::SeekFrom::Start(start)).await?;
-                Ok::<_, std::io::Error>(reader_stream(
+                Ok::<_, std::io::Error>(ReaderStream::with_capacity(
                     GuardedReader(guard).take(content_length),
                     1 << 20,
                 ))
@@ -519,11 +521,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for GuardedReader<R> {
 }
 
 /// Read an [`AsyncRead`] as a stream of chunks of at most 1 MiB: the body for
-/// [`Session::put_reopenable`] (or [`Session::put`]) from a file or any reader.
+/// [`SessionHandle::put_reopenable`] (or [`SessionHandle::put`]) from a file or any reader.
 pub fn read_chunks<R: AsyncRead + Send + Unpin + 'static>(
     reader: R,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    reader_stream(reader, 1 << 20)
+    ReaderStream::with_capacity(reader, 1 << 20)
 }
 
 fn redirect_target<B>(

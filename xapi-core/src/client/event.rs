@@ -5,66 +5,32 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::Stream;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::session::Session;
+use super::session::SessionHandle;
 use crate::Error;
-use crate::api::ErrorCode;
+use crate::api::{ErrorCode, EventBatch, EventRecord};
 use crate::wire::Value;
 
-/// What happened to an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EventOperation {
-    /// The object was created (or is reported by a subscription from token `""`).
-    Add,
-    /// The object changed.
-    Mod,
-    /// The object was destroyed; the event has no snapshot.
-    Del,
-    /// An operation this client does not know.
-    Other(String),
-}
-
-impl EventOperation {
-    fn from_wire(text: &str) -> Self {
-        match text {
-            "add" => Self::Add,
-            "mod" => Self::Mod,
-            "del" => Self::Del,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-}
-
-/// One object change reported by `event.from`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event<S> {
-    /// The class, lower case as the server reports it (`vm`, `task`, ...).
-    pub class: String,
-    /// What happened.
-    pub operation: EventOperation,
-    /// The object's reference (`OpaqueRef:...`).
-    pub reference: String,
-    /// The object's record after the change (absent for [`EventOperation::Del`]).
-    pub snapshot: Option<S>,
-    /// The token that resumes the subscription right after the batch holding this event.
-    pub token: String,
-}
-
-/// An item of an [`events`](Session::events) stream.
+/// An item of an [`events`](SessionHandle::events) stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventItem<S> {
-    /// An object changed.
-    Event(Event<S>),
+    /// An object changed: the generated [`EventRecord`] (its `snapshot` decoded as `S`; absent
+    /// for [`EventOperation::Del`](crate::api::EventOperation::Del)).
+    Event {
+        /// The event as `event.from` reported it.
+        event: EventRecord<S>,
+        /// The token that resumes the subscription right after the batch holding this event.
+        token: String,
+    },
     /// The server lost events (`EVENTS_LOST`): anything cached from this subscription is stale.
     /// The stream restarts from token `""`, so every current object is reported again as
-    /// [`EventOperation::Add`]; reload the cache from those events.
+    /// [`EventOperation::Add`](crate::api::EventOperation::Add); reload the cache from those
+    /// events.
     Resync,
 }
 
-/// Options of an [`events`](Session::events) subscription.
+/// Options of an [`events`](SessionHandle::events) subscription.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventOptions {
     /// Start from this token (`""`: every current object is reported first).
@@ -86,38 +52,15 @@ impl Default for EventOptions {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "S: DeserializeOwned"))]
-pub(super) struct RawBatch<S> {
-    #[serde(default = "Vec::new")]
-    pub(super) events: Vec<RawEvent<S>>,
-    pub(super) token: String,
-}
-
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "S: DeserializeOwned"))]
-pub(super) struct RawEvent<S> {
-    pub(super) class: String,
-    pub(super) operation: String,
-    #[serde(rename = "ref")]
-    pub(super) reference: String,
-    #[serde(default = "none")]
-    pub(super) snapshot: Option<S>,
-}
-
-fn none<S>() -> Option<S> {
-    None
-}
-
 struct EventState<S> {
-    session: Session,
+    session: SessionHandle,
     classes: Vec<String>,
     options: EventOptions,
     queue: VecDeque<EventItem<S>>,
     failed: bool,
 }
 
-impl Session {
+impl SessionHandle {
     /// Subscribe to changes of `classes` (`"*"`, class names such as `"vm"`, or
     /// `"<class>/<ref>"`) with `event.from`, as a stream that runs until dropped.
     ///
@@ -150,14 +93,11 @@ impl Session {
                 match next_batch::<S>(&state.session, &state.classes, &state.options).await {
                     Ok(batch) => {
                         let token = batch.token;
-                        state.queue.extend(batch.events.into_iter().map(|raw| {
-                            EventItem::Event(Event {
-                                class: raw.class,
-                                operation: EventOperation::from_wire(&raw.operation),
-                                reference: raw.reference,
-                                snapshot: raw.snapshot,
+                        state.queue.extend(batch.events.into_iter().map(|event| {
+                            EventItem::Event {
+                                event,
                                 token: token.clone(),
-                            })
+                            }
                         }));
                         state.options.token = token;
                     }
@@ -166,7 +106,7 @@ impl Session {
                         state.options.token = String::new();
                         return Some((Ok(EventItem::Resync), Some(state)));
                     }
-                    Err(error) if error.is_retryable() => {
+                    Err(error) if error.is_retryable_if_idempotent() => {
                         state.failed = true;
                         return Some((Err(error), Some(state)));
                     }
@@ -178,21 +118,21 @@ impl Session {
 }
 
 async fn next_batch<S: DeserializeOwned>(
-    session: &Session,
+    session: &SessionHandle,
     classes: &[String],
     options: &EventOptions,
-) -> Result<RawBatch<S>, Error> {
+) -> Result<EventBatch<S>, Error> {
     event_from(session, classes, &options.token, options.timeout_secs).await
 }
 
 /// One `event.from` call: blocks on the server until an event of `classes` after `token`
 /// exists or `timeout_secs` pass; the client-side deadline is 6 seconds longer.
 pub(super) async fn event_from<S: DeserializeOwned>(
-    session: &Session,
+    session: &SessionHandle,
     classes: &[String],
     token: &str,
     timeout_secs: f64,
-) -> Result<RawBatch<S>, Error> {
+) -> Result<EventBatch<S>, Error> {
     let params = [
         Value::Array(classes.iter().map(|c| Value::String(c.clone())).collect()),
         Value::String(token.to_owned()),

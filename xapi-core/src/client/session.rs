@@ -1,4 +1,4 @@
-//! [`Session`]: a logged-in session, the raw call API every generated call goes through, and
+//! [`SessionHandle`]: a logged-in session, the raw call API every generated call goes through, and
 //! the re-login on `SESSION_INVALID`.
 
 use std::fmt;
@@ -12,8 +12,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use tracing::Instrument;
 
 use super::connector::Client;
+use super::password::Password;
 use super::protocol;
-use super::secret::Secret;
 use super::task::TaskHandle;
 use crate::Error;
 use crate::api::{self, ErrorCode, Task};
@@ -22,7 +22,7 @@ use crate::wire::{Ref, Value};
 /// What a session needs to log in again.
 pub(crate) struct LoginParams {
     pub(crate) uname: String,
-    pub(crate) password: Secret,
+    pub(crate) password: Password,
     pub(crate) version: String,
     pub(crate) originator: String,
 }
@@ -54,11 +54,11 @@ struct SessionInner {
 ///
 /// [`ClientBuilder::max_relogin`]: super::ClientBuilder::max_relogin
 #[derive(Clone)]
-pub struct Session {
+pub struct SessionHandle {
     inner: Arc<SessionInner>,
 }
 
-impl Session {
+impl SessionHandle {
     pub(crate) fn logged_in(
         client: Client,
         reference: Ref<api::Session>,
@@ -270,10 +270,10 @@ impl Drop for SessionInner {
     }
 }
 
-impl fmt::Debug for Session {
+impl fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (client, _) = self.snapshot_unchecked();
-        f.debug_struct("Session")
+        f.debug_struct("SessionHandle")
             .field("url", &client.url())
             .field("user", &self.inner.login.as_ref().map(|l| l.uname.as_str()))
             .field("logged_out", &self.inner.logged_out.load(Ordering::Relaxed))

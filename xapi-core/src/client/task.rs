@@ -10,83 +10,46 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use futures::Stream;
-use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use tracing::Instrument;
 
 use super::event;
-use super::session::Session;
+use super::session::SessionHandle;
 use crate::Error;
-use crate::api::{ErrorCode, Task};
+use crate::api::{ErrorCode, EventOperation, Task, TaskRecord, TaskStatusType};
 use crate::error::TimeoutKind;
 use crate::wire::{self, Failure, Ref};
-
-/// The status of a task, as `task.status` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TaskStatus {
-    /// Still running.
-    Pending,
-    /// Finished; `result` holds the value.
-    Success,
-    /// Finished; `error_info` holds the failure.
-    Failure,
-    /// A cancellation was requested and is in progress.
-    Cancelling,
-    /// Cancelled.
-    Cancelled,
-    /// A status this client does not know.
-    Other(String),
-}
-
-impl TaskStatus {
-    fn from_wire(text: &str) -> Self {
-        match text {
-            "pending" => Self::Pending,
-            "success" => Self::Success,
-            "failure" => Self::Failure,
-            "cancelling" => Self::Cancelling,
-            "cancelled" => Self::Cancelled,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-
-    /// Whether the task has finished (successfully or not).
-    pub fn is_finished(&self) -> bool {
-        matches!(self, Self::Success | Self::Failure | Self::Cancelled)
-    }
-}
 
 /// One progress observation of a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskProgress {
     /// The status at this observation.
-    pub status: TaskStatus,
+    pub status: TaskStatusType,
     /// Progress from 0.0 to 1.0 (export and import handlers update it at most every 10 s).
     pub progress: f64,
 }
 
-/// The fields of a task record (`task.get_record`, or an `event.from` snapshot) this client
-/// reads.
-#[derive(Debug, Deserialize)]
-struct TaskRecord {
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    progress: f64,
-    #[serde(default)]
-    result: String,
-    #[serde(default)]
-    error_info: Vec<String>,
+impl TaskProgress {
+    /// Whether the task has finished (successfully or not).
+    pub fn is_finished(&self) -> bool {
+        is_finished(&self.status)
+    }
 }
 
-impl TaskRecord {
-    fn observation(&self) -> TaskProgress {
-        TaskProgress {
-            status: TaskStatus::from_wire(&self.status),
-            progress: self.progress,
-        }
+/// Whether a task in `status` has finished: success, failure or cancelled.
+fn is_finished(status: &TaskStatusType) -> bool {
+    matches!(
+        status,
+        TaskStatusType::Success | TaskStatusType::Failure | TaskStatusType::Cancelled
+    )
+}
+
+/// What a task record shows of its progress.
+fn observation(record: &TaskRecord) -> TaskProgress {
+    TaskProgress {
+        status: record.status.clone(),
+        progress: record.progress,
     }
 }
 
@@ -106,7 +69,7 @@ enum WatchMode {
 
 /// Yields each new state of one task, by events or by polling.
 struct TaskWatcher {
-    session: Session,
+    session: SessionHandle,
     task: Ref<Task>,
     poll_interval: Duration,
     event_timeout_secs: f64,
@@ -123,7 +86,7 @@ impl TaskWatcher {
     async fn next(&mut self) -> Result<TaskRecord, Error> {
         loop {
             let record = self.next_record().await?;
-            let observation = record.observation();
+            let observation = observation(&record);
             if self.last.as_ref() != Some(&observation) {
                 self.last = Some(observation);
                 return Ok(record);
@@ -161,9 +124,9 @@ impl TaskWatcher {
                                 .events
                                 .into_iter()
                                 .rev()
-                                .find(|e| e.reference == self.task.as_str());
+                                .find(|e| e.r#ref == self.task.as_str());
                             match latest {
-                                Some(event) if event.operation == "del" => {
+                                Some(event) if event.operation == EventOperation::Del => {
                                     return Err(Error::Protocol {
                                         url: self.session.client().url(),
                                         reason: format!(
@@ -211,7 +174,7 @@ impl TaskWatcher {
 /// change); on servers without `event.from` it polls `task.get_record` every
 /// [`with_poll_interval`](Self::with_poll_interval).
 pub struct TaskHandle<T> {
-    session: Session,
+    session: SessionHandle,
     task: Ref<Task>,
     poll_interval: Duration,
     event_timeout_secs: f64,
@@ -233,7 +196,7 @@ impl<T> std::fmt::Debug for TaskHandle<T> {
 impl<T: DeserializeOwned> TaskHandle<T> {
     /// Follow an existing task (from `task.create` for an HTTP transfer, or the `task-id`
     /// header of a data-plane response).
-    pub fn new(session: Session, task: Ref<Task>) -> Self {
+    pub fn new(session: SessionHandle, task: Ref<Task>) -> Self {
         let poll_interval = session.client().shared().task_poll_interval;
         Self {
             session,
@@ -286,7 +249,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
 
     /// The current status and progress (one `task.get_record`).
     pub async fn poll(&self) -> Result<TaskProgress, Error> {
-        Ok(self.watcher().record().await?.observation())
+        Ok(observation(&self.watcher().record().await?))
     }
 
     /// A stream of progress observations while the task runs, one per change the server
@@ -297,8 +260,8 @@ impl<T: DeserializeOwned> TaskHandle<T> {
             let mut watcher = watcher?;
             match watcher.next().await {
                 Ok(record) => {
-                    let observation = record.observation();
-                    let next = (!observation.status.is_finished()).then_some(watcher);
+                    let observation = observation(&record);
+                    let next = (!observation.is_finished()).then_some(watcher);
                     Some((Ok(observation), next))
                 }
                 Err(e) => Some((Err(e), None)),
@@ -334,9 +297,9 @@ impl<T: DeserializeOwned> TaskHandle<T> {
         let watch = async {
             loop {
                 let record = watcher.next().await?;
-                let observation = record.observation();
+                let observation = observation(&record);
                 on_progress(&observation);
-                if observation.status.is_finished() {
+                if observation.is_finished() {
                     return Ok::<_, Error>(record);
                 }
             }
@@ -365,9 +328,11 @@ impl<T: DeserializeOwned> TaskHandle<T> {
     }
 
     fn outcome(&self, record: TaskRecord) -> Result<T, Error> {
-        match TaskStatus::from_wire(&record.status) {
-            TaskStatus::Success => decode_task_result(&self.task, &record.result, &self.session),
-            TaskStatus::Cancelled => Err(Error::TaskCancelled {
+        match record.status {
+            TaskStatusType::Success => {
+                decode_task_result(&self.task, &record.result, &self.session)
+            }
+            TaskStatusType::Cancelled => Err(Error::TaskCancelled {
                 task: self.task.as_str().to_owned(),
             }),
             _ => {
@@ -387,9 +352,9 @@ impl<T: DeserializeOwned> TaskHandle<T> {
     }
 }
 
-impl Session {
+impl SessionHandle {
     /// `task.create`: a task to hand to a data-plane handler (the `task` argument of
-    /// [`Session::get`] / [`Session::put`]) so that its progress and outcome can be followed
+    /// [`SessionHandle::get`] / [`SessionHandle::put`]) so that its progress and outcome can be followed
     /// with [`TaskHandle::new`].
     pub async fn create_task(&self, label: &str, description: &str) -> Result<Ref<Task>, Error> {
         self.call("task.create", (label, description)).await
@@ -400,7 +365,7 @@ impl Session {
 fn decode_task_result<T: DeserializeOwned>(
     task: &Ref<Task>,
     result: &str,
-    session: &Session,
+    session: &SessionHandle,
 ) -> Result<T, Error> {
     let fragment = if result.trim().is_empty() {
         "<value></value>"
@@ -422,14 +387,12 @@ mod tests {
 
     #[test]
     fn finished_statuses_are_the_terminal_ones() {
-        assert!(TaskStatus::from_wire("success").is_finished());
-        assert!(TaskStatus::from_wire("failure").is_finished());
-        assert!(TaskStatus::from_wire("cancelled").is_finished());
-        assert!(!TaskStatus::from_wire("pending").is_finished());
-        assert!(!TaskStatus::from_wire("cancelling").is_finished());
-        assert_eq!(
-            TaskStatus::from_wire("paused"),
-            TaskStatus::Other("paused".into())
-        );
+        use TaskStatusType as S;
+        assert!(is_finished(&S::Success));
+        assert!(is_finished(&S::Failure));
+        assert!(is_finished(&S::Cancelled));
+        assert!(!is_finished(&S::Pending));
+        assert!(!is_finished(&S::Cancelling));
+        assert!(!is_finished(&S::Unknown("paused".into())));
     }
 }

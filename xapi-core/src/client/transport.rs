@@ -132,7 +132,7 @@ impl Transport {
         let conn = connection::connect(endpoint, tls, self.timeouts.connect).await?;
         let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
             .await
-            .map_err(|e| Error::Transport {
+            .map_err(|e| Error::Connect {
                 url: endpoint.to_string(),
                 source: Box::new(e),
             })?;
@@ -203,10 +203,7 @@ impl Transport {
         limit: usize,
     ) -> Result<Reply, Error> {
         let key = Self::pool_key(endpoint, policy);
-        let transport_error = |e: hyper::Error| Error::Transport {
-            url: url.to_owned(),
-            source: Box::new(e),
-        };
+        let transport_error = |e: hyper::Error| sent_request_error(url, e);
         let (mut sender, response) = loop {
             let (mut sender, reused) = match self.take_idle(&key) {
                 Some(sender) => (sender, true),
@@ -216,7 +213,11 @@ impl Transport {
                 if reused {
                     continue;
                 }
-                return Err(transport_error(e));
+                // The connection closed before the request was written.
+                return Err(Error::Connect {
+                    url: url.to_owned(),
+                    source: Box::new(e),
+                });
             }
             match sender.send_request(build()).await {
                 Ok(response) => break (sender, response),
@@ -294,11 +295,11 @@ impl Transport {
         let connection = OwnedConnection {
             driver: Some(driver),
         };
-        let transport_error = |e: hyper::Error| Error::Transport {
+        let transport_error = |e: hyper::Error| sent_request_error(url, e);
+        sender.ready().await.map_err(|e| Error::Connect {
             url: url.to_owned(),
             source: Box::new(e),
-        };
-        sender.ready().await.map_err(transport_error)?;
+        })?;
         let after = self.timeouts.transfer_inactivity;
         tokio::time::timeout(after, sender.send_request(request))
             .await
@@ -309,6 +310,22 @@ impl Transport {
             })?
             .map_err(transport_error)
             .map(|response| (response, connection))
+    }
+}
+
+/// The error of a request hyper was given: one it cancelled before writing it (the connection
+/// closed first) was not sent; any other may have reached the server.
+fn sent_request_error(url: &str, error: hyper::Error) -> Error {
+    if error.is_canceled() {
+        Error::Connect {
+            url: url.to_owned(),
+            source: Box::new(error),
+        }
+    } else {
+        Error::Transport {
+            url: url.to_owned(),
+            source: Box::new(error),
+        }
     }
 }
 

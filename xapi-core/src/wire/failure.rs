@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::api::ErrorCode;
+use crate::wire::ErrorCode;
 
 /// A failure reported by XAPI (`ErrorDescription` / JSON-RPC `error`): the code, then its
 /// parameters.

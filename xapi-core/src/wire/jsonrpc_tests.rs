@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 use super::*;
-use crate::api::ErrorCode;
+use crate::wire::ErrorCode;
 use crate::wire::{DateTime, DecodeErrorKind, Ref};
 
 struct Vm;

@@ -1,7 +1,9 @@
 //! Sans-IO codecs: the dynamic [`Value`], XML-RPC and JSON-RPC encode/decode, the serde bridge,
-//! typed references and datetimes.
+//! typed references, datetimes, and XAPI's failures with their
+//! [`ErrorCode`].
 //!
-//! Nothing in this module does IO; the client in [`crate::client`] and the simulator use it.
+//! Nothing in this module does IO, and nothing here uses the layers above it (`api`, `client`);
+//! the client and the simulator use it.
 //!
 //! - [`xmlrpc`] and [`jsonrpc`] encode calls and decode responses straight into any
 //!   `T: DeserializeOwned` (no intermediate [`Value`] tree), and do the server side for the
@@ -57,6 +59,7 @@
 pub mod datetime;
 mod enum_text;
 pub mod error;
+mod error_code;
 pub mod failure;
 mod json_de;
 mod json_write;
@@ -77,6 +80,7 @@ pub mod xmlrpc;
 pub use datetime::{DateTime, DateTimeParseError, Zone};
 pub(crate) use enum_text::EnumTextVisitor;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use error_code::ErrorCode;
 pub use failure::Failure;
 pub use limits::Limits;
 pub use number::format_g;

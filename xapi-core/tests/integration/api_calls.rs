@@ -11,7 +11,7 @@ use std::time::Duration;
 use mock_xapi::{Answer, RpcCall, Seen, V, s};
 use xapi_core::Error;
 use xapi_core::api::{ErrorCode, Pool, Vm, VmPowerState, VmRecord};
-use xapi_core::client::{Client, Protocol, Secret, Session};
+use xapi_core::client::{Client, Password, Protocol, SessionHandle};
 use xapi_core::wire::Ref;
 
 const PASSWORD: &str = "generated-api";
@@ -37,13 +37,13 @@ async fn serve(
     (server, calls)
 }
 
-async fn login(url: &str, protocol: Protocol) -> Session {
+async fn login(url: &str, protocol: Protocol) -> SessionHandle {
     Client::builder(url)
         .protocol(protocol)
         .task_poll_interval(Duration::from_millis(5))
         .build()
         .expect("client")
-        .login_with_password("root", Secret::new(PASSWORD), "1.0", "xapi-rs-api-tests")
+        .login_with_password("root", Password::new(PASSWORD), "1.0", "xapi-rs-api-tests")
         .await
         .expect("login")
 }

@@ -9,7 +9,7 @@ use xapi_core::api::{
     LatestSyncedUpdatesAppliedState, OnBoot, PoolRecord, SecretRecord, TaskRecord,
     TelemetryFrequency, VdiRecord, Vm, VmPowerState, VmRecord,
 };
-use xapi_core::wire::Ref;
+use xapi_core::wire::{Ref, Value};
 
 #[test]
 fn vm_record_default_applies_datamodel_defaults() {
@@ -46,7 +46,7 @@ fn other_records_apply_their_defaults() {
     assert_eq!(pool.telemetry_frequency, TelemetryFrequency::Weekly);
     assert_eq!(VdiRecord::default().on_boot, OnBoot::Persist);
     assert_eq!(TaskRecord::default().backtrace, "()");
-    assert_eq!(EventRecord::default().snapshot, None);
+    assert_eq!(EventRecord::<Value>::default().snapshot, None);
 }
 
 #[test]

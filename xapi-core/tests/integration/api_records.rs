@@ -640,3 +640,30 @@ fn debug_of_records_hides_storage_and_directory_credentials() {
     };
     assert!(!format!("{host:?}").contains("ldap-secret"));
 }
+
+/// The wire layer's enum visitor, through a generated enum: borrowed and owned strings decode
+/// alike, unknown values are kept.
+#[test]
+fn enum_text_borrowed_and_owned_strings_decode_alike() {
+    use serde::de::value::{BorrowedStrDeserializer, Error, StringDeserializer};
+    use serde::de::{Deserialize, IntoDeserializer};
+
+    let borrowed = BorrowedStrDeserializer::<Error>::new("Running");
+    assert_eq!(
+        VmPowerState::deserialize(borrowed).ok(),
+        Some(VmPowerState::Running)
+    );
+    let owned: StringDeserializer<Error> = "Exploded".to_owned().into_deserializer();
+    assert_eq!(
+        VmPowerState::deserialize(owned).ok(),
+        Some(VmPowerState::Unknown("Exploded".to_owned()))
+    );
+}
+
+/// A value that is not a string names the enum it was meant for.
+#[test]
+fn enum_text_a_non_string_names_the_enum() {
+    let err = xapi_core::wire::from_value::<VmPowerState>(Value::Array(vec![]))
+        .expect_err("an array is not an enum value");
+    assert!(err.to_string().contains("vm_power_state"), "{err}");
+}

@@ -11,13 +11,14 @@ use mock_xapi::{Answer, pattern};
 use tokio::io::AsyncReadExt;
 use xapi_core::Error;
 use xapi_core::api::Task;
-use xapi_core::client::Client;
+use xapi_core::client::{Client, Protocol};
+use xapi_core::error::Retry;
 use xapi_core::wire::Ref;
 
 const SESSION: &str = "OpaqueRef:11111111-2222-3333-4444-555555555555";
 const TASK: &str = "OpaqueRef:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 
-fn session_for(url: &str) -> xapi_core::client::Session {
+fn session_for(url: &str) -> xapi_core::client::SessionHandle {
     Client::builder(url)
         .build()
         .expect("valid url")
@@ -241,7 +242,7 @@ async fn data_plane_works_over_a_unix_socket() {
 }
 
 #[tokio::test]
-async fn a_dead_server_is_a_retryable_transport_error() {
+async fn a_dead_server_is_a_connect_error_safe_to_retry() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
@@ -249,6 +250,50 @@ async fn a_dead_server_is_a_retryable_transport_error() {
         .get("/export", &[], None)
         .await
         .expect_err("nothing listens");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert_eq!(err.retry(), Retry::Safe, "nothing was sent");
+    assert!(!err.may_have_run());
+}
+
+#[tokio::test]
+async fn a_connection_cut_after_the_request_may_have_run() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        // Read the whole request head, then hang up without answering.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        drop(stream);
+        seen
+    });
+    let err = Client::builder(&url)
+        .protocol(Protocol::XmlRpc)
+        .build()
+        .expect("client")
+        .call_raw::<String>("VM.snapshot", ("OpaqueRef:vm", "nightly"))
+        .await
+        .expect_err("the server hung up");
+    let request = server.await.expect("server task");
+    assert!(
+        String::from_utf8_lossy(&request).starts_with("POST "),
+        "the request reached the server"
+    );
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
-    assert!(err.is_retryable());
+    assert_eq!(
+        err.retry(),
+        Retry::IfIdempotent,
+        "a VM.snapshot whose answer was lost may have run"
+    );
+    assert!(!err.is_retryable());
+    assert!(err.may_have_run());
 }

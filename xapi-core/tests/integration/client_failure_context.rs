@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mock_xapi::{Answer, V, s};
 use xapi_core::Error;
+use xapi_core::api::ErrorCode;
 use xapi_core::client::{Client, Protocol, TaskHandle};
 use xapi_core::wire::Ref;
 
@@ -121,7 +122,7 @@ async fn a_failed_task_logs_its_failure_in_the_task_span() {
         .wait()
         .await
         .expect_err("the task failed");
-    assert!(err.is_code("SR_FULL"), "{err:?}");
+    assert!(err.is_code(&ErrorCode::SrFull), "{err:?}");
     let text = log.text();
     let line = text
         .lines()

@@ -11,10 +11,9 @@ use futures::StreamExt;
 use mock_xapi::{Answer, RpcCall, Seen, V, s};
 use serde::Deserialize;
 use xapi_core::Error;
-use xapi_core::api::{ErrorCode, Task};
+use xapi_core::api::{ErrorCode, EventOperation, Task, TaskStatusType};
 use xapi_core::client::{
-    Client, EventItem, EventOperation, EventOptions, Protocol, Secret, Sha256Fingerprint,
-    TaskStatus, TlsPolicy,
+    Client, EventItem, EventOptions, Password, Protocol, Sha256Fingerprint, TlsPolicy,
 };
 use xapi_core::wire::Ref;
 
@@ -50,13 +49,13 @@ fn pool_handler(
     }
 }
 
-async fn login(url: &str, protocol: Protocol) -> xapi_core::client::Session {
+async fn login(url: &str, protocol: Protocol) -> xapi_core::client::SessionHandle {
     Client::builder(url)
         .protocol(protocol)
         .task_poll_interval(Duration::from_millis(10))
         .build()
         .expect("client")
-        .login_with_password("root", Secret::new(PASSWORD), "1.0", "xapi-rs-tests")
+        .login_with_password("root", Password::new(PASSWORD), "1.0", "xapi-rs-tests")
         .await
         .expect("login")
 }
@@ -143,7 +142,7 @@ async fn wrong_password_is_a_typed_failure() {
     let err = Client::builder(&server.url)
         .build()
         .expect("client")
-        .login_with_password("root", Secret::new("wrong"), "1.0", "tests")
+        .login_with_password("root", Password::new("wrong"), "1.0", "tests")
         .await
         .expect_err("refused");
     let failure = err.failure().expect("an api failure");
@@ -315,7 +314,7 @@ async fn host_is_slave_under_a_pin_pins_the_master_to_the_thumbprint_header() {
         )))
         .build()
         .expect("client")
-        .login_with_password("root", Secret::new(PASSWORD), "1.0", "tests")
+        .login_with_password("root", Password::new(PASSWORD), "1.0", "tests")
         .await
         .expect("login reaches the master");
     assert!(session.client().url().starts_with("https://127.0.0.2:"));
@@ -347,7 +346,7 @@ async fn host_is_slave_without_a_thumbprint_is_refused_under_a_pin() {
         )))
         .build()
         .expect("client")
-        .login_with_password("root", Secret::new(PASSWORD), "1.0", "tests")
+        .login_with_password("root", Password::new(PASSWORD), "1.0", "tests")
         .await
         .expect_err("no way to trust the master");
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
@@ -412,7 +411,10 @@ async fn task_wait_reports_progress_decodes_the_result_and_destroys_the_task() {
         assert_eq!(clone, Ref::new("OpaqueRef:vm-2"));
         let progress: Vec<f64> = seen.iter().map(|p| p.progress).collect();
         assert_eq!(progress, vec![0.0, 0.5, 1.0], "{protocol:?}");
-        assert_eq!(seen.last().map(|p| &p.status), Some(&TaskStatus::Success));
+        assert_eq!(
+            seen.last().map(|p| &p.status),
+            Some(&TaskStatusType::Success)
+        );
         let methods = server.methods();
         assert_eq!(methods[1], "Async.VM.clone");
         assert_eq!(methods.last().map(String::as_str), Some("task.destroy"));
@@ -561,20 +563,28 @@ async fn event_stream_follows_tokens_and_resyncs_after_events_lost() {
             items.push(stream.next().await.expect("item").expect("no error"));
         }
         drop(stream);
-        let EventItem::Event(first) = &items[0] else {
+        let EventItem::Event {
+            event: first,
+            token: first_token,
+        } = &items[0]
+        else {
             panic!("expected an event, got {:?}", items[0])
         };
         assert_eq!(first.operation, EventOperation::Add);
-        assert_eq!(first.reference, "OpaqueRef:vm-1");
+        assert_eq!(first.r#ref, "OpaqueRef:vm-1");
         assert_eq!(
             first.snapshot,
             Some(VmSnapshot {
                 name_label: "web".into()
             })
         );
-        assert_eq!(first.token, "t1");
+        assert_eq!(first_token, "t1");
         assert_eq!(items[1], EventItem::Resync, "{protocol:?}");
-        let EventItem::Event(third) = &items[2] else {
+        let EventItem::Event {
+            event: third,
+            token: third_token,
+        } = &items[2]
+        else {
             panic!("expected an event, got {:?}", items[2])
         };
         assert_eq!(third.operation, EventOperation::Mod);
@@ -584,7 +594,7 @@ async fn event_stream_follows_tokens_and_resyncs_after_events_lost() {
                 name_label: "web-2".into()
             })
         );
-        assert_eq!(third.token, "t2");
+        assert_eq!(third_token, "t2");
 
         let calls: Vec<RpcCall> = server
             .requests()
@@ -725,7 +735,9 @@ async fn event_stream_goes_on_after_a_retryable_error() {
         .await
         .expect("the stream goes on")
         .expect("event");
-    assert!(matches!(second, EventItem::Event(ref e) if e.reference == "OpaqueRef:vm-1"));
+    assert!(
+        matches!(second, EventItem::Event { ref event, .. } if event.r#ref == "OpaqueRef:vm-1")
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use mock_xapi::{Answer, Mock, RpcCall, V, s};
 use xapi_core::Error;
-use xapi_core::client::{Client, Protocol, Session, TaskHandle, TaskStatus};
+use xapi_core::api::TaskStatusType as TaskStatus;
+use xapi_core::client::{Client, Protocol, SessionHandle, TaskHandle};
 use xapi_core::error::TimeoutKind;
 use xapi_core::wire::Ref;
 
@@ -92,7 +93,7 @@ async fn task_server(initial: V, script: Arc<Script>) -> (Mock, Arc<Mutex<Vec<St
     (server, tokens)
 }
 
-fn session_for(url: &str, protocol: Protocol) -> Session {
+fn session_for(url: &str, protocol: Protocol) -> SessionHandle {
     Client::builder(url)
         .protocol(protocol)
         .task_poll_interval(Duration::from_millis(10))

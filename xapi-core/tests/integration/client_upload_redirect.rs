@@ -10,13 +10,13 @@ use bytes::Bytes;
 use mock_xapi::{Answer, Mock, Seen, pattern};
 use xapi_core::Error;
 use xapi_core::api::Task;
-use xapi_core::client::{Client, Session};
+use xapi_core::client::{Client, SessionHandle};
 use xapi_core::wire::Ref;
 
 const SESSION: &str = "OpaqueRef:11111111-2222-3333-4444-555555555555";
 const TASK: &str = "OpaqueRef:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 
-fn session_for(url: &str) -> Session {
+fn session_for(url: &str) -> SessionHandle {
     Client::builder(url)
         .build()
         .expect("valid url")
@@ -325,7 +325,12 @@ async fn expired_session_on_upload_logs_in_again_and_sends_the_body_again() {
     let session = Client::builder(&server.url)
         .build()
         .expect("client")
-        .login_with_password("root", xapi_core::client::Secret::new("pw"), "1.0", "tests")
+        .login_with_password(
+            "root",
+            xapi_core::client::Password::new("pw"),
+            "1.0",
+            "tests",
+        )
         .await
         .expect("login");
     let source = Source::new(300_000);

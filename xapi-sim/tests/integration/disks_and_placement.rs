@@ -6,7 +6,7 @@ use crate::support;
 
 use base64::Engine as _;
 use support::{demo, failure_code, first_disk_of, put_and_wait, vm_named};
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::SimHandle;
 
 const MIB: usize = 1 << 20;
@@ -18,7 +18,7 @@ fn no_params() -> std::collections::BTreeMap<String, String> {
 const CBT_BLOCK: usize = 64 << 10;
 
 /// Write `bytes` at `offset` of `vdi` through `/import_raw_vdi` (chunked extents).
-async fn write(session: &Session, vdi: &str, offset: u64, bytes: &[u8]) {
+async fn write(session: &SessionHandle, vdi: &str, offset: u64, bytes: &[u8]) {
     let body = xapi_backup::format::chunked::encode_extents([(offset, bytes)]);
     let (status, result) = put_and_wait(
         session,
@@ -30,7 +30,7 @@ async fn write(session: &Session, vdi: &str, offset: u64, bytes: &[u8]) {
     assert_eq!(status, "success", "{result}");
 }
 
-async fn image(sim: &SimHandle, session: &Session, vdi: &str) -> Vec<u8> {
+async fn image(sim: &SimHandle, session: &SessionHandle, vdi: &str) -> Vec<u8> {
     let uuid: String = session.call("VDI.get_uuid", (vdi,)).await.unwrap();
     std::fs::read(sim.disk_image("primary", &uuid).unwrap()).unwrap()
 }

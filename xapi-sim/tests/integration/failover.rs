@@ -6,7 +6,7 @@ use crate::support;
 
 use std::collections::BTreeMap;
 
-use xapi_core::client::{Client, Protocol, Session};
+use xapi_core::client::{Client, Protocol, SessionHandle};
 use xapi_sim::{DEMO_MIRROR_DEVICE_CONFIG, Scenario, SimConfig, SimHandle, Simulator};
 
 #[derive(Debug, serde::Deserialize)]
@@ -19,7 +19,7 @@ struct VdiSummary {
 
 /// The demo with replication on for the primary's mirrored SR: the simulator, root sessions on
 /// the primary and on the DR pool, the SR's reference and UUID on the primary.
-async fn replicating_demo() -> (SimHandle, Session, Session, String, String) {
+async fn replicating_demo() -> (SimHandle, SessionHandle, SessionHandle, String, String) {
     let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
         .await
         .unwrap();
@@ -38,7 +38,7 @@ async fn replicating_demo() -> (SimHandle, Session, Session, String, String) {
 }
 
 /// `DR_task.create` on the DR pool for the mirror of the SR `sr_uuid`; the task.
-async fn create_dr_task(dr: &Session, sr_uuid: &str) -> String {
+async fn create_dr_task(dr: &SessionHandle, sr_uuid: &str) -> String {
     let config: BTreeMap<&str, &str> = DEMO_MIRROR_DEVICE_CONFIG.iter().copied().collect();
     dr.call("DR_task.create", ("lvmoiscsi", &config, vec![sr_uuid]))
         .await
@@ -46,7 +46,7 @@ async fn create_dr_task(dr: &Session, sr_uuid: &str) -> String {
 }
 
 /// The metadata VDI the DR pool found on the mirror, and its record.
-async fn mirrored_metadata_vdi(dr: &Session) -> (String, VdiSummary) {
+async fn mirrored_metadata_vdi(dr: &SessionHandle) -> (String, VdiSummary) {
     let vdis: BTreeMap<String, VdiSummary> = dr.call("VDI.get_all_records", ()).await.unwrap();
     vdis.into_iter()
         .find(|(_, v)| v.vdi_type == "metadata")

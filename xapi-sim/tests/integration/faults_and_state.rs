@@ -4,7 +4,7 @@
 use crate::support;
 
 use xapi_core::Error;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::{Scenario, SimConfig};
 
 fn code(err: Error) -> String {
@@ -14,7 +14,7 @@ fn code(err: Error) -> String {
     }
 }
 
-async fn vm_named(session: &Session, name: &str) -> String {
+async fn vm_named(session: &SessionHandle, name: &str) -> String {
     let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
     vms.into_iter().next().unwrap()
 }
@@ -155,7 +155,7 @@ async fn a_corrupted_checksum_is_caught_by_the_reader() {
     use xapi_backup::format::xva::{ReadOptions, XvaReader};
     let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let vm = vm_named(&session, "legacy-crm").await;
-    async fn read_all(session: &Session, vm: &str) -> Result<usize, xapi_backup::Error> {
+    async fn read_all(session: &SessionHandle, vm: &str) -> Result<usize, xapi_backup::Error> {
         let download = session.get("/export", &[("ref", vm)], None).await.unwrap();
         let mut reader =
             XvaReader::open(download.into_async_read(), ReadOptions::default()).await?;

@@ -5,17 +5,17 @@ use crate::support;
 
 use std::collections::BTreeMap;
 
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::SimHandle;
 
-async fn export(session: &Session, vm: &str, compression: &str) -> Vec<u8> {
+async fn export(session: &SessionHandle, vm: &str, compression: &str) -> Vec<u8> {
     let query = [("ref", vm), ("use_compression", compression)];
     support::download(session, "/export", &query).await
 }
 
 /// Import and return the task's status, result and other_config.
 async fn import(
-    session: &Session,
+    session: &SessionHandle,
     query: &[(&str, &str)],
     xva: Vec<u8>,
 ) -> (String, String, BTreeMap<String, String>) {
@@ -31,7 +31,7 @@ async fn import(
 /// The image bytes of each disk of a VM, in VBD userdevice order, and the VIF MACs.
 async fn disks_and_macs(
     sim: &SimHandle,
-    session: &Session,
+    session: &SessionHandle,
     vm: &str,
 ) -> (Vec<Vec<u8>>, Vec<String>) {
     let mut disks = Vec::new();

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::{DEMO_MIRROR_DEVICE_CONFIG, MirrorMode, Scenario, SimConfig, SimHandle, Simulator};
 
 const BODY: usize = 256 << 10;
 
 /// Write `body` at the start of the disk `uuid`; the task's status and error info.
-async fn upload(session: &Session, uuid: &str, body: Vec<u8>) -> (String, Vec<String>) {
+async fn upload(session: &SessionHandle, uuid: &str, body: Vec<u8>) -> (String, Vec<String>) {
     let length = body.len() as u64;
     let stream =
         futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) });

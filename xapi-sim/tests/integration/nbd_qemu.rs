@@ -7,7 +7,7 @@ use tokio::process::Command;
 
 use base64::Engine as _;
 use xapi_core::Error;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 struct NbdInfo {
@@ -27,7 +27,7 @@ fn qemu_spec(info: &NbdInfo) -> String {
 }
 
 /// The master's entry of `VDI.get_nbd_info`.
-async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
+async fn nbd_info(session: &SessionHandle, vdi: &str) -> NbdInfo {
     support::nbd_infos(session, vdi).await.remove(0)
 }
 

@@ -5,10 +5,10 @@ use crate::support;
 
 use xapi_backup::format::raw_tar::RawTarReader;
 use xapi_backup::format::xva::ReadOptions;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 
 /// The uuid and size of the first disk of the VM called `name`.
-async fn disk_of(session: &Session, name: &str) -> (String, u64) {
+async fn disk_of(session: &SessionHandle, name: &str) -> (String, u64) {
     let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
     let vbds: Vec<String> = session.call("VM.get_VBDs", (&vms[0],)).await.unwrap();
     let vdi: String = session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap();
@@ -17,7 +17,11 @@ async fn disk_of(session: &Session, name: &str) -> (String, u64) {
     (uuid, size)
 }
 
-async fn fetch(session: &Session, uuid: &str, format: &str) -> (Vec<u8>, Option<u64>, String) {
+async fn fetch(
+    session: &SessionHandle,
+    uuid: &str,
+    format: &str,
+) -> (Vec<u8>, Option<u64>, String) {
     let download = session
         .get(
             "/export_raw_vdi",
@@ -137,7 +141,11 @@ async fn unknown_format_is_404() {
 }
 
 /// PUT `body` to `/import_raw_vdi` with `query`; the task's status and result.
-async fn upload(session: &Session, query: &[(&str, &str)], body: Vec<u8>) -> (String, String) {
+async fn upload(
+    session: &SessionHandle,
+    query: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (String, String) {
     support::put_and_wait(session, "/import_raw_vdi", query, body).await
 }
 

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use xapi_core::client::{Client, Protocol, Secret, Session};
+use xapi_core::client::{Client, Password, Protocol, SessionHandle};
 use xapi_sim::DEFAULT_PASSWORD;
 
 /// Start the binary on `state` with the demo; the process and the primary pool's URL.
@@ -39,12 +39,17 @@ async fn spawn(state: &std::path::Path) -> (Child, String) {
     (child, primary.unwrap())
 }
 
-async fn login(url: &str) -> Session {
+async fn login(url: &str) -> SessionHandle {
     Client::builder(url)
         .protocol(Protocol::JsonRpc)
         .build()
         .unwrap()
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "binary test")
+        .login_with_password(
+            "root",
+            Password::new(DEFAULT_PASSWORD),
+            "1.0",
+            "binary test",
+        )
         .await
         .unwrap()
 }

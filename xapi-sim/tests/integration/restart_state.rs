@@ -8,7 +8,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use tokio::process::Command;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_dr::metadata::read_redo_log;
 use xapi_sim::{Scenario, SimConfig, SimHandle, Simulator};
 
@@ -19,7 +19,7 @@ struct NbdInfo {
     port: i64,
 }
 
-async fn start_in(dir: &Path) -> (SimHandle, Session) {
+async fn start_in(dir: &Path) -> (SimHandle, SessionHandle) {
     let sim = Simulator::start(SimConfig {
         state_dir: Some(dir.to_owned()),
         ..SimConfig::with_scenario(Scenario::Demo)
@@ -36,13 +36,13 @@ fn stop(sim: SimHandle) {
     drop(sim);
 }
 
-async fn first_disk(session: &Session, vm: &str) -> String {
+async fn first_disk(session: &SessionHandle, vm: &str) -> String {
     let vbds: Vec<String> = session.call("VM.get_VBDs", (vm,)).await.unwrap();
     session.call("VBD.get_VDI", (&vbds[0],)).await.unwrap()
 }
 
 /// Write `pattern` to the VDI over NBD with qemu-io (`write -P ...` commands).
-async fn write_over_nbd(session: &Session, vdi: &str, commands: &[&str]) {
+async fn write_over_nbd(session: &SessionHandle, vdi: &str, commands: &[&str]) {
     let mut infos: Vec<NbdInfo> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
     let info = infos.remove(0);
     let export = info.exportname.replace('"', "\\\"");
@@ -68,7 +68,7 @@ async fn write_over_nbd(session: &Session, vdi: &str, commands: &[&str]) {
     );
 }
 
-async fn changed_blocks(session: &Session, from: &str, to: &str) -> Vec<usize> {
+async fn changed_blocks(session: &SessionHandle, from: &str, to: &str) -> Vec<usize> {
     let bitmap: String = session
         .call("VDI.list_changed_blocks", (from, to))
         .await
@@ -149,7 +149,7 @@ async fn changed_block_tracking_survives_a_restart() {
     assert_eq!(changed_blocks(&session, &base, &live).await, [0, 48, 78]);
 }
 
-async fn rename(session: &Session, vm_name: &str, description: &str) {
+async fn rename(session: &SessionHandle, vm_name: &str, description: &str) {
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", (vm_name,))
         .await

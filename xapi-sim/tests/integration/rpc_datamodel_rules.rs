@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use xapi_core::Error;
-use xapi_core::client::{Protocol, Session};
+use xapi_core::client::{Protocol, SessionHandle};
 use xapi_core::wire::{DateTime, Value};
 
 /// An event record of `event.next`.
 type Event = BTreeMap<String, Value>;
 
-async fn first_guest(session: &Session) -> String {
+async fn first_guest(session: &SessionHandle) -> String {
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("test-vm",))
         .await

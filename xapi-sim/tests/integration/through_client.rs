@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use xapi_backup::format::xva::{ReadOptions, XvaReader};
 use xapi_core::Error;
-use xapi_core::client::{Client, Protocol, Secret, Session, TlsPolicy};
+use xapi_core::client::{Client, Password, Protocol, SessionHandle, TlsPolicy};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
 
 async fn demo() -> SimHandle {
@@ -25,7 +25,7 @@ struct VmSummary {
 }
 
 /// A halted VM outside any vApp, and not a template.
-async fn halted_vm(session: &Session) -> String {
+async fn halted_vm(session: &SessionHandle) -> String {
     let records: BTreeMap<String, VmSummary> =
         session.call("VM.get_all_records", ()).await.unwrap();
     records
@@ -164,7 +164,7 @@ async fn pinned_tls_accepts_the_printed_fingerprint_only() {
         .build()
         .unwrap();
     let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "tests")
+        .login_with_password("root", Password::new(DEFAULT_PASSWORD), "1.0", "tests")
         .await
         .expect("the pinned certificate is accepted");
     let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
@@ -176,7 +176,7 @@ async fn pinned_tls_accepts_the_printed_fingerprint_only() {
         .unwrap();
     assert!(
         client
-            .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "tests")
+            .login_with_password("root", Password::new(DEFAULT_PASSWORD), "1.0", "tests")
             .await
             .is_err()
     );

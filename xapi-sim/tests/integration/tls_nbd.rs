@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::{Scenario, SimHandle};
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
@@ -33,7 +33,7 @@ struct NbdInfo {
 }
 
 /// The demo with `--tls`, a session on its primary pool, and the first disk of `mail`.
-async fn demo() -> (SimHandle, Session, String) {
+async fn demo() -> (SimHandle, SessionHandle, String) {
     let sim = support::start(Scenario::Demo, true).await;
     let session = support::login(&sim).await;
     let vdi = support::first_disk_of(&session, "mail").await;
@@ -41,7 +41,7 @@ async fn demo() -> (SimHandle, Session, String) {
 }
 
 /// The master's entry.
-async fn nbd_info(session: &Session, vdi: &str) -> NbdInfo {
+async fn nbd_info(session: &SessionHandle, vdi: &str) -> NbdInfo {
     support::nbd_infos(session, vdi).await.remove(0)
 }
 

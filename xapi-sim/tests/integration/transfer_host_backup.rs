@@ -10,11 +10,11 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use xapi_backup::format::compression::{Compression, DecompressingReader};
 use xapi_backup::format::tar::TarReader;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::{Scenario, SimConfig, SimHandle};
 
 /// The demo with its clock running `clock_speed` times faster, and a root session.
-async fn demo(clock_speed: f64) -> (SimHandle, Session) {
+async fn demo(clock_speed: f64) -> (SimHandle, SessionHandle) {
     let mut config = SimConfig::with_scenario(Scenario::Demo);
     config.clock_speed = clock_speed;
     support::start_and_login(config).await

@@ -7,26 +7,26 @@ use crate::support;
 use std::collections::BTreeSet;
 
 use support::{all_of, disk_vbds, vm_named};
-use xapi_core::client::{Protocol, Session};
+use xapi_core::client::{Protocol, SessionHandle};
 use xapi_sim::SimHandle;
 
 /// An export of `vm` whose first chunk carries a wrong checksum member.
-async fn corrupted_export(sim: &SimHandle, session: &Session, vm: &str) -> Vec<u8> {
+async fn corrupted_export(sim: &SimHandle, session: &SessionHandle, vm: &str) -> Vec<u8> {
     sim.faults().corrupt_next_export_checksum();
     support::download(session, "/export", &[("ref", vm)]).await
 }
 
 /// Import; the task's status and its result (or error info joined by spaces).
-async fn import(session: &Session, query: &[(&str, &str)], xva: Vec<u8>) -> (String, String) {
+async fn import(session: &SessionHandle, query: &[(&str, &str)], xva: Vec<u8>) -> (String, String) {
     support::put_and_wait(session, "/import", query, xva).await
 }
 
-async fn all(session: &Session, class: &str) -> BTreeSet<String> {
+async fn all(session: &SessionHandle, class: &str) -> BTreeSet<String> {
     all_of(session, class).await.into_iter().collect()
 }
 
 /// The image bytes of each disk of `vm` in userdevice order.
-async fn disks(sim: &SimHandle, session: &Session, vm: &str) -> Vec<Vec<u8>> {
+async fn disks(sim: &SimHandle, session: &SessionHandle, vm: &str) -> Vec<Vec<u8>> {
     let mut images = Vec::new();
     for (_, vdi) in disk_vbds(session, vm).await {
         let uuid: String = session.call("VDI.get_uuid", (&vdi,)).await.unwrap();

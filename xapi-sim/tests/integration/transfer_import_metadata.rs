@@ -8,27 +8,27 @@ use crate::support;
 use std::collections::BTreeMap;
 
 use support::{demo, vm_named};
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 
 /// userdevice → VDI of the disk VBDs of `vm`.
-async fn disks(session: &Session, vm: &str) -> BTreeMap<String, String> {
+async fn disks(session: &SessionHandle, vm: &str) -> BTreeMap<String, String> {
     support::disk_vbds(session, vm).await.into_iter().collect()
 }
 
-async fn export_metadata(session: &Session, vm: &str) -> Vec<u8> {
+async fn export_metadata(session: &SessionHandle, vm: &str) -> Vec<u8> {
     support::download(session, "/export_metadata", &[("ref", vm)]).await
 }
 
 /// Import; the task's status and result (or error info joined by spaces).
 async fn import_metadata(
-    session: &Session,
+    session: &SessionHandle,
     query: &[(&str, &str)],
     tar: Vec<u8>,
 ) -> (String, String) {
     support::put_and_wait(session, "/import_metadata", query, tar).await
 }
 
-async fn count(session: &Session, class: &str) -> usize {
+async fn count(session: &SessionHandle, class: &str) -> usize {
     support::all_of(session, class).await.len()
 }
 

@@ -12,30 +12,30 @@ use std::time::Duration;
 use support::failure_code as code;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use xapi_core::client::{Protocol, Session};
+use xapi_core::client::{Protocol, SessionHandle};
 use xapi_sim::{Scenario, SimHandle};
 
 /// A root session (XML-RPC) on the primary pool of `sim`.
-async fn login(sim: &SimHandle) -> Session {
+async fn login(sim: &SimHandle) -> SessionHandle {
     support::login_over(sim, sim.url(), Protocol::XmlRpc).await
 }
 
-async fn dump(session: &Session) -> Vec<u8> {
+async fn dump(session: &SessionHandle) -> Vec<u8> {
     support::download(session, "/pool/xmldbdump", &[]).await
 }
 
 /// Upload a dump; the task's reference.
-async fn restore(session: &Session, query: &[(&str, &str)], xml: Vec<u8>) -> String {
+async fn restore(session: &SessionHandle, query: &[(&str, &str)], xml: Vec<u8>) -> String {
     support::upload(session, "/pool/xmldbdump", query, xml).await
 }
 
-async fn status_and_error(session: &Session, task: &str) -> (String, Vec<String>) {
+async fn status_and_error(session: &SessionHandle, task: &str) -> (String, Vec<String>) {
     let status: String = session.call("task.get_status", (task,)).await.unwrap();
     let info: Vec<String> = session.call("task.get_error_info", (task,)).await.unwrap();
     (status, info)
 }
 
-async fn a_vm(session: &Session) -> String {
+async fn a_vm(session: &SessionHandle) -> String {
     support::vm_named(session, "legacy-crm").await
 }
 
@@ -126,7 +126,7 @@ async fn a_restore_without_content_length_is_a_bad_request() {
 }
 
 /// The pool's master host and every host, through `session`.
-async fn hosts(session: &Session) -> (String, Vec<String>) {
+async fn hosts(session: &SessionHandle) -> (String, Vec<String>) {
     let pools: Vec<String> = session.call("pool.get_all", ()).await.unwrap();
     let master: String = session.call("pool.get_master", (&pools[0],)).await.unwrap();
     let all: Vec<String> = session.call("host.get_all", ()).await.unwrap();

@@ -6,25 +6,29 @@ use crate::support;
 
 use std::path::Path;
 
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 use xapi_sim::SimHandle;
 
 const SIZE: usize = 8 << 20;
 const BLOCK: usize = 2 << 20;
 
-async fn demo() -> (SimHandle, Session) {
+async fn demo() -> (SimHandle, SessionHandle) {
     let (sim, session) = support::demo().await;
     sim.clock().set_speed(10_000.0);
     (sim, session)
 }
 
 /// PUT `body` to `/import_raw_vdi` with `query`; the task's status and result.
-async fn upload(session: &Session, query: &[(&str, &str)], body: Vec<u8>) -> (String, String) {
+async fn upload(
+    session: &SessionHandle,
+    query: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (String, String) {
     support::put_and_wait(session, "/import_raw_vdi", query, body).await
 }
 
 /// A new VDI on the SR of the demo's `test-vm` disk holding `content`; its uuid.
-async fn new_disk(session: &Session, content: Vec<u8>) -> String {
+async fn new_disk(session: &SessionHandle, content: Vec<u8>) -> String {
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", ("test-vm",))
         .await

@@ -45,8 +45,29 @@ fn is_credential_map(class: &str, field: &str) -> bool {
 /// a `Vec<Value>`.
 const MAX_TUPLE: usize = 16;
 
-/// The source of the module for `class` (unformatted).
-pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String> {
+/// The two generated modules of a class: its types for `api/` and, when it has messages that
+/// take a session, its call handle for `client/calls/` (both unformatted).
+pub(crate) struct ClassSources {
+    /// `api/<class>.rs`: marker, record (and `EventBatch` for `event`); no IO.
+    pub(crate) types: String,
+    /// `client/calls/<class>.rs`: the `*Api` call handle.
+    pub(crate) calls: Option<String>,
+}
+
+/// The sources of the modules for `class`.
+pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<ClassSources, String> {
+    Ok(ClassSources {
+        types: render_types(class, enums)?,
+        calls: if has_api(class) {
+            Some(render_calls(class)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// `api/<class>.rs`: marker and record.
+fn render_types(class: &Class, enums: &EnumTable) -> Result<String, String> {
     let names = ClassNames::of(&class.name);
     let mut uses = BTreeSet::new();
     let mut body = String::new();
@@ -56,12 +77,9 @@ pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String>
     if class.name == "event" {
         render_event_batch(&mut body, &mut uses);
     }
-    if has_api(class) {
-        render_api(&mut body, class, &names, &mut uses)?;
-    }
 
     // Items this module defines itself are not imported.
-    let mut local = vec![&names.marker, &names.record, &names.api];
+    let mut local = vec![&names.marker, &names.record];
     let event_batch = "EventBatch".to_owned();
     if class.name == "event" {
         local.push(&event_batch);
@@ -72,9 +90,32 @@ pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String>
     writeln!(out, "{HEADER}").unwrap();
     render_module_doc(&mut out, class, &names);
     writeln!(out, "{ALLOWS}\n").unwrap();
-    if has_api(class) {
-        uses.insert("crate::Error".to_owned());
-    }
+    uses.insert("serde::Deserialize".to_owned());
+    uses.insert("serde::Serialize".to_owned());
+    let imports: Vec<&String> = uses.difference(&local).collect();
+    render_imports(&mut out, &imports);
+    out.push_str(&body);
+    Ok(out)
+}
+
+/// `client/calls/<class>.rs`: the call handle, with the datamodel's types from `crate::api`.
+fn render_calls(class: &Class) -> Result<String, String> {
+    let names = ClassNames::of(&class.name);
+    let mut uses = BTreeSet::new();
+    let mut body = String::new();
+    render_api(&mut body, class, &names, &mut uses)?;
+
+    let mut out = String::new();
+    writeln!(out, "{HEADER}").unwrap();
+    writeln!(
+        out,
+        "//! The calls of class `{}`: [`{}`], from [`SessionHandle::{}`](crate::client::SessionHandle::{}).\n//!\n\
+         //! Its marker and record are [`crate::api::{}`] and [`crate::api::{}`].\n",
+        class.name, names.api, names.module, names.module, names.marker, names.record
+    )
+    .unwrap();
+    writeln!(out, "{ALLOWS}\n").unwrap();
+    uses.insert("crate::Error".to_owned());
     if class
         .messages
         .iter()
@@ -82,9 +123,15 @@ pub(crate) fn render(class: &Class, enums: &EnumTable) -> Result<String, String>
     {
         uses.insert("crate::client::TaskHandle".to_owned());
     }
-    uses.insert("serde::Deserialize".to_owned());
-    uses.insert("serde::Serialize".to_owned());
-    let imports: Vec<&String> = uses.difference(&local).collect();
+    // The types come from the datamodel's modules, not from this one.
+    let uses: BTreeSet<String> = uses
+        .into_iter()
+        .map(|path| match path.strip_prefix("super::") {
+            Some(item) => format!("crate::api::{item}"),
+            None => path,
+        })
+        .collect();
+    let imports: Vec<&String> = uses.iter().collect();
     render_imports(&mut out, &imports);
     out.push_str(&body);
     Ok(out)
@@ -141,7 +188,10 @@ fn render_module_doc(out: &mut String, class: &Class, names: &ClassNames) {
         names.marker,
         names.record,
         if has_api(class) {
-            format!(", calls [`{}`]", names.api)
+            format!(
+                "; calls [`{}`](crate::client::calls::{}) with the `client` feature",
+                names.api, names.api
+            )
         } else {
             " (no messages: records only)".to_owned()
         }
@@ -230,11 +280,22 @@ fn render_record(
         }
     )
     .unwrap();
+    // `event`'s snapshot is a record of any class: the record is generic over it, so that a
+    // subscription decodes snapshots straight into the record type it watches.
+    let generic_snapshot = class.name == "event";
+    if generic_snapshot {
+        uses.insert("crate::wire::Value".to_owned());
+        out.push_str(
+            "///\n/// `S` is the type of the snapshot: [`Value`] by default, or the record type \
+             of the class watched (`EventRecord<VmRecord>`).\n",
+        );
+    }
     writeln!(
         out,
-        "#[derive({}Clone, PartialEq, Serialize, Deserialize)]\n#[serde(default)]\npub struct {} {{",
+        "#[derive({}Clone, PartialEq, Serialize, Deserialize)]\n#[serde(default)]\npub struct {}{} {{",
         if has_secret { "" } else { "Debug, " },
-        names.record
+        names.record,
+        if generic_snapshot { "<S = Value>" } else { "" }
     )
     .unwrap();
     let mut defaults = String::new();
@@ -247,16 +308,21 @@ fn render_record(
         if unraw(&ident) != field.name {
             writeln!(out, "#[serde(rename = {:?})]", field.name).unwrap();
         }
-        writeln!(out, "pub {ident}: {},", ty.owned(uses)).unwrap();
-        let value = default_expr(&ty, field.default.as_deref(), enums, uses)
-            .map_err(|err| format!("{}: {err}", place()))?;
+        let value = if generic_snapshot && matches!(ty, Type::AnyRecord) {
+            writeln!(out, "pub {ident}: Option<S>,").unwrap();
+            "None".to_owned()
+        } else {
+            writeln!(out, "pub {ident}: {},", ty.owned(uses)).unwrap();
+            default_expr(&ty, field.default.as_deref(), enums, uses)
+                .map_err(|err| format!("{}: {err}", place()))?
+        };
         writeln!(defaults, "{ident}: {value},").unwrap();
         if is_secret(&class.name, &field.name) {
             writeln!(debug_fields, ".field({:?}, &\"<redacted>\")", unraw(&ident)).unwrap();
         } else if is_credential_map(&class.name, &field.name) {
             writeln!(
                 debug_fields,
-                ".field({:?}, &crate::client::RedactCredentials(&self.{ident}))",
+                ".field({:?}, &crate::redact::RedactCredentials(&self.{ident}))",
                 unraw(&ident)
             )
             .unwrap();
@@ -267,8 +333,9 @@ fn render_record(
     writeln!(out, "}}\n").unwrap();
     writeln!(
         out,
-        "impl Default for {} {{\n/// Every field at its datamodel default.\nfn default() -> Self {{\nSelf {{\n{defaults}}}\n}}\n}}\n",
-        names.record
+        "impl{generics} Default for {}{generics} {{\n/// Every field at its datamodel default.\nfn default() -> Self {{\nSelf {{\n{defaults}}}\n}}\n}}\n",
+        names.record,
+        generics = if generic_snapshot { "<S>" } else { "" }
     )
     .unwrap();
     if has_secret {
@@ -287,15 +354,23 @@ fn render_event_batch(out: &mut String, uses: &mut BTreeSet<String>) {
     out.push_str(
         "/// The result of `event.from`: the events since the token, the number of valid \
          references per class, and the token for the next call.\n\
-         #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]\n\
+         ///\n\
+         /// `S` is the type of the events' snapshots, as in [`EventRecord`].\n\
+         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n\
          #[serde(default)]\n\
-         pub struct EventBatch {\n\
+         pub struct EventBatch<S = Value> {\n\
          /// `events`: the events, oldest first.\n\
-         pub events: Vec<EventRecord>,\n\
+         pub events: Vec<EventRecord<S>>,\n\
          /// `valid_ref_counts`: for each class asked for, how many objects exist.\n\
          pub valid_ref_counts: BTreeMap<String, i64>,\n\
          /// `token`: pass it to the next `event.from`.\n\
          pub token: String,\n\
+         }\n\n\
+         impl<S> Default for EventBatch<S> {\n\
+         /// No events, no counts, the empty token.\n\
+         fn default() -> Self {\n\
+         Self { events: Vec::new(), valid_ref_counts: BTreeMap::new(), token: String::new() }\n\
+         }\n\
          }\n\n",
     );
 }
@@ -314,7 +389,7 @@ fn render_api(
         .collect();
     writeln!(
         out,
-        "/// The messages of class `{}`, called through a session: [`Session::{}`](crate::client::Session::{}).",
+        "/// The messages of class `{}`, called through a session: [`SessionHandle::{}`](crate::client::SessionHandle::{}).",
         class.name,
         names.module,
         names.module
@@ -334,13 +409,13 @@ fn render_api(
     }
     writeln!(
         out,
-        "#[derive(Clone, Copy)]\npub struct {}<'a> {{\nsession: &'a crate::client::Session,\n}}\n",
+        "#[derive(Clone, Copy)]\npub struct {}<'a> {{\nsession: &'a crate::client::SessionHandle,\n}}\n",
         names.api
     )
     .unwrap();
     writeln!(
         out,
-        "impl crate::client::Session {{\n/// The messages of class `{}`.\npub fn {}(&self) -> {}<'_> {{\n{} {{ session: self }}\n}}\n}}\n",
+        "impl crate::client::SessionHandle {{\n/// The messages of class `{}`.\npub fn {}(&self) -> {}<'_> {{\n{} {{ session: self }}\n}}\n}}\n",
         class.name, names.module, names.api, names.api
     )
     .unwrap();

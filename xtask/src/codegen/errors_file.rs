@@ -1,4 +1,7 @@
-//! `api/errors.rs`: `ErrorCode`, one variant per code of `errors.json` plus `Other(String)`.
+//! `wire/error_code.rs`: `ErrorCode`, one variant per code of `errors.json` plus `Other(String)`.
+//!
+//! It is generated into the wire layer, below `api`, because the decoders there turn a failure
+//! answer into a typed `Failure`; `api` re-exports it.
 
 use std::fmt::Write as _;
 
@@ -39,7 +42,10 @@ pub(crate) fn param_ident(name: &str) -> String {
     out
 }
 
-/// The source of `errors.rs` (unformatted).
+/// Where the file goes, relative to `xapi-core/src`.
+pub(crate) const PATH: &str = "wire/error_code.rs";
+
+/// The source of `error_code.rs` (unformatted).
 pub(crate) fn render(errors: &[ErrorDef]) -> Result<String, String> {
     let mut sorted: Vec<&ErrorDef> = errors.iter().collect();
     sorted.sort_by(|a, b| a.code.cmp(&b.code));

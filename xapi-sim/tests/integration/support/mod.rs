@@ -11,7 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsConnector;
-use xapi_core::client::{Client, Protocol, Secret, Session, TlsPolicy};
+use xapi_core::client::{Client, Password, Protocol, SessionHandle, TlsPolicy};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
 
 /// A simulator of `scenario`, with or without TLS.
@@ -25,7 +25,7 @@ pub async fn start(scenario: Scenario, tls: bool) -> SimHandle {
 }
 
 /// A simulator started with `config`, and a root session (JSON-RPC) on its first pool.
-pub async fn start_and_login(config: SimConfig) -> (SimHandle, Session) {
+pub async fn start_and_login(config: SimConfig) -> (SimHandle, SessionHandle) {
     let sim = Simulator::start(config)
         .await
         .expect("the simulator starts");
@@ -34,12 +34,12 @@ pub async fn start_and_login(config: SimConfig) -> (SimHandle, Session) {
 }
 
 /// The demo (plain HTTP), and a root session (JSON-RPC) on its primary pool.
-pub async fn demo() -> (SimHandle, Session) {
+pub async fn demo() -> (SimHandle, SessionHandle) {
     start_and_login(SimConfig::with_scenario(Scenario::Demo)).await
 }
 
 /// The demo (plain HTTP), and a root session on its primary pool over `protocol`.
-pub async fn demo_over(protocol: Protocol) -> (SimHandle, Session) {
+pub async fn demo_over(protocol: Protocol) -> (SimHandle, SessionHandle) {
     let sim = start(Scenario::Demo, false).await;
     let session = login_over(&sim, sim.url(), protocol).await;
     (sim, session)
@@ -56,7 +56,7 @@ pub fn failure_code<T: std::fmt::Debug>(result: Result<T, xapi_core::Error>) -> 
 /// Every entry of `VDI.get_nbd_info` for `vdi`, checked to be one per host that has the VDI's
 /// SR plugged (the master first when it is one of them).
 pub async fn nbd_infos<T: serde::de::DeserializeOwned + std::fmt::Debug>(
-    session: &Session,
+    session: &SessionHandle,
     vdi: &str,
 ) -> Vec<T> {
     let infos: Vec<T> = session.call("VDI.get_nbd_info", (vdi,)).await.unwrap();
@@ -77,7 +77,7 @@ pub async fn nbd_infos<T: serde::de::DeserializeOwned + std::fmt::Debug>(
 }
 
 /// The first VM called `name`.
-pub async fn vm_named(session: &Session, name: &str) -> String {
+pub async fn vm_named(session: &SessionHandle, name: &str) -> String {
     let vms: Vec<String> = session.call("VM.get_by_name_label", (name,)).await.unwrap();
     vms.into_iter()
         .next()
@@ -85,12 +85,12 @@ pub async fn vm_named(session: &Session, name: &str) -> String {
 }
 
 /// Every object of `class`, in no particular order.
-pub async fn all_of(session: &Session, class: &str) -> Vec<String> {
+pub async fn all_of(session: &SessionHandle, class: &str) -> Vec<String> {
     session.call(&format!("{class}.get_all"), ()).await.unwrap()
 }
 
 /// `(userdevice, VDI)` of each disk VBD (CD drives left out) of `vm`, in userdevice order.
-pub async fn disk_vbds(session: &Session, vm: &str) -> Vec<(String, String)> {
+pub async fn disk_vbds(session: &SessionHandle, vm: &str) -> Vec<(String, String)> {
     let mut disks = Vec::new();
     for vbd in session
         .call::<Vec<String>>("VM.get_VBDs", (vm,))
@@ -109,7 +109,7 @@ pub async fn disk_vbds(session: &Session, vm: &str) -> Vec<(String, String)> {
 }
 
 /// The whole body of `GET path?query` (up to 1 GiB).
-pub async fn download(session: &Session, path: &str, query: &[(&str, &str)]) -> Vec<u8> {
+pub async fn download(session: &SessionHandle, path: &str, query: &[(&str, &str)]) -> Vec<u8> {
     let download = session.get(path, query, None).await.unwrap();
     download.bytes(1 << 30).await.unwrap().to_vec()
 }
@@ -117,7 +117,7 @@ pub async fn download(session: &Session, path: &str, query: &[(&str, &str)]) -> 
 /// `PUT path?query` with `body` (with a `Content-Length`); the task named by the response's
 /// task-id header.
 pub async fn upload(
-    session: &Session,
+    session: &SessionHandle,
     path: &str,
     query: &[(&str, &str)],
     body: Vec<u8>,
@@ -137,7 +137,7 @@ pub async fn upload(
 }
 
 /// The status of `task`, and its result or, when it failed, its error info joined by spaces.
-pub async fn task_outcome(session: &Session, task: &str) -> (String, String) {
+pub async fn task_outcome(session: &SessionHandle, task: &str) -> (String, String) {
     let status: String = session.call("task.get_status", (task,)).await.unwrap();
     let result = if status == "failure" {
         let info: Vec<String> = session.call("task.get_error_info", (task,)).await.unwrap();
@@ -150,7 +150,7 @@ pub async fn task_outcome(session: &Session, task: &str) -> (String, String) {
 
 /// [`upload`] then [`task_outcome`].
 pub async fn put_and_wait(
-    session: &Session,
+    session: &SessionHandle,
     path: &str,
     query: &[(&str, &str)],
     body: Vec<u8>,
@@ -163,7 +163,7 @@ pub async fn put_and_wait(
 /// `description` (a field), the halted `backup-proxy` is cloned as `clone_name` and tagged
 /// `other_config:dr=yes` (a new object), `test-vm` is destroyed (a deletion). The clone.
 pub async fn change_add_and_delete(
-    session: &Session,
+    session: &SessionHandle,
     description: &str,
     clone_name: &str,
 ) -> String {
@@ -187,7 +187,7 @@ pub async fn change_add_and_delete(
 }
 
 /// The first disk (VDI reference) of the VM called `vm_name`.
-pub async fn first_disk_of(session: &Session, vm_name: &str) -> String {
+pub async fn first_disk_of(session: &SessionHandle, vm_name: &str) -> String {
     let vms: Vec<String> = session
         .call("VM.get_by_name_label", (vm_name,))
         .await
@@ -213,7 +213,7 @@ pub async fn run(program: &str, args: &[&str]) -> String {
 }
 
 /// The pool database from `GET /pool/xmldbdump`.
-pub async fn dump(session: &Session) -> xapi_dr::metadata::Database {
+pub async fn dump(session: &SessionHandle) -> xapi_dr::metadata::Database {
     let bytes = session
         .get("/pool/xmldbdump", &[], None)
         .await
@@ -244,21 +244,21 @@ pub fn client(sim: &SimHandle, url: &str, protocol: Protocol) -> Client {
 }
 
 /// A root session on the first pool of `sim`.
-pub async fn login(sim: &SimHandle) -> Session {
+pub async fn login(sim: &SimHandle) -> SessionHandle {
     login_to(sim, sim.url()).await
 }
 
 /// A root session (JSON-RPC) on the pool at `url`.
-pub async fn login_to(sim: &SimHandle, url: &str) -> Session {
+pub async fn login_to(sim: &SimHandle, url: &str) -> SessionHandle {
     login_over(sim, url, Protocol::JsonRpc).await
 }
 
 /// A root session on the pool at `url` over `protocol`.
-pub async fn login_over(sim: &SimHandle, url: &str, protocol: Protocol) -> Session {
+pub async fn login_over(sim: &SimHandle, url: &str, protocol: Protocol) -> SessionHandle {
     client(sim, url, protocol)
         .login_with_password(
             "root",
-            Secret::new(DEFAULT_PASSWORD),
+            Password::new(DEFAULT_PASSWORD),
             "1.0",
             "xapi-sim tests",
         )
@@ -284,7 +284,7 @@ pub async fn assert_login_moves_to_the_master(client: &Client) {
         other => panic!("a member refuses logins: {other:?}"),
     }
     let session = client
-        .login_with_password("root", Secret::new(DEFAULT_PASSWORD), "1.0", "t")
+        .login_with_password("root", Password::new(DEFAULT_PASSWORD), "1.0", "t")
         .await
         .expect("the login moves to the master (pinned to its certificate with TLS)");
     let hosts: Vec<String> = session.call("host.get_all", ()).await.unwrap();
