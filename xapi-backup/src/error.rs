@@ -12,6 +12,7 @@ use crate::format::xva::ova_xml::OvaXmlError;
 /// callers can match on them; [`Error::is_corrupt_input`] tells a damaged stream from an IO
 /// failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The tar layer under an XVA or raw-tar stream is damaged.
     #[error(transparent)]
@@ -29,8 +30,15 @@ pub enum Error {
     #[error(transparent)]
     Chunked(#[from] ChunkedError),
     /// Reading or writing the underlying stream failed.
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("{operation}: {source}")]
+    Io {
+        /// What was being done, naming the stream: `reading the XVA stream`, `writing the VHD
+        /// image`.
+        operation: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A background compression task died (panicked or was cancelled).
     #[error("compression task failed: {0}")]
     CompressionTask(String),
@@ -42,9 +50,14 @@ impl Error {
     pub fn is_corrupt_input(&self) -> bool {
         !matches!(
             self,
-            Error::Io(_) | Error::CompressionTask(_) | Error::Tar(TarError::Io { .. })
+            Error::Io { .. } | Error::CompressionTask(_) | Error::Tar(TarError::Io { .. })
         )
     }
+}
+
+/// A `map_err` adapter: an I/O error while doing `operation`.
+pub(crate) fn io(operation: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { operation, source }
 }
 
 /// Shorthand for results of this crate.

@@ -32,11 +32,51 @@ impl fmt::Debug for RedactCredentials<'_> {
     }
 }
 
+/// `Debug` for a text that may embed a session reference (an NBD export name
+/// `/<vdi-uuid>?session_id=OpaqueRef:...`, a URL with a `session_id` query): the value of every
+/// `session_id=` parameter is printed as `***`, the rest as it is.
+pub struct RedactSessionRef<'a>(pub &'a str);
+
+impl fmt::Debug for RedactSessionRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const KEY: &str = "session_id=";
+        let mut shown = String::with_capacity(self.0.len());
+        let mut rest = self.0;
+        while let Some(at) = rest.find(KEY) {
+            let value_start = at + KEY.len();
+            shown.push_str(&rest[..value_start]);
+            shown.push_str("***");
+            let value_len = rest[value_start..]
+                .find(['&', ';', '#'])
+                .unwrap_or(rest.len() - value_start);
+            rest = &rest[value_start + value_len..];
+        }
+        shown.push_str(rest);
+        fmt::Debug::fmt(&shown, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::RedactCredentials;
+    use super::{RedactCredentials, RedactSessionRef};
+
+    #[test]
+    fn session_references_in_export_names_are_hidden() {
+        let name = "/6f1c7a3e-0000-4000-8000-000000000001?session_id=OpaqueRef:7d2b-secret";
+        let shown = format!("{:?}", RedactSessionRef(name));
+        assert_eq!(
+            shown,
+            "\"/6f1c7a3e-0000-4000-8000-000000000001?session_id=***\""
+        );
+        let url = "/export?session_id=OpaqueRef:a&uuid=b&session_id=OpaqueRef:c";
+        assert_eq!(
+            format!("{:?}", RedactSessionRef(url)),
+            "\"/export?session_id=***&uuid=b&session_id=***\""
+        );
+        assert_eq!(format!("{:?}", RedactSessionRef("/plain")), "\"/plain\"");
+    }
 
     #[test]
     fn password_like_keys_are_hidden_and_others_shown() {

@@ -5,6 +5,7 @@ use crate::metadata::{DbXmlError, DeltaError, RedoLogError, SExprError, ViewErro
 /// Every failure of `xapi-dr`, each variant carrying the rich error of the layer that failed
 /// (with its byte offset, row or column).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A redo log (metadata VDI image) could not be read or written.
     #[error(transparent)]

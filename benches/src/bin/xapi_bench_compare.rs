@@ -109,18 +109,22 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
     ] {
         let path = options.dir.join(file_name);
         rt.block_on(async {
-            let mut file = tokio::fs::File::create(&path).await?;
-            write_xva_into(&disk, kind, &mut file).await?;
-            Ok::<_, xapi_backup::Error>(())
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(|err| err.to_string())?;
+            write_xva_into(&disk, kind, &mut file)
+                .await
+                .map_err(|err| err.to_string())
         })
         .map_err(|err| format!("writing {}: {err}", path.display()))?;
         let bytes = file_len(&path)?;
         let seconds = best_of(options.repeat, || {
             rt.block_on(async {
-                let file = tokio::fs::File::open(&path).await?;
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|err| err.to_string())?;
                 let reader = tokio::io::BufReader::with_capacity(1 << 20, file);
-                let seen = drain_xva(reader).await?;
-                Ok::<_, xapi_backup::Error>(seen)
+                drain_xva(reader).await.map_err(|err| err.to_string())
             })
             .map_err(|err| format!("reading {}: {err}", path.display()))
         })?;
@@ -136,8 +140,12 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
     let path = options.dir.join("vm-written.xva");
     let seconds = best_of(options.repeat, || {
         rt.block_on(async {
-            let mut file = tokio::fs::File::create(&path).await?;
-            write_xva_into(&disk, ChecksumKind::Xxhash, &mut file).await
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(|err| err.to_string())?;
+            write_xva_into(&disk, ChecksumKind::Xxhash, &mut file)
+                .await
+                .map_err(|err| err.to_string())
         })
         .map_err(|err| format!("writing {}: {err}", path.display()))
     })?;

@@ -22,6 +22,7 @@ pub const MAX_EXTENT_LEN: u32 = i32::MAX as u32;
 
 /// Failures while decoding a chunked body, with the byte offset in the body.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChunkedError {
     /// The body ended inside a header or inside an extent's data, or without the end marker.
     #[error("chunked: body truncated at byte {stream_offset} inside {context}")]
@@ -139,7 +140,10 @@ pub fn chunked_stream_from_raw<R: AsyncRead + Unpin + Send + 'static>(
             while offset < size {
                 let len = (size - offset).min(block) as usize;
                 let mut buf = BytesMut::zeroed(HEADER_LEN + len);
-                reader.read_exact(&mut buf[HEADER_LEN..]).await?;
+                reader
+                    .read_exact(&mut buf[HEADER_LEN..])
+                    .await
+                    .map_err(crate::error::io("reading the chunked upload body"))?;
                 let at = offset;
                 offset += len as u64;
                 if !is_all_zeros(&buf[HEADER_LEN..]) {
@@ -248,7 +252,11 @@ impl<R: AsyncRead + Unpin> ChunkedReader<R> {
             if offset == 0 && len == 0 {
                 self.finished = true;
                 let mut probe = [0u8; 1];
-                let extra = self.inner.read(&mut probe).await?;
+                let extra = self
+                    .inner
+                    .read(&mut probe)
+                    .await
+                    .map_err(crate::error::io("reading the chunked upload body"))?;
                 if extra > 0 {
                     return Err(ChunkedError::TrailingData {
                         stream_offset: self.position,

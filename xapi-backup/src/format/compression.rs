@@ -310,7 +310,9 @@ impl BlockingEncoder {
         .await
         .map_err(|e| crate::Error::CompressionTask(e.to_string()))?;
         self.transform = Some(t);
-        Ok(Bytes::from(out?))
+        Ok(Bytes::from(
+            out.map_err(crate::error::io("decompressing the stream"))?,
+        ))
     }
 
     /// Compresses one batch; returns whatever compressed bytes are ready.

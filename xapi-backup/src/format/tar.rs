@@ -16,6 +16,7 @@ pub const BLOCK: usize = 512;
 /// Failures of the tar layer, each with the byte offset (in the uncompressed tar stream) of the
 /// header or body concerned.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TarError {
     /// The stream ended inside a header or a member body.
     #[error("tar: stream truncated at byte {offset} inside {context}")]

@@ -686,7 +686,7 @@ async fn legacy_checksum_table_is_required_and_checked_below_export_vsn_2() {
 
 fn is_typed_corruption(e: &Error) -> bool {
     e.is_corrupt_input()
-        || matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
+        || matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
 #[tokio::test]

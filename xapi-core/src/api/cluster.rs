@@ -28,7 +28,7 @@ use super::{ClusterHost, ClusterOperation};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cluster;
 
-/// A record of class `Cluster`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
+/// A record of class `Cluster`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets, credential values and session references.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterRecord {

@@ -28,7 +28,7 @@ use super::{Host, Sr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pbd;
 
-/// A record of class `PBD`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
+/// A record of class `PBD`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets, credential values and session references.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PbdRecord {

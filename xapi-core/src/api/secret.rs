@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Secret;
 
-/// A record of class `secret`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets and credential values.
+/// A record of class `secret`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets, credential values and session references.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SecretRecord {

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VdiNbdServerInfo;
 
-/// A record of class `vdi_nbd_server_info`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A record of class `vdi_nbd_server_info`. Missing fields take their datamodel default (or the zero of their type); unknown fields are ignored. `Debug` redacts secrets, credential values and session references.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VdiNbdServerInfoRecord {
     /// `exportname`: `string`, read-only, maintained by the server; published in inverness.
@@ -48,5 +48,20 @@ impl Default for VdiNbdServerInfoRecord {
             cert: String::new(),
             subject: String::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for VdiNbdServerInfoRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VdiNbdServerInfoRecord")
+            .field(
+                "exportname",
+                &crate::redact::RedactSessionRef(&self.exportname),
+            )
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("cert", &self.cert)
+            .field("subject", &self.subject)
+            .finish()
     }
 }

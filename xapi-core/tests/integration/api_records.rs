@@ -667,3 +667,22 @@ fn enum_text_a_non_string_names_the_enum() {
         .expect_err("an array is not an enum value");
     assert!(err.to_string().contains("vm_power_state"), "{err}");
 }
+
+/// `VDI.get_nbd_info`'s export name carries a live session reference: `Debug` hides it.
+#[test]
+fn nbd_info_debug_hides_the_session_reference() {
+    let info = xapi_core::api::VdiNbdServerInfoRecord {
+        exportname: "/0b9c3e0a-1111-4222-8333-444455556666?session_id=OpaqueRef:live-session"
+            .to_owned(),
+        address: "10.0.0.2".to_owned(),
+        port: 10809,
+        ..Default::default()
+    };
+    let shown = format!("{info:?}");
+    assert!(!shown.contains("live-session"), "{shown}");
+    assert!(
+        shown.contains("0b9c3e0a-1111-4222-8333-444455556666"),
+        "{shown}"
+    );
+    assert!(shown.contains("10.0.0.2"), "{shown}");
+}

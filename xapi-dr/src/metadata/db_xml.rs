@@ -33,6 +33,7 @@ const DECLARATION: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// Why an XML dump could not be read. Offsets are byte offsets into the XML document.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbXmlError {
     /// The XML itself is malformed (or the underlying reader failed).
     #[error("db xml: byte {offset}: {source}")]

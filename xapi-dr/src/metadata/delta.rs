@@ -40,6 +40,7 @@ pub enum Delta {
 
 /// Why a delta payload could not be decoded. Offsets are relative to the payload's first byte.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeltaError {
     /// The payload ended inside a field.
     #[error("delta: truncated at byte {offset} while reading {what}")]
@@ -85,6 +86,7 @@ pub enum DeltaError {
 
 /// Why a decoded delta could not be applied to a database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// `CreateRow` names a row that exists with a different value (or without a column the
     /// delta lists): xapi's `create_row` raises an integrity violation there.

@@ -20,6 +20,7 @@ pub enum SExpr {
 
 /// Why a set or map value is not a valid S-expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SExprError {
     /// The text ended inside a list or a quoted string.
     #[error("sexpr: unexpected end of text at byte {offset} (inside {inside})")]

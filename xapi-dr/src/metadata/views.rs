@@ -13,6 +13,7 @@ pub const NULL_REF: &str = "OpaqueRef:NULL";
 
 /// A stored value that does not have the form its column requires.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ViewError {
     /// A scalar (int, float, bool, datetime) that does not parse.
     #[error("table {table}, row {reference}, column {column}: {value:?} is not {expected}")]

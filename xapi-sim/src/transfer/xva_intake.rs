@@ -56,7 +56,7 @@ fn import_failure(err: ReadError) -> Failure {
             invalid(format!("not an XVA: the upload starts with {first_bytes}"))
         }
         ReadError::OvaXml(e) => invalid(format!("ova.xml: {e}")),
-        ReadError::Io(e) => invalid(format!("reading the upload: {e}")),
+        ReadError::Io { source, .. } => invalid(format!("reading the upload: {source}")),
         other => invalid(format!("Invalid XVA file: {other}")),
     }
 }

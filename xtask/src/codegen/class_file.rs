@@ -30,6 +30,15 @@ fn is_secret(class: &str, field: &str) -> bool {
     SECRET_FIELDS.contains(&(class, field))
 }
 
+/// Fields whose text embeds a live session reference (`VDI_nbd_server_info.exportname` is
+/// `/<vdi-uuid>?session_id=OpaqueRef:...`): their records' `Debug` shows the text with the
+/// session reference hidden.
+const SESSION_BEARING_FIELDS: &[(&str, &str)] = &[("vdi_nbd_server_info", "exportname")];
+
+fn bears_session(class: &str, field: &str) -> bool {
+    SESSION_BEARING_FIELDS.contains(&(class, field))
+}
+
 /// String maps that may carry credentials (storage passwords, directory credentials): their
 /// records' `Debug` hides the values of password-like keys.
 const CREDENTIAL_MAPS: &[(&str, &str)] = &[
@@ -264,17 +273,18 @@ fn render_record(
     enums: &EnumTable,
     uses: &mut BTreeSet<String>,
 ) -> Result<(), String> {
-    let has_secret = class
-        .fields
-        .iter()
-        .any(|f| is_secret(&class.name, &f.name) || is_credential_map(&class.name, &f.name));
+    let has_secret = class.fields.iter().any(|f| {
+        is_secret(&class.name, &f.name)
+            || is_credential_map(&class.name, &f.name)
+            || bears_session(&class.name, &f.name)
+    });
     writeln!(
         out,
         "/// A record of class `{}`. Missing fields take their datamodel default (or the zero of \
          their type); unknown fields are ignored.{}",
         class.name,
         if has_secret {
-            " `Debug` redacts secrets and credential values."
+            " `Debug` redacts secrets, credential values and session references."
         } else {
             ""
         }
@@ -319,6 +329,13 @@ fn render_record(
         writeln!(defaults, "{ident}: {value},").unwrap();
         if is_secret(&class.name, &field.name) {
             writeln!(debug_fields, ".field({:?}, &\"<redacted>\")", unraw(&ident)).unwrap();
+        } else if bears_session(&class.name, &field.name) {
+            writeln!(
+                debug_fields,
+                ".field({:?}, &crate::redact::RedactSessionRef(&self.{ident}))",
+                unraw(&ident)
+            )
+            .unwrap();
         } else if is_credential_map(&class.name, &field.name) {
             writeln!(
                 debug_fields,

@@ -25,6 +25,7 @@ pub const MAX_VHD_SIZE: u64 = 2040 << 30;
 
 /// Failures while reading or writing a VHD; offsets are byte offsets in the image file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VhdError {
     /// A structure's cookie is wrong.
     #[error("vhd: {structure} at byte {offset}: cookie {found:?}, expected {expected:?}")]

@@ -67,7 +67,11 @@ impl<R: AsyncRead + Unpin> VhdReader<R> {
     async fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let mut done = 0;
         while done < buf.len() {
-            let n = self.inner.read(&mut buf[done..]).await?;
+            let n = self
+                .inner
+                .read(&mut buf[done..])
+                .await
+                .map_err(crate::error::io("reading the VHD image"))?;
             if n == 0 {
                 break;
             }

@@ -72,7 +72,10 @@ async fn read_exactly<R: AsyncRead + Unpin>(
 ) -> Result<(), Error> {
     let mut done = 0;
     while done < buf.len() {
-        let n = src.read(&mut buf[done..]).await?;
+        let n = src
+            .read(&mut buf[done..])
+            .await
+            .map_err(crate::error::io("reading the source disk"))?;
         if n == 0 {
             return Err(VhdError::SizeMismatch {
                 context: "raw source ended early",
@@ -99,12 +102,18 @@ pub async fn write_fixed_vhd<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     while offset < size {
         let n = (size - offset).min(buf.len() as u64) as usize;
         read_exactly(&mut src, &mut buf[..n], offset, size).await?;
-        out.write_all(&buf[..n]).await?;
+        out.write_all(&buf[..n])
+            .await
+            .map_err(crate::error::io("writing the VHD image"))?;
         offset += n as u64;
     }
     let footer = VhdFooter::new(DiskType::Fixed, size, options.uuid, options.timestamp);
-    out.write_all(&footer.encode()).await?;
-    out.flush().await?;
+    out.write_all(&footer.encode())
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
+    out.flush()
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
     Ok(size + SECTOR)
 }
 
@@ -154,9 +163,15 @@ pub async fn write_dynamic_vhd_with_map<R: AsyncRead + Unpin, W: AsyncWrite + Un
     }
     let footer = VhdFooter::new(DiskType::Dynamic, size, options.uuid, options.timestamp);
     let footer_bytes = footer.encode();
-    out.write_all(&footer_bytes).await?;
-    out.write_all(&header.encode()).await?;
-    out.write_all(&encode_bat(&bat)).await?;
+    out.write_all(&footer_bytes)
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
+    out.write_all(&header.encode())
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
+    out.write_all(&encode_bat(&bat))
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
     // Every sector of an allocated block is marked present (blocks of at least 4 KiB have a
     // whole number of bitmap bytes).
     let mut bitmap = vec![0u8; bitmap_len as usize];
@@ -169,8 +184,12 @@ pub async fn write_dynamic_vhd_with_map<R: AsyncRead + Unpin, W: AsyncWrite + Un
         read_exactly(&mut src, &mut buf[..n], offset, size).await?;
         buf[n..].fill(0);
         if a {
-            out.write_all(&bitmap).await?;
-            out.write_all(&buf).await?;
+            out.write_all(&bitmap)
+                .await
+                .map_err(crate::error::io("writing the VHD image"))?;
+            out.write_all(&buf)
+                .await
+                .map_err(crate::error::io("writing the VHD image"))?;
         } else if !is_all_zeros(&buf[..n]) {
             return Err(VhdError::InvalidRequest(format!(
                 "block {i} (disk offset {offset}) holds data but is not in the allocation map"
@@ -178,8 +197,12 @@ pub async fn write_dynamic_vhd_with_map<R: AsyncRead + Unpin, W: AsyncWrite + Un
             .into());
         }
     }
-    out.write_all(&footer_bytes).await?;
-    out.flush().await?;
+    out.write_all(&footer_bytes)
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
+    out.flush()
+        .await
+        .map_err(crate::error::io("writing the VHD image"))?;
     Ok(next + SECTOR)
 }
 
@@ -194,7 +217,10 @@ pub async fn write_dynamic_vhd<R: AsyncRead + AsyncSeek + Unpin, W: AsyncWrite +
     check_size(size)?;
     let entries = block_count(size, options.block_size)?;
     let block = u64::from(options.block_size);
-    let start = src.stream_position().await?;
+    let start = src
+        .stream_position()
+        .await
+        .map_err(crate::error::io("seeking in the source disk"))?;
     let mut buf = vec![0u8; block as usize];
     let mut allocated = Vec::with_capacity(entries as usize);
     for i in 0..u64::from(entries) {
@@ -202,6 +228,8 @@ pub async fn write_dynamic_vhd<R: AsyncRead + AsyncSeek + Unpin, W: AsyncWrite +
         read_exactly(&mut src, &mut buf[..n], i * block, size).await?;
         allocated.push(!is_all_zeros(&buf[..n]));
     }
-    src.seek(SeekFrom::Start(start)).await?;
+    src.seek(SeekFrom::Start(start))
+        .await
+        .map_err(crate::error::io("seeking in the source disk"))?;
     write_dynamic_vhd_with_map(src, size, &allocated, options, out).await
 }

@@ -23,6 +23,7 @@ pub use writer::{DiskSource, WriteOptions, write_xva, xva_stream};
 /// Failures specific to the XVA container and its disk chunk streams. Each names the member
 /// concerned and, where it applies, the disk offset reached.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum XvaError {
     /// The stream is neither a tar starting with `ova.xml` nor gzip / zstd.
     #[error("xva: not an XVA stream (first bytes {first_bytes})")]

@@ -13,6 +13,7 @@ use quick_xml::events::Event;
 
 /// Failures while reading `ova.xml`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OvaXmlError {
     /// The XML itself is malformed.
     #[error("ova.xml: malformed xml at byte {offset}: {message}")]

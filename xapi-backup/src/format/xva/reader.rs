@@ -413,7 +413,10 @@ pub(crate) async fn open_detected<R: AsyncRead + Send + Unpin + 'static>(
     let mut prefix = vec![0u8; BLOCK];
     let mut got = 0;
     while got < BLOCK {
-        let n = reader.read(&mut prefix[got..]).await?;
+        let n = reader
+            .read(&mut prefix[got..])
+            .await
+            .map_err(crate::error::io("reading the XVA stream"))?;
         if n == 0 {
             break;
         }
@@ -453,7 +456,10 @@ pub(crate) async fn open_detected<R: AsyncRead + Send + Unpin + 'static>(
     let chained = std::io::Cursor::new(prefix).chain(reader);
     let boxed: BoxedRead = match compression {
         Compression::None => Box::new(chained),
-        kind => Box::new(DecompressingReader::new(chained, kind)?),
+        kind => Box::new(
+            DecompressingReader::new(chained, kind)
+                .map_err(crate::error::io("starting the decompressor"))?,
+        ),
     };
     Ok((boxed, compression))
 }

@@ -178,11 +178,13 @@ async fn write_disk(
             let read = disk.reader.read(&mut buf[filled..len]);
             let n = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, read).await {
-                    Ok(r) => r?,
+                    Ok(r) => r.map_err(crate::error::io("reading the source disk"))?,
                     // Silent for too long: the check above sends the keep-alive.
                     Err(_) => continue,
                 },
-                None => read.await?,
+                None => read
+                    .await
+                    .map_err(crate::error::io("reading the source disk"))?,
             };
             if n == 0 {
                 return Err(XvaError::SourceEnded {
@@ -224,7 +226,8 @@ async fn produce(
     let result = async {
         let mut out = Emitter {
             tx: tx.clone(),
-            encoder: BlockingEncoder::new(options.compression)?,
+            encoder: BlockingEncoder::new(options.compression)
+                .map_err(crate::error::io("starting the compressor"))?,
             batch: BytesMut::with_capacity(2 * Emitter::BATCH),
             last_sent: tokio::time::Instant::now(),
         };
@@ -317,9 +320,15 @@ pub(crate) async fn drain_into<W: AsyncWrite + Unpin>(
     let mut total = 0u64;
     while let Some(piece) = stream.next().await {
         let piece = piece?;
-        writer.write_all(&piece).await?;
+        writer
+            .write_all(&piece)
+            .await
+            .map_err(crate::error::io("writing the XVA stream"))?;
         total += piece.len() as u64;
     }
-    writer.flush().await?;
+    writer
+        .flush()
+        .await
+        .map_err(crate::error::io("writing the XVA stream"))?;
     Ok(total)
 }

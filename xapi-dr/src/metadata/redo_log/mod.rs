@@ -101,6 +101,7 @@ impl Validity {
 
 /// Why a redo log could not be read or written. Offsets are byte offsets on the device.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedoLogError {
     /// The device failed.
     #[error("redo log: i/o error at byte {offset}: {source}")]
