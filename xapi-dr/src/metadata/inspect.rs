@@ -9,7 +9,10 @@ use serde::Serialize;
 
 use super::diagnostic::Diagnostic;
 use super::load::{LoadedDatabase, Source, load, load_reader};
-use super::views::{NULL_REF, Pool, PowerState, Sr, Vbd, Vdi, Vm, VmAppliance};
+use xapi_core::api::{Sr, Vbd, VbdType, Vdi, Vm, VmAppliance, VmPowerState};
+use xapi_core::wire::Ref;
+
+use super::views::{PoolView, SrView, VbdView, VdiView, VmApplianceView, VmView};
 use crate::Error;
 
 /// The pool the database belongs to.
@@ -29,7 +32,7 @@ pub struct DiskSummary {
     /// `userdevice` of the VBD.
     pub userdevice: String,
     /// `Disk` or `CD`.
-    pub vbd_type: String,
+    pub vbd_type: VbdType,
     /// VDI UUID (empty for an empty CD drive).
     pub vdi_uuid: String,
     /// VDI name.
@@ -50,7 +53,7 @@ pub struct VmSummary {
     /// Name.
     pub name_label: String,
     /// Power state recorded in the metadata.
-    pub power_state: PowerState,
+    pub power_state: VmPowerState,
     /// UUID of its vApp, if any.
     pub vapp: Option<String>,
     /// Recovery count: compared with the target pool's copy.
@@ -134,33 +137,33 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
         diagnostics,
     } = loaded;
     let db = &database;
-    let pools = db.view::<Pool>()?;
+    let pools = db.view::<PoolView>()?;
     let mut pool = PoolSummary::default();
     if let Some(p) = pools.first() {
         pool.uuid.clone_from(&p.uuid);
         pool.name_label.clone_from(&p.name_label);
-        if let Some(master) = db.row("host", &p.master) {
+        if let Some(master) = db.row("host", p.master.as_str()) {
             master
                 .get("name__label")
                 .unwrap_or_default()
                 .clone_into(&mut pool.master_name);
         }
     }
-    let srs = db.view::<Sr>()?;
-    let sr_by_ref: HashMap<&str, &Sr> = srs.iter().map(|s| (s.reference.as_str(), s)).collect();
-    let vdis = db.view::<Vdi>()?;
-    let vdi_by_ref: HashMap<&str, &Vdi> = vdis.iter().map(|v| (v.reference.as_str(), v)).collect();
-    let vbds = db.view::<Vbd>()?;
-    let vbd_by_ref: HashMap<&str, &Vbd> = vbds.iter().map(|v| (v.reference.as_str(), v)).collect();
-    let apps = db.view::<VmAppliance>()?;
-    let app_by_ref: HashMap<&str, &VmAppliance> =
-        apps.iter().map(|a| (a.reference.as_str(), a)).collect();
+    let srs = db.view::<SrView>()?;
+    let sr_by_ref: HashMap<&Ref<Sr>, &SrView> = srs.iter().map(|s| (&s.reference, s)).collect();
+    let vdis = db.view::<VdiView>()?;
+    let vdi_by_ref: HashMap<&Ref<Vdi>, &VdiView> = vdis.iter().map(|v| (&v.reference, v)).collect();
+    let vbds = db.view::<VbdView>()?;
+    let vbd_by_ref: HashMap<&Ref<Vbd>, &VbdView> = vbds.iter().map(|v| (&v.reference, v)).collect();
+    let apps = db.view::<VmApplianceView>()?;
+    let app_by_ref: HashMap<&Ref<VmAppliance>, &VmApplianceView> =
+        apps.iter().map(|a| (&a.reference, a)).collect();
 
     let mut required_srs = std::collections::HashSet::new();
     let mut vms = Vec::new();
     let mut other_vm_rows = 0;
-    let mut vm_uuid_by_ref = HashMap::new();
-    for vm in db.view::<Vm>()? {
+    let mut vm_uuid_by_ref: HashMap<Ref<Vm>, String> = HashMap::new();
+    for vm in db.view::<VmView>()? {
         if vm.is_a_template || vm.is_a_snapshot || vm.is_control_domain {
             other_vm_rows += 1;
             continue;
@@ -168,12 +171,12 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
         let mut disks: Vec<DiskSummary> = vm
             .vbds
             .iter()
-            .filter_map(|r| vbd_by_ref.get(r.as_str()))
+            .filter_map(|r| vbd_by_ref.get(r))
             .map(|vbd| {
-                let vdi = vdi_by_ref.get(vbd.vdi.as_str());
-                let sr = vdi.and_then(|v| sr_by_ref.get(v.sr.as_str()));
+                let vdi = vdi_by_ref.get(&vbd.vdi);
+                let sr = vdi.and_then(|v| sr_by_ref.get(&v.sr));
                 if let Some(sr) = sr
-                    && vbd.vbd_type != "CD"
+                    && vbd.vbd_type != VbdType::Cd
                     && sr.content_type != "iso"
                 {
                     required_srs.insert(sr.reference.clone());
@@ -197,13 +200,7 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
         });
         vm_uuid_by_ref.insert(vm.reference.clone(), vm.uuid.clone());
         vms.push(VmSummary {
-            vapp: (vm.appliance != NULL_REF)
-                .then(|| {
-                    app_by_ref
-                        .get(vm.appliance.as_str())
-                        .map(|a| a.uuid.clone())
-                })
-                .flatten(),
+            vapp: app_by_ref.get(&vm.appliance).map(|a| a.uuid.clone()),
             uuid: vm.uuid,
             name_label: vm.name_label,
             power_state: vm.power_state,

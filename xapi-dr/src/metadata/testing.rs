@@ -609,7 +609,7 @@ pub fn generate_pool(shape: PoolShape) -> Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::views::{Vbd, Vm, VmAppliance};
+    use crate::metadata::views::{VbdView, VmApplianceView, VmView};
     use crate::metadata::{db_xml_bytes, read_db_xml};
 
     #[test]
@@ -632,14 +632,14 @@ mod tests {
     fn generated_relations_are_consistent() {
         let db = generate_pool(PoolShape::with_vms(50));
         let snapshots = db
-            .view::<Vm>()
+            .view::<VmView>()
             .unwrap()
             .into_iter()
             .filter(|v| v.is_a_snapshot)
             .count();
         assert_eq!(snapshots, 25);
         let with_snapshot = db
-            .view::<Vm>()
+            .view::<VmView>()
             .unwrap()
             .into_iter()
             .filter(|v| v.snapshots.len() == 1)
@@ -654,8 +654,8 @@ mod tests {
             again, db,
             "recomputing the relations of a generated pool changes nothing"
         );
-        let vms = db.view::<Vm>().unwrap();
-        let vbds = db.view::<Vbd>().unwrap();
+        let vms = db.view::<VmView>().unwrap();
+        let vbds = db.view::<VbdView>().unwrap();
         for vm in vms.iter().filter(|v| !v.is_a_snapshot) {
             assert_eq!(vm.vbds.len(), 2);
             assert!(vm.vbds.iter().all(|r| {
@@ -663,13 +663,11 @@ mod tests {
                     .any(|b| &b.reference == r && b.vm == vm.reference)
             }));
         }
-        let apps = db.view::<VmAppliance>().unwrap();
+        let apps = db.view::<VmApplianceView>().unwrap();
         let members: usize = apps.iter().map(|a| a.vms.len()).sum();
         assert_eq!(
             members,
-            vms.iter()
-                .filter(|v| v.appliance != "OpaqueRef:NULL")
-                .count()
+            vms.iter().filter(|v| !v.appliance.is_null()).count()
         );
     }
 }

@@ -2,14 +2,24 @@
 //! a column missing from the dump takes the datamodel default (empty string, `0`, `false`, empty
 //! set or map, `OpaqueRef:NULL`); a column that is present but malformed is an error naming the
 //! table, row and column.
+//!
+//! A view holds the columns DR reads, not the whole record: `VmView` is a subset of
+//! [`xapi_core::api::VmRecord`]. Its references and enums are xapi-core's ([`Ref<Vm>`],
+//! [`VmPowerState`], [`VdiType`], ...), so a view and a record of the same object compare
+//! field by field without conversion.
 
 use serde::Serialize;
+use xapi_core::api::{
+    Host, Network, Pbd, Pool, Sr, Vbd, VbdMode, VbdType, Vdi, VdiType, Vif, Vm, VmAppliance,
+    VmPowerState,
+};
+use xapi_core::wire::Ref;
 
 use super::database::{Database, Row};
 use super::sexpr::{SExprError, parse_map, parse_set};
 
-/// The null object reference.
-pub const NULL_REF: &str = "OpaqueRef:NULL";
+/// The null object reference, as stored.
+pub const NULL_REF: &str = xapi_core::wire::reference::NULL_REF;
 
 /// A stored value that does not have the form its column requires.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -77,11 +87,22 @@ impl<'a> Fields<'a> {
     }
 
     /// A reference column (`OpaqueRef:NULL` if missing or empty).
-    pub fn reference(&self, column: &'static str) -> String {
+    pub fn reference<T>(&self, column: &'static str) -> Ref<T> {
         match self.row.get(column) {
-            None | Some("") => NULL_REF.to_owned(),
-            Some(r) => r.to_owned(),
+            None | Some("") => Ref::null(),
+            Some(r) => Ref::new(r),
         }
+    }
+
+    /// A set-of-references column (empty if missing).
+    pub fn references<T>(&self, column: &'static str) -> Result<Vec<Ref<T>>, ViewError> {
+        Ok(self.set(column)?.into_iter().map(Ref::new).collect())
+    }
+
+    /// An enum column, as xapi-core's enum: a stored value the enum does not know is kept as
+    /// its `Unknown` variant, never an error.
+    pub fn enumeration<E>(&self, column: &'static str, from_wire: fn(&str) -> E) -> E {
+        from_wire(self.row.get(column).unwrap_or_default())
     }
 
     /// An int column (`0` if missing).
@@ -203,47 +224,18 @@ impl Database {
     }
 }
 
-/// `VM.power_state`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub enum PowerState {
-    /// Not running.
-    Halted,
-    /// Running but paused.
-    Paused,
-    /// Running.
-    Running,
-    /// Suspended to a VDI.
-    Suspended,
-    /// A value this crate does not know, kept verbatim.
-    #[serde(untagged)]
-    Unknown(String),
-}
-
-impl PowerState {
-    fn from_stored(text: &str) -> PowerState {
-        match text {
-            "Halted" => PowerState::Halted,
-            "Paused" => PowerState::Paused,
-            "Running" => PowerState::Running,
-            "Suspended" => PowerState::Suspended,
-            other => PowerState::Unknown(other.to_owned()),
-        }
-    }
-}
-
 macro_rules! view_struct {
     (
         $(#[$meta:meta])*
-        $name:ident, $table:literal {
-            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $kind:ident($column:literal) ),* $(,)?
+        $name:ident, $class:ty, $table:literal {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $kind:ident $(<$e:ty>)? ($column:literal) ),* $(,)?
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Serialize)]
         pub struct $name {
             /// The row's object reference.
-            pub reference: String,
+            pub reference: Ref<$class>,
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
@@ -251,8 +243,8 @@ macro_rules! view_struct {
             const TABLE: &'static str = $table;
             fn from_fields(reference: &str, f: &Fields<'_>) -> Result<Self, ViewError> {
                 Ok($name {
-                    reference: reference.to_owned(),
-                    $( $field: view_struct!(@read f, $kind, $column), )*
+                    reference: Ref::new(reference),
+                    $( $field: view_struct!(@read f, $kind $(<$e>)?, $column), )*
                 })
             }
         }
@@ -265,12 +257,13 @@ macro_rules! view_struct {
     (@read $f:ident, set, $c:literal) => { $f.set($c)? };
     (@read $f:ident, map, $c:literal) => { $f.map($c)? };
     (@read $f:ident, datetime, $c:literal) => { $f.datetime($c)? };
-    (@read $f:ident, power_state, $c:literal) => { PowerState::from_stored(&$f.string($c)) };
+    (@read $f:ident, references, $c:literal) => { $f.references($c)? };
+    (@read $f:ident, enumeration<$e:ty>, $c:literal) => { $f.enumeration($c, <$e>::from_wire) };
 }
 
 view_struct! {
     /// A pool (`pool` table).
-    Pool, "pool" {
+    PoolView, Pool, "pool" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name (often empty: clients then show the master's name).
@@ -278,11 +271,11 @@ view_struct! {
         /// Description.
         name_description: String = string("name__description"),
         /// The master host.
-        master: String = reference("master"),
+        master: Ref<Host> = reference("master"),
         /// Default SR.
-        default_sr: String = reference("default_SR"),
+        default_sr: Ref<Sr> = reference("default_SR"),
         /// Metadata VDIs holding this pool's database.
-        metadata_vdis: Vec<String> = set("metadata_VDIs"),
+        metadata_vdis: Vec<Ref<Vdi>> = references("metadata_VDIs"),
         /// `other_config`.
         other_config: Vec<(String, String)> = map("other_config"),
     }
@@ -290,7 +283,7 @@ view_struct! {
 
 view_struct! {
     /// A host (`host` table).
-    Host, "host" {
+    HostView, Host, "host" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name.
@@ -302,7 +295,7 @@ view_struct! {
         /// Management address.
         address: String = string("address"),
         /// PBDs of the host.
-        pbds: Vec<String> = set("PBDs"),
+        pbds: Vec<Ref<Pbd>> = references("PBDs"),
         /// `other_config`.
         other_config: Vec<(String, String)> = map("other_config"),
     }
@@ -310,7 +303,7 @@ view_struct! {
 
 view_struct! {
     /// A storage repository (`SR` table).
-    Sr, "SR" {
+    SrView, Sr, "SR" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name.
@@ -326,11 +319,11 @@ view_struct! {
         /// Physical size in bytes.
         physical_size: i64 = int("physical_size"),
         /// VDIs on the SR.
-        vdis: Vec<String> = set("VDIs"),
+        vdis: Vec<Ref<Vdi>> = references("VDIs"),
         /// PBDs of the SR.
-        pbds: Vec<String> = set("PBDs"),
+        pbds: Vec<Ref<Pbd>> = references("PBDs"),
         /// The DR task that introduced the SR.
-        introduced_by: String = reference("introduced_by"),
+        introduced_by: Ref<xapi_core::api::DrTask> = reference("introduced_by"),
         /// `sm_config`.
         sm_config: Vec<(String, String)> = map("sm_config"),
         /// `other_config`.
@@ -340,13 +333,13 @@ view_struct! {
 
 view_struct! {
     /// A physical block device (`PBD` table): how a host attaches an SR.
-    Pbd, "PBD" {
+    PbdView, Pbd, "PBD" {
         /// UUID.
         uuid: String = string("uuid"),
         /// The host.
-        host: String = reference("host"),
+        host: Ref<Host> = reference("host"),
         /// The SR.
-        sr: String = reference("SR"),
+        sr: Ref<Sr> = reference("SR"),
         /// Device configuration (target, LUN, server path...).
         device_config: Vec<(String, String)> = map("device_config"),
         /// Whether it was plugged.
@@ -358,7 +351,7 @@ view_struct! {
 
 view_struct! {
     /// A virtual disk (`VDI` table).
-    Vdi, "VDI" {
+    VdiView, Vdi, "VDI" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name.
@@ -366,13 +359,13 @@ view_struct! {
         /// Description.
         name_description: String = string("name__description"),
         /// The SR holding it.
-        sr: String = reference("SR"),
+        sr: Ref<Sr> = reference("SR"),
         /// Size seen by the VM, in bytes.
         virtual_size: i64 = int("virtual_size"),
         /// Bytes used on the SR.
         physical_utilisation: i64 = int("physical_utilisation"),
         /// VDI type (`user`, `system`, `metadata`, `redo_log`, `suspend`, ...).
-        vdi_type: String = string("type"),
+        vdi_type: VdiType = enumeration<VdiType>("type"),
         /// Whether it may be attached to several VMs at once.
         sharable: bool = bool("sharable"),
         /// Whether it is read-only.
@@ -382,13 +375,13 @@ view_struct! {
         /// Whether it is a snapshot.
         is_a_snapshot: bool = bool("is_a_snapshot"),
         /// The VDI it is a snapshot of.
-        snapshot_of: String = reference("snapshot_of"),
+        snapshot_of: Ref<Vdi> = reference("snapshot_of"),
         /// For a metadata VDI, the pool whose database it holds.
-        metadata_of_pool: String = reference("metadata_of_pool"),
+        metadata_of_pool: Ref<Pool> = reference("metadata_of_pool"),
         /// For a metadata VDI, whether it is the newest copy known.
         metadata_latest: bool = bool("metadata_latest"),
         /// VBDs using it.
-        vbds: Vec<String> = set("VBDs"),
+        vbds: Vec<Ref<Vbd>> = references("VBDs"),
         /// `sm_config`.
         sm_config: Vec<(String, String)> = map("sm_config"),
         /// `other_config`.
@@ -398,13 +391,13 @@ view_struct! {
 
 view_struct! {
     /// A virtual block device (`VBD` table): a disk or CD slot of a VM.
-    Vbd, "VBD" {
+    VbdView, Vbd, "VBD" {
         /// UUID.
         uuid: String = string("uuid"),
         /// The VM.
-        vm: String = reference("VM"),
+        vm: Ref<Vm> = reference("VM"),
         /// The VDI (`OpaqueRef:NULL` for an empty CD drive).
-        vdi: String = reference("VDI"),
+        vdi: Ref<Vdi> = reference("VDI"),
         /// Device name in the guest (`xvda`).
         device: String = string("device"),
         /// User-facing device number (`0`, `autodetect`).
@@ -412,9 +405,9 @@ view_struct! {
         /// Whether it is bootable.
         bootable: bool = bool("bootable"),
         /// `RO` or `RW`.
-        mode: String = string("mode"),
+        mode: VbdMode = enumeration<VbdMode>("mode"),
         /// `Disk`, `CD` or `Floppy`.
-        vbd_type: String = string("type"),
+        vbd_type: VbdType = enumeration<VbdType>("type"),
         /// Whether a CD drive is empty.
         empty: bool = bool("empty"),
         /// `other_config`.
@@ -424,7 +417,7 @@ view_struct! {
 
 view_struct! {
     /// A virtual machine, template or snapshot (`VM` table).
-    Vm, "VM" {
+    VmView, Vm, "VM" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name.
@@ -432,7 +425,7 @@ view_struct! {
         /// Description.
         name_description: String = string("name__description"),
         /// Power state.
-        power_state: PowerState = power_state("power_state"),
+        power_state: VmPowerState = enumeration<VmPowerState>("power_state"),
         /// Whether it is a template.
         is_a_template: bool = bool("is_a_template"),
         /// Whether it is a default (built-in) template.
@@ -442,11 +435,11 @@ view_struct! {
         /// Whether it is a host's control domain.
         is_control_domain: bool = bool("is_control_domain"),
         /// The VM it is a snapshot of.
-        snapshot_of: String = reference("snapshot_of"),
+        snapshot_of: Ref<Vm> = reference("snapshot_of"),
         /// When the snapshot was taken.
         snapshot_time: String = datetime("snapshot_time"),
         /// The vApp it belongs to.
-        appliance: String = reference("appliance"),
+        appliance: Ref<VmAppliance> = reference("appliance"),
         /// Start order within its vApp (ascending).
         order: i64 = int("order"),
         /// Seconds to wait after starting it before the next order group.
@@ -458,19 +451,19 @@ view_struct! {
         /// HA restart priority (`restart`, `best-effort` or empty).
         ha_restart_priority: String = string("ha_restart_priority"),
         /// Host it runs on.
-        resident_on: String = reference("resident_on"),
+        resident_on: Ref<Host> = reference("resident_on"),
         /// Suspend image of a suspended VM.
-        suspend_vdi: String = reference("suspend_VDI"),
+        suspend_vdi: Ref<Vdi> = reference("suspend_VDI"),
         /// Static maximum memory in bytes.
         memory_static_max: i64 = int("memory__static_max"),
         /// Maximum number of vCPUs.
         vcpus_max: i64 = int("VCPUs__max"),
         /// Disk and CD slots.
-        vbds: Vec<String> = set("VBDs"),
+        vbds: Vec<Ref<Vbd>> = references("VBDs"),
         /// Network interfaces.
-        vifs: Vec<String> = set("VIFs"),
+        vifs: Vec<Ref<Vif>> = references("VIFs"),
         /// Snapshots of this VM.
-        snapshots: Vec<String> = set("snapshots"),
+        snapshots: Vec<Ref<Vm>> = references("snapshots"),
         /// `other_config`.
         other_config: Vec<(String, String)> = map("other_config"),
     }
@@ -478,13 +471,13 @@ view_struct! {
 
 view_struct! {
     /// A virtual network interface (`VIF` table).
-    Vif, "VIF" {
+    VifView, Vif, "VIF" {
         /// UUID.
         uuid: String = string("uuid"),
         /// The VM.
-        vm: String = reference("VM"),
+        vm: Ref<Vm> = reference("VM"),
         /// The network.
-        network: String = reference("network"),
+        network: Ref<Network> = reference("network"),
         /// Device number in the guest.
         device: String = string("device"),
         /// MAC address.
@@ -498,7 +491,7 @@ view_struct! {
 
 view_struct! {
     /// A network (`network` table).
-    Network, "network" {
+    NetworkView, Network, "network" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name.
@@ -510,7 +503,7 @@ view_struct! {
         /// MTU.
         mtu: i64 = int("MTU"),
         /// VIFs on the network.
-        vifs: Vec<String> = set("VIFs"),
+        vifs: Vec<Ref<Vif>> = references("VIFs"),
         /// `other_config`.
         other_config: Vec<(String, String)> = map("other_config"),
     }
@@ -518,7 +511,7 @@ view_struct! {
 
 view_struct! {
     /// A vApp (`VM_appliance` table).
-    VmAppliance, "VM_appliance" {
+    VmApplianceView, VmAppliance, "VM_appliance" {
         /// UUID.
         uuid: String = string("uuid"),
         /// Name.
@@ -526,7 +519,7 @@ view_struct! {
         /// Description.
         name_description: String = string("name__description"),
         /// Member VMs.
-        vms: Vec<String> = set("VMs"),
+        vms: Vec<Ref<Vm>> = references("VMs"),
     }
 }
 
@@ -554,29 +547,29 @@ mod tests {
             ("VBDs", "('OpaqueRef:b')"),
             ("snapshot_time", "20250319T04:16:24Z"),
         ]);
-        let vm: Vm = db.view_one("OpaqueRef:v").unwrap().unwrap();
+        let vm: VmView = db.view_one("OpaqueRef:v").unwrap().unwrap();
         assert_eq!(vm.name_label, "web 01");
-        assert_eq!(vm.power_state, PowerState::Running);
+        assert_eq!(vm.power_state, VmPowerState::Running);
         assert_eq!(
             (vm.order, vm.start_delay, vm.shutdown_delay, vm.version),
             (3, 20, 0, 2)
         );
-        assert_eq!(vm.appliance, NULL_REF);
+        assert!(vm.appliance.is_null());
         assert_eq!(vm.other_config, vec![("k".to_owned(), "v w".to_owned())]);
-        assert_eq!(vm.vbds, vec!["OpaqueRef:b".to_owned()]);
+        assert_eq!(vm.vbds, vec![Ref::<Vbd>::new("OpaqueRef:b")]);
     }
 
     #[test]
     fn malformed_columns_name_their_place() {
         let db = db_with_vm(&[("order", "first")]);
-        let err = db.view::<Vm>().unwrap_err();
+        let err = db.view::<VmView>().unwrap_err();
         assert_eq!(
             err.to_string(),
             "table VM, row OpaqueRef:v, column order: \"first\" is not an int"
         );
         let db = db_with_vm(&[("VBDs", "('x'")]);
         assert!(matches!(
-            db.view::<Vm>(),
+            db.view::<VmView>(),
             Err(ViewError::BadSExpr { column: "VBDs", .. })
         ));
     }
@@ -584,8 +577,8 @@ mod tests {
     #[test]
     fn unknown_power_state_is_kept() {
         let db = db_with_vm(&[("power_state", "Migrating")]);
-        let vm: Vm = db.view_one("OpaqueRef:v").unwrap().unwrap();
-        assert_eq!(vm.power_state, PowerState::Unknown("Migrating".into()));
+        let vm: VmView = db.view_one("OpaqueRef:v").unwrap().unwrap();
+        assert_eq!(vm.power_state, VmPowerState::Unknown("Migrating".into()));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use xapi_dr::metadata::views::PowerState;
+use xapi_core::api::VmPowerState as PowerState;
 use xapi_dr::metadata::{
     Database, Delta, Diagnostic, Manifest, RedoLogWriter, db_xml_bytes, inspect, inspect_bytes,
 };

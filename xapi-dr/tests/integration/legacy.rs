@@ -1,6 +1,6 @@
 //! Dumps written by older xapi releases and by hand: every leniency the reference asks for.
 
-use xapi_dr::metadata::views::{Fields, Vdi, Vm};
+use xapi_dr::metadata::views::{Fields, VdiView, VmView};
 use xapi_dr::metadata::{Diagnostic, load_reader, read_db_xml};
 
 /// A Boston-era (schema 5.63) dump: no `%` protection (raw spaces, a raw `%`), the legacy `%_`,
@@ -49,7 +49,7 @@ fn boston_dump_is_read_leniently() {
     );
     assert_eq!((row.ctime, row.mtime), (1, 4000));
 
-    let vm = db.view_one::<Vm>("OpaqueRef:vm").unwrap().unwrap();
+    let vm = db.view_one::<VmView>("OpaqueRef:vm").unwrap().unwrap();
     assert_eq!(
         vm.other_config,
         vec![
@@ -66,7 +66,7 @@ fn boston_dump_is_read_leniently() {
     let fields = Fields::new("VM", "OpaqueRef:vm", row);
     assert!((fields.float("HVM__shadow_multiplier").unwrap() - 1.0).abs() < f64::EPSILON);
 
-    let vdi = db.view_one::<Vdi>("OpaqueRef:vdi").unwrap().unwrap();
+    let vdi = db.view_one::<VdiView>("OpaqueRef:vdi").unwrap().unwrap();
     assert_eq!(
         vdi.sm_config,
         vec![("vdi_type".to_owned(), "vhd".to_owned())],
@@ -79,10 +79,10 @@ fn loading_rebuilds_sets_and_reports_unknown_and_missing_tables() {
     let loaded = load_reader(std::io::Cursor::new(BOSTON.as_bytes()), "boston.db").unwrap();
     let vm = loaded
         .database
-        .view_one::<Vm>("OpaqueRef:vm")
+        .view_one::<VmView>("OpaqueRef:vm")
         .unwrap()
         .unwrap();
-    assert_eq!(vm.vbds, ["OpaqueRef:vbd"]);
+    assert_eq!(vm.vbds, [xapi_core::wire::Ref::new("OpaqueRef:vbd")]);
     assert!(loaded.diagnostics.contains(&Diagnostic::UnknownTable {
         name: "Gadget".into(),
         rows: 1
