@@ -4,8 +4,11 @@
 //! verified as chunks pass), VHD (fixed, dynamic, differencing), raw `format=tar` and the
 //! chunked upload protocol. Memory stays bounded by a few chunks whatever the disk size.
 //!
+//! The codecs use xapi-core without its client (its `wire` codecs and `api` types): a tool that
+//! only reads or writes XVAs builds no TLS or HTTP stack.
+//!
 //! ```no_run
-//! # async fn demo() -> Result<(), xapi_backup::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use xapi_backup::format::xva::{ReadOptions, XvaReader};
 //! let file = tokio::fs::File::open("vm.xva").await?;
 //! let mut xva = XvaReader::open(file, ReadOptions::default()).await?;

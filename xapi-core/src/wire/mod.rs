@@ -14,6 +14,8 @@
 //!   `bool`, enum or [`Ref`] when that is what the target type asks for. Asking for [`Value`]
 //!   gives what the wire says (untyped XML-RPC text is a [`Value::String`]).
 //! - [`to_value`] / [`from_value`] bridge typed values and [`Value`] with the same rules.
+//! - [`xmlrpc::decode_document`] / [`xmlrpc::encode_document`]: the document mode, an
+//!   [`OrderedValue`] that keeps struct members in order (an XVA's `ova.xml`).
 //! - [`Limits`] bound the input size and nesting depth in every decoder.
 //!
 //! ```
@@ -57,6 +59,7 @@
 //! ```
 
 pub mod datetime;
+mod document;
 mod enum_text;
 pub mod error;
 mod error_code;
@@ -78,6 +81,7 @@ mod xml_write;
 pub mod xmlrpc;
 
 pub use datetime::{DateTime, DateTimeParseError, Zone};
+pub use document::OrderedValue;
 pub(crate) use enum_text::EnumTextVisitor;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use error_code::ErrorCode;

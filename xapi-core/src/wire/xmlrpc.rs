@@ -19,11 +19,12 @@
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
+use super::document::write_ordered;
 use super::error::DecodeErrorKind;
 use super::text::TextDeserializer;
 use super::xml_de::XmlDeserializer;
 use super::xml_write::{write_escaped, write_value};
-use super::{DecodeError, Failure, Limits, Value};
+use super::{DecodeError, Failure, Limits, OrderedValue, Value};
 
 const XML_DECL: &str = "<?xml version=\"1.0\"?>";
 
@@ -212,6 +213,24 @@ pub fn encode_response(result: Result<&Value, &Failure>) -> Vec<u8> {
 pub fn encode_value(value: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, value);
+    out
+}
+
+/// Decode a document whose root is one `<value>` (an XVA's `ova.xml`) into an [`OrderedValue`]:
+/// struct members in document order, datetimes as text. The same parser, DOCTYPE refusal and
+/// limits as every response; nothing may follow the root value.
+pub fn decode_document(xml: &[u8], limits: &Limits) -> Result<OrderedValue, DecodeError> {
+    let mut de = XmlDeserializer::new(xml, limits)?;
+    let value = OrderedValue::deserialize(&mut de)?;
+    de.expect_eof()?;
+    Ok(value)
+}
+
+/// Encode an [`OrderedValue`] as one `<value>` exactly as xapi writes it (no declaration, no
+/// whitespace, ints untyped, `<i4>` for [`OrderedValue::Int32`]).
+pub fn encode_document(value: &OrderedValue) -> String {
+    let mut out = String::new();
+    write_ordered(&mut out, value);
     out
 }
 

@@ -277,7 +277,7 @@ fn from_ova(value: &ova_xml::Value, ty: &Ty) -> Option<Value> {
         ova_xml::Value::Bool(b) => Value::Bool(*b),
         ova_xml::Value::Double(d) => Value::Double(*d),
         ova_xml::Value::DateTime(text) => Value::DateTime(DateTime::parse(text).ok()?),
-        ova_xml::Value::Base64(text) => Value::String(text.clone()),
+        ova_xml::Value::Base64(bytes) => Value::Base64(bytes.clone()),
         ova_xml::Value::Nil => Value::Nil,
         ova_xml::Value::Array(items) => {
             let inner = match ty {

@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use xapi_backup::format::ova_xml::{self, OvaClass, OvaObject, OvaVersion, OvaXml};
@@ -211,7 +209,7 @@ fn plain(value: &Value) -> ova_xml::Value {
             ova_xml::Value::Struct(map.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
         }
         Value::Nil => ova_xml::Value::Nil,
-        Value::Base64(bytes) => ova_xml::Value::Base64(BASE64.encode(bytes)),
+        Value::Base64(bytes) => ova_xml::Value::Base64(bytes.clone()),
     }
 }
 

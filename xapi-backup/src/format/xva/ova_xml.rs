@@ -6,10 +6,10 @@
 //! accepts every XML-RPC variant (`int`, `i4`, `i8`, `string`, `base64`, `nil`, untyped text,
 //! `<value/>`, whitespace, CDATA, character references) and keeps every class and field, known or
 //! not; typed views ([`VdiView`], [`VbdView`], ...) read the fields the disk codecs need.
-
-use std::fmt::Write as _;
-
-use quick_xml::events::Event;
+//!
+//! Reading and writing go through xapi-core's XML-RPC codec in document mode
+//! ([`xapi_core::wire::OrderedValue`]): one parser, one escaper and one DOCTYPE policy (refused)
+//! for `ova.xml` and for every XML-RPC message.
 
 /// Failures while reading `ova.xml`.
 #[derive(Debug, thiserror::Error)]
@@ -45,89 +45,10 @@ pub enum OvaXmlError {
     },
 }
 
-/// One XML-RPC value as it appears in `ova.xml`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A string, or untyped text (which is also how xapi writes int64 values).
-    String(String),
-    /// An integer (`<i4>`, `<int>` or `<i8>` on input). Written untyped, as xapi writes
-    /// OCaml `int` / `int64` values, so it reads back as [`Value::String`]: use
-    /// [`Value::as_i64`], which accepts both.
-    Int(i64),
-    /// A 32-bit integer, written as `<i4>` (xapi's `Int32`).
-    Int32(i32),
-    /// `<boolean>`.
-    Bool(bool),
-    /// `<double>`.
-    Double(f64),
-    /// `<dateTime.iso8601>`, kept as its text (`20260101T00:00:00Z`).
-    DateTime(String),
-    /// `<base64>`, kept as its text.
-    Base64(String),
-    /// `<array><data>`.
-    Array(Vec<Value>),
-    /// `<struct>`, members in document order.
-    Struct(Vec<(String, Value)>),
-    /// `<nil/>`.
-    Nil,
-}
-
-impl Value {
-    /// The text of a string value.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// An integer, from a typed int or from untyped text (xapi writes int64 untyped).
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Value::Int(i) => Some(*i),
-            Value::Int32(i) => Some(i64::from(*i)),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    /// A boolean, from `<boolean>` or from the texts `true` / `false`.
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Value::Bool(b) => Some(*b),
-            Value::String(s) => match s.as_str() {
-                "true" | "1" => Some(true),
-                "false" | "0" => Some(false),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// The members of a struct.
-    pub fn as_struct(&self) -> Option<&[(String, Value)]> {
-        match self {
-            Value::Struct(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    /// The elements of an array.
-    pub fn as_array(&self) -> Option<&[Value]> {
-        match self {
-            Value::Array(a) => Some(a),
-            _ => None,
-        }
-    }
-
-    /// Looks a member up by name in a struct.
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.as_struct()?
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    }
-}
+/// One XML-RPC value as it appears in `ova.xml`: xapi-core's document-mode value (struct members
+/// in document order, `<i4>` kept apart, datetimes as text), read and written by the same codec
+/// as every XML-RPC message.
+pub use xapi_core::wire::OrderedValue as Value;
 
 /// The classes that can appear in `ova.xml` (reference §2.1), with a fallback for others.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -602,9 +523,7 @@ impl OvaXml {
             ("version".to_owned(), Value::Struct(version)),
             ("objects".to_owned(), Value::Array(objects)),
         ]);
-        let mut out = String::new();
-        write_value(&mut out, &header);
-        out
+        value_to_xml(&header)
     }
 
     /// Parses `ova.xml`, leniently toward every XML-RPC variant.
@@ -686,358 +605,32 @@ impl OvaXml {
     }
 }
 
-fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-}
-
 /// Formats a double as C's `%.16g` (ocaml-rpc's XML-RPC `<double>`): see
 /// [`xapi_core::wire::format_g`].
 pub fn format_double(x: f64) -> String {
     xapi_core::wire::format_g(x, 16)
 }
 
-fn write_value(out: &mut String, v: &Value) {
-    out.push_str("<value>");
-    match v {
-        Value::String(s) => escape_into(out, s),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Int32(i) => {
-            let _ = write!(out, "<i4>{i}</i4>");
-        }
-        Value::Bool(b) => {
-            let _ = write!(out, "<boolean>{}</boolean>", u8::from(*b));
-        }
-        Value::Double(d) => {
-            let _ = write!(out, "<double>{}</double>", format_double(*d));
-        }
-        Value::DateTime(s) => {
-            out.push_str("<dateTime.iso8601>");
-            escape_into(out, s);
-            out.push_str("</dateTime.iso8601>");
-        }
-        Value::Base64(s) => {
-            out.push_str("<base64>");
-            escape_into(out, s);
-            out.push_str("</base64>");
-        }
-        Value::Array(items) => {
-            out.push_str("<array><data>");
-            for item in items {
-                write_value(out, item);
-            }
-            out.push_str("</data></array>");
-        }
-        Value::Struct(members) => {
-            out.push_str("<struct>");
-            for (k, item) in members {
-                out.push_str("<member><name>");
-                escape_into(out, k);
-                out.push_str("</name>");
-                write_value(out, item);
-                out.push_str("</member>");
-            }
-            out.push_str("</struct>");
-        }
-        Value::Nil => out.push_str("<nil/>"),
-    }
-    out.push_str("</value>");
-}
-
-/// A flattened XML token stream: markup and merged text.
-#[derive(Debug)]
-enum Tok {
-    Open(String, u64),
-    Close(String, u64),
-    Empty(String, u64),
-    Text(String),
-}
-
-fn tokenize(xml: &[u8]) -> Result<Vec<Tok>, OvaXmlError> {
-    let text = std::str::from_utf8(xml).map_err(|e| OvaXmlError::Xml {
-        offset: e.valid_up_to() as u64,
-        message: "not valid UTF-8".to_owned(),
-    })?;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut toks = Vec::new();
-    let mut pending = String::new();
-    let flush = |pending: &mut String, toks: &mut Vec<Tok>| {
-        if !pending.is_empty() {
-            toks.push(Tok::Text(std::mem::take(pending)));
-        }
-    };
-    loop {
-        let offset = reader.buffer_position();
-        let ev = reader.read_event().map_err(|e| OvaXmlError::Xml {
-            offset: reader.error_position(),
-            message: e.to_string(),
-        })?;
-        match ev {
-            Event::Start(e) => {
-                flush(&mut pending, &mut toks);
-                let name = e.name().as_ref().to_owned();
-                toks.push(Tok::Open(name, offset));
-            }
-            Event::End(e) => {
-                flush(&mut pending, &mut toks);
-                let name = e.name().as_ref().to_owned();
-                toks.push(Tok::Close(name, offset));
-            }
-            Event::Empty(e) => {
-                flush(&mut pending, &mut toks);
-                let name = e.name().as_ref().to_owned();
-                toks.push(Tok::Empty(name, offset));
-            }
-            Event::Text(t) => pending.push_str(&t.xml10_content()),
-            Event::CData(t) => pending.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    Ok(None) => {
-                        let name = r.xml10_content();
-                        quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| OvaXmlError::Xml {
-                                offset,
-                                message: format!("unknown entity &{name};"),
-                            })?
-                            .to_owned()
-                    }
-                    Err(e) => {
-                        return Err(OvaXmlError::Xml {
-                            offset,
-                            message: e.to_string(),
-                        });
-                    }
-                };
-                pending.push_str(&resolved);
-            }
-            Event::Eof => {
-                flush(&mut pending, &mut toks);
-                return Ok(toks);
-            }
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
-        }
-    }
-}
-
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
-}
-
-const MAX_DEPTH: usize = 64;
-
-impl Parser {
-    fn offset(&self) -> u64 {
-        self.toks[self.pos.min(self.toks.len().saturating_sub(1))..]
-            .iter()
-            .find_map(|t| match t {
-                Tok::Open(_, o) | Tok::Close(_, o) | Tok::Empty(_, o) => Some(*o),
-                Tok::Text(_) => None,
-            })
-            .unwrap_or(0)
-    }
-
-    fn err(&self, message: impl Into<String>) -> OvaXmlError {
-        OvaXmlError::Shape {
-            offset: self.offset(),
-            message: message.into(),
-        }
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(Tok::Text(t)) = self.toks.get(self.pos) {
-            if t.trim().is_empty() {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn text(&mut self) -> String {
-        if let Some(Tok::Text(t)) = self.toks.get(self.pos) {
-            let t = t.clone();
-            self.pos += 1;
-            t
-        } else {
-            String::new()
-        }
-    }
-
-    fn expect_open(&mut self, name: &str) -> Result<(), OvaXmlError> {
-        self.skip_ws();
-        match self.toks.get(self.pos) {
-            Some(Tok::Open(n, _)) if n == name => {
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(self.err(format!("expected <{name}>"))),
-        }
-    }
-
-    fn expect_close(&mut self, name: &str) -> Result<(), OvaXmlError> {
-        self.skip_ws();
-        match self.toks.get(self.pos) {
-            Some(Tok::Close(n, _)) if n == name => {
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(self.err(format!("expected </{name}>"))),
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, OvaXmlError> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("values nested too deeply"));
-        }
-        self.skip_ws();
-        match self.toks.get(self.pos) {
-            Some(Tok::Empty(n, _)) if n == "value" => {
-                self.pos += 1;
-                return Ok(Value::String(String::new()));
-            }
-            Some(Tok::Open(n, _)) if n == "value" => self.pos += 1,
-            _ => return Err(self.err("expected <value>")),
-        }
-        // Untyped text, or whitespace before a typed child.
-        let leading = self.text();
-        let v = match self.toks.get(self.pos).map(|t| match t {
-            Tok::Open(n, _) => (n.clone(), false),
-            Tok::Empty(n, _) => (n.clone(), true),
-            Tok::Close(n, _) => (format!("/{n}"), false),
-            Tok::Text(_) => (String::new(), false),
-        }) {
-            Some((n, _)) if n == "/value" => {
-                self.pos += 1;
-                return Ok(Value::String(leading));
-            }
-            Some((n, true)) => {
-                self.pos += 1;
-                match n.as_str() {
-                    "nil" => Value::Nil,
-                    "string" | "base64" | "dateTime.iso8601" => Value::String(String::new()),
-                    "struct" => Value::Struct(Vec::new()),
-                    "array" => Value::Array(Vec::new()),
-                    other => return Err(self.err(format!("unexpected empty <{other}/>"))),
-                }
-            }
-            Some((n, false)) => {
-                if !leading.trim().is_empty() {
-                    return Err(self.err("text mixed with a typed value"));
-                }
-                self.pos += 1;
-                let v = match n.as_str() {
-                    "string" => Value::String(self.text()),
-                    "base64" => Value::Base64(self.text()),
-                    "dateTime.iso8601" => Value::DateTime(self.text().trim().to_owned()),
-                    "int" | "i4" | "i8" => {
-                        let t = self.text();
-                        Value::Int(
-                            t.trim()
-                                .parse()
-                                .map_err(|_| self.err(format!("<{n}> holds {t:?}")))?,
-                        )
-                    }
-                    "boolean" => {
-                        let t = self.text();
-                        match t.trim() {
-                            "1" | "true" => Value::Bool(true),
-                            "0" | "false" => Value::Bool(false),
-                            _ => return Err(self.err(format!("<boolean> holds {t:?}"))),
-                        }
-                    }
-                    "double" => {
-                        let t = self.text();
-                        let t2 = t.trim();
-                        Value::Double(match t2 {
-                            "nan" | "-nan" => f64::NAN,
-                            "inf" => f64::INFINITY,
-                            "-inf" => f64::NEG_INFINITY,
-                            _ => t2
-                                .parse()
-                                .map_err(|_| self.err(format!("<double> holds {t:?}")))?,
-                        })
-                    }
-                    "nil" => Value::Nil,
-                    "array" => {
-                        self.skip_ws();
-                        let mut items = Vec::new();
-                        match self.toks.get(self.pos) {
-                            Some(Tok::Empty(d, _)) if d == "data" => self.pos += 1,
-                            _ => {
-                                self.expect_open("data")?;
-                                loop {
-                                    self.skip_ws();
-                                    if matches!(self.toks.get(self.pos), Some(Tok::Close(d, _)) if d == "data")
-                                    {
-                                        self.pos += 1;
-                                        break;
-                                    }
-                                    items.push(self.value(depth + 1)?);
-                                }
-                            }
-                        }
-                        Value::Array(items)
-                    }
-                    "struct" => {
-                        let mut members = Vec::new();
-                        loop {
-                            self.skip_ws();
-                            if matches!(self.toks.get(self.pos), Some(Tok::Close(d, _)) if d == "struct")
-                            {
-                                break;
-                            }
-                            self.expect_open("member")?;
-                            self.expect_open("name")?;
-                            let name = self.text();
-                            self.expect_close("name")?;
-                            let v = self.value(depth + 1)?;
-                            self.expect_close("member")?;
-                            members.push((name, v));
-                        }
-                        Value::Struct(members)
-                    }
-                    other => return Err(self.err(format!("unknown value type <{other}>"))),
-                };
-                self.expect_close(&n)?;
-                v
-            }
-            None => return Err(self.err("document ends inside <value>")),
-        };
-        self.expect_close("value")?;
-        Ok(v)
-    }
-}
-
-/// Parses a document whose root element is one XML-RPC `<value>`.
+/// Parses a document whose root element is one XML-RPC `<value>`, through xapi-core's XML-RPC
+/// codec in document mode ([`xapi_core::wire::xmlrpc::decode_document`]): every variant xapi or
+/// another writer produces is read; a DTD is refused as in every XML-RPC message.
 pub fn parse_value_document(xml: &[u8]) -> Result<Value, OvaXmlError> {
-    let toks = tokenize(xml)?;
-    let mut p = Parser { toks, pos: 0 };
-    let v = p.value(0)?;
-    p.skip_ws();
-    if p.pos != p.toks.len() {
-        return Err(p.err("content after the root <value>"));
-    }
-    Ok(v)
+    let limits = xapi_core::wire::Limits {
+        max_response_bytes: xml.len(),
+        max_depth: MAX_DEPTH,
+    };
+    xapi_core::wire::xmlrpc::decode_document(xml, &limits).map_err(|err| OvaXmlError::Xml {
+        offset: err.offset,
+        message: err.kind.to_string(),
+    })
 }
+
+/// The deepest nesting of values accepted (xapi's `ova.xml` nests four deep).
+const MAX_DEPTH: usize = 64;
 
 /// Serialises one value the way xapi does.
 pub fn value_to_xml(v: &Value) -> String {
-    let mut out = String::new();
-    write_value(&mut out, v);
-    out
+    xapi_core::wire::xmlrpc::encode_document(v)
 }
 
 #[cfg(test)]
