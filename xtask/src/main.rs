@@ -4,6 +4,7 @@
 //!   Python tests with XenAPI.py, JavaScript tests with Xen Orchestra's xen-api client).
 //! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
 //! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
+//! - `cargo xtask lean`: the format layers build without the client stack (see [`lean`]).
 //! - `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` from the
 //!   XAPI datamodel (see [`codegen`]).
 
@@ -11,6 +12,7 @@ mod bench_compare;
 mod codegen;
 mod fuzz_smoke;
 mod js;
+mod lean;
 mod python;
 mod run;
 mod system;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run_all(),
         Some("codegen") => codegen::run_command(&args[1..]),
+        Some("lean") => lean::check(),
         Some("bench-compare") => bench_compare::run_command(&args[1..]),
         Some("fuzz-smoke") => fuzz_smoke::run_command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
@@ -50,6 +53,7 @@ fn print_usage() {
     println!("             (installs what it needs)");
     println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");
     println!("  fuzz-smoke     every fuzz target for 10 s (--seconds N); installs cargo-fuzz");
+    println!("  lean       check that the format layers build without the client stack");
     println!("  codegen    write xapi-core/src/api/ from the XAPI datamodel");
     println!("             --check          fail, listing the files, when the output is stale");
     println!("             --datamodel DIR  input folder (default: $XAPI_DATAMODEL_DIR, else");

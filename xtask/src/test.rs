@@ -2,7 +2,7 @@
 
 use crate::bench_compare::target_dir;
 use crate::run::{cargo, run};
-use crate::{codegen, fuzz_smoke, js, python, system};
+use crate::{codegen, fuzz_smoke, js, lean, python, system};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
@@ -17,6 +17,8 @@ pub(crate) fn run_all() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    println!("==> lean builds: the format layers without the client stack");
+    lean::check()?;
     let datamodel = codegen::default_datamodel_dir();
     if datamodel.join("datamodel.json").exists() {
         println!("==> cargo xtask codegen --check");
