@@ -63,3 +63,8 @@ pub mod wire;
 
 #[cfg(feature = "client")]
 pub use error::Error;
+
+/// The README's Rust examples, compiled as doctests so that they cannot drift from the API.
+#[cfg(all(doctest, feature = "client"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
