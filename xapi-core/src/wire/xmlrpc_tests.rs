@@ -638,7 +638,7 @@ fn failure_parameters_of_any_scalar_type_are_kept_as_text() {
     let failure = decode_response::<()>(body.as_bytes(), &Limits::default())
         .expect("well formed")
         .expect_err("a failure");
-    assert_eq!(failure.code.as_str(), "MESSAGE_PARAMETER_COUNT_MISMATCH");
+    assert_eq!(failure.code, ErrorCode::MessageParameterCountMismatch);
     assert_eq!(failure.params, vec!["VM.start", "3", "2"]);
 }
 

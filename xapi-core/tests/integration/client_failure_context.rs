@@ -72,7 +72,7 @@ async fn a_failed_call_keeps_the_failure_shape_and_logs_its_method() {
     let Error::Api(failure) = &err else {
         panic!("expected Error::Api, got {err:?}")
     };
-    assert_eq!(failure.code.as_str(), "VM_BAD_POWER_STATE");
+    assert_eq!(failure.code, ErrorCode::VmBadPowerState);
     assert_eq!(failure.params, vec!["OpaqueRef:vm-1", "halted", "running"]);
     assert_eq!(
         err.to_string(),

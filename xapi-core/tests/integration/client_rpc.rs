@@ -146,7 +146,7 @@ async fn wrong_password_is_a_typed_failure() {
         .await
         .expect_err("refused");
     let failure = err.failure().expect("an api failure");
-    assert_eq!(failure.code.as_str(), "SESSION_AUTHENTICATION_FAILED");
+    assert_eq!(failure.code, ErrorCode::SessionAuthenticationFailed);
     assert!(
         !err.to_string().contains("wrong"),
         "the password leaked: {err}"
@@ -464,7 +464,7 @@ async fn failed_task_gives_the_xapi_failure() {
         .await
         .expect_err("task failed");
     let failure = err.failure().expect("api failure");
-    assert_eq!(failure.code.as_str(), "SR_FULL");
+    assert_eq!(failure.code, ErrorCode::SrFull);
     assert_eq!(failure.params, vec!["OpaqueRef:sr", "10", "20"]);
 }
 
