@@ -2,8 +2,11 @@
 //!
 //! Today this crate reads and writes the DR metadata VDI ([`metadata`]): the redo log xapi
 //! mirrors its pool database into, the XML database dump inside it, and typed views of the
-//! objects a recovery needs. Reconciliation of several copies and the failover planner come
-//! next.
+//! objects a recovery needs (`VmView`, `VdiView`, ...: xapi-core's `Ref<T>` and generated
+//! enums, so a view and a record of the same object compare without conversion).
+//! Reconciliation of several copies and the failover planner come next.
+//!
+//! It uses xapi-core without its client: reading metadata builds no TLS or HTTP stack.
 //!
 //! ```no_run
 //! let report = xapi_dr::metadata::inspect("metadata-vdi.img")?;
