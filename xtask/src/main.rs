@@ -4,8 +4,9 @@
 //!   Python tests with XenAPI.py, JavaScript tests with Xen Orchestra's xen-api client).
 //! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
 //! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
-//! - `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` from the
-//!   XAPI datamodel (see [`codegen`]).
+//! - `cargo xtask codegen [--check] [--refresh-input] [--datamodel DIR]`: generate
+//!   `xapi-core/src/api/` from the committed datamodel `xtask/datamodel/xapi.json`, or refresh
+//!   that file from upstream's (see [`codegen`]).
 
 mod bench_compare;
 mod codegen;
@@ -50,8 +51,11 @@ fn print_usage() {
     println!("             (installs what it needs)");
     println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");
     println!("  fuzz-smoke     every fuzz target for 10 s (--seconds N); installs cargo-fuzz");
-    println!("  codegen    write xapi-core/src/api/ from the XAPI datamodel");
-    println!("             --check          fail, listing the files, when the output is stale");
-    println!("             --datamodel DIR  input folder (default: $XAPI_DATAMODEL_DIR, else");
+    println!("  codegen    write xapi-core/src/api/ from xtask/datamodel/xapi.json");
+    println!("             --check          fail, listing the files, when the output is stale,");
+    println!("                              or when the input is stale against upstream's");
+    println!("             --refresh-input  rewrite xtask/datamodel/xapi.json from upstream's");
+    println!("                              datamodel.json and errors.json, then generate");
+    println!("             --datamodel DIR  upstream folder (default: $XAPI_DATAMODEL_DIR, else");
     println!("                              ../shared/xapi from the workspace root)");
 }

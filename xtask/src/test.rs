@@ -17,16 +17,8 @@ pub(crate) fn run_all() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    let datamodel = codegen::default_datamodel_dir();
-    if datamodel.join("datamodel.json").exists() {
-        println!("==> cargo xtask codegen --check");
-        codegen::check_up_to_date(&datamodel)?;
-    } else {
-        println!(
-            "==> skipped codegen --check: no datamodel at {}",
-            datamodel.display()
-        );
-    }
+    println!("==> cargo xtask codegen --check");
+    codegen::check_up_to_date(&codegen::Upstream::from_env())?;
     run(cargo().args(["test", "--workspace"]))?;
     system::report_disk("after the tests", &target_dir());
     run(cargo()
