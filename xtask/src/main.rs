@@ -1,7 +1,10 @@
 //! Project automation for xapi-rs.
 //!
-//! - `cargo xtask test`: every check CI runs, in order (format, lints, codegen check, tests,
-//!   Python tests with XenAPI.py, JavaScript tests with Xen Orchestra's xen-api client).
+//! - `cargo xtask test`: every check CI runs, in order (format, codegen check, unused
+//!   dependencies, lints, tests, docs, Python tests with XenAPI.py, JavaScript tests with Xen
+//!   Orchestra's xen-api client, a check of the fuzz targets, a fuzz smoke run), each stage
+//!   timed.
+//! - `cargo xtask soak`: the long campaigns (every fuzz target for minutes, bench-compare).
 //! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
 //! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
 //! - `cargo xtask codegen [--check] [--refresh-input] [--datamodel DIR]`: generate
@@ -14,8 +17,11 @@ mod fuzz_smoke;
 mod js;
 mod python;
 mod run;
+mod soak;
+mod stages;
 mod system;
 mod test;
+mod unused_deps;
 
 use std::process::ExitCode;
 
@@ -26,6 +32,7 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run_command(&args[1..]),
         Some("bench-compare") => bench_compare::run_command(&args[1..]),
         Some("fuzz-smoke") => fuzz_smoke::run_command(&args[1..]),
+        Some("soak") => soak::run_command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_usage();
             Ok(())
@@ -46,11 +53,21 @@ fn print_usage() {
     println!();
     println!("commands:");
     println!(
-        "  test       fmt, clippy -D warnings, codegen --check, cargo test, pytest, node tests"
+        "  test       fmt, codegen --check, unused deps, clippy -D warnings, cargo test, doc,"
     );
-    println!("             (installs what it needs)");
+    println!("             pytest, node tests, fuzz check, fuzz smoke (installs what it needs);");
+    println!(
+        "             {}=1 turns the fuzz smoke run off,",
+        fuzz_smoke::SKIP_SMOKE_ENV
+    );
+    println!(
+        "             {}=CRATE,... leaves crates out of the unused-deps check",
+        unused_deps::SKIP_ENV
+    );
     println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");
     println!("  fuzz-smoke     every fuzz target for 10 s (--seconds N); installs cargo-fuzz");
+    println!("  soak       the long campaigns: every fuzz target for 600 s, then bench-compare");
+    println!("             --fuzz-seconds N, --targets A,B, --no-fuzz, --no-bench");
     println!("  codegen    write xapi-core/src/api/ from xtask/datamodel/xapi.json");
     println!("             --check          fail, listing the files, when the output is stale,");
     println!("                              or when the input is stale against upstream's");
