@@ -22,7 +22,7 @@ fn as_written(value: &str) -> String {
         .collect()
 }
 
-/// Column and table names are datamodel identifiers; keep them to that alphabet.
+/// Column names are XML attribute names (datamodel identifiers); keep them to that alphabet.
 fn identifier(raw: &str) -> String {
     let name: String = raw
         .chars()
@@ -52,6 +52,7 @@ struct ArbitraryRow {
 enum Input {
     Database {
         generation: i64,
+        extra: Vec<(String, String)>,
         tables: Vec<(String, Vec<ArbitraryRow>)>,
     },
     Delta(Delta2),
@@ -67,13 +68,30 @@ enum Delta2 {
 }
 
 fuzz_target!(|input: Input| match input {
-    Input::Database { generation, tables } => {
+    Input::Database {
+        generation,
+        extra,
+        tables,
+    } => {
+        // Manifest pairs and table names are any text (blanks and `%` included); only the keys
+        // the manifest reads as numbers are left out.
+        let extra = extra
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "schema_major_vsn" | "schema_minor_vsn" | "generation_count"
+                )
+            })
+            .map(|(k, v)| (as_written(k), as_written(v)))
+            .collect();
         let mut db = Database::new(Manifest {
             generation,
+            extra,
             ..Manifest::default()
         });
         for (table, rows) in &tables {
-            let table = identifier(table);
+            let table = as_written(table);
             db.table_mut(&table);
             for row in rows {
                 // Control characters XML forbids are written as U+FFFD (Xmlm's behaviour), so

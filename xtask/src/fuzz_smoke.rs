@@ -1,18 +1,29 @@
 //! `cargo xtask fuzz-smoke`: build every fuzz target in one `cargo fuzz build`, write the seed
-//! corpora with the project's writers, then run each target for a short bounded time.
+//! corpora with the project's writers, then run each target for a short bounded time. Also the
+//! fuzz stages of `cargo xtask test` (a plain `cargo check` of `fuzz/`, then the smoke run) and
+//! the long campaigns of `cargo xtask soak`.
 //!
 //! Only the stable toolchain is assumed: the fuzz build (and only it) runs with
 //! `RUSTC_BOOTSTRAP=1` so that cargo-fuzz may pass `-Zsanitizer=address` (see `fuzz/README.md`).
+//! The fuzz crates build under `$XAPI_RS_FUZZ_TARGET_DIR`, else `<target dir>/fuzz`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bench_compare::target_dir;
 use crate::run::{cargo, run, workspace_root};
+use crate::stages::env_flag;
 use crate::system::has_program;
 
 /// Seconds each target runs by default.
 const DEFAULT_SECONDS: u32 = 10;
+
+/// Environment variable that turns the smoke run of `cargo xtask test` off (`1`); without it a
+/// smoke run that cannot run fails the test suite.
+pub(crate) const SKIP_SMOKE_ENV: &str = "XAPI_RS_SKIP_FUZZ_SMOKE";
+
+/// Environment variable naming the fuzz crates' target directory.
+const TARGET_DIR_ENV: &str = "XAPI_RS_FUZZ_TARGET_DIR";
 
 /// Whether cargo-fuzz is usable, installing it when missing; `Err` carries the reason to print
 /// when it cannot be had.
@@ -38,7 +49,7 @@ fn cargo_fuzz_works() -> bool {
 }
 
 /// The fuzz targets, as `cargo fuzz list` reports them.
-fn list_targets() -> Result<Vec<String>, String> {
+pub(crate) fn list_targets() -> Result<Vec<String>, String> {
     let out = cargo()
         .args(["fuzz", "list", "--fuzz-dir", "fuzz"])
         .output()
@@ -58,7 +69,22 @@ fn list_targets() -> Result<Vec<String>, String> {
 }
 
 fn fuzz_target_dir() -> PathBuf {
-    target_dir().join("fuzz")
+    std::env::var_os(TARGET_DIR_ENV).map_or_else(|| target_dir().join("fuzz"), PathBuf::from)
+}
+
+/// Type-check every fuzz target and the fuzz library against `fuzz/Cargo.lock`, with the plain
+/// stable toolchain: no cargo-fuzz, no sanitizer, so it always runs.
+pub(crate) fn check_targets() -> Result<(), String> {
+    run(cargo()
+        .args([
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--locked",
+            "--all-targets",
+            "--target-dir",
+        ])
+        .arg(fuzz_target_dir()))
 }
 
 /// Build every target in one `cargo fuzz build` invocation.
@@ -100,7 +126,12 @@ pub(crate) fn write_seeds() -> Result<PathBuf, String> {
     Ok(corpus)
 }
 
-fn run_target(bin_dir: &Path, corpus: &Path, target: &str, seconds: u32) -> Result<(), String> {
+pub(crate) fn run_target(
+    bin_dir: &Path,
+    corpus: &Path,
+    target: &str,
+    seconds: u32,
+) -> Result<(), String> {
     // New inputs go to a scratch corpus under the target dir; the seeds stay as written.
     let scratch = fuzz_target_dir().join("smoke-corpus").join(target);
     let artifacts = workspace_root().join("fuzz").join("artifacts").join(target);
@@ -159,16 +190,30 @@ fn smoke(seconds: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// The last step of `cargo xtask test`: the smoke run when cargo-fuzz is (or can be made)
-/// available and a C++ toolchain exists to link libFuzzer; a printed reason otherwise.
-pub(crate) fn run_if_possible() -> Result<(), String> {
+/// Why the smoke stage of `cargo xtask test` is turned off, when [`SKIP_SMOKE_ENV`] says so.
+pub(crate) fn smoke_turned_off() -> Option<String> {
+    env_flag(SKIP_SMOKE_ENV).then(|| {
+        format!(
+            "the fuzz smoke run did NOT run: turned off by {SKIP_SMOKE_ENV}=1 (the fuzz targets \
+             were still compiled)"
+        )
+    })
+}
+
+/// The smoke stage of `cargo xtask test`. It fails when it cannot run (no C++ compiler for
+/// libFuzzer, cargo-fuzz missing and not installable); only [`SKIP_SMOKE_ENV`] turns it off.
+pub(crate) fn run_in_test_suite() -> Result<(), String> {
+    let cannot = |reason: String| {
+        format!(
+            "the fuzz smoke run cannot run: {reason} (install what is missing, or set \
+             {SKIP_SMOKE_ENV}=1 to turn the stage off knowingly)"
+        )
+    };
     if !has_program("c++") && !has_program("clang++") {
-        println!("==> skipped fuzz-smoke: no C++ compiler to build libFuzzer");
-        return Ok(());
+        return Err(cannot(
+            "no C++ compiler (c++ or clang++) to build libFuzzer".to_owned(),
+        ));
     }
-    if let Err(reason) = ensure_cargo_fuzz() {
-        println!("==> skipped fuzz-smoke: {reason}");
-        return Ok(());
-    }
+    ensure_cargo_fuzz().map_err(cannot)?;
     smoke(DEFAULT_SECONDS)
 }

@@ -1,12 +1,16 @@
 //! Project automation for xapi-rs.
 //!
-//! - `cargo xtask test`: every check CI runs, in order (format, lints, codegen check, tests,
-//!   Python tests with XenAPI.py, JavaScript tests with Xen Orchestra's xen-api client).
+//! - `cargo xtask test`: every check CI runs, in order (format, codegen check, unused
+//!   dependencies, lints, tests, docs, Python tests with XenAPI.py, JavaScript tests with Xen
+//!   Orchestra's xen-api client, a check of the fuzz targets, a fuzz smoke run), each stage
+//!   timed.
+//! - `cargo xtask soak`: the long campaigns (every fuzz target for minutes, bench-compare).
 //! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
 //! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
 //! - `cargo xtask lean`: the format layers build without the client stack (see [`lean`]).
-//! - `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` from the
-//!   XAPI datamodel (see [`codegen`]).
+//! - `cargo xtask codegen [--check] [--refresh-input] [--datamodel DIR]`: generate
+//!   `xapi-core/src/api/` from the committed datamodel `xtask/datamodel/xapi.json`, or refresh
+//!   that file from upstream's (see [`codegen`]).
 
 mod bench_compare;
 mod codegen;
@@ -15,8 +19,11 @@ mod js;
 mod lean;
 mod python;
 mod run;
+mod soak;
+mod stages;
 mod system;
 mod test;
+mod unused_deps;
 
 use std::process::ExitCode;
 
@@ -28,6 +35,7 @@ fn main() -> ExitCode {
         Some("lean") => lean::check(),
         Some("bench-compare") => bench_compare::run_command(&args[1..]),
         Some("fuzz-smoke") => fuzz_smoke::run_command(&args[1..]),
+        Some("soak") => soak::run_command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_usage();
             Ok(())
@@ -48,14 +56,26 @@ fn print_usage() {
     println!();
     println!("commands:");
     println!(
-        "  test       fmt, clippy -D warnings, codegen --check, cargo test, pytest, node tests"
+        "  test       fmt, codegen --check, unused deps, clippy -D warnings, cargo test, doc,"
     );
-    println!("             (installs what it needs)");
+    println!("             pytest, node tests, fuzz check, fuzz smoke (installs what it needs);");
+    println!(
+        "             {}=1 turns the fuzz smoke run off,",
+        fuzz_smoke::SKIP_SMOKE_ENV
+    );
+    println!(
+        "             {}=CRATE,... leaves crates out of the unused-deps check",
+        unused_deps::SKIP_ENV
+    );
     println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");
     println!("  fuzz-smoke     every fuzz target for 10 s (--seconds N); installs cargo-fuzz");
-    println!("  lean       check that the format layers build without the client stack");
-    println!("  codegen    write xapi-core/src/api/ from the XAPI datamodel");
-    println!("             --check          fail, listing the files, when the output is stale");
-    println!("             --datamodel DIR  input folder (default: $XAPI_DATAMODEL_DIR, else");
+    println!("  soak       the long campaigns: every fuzz target for 600 s, then bench-compare");
+    println!("             --fuzz-seconds N, --targets A,B, --no-fuzz, --no-bench");
+    println!("  codegen    write xapi-core/src/api/ from xtask/datamodel/xapi.json");
+    println!("             --check          fail, listing the files, when the output is stale,");
+    println!("                              or when the input is stale against upstream's");
+    println!("             --refresh-input  rewrite xtask/datamodel/xapi.json from upstream's");
+    println!("                              datamodel.json and errors.json, then generate");
+    println!("             --datamodel DIR  upstream folder (default: $XAPI_DATAMODEL_DIR, else");
     println!("                              ../shared/xapi from the workspace root)");
 }

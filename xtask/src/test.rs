@@ -1,44 +1,63 @@
-//! `cargo xtask test`: the whole test suite, as CI runs it.
+//! `cargo xtask test`: the whole test suite, as CI runs it. Every stage prints its wall time;
+//! the run ends with a table of them and the total, and its very last lines name any stage the
+//! environment turned off.
 
 use crate::bench_compare::target_dir;
 use crate::run::{cargo, run};
-use crate::{codegen, fuzz_smoke, js, lean, python, system};
+use crate::stages::Stages;
+use crate::{codegen, fuzz_smoke, js, lean, python, system, unused_deps};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
-    system::ensure_requirements()?;
+    let mut stages = Stages::start("cargo xtask test");
+    let result = run_stages(&mut stages);
+    stages.finish(result)
+}
+
+fn run_stages(stages: &mut Stages) -> Result<(), String> {
+    stages.run("requirements", system::ensure_requirements)?;
     system::report_disk("at start", &target_dir());
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    println!("==> lean builds: the format layers without the client stack");
-    lean::check()?;
-    let datamodel = codegen::default_datamodel_dir();
-    if datamodel.join("datamodel.json").exists() {
-        println!("==> cargo xtask codegen --check");
-        codegen::check_up_to_date(&datamodel)?;
-    } else {
-        println!(
-            "==> skipped codegen --check: no datamodel at {}",
-            datamodel.display()
-        );
+    stages.run("fmt", || {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    // The quick checks first, so that a stale file or a forgotten dependency fails in seconds.
+    stages.run("codegen --check", || {
+        codegen::check_up_to_date(&codegen::Upstream::from_env())
+    })?;
+    let skipped_crates = stages.run("unused dependencies", unused_deps::check)?;
+    if !skipped_crates.is_empty() {
+        stages.note(format!(
+            "unused dependencies NOT checked in {} ({}); those crates may still have some",
+            skipped_crates.join(", "),
+            unused_deps::SKIP_ENV
+        ));
     }
-    run(cargo().args(["test", "--workspace"]))?;
+    stages.run("clippy", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    stages.run("lean builds", lean::check)?;
+    stages.run("cargo test", || run(cargo().args(["test", "--workspace"])))?;
     system::report_disk("after the tests", &target_dir());
-    run(cargo()
-        .args(["doc", "--workspace", "--no-deps"])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
-    python::run_pytest()?;
-    js::run_node_tests()?;
+    stages.run("cargo doc", || {
+        run(cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
+    stages.run("pytest", python::run_pytest)?;
+    stages.run("node tests", js::run_node_tests)?;
     system::report_disk("before the fuzz build", &target_dir());
-    fuzz_smoke::run_if_possible()?;
+    stages.run("fuzz check", fuzz_smoke::check_targets)?;
+    match fuzz_smoke::smoke_turned_off() {
+        Some(reason) => stages.skip("fuzz smoke", reason),
+        None => stages.run("fuzz smoke", fuzz_smoke::run_in_test_suite)?,
+    }
     system::report_disk("at the end", &target_dir());
-    println!("==> all checks passed");
     Ok(())
 }

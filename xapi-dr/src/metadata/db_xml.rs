@@ -5,6 +5,12 @@
 //! directly from the input buffer; quick-xml reads everything else. The writer
 //! produces xapi's exact bytes: declaration, then one line, tables and rows in byte order,
 //! `ref`, `__ctime`, `__mtime` before the columns in byte order, empty elements as `<x/>`.
+//!
+//! Table names and manifest pairs get the `%` protection of column values too. xapi writes them
+//! bare, so a TAB, newline or carriage return there, a leading or trailing space, or a run of
+//! spaces would come back from any Xmlm reader (xapi's, or this one) as one space or nothing.
+//! Protected, they read back as written. For everything xapi itself writes there (class names
+//! and numbers, without blanks or `%`) the protection changes nothing, so the bytes stay xapi's.
 
 use std::borrow::Cow;
 use std::io::{BufRead, Write};
@@ -13,7 +19,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
 use super::database::{Database, KEY_GENERATION, KEY_SCHEMA_MAJOR, KEY_SCHEMA_MINOR, Manifest};
-use super::escape::protect;
+use super::escape::{protect, unprotect};
 
 mod lookahead;
 mod row_buffer;
@@ -256,6 +262,7 @@ fn read<R: BufRead>(input: R, rows: Rows, state: &mut ReadState) -> Result<Datab
                                 attribute: "name",
                             },
                         )?;
+                        let name = unprotected(name);
                         let reader = TableReader::start(&name, &mut db);
                         if is_empty {
                             reader.finish(&mut db);
@@ -515,7 +522,15 @@ fn read_pair(e: &BytesStart<'_>, offset: u64) -> Result<(String, String), DbXmlE
         element: "pair",
         attribute: "value",
     })?;
-    Ok((key, value))
+    Ok((unprotected(key), unprotected(value)))
+}
+
+/// `text` without xapi's `%` protection (a table name or a manifest pair's key or value).
+fn unprotected(text: String) -> String {
+    match unprotect(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(plain) => plain,
+    }
 }
 
 /// Reads a row through quick-xml's attribute parser (any attribute order, any quoting).
@@ -625,7 +640,7 @@ pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()>
     out.write_all(b"</manifest>")?;
     for (name, table) in db.tables() {
         out.write_all(b"<table name=\"")?;
-        write_attr_value(out, name)?;
+        write_attr_value(out, &protect(name))?;
         if table.is_empty() {
             out.write_all(b"\"/>")?;
             continue;
@@ -662,11 +677,12 @@ pub fn db_xml_bytes(db: &Database) -> Vec<u8> {
     out
 }
 
+/// One manifest pair, key and value `%`-protected (see the module docs).
 fn write_pair<W: Write>(out: &mut W, key: &str, value: &str) -> std::io::Result<()> {
     out.write_all(b"<pair key=\"")?;
-    write_attr_value(out, key)?;
+    write_attr_value(out, &protect(key))?;
     out.write_all(b"\" value=\"")?;
-    write_attr_value(out, value)?;
+    write_attr_value(out, &protect(value))?;
     out.write_all(b"\"/>")
 }
 
@@ -820,6 +836,46 @@ mod tests {
         assert_eq!(vm.get("name__label"), Some("My old VM"));
         assert_eq!(vm.get("uuid"), Some("a b"));
         assert_eq!(collapse_whitespace("a b"), Cow::Borrowed("a b"));
+    }
+
+    #[test]
+    fn blanks_and_percent_in_table_names_and_manifest_pairs_read_back() {
+        let mut db = read_db_xml(SMALL.as_bytes()).unwrap();
+        db.table_mut(" tab\there\n\r  50% ");
+        db.manifest
+            .extra
+            .push(("key\twith  blanks ".to_owned(), "\tvalue\n100%".to_owned()));
+        let text = String::from_utf8(db_xml_bytes(&db)).unwrap();
+        assert!(
+            text.contains("<table name=\"%.tab%there%n%r%.%.50%%%.\"/>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<pair key=\"key%twith%.%.blanks%.\" value=\"%tvalue%n100%%\"/>"),
+            "{text}"
+        );
+        let back = read_db_xml(text.as_bytes()).unwrap();
+        assert_eq!(back, db);
+        assert_eq!(
+            db_xml_bytes(&back),
+            text.as_bytes(),
+            "the dump is a fixed point"
+        );
+    }
+
+    #[test]
+    fn bare_table_names_and_pairs_read_as_xmlm_reads_them() {
+        // What xapi writes (no `%` layer on names and pairs) still reads as before: blanks
+        // collapsed like Xmlm, a `%` sequence xapi never writes there taken as protection.
+        let doc = SMALL
+            .replace("<table name=\"Bond\"/>", "<table name=\" Bond\tpair \"/>")
+            .replace(
+                "</manifest>",
+                "<pair key=\"note\" value=\"a&#9;b%.c\"/></manifest>",
+            );
+        let db = read_db_xml(doc.as_bytes()).unwrap();
+        assert!(db.table("Bond pair").is_some());
+        assert_eq!(db.manifest.extra, [("note".to_owned(), "a b c".to_owned())]);
     }
 
     #[test]

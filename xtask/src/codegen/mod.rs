@@ -1,8 +1,17 @@
-//! `cargo xtask codegen [--check] [--datamodel DIR]`: generate `xapi-core/src/api/` (types),
-//! `xapi-core/src/client/calls/` (call handles) and `xapi-core/src/wire/error_code.rs` from
-//! `datamodel.json` and `errors.json`.
+//! `cargo xtask codegen [--check] [--refresh-input] [--datamodel DIR]`: generate
+//! `xapi-core/src/api/` (types), `xapi-core/src/client/calls/` (call handles) and
+//! `xapi-core/src/wire/error_code.rs` from the committed normalized datamodel,
+//! `xtask/datamodel/xapi.json`.
 //!
-//! The input folder is, in order: `--datamodel DIR`, the `XAPI_DATAMODEL_DIR` environment
+//! - `cargo xtask codegen` reads only the committed input, so the output is reproducible from a
+//!   clone alone.
+//! - `--check` regenerates in memory and fails, listing the files, when the committed output
+//!   differs; when the upstream folder exists it also fails when the committed input is not
+//!   what `--refresh-input` would write from it.
+//! - `--refresh-input` rewrites the committed input from the upstream `datamodel.json` and
+//!   `errors.json` (see [`normalized`]), then regenerates the output.
+//!
+//! The upstream folder is, in order: `--datamodel DIR`, the `XAPI_DATAMODEL_DIR` environment
 //! variable, or `../shared/xapi` relative to the workspace root.
 //!
 //! What it writes (every file starts with [`HEADER`] and goes through `rustfmt --edition 2024`):
@@ -15,8 +24,9 @@
 //!   static data; `api/mod.rs` and `client/calls/mod.rs`: modules and flat re-exports.
 //! - `wire/error_code.rs`: `ErrorCode`, in the wire layer because failures are decoded there.
 //!
-//! Pipeline: [`model`] parses the JSON, [`catalog`] validates types and names (any clash is an
-//! error, never a silent rename), the `*_file` modules render, [`rustfmt`] formats.
+//! Pipeline: [`normalized`] reads the committed input into the [`model`], [`catalog`] validates
+//! types and names (any clash is an error, never a silent rename), the `*_file` modules render,
+//! [`rustfmt`] formats.
 
 mod catalog;
 mod class_file;
@@ -27,6 +37,7 @@ mod meta_file;
 mod mod_file;
 mod model;
 mod names;
+mod normalized;
 mod rustfmt;
 mod types;
 
@@ -48,61 +59,162 @@ const OUTPUT_ROOT: &str = "xapi-core/src";
 /// (the call handles). A `.rs` file there that the generator does not write is stale.
 const GENERATED_DIRS: &[&str] = &["api", "client/calls"];
 
-/// Environment variable naming the input folder.
+/// The committed normalized input, relative to the workspace root.
+pub(crate) const INPUT_FILE: &str = "xtask/datamodel/xapi.json";
+
+/// Environment variable naming the upstream folder.
 const DATAMODEL_ENV: &str = "XAPI_DATAMODEL_DIR";
+
+/// Where upstream's `datamodel.json` and `errors.json` are, and whether someone asked for that
+/// folder (a flag or the environment) rather than getting the default.
+pub(crate) struct Upstream {
+    dir: PathBuf,
+    is_explicit: bool,
+}
+
+impl Upstream {
+    /// The folder from the environment, else `../shared/xapi` from the workspace root.
+    pub(crate) fn from_env() -> Self {
+        match std::env::var_os(DATAMODEL_ENV) {
+            Some(dir) => Self {
+                dir: PathBuf::from(dir),
+                is_explicit: true,
+            },
+            None => Self {
+                dir: workspace_root().join("..").join("shared").join("xapi"),
+                is_explicit: false,
+            },
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.dir.join("datamodel.json").exists()
+    }
+
+    /// The upstream model, or `None` when the default folder is absent (an explicit folder
+    /// must exist).
+    fn load(&self) -> Result<Option<Datamodel>, String> {
+        if !self.exists() && !self.is_explicit {
+            return Ok(None);
+        }
+        Datamodel::load_upstream(&self.dir).map(Some)
+    }
+}
 
 /// Parse the command line of `cargo xtask codegen` and run it.
 pub(crate) fn run_command(args: &[String]) -> Result<(), String> {
     let mut check = false;
-    let mut dir = None;
+    let mut refresh = false;
+    let mut upstream = Upstream::from_env();
+    let mut has_datamodel_flag = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--check" => check = true,
+            "--refresh-input" => refresh = true,
             "--datamodel" => {
                 let value = args.next().ok_or("`--datamodel` needs a folder")?;
-                dir = Some(PathBuf::from(value));
+                has_datamodel_flag = true;
+                upstream = Upstream {
+                    dir: PathBuf::from(value),
+                    is_explicit: true,
+                };
             }
             other => return Err(format!("codegen: unknown argument `{other}`")),
         }
     }
-    let dir = dir.unwrap_or_else(default_datamodel_dir);
-    if check {
-        check_up_to_date(&dir)
-    } else {
-        write_all(&dir)
+    match (check, refresh) {
+        (true, true) => Err("codegen: `--check` and `--refresh-input` exclude each other".into()),
+        (true, false) => check_up_to_date(&upstream),
+        (false, true) => {
+            refresh_input(&upstream)?;
+            write_all()
+        }
+        // The generator reads only the committed input: an upstream folder would be ignored.
+        (false, false) if has_datamodel_flag => Err(
+            "codegen: `--datamodel` goes with `--refresh-input` or `--check`; the generator \
+             itself reads only the committed input"
+                .into(),
+        ),
+        (false, false) => write_all(),
     }
 }
 
-/// The input folder when no flag names one: `XAPI_DATAMODEL_DIR`, else `../shared/xapi` from
-/// the workspace root.
-pub(crate) fn default_datamodel_dir() -> PathBuf {
-    std::env::var_os(DATAMODEL_ENV).map_or_else(
-        || workspace_root().join("..").join("shared").join("xapi"),
-        PathBuf::from,
-    )
+/// The committed input's path.
+fn input_path() -> PathBuf {
+    workspace_root().join(INPUT_FILE)
 }
 
-/// Regenerate in memory and fail, listing the files, when the committed output differs.
-pub(crate) fn check_up_to_date(dir: &Path) -> Result<(), String> {
-    let files = generate(dir)?;
-    let stale = stale_files(&files, &workspace_root().join(OUTPUT_ROOT), GENERATED_DIRS)?;
-    if stale.is_empty() {
+/// Rewrite the committed input from the upstream files.
+fn refresh_input(upstream: &Upstream) -> Result<(), String> {
+    let model = Datamodel::load_upstream(&upstream.dir)?;
+    let text = normalized::render(&model)?;
+    let path = input_path();
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+    }
+    if fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        println!("==> codegen: {INPUT_FILE} is already up to date");
+    } else {
+        fs::write(&path, &text).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
         println!(
-            "==> codegen: {OUTPUT_ROOT} is up to date ({} files)",
-            files.len()
+            "==> codegen: wrote {INPUT_FILE} from {} ({})",
+            upstream.dir.display(),
+            Counts::of(&model)
+        );
+    }
+    Ok(())
+}
+
+/// Fail unless the committed input is what `--refresh-input` writes from `upstream`.
+fn check_input_fresh(upstream: &Upstream) -> Result<(), String> {
+    let Some(model) = upstream.load()? else {
+        println!(
+            "==> codegen: {INPUT_FILE} not compared with upstream: no datamodel at {} \
+             (set {DATAMODEL_ENV} to compare)",
+            upstream.dir.display()
+        );
+        return Ok(());
+    };
+    let expected = normalized::render(&model)?;
+    let path = input_path();
+    let committed = fs::read_to_string(&path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    if committed == expected {
+        println!(
+            "==> codegen: {INPUT_FILE} is up to date with {}",
+            upstream.dir.display()
         );
         Ok(())
     } else {
         Err(format!(
+            "{INPUT_FILE} is out of date with {}; run `cargo xtask codegen --refresh-input`",
+            upstream.dir.display()
+        ))
+    }
+}
+
+/// Regenerate in memory from the committed input and fail, listing the files, when the
+/// committed output differs; then compare the committed input with `upstream` when it exists.
+pub(crate) fn check_up_to_date(upstream: &Upstream) -> Result<(), String> {
+    let files = generate()?;
+    let stale = stale_files(&files, &workspace_root().join(OUTPUT_ROOT), GENERATED_DIRS)?;
+    if !stale.is_empty() {
+        return Err(format!(
             "generated code is out of date; run `cargo xtask codegen`:\n  {}",
             stale
                 .iter()
                 .map(|line| format!("{OUTPUT_ROOT}/{line}"))
                 .collect::<Vec<_>>()
                 .join("\n  ")
-        ))
+        ));
     }
+    println!(
+        "==> codegen: {OUTPUT_ROOT} is up to date ({} files)",
+        files.len()
+    );
+    check_input_fresh(upstream)
 }
 
 /// The files below `out_dir` that differ from `files` (keyed by path relative to `out_dir`):
@@ -135,8 +247,8 @@ fn stale_files(
 }
 
 /// Generate and write every file, removing `.rs` files the generator no longer produces.
-fn write_all(dir: &Path) -> Result<(), String> {
-    let files = generate(dir)?;
+fn write_all() -> Result<(), String> {
+    let files = generate()?;
     let written = write_files(&files, &workspace_root().join(OUTPUT_ROOT), GENERATED_DIRS)?;
     println!(
         "==> codegen: {} files in {OUTPUT_ROOT}, {written} changed",
@@ -198,14 +310,10 @@ fn existing_files(out_dir: &Path, generated_dirs: &[&str]) -> Result<Vec<String>
     Ok(names)
 }
 
-/// Every generated file, by name, formatted.
-fn generate(dir: &Path) -> Result<BTreeMap<String, String>, String> {
-    let model = Datamodel::load(dir)?;
-    println!(
-        "==> codegen: read {}: {}",
-        dir.display(),
-        Counts::of(&model)
-    );
+/// Every generated file, by name, formatted, from the committed input.
+fn generate() -> Result<BTreeMap<String, String>, String> {
+    let model = normalized::load(&input_path())?;
+    println!("==> codegen: read {INPUT_FILE}: {}", Counts::of(&model));
     let enums = catalog::enum_table(&model)?;
     catalog::validate(&model, &enums)?;
 
@@ -267,19 +375,33 @@ mod tests {
         counts
     }
 
+    /// The counts of the committed input: always checked, and also against SOURCE.md's table
+    /// when the upstream folder is there.
     #[test]
     fn counts_equal_source_md() {
-        let dir = default_datamodel_dir();
-        if !dir.join("datamodel.json").exists() {
+        let model = normalized::load(&input_path()).unwrap();
+        let counts = Counts::of(&model);
+        assert_eq!(
+            (
+                counts.classes,
+                counts.fields,
+                counts.messages,
+                counts.async_messages,
+                counts.enums,
+                counts.error_codes
+            ),
+            // errors.json is described in prose in SOURCE.md: "635 in all".
+            (72, 922, 2007, 439, 73, 635)
+        );
+        let upstream = Upstream::from_env();
+        if !upstream.exists() {
             eprintln!(
-                "skipped: no datamodel at {} (set {DATAMODEL_ENV})",
-                dir.display()
+                "SOURCE.md not compared: no datamodel at {} (set {DATAMODEL_ENV})",
+                upstream.dir.display()
             );
             return;
         }
-        let model = Datamodel::load(&dir).unwrap();
-        let counts = Counts::of(&model);
-        let table = source_md_counts(&fs::read_to_string(dir.join("SOURCE.md")).unwrap());
+        let table = source_md_counts(&fs::read_to_string(upstream.dir.join("SOURCE.md")).unwrap());
         let stated = |item: &str| {
             *table
                 .get(item)
@@ -290,18 +412,40 @@ mod tests {
         assert_eq!(counts.messages, stated("messages"));
         assert_eq!(counts.async_messages, stated("async messages"));
         assert_eq!(counts.enums, stated("enums"));
-        // errors.json is described in prose: "635 in all".
-        assert_eq!(counts.error_codes, 635);
+    }
+
+    /// The committed input holds everything the generator reads from upstream: read back, it
+    /// is the upstream model itself (up to the order in which a class lists its enums, which
+    /// carries no meaning and is sorted), and it is not a copy of either upstream file.
+    #[test]
+    fn committed_input_equals_the_upstream_model() {
+        let committed = fs::read_to_string(input_path()).unwrap();
+        let model = normalized::parse(&committed).unwrap();
         assert_eq!(
-            (
-                counts.classes,
-                counts.fields,
-                counts.messages,
-                counts.async_messages,
-                counts.enums
-            ),
-            (72, 922, 2007, 439, 73)
+            normalized::render(&model).unwrap(),
+            committed,
+            "the committed input is in canonical form"
         );
+        let upstream = Upstream::from_env();
+        let Some(mut upstream_model) = upstream.load().unwrap() else {
+            eprintln!(
+                "upstream not compared: no datamodel at {}",
+                upstream.dir.display()
+            );
+            return;
+        };
+        for class in &mut upstream_model.classes {
+            class.enums.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        assert!(
+            upstream_model == model,
+            "{INPUT_FILE} is out of date with {}",
+            upstream.dir.display()
+        );
+        for name in ["datamodel.json", "errors.json"] {
+            let original = fs::read(upstream.dir.join(name)).unwrap();
+            assert_ne!(original, committed.as_bytes(), "{name} committed verbatim");
+        }
     }
 
     #[test]
@@ -359,15 +503,10 @@ mod tests {
 
     #[test]
     fn generation_is_complete_and_deterministic() {
-        let dir = default_datamodel_dir();
-        if !dir.join("datamodel.json").exists() {
-            eprintln!("skipped: no datamodel at {}", dir.display());
-            return;
-        }
-        let files = generate(&dir).unwrap();
+        let files = generate().unwrap();
         assert_eq!(
             files,
-            generate(&dir).unwrap(),
+            generate().unwrap(),
             "two runs must agree byte for byte"
         );
         // 72 class type modules, their call handles (classes without messages that take a
@@ -381,7 +520,7 @@ mod tests {
         let vm = &files["api/vm.rs"];
         assert!(vm.contains("pub struct VmRecord"));
         assert!(
-            !vm.contains("async fn") && !vm.contains("crate::client"),
+            !vm.contains("async fn") && !vm.contains("use crate::client"),
             "the types do no IO"
         );
         let vm_calls = &files["client/calls/vm.rs"];

@@ -1,4 +1,5 @@
-//! The input files: `datamodel.json` and `errors.json`, as serde structs, and their counts.
+//! The datamodel the emitters work from, as read from upstream's `datamodel.json` and
+//! `errors.json` (serde structs) or from the normalized input, and its counts.
 
 use std::fs;
 use std::path::Path;
@@ -6,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// One class of the datamodel.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct Class {
     pub(crate) name: String,
     pub(crate) fields: Vec<Field>,
@@ -16,7 +17,7 @@ pub(crate) struct Class {
 }
 
 /// One field of a class.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct Field {
     pub(crate) name: String,
     #[serde(rename = "type")]
@@ -27,7 +28,7 @@ pub(crate) struct Field {
 }
 
 /// One message of a class.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct Message {
     pub(crate) name: String,
     pub(crate) result: Vec<String>,
@@ -41,7 +42,7 @@ pub(crate) struct Message {
 }
 
 /// One parameter of a message.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct Param {
     #[serde(rename = "type")]
     pub(crate) ty: String,
@@ -57,33 +58,33 @@ fn required_by_default() -> bool {
 }
 
 /// An error a message declares it may raise.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct ErrorRef {
     pub(crate) name: String,
 }
 
 /// An enum, as listed in a class.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct EnumDef {
     pub(crate) name: String,
     pub(crate) values: Vec<EnumValue>,
 }
 
 /// One value of an enum.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct EnumValue {
     pub(crate) name: String,
 }
 
 /// The lifecycle of a class, field or message.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct Lifecycle {
     pub(crate) state: String,
     pub(crate) transitions: Vec<Transition>,
 }
 
 /// One lifecycle step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct Transition {
     pub(crate) transition: String,
     pub(crate) release: String,
@@ -122,22 +123,24 @@ impl Lifecycle {
 }
 
 /// One entry of `errors.json`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(crate) struct ErrorDef {
     pub(crate) code: String,
     pub(crate) params: Vec<String>,
     pub(crate) declared: bool,
 }
 
-/// Both input files, parsed.
+/// The datamodel: every class in datamodel order, and every error code.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Datamodel {
     pub(crate) classes: Vec<Class>,
     pub(crate) errors: Vec<ErrorDef>,
 }
 
 impl Datamodel {
-    /// Read `datamodel.json` and `errors.json` from `dir`.
-    pub(crate) fn load(dir: &Path) -> Result<Self, String> {
+    /// Read upstream's `datamodel.json` and `errors.json` from `dir` (the input of
+    /// `cargo xtask codegen --refresh-input`; the generator itself reads the normalized copy).
+    pub(crate) fn load_upstream(dir: &Path) -> Result<Self, String> {
         let classes = read_json(&dir.join("datamodel.json"))?;
         let errors = read_json(&dir.join("errors.json"))?;
         Ok(Self { classes, errors })
