@@ -186,7 +186,7 @@ impl Pool {
         let uuid = db.str_field("SR", sr, "uuid").unwrap_or_default();
         if self.faults.is_sr_full(&uuid) {
             return Err(crate::api_error::failure(
-                "SR_BACKEND_FAILURE_44",
+                crate::api_error::sr_backend_failure_code(44),
                 ["", "There is insufficient space", ""],
             ));
         }

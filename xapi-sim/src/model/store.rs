@@ -4,6 +4,7 @@
 //! `event.from` reads; deletions are kept in a bounded log for the same purpose.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use xapi_core::api::ErrorCode;
 
 use tokio::sync::watch;
 use xapi_core::api::meta::{ClassMeta, FieldMeta, Ty};
@@ -293,7 +294,7 @@ impl Db {
         };
         if self.table(class)?.by_uuid.contains_key(&uuid) {
             return Err(failure(
-                "DB_UNIQUENESS_CONSTRAINT_VIOLATION",
+                ErrorCode::DbUniquenessConstraintViolation,
                 [class, "uuid", &uuid],
             ));
         }
@@ -788,10 +789,10 @@ pub(crate) mod tests {
         let err = db
             .set_field("VM", &vm, "memory_static_max", Value::String("lots".into()))
             .unwrap_err();
-        assert_eq!(err.code.as_str(), "FIELD_TYPE_ERROR");
+        assert_eq!(err.code, ErrorCode::FieldTypeError);
         assert_eq!(err.params, vec!["memory_static_max"]);
         let err = db.record("VM", "OpaqueRef:nope").unwrap_err();
-        assert_eq!(err.code.as_str(), "HANDLE_INVALID");
+        assert_eq!(err.code, ErrorCode::HandleInvalid);
         assert_eq!(err.params, vec!["VM", "OpaqueRef:nope"]);
         let err = db.by_uuid("VM", "nope").unwrap_err();
         assert_eq!(err.params, vec!["VM", "nope"]);

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -50,7 +51,7 @@ impl Subscription {
         if text == "*" {
             return Ok(Self::All);
         }
-        let parse_failure = || failure("EVENT_SUBSCRIPTION_PARSE_FAILURE", [text]);
+        let parse_failure = || failure(ErrorCode::EventSubscriptionParseFailure, [text]);
         match text.split_once('/') {
             Some((class, reference)) if !class.is_empty() && !reference.is_empty() => {
                 Ok(Self::Object(class.to_lowercase(), reference.to_owned()))
@@ -91,7 +92,7 @@ fn parse_token(text: &str) -> Result<u64, Failure> {
     db_part
         .trim()
         .parse()
-        .map_err(|_| failure("EVENT_FROM_TOKEN_PARSE_FAILURE", [text]))
+        .map_err(|_| failure(ErrorCode::EventFromTokenParseFailure, [text]))
 }
 
 /// `event.from(classes, token, timeout)`.
@@ -138,7 +139,7 @@ pub(crate) fn collect(
     since: u64,
 ) -> Result<Option<Value>, Failure> {
     let Some(deletions) = db.deletions_since(since) else {
-        return Err(failure("EVENTS_LOST", [] as [&str; 0]));
+        return Err(failure(ErrorCode::EventsLost, [] as [&str; 0]));
     };
     let stamp = timestamp::unix_seconds_text();
     let mut events: Vec<(u64, Value)> = Vec::new();
@@ -254,8 +255,8 @@ mod tests {
             Subscription::Object("task".into(), "OpaqueRef:1".into())
         );
         assert_eq!(
-            Subscription::parse("vm/").unwrap_err().code.as_str(),
-            "EVENT_SUBSCRIPTION_PARSE_FAILURE"
+            Subscription::parse("vm/").unwrap_err().code,
+            ErrorCode::EventSubscriptionParseFailure
         );
     }
 
@@ -265,7 +266,7 @@ mod tests {
         assert_eq!(parse_token(&token(42)).unwrap(), 42);
         assert_eq!(parse_token("").unwrap(), 0);
         let err = parse_token("soon").unwrap_err();
-        assert_eq!(err.code.as_str(), "EVENT_FROM_TOKEN_PARSE_FAILURE");
+        assert_eq!(err.code, ErrorCode::EventFromTokenParseFailure);
         assert_eq!(err.params, vec!["soon"]);
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod vm_placement;
 mod tests;
 
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::api::meta::{ClassMeta, MessageMeta, Ty};
 use xapi_core::wire::{Failure, Value};
@@ -91,7 +92,7 @@ pub(crate) async fn call(
     let required = message.params.iter().filter(|p| p.required).count();
     if !(required..=expected).contains(&params.len()) {
         return Err(failure(
-            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            ErrorCode::MessageParameterCountMismatch,
             [
                 method.to_owned(),
                 expected.to_string(),
@@ -171,7 +172,7 @@ async fn call_foreign(
         message.name.starts_with("get_") || (class.name == "event" && message.name == "from");
     if !is_read {
         return Err(failure(
-            "RBAC_PERMISSION_DENIED",
+            ErrorCode::RbacPermissionDenied,
             [
                 method,
                 "the read-only session of VDI.open_database cannot make changes",
@@ -191,7 +192,7 @@ fn records_where(
 ) -> Result<Value, Failure> {
     let [handle, expression] = params else {
         return Err(failure(
-            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            ErrorCode::MessageParameterCountMismatch,
             [method.to_owned(), "2".to_owned(), params.len().to_string()],
         ));
     };
@@ -249,7 +250,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
     match result {
         Some(result) => result,
         None => generic::handle(&mut pool.db(), &call)
-            .unwrap_or_else(|| Err(failure("NOT_IMPLEMENTED", [name]))),
+            .unwrap_or_else(|| Err(failure(ErrorCode::NotImplemented, [name]))),
     }
     .map(|value| {
         if call.message.result == Ty::Void {

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -107,7 +108,7 @@ fn require_state(db: &Db, vm: &str, allowed: &[&str]) -> Result<String, Failure>
 
 fn require_not_template(db: &Db, vm: &str) -> Result<(), Failure> {
     if matches!(db.field("VM", vm, "is_a_template")?, Value::Bool(true)) {
-        return Err(failure("VM_IS_TEMPLATE", [vm]));
+        return Err(failure(ErrorCode::VmIsTemplate, [vm]));
     }
     Ok(())
 }
@@ -179,7 +180,7 @@ fn least_loaded_host(db: &Db, vm: &str) -> Result<String, Failure> {
             db.refs_field("host", h, "resident_VMs")
                 .map_or(0, |v| v.len())
         })
-        .ok_or_else(|| failure("NO_HOSTS_AVAILABLE", [] as [&str; 0]))
+        .ok_or_else(|| failure(ErrorCode::NoHostsAvailable, [] as [&str; 0]))
 }
 
 fn next_domid(db: &Db) -> i64 {
