@@ -2,8 +2,9 @@
 //! parameters to a value or a XAPI failure.
 //!
 //! The order of checks is xapi's: the method must exist (`MESSAGE_METHOD_UNKNOWN`), then the
-//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`; trailing parameters that
-//! the datamodel marks optional may be left out and take their type's empty value), then the session must be
+//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`, counted without the
+//! session; trailing parameters that the datamodel marks optional may be left out and take
+//! their type's empty value, and surplus ones after them are ignored), then the session must be
 //! valid (`SESSION_INVALID`), then each parameter must have its declared type
 //! (`FIELD_TYPE_ERROR`). `Async.` calls return a task at once and run in the background.
 
@@ -88,22 +89,11 @@ pub(crate) async fn call(
     if is_async && !message.is_async {
         return Err(method_unknown(method));
     }
-    let expected = message.params.len();
-    let required = message.params.iter().filter(|p| p.required).count();
-    if !(required..=expected).contains(&params.len()) {
-        return Err(failure(
-            ErrorCode::MessageParameterCountMismatch,
-            [
-                method.to_owned(),
-                expected.to_string(),
-                params.len().to_string(),
-            ],
-        ));
-    }
     let takes_session = message
         .params
         .first()
         .is_some_and(|p| p.name == "session_id");
+    check_parameter_count(name, message, takes_session, params.len())?;
     let foreign = match (takes_session, params.first()) {
         (true, Some(Value::String(handle))) => pool.foreign(handle).map(|f| (handle.clone(), f)),
         _ => None,
@@ -123,6 +113,7 @@ pub(crate) async fn call(
         None
     };
     let declared = &message.params[usize::from(takes_session)..];
+    // surplus parameters of a message with defaults are ignored, as xapi's dispatcher does
     let mut args = params
         .zip(declared)
         .map(|(value, param)| coerce(value, &param.ty).ok_or_else(|| field_type_error(param.name)))
@@ -141,6 +132,52 @@ pub(crate) async fn call(
     } else {
         execute(pool, call).await
     }
+}
+
+/// xapi's arity rule: a message without default parameters takes exactly its mandatory ones;
+/// one with defaults takes at least them (those left out get defaults, surplus ones are
+/// ignored). Otherwise `MESSAGE_PARAMETER_COUNT_MISMATCH [method; expected; received]`, both
+/// counts leaving out the session, `method` without its `Async.` prefix (xapi's generated
+/// dispatcher, gen_server.ml).
+fn check_parameter_count(
+    name: &str,
+    message: &MessageMeta,
+    takes_session: bool,
+    given: usize,
+) -> Result<(), Failure> {
+    let required = message.params.iter().filter(|p| p.required).count();
+    let has_defaults = message.params.iter().any(|p| !p.required);
+    let fits = if has_defaults {
+        given >= required
+    } else {
+        given == required
+    };
+    if fits {
+        return Ok(());
+    }
+    let mandatory = required - usize::from(takes_session);
+    Err(parameter_count_mismatch(
+        name,
+        mandatory,
+        given,
+        takes_session,
+    ))
+}
+
+/// `MESSAGE_PARAMETER_COUNT_MISMATCH [method; expected; received]`: `expected` leaves out the
+/// session already; `given` counts every parameter on the wire, so the session is taken off
+/// it, as xapi does, even when none came (which reads `-1`).
+fn parameter_count_mismatch(
+    name: &str,
+    expected: usize,
+    given: usize,
+    takes_session: bool,
+) -> Failure {
+    let received = i64::try_from(given).unwrap_or(i64::MAX) - i64::from(takes_session);
+    failure(
+        ErrorCode::MessageParameterCountMismatch,
+        [name.to_owned(), expected.to_string(), received.to_string()],
+    )
 }
 
 /// A call made with a session from `VDI.open_database`: it reads the foreign database; the
@@ -191,10 +228,8 @@ fn records_where(
     params: &[Value],
 ) -> Result<Value, Failure> {
     let [handle, expression] = params else {
-        return Err(failure(
-            ErrorCode::MessageParameterCountMismatch,
-            [method.to_owned(), "2".to_owned(), params.len().to_string()],
-        ));
+        let name = method.strip_prefix("Async.").unwrap_or(method);
+        return Err(parameter_count_mismatch(name, 1, params.len(), true));
     };
     let Value::String(handle) = handle else {
         return Err(session_invalid(""));

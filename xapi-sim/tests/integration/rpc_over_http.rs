@@ -270,3 +270,81 @@ async fn tls_serves_the_printed_fingerprint() {
         format!("fingerprint sha256:{fingerprint}")
     );
 }
+
+/// xapi counts parameters without the session, on both sides of the mismatch (gen_server.ml):
+/// `VM.get_record` with only a session expects 1 and got 0.
+#[tokio::test]
+async fn parameter_counts_leave_out_the_session() {
+    let sim = demo().await;
+    let session = login(&sim).await;
+    let mismatch = |method: &str, expected: &str, received: &str| {
+        vec![
+            "MESSAGE_PARAMETER_COUNT_MISMATCH".to_owned(),
+            method.to_owned(),
+            expected.to_owned(),
+            received.to_owned(),
+        ]
+    };
+    let err = xml_call::<String>(&sim, "VM.get_record", &[&session])
+        .await
+        .expect_err("no VM given");
+    assert_eq!(err, mismatch("VM.get_record", "1", "0"));
+    let err = xml_call::<String>(&sim, "VM.get_record", &[&session, "a", "b"])
+        .await
+        .expect_err("one too many");
+    assert_eq!(err, mismatch("VM.get_record", "1", "2"));
+    // nothing at all: xapi still takes the session off its count
+    let err = xml_call::<String>(&sim, "VM.get_all", &[])
+        .await
+        .expect_err("no session");
+    assert_eq!(err, mismatch("VM.get_all", "0", "-1"));
+    // the name is the synchronous one, as xapi strips `Async.` before dispatching
+    let err = xml_call::<String>(&sim, "Async.VM.clean_shutdown", &[&session])
+        .await
+        .expect_err("no VM given");
+    assert_eq!(err, mismatch("VM.clean_shutdown", "1", "0"));
+    // VM.snapshot's `ignore_vdis` has a default: the mandatory count is 2 (vm, new_name)
+    let err = xml_call::<String>(&sim, "VM.snapshot", &[&session, "OpaqueRef:x"])
+        .await
+        .expect_err("no name given");
+    assert_eq!(err, mismatch("VM.snapshot", "2", "1"));
+    // get_all_records_where is dispatched apart but counts the same way
+    let err = xml_call::<String>(&sim, "VM.get_all_records_where", &[&session])
+        .await
+        .expect_err("no expression");
+    assert_eq!(err, mismatch("VM.get_all_records_where", "1", "0"));
+}
+
+/// Session-less messages count every parameter: login takes a user name and a password, its
+/// version and originator have defaults, and surplus parameters after those are ignored.
+#[tokio::test]
+async fn session_less_messages_count_every_parameter() {
+    let sim = demo().await;
+    let err = xml_call::<String>(&sim, "session.login_with_password", &["root"])
+        .await
+        .expect_err("no password");
+    assert_eq!(
+        err,
+        [
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            "session.login_with_password",
+            "2",
+            "1"
+        ]
+    );
+    let two = xml_call::<String>(
+        &sim,
+        "session.login_with_password",
+        &["root", DEFAULT_PASSWORD],
+    )
+    .await
+    .expect("version and originator have defaults");
+    let surplus = xml_call::<String>(
+        &sim,
+        "session.login_with_password",
+        &["root", DEFAULT_PASSWORD, "1.0", "test", "surplus"],
+    )
+    .await
+    .expect("a surplus parameter after the defaults is ignored");
+    assert!(two.starts_with("OpaqueRef:") && surplus.starts_with("OpaqueRef:"));
+}
