@@ -7,6 +7,8 @@
 //! their type's empty value, and surplus ones after them are ignored), then the session must be
 //! valid (`SESSION_INVALID`), then each parameter must have its declared type
 //! (`FIELD_TYPE_ERROR`). `Async.` calls return a task at once and run in the background.
+//! Messages the datamodel marks removed answer `MESSAGE_REMOVED` once the count and the
+//! session are checked.
 
 pub(crate) mod appliance;
 pub(crate) mod args;
@@ -18,6 +20,7 @@ pub(crate) mod host;
 pub(crate) mod metadata_cache;
 pub(crate) mod query;
 pub(crate) mod recover;
+pub(crate) mod removed;
 pub(crate) mod session;
 pub(crate) mod sr;
 pub(crate) mod task;
@@ -75,6 +78,9 @@ pub(crate) async fn call(
         None => (false, method),
     };
     let (class_name, message_name) = name.split_once('.').ok_or_else(|| method_unknown(method))?;
+    if let Some(count) = removed::removed_message(class_name, message_name) {
+        return removed_call(pool, name, count, &params);
+    }
     let class = pool
         .class(class_name)
         .ok_or_else(|| method_unknown(method))?;
@@ -132,6 +138,22 @@ pub(crate) async fn call(
     } else {
         execute(pool, call).await
     }
+}
+
+/// A message the datamodel marks removed, called synchronously or not: xapi checks the
+/// parameter count and the session, then answers `MESSAGE_REMOVED []`.
+fn removed_call(pool: &Pool, name: &str, count: usize, params: &[Value]) -> Result<Value, Failure> {
+    if params.len() != count + 1 {
+        return Err(parameter_count_mismatch(name, count, params.len(), true));
+    }
+    let handle = match params.first() {
+        Some(Value::String(handle)) => handle.as_str(),
+        _ => "",
+    };
+    if pool.foreign(handle).is_none() {
+        check_session(pool, handle)?;
+    }
+    Err(failure(ErrorCode::MessageRemoved, [] as [&str; 0]))
 }
 
 /// xapi's arity rule: a message without default parameters takes exactly its mandatory ones;

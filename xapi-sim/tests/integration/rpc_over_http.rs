@@ -348,3 +348,50 @@ async fn session_less_messages_count_every_parameter() {
     .expect("a surplus parameter after the defaults is ignored");
     assert!(two.starts_with("OpaqueRef:") && surplus.starts_with("OpaqueRef:"));
 }
+
+/// A message the datamodel marks removed (VM.snapshot_with_quiesce, removed in quebec) is still
+/// dispatched: xapi checks its parameter count, then the session, then answers
+/// `MESSAGE_REMOVED` with no parameters, whether called synchronously or not.
+#[tokio::test]
+async fn removed_messages_answer_message_removed() {
+    let sim = demo().await;
+    let session = login(&sim).await;
+    let vms: Vec<String> = xml_call(&sim, "VM.get_all", &[&session])
+        .await
+        .expect("VMs");
+    for method in ["VM.snapshot_with_quiesce", "Async.VM.snapshot_with_quiesce"] {
+        let err = xml_call::<String>(&sim, method, &[&session, &vms[0], "quiesced"])
+            .await
+            .expect_err("removed");
+        assert_eq!(err, ["MESSAGE_REMOVED"], "{method}");
+    }
+    let err = xml_call::<String>(&sim, "VM.snapshot_with_quiesce", &[&session, &vms[0]])
+        .await
+        .expect_err("no name");
+    assert_eq!(
+        err,
+        [
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            "VM.snapshot_with_quiesce",
+            "2",
+            "1"
+        ]
+    );
+    let err = xml_call::<String>(
+        &sim,
+        "VM.snapshot_with_quiesce",
+        &["OpaqueRef:bogus", &vms[0], "quiesced"],
+    )
+    .await
+    .expect_err("bad session");
+    assert_eq!(err, ["SESSION_INVALID", "OpaqueRef:bogus"]);
+    // a whole removed class (VMPP) and a removed getter of a live class
+    let err = xml_call::<String>(&sim, "VMPP.get_all", &[&session])
+        .await
+        .expect_err("removed");
+    assert_eq!(err, ["MESSAGE_REMOVED"]);
+    let err = xml_call::<String>(&sim, "VM_metrics.get_VCPUs_utilisation", &[&session, "x"])
+        .await
+        .expect_err("removed");
+    assert_eq!(err, ["MESSAGE_REMOVED"]);
+}
