@@ -6,11 +6,12 @@
 //! created after the token and `mod` otherwise; deleted objects as `del` without a snapshot.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use xapi_core::api::ErrorCode;
 
-use xapi_core::wire::{Failure, Value};
+use xapi_core::wire::{Failure, Value, xmlrpc};
 
 use super::Call;
 use super::args;
@@ -223,6 +224,40 @@ fn batch_value(events: Vec<Value>, counts: BTreeMap<String, Value>, generation: 
         ("valid_ref_counts".to_owned(), Value::Struct(counts)),
         ("token".to_owned(), Value::String(token(generation))),
     ]))
+}
+
+/// The XML-RPC response to a successful `event.from`, as xapi writes it: the counts of
+/// `valid_ref_counts` are int32 in xapi (`<i4>`, where its int64 values are untyped text), a
+/// kind the generic writer has no variant for, so they are retyped here. JSON-RPC sends both
+/// kinds as numbers and needs nothing.
+pub(crate) fn encode_xmlrpc_batch(batch: &Value) -> Vec<u8> {
+    let plain = xmlrpc::encode_response(Ok(batch));
+    let Value::Struct(fields) = batch else {
+        return plain;
+    };
+    let Some(counts @ Value::Struct(by_class)) = fields.get("valid_ref_counts") else {
+        return plain;
+    };
+    let untyped = format!(
+        "<name>valid_ref_counts</name>{}",
+        xmlrpc::encode_value(counts)
+    );
+    let mut typed = String::from("<name>valid_ref_counts</name><value><struct>");
+    for (class, count) in by_class {
+        let count = count
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(i32::MAX);
+        let _ = write!(
+            typed,
+            "<member><name>{class}</name><value><i4>{count}</i4></value></member>"
+        );
+    }
+    typed.push_str("</struct></value>");
+    match String::from_utf8(plain) {
+        Ok(text) => text.replacen(&untyped, &typed, 1).into_bytes(),
+        Err(err) => err.into_bytes(),
+    }
 }
 
 /// `event.inject(class, ref)`: report the object as modified; returns the new token.

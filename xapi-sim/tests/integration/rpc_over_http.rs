@@ -395,3 +395,37 @@ async fn removed_messages_answer_message_removed() {
         .expect_err("removed");
     assert_eq!(err, ["MESSAGE_REMOVED"]);
 }
+
+/// `event.from`'s `valid_ref_counts` are int32 in xapi: `<i4>` on XML-RPC (its int64 values are
+/// untyped text) and numbers on JSON-RPC, never strings.
+#[tokio::test]
+async fn event_from_sends_ref_counts_as_int32() {
+    let sim = demo().await;
+    let session = login(&sim).await;
+    let body = format!(
+        "<?xml version=\"1.0\"?><methodCall><methodName>event.from</methodName><params>\
+         <param><value>{session}</value></param>\
+         <param><value><array><data><value>vm</value></data></array></value></param>\
+         <param><value></value></param>\
+         <param><value><double>0</double></value></param></params></methodCall>"
+    );
+    let reply = post(&sim, "/", "text/xml", body.as_bytes()).await;
+    let text = reply.text();
+    let counts = text
+        .split("<name>valid_ref_counts</name>")
+        .nth(1)
+        .expect("the batch has valid_ref_counts");
+    assert!(
+        counts.starts_with("<value><struct><member><name>vm</name><value><i4>"),
+        "{counts}"
+    );
+    let batch: serde_json::Value = {
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","method":"event.from","params":["{session}",["vm"],"",0.0],"id":1}}"#
+        );
+        let reply = post(&sim, "/jsonrpc", "application/json", call.as_bytes()).await;
+        serde_json::from_slice(&reply.body).expect("JSON")
+    };
+    let vms = &batch["result"]["valid_ref_counts"]["vm"];
+    assert!(vms.as_i64().is_some_and(|n| n >= 20), "{batch}");
+}
