@@ -437,7 +437,8 @@ impl Db {
         });
         while self.deletions.len() > DELETION_LOG_LEN {
             if let Some(old) = self.deletions.pop_front() {
-                self.forgotten_before = old.generation;
+                // a token at the dropped deletion's generation would miss it: EVENTS_LOST
+                self.forgotten_before = old.generation + 1;
             }
         }
         self.publish();
@@ -796,6 +797,21 @@ pub(crate) mod tests {
         assert_eq!(err.params, vec!["VM", "OpaqueRef:nope"]);
         let err = db.by_uuid("VM", "nope").unwrap_err();
         assert_eq!(err.params, vec!["VM", "nope"]);
+    }
+
+    #[test]
+    fn a_token_at_a_dropped_deletion_has_lost_events() {
+        let mut db = Db::new(TEST_CLASSES, "t");
+        let first = db.create("VM", BTreeMap::new()).unwrap();
+        let before_first = db.generation();
+        db.destroy("VM", &first).unwrap();
+        for _ in 0..DELETION_LOG_LEN {
+            let vm = db.create("VM", BTreeMap::new()).unwrap();
+            db.destroy("VM", &vm).unwrap();
+        }
+        // the first deletion left the log: a token from before it cannot see it any more
+        assert!(db.deletions_since(before_first).is_none());
+        assert!(db.deletions_since(before_first + 1).is_some());
     }
 
     #[test]
