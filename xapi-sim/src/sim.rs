@@ -129,6 +129,12 @@ impl Simulator {
             let state_path = persist::state_file(&state_dir, name);
             if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
                 pool.replace_db(saved);
+                // as xapi at each start: every installed SM driver has its record
+                crate::model::sm::register_drivers(&mut pool.db()).map_err(|f| Error::Build {
+                    scenario: config.scenario.to_string(),
+                    code: f.code.as_str().to_owned(),
+                    params: f.params,
+                })?;
                 persist::resume(&pool, persist::load_cbt(&state_path)?);
             } else {
                 scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {

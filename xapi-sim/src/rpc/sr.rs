@@ -13,6 +13,7 @@ use super::Call;
 use super::args;
 use crate::api_error::failure;
 use crate::model::replication::Replica;
+use crate::model::sm;
 use crate::model::store::Db;
 use crate::pool::Pool;
 
@@ -50,7 +51,9 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
     })
 }
 
-/// Every host has an attached PBD for the SR.
+/// xapi's `assert_supports_database_replication`: every host has an attached PBD for the SR
+/// (`SR_HAS_NO_PBDS [sr]`), then the SR's SM driver declares `SR_METADATA`
+/// (`SR_OPERATION_NOT_SUPPORTED [sr]`; only LVM over iSCSI and over HBA do).
 fn assert_supports(db: &Db, sr: &str) -> Result<(), Failure> {
     let pbds = db.refs_field("SR", sr, "PBDs")?;
     let attached_hosts = super::vm_placement::hosts_with_sr_attached(db, sr);
@@ -61,7 +64,17 @@ fn assert_supports(db: &Db, sr: &str) -> Result<(), Failure> {
     if pbds.is_empty() || !every_host {
         return Err(failure(ErrorCode::SrHasNoPbds, [sr]));
     }
-    Ok(())
+    let sr_type = db.str_field("SR", sr, "type")?;
+    match sm::has_feature(db, &sr_type, "SR_METADATA") {
+        Some(true) => Ok(()),
+        Some(false) => Err(failure(ErrorCode::SrOperationNotSupported, [sr])),
+        None => Err(failure(
+            ErrorCode::InternalError,
+            [format!(
+                "SR does not have corresponding SM record: {sr} {sr_type}"
+            )],
+        )),
+    }
 }
 
 fn this_pool(db: &Db) -> Result<String, Failure> {

@@ -292,4 +292,8 @@ fn replace_database(pool: &Pool, database: &Database) {
     for (relation, child, parent) in db.relation_links() {
         let _ = db.set_field(relation.many_class, &child, relation.many_field, parent);
     }
+    // xapi restarts on the restored database and registers its SM drivers again
+    if let Err(err) = crate::model::sm::register_drivers(&mut db) {
+        tracing::warn!(code = err.code.as_str(), "restore: SM drivers");
+    }
 }
