@@ -1,5 +1,6 @@
 //! xapi-sim's integration tests, linked into one binary (one link, one process).
 
+mod debug_redaction;
 mod disks_and_placement;
 mod events_on_destroy;
 mod failover;
