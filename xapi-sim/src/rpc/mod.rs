@@ -12,6 +12,7 @@
 
 pub(crate) mod appliance;
 pub(crate) mod args;
+pub(crate) mod device_create;
 pub(crate) mod dr_storage;
 pub(crate) mod event;
 pub(crate) mod event_legacy;
@@ -294,6 +295,9 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         }
         ("VM", _) if vm_placement::handles(call.message.name) => {
             Some(vm_placement::handle(pool, &call))
+        }
+        (class, message) if device_create::handles(class, message) => {
+            Some(device_create::handle(&mut pool.db(), class, &call.args))
         }
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         ("VDI", _) if vdi_copy::handles(call.message.name) => Some(vdi_copy::handle(pool, &call)),

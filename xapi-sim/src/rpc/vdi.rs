@@ -114,9 +114,17 @@ fn destroy(pool: &Pool, vdi: &str) -> Result<Value, Failure> {
     Ok(Value::Nil)
 }
 
+/// `VDI.resize`: xapi hands the size to the SM driver, whose VHD-based drivers (file and LVM)
+/// refuse to shrink with their `VDISize` error, number 79.
 fn resize(pool: &Pool, vdi: &str, size: i64) -> Result<Value, Failure> {
     let mut db = pool.db();
     let uuid = db.str_field("VDI", vdi, "uuid")?;
+    if size < db.int_field("VDI", vdi, "virtual_size")? {
+        return Err(failure(
+            crate::api_error::sr_backend_failure_code(79),
+            ["", "VDI Invalid size [opterr=shrinking not allowed]", ""],
+        ));
+    }
     pool.storage
         .resize(&uuid, size as u64)
         .map_err(|e| backend_failure("resizing the disk image", &e))?;

@@ -52,8 +52,25 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         Ok(vm) => vm,
         Err(err) => return Some(Err(err)),
     };
+    let op = call.message.name;
+    let marker = {
+        let mut db = pool.db();
+        match check_operation(&db, &vm, op).and_then(|()| mark_operation(&mut db, &vm, op)) {
+            Ok(marker) => marker,
+            Err(err) => return Some(Err(err)),
+        }
+    };
+    let result = run(pool, call, &vm).await;
+    unmark_operation(&mut pool.db(), &vm, &marker);
+    result.transpose()
+}
+
+/// Run one lifecycle call on `vm`, its checks passed; `None` for a message not handled here.
+async fn run(pool: &Arc<Pool>, call: &Call, vm: &str) -> Result<Option<Value>, Failure> {
+    let a = &call.args;
+    let vm = vm.to_owned();
     let done = |r: Result<(), Failure>| r.map(|()| Value::Nil);
-    Some(match call.message.name {
+    Ok(Some(match call.message.name {
         "start" => done(start(pool, &vm, args::boolean(a, 1).unwrap_or(false), None).await),
         "start_on" => {
             let host = args::string(a, 1).ok();
@@ -88,8 +105,108 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
             duplicate(&mut pool.db(), pool, &vm, &name, &DiskCopy::Copy(sr)).map(Value::String)
         }
         "destroy" => done(destroy(&mut pool.db(), &vm)),
+        _ => return Ok(None),
+    }?))
+}
+
+/// The power states in which `op` may run (as the handlers below check them); `None` for any.
+fn allowed_states(op: &str) -> Option<&'static [&'static str]> {
+    Some(match op {
+        "start" | "start_on" => &["Halted"],
+        "clean_shutdown" | "shutdown" | "clean_reboot" | "hard_reboot" | "pause" => &["Running"],
+        "hard_shutdown" => &["Running", "Paused", "Suspended"],
+        "unpause" => &["Paused"],
+        "clone" | "copy" | "destroy" => &["Halted", "Suspended"],
         _ => return None,
     })
+}
+
+/// xapi's `is_allowed_concurrently`: copies, snapshots and boot-record reads go together, a
+/// hard shutdown overrides anything but another, a hard reboot anything but a hard shutdown or
+/// reboot.
+fn is_allowed_concurrently(op: &str, current: &[&str]) -> bool {
+    let together = |set: &[&str]| set.contains(&op) && current.iter().all(|o| set.contains(o));
+    together(&["clone", "copy", "export"])
+        || together(&["snapshot", "checkpoint"])
+        || together(&["get_boot_record"])
+        || match op {
+            "hard_shutdown" => !current.contains(&"hard_shutdown"),
+            "hard_reboot" => !current
+                .iter()
+                .any(|o| matches!(*o, "hard_shutdown" | "hard_reboot")),
+            "snapshot" => current == ["snapshot_with_quiesce"],
+            _ => false,
+        }
+}
+
+/// xapi's checks before a VM operation (`Xapi_vm_lifecycle.check_operation_error`), in its
+/// order: `OPERATION_BLOCKED [vm; reason]` when `blocked_operations` names `op` (the reason is
+/// the map's value); then the power state (left to the handler, which reports
+/// `VM_BAD_POWER_STATE`); then `OTHER_OPERATION_IN_PROGRESS [VM; vm; ops; refs]` when an
+/// operation under way does not allow `op` alongside.
+fn check_operation(db: &Db, vm: &str, op: &str) -> Result<(), Failure> {
+    if let Ok(Value::Struct(blocked)) = db.field("VM", vm, "blocked_operations")
+        && let Some(Value::String(reason)) = blocked.get(op)
+    {
+        return Err(failure(ErrorCode::OperationBlocked, [vm, reason.as_str()]));
+    }
+    let state = db.str_field("VM", vm, "power_state")?;
+    if allowed_states(op).is_some_and(|states| !states.contains(&state.as_str())) {
+        return Ok(());
+    }
+    let current: Vec<(String, String)> = match db.field("VM", vm, "current_operations") {
+        Ok(Value::Struct(ops)) => ops
+            .iter()
+            .map(|(r, o)| (r.clone(), o.as_str().unwrap_or_default().to_owned()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let names: Vec<&str> = current.iter().map(|(_, o)| o.as_str()).collect();
+    if current.is_empty() || is_allowed_concurrently(op, &names) {
+        return Ok(());
+    }
+    let (refs, ops) = match current.as_slice() {
+        [(reference, name)] => (reference.clone(), name.clone()),
+        many => (
+            format!(
+                "{{{}}}",
+                many.iter()
+                    .map(|(r, _)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            format!("{{{}}}", names.join(",")),
+        ),
+    };
+    Err(failure(
+        ErrorCode::OtherOperationInProgress,
+        ["VM".to_owned(), vm.to_owned(), ops, refs],
+    ))
+}
+
+/// Record `op` in the VM's `current_operations` under a new reference (xapi uses the call's
+/// task) while it runs; the reference, to remove it after.
+fn mark_operation(db: &mut Db, vm: &str, op: &str) -> Result<String, Failure> {
+    let mut current = match db.field("VM", vm, "current_operations") {
+        Ok(Value::Struct(ops)) => ops.clone(),
+        Ok(_) => BTreeMap::new(),
+        // no such VM (the handler says so) or no such field: nothing to record
+        Err(_) => return Ok(String::new()),
+    };
+    let marker = format!("OpaqueRef:{}", db.new_uuid());
+    current.insert(marker.clone(), Value::String(op.to_owned()));
+    db.set_field("VM", vm, "current_operations", Value::Struct(current))?;
+    Ok(marker)
+}
+
+/// Take the operation `marker` out of the VM's `current_operations` (gone with a destroyed VM).
+fn unmark_operation(db: &mut Db, vm: &str, marker: &str) {
+    if let Ok(Value::Struct(ops)) = db.field("VM", vm, "current_operations") {
+        let mut ops = ops.clone();
+        if ops.remove(marker).is_some() {
+            let _ = db.set_field("VM", vm, "current_operations", Value::Struct(ops));
+        }
+    }
 }
 
 /// The power state of `vm`, checked against `allowed` (`VM_BAD_POWER_STATE` names the first).
