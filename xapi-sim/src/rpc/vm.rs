@@ -371,10 +371,13 @@ fn duplicate(
     Ok(copy)
 }
 
+/// A new VM's fields from a copy of another's: halted, and with none of the operations under
+/// way on the original (xapi's `copy_vm_record` starts with empty `current_operations`).
 fn halted(fields: &mut BTreeMap<String, Value>) {
     fields.insert("power_state".into(), Value::String("Halted".into()));
     fields.insert("resident_on".into(), Value::String(NULL_REF.into()));
     fields.insert("domid".into(), Value::Int(-1));
+    fields.insert("current_operations".into(), Value::Struct(BTreeMap::new()));
 }
 
 /// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`, leaving out the VBDs

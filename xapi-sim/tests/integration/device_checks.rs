@@ -305,6 +305,13 @@ async fn an_operation_in_progress_refuses_a_conflicting_one() {
             ]
         )
     );
+    // a snapshot waits its turn too
+    assert_eq!(
+        failure_of::<String>(&session, "VM.snapshot", (&vm, "during start"))
+            .await
+            .0,
+        "OTHER_OPERATION_IN_PROGRESS"
+    );
     // a start now is refused for the power state first, as xapi checks it before concurrency
     assert_eq!(
         failure_of::<()>(&session, "VM.start", (&vm, false, false))
