@@ -1,6 +1,6 @@
 //! The VM lifecycle with xapi's power-state rules: start (paused or not, on a chosen host),
-//! clean / hard shutdown, reboot, pause / unpause, snapshot, snapshot_with_quiesce, clone, copy,
-//! destroy.
+//! clean / hard shutdown, reboot, pause / unpause, snapshot, clone, copy, destroy
+//! (`snapshot_with_quiesce` is removed from XAPI: the dispatcher answers `MESSAGE_REMOVED`).
 //!
 //! `VM.start` sleeps `VM.start_delay` after the domain is up and the shutdowns sleep
 //! `VM.shutdown_delay` after it is down, on the simulated clock, as xapi does.
@@ -34,7 +34,6 @@ const MESSAGES: &[&str] = &[
     "pause",
     "unpause",
     "snapshot",
-    "snapshot_with_quiesce",
     "clone",
     "copy",
     "destroy",
@@ -83,14 +82,10 @@ async fn run(pool: &Arc<Pool>, call: &Call, vm: &str) -> Result<Option<Value>, F
         }
         "pause" => done(transition(&mut pool.db(), &vm, "Running", "Paused")),
         "unpause" => done(transition(&mut pool.db(), &vm, "Paused", "Running")),
-        "snapshot" | "snapshot_with_quiesce" => {
+        "snapshot" => {
             let name = args::string(a, 1).unwrap_or_default();
-            // VM.snapshot's `ignore_vdis` (absent from snapshot_with_quiesce): disks left out
-            let ignore = if call.message.name == "snapshot" {
-                args::strings(a, 2).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+            // `ignore_vdis`: disks left out of the snapshot
+            let ignore = args::strings(a, 2).unwrap_or_default();
             snapshot(&mut pool.db(), pool, &vm, &name, &ignore).map(Value::String)
         }
         "clone" => {
