@@ -153,6 +153,7 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xapi_core::api::ErrorCode;
 
     #[test]
     fn session_fault_fires_once_after_the_given_calls() {
@@ -170,7 +171,7 @@ mod tests {
         faults.fail_next_requests_with_http_500(1);
         assert!(faults.take_http_500());
         assert!(!faults.take_http_500());
-        faults.fail_next_task("SR_BACKEND_FAILURE");
+        faults.fail_next_task(ErrorCode::SrBackendFailure.as_str());
         faults.clear();
         assert_eq!(faults.take_task_failure(), None);
     }

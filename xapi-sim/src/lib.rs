@@ -37,7 +37,9 @@
 //!   (`NBD_OPT_STARTTLS`, each host's own certificate as `cert`) when a network has purpose
 //!   `nbd` (the demo's with `--tls`), plain with `insecure_nbd`.
 //! - **Disaster recovery**: `SR.enable_database_replication` writes the pool database into a
-//!   metadata VDI as xapi's redo log (`xapi_dr::metadata`); plugging an SR caches the metadata
+//!   metadata VDI as xapi's redo log (`xapi_dr::metadata`), on SRs whose SM driver has the
+//!   `SR_METADATA` feature (LVM over iSCSI or HBA; the demo's two `Replicated iSCSI` SRs, none
+//!   enabled at start); plugging an SR caches the metadata
 //!   VDIs of other pools on it (`VDI.read_database_pool_uuid`, `metadata_latest` for the newest
 //!   generation per pool); `VDI.open_database` gives a read-only session on such a database;
 //!   `VM.recover` / `VM_appliance.recover` bring VMs back from it.

@@ -15,8 +15,8 @@ use crate::model::store::Db;
 use crate::rpc::dr_storage::Mirror;
 use crate::storage::Storage;
 
-/// The state of one pool, shared by its HTTP server and its running tasks.
-#[derive(Debug)]
+/// The state of one pool, shared by its HTTP server and its running tasks. Its `Debug` leaves
+/// the password and the database (sessions included) out.
 pub(crate) struct Pool {
     /// The pool's name (`primary`, `dr`, `sim`).
     pub(crate) name: String,
@@ -55,6 +55,18 @@ pub(crate) struct LegacyRegistration {
     pub(crate) classes: Vec<String>,
     /// The database generation up to which events were delivered.
     pub(crate) delivered: u64,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("password", &crate::sim::Redacted)
+            .field("clock", &self.clock)
+            .field("faults", &self.faults)
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pool {
@@ -186,7 +198,7 @@ impl Pool {
         let uuid = db.str_field("SR", sr, "uuid").unwrap_or_default();
         if self.faults.is_sr_full(&uuid) {
             return Err(crate::api_error::failure(
-                "SR_BACKEND_FAILURE_44",
+                crate::api_error::sr_backend_failure_code(44),
                 ["", "There is insufficient space", ""],
             ));
         }

@@ -2,8 +2,16 @@
 //!
 //! - `empty`: one pool, one host, local storage and a network, no VMs.
 //! - `demo`: a primary pool (2 hosts, 20 VMs of which several have more than one disk, 3 vApps
-//!   with `order` and `start_delay`, two shared SRs, one of them with DR metadata replication
-//!   enabled) and a DR pool (one host) on its own port.
+//!   with `order` and `start_delay`, three shared SRs) and a DR pool (one host) on its own port.
+//!   The shared SRs are `Shared NFS` (`nfs`) and two LVM over iSCSI SRs (`lvmoiscsi`, whose SM
+//!   driver has the `SR_METADATA` feature that DR metadata replication needs):
+//!   `Replicated iSCSI (DR)`, which the DR pool reaches as a storage mirror, and
+//!   `Replicated iSCSI (DR 2)`. No SR has database replication enabled at start: a client
+//!   enables it with `SR.enable_database_replication` (on NFS it fails with
+//!   `SR_OPERATION_NOT_SUPPORTED`, as in xapi).
+//!
+//! Every pool has the `SM` records of the drivers its hosts have installed (`ext`, `lvm`,
+//! `nfs`, `lvmoiscsi`, `lvmohba`, `iso`), with their `features`.
 //! - `large:N`: one pool with N VMs, for benchmarks.
 
 use std::collections::BTreeMap;
@@ -97,8 +105,11 @@ pub(crate) fn connect_mirror(primary: &std::sync::Arc<Pool>, dr: &Pool) {
     }
 }
 
-/// Name of the demo's replicated SR.
+/// Name of the demo's LVM over iSCSI SR that the DR pool sees as a storage mirror.
 const REPLICATED_SR: &str = "Replicated iSCSI (DR)";
+
+/// Name of the demo's second LVM over iSCSI SR, for a second copy of the replicated metadata.
+const SECOND_REPLICATED_SR: &str = "Replicated iSCSI (DR 2)";
 
 /// Fill `pool` with the objects and disks of the pool `pool_name` of `scenario`.
 pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result<(), Failure> {
@@ -114,7 +125,8 @@ pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result
         (Scenario::Demo, _) => b.single_host_pool("dr").map(|_| ()),
         (Scenario::Large(n), _) => b.large(pool_name, *n),
         (Scenario::Empty, _) => b.single_host_pool(pool_name).map(|_| ()),
-    }
+    }?;
+    crate::model::sm::register_drivers(&mut db)
 }
 
 fn s(text: &str) -> Value {
@@ -245,8 +257,24 @@ impl Builder<'_> {
         self.site(pool_name, 1)
     }
 
-    /// A shared SR attached to every host.
-    fn shared_sr(&mut self, site: &Site, name: &str, sr_type: &str) -> Result<String, Failure> {
+    /// A shared SR attached to every host, with PBDs whose device config suits its type (an
+    /// NFS export, or an iSCSI target and LUN whose IQN ends with `lun`).
+    fn shared_sr(
+        &mut self,
+        site: &Site,
+        name: &str,
+        sr_type: &str,
+        lun: &str,
+    ) -> Result<String, Failure> {
+        let device_config = if sr_type == "nfs" {
+            map(&[("server", "192.0.2.10"), ("serverpath", "/export/xapi-sim")])
+        } else {
+            map(&[
+                ("target", "192.0.2.11"),
+                ("targetIQN", &format!("iqn.2026-11.org.xapi-sim:{lun}")),
+                ("SCSIid", &format!("36001405xapisim{lun}")),
+            ])
+        };
         let sr = self.make(
             "SR",
             vec![
@@ -263,10 +291,7 @@ impl Builder<'_> {
                 vec![
                     ("host", s(host)),
                     ("SR", s(&sr)),
-                    (
-                        "device_config",
-                        map(&[("server", "192.0.2.10"), ("serverpath", "/export/xapi-sim")]),
-                    ),
+                    ("device_config", device_config.clone()),
                     ("currently_attached", Value::Bool(true)),
                 ],
             )?;
@@ -378,14 +403,9 @@ impl Builder<'_> {
 
     fn demo_primary(&mut self) -> Result<(), Failure> {
         let site = self.site("primary", 2)?;
-        let nfs = self.shared_sr(&site, "Shared NFS", "nfs")?;
-        let replicated = self.shared_sr(&site, REPLICATED_SR, "lvmoiscsi")?;
-        self.db.set_field(
-            "SR",
-            &replicated,
-            "other_config",
-            map(&[("xapi-sim:dr-replication", "true")]),
-        )?;
+        let nfs = self.shared_sr(&site, "Shared NFS", "nfs", "nfs")?;
+        let replicated = self.shared_sr(&site, REPLICATED_SR, "lvmoiscsi", "dr")?;
+        self.shared_sr(&site, SECOND_REPLICATED_SR, "lvmoiscsi", "dr2")?;
         let web = self.appliance("web-shop")?;
         let erp = self.appliance("erp")?;
         let monitoring = self.appliance("monitoring")?;
@@ -523,7 +543,7 @@ impl Builder<'_> {
 
     fn large(&mut self, pool_name: &str, count: usize) -> Result<(), Failure> {
         let site = self.site(pool_name, 2)?;
-        let sr = self.shared_sr(&site, "Shared NFS", "nfs")?;
+        let sr = self.shared_sr(&site, "Shared NFS", "nfs", "nfs")?;
         for i in 0..count {
             let name = format!("vm-{i:05}");
             let host = if i % 2 == 0 {

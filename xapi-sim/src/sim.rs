@@ -1,5 +1,6 @@
 //! Starting a simulator: configuration, the handle tests hold, and the lines the binary prints.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +22,8 @@ use crate::storage::Storage;
 /// The password of `root` unless another is configured.
 pub const DEFAULT_PASSWORD: &str = "xapi-sim";
 
-/// How to start a simulator.
-#[derive(Debug, Clone)]
+/// How to start a simulator. Its `Debug` leaves the password out.
+#[derive(Clone)]
 pub struct SimConfig {
     /// Address of the first pool; later pools take the following ports (or ephemeral ports when
     /// the port is 0).
@@ -50,6 +51,28 @@ impl Default for SimConfig {
             tls: false,
             clock_speed: 1.0,
         }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("listen", &self.listen)
+            .field("state_dir", &self.state_dir)
+            .field("scenario", &self.scenario)
+            .field("password", &Redacted)
+            .field("tls", &self.tls)
+            .field("clock_speed", &self.clock_speed)
+            .finish()
+    }
+}
+
+/// What `Debug` prints instead of a password: `<redacted>`.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -129,6 +152,12 @@ impl Simulator {
             let state_path = persist::state_file(&state_dir, name);
             if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
                 pool.replace_db(saved);
+                // as xapi at each start: every installed SM driver has its record
+                crate::model::sm::register_drivers(&mut pool.db()).map_err(|f| Error::Build {
+                    scenario: config.scenario.to_string(),
+                    code: f.code.as_str().to_owned(),
+                    params: f.params,
+                })?;
                 persist::resume(&pool, persist::load_cbt(&state_path)?);
             } else {
                 scenario::build(&pool, &config.scenario, name).map_err(|f| Error::Build {
@@ -373,8 +402,7 @@ async fn start_member_nbd(
     }
 }
 
-/// A running simulator.
-#[derive(Debug)]
+/// A running simulator. Its `Debug` leaves the password out.
 pub struct SimHandle {
     endpoints: Vec<PoolEndpoint>,
     fingerprint: Option<String>,
@@ -390,6 +418,17 @@ pub struct SimHandle {
     saves: Vec<(Arc<Pool>, PathBuf)>,
     /// The pools, in endpoint order.
     pools: Vec<Arc<Pool>>,
+}
+
+impl fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("endpoints", &self.endpoints)
+            .field("fingerprint", &self.fingerprint)
+            .field("password", &Redacted)
+            .field("pools", &self.pools)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimHandle {
@@ -502,5 +541,22 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_leaves_the_password_out() {
+        let config = SimConfig {
+            password: "correct horse battery staple".to_owned(),
+            ..SimConfig::with_scenario(Scenario::Demo)
+        };
+        let printed = format!("{config:?} {config:#?}");
+        assert!(!printed.contains("correct horse"), "{printed}");
+        assert!(printed.contains("password: <redacted>"), "{printed}");
+        assert!(printed.contains("Demo"), "{printed}");
     }
 }

@@ -7,4 +7,5 @@ pub(crate) mod float_text;
 pub(crate) mod ids;
 pub(crate) mod relations;
 pub(crate) mod replication;
+pub(crate) mod sm;
 pub(crate) mod store;

@@ -4,6 +4,7 @@
 //! `event.from` reads; deletions are kept in a bounded log for the same purpose.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use xapi_core::api::ErrorCode;
 
 use tokio::sync::watch;
 use xapi_core::api::meta::{ClassMeta, FieldMeta, Ty};
@@ -293,7 +294,7 @@ impl Db {
         };
         if self.table(class)?.by_uuid.contains_key(&uuid) {
             return Err(failure(
-                "DB_UNIQUENESS_CONSTRAINT_VIOLATION",
+                ErrorCode::DbUniquenessConstraintViolation,
                 [class, "uuid", &uuid],
             ));
         }
@@ -436,7 +437,8 @@ impl Db {
         });
         while self.deletions.len() > DELETION_LOG_LEN {
             if let Some(old) = self.deletions.pop_front() {
-                self.forgotten_before = old.generation;
+                // a token at the dropped deletion's generation would miss it: EVENTS_LOST
+                self.forgotten_before = old.generation + 1;
             }
         }
         self.publish();
@@ -788,13 +790,28 @@ pub(crate) mod tests {
         let err = db
             .set_field("VM", &vm, "memory_static_max", Value::String("lots".into()))
             .unwrap_err();
-        assert_eq!(err.code.as_str(), "FIELD_TYPE_ERROR");
+        assert_eq!(err.code, ErrorCode::FieldTypeError);
         assert_eq!(err.params, vec!["memory_static_max"]);
         let err = db.record("VM", "OpaqueRef:nope").unwrap_err();
-        assert_eq!(err.code.as_str(), "HANDLE_INVALID");
+        assert_eq!(err.code, ErrorCode::HandleInvalid);
         assert_eq!(err.params, vec!["VM", "OpaqueRef:nope"]);
         let err = db.by_uuid("VM", "nope").unwrap_err();
         assert_eq!(err.params, vec!["VM", "nope"]);
+    }
+
+    #[test]
+    fn a_token_at_a_dropped_deletion_has_lost_events() {
+        let mut db = Db::new(TEST_CLASSES, "t");
+        let first = db.create("VM", BTreeMap::new()).unwrap();
+        let before_first = db.generation();
+        db.destroy("VM", &first).unwrap();
+        for _ in 0..DELETION_LOG_LEN {
+            let vm = db.create("VM", BTreeMap::new()).unwrap();
+            db.destroy("VM", &vm).unwrap();
+        }
+        // the first deletion left the log: a token from before it cannot see it any more
+        assert!(db.deletions_since(before_first).is_none());
+        assert!(db.deletions_since(before_first + 1).is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use tokio::task::JoinSet;
 use xapi_core::wire::{Failure, Value};
@@ -95,7 +96,7 @@ async fn run(
             });
         }
         while let Some(joined) = jobs.join_next().await {
-            let vm = joined.map_err(|e| failure("INTERNAL_ERROR", [e.to_string()]))?;
+            let vm = joined.map_err(|e| failure(ErrorCode::InternalError, [e.to_string()]))?;
             let state = pool.db().str_field("VM", &vm, "power_state")?;
             if !target.contains(&state.as_str()) {
                 failed.push(vm);
@@ -107,7 +108,7 @@ async fn run(
     } else {
         failed.sort();
         Err(failure(
-            "OPERATION_PARTIALLY_FAILED",
+            ErrorCode::OperationPartiallyFailed,
             std::iter::once(op_name.to_owned()).chain(failed),
         ))
     }

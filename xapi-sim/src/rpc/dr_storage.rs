@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -138,7 +139,7 @@ fn introduce(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
     let uuid = args::string(a, 0)?;
     let mut db = pool.db();
     if db.by_uuid("SR", &uuid).is_ok() {
-        return Err(failure("SR_UUID_EXISTS", [uuid.as_str()]));
+        return Err(failure(ErrorCode::SrUuidExists, [uuid.as_str()]));
     }
     let fields = BTreeMap::from([
         ("uuid".to_owned(), Value::String(uuid)),
@@ -171,7 +172,7 @@ fn forget(pool: &Pool, sr: &str) -> Result<Value, Failure> {
             Ok(Value::Bool(true))
         )
     }) {
-        return Err(failure("SR_HAS_PBD", [sr]));
+        return Err(failure(ErrorCode::SrHasPbd, [sr]));
     }
     for vdi in db.refs_field("SR", sr, "VDIs")? {
         for vbd in db.refs_field("VDI", &vdi, "VBDs")? {
@@ -229,7 +230,10 @@ fn plug(pool: &Pool, pbd: &str) -> Result<Value, Failure> {
                     crate::storage::copy_sparse(&source_path, &target, size)
                 };
                 copied.map_err(|e| {
-                    failure("SR_ATTACH_FAILED", [format!("{sr}: mirroring {uuid}: {e}")])
+                    failure(
+                        ErrorCode::SrAttachFailed,
+                        [format!("{sr}: mirroring {uuid}: {e}")],
+                    )
                 })?;
             }
             db.create("VDI", fields)?;

@@ -6,10 +6,12 @@
 //! created after the token and `mod` otherwise; deleted objects as `del` without a snapshot.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
+use xapi_core::api::ErrorCode;
 
-use xapi_core::wire::{Failure, Value};
+use xapi_core::wire::{Failure, Value, xmlrpc};
 
 use super::Call;
 use super::args;
@@ -50,7 +52,7 @@ impl Subscription {
         if text == "*" {
             return Ok(Self::All);
         }
-        let parse_failure = || failure("EVENT_SUBSCRIPTION_PARSE_FAILURE", [text]);
+        let parse_failure = || failure(ErrorCode::EventSubscriptionParseFailure, [text]);
         match text.split_once('/') {
             Some((class, reference)) if !class.is_empty() && !reference.is_empty() => {
                 Ok(Self::Object(class.to_lowercase(), reference.to_owned()))
@@ -91,7 +93,7 @@ fn parse_token(text: &str) -> Result<u64, Failure> {
     db_part
         .trim()
         .parse()
-        .map_err(|_| failure("EVENT_FROM_TOKEN_PARSE_FAILURE", [text]))
+        .map_err(|_| failure(ErrorCode::EventFromTokenParseFailure, [text]))
 }
 
 /// `event.from(classes, token, timeout)`.
@@ -138,7 +140,7 @@ pub(crate) fn collect(
     since: u64,
 ) -> Result<Option<Value>, Failure> {
     let Some(deletions) = db.deletions_since(since) else {
-        return Err(failure("EVENTS_LOST", [] as [&str; 0]));
+        return Err(failure(ErrorCode::EventsLost, [] as [&str; 0]));
     };
     let stamp = timestamp::unix_seconds_text();
     let mut events: Vec<(u64, Value)> = Vec::new();
@@ -224,6 +226,40 @@ fn batch_value(events: Vec<Value>, counts: BTreeMap<String, Value>, generation: 
     ]))
 }
 
+/// The XML-RPC response to a successful `event.from`, as xapi writes it: the counts of
+/// `valid_ref_counts` are int32 in xapi (`<i4>`, where its int64 values are untyped text), a
+/// kind the generic writer has no variant for, so they are retyped here. JSON-RPC sends both
+/// kinds as numbers and needs nothing.
+pub(crate) fn encode_xmlrpc_batch(batch: &Value) -> Vec<u8> {
+    let plain = xmlrpc::encode_response(Ok(batch));
+    let Value::Struct(fields) = batch else {
+        return plain;
+    };
+    let Some(counts @ Value::Struct(by_class)) = fields.get("valid_ref_counts") else {
+        return plain;
+    };
+    let untyped = format!(
+        "<name>valid_ref_counts</name>{}",
+        xmlrpc::encode_value(counts)
+    );
+    let mut typed = String::from("<name>valid_ref_counts</name><value><struct>");
+    for (class, count) in by_class {
+        let count = count
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(i32::MAX);
+        let _ = write!(
+            typed,
+            "<member><name>{class}</name><value><i4>{count}</i4></value></member>"
+        );
+    }
+    typed.push_str("</struct></value>");
+    match String::from_utf8(plain) {
+        Ok(text) => text.replacen(&untyped, &typed, 1).into_bytes(),
+        Err(err) => err.into_bytes(),
+    }
+}
+
 /// `event.inject(class, ref)`: report the object as modified; returns the new token.
 fn inject(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
     let class_text = args::string(a, 0)?;
@@ -254,8 +290,8 @@ mod tests {
             Subscription::Object("task".into(), "OpaqueRef:1".into())
         );
         assert_eq!(
-            Subscription::parse("vm/").unwrap_err().code.as_str(),
-            "EVENT_SUBSCRIPTION_PARSE_FAILURE"
+            Subscription::parse("vm/").unwrap_err().code,
+            ErrorCode::EventSubscriptionParseFailure
         );
     }
 
@@ -265,7 +301,7 @@ mod tests {
         assert_eq!(parse_token(&token(42)).unwrap(), 42);
         assert_eq!(parse_token("").unwrap(), 0);
         let err = parse_token("soon").unwrap_err();
-        assert_eq!(err.code.as_str(), "EVENT_FROM_TOKEN_PARSE_FAILURE");
+        assert_eq!(err.code, ErrorCode::EventFromTokenParseFailure);
         assert_eq!(err.params, vec!["soon"]);
     }
 }

@@ -7,6 +7,7 @@
 //! `SESSION_NOT_REGISTERED` from `next`.
 
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -72,7 +73,7 @@ async fn next(pool: &Arc<Pool>, session: &str) -> Result<Value, Failure> {
     let mut changes = pool.db().subscribe();
     loop {
         let Some(registration) = lock(pool).get(session).cloned() else {
-            return Err(failure("SESSION_NOT_REGISTERED", [session]));
+            return Err(failure(ErrorCode::SessionNotRegistered, [session]));
         };
         let subscriptions = registration
             .classes

@@ -7,6 +7,7 @@
 //! message that merely looks like an accessor (`host.get_servertime`) is not answered here.
 
 use std::collections::BTreeMap;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -83,7 +84,10 @@ fn add_to(db: &mut Db, class: &str, field: &str, a: &[Value]) -> Result<Value, F
             let key = args::string(a, 1)?;
             if map.contains_key(&key) {
                 let uuid = db.str_field(class, &reference, "uuid")?;
-                return Err(failure("MAP_DUPLICATE_KEY", [class, field, &uuid, &key]));
+                return Err(failure(
+                    ErrorCode::MapDuplicateKey,
+                    [class, field, &uuid, &key],
+                ));
             }
             map.insert(key, a.get(2).cloned().unwrap_or(Value::Nil));
         }

@@ -7,6 +7,7 @@
 //! their `metadata_latest`.
 
 use std::collections::HashMap;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 use xapi_dr::metadata::RedoLogImage;
@@ -36,7 +37,7 @@ pub(crate) fn metadata_owner(db: &Db, vdi: &str) -> Option<String> {
 /// Replay the redo log in the image of the VDI `uuid` (`COULD_NOT_IMPORT_DATABASE` when it
 /// cannot be read).
 pub(crate) fn read_image(pool: &Pool, uuid: &str) -> Result<RedoLogImage, Failure> {
-    let could_not = |reason: String| failure("COULD_NOT_IMPORT_DATABASE", [reason]);
+    let could_not = |reason: String| failure(ErrorCode::CouldNotImportDatabase, [reason]);
     let file = std::fs::File::open(pool.storage.path(uuid))
         .map_err(|e| could_not(format!("opening the VDI: {e}")))?;
     xapi_dr::metadata::read_redo_log(file).map_err(|e| could_not(e.to_string()))

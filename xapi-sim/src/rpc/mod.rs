@@ -2,13 +2,17 @@
 //! parameters to a value or a XAPI failure.
 //!
 //! The order of checks is xapi's: the method must exist (`MESSAGE_METHOD_UNKNOWN`), then the
-//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`; trailing parameters that
-//! the datamodel marks optional may be left out and take their type's empty value), then the session must be
+//! number of parameters must match (`MESSAGE_PARAMETER_COUNT_MISMATCH`, counted without the
+//! session; trailing parameters that the datamodel marks optional may be left out and take
+//! their type's empty value, and surplus ones after them are ignored), then the session must be
 //! valid (`SESSION_INVALID`), then each parameter must have its declared type
 //! (`FIELD_TYPE_ERROR`). `Async.` calls return a task at once and run in the background.
+//! Messages the datamodel marks removed answer `MESSAGE_REMOVED` once the count and the
+//! session are checked.
 
 pub(crate) mod appliance;
 pub(crate) mod args;
+pub(crate) mod device_create;
 pub(crate) mod dr_storage;
 pub(crate) mod event;
 pub(crate) mod event_legacy;
@@ -17,6 +21,7 @@ pub(crate) mod host;
 pub(crate) mod metadata_cache;
 pub(crate) mod query;
 pub(crate) mod recover;
+pub(crate) mod removed;
 pub(crate) mod session;
 pub(crate) mod sr;
 pub(crate) mod task;
@@ -30,6 +35,7 @@ pub(crate) mod vm_placement;
 mod tests;
 
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::api::meta::{ClassMeta, MessageMeta, Ty};
 use xapi_core::wire::{Failure, Value};
@@ -73,6 +79,9 @@ pub(crate) async fn call(
         None => (false, method),
     };
     let (class_name, message_name) = name.split_once('.').ok_or_else(|| method_unknown(method))?;
+    if let Some(count) = removed::removed_message(class_name, message_name) {
+        return removed_call(pool, name, count, &params);
+    }
     let class = pool
         .class(class_name)
         .ok_or_else(|| method_unknown(method))?;
@@ -87,22 +96,11 @@ pub(crate) async fn call(
     if is_async && !message.is_async {
         return Err(method_unknown(method));
     }
-    let expected = message.params.len();
-    let required = message.params.iter().filter(|p| p.required).count();
-    if !(required..=expected).contains(&params.len()) {
-        return Err(failure(
-            "MESSAGE_PARAMETER_COUNT_MISMATCH",
-            [
-                method.to_owned(),
-                expected.to_string(),
-                params.len().to_string(),
-            ],
-        ));
-    }
     let takes_session = message
         .params
         .first()
         .is_some_and(|p| p.name == "session_id");
+    check_parameter_count(name, message, takes_session, params.len())?;
     let foreign = match (takes_session, params.first()) {
         (true, Some(Value::String(handle))) => pool.foreign(handle).map(|f| (handle.clone(), f)),
         _ => None,
@@ -122,6 +120,7 @@ pub(crate) async fn call(
         None
     };
     let declared = &message.params[usize::from(takes_session)..];
+    // surplus parameters of a message with defaults are ignored, as xapi's dispatcher does
     let mut args = params
         .zip(declared)
         .map(|(value, param)| coerce(value, &param.ty).ok_or_else(|| field_type_error(param.name)))
@@ -140,6 +139,68 @@ pub(crate) async fn call(
     } else {
         execute(pool, call).await
     }
+}
+
+/// A message the datamodel marks removed, called synchronously or not: xapi checks the
+/// parameter count and the session, then answers `MESSAGE_REMOVED []`.
+fn removed_call(pool: &Pool, name: &str, count: usize, params: &[Value]) -> Result<Value, Failure> {
+    if params.len() != count + 1 {
+        return Err(parameter_count_mismatch(name, count, params.len(), true));
+    }
+    let handle = match params.first() {
+        Some(Value::String(handle)) => handle.as_str(),
+        _ => "",
+    };
+    if pool.foreign(handle).is_none() {
+        check_session(pool, handle)?;
+    }
+    Err(failure(ErrorCode::MessageRemoved, [] as [&str; 0]))
+}
+
+/// xapi's arity rule: a message without default parameters takes exactly its mandatory ones;
+/// one with defaults takes at least them (those left out get defaults, surplus ones are
+/// ignored). Otherwise `MESSAGE_PARAMETER_COUNT_MISMATCH [method; expected; received]`, both
+/// counts leaving out the session, `method` without its `Async.` prefix (xapi's generated
+/// dispatcher, gen_server.ml).
+fn check_parameter_count(
+    name: &str,
+    message: &MessageMeta,
+    takes_session: bool,
+    given: usize,
+) -> Result<(), Failure> {
+    let required = message.params.iter().filter(|p| p.required).count();
+    let has_defaults = message.params.iter().any(|p| !p.required);
+    let fits = if has_defaults {
+        given >= required
+    } else {
+        given == required
+    };
+    if fits {
+        return Ok(());
+    }
+    let mandatory = required - usize::from(takes_session);
+    Err(parameter_count_mismatch(
+        name,
+        mandatory,
+        given,
+        takes_session,
+    ))
+}
+
+/// `MESSAGE_PARAMETER_COUNT_MISMATCH [method; expected; received]`: `expected` leaves out the
+/// session already; `given` counts every parameter on the wire, so the session is taken off
+/// it, as xapi does, even when none came (which reads `-1`).
+fn parameter_count_mismatch(
+    name: &str,
+    expected: usize,
+    given: usize,
+    takes_session: bool,
+) -> Failure {
+    let received = i64::try_from(given).unwrap_or(i64::MAX) - i64::from(takes_session);
+    failure(
+        ErrorCode::MessageParameterCountMismatch,
+        [name.to_owned(), expected.to_string(), received.to_string()],
+    )
 }
 
 /// A call made with a session from `VDI.open_database`: it reads the foreign database; the
@@ -171,7 +232,7 @@ async fn call_foreign(
         message.name.starts_with("get_") || (class.name == "event" && message.name == "from");
     if !is_read {
         return Err(failure(
-            "RBAC_PERMISSION_DENIED",
+            ErrorCode::RbacPermissionDenied,
             [
                 method,
                 "the read-only session of VDI.open_database cannot make changes",
@@ -190,10 +251,8 @@ fn records_where(
     params: &[Value],
 ) -> Result<Value, Failure> {
     let [handle, expression] = params else {
-        return Err(failure(
-            "MESSAGE_PARAMETER_COUNT_MISMATCH",
-            [method.to_owned(), "2".to_owned(), params.len().to_string()],
-        ));
+        let name = method.strip_prefix("Async.").unwrap_or(method);
+        return Err(parameter_count_mismatch(name, 1, params.len(), true));
     };
     let Value::String(handle) = handle else {
         return Err(session_invalid(""));
@@ -237,6 +296,9 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("VM", _) if vm_placement::handles(call.message.name) => {
             Some(vm_placement::handle(pool, &call))
         }
+        (class, message) if device_create::handles(class, message) => {
+            Some(device_create::handle(&mut pool.db(), class, &call.args))
+        }
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         ("VDI", _) if vdi_copy::handles(call.message.name) => Some(vdi_copy::handle(pool, &call)),
         (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
@@ -249,7 +311,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
     match result {
         Some(result) => result,
         None => generic::handle(&mut pool.db(), &call)
-            .unwrap_or_else(|| Err(failure("NOT_IMPLEMENTED", [name]))),
+            .unwrap_or_else(|| Err(failure(ErrorCode::NotImplemented, [name]))),
     }
     .map(|value| {
         if call.message.result == Ty::Void {

@@ -8,6 +8,7 @@
 //! `OpaqueRef:...`), so `field "name__label" = "web"` matches a VM named `web`.
 
 use std::collections::BTreeMap;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -51,7 +52,7 @@ enum Token {
 pub(crate) fn records_where(db: &Db, class: &str, expression: &str) -> Result<Value, Failure> {
     let expr = parse(expression).map_err(|why| {
         failure(
-            "INTERNAL_ERROR",
+            ErrorCode::InternalError,
             [format!("cannot parse the filter {expression:?}: {why}")],
         )
     })?;
@@ -83,7 +84,7 @@ fn operand<'a>(op: &'a Operand, row: &'a BTreeMap<String, String>) -> Result<&'a
         Operand::Literal(text) => Ok(text),
         Operand::Field(column) => row.get(column).map(String::as_str).ok_or_else(|| {
             failure(
-                "INTERNAL_ERROR",
+                ErrorCode::InternalError,
                 [format!(
                     "the filter names a column that does not exist: {column}"
                 )],
@@ -283,6 +284,6 @@ mod tests {
             r#"field "is_a_template" = "false" and not field "name__label" = "db""#
         ));
         let err = eval(&parse(r#"field "nope" = "x""#).unwrap(), &row).unwrap_err();
-        assert_eq!(err.code.as_str(), "INTERNAL_ERROR");
+        assert_eq!(err.code, ErrorCode::InternalError);
     }
 }

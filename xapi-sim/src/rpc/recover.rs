@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -219,7 +220,7 @@ pub(crate) fn make_way_for(
     let existing_version = db.int_field("VM", &existing, "version")?;
     if existing_version >= version && !force {
         return Err(failure(
-            "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
+            ErrorCode::VmToImportIsNotNewerVersion,
             [
                 existing.clone(),
                 existing_version.to_string(),
@@ -239,7 +240,7 @@ pub(crate) fn make_way_for(
 
 fn assert_recoverable(source: &Db, db: &Db, vm: &str) -> Result<(), Failure> {
     match missing_srs(source, db, vm)?.first() {
-        Some(sr) => Err(failure("VM_REQUIRES_SR", [vm, sr.as_str()])),
+        Some(sr) => Err(failure(ErrorCode::VmRequiresSr, [vm, sr.as_str()])),
         None => Ok(()),
     }
 }
@@ -255,7 +256,7 @@ fn recover(
     let appliance = source.str_field("VM", vm, "appliance")?;
     if !in_appliance && appliance != NULL_REF && !appliance.is_empty() {
         return Err(failure(
-            "VM_IS_PART_OF_AN_APPLIANCE",
+            ErrorCode::VmIsPartOfAnAppliance,
             [vm, appliance.as_str()],
         ));
     }
@@ -284,7 +285,7 @@ fn recover(
             match found {
                 Some(found) => found,
                 None if force => continue,
-                None => return Err(failure("VDI_LOCATION_MISSING", [sr_uuid, location])),
+                None => return Err(failure(ErrorCode::VdiLocationMissing, [sr_uuid, location])),
             }
         } else {
             NULL_REF.to_owned()

@@ -1,6 +1,7 @@
 //! `session.*`: login as root with the pool's password, logout, and the session record.
 
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -31,7 +32,7 @@ fn login(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
     let password = args::string(a, 1)?;
     if user != "root" || password != pool.password {
         return Err(failure(
-            "SESSION_AUTHENTICATION_FAILED",
+            ErrorCode::SessionAuthenticationFailed,
             [user.as_str(), "Authentication failure"],
         ));
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 use xapi_dr::metadata::redo_log::MINIMUM_VDI_SIZE;
@@ -12,6 +13,7 @@ use super::Call;
 use super::args;
 use crate::api_error::failure;
 use crate::model::replication::Replica;
+use crate::model::sm;
 use crate::model::store::Db;
 use crate::pool::Pool;
 
@@ -39,7 +41,7 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
             .db()
             .flush_replicas()
             .map(|()| Value::Nil)
-            .map_err(|reason| failure("CANNOT_ENABLE_REDO_LOG", [reason])),
+            .map_err(|reason| failure(ErrorCode::CannotEnableRedoLog, [reason])),
         (_, "assert_supports_database_replication") => {
             args::string(a, 0).and_then(|sr| assert_supports(&pool.db(), &sr).map(|()| Value::Nil))
         }
@@ -49,7 +51,9 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
     })
 }
 
-/// Every host has an attached PBD for the SR.
+/// xapi's `assert_supports_database_replication`: every host has an attached PBD for the SR
+/// (`SR_HAS_NO_PBDS [sr]`), then the SR's SM driver declares `SR_METADATA`
+/// (`SR_OPERATION_NOT_SUPPORTED [sr]`; only LVM over iSCSI and over HBA do).
 fn assert_supports(db: &Db, sr: &str) -> Result<(), Failure> {
     let pbds = db.refs_field("SR", sr, "PBDs")?;
     let attached_hosts = super::vm_placement::hosts_with_sr_attached(db, sr);
@@ -58,16 +62,26 @@ fn assert_supports(db: &Db, sr: &str) -> Result<(), Failure> {
         .iter()
         .all(|host| attached_hosts.contains(host));
     if pbds.is_empty() || !every_host {
-        return Err(failure("SR_HAS_NO_PBDS", [sr]));
+        return Err(failure(ErrorCode::SrHasNoPbds, [sr]));
     }
-    Ok(())
+    let sr_type = db.str_field("SR", sr, "type")?;
+    match sm::has_feature(db, &sr_type, "SR_METADATA") {
+        Some(true) => Ok(()),
+        Some(false) => Err(failure(ErrorCode::SrOperationNotSupported, [sr])),
+        None => Err(failure(
+            ErrorCode::InternalError,
+            [format!(
+                "SR does not have corresponding SM record: {sr} {sr_type}"
+            )],
+        )),
+    }
 }
 
 fn this_pool(db: &Db) -> Result<String, Failure> {
     db.refs("pool")?
         .into_iter()
         .next()
-        .ok_or_else(|| failure("INTERNAL_ERROR", ["the pool has no pool object"]))
+        .ok_or_else(|| failure(ErrorCode::InternalError, ["the pool has no pool object"]))
 }
 
 /// The metadata VDIs of this pool on `sr`.
@@ -93,7 +107,7 @@ fn enable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
         vdi
     } else {
         if db.replica_count() >= MAX_REDO_LOGS {
-            return Err(failure("NO_MORE_REDO_LOGS_ALLOWED", [] as [&str; 0]));
+            return Err(failure(ErrorCode::NoMoreRedoLogsAllowed, [] as [&str; 0]));
         }
         let record = BTreeMap::from([
             (
@@ -130,7 +144,7 @@ fn enable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
         let uuid = db.str_field("VDI", &vdi, "uuid")?;
         pool.storage.create(&uuid, MINIMUM_VDI_SIZE).map_err(|e| {
             failure(
-                "CANNOT_ENABLE_REDO_LOG",
+                ErrorCode::CannotEnableRedoLog,
                 [format!("creating the metadata VDI image: {e}")],
             )
         })?;
@@ -144,15 +158,15 @@ fn enable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
         .open(pool.storage.path(&uuid))
         .map_err(|e| {
             failure(
-                "CANNOT_ENABLE_REDO_LOG",
+                ErrorCode::CannotEnableRedoLog,
                 [format!("opening the metadata VDI: {e}")],
             )
         })?;
     let marker = db.new_uuid();
     let replica = Replica::open(&uuid, file, &marker)
-        .map_err(|e| failure("CANNOT_ENABLE_REDO_LOG", [e.to_string()]))?;
+        .map_err(|e| failure(ErrorCode::CannotEnableRedoLog, [e.to_string()]))?;
     db.start_replica(replica)
-        .map_err(|reason| failure("CANNOT_ENABLE_REDO_LOG", [reason]))?;
+        .map_err(|reason| failure(ErrorCode::CannotEnableRedoLog, [reason]))?;
     db.set_field("VDI", &vdi, "metadata_latest", Value::Bool(true))?;
     Ok(Value::Nil)
 }
@@ -170,7 +184,7 @@ fn disable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
         db.destroy("VDI", &vdi)?;
         pool.storage.destroy(&uuid).map_err(|e| {
             failure(
-                "SR_BACKEND_FAILURE",
+                ErrorCode::SrBackendFailure,
                 ["", "", &format!("removing {uuid}: {e}")],
             )
         })?;

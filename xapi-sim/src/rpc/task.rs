@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::api::meta::Ty;
 use xapi_core::wire::{Failure, Value, xmlrpc};
@@ -94,7 +95,10 @@ async fn fail_midway(pool: &Pool, task: &str, code: &str) -> Result<Value, Failu
         .db()
         .set_field("task", task, "progress", Value::Double(0.5));
     pool.clock.sleep(Duration::from_millis(100)).await;
-    Err(failure(code, ["fault injected by xapi-sim"]))
+    Err(failure(
+        ErrorCode::from_code(code),
+        ["fault injected by xapi-sim"],
+    ))
 }
 
 /// Record the outcome of a task, unless it was cancelled meanwhile.
@@ -172,7 +176,7 @@ fn cancel(pool: &Pool, task: &str) -> Result<Value, Failure> {
         .any(|op| op == "cancel");
     if status != "pending" || !cancellable {
         return Err(failure(
-            "OPERATION_NOT_ALLOWED",
+            ErrorCode::OperationNotAllowed,
             [format!("task {task} is {status} and cannot be cancelled")],
         ));
     }
@@ -183,7 +187,7 @@ fn cancel(pool: &Pool, task: &str) -> Result<Value, Failure> {
         "task",
         task,
         "error_info",
-        args::text_set(["TASK_CANCELLED", task]),
+        args::text_set([ErrorCode::TaskCancelled.as_str(), task]),
     )?;
     db.set_field("task", task, "finished", timestamp::now())?;
     db.set_field("task", task, "allowed_operations", Value::Array(Vec::new()))?;

@@ -414,7 +414,7 @@ async fn unknown_method_and_wrong_arity_fail_like_xapi() {
         code(fx.call("VM.get_record", vec![]).await),
         (
             "MESSAGE_PARAMETER_COUNT_MISMATCH".into(),
-            vec!["VM.get_record".into(), "2".into(), "1".into()]
+            vec!["VM.get_record".into(), "1".into(), "0".into()]
         )
     );
     // no session check before the arity check, and the session is checked before the handle

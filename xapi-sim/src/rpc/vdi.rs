@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -34,7 +35,10 @@ pub(crate) fn handles(message: &str) -> bool {
 }
 
 fn backend_failure(what: &str, err: &std::io::Error) -> Failure {
-    failure("SR_BACKEND_FAILURE", ["", "", &format!("{what}: {err}")])
+    failure(
+        ErrorCode::SrBackendFailure,
+        ["", "", &format!("{what}: {err}")],
+    )
 }
 
 /// Handle a VDI storage call.
@@ -46,7 +50,7 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
         "resize" | "resize_online" => args::string(a, 0).and_then(|vdi| {
             let size = match a.get(1) {
                 Some(Value::Int(size)) if *size >= 0 => *size,
-                _ => return Err(failure("FIELD_TYPE_ERROR", ["size"])),
+                _ => return Err(failure(ErrorCode::FieldTypeError, ["size"])),
             };
             resize(pool, &vdi, size)
         }),
@@ -68,7 +72,7 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
 
 fn create(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
     let Some(Value::Struct(record)) = a.first() else {
-        return Err(failure("FIELD_TYPE_ERROR", ["args"]));
+        return Err(failure(ErrorCode::FieldTypeError, ["args"]));
     };
     let mut db = pool.db();
     let sr = match record.get("SR") {
@@ -96,7 +100,7 @@ fn destroy(pool: &Pool, vdi: &str) -> Result<Value, Failure> {
             db.field("VBD", vbd, "currently_attached"),
             Ok(Value::Bool(true))
         ) {
-            return Err(failure("VDI_IN_USE", [vdi, "destroy"]));
+            return Err(failure(ErrorCode::VdiInUse, [vdi, "destroy"]));
         }
     }
     for vbd in &vbds {
@@ -110,9 +114,17 @@ fn destroy(pool: &Pool, vdi: &str) -> Result<Value, Failure> {
     Ok(Value::Nil)
 }
 
+/// `VDI.resize`: xapi hands the size to the SM driver, whose VHD-based drivers (file and LVM)
+/// refuse to shrink with their `VDISize` error, number 79.
 fn resize(pool: &Pool, vdi: &str, size: i64) -> Result<Value, Failure> {
     let mut db = pool.db();
     let uuid = db.str_field("VDI", vdi, "uuid")?;
+    if size < db.int_field("VDI", vdi, "virtual_size")? {
+        return Err(failure(
+            crate::api_error::sr_backend_failure_code(79),
+            ["", "VDI Invalid size [opterr=shrinking not allowed]", ""],
+        ));
+    }
     pool.storage
         .resize(&uuid, size as u64)
         .map_err(|e| backend_failure("resizing the disk image", &e))?;
@@ -134,7 +146,10 @@ fn set_cbt(pool: &Pool, vdi: &str, enabled: bool) -> Result<Value, Failure> {
     let mut db = pool.db();
     let uuid = db.str_field("VDI", vdi, "uuid")?;
     if db.str_field("VDI", vdi, "type")? == "cbt_metadata" {
-        return Err(failure("VDI_INCOMPATIBLE_TYPE", [vdi, "cbt_metadata"]));
+        return Err(failure(
+            ErrorCode::VdiIncompatibleType,
+            [vdi, "cbt_metadata"],
+        ));
     }
     if enabled {
         pool.cbt().enable(&uuid);
@@ -151,7 +166,7 @@ fn list_changed_blocks(pool: &Pool, from: &str, to: &str) -> Result<Value, Failu
     let from_uuid = db.str_field("VDI", from, "uuid")?;
     let to_uuid = db.str_field("VDI", to, "uuid")?;
     if is_attached(&db, to)? {
-        return Err(failure("VDI_IN_USE", [to, "list_changed_blocks"]));
+        return Err(failure(ErrorCode::VdiInUse, [to, "list_changed_blocks"]));
     }
     let size = db.int_field("VDI", to, "virtual_size")?.max(0) as u64;
     let bitmap = pool
@@ -160,10 +175,10 @@ fn list_changed_blocks(pool: &Pool, from: &str, to: &str) -> Result<Value, Failu
         .map_err(|err| match err {
             CbtError::NoMetadata(uuid) => {
                 let vdi = if uuid == from_uuid { from } else { to };
-                failure("VDI_NO_CBT_METADATA", [vdi])
+                failure(ErrorCode::VdiNoCbtMetadata, [vdi])
             }
             CbtError::Unrelated => failure(
-                "OPERATION_NOT_ALLOWED",
+                ErrorCode::OperationNotAllowed,
                 [format!(
                     "{from} and {to} are not snapshots of the same disk"
                 )],
@@ -181,16 +196,16 @@ fn data_destroy(pool: &Pool, vdi: &str) -> Result<Value, Failure> {
         return Ok(Value::Nil);
     }
     if !pool.cbt().has_metadata(&uuid) {
-        return Err(failure("VDI_NO_CBT_METADATA", [vdi]));
+        return Err(failure(ErrorCode::VdiNoCbtMetadata, [vdi]));
     }
     if !matches!(db.field("VDI", vdi, "is_a_snapshot")?, Value::Bool(true)) {
         return Err(failure(
-            "OPERATION_NOT_ALLOWED",
+            ErrorCode::OperationNotAllowed,
             ["VDI.data_destroy is only allowed on snapshots"],
         ));
     }
     if is_attached(&db, vdi)? {
-        return Err(failure("VDI_IN_USE", [vdi, "data_destroy"]));
+        return Err(failure(ErrorCode::VdiInUse, [vdi, "data_destroy"]));
     }
     pool.storage
         .destroy(&uuid)
@@ -209,7 +224,10 @@ fn nbd_info(pool: &Pool, vdi: &str, session: &str) -> Result<Value, Failure> {
     let uuid = db.str_field("VDI", vdi, "uuid")?;
     let vdi_type = db.str_field("VDI", vdi, "type")?;
     if vdi_type == "cbt_metadata" {
-        return Err(failure("VDI_INCOMPATIBLE_TYPE", [vdi, vdi_type.as_str()]));
+        return Err(failure(
+            ErrorCode::VdiIncompatibleType,
+            [vdi, vdi_type.as_str()],
+        ));
     }
     let has_nbd_network = db.refs("network")?.iter().any(|network| {
         db.refs_field("network", network, "purpose")
@@ -257,7 +275,10 @@ fn open_database(pool: &Arc<Pool>, vdi: &str) -> Result<Value, Failure> {
         )
     };
     if vdi_type != "metadata" {
-        return Err(failure("VDI_INCOMPATIBLE_TYPE", [vdi, vdi_type.as_str()]));
+        return Err(failure(
+            ErrorCode::VdiIncompatibleType,
+            [vdi, vdi_type.as_str()],
+        ));
     }
     let mut image = metadata_cache::read_image(pool, &uuid)?;
     let cached = metadata_cache::summary(&image);

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -65,7 +66,10 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Result<Value, Failure> {
 /// xapi's check: a `cbt_metadata` VDI has no data to duplicate.
 fn assert_duplicable(db: &Db, vdi: &str) -> Result<(), Failure> {
     if db.str_field("VDI", vdi, "type")? == "cbt_metadata" {
-        return Err(failure("VDI_INCOMPATIBLE_TYPE", [vdi, "cbt_metadata"]));
+        return Err(failure(
+            ErrorCode::VdiIncompatibleType,
+            [vdi, "cbt_metadata"],
+        ));
     }
     Ok(())
 }
@@ -110,7 +114,7 @@ pub(crate) fn duplicate_vdi(
         let _ = db.destroy("VDI", &new_vdi);
         let _ = pool.storage.destroy(&to_uuid);
         return Err(failure(
-            "SR_BACKEND_FAILURE",
+            ErrorCode::SrBackendFailure,
             ["", "", &format!("copying disk {from_uuid}: {err}")],
         ));
     }
@@ -132,12 +136,12 @@ fn copy_into(
     base: Option<&str>,
 ) -> Result<(), Failure> {
     if matches!(db.field("VDI", into, "read_only")?, Value::Bool(true)) {
-        return Err(failure("VDI_READONLY", [into]));
+        return Err(failure(ErrorCode::VdiReadonly, [into]));
     }
     let size = db.int_field("VDI", vdi, "virtual_size")?;
     if db.int_field("VDI", into, "virtual_size")? < size {
         return Err(failure(
-            "VDI_TOO_SMALL",
+            ErrorCode::VdiTooSmall,
             [into.to_owned(), size.to_string()],
         ));
     }
@@ -157,7 +161,7 @@ fn copy_into(
         )
         .map_err(|err| {
             failure(
-                "SR_BACKEND_FAILURE",
+                ErrorCode::SrBackendFailure,
                 [
                     "",
                     "",

@@ -1,6 +1,6 @@
 //! The VM lifecycle with xapi's power-state rules: start (paused or not, on a chosen host),
-//! clean / hard shutdown, reboot, pause / unpause, snapshot, snapshot_with_quiesce, clone, copy,
-//! destroy.
+//! clean / hard shutdown, reboot, pause / unpause, snapshot, clone, copy, destroy
+//! (`snapshot_with_quiesce` is removed from XAPI: the dispatcher answers `MESSAGE_REMOVED`).
 //!
 //! `VM.start` sleeps `VM.start_delay` after the domain is up and the shutdowns sleep
 //! `VM.shutdown_delay` after it is down, on the simulated clock, as xapi does.
@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -33,7 +34,6 @@ const MESSAGES: &[&str] = &[
     "pause",
     "unpause",
     "snapshot",
-    "snapshot_with_quiesce",
     "clone",
     "copy",
     "destroy",
@@ -51,8 +51,25 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         Ok(vm) => vm,
         Err(err) => return Some(Err(err)),
     };
+    let op = call.message.name;
+    let marker = {
+        let mut db = pool.db();
+        match check_operation(&db, &vm, op).and_then(|()| mark_operation(&mut db, &vm, op)) {
+            Ok(marker) => marker,
+            Err(err) => return Some(Err(err)),
+        }
+    };
+    let result = run(pool, call, &vm).await;
+    unmark_operation(&mut pool.db(), &vm, &marker);
+    result.transpose()
+}
+
+/// Run one lifecycle call on `vm`, its checks passed; `None` for a message not handled here.
+async fn run(pool: &Arc<Pool>, call: &Call, vm: &str) -> Result<Option<Value>, Failure> {
+    let a = &call.args;
+    let vm = vm.to_owned();
     let done = |r: Result<(), Failure>| r.map(|()| Value::Nil);
-    Some(match call.message.name {
+    Ok(Some(match call.message.name {
         "start" => done(start(pool, &vm, args::boolean(a, 1).unwrap_or(false), None).await),
         "start_on" => {
             let host = args::string(a, 1).ok();
@@ -65,14 +82,10 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         }
         "pause" => done(transition(&mut pool.db(), &vm, "Running", "Paused")),
         "unpause" => done(transition(&mut pool.db(), &vm, "Paused", "Running")),
-        "snapshot" | "snapshot_with_quiesce" => {
+        "snapshot" => {
             let name = args::string(a, 1).unwrap_or_default();
-            // VM.snapshot's `ignore_vdis` (absent from snapshot_with_quiesce): disks left out
-            let ignore = if call.message.name == "snapshot" {
-                args::strings(a, 2).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+            // `ignore_vdis`: disks left out of the snapshot
+            let ignore = args::strings(a, 2).unwrap_or_default();
             snapshot(&mut pool.db(), pool, &vm, &name, &ignore).map(Value::String)
         }
         "clone" => {
@@ -87,8 +100,108 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
             duplicate(&mut pool.db(), pool, &vm, &name, &DiskCopy::Copy(sr)).map(Value::String)
         }
         "destroy" => done(destroy(&mut pool.db(), &vm)),
+        _ => return Ok(None),
+    }?))
+}
+
+/// The power states in which `op` may run (as the handlers below check them); `None` for any.
+fn allowed_states(op: &str) -> Option<&'static [&'static str]> {
+    Some(match op {
+        "start" | "start_on" => &["Halted"],
+        "clean_shutdown" | "shutdown" | "clean_reboot" | "hard_reboot" | "pause" => &["Running"],
+        "hard_shutdown" => &["Running", "Paused", "Suspended"],
+        "unpause" => &["Paused"],
+        "clone" | "copy" | "destroy" => &["Halted", "Suspended"],
         _ => return None,
     })
+}
+
+/// xapi's `is_allowed_concurrently`: copies, snapshots and boot-record reads go together, a
+/// hard shutdown overrides anything but another, a hard reboot anything but a hard shutdown or
+/// reboot.
+fn is_allowed_concurrently(op: &str, current: &[&str]) -> bool {
+    let together = |set: &[&str]| set.contains(&op) && current.iter().all(|o| set.contains(o));
+    together(&["clone", "copy", "export"])
+        || together(&["snapshot", "checkpoint"])
+        || together(&["get_boot_record"])
+        || match op {
+            "hard_shutdown" => !current.contains(&"hard_shutdown"),
+            "hard_reboot" => !current
+                .iter()
+                .any(|o| matches!(*o, "hard_shutdown" | "hard_reboot")),
+            "snapshot" => current == ["snapshot_with_quiesce"],
+            _ => false,
+        }
+}
+
+/// xapi's checks before a VM operation (`Xapi_vm_lifecycle.check_operation_error`), in its
+/// order: `OPERATION_BLOCKED [vm; reason]` when `blocked_operations` names `op` (the reason is
+/// the map's value); then the power state (left to the handler, which reports
+/// `VM_BAD_POWER_STATE`); then `OTHER_OPERATION_IN_PROGRESS [VM; vm; ops; refs]` when an
+/// operation under way does not allow `op` alongside.
+fn check_operation(db: &Db, vm: &str, op: &str) -> Result<(), Failure> {
+    if let Ok(Value::Struct(blocked)) = db.field("VM", vm, "blocked_operations")
+        && let Some(Value::String(reason)) = blocked.get(op)
+    {
+        return Err(failure(ErrorCode::OperationBlocked, [vm, reason.as_str()]));
+    }
+    let state = db.str_field("VM", vm, "power_state")?;
+    if allowed_states(op).is_some_and(|states| !states.contains(&state.as_str())) {
+        return Ok(());
+    }
+    let current: Vec<(String, String)> = match db.field("VM", vm, "current_operations") {
+        Ok(Value::Struct(ops)) => ops
+            .iter()
+            .map(|(r, o)| (r.clone(), o.as_str().unwrap_or_default().to_owned()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let names: Vec<&str> = current.iter().map(|(_, o)| o.as_str()).collect();
+    if current.is_empty() || is_allowed_concurrently(op, &names) {
+        return Ok(());
+    }
+    let (refs, ops) = match current.as_slice() {
+        [(reference, name)] => (reference.clone(), name.clone()),
+        many => (
+            format!(
+                "{{{}}}",
+                many.iter()
+                    .map(|(r, _)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            format!("{{{}}}", names.join(",")),
+        ),
+    };
+    Err(failure(
+        ErrorCode::OtherOperationInProgress,
+        ["VM".to_owned(), vm.to_owned(), ops, refs],
+    ))
+}
+
+/// Record `op` in the VM's `current_operations` under a new reference (xapi uses the call's
+/// task) while it runs; the reference, to remove it after.
+fn mark_operation(db: &mut Db, vm: &str, op: &str) -> Result<String, Failure> {
+    let mut current = match db.field("VM", vm, "current_operations") {
+        Ok(Value::Struct(ops)) => ops.clone(),
+        Ok(_) => BTreeMap::new(),
+        // no such VM (the handler says so) or no such field: nothing to record
+        Err(_) => return Ok(String::new()),
+    };
+    let marker = format!("OpaqueRef:{}", db.new_uuid());
+    current.insert(marker.clone(), Value::String(op.to_owned()));
+    db.set_field("VM", vm, "current_operations", Value::Struct(current))?;
+    Ok(marker)
+}
+
+/// Take the operation `marker` out of the VM's `current_operations` (gone with a destroyed VM).
+fn unmark_operation(db: &mut Db, vm: &str, marker: &str) {
+    if let Ok(Value::Struct(ops)) = db.field("VM", vm, "current_operations") {
+        let mut ops = ops.clone();
+        if ops.remove(marker).is_some() {
+            let _ = db.set_field("VM", vm, "current_operations", Value::Struct(ops));
+        }
+    }
 }
 
 /// The power state of `vm`, checked against `allowed` (`VM_BAD_POWER_STATE` names the first).
@@ -107,7 +220,7 @@ fn require_state(db: &Db, vm: &str, allowed: &[&str]) -> Result<String, Failure>
 
 fn require_not_template(db: &Db, vm: &str) -> Result<(), Failure> {
     if matches!(db.field("VM", vm, "is_a_template")?, Value::Bool(true)) {
-        return Err(failure("VM_IS_TEMPLATE", [vm]));
+        return Err(failure(ErrorCode::VmIsTemplate, [vm]));
     }
     Ok(())
 }
@@ -179,7 +292,7 @@ fn least_loaded_host(db: &Db, vm: &str) -> Result<String, Failure> {
             db.refs_field("host", h, "resident_VMs")
                 .map_or(0, |v| v.len())
         })
-        .ok_or_else(|| failure("NO_HOSTS_AVAILABLE", [] as [&str; 0]))
+        .ok_or_else(|| failure(ErrorCode::NoHostsAvailable, [] as [&str; 0]))
 }
 
 fn next_domid(db: &Db) -> i64 {
@@ -227,6 +340,7 @@ fn snapshot(
     fields.insert("snapshot_of".into(), Value::String(vm.to_owned()));
     fields.insert("snapshot_time".into(), timestamp::now());
     halted(&mut fields);
+    copy_metrics(db, vm, &mut fields)?;
     let snap = db.create("VM", fields)?;
     copy_devices(db, pool, vm, &snap, &DiskCopy::Snapshot, ignore)?;
     Ok(snap)
@@ -246,17 +360,19 @@ fn duplicate(
     fields.insert("is_a_snapshot".into(), Value::Bool(false));
     fields.insert("snapshot_of".into(), Value::String(NULL_REF.to_owned()));
     halted(&mut fields);
+    copy_metrics(db, vm, &mut fields)?;
     let copy = db.create("VM", fields)?;
     copy_devices(db, pool, vm, &copy, how, &[])?;
     Ok(copy)
 }
 
+/// A new VM's fields from a copy of another's: halted, and with none of the operations under
+/// way on the original (xapi's `copy_vm_record` starts with empty `current_operations`).
 fn halted(fields: &mut BTreeMap<String, Value>) {
     fields.insert("power_state".into(), Value::String("Halted".into()));
     fields.insert("resident_on".into(), Value::String(NULL_REF.into()));
     fields.insert("domid".into(), Value::Int(-1));
-    fields.insert("metrics".into(), Value::String(NULL_REF.into()));
-    fields.insert("guest_metrics".into(), Value::String(NULL_REF.into()));
+    fields.insert("current_operations".into(), Value::Struct(BTreeMap::new()));
 }
 
 /// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`, leaving out the VBDs
@@ -281,12 +397,15 @@ fn copy_devices(
         }
         vbd_fields.insert("VM".into(), Value::String(to.to_owned()));
         vbd_fields.insert("currently_attached".into(), Value::Bool(false));
+        // the original keeps its metrics row; a copy never shares it
+        vbd_fields.insert("metrics".into(), Value::String(NULL_REF.to_owned()));
         db.create("VBD", vbd_fields)?;
     }
     for vif in db.refs_field("VM", from, "VIFs")? {
         let mut vif_fields = copy_fields(db, "VIF", &vif)?;
         vif_fields.insert("VM".into(), Value::String(to.to_owned()));
         vif_fields.insert("currently_attached".into(), Value::Bool(false));
+        vif_fields.insert("metrics".into(), Value::String(NULL_REF.to_owned()));
         if *how != DiskCopy::Snapshot {
             vif_fields.insert("MAC".into(), Value::String(new_mac(db)));
             vif_fields.insert("MAC_autogenerated".into(), Value::Bool(true));
@@ -311,18 +430,66 @@ pub(crate) fn new_mac(db: &mut Db) -> String {
         .join(":")
 }
 
-/// `VM.destroy`: a halted VM and its VBDs, VIFs and metrics go; its disks stay.
+/// `VM.destroy`, as xapi's `Xapi_vm_helpers.destroy`: a halted VM goes with its VBDs and VIFs
+/// (and their metrics), VGPUs, VUSBs, metrics and guest metrics, each row with its own `del`
+/// event; it leaves its vApp; its disks stay.
 fn destroy(db: &mut Db, vm: &str) -> Result<(), Failure> {
     require_state(db, vm, &["Halted", "Suspended"])?;
-    for vbd in db.refs_field("VM", vm, "VBDs")? {
-        db.destroy("VBD", &vbd)?;
+    if db
+        .str_field("VM", vm, "appliance")
+        .is_ok_and(|a| db.exists("VM_appliance", &a))
+    {
+        db.set_field("VM", vm, "appliance", Value::String(NULL_REF.to_owned()))?;
     }
-    for vif in db.refs_field("VM", vm, "VIFs")? {
-        db.destroy("VIF", &vif)?;
+    for (devices, class) in [("VBDs", "VBD"), ("VIFs", "VIF")] {
+        for device in db.refs_field("VM", vm, devices)? {
+            destroy_row_named_by(db, class, &device, "metrics", &format!("{class}_metrics"))?;
+            db.destroy(class, &device)?;
+        }
     }
-    let metrics = db.str_field("VM", vm, "metrics")?;
-    if db.exists("VM_metrics", &metrics) {
-        db.destroy("VM_metrics", &metrics)?;
+    for (devices, class) in [("VGPUs", "VGPU"), ("VUSBs", "VUSB")] {
+        for device in db.refs_field("VM", vm, devices).unwrap_or_default() {
+            db.destroy(class, &device)?;
+        }
     }
+    destroy_row_named_by(db, "VM", vm, "metrics", "VM_metrics")?;
+    destroy_row_named_by(db, "VM", vm, "guest_metrics", "VM_guest_metrics")?;
     db.destroy("VM", vm)
+}
+
+/// Destroy the `target` row that `field` of `class` `reference` names, when there is one.
+fn destroy_row_named_by(
+    db: &mut Db,
+    class: &str,
+    reference: &str,
+    field: &str,
+    target: &str,
+) -> Result<(), Failure> {
+    match db.str_field(class, reference, field) {
+        Ok(row) if db.exists(target, &row) => db.destroy(target, &row),
+        _ => Ok(()),
+    }
+}
+
+/// New copies of `vm`'s metrics and guest metrics rows for a snapshot, clone or copy of it, as
+/// xapi's `copy_vm_record` makes; null references where `vm` has none.
+fn copy_metrics(
+    db: &mut Db,
+    vm: &str,
+    fields: &mut BTreeMap<String, Value>,
+) -> Result<(), Failure> {
+    for (field, class) in [
+        ("metrics", "VM_metrics"),
+        ("guest_metrics", "VM_guest_metrics"),
+    ] {
+        let copy = match db.str_field("VM", vm, field) {
+            Ok(row) if db.exists(class, &row) => {
+                let row_fields = copy_fields(db, class, &row)?;
+                db.create(class, row_fields)?
+            }
+            _ => NULL_REF.to_owned(),
+        };
+        fields.insert(field.into(), Value::String(copy));
+    }
+    Ok(())
 }

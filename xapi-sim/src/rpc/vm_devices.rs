@@ -63,7 +63,7 @@ fn allowed_vif_devices(db: &Db, vm: &str) -> Result<Vec<u32>, Failure> {
 
 /// The disk number a VBD device string names: `3`, `xvdd`, `hdd`, `sdd`, `xvdd1` (partition
 /// ignored), `xvdaa` (26); `None` for anything else (an empty `device` included).
-fn disk_number(text: &str) -> Option<u32> {
+pub(crate) fn disk_number(text: &str) -> Option<u32> {
     if let Ok(n) = text.parse::<u32>() {
         return Some(n);
     }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use xapi_core::wire::{Failure, Value};
 
@@ -48,11 +49,11 @@ pub(crate) fn possible_hosts(db: &Db, vm: &str) -> Result<Vec<String>, Failure> 
 pub(crate) fn assert_can_boot_here(db: &Db, vm: &str, host: &str) -> Result<(), Failure> {
     db.object("host", host)?;
     if matches!(db.field("host", host, "enabled"), Ok(Value::Bool(false))) {
-        return Err(failure("HOST_DISABLED", [host]));
+        return Err(failure(ErrorCode::HostDisabled, [host]));
     }
     for sr in required_srs(db, vm)? {
         if !sr_attached_on(db, &sr, host) {
-            return Err(failure("VM_REQUIRES_SR", [vm, sr.as_str()]));
+            return Err(failure(ErrorCode::VmRequiresSr, [vm, sr.as_str()]));
         }
     }
     Ok(())

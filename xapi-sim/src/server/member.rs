@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
@@ -53,7 +54,7 @@ async fn answer(
     master: Arc<MasterAddress>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let is_slave = || failure("HOST_IS_SLAVE", [master.address.as_str()]);
+    let is_slave = || failure(ErrorCode::HostIsSlave, [master.address.as_str()]);
     let path = request.uri().path().to_owned();
     let Some(endpoint) = route(request.method(), &path) else {
         return Ok(forbidden());

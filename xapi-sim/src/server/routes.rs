@@ -111,6 +111,7 @@ async fn xml_rpc(pool: &Arc<Pool>, body: &[u8]) -> Response<Body> {
             xmlrpc::encode_value(methods)
         )
         .into_bytes(),
+        Ok(batch) if method == "event.from" => rpc::event::encode_xmlrpc_batch(batch),
         _ => xmlrpc::encode_response(result.as_ref()),
     };
     rpc_response("text/xml", bytes)

@@ -18,6 +18,7 @@
 //! see it as a series of changes.
 
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
@@ -78,7 +79,7 @@ pub(crate) fn restore(pool: &Arc<Pool>, parts: &Parts, body: Incoming) -> Respon
 async fn read_dump(body: Incoming, length: u64) -> Result<Database, Failure> {
     if length > MAX_DUMP {
         return Err(failure(
-            "INTERNAL_ERROR",
+            ErrorCode::InternalError,
             [format!(
                 "database dump of {length} bytes exceeds the simulator's limit of {MAX_DUMP}"
             )],
@@ -90,13 +91,13 @@ async fn read_dump(body: Incoming, length: u64) -> Result<Database, Failure> {
         .await
         .map_err(|e| {
             failure(
-                "INTERNAL_ERROR",
+                ErrorCode::InternalError,
                 [format!("reading the database dump: {e}")],
             )
         })?
         .to_bytes();
     read_db_xml(bytes.as_ref())
-        .map_err(|e| failure("INTERNAL_ERROR", [format!("database dump: {e}")]))
+        .map_err(|e| failure(ErrorCode::InternalError, [format!("database dump: {e}")]))
 }
 
 /// `version_check`, then what `prepare_database_for_restore` needs: a pool and its master.
@@ -111,7 +112,10 @@ fn check(database: &Database) -> Result<(), Failure> {
             actual = %format!("{}.{}", manifest.schema_major, manifest.schema_minor),
             "pool backup was created with an incompatible product version"
         );
-        return Err(failure("RESTORE_INCOMPATIBLE_VERSION", [] as [&str; 0]));
+        return Err(failure(
+            ErrorCode::RestoreIncompatibleVersion,
+            [] as [&str; 0],
+        ));
     }
     let master = database
         .rows("pool")
@@ -121,13 +125,13 @@ fn check(database: &Database) -> Result<(), Failure> {
     match master {
         Some(master) if database.row("host", &master).is_some() => Ok(()),
         Some(master) => Err(failure(
-            "INTERNAL_ERROR",
+            ErrorCode::InternalError,
             [format!(
                 "database dump: the pool's master {master} is not in the host table"
             )],
         )),
         None => Err(failure(
-            "INTERNAL_ERROR",
+            ErrorCode::InternalError,
             ["database dump: no pool row".to_owned()],
         )),
     }
@@ -229,14 +233,14 @@ fn rewrite_pifs(
         found_management |= is_management;
         if physical {
             let Some((_, mac)) = device_macs.iter().find(|(d, _)| *d == device) else {
-                return Err(failure("RESTORE_TARGET_MISSING_DEVICE", [device]));
+                return Err(failure(ErrorCode::RestoreTargetMissingDevice, [device]));
             };
             database.set_field("PIF", &pif, "MAC", mac);
         }
     }
     if !found_management && management.is_some() {
         return Err(failure(
-            "RESTORE_TARGET_MGMT_IF_NOT_IN_BACKUP",
+            ErrorCode::RestoreTargetMgmtIfNotInBackup,
             devices_in_backup,
         ));
     }
@@ -287,5 +291,9 @@ fn replace_database(pool: &Pool, database: &Database) {
     // (through set_field, so that the parents' changes are events, unlike a silent load)
     for (relation, child, parent) in db.relation_links() {
         let _ = db.set_field(relation.many_class, &child, relation.many_field, parent);
+    }
+    // xapi restarts on the restored database and registers its SM drivers again
+    if let Err(err) = crate::model::sm::register_drivers(&mut db) {
+        tracing::warn!(code = err.code.as_str(), "restore: SM drivers");
     }
 }

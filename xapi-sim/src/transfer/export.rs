@@ -13,6 +13,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use xapi_core::api::ErrorCode;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -94,7 +95,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
             Ok(file) => file,
             Err(err) => {
                 let err = failure(
-                    "VDI_MISSING",
+                    ErrorCode::VdiMissing,
                     ["", &format!("disk image {}: {err}", disk.uuid)],
                 );
                 complete(&pool, &task, Err(err), Ty::Void);
@@ -135,7 +136,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
                 complete(
                     &pool,
                     &task,
-                    Err(failure("INTERNAL_ERROR", [err.to_string()])),
+                    Err(failure(ErrorCode::InternalError, [err.to_string()])),
                     Ty::Void,
                 );
                 html_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
@@ -149,7 +150,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
             complete(
                 &pool,
                 &task,
-                Err(failure("INTERNAL_ERROR", [err.to_string()])),
+                Err(failure(ErrorCode::InternalError, [err.to_string()])),
                 Ty::Void,
             );
             return with_task(
@@ -331,8 +332,10 @@ where
                 if let Some(cut) = self.cut_after {
                     if self.sent >= cut {
                         self.finished = true;
-                        let err =
-                            failure("INTERNAL_ERROR", ["connection cut by an injected fault"]);
+                        let err = failure(
+                            ErrorCode::InternalError,
+                            ["connection cut by an injected fault"],
+                        );
                         complete(&self.pool, &self.task, Err(err), Ty::Void);
                         return Poll::Ready(Some(Err(io::Error::other(
                             "connection cut by an injected fault",
@@ -349,7 +352,7 @@ where
                 complete(
                     &self.pool,
                     &self.task,
-                    Err(failure("INTERNAL_ERROR", [message.clone()])),
+                    Err(failure(ErrorCode::InternalError, [message.clone()])),
                     Ty::Void,
                 );
                 Poll::Ready(Some(Err(io::Error::other(message))))
@@ -370,7 +373,7 @@ impl<S> Drop for TaskBody<S> {
                 &self.pool,
                 &self.task,
                 Err(failure(
-                    "INTERNAL_ERROR",
+                    ErrorCode::InternalError,
                     ["the client closed the connection before the end of the export"],
                 )),
                 Ty::Void,

@@ -22,6 +22,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
+use xapi_core::api::ErrorCode;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -172,7 +173,7 @@ pub(crate) async fn restore(pool: &Arc<Pool>, parts: &Parts, body: Incoming) -> 
             complete(
                 pool,
                 &task,
-                Err(failure("RESTORE_SCRIPT_FAILED", [log])),
+                Err(failure(ErrorCode::RestoreScriptFailed, [log])),
                 Ty::Void,
             );
             text

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::SeekFrom;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use super::xva_intake::XvaIntake;
 use http::request::Parts;
@@ -198,20 +199,30 @@ async fn import_all(
             .write(true)
             .open(pool.storage.path(&disk.uuid))
             .await
-            .map_err(|e| failure("VDI_IO_ERROR", [format!("opening {}: {e}", disk.uuid)]))?;
+            .map_err(|e| {
+                failure(
+                    ErrorCode::VdiIoError,
+                    [format!("opening {}: {e}", disk.uuid)],
+                )
+            })?;
         files.push(file);
     }
     while let Some(chunk) = intake.next_chunk().await? {
         let (Some(file), Some(disk)) = (files.get_mut(chunk.disk), disks.get(chunk.disk)) else {
             return Err(failure(
-                "IMPORT_ERROR",
+                ErrorCode::ImportError,
                 [format!("chunk for unknown disk {}", chunk.disk)],
             ));
         };
         file.seek(SeekFrom::Start(chunk.offset))
             .await
             .and(file.write_all(&chunk.data).await)
-            .map_err(|e| failure("VDI_IO_ERROR", [format!("writing {}: {e}", disk.uuid)]))?;
+            .map_err(|e| {
+                failure(
+                    ErrorCode::VdiIoError,
+                    [format!("writing {}: {e}", disk.uuid)],
+                )
+            })?;
         pool.note_write(&disk.uuid, chunk.offset, chunk.data.len() as u64);
         done += chunk.data.len() as u64;
         if total > 0 {
@@ -221,7 +232,7 @@ async fn import_all(
     for file in &mut files {
         file.flush()
             .await
-            .map_err(|e| failure("VDI_IO_ERROR", [e.to_string()]))?;
+            .map_err(|e| failure(ErrorCode::VdiIoError, [e.to_string()]))?;
     }
     Ok(vms)
 }
@@ -254,7 +265,7 @@ fn target_sr(pool: &Pool, args: &RequestArgs) -> Result<String, (StatusCode, Fai
             .first()
             .and_then(|p| db.str_field("pool", p, "default_SR").ok())
             .filter(|sr| db.exists("SR", sr));
-        default.ok_or_else(|| missing(failure("DEFAULT_SR_NOT_FOUND", [NULL_REF])))?
+        default.ok_or_else(|| missing(failure(ErrorCode::DefaultSrNotFound, [NULL_REF])))?
     };
     if db
         .str_field("SR", &sr, "content_type")
@@ -262,7 +273,7 @@ fn target_sr(pool: &Pool, args: &RequestArgs) -> Result<String, (StatusCode, Fai
     {
         return Err((
             StatusCode::BAD_REQUEST,
-            failure("SR_OPERATION_NOT_SUPPORTED", [] as [&str; 0]),
+            failure(ErrorCode::SrOperationNotSupported, [] as [&str; 0]),
         ));
     }
     Ok(sr)
@@ -400,7 +411,7 @@ pub(crate) fn create_objects(
     for id in disk_ids {
         let object = ova
             .object(id)
-            .ok_or_else(|| failure("IMPORT_ERROR", [format!("no VDI {id} in ova.xml")]))?;
+            .ok_or_else(|| failure(ErrorCode::ImportError, [format!("no VDI {id} in ova.xml")]))?;
         let mut fields = fields_of(db, "VDI", object, &ids)?;
         fields.remove("uuid");
         fields.insert("SR".to_owned(), Value::String(sr.to_owned()));
@@ -417,7 +428,7 @@ pub(crate) fn create_objects(
         created.image(&uuid);
         pool.storage.create(&uuid, size).map_err(|e| {
             failure(
-                "SR_BACKEND_FAILURE",
+                ErrorCode::SrBackendFailure,
                 ["", "", &format!("creating {uuid}: {e}")],
             )
         })?;
@@ -446,7 +457,7 @@ pub(crate) fn create_objects(
                     .values()
                     .any(|o| mac_seed_of(o.fields.get("other_config")) == Some(seed.clone()));
                 if taken {
-                    return Err(failure("DUPLICATE_MAC_SEED", [seed.as_str()]));
+                    return Err(failure(ErrorCode::DuplicateMacSeed, [seed.as_str()]));
                 }
             }
             fields.insert("version".to_owned(), Value::Int(version + 1));

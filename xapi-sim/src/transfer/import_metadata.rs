@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use http::Response;
 use http::request::Parts;
@@ -127,7 +128,7 @@ fn find_vdis(
             None if force => {
                 tracing::warn!(sr_uuid, location, "VDI not found: skipped because of force");
             }
-            None => return Err(failure("VDI_LOCATION_MISSING", [sr_uuid, location])),
+            None => return Err(failure(ErrorCode::VdiLocationMissing, [sr_uuid, location])),
         }
     }
     Ok(found)
@@ -177,7 +178,7 @@ fn precheck_vms(db: &Db, ova: &OvaXml, identity: Identity) -> Result<(), Failure
         let existing_version = db.int_field("VM", &existing, "version")?;
         if existing_version >= version && !identity.force {
             return Err(failure(
-                "VM_TO_IMPORT_IS_NOT_NEWER_VERSION",
+                ErrorCode::VmToImportIsNotNewerVersion,
                 [
                     existing.clone(),
                     existing_version.to_string(),

@@ -16,6 +16,7 @@ pub(crate) mod xva_intake;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use http::header::{COOKIE, TRANSFER_ENCODING};
@@ -166,7 +167,7 @@ pub(crate) fn begin(pool: &Pool, request: &RequestArgs, label: &str) -> Result<T
                 &mut pool.db(),
                 task,
                 Err(failure(
-                    "SESSION_AUTHENTICATION_FAILED",
+                    ErrorCode::SessionAuthenticationFailed,
                     [session, "invalid session"],
                 )),
                 Ty::Void,
@@ -239,7 +240,9 @@ pub(crate) fn begin_xva_upload(
     if is_chunked_encoding(parts) {
         return Err(Refusal {
             status: StatusCode::FORBIDDEN,
-            message: "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED".to_owned(),
+            message: ErrorCode::ImportErrorCannotHandleChunked
+                .as_str()
+                .to_owned(),
         });
     }
     let args = RequestArgs::of(parts);

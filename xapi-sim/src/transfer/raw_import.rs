@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::SeekFrom;
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
@@ -59,7 +60,7 @@ pub(crate) fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response
     let (vdi, uuid, size) = match target(&pool, &args, &format, content_length) {
         Ok(target) => target,
         Err(failure) => {
-            let status = if failure.code.as_str() == "INTERNAL_ERROR" {
+            let status = if failure.code == ErrorCode::InternalError {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -76,7 +77,7 @@ pub(crate) fn import(pool: Arc<Pool>, parts: &Parts, body: Incoming) -> Response
         async move {
             if crate::mirror::is_read_only_replica(&pool, &uuid) {
                 // the replica of a storage mirror that is on takes no writes
-                return Err(crate::api_error::failure("VDI_READONLY", [vdi]));
+                return Err(crate::api_error::failure(ErrorCode::VdiReadonly, [vdi]));
             }
             write_body(&pool, &uuid, size, &format, chunked, reader).await?;
             Ok(Value::String(vdi))
@@ -107,7 +108,7 @@ fn target(
         // both an SR and a Content-Length
         if format == "vhd" {
             return Err(failure(
-                "INTERNAL_ERROR",
+                ErrorCode::InternalError,
                 ["Importing a VHD directly into an SR not yet supported"],
             ));
         }
@@ -118,7 +119,7 @@ fn target(
         };
         let (Some(sr), Some(size), "raw") = (sr, content_length, format) else {
             return Err(failure(
-                "INTERNAL_ERROR",
+                ErrorCode::InternalError,
                 ["Not enough info supplied to import"],
             ));
         };
@@ -137,7 +138,7 @@ fn target(
         let uuid = db.str_field("VDI", &vdi, "uuid")?;
         pool.storage.create(&uuid, size).map_err(|e| {
             failure(
-                "SR_BACKEND_FAILURE",
+                ErrorCode::SrBackendFailure,
                 ["", "", &format!("creating the disk image: {e}")],
             )
         })?;
@@ -148,7 +149,7 @@ fn target(
     let size = db.int_field("VDI", &vdi, "virtual_size")?.max(0) as u64;
     if db.str_field("VDI", &vdi, "type")? == "cbt_metadata" {
         return Err(failure(
-            "VDI_INCOMPATIBLE_TYPE",
+            ErrorCode::VdiIncompatibleType,
             [vdi.as_str(), "cbt_metadata"],
         ));
     }
@@ -156,7 +157,7 @@ fn target(
 }
 
 fn io_failure(what: &str, err: impl std::fmt::Display) -> Failure {
-    failure("VDI_IO_ERROR", [format!("{what}: {err}")])
+    failure(ErrorCode::VdiIoError, [format!("{what}: {err}")])
 }
 
 /// The disk image being written, with its size and change tracking.

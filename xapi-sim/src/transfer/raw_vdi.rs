@@ -15,6 +15,7 @@
 //! with xapi's "Cannot compute differences on non-VHD images".
 
 use std::sync::Arc;
+use xapi_core::api::ErrorCode;
 
 use futures::StreamExt as _;
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -79,14 +80,14 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
             let vdi_type = db.str_field("VDI", &vdi, "type")?;
             if vdi_type == "cbt_metadata" {
                 return Err(failure(
-                    "VDI_INCOMPATIBLE_TYPE",
+                    ErrorCode::VdiIncompatibleType,
                     [vdi.as_str(), vdi_type.as_str()],
                 ));
             }
             let base = match args.get("base") {
                 Some(_) if format_name != "vhd" => {
                     return Err(failure(
-                        "INTERNAL_ERROR",
+                        ErrorCode::InternalError,
                         ["Cannot compute differences on non-VHD images"],
                     ));
                 }
@@ -95,7 +96,7 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
             };
             if format_name == "vhd" && size > MAX_VHD_SIZE {
                 return Err(failure(
-                    "VDI_TOO_LARGE",
+                    ErrorCode::VdiTooLarge,
                     [vdi.as_str(), &MAX_VHD_SIZE.to_string()],
                 ));
             }
@@ -116,7 +117,7 @@ pub(crate) async fn export(pool: Arc<Pool>, parts: &Parts) -> Response<Body> {
             complete(
                 &pool,
                 &task,
-                Err(failure("VDI_MISSING", ["", &uuid])),
+                Err(failure(ErrorCode::VdiMissing, ["", &uuid])),
                 Ty::Void,
             );
             return with_task(

@@ -16,16 +16,17 @@ use xapi_backup::format::tar::TarError;
 use xapi_backup::format::xva::{
     ChecksumMismatch, ChecksumSource, DiskChunk, DiskInfo, MismatchPolicy, XvaError, XvaReader,
 };
+use xapi_core::api::ErrorCode;
 use xapi_core::wire::Failure;
 
 use crate::api_error::failure;
 
 fn premature_eof() -> Failure {
-    failure("IMPORT_ERROR_PREMATURE_EOF", [] as [&str; 0])
+    failure(ErrorCode::ImportErrorPrematureEof, [] as [&str; 0])
 }
 
 fn invalid(message: String) -> Failure {
-    failure("IMPORT_ERROR", [message])
+    failure(ErrorCode::ImportError, [message])
 }
 
 /// A reading failure as xapi's importer reports it.
@@ -41,7 +42,7 @@ fn import_failure(err: ReadError) -> Failure {
         ReadError::Xva(XvaError::UnexpectedMember {
             expected, found, ..
         }) if expected == "ova.xml" || expected == "end of archive" => {
-            failure("IMPORT_ERROR_UNEXPECTED_FILE", [expected, found])
+            failure(ErrorCode::ImportErrorUnexpectedFile, [expected, found])
         }
         ReadError::Xva(XvaError::MissingChecksum {
             found: Some(found), ..
@@ -72,7 +73,7 @@ fn mismatch_failure(mismatch: &ChecksumMismatch) -> Failure {
             mismatch.computed
         )),
         ChecksumSource::LegacyTable { .. } => {
-            failure("IMPORT_ERROR_SOME_CHECKSUMS_FAILED", [] as [&str; 0])
+            failure(ErrorCode::ImportErrorSomeChecksumsFailed, [] as [&str; 0])
         }
     }
 }
@@ -269,7 +270,7 @@ mod tests {
     async fn a_bad_checksum_fails_unless_forced() {
         let bad = corrupt_first_checksum(xva(Compression::None).await);
         let err = read(bad.clone(), false).await.unwrap_err();
-        assert_eq!(err.code.as_str(), "IMPORT_ERROR");
+        assert_eq!(err.code, ErrorCode::ImportError);
         assert!(
             err.params[0].starts_with(
                 "Stream_vdi.Invalid_checksum(\"Block Ref:3/00000000 checksum failed: original = "
@@ -287,13 +288,13 @@ mod tests {
         let whole = xva(Compression::None).await;
         let cut = whole[..whole.len() / 2].to_vec();
         let err = read(cut, true).await.unwrap_err();
-        assert_eq!(err.code.as_str(), "IMPORT_ERROR_PREMATURE_EOF");
+        assert_eq!(err.code, ErrorCode::ImportErrorPrematureEof);
     }
 
     #[tokio::test]
     async fn something_else_than_an_xva_is_refused() {
         let err = read(vec![b'x'; 4096], false).await.unwrap_err();
-        assert_eq!(err.code.as_str(), "IMPORT_ERROR");
+        assert_eq!(err.code, ErrorCode::ImportError);
         assert!(err.params[0].starts_with("not an XVA"), "{:?}", err.params);
     }
 }

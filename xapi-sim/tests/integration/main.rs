@@ -1,6 +1,9 @@
 //! xapi-sim's integration tests, linked into one binary (one link, one process).
 
+mod debug_redaction;
+mod device_checks;
 mod disks_and_placement;
+mod events_on_destroy;
 mod failover;
 mod faults_and_state;
 mod import;

@@ -315,3 +315,85 @@ async fn a_destroyed_vm_is_recovered_from_the_metadata_vdi() {
         "the halted member was recovered into the vApp"
     );
 }
+
+/// Database replication needs the SM feature `SR_METADATA`, which only LVM over iSCSI and LVM
+/// over HBA have (xapi's `assert_supports_database_replication`): on NFS or local storage it
+/// is `SR_OPERATION_NOT_SUPPORTED [sr]`, and the demo's two LVM over iSCSI SRs both accept it.
+#[tokio::test]
+async fn replication_needs_an_sm_driver_with_sr_metadata() {
+    let (_sim, session) = support::demo().await;
+    let nfs: Vec<String> = session
+        .call("SR.get_by_name_label", ("Shared NFS",))
+        .await
+        .unwrap();
+    for message in [
+        "SR.assert_supports_database_replication",
+        "SR.enable_database_replication",
+    ] {
+        let err = session.call::<()>(message, (&nfs[0],)).await.unwrap_err();
+        match err {
+            xapi_core::Error::Api(failure) => {
+                assert_eq!(failure.code.as_str(), "SR_OPERATION_NOT_SUPPORTED");
+                assert_eq!(failure.params, [nfs[0].clone()]);
+            }
+            other => panic!("{message}: {other}"),
+        }
+    }
+    // nothing is replicated at start
+    let vdis: Vec<String> = session.call("VDI.get_all", ()).await.unwrap();
+    for vdi in &vdis {
+        let vdi_type: String = session.call("VDI.get_type", (vdi,)).await.unwrap();
+        assert_ne!(
+            vdi_type, "metadata",
+            "no metadata VDI before a client enables replication"
+        );
+    }
+    for name in ["Replicated iSCSI (DR)", "Replicated iSCSI (DR 2)"] {
+        let srs: Vec<String> = session.call("SR.get_by_name_label", (name,)).await.unwrap();
+        let sr_type: String = session.call("SR.get_type", (&srs[0],)).await.unwrap();
+        assert_eq!(sr_type, "lvmoiscsi");
+        session
+            .call::<()>("SR.enable_database_replication", (&srs[0],))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// Every pool lists the SM drivers its hosts have, with their features (a capability's
+/// version after its slash, 1 otherwise).
+#[tokio::test]
+async fn sm_records_carry_the_drivers_features() {
+    #[derive(serde::Deserialize)]
+    struct Sm {
+        #[serde(rename = "type")]
+        driver_type: String,
+        features: BTreeMap<String, i64>,
+        capabilities: Vec<String>,
+    }
+    let (_sim, session) = support::demo().await;
+    let records: BTreeMap<String, Sm> = session.call("SM.get_all_records", ()).await.unwrap();
+    let by_type: BTreeMap<&str, &Sm> = records
+        .values()
+        .map(|s| (s.driver_type.as_str(), s))
+        .collect();
+    for with in ["lvmoiscsi", "lvmohba"] {
+        assert_eq!(
+            by_type[with].features.get("SR_METADATA"),
+            Some(&1),
+            "{with}"
+        );
+    }
+    for without in ["nfs", "ext", "lvm", "iso"] {
+        assert!(
+            !by_type[without].features.contains_key("SR_METADATA"),
+            "{without}"
+        );
+    }
+    let nfs = by_type["nfs"];
+    assert_eq!(nfs.features.get("VDI_RESET_ON_BOOT"), Some(&2));
+    let mut names: Vec<&String> = nfs.features.keys().collect();
+    let mut capabilities: Vec<&String> = nfs.capabilities.iter().collect();
+    names.sort();
+    capabilities.sort();
+    assert_eq!(names, capabilities);
+}

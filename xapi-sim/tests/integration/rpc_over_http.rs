@@ -270,3 +270,162 @@ async fn tls_serves_the_printed_fingerprint() {
         format!("fingerprint sha256:{fingerprint}")
     );
 }
+
+/// xapi counts parameters without the session, on both sides of the mismatch (gen_server.ml):
+/// `VM.get_record` with only a session expects 1 and got 0.
+#[tokio::test]
+async fn parameter_counts_leave_out_the_session() {
+    let sim = demo().await;
+    let session = login(&sim).await;
+    let mismatch = |method: &str, expected: &str, received: &str| {
+        vec![
+            "MESSAGE_PARAMETER_COUNT_MISMATCH".to_owned(),
+            method.to_owned(),
+            expected.to_owned(),
+            received.to_owned(),
+        ]
+    };
+    let err = xml_call::<String>(&sim, "VM.get_record", &[&session])
+        .await
+        .expect_err("no VM given");
+    assert_eq!(err, mismatch("VM.get_record", "1", "0"));
+    let err = xml_call::<String>(&sim, "VM.get_record", &[&session, "a", "b"])
+        .await
+        .expect_err("one too many");
+    assert_eq!(err, mismatch("VM.get_record", "1", "2"));
+    // nothing at all: xapi still takes the session off its count
+    let err = xml_call::<String>(&sim, "VM.get_all", &[])
+        .await
+        .expect_err("no session");
+    assert_eq!(err, mismatch("VM.get_all", "0", "-1"));
+    // the name is the synchronous one, as xapi strips `Async.` before dispatching
+    let err = xml_call::<String>(&sim, "Async.VM.clean_shutdown", &[&session])
+        .await
+        .expect_err("no VM given");
+    assert_eq!(err, mismatch("VM.clean_shutdown", "1", "0"));
+    // VM.snapshot's `ignore_vdis` has a default: the mandatory count is 2 (vm, new_name)
+    let err = xml_call::<String>(&sim, "VM.snapshot", &[&session, "OpaqueRef:x"])
+        .await
+        .expect_err("no name given");
+    assert_eq!(err, mismatch("VM.snapshot", "2", "1"));
+    // get_all_records_where is dispatched apart but counts the same way
+    let err = xml_call::<String>(&sim, "VM.get_all_records_where", &[&session])
+        .await
+        .expect_err("no expression");
+    assert_eq!(err, mismatch("VM.get_all_records_where", "1", "0"));
+}
+
+/// Session-less messages count every parameter: login takes a user name and a password, its
+/// version and originator have defaults, and surplus parameters after those are ignored.
+#[tokio::test]
+async fn session_less_messages_count_every_parameter() {
+    let sim = demo().await;
+    let err = xml_call::<String>(&sim, "session.login_with_password", &["root"])
+        .await
+        .expect_err("no password");
+    assert_eq!(
+        err,
+        [
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            "session.login_with_password",
+            "2",
+            "1"
+        ]
+    );
+    let two = xml_call::<String>(
+        &sim,
+        "session.login_with_password",
+        &["root", DEFAULT_PASSWORD],
+    )
+    .await
+    .expect("version and originator have defaults");
+    let surplus = xml_call::<String>(
+        &sim,
+        "session.login_with_password",
+        &["root", DEFAULT_PASSWORD, "1.0", "test", "surplus"],
+    )
+    .await
+    .expect("a surplus parameter after the defaults is ignored");
+    assert!(two.starts_with("OpaqueRef:") && surplus.starts_with("OpaqueRef:"));
+}
+
+/// A message the datamodel marks removed (VM.snapshot_with_quiesce, removed in quebec) is still
+/// dispatched: xapi checks its parameter count, then the session, then answers
+/// `MESSAGE_REMOVED` with no parameters, whether called synchronously or not.
+#[tokio::test]
+async fn removed_messages_answer_message_removed() {
+    let sim = demo().await;
+    let session = login(&sim).await;
+    let vms: Vec<String> = xml_call(&sim, "VM.get_all", &[&session])
+        .await
+        .expect("VMs");
+    for method in ["VM.snapshot_with_quiesce", "Async.VM.snapshot_with_quiesce"] {
+        let err = xml_call::<String>(&sim, method, &[&session, &vms[0], "quiesced"])
+            .await
+            .expect_err("removed");
+        assert_eq!(err, ["MESSAGE_REMOVED"], "{method}");
+    }
+    let err = xml_call::<String>(&sim, "VM.snapshot_with_quiesce", &[&session, &vms[0]])
+        .await
+        .expect_err("no name");
+    assert_eq!(
+        err,
+        [
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            "VM.snapshot_with_quiesce",
+            "2",
+            "1"
+        ]
+    );
+    let err = xml_call::<String>(
+        &sim,
+        "VM.snapshot_with_quiesce",
+        &["OpaqueRef:bogus", &vms[0], "quiesced"],
+    )
+    .await
+    .expect_err("bad session");
+    assert_eq!(err, ["SESSION_INVALID", "OpaqueRef:bogus"]);
+    // a whole removed class (VMPP) and a removed getter of a live class
+    let err = xml_call::<String>(&sim, "VMPP.get_all", &[&session])
+        .await
+        .expect_err("removed");
+    assert_eq!(err, ["MESSAGE_REMOVED"]);
+    let err = xml_call::<String>(&sim, "VM_metrics.get_VCPUs_utilisation", &[&session, "x"])
+        .await
+        .expect_err("removed");
+    assert_eq!(err, ["MESSAGE_REMOVED"]);
+}
+
+/// `event.from`'s `valid_ref_counts` are int32 in xapi: `<i4>` on XML-RPC (its int64 values are
+/// untyped text) and numbers on JSON-RPC, never strings.
+#[tokio::test]
+async fn event_from_sends_ref_counts_as_int32() {
+    let sim = demo().await;
+    let session = login(&sim).await;
+    let body = format!(
+        "<?xml version=\"1.0\"?><methodCall><methodName>event.from</methodName><params>\
+         <param><value>{session}</value></param>\
+         <param><value><array><data><value>vm</value></data></array></value></param>\
+         <param><value></value></param>\
+         <param><value><double>0</double></value></param></params></methodCall>"
+    );
+    let reply = post(&sim, "/", "text/xml", body.as_bytes()).await;
+    let text = reply.text();
+    let counts = text
+        .split("<name>valid_ref_counts</name>")
+        .nth(1)
+        .expect("the batch has valid_ref_counts");
+    assert!(
+        counts.starts_with("<value><struct><member><name>vm</name><value><i4>"),
+        "{counts}"
+    );
+    let batch: serde_json::Value = {
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","method":"event.from","params":["{session}",["vm"],"",0.0],"id":1}}"#
+        );
+        let reply = post(&sim, "/jsonrpc", "application/json", call.as_bytes()).await;
+        serde_json::from_slice(&reply.body).expect("JSON")
+    };
+    let vms = &batch["result"]["valid_ref_counts"]["vm"];
+    assert!(vms.as_i64().is_some_and(|n| n >= 20), "{batch}");
+}

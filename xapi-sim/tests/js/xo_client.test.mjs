@@ -1,8 +1,9 @@
 // Xen Orchestra's own client library (npm `xen-api`) drives the simulator the way XO drives a
 // real pool: transport detection, login, `system.listMethods` introspection, the `event.from`
-// object cache, Async calls watched through task events, `getResource` / `putResource` on the
-// data plane (including the 1 PiB Content-Length upload of a stream of unknown length), errors,
-// and the move to the master when the URL names a pool member (HOST_IS_SLAVE).
+// object cache (rows leave it with their `del` events), Async calls watched through task
+// events, `getResource` / `putResource` on the data plane (including the 1 PiB Content-Length
+// upload of a stream of unknown length), errors, and the move to the master when the URL names
+// a pool member (HOST_IS_SLAVE).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
@@ -125,6 +126,32 @@ for (const transport of ['auto', 'json-rpc', 'xml-rpc']) {
         task: true,
       })
       assert.deepEqual(await readAll(response.body), pattern)
+    })
+
+    test('forgets a destroyed snapshot, its VBDs and its VDIs', async () => {
+      const vm = cached(xapi, 'VM').find(v => v.name_label === 'legacy-crm')
+      const snapshotRef = await xapi.callAsync('VM.snapshot', vm.$ref, `xo snapshot ${transport}`)
+      const snapshot = await xapi.barrier(snapshotRef)
+      assert.equal(snapshot.is_a_snapshot, true)
+      const vbdRefs = snapshot.VBDs
+      assert.ok(vbdRefs.length >= 1, 'the snapshot has disks')
+      const vdiRefs = vbdRefs
+        .map(ref => xapi.getObjectByRef(ref).VDI)
+        .filter(ref => ref !== 'OpaqueRef:NULL')
+      assert.equal(vdiRefs.length, vbdRefs.length)
+      // a snapshot has metrics of its own, as in xapi, which go with it
+      assert.notEqual(snapshot.metrics, vm.metrics)
+      assert.equal(xapi.getObjectByRef(snapshot.metrics).$type, 'VM_metrics')
+
+      await xapi.call('VM.destroy', snapshotRef)
+      for (const vdi of vdiRefs) await xapi.call('VDI.destroy', vdi)
+      await xapi.barrier()
+
+      assert.ok(!(await xapi.call('VM.get_all')).includes(snapshotRef))
+      for (const ref of [snapshotRef, snapshot.metrics, ...vbdRefs, ...vdiRefs]) {
+        assert.equal(xapi.getObjectByRef(ref, undefined), undefined, `${ref} left the cache`)
+      }
+      assert.ok(!xapi.getObjectByRef(vm.$ref).snapshots.includes(snapshotRef))
     })
 
     test('gets xapi errors with their codes and parameters', async () => {

@@ -139,7 +139,7 @@ def test_failure_carries_the_error_description(session):
     assert err.value.details == ["MESSAGE_METHOD_UNKNOWN", "VM.fly"]
     with pytest.raises(XenAPI.Failure) as err:
         x.VM.get_record()
-    assert err.value.details == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record", "2", "1"]
+    assert err.value.details == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record", "1", "0"]
 
 
 def test_failed_async_task_has_error_info(session):
