@@ -244,7 +244,7 @@ async fn events_lost_reads_the_task_again_from_an_empty_token() {
         .await
         .expect_err("the task failed");
     let failure = err.failure().expect("a xapi failure");
-    assert_eq!(failure.code.as_str(), "SR_FULL");
+    assert_eq!(failure.code, xapi_core::api::ErrorCode::SrFull);
     assert_eq!(failure.params, vec!["OpaqueRef:sr", "10", "20"]);
 }
 

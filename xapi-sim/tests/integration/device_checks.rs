@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use serde_json::json;
-use xapi_core::client::Session;
+use xapi_core::client::SessionHandle;
 
 use crate::support;
 
 /// The code and parameters of a XAPI failure; panics on success or another error.
 async fn failure_of<T: serde::de::DeserializeOwned + std::fmt::Debug>(
-    session: &Session,
+    session: &SessionHandle,
     method: &str,
     params: impl serde::Serialize,
 ) -> (String, Vec<String>) {

@@ -188,7 +188,7 @@ async fn copy_into_an_existing_disk_checks_it_and_writes_only_what_differs_from_
     let Err(xapi_core::Error::Api(failure)) = result else {
         panic!("copying into a smaller disk must fail: {result:?}");
     };
-    assert_eq!(failure.code.as_str(), "VDI_TOO_SMALL");
+    assert_eq!(failure.code, xapi_core::api::ErrorCode::VdiTooSmall);
     assert_eq!(failure.params, vec![small, size.to_string()]);
 }
 
@@ -252,7 +252,7 @@ async fn a_vm_boots_only_where_its_disks_srs_are_plugged() {
     let Err(xapi_core::Error::Api(failure)) = result else {
         panic!("the host lacks the SR: {result:?}");
     };
-    assert_eq!(failure.code.as_str(), "VM_REQUIRES_SR");
+    assert_eq!(failure.code, xapi_core::api::ErrorCode::VmRequiresSr);
     assert_eq!(failure.params, vec![vm.clone(), sr.clone()]);
     let code = failure_code(
         session

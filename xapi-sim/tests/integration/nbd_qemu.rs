@@ -153,7 +153,7 @@ async fn nbd_writes_show_up_in_list_changed_blocks() {
         .call::<Vec<NbdInfo>>("VDI.get_nbd_info", (&base,))
         .await
     {
-        Err(Error::Api(f)) => assert_eq!(f.code.as_str(), "VDI_INCOMPATIBLE_TYPE"),
+        Err(Error::Api(f)) => assert_eq!(f.code, xapi_core::api::ErrorCode::VdiIncompatibleType),
         other => panic!("a cbt_metadata VDI cannot be read: {other:?}"),
     }
     let again: String = session

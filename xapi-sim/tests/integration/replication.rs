@@ -104,7 +104,9 @@ async fn open_database_reads_the_replicated_pool() {
         .call::<String>("VDI.open_database", (user_vdi,))
         .await
     {
-        Err(xapi_core::Error::Api(f)) => assert_eq!(f.code.as_str(), "VDI_INCOMPATIBLE_TYPE"),
+        Err(xapi_core::Error::Api(f)) => {
+            assert_eq!(f.code, xapi_core::api::ErrorCode::VdiIncompatibleType);
+        }
         other => panic!("a user VDI holds no database: {other:?}"),
     }
     let foreign_ref: String = session
@@ -143,7 +145,9 @@ async fn open_database_reads_the_replicated_pool() {
         .call::<()>("VM.set_name_description", (&vms[0], "no"))
         .await
     {
-        Err(xapi_core::Error::Api(f)) => assert_eq!(f.code.as_str(), "RBAC_PERMISSION_DENIED"),
+        Err(xapi_core::Error::Api(f)) => {
+            assert_eq!(f.code, xapi_core::api::ErrorCode::RbacPermissionDenied);
+        }
         other => panic!("the foreign session is read-only: {other:?}"),
     }
     foreign.call::<()>("session.logout", ()).await.unwrap();
@@ -333,7 +337,10 @@ async fn replication_needs_an_sm_driver_with_sr_metadata() {
         let err = session.call::<()>(message, (&nfs[0],)).await.unwrap_err();
         match err {
             xapi_core::Error::Api(failure) => {
-                assert_eq!(failure.code.as_str(), "SR_OPERATION_NOT_SUPPORTED");
+                assert_eq!(
+                    failure.code,
+                    xapi_core::api::ErrorCode::SrOperationNotSupported
+                );
                 assert_eq!(failure.params, [nfs[0].clone()]);
             }
             other => panic!("{message}: {other}"),

@@ -278,7 +278,7 @@ pub async fn assert_login_moves_to_the_master(client: &Client) {
         .await;
     match raw {
         Err(xapi_core::Error::Api(f)) => {
-            assert_eq!(f.code.as_str(), "HOST_IS_SLAVE");
+            assert_eq!(f.code, xapi_core::api::ErrorCode::HostIsSlave);
             assert_eq!(f.params, ["127.0.0.1"]);
         }
         other => panic!("a member refuses logins: {other:?}"),
