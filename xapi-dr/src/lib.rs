@@ -4,7 +4,10 @@
 //! mirrors its pool database into, the XML database dump inside it, and typed views of the
 //! objects a recovery needs (`VmView`, `VdiView`, ...: xapi-core's `Ref<T>` and generated
 //! enums, so a view and a record of the same object compare without conversion).
-//! Reconciliation of several copies and the failover planner come next.
+//! [`source`] reads copies of metadata (offline today: images and dumps) into one model, and
+//! [`reconcile`] decides, with a reason for each choice, which copy of every VM and vApp a
+//! recovery uses (newest database generation per pool, highest `VM.version` across pools, the
+//! target pool's copies). The failover planner and the run come next.
 //!
 //! It uses xapi-core without its client: reading metadata builds no TLS or HTTP stack.
 //!
@@ -19,5 +22,7 @@
 
 mod error;
 pub mod metadata;
+pub mod reconcile;
+pub mod source;
 
 pub use error::Error;

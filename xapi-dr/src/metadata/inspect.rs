@@ -9,10 +9,12 @@ use serde::Serialize;
 
 use super::diagnostic::Diagnostic;
 use super::load::{LoadedDatabase, Source, load, load_reader};
-use xapi_core::api::{Sr, Vbd, VbdType, Vdi, Vm, VmAppliance, VmPowerState};
+use xapi_core::api::{Network, Sr, Vbd, VbdType, Vdi, Vif, Vm, VmAppliance, VmPowerState};
 use xapi_core::wire::Ref;
 
-use super::views::{PoolView, SrView, VbdView, VdiView, VmApplianceView, VmView};
+use super::views::{
+    NetworkView, PoolView, SrView, VbdView, VdiView, VifView, VmApplianceView, VmView,
+};
 use crate::Error;
 
 /// The pool the database belongs to.
@@ -64,8 +66,46 @@ pub struct VmSummary {
     pub start_delay: i64,
     /// Delay after shutdown, in seconds.
     pub shutdown_delay: i64,
+    /// Static maximum memory in bytes (what a host must hold to start it).
+    pub memory_static_max: i64,
+    /// Maximum number of vCPUs.
+    pub vcpus_max: i64,
+    /// HA restart priority (`restart`, `best-effort` or empty).
+    pub ha_restart_priority: String,
     /// Disks and CD drives in `userdevice` order.
     pub disks: Vec<DiskSummary>,
+    /// Network interfaces in device order.
+    pub vifs: Vec<VifSummary>,
+    /// Snapshots of the VM in the metadata (recovered with it).
+    pub snapshots: usize,
+}
+
+/// A network interface of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VifSummary {
+    /// Device number in the guest.
+    pub device: String,
+    /// MAC address.
+    pub mac: String,
+    /// UUID of its network in the source pool.
+    pub network_uuid: String,
+    /// Name of that network (how xapi's import matches it first).
+    pub network_name: String,
+    /// Bridge of that network (how it matches it next).
+    pub network_bridge: String,
+}
+
+/// A network the VMs of the summary are attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkSummary {
+    /// UUID in the source pool.
+    pub uuid: String,
+    /// Name.
+    pub name_label: String,
+    /// Bridge in dom0.
+    pub bridge: String,
+    /// MTU.
+    pub mtu: i64,
 }
 
 /// A vApp.
@@ -113,6 +153,8 @@ pub struct InspectReport {
     pub vapps: Vec<VappSummary>,
     /// SRs, by name then UUID.
     pub srs: Vec<SrSummary>,
+    /// Networks that VMs of `vms` are attached to, by name then UUID.
+    pub networks: Vec<NetworkSummary>,
     /// Templates, snapshots and control domains left out of `vms`.
     pub other_vm_rows: usize,
     /// Observations made while reading.
@@ -155,6 +197,12 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
     let vdi_by_ref: HashMap<&Ref<Vdi>, &VdiView> = vdis.iter().map(|v| (&v.reference, v)).collect();
     let vbds = db.view::<VbdView>()?;
     let vbd_by_ref: HashMap<&Ref<Vbd>, &VbdView> = vbds.iter().map(|v| (&v.reference, v)).collect();
+    let vifs = db.view::<VifView>()?;
+    let vif_by_ref: HashMap<&Ref<Vif>, &VifView> = vifs.iter().map(|v| (&v.reference, v)).collect();
+    let networks = db.view::<NetworkView>()?;
+    let network_by_ref: HashMap<&Ref<Network>, &NetworkView> =
+        networks.iter().map(|n| (&n.reference, n)).collect();
+    let mut used_networks = std::collections::BTreeSet::new();
     let apps = db.view::<VmApplianceView>()?;
     let app_by_ref: HashMap<&Ref<VmAppliance>, &VmApplianceView> =
         apps.iter().map(|a| (&a.reference, a)).collect();
@@ -198,6 +246,28 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
                 .cmp(&key(b))
                 .then_with(|| a.userdevice.cmp(&b.userdevice))
         });
+        let mut vm_vifs: Vec<VifSummary> = vm
+            .vifs
+            .iter()
+            .filter_map(|r| vif_by_ref.get(r))
+            .map(|vif| {
+                let network = network_by_ref.get(&vif.network);
+                if network.is_some() {
+                    used_networks.insert(vif.network.clone());
+                }
+                VifSummary {
+                    device: vif.device.clone(),
+                    mac: vif.mac.clone(),
+                    network_uuid: network.map(|n| n.uuid.clone()).unwrap_or_default(),
+                    network_name: network.map(|n| n.name_label.clone()).unwrap_or_default(),
+                    network_bridge: network.map(|n| n.bridge.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        vm_vifs.sort_by(|a, b| {
+            let key = |v: &VifSummary| v.device.parse::<u32>().unwrap_or(u32::MAX);
+            key(a).cmp(&key(b)).then_with(|| a.device.cmp(&b.device))
+        });
         vm_uuid_by_ref.insert(vm.reference.clone(), vm.uuid.clone());
         vms.push(VmSummary {
             vapp: app_by_ref.get(&vm.appliance).map(|a| a.uuid.clone()),
@@ -208,7 +278,12 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
             order: vm.order,
             start_delay: vm.start_delay,
             shutdown_delay: vm.shutdown_delay,
+            memory_static_max: vm.memory_static_max,
+            vcpus_max: vm.vcpus_max,
+            ha_restart_priority: vm.ha_restart_priority,
             disks,
+            vifs: vm_vifs,
+            snapshots: vm.snapshots.len(),
         });
     }
     vms.sort_by(|a, b| {
@@ -249,6 +324,21 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
             .cmp(&b.name_label)
             .then_with(|| a.uuid.cmp(&b.uuid))
     });
+    let mut networks: Vec<NetworkSummary> = used_networks
+        .iter()
+        .filter_map(|r| network_by_ref.get(r))
+        .map(|n| NetworkSummary {
+            uuid: n.uuid.clone(),
+            name_label: n.name_label.clone(),
+            bridge: n.bridge.clone(),
+            mtu: n.mtu,
+        })
+        .collect();
+    networks.sort_by(|a, b| {
+        a.name_label
+            .cmp(&b.name_label)
+            .then_with(|| a.uuid.cmp(&b.uuid))
+    });
     Ok(InspectReport {
         source,
         pool,
@@ -257,6 +347,7 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
         vms,
         vapps,
         srs,
+        networks,
         other_vm_rows,
         diagnostics,
     })

@@ -38,7 +38,10 @@ pub use database::{Database, Manifest, Row, Table};
 pub use db_xml::{DbXmlError, db_xml_bytes, read_db_xml, write_db_xml};
 pub use delta::{ApplyError, Delta, DeltaError};
 pub use diagnostic::Diagnostic;
-pub use inspect::{InspectReport, inspect, inspect_bytes};
+pub use inspect::{
+    DiskSummary, InspectReport, NetworkSummary, VappSummary, VifSummary, VmSummary, inspect,
+    inspect_bytes,
+};
 pub use load::{LoadedDatabase, Source, load, load_reader};
 pub use redo_log::{
     RedoLogError, RedoLogImage, RedoLogWriter, read_redo_log, read_redo_log_stream,

@@ -12,7 +12,7 @@ const MARKER: &str = "6f1e8c52-0d1a-4b8e-9c3f-2a7d5e4b1c90";
 /// A pool with one vApp VM (two disks on a shared SR, a CD from an ISO SR), one standalone VM,
 /// a template, a snapshot, and a table this crate does not know. One-to-many sets are left
 /// empty or wrong on purpose: inspect must rebuild them.
-fn pool() -> Database {
+pub(crate) fn pool() -> Database {
     let mut db = Database::new(Manifest {
         generation: 500,
         ..Manifest::default()

@@ -3,4 +3,5 @@
 mod db_xml;
 mod inspect;
 mod legacy;
+mod reconcile;
 mod redo_log;
