@@ -7,7 +7,9 @@
 //! [`source`] reads copies of metadata (offline today: images and dumps) into one model, and
 //! [`reconcile`] decides, with a reason for each choice, which copy of every VM and vApp a
 //! recovery uses (newest database generation per pool, highest `VM.version` across pools, the
-//! target pool's copies). The failover planner and the run come next.
+//! target pool's copies), and [`plan`] turns that and the target pool's state into a plan with
+//! every pre-check (XenCenter's DR wizard's list and what it misses), the start sequence and a
+//! test's clean-up, as JSON that can be edited and read back. Running a plan comes next.
 //!
 //! It uses xapi-core without its client: reading metadata builds no TLS or HTTP stack.
 //!
@@ -22,6 +24,7 @@
 
 mod error;
 pub mod metadata;
+pub mod plan;
 pub mod reconcile;
 pub mod source;
 

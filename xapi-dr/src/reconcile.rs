@@ -20,14 +20,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xapi_core::api::VmPowerState;
 
 use crate::metadata::{VappSummary, VmSummary};
 use crate::source::{MetadataCopy, Origin};
 
 /// Why a decision was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReasonCode {
@@ -68,7 +68,7 @@ pub enum ReasonCode {
 }
 
 /// One reason: a code for programs, a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// What kind of reason.
     pub code: ReasonCode,
@@ -86,7 +86,7 @@ impl Reason {
 }
 
 /// What a recovery does with a VM or vApp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Outcome {
@@ -110,7 +110,7 @@ impl Outcome {
 }
 
 /// A copy of metadata as decisions name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyId {
     /// The source pool.
     pub pool_uuid: String,
@@ -672,6 +672,7 @@ mod tests {
             disks: Vec::new(),
             vifs: Vec::new(),
             snapshots: 0,
+            tags: Vec::new(),
         }
     }
 

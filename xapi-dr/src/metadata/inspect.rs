@@ -78,6 +78,8 @@ pub struct VmSummary {
     pub vifs: Vec<VifSummary>,
     /// Snapshots of the VM in the metadata (recovered with it).
     pub snapshots: usize,
+    /// User tags.
+    pub tags: Vec<String>,
 }
 
 /// A network interface of a VM.
@@ -96,7 +98,7 @@ pub struct VifSummary {
 }
 
 /// A network the VMs of the summary are attached to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NetworkSummary {
     /// UUID in the source pool.
     pub uuid: String,
@@ -284,6 +286,7 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
             disks,
             vifs: vm_vifs,
             snapshots: vm.snapshots.len(),
+            tags: vm.tags,
         });
     }
     vms.sort_by(|a, b| {

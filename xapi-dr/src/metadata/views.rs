@@ -464,6 +464,8 @@ view_struct! {
         vifs: Vec<Ref<Vif>> = references("VIFs"),
         /// Snapshots of this VM.
         snapshots: Vec<Ref<Vm>> = references("snapshots"),
+        /// User tags (backup and DR selections use them).
+        tags: Vec<String> = set("tags"),
         /// `other_config`.
         other_config: Vec<(String, String)> = map("other_config"),
     }
