@@ -31,6 +31,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A call to the pool failed (with the `engine` feature).
+    #[cfg(feature = "engine")]
+    #[error(transparent)]
+    Xapi(#[from] xapi_core::Error),
+    /// More SRs were asked to hold the replicated database than xapi allows.
+    #[error("replication to {asked} SRs asked; a pool replicates its database to at most {max}")]
+    TooManyReplicationSrs {
+        /// How many were asked.
+        asked: usize,
+        /// The limit (8).
+        max: usize,
+    },
+    /// An SR asked to hold the replicated database cannot (unknown, or not LVM over iSCSI or
+    /// HBA).
+    #[error(
+        "SR {sr_uuid} cannot hold the replicated database (only LVM over iSCSI or HBA SRs can); see `replication_candidates`"
+    )]
+    NotAReplicationCandidate {
+        /// The SR's UUID.
+        sr_uuid: String,
+    },
     /// The input is neither a redo log nor an XML dump.
     #[error("{path}: not a redo log nor an XML database dump (starts with {start:?})")]
     UnknownFormat {

@@ -22,6 +22,8 @@
 //! # Ok::<(), xapi_dr::Error>(())
 //! ```
 
+#[cfg(feature = "engine")]
+pub mod configure;
 mod error;
 pub mod metadata;
 pub mod plan;

@@ -1,7 +1,7 @@
 //! The lean-build check: the format layers build without the client stack.
 //!
-//! `xapi-core` without its `client` feature, and `xapi-dr` and `xapi-backup` as they depend on
-//! it, must not pull in the IO stack: a tool that only parses metadata VDIs or XVAs should not
+//! `xapi-core` without its `client` feature, `xapi-dr` without its `engine`, and `xapi-backup`
+//! as it depends on them, must not pull in the IO stack: a tool that only parses metadata VDIs or XVAs should not
 //! compile an HTTP client, TLS or a crypto provider. This checks the dependency trees (normal
 //! edges only) and that `xapi-core` compiles with no features at all.
 
@@ -21,7 +21,7 @@ const CLIENT_STACK: &[&str] = &[
 /// codecs are sans-IO, so not even tokio.
 const LEAN_BUILDS: &[(&[&str], &[&str])] = &[
     (&["-p", "xapi-core", "--no-default-features"], &["tokio"]),
-    (&["-p", "xapi-dr"], &[]),
+    (&["-p", "xapi-dr", "--no-default-features"], &[]),
     (&["-p", "xapi-backup"], &[]),
 ];
 
