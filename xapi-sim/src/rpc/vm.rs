@@ -471,6 +471,23 @@ fn destroy_row_named_by(
     }
 }
 
+/// Give a VM about to be made (`fields`) a metrics row of its own when it names none that
+/// exists, as xapi's `VM.create` (which imports and recoveries go through) makes one for every
+/// VM; the new row's reference, if one was made.
+pub(crate) fn ensure_metrics(
+    db: &mut Db,
+    fields: &mut BTreeMap<String, Value>,
+) -> Result<Option<String>, Failure> {
+    if let Some(Value::String(named)) = fields.get("metrics")
+        && db.exists("VM_metrics", named)
+    {
+        return Ok(None);
+    }
+    let metrics = db.create("VM_metrics", BTreeMap::new())?;
+    fields.insert("metrics".into(), Value::String(metrics.clone()));
+    Ok(Some(metrics))
+}
+
 /// New copies of `vm`'s metrics and guest metrics rows for a snapshot, clone or copy of it, as
 /// xapi's `copy_vm_record` makes; null references where `vm` has none.
 fn copy_metrics(
