@@ -61,14 +61,31 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
                     metadata_only,
                 },
             )
+            .map(|built| (vm, built))
         })
     };
-    let (ova, disks) = match built {
+    let (vm, (ova, disks)) = match built {
         Ok(built) => built,
         Err(err) => {
             let message = format!("{} {:?}", err.code.as_str(), err.params);
             complete(&pool, &task, Err(err), Ty::Void);
             return with_task(html_error(StatusCode::NOT_FOUND, &message), &task);
+        }
+    };
+    // a full export is an operation on the VM while its bytes flow, as in xapi
+    let operation = if metadata_only {
+        None
+    } else {
+        match crate::rpc::vm::begin_operation(&pool, &vm, "export") {
+            Ok(operation) => Some(operation),
+            Err(err) => {
+                let message = format!("{} {:?}", err.code.as_str(), err.params);
+                complete(&pool, &task, Err(err), Ty::Void);
+                return with_task(
+                    html_error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+                    &task,
+                );
+            }
         }
     };
     let options = WriteOptions {
@@ -168,7 +185,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
         } else {
             Box::pin(stream)
         };
-    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
+    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone()).with_operation(operation);
     with_task(close_delimited(attachment(body.boxed_unsync())), &task)
 }
 
@@ -287,6 +304,8 @@ pub(crate) struct TaskBody<S> {
     sent: u64,
     /// The "cut the download" fault: stop with an error after this many bytes.
     cut_after: Option<u64>,
+    /// The VM operation the transfer is, under way until the body is dropped.
+    operation: Option<crate::rpc::vm::Operation>,
 }
 
 fn pool_cut(pool: &Pool) -> Option<u64> {
@@ -304,7 +323,14 @@ impl<S> TaskBody<S> {
             finished: false,
             sent: 0,
             cut_after,
+            operation: None,
         }
+    }
+
+    /// The same body, keeping `operation` under way until it is dropped.
+    pub(crate) fn with_operation(mut self, operation: Option<crate::rpc::vm::Operation>) -> Self {
+        self.operation = operation;
+        self
     }
 
     fn succeed(&mut self) {
