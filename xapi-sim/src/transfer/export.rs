@@ -336,6 +336,9 @@ impl<S> TaskBody<S> {
     fn succeed(&mut self) {
         if !self.finished {
             self.finished = true;
+            // the operation ends before the task does, so that a client that waited for the
+            // task finds the VM free
+            self.operation = None;
             complete(&self.pool, &self.task, Ok(Value::Nil), Ty::Void);
         }
     }
@@ -358,6 +361,7 @@ where
                 if let Some(cut) = self.cut_after {
                     if self.sent >= cut {
                         self.finished = true;
+                        self.operation = None;
                         let err = failure(
                             ErrorCode::InternalError,
                             ["connection cut by an injected fault"],
@@ -374,6 +378,7 @@ where
             }
             Poll::Ready(Some(Err(err))) => {
                 self.finished = true;
+                self.operation = None;
                 let message = err.to_string();
                 complete(
                     &self.pool,
@@ -394,6 +399,7 @@ where
 
 impl<S> Drop for TaskBody<S> {
     fn drop(&mut self) {
+        self.operation = None;
         if !self.finished {
             complete(
                 &self.pool,

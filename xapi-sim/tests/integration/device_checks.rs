@@ -404,6 +404,9 @@ async fn an_export_under_way_holds_off_a_destroy() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(cleared, "the export ends when its connection goes");
+    // read to its end, an export has let go of the VM by the time the client has the bytes
+    let xva = support::download(&session, "/export", &[("ref", vm.as_str())]).await;
+    assert!(!xva.is_empty());
     session
         .call::<()>("VM.destroy", (&vm,))
         .await
