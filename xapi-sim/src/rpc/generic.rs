@@ -70,7 +70,11 @@ fn create(db: &mut Db, class: &str, a: &[Value]) -> Result<Value, Failure> {
     let Some(Value::Struct(record)) = a.first() else {
         return Err(field_type_error("args"));
     };
-    db.create(class, record.clone()).map(Value::String)
+    let mut record = record.clone();
+    if class == "VM" {
+        super::vm::ensure_metrics(db, &mut record)?;
+    }
+    db.create(class, record).map(Value::String)
 }
 
 /// `add_to_<field>`: a key/value into a map (`MAP_DUPLICATE_KEY` when present) or an item

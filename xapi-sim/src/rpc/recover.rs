@@ -314,6 +314,7 @@ fn recover(
     ] {
         fields.insert(field.to_owned(), value);
     }
+    crate::rpc::vm::ensure_metrics(db, &mut fields)?;
     let new_vm = db.create("VM", fields)?;
     for (vbd, vdi) in disks {
         let mut fields = copy(source, "VBD", &vbd)?;

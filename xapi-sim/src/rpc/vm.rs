@@ -51,17 +51,38 @@ pub(crate) async fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value
         Ok(vm) => vm,
         Err(err) => return Some(Err(err)),
     };
-    let op = call.message.name;
-    let marker = {
-        let mut db = pool.db();
-        match check_operation(&db, &vm, op).and_then(|()| mark_operation(&mut db, &vm, op)) {
-            Ok(marker) => marker,
-            Err(err) => return Some(Err(err)),
-        }
+    let operation = match begin_operation(pool, &vm, call.message.name) {
+        Ok(operation) => operation,
+        Err(err) => return Some(Err(err)),
     };
     let result = run(pool, call, &vm).await;
-    unmark_operation(&mut pool.db(), &vm, &marker);
+    drop(operation);
     result.transpose()
+}
+
+/// A VM operation under way: recorded in the VM's `current_operations` until dropped.
+pub(crate) struct Operation {
+    pool: Arc<Pool>,
+    vm: String,
+    marker: String,
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        unmark_operation(&mut self.pool.db(), &self.vm, &self.marker);
+    }
+}
+
+/// Check that `op` may run on `vm` now ([`check_operation`]) and record it as under way.
+pub(crate) fn begin_operation(pool: &Arc<Pool>, vm: &str, op: &str) -> Result<Operation, Failure> {
+    let mut db = pool.db();
+    check_operation(&db, vm, op)?;
+    let marker = mark_operation(&mut db, vm, op)?;
+    Ok(Operation {
+        pool: Arc::clone(pool),
+        vm: vm.to_owned(),
+        marker,
+    })
 }
 
 /// Run one lifecycle call on `vm`, its checks passed; `None` for a message not handled here.
@@ -469,6 +490,23 @@ fn destroy_row_named_by(
         Ok(row) if db.exists(target, &row) => db.destroy(target, &row),
         _ => Ok(()),
     }
+}
+
+/// Give a VM about to be made (`fields`) a metrics row of its own when it names none that
+/// exists, as xapi's `VM.create` (which imports and recoveries go through) makes one for every
+/// VM; the new row's reference, if one was made.
+pub(crate) fn ensure_metrics(
+    db: &mut Db,
+    fields: &mut BTreeMap<String, Value>,
+) -> Result<Option<String>, Failure> {
+    if let Some(Value::String(named)) = fields.get("metrics")
+        && db.exists("VM_metrics", named)
+    {
+        return Ok(None);
+    }
+    let metrics = db.create("VM_metrics", BTreeMap::new())?;
+    fields.insert("metrics".into(), Value::String(metrics.clone()));
+    Ok(Some(metrics))
 }
 
 /// New copies of `vm`'s metrics and guest metrics rows for a snapshot, clone or copy of it, as

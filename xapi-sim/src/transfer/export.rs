@@ -61,14 +61,31 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
                     metadata_only,
                 },
             )
+            .map(|built| (vm, built))
         })
     };
-    let (ova, disks) = match built {
+    let (vm, (ova, disks)) = match built {
         Ok(built) => built,
         Err(err) => {
             let message = format!("{} {:?}", err.code.as_str(), err.params);
             complete(&pool, &task, Err(err), Ty::Void);
             return with_task(html_error(StatusCode::NOT_FOUND, &message), &task);
+        }
+    };
+    // a full export is an operation on the VM while its bytes flow, as in xapi
+    let operation = if metadata_only {
+        None
+    } else {
+        match crate::rpc::vm::begin_operation(&pool, &vm, "export") {
+            Ok(operation) => Some(operation),
+            Err(err) => {
+                let message = format!("{} {:?}", err.code.as_str(), err.params);
+                complete(&pool, &task, Err(err), Ty::Void);
+                return with_task(
+                    html_error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+                    &task,
+                );
+            }
         }
     };
     let options = WriteOptions {
@@ -168,7 +185,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
         } else {
             Box::pin(stream)
         };
-    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone());
+    let body = TaskBody::new(stream, Arc::clone(&pool), task.clone()).with_operation(operation);
     with_task(close_delimited(attachment(body.boxed_unsync())), &task)
 }
 
@@ -287,6 +304,8 @@ pub(crate) struct TaskBody<S> {
     sent: u64,
     /// The "cut the download" fault: stop with an error after this many bytes.
     cut_after: Option<u64>,
+    /// The VM operation the transfer is, under way until the body is dropped.
+    operation: Option<crate::rpc::vm::Operation>,
 }
 
 fn pool_cut(pool: &Pool) -> Option<u64> {
@@ -304,12 +323,22 @@ impl<S> TaskBody<S> {
             finished: false,
             sent: 0,
             cut_after,
+            operation: None,
         }
+    }
+
+    /// The same body, keeping `operation` under way until it is dropped.
+    pub(crate) fn with_operation(mut self, operation: Option<crate::rpc::vm::Operation>) -> Self {
+        self.operation = operation;
+        self
     }
 
     fn succeed(&mut self) {
         if !self.finished {
             self.finished = true;
+            // the operation ends before the task does, so that a client that waited for the
+            // task finds the VM free
+            self.operation = None;
             complete(&self.pool, &self.task, Ok(Value::Nil), Ty::Void);
         }
     }
@@ -332,6 +361,7 @@ where
                 if let Some(cut) = self.cut_after {
                     if self.sent >= cut {
                         self.finished = true;
+                        self.operation = None;
                         let err = failure(
                             ErrorCode::InternalError,
                             ["connection cut by an injected fault"],
@@ -348,6 +378,7 @@ where
             }
             Poll::Ready(Some(Err(err))) => {
                 self.finished = true;
+                self.operation = None;
                 let message = err.to_string();
                 complete(
                     &self.pool,
@@ -368,6 +399,7 @@ where
 
 impl<S> Drop for TaskBody<S> {
     fn drop(&mut self) {
+        self.operation = None;
         if !self.finished {
             complete(
                 &self.pool,

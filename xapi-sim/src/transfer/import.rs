@@ -480,6 +480,9 @@ pub(crate) fn create_objects(
         if let Some(Value::Struct(other)) = fields.get_mut("other_config") {
             other.insert("import_task".to_owned(), Value::String(task.to_owned()));
         }
+        if let Some(metrics) = crate::rpc::vm::ensure_metrics(db, &mut fields)? {
+            created.object("VM_metrics", &metrics);
+        }
         let vm = db.create("VM", fields)?;
         created.object("VM", &vm);
         ids.insert(object.id.clone(), vm.clone());

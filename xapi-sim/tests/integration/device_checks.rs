@@ -357,3 +357,58 @@ async fn a_disk_does_not_shrink() {
     let grown: i64 = session.call("VDI.get_virtual_size", (&vdi,)).await.unwrap();
     assert_eq!(grown, size + (1 << 20));
 }
+
+/// A full export is an `export` operation on its VM while the bytes flow: a destroy waits,
+/// a clone may run alongside (xapi lets copies and exports go together).
+#[tokio::test]
+async fn an_export_under_way_holds_off_a_destroy() {
+    let (_sim, session) = support::demo().await;
+    let vm = support::vm_named(&session, "backup-proxy").await;
+    let download = session
+        .get("/export", &[("ref", vm.as_str())], None)
+        .await
+        .expect("the export starts");
+    let operations: std::collections::BTreeMap<String, String> = session
+        .call("VM.get_current_operations", (&vm,))
+        .await
+        .unwrap();
+    let (marker, op) = operations.iter().next().expect("the export is under way");
+    assert_eq!(op, "export");
+    assert_eq!(
+        failure_of::<()>(&session, "VM.destroy", (&vm,)).await,
+        (
+            "OTHER_OPERATION_IN_PROGRESS".to_owned(),
+            vec![
+                "VM".to_owned(),
+                vm.clone(),
+                "export".to_owned(),
+                marker.clone()
+            ]
+        )
+    );
+    let _: String = session
+        .call("VM.clone", (&vm, "cloned during export"))
+        .await
+        .expect("a clone goes with an export");
+    drop(download);
+    let mut cleared = false;
+    for _ in 0..200 {
+        let now: std::collections::BTreeMap<String, String> = session
+            .call("VM.get_current_operations", (&vm,))
+            .await
+            .unwrap();
+        if now.is_empty() {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cleared, "the export ends when its connection goes");
+    // read to its end, an export has let go of the VM by the time the client has the bytes
+    let xva = support::download(&session, "/export", &[("ref", vm.as_str())]).await;
+    assert!(!xva.is_empty());
+    session
+        .call::<()>("VM.destroy", (&vm,))
+        .await
+        .expect("nothing in progress");
+}

@@ -100,3 +100,28 @@ async fn destroying_a_snapshot_reports_every_row_it_removes() {
         .await
         .expect("the original's metrics are still there");
 }
+
+/// `VM.create` makes the VM's metrics row, as xapi's does, and `VM.destroy` takes it away.
+#[tokio::test]
+async fn a_created_vm_has_metrics_of_its_own() {
+    let (_sim, session) = support::demo().await;
+    let vm: String = session
+        .call(
+            "VM.create",
+            (serde_json::json!({"name_label": "fresh", "memory_static_max": 1_073_741_824_i64}),),
+        )
+        .await
+        .expect("VM.create");
+    let metrics: String = session.call("VM.get_metrics", (&vm,)).await.unwrap();
+    let _: String = session
+        .call("VM_metrics.get_uuid", (&metrics,))
+        .await
+        .expect("the new VM's metrics exist");
+    session.call::<()>("VM.destroy", (&vm,)).await.unwrap();
+    assert!(
+        session
+            .call::<String>("VM_metrics.get_uuid", (&metrics,))
+            .await
+            .is_err()
+    );
+}

@@ -89,6 +89,14 @@ async fn import_makes_a_new_vm_with_the_same_disks() {
         imported.starts_with("OpaqueRef:") && imported != *original,
         "{result}"
     );
+    // as every VM xapi makes, the import has a metrics row of its own
+    let metrics: String = session.call("VM.get_metrics", (&imported,)).await.unwrap();
+    let original_metrics: String = session.call("VM.get_metrics", (original,)).await.unwrap();
+    assert_ne!(metrics, original_metrics);
+    let _: String = session
+        .call("VM_metrics.get_uuid", (&metrics,))
+        .await
+        .expect("the imported VM's metrics exist");
     let name: String = session
         .call("VM.get_name_label", (&imported,))
         .await
