@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use xapi_benches::api_records::all_records;
 use xapi_benches::typed_decode::{Wire, decode_all};
 use xapi_core::api::{Vbd, VbdRecord, Vdi, VdiRecord, Vm, VmRecord};
-use xapi_core::wire::{Ref, Value, jsonrpc, xmlrpc};
+use xapi_core::wire::{Ref, SmallString, Value, jsonrpc, xmlrpc};
 
 /// Decodes the XML-RPC bytes into typed records.
 #[inline(never)]
@@ -74,8 +74,9 @@ fn run() -> Result<(), String> {
     let wire = args.next().unwrap_or_default();
     if wire == "sizes" {
         println!(
-            "Ref<Vm> {} bytes, VmRecord {} bytes, (Ref<Vm>, VmRecord) {} bytes, VdiRecord {} bytes, VbdRecord {} bytes",
+            "Ref<Vm> {} bytes, SmallString {} bytes, VmRecord {} bytes, (Ref<Vm>, VmRecord) {} bytes, VdiRecord {} bytes, VbdRecord {} bytes",
             std::mem::size_of::<Ref<Vm>>(),
+            std::mem::size_of::<SmallString>(),
             std::mem::size_of::<VmRecord>(),
             std::mem::size_of::<(Ref<Vm>, VmRecord)>(),
             std::mem::size_of::<VdiRecord>(),

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::wire::SmallString;
 
 /// Marker for the `auth` class: the `T` of [`Ref<Auth>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,7 +59,7 @@ impl AuthApi<'_> {
     pub async fn get_group_membership(
         &self,
         subject_identifier: &str,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("auth.get_group_membership", (subject_identifier,))
             .await
@@ -70,7 +71,7 @@ impl AuthApi<'_> {
     pub async fn get_subject_information_from_identifier(
         &self,
         subject_identifier: &str,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call(
                 "auth.get_subject_information_from_identifier",
@@ -82,7 +83,7 @@ impl AuthApi<'_> {
     /// `auth.get_subject_identifier`: parameters `subject_name` (`string`); result `string`.
     ///
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subject_identifier(&self, subject_name: &str) -> Result<String, Error> {
+    pub async fn get_subject_identifier(&self, subject_name: &str) -> Result<SmallString, Error> {
         self.session
             .call("auth.get_subject_identifier", (subject_name,))
             .await

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// Marker for the `blob` class: the `T` of [`Ref<Blob>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,11 +32,11 @@ pub struct Blob;
 #[serde(default)]
 pub struct BlobRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `size`: `int`, read-only, maintained by the server; published in rio.
     pub size: i64,
     /// `public`: `bool`, read/write; published in tampa. Default `false`.
@@ -44,20 +44,20 @@ pub struct BlobRecord {
     /// `last_updated`: `datetime`, read-only, given at creation; published in rio.
     pub last_updated: DateTime,
     /// `mime_type`: `string`, read-only, given at creation; published in rio.
-    pub mime_type: String,
+    pub mime_type: SmallString,
 }
 
 impl Default for BlobRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             size: 0,
             public: false,
             last_updated: DateTime::default(),
-            mime_type: String::new(),
+            mime_type: SmallString::new(),
         }
     }
 }
@@ -132,7 +132,7 @@ impl BlobApi<'_> {
     /// `blob.get_mime_type`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_mime_type(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_mime_type(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session.call("blob.get_mime_type", (self_,)).await
     }
 
@@ -160,7 +160,7 @@ impl BlobApi<'_> {
     /// `blob.get_name_description`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session
             .call("blob.get_name_description", (self_,))
             .await
@@ -169,14 +169,14 @@ impl BlobApi<'_> {
     /// `blob.get_name_label`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session.call("blob.get_name_label", (self_,)).await
     }
 
     /// `blob.get_uuid`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session.call("blob.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{BondMode, Network, Pif};
 
@@ -35,19 +35,19 @@ pub struct Bond;
 #[serde(default)]
 pub struct BondRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `master`: `PIF ref`, read-only, given at creation; published in miami. Default `Null`.
     pub master: Ref<Pif>,
     /// `slaves`: `PIF ref set`, read-only, maintained by the server; published in miami.
     pub slaves: Vec<Ref<Pif>>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `primary_slave`: `PIF ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub primary_slave: Ref<Pif>,
     /// `mode`: `enum bond_mode`, read-only, maintained by the server; published in boston. Default `balance-slb`.
     pub mode: BondMode,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in tampa. Default `{}`.
-    pub properties: BTreeMap<String, String>,
+    pub properties: BTreeMap<SmallString, SmallString>,
     /// `links_up`: `int`, read-only, maintained by the server; published in tampa. Default `0`.
     pub links_up: i64,
     /// `auto_update_mac`: `bool`, read-only, maintained by the server; published in quebec. Default `true`.
@@ -58,7 +58,7 @@ impl Default for BondRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             master: Ref::null(),
             slaves: Vec::new(),
             other_config: BTreeMap::new(),
@@ -172,7 +172,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &BTreeMap<String, String>,
+        properties: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Bond>, Error> {
         self.session
             .call("Bond.create", (network, members, mac, mode, properties))
@@ -186,7 +186,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &BTreeMap<String, String>,
+        properties: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Bond>>, Error> {
         self.session
             .call_async("Bond.create", (network, members, mac, mode, properties))
@@ -226,7 +226,7 @@ impl BondApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Bond>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Bond.set_other_config", (self_, value))
@@ -255,7 +255,7 @@ impl BondApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("Bond.get_properties", (self_,)).await
     }
 
@@ -279,7 +279,7 @@ impl BondApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("Bond.get_other_config", (self_,)).await
     }
 
@@ -300,7 +300,7 @@ impl BondApi<'_> {
     /// `Bond.get_uuid`: parameters `self` (`Bond ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Bond>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Bond>) -> Result<SmallString, Error> {
         self.session.call("Bond.get_uuid", (self_,)).await
     }
 

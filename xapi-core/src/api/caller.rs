@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::RateLimit;
 
@@ -35,19 +35,19 @@ pub struct Caller;
 #[serde(default)]
 pub struct CallerRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 26.17.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `user_agent`: `string`, read-only, given at creation; prototyped in 26.17.0. Default `""`.
-    pub user_agent: String,
+    pub user_agent: SmallString,
     /// `client_ip`: `string`, read-only, given at creation; prototyped in 26.17.0. Default `""`.
-    pub client_ip: String,
+    pub client_ip: SmallString,
     /// `last_access`: `datetime`, read-only, maintained by the server; prototyped in 26.17.0. Default `19700101T00:00:00Z`.
     pub last_access: DateTime,
     /// `groups`: `string set`, read-only, maintained by the server; prototyped in 26.17.0. Default `{}`.
-    pub groups: Vec<String>,
+    pub groups: Vec<SmallString>,
     /// `rate_limit`: `Rate_limit ref`, read-only, maintained by the server; prototyped in 26.17.0. Default `OpaqueRef:NULL`.
     pub rate_limit: Ref<RateLimit>,
     /// `auto_registered`: `bool`, read-only, maintained by the server; prototyped in 26.17.0. Default `false`.
@@ -58,11 +58,11 @@ impl Default for CallerRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            user_agent: String::new(),
-            client_ip: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            user_agent: SmallString::new(),
+            client_ip: SmallString::new(),
             last_access: DateTime::default(),
             groups: Vec::new(),
             rate_limit: Ref::null(),
@@ -104,12 +104,12 @@ impl CallerApi<'_> {
     /// Custom message; prototyped in 26.17.0. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::query_all_usage_async`].
-    pub async fn query_all_usage(&self) -> Result<Vec<Vec<String>>, Error> {
+    pub async fn query_all_usage(&self) -> Result<Vec<Vec<SmallString>>, Error> {
         self.session.call("Caller.query_all_usage", [(); 0]).await
     }
 
     /// `Async.Caller.query_all_usage`: starts [`Self::query_all_usage`] as a task; the handle resolves to its result (`string set set`).
-    pub async fn query_all_usage_async(&self) -> Result<TaskHandle<Vec<Vec<String>>>, Error> {
+    pub async fn query_all_usage_async(&self) -> Result<TaskHandle<Vec<Vec<SmallString>>>, Error> {
         self.session
             .call_async("Caller.query_all_usage", [(); 0])
             .await
@@ -280,7 +280,7 @@ impl CallerApi<'_> {
     /// `Caller.get_groups`: parameters `self` (`Caller ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_groups(&self, self_: &Ref<Caller>) -> Result<Vec<String>, Error> {
+    pub async fn get_groups(&self, self_: &Ref<Caller>) -> Result<Vec<SmallString>, Error> {
         self.session.call("Caller.get_groups", (self_,)).await
     }
 
@@ -294,21 +294,21 @@ impl CallerApi<'_> {
     /// `Caller.get_client_ip`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_client_ip(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_client_ip(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_client_ip", (self_,)).await
     }
 
     /// `Caller.get_user_agent`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_user_agent(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_user_agent(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_user_agent", (self_,)).await
     }
 
     /// `Caller.get_name_description`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session
             .call("Caller.get_name_description", (self_,))
             .await
@@ -317,14 +317,14 @@ impl CallerApi<'_> {
     /// `Caller.get_name_label`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_name_label", (self_,)).await
     }
 
     /// `Caller.get_uuid`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_uuid", (self_,)).await
     }
 

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{CertificatePurpose, CertificateType, Host};
 
@@ -34,9 +34,9 @@ pub struct Certificate;
 #[serde(default)]
 pub struct CertificateRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in stockholm.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name`: `string`, read-only, maintained by the server; published in 1.294.0. Default `""`.
-    pub name: String,
+    pub name: SmallString,
     /// `type`: `enum certificate_type`, read-only, maintained by the server; published in 1.294.0. Default `host`.
     pub r#type: CertificateType,
     /// `host`: `host ref`, read-only, given at creation; published in stockholm. Default `OpaqueRef:NULL`.
@@ -46,11 +46,11 @@ pub struct CertificateRecord {
     /// `not_after`: `datetime`, read-only, given at creation; published in stockholm. Default `19700101T00:00:00Z`.
     pub not_after: DateTime,
     /// `fingerprint`: `string`, read-only, given at creation; published in stockholm, deprecated in 24.19.0. Default `""`.
-    pub fingerprint: String,
+    pub fingerprint: SmallString,
     /// `fingerprint_sha256`: `string`, read-only, given at creation; prototyped in 24.20.0. Default `""`.
-    pub fingerprint_sha256: String,
+    pub fingerprint_sha256: SmallString,
     /// `fingerprint_sha1`: `string`, read-only, given at creation; prototyped in 24.20.0. Default `""`.
-    pub fingerprint_sha1: String,
+    pub fingerprint_sha1: SmallString,
     /// `purpose`: `enum certificate_purpose set`, read-only, given at creation; prototyped in 26.13.0. Default `{}`.
     pub purpose: Vec<CertificatePurpose>,
 }
@@ -59,15 +59,15 @@ impl Default for CertificateRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name: String::new(),
+            uuid: SmallString::new(),
+            name: SmallString::new(),
             r#type: CertificateType::Host,
             host: Ref::null(),
             not_before: DateTime::default(),
             not_after: DateTime::default(),
-            fingerprint: String::new(),
-            fingerprint_sha256: String::new(),
-            fingerprint_sha1: String::new(),
+            fingerprint: SmallString::new(),
+            fingerprint_sha256: SmallString::new(),
+            fingerprint_sha1: SmallString::new(),
             purpose: Vec::new(),
         }
     }
@@ -118,7 +118,10 @@ impl CertificateApi<'_> {
     /// `Certificate.get_fingerprint_sha1`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.20.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_fingerprint_sha1(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_fingerprint_sha1(
+        &self,
+        self_: &Ref<Certificate>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("Certificate.get_fingerprint_sha1", (self_,))
             .await
@@ -127,7 +130,10 @@ impl CertificateApi<'_> {
     /// `Certificate.get_fingerprint_sha256`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.20.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_fingerprint_sha256(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_fingerprint_sha256(
+        &self,
+        self_: &Ref<Certificate>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("Certificate.get_fingerprint_sha256", (self_,))
             .await
@@ -137,7 +143,7 @@ impl CertificateApi<'_> {
     ///
     /// Implicit message; published in stockholm, deprecated in 24.19.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release 24.19.0")]
-    pub async fn get_fingerprint(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_fingerprint(&self, self_: &Ref<Certificate>) -> Result<SmallString, Error> {
         self.session
             .call("Certificate.get_fingerprint", (self_,))
             .await
@@ -178,14 +184,14 @@ impl CertificateApi<'_> {
     /// `Certificate.get_name`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; published in 1.294.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_name(&self, self_: &Ref<Certificate>) -> Result<SmallString, Error> {
         self.session.call("Certificate.get_name", (self_,)).await
     }
 
     /// `Certificate.get_uuid`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; published in stockholm. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Certificate>) -> Result<SmallString, Error> {
         self.session.call("Certificate.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{ClusterHost, ClusterOperation, Network, Pif};
 
@@ -35,15 +35,15 @@ pub struct Cluster;
 #[serde(default)]
 pub struct ClusterRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `cluster_hosts`: `Cluster_host ref set`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub cluster_hosts: Vec<Ref<ClusterHost>>,
     /// `pending_forget`: `string set`, read-only, maintained by the server; published in lima. Default `{}`.
-    pub pending_forget: Vec<String>,
+    pub pending_forget: Vec<SmallString>,
     /// `cluster_token`: `string`, read-only, given at creation; prototyped in kolkata, published in lima. Default `""`.
-    pub cluster_token: String,
+    pub cluster_token: SmallString,
     /// `cluster_stack`: `string`, read-only, given at creation; prototyped in kolkata, published in lima. Default `"corosync"`.
-    pub cluster_stack: String,
+    pub cluster_stack: SmallString,
     /// `cluster_stack_version`: `int`, read-only, given at creation; prototyped in 24.15.0. Default `2`.
     pub cluster_stack_version: i64,
     /// `is_quorate`: `bool`, read-only, maintained by the server; prototyped in 24.3.0. Default `false`.
@@ -57,7 +57,7 @@ pub struct ClusterRecord {
     /// `allowed_operations`: `enum cluster_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterOperation>,
     /// `current_operations`: `(string -> enum cluster_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, ClusterOperation>,
+    pub current_operations: BTreeMap<SmallString, ClusterOperation>,
     /// `pool_auto_join`: `bool`, read-only, given at creation; prototyped in kolkata, published in lima. Default `true`.
     pub pool_auto_join: bool,
     /// `token_timeout`: `float`, read-only, given at creation; prototyped in kolkata, changed in lima, published in lima. Default `20.`.
@@ -65,20 +65,20 @@ pub struct ClusterRecord {
     /// `token_timeout_coefficient`: `float`, read-only, given at creation; prototyped in kolkata, changed in lima, published in lima. Default `1.`.
     pub token_timeout_coefficient: f64,
     /// `cluster_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub cluster_config: BTreeMap<String, String>,
+    pub cluster_config: BTreeMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for ClusterRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             cluster_hosts: Vec::new(),
             pending_forget: Vec::new(),
-            cluster_token: String::new(),
-            cluster_stack: "corosync".to_owned(),
+            cluster_token: SmallString::new(),
+            cluster_stack: SmallString::from("corosync"),
             cluster_stack_version: 2,
             is_quorate: false,
             quorum: 0,
@@ -370,7 +370,7 @@ impl ClusterApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Cluster>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Cluster.set_other_config", (self_, value))
@@ -383,7 +383,7 @@ impl ClusterApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster.get_other_config", (self_,))
             .await
@@ -395,7 +395,7 @@ impl ClusterApi<'_> {
     pub async fn get_cluster_config(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster.get_cluster_config", (self_,))
             .await
@@ -434,7 +434,7 @@ impl ClusterApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<String, ClusterOperation>, Error> {
+    ) -> Result<BTreeMap<SmallString, ClusterOperation>, Error> {
         self.session
             .call("Cluster.get_current_operations", (self_,))
             .await
@@ -494,7 +494,7 @@ impl ClusterApi<'_> {
     /// `Cluster.get_cluster_stack`: parameters `self` (`Cluster ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cluster_stack(&self, self_: &Ref<Cluster>) -> Result<String, Error> {
+    pub async fn get_cluster_stack(&self, self_: &Ref<Cluster>) -> Result<SmallString, Error> {
         self.session
             .call("Cluster.get_cluster_stack", (self_,))
             .await
@@ -503,7 +503,7 @@ impl ClusterApi<'_> {
     /// `Cluster.get_cluster_token`: parameters `self` (`Cluster ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cluster_token(&self, self_: &Ref<Cluster>) -> Result<String, Error> {
+    pub async fn get_cluster_token(&self, self_: &Ref<Cluster>) -> Result<SmallString, Error> {
         self.session
             .call("Cluster.get_cluster_token", (self_,))
             .await
@@ -512,7 +512,10 @@ impl ClusterApi<'_> {
     /// `Cluster.get_pending_forget`: parameters `self` (`Cluster ref`); result `string set`.
     ///
     /// Implicit message; published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pending_forget(&self, self_: &Ref<Cluster>) -> Result<Vec<String>, Error> {
+    pub async fn get_pending_forget(
+        &self,
+        self_: &Ref<Cluster>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("Cluster.get_pending_forget", (self_,))
             .await
@@ -533,7 +536,7 @@ impl ClusterApi<'_> {
     /// `Cluster.get_uuid`: parameters `self` (`Cluster ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Cluster>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Cluster>) -> Result<SmallString, Error> {
         self.session.call("Cluster.get_uuid", (self_,)).await
     }
 

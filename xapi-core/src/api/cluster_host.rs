@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{Cluster, ClusterHostOperation, Host, Pif};
 
@@ -35,7 +35,7 @@ pub struct ClusterHost;
 #[serde(default)]
 pub struct ClusterHostRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `cluster`: `Cluster ref`, read-only, given at creation; prototyped in kolkata, published in lima. Default `OpaqueRef:NULL`.
     pub cluster: Ref<Cluster>,
     /// `host`: `host ref`, read-only, given at creation; prototyped in kolkata, published in lima. Default `OpaqueRef:NULL`.
@@ -54,16 +54,16 @@ pub struct ClusterHostRecord {
     /// `allowed_operations`: `enum cluster_host_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterHostOperation>,
     /// `current_operations`: `(string -> enum cluster_host_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, ClusterHostOperation>,
+    pub current_operations: BTreeMap<SmallString, ClusterHostOperation>,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for ClusterHostRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             cluster: Ref::null(),
             host: Ref::null(),
             enabled: false,
@@ -223,7 +223,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster_host.get_other_config", (self_,))
             .await
@@ -235,7 +235,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<BTreeMap<String, ClusterHostOperation>, Error> {
+    ) -> Result<BTreeMap<SmallString, ClusterHostOperation>, Error> {
         self.session
             .call("Cluster_host.get_current_operations", (self_,))
             .await
@@ -311,7 +311,7 @@ impl ClusterHostApi<'_> {
     /// `Cluster_host.get_uuid`: parameters `self` (`Cluster_host ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<ClusterHost>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<ClusterHost>) -> Result<SmallString, Error> {
         self.session.call("Cluster_host.get_uuid", (self_,)).await
     }
 

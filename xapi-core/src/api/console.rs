@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{ConsoleProtocol, Vm};
 
@@ -35,25 +35,25 @@ pub struct Console;
 #[serde(default)]
 pub struct ConsoleRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `protocol`: `enum console_protocol`, read-only, maintained by the server; published in rio.
     pub protocol: ConsoleProtocol,
     /// `location`: `string`, read-only, maintained by the server; published in rio.
-    pub location: String,
+    pub location: SmallString,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for ConsoleRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             protocol: ConsoleProtocol::Unknown(String::new()),
-            location: String::new(),
+            location: SmallString::new(),
             vm: Ref::null(),
             other_config: BTreeMap::new(),
         }
@@ -121,7 +121,7 @@ impl ConsoleApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Console>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("console.set_other_config", (self_, value))
@@ -134,7 +134,7 @@ impl ConsoleApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Console>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("console.get_other_config", (self_,))
             .await
@@ -150,7 +150,7 @@ impl ConsoleApi<'_> {
     /// `console.get_location`: parameters `self` (`console ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_location(&self, self_: &Ref<Console>) -> Result<String, Error> {
+    pub async fn get_location(&self, self_: &Ref<Console>) -> Result<SmallString, Error> {
         self.session.call("console.get_location", (self_,)).await
     }
 
@@ -164,7 +164,7 @@ impl ConsoleApi<'_> {
     /// `console.get_uuid`: parameters `self` (`console ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Console>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Console>) -> Result<SmallString, Error> {
         self.session.call("console.get_uuid", (self_,)).await
     }
 

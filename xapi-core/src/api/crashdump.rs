@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Vdi, Vm};
 
@@ -35,7 +35,7 @@ pub struct Crashdump;
 #[serde(default)]
 pub struct CrashdumpRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -43,14 +43,14 @@ pub struct CrashdumpRecord {
     #[serde(rename = "VDI")]
     pub vdi: Ref<Vdi>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for CrashdumpRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
             other_config: BTreeMap::new(),
@@ -137,7 +137,7 @@ impl CrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Crashdump>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("crashdump.set_other_config", (self_, value))
@@ -150,7 +150,7 @@ impl CrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Crashdump>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("crashdump.get_other_config", (self_,))
             .await
@@ -173,7 +173,7 @@ impl CrashdumpApi<'_> {
     /// `crashdump.get_uuid`: parameters `self` (`crashdump ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Crashdump>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Crashdump>) -> Result<SmallString, Error> {
         self.session.call("crashdump.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Sr;
 
@@ -35,7 +35,7 @@ pub struct DrTask;
 #[serde(default)]
 pub struct DrTaskRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `introduced_SRs`: `SR ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "introduced_SRs")]
     pub introduced_srs: Vec<Ref<Sr>>,
@@ -45,7 +45,7 @@ impl Default for DrTaskRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             introduced_srs: Vec::new(),
         }
     }
@@ -101,8 +101,8 @@ impl DrTaskApi<'_> {
     pub async fn create(
         &self,
         r#type: &str,
-        device_config: &BTreeMap<String, String>,
-        whitelist: &[String],
+        device_config: &BTreeMap<SmallString, SmallString>,
+        whitelist: &[SmallString],
     ) -> Result<Ref<DrTask>, Error> {
         self.session
             .call("DR_task.create", (r#type, device_config, whitelist))
@@ -113,8 +113,8 @@ impl DrTaskApi<'_> {
     pub async fn create_async(
         &self,
         r#type: &str,
-        device_config: &BTreeMap<String, String>,
-        whitelist: &[String],
+        device_config: &BTreeMap<SmallString, SmallString>,
+        whitelist: &[SmallString],
     ) -> Result<TaskHandle<Ref<DrTask>>, Error> {
         self.session
             .call_async("DR_task.create", (r#type, device_config, whitelist))
@@ -133,7 +133,7 @@ impl DrTaskApi<'_> {
     /// `DR_task.get_uuid`: parameters `self` (`DR_task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<DrTask>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<DrTask>) -> Result<SmallString, Error> {
         self.session.call("DR_task.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::HostDriver;
 
@@ -35,32 +35,32 @@ pub struct DriverVariant;
 #[serde(default)]
 pub struct DriverVariantRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub name: String,
+    pub name: SmallString,
     /// `driver`: `Host_driver ref`, read-only, maintained by the server; prototyped in 25.2.0.
     pub driver: Ref<HostDriver>,
     /// `version`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub version: String,
+    pub version: SmallString,
     /// `hardware_present`: `bool`, read-only, maintained by the server; prototyped in 25.2.0.
     pub hardware_present: bool,
     /// `priority`: `float`, read-only, maintained by the server; prototyped in 25.2.0.
     pub priority: f64,
     /// `status`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub status: String,
+    pub status: SmallString,
 }
 
 impl Default for DriverVariantRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name: String::new(),
+            uuid: SmallString::new(),
+            name: SmallString::new(),
             driver: Ref::null(),
-            version: String::new(),
+            version: SmallString::new(),
             hardware_present: false,
             priority: 0.0,
-            status: String::new(),
+            status: SmallString::new(),
         }
     }
 }
@@ -116,7 +116,7 @@ impl DriverVariantApi<'_> {
     /// `Driver_variant.get_status`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_status(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session
             .call("Driver_variant.get_status", (self_,))
             .await
@@ -143,7 +143,7 @@ impl DriverVariantApi<'_> {
     /// `Driver_variant.get_version`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session
             .call("Driver_variant.get_version", (self_,))
             .await
@@ -161,14 +161,14 @@ impl DriverVariantApi<'_> {
     /// `Driver_variant.get_name`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_name(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session.call("Driver_variant.get_name", (self_,)).await
     }
 
     /// `Driver_variant.get_uuid`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session.call("Driver_variant.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Value};
+use crate::wire::{DateTime, SmallString, Value};
 
 use super::EventOperation;
 
@@ -41,13 +41,13 @@ pub struct EventRecord {
     /// `timestamp`: `datetime`, read-only, given at creation; published in rio, deprecated in boston.
     pub timestamp: DateTime,
     /// `class`: `string`, read-only, given at creation; published in rio.
-    pub class: String,
+    pub class: SmallString,
     /// `operation`: `enum event_operation`, read-only, given at creation; published in rio.
     pub operation: EventOperation,
     /// `ref`: `string`, read-only, given at creation; published in rio.
-    pub r#ref: String,
+    pub r#ref: SmallString,
     /// `obj_uuid`: `string`, read-only, given at creation; published in rio, deprecated in boston.
-    pub obj_uuid: String,
+    pub obj_uuid: SmallString,
 }
 
 impl Default for EventRecord {
@@ -57,10 +57,10 @@ impl Default for EventRecord {
             snapshot: None,
             id: 0,
             timestamp: DateTime::default(),
-            class: String::new(),
+            class: SmallString::new(),
             operation: EventOperation::Unknown(String::new()),
-            r#ref: String::new(),
-            obj_uuid: String::new(),
+            r#ref: SmallString::new(),
+            obj_uuid: SmallString::new(),
         }
     }
 }
@@ -94,7 +94,7 @@ impl EventApi<'_> {
     /// `event.inject`: parameters `class` (`string`), `ref` (`string`); result `string`.
     ///
     /// Custom message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn inject(&self, class: &str, r#ref: &str) -> Result<String, Error> {
+    pub async fn inject(&self, class: &str, r#ref: &str) -> Result<SmallString, Error> {
         self.session.call("event.inject", (class, r#ref)).await
     }
 
@@ -112,7 +112,7 @@ impl EventApi<'_> {
     /// Declared errors: `EVENT_FROM_TOKEN_PARSE_FAILURE`, `EVENT_SUBSCRIPTION_PARSE_FAILURE`.
     pub async fn from(
         &self,
-        classes: &[String],
+        classes: &[SmallString],
         token: &str,
         timeout: f64,
     ) -> Result<EventBatch, Error> {
@@ -137,13 +137,13 @@ impl EventApi<'_> {
     ///
     /// Also runs as a task: [`Self::unregister_async`].
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn unregister(&self, classes: &[String]) -> Result<(), Error> {
+    pub async fn unregister(&self, classes: &[SmallString]) -> Result<(), Error> {
         self.session.call("event.unregister", (classes,)).await
     }
 
     /// `Async.event.unregister`: starts [`Self::unregister`] as a task; the handle resolves to its result (`void`).
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn unregister_async(&self, classes: &[String]) -> Result<TaskHandle<()>, Error> {
+    pub async fn unregister_async(&self, classes: &[SmallString]) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("event.unregister", (classes,))
             .await
@@ -155,13 +155,13 @@ impl EventApi<'_> {
     ///
     /// Also runs as a task: [`Self::register_async`].
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn register(&self, classes: &[String]) -> Result<(), Error> {
+    pub async fn register(&self, classes: &[SmallString]) -> Result<(), Error> {
         self.session.call("event.register", (classes,)).await
     }
 
     /// `Async.event.register`: starts [`Self::register`] as a task; the handle resolves to its result (`void`).
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn register_async(&self, classes: &[String]) -> Result<TaskHandle<()>, Error> {
+    pub async fn register_async(&self, classes: &[SmallString]) -> Result<TaskHandle<()>, Error> {
         self.session.call_async("event.register", (classes,)).await
     }
 }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Host;
 
@@ -34,17 +34,17 @@ pub struct Feature;
 #[serde(default)]
 pub struct FeatureRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in falcon.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `enabled`: `bool`, read-only, maintained by the server; published in falcon. Default `false`.
     pub enabled: bool,
     /// `experimental`: `bool`, read-only, given at creation; published in falcon. Default `false`.
     pub experimental: bool,
     /// `version`: `string`, read-only, given at creation; published in falcon. Default `"1.0"`.
-    pub version: String,
+    pub version: SmallString,
     /// `host`: `host ref`, read-only, maintained by the server; published in falcon.
     pub host: Ref<Host>,
 }
@@ -53,12 +53,12 @@ impl Default for FeatureRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             enabled: false,
             experimental: false,
-            version: "1.0".to_owned(),
+            version: SmallString::from("1.0"),
             host: Ref::null(),
         }
     }
@@ -102,7 +102,7 @@ impl FeatureApi<'_> {
     /// `Feature.get_version`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session.call("Feature.get_version", (self_,)).await
     }
 
@@ -125,7 +125,7 @@ impl FeatureApi<'_> {
     /// `Feature.get_name_description`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session
             .call("Feature.get_name_description", (self_,))
             .await
@@ -134,14 +134,14 @@ impl FeatureApi<'_> {
     /// `Feature.get_name_label`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session.call("Feature.get_name_label", (self_,)).await
     }
 
     /// `Feature.get_uuid`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session.call("Feature.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{AllocationAlgorithm, Pgpu, Vgpu, VgpuType};
 
@@ -35,11 +35,11 @@ pub struct GpuGroup;
 #[serde(default)]
 pub struct GpuGroupRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in boston. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in boston. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `PGPUs`: `PGPU ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "PGPUs")]
     pub pgpus: Vec<Ref<Pgpu>>,
@@ -48,9 +48,9 @@ pub struct GpuGroupRecord {
     pub vgpus: Vec<Ref<Vgpu>>,
     /// `GPU_types`: `string set`, read-only, maintained by the server; published in boston. Default `{}`.
     #[serde(rename = "GPU_types")]
-    pub gpu_types: Vec<String>,
+    pub gpu_types: Vec<SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `allocation_algorithm`: `enum allocation_algorithm`, read/write; published in vgpu-tech-preview. Default `depth_first`.
     pub allocation_algorithm: AllocationAlgorithm,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-productisation.
@@ -65,9 +65,9 @@ impl Default for GpuGroupRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             pgpus: Vec::new(),
             vgpus: Vec::new(),
             gpu_types: Vec::new(),
@@ -158,7 +158,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<GpuGroup>, Error> {
         self.session
             .call(
@@ -173,7 +173,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<GpuGroup>>, Error> {
         self.session
             .call_async(
@@ -229,7 +229,7 @@ impl GpuGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("GPU_group.set_other_config", (self_, value))
@@ -300,7 +300,7 @@ impl GpuGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("GPU_group.get_other_config", (self_,))
             .await
@@ -309,7 +309,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_GPU_types`: parameters `self` (`GPU_group ref`); result `string set`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_gpu_types(&self, self_: &Ref<GpuGroup>) -> Result<Vec<String>, Error> {
+    pub async fn get_gpu_types(&self, self_: &Ref<GpuGroup>) -> Result<Vec<SmallString>, Error> {
         self.session.call("GPU_group.get_GPU_types", (self_,)).await
     }
 
@@ -330,7 +330,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_name_description`: parameters `self` (`GPU_group ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<GpuGroup>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<GpuGroup>) -> Result<SmallString, Error> {
         self.session
             .call("GPU_group.get_name_description", (self_,))
             .await
@@ -339,7 +339,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_name_label`: parameters `self` (`GPU_group ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<GpuGroup>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<GpuGroup>) -> Result<SmallString, Error> {
         self.session
             .call("GPU_group.get_name_label", (self_,))
             .await
@@ -348,7 +348,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_uuid`: parameters `self` (`GPU_group ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<GpuGroup>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<GpuGroup>) -> Result<SmallString, Error> {
         self.session.call("GPU_group.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{
     Blob, Certificate, DataSourceRecord, Feature, HostAllowedOperations, HostCpu, HostCrashdump,
@@ -40,17 +40,17 @@ pub struct Host;
 #[serde(default)]
 pub struct HostRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `memory_overhead`: `int`, read-only, maintained by the server; published in rio. Default `0`.
     pub memory_overhead: i64,
     /// `allowed_operations`: `enum host_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<HostAllowedOperations>,
     /// `current_operations`: `(string -> enum host_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, HostAllowedOperations>,
+    pub current_operations: BTreeMap<SmallString, HostAllowedOperations>,
     /// `API_version_major`: `int`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_major")]
     pub api_version_major: i64,
@@ -59,29 +59,29 @@ pub struct HostRecord {
     pub api_version_minor: i64,
     /// `API_version_vendor`: `string`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_vendor")]
-    pub api_version_vendor: String,
+    pub api_version_vendor: SmallString,
     /// `API_version_vendor_implementation`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_vendor_implementation")]
-    pub api_version_vendor_implementation: BTreeMap<String, String>,
+    pub api_version_vendor_implementation: BTreeMap<SmallString, SmallString>,
     /// `enabled`: `bool`, read-only, maintained by the server; published in rio.
     pub enabled: bool,
     /// `software_version`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub software_version: BTreeMap<String, String>,
+    pub software_version: BTreeMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, given at creation; published in rio.
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<SmallString>,
     /// `cpu_configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub cpu_configuration: BTreeMap<String, String>,
+    pub cpu_configuration: BTreeMap<SmallString, SmallString>,
     /// `sched_policy`: `string`, read-only, maintained by the server; published in rio.
-    pub sched_policy: String,
+    pub sched_policy: SmallString,
     /// `supported_bootloaders`: `string set`, read-only, maintained by the server; published in rio.
-    pub supported_bootloaders: Vec<String>,
+    pub supported_bootloaders: Vec<SmallString>,
     /// `resident_VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "resident_VMs")]
     pub resident_vms: Vec<Ref<Vm>>,
     /// `logging`: `(string -> string) map`, read/write; published in rio.
-    pub logging: BTreeMap<String, String>,
+    pub logging: BTreeMap<SmallString, SmallString>,
     /// `PIFs`: `PIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PIFs")]
     pub pifs: Vec<Ref<Pif>>,
@@ -102,43 +102,43 @@ pub struct HostRecord {
     #[serde(rename = "host_CPUs")]
     pub host_cpus: Vec<Ref<HostCpu>>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub cpu_info: BTreeMap<String, String>,
+    pub cpu_info: BTreeMap<SmallString, SmallString>,
     /// `hostname`: `string`, read/write; published in rio.
-    pub hostname: String,
+    pub hostname: SmallString,
     /// `address`: `string`, read/write; published in rio.
-    pub address: String,
+    pub address: SmallString,
     /// `metrics`: `host_metrics ref`, read-only, maintained by the server; published in rio.
     pub metrics: Ref<HostMetrics>,
     /// `license_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub license_params: BTreeMap<String, String>,
+    pub license_params: BTreeMap<SmallString, SmallString>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_statefiles: Vec<String>,
+    pub ha_statefiles: Vec<SmallString>,
     /// `ha_network_peers`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_network_peers: Vec<String>,
+    pub ha_network_peers: Vec<SmallString>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `external_auth_type`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub external_auth_type: String,
+    pub external_auth_type: SmallString,
     /// `external_auth_service_name`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub external_auth_service_name: String,
+    pub external_auth_service_name: SmallString,
     /// `external_auth_configuration`: `(string -> string) map`, read-only, maintained by the server; published in george. Default `{}`.
-    pub external_auth_configuration: BTreeMap<String, String>,
+    pub external_auth_configuration: BTreeMap<SmallString, SmallString>,
     /// `edition`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub edition: String,
+    pub edition: SmallString,
     /// `license_server`: `(string -> string) map`, read/write; published in midnight-ride. Default `{"address" -> "localhost", "port" -> "27000"}`.
-    pub license_server: BTreeMap<String, String>,
+    pub license_server: BTreeMap<SmallString, SmallString>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: BTreeMap<String, String>,
+    pub bios_strings: BTreeMap<SmallString, SmallString>,
     /// `power_on_mode`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub power_on_mode: String,
+    pub power_on_mode: SmallString,
     /// `power_on_config`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub power_on_config: BTreeMap<String, String>,
+    pub power_on_config: BTreeMap<SmallString, SmallString>,
     /// `local_cache_sr`: `SR ref`, read-only, given at creation; published in cowley. Default `OpaqueRef:NULL`.
     pub local_cache_sr: Ref<Sr>,
     /// `chipset_info`: `(string -> string) map`, read-only, maintained by the server; published in boston. Default `{}`.
-    pub chipset_info: BTreeMap<String, String>,
+    pub chipset_info: BTreeMap<SmallString, SmallString>,
     /// `PCIs`: `PCI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "PCIs")]
     pub pcis: Vec<Ref<Pci>>,
@@ -152,7 +152,7 @@ pub struct HostRecord {
     pub ssl_legacy: bool,
     /// `guest_VCPUs_params`: `(string -> string) map`, read/write; published in tampa. Default `{}`.
     #[serde(rename = "guest_VCPUs_params")]
-    pub guest_vcpus_params: BTreeMap<String, String>,
+    pub guest_vcpus_params: BTreeMap<SmallString, SmallString>,
     /// `display`: `enum host_display`, read/write; published in cream. Default `enabled`.
     pub display: HostDisplay,
     /// `virtual_hardware_platform_versions`: `int set`, read-only, maintained by the server; published in cream. Default `{0}`.
@@ -164,15 +164,15 @@ pub struct HostRecord {
     /// `features`: `Feature ref set`, read-only, maintained by the server; published in falcon.
     pub features: Vec<Ref<Feature>>,
     /// `iscsi_iqn`: `string`, read-only, given at creation; published in kolkata. Default `""`.
-    pub iscsi_iqn: String,
+    pub iscsi_iqn: SmallString,
     /// `multipathing`: `bool`, read-only, given at creation; published in kolkata. Default `false`.
     pub multipathing: bool,
     /// `uefi_certificates`: `string`, read-only, given at creation; published in quebec, deprecated in 22.16.0. Default `""`.
-    pub uefi_certificates: String,
+    pub uefi_certificates: SmallString,
     /// `certificates`: `Certificate ref set`, read-only, maintained by the server; published in stockholm.
     pub certificates: Vec<Ref<Certificate>>,
     /// `editions`: `string set`, read-only, maintained by the server; published in stockholm. Default `{}`.
-    pub editions: Vec<String>,
+    pub editions: Vec<SmallString>,
     /// `pending_guidances`: `enum update_guidances set`, read-only, maintained by the server; published in 1.303.0. Default `{}`.
     pub pending_guidances: Vec<UpdateGuidances>,
     /// `tls_verification_enabled`: `bool`, read-only, maintained by the server; published in 1.313.0. Default `false`.
@@ -190,7 +190,7 @@ pub struct HostRecord {
     /// `pending_guidances_full`: `enum update_guidances set`, read-only, maintained by the server; prototyped in 24.10.0. Default `{}`.
     pub pending_guidances_full: Vec<UpdateGuidances>,
     /// `last_update_hash`: `string`, read-only, maintained by the server; prototyped in 24.10.0. Default `""`.
-    pub last_update_hash: String,
+    pub last_update_hash: SmallString,
     /// `ssh_enabled`: `bool`, read-only, maintained by the server; prototyped in 25.21.0. Default `true`.
     pub ssh_enabled: bool,
     /// `ssh_enabled_timeout`: `int`, read-only, maintained by the server; prototyped in 25.21.0. Default `0`.
@@ -202,37 +202,37 @@ pub struct HostRecord {
     /// `ssh_auto_mode`: `bool`, read-only, maintained by the server; prototyped in 25.27.0. Default `false`.
     pub ssh_auto_mode: bool,
     /// `max_cstate`: `string`, read-only, maintained by the server; prototyped in 26.0.0. Default `""`.
-    pub max_cstate: String,
+    pub max_cstate: SmallString,
     /// `secure_boot`: `bool`, read-only, maintained by the server; prototyped in 25.31.0. Default `false`.
     pub secure_boot: bool,
     /// `ntp_mode`: `enum host_ntp_mode`, read-only, maintained by the server; prototyped in 26.0.0. Default `Factory`.
     pub ntp_mode: HostNtpMode,
     /// `ntp_custom_servers`: `string set`, read-only, maintained by the server; prototyped in 26.0.0. Default `{}`.
-    pub ntp_custom_servers: Vec<String>,
+    pub ntp_custom_servers: Vec<SmallString>,
     /// `timezone`: `string`, read-only, maintained by the server; prototyped in 26.0.0. Default `"UTC"`.
-    pub timezone: String,
+    pub timezone: SmallString,
 }
 
 impl Default for HostRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             memory_overhead: 0,
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             api_version_major: 0,
             api_version_minor: 0,
-            api_version_vendor: String::new(),
+            api_version_vendor: SmallString::new(),
             api_version_vendor_implementation: BTreeMap::new(),
             enabled: false,
             software_version: BTreeMap::new(),
             other_config: BTreeMap::new(),
             capabilities: Vec::new(),
             cpu_configuration: BTreeMap::new(),
-            sched_policy: String::new(),
+            sched_policy: SmallString::new(),
             supported_bootloaders: Vec::new(),
             resident_vms: Vec::new(),
             logging: BTreeMap::new(),
@@ -245,24 +245,24 @@ impl Default for HostRecord {
             pbds: Vec::new(),
             host_cpus: Vec::new(),
             cpu_info: BTreeMap::new(),
-            hostname: String::new(),
-            address: String::new(),
+            hostname: SmallString::new(),
+            address: SmallString::new(),
             metrics: Ref::null(),
             license_params: BTreeMap::new(),
             ha_statefiles: Vec::new(),
             ha_network_peers: Vec::new(),
             blobs: BTreeMap::new(),
             tags: Vec::new(),
-            external_auth_type: String::new(),
-            external_auth_service_name: String::new(),
+            external_auth_type: SmallString::new(),
+            external_auth_service_name: SmallString::new(),
             external_auth_configuration: BTreeMap::new(),
-            edition: String::new(),
+            edition: SmallString::new(),
             license_server: BTreeMap::from([
-                ("address".to_owned(), "localhost".to_owned()),
-                ("port".to_owned(), "27000".to_owned()),
+                (SmallString::from("address"), SmallString::from("localhost")),
+                (SmallString::from("port"), SmallString::from("27000")),
             ]),
             bios_strings: BTreeMap::new(),
-            power_on_mode: String::new(),
+            power_on_mode: SmallString::new(),
             power_on_config: BTreeMap::new(),
             local_cache_sr: Ref::null(),
             chipset_info: BTreeMap::new(),
@@ -276,9 +276,9 @@ impl Default for HostRecord {
             control_domain: Ref::null(),
             updates_requiring_reboot: Vec::new(),
             features: Vec::new(),
-            iscsi_iqn: String::new(),
+            iscsi_iqn: SmallString::new(),
             multipathing: false,
-            uefi_certificates: String::new(),
+            uefi_certificates: SmallString::new(),
             certificates: Vec::new(),
             editions: Vec::new(),
             pending_guidances: Vec::new(),
@@ -289,17 +289,17 @@ impl Default for HostRecord {
             numa_affinity_policy: HostNumaAffinityPolicy::DefaultPolicy,
             pending_guidances_recommended: Vec::new(),
             pending_guidances_full: Vec::new(),
-            last_update_hash: String::new(),
+            last_update_hash: SmallString::new(),
             ssh_enabled: true,
             ssh_enabled_timeout: 0,
             ssh_expiry: DateTime::default(),
             console_idle_timeout: 0,
             ssh_auto_mode: false,
-            max_cstate: String::new(),
+            max_cstate: SmallString::new(),
             secure_boot: false,
             ntp_mode: HostNtpMode::Factory,
             ntp_custom_servers: Vec::new(),
-            timezone: "UTC".to_owned(),
+            timezone: SmallString::from("UTC"),
         }
     }
 }
@@ -485,7 +485,7 @@ impl HostApi<'_> {
     /// Custom message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::list_timezones_async`].
-    pub async fn list_timezones(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn list_timezones(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.list_timezones", (self_,)).await
     }
 
@@ -493,7 +493,7 @@ impl HostApi<'_> {
     pub async fn list_timezones_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<Vec<String>>, Error> {
+    ) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session
             .call_async("host.list_timezones", (self_,))
             .await
@@ -527,7 +527,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_ntp_servers_status", (self_,))
             .await
@@ -537,7 +537,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.get_ntp_servers_status", (self_,))
             .await
@@ -551,7 +551,7 @@ impl HostApi<'_> {
     pub async fn set_ntp_custom_servers(
         &self,
         self_: &Ref<Host>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<(), Error> {
         self.session
             .call("host.set_ntp_custom_servers", (self_, value))
@@ -562,7 +562,7 @@ impl HostApi<'_> {
     pub async fn set_ntp_custom_servers_async(
         &self,
         self_: &Ref<Host>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host.set_ntp_custom_servers", (self_, value))
@@ -619,7 +619,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_tracked_user_agents", (self_,))
             .await
@@ -629,7 +629,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.get_tracked_user_agents", (self_,))
             .await
@@ -793,7 +793,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         hash: &str,
-    ) -> Result<Vec<Vec<String>>, Error> {
+    ) -> Result<Vec<Vec<SmallString>>, Error> {
         self.session.call("host.apply_updates", (self_, hash)).await
     }
 
@@ -802,7 +802,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         hash: &str,
-    ) -> Result<TaskHandle<Vec<Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<Vec<Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.apply_updates", (self_, hash))
             .await
@@ -1046,8 +1046,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+        options: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.migrate_receive", (host, network, options))
             .await
@@ -1058,8 +1058,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+        options: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.migrate_receive", (host, network, options))
             .await
@@ -1096,7 +1096,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &BTreeMap<String, String>,
+        power_on_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -1111,7 +1111,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &BTreeMap<String, String>,
+        power_on_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1245,7 +1245,7 @@ impl HostApi<'_> {
     /// Custom message; published in george, changed in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::get_server_certificate_async`].
-    pub async fn get_server_certificate(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_server_certificate(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_server_certificate", (host,))
             .await
@@ -1255,7 +1255,7 @@ impl HostApi<'_> {
     pub async fn get_server_certificate_async(
         &self,
         host: &Ref<Host>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("host.get_server_certificate", (host,))
             .await
@@ -1269,7 +1269,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -1279,7 +1279,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -1305,7 +1305,7 @@ impl HostApi<'_> {
     pub async fn disable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &BTreeMap<String, String>,
+        config: &BTreeMap<SmallString, SmallString>,
         force: bool,
     ) -> Result<(), Error> {
         self.session
@@ -1319,7 +1319,7 @@ impl HostApi<'_> {
     pub async fn enable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &BTreeMap<String, String>,
+        config: &BTreeMap<SmallString, SmallString>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1350,7 +1350,7 @@ impl HostApi<'_> {
     /// `host.call_extension`: parameters `host` (`host ref`), `call` (`string`); result `string`.
     ///
     /// Custom message; published in ely. Roles: pool-admin.
-    pub async fn call_extension(&self, host: &Ref<Host>, call: &str) -> Result<String, Error> {
+    pub async fn call_extension(&self, host: &Ref<Host>, call: &str) -> Result<SmallString, Error> {
         self.session.call("host.call_extension", (host, call)).await
     }
 
@@ -1384,8 +1384,8 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        args: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("host.call_plugin", (host, plugin, r#fn, args))
             .await
@@ -1397,8 +1397,8 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        args: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("host.call_plugin", (host, plugin, r#fn, args))
             .await
@@ -1523,7 +1523,10 @@ impl HostApi<'_> {
     /// `host.get_system_status_capabilities`: parameters `host` (`host ref`); result `string`.
     ///
     /// Custom message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_system_status_capabilities(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_system_status_capabilities(
+        &self,
+        host: &Ref<Host>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("host.get_system_status_capabilities", (host,))
             .await
@@ -1668,7 +1671,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1678,7 +1681,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1829,7 +1832,7 @@ impl HostApi<'_> {
     /// `host.list_methods`: no parameters; result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn list_methods(&self) -> Result<Vec<String>, Error> {
+    pub async fn list_methods(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.list_methods", [(); 0]).await
     }
 
@@ -1842,7 +1845,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.bugreport_upload", (host, url, options))
@@ -1854,7 +1857,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host.bugreport_upload", (host, url, options))
@@ -1888,12 +1891,12 @@ impl HostApi<'_> {
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::get_log_async`].
-    pub async fn get_log(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_log(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_log", (host,)).await
     }
 
     /// `Async.host.get_log`: starts [`Self::get_log`] as a task; the handle resolves to its result (`string`).
-    pub async fn get_log_async(&self, host: &Ref<Host>) -> Result<TaskHandle<String>, Error> {
+    pub async fn get_log_async(&self, host: &Ref<Host>) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host.get_log", (host,)).await
     }
 
@@ -1902,12 +1905,15 @@ impl HostApi<'_> {
     /// Custom message; published in rio. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::dmesg_clear_async`].
-    pub async fn dmesg_clear(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn dmesg_clear(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.dmesg_clear", (host,)).await
     }
 
     /// `Async.host.dmesg_clear`: starts [`Self::dmesg_clear`] as a task; the handle resolves to its result (`string`).
-    pub async fn dmesg_clear_async(&self, host: &Ref<Host>) -> Result<TaskHandle<String>, Error> {
+    pub async fn dmesg_clear_async(
+        &self,
+        host: &Ref<Host>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host.dmesg_clear", (host,)).await
     }
 
@@ -1916,12 +1922,12 @@ impl HostApi<'_> {
     /// Custom message; published in rio. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::dmesg_async`].
-    pub async fn dmesg(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn dmesg(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.dmesg", (host,)).await
     }
 
     /// `Async.host.dmesg`: starts [`Self::dmesg`] as a task; the handle resolves to its result (`string`).
-    pub async fn dmesg_async(&self, host: &Ref<Host>) -> Result<TaskHandle<String>, Error> {
+    pub async fn dmesg_async(&self, host: &Ref<Host>) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host.dmesg", (host,)).await
     }
 
@@ -2027,7 +2033,7 @@ impl HostApi<'_> {
     pub async fn set_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_guest_VCPUs_params", (self_, value))
@@ -2067,7 +2073,7 @@ impl HostApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_license_server", (self_, value))
@@ -2091,7 +2097,7 @@ impl HostApi<'_> {
     /// `host.set_tags`: parameters `self` (`host ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Host>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Host>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("host.set_tags", (self_, value)).await
     }
 
@@ -2160,7 +2166,7 @@ impl HostApi<'_> {
     pub async fn set_logging(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("host.set_logging", (self_, value)).await
     }
@@ -2198,7 +2204,7 @@ impl HostApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_other_config", (self_, value))
@@ -2226,14 +2232,17 @@ impl HostApi<'_> {
     /// `host.get_timezone`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_timezone(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_timezone(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_timezone", (self_,)).await
     }
 
     /// `host.get_ntp_custom_servers`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ntp_custom_servers(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_ntp_custom_servers(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("host.get_ntp_custom_servers", (self_,))
             .await
@@ -2256,7 +2265,7 @@ impl HostApi<'_> {
     /// `host.get_max_cstate`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_max_cstate(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_max_cstate(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_max_cstate", (self_,)).await
     }
 
@@ -2302,7 +2311,7 @@ impl HostApi<'_> {
     /// `host.get_last_update_hash`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.10.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_last_update_hash(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_last_update_hash(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_last_update_hash", (self_,))
             .await
@@ -2396,7 +2405,7 @@ impl HostApi<'_> {
     /// `host.get_editions`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in stockholm. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_editions(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_editions(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_editions", (self_,)).await
     }
 
@@ -2414,7 +2423,7 @@ impl HostApi<'_> {
     ///
     /// Implicit message; published in quebec, deprecated in 22.16.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release 22.16.0")]
-    pub async fn get_uefi_certificates(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_uefi_certificates(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_uefi_certificates", (self_,))
             .await
@@ -2430,7 +2439,7 @@ impl HostApi<'_> {
     /// `host.get_iscsi_iqn`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in kolkata. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_iscsi_iqn(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_iscsi_iqn(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_iscsi_iqn", (self_,)).await
     }
 
@@ -2485,7 +2494,7 @@ impl HostApi<'_> {
     pub async fn get_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_guest_VCPUs_params", (self_,))
             .await
@@ -2526,7 +2535,7 @@ impl HostApi<'_> {
     pub async fn get_chipset_info(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_chipset_info", (self_,)).await
     }
 
@@ -2543,7 +2552,7 @@ impl HostApi<'_> {
     pub async fn get_power_on_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_power_on_config", (self_,))
             .await
@@ -2552,7 +2561,7 @@ impl HostApi<'_> {
     /// `host.get_power_on_mode`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_power_on_mode(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_power_on_mode(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_power_on_mode", (self_,)).await
     }
 
@@ -2562,7 +2571,7 @@ impl HostApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_bios_strings", (self_,)).await
     }
 
@@ -2572,14 +2581,14 @@ impl HostApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_license_server", (self_,)).await
     }
 
     /// `host.get_edition`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_edition(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_edition(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_edition", (self_,)).await
     }
 
@@ -2589,7 +2598,7 @@ impl HostApi<'_> {
     pub async fn get_external_auth_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_external_auth_configuration", (self_,))
             .await
@@ -2598,7 +2607,10 @@ impl HostApi<'_> {
     /// `host.get_external_auth_service_name`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_external_auth_service_name(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_external_auth_service_name(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("host.get_external_auth_service_name", (self_,))
             .await
@@ -2607,7 +2619,7 @@ impl HostApi<'_> {
     /// `host.get_external_auth_type`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_external_auth_type(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_external_auth_type(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_external_auth_type", (self_,))
             .await
@@ -2616,21 +2628,24 @@ impl HostApi<'_> {
     /// `host.get_tags`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_tags", (self_,)).await
     }
 
     /// `host.get_blobs`: parameters `self` (`host ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("host.get_blobs", (self_,)).await
     }
 
     /// `host.get_ha_network_peers`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_network_peers(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_ha_network_peers(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("host.get_ha_network_peers", (self_,))
             .await
@@ -2639,7 +2654,7 @@ impl HostApi<'_> {
     /// `host.get_ha_statefiles`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_statefiles(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_ha_statefiles(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_ha_statefiles", (self_,)).await
     }
 
@@ -2649,7 +2664,7 @@ impl HostApi<'_> {
     pub async fn get_license_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_license_params", (self_,)).await
     }
 
@@ -2663,21 +2678,24 @@ impl HostApi<'_> {
     /// `host.get_address`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_address(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_address(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_address", (self_,)).await
     }
 
     /// `host.get_hostname`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_hostname(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_hostname(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_hostname", (self_,)).await
     }
 
     /// `host.get_cpu_info`: parameters `self` (`host ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cpu_info(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_cpu_info(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_cpu_info", (self_,)).await
     }
 
@@ -2746,7 +2764,10 @@ impl HostApi<'_> {
     /// `host.get_logging`: parameters `self` (`host ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_logging(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_logging(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_logging", (self_,)).await
     }
 
@@ -2760,7 +2781,10 @@ impl HostApi<'_> {
     /// `host.get_supported_bootloaders`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_supported_bootloaders(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_supported_bootloaders(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("host.get_supported_bootloaders", (self_,))
             .await
@@ -2769,7 +2793,7 @@ impl HostApi<'_> {
     /// `host.get_sched_policy`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sched_policy(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_sched_policy(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_sched_policy", (self_,)).await
     }
 
@@ -2779,7 +2803,7 @@ impl HostApi<'_> {
     pub async fn get_cpu_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_cpu_configuration", (self_,))
             .await
@@ -2788,7 +2812,7 @@ impl HostApi<'_> {
     /// `host.get_capabilities`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_capabilities(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_capabilities(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_capabilities", (self_,)).await
     }
 
@@ -2798,7 +2822,7 @@ impl HostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_other_config", (self_,)).await
     }
 
@@ -2808,7 +2832,7 @@ impl HostApi<'_> {
     pub async fn get_software_version(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_software_version", (self_,))
             .await
@@ -2827,7 +2851,7 @@ impl HostApi<'_> {
     pub async fn get_api_version_vendor_implementation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_API_version_vendor_implementation", (self_,))
             .await
@@ -2836,7 +2860,7 @@ impl HostApi<'_> {
     /// `host.get_API_version_vendor`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_api_version_vendor(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_api_version_vendor(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_API_version_vendor", (self_,))
             .await
@@ -2866,7 +2890,7 @@ impl HostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, HostAllowedOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, HostAllowedOperations>, Error> {
         self.session
             .call("host.get_current_operations", (self_,))
             .await
@@ -2896,7 +2920,7 @@ impl HostApi<'_> {
     /// `host.get_name_description`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_name_description", (self_,))
             .await
@@ -2905,14 +2929,14 @@ impl HostApi<'_> {
     /// `host.get_name_label`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_name_label", (self_,)).await
     }
 
     /// `host.get_uuid`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_uuid", (self_,)).await
     }
 

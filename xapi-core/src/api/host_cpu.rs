@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Host;
 
@@ -34,48 +34,48 @@ pub struct HostCpu;
 #[serde(default)]
 pub struct HostCpuRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, maintained by the server; published in rio.
     pub host: Ref<Host>,
     /// `number`: `int`, read-only, maintained by the server; published in rio.
     pub number: i64,
     /// `vendor`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor: String,
+    pub vendor: SmallString,
     /// `speed`: `int`, read-only, maintained by the server; published in rio.
     pub speed: i64,
     /// `modelname`: `string`, read-only, maintained by the server; published in rio.
-    pub modelname: String,
+    pub modelname: SmallString,
     /// `family`: `int`, read-only, maintained by the server; published in rio.
     pub family: i64,
     /// `model`: `int`, read-only, maintained by the server; published in rio.
     pub model: i64,
     /// `stepping`: `string`, read-only, maintained by the server; published in rio.
-    pub stepping: String,
+    pub stepping: SmallString,
     /// `flags`: `string`, read-only, maintained by the server; published in rio.
-    pub flags: String,
+    pub flags: SmallString,
     /// `features`: `string`, read-only, maintained by the server; published in rio.
-    pub features: String,
+    pub features: SmallString,
     /// `utilisation`: `float`, read-only, maintained by the server; published in rio.
     pub utilisation: f64,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for HostCpuRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             number: 0,
-            vendor: String::new(),
+            vendor: SmallString::new(),
             speed: 0,
-            modelname: String::new(),
+            modelname: SmallString::new(),
             family: 0,
             model: 0,
-            stepping: String::new(),
-            flags: String::new(),
-            features: String::new(),
+            stepping: SmallString::new(),
+            flags: SmallString::new(),
+            features: SmallString::new(),
             utilisation: 0.0,
             other_config: BTreeMap::new(),
         }
@@ -145,7 +145,7 @@ impl HostCpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCpu>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_cpu.set_other_config", (self_, value))
@@ -158,7 +158,7 @@ impl HostCpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_cpu.get_other_config", (self_,))
             .await
@@ -176,21 +176,21 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_features`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_features(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_features(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_features", (self_,)).await
     }
 
     /// `host_cpu.get_flags`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_flags(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_flags(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_flags", (self_,)).await
     }
 
     /// `host_cpu.get_stepping`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_stepping(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_stepping(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_stepping", (self_,)).await
     }
 
@@ -211,7 +211,7 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_modelname`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_modelname(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_modelname(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_modelname", (self_,)).await
     }
 
@@ -225,7 +225,7 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_vendor`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_vendor(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_vendor", (self_,)).await
     }
 
@@ -246,7 +246,7 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_uuid`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::Host;
 
@@ -35,7 +35,7 @@ pub struct HostCrashdump;
 #[serde(default)]
 pub struct HostCrashdumpRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `timestamp`: `datetime`, read-only, maintained by the server; published in rio.
@@ -43,14 +43,14 @@ pub struct HostCrashdumpRecord {
     /// `size`: `int`, read-only, maintained by the server; published in rio.
     pub size: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for HostCrashdumpRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             timestamp: DateTime::default(),
             size: 0,
@@ -100,7 +100,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.upload", (self_, url, options))
@@ -112,7 +112,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host_crashdump.upload", (self_, url, options))
@@ -168,7 +168,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.set_other_config", (self_, value))
@@ -181,7 +181,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_crashdump.get_other_config", (self_,))
             .await
@@ -213,7 +213,7 @@ impl HostCrashdumpApi<'_> {
     /// `host_crashdump.get_uuid`: parameters `self` (`host_crashdump ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostCrashdump>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostCrashdump>) -> Result<SmallString, Error> {
         self.session.call("host_crashdump.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{DriverVariant, Host};
 
@@ -35,13 +35,13 @@ pub struct HostDriver;
 #[serde(default)]
 pub struct HostDriverRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; prototyped in 25.2.0. Default `Null`.
     pub host: Ref<Host>,
     /// `name`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub name: String,
+    pub name: SmallString,
     /// `friendly_name`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub friendly_name: String,
+    pub friendly_name: SmallString,
     /// `variants`: `Driver_variant ref set`, read-only, maintained by the server; prototyped in 25.2.0.
     pub variants: Vec<Ref<DriverVariant>>,
     /// `active_variant`: `Driver_variant ref`, read-only, maintained by the server; prototyped in 25.2.0.
@@ -49,27 +49,27 @@ pub struct HostDriverRecord {
     /// `selected_variant`: `Driver_variant ref`, read-only, maintained by the server; prototyped in 25.2.0.
     pub selected_variant: Ref<DriverVariant>,
     /// `type`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `description`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub description: String,
+    pub description: SmallString,
     /// `info`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub info: String,
+    pub info: SmallString,
 }
 
 impl Default for HostDriverRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
-            name: String::new(),
-            friendly_name: String::new(),
+            name: SmallString::new(),
+            friendly_name: SmallString::new(),
             variants: Vec::new(),
             active_variant: Ref::null(),
             selected_variant: Ref::null(),
-            r#type: String::new(),
-            description: String::new(),
-            info: String::new(),
+            r#type: SmallString::new(),
+            description: SmallString::new(),
+            info: SmallString::new(),
         }
     }
 }
@@ -165,14 +165,14 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_info`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_info(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_info(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_info", (self_,)).await
     }
 
     /// `Host_driver.get_description`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_description(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_description(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session
             .call("Host_driver.get_description", (self_,))
             .await
@@ -181,7 +181,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_type`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_type", (self_,)).await
     }
 
@@ -224,7 +224,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_friendly_name`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_friendly_name(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_friendly_name(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session
             .call("Host_driver.get_friendly_name", (self_,))
             .await
@@ -233,7 +233,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_name`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_name(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_name", (self_,)).await
     }
 
@@ -247,7 +247,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_uuid`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_uuid", (self_,)).await
     }
 

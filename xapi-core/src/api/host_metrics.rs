@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// Marker for the `host_metrics` class: the `T` of [`Ref<HostMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub struct HostMetrics;
 #[serde(default)]
 pub struct HostMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `memory_total`: `int`, read-only, maintained by the server; published in rio.
     pub memory_total: i64,
     /// `memory_free`: `int`, read-only, maintained by the server; published in rio, deprecated in midnight-ride, removed in tampa. Default `0`.
@@ -42,14 +42,14 @@ pub struct HostMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for HostMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             memory_total: 0,
             memory_free: 0,
             live: false,
@@ -124,7 +124,7 @@ impl HostMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_metrics.set_other_config", (self_, value))
@@ -137,7 +137,7 @@ impl HostMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_metrics.get_other_config", (self_,))
             .await
@@ -171,7 +171,7 @@ impl HostMetricsApi<'_> {
     /// `host_metrics.get_uuid`: parameters `self` (`host_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostMetrics>) -> Result<SmallString, Error> {
         self.session.call("host_metrics.get_uuid", (self_,)).await
     }
 

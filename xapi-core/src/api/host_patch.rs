@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{Host, PoolPatch};
 
@@ -35,13 +35,13 @@ pub struct HostPatch;
 #[serde(default)]
 pub struct HostPatchRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `version`: `string`, read-only, given at creation; published in rio.
-    pub version: String,
+    pub version: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `applied`: `bool`, read-only, maintained by the server; published in rio.
@@ -53,17 +53,17 @@ pub struct HostPatchRecord {
     /// `pool_patch`: `pool_patch ref`, read-only, given at creation; published in miami. Default `Null`.
     pub pool_patch: Ref<PoolPatch>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for HostPatchRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            version: SmallString::new(),
             host: Ref::null(),
             applied: false,
             timestamp_applied: DateTime::default(),
@@ -112,13 +112,16 @@ impl HostPatchApi<'_> {
     ///
     /// Also runs as a task: [`Self::apply_async`].
     #[deprecated(note = "deprecated in XAPI release miami")]
-    pub async fn apply(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn apply(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session.call("host_patch.apply", (self_,)).await
     }
 
     /// `Async.host_patch.apply`: starts [`Self::apply`] as a task; the handle resolves to its result (`string`).
     #[deprecated(note = "deprecated in XAPI release miami")]
-    pub async fn apply_async(&self, self_: &Ref<HostPatch>) -> Result<TaskHandle<String>, Error> {
+    pub async fn apply_async(
+        &self,
+        self_: &Ref<HostPatch>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host_patch.apply", (self_,)).await
     }
 
@@ -173,7 +176,7 @@ impl HostPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostPatch>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_patch.set_other_config", (self_, value))
@@ -186,7 +189,7 @@ impl HostPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostPatch>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_patch.get_other_config", (self_,))
             .await
@@ -234,14 +237,14 @@ impl HostPatchApi<'_> {
     /// `host_patch.get_version`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session.call("host_patch.get_version", (self_,)).await
     }
 
     /// `host_patch.get_name_description`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session
             .call("host_patch.get_name_description", (self_,))
             .await
@@ -250,7 +253,7 @@ impl HostPatchApi<'_> {
     /// `host_patch.get_name_label`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session
             .call("host_patch.get_name_label", (self_,))
             .await
@@ -259,7 +262,7 @@ impl HostPatchApi<'_> {
     /// `host_patch.get_uuid`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session.call("host_patch.get_uuid", (self_,)).await
     }
 

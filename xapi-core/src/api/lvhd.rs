@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, Sr};
 
@@ -33,14 +33,14 @@ pub struct Lvhd;
 #[serde(default)]
 pub struct LvhdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
 }
 
 impl Default for LvhdRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
         }
     }
 }
@@ -70,7 +70,7 @@ impl LvhdApi<'_> {
         sr: &Ref<Sr>,
         initial_allocation: i64,
         allocation_quantum: i64,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call(
                 "LVHD.enable_thin_provisioning",
@@ -86,7 +86,7 @@ impl LvhdApi<'_> {
         sr: &Ref<Sr>,
         initial_allocation: i64,
         allocation_quantum: i64,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
                 "LVHD.enable_thin_provisioning",
@@ -98,7 +98,7 @@ impl LvhdApi<'_> {
     /// `LVHD.get_uuid`: parameters `self` (`LVHD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Lvhd>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Lvhd>) -> Result<SmallString, Error> {
         self.session.call("LVHD.get_uuid", (self_,)).await
     }
 

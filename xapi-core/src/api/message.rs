@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::Cls;
 
@@ -35,32 +35,32 @@ pub struct Message;
 #[serde(default)]
 pub struct MessageRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name`: `string`, read-only, maintained by the server; published in rio.
-    pub name: String,
+    pub name: SmallString,
     /// `priority`: `int`, read-only, maintained by the server; published in rio.
     pub priority: i64,
     /// `cls`: `enum cls`, read-only, maintained by the server; published in orlando, extended in 1.313.0.
     pub cls: Cls,
     /// `obj_uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub obj_uuid: String,
+    pub obj_uuid: SmallString,
     /// `timestamp`: `datetime`, read-only, maintained by the server; published in rio.
     pub timestamp: DateTime,
     /// `body`: `string`, read-only, maintained by the server; published in rio.
-    pub body: String,
+    pub body: SmallString,
 }
 
 impl Default for MessageRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name: String::new(),
+            uuid: SmallString::new(),
+            name: SmallString::new(),
             priority: 0,
             cls: Cls::Unknown(String::new()),
-            obj_uuid: String::new(),
+            obj_uuid: SmallString::new(),
             timestamp: DateTime::default(),
-            body: String::new(),
+            body: SmallString::new(),
         }
     }
 }
@@ -148,14 +148,17 @@ impl MessageApi<'_> {
     /// Custom message; prototyped in 26.6.0. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::destroy_all_async`].
-    pub async fn destroy_all(&self, filters: &BTreeMap<String, String>) -> Result<(), Error> {
+    pub async fn destroy_all(
+        &self,
+        filters: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<(), Error> {
         self.session.call("message.destroy_all", (filters,)).await
     }
 
     /// `Async.message.destroy_all`: starts [`Self::destroy_all`] as a task; the handle resolves to its result (`void`).
     pub async fn destroy_all_async(
         &self,
-        filters: &BTreeMap<String, String>,
+        filters: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("message.destroy_all", (filters,))

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Blob, NetworkDefaultLockingMode, NetworkOperations, NetworkPurpose, Pif, Vif};
 
@@ -35,15 +35,15 @@ pub struct Network;
 #[serde(default)]
 pub struct NetworkRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum network_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<NetworkOperations>,
     /// `current_operations`: `(string -> enum network_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, NetworkOperations>,
+    pub current_operations: BTreeMap<SmallString, NetworkOperations>,
     /// `VIFs`: `VIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VIFs")]
     pub vifs: Vec<Ref<Vif>>,
@@ -54,19 +54,19 @@ pub struct NetworkRecord {
     #[serde(rename = "MTU")]
     pub mtu: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `bridge`: `string`, read-only, given at creation; published in rio, changed in falcon. Default `""`.
-    pub bridge: String,
+    pub bridge: SmallString,
     /// `managed`: `bool`, read-only, given at creation; published in falcon. Default `true`.
     pub managed: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `default_locking_mode`: `enum network_default_locking_mode`, read-only, maintained by the server; published in tampa. Default `unlocked`.
     pub default_locking_mode: NetworkDefaultLockingMode,
     /// `assigned_ips`: `(VIF ref -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub assigned_ips: BTreeMap<Ref<Vif>, String>,
+    pub assigned_ips: BTreeMap<Ref<Vif>, SmallString>,
     /// `purpose`: `enum network_purpose set`, read-only, maintained by the server; published in inverness. Default `{}`.
     pub purpose: Vec<NetworkPurpose>,
 }
@@ -75,16 +75,16 @@ impl Default for NetworkRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             vifs: Vec::new(),
             pifs: Vec::new(),
             mtu: 1500,
             other_config: BTreeMap::new(),
-            bridge: String::new(),
+            bridge: SmallString::new(),
             managed: true,
             blobs: BTreeMap::new(),
             tags: Vec::new(),
@@ -258,7 +258,7 @@ impl NetworkApi<'_> {
     /// `network.set_tags`: parameters `self` (`network ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Network>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Network>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("network.set_tags", (self_, value)).await
     }
 
@@ -295,7 +295,7 @@ impl NetworkApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Network>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("network.set_other_config", (self_, value))
@@ -344,7 +344,7 @@ impl NetworkApi<'_> {
     pub async fn get_assigned_ips(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<Ref<Vif>, String>, Error> {
+    ) -> Result<BTreeMap<Ref<Vif>, SmallString>, Error> {
         self.session
             .call("network.get_assigned_ips", (self_,))
             .await
@@ -365,7 +365,7 @@ impl NetworkApi<'_> {
     /// `network.get_tags`: parameters `self` (`network ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Network>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Network>) -> Result<Vec<SmallString>, Error> {
         self.session.call("network.get_tags", (self_,)).await
     }
 
@@ -375,7 +375,7 @@ impl NetworkApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("network.get_blobs", (self_,)).await
     }
 
@@ -389,7 +389,7 @@ impl NetworkApi<'_> {
     /// `network.get_bridge`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio, changed in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_bridge(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_bridge(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session.call("network.get_bridge", (self_,)).await
     }
 
@@ -399,7 +399,7 @@ impl NetworkApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("network.get_other_config", (self_,))
             .await
@@ -432,7 +432,7 @@ impl NetworkApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<String, NetworkOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, NetworkOperations>, Error> {
         self.session
             .call("network.get_current_operations", (self_,))
             .await
@@ -453,7 +453,7 @@ impl NetworkApi<'_> {
     /// `network.get_name_description`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session
             .call("network.get_name_description", (self_,))
             .await
@@ -462,14 +462,14 @@ impl NetworkApi<'_> {
     /// `network.get_name_label`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session.call("network.get_name_label", (self_,)).await
     }
 
     /// `network.get_uuid`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session.call("network.get_uuid", (self_,)).await
     }
 

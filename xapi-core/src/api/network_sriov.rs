@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Network, Pif, SriovConfigurationMode};
 
@@ -35,7 +35,7 @@ pub struct NetworkSriov;
 #[serde(default)]
 pub struct NetworkSriovRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `physical_PIF`: `PIF ref`, read-only, given at creation; published in kolkata. Default `Null`.
     #[serde(rename = "physical_PIF")]
     pub physical_pif: Ref<Pif>,
@@ -52,7 +52,7 @@ impl Default for NetworkSriovRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             physical_pif: Ref::null(),
             logical_pif: Ref::null(),
             requires_reboot: false,
@@ -198,7 +198,7 @@ impl NetworkSriovApi<'_> {
     /// `network_sriov.get_uuid`: parameters `self` (`network_sriov ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<NetworkSriov>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<NetworkSriov>) -> Result<SmallString, Error> {
         self.session.call("network_sriov.get_uuid", (self_,)).await
     }
 

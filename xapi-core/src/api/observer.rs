@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Host;
 
@@ -35,19 +35,19 @@ pub struct Observer;
 #[serde(default)]
 pub struct ObserverRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 23.14.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `hosts`: `host ref set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
     pub hosts: Vec<Ref<Host>>,
     /// `attributes`: `(string -> string) map`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<SmallString, SmallString>,
     /// `endpoints`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<SmallString>,
     /// `components`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub components: Vec<String>,
+    pub components: Vec<SmallString>,
     /// `enabled`: `bool`, read-only, given at creation; prototyped in 23.14.0. Default `false`.
     pub enabled: bool,
 }
@@ -56,9 +56,9 @@ impl Default for ObserverRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             hosts: Vec::new(),
             attributes: BTreeMap::new(),
             endpoints: Vec::new(),
@@ -104,7 +104,7 @@ impl ObserverApi<'_> {
     pub async fn set_components(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_components", (self_, value))
@@ -115,7 +115,7 @@ impl ObserverApi<'_> {
     pub async fn set_components_async(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_components", (self_, value))
@@ -130,7 +130,7 @@ impl ObserverApi<'_> {
     pub async fn set_endpoints(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_endpoints", (self_, value))
@@ -141,7 +141,7 @@ impl ObserverApi<'_> {
     pub async fn set_endpoints_async(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_endpoints", (self_, value))
@@ -156,7 +156,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes(
         &self,
         self_: &Ref<Observer>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_attributes", (self_, value))
@@ -167,7 +167,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes_async(
         &self,
         self_: &Ref<Observer>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_attributes", (self_, value))
@@ -250,14 +250,14 @@ impl ObserverApi<'_> {
     /// `Observer.get_components`: parameters `self` (`Observer ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 23.14.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_components(&self, self_: &Ref<Observer>) -> Result<Vec<String>, Error> {
+    pub async fn get_components(&self, self_: &Ref<Observer>) -> Result<Vec<SmallString>, Error> {
         self.session.call("Observer.get_components", (self_,)).await
     }
 
     /// `Observer.get_endpoints`: parameters `self` (`Observer ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 23.14.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_endpoints(&self, self_: &Ref<Observer>) -> Result<Vec<String>, Error> {
+    pub async fn get_endpoints(&self, self_: &Ref<Observer>) -> Result<Vec<SmallString>, Error> {
         self.session.call("Observer.get_endpoints", (self_,)).await
     }
 
@@ -267,7 +267,7 @@ impl ObserverApi<'_> {
     pub async fn get_attributes(
         &self,
         self_: &Ref<Observer>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("Observer.get_attributes", (self_,)).await
     }
 
@@ -281,7 +281,7 @@ impl ObserverApi<'_> {
     /// `Observer.get_name_description`: parameters `self` (`Observer ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Observer>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Observer>) -> Result<SmallString, Error> {
         self.session
             .call("Observer.get_name_description", (self_,))
             .await
@@ -290,14 +290,14 @@ impl ObserverApi<'_> {
     /// `Observer.get_name_label`: parameters `self` (`Observer ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Observer>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Observer>) -> Result<SmallString, Error> {
         self.session.call("Observer.get_name_label", (self_,)).await
     }
 
     /// `Observer.get_uuid`: parameters `self` (`Observer ref`); result `string`.
     ///
     /// Implicit message; prototyped in 23.14.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Observer>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Observer>) -> Result<SmallString, Error> {
         self.session.call("Observer.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, Sr};
 
@@ -35,25 +35,25 @@ pub struct Pbd;
 #[serde(default)]
 pub struct PbdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `SR`: `SR ref`, read-only, given at creation; published in rio.
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
     /// `device_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub device_config: BTreeMap<String, String>,
+    pub device_config: BTreeMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for PbdRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             sr: Ref::null(),
             device_config: BTreeMap::new(),
@@ -115,7 +115,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_device_config", (self_, value))
@@ -126,7 +126,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config_async(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("PBD.set_device_config", (self_, value))
@@ -192,7 +192,7 @@ impl PbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_other_config", (self_, value))
@@ -205,7 +205,7 @@ impl PbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PBD.get_other_config", (self_,)).await
     }
 
@@ -224,7 +224,7 @@ impl PbdApi<'_> {
     pub async fn get_device_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PBD.get_device_config", (self_,)).await
     }
 
@@ -245,7 +245,7 @@ impl PbdApi<'_> {
     /// `PBD.get_uuid`: parameters `self` (`PBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pbd>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pbd>) -> Result<SmallString, Error> {
         self.session.call("PBD.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, PciDom0Access};
 
@@ -35,59 +35,59 @@ pub struct Pci;
 #[serde(default)]
 pub struct PciRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `class_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub class_id: String,
+    pub class_id: SmallString,
     /// `class_name`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub class_name: String,
+    pub class_name: SmallString,
     /// `vendor_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub vendor_id: String,
+    pub vendor_id: SmallString,
     /// `vendor_name`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub vendor_name: String,
+    pub vendor_name: SmallString,
     /// `device_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub device_id: String,
+    pub device_id: SmallString,
     /// `device_name`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub device_name: String,
+    pub device_name: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in boston. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `pci_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub pci_id: String,
+    pub pci_id: SmallString,
     /// `dependencies`: `PCI ref set`, read-only, maintained by the server; published in boston.
     pub dependencies: Vec<Ref<Pci>>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `subsystem_vendor_id`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_vendor_id: String,
+    pub subsystem_vendor_id: SmallString,
     /// `subsystem_vendor_name`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_vendor_name: String,
+    pub subsystem_vendor_name: SmallString,
     /// `subsystem_device_id`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_device_id: String,
+    pub subsystem_device_id: SmallString,
     /// `subsystem_device_name`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_device_name: String,
+    pub subsystem_device_name: SmallString,
     /// `driver_name`: `string`, read-only, given at creation; published in kolkata. Default `""`.
-    pub driver_name: String,
+    pub driver_name: SmallString,
 }
 
 impl Default for PciRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            class_id: String::new(),
-            class_name: String::new(),
-            vendor_id: String::new(),
-            vendor_name: String::new(),
-            device_id: String::new(),
-            device_name: String::new(),
+            uuid: SmallString::new(),
+            class_id: SmallString::new(),
+            class_name: SmallString::new(),
+            vendor_id: SmallString::new(),
+            vendor_name: SmallString::new(),
+            device_id: SmallString::new(),
+            device_name: SmallString::new(),
             host: Ref::null(),
-            pci_id: String::new(),
+            pci_id: SmallString::new(),
             dependencies: Vec::new(),
             other_config: BTreeMap::new(),
-            subsystem_vendor_id: String::new(),
-            subsystem_vendor_name: String::new(),
-            subsystem_device_id: String::new(),
-            subsystem_device_name: String::new(),
-            driver_name: String::new(),
+            subsystem_vendor_id: SmallString::new(),
+            subsystem_vendor_name: SmallString::new(),
+            subsystem_device_id: SmallString::new(),
+            subsystem_device_name: SmallString::new(),
+            driver_name: SmallString::new(),
         }
     }
 }
@@ -208,7 +208,7 @@ impl PciApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pci>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PCI.set_other_config", (self_, value))
@@ -218,14 +218,14 @@ impl PciApi<'_> {
     /// `PCI.get_driver_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in kolkata. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_driver_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_driver_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_driver_name", (self_,)).await
     }
 
     /// `PCI.get_subsystem_device_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_device_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_device_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_device_name", (self_,))
             .await
@@ -234,7 +234,7 @@ impl PciApi<'_> {
     /// `PCI.get_subsystem_device_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_device_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_device_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_device_id", (self_,))
             .await
@@ -243,7 +243,7 @@ impl PciApi<'_> {
     /// `PCI.get_subsystem_vendor_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_vendor_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_vendor_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_vendor_name", (self_,))
             .await
@@ -252,7 +252,7 @@ impl PciApi<'_> {
     /// `PCI.get_subsystem_vendor_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_vendor_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_vendor_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_vendor_id", (self_,))
             .await
@@ -264,7 +264,7 @@ impl PciApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pci>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PCI.get_other_config", (self_,)).await
     }
 
@@ -278,7 +278,7 @@ impl PciApi<'_> {
     /// `PCI.get_pci_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pci_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_pci_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_pci_id", (self_,)).await
     }
 
@@ -292,49 +292,49 @@ impl PciApi<'_> {
     /// `PCI.get_device_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_device_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_device_name", (self_,)).await
     }
 
     /// `PCI.get_device_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_device_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_device_id", (self_,)).await
     }
 
     /// `PCI.get_vendor_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_vendor_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_vendor_name", (self_,)).await
     }
 
     /// `PCI.get_vendor_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_vendor_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_vendor_id", (self_,)).await
     }
 
     /// `PCI.get_class_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_class_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_class_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_class_name", (self_,)).await
     }
 
     /// `PCI.get_class_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_class_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_class_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_class_id", (self_,)).await
     }
 
     /// `PCI.get_uuid`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{GpuGroup, Host, Pci, PciDom0Access, Vgpu, VgpuType};
 
@@ -35,7 +35,7 @@ pub struct Pgpu;
 #[serde(default)]
 pub struct PgpuRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `PCI`: `PCI ref`, read-only, given at creation; published in boston. Default `OpaqueRef:NULL`.
     #[serde(rename = "PCI")]
     pub pci: Ref<Pci>,
@@ -45,7 +45,7 @@ pub struct PgpuRecord {
     /// `host`: `host ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-tech-preview.
     #[serde(rename = "supported_VGPU_types")]
     pub supported_vgpu_types: Vec<Ref<VgpuType>>,
@@ -63,14 +63,14 @@ pub struct PgpuRecord {
     /// `is_system_display_device`: `bool`, read-only, maintained by the server; published in cream. Default `false`.
     pub is_system_display_device: bool,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: BTreeMap<String, String>,
+    pub compatibility_metadata: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for PgpuRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             pci: Ref::null(),
             gpu_group: Ref::null(),
             host: Ref::null(),
@@ -321,7 +321,7 @@ impl PgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pgpu>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PGPU.set_other_config", (self_, value))
@@ -334,7 +334,7 @@ impl PgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("PGPU.get_compatibility_metadata", (self_,))
             .await
@@ -406,7 +406,7 @@ impl PgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PGPU.get_other_config", (self_,)).await
     }
 
@@ -434,7 +434,7 @@ impl PgpuApi<'_> {
     /// `PGPU.get_uuid`: parameters `self` (`PGPU ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pgpu>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pgpu>) -> Result<SmallString, Error> {
         self.session.call("PGPU.get_uuid", (self_,)).await
     }
 

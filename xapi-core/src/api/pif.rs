@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, Value};
+use crate::wire::{Ref, SmallString, Value};
 
 use super::{
     Bond, Host, IpConfigurationMode, Ipv6ConfigurationMode, Network, NetworkSriov, Pci,
@@ -38,16 +38,16 @@ pub struct Pif;
 #[serde(default)]
 pub struct PifRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `device`: `string`, read-only, given at creation; published in rio.
-    pub device: String,
+    pub device: SmallString,
     /// `network`: `network ref`, read-only, given at creation; published in rio.
     pub network: Ref<Network>,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `MAC`: `string`, read-only, given at creation; published in rio.
     #[serde(rename = "MAC")]
-    pub mac: String,
+    pub mac: SmallString,
     /// `MTU`: `int`, read-only, given at creation; published in rio.
     #[serde(rename = "MTU")]
     pub mtu: i64,
@@ -64,14 +64,14 @@ pub struct PifRecord {
     pub ip_configuration_mode: IpConfigurationMode,
     /// `IP`: `string`, read-only, maintained by the server; published in miami. Default `""`.
     #[serde(rename = "IP")]
-    pub ip: String,
+    pub ip: SmallString,
     /// `netmask`: `string`, read-only, maintained by the server; published in miami. Default `""`.
-    pub netmask: String,
+    pub netmask: SmallString,
     /// `gateway`: `string`, read-only, maintained by the server; published in miami. Default `""`.
-    pub gateway: String,
+    pub gateway: SmallString,
     /// `DNS`: `string`, read-only, maintained by the server; published in miami. Default `""`.
     #[serde(rename = "DNS")]
-    pub dns: String,
+    pub dns: SmallString,
     /// `bond_slave_of`: `Bond ref`, read-only, maintained by the server; published in miami. Default `Null`.
     pub bond_slave_of: Ref<Bond>,
     /// `bond_master_of`: `Bond ref set`, read-only, maintained by the server; published in miami.
@@ -85,7 +85,7 @@ pub struct PifRecord {
     /// `management`: `bool`, read-only, maintained by the server; published in miami. Default `false`.
     pub management: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `disallow_unplug`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub disallow_unplug: bool,
     /// `tunnel_access_PIF_of`: `tunnel ref set`, read-only, maintained by the server; published in cowley.
@@ -98,17 +98,17 @@ pub struct PifRecord {
     pub ipv6_configuration_mode: Ipv6ConfigurationMode,
     /// `IPv6`: `string set`, read-only, maintained by the server; published in tampa. Default `{}`.
     #[serde(rename = "IPv6")]
-    pub ipv6: Vec<String>,
+    pub ipv6: Vec<SmallString>,
     /// `ipv6_gateway`: `string`, read-only, maintained by the server; published in tampa. Default `""`.
-    pub ipv6_gateway: String,
+    pub ipv6_gateway: SmallString,
     /// `primary_address_type`: `enum primary_address_type`, read-only, maintained by the server; published in tampa. Default `IPv4`.
     pub primary_address_type: PrimaryAddressType,
     /// `managed`: `bool`, read-only, given at creation; published in vgpu-productisation. Default `true`.
     pub managed: bool,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub properties: BTreeMap<String, String>,
+    pub properties: BTreeMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<SmallString>,
     /// `igmp_snooping_status`: `enum pif_igmp_status`, read-only, maintained by the server; published in inverness. Default `unknown`.
     pub igmp_snooping_status: PifIgmpStatus,
     /// `sriov_physical_PIF_of`: `network_sriov ref set`, read-only, maintained by the server; published in kolkata.
@@ -126,21 +126,21 @@ impl Default for PifRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            device: String::new(),
+            uuid: SmallString::new(),
+            device: SmallString::new(),
             network: Ref::null(),
             host: Ref::null(),
-            mac: String::new(),
+            mac: SmallString::new(),
             mtu: 0,
             vlan: 0,
             metrics: Ref::null(),
             physical: false,
             currently_attached: true,
             ip_configuration_mode: IpConfigurationMode::None,
-            ip: String::new(),
-            netmask: String::new(),
-            gateway: String::new(),
-            dns: String::new(),
+            ip: SmallString::new(),
+            netmask: SmallString::new(),
+            gateway: SmallString::new(),
+            dns: SmallString::new(),
             bond_slave_of: Ref::null(),
             bond_master_of: Vec::new(),
             vlan_master_of: Ref::null(),
@@ -152,7 +152,7 @@ impl Default for PifRecord {
             tunnel_transport_pif_of: Vec::new(),
             ipv6_configuration_mode: Ipv6ConfigurationMode::None,
             ipv6: Vec::new(),
-            ipv6_gateway: String::new(),
+            ipv6_gateway: SmallString::new(),
             primary_address_type: PrimaryAddressType::Ipv4,
             managed: true,
             properties: BTreeMap::new(),
@@ -257,14 +257,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
-        ipv6: &[String],
+        ipv6: &[SmallString],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &BTreeMap<String, String>,
+        properties: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Pif>, Error> {
         self.session
             .call("PIF.db_introduce", {
@@ -316,14 +316,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
-        ipv6: &[String],
+        ipv6: &[SmallString],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &BTreeMap<String, String>,
+        properties: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Pif>>, Error> {
         self.session
             .call_async("PIF.db_introduce", {
@@ -662,7 +662,7 @@ impl PifApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pif>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF.set_other_config", (self_, value))
@@ -712,7 +712,7 @@ impl PifApi<'_> {
     /// `PIF.get_capabilities`: parameters `self` (`PIF ref`); result `string set`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_capabilities(&self, self_: &Ref<Pif>) -> Result<Vec<String>, Error> {
+    pub async fn get_capabilities(&self, self_: &Ref<Pif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("PIF.get_capabilities", (self_,)).await
     }
 
@@ -722,7 +722,7 @@ impl PifApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PIF.get_properties", (self_,)).await
     }
 
@@ -748,14 +748,14 @@ impl PifApi<'_> {
     /// `PIF.get_ipv6_gateway`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6_gateway(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_ipv6_gateway(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_ipv6_gateway", (self_,)).await
     }
 
     /// `PIF.get_IPv6`: parameters `self` (`PIF ref`); result `string set`.
     ///
     /// Implicit message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6(&self, self_: &Ref<Pif>) -> Result<Vec<String>, Error> {
+    pub async fn get_ipv6(&self, self_: &Ref<Pif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("PIF.get_IPv6", (self_,)).await
     }
 
@@ -808,7 +808,7 @@ impl PifApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PIF.get_other_config", (self_,)).await
     }
 
@@ -850,28 +850,28 @@ impl PifApi<'_> {
     /// `PIF.get_DNS`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_dns(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_dns(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_DNS", (self_,)).await
     }
 
     /// `PIF.get_gateway`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_gateway(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_gateway(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_gateway", (self_,)).await
     }
 
     /// `PIF.get_netmask`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_netmask(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_netmask(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_netmask", (self_,)).await
     }
 
     /// `PIF.get_IP`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ip(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_ip(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_IP", (self_,)).await
     }
 
@@ -927,7 +927,7 @@ impl PifApi<'_> {
     /// `PIF.get_MAC`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_mac(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_mac(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_MAC", (self_,)).await
     }
 
@@ -948,14 +948,14 @@ impl PifApi<'_> {
     /// `PIF.get_device`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_device", (self_,)).await
     }
 
     /// `PIF.get_uuid`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_uuid", (self_,)).await
     }
 

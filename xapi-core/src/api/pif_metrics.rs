@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// Marker for the `PIF_metrics` class: the `T` of [`Ref<PifMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub struct PifMetrics;
 #[serde(default)]
 pub struct PifMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `io_read_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
     pub io_read_kbs: f64,
     /// `io_write_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
@@ -40,40 +40,40 @@ pub struct PifMetricsRecord {
     /// `carrier`: `bool`, read-only, maintained by the server; published in rio.
     pub carrier: bool,
     /// `vendor_id`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor_id: String,
+    pub vendor_id: SmallString,
     /// `vendor_name`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor_name: String,
+    pub vendor_name: SmallString,
     /// `device_id`: `string`, read-only, maintained by the server; published in rio.
-    pub device_id: String,
+    pub device_id: SmallString,
     /// `device_name`: `string`, read-only, maintained by the server; published in rio.
-    pub device_name: String,
+    pub device_name: SmallString,
     /// `speed`: `int`, read-only, maintained by the server; published in rio.
     pub speed: i64,
     /// `duplex`: `bool`, read-only, maintained by the server; published in rio.
     pub duplex: bool,
     /// `pci_bus_path`: `string`, read-only, maintained by the server; published in rio.
-    pub pci_bus_path: String,
+    pub pci_bus_path: SmallString,
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for PifMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             carrier: false,
-            vendor_id: String::new(),
-            vendor_name: String::new(),
-            device_id: String::new(),
-            device_name: String::new(),
+            vendor_id: SmallString::new(),
+            vendor_name: SmallString::new(),
+            device_id: SmallString::new(),
+            device_name: SmallString::new(),
             speed: 0,
             duplex: false,
-            pci_bus_path: String::new(),
+            pci_bus_path: SmallString::new(),
             last_updated: DateTime::default(),
             other_config: BTreeMap::new(),
         }
@@ -145,7 +145,7 @@ impl PifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF_metrics.set_other_config", (self_, value))
@@ -158,7 +158,7 @@ impl PifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("PIF_metrics.get_other_config", (self_,))
             .await
@@ -176,7 +176,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_pci_bus_path`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pci_bus_path(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_pci_bus_path(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_pci_bus_path", (self_,))
             .await
@@ -199,7 +199,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_device_name`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_name(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_device_name(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_device_name", (self_,))
             .await
@@ -208,7 +208,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_device_id`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_id(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_device_id(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_device_id", (self_,))
             .await
@@ -217,7 +217,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_vendor_name`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_name(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_vendor_name(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_vendor_name", (self_,))
             .await
@@ -226,7 +226,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_vendor_id`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_id(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_vendor_id(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_vendor_id", (self_,))
             .await
@@ -242,7 +242,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_uuid`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session.call("PIF_metrics.get_uuid", (self_,)).await
     }
 

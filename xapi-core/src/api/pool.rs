@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{
     Blob, Certificate, CertificatePurpose, Host, Network, Pif, PoolAllowedOperations,
@@ -39,11 +39,11 @@ pub struct Pool;
 #[serde(default)]
 pub struct PoolRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `master`: `host ref`, read-only, maintained by the server; published in rio.
     pub master: Ref<Host>,
     /// `default_SR`: `SR ref`, read/write; published in rio.
@@ -56,13 +56,13 @@ pub struct PoolRecord {
     #[serde(rename = "crash_dump_SR")]
     pub crash_dump_sr: Ref<Sr>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `ha_enabled`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_enabled: bool,
     /// `ha_configuration`: `(string -> string) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_configuration: BTreeMap<String, String>,
+    pub ha_configuration: BTreeMap<SmallString, SmallString>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_statefiles: Vec<String>,
+    pub ha_statefiles: Vec<SmallString>,
     /// `ha_host_failures_to_tolerate`: `int`, read-only, maintained by the server; published in orlando. Default `0`.
     pub ha_host_failures_to_tolerate: i64,
     /// `ha_plan_exists_for`: `int`, read-only, maintained by the server; published in orlando. Default `0`.
@@ -72,17 +72,17 @@ pub struct PoolRecord {
     /// `ha_overcommitted`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_overcommitted: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `gui_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub gui_config: BTreeMap<String, String>,
+    pub gui_config: BTreeMap<SmallString, SmallString>,
     /// `health_check_config`: `(string -> string) map`, read/write; published in dundee. Default `{}`.
-    pub health_check_config: BTreeMap<String, String>,
+    pub health_check_config: BTreeMap<SmallString, SmallString>,
     /// `wlb_url`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub wlb_url: String,
+    pub wlb_url: SmallString,
     /// `wlb_username`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub wlb_username: String,
+    pub wlb_username: SmallString,
     /// `wlb_enabled`: `bool`, read/write; published in george. Default `false`.
     pub wlb_enabled: bool,
     /// `wlb_verify_cert`: `bool`, read/write; published in george, deprecated in 1.290.0. Default `false`.
@@ -92,22 +92,22 @@ pub struct PoolRecord {
     /// `redo_log_vdi`: `VDI ref`, read-only, maintained by the server; published in midnight-ride. Default `OpaqueRef:NULL`.
     pub redo_log_vdi: Ref<Vdi>,
     /// `vswitch_controller`: `string`, read-only, maintained by the server; published in midnight-ride, deprecated in falcon. Default `""`.
-    pub vswitch_controller: String,
+    pub vswitch_controller: SmallString,
     /// `restrictions`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub restrictions: BTreeMap<String, String>,
+    pub restrictions: BTreeMap<SmallString, SmallString>,
     /// `metadata_VDIs`: `VDI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "metadata_VDIs")]
     pub metadata_vdis: Vec<Ref<Vdi>>,
     /// `ha_cluster_stack`: `string`, read-only, maintained by the server; published in dundee. Default `""`.
-    pub ha_cluster_stack: String,
+    pub ha_cluster_stack: SmallString,
     /// `allowed_operations`: `enum pool_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<PoolAllowedOperations>,
     /// `current_operations`: `(string -> enum pool_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, PoolAllowedOperations>,
+    pub current_operations: BTreeMap<SmallString, PoolAllowedOperations>,
     /// `guest_agent_config`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub guest_agent_config: BTreeMap<String, String>,
+    pub guest_agent_config: BTreeMap<SmallString, SmallString>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub cpu_info: BTreeMap<String, String>,
+    pub cpu_info: BTreeMap<SmallString, SmallString>,
     /// `policy_no_vendor_device`: `bool`, read/write; published in dundee, deprecated in 24.14.0. Default `false`.
     pub policy_no_vendor_device: bool,
     /// `live_patching_disabled`: `bool`, read/write; published in ely. Default `false`.
@@ -115,9 +115,9 @@ pub struct PoolRecord {
     /// `igmp_snooping_enabled`: `bool`, read-only, maintained by the server; published in inverness. Default `false`.
     pub igmp_snooping_enabled: bool,
     /// `uefi_certificates`: `string`, read-only, given at creation; published in quebec, changed in 22.16.0. Default `""`.
-    pub uefi_certificates: String,
+    pub uefi_certificates: SmallString,
     /// `custom_uefi_certificates`: `string`, read-only, given at creation; prototyped in 24.0.0. Default `""`.
-    pub custom_uefi_certificates: String,
+    pub custom_uefi_certificates: SmallString,
     /// `is_psr_pending`: `bool`, read/write; published in stockholm_psr. Default `false`.
     pub is_psr_pending: bool,
     /// `tls_verification_enabled`: `bool`, read-only, maintained by the server; published in 1.290.0. Default `false`.
@@ -127,11 +127,11 @@ pub struct PoolRecord {
     /// `client_certificate_auth_enabled`: `bool`, read-only, maintained by the server; published in 1.318.0. Default `false`.
     pub client_certificate_auth_enabled: bool,
     /// `client_certificate_auth_name`: `string`, read-only, maintained by the server; published in 1.318.0. Default `""`.
-    pub client_certificate_auth_name: String,
+    pub client_certificate_auth_name: SmallString,
     /// `repository_proxy_url`: `string`, read-only, maintained by the server; published in 21.3.0. Default `""`.
-    pub repository_proxy_url: String,
+    pub repository_proxy_url: SmallString,
     /// `repository_proxy_username`: `string`, read-only, maintained by the server; published in 21.3.0. Default `""`.
-    pub repository_proxy_username: String,
+    pub repository_proxy_username: SmallString,
     /// `repository_proxy_password`: `secret ref`, read-only, maintained by the server; published in 21.3.0, changed in 23.9.0. Default `OpaqueRef:NULL`.
     pub repository_proxy_password: Ref<Secret>,
     /// `migration_compression`: `bool`, read/write; prototyped in 22.33.0. Default `false`.
@@ -163,9 +163,9 @@ pub struct PoolRecord {
     /// `update_sync_enabled`: `bool`, read-only, maintained by the server; prototyped in 23.18.0. Default `false`.
     pub update_sync_enabled: bool,
     /// `recommendations`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.19.1. Default `{}`.
-    pub recommendations: BTreeMap<String, String>,
+    pub recommendations: BTreeMap<SmallString, SmallString>,
     /// `license_server`: `(string -> string) map`, read/write; prototyped in 25.6.0. Default `{}`.
-    pub license_server: BTreeMap<String, String>,
+    pub license_server: BTreeMap<SmallString, SmallString>,
     /// `ha_reboot_vm_on_internal_shutdown`: `bool`, read/write; prototyped in 25.16.0. Default `true`.
     pub ha_reboot_vm_on_internal_shutdown: bool,
     /// `limit_console_sessions`: `bool`, read/write; prototyped in 26.1.0. Default `false`.
@@ -180,9 +180,9 @@ impl Default for PoolRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             master: Ref::null(),
             default_sr: Ref::null(),
             suspend_image_sr: Ref::null(),
@@ -199,16 +199,16 @@ impl Default for PoolRecord {
             tags: Vec::new(),
             gui_config: BTreeMap::new(),
             health_check_config: BTreeMap::new(),
-            wlb_url: String::new(),
-            wlb_username: String::new(),
+            wlb_url: SmallString::new(),
+            wlb_username: SmallString::new(),
             wlb_enabled: false,
             wlb_verify_cert: false,
             redo_log_enabled: false,
             redo_log_vdi: Ref::null(),
-            vswitch_controller: String::new(),
+            vswitch_controller: SmallString::new(),
             restrictions: BTreeMap::new(),
             metadata_vdis: Vec::new(),
-            ha_cluster_stack: String::new(),
+            ha_cluster_stack: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             guest_agent_config: BTreeMap::new(),
@@ -216,15 +216,15 @@ impl Default for PoolRecord {
             policy_no_vendor_device: false,
             live_patching_disabled: false,
             igmp_snooping_enabled: false,
-            uefi_certificates: String::new(),
-            custom_uefi_certificates: String::new(),
+            uefi_certificates: SmallString::new(),
+            custom_uefi_certificates: SmallString::new(),
             is_psr_pending: false,
             tls_verification_enabled: false,
             repositories: Vec::new(),
             client_certificate_auth_enabled: false,
-            client_certificate_auth_name: String::new(),
-            repository_proxy_url: String::new(),
-            repository_proxy_username: String::new(),
+            client_certificate_auth_name: SmallString::new(),
+            repository_proxy_url: SmallString::new(),
+            repository_proxy_username: SmallString::new(),
             repository_proxy_password: Ref::null(),
             migration_compression: false,
             coordinator_bias: true,
@@ -888,7 +888,7 @@ impl PoolApi<'_> {
         &self,
         self_: &Ref<Pool>,
         requires_reboot: bool,
-    ) -> Result<Vec<Vec<String>>, Error> {
+    ) -> Result<Vec<Vec<SmallString>>, Error> {
         self.session
             .call("pool.check_update_readiness", (self_, requires_reboot))
             .await
@@ -899,7 +899,7 @@ impl PoolApi<'_> {
         &self,
         self_: &Ref<Pool>,
         requires_reboot: bool,
-    ) -> Result<TaskHandle<Vec<Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<Vec<Vec<SmallString>>>, Error> {
         self.session
             .call_async("pool.check_update_readiness", (self_, requires_reboot))
             .await
@@ -918,7 +918,7 @@ impl PoolApi<'_> {
         token_id: &str,
         username: &str,
         password: &str,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call(
                 "pool.sync_updates",
@@ -936,7 +936,7 @@ impl PoolApi<'_> {
         token_id: &str,
         username: &str,
         password: &str,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
                 "pool.sync_updates",
@@ -1190,7 +1190,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_license_state", (self_,)).await
     }
 
@@ -1198,7 +1198,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state_async(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("pool.get_license_state", (self_,))
             .await
@@ -1252,8 +1252,8 @@ impl PoolApi<'_> {
     pub async fn test_archive_target(
         &self,
         self_: &Ref<Pool>,
-        config: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        config: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.test_archive_target", (self_, config))
             .await
@@ -1342,12 +1342,12 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::crl_list_async`].
-    pub async fn crl_list(&self) -> Result<Vec<String>, Error> {
+    pub async fn crl_list(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.crl_list", [(); 0]).await
     }
 
     /// `Async.pool.crl_list`: starts [`Self::crl_list`] as a task; the handle resolves to its result (`string set`).
-    pub async fn crl_list_async(&self) -> Result<TaskHandle<Vec<String>>, Error> {
+    pub async fn crl_list_async(&self) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session.call_async("pool.crl_list", [(); 0]).await
     }
 
@@ -1435,13 +1435,13 @@ impl PoolApi<'_> {
     ///
     /// Also runs as a task: [`Self::certificate_list_async`].
     #[deprecated(note = "deprecated in XAPI release 1.290.0")]
-    pub async fn certificate_list(&self) -> Result<Vec<String>, Error> {
+    pub async fn certificate_list(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.certificate_list", [(); 0]).await
     }
 
     /// `Async.pool.certificate_list`: starts [`Self::certificate_list`] as a task; the handle resolves to its result (`string set`).
     #[deprecated(note = "deprecated in XAPI release 1.290.0")]
-    pub async fn certificate_list_async(&self) -> Result<TaskHandle<Vec<String>>, Error> {
+    pub async fn certificate_list_async(&self) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session
             .call_async("pool.certificate_list", [(); 0])
             .await
@@ -1496,7 +1496,12 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::send_test_post_async`].
-    pub async fn send_test_post(&self, host: &str, port: i64, body: &str) -> Result<String, Error> {
+    pub async fn send_test_post(
+        &self,
+        host: &str,
+        port: i64,
+        body: &str,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.send_test_post", (host, port, body))
             .await
@@ -1508,7 +1513,7 @@ impl PoolApi<'_> {
         host: &str,
         port: i64,
         body: &str,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("pool.send_test_post", (host, port, body))
             .await
@@ -1521,7 +1526,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::retrieve_wlb_recommendations_async`].
     pub async fn retrieve_wlb_recommendations(
         &self,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1530,7 +1535,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_recommendations`: starts [`Self::retrieve_wlb_recommendations`] as a task; the handle resolves to its result (`(VM ref -> string set) map`).
     pub async fn retrieve_wlb_recommendations_async(
         &self,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1541,7 +1546,9 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::retrieve_wlb_configuration_async`].
-    pub async fn retrieve_wlb_configuration(&self) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn retrieve_wlb_configuration(
+        &self,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1550,7 +1557,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_configuration`: starts [`Self::retrieve_wlb_configuration`] as a task; the handle resolves to its result (`(string -> string) map`).
     pub async fn retrieve_wlb_configuration_async(
         &self,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1563,7 +1570,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::send_wlb_configuration_async`].
     pub async fn send_wlb_configuration(
         &self,
-        config: &BTreeMap<String, String>,
+        config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.send_wlb_configuration", (config,))
@@ -1573,7 +1580,7 @@ impl PoolApi<'_> {
     /// `Async.pool.send_wlb_configuration`: starts [`Self::send_wlb_configuration`] as a task; the handle resolves to its result (`void`).
     pub async fn send_wlb_configuration_async(
         &self,
-        config: &BTreeMap<String, String>,
+        config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.send_wlb_configuration", (config,))
@@ -1675,7 +1682,7 @@ impl PoolApi<'_> {
     pub async fn disable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &BTreeMap<String, String>,
+        config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.disable_external_auth", (pool, config))
@@ -1688,7 +1695,7 @@ impl PoolApi<'_> {
     pub async fn enable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &BTreeMap<String, String>,
+        config: &BTreeMap<SmallString, SmallString>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1763,7 +1770,7 @@ impl PoolApi<'_> {
         &self,
         failed_hosts: &[Ref<Host>],
         failed_vms: &[Ref<Vm>],
-    ) -> Result<BTreeMap<Ref<Vm>, BTreeMap<String, String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Vm>, BTreeMap<SmallString, SmallString>>, Error> {
         self.session
             .call(
                 "pool.ha_compute_vm_failover_plan",
@@ -1777,7 +1784,7 @@ impl PoolApi<'_> {
     /// Custom message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     pub async fn ha_compute_hypothetical_max_host_failures_to_tolerate(
         &self,
-        configuration: &BTreeMap<Ref<Vm>, String>,
+        configuration: &BTreeMap<Ref<Vm>, SmallString>,
     ) -> Result<i64, Error> {
         self.session
             .call(
@@ -1871,7 +1878,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &BTreeMap<String, String>,
+        configuration: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.enable_ha", (heartbeat_srs, configuration))
@@ -1882,7 +1889,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha_async(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &BTreeMap<String, String>,
+        configuration: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.enable_ha", (heartbeat_srs, configuration))
@@ -2178,7 +2185,7 @@ impl PoolApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_license_server", (self_, value))
@@ -2295,7 +2302,7 @@ impl PoolApi<'_> {
     pub async fn set_health_check_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_health_check_config", (self_, value))
@@ -2331,7 +2338,7 @@ impl PoolApi<'_> {
     pub async fn set_gui_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_gui_config", (self_, value))
@@ -2355,7 +2362,7 @@ impl PoolApi<'_> {
     /// `pool.set_tags`: parameters `self` (`pool ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Pool>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Pool>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("pool.set_tags", (self_, value)).await
     }
 
@@ -2405,7 +2412,7 @@ impl PoolApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_other_config", (self_, value))
@@ -2509,7 +2516,7 @@ impl PoolApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_license_server", (self_,)).await
     }
 
@@ -2519,7 +2526,7 @@ impl PoolApi<'_> {
     pub async fn get_recommendations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_recommendations", (self_,))
             .await
@@ -2673,7 +2680,10 @@ impl PoolApi<'_> {
     /// `pool.get_repository_proxy_username`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in 21.3.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_repository_proxy_username(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_repository_proxy_username(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_repository_proxy_username", (self_,))
             .await
@@ -2682,7 +2692,7 @@ impl PoolApi<'_> {
     /// `pool.get_repository_proxy_url`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in 21.3.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_repository_proxy_url(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_repository_proxy_url(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_repository_proxy_url", (self_,))
             .await
@@ -2694,7 +2704,7 @@ impl PoolApi<'_> {
     pub async fn get_client_certificate_auth_name(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_client_certificate_auth_name", (self_,))
             .await
@@ -2738,7 +2748,10 @@ impl PoolApi<'_> {
     /// `pool.get_custom_uefi_certificates`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_custom_uefi_certificates(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_custom_uefi_certificates(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_custom_uefi_certificates", (self_,))
             .await
@@ -2747,7 +2760,7 @@ impl PoolApi<'_> {
     /// `pool.get_uefi_certificates`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in quebec, changed in 22.16.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uefi_certificates(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_uefi_certificates(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_uefi_certificates", (self_,))
             .await
@@ -2784,7 +2797,10 @@ impl PoolApi<'_> {
     /// `pool.get_cpu_info`: parameters `self` (`pool ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cpu_info(&self, self_: &Ref<Pool>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_cpu_info(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_cpu_info", (self_,)).await
     }
 
@@ -2794,7 +2810,7 @@ impl PoolApi<'_> {
     pub async fn get_guest_agent_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_guest_agent_config", (self_,))
             .await
@@ -2806,7 +2822,7 @@ impl PoolApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, PoolAllowedOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, PoolAllowedOperations>, Error> {
         self.session
             .call("pool.get_current_operations", (self_,))
             .await
@@ -2827,7 +2843,7 @@ impl PoolApi<'_> {
     /// `pool.get_ha_cluster_stack`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_cluster_stack(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_ha_cluster_stack(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_ha_cluster_stack", (self_,))
             .await
@@ -2846,7 +2862,7 @@ impl PoolApi<'_> {
     pub async fn get_restrictions(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_restrictions", (self_,)).await
     }
 
@@ -2854,7 +2870,7 @@ impl PoolApi<'_> {
     ///
     /// Implicit message; published in midnight-ride, deprecated in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release falcon")]
-    pub async fn get_vswitch_controller(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_vswitch_controller(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_vswitch_controller", (self_,))
             .await
@@ -2896,14 +2912,14 @@ impl PoolApi<'_> {
     /// `pool.get_wlb_username`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_wlb_username(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_wlb_username(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_wlb_username", (self_,)).await
     }
 
     /// `pool.get_wlb_url`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_wlb_url(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_wlb_url(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_wlb_url", (self_,)).await
     }
 
@@ -2913,7 +2929,7 @@ impl PoolApi<'_> {
     pub async fn get_health_check_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_health_check_config", (self_,))
             .await
@@ -2925,21 +2941,24 @@ impl PoolApi<'_> {
     pub async fn get_gui_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_gui_config", (self_,)).await
     }
 
     /// `pool.get_tags`: parameters `self` (`pool ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Pool>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Pool>) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.get_tags", (self_,)).await
     }
 
     /// `pool.get_blobs`: parameters `self` (`pool ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Pool>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("pool.get_blobs", (self_,)).await
     }
 
@@ -2982,7 +3001,7 @@ impl PoolApi<'_> {
     /// `pool.get_ha_statefiles`: parameters `self` (`pool ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_statefiles(&self, self_: &Ref<Pool>) -> Result<Vec<String>, Error> {
+    pub async fn get_ha_statefiles(&self, self_: &Ref<Pool>) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.get_ha_statefiles", (self_,)).await
     }
 
@@ -2992,7 +3011,7 @@ impl PoolApi<'_> {
     pub async fn get_ha_configuration(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_ha_configuration", (self_,))
             .await
@@ -3011,7 +3030,7 @@ impl PoolApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_other_config", (self_,)).await
     }
 
@@ -3048,7 +3067,7 @@ impl PoolApi<'_> {
     /// `pool.get_name_description`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_name_description", (self_,))
             .await
@@ -3057,14 +3076,14 @@ impl PoolApi<'_> {
     /// `pool.get_name_label`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_name_label", (self_,)).await
     }
 
     /// `pool.get_uuid`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_uuid", (self_,)).await
     }
 

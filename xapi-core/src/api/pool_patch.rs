@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{AfterApplyGuidance, Host, HostPatch, PoolUpdate};
 
@@ -35,13 +35,13 @@ pub struct PoolPatch;
 #[serde(default)]
 pub struct PoolPatchRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `version`: `string`, read-only, given at creation; published in miami. Default `""`.
-    pub version: String,
+    pub version: SmallString,
     /// `size`: `int`, read-only, maintained by the server; published in miami. Default `0`.
     pub size: i64,
     /// `pool_applied`: `bool`, read-only, maintained by the server; published in miami. Default `false`.
@@ -53,17 +53,17 @@ pub struct PoolPatchRecord {
     /// `pool_update`: `pool_update ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub pool_update: Ref<PoolUpdate>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for PoolPatchRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            version: SmallString::new(),
             size: 0,
             pool_applied: false,
             host_patches: Vec::new(),
@@ -196,7 +196,7 @@ impl PoolPatchApi<'_> {
         &self,
         self_: &Ref<PoolPatch>,
         host: &Ref<Host>,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool_patch.precheck", (self_, host))
             .await
@@ -208,7 +208,7 @@ impl PoolPatchApi<'_> {
         &self,
         self_: &Ref<PoolPatch>,
         host: &Ref<Host>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("pool_patch.precheck", (self_, host))
             .await
@@ -238,7 +238,11 @@ impl PoolPatchApi<'_> {
     ///
     /// Also runs as a task: [`Self::apply_async`].
     #[deprecated(note = "deprecated in XAPI release ely")]
-    pub async fn apply(&self, self_: &Ref<PoolPatch>, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn apply(
+        &self,
+        self_: &Ref<PoolPatch>,
+        host: &Ref<Host>,
+    ) -> Result<SmallString, Error> {
         self.session.call("pool_patch.apply", (self_, host)).await
     }
 
@@ -248,7 +252,7 @@ impl PoolPatchApi<'_> {
         &self,
         self_: &Ref<PoolPatch>,
         host: &Ref<Host>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("pool_patch.apply", (self_, host))
             .await
@@ -287,7 +291,7 @@ impl PoolPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_patch.set_other_config", (self_, value))
@@ -300,7 +304,7 @@ impl PoolPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool_patch.get_other_config", (self_,))
             .await
@@ -358,14 +362,14 @@ impl PoolPatchApi<'_> {
     /// `pool_patch.get_version`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session.call("pool_patch.get_version", (self_,)).await
     }
 
     /// `pool_patch.get_name_description`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session
             .call("pool_patch.get_name_description", (self_,))
             .await
@@ -374,7 +378,7 @@ impl PoolPatchApi<'_> {
     /// `pool_patch.get_name_label`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session
             .call("pool_patch.get_name_label", (self_,))
             .await
@@ -383,7 +387,7 @@ impl PoolPatchApi<'_> {
     /// `pool_patch.get_uuid`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session.call("pool_patch.get_uuid", (self_,)).await
     }
 

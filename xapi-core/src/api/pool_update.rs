@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, LivepatchStatus, UpdateAfterApplyGuidance, Vdi};
 
@@ -35,17 +35,17 @@ pub struct PoolUpdate;
 #[serde(default)]
 pub struct PoolUpdateRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `version`: `string`, read-only, given at creation; published in ely. Default `""`.
-    pub version: String,
+    pub version: SmallString,
     /// `installation_size`: `int`, read-only, given at creation; published in ely. Default `0`.
     pub installation_size: i64,
     /// `key`: `string`, read-only, given at creation; published in ely. Default `""`.
-    pub key: String,
+    pub key: SmallString,
     /// `after_apply_guidance`: `enum update_after_apply_guidance set`, read-only, given at creation; published in ely. Default `{}`.
     pub after_apply_guidance: Vec<UpdateAfterApplyGuidance>,
     /// `vdi`: `VDI ref`, read-only, given at creation; published in rio.
@@ -53,7 +53,7 @@ pub struct PoolUpdateRecord {
     /// `hosts`: `host ref set`, read-only, maintained by the server; published in ely.
     pub hosts: Vec<Ref<Host>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `enforce_homogeneity`: `bool`, read-only, given at creation; published in inverness. Default `false`.
     pub enforce_homogeneity: bool,
 }
@@ -62,12 +62,12 @@ impl Default for PoolUpdateRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            version: SmallString::new(),
             installation_size: 0,
-            key: String::new(),
+            key: SmallString::new(),
             after_apply_guidance: Vec::new(),
             vdi: Ref::null(),
             hosts: Vec::new(),
@@ -255,7 +255,7 @@ impl PoolUpdateApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolUpdate>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_update.set_other_config", (self_, value))
@@ -277,7 +277,7 @@ impl PoolUpdateApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolUpdate>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool_update.get_other_config", (self_,))
             .await
@@ -312,7 +312,7 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_key`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_key(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_key(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session.call("pool_update.get_key", (self_,)).await
     }
 
@@ -328,14 +328,17 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_version`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session.call("pool_update.get_version", (self_,)).await
     }
 
     /// `pool_update.get_name_description`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_name_description(
+        &self,
+        self_: &Ref<PoolUpdate>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool_update.get_name_description", (self_,))
             .await
@@ -344,7 +347,7 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_name_label`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session
             .call("pool_update.get_name_label", (self_,))
             .await
@@ -353,7 +356,7 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_uuid`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session.call("pool_update.get_uuid", (self_,)).await
     }
 

@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 use super::SrStatRecord;
 
 /// Marker for the `probe_result` class: the `T` of [`Ref<ProbeResult>`](crate::wire::Ref).
@@ -31,13 +33,13 @@ pub struct ProbeResult;
 #[serde(default)]
 pub struct ProbeResultRecord {
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub configuration: BTreeMap<String, String>,
+    pub configuration: BTreeMap<SmallString, SmallString>,
     /// `complete`: `bool`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub complete: bool,
     /// `sr`: `sr_stat record option`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub sr: Option<SrStatRecord>,
     /// `extra_info`: `(string -> string) map`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub extra_info: BTreeMap<String, String>,
+    pub extra_info: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for ProbeResultRecord {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, UsbGroup};
 
@@ -35,32 +35,32 @@ pub struct Pusb;
 #[serde(default)]
 pub struct PusbRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in inverness.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `USB_group`: `USB_group ref`, read-only, given at creation; published in inverness. Default `OpaqueRef:NULL`.
     #[serde(rename = "USB_group")]
     pub usb_group: Ref<UsbGroup>,
     /// `host`: `host ref`, read-only, given at creation; published in inverness. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `path`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub path: String,
+    pub path: SmallString,
     /// `vendor_id`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub vendor_id: String,
+    pub vendor_id: SmallString,
     /// `vendor_desc`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub vendor_desc: String,
+    pub vendor_desc: SmallString,
     /// `product_id`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub product_id: String,
+    pub product_id: SmallString,
     /// `product_desc`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub product_desc: String,
+    pub product_desc: SmallString,
     /// `serial`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub serial: String,
+    pub serial: SmallString,
     /// `version`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub version: String,
+    pub version: SmallString,
     /// `description`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub description: String,
+    pub description: SmallString,
     /// `passthrough_enabled`: `bool`, read-only, maintained by the server; published in inverness. Default `false`.
     pub passthrough_enabled: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `speed`: `float`, read-only, given at creation; published in stockholm. Default `-1.`.
     pub speed: f64,
 }
@@ -69,17 +69,17 @@ impl Default for PusbRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             usb_group: Ref::null(),
             host: Ref::null(),
-            path: String::new(),
-            vendor_id: String::new(),
-            vendor_desc: String::new(),
-            product_id: String::new(),
-            product_desc: String::new(),
-            serial: String::new(),
-            version: String::new(),
-            description: String::new(),
+            path: SmallString::new(),
+            vendor_id: SmallString::new(),
+            vendor_desc: SmallString::new(),
+            product_id: SmallString::new(),
+            product_desc: SmallString::new(),
+            serial: SmallString::new(),
+            version: SmallString::new(),
+            description: SmallString::new(),
             passthrough_enabled: false,
             other_config: BTreeMap::new(),
             speed: -1.0,
@@ -188,7 +188,7 @@ impl PusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pusb>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PUSB.set_other_config", (self_, value))
@@ -208,7 +208,7 @@ impl PusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pusb>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("PUSB.get_other_config", (self_,)).await
     }
 
@@ -224,56 +224,56 @@ impl PusbApi<'_> {
     /// `PUSB.get_description`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_description(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_description(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_description", (self_,)).await
     }
 
     /// `PUSB.get_version`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_version", (self_,)).await
     }
 
     /// `PUSB.get_serial`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_serial(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_serial(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_serial", (self_,)).await
     }
 
     /// `PUSB.get_product_desc`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_product_desc(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_product_desc(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_product_desc", (self_,)).await
     }
 
     /// `PUSB.get_product_id`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_product_id(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_product_id(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_product_id", (self_,)).await
     }
 
     /// `PUSB.get_vendor_desc`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_desc(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_vendor_desc(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_vendor_desc", (self_,)).await
     }
 
     /// `PUSB.get_vendor_id`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_id(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_vendor_id(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_vendor_id", (self_,)).await
     }
 
     /// `PUSB.get_path`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_path(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_path(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_path", (self_,)).await
     }
 
@@ -294,7 +294,7 @@ impl PusbApi<'_> {
     /// `PUSB.get_uuid`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, PvsSite, Sr, Vdi};
 
@@ -35,7 +35,7 @@ pub struct PvsCacheStorage;
 #[serde(default)]
 pub struct PvsCacheStorageRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `SR`: `SR ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
@@ -54,7 +54,7 @@ impl Default for PvsCacheStorageRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             sr: Ref::null(),
             site: Ref::null(),
@@ -146,7 +146,7 @@ impl PvsCacheStorageApi<'_> {
     /// `PVS_cache_storage.get_uuid`: parameters `self` (`PVS_cache_storage ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsCacheStorage>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsCacheStorage>) -> Result<SmallString, Error> {
         self.session
             .call("PVS_cache_storage.get_uuid", (self_,))
             .await

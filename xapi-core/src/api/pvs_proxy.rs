@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PvsProxyStatus, PvsSite, Vif};
 
@@ -35,7 +35,7 @@ pub struct PvsProxy;
 #[serde(default)]
 pub struct PvsProxyRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `site`: `PVS_site ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub site: Ref<PvsSite>,
     /// `VIF`: `VIF ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
@@ -51,7 +51,7 @@ impl Default for PvsProxyRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             site: Ref::null(),
             vif: Ref::null(),
             currently_attached: false,
@@ -161,7 +161,7 @@ impl PvsProxyApi<'_> {
     /// `PVS_proxy.get_uuid`: parameters `self` (`PVS_proxy ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsProxy>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsProxy>) -> Result<SmallString, Error> {
         self.session.call("PVS_proxy.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::PvsSite;
 
@@ -35,9 +35,9 @@ pub struct PvsServer;
 #[serde(default)]
 pub struct PvsServerRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `addresses`: `string set`, read-only, given at creation; published in ely. Default `{}`.
-    pub addresses: Vec<String>,
+    pub addresses: Vec<SmallString>,
     /// `first_port`: `int`, read-only, given at creation; published in ely. Default `0`.
     pub first_port: i64,
     /// `last_port`: `int`, read-only, given at creation; published in ely. Default `0`.
@@ -50,7 +50,7 @@ impl Default for PvsServerRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             addresses: Vec::new(),
             first_port: 0,
             last_port: 0,
@@ -110,7 +110,7 @@ impl PvsServerApi<'_> {
     /// Also runs as a task: [`Self::introduce_async`].
     pub async fn introduce(
         &self,
-        addresses: &[String],
+        addresses: &[SmallString],
         first_port: i64,
         last_port: i64,
         site: &Ref<PvsSite>,
@@ -126,7 +126,7 @@ impl PvsServerApi<'_> {
     /// `Async.PVS_server.introduce`: starts [`Self::introduce`] as a task; the handle resolves to its result (`PVS_server ref`).
     pub async fn introduce_async(
         &self,
-        addresses: &[String],
+        addresses: &[SmallString],
         first_port: i64,
         last_port: i64,
         site: &Ref<PvsSite>,
@@ -167,7 +167,7 @@ impl PvsServerApi<'_> {
     /// `PVS_server.get_addresses`: parameters `self` (`PVS_server ref`); result `string set`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_addresses(&self, self_: &Ref<PvsServer>) -> Result<Vec<String>, Error> {
+    pub async fn get_addresses(&self, self_: &Ref<PvsServer>) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("PVS_server.get_addresses", (self_,))
             .await
@@ -176,7 +176,7 @@ impl PvsServerApi<'_> {
     /// `PVS_server.get_uuid`: parameters `self` (`PVS_server ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsServer>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsServer>) -> Result<SmallString, Error> {
         self.session.call("PVS_server.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PvsCacheStorage, PvsProxy, PvsServer};
 
@@ -35,14 +35,14 @@ pub struct PvsSite;
 #[serde(default)]
 pub struct PvsSiteRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in ely. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in ely. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `PVS_uuid`: `string`, read-only, given at creation; published in ely. Default `""`.
     #[serde(rename = "PVS_uuid")]
-    pub pvs_uuid: String,
+    pub pvs_uuid: SmallString,
     /// `cache_storage`: `PVS_cache_storage ref set`, read-only, maintained by the server; published in ely. Default `{}`.
     pub cache_storage: Vec<Ref<PvsCacheStorage>>,
     /// `servers`: `PVS_server ref set`, read-only, maintained by the server; published in ely.
@@ -55,10 +55,10 @@ impl Default for PvsSiteRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            pvs_uuid: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            pvs_uuid: SmallString::new(),
             cache_storage: Vec::new(),
             servers: Vec::new(),
             proxies: Vec::new(),
@@ -217,14 +217,14 @@ impl PvsSiteApi<'_> {
     /// `PVS_site.get_PVS_uuid`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pvs_uuid(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_pvs_uuid(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session.call("PVS_site.get_PVS_uuid", (self_,)).await
     }
 
     /// `PVS_site.get_name_description`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session
             .call("PVS_site.get_name_description", (self_,))
             .await
@@ -233,14 +233,14 @@ impl PvsSiteApi<'_> {
     /// `PVS_site.get_name_label`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session.call("PVS_site.get_name_label", (self_,)).await
     }
 
     /// `PVS_site.get_uuid`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session.call("PVS_site.get_uuid", (self_,)).await
     }
 

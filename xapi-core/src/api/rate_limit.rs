@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Caller;
 
@@ -35,11 +35,11 @@ pub struct RateLimit;
 #[serde(default)]
 pub struct RateLimitRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 26.17.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `callers`: `Caller ref set`, read-only, maintained by the server; prototyped in 26.17.0.
     pub callers: Vec<Ref<Caller>>,
     /// `burst_size`: `float`, read-only, given at creation; prototyped in 26.17.0. Default `0.`.
@@ -52,9 +52,9 @@ impl Default for RateLimitRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             callers: Vec::new(),
             burst_size: 0.0,
             fill_rate: 0.0,
@@ -238,7 +238,7 @@ impl RateLimitApi<'_> {
     /// `Rate_limit.get_name_description`: parameters `self` (`Rate_limit ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<RateLimit>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<RateLimit>) -> Result<SmallString, Error> {
         self.session
             .call("Rate_limit.get_name_description", (self_,))
             .await
@@ -247,7 +247,7 @@ impl RateLimitApi<'_> {
     /// `Rate_limit.get_name_label`: parameters `self` (`Rate_limit ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<RateLimit>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<RateLimit>) -> Result<SmallString, Error> {
         self.session
             .call("Rate_limit.get_name_label", (self_,))
             .await
@@ -256,7 +256,7 @@ impl RateLimitApi<'_> {
     /// `Rate_limit.get_uuid`: parameters `self` (`Rate_limit ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<RateLimit>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<RateLimit>) -> Result<SmallString, Error> {
         self.session.call("Rate_limit.get_uuid", (self_,)).await
     }
 

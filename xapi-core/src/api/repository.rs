@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Origin;
 
@@ -35,44 +35,44 @@ pub struct Repository;
 #[serde(default)]
 pub struct RepositoryRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in 1.301.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `binary_url`: `string`, read-only, given at creation; published in 1.301.0. Default `""`.
-    pub binary_url: String,
+    pub binary_url: SmallString,
     /// `source_url`: `string`, read-only, given at creation; published in 1.301.0. Default `""`.
-    pub source_url: String,
+    pub source_url: SmallString,
     /// `update`: `bool`, read-only, given at creation; published in 1.301.0. Default `false`.
     pub update: bool,
     /// `hash`: `string`, read-only, maintained by the server; published in 1.301.0. Default `""`.
-    pub hash: String,
+    pub hash: SmallString,
     /// `up_to_date`: `bool`, read-only, maintained by the server; published in 1.301.0, deprecated in 23.18.0, removed in 23.18.0. Default `false`.
     pub up_to_date: bool,
     /// `gpgkey_path`: `string`, read-only, given at creation; prototyped in 22.12.0. Default `""`.
-    pub gpgkey_path: String,
+    pub gpgkey_path: SmallString,
     /// `origin`: `enum origin`, read-only, given at creation; prototyped in 24.23.0. Default `remote`.
     pub origin: Origin,
     /// `certificate`: `string`, read-only, given at creation; prototyped in 25.7.0. Default `""`.
-    pub certificate: String,
+    pub certificate: SmallString,
 }
 
 impl Default for RepositoryRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            binary_url: String::new(),
-            source_url: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            binary_url: SmallString::new(),
+            source_url: SmallString::new(),
             update: false,
-            hash: String::new(),
+            hash: SmallString::new(),
             up_to_date: false,
-            gpgkey_path: String::new(),
+            gpgkey_path: SmallString::new(),
             origin: Origin::Remote,
-            certificate: String::new(),
+            certificate: SmallString::new(),
         }
     }
 }
@@ -292,7 +292,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_certificate`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.7.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_certificate(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_certificate(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_certificate", (self_,))
             .await
@@ -308,7 +308,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_gpgkey_path`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; prototyped in 22.12.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_gpgkey_path(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_gpgkey_path(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_gpgkey_path", (self_,))
             .await
@@ -317,7 +317,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_hash`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_hash(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_hash(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session.call("Repository.get_hash", (self_,)).await
     }
 
@@ -331,7 +331,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_source_url`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_source_url(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_source_url(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_source_url", (self_,))
             .await
@@ -340,7 +340,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_binary_url`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_binary_url(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_binary_url(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_binary_url", (self_,))
             .await
@@ -349,7 +349,10 @@ impl RepositoryApi<'_> {
     /// `Repository.get_name_description`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_name_description(
+        &self,
+        self_: &Ref<Repository>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_name_description", (self_,))
             .await
@@ -358,7 +361,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_name_label`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_name_label", (self_,))
             .await
@@ -367,7 +370,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_uuid`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session.call("Repository.get_uuid", (self_,)).await
     }
 

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// Marker for the `role` class: the `T` of [`Ref<Role>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,11 +32,11 @@ pub struct Role;
 #[serde(default)]
 pub struct RoleRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in midnight-ride. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in midnight-ride. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `subroles`: `role ref set`, read-only, given at creation; published in midnight-ride. Default `{}`.
     pub subroles: Vec<Ref<Role>>,
     /// `is_internal`: `bool`, read-only, maintained by the server; published in 22.5.0. Default `false`.
@@ -47,9 +47,9 @@ impl Default for RoleRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             subroles: Vec::new(),
             is_internal: false,
         }
@@ -108,7 +108,7 @@ impl RoleApi<'_> {
     pub async fn get_permissions_name_label(
         &self,
         self_: &Ref<Role>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("role.get_permissions_name_label", (self_,))
             .await
@@ -138,7 +138,7 @@ impl RoleApi<'_> {
     /// `role.get_name_description`: parameters `self` (`role ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Role>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Role>) -> Result<SmallString, Error> {
         self.session
             .call("role.get_name_description", (self_,))
             .await
@@ -147,14 +147,14 @@ impl RoleApi<'_> {
     /// `role.get_name_label`: parameters `self` (`role ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Role>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Role>) -> Result<SmallString, Error> {
         self.session.call("role.get_name_label", (self_,)).await
     }
 
     /// `role.get_uuid`: parameters `self` (`role ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Role>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Role>) -> Result<SmallString, Error> {
         self.session.call("role.get_uuid", (self_,)).await
     }
 

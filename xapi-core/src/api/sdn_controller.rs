@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::SdnControllerProtocol;
 
@@ -35,11 +35,11 @@ pub struct SdnController;
 #[serde(default)]
 pub struct SdnControllerRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in falcon.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `protocol`: `enum sdn_controller_protocol`, read-only, given at creation; published in falcon. Default `ssl`.
     pub protocol: SdnControllerProtocol,
     /// `address`: `string`, read-only, given at creation; published in falcon. Default `""`.
-    pub address: String,
+    pub address: SmallString,
     /// `port`: `int`, read-only, given at creation; published in falcon. Default `0`.
     pub port: i64,
 }
@@ -48,9 +48,9 @@ impl Default for SdnControllerRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             protocol: SdnControllerProtocol::Ssl,
-            address: String::new(),
+            address: SmallString::new(),
             port: 0,
         }
     }
@@ -142,7 +142,7 @@ impl SdnControllerApi<'_> {
     /// `SDN_controller.get_address`: parameters `self` (`SDN_controller ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_address(&self, self_: &Ref<SdnController>) -> Result<String, Error> {
+    pub async fn get_address(&self, self_: &Ref<SdnController>) -> Result<SmallString, Error> {
         self.session
             .call("SDN_controller.get_address", (self_,))
             .await
@@ -163,7 +163,7 @@ impl SdnControllerApi<'_> {
     /// `SDN_controller.get_uuid`: parameters `self` (`SDN_controller ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<SdnController>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<SdnController>) -> Result<SmallString, Error> {
         self.session.call("SDN_controller.get_uuid", (self_,)).await
     }
 

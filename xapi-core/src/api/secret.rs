@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// Marker for the `secret` class: the `T` of [`Ref<Secret>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,19 +33,19 @@ pub struct Secret;
 #[serde(default)]
 pub struct SecretRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `value`: `string`, read/write; published in rio.
-    pub value: String,
+    pub value: SmallString,
     /// `other_config`: `(string -> string) map`, read/write; published in rio. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for SecretRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            value: String::new(),
+            uuid: SmallString::new(),
+            value: SmallString::new(),
             other_config: BTreeMap::new(),
         }
     }
@@ -122,7 +122,7 @@ impl SecretApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Secret>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("secret.set_other_config", (self_, value))
@@ -142,21 +142,21 @@ impl SecretApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Secret>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("secret.get_other_config", (self_,)).await
     }
 
     /// `secret.get_value`: parameters `self` (`secret ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator.
-    pub async fn get_value(&self, self_: &Ref<Secret>) -> Result<String, Error> {
+    pub async fn get_value(&self, self_: &Ref<Secret>) -> Result<SmallString, Error> {
         self.session.call("secret.get_value", (self_,)).await
     }
 
     /// `secret.get_uuid`: parameters `self` (`secret ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator.
-    pub async fn get_uuid(&self, self_: &Ref<Secret>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Secret>) -> Result<SmallString, Error> {
         self.session.call("secret.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{Host, Subject, Task, User};
 
@@ -35,7 +35,7 @@ pub struct Session;
 #[serde(default)]
 pub struct SessionRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `this_host`: `host ref`, read-only, maintained by the server; published in rio.
     pub this_host: Ref<Host>,
     /// `this_user`: `user ref`, read-only, maintained by the server; published in rio.
@@ -45,7 +45,7 @@ pub struct SessionRecord {
     /// `pool`: `bool`, read-only, maintained by the server; published in rio.
     pub pool: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `is_local_superuser`: `bool`, read-only, maintained by the server; published in george. Default `false`.
     pub is_local_superuser: bool,
     /// `subject`: `subject ref`, read-only, maintained by the server; published in george. Default `OpaqueRef:NULL`.
@@ -53,17 +53,17 @@ pub struct SessionRecord {
     /// `validation_time`: `datetime`, read-only, maintained by the server; published in george. Default `19700101T00:00:00Z`.
     pub validation_time: DateTime,
     /// `auth_user_sid`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub auth_user_sid: String,
+    pub auth_user_sid: SmallString,
     /// `auth_user_name`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub auth_user_name: String,
+    pub auth_user_name: SmallString,
     /// `rbac_permissions`: `string set`, read-only, given at creation; published in midnight-ride. Default `{}`.
-    pub rbac_permissions: Vec<String>,
+    pub rbac_permissions: Vec<SmallString>,
     /// `tasks`: `task ref set`, read-only, maintained by the server; published in midnight-ride.
     pub tasks: Vec<Ref<Task>>,
     /// `parent`: `session ref`, read-only, given at creation; published in midnight-ride. Default `OpaqueRef:NULL`.
     pub parent: Ref<Session>,
     /// `originator`: `string`, read-only, maintained by the server; published in clearwater. Default `""`.
-    pub originator: String,
+    pub originator: SmallString,
     /// `client_certificate`: `bool`, read-only, maintained by the server; published in 21.2.0. Default `false`.
     pub client_certificate: bool,
 }
@@ -72,7 +72,7 @@ impl Default for SessionRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             this_host: Ref::null(),
             this_user: Ref::null(),
             last_active: DateTime::default(),
@@ -81,12 +81,12 @@ impl Default for SessionRecord {
             is_local_superuser: false,
             subject: Ref::null(),
             validation_time: DateTime::default(),
-            auth_user_sid: String::new(),
-            auth_user_name: String::new(),
+            auth_user_sid: SmallString::new(),
+            auth_user_name: SmallString::new(),
             rbac_permissions: Vec::new(),
             tasks: Vec::new(),
             parent: Ref::null(),
-            originator: String::new(),
+            originator: SmallString::new(),
             client_certificate: false,
         }
     }
@@ -134,7 +134,7 @@ impl SessionApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::get_all_subject_identifiers_async`].
-    pub async fn get_all_subject_identifiers(&self) -> Result<Vec<String>, Error> {
+    pub async fn get_all_subject_identifiers(&self) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("session.get_all_subject_identifiers", [(); 0])
             .await
@@ -143,7 +143,7 @@ impl SessionApi<'_> {
     /// `Async.session.get_all_subject_identifiers`: starts [`Self::get_all_subject_identifiers`] as a task; the handle resolves to its result (`string set`).
     pub async fn get_all_subject_identifiers_async(
         &self,
-    ) -> Result<TaskHandle<Vec<String>>, Error> {
+    ) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session
             .call_async("session.get_all_subject_identifiers", [(); 0])
             .await
@@ -226,7 +226,7 @@ impl SessionApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Session>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("session.set_other_config", (self_, value))
@@ -245,7 +245,7 @@ impl SessionApi<'_> {
     /// `session.get_originator`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in clearwater. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_originator(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_originator(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session.call("session.get_originator", (self_,)).await
     }
 
@@ -266,7 +266,10 @@ impl SessionApi<'_> {
     /// `session.get_rbac_permissions`: parameters `self` (`session ref`); result `string set`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_rbac_permissions(&self, self_: &Ref<Session>) -> Result<Vec<String>, Error> {
+    pub async fn get_rbac_permissions(
+        &self,
+        self_: &Ref<Session>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("session.get_rbac_permissions", (self_,))
             .await
@@ -275,7 +278,7 @@ impl SessionApi<'_> {
     /// `session.get_auth_user_name`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_auth_user_name(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_auth_user_name(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session
             .call("session.get_auth_user_name", (self_,))
             .await
@@ -284,7 +287,7 @@ impl SessionApi<'_> {
     /// `session.get_auth_user_sid`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_auth_user_sid(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_auth_user_sid(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session
             .call("session.get_auth_user_sid", (self_,))
             .await
@@ -321,7 +324,7 @@ impl SessionApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Session>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("session.get_other_config", (self_,))
             .await
@@ -358,7 +361,7 @@ impl SessionApi<'_> {
     /// `session.get_uuid`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session.call("session.get_uuid", (self_,)).await
     }
 

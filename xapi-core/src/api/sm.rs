@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::ImageFormatType;
 
@@ -34,33 +34,33 @@ pub struct Sm;
 #[serde(default)]
 pub struct SmRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `type`: `string`, read-only, maintained by the server; published in rio.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `vendor`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor: String,
+    pub vendor: SmallString,
     /// `copyright`: `string`, read-only, maintained by the server; published in rio.
-    pub copyright: String,
+    pub copyright: SmallString,
     /// `version`: `string`, read-only, maintained by the server; published in rio.
-    pub version: String,
+    pub version: SmallString,
     /// `required_api_version`: `string`, read-only, maintained by the server; published in rio.
-    pub required_api_version: String,
+    pub required_api_version: SmallString,
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub configuration: BTreeMap<String, String>,
+    pub configuration: BTreeMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in miami, deprecated in clearwater. Default `{}`.
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<SmallString>,
     /// `features`: `(string -> int) map`, read-only, maintained by the server; published in clearwater, changed in 24.37.0. Default `{}`.
-    pub features: BTreeMap<String, i64>,
+    pub features: BTreeMap<SmallString, i64>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `driver_filename`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
-    pub driver_filename: String,
+    pub driver_filename: SmallString,
     /// `required_cluster_stack`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub required_cluster_stack: Vec<String>,
+    pub required_cluster_stack: Vec<SmallString>,
     /// `supported_image_formats`: `enum image_format_type set`, read-only, maintained by the server; prototyped in 26.15.0. Default `{}`.
     pub supported_image_formats: Vec<ImageFormatType>,
 }
@@ -69,19 +69,19 @@ impl Default for SmRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            r#type: String::new(),
-            vendor: String::new(),
-            copyright: String::new(),
-            version: String::new(),
-            required_api_version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            r#type: SmallString::new(),
+            vendor: SmallString::new(),
+            copyright: SmallString::new(),
+            version: SmallString::new(),
+            required_api_version: SmallString::new(),
             configuration: BTreeMap::new(),
             capabilities: Vec::new(),
             features: BTreeMap::new(),
             other_config: BTreeMap::new(),
-            driver_filename: String::new(),
+            driver_filename: SmallString::new(),
             required_cluster_stack: Vec::new(),
             supported_image_formats: Vec::new(),
         }
@@ -145,7 +145,7 @@ impl SmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("SM.set_other_config", (self_, value))
@@ -167,7 +167,10 @@ impl SmApi<'_> {
     /// `SM.get_required_cluster_stack`: parameters `self` (`SM ref`); result `string set`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_required_cluster_stack(&self, self_: &Ref<Sm>) -> Result<Vec<String>, Error> {
+    pub async fn get_required_cluster_stack(
+        &self,
+        self_: &Ref<Sm>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("SM.get_required_cluster_stack", (self_,))
             .await
@@ -176,7 +179,7 @@ impl SmApi<'_> {
     /// `SM.get_driver_filename`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_driver_filename(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_driver_filename(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_driver_filename", (self_,)).await
     }
 
@@ -186,14 +189,14 @@ impl SmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("SM.get_other_config", (self_,)).await
     }
 
     /// `SM.get_features`: parameters `self` (`SM ref`); result `(string -> int) map`.
     ///
     /// Implicit message; published in clearwater, changed in 24.37.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<BTreeMap<String, i64>, Error> {
+    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<BTreeMap<SmallString, i64>, Error> {
         self.session.call("SM.get_features", (self_,)).await
     }
 
@@ -201,7 +204,7 @@ impl SmApi<'_> {
     ///
     /// Implicit message; published in miami, deprecated in clearwater. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release clearwater")]
-    pub async fn get_capabilities(&self, self_: &Ref<Sm>) -> Result<Vec<String>, Error> {
+    pub async fn get_capabilities(&self, self_: &Ref<Sm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("SM.get_capabilities", (self_,)).await
     }
 
@@ -211,14 +214,14 @@ impl SmApi<'_> {
     pub async fn get_configuration(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("SM.get_configuration", (self_,)).await
     }
 
     /// `SM.get_required_api_version`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_required_api_version(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_required_api_version(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session
             .call("SM.get_required_api_version", (self_,))
             .await
@@ -227,49 +230,49 @@ impl SmApi<'_> {
     /// `SM.get_version`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_version", (self_,)).await
     }
 
     /// `SM.get_copyright`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_copyright(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_copyright(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_copyright", (self_,)).await
     }
 
     /// `SM.get_vendor`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_vendor(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_vendor", (self_,)).await
     }
 
     /// `SM.get_type`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_type", (self_,)).await
     }
 
     /// `SM.get_name_description`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_name_description", (self_,)).await
     }
 
     /// `SM.get_name_label`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_name_label", (self_,)).await
     }
 
     /// `SM.get_uuid`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_uuid", (self_,)).await
     }
 

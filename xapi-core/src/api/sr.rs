@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Blob, DataSourceRecord, DrTask, Host, Pbd, ProbeResultRecord, StorageOperations, Vdi};
 
@@ -35,15 +35,15 @@ pub struct Sr;
 #[serde(default)]
 pub struct SrRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum storage_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<StorageOperations>,
     /// `current_operations`: `(string -> enum storage_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, StorageOperations>,
+    pub current_operations: BTreeMap<SmallString, StorageOperations>,
     /// `VDIs`: `VDI ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VDIs")]
     pub vdis: Vec<Ref<Vdi>>,
@@ -57,19 +57,19 @@ pub struct SrRecord {
     /// `physical_size`: `int`, read-only, given at creation; published in rio.
     pub physical_size: i64,
     /// `type`: `string`, read-only, given at creation; published in rio.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `content_type`: `string`, read-only, given at creation; published in rio.
-    pub content_type: String,
+    pub content_type: SmallString,
     /// `shared`: `bool`, read-only, maintained by the server; published in rio.
     pub shared: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: BTreeMap<String, String>,
+    pub sm_config: BTreeMap<SmallString, SmallString>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
     /// `local_cache_enabled`: `bool`, read-only, maintained by the server; published in cowley. Default `false`.
     pub local_cache_enabled: bool,
     /// `introduced_by`: `DR_task ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
@@ -84,9 +84,9 @@ impl Default for SrRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             vdis: Vec::new(),
@@ -94,8 +94,8 @@ impl Default for SrRecord {
             virtual_allocation: 0,
             physical_utilisation: 0,
             physical_size: 0,
-            r#type: String::new(),
-            content_type: String::new(),
+            r#type: SmallString::new(),
+            content_type: SmallString::new(),
             shared: false,
             other_config: BTreeMap::new(),
             tags: Vec::new(),
@@ -366,9 +366,9 @@ impl SrApi<'_> {
     pub async fn probe_ext(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Vec<ProbeResultRecord>, Error> {
         self.session
             .call("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -379,9 +379,9 @@ impl SrApi<'_> {
     pub async fn probe_ext_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Vec<ProbeResultRecord>>, Error> {
         self.session
             .call_async("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -396,10 +396,10 @@ impl SrApi<'_> {
     pub async fn probe(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        sm_config: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("SR.probe", (host, device_config, r#type, sm_config))
             .await
@@ -409,10 +409,10 @@ impl SrApi<'_> {
     pub async fn probe_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        sm_config: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("SR.probe", (host, device_config, r#type, sm_config))
             .await
@@ -435,7 +435,7 @@ impl SrApi<'_> {
     /// `SR.get_supported_types`: no parameters; result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_supported_types(&self) -> Result<Vec<String>, Error> {
+    pub async fn get_supported_types(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("SR.get_supported_types", [(); 0]).await
     }
 
@@ -494,14 +494,14 @@ impl SrApi<'_> {
     pub async fn make(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        sm_config: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call(
                 "SR.make",
@@ -524,14 +524,14 @@ impl SrApi<'_> {
     pub async fn make_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        sm_config: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
                 "SR.make",
@@ -562,7 +562,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -589,7 +589,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -617,14 +617,14 @@ impl SrApi<'_> {
     pub async fn create(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -648,14 +648,14 @@ impl SrApi<'_> {
     pub async fn create_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &BTreeMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -704,7 +704,7 @@ impl SrApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Sr>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("SR.set_sm_config", (self_, value)).await
     }
@@ -726,7 +726,7 @@ impl SrApi<'_> {
     /// `SR.set_tags`: parameters `self` (`SR ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Sr>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Sr>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("SR.set_tags", (self_, value)).await
     }
 
@@ -759,7 +759,7 @@ impl SrApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sr>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("SR.set_other_config", (self_, value))
@@ -799,21 +799,27 @@ impl SrApi<'_> {
     /// `SR.get_blobs`: parameters `self` (`SR ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Sr>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Sr>,
+    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("SR.get_blobs", (self_,)).await
     }
 
     /// `SR.get_sm_config`: parameters `self` (`SR ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sm_config(&self, self_: &Ref<Sr>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_sm_config(
+        &self,
+        self_: &Ref<Sr>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("SR.get_sm_config", (self_,)).await
     }
 
     /// `SR.get_tags`: parameters `self` (`SR ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Sr>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Sr>) -> Result<Vec<SmallString>, Error> {
         self.session.call("SR.get_tags", (self_,)).await
     }
 
@@ -823,7 +829,7 @@ impl SrApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("SR.get_other_config", (self_,)).await
     }
 
@@ -837,14 +843,14 @@ impl SrApi<'_> {
     /// `SR.get_content_type`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_content_type(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_content_type(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_content_type", (self_,)).await
     }
 
     /// `SR.get_type`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_type", (self_,)).await
     }
 
@@ -893,7 +899,7 @@ impl SrApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<String, StorageOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, StorageOperations>, Error> {
         self.session
             .call("SR.get_current_operations", (self_,))
             .await
@@ -914,21 +920,21 @@ impl SrApi<'_> {
     /// `SR.get_name_description`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_name_description", (self_,)).await
     }
 
     /// `SR.get_name_label`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_name_label", (self_,)).await
     }
 
     /// `SR.get_uuid`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_uuid", (self_,)).await
     }
 

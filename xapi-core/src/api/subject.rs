@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Role;
 
@@ -35,11 +35,11 @@ pub struct Subject;
 #[serde(default)]
 pub struct SubjectRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `subject_identifier`: `string`, read-only, given at creation; published in george. Default `""`.
-    pub subject_identifier: String,
+    pub subject_identifier: SmallString,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in george. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `roles`: `role ref set`, read-only, maintained by the server; published in midnight-ride. Default `{OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba}`.
     pub roles: Vec<Ref<Role>>,
 }
@@ -48,8 +48,8 @@ impl Default for SubjectRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            subject_identifier: String::new(),
+            uuid: SmallString::new(),
+            subject_identifier: SmallString::new(),
             other_config: BTreeMap::new(),
             roles: vec![Ref::new("OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba")],
         }
@@ -90,7 +90,7 @@ impl SubjectApi<'_> {
     pub async fn get_permissions_name_label(
         &self,
         self_: &Ref<Subject>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("subject.get_permissions_name_label", (self_,))
             .await
@@ -131,7 +131,7 @@ impl SubjectApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Subject>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("subject.get_other_config", (self_,))
             .await
@@ -140,7 +140,7 @@ impl SubjectApi<'_> {
     /// `subject.get_subject_identifier`: parameters `self` (`subject ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subject_identifier(&self, self_: &Ref<Subject>) -> Result<String, Error> {
+    pub async fn get_subject_identifier(&self, self_: &Ref<Subject>) -> Result<SmallString, Error> {
         self.session
             .call("subject.get_subject_identifier", (self_,))
             .await
@@ -149,7 +149,7 @@ impl SubjectApi<'_> {
     /// `subject.get_uuid`: parameters `self` (`subject ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Subject>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Subject>) -> Result<SmallString, Error> {
         self.session.call("subject.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{Host, TaskAllowedOperations, TaskStatusType};
 
@@ -35,15 +35,15 @@ pub struct Task;
 #[serde(default)]
 pub struct TaskRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum task_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<TaskAllowedOperations>,
     /// `current_operations`: `(string -> enum task_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, TaskAllowedOperations>,
+    pub current_operations: BTreeMap<SmallString, TaskAllowedOperations>,
     /// `created`: `datetime`, read-only, maintained by the server; published in rio.
     pub created: DateTime,
     /// `finished`: `datetime`, read-only, maintained by the server; published in rio.
@@ -55,28 +55,28 @@ pub struct TaskRecord {
     /// `progress`: `float`, read-only, maintained by the server; published in rio.
     pub progress: f64,
     /// `type`: `string`, read-only, maintained by the server; published in rio.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `result`: `string`, read-only, maintained by the server; published in rio.
-    pub result: String,
+    pub result: SmallString,
     /// `error_info`: `string set`, read-only, maintained by the server; published in rio.
-    pub error_info: Vec<String>,
+    pub error_info: Vec<SmallString>,
     /// `other_config`: `(string -> string) map`, read-only, maintained by the server; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `subtask_of`: `task ref`, read-only, maintained by the server; published in orlando. Default `Null`.
     pub subtask_of: Ref<Task>,
     /// `subtasks`: `task ref set`, read-only, maintained by the server; published in orlando.
     pub subtasks: Vec<Ref<Task>>,
     /// `backtrace`: `string`, read-only, maintained by the server; published in dundee. Default `"()"`.
-    pub backtrace: String,
+    pub backtrace: SmallString,
 }
 
 impl Default for TaskRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             created: DateTime::default(),
@@ -84,13 +84,13 @@ impl Default for TaskRecord {
             status: TaskStatusType::Unknown(String::new()),
             resident_on: Ref::null(),
             progress: 0.0,
-            r#type: String::new(),
-            result: String::new(),
+            r#type: SmallString::new(),
+            result: SmallString::new(),
             error_info: Vec::new(),
             other_config: BTreeMap::new(),
             subtask_of: Ref::null(),
             subtasks: Vec::new(),
-            backtrace: "()".to_owned(),
+            backtrace: SmallString::from("()"),
         }
     }
 }
@@ -131,7 +131,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Task>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("task.set_other_config", (self_, value))
@@ -142,7 +142,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config_async(
         &self,
         self_: &Ref<Task>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("task.set_other_config", (self_, value))
@@ -206,7 +206,11 @@ impl TaskApi<'_> {
     /// `task.set_error_info`: parameters `self` (`task ref`), `value` (`string set`); result `void`.
     ///
     /// Custom message; published in 21.3.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn set_error_info(&self, self_: &Ref<Task>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_error_info(
+        &self,
+        self_: &Ref<Task>,
+        value: &[SmallString],
+    ) -> Result<(), Error> {
         self.session
             .call("task.set_error_info", (self_, value))
             .await
@@ -266,7 +270,7 @@ impl TaskApi<'_> {
     /// `task.get_backtrace`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_backtrace(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_backtrace(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_backtrace", (self_,)).await
     }
 
@@ -290,28 +294,28 @@ impl TaskApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("task.get_other_config", (self_,)).await
     }
 
     /// `task.get_error_info`: parameters `self` (`task ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_error_info(&self, self_: &Ref<Task>) -> Result<Vec<String>, Error> {
+    pub async fn get_error_info(&self, self_: &Ref<Task>) -> Result<Vec<SmallString>, Error> {
         self.session.call("task.get_error_info", (self_,)).await
     }
 
     /// `task.get_result`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_result(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_result(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_result", (self_,)).await
     }
 
     /// `task.get_type`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_type", (self_,)).await
     }
 
@@ -356,7 +360,7 @@ impl TaskApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<BTreeMap<String, TaskAllowedOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, TaskAllowedOperations>, Error> {
         self.session
             .call("task.get_current_operations", (self_,))
             .await
@@ -377,7 +381,7 @@ impl TaskApi<'_> {
     /// `task.get_name_description`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session
             .call("task.get_name_description", (self_,))
             .await
@@ -386,14 +390,14 @@ impl TaskApi<'_> {
     /// `task.get_name_label`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_name_label", (self_,)).await
     }
 
     /// `task.get_uuid`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Network, Pif, TunnelProtocol};
 
@@ -35,7 +35,7 @@ pub struct Tunnel;
 #[serde(default)]
 pub struct TunnelRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in cowley.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `access_PIF`: `PIF ref`, read-only, given at creation; published in cowley. Default `Null`.
     #[serde(rename = "access_PIF")]
     pub access_pif: Ref<Pif>,
@@ -43,9 +43,9 @@ pub struct TunnelRecord {
     #[serde(rename = "transport_PIF")]
     pub transport_pif: Ref<Pif>,
     /// `status`: `(string -> string) map`, read/write; published in cowley. Default `{"active" -> "false"}`.
-    pub status: BTreeMap<String, String>,
+    pub status: BTreeMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in cowley. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `protocol`: `enum tunnel_protocol`, read/write; published in 1.250.0. Default `gre`.
     pub protocol: TunnelProtocol,
 }
@@ -54,10 +54,10 @@ impl Default for TunnelRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             access_pif: Ref::null(),
             transport_pif: Ref::null(),
-            status: BTreeMap::from([("active".to_owned(), "false".to_owned())]),
+            status: BTreeMap::from([(SmallString::from("active"), SmallString::from("false"))]),
             other_config: BTreeMap::new(),
             protocol: TunnelProtocol::Gre,
         }
@@ -182,7 +182,7 @@ impl TunnelApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Tunnel>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("tunnel.set_other_config", (self_, value))
@@ -218,7 +218,7 @@ impl TunnelApi<'_> {
     pub async fn set_status(
         &self,
         self_: &Ref<Tunnel>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("tunnel.set_status", (self_, value)).await
     }
@@ -236,14 +236,17 @@ impl TunnelApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Tunnel>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("tunnel.get_other_config", (self_,)).await
     }
 
     /// `tunnel.get_status`: parameters `self` (`tunnel ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in cowley. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status(&self, self_: &Ref<Tunnel>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_status(
+        &self,
+        self_: &Ref<Tunnel>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("tunnel.get_status", (self_,)).await
     }
 
@@ -266,7 +269,7 @@ impl TunnelApi<'_> {
     /// `tunnel.get_uuid`: parameters `self` (`tunnel ref`); result `string`.
     ///
     /// Implicit message; published in cowley. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Tunnel>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Tunnel>) -> Result<SmallString, Error> {
         self.session.call("tunnel.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Pusb, Vusb};
 
@@ -35,11 +35,11 @@ pub struct UsbGroup;
 #[serde(default)]
 pub struct UsbGroupRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in inverness.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in inverness. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in inverness. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `PUSBs`: `PUSB ref set`, read-only, maintained by the server; published in inverness.
     #[serde(rename = "PUSBs")]
     pub pusbs: Vec<Ref<Pusb>>,
@@ -47,16 +47,16 @@ pub struct UsbGroupRecord {
     #[serde(rename = "VUSBs")]
     pub vusbs: Vec<Ref<Vusb>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for UsbGroupRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             pusbs: Vec::new(),
             vusbs: Vec::new(),
             other_config: BTreeMap::new(),
@@ -117,7 +117,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<UsbGroup>, Error> {
         self.session
             .call(
@@ -132,7 +132,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<UsbGroup>>, Error> {
         self.session
             .call_async(
@@ -175,7 +175,7 @@ impl UsbGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("USB_group.set_other_config", (self_, value))
@@ -210,7 +210,7 @@ impl UsbGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("USB_group.get_other_config", (self_,))
             .await
@@ -233,7 +233,7 @@ impl UsbGroupApi<'_> {
     /// `USB_group.get_name_description`: parameters `self` (`USB_group ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<UsbGroup>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<UsbGroup>) -> Result<SmallString, Error> {
         self.session
             .call("USB_group.get_name_description", (self_,))
             .await
@@ -242,7 +242,7 @@ impl UsbGroupApi<'_> {
     /// `USB_group.get_name_label`: parameters `self` (`USB_group ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<UsbGroup>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<UsbGroup>) -> Result<SmallString, Error> {
         self.session
             .call("USB_group.get_name_label", (self_,))
             .await
@@ -251,7 +251,7 @@ impl UsbGroupApi<'_> {
     /// `USB_group.get_uuid`: parameters `self` (`USB_group ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<UsbGroup>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<UsbGroup>) -> Result<SmallString, Error> {
         self.session.call("USB_group.get_uuid", (self_,)).await
     }
 

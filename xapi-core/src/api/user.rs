@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// Marker for the `user` class: the `T` of [`Ref<User>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,22 +33,22 @@ pub struct User;
 #[serde(default)]
 pub struct UserRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `short_name`: `string`, read-only, given at creation; published in rio.
-    pub short_name: String,
+    pub short_name: SmallString,
     /// `fullname`: `string`, read/write; published in rio.
-    pub fullname: String,
+    pub fullname: SmallString,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for UserRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            short_name: String::new(),
-            fullname: String::new(),
+            uuid: SmallString::new(),
+            short_name: SmallString::new(),
+            fullname: SmallString::new(),
             other_config: BTreeMap::new(),
         }
     }
@@ -101,7 +101,7 @@ impl UserApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<User>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("user.set_other_config", (self_, value))
@@ -121,28 +121,28 @@ impl UserApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<User>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("user.get_other_config", (self_,)).await
     }
 
     /// `user.get_fullname`: parameters `self` (`user ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_fullname(&self, self_: &Ref<User>) -> Result<String, Error> {
+    pub async fn get_fullname(&self, self_: &Ref<User>) -> Result<SmallString, Error> {
         self.session.call("user.get_fullname", (self_,)).await
     }
 
     /// `user.get_short_name`: parameters `self` (`user ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_short_name(&self, self_: &Ref<User>) -> Result<String, Error> {
+    pub async fn get_short_name(&self, self_: &Ref<User>) -> Result<SmallString, Error> {
         self.session.call("user.get_short_name", (self_,)).await
     }
 
     /// `user.get_uuid`: parameters `self` (`user ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<User>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<User>) -> Result<SmallString, Error> {
         self.session.call("user.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{VbdMetrics, VbdMode, VbdOperations, VbdType, Vdi, Vm};
 
@@ -35,11 +35,11 @@ pub struct Vbd;
 #[serde(default)]
 pub struct VbdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vbd_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VbdOperations>,
     /// `current_operations`: `(string -> enum vbd_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VbdOperations>,
+    pub current_operations: BTreeMap<SmallString, VbdOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -47,9 +47,9 @@ pub struct VbdRecord {
     #[serde(rename = "VDI")]
     pub vdi: Ref<Vdi>,
     /// `device`: `string`, read-only, given at creation; published in rio, changed in 1.257.0. Default `""`.
-    pub device: String,
+    pub device: SmallString,
     /// `userdevice`: `string`, read/write; published in rio.
-    pub userdevice: String,
+    pub userdevice: SmallString,
     /// `bootable`: `bool`, read/write; published in rio.
     pub bootable: bool,
     /// `mode`: `enum vbd_mode`, read-only, given at creation; published in rio.
@@ -63,21 +63,21 @@ pub struct VbdRecord {
     /// `empty`: `bool`, read-only, given at creation; published in rio.
     pub empty: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, given at creation; published in rio, changed in 1.257.0. Default `false`.
     pub currently_attached: bool,
     /// `status_code`: `int`, read-only, maintained by the server; published in rio.
     pub status_code: i64,
     /// `status_detail`: `string`, read-only, maintained by the server; published in rio.
-    pub status_detail: String,
+    pub status_detail: SmallString,
     /// `runtime_properties`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub runtime_properties: BTreeMap<String, String>,
+    pub runtime_properties: BTreeMap<SmallString, SmallString>,
     /// `qos_algorithm_type`: `string`, read/write; published in rio.
-    pub qos_algorithm_type: String,
+    pub qos_algorithm_type: SmallString,
     /// `qos_algorithm_params`: `(string -> string) map`, read/write; published in rio.
-    pub qos_algorithm_params: BTreeMap<String, String>,
+    pub qos_algorithm_params: BTreeMap<SmallString, SmallString>,
     /// `qos_supported_algorithms`: `string set`, read-only, maintained by the server; published in rio.
-    pub qos_supported_algorithms: Vec<String>,
+    pub qos_supported_algorithms: Vec<SmallString>,
     /// `metrics`: `VBD_metrics ref`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `OpaqueRef:NULL`.
     pub metrics: Ref<VbdMetrics>,
 }
@@ -86,13 +86,13 @@ impl Default for VbdRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
-            device: String::new(),
-            userdevice: String::new(),
+            device: SmallString::new(),
+            userdevice: SmallString::new(),
             bootable: false,
             mode: VbdMode::Unknown(String::new()),
             r#type: VbdType::Unknown(String::new()),
@@ -102,9 +102,9 @@ impl Default for VbdRecord {
             other_config: BTreeMap::new(),
             currently_attached: false,
             status_code: 0,
-            status_detail: String::new(),
+            status_detail: SmallString::new(),
             runtime_properties: BTreeMap::new(),
-            qos_algorithm_type: String::new(),
+            qos_algorithm_type: SmallString::new(),
             qos_algorithm_params: BTreeMap::new(),
             qos_supported_algorithms: Vec::new(),
             metrics: Ref::null(),
@@ -289,7 +289,7 @@ impl VbdApi<'_> {
     pub async fn set_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_qos_algorithm_params", (self_, value))
@@ -334,7 +334,7 @@ impl VbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vbd>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_other_config", (self_, value))
@@ -379,7 +379,7 @@ impl VbdApi<'_> {
     pub async fn get_qos_supported_algorithms(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("VBD.get_qos_supported_algorithms", (self_,))
             .await
@@ -391,7 +391,7 @@ impl VbdApi<'_> {
     pub async fn get_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VBD.get_qos_algorithm_params", (self_,))
             .await
@@ -400,7 +400,7 @@ impl VbdApi<'_> {
     /// `VBD.get_qos_algorithm_type`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_qos_algorithm_type(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_qos_algorithm_type(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session
             .call("VBD.get_qos_algorithm_type", (self_,))
             .await
@@ -412,7 +412,7 @@ impl VbdApi<'_> {
     pub async fn get_runtime_properties(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VBD.get_runtime_properties", (self_,))
             .await
@@ -421,7 +421,7 @@ impl VbdApi<'_> {
     /// `VBD.get_status_detail`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status_detail(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_status_detail(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_status_detail", (self_,)).await
     }
 
@@ -447,7 +447,7 @@ impl VbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VBD.get_other_config", (self_,)).await
     }
 
@@ -496,14 +496,14 @@ impl VbdApi<'_> {
     /// `VBD.get_userdevice`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_userdevice(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_userdevice(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_userdevice", (self_,)).await
     }
 
     /// `VBD.get_device`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio, changed in 1.257.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_device", (self_,)).await
     }
 
@@ -527,7 +527,7 @@ impl VbdApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, VbdOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, VbdOperations>, Error> {
         self.session
             .call("VBD.get_current_operations", (self_,))
             .await
@@ -548,7 +548,7 @@ impl VbdApi<'_> {
     /// `VBD.get_uuid`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_uuid", (self_,)).await
     }
 

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// Marker for the `VBD_metrics` class: the `T` of [`Ref<VbdMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub struct VbdMetrics;
 #[serde(default)]
 pub struct VbdMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `io_read_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
     pub io_read_kbs: f64,
     /// `io_write_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
@@ -40,14 +40,14 @@ pub struct VbdMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `19700101T00:00:00Z`.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando, deprecated in tampa, removed in tampa. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for VbdMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
@@ -73,7 +73,7 @@ impl VbdMetricsApi<'_> {
     /// `VBD_metrics.get_uuid`: parameters `self` (`VBD_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VbdMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VbdMetrics>) -> Result<SmallString, Error> {
         self.session.call("VBD_metrics.get_uuid", (self_,)).await
     }
 }

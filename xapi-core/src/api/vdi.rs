@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, Value};
+use crate::wire::{DateTime, Ref, SmallString, Value};
 
 use super::{
     Crashdump, OnBoot, Pool, Session, Sr, Vbd, VdiNbdServerInfoRecord, VdiOperations, VdiType,
@@ -37,15 +37,15 @@ pub struct Vdi;
 #[serde(default)]
 pub struct VdiRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum vdi_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VdiOperations>,
     /// `current_operations`: `(string -> enum vdi_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VdiOperations>,
+    pub current_operations: BTreeMap<SmallString, VdiOperations>,
     /// `SR`: `SR ref`, read-only, given at creation; published in rio.
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
@@ -65,11 +65,11 @@ pub struct VdiRecord {
     /// `read_only`: `bool`, read-only, given at creation; published in rio.
     pub read_only: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `storage_lock`: `bool`, read-only, maintained by the server; published in rio.
     pub storage_lock: bool,
     /// `location`: `string`, read-only, maintained by the server; published in miami. Default `""`.
-    pub location: String,
+    pub location: SmallString,
     /// `managed`: `bool`, read-only, maintained by the server; published in rio.
     pub managed: bool,
     /// `missing`: `bool`, read-only, maintained by the server; published in rio.
@@ -77,9 +77,9 @@ pub struct VdiRecord {
     /// `parent`: `VDI ref`, read-only, maintained by the server; published in rio, deprecated in ely.
     pub parent: Ref<Vdi>,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: BTreeMap<String, String>,
+    pub xenstore_data: BTreeMap<SmallString, SmallString>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: BTreeMap<String, String>,
+    pub sm_config: BTreeMap<SmallString, SmallString>,
     /// `is_a_snapshot`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub is_a_snapshot: bool,
     /// `snapshot_of`: `VDI ref`, read-only, maintained by the server; published in orlando. Default `Null`.
@@ -89,7 +89,7 @@ pub struct VdiRecord {
     /// `snapshot_time`: `datetime`, read-only, maintained by the server; published in orlando. Default `19700101T00:00:00Z`.
     pub snapshot_time: DateTime,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `allow_caching`: `bool`, read-only, maintained by the server; published in cowley. Default `false`.
     pub allow_caching: bool,
     /// `on_boot`: `enum on_boot`, read-only, maintained by the server; published in cowley. Default `persist`.
@@ -108,9 +108,9 @@ impl Default for VdiRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             sr: Ref::null(),
@@ -123,7 +123,7 @@ impl Default for VdiRecord {
             read_only: false,
             other_config: BTreeMap::new(),
             storage_lock: false,
-            location: String::new(),
+            location: SmallString::new(),
             managed: false,
             missing: false,
             parent: Ref::null(),
@@ -211,7 +211,7 @@ impl VdiApi<'_> {
         &self,
         vdi_from: &Ref<Vdi>,
         vdi_to: &Ref<Vdi>,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VDI.list_changed_blocks", (vdi_from, vdi_to))
             .await
@@ -222,7 +222,7 @@ impl VdiApi<'_> {
         &self,
         vdi_from: &Ref<Vdi>,
         vdi_to: &Ref<Vdi>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VDI.list_changed_blocks", (vdi_from, vdi_to))
             .await
@@ -285,7 +285,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.pool_migrate", (vdi, sr, options))
@@ -297,7 +297,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.pool_migrate", (vdi, sr, options))
@@ -309,7 +309,7 @@ impl VdiApi<'_> {
     /// Custom message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::read_database_pool_uuid_async`].
-    pub async fn read_database_pool_uuid(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn read_database_pool_uuid(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session
             .call("VDI.read_database_pool_uuid", (self_,))
             .await
@@ -319,7 +319,7 @@ impl VdiApi<'_> {
     pub async fn read_database_pool_uuid_async(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VDI.read_database_pool_uuid", (self_,))
             .await
@@ -520,10 +520,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
         location: &str,
-        xenstore_data: &BTreeMap<String, String>,
-        sm_config: &BTreeMap<String, String>,
+        xenstore_data: &BTreeMap<SmallString, SmallString>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -569,10 +569,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
         location: &str,
-        xenstore_data: &BTreeMap<String, String>,
-        sm_config: &BTreeMap<String, String>,
+        xenstore_data: &BTreeMap<SmallString, SmallString>,
+        sm_config: &BTreeMap<SmallString, SmallString>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -650,7 +650,7 @@ impl VdiApi<'_> {
     pub async fn clone(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session.call("VDI.clone", (vdi, driver_params)).await
     }
@@ -659,7 +659,7 @@ impl VdiApi<'_> {
     pub async fn clone_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.clone", (vdi, driver_params))
@@ -674,7 +674,7 @@ impl VdiApi<'_> {
     pub async fn snapshot(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.snapshot", (vdi, driver_params))
@@ -685,7 +685,7 @@ impl VdiApi<'_> {
     pub async fn snapshot_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.snapshot", (vdi, driver_params))
@@ -709,7 +709,7 @@ impl VdiApi<'_> {
     /// `VDI.set_tags`: parameters `self` (`VDI ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Vdi>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Vdi>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("VDI.set_tags", (self_, value)).await
     }
 
@@ -742,7 +742,7 @@ impl VdiApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VDI.set_sm_config", (self_, value)).await
     }
@@ -780,7 +780,7 @@ impl VdiApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_xenstore_data", (self_, value))
@@ -816,7 +816,7 @@ impl VdiApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_other_config", (self_, value))
@@ -870,7 +870,7 @@ impl VdiApi<'_> {
     /// `VDI.get_tags`: parameters `self` (`VDI ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Vdi>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Vdi>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VDI.get_tags", (self_,)).await
     }
 
@@ -905,7 +905,10 @@ impl VdiApi<'_> {
     /// `VDI.get_sm_config`: parameters `self` (`VDI ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sm_config(&self, self_: &Ref<Vdi>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_sm_config(
+        &self,
+        self_: &Ref<Vdi>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_sm_config", (self_,)).await
     }
 
@@ -915,7 +918,7 @@ impl VdiApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_xenstore_data", (self_,)).await
     }
 
@@ -944,7 +947,7 @@ impl VdiApi<'_> {
     /// `VDI.get_location`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_location(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_location(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session.call("VDI.get_location", (self_,)).await
     }
 
@@ -961,7 +964,7 @@ impl VdiApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_other_config", (self_,)).await
     }
 
@@ -1029,7 +1032,7 @@ impl VdiApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<String, VdiOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, VdiOperations>, Error> {
         self.session
             .call("VDI.get_current_operations", (self_,))
             .await
@@ -1050,7 +1053,7 @@ impl VdiApi<'_> {
     /// `VDI.get_name_description`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session
             .call("VDI.get_name_description", (self_,))
             .await
@@ -1059,14 +1062,14 @@ impl VdiApi<'_> {
     /// `VDI.get_name_label`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session.call("VDI.get_name_label", (self_,)).await
     }
 
     /// `VDI.get_uuid`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session.call("VDI.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{GpuGroup, Pci, Pgpu, VgpuType, Vm};
 
@@ -35,7 +35,7 @@ pub struct Vgpu;
 #[serde(default)]
 pub struct VgpuRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in boston.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -43,11 +43,11 @@ pub struct VgpuRecord {
     #[serde(rename = "GPU_group")]
     pub gpu_group: Ref<GpuGroup>,
     /// `device`: `string`, read-only, maintained by the server; published in boston. Default `"0"`.
-    pub device: String,
+    pub device: SmallString,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in boston. Default `false`.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `type`: `VGPU_type ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
     pub r#type: Ref<VgpuType>,
     /// `resident_on`: `PGPU ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
@@ -55,9 +55,9 @@ pub struct VgpuRecord {
     /// `scheduled_to_be_resident_on`: `PGPU ref`, read-only, maintained by the server; published in dundee. Default `OpaqueRef:NULL`.
     pub scheduled_to_be_resident_on: Ref<Pgpu>,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: BTreeMap<String, String>,
+    pub compatibility_metadata: BTreeMap<SmallString, SmallString>,
     /// `extra_args`: `string`, read/write; published in quebec. Default `""`.
-    pub extra_args: String,
+    pub extra_args: SmallString,
     /// `PCI`: `PCI ref`, read-only, maintained by the server; published in quebec. Default `OpaqueRef:NULL`.
     #[serde(rename = "PCI")]
     pub pci: Ref<Pci>,
@@ -67,17 +67,17 @@ impl Default for VgpuRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             vm: Ref::null(),
             gpu_group: Ref::null(),
-            device: "0".to_owned(),
+            device: SmallString::from("0"),
             currently_attached: false,
             other_config: BTreeMap::new(),
             r#type: Ref::null(),
             resident_on: Ref::null(),
             scheduled_to_be_resident_on: Ref::null(),
             compatibility_metadata: BTreeMap::new(),
-            extra_args: String::new(),
+            extra_args: SmallString::new(),
             pci: Ref::null(),
         }
     }
@@ -135,7 +135,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
         r#type: &Ref<VgpuType>,
     ) -> Result<Ref<Vgpu>, Error> {
         self.session
@@ -149,7 +149,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
         r#type: &Ref<VgpuType>,
     ) -> Result<TaskHandle<Ref<Vgpu>>, Error> {
         self.session
@@ -199,7 +199,7 @@ impl VgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vgpu>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VGPU.set_other_config", (self_, value))
@@ -216,7 +216,7 @@ impl VgpuApi<'_> {
     /// `VGPU.get_extra_args`: parameters `self` (`VGPU ref`); result `string`.
     ///
     /// Implicit message; published in quebec. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_extra_args(&self, self_: &Ref<Vgpu>) -> Result<String, Error> {
+    pub async fn get_extra_args(&self, self_: &Ref<Vgpu>) -> Result<SmallString, Error> {
         self.session.call("VGPU.get_extra_args", (self_,)).await
     }
 
@@ -226,7 +226,7 @@ impl VgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VGPU.get_compatibility_metadata", (self_,))
             .await
@@ -264,7 +264,7 @@ impl VgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VGPU.get_other_config", (self_,)).await
     }
 
@@ -280,7 +280,7 @@ impl VgpuApi<'_> {
     /// `VGPU.get_device`: parameters `self` (`VGPU ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Vgpu>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Vgpu>) -> Result<SmallString, Error> {
         self.session.call("VGPU.get_device", (self_,)).await
     }
 
@@ -301,7 +301,7 @@ impl VgpuApi<'_> {
     /// `VGPU.get_uuid`: parameters `self` (`VGPU ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vgpu>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vgpu>) -> Result<SmallString, Error> {
         self.session.call("VGPU.get_uuid", (self_,)).await
     }
 

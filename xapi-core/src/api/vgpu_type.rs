@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{GpuGroup, Pgpu, Vgpu, VgpuTypeImplementation};
 
@@ -34,11 +34,11 @@ pub struct VgpuType;
 #[serde(default)]
 pub struct VgpuTypeRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in vgpu-tech-preview.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `vendor_name`: `string`, read-only, given at creation; published in vgpu-tech-preview. Default `""`.
-    pub vendor_name: String,
+    pub vendor_name: SmallString,
     /// `model_name`: `string`, read-only, given at creation; published in vgpu-tech-preview. Default `""`.
-    pub model_name: String,
+    pub model_name: SmallString,
     /// `framebuffer_size`: `int`, read-only, given at creation; published in vgpu-tech-preview. Default `0`.
     pub framebuffer_size: i64,
     /// `max_heads`: `int`, read-only, given at creation; published in vgpu-tech-preview. Default `0`.
@@ -65,7 +65,7 @@ pub struct VgpuTypeRecord {
     /// `implementation`: `enum vgpu_type_implementation`, read-only, given at creation; published in dundee. Default `passthrough`.
     pub implementation: VgpuTypeImplementation,
     /// `identifier`: `string`, read-only, given at creation; published in dundee. Default `""`.
-    pub identifier: String,
+    pub identifier: SmallString,
     /// `experimental`: `bool`, read-only, given at creation; published in dundee. Default `false`.
     pub experimental: bool,
     /// `compatible_types_in_vm`: `VGPU_type ref set`, read-only, maintained by the server; published in quebec. Default `{}`.
@@ -76,9 +76,9 @@ impl Default for VgpuTypeRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            vendor_name: String::new(),
-            model_name: String::new(),
+            uuid: SmallString::new(),
+            vendor_name: SmallString::new(),
+            model_name: SmallString::new(),
             framebuffer_size: 0,
             max_heads: 0,
             max_resolution_x: 0,
@@ -89,7 +89,7 @@ impl Default for VgpuTypeRecord {
             supported_on_gpu_groups: Vec::new(),
             enabled_on_gpu_groups: Vec::new(),
             implementation: VgpuTypeImplementation::Passthrough,
-            identifier: String::new(),
+            identifier: SmallString::new(),
             experimental: false,
             compatible_types_in_vm: Vec::new(),
         }
@@ -150,7 +150,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_identifier`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_identifier(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_identifier(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session
             .call("VGPU_type.get_identifier", (self_,))
             .await
@@ -260,7 +260,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_model_name`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in vgpu-tech-preview. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_model_name(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_model_name(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session
             .call("VGPU_type.get_model_name", (self_,))
             .await
@@ -269,7 +269,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_vendor_name`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in vgpu-tech-preview. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_name(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_vendor_name(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session
             .call("VGPU_type.get_vendor_name", (self_,))
             .await
@@ -278,7 +278,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_uuid`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in vgpu-tech-preview. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session.call("VGPU_type.get_uuid", (self_,)).await
     }
 

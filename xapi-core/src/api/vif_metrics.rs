@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// Marker for the `VIF_metrics` class: the `T` of [`Ref<VifMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub struct VifMetrics;
 #[serde(default)]
 pub struct VifMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `io_read_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
     pub io_read_kbs: f64,
     /// `io_write_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
@@ -40,14 +40,14 @@ pub struct VifMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for VifMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
@@ -103,7 +103,7 @@ impl VifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VIF_metrics.set_other_config", (self_, value))
@@ -116,7 +116,7 @@ impl VifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VIF_metrics.get_other_config", (self_,))
             .await
@@ -134,7 +134,7 @@ impl VifMetricsApi<'_> {
     /// `VIF_metrics.get_uuid`: parameters `self` (`VIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VifMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VifMetrics>) -> Result<SmallString, Error> {
         self.session.call("VIF_metrics.get_uuid", (self_,)).await
     }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Network, Pif};
 
@@ -35,7 +35,7 @@ pub struct Vlan;
 #[serde(default)]
 pub struct VlanRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `tagged_PIF`: `PIF ref`, read-only, given at creation; published in miami. Default `Null`.
     #[serde(rename = "tagged_PIF")]
     pub tagged_pif: Ref<Pif>,
@@ -45,14 +45,14 @@ pub struct VlanRecord {
     /// `tag`: `int`, read-only, given at creation; published in miami. Default `-1`.
     pub tag: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for VlanRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             tagged_pif: Ref::null(),
             untagged_pif: Ref::null(),
             tag: -1,
@@ -164,7 +164,7 @@ impl VlanApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vlan>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VLAN.set_other_config", (self_, value))
@@ -177,7 +177,7 @@ impl VlanApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vlan>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VLAN.get_other_config", (self_,)).await
     }
 
@@ -205,7 +205,7 @@ impl VlanApi<'_> {
     /// `VLAN.get_uuid`: parameters `self` (`VLAN ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vlan>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vlan>) -> Result<SmallString, Error> {
         self.session.call("VLAN.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{
     Blob, Console, Crashdump, DataSourceRecord, DomainType, GpuGroup, Host, Network,
@@ -40,15 +40,15 @@ pub struct Vm;
 #[serde(default)]
 pub struct VmRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmOperations>,
     /// `current_operations`: `(string -> enum vm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VmOperations>,
+    pub current_operations: BTreeMap<SmallString, VmOperations>,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `power_state`: `enum vm_power_state`, read-only, given at creation; published in rio, changed in 1.257.0. Default `Halted`.
     pub power_state: VmPowerState,
     /// `user_version`: `int`, read/write; published in rio.
@@ -80,7 +80,7 @@ pub struct VmRecord {
     pub memory_static_min: i64,
     /// `VCPUs_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: BTreeMap<String, String>,
+    pub vcpus_params: BTreeMap<SmallString, SmallString>,
     /// `VCPUs_max`: `int`, read-only, given at creation; published in rio.
     #[serde(rename = "VCPUs_max")]
     pub vcpus_max: i64,
@@ -113,45 +113,45 @@ pub struct VmRecord {
     pub vtpms: Vec<Ref<Vtpm>>,
     /// `PV_bootloader`: `string`, read/write; published in rio.
     #[serde(rename = "PV_bootloader")]
-    pub pv_bootloader: String,
+    pub pv_bootloader: SmallString,
     /// `PV_kernel`: `string`, read/write; published in rio.
     #[serde(rename = "PV_kernel")]
-    pub pv_kernel: String,
+    pub pv_kernel: SmallString,
     /// `PV_ramdisk`: `string`, read/write; published in rio.
     #[serde(rename = "PV_ramdisk")]
-    pub pv_ramdisk: String,
+    pub pv_ramdisk: SmallString,
     /// `PV_args`: `string`, read/write; published in rio.
     #[serde(rename = "PV_args")]
-    pub pv_args: String,
+    pub pv_args: SmallString,
     /// `PV_bootloader_args`: `string`, read/write; published in rio.
     #[serde(rename = "PV_bootloader_args")]
-    pub pv_bootloader_args: String,
+    pub pv_bootloader_args: SmallString,
     /// `PV_legacy_args`: `string`, read/write; published in rio.
     #[serde(rename = "PV_legacy_args")]
-    pub pv_legacy_args: String,
+    pub pv_legacy_args: SmallString,
     /// `HVM_boot_policy`: `string`, read-only, given at creation; published in rio, deprecated in kolkata.
     #[serde(rename = "HVM_boot_policy")]
-    pub hvm_boot_policy: String,
+    pub hvm_boot_policy: SmallString,
     /// `HVM_boot_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "HVM_boot_params")]
-    pub hvm_boot_params: BTreeMap<String, String>,
+    pub hvm_boot_params: BTreeMap<SmallString, SmallString>,
     /// `HVM_shadow_multiplier`: `float`, read-only, given at creation; published in miami. Default `1.`.
     #[serde(rename = "HVM_shadow_multiplier")]
     pub hvm_shadow_multiplier: f64,
     /// `platform`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub platform: BTreeMap<String, String>,
+    pub platform: BTreeMap<SmallString, SmallString>,
     /// `PCI_bus`: `string`, read/write; published in rio, deprecated in boston.
     #[serde(rename = "PCI_bus")]
-    pub pci_bus: String,
+    pub pci_bus: SmallString,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `domid`: `int`, read-only, maintained by the server; published in rio.
     pub domid: i64,
     /// `domarch`: `string`, read-only, maintained by the server; published in rio.
-    pub domarch: String,
+    pub domarch: SmallString,
     /// `last_boot_CPU_flags`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
     #[serde(rename = "last_boot_CPU_flags")]
-    pub last_boot_cpu_flags: BTreeMap<String, String>,
+    pub last_boot_cpu_flags: BTreeMap<SmallString, SmallString>,
     /// `is_control_domain`: `bool`, read-only, maintained by the server; published in rio.
     pub is_control_domain: bool,
     /// `metrics`: `VM_metrics ref`, read-only, maintained by the server; published in rio.
@@ -159,15 +159,15 @@ pub struct VmRecord {
     /// `guest_metrics`: `VM_guest_metrics ref`, read-only, maintained by the server; published in rio.
     pub guest_metrics: Ref<VmGuestMetrics>,
     /// `last_booted_record`: `string`, read-only, given at creation; published in miami, changed in 1.257.0. Default `""`.
-    pub last_booted_record: String,
+    pub last_booted_record: SmallString,
     /// `recommendations`: `string`, read/write; published in rio.
-    pub recommendations: String,
+    pub recommendations: SmallString,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: BTreeMap<String, String>,
+    pub xenstore_data: BTreeMap<SmallString, SmallString>,
     /// `ha_always_run`: `bool`, read-only, given at creation; published in orlando, deprecated in boston. Default `false`.
     pub ha_always_run: bool,
     /// `ha_restart_priority`: `string`, read-only, given at creation; published in orlando. Default `""`.
-    pub ha_restart_priority: String,
+    pub ha_restart_priority: SmallString,
     /// `is_a_snapshot`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub is_a_snapshot: bool,
     /// `snapshot_of`: `VM ref`, read-only, maintained by the server; published in orlando. Default `Null`.
@@ -177,23 +177,23 @@ pub struct VmRecord {
     /// `snapshot_time`: `datetime`, read-only, maintained by the server; published in orlando. Default `19700101T00:00:00Z`.
     pub snapshot_time: DateTime,
     /// `transportable_snapshot_id`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
-    pub transportable_snapshot_id: String,
+    pub transportable_snapshot_id: SmallString,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `blocked_operations`: `(enum vm_operations -> string) map`, read-only, given at creation; published in orlando. Default `{}`.
-    pub blocked_operations: BTreeMap<VmOperations, String>,
+    pub blocked_operations: BTreeMap<VmOperations, SmallString>,
     /// `snapshot_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub snapshot_info: BTreeMap<String, String>,
+    pub snapshot_info: BTreeMap<SmallString, SmallString>,
     /// `snapshot_metadata`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub snapshot_metadata: String,
+    pub snapshot_metadata: SmallString,
     /// `parent`: `VM ref`, read-only, maintained by the server; published in midnight-ride. Default `Null`.
     pub parent: Ref<Vm>,
     /// `children`: `VM ref set`, read-only, maintained by the server; published in midnight-ride.
     pub children: Vec<Ref<Vm>>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: BTreeMap<String, String>,
+    pub bios_strings: BTreeMap<SmallString, SmallString>,
     /// `protection_policy`: `VMPP ref`, read-only, given at creation; published in cowley, deprecated in clearwater. Default `OpaqueRef:NULL`.
     pub protection_policy: Ref<Vmpp>,
     /// `is_snapshot_from_vmpp`: `bool`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `false`.
@@ -222,7 +222,7 @@ pub struct VmRecord {
     /// `version`: `int`, read-only, given at creation; published in boston. Default `0`.
     pub version: i64,
     /// `generation_id`: `string`, read-only, given at creation; published in clearwater. Default `"0:0"`.
-    pub generation_id: String,
+    pub generation_id: SmallString,
     /// `hardware_platform_version`: `int`, read/write; published in cream. Default `0`.
     pub hardware_platform_version: i64,
     /// `has_vendor_device`: `bool`, read-only, given at creation; published in dundee, changed in 24.14.0. Default `true`.
@@ -230,12 +230,12 @@ pub struct VmRecord {
     /// `requires_reboot`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
     pub requires_reboot: bool,
     /// `reference_label`: `string`, read-only, given at creation; published in ely. Default `""`.
-    pub reference_label: String,
+    pub reference_label: SmallString,
     /// `domain_type`: `enum domain_type`, read-only, given at creation; prototyped in jura, published in kolkata. Default `unspecified`.
     pub domain_type: DomainType,
     /// `NVRAM`: `(string -> string) map`, read-only, given at creation; published in naples. Default `{}`.
     #[serde(rename = "NVRAM")]
-    pub nvram: BTreeMap<String, String>,
+    pub nvram: BTreeMap<SmallString, SmallString>,
     /// `pending_guidances`: `enum update_guidances set`, read-only, maintained by the server; published in 1.303.0. Default `{}`.
     pub pending_guidances: Vec<UpdateGuidances>,
     /// `pending_guidances_recommended`: `enum update_guidances set`, read-only, maintained by the server; prototyped in 24.10.0. Default `{}`.
@@ -252,11 +252,11 @@ impl Default for VmRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             power_state: VmPowerState::Halted,
             user_version: 0,
             is_a_template: false,
@@ -284,39 +284,39 @@ impl Default for VmRecord {
             vusbs: Vec::new(),
             crash_dumps: Vec::new(),
             vtpms: Vec::new(),
-            pv_bootloader: String::new(),
-            pv_kernel: String::new(),
-            pv_ramdisk: String::new(),
-            pv_args: String::new(),
-            pv_bootloader_args: String::new(),
-            pv_legacy_args: String::new(),
-            hvm_boot_policy: String::new(),
+            pv_bootloader: SmallString::new(),
+            pv_kernel: SmallString::new(),
+            pv_ramdisk: SmallString::new(),
+            pv_args: SmallString::new(),
+            pv_bootloader_args: SmallString::new(),
+            pv_legacy_args: SmallString::new(),
+            hvm_boot_policy: SmallString::new(),
             hvm_boot_params: BTreeMap::new(),
             hvm_shadow_multiplier: 1.0,
             platform: BTreeMap::new(),
-            pci_bus: String::new(),
+            pci_bus: SmallString::new(),
             other_config: BTreeMap::new(),
             domid: 0,
-            domarch: String::new(),
+            domarch: SmallString::new(),
             last_boot_cpu_flags: BTreeMap::new(),
             is_control_domain: false,
             metrics: Ref::null(),
             guest_metrics: Ref::null(),
-            last_booted_record: String::new(),
-            recommendations: String::new(),
+            last_booted_record: SmallString::new(),
+            recommendations: SmallString::new(),
             xenstore_data: BTreeMap::new(),
             ha_always_run: false,
-            ha_restart_priority: String::new(),
+            ha_restart_priority: SmallString::new(),
             is_a_snapshot: false,
             snapshot_of: Ref::null(),
             snapshots: Vec::new(),
             snapshot_time: DateTime::default(),
-            transportable_snapshot_id: String::new(),
+            transportable_snapshot_id: SmallString::new(),
             blobs: BTreeMap::new(),
             tags: Vec::new(),
             blocked_operations: BTreeMap::new(),
             snapshot_info: BTreeMap::new(),
-            snapshot_metadata: String::new(),
+            snapshot_metadata: SmallString::new(),
             parent: Ref::null(),
             children: Vec::new(),
             bios_strings: BTreeMap::new(),
@@ -332,11 +332,11 @@ impl Default for VmRecord {
             attached_pcis: Vec::new(),
             suspend_sr: Ref::null(),
             version: 0,
-            generation_id: "0:0".to_owned(),
+            generation_id: SmallString::from("0:0"),
             hardware_platform_version: 0,
             has_vendor_device: true,
             requires_reboot: false,
-            reference_label: String::new(),
+            reference_label: SmallString::new(),
             domain_type: DomainType::Unspecified,
             nvram: BTreeMap::new(),
             pending_guidances: Vec::new(),
@@ -382,7 +382,7 @@ impl VmApi<'_> {
     pub async fn set_platform(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_platform", (self_, value)).await
     }
@@ -416,7 +416,7 @@ impl VmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_other_config", (self_, value))
@@ -536,7 +536,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<VmOperations, String>,
+        value: &BTreeMap<VmOperations, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_blocked_operations", (self_, value))
@@ -547,7 +547,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations_async(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<VmOperations, String>,
+        value: &BTreeMap<VmOperations, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_blocked_operations", (self_, value))
@@ -609,7 +609,11 @@ impl VmApi<'_> {
     /// Custom message; prototyped in 24.17.0. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::set_uefi_mode_async`].
-    pub async fn set_uefi_mode(&self, self_: &Ref<Vm>, mode: &VmUefiMode) -> Result<String, Error> {
+    pub async fn set_uefi_mode(
+        &self,
+        self_: &Ref<Vm>,
+        mode: &VmUefiMode,
+    ) -> Result<SmallString, Error> {
         self.session.call("VM.set_uefi_mode", (self_, mode)).await
     }
 
@@ -618,7 +622,7 @@ impl VmApi<'_> {
         &self,
         self_: &Ref<Vm>,
         mode: &VmUefiMode,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.set_uefi_mode", (self_, mode))
             .await
@@ -754,8 +758,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        args: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM.call_host_plugin", (vm, plugin, r#fn, args))
             .await
@@ -767,8 +771,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        args: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.call_host_plugin", (vm, plugin, r#fn, args))
             .await
@@ -784,8 +788,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        args: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM.call_plugin", (vm, plugin, r#fn, args))
             .await
@@ -797,8 +801,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        args: &BTreeMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.call_plugin", (vm, plugin, r#fn, args))
             .await
@@ -809,7 +813,10 @@ impl VmApi<'_> {
     /// Custom message; published in tampa. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::query_services_async`].
-    pub async fn query_services(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn query_services(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.query_services", (self_,)).await
     }
 
@@ -817,7 +824,7 @@ impl VmApi<'_> {
     pub async fn query_services_async(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
         self.session.call_async("VM.query_services", (self_,)).await
     }
 
@@ -878,7 +885,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &BTreeMap<String, String>,
+        remote_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -895,7 +902,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &BTreeMap<String, String>,
+        remote_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1116,7 +1123,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_bios_strings", (self_, value))
@@ -1127,7 +1134,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings_async(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_bios_strings", (self_, value))
@@ -1142,7 +1149,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<BTreeMap<Ref<Host>, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<Ref<Host>, Vec<SmallString>>, Error> {
         self.session
             .call("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -1152,7 +1159,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations_async(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Host>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<BTreeMap<Ref<Host>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -1252,14 +1259,14 @@ impl VmApi<'_> {
     /// `VM.get_allowed_VIF_devices`: parameters `vm` (`VM ref`); result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_allowed_vif_devices(&self, vm: &Ref<Vm>) -> Result<Vec<String>, Error> {
+    pub async fn get_allowed_vif_devices(&self, vm: &Ref<Vm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM.get_allowed_VIF_devices", (vm,)).await
     }
 
     /// `VM.get_allowed_VBD_devices`: parameters `vm` (`VM ref`); result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_allowed_vbd_devices(&self, vm: &Ref<Vm>) -> Result<Vec<String>, Error> {
+    pub async fn get_allowed_vbd_devices(&self, vm: &Ref<Vm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM.get_allowed_VBD_devices", (vm,)).await
     }
 
@@ -1374,11 +1381,11 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &BTreeMap<SmallString, SmallString>,
         live: bool,
         vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
         vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
         vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<(), Error> {
         self.session
@@ -1393,11 +1400,11 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &BTreeMap<SmallString, SmallString>,
         live: bool,
         vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
         vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
         vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
@@ -1418,13 +1425,13 @@ impl VmApi<'_> {
     pub async fn migrate_send(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &BTreeMap<SmallString, SmallString>,
         live: bool,
         vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
         vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
         vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &BTreeMap<Ref<Vdi>, String>,
+        vdi_format_map: &BTreeMap<Ref<Vdi>, SmallString>,
     ) -> Result<Ref<Vm>, Error> {
         self.session
             .call(
@@ -1447,13 +1454,13 @@ impl VmApi<'_> {
     pub async fn migrate_send_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &BTreeMap<SmallString, SmallString>,
         live: bool,
         vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
         vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
         vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &BTreeMap<Ref<Vdi>, String>,
+        vdi_format_map: &BTreeMap<Ref<Vdi>, SmallString>,
     ) -> Result<TaskHandle<Ref<Vm>>, Error> {
         self.session
             .call_async(
@@ -1872,7 +1879,7 @@ impl VmApi<'_> {
     pub async fn set_nvram(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_NVRAM", (self_, value)).await
     }
@@ -1940,7 +1947,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.pool_migrate", (vm, host, options))
@@ -1952,7 +1959,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &BTreeMap<String, String>,
+        options: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.pool_migrate", (vm, host, options))
@@ -2377,7 +2384,7 @@ impl VmApi<'_> {
     /// `VM.set_tags`: parameters `self` (`VM ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Vm>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Vm>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("VM.set_tags", (self_, value)).await
     }
 
@@ -2410,7 +2417,7 @@ impl VmApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_xenstore_data", (self_, value))
@@ -2467,7 +2474,7 @@ impl VmApi<'_> {
     pub async fn set_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_HVM_boot_params", (self_, value))
@@ -2590,7 +2597,7 @@ impl VmApi<'_> {
     pub async fn set_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_VCPUs_params", (self_, value))
@@ -2696,7 +2703,10 @@ impl VmApi<'_> {
     /// `VM.get_NVRAM`: parameters `self` (`VM ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in naples. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_nvram(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_nvram(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_NVRAM", (self_,)).await
     }
 
@@ -2710,7 +2720,7 @@ impl VmApi<'_> {
     /// `VM.get_reference_label`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_reference_label(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_reference_label(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_reference_label", (self_,)).await
     }
 
@@ -2742,7 +2752,7 @@ impl VmApi<'_> {
     /// `VM.get_generation_id`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in clearwater. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_generation_id(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_generation_id(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_generation_id", (self_,)).await
     }
 
@@ -2834,7 +2844,7 @@ impl VmApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_bios_strings", (self_,)).await
     }
 
@@ -2855,7 +2865,7 @@ impl VmApi<'_> {
     /// `VM.get_snapshot_metadata`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_snapshot_metadata(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_snapshot_metadata(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_snapshot_metadata", (self_,))
             .await
@@ -2867,7 +2877,7 @@ impl VmApi<'_> {
     pub async fn get_snapshot_info(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_snapshot_info", (self_,)).await
     }
 
@@ -2877,7 +2887,7 @@ impl VmApi<'_> {
     pub async fn get_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<VmOperations, String>, Error> {
+    ) -> Result<BTreeMap<VmOperations, SmallString>, Error> {
         self.session
             .call("VM.get_blocked_operations", (self_,))
             .await
@@ -2886,21 +2896,27 @@ impl VmApi<'_> {
     /// `VM.get_tags`: parameters `self` (`VM ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Vm>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Vm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM.get_tags", (self_,)).await
     }
 
     /// `VM.get_blobs`: parameters `self` (`VM ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("VM.get_blobs", (self_,)).await
     }
 
     /// `VM.get_transportable_snapshot_id`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_transportable_snapshot_id(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_transportable_snapshot_id(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_transportable_snapshot_id", (self_,))
             .await
@@ -2937,7 +2953,7 @@ impl VmApi<'_> {
     /// `VM.get_ha_restart_priority`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_restart_priority(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_ha_restart_priority(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_ha_restart_priority", (self_,))
             .await
@@ -2957,21 +2973,21 @@ impl VmApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_xenstore_data", (self_,)).await
     }
 
     /// `VM.get_recommendations`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_recommendations(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_recommendations(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_recommendations", (self_,)).await
     }
 
     /// `VM.get_last_booted_record`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in miami, changed in 1.257.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_last_booted_record(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_last_booted_record(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_last_booted_record", (self_,))
             .await
@@ -3006,7 +3022,7 @@ impl VmApi<'_> {
     pub async fn get_last_boot_cpu_flags(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM.get_last_boot_CPU_flags", (self_,))
             .await
@@ -3015,7 +3031,7 @@ impl VmApi<'_> {
     /// `VM.get_domarch`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_domarch(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_domarch(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_domarch", (self_,)).await
     }
 
@@ -3032,7 +3048,7 @@ impl VmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_other_config", (self_,)).await
     }
 
@@ -3040,14 +3056,17 @@ impl VmApi<'_> {
     ///
     /// Implicit message; published in rio, deprecated in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn get_pci_bus(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pci_bus(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PCI_bus", (self_,)).await
     }
 
     /// `VM.get_platform`: parameters `self` (`VM ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_platform(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_platform(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_platform", (self_,)).await
     }
 
@@ -3066,7 +3085,7 @@ impl VmApi<'_> {
     pub async fn get_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_HVM_boot_params", (self_,)).await
     }
 
@@ -3074,21 +3093,21 @@ impl VmApi<'_> {
     ///
     /// Implicit message; published in rio, deprecated in kolkata. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release kolkata")]
-    pub async fn get_hvm_boot_policy(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_hvm_boot_policy(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_HVM_boot_policy", (self_,)).await
     }
 
     /// `VM.get_PV_legacy_args`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_legacy_args(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_legacy_args(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_legacy_args", (self_,)).await
     }
 
     /// `VM.get_PV_bootloader_args`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_bootloader_args(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_bootloader_args(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_PV_bootloader_args", (self_,))
             .await
@@ -3097,28 +3116,28 @@ impl VmApi<'_> {
     /// `VM.get_PV_args`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_args(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_args(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_args", (self_,)).await
     }
 
     /// `VM.get_PV_ramdisk`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_ramdisk(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_ramdisk(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_ramdisk", (self_,)).await
     }
 
     /// `VM.get_PV_kernel`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_kernel(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_kernel(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_kernel", (self_,)).await
     }
 
     /// `VM.get_PV_bootloader`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_bootloader(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_bootloader(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_bootloader", (self_,)).await
     }
 
@@ -3226,7 +3245,7 @@ impl VmApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_VCPUs_params", (self_,)).await
     }
 
@@ -3347,14 +3366,14 @@ impl VmApi<'_> {
     /// `VM.get_name_description`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_name_description", (self_,)).await
     }
 
     /// `VM.get_name_label`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_name_label", (self_,)).await
     }
 
@@ -3364,7 +3383,7 @@ impl VmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, VmOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, VmOperations>, Error> {
         self.session
             .call("VM.get_current_operations", (self_,))
             .await
@@ -3385,7 +3404,7 @@ impl VmApi<'_> {
     /// `VM.get_uuid`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Session, Sr, Vm, VmApplianceOperation};
 
@@ -35,15 +35,15 @@ pub struct VmAppliance;
 #[serde(default)]
 pub struct VmApplianceRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum vm_appliance_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmApplianceOperation>,
     /// `current_operations`: `(string -> enum vm_appliance_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VmApplianceOperation>,
+    pub current_operations: BTreeMap<SmallString, VmApplianceOperation>,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VMs")]
     pub vms: Vec<Ref<Vm>>,
@@ -53,9 +53,9 @@ impl Default for VmApplianceRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             vms: Vec::new(),
@@ -308,7 +308,7 @@ impl VmApplianceApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<VmAppliance>,
-    ) -> Result<BTreeMap<String, VmApplianceOperation>, Error> {
+    ) -> Result<BTreeMap<SmallString, VmApplianceOperation>, Error> {
         self.session
             .call("VM_appliance.get_current_operations", (self_,))
             .await
@@ -329,7 +329,10 @@ impl VmApplianceApi<'_> {
     /// `VM_appliance.get_name_description`: parameters `self` (`VM_appliance ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<VmAppliance>) -> Result<String, Error> {
+    pub async fn get_name_description(
+        &self,
+        self_: &Ref<VmAppliance>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM_appliance.get_name_description", (self_,))
             .await
@@ -338,7 +341,7 @@ impl VmApplianceApi<'_> {
     /// `VM_appliance.get_name_label`: parameters `self` (`VM_appliance ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<VmAppliance>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<VmAppliance>) -> Result<SmallString, Error> {
         self.session
             .call("VM_appliance.get_name_label", (self_,))
             .await
@@ -347,7 +350,7 @@ impl VmApplianceApi<'_> {
     /// `VM_appliance.get_uuid`: parameters `self` (`VM_appliance ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmAppliance>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmAppliance>) -> Result<SmallString, Error> {
         self.session.call("VM_appliance.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PlacementPolicy, Vm};
 
@@ -35,11 +35,11 @@ pub struct VmGroup;
 #[serde(default)]
 pub struct VmGroupRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `placement`: `enum placement_policy`, read-only, given at creation; prototyped in 24.19.1. Default `normal`.
     pub placement: PlacementPolicy,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; prototyped in 24.19.1.
@@ -51,9 +51,9 @@ impl Default for VmGroupRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             placement: PlacementPolicy::Normal,
             vms: Vec::new(),
         }
@@ -127,7 +127,7 @@ impl VmGroupApi<'_> {
     /// `VM_group.get_name_description`: parameters `self` (`VM_group ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<VmGroup>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<VmGroup>) -> Result<SmallString, Error> {
         self.session
             .call("VM_group.get_name_description", (self_,))
             .await
@@ -136,14 +136,14 @@ impl VmGroupApi<'_> {
     /// `VM_group.get_name_label`: parameters `self` (`VM_group ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<VmGroup>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<VmGroup>) -> Result<SmallString, Error> {
         self.session.call("VM_group.get_name_label", (self_,)).await
     }
 
     /// `VM_group.get_uuid`: parameters `self` (`VM_group ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmGroup>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmGroup>) -> Result<SmallString, Error> {
         self.session.call("VM_group.get_uuid", (self_,)).await
     }
 

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::TristateType;
 
@@ -34,29 +34,29 @@ pub struct VmGuestMetrics;
 #[serde(default)]
 pub struct VmGuestMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `os_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub os_version: BTreeMap<String, String>,
+    pub os_version: BTreeMap<SmallString, SmallString>,
     /// `netbios_name`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.28.0. Default `{}`.
-    pub netbios_name: BTreeMap<String, String>,
+    pub netbios_name: BTreeMap<SmallString, SmallString>,
     /// `PV_drivers_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PV_drivers_version")]
-    pub pv_drivers_version: BTreeMap<String, String>,
+    pub pv_drivers_version: BTreeMap<SmallString, SmallString>,
     /// `PV_drivers_up_to_date`: `bool`, read-only, maintained by the server; published in rio, deprecated in dundee.
     #[serde(rename = "PV_drivers_up_to_date")]
     pub pv_drivers_up_to_date: bool,
     /// `memory`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in george, removed in george. Default `{}`.
-    pub memory: BTreeMap<String, String>,
+    pub memory: BTreeMap<SmallString, SmallString>,
     /// `disks`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in orlando, removed in orlando. Default `{}`.
-    pub disks: BTreeMap<String, String>,
+    pub disks: BTreeMap<SmallString, SmallString>,
     /// `networks`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub networks: BTreeMap<String, String>,
+    pub networks: BTreeMap<SmallString, SmallString>,
     /// `other`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub other: BTreeMap<String, String>,
+    pub other: BTreeMap<SmallString, SmallString>,
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `live`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub live: bool,
     /// `can_use_hotplug_vbd`: `enum tristate_type`, read-only, maintained by the server; published in dundee. Default `unspecified`.
@@ -67,14 +67,14 @@ pub struct VmGuestMetricsRecord {
     #[serde(rename = "PV_drivers_detected")]
     pub pv_drivers_detected: bool,
     /// `services`: `(string -> string) map`, read-only, maintained by the server; prototyped in 25.15.0. Default `{}`.
-    pub services: BTreeMap<String, String>,
+    pub services: BTreeMap<SmallString, SmallString>,
 }
 
 impl Default for VmGuestMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             os_version: BTreeMap::new(),
             netbios_name: BTreeMap::new(),
             pv_drivers_version: BTreeMap::new(),
@@ -159,7 +159,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_guest_metrics.set_other_config", (self_, value))
@@ -172,7 +172,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_services(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_services", (self_,))
             .await
@@ -229,7 +229,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_other_config", (self_,))
             .await
@@ -250,7 +250,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_other", (self_,))
             .await
@@ -262,7 +262,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_networks(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_networks", (self_,))
             .await
@@ -287,7 +287,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_pv_drivers_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_PV_drivers_version", (self_,))
             .await
@@ -299,7 +299,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_netbios_name(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_netbios_name", (self_,))
             .await
@@ -311,7 +311,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_os_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_os_version", (self_,))
             .await
@@ -320,7 +320,7 @@ impl VmGuestMetricsApi<'_> {
     /// `VM_guest_metrics.get_uuid`: parameters `self` (`VM_guest_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmGuestMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmGuestMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("VM_guest_metrics.get_uuid", (self_,))
             .await

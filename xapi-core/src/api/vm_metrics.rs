@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::DomainType;
 
@@ -34,7 +34,7 @@ pub struct VmMetrics;
 #[serde(default)]
 pub struct VmMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `memory_actual`: `int`, read-only, maintained by the server; published in rio.
     pub memory_actual: i64,
     /// `VCPUs_number`: `int`, read-only, maintained by the server; published in rio.
@@ -48,12 +48,12 @@ pub struct VmMetricsRecord {
     pub vcpus_cpu: BTreeMap<i64, i64>,
     /// `VCPUs_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: BTreeMap<String, String>,
+    pub vcpus_params: BTreeMap<SmallString, SmallString>,
     /// `VCPUs_flags`: `(int -> string set) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_flags")]
-    pub vcpus_flags: BTreeMap<i64, Vec<String>>,
+    pub vcpus_flags: BTreeMap<i64, Vec<SmallString>>,
     /// `state`: `string set`, read-only, maintained by the server; published in rio.
-    pub state: Vec<String>,
+    pub state: Vec<SmallString>,
     /// `start_time`: `datetime`, read-only, maintained by the server; published in rio.
     pub start_time: DateTime,
     /// `install_time`: `datetime`, read-only, maintained by the server; published in rio.
@@ -61,7 +61,7 @@ pub struct VmMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `hvm`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
     pub hvm: bool,
     /// `nested_virt`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
@@ -82,7 +82,7 @@ impl Default for VmMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             memory_actual: 0,
             vcpus_number: 0,
             vcpus_utilisation: BTreeMap::new(),
@@ -168,7 +168,7 @@ impl VmMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_metrics.set_other_config", (self_, value))
@@ -248,7 +248,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_metrics.get_other_config", (self_,))
             .await
@@ -284,7 +284,7 @@ impl VmMetricsApi<'_> {
     /// `VM_metrics.get_state`: parameters `self` (`VM_metrics ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_state(&self, self_: &Ref<VmMetrics>) -> Result<Vec<String>, Error> {
+    pub async fn get_state(&self, self_: &Ref<VmMetrics>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM_metrics.get_state", (self_,)).await
     }
 
@@ -294,7 +294,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_vcpus_flags(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<i64, Vec<String>>, Error> {
+    ) -> Result<BTreeMap<i64, Vec<SmallString>>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_flags", (self_,))
             .await
@@ -306,7 +306,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_params", (self_,))
             .await
@@ -342,7 +342,7 @@ impl VmMetricsApi<'_> {
     /// `VM_metrics.get_uuid`: parameters `self` (`VM_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmMetrics>) -> Result<SmallString, Error> {
         self.session.call("VM_metrics.get_uuid", (self_,)).await
     }
 

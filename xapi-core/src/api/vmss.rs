@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{Vm, VmssFrequency, VmssType};
 
@@ -35,11 +35,11 @@ pub struct Vmss;
 #[serde(default)]
 pub struct VmssRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `enabled`: `bool`, read/write; published in rio. Default `true`.
     pub enabled: bool,
     /// `type`: `enum vmss_type`, read-only, given at creation; published in rio.
@@ -49,7 +49,7 @@ pub struct VmssRecord {
     /// `frequency`: `enum vmss_frequency`, read-only, given at creation; published in rio.
     pub frequency: VmssFrequency,
     /// `schedule`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
-    pub schedule: BTreeMap<String, String>,
+    pub schedule: BTreeMap<SmallString, SmallString>,
     /// `last_run_time`: `datetime`, read-only, maintained by the server; published in rio. Default `19700101T00:00:00Z`.
     pub last_run_time: DateTime,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
@@ -61,9 +61,9 @@ impl Default for VmssRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             enabled: true,
             r#type: VmssType::Unknown(String::new()),
             retained_snapshots: 7,
@@ -148,7 +148,7 @@ impl VmssApi<'_> {
     pub async fn set_schedule(
         &self,
         self_: &Ref<Vmss>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VMSS.set_schedule", (self_, value)).await
     }
@@ -178,7 +178,7 @@ impl VmssApi<'_> {
     /// `VMSS.snapshot_now`: parameters `vmss` (`VMSS ref`); result `string`.
     ///
     /// Custom message; published in falcon. Roles: pool-admin, pool-operator.
-    pub async fn snapshot_now(&self, vmss: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn snapshot_now(&self, vmss: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session.call("VMSS.snapshot_now", (vmss,)).await
     }
 
@@ -224,7 +224,10 @@ impl VmssApi<'_> {
     /// `VMSS.get_schedule`: parameters `self` (`VMSS ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_schedule(&self, self_: &Ref<Vmss>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_schedule(
+        &self,
+        self_: &Ref<Vmss>,
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VMSS.get_schedule", (self_,)).await
     }
 
@@ -261,7 +264,7 @@ impl VmssApi<'_> {
     /// `VMSS.get_name_description`: parameters `self` (`VMSS ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session
             .call("VMSS.get_name_description", (self_,))
             .await
@@ -270,14 +273,14 @@ impl VmssApi<'_> {
     /// `VMSS.get_name_label`: parameters `self` (`VMSS ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session.call("VMSS.get_name_label", (self_,)).await
     }
 
     /// `VMSS.get_uuid`: parameters `self` (`VMSS ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session.call("VMSS.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PersistenceBackend, Vm, VtpmOperations};
 
@@ -35,11 +35,11 @@ pub struct Vtpm;
 #[serde(default)]
 pub struct VtpmRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vtpm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VtpmOperations>,
     /// `current_operations`: `(string -> enum vtpm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VtpmOperations>,
+    pub current_operations: BTreeMap<SmallString, VtpmOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -57,7 +57,7 @@ impl Default for VtpmRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             vm: Ref::null(),
@@ -177,7 +177,7 @@ impl VtpmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vtpm>,
-    ) -> Result<BTreeMap<String, VtpmOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, VtpmOperations>, Error> {
         self.session
             .call("VTPM.get_current_operations", (self_,))
             .await
@@ -198,7 +198,7 @@ impl VtpmApi<'_> {
     /// `VTPM.get_uuid`: parameters `self` (`VTPM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vtpm>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vtpm>) -> Result<SmallString, Error> {
         self.session.call("VTPM.get_uuid", (self_,)).await
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{UsbGroup, Vm, VusbOperations};
 
@@ -35,11 +35,11 @@ pub struct Vusb;
 #[serde(default)]
 pub struct VusbRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in inverness.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vusb_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VusbOperations>,
     /// `current_operations`: `(string -> enum vusb_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VusbOperations>,
+    pub current_operations: BTreeMap<SmallString, VusbOperations>,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in inverness.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -47,7 +47,7 @@ pub struct VusbRecord {
     #[serde(rename = "USB_group")]
     pub usb_group: Ref<UsbGroup>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio. Default `false`.
     pub currently_attached: bool,
 }
@@ -56,7 +56,7 @@ impl Default for VusbRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
             current_operations: BTreeMap::new(),
             vm: Ref::null(),
@@ -132,7 +132,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<Ref<Vusb>, Error> {
         self.session
             .call("VUSB.create", (vm, usb_group, other_config))
@@ -144,7 +144,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &BTreeMap<String, String>,
+        other_config: &BTreeMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vusb>>, Error> {
         self.session
             .call_async("VUSB.create", (vm, usb_group, other_config))
@@ -184,7 +184,7 @@ impl VusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vusb>,
-        value: &BTreeMap<String, String>,
+        value: &BTreeMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VUSB.set_other_config", (self_, value))
@@ -206,7 +206,7 @@ impl VusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
         self.session.call("VUSB.get_other_config", (self_,)).await
     }
 
@@ -230,7 +230,7 @@ impl VusbApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<BTreeMap<String, VusbOperations>, Error> {
+    ) -> Result<BTreeMap<SmallString, VusbOperations>, Error> {
         self.session
             .call("VUSB.get_current_operations", (self_,))
             .await
@@ -251,7 +251,7 @@ impl VusbApi<'_> {
     /// `VUSB.get_uuid`: parameters `self` (`VUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vusb>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vusb>) -> Result<SmallString, Error> {
         self.session.call("VUSB.get_uuid", (self_,)).await
     }
 

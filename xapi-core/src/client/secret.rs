@@ -60,7 +60,9 @@ impl Drop for Secret {
 /// `host.external_auth_configuration`): keys are shown, and the value of every key that names a
 /// password or secret (`password`, `cifspassword`, `chappassword`, `password_secret`, ...) is
 /// printed as `***`. The generated records use it; it is public for callers that log such maps.
-pub struct RedactCredentials<'a>(pub &'a std::collections::BTreeMap<String, String>);
+pub struct RedactCredentials<'a>(
+    pub &'a std::collections::BTreeMap<crate::wire::SmallString, crate::wire::SmallString>,
+);
 
 impl RedactCredentials<'_> {
     /// Whether the value under `key` is hidden.

@@ -284,8 +284,8 @@ fn missing_vm_fields_take_datamodel_defaults() {
     assert_eq!(
         vm,
         VmRecord {
-            uuid: "5e1b7d2a-0000-4000-8000-000000000001".to_owned(),
-            name_label: "old-host-vm".to_owned(),
+            uuid: "5e1b7d2a-0000-4000-8000-000000000001".into(),
+            name_label: "old-host-vm".into(),
             ..VmRecord::default()
         }
     );
@@ -633,7 +633,7 @@ fn debug_of_records_hides_storage_and_directory_credentials() {
         assert!(!shown.contains(secret), "{secret} leaked: {shown}");
     }
     let host = HostRecord {
-        external_auth_configuration: [("pass".to_owned(), "ldap-secret".to_owned())]
+        external_auth_configuration: [("pass".into(), "ldap-secret".into())]
             .into_iter()
             .collect(),
         ..HostRecord::default()

@@ -80,9 +80,16 @@ impl Type {
     }
 
     /// The owned Rust type; collects the paths it needs into `uses`.
+    ///
+    /// A `string` is a `xapi_core::wire::SmallString`: inline up to 38 bytes (every
+    /// UUID, most names, map keys and values), so that decoding a record does not allocate one
+    /// heap block per string.
     pub(crate) fn owned(&self, uses: &mut BTreeSet<String>) -> String {
         match self {
-            Self::String => "String".to_owned(),
+            Self::String => {
+                uses.insert("crate::wire::SmallString".to_owned());
+                "SmallString".to_owned()
+            }
             Self::Int => "i64".to_owned(),
             Self::Float => "f64".to_owned(),
             Self::Bool => "bool".to_owned(),
@@ -284,9 +291,9 @@ mod tests {
         assert_eq!(rust("enum vm_operations set"), "Vec<VmOperations>");
         assert_eq!(
             rust("(VM ref -> (string -> string) map) map"),
-            "BTreeMap<Ref<Vm>, BTreeMap<String, String>>"
+            "BTreeMap<Ref<Vm>, BTreeMap<SmallString, SmallString>>"
         );
-        assert_eq!(rust("string set set"), "Vec<Vec<String>>");
+        assert_eq!(rust("string set set"), "Vec<Vec<SmallString>>");
         assert_eq!(rust("sr_stat record option"), "Option<SrStatRecord>");
         assert_eq!(rust("(int -> float) map"), "BTreeMap<i64, f64>");
         assert_eq!(
@@ -304,7 +311,10 @@ mod tests {
         assert_eq!(param("string"), "&str");
         assert_eq!(param("VM ref set"), "&[Ref<Vm>]");
         assert_eq!(param("int"), "i64");
-        assert_eq!(param("(string -> string) map"), "&BTreeMap<String, String>");
+        assert_eq!(
+            param("(string -> string) map"),
+            "&BTreeMap<SmallString, SmallString>"
+        );
         assert_eq!(param("VM record"), "&VmRecord");
     }
 
