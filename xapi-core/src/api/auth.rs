@@ -16,12 +16,10 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::SmallString;
+use crate::wire::{SmallMap, SmallString};
 
 /// Marker for the `auth` class: the `T` of [`Ref<Auth>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,7 +69,7 @@ impl AuthApi<'_> {
     pub async fn get_subject_information_from_identifier(
         &self,
         subject_identifier: &str,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call(
                 "auth.get_subject_information_from_identifier",

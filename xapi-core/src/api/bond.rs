@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{BondMode, Network, Pif};
 
@@ -41,13 +41,13 @@ pub struct BondRecord {
     /// `slaves`: `PIF ref set`, read-only, maintained by the server; published in miami.
     pub slaves: Vec<Ref<Pif>>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `primary_slave`: `PIF ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub primary_slave: Ref<Pif>,
     /// `mode`: `enum bond_mode`, read-only, maintained by the server; published in boston. Default `balance-slb`.
     pub mode: BondMode,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in tampa. Default `{}`.
-    pub properties: BTreeMap<SmallString, SmallString>,
+    pub properties: SmallMap<SmallString, SmallString>,
     /// `links_up`: `int`, read-only, maintained by the server; published in tampa. Default `0`.
     pub links_up: i64,
     /// `auto_update_mac`: `bool`, read-only, maintained by the server; published in quebec. Default `true`.
@@ -61,10 +61,10 @@ impl Default for BondRecord {
             uuid: SmallString::new(),
             master: Ref::null(),
             slaves: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             primary_slave: Ref::null(),
             mode: BondMode::BalanceSlb,
-            properties: BTreeMap::new(),
+            properties: SmallMap::new(),
             links_up: 0,
             auto_update_mac: true,
         }
@@ -172,7 +172,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &BTreeMap<SmallString, SmallString>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Bond>, Error> {
         self.session
             .call("Bond.create", (network, members, mac, mode, properties))
@@ -186,7 +186,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &BTreeMap<SmallString, SmallString>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Bond>>, Error> {
         self.session
             .call_async("Bond.create", (network, members, mac, mode, properties))
@@ -226,7 +226,7 @@ impl BondApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Bond>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Bond.set_other_config", (self_, value))
@@ -255,7 +255,7 @@ impl BondApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("Bond.get_properties", (self_,)).await
     }
 
@@ -279,7 +279,7 @@ impl BondApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("Bond.get_other_config", (self_,)).await
     }
 

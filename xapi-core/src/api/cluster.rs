@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{ClusterHost, ClusterOperation, Network, Pif};
 
@@ -57,7 +57,7 @@ pub struct ClusterRecord {
     /// `allowed_operations`: `enum cluster_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterOperation>,
     /// `current_operations`: `(string -> enum cluster_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, ClusterOperation>,
+    pub current_operations: SmallMap<SmallString, ClusterOperation>,
     /// `pool_auto_join`: `bool`, read-only, given at creation; prototyped in kolkata, published in lima. Default `true`.
     pub pool_auto_join: bool,
     /// `token_timeout`: `float`, read-only, given at creation; prototyped in kolkata, changed in lima, published in lima. Default `20.`.
@@ -65,9 +65,9 @@ pub struct ClusterRecord {
     /// `token_timeout_coefficient`: `float`, read-only, given at creation; prototyped in kolkata, changed in lima, published in lima. Default `1.`.
     pub token_timeout_coefficient: f64,
     /// `cluster_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub cluster_config: BTreeMap<SmallString, SmallString>,
+    pub cluster_config: SmallMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ClusterRecord {
@@ -85,12 +85,12 @@ impl Default for ClusterRecord {
             live_hosts: 0,
             expected_hosts: 0,
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             pool_auto_join: true,
             token_timeout: 20.0,
             token_timeout_coefficient: 1.0,
-            cluster_config: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            cluster_config: SmallMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -370,7 +370,7 @@ impl ClusterApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Cluster>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Cluster.set_other_config", (self_, value))
@@ -383,7 +383,7 @@ impl ClusterApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster.get_other_config", (self_,))
             .await
@@ -395,7 +395,7 @@ impl ClusterApi<'_> {
     pub async fn get_cluster_config(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster.get_cluster_config", (self_,))
             .await
@@ -434,7 +434,7 @@ impl ClusterApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<SmallString, ClusterOperation>, Error> {
+    ) -> Result<SmallMap<SmallString, ClusterOperation>, Error> {
         self.session
             .call("Cluster.get_current_operations", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Cluster, ClusterHostOperation, Host, Pif};
 
@@ -54,9 +54,9 @@ pub struct ClusterHostRecord {
     /// `allowed_operations`: `enum cluster_host_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterHostOperation>,
     /// `current_operations`: `(string -> enum cluster_host_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, ClusterHostOperation>,
+    pub current_operations: SmallMap<SmallString, ClusterHostOperation>,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ClusterHostRecord {
@@ -72,8 +72,8 @@ impl Default for ClusterHostRecord {
             live: false,
             last_update_live: DateTime::default(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            current_operations: SmallMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -223,7 +223,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster_host.get_other_config", (self_,))
             .await
@@ -235,7 +235,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<BTreeMap<SmallString, ClusterHostOperation>, Error> {
+    ) -> Result<SmallMap<SmallString, ClusterHostOperation>, Error> {
         self.session
             .call("Cluster_host.get_current_operations", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{ConsoleProtocol, Vm};
 
@@ -44,7 +44,7 @@ pub struct ConsoleRecord {
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ConsoleRecord {
@@ -55,7 +55,7 @@ impl Default for ConsoleRecord {
             protocol: ConsoleProtocol::Unknown(String::new()),
             location: SmallString::new(),
             vm: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -121,7 +121,7 @@ impl ConsoleApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Console>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("console.set_other_config", (self_, value))
@@ -134,7 +134,7 @@ impl ConsoleApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Console>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("console.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Vdi, Vm};
 
@@ -43,7 +43,7 @@ pub struct CrashdumpRecord {
     #[serde(rename = "VDI")]
     pub vdi: Ref<Vdi>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for CrashdumpRecord {
@@ -53,7 +53,7 @@ impl Default for CrashdumpRecord {
             uuid: SmallString::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -137,7 +137,7 @@ impl CrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Crashdump>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("crashdump.set_other_config", (self_, value))
@@ -150,7 +150,7 @@ impl CrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Crashdump>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("crashdump.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Sr;
 
@@ -101,7 +101,7 @@ impl DrTaskApi<'_> {
     pub async fn create(
         &self,
         r#type: &str,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         whitelist: &[SmallString],
     ) -> Result<Ref<DrTask>, Error> {
         self.session
@@ -113,7 +113,7 @@ impl DrTaskApi<'_> {
     pub async fn create_async(
         &self,
         r#type: &str,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         whitelist: &[SmallString],
     ) -> Result<TaskHandle<Ref<DrTask>>, Error> {
         self.session

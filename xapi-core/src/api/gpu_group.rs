@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{AllocationAlgorithm, Pgpu, Vgpu, VgpuType};
 
@@ -50,7 +50,7 @@ pub struct GpuGroupRecord {
     #[serde(rename = "GPU_types")]
     pub gpu_types: Vec<SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `allocation_algorithm`: `enum allocation_algorithm`, read/write; published in vgpu-tech-preview. Default `depth_first`.
     pub allocation_algorithm: AllocationAlgorithm,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-productisation.
@@ -71,7 +71,7 @@ impl Default for GpuGroupRecord {
             pgpus: Vec::new(),
             vgpus: Vec::new(),
             gpu_types: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             allocation_algorithm: AllocationAlgorithm::DepthFirst,
             supported_vgpu_types: Vec::new(),
             enabled_vgpu_types: Vec::new(),
@@ -158,7 +158,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<GpuGroup>, Error> {
         self.session
             .call(
@@ -173,7 +173,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<GpuGroup>>, Error> {
         self.session
             .call_async(
@@ -229,7 +229,7 @@ impl GpuGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("GPU_group.set_other_config", (self_, value))
@@ -300,7 +300,7 @@ impl GpuGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("GPU_group.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{
     Blob, Certificate, DataSourceRecord, Feature, HostAllowedOperations, HostCpu, HostCrashdump,
@@ -50,7 +50,7 @@ pub struct HostRecord {
     /// `allowed_operations`: `enum host_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<HostAllowedOperations>,
     /// `current_operations`: `(string -> enum host_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, HostAllowedOperations>,
+    pub current_operations: SmallMap<SmallString, HostAllowedOperations>,
     /// `API_version_major`: `int`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_major")]
     pub api_version_major: i64,
@@ -62,17 +62,17 @@ pub struct HostRecord {
     pub api_version_vendor: SmallString,
     /// `API_version_vendor_implementation`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_vendor_implementation")]
-    pub api_version_vendor_implementation: BTreeMap<SmallString, SmallString>,
+    pub api_version_vendor_implementation: SmallMap<SmallString, SmallString>,
     /// `enabled`: `bool`, read-only, maintained by the server; published in rio.
     pub enabled: bool,
     /// `software_version`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub software_version: BTreeMap<SmallString, SmallString>,
+    pub software_version: SmallMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, given at creation; published in rio.
     pub capabilities: Vec<SmallString>,
     /// `cpu_configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub cpu_configuration: BTreeMap<SmallString, SmallString>,
+    pub cpu_configuration: SmallMap<SmallString, SmallString>,
     /// `sched_policy`: `string`, read-only, maintained by the server; published in rio.
     pub sched_policy: SmallString,
     /// `supported_bootloaders`: `string set`, read-only, maintained by the server; published in rio.
@@ -81,7 +81,7 @@ pub struct HostRecord {
     #[serde(rename = "resident_VMs")]
     pub resident_vms: Vec<Ref<Vm>>,
     /// `logging`: `(string -> string) map`, read/write; published in rio.
-    pub logging: BTreeMap<SmallString, SmallString>,
+    pub logging: SmallMap<SmallString, SmallString>,
     /// `PIFs`: `PIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PIFs")]
     pub pifs: Vec<Ref<Pif>>,
@@ -102,7 +102,7 @@ pub struct HostRecord {
     #[serde(rename = "host_CPUs")]
     pub host_cpus: Vec<Ref<HostCpu>>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub cpu_info: BTreeMap<SmallString, SmallString>,
+    pub cpu_info: SmallMap<SmallString, SmallString>,
     /// `hostname`: `string`, read/write; published in rio.
     pub hostname: SmallString,
     /// `address`: `string`, read/write; published in rio.
@@ -110,13 +110,13 @@ pub struct HostRecord {
     /// `metrics`: `host_metrics ref`, read-only, maintained by the server; published in rio.
     pub metrics: Ref<HostMetrics>,
     /// `license_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub license_params: BTreeMap<SmallString, SmallString>,
+    pub license_params: SmallMap<SmallString, SmallString>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
     pub ha_statefiles: Vec<SmallString>,
     /// `ha_network_peers`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
     pub ha_network_peers: Vec<SmallString>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<SmallString>,
     /// `external_auth_type`: `string`, read-only, maintained by the server; published in george. Default `""`.
@@ -124,21 +124,21 @@ pub struct HostRecord {
     /// `external_auth_service_name`: `string`, read-only, maintained by the server; published in george. Default `""`.
     pub external_auth_service_name: SmallString,
     /// `external_auth_configuration`: `(string -> string) map`, read-only, maintained by the server; published in george. Default `{}`.
-    pub external_auth_configuration: BTreeMap<SmallString, SmallString>,
+    pub external_auth_configuration: SmallMap<SmallString, SmallString>,
     /// `edition`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
     pub edition: SmallString,
     /// `license_server`: `(string -> string) map`, read/write; published in midnight-ride. Default `{"address" -> "localhost", "port" -> "27000"}`.
-    pub license_server: BTreeMap<SmallString, SmallString>,
+    pub license_server: SmallMap<SmallString, SmallString>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: BTreeMap<SmallString, SmallString>,
+    pub bios_strings: SmallMap<SmallString, SmallString>,
     /// `power_on_mode`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
     pub power_on_mode: SmallString,
     /// `power_on_config`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub power_on_config: BTreeMap<SmallString, SmallString>,
+    pub power_on_config: SmallMap<SmallString, SmallString>,
     /// `local_cache_sr`: `SR ref`, read-only, given at creation; published in cowley. Default `OpaqueRef:NULL`.
     pub local_cache_sr: Ref<Sr>,
     /// `chipset_info`: `(string -> string) map`, read-only, maintained by the server; published in boston. Default `{}`.
-    pub chipset_info: BTreeMap<SmallString, SmallString>,
+    pub chipset_info: SmallMap<SmallString, SmallString>,
     /// `PCIs`: `PCI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "PCIs")]
     pub pcis: Vec<Ref<Pci>>,
@@ -152,7 +152,7 @@ pub struct HostRecord {
     pub ssl_legacy: bool,
     /// `guest_VCPUs_params`: `(string -> string) map`, read/write; published in tampa. Default `{}`.
     #[serde(rename = "guest_VCPUs_params")]
-    pub guest_vcpus_params: BTreeMap<SmallString, SmallString>,
+    pub guest_vcpus_params: SmallMap<SmallString, SmallString>,
     /// `display`: `enum host_display`, read/write; published in cream. Default `enabled`.
     pub display: HostDisplay,
     /// `virtual_hardware_platform_versions`: `int set`, read-only, maintained by the server; published in cream. Default `{0}`.
@@ -222,20 +222,20 @@ impl Default for HostRecord {
             name_description: SmallString::new(),
             memory_overhead: 0,
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             api_version_major: 0,
             api_version_minor: 0,
             api_version_vendor: SmallString::new(),
-            api_version_vendor_implementation: BTreeMap::new(),
+            api_version_vendor_implementation: SmallMap::new(),
             enabled: false,
-            software_version: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            software_version: SmallMap::new(),
+            other_config: SmallMap::new(),
             capabilities: Vec::new(),
-            cpu_configuration: BTreeMap::new(),
+            cpu_configuration: SmallMap::new(),
             sched_policy: SmallString::new(),
             supported_bootloaders: Vec::new(),
             resident_vms: Vec::new(),
-            logging: BTreeMap::new(),
+            logging: SmallMap::new(),
             pifs: Vec::new(),
             suspend_image_sr: Ref::null(),
             crash_dump_sr: Ref::null(),
@@ -244,33 +244,33 @@ impl Default for HostRecord {
             updates: Vec::new(),
             pbds: Vec::new(),
             host_cpus: Vec::new(),
-            cpu_info: BTreeMap::new(),
+            cpu_info: SmallMap::new(),
             hostname: SmallString::new(),
             address: SmallString::new(),
             metrics: Ref::null(),
-            license_params: BTreeMap::new(),
+            license_params: SmallMap::new(),
             ha_statefiles: Vec::new(),
             ha_network_peers: Vec::new(),
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
             external_auth_type: SmallString::new(),
             external_auth_service_name: SmallString::new(),
-            external_auth_configuration: BTreeMap::new(),
+            external_auth_configuration: SmallMap::new(),
             edition: SmallString::new(),
-            license_server: BTreeMap::from([
+            license_server: SmallMap::from([
                 (SmallString::from("address"), SmallString::from("localhost")),
                 (SmallString::from("port"), SmallString::from("27000")),
             ]),
-            bios_strings: BTreeMap::new(),
+            bios_strings: SmallMap::new(),
             power_on_mode: SmallString::new(),
-            power_on_config: BTreeMap::new(),
+            power_on_config: SmallMap::new(),
             local_cache_sr: Ref::null(),
-            chipset_info: BTreeMap::new(),
+            chipset_info: SmallMap::new(),
             pcis: Vec::new(),
             pgpus: Vec::new(),
             pusbs: Vec::new(),
             ssl_legacy: true,
-            guest_vcpus_params: BTreeMap::new(),
+            guest_vcpus_params: SmallMap::new(),
             display: HostDisplay::Enabled,
             virtual_hardware_platform_versions: vec![0],
             control_domain: Ref::null(),
@@ -527,7 +527,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_ntp_servers_status", (self_,))
             .await
@@ -537,7 +537,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.get_ntp_servers_status", (self_,))
             .await
@@ -619,7 +619,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_tracked_user_agents", (self_,))
             .await
@@ -629,7 +629,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.get_tracked_user_agents", (self_,))
             .await
@@ -1046,8 +1046,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &BTreeMap<SmallString, SmallString>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+        options: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.migrate_receive", (host, network, options))
             .await
@@ -1058,8 +1058,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &BTreeMap<SmallString, SmallString>,
-    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
+        options: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.migrate_receive", (host, network, options))
             .await
@@ -1096,7 +1096,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &BTreeMap<SmallString, SmallString>,
+        power_on_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -1111,7 +1111,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &BTreeMap<SmallString, SmallString>,
+        power_on_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1269,7 +1269,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<SmallString>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -1279,7 +1279,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<SmallString>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -1305,7 +1305,7 @@ impl HostApi<'_> {
     pub async fn disable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
         force: bool,
     ) -> Result<(), Error> {
         self.session
@@ -1319,7 +1319,7 @@ impl HostApi<'_> {
     pub async fn enable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1384,7 +1384,7 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<SmallString, SmallString>,
+        args: &SmallMap<SmallString, SmallString>,
     ) -> Result<SmallString, Error> {
         self.session
             .call("host.call_plugin", (host, plugin, r#fn, args))
@@ -1397,7 +1397,7 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<SmallString, SmallString>,
+        args: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("host.call_plugin", (host, plugin, r#fn, args))
@@ -1671,7 +1671,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<SmallString>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1681,7 +1681,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<SmallString>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1845,7 +1845,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.bugreport_upload", (host, url, options))
@@ -1857,7 +1857,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host.bugreport_upload", (host, url, options))
@@ -2033,7 +2033,7 @@ impl HostApi<'_> {
     pub async fn set_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_guest_VCPUs_params", (self_, value))
@@ -2073,7 +2073,7 @@ impl HostApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_license_server", (self_, value))
@@ -2166,7 +2166,7 @@ impl HostApi<'_> {
     pub async fn set_logging(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("host.set_logging", (self_, value)).await
     }
@@ -2204,7 +2204,7 @@ impl HostApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_other_config", (self_, value))
@@ -2494,7 +2494,7 @@ impl HostApi<'_> {
     pub async fn get_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_guest_VCPUs_params", (self_,))
             .await
@@ -2535,7 +2535,7 @@ impl HostApi<'_> {
     pub async fn get_chipset_info(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_chipset_info", (self_,)).await
     }
 
@@ -2552,7 +2552,7 @@ impl HostApi<'_> {
     pub async fn get_power_on_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_power_on_config", (self_,))
             .await
@@ -2571,7 +2571,7 @@ impl HostApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_bios_strings", (self_,)).await
     }
 
@@ -2581,7 +2581,7 @@ impl HostApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_license_server", (self_,)).await
     }
 
@@ -2598,7 +2598,7 @@ impl HostApi<'_> {
     pub async fn get_external_auth_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_external_auth_configuration", (self_,))
             .await
@@ -2638,7 +2638,7 @@ impl HostApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("host.get_blobs", (self_,)).await
     }
 
@@ -2664,7 +2664,7 @@ impl HostApi<'_> {
     pub async fn get_license_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_license_params", (self_,)).await
     }
 
@@ -2695,7 +2695,7 @@ impl HostApi<'_> {
     pub async fn get_cpu_info(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_cpu_info", (self_,)).await
     }
 
@@ -2767,7 +2767,7 @@ impl HostApi<'_> {
     pub async fn get_logging(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_logging", (self_,)).await
     }
 
@@ -2803,7 +2803,7 @@ impl HostApi<'_> {
     pub async fn get_cpu_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_cpu_configuration", (self_,))
             .await
@@ -2822,7 +2822,7 @@ impl HostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_other_config", (self_,)).await
     }
 
@@ -2832,7 +2832,7 @@ impl HostApi<'_> {
     pub async fn get_software_version(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_software_version", (self_,))
             .await
@@ -2851,7 +2851,7 @@ impl HostApi<'_> {
     pub async fn get_api_version_vendor_implementation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_API_version_vendor_implementation", (self_,))
             .await
@@ -2890,7 +2890,7 @@ impl HostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<SmallString, HostAllowedOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, HostAllowedOperations>, Error> {
         self.session
             .call("host.get_current_operations", (self_,))
             .await

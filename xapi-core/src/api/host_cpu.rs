@@ -16,12 +16,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -58,7 +58,7 @@ pub struct HostCpuRecord {
     /// `utilisation`: `float`, read-only, maintained by the server; published in rio.
     pub utilisation: f64,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostCpuRecord {
@@ -77,7 +77,7 @@ impl Default for HostCpuRecord {
             flags: SmallString::new(),
             features: SmallString::new(),
             utilisation: 0.0,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -145,7 +145,7 @@ impl HostCpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCpu>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_cpu.set_other_config", (self_, value))
@@ -158,7 +158,7 @@ impl HostCpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCpu>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_cpu.get_other_config", (self_,))
             .await

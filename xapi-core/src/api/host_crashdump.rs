@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -43,7 +43,7 @@ pub struct HostCrashdumpRecord {
     /// `size`: `int`, read-only, maintained by the server; published in rio.
     pub size: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostCrashdumpRecord {
@@ -54,7 +54,7 @@ impl Default for HostCrashdumpRecord {
             host: Ref::null(),
             timestamp: DateTime::default(),
             size: 0,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -100,7 +100,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.upload", (self_, url, options))
@@ -112,7 +112,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host_crashdump.upload", (self_, url, options))
@@ -168,7 +168,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.set_other_config", (self_, value))
@@ -181,7 +181,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_crashdump.get_other_config", (self_,))
             .await

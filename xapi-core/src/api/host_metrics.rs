@@ -16,12 +16,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// Marker for the `host_metrics` class: the `T` of [`Ref<HostMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,7 +42,7 @@ pub struct HostMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostMetricsRecord {
@@ -54,7 +54,7 @@ impl Default for HostMetricsRecord {
             memory_free: 0,
             live: false,
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -124,7 +124,7 @@ impl HostMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_metrics.set_other_config", (self_, value))
@@ -137,7 +137,7 @@ impl HostMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_metrics.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Host, PoolPatch};
 
@@ -53,7 +53,7 @@ pub struct HostPatchRecord {
     /// `pool_patch`: `pool_patch ref`, read-only, given at creation; published in miami. Default `Null`.
     pub pool_patch: Ref<PoolPatch>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostPatchRecord {
@@ -69,7 +69,7 @@ impl Default for HostPatchRecord {
             timestamp_applied: DateTime::default(),
             size: 0,
             pool_patch: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -176,7 +176,7 @@ impl HostPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostPatch>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_patch.set_other_config", (self_, value))
@@ -189,7 +189,7 @@ impl HostPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostPatch>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_patch.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::Cls;
 
@@ -150,7 +150,7 @@ impl MessageApi<'_> {
     /// Also runs as a task: [`Self::destroy_all_async`].
     pub async fn destroy_all(
         &self,
-        filters: &BTreeMap<SmallString, SmallString>,
+        filters: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("message.destroy_all", (filters,)).await
     }
@@ -158,7 +158,7 @@ impl MessageApi<'_> {
     /// `Async.message.destroy_all`: starts [`Self::destroy_all`] as a task; the handle resolves to its result (`void`).
     pub async fn destroy_all_async(
         &self,
-        filters: &BTreeMap<SmallString, SmallString>,
+        filters: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("message.destroy_all", (filters,))

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Blob, NetworkDefaultLockingMode, NetworkOperations, NetworkPurpose, Pif, Vif};
 
@@ -43,7 +43,7 @@ pub struct NetworkRecord {
     /// `allowed_operations`: `enum network_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<NetworkOperations>,
     /// `current_operations`: `(string -> enum network_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, NetworkOperations>,
+    pub current_operations: SmallMap<SmallString, NetworkOperations>,
     /// `VIFs`: `VIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VIFs")]
     pub vifs: Vec<Ref<Vif>>,
@@ -54,19 +54,19 @@ pub struct NetworkRecord {
     #[serde(rename = "MTU")]
     pub mtu: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `bridge`: `string`, read-only, given at creation; published in rio, changed in falcon. Default `""`.
     pub bridge: SmallString,
     /// `managed`: `bool`, read-only, given at creation; published in falcon. Default `true`.
     pub managed: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<SmallString>,
     /// `default_locking_mode`: `enum network_default_locking_mode`, read-only, maintained by the server; published in tampa. Default `unlocked`.
     pub default_locking_mode: NetworkDefaultLockingMode,
     /// `assigned_ips`: `(VIF ref -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub assigned_ips: BTreeMap<Ref<Vif>, SmallString>,
+    pub assigned_ips: SmallMap<Ref<Vif>, SmallString>,
     /// `purpose`: `enum network_purpose set`, read-only, maintained by the server; published in inverness. Default `{}`.
     pub purpose: Vec<NetworkPurpose>,
 }
@@ -79,17 +79,17 @@ impl Default for NetworkRecord {
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vifs: Vec::new(),
             pifs: Vec::new(),
             mtu: 1500,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             bridge: SmallString::new(),
             managed: true,
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
             default_locking_mode: NetworkDefaultLockingMode::Unlocked,
-            assigned_ips: BTreeMap::new(),
+            assigned_ips: SmallMap::new(),
             purpose: Vec::new(),
         }
     }
@@ -295,7 +295,7 @@ impl NetworkApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Network>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("network.set_other_config", (self_, value))
@@ -344,7 +344,7 @@ impl NetworkApi<'_> {
     pub async fn get_assigned_ips(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<Ref<Vif>, SmallString>, Error> {
+    ) -> Result<SmallMap<Ref<Vif>, SmallString>, Error> {
         self.session
             .call("network.get_assigned_ips", (self_,))
             .await
@@ -375,7 +375,7 @@ impl NetworkApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("network.get_blobs", (self_,)).await
     }
 
@@ -399,7 +399,7 @@ impl NetworkApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("network.get_other_config", (self_,))
             .await
@@ -432,7 +432,7 @@ impl NetworkApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<SmallString, NetworkOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, NetworkOperations>, Error> {
         self.session
             .call("network.get_current_operations", (self_,))
             .await

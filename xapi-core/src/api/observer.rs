@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -43,7 +43,7 @@ pub struct ObserverRecord {
     /// `hosts`: `host ref set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
     pub hosts: Vec<Ref<Host>>,
     /// `attributes`: `(string -> string) map`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub attributes: BTreeMap<SmallString, SmallString>,
+    pub attributes: SmallMap<SmallString, SmallString>,
     /// `endpoints`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
     pub endpoints: Vec<SmallString>,
     /// `components`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
@@ -60,7 +60,7 @@ impl Default for ObserverRecord {
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             hosts: Vec::new(),
-            attributes: BTreeMap::new(),
+            attributes: SmallMap::new(),
             endpoints: Vec::new(),
             components: Vec::new(),
             enabled: false,
@@ -156,7 +156,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes(
         &self,
         self_: &Ref<Observer>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_attributes", (self_, value))
@@ -167,7 +167,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes_async(
         &self,
         self_: &Ref<Observer>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_attributes", (self_, value))
@@ -267,7 +267,7 @@ impl ObserverApi<'_> {
     pub async fn get_attributes(
         &self,
         self_: &Ref<Observer>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("Observer.get_attributes", (self_,)).await
     }
 

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, Sr};
 
@@ -42,11 +42,11 @@ pub struct PbdRecord {
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
     /// `device_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub device_config: BTreeMap<SmallString, SmallString>,
+    pub device_config: SmallMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PbdRecord {
@@ -56,9 +56,9 @@ impl Default for PbdRecord {
             uuid: SmallString::new(),
             host: Ref::null(),
             sr: Ref::null(),
-            device_config: BTreeMap::new(),
+            device_config: SmallMap::new(),
             currently_attached: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -115,7 +115,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_device_config", (self_, value))
@@ -126,7 +126,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config_async(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("PBD.set_device_config", (self_, value))
@@ -192,7 +192,7 @@ impl PbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_other_config", (self_, value))
@@ -205,7 +205,7 @@ impl PbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PBD.get_other_config", (self_,)).await
     }
 
@@ -224,7 +224,7 @@ impl PbdApi<'_> {
     pub async fn get_device_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PBD.get_device_config", (self_,)).await
     }
 

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, PciDom0Access};
 
@@ -55,7 +55,7 @@ pub struct PciRecord {
     /// `dependencies`: `PCI ref set`, read-only, maintained by the server; published in boston.
     pub dependencies: Vec<Ref<Pci>>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `subsystem_vendor_id`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
     pub subsystem_vendor_id: SmallString,
     /// `subsystem_vendor_name`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
@@ -82,7 +82,7 @@ impl Default for PciRecord {
             host: Ref::null(),
             pci_id: SmallString::new(),
             dependencies: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             subsystem_vendor_id: SmallString::new(),
             subsystem_vendor_name: SmallString::new(),
             subsystem_device_id: SmallString::new(),
@@ -208,7 +208,7 @@ impl PciApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pci>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PCI.set_other_config", (self_, value))
@@ -264,7 +264,7 @@ impl PciApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pci>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PCI.get_other_config", (self_,)).await
     }
 

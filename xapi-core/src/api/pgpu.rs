@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{GpuGroup, Host, Pci, PciDom0Access, Vgpu, VgpuType};
 
@@ -45,7 +45,7 @@ pub struct PgpuRecord {
     /// `host`: `host ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-tech-preview.
     #[serde(rename = "supported_VGPU_types")]
     pub supported_vgpu_types: Vec<Ref<VgpuType>>,
@@ -57,13 +57,13 @@ pub struct PgpuRecord {
     pub resident_vgpus: Vec<Ref<Vgpu>>,
     /// `supported_VGPU_max_capacities`: `(VGPU_type ref -> int) map`, read-only, maintained by the server; published in vgpu-productisation. Default `{}`.
     #[serde(rename = "supported_VGPU_max_capacities")]
-    pub supported_vgpu_max_capacities: BTreeMap<Ref<VgpuType>, i64>,
+    pub supported_vgpu_max_capacities: SmallMap<Ref<VgpuType>, i64>,
     /// `dom0_access`: `enum pci_dom0_access`, read-only, maintained by the server; published in cream, deprecated in 24.14.0. Default `enabled`.
     pub dom0_access: PciDom0Access,
     /// `is_system_display_device`: `bool`, read-only, maintained by the server; published in cream. Default `false`.
     pub is_system_display_device: bool,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: BTreeMap<SmallString, SmallString>,
+    pub compatibility_metadata: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PgpuRecord {
@@ -74,14 +74,14 @@ impl Default for PgpuRecord {
             pci: Ref::null(),
             gpu_group: Ref::null(),
             host: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             supported_vgpu_types: Vec::new(),
             enabled_vgpu_types: Vec::new(),
             resident_vgpus: Vec::new(),
-            supported_vgpu_max_capacities: BTreeMap::new(),
+            supported_vgpu_max_capacities: SmallMap::new(),
             dom0_access: PciDom0Access::Enabled,
             is_system_display_device: false,
-            compatibility_metadata: BTreeMap::new(),
+            compatibility_metadata: SmallMap::new(),
         }
     }
 }
@@ -321,7 +321,7 @@ impl PgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pgpu>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PGPU.set_other_config", (self_, value))
@@ -334,7 +334,7 @@ impl PgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("PGPU.get_compatibility_metadata", (self_,))
             .await
@@ -363,7 +363,7 @@ impl PgpuApi<'_> {
     pub async fn get_supported_vgpu_max_capacities(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<Ref<VgpuType>, i64>, Error> {
+    ) -> Result<SmallMap<Ref<VgpuType>, i64>, Error> {
         self.session
             .call("PGPU.get_supported_VGPU_max_capacities", (self_,))
             .await
@@ -406,7 +406,7 @@ impl PgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PGPU.get_other_config", (self_,)).await
     }
 

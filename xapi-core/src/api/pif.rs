@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString, Value};
+use crate::wire::{Ref, SmallMap, SmallString, Value};
 
 use super::{
     Bond, Host, IpConfigurationMode, Ipv6ConfigurationMode, Network, NetworkSriov, Pci,
@@ -85,7 +85,7 @@ pub struct PifRecord {
     /// `management`: `bool`, read-only, maintained by the server; published in miami. Default `false`.
     pub management: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `disallow_unplug`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub disallow_unplug: bool,
     /// `tunnel_access_PIF_of`: `tunnel ref set`, read-only, maintained by the server; published in cowley.
@@ -106,7 +106,7 @@ pub struct PifRecord {
     /// `managed`: `bool`, read-only, given at creation; published in vgpu-productisation. Default `true`.
     pub managed: bool,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub properties: BTreeMap<SmallString, SmallString>,
+    pub properties: SmallMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
     pub capabilities: Vec<SmallString>,
     /// `igmp_snooping_status`: `enum pif_igmp_status`, read-only, maintained by the server; published in inverness. Default `unknown`.
@@ -146,7 +146,7 @@ impl Default for PifRecord {
             vlan_master_of: Ref::null(),
             vlan_slave_of: Vec::new(),
             management: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             disallow_unplug: false,
             tunnel_access_pif_of: Vec::new(),
             tunnel_transport_pif_of: Vec::new(),
@@ -155,7 +155,7 @@ impl Default for PifRecord {
             ipv6_gateway: SmallString::new(),
             primary_address_type: PrimaryAddressType::Ipv4,
             managed: true,
-            properties: BTreeMap::new(),
+            properties: SmallMap::new(),
             capabilities: Vec::new(),
             igmp_snooping_status: PifIgmpStatus::UnknownState,
             sriov_physical_pif_of: Vec::new(),
@@ -257,14 +257,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
         ipv6: &[SmallString],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &BTreeMap<SmallString, SmallString>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Pif>, Error> {
         self.session
             .call("PIF.db_introduce", {
@@ -316,14 +316,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
         ipv6: &[SmallString],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &BTreeMap<SmallString, SmallString>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Pif>>, Error> {
         self.session
             .call_async("PIF.db_introduce", {
@@ -662,7 +662,7 @@ impl PifApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pif>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF.set_other_config", (self_, value))
@@ -722,7 +722,7 @@ impl PifApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PIF.get_properties", (self_,)).await
     }
 
@@ -808,7 +808,7 @@ impl PifApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PIF.get_other_config", (self_,)).await
     }
 

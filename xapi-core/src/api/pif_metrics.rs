@@ -16,12 +16,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// Marker for the `PIF_metrics` class: the `T` of [`Ref<PifMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +56,7 @@ pub struct PifMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PifMetricsRecord {
@@ -75,7 +75,7 @@ impl Default for PifMetricsRecord {
             duplex: false,
             pci_bus_path: SmallString::new(),
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -145,7 +145,7 @@ impl PifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF_metrics.set_other_config", (self_, value))
@@ -158,7 +158,7 @@ impl PifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("PIF_metrics.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{
     Blob, Certificate, CertificatePurpose, Host, Network, Pif, PoolAllowedOperations,
@@ -56,11 +56,11 @@ pub struct PoolRecord {
     #[serde(rename = "crash_dump_SR")]
     pub crash_dump_sr: Ref<Sr>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `ha_enabled`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_enabled: bool,
     /// `ha_configuration`: `(string -> string) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_configuration: BTreeMap<SmallString, SmallString>,
+    pub ha_configuration: SmallMap<SmallString, SmallString>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
     pub ha_statefiles: Vec<SmallString>,
     /// `ha_host_failures_to_tolerate`: `int`, read-only, maintained by the server; published in orlando. Default `0`.
@@ -72,13 +72,13 @@ pub struct PoolRecord {
     /// `ha_overcommitted`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_overcommitted: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<SmallString>,
     /// `gui_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub gui_config: BTreeMap<SmallString, SmallString>,
+    pub gui_config: SmallMap<SmallString, SmallString>,
     /// `health_check_config`: `(string -> string) map`, read/write; published in dundee. Default `{}`.
-    pub health_check_config: BTreeMap<SmallString, SmallString>,
+    pub health_check_config: SmallMap<SmallString, SmallString>,
     /// `wlb_url`: `string`, read-only, maintained by the server; published in george. Default `""`.
     pub wlb_url: SmallString,
     /// `wlb_username`: `string`, read-only, maintained by the server; published in george. Default `""`.
@@ -94,7 +94,7 @@ pub struct PoolRecord {
     /// `vswitch_controller`: `string`, read-only, maintained by the server; published in midnight-ride, deprecated in falcon. Default `""`.
     pub vswitch_controller: SmallString,
     /// `restrictions`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub restrictions: BTreeMap<SmallString, SmallString>,
+    pub restrictions: SmallMap<SmallString, SmallString>,
     /// `metadata_VDIs`: `VDI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "metadata_VDIs")]
     pub metadata_vdis: Vec<Ref<Vdi>>,
@@ -103,11 +103,11 @@ pub struct PoolRecord {
     /// `allowed_operations`: `enum pool_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<PoolAllowedOperations>,
     /// `current_operations`: `(string -> enum pool_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, PoolAllowedOperations>,
+    pub current_operations: SmallMap<SmallString, PoolAllowedOperations>,
     /// `guest_agent_config`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub guest_agent_config: BTreeMap<SmallString, SmallString>,
+    pub guest_agent_config: SmallMap<SmallString, SmallString>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub cpu_info: BTreeMap<SmallString, SmallString>,
+    pub cpu_info: SmallMap<SmallString, SmallString>,
     /// `policy_no_vendor_device`: `bool`, read/write; published in dundee, deprecated in 24.14.0. Default `false`.
     pub policy_no_vendor_device: bool,
     /// `live_patching_disabled`: `bool`, read/write; published in ely. Default `false`.
@@ -163,9 +163,9 @@ pub struct PoolRecord {
     /// `update_sync_enabled`: `bool`, read-only, maintained by the server; prototyped in 23.18.0. Default `false`.
     pub update_sync_enabled: bool,
     /// `recommendations`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.19.1. Default `{}`.
-    pub recommendations: BTreeMap<SmallString, SmallString>,
+    pub recommendations: SmallMap<SmallString, SmallString>,
     /// `license_server`: `(string -> string) map`, read/write; prototyped in 25.6.0. Default `{}`.
-    pub license_server: BTreeMap<SmallString, SmallString>,
+    pub license_server: SmallMap<SmallString, SmallString>,
     /// `ha_reboot_vm_on_internal_shutdown`: `bool`, read/write; prototyped in 25.16.0. Default `true`.
     pub ha_reboot_vm_on_internal_shutdown: bool,
     /// `limit_console_sessions`: `bool`, read/write; prototyped in 26.1.0. Default `false`.
@@ -187,18 +187,18 @@ impl Default for PoolRecord {
             default_sr: Ref::null(),
             suspend_image_sr: Ref::null(),
             crash_dump_sr: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             ha_enabled: false,
-            ha_configuration: BTreeMap::new(),
+            ha_configuration: SmallMap::new(),
             ha_statefiles: Vec::new(),
             ha_host_failures_to_tolerate: 0,
             ha_plan_exists_for: 0,
             ha_allow_overcommit: false,
             ha_overcommitted: false,
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
-            gui_config: BTreeMap::new(),
-            health_check_config: BTreeMap::new(),
+            gui_config: SmallMap::new(),
+            health_check_config: SmallMap::new(),
             wlb_url: SmallString::new(),
             wlb_username: SmallString::new(),
             wlb_enabled: false,
@@ -206,13 +206,13 @@ impl Default for PoolRecord {
             redo_log_enabled: false,
             redo_log_vdi: Ref::null(),
             vswitch_controller: SmallString::new(),
-            restrictions: BTreeMap::new(),
+            restrictions: SmallMap::new(),
             metadata_vdis: Vec::new(),
             ha_cluster_stack: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
-            guest_agent_config: BTreeMap::new(),
-            cpu_info: BTreeMap::new(),
+            current_operations: SmallMap::new(),
+            guest_agent_config: SmallMap::new(),
+            cpu_info: SmallMap::new(),
             policy_no_vendor_device: false,
             live_patching_disabled: false,
             igmp_snooping_enabled: false,
@@ -240,8 +240,8 @@ impl Default for PoolRecord {
             update_sync_frequency: UpdateSyncFrequency::Weekly,
             update_sync_day: 0,
             update_sync_enabled: false,
-            recommendations: BTreeMap::new(),
-            license_server: BTreeMap::new(),
+            recommendations: SmallMap::new(),
+            license_server: SmallMap::new(),
             ha_reboot_vm_on_internal_shutdown: true,
             limit_console_sessions: false,
             vm_console_idle_timeout: 0,
@@ -1190,7 +1190,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_license_state", (self_,)).await
     }
 
@@ -1198,7 +1198,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state_async(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("pool.get_license_state", (self_,))
             .await
@@ -1252,7 +1252,7 @@ impl PoolApi<'_> {
     pub async fn test_archive_target(
         &self,
         self_: &Ref<Pool>,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<SmallString, Error> {
         self.session
             .call("pool.test_archive_target", (self_, config))
@@ -1526,7 +1526,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::retrieve_wlb_recommendations_async`].
     pub async fn retrieve_wlb_recommendations(
         &self,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<SmallString>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1535,7 +1535,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_recommendations`: starts [`Self::retrieve_wlb_recommendations`] as a task; the handle resolves to its result (`(VM ref -> string set) map`).
     pub async fn retrieve_wlb_recommendations_async(
         &self,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<SmallString>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1548,7 +1548,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::retrieve_wlb_configuration_async`].
     pub async fn retrieve_wlb_configuration(
         &self,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1557,7 +1557,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_configuration`: starts [`Self::retrieve_wlb_configuration`] as a task; the handle resolves to its result (`(string -> string) map`).
     pub async fn retrieve_wlb_configuration_async(
         &self,
-    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1570,7 +1570,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::send_wlb_configuration_async`].
     pub async fn send_wlb_configuration(
         &self,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.send_wlb_configuration", (config,))
@@ -1580,7 +1580,7 @@ impl PoolApi<'_> {
     /// `Async.pool.send_wlb_configuration`: starts [`Self::send_wlb_configuration`] as a task; the handle resolves to its result (`void`).
     pub async fn send_wlb_configuration_async(
         &self,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.send_wlb_configuration", (config,))
@@ -1682,7 +1682,7 @@ impl PoolApi<'_> {
     pub async fn disable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.disable_external_auth", (pool, config))
@@ -1695,7 +1695,7 @@ impl PoolApi<'_> {
     pub async fn enable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &BTreeMap<SmallString, SmallString>,
+        config: &SmallMap<SmallString, SmallString>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1770,7 +1770,7 @@ impl PoolApi<'_> {
         &self,
         failed_hosts: &[Ref<Host>],
         failed_vms: &[Ref<Vm>],
-    ) -> Result<BTreeMap<Ref<Vm>, BTreeMap<SmallString, SmallString>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call(
                 "pool.ha_compute_vm_failover_plan",
@@ -1784,7 +1784,7 @@ impl PoolApi<'_> {
     /// Custom message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     pub async fn ha_compute_hypothetical_max_host_failures_to_tolerate(
         &self,
-        configuration: &BTreeMap<Ref<Vm>, SmallString>,
+        configuration: &SmallMap<Ref<Vm>, SmallString>,
     ) -> Result<i64, Error> {
         self.session
             .call(
@@ -1878,7 +1878,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &BTreeMap<SmallString, SmallString>,
+        configuration: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.enable_ha", (heartbeat_srs, configuration))
@@ -1889,7 +1889,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha_async(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &BTreeMap<SmallString, SmallString>,
+        configuration: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.enable_ha", (heartbeat_srs, configuration))
@@ -2185,7 +2185,7 @@ impl PoolApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_license_server", (self_, value))
@@ -2302,7 +2302,7 @@ impl PoolApi<'_> {
     pub async fn set_health_check_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_health_check_config", (self_, value))
@@ -2338,7 +2338,7 @@ impl PoolApi<'_> {
     pub async fn set_gui_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_gui_config", (self_, value))
@@ -2412,7 +2412,7 @@ impl PoolApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_other_config", (self_, value))
@@ -2516,7 +2516,7 @@ impl PoolApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_license_server", (self_,)).await
     }
 
@@ -2526,7 +2526,7 @@ impl PoolApi<'_> {
     pub async fn get_recommendations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_recommendations", (self_,))
             .await
@@ -2800,7 +2800,7 @@ impl PoolApi<'_> {
     pub async fn get_cpu_info(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_cpu_info", (self_,)).await
     }
 
@@ -2810,7 +2810,7 @@ impl PoolApi<'_> {
     pub async fn get_guest_agent_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_guest_agent_config", (self_,))
             .await
@@ -2822,7 +2822,7 @@ impl PoolApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, PoolAllowedOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, PoolAllowedOperations>, Error> {
         self.session
             .call("pool.get_current_operations", (self_,))
             .await
@@ -2862,7 +2862,7 @@ impl PoolApi<'_> {
     pub async fn get_restrictions(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_restrictions", (self_,)).await
     }
 
@@ -2929,7 +2929,7 @@ impl PoolApi<'_> {
     pub async fn get_health_check_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_health_check_config", (self_,))
             .await
@@ -2941,7 +2941,7 @@ impl PoolApi<'_> {
     pub async fn get_gui_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_gui_config", (self_,)).await
     }
 
@@ -2958,7 +2958,7 @@ impl PoolApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("pool.get_blobs", (self_,)).await
     }
 
@@ -3011,7 +3011,7 @@ impl PoolApi<'_> {
     pub async fn get_ha_configuration(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_ha_configuration", (self_,))
             .await
@@ -3030,7 +3030,7 @@ impl PoolApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_other_config", (self_,)).await
     }
 

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{AfterApplyGuidance, Host, HostPatch, PoolUpdate};
 
@@ -53,7 +53,7 @@ pub struct PoolPatchRecord {
     /// `pool_update`: `pool_update ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub pool_update: Ref<PoolUpdate>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PoolPatchRecord {
@@ -69,7 +69,7 @@ impl Default for PoolPatchRecord {
             host_patches: Vec::new(),
             after_apply_guidance: Vec::new(),
             pool_update: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -291,7 +291,7 @@ impl PoolPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_patch.set_other_config", (self_, value))
@@ -304,7 +304,7 @@ impl PoolPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool_patch.get_other_config", (self_,))
             .await

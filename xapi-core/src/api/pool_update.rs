@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, LivepatchStatus, UpdateAfterApplyGuidance, Vdi};
 
@@ -53,7 +53,7 @@ pub struct PoolUpdateRecord {
     /// `hosts`: `host ref set`, read-only, maintained by the server; published in ely.
     pub hosts: Vec<Ref<Host>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `enforce_homogeneity`: `bool`, read-only, given at creation; published in inverness. Default `false`.
     pub enforce_homogeneity: bool,
 }
@@ -71,7 +71,7 @@ impl Default for PoolUpdateRecord {
             after_apply_guidance: Vec::new(),
             vdi: Ref::null(),
             hosts: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             enforce_homogeneity: false,
         }
     }
@@ -255,7 +255,7 @@ impl PoolUpdateApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolUpdate>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_update.set_other_config", (self_, value))
@@ -277,7 +277,7 @@ impl PoolUpdateApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolUpdate>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool_update.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, UsbGroup};
 
@@ -60,7 +60,7 @@ pub struct PusbRecord {
     /// `passthrough_enabled`: `bool`, read-only, maintained by the server; published in inverness. Default `false`.
     pub passthrough_enabled: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `speed`: `float`, read-only, given at creation; published in stockholm. Default `-1.`.
     pub speed: f64,
 }
@@ -81,7 +81,7 @@ impl Default for PusbRecord {
             version: SmallString::new(),
             description: SmallString::new(),
             passthrough_enabled: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             speed: -1.0,
         }
     }
@@ -188,7 +188,7 @@ impl PusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pusb>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PUSB.set_other_config", (self_, value))
@@ -208,7 +208,7 @@ impl PusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pusb>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PUSB.get_other_config", (self_,)).await
     }
 

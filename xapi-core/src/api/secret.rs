@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// Marker for the `secret` class: the `T` of [`Ref<Secret>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +37,7 @@ pub struct SecretRecord {
     /// `value`: `string`, read/write; published in rio.
     pub value: SmallString,
     /// `other_config`: `(string -> string) map`, read/write; published in rio. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for SecretRecord {
@@ -46,7 +46,7 @@ impl Default for SecretRecord {
         Self {
             uuid: SmallString::new(),
             value: SmallString::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -122,7 +122,7 @@ impl SecretApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Secret>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("secret.set_other_config", (self_, value))
@@ -142,7 +142,7 @@ impl SecretApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Secret>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("secret.get_other_config", (self_,)).await
     }
 

@@ -16,13 +16,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Host, Subject, Task, User};
 
@@ -45,7 +43,7 @@ pub struct SessionRecord {
     /// `pool`: `bool`, read-only, maintained by the server; published in rio.
     pub pool: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `is_local_superuser`: `bool`, read-only, maintained by the server; published in george. Default `false`.
     pub is_local_superuser: bool,
     /// `subject`: `subject ref`, read-only, maintained by the server; published in george. Default `OpaqueRef:NULL`.
@@ -77,7 +75,7 @@ impl Default for SessionRecord {
             this_user: Ref::null(),
             last_active: DateTime::default(),
             pool: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             is_local_superuser: false,
             subject: Ref::null(),
             validation_time: DateTime::default(),
@@ -226,7 +224,7 @@ impl SessionApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Session>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("session.set_other_config", (self_, value))
@@ -324,7 +322,7 @@ impl SessionApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Session>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("session.get_other_config", (self_,))
             .await

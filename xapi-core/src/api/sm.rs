@@ -16,12 +16,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::ImageFormatType;
 
@@ -50,13 +50,13 @@ pub struct SmRecord {
     /// `required_api_version`: `string`, read-only, maintained by the server; published in rio.
     pub required_api_version: SmallString,
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub configuration: BTreeMap<SmallString, SmallString>,
+    pub configuration: SmallMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in miami, deprecated in clearwater. Default `{}`.
     pub capabilities: Vec<SmallString>,
     /// `features`: `(string -> int) map`, read-only, maintained by the server; published in clearwater, changed in 24.37.0. Default `{}`.
-    pub features: BTreeMap<SmallString, i64>,
+    pub features: SmallMap<SmallString, i64>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `driver_filename`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
     pub driver_filename: SmallString,
     /// `required_cluster_stack`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
@@ -77,10 +77,10 @@ impl Default for SmRecord {
             copyright: SmallString::new(),
             version: SmallString::new(),
             required_api_version: SmallString::new(),
-            configuration: BTreeMap::new(),
+            configuration: SmallMap::new(),
             capabilities: Vec::new(),
-            features: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            features: SmallMap::new(),
+            other_config: SmallMap::new(),
             driver_filename: SmallString::new(),
             required_cluster_stack: Vec::new(),
             supported_image_formats: Vec::new(),
@@ -145,7 +145,7 @@ impl SmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("SM.set_other_config", (self_, value))
@@ -189,14 +189,14 @@ impl SmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SM.get_other_config", (self_,)).await
     }
 
     /// `SM.get_features`: parameters `self` (`SM ref`); result `(string -> int) map`.
     ///
     /// Implicit message; published in clearwater, changed in 24.37.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<BTreeMap<SmallString, i64>, Error> {
+    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<SmallMap<SmallString, i64>, Error> {
         self.session.call("SM.get_features", (self_,)).await
     }
 
@@ -214,7 +214,7 @@ impl SmApi<'_> {
     pub async fn get_configuration(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SM.get_configuration", (self_,)).await
     }
 

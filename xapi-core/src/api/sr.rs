@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Blob, DataSourceRecord, DrTask, Host, Pbd, ProbeResultRecord, StorageOperations, Vdi};
 
@@ -43,7 +43,7 @@ pub struct SrRecord {
     /// `allowed_operations`: `enum storage_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<StorageOperations>,
     /// `current_operations`: `(string -> enum storage_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, StorageOperations>,
+    pub current_operations: SmallMap<SmallString, StorageOperations>,
     /// `VDIs`: `VDI ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VDIs")]
     pub vdis: Vec<Ref<Vdi>>,
@@ -63,13 +63,13 @@ pub struct SrRecord {
     /// `shared`: `bool`, read-only, maintained by the server; published in rio.
     pub shared: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<SmallString>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: BTreeMap<SmallString, SmallString>,
+    pub sm_config: SmallMap<SmallString, SmallString>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `local_cache_enabled`: `bool`, read-only, maintained by the server; published in cowley. Default `false`.
     pub local_cache_enabled: bool,
     /// `introduced_by`: `DR_task ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
@@ -88,7 +88,7 @@ impl Default for SrRecord {
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vdis: Vec::new(),
             pbds: Vec::new(),
             virtual_allocation: 0,
@@ -97,10 +97,10 @@ impl Default for SrRecord {
             r#type: SmallString::new(),
             content_type: SmallString::new(),
             shared: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             tags: Vec::new(),
-            sm_config: BTreeMap::new(),
-            blobs: BTreeMap::new(),
+            sm_config: SmallMap::new(),
+            blobs: SmallMap::new(),
             local_cache_enabled: false,
             introduced_by: Ref::null(),
             clustered: false,
@@ -366,9 +366,9 @@ impl SrApi<'_> {
     pub async fn probe_ext(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Vec<ProbeResultRecord>, Error> {
         self.session
             .call("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -379,9 +379,9 @@ impl SrApi<'_> {
     pub async fn probe_ext_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Vec<ProbeResultRecord>>, Error> {
         self.session
             .call_async("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -396,9 +396,9 @@ impl SrApi<'_> {
     pub async fn probe(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<SmallString, Error> {
         self.session
             .call("SR.probe", (host, device_config, r#type, sm_config))
@@ -409,9 +409,9 @@ impl SrApi<'_> {
     pub async fn probe_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("SR.probe", (host, device_config, r#type, sm_config))
@@ -494,13 +494,13 @@ impl SrApi<'_> {
     pub async fn make(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<SmallString, Error> {
         self.session
             .call(
@@ -524,13 +524,13 @@ impl SrApi<'_> {
     pub async fn make_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
@@ -562,7 +562,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -589,7 +589,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -617,14 +617,14 @@ impl SrApi<'_> {
     pub async fn create(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -648,14 +648,14 @@ impl SrApi<'_> {
     pub async fn create_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<SmallString, SmallString>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -704,7 +704,7 @@ impl SrApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Sr>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("SR.set_sm_config", (self_, value)).await
     }
@@ -759,7 +759,7 @@ impl SrApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sr>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("SR.set_other_config", (self_, value))
@@ -802,7 +802,7 @@ impl SrApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("SR.get_blobs", (self_,)).await
     }
 
@@ -812,7 +812,7 @@ impl SrApi<'_> {
     pub async fn get_sm_config(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SR.get_sm_config", (self_,)).await
     }
 
@@ -829,7 +829,7 @@ impl SrApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SR.get_other_config", (self_,)).await
     }
 
@@ -899,7 +899,7 @@ impl SrApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<SmallString, StorageOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, StorageOperations>, Error> {
         self.session
             .call("SR.get_current_operations", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Role;
 
@@ -39,7 +39,7 @@ pub struct SubjectRecord {
     /// `subject_identifier`: `string`, read-only, given at creation; published in george. Default `""`.
     pub subject_identifier: SmallString,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in george. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `roles`: `role ref set`, read-only, maintained by the server; published in midnight-ride. Default `{OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba}`.
     pub roles: Vec<Ref<Role>>,
 }
@@ -50,7 +50,7 @@ impl Default for SubjectRecord {
         Self {
             uuid: SmallString::new(),
             subject_identifier: SmallString::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             roles: vec![Ref::new("OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba")],
         }
     }
@@ -131,7 +131,7 @@ impl SubjectApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Subject>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("subject.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Host, TaskAllowedOperations, TaskStatusType};
 
@@ -43,7 +43,7 @@ pub struct TaskRecord {
     /// `allowed_operations`: `enum task_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<TaskAllowedOperations>,
     /// `current_operations`: `(string -> enum task_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, TaskAllowedOperations>,
+    pub current_operations: SmallMap<SmallString, TaskAllowedOperations>,
     /// `created`: `datetime`, read-only, maintained by the server; published in rio.
     pub created: DateTime,
     /// `finished`: `datetime`, read-only, maintained by the server; published in rio.
@@ -61,7 +61,7 @@ pub struct TaskRecord {
     /// `error_info`: `string set`, read-only, maintained by the server; published in rio.
     pub error_info: Vec<SmallString>,
     /// `other_config`: `(string -> string) map`, read-only, maintained by the server; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `subtask_of`: `task ref`, read-only, maintained by the server; published in orlando. Default `Null`.
     pub subtask_of: Ref<Task>,
     /// `subtasks`: `task ref set`, read-only, maintained by the server; published in orlando.
@@ -78,7 +78,7 @@ impl Default for TaskRecord {
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             created: DateTime::default(),
             finished: DateTime::default(),
             status: TaskStatusType::Unknown(String::new()),
@@ -87,7 +87,7 @@ impl Default for TaskRecord {
             r#type: SmallString::new(),
             result: SmallString::new(),
             error_info: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             subtask_of: Ref::null(),
             subtasks: Vec::new(),
             backtrace: SmallString::from("()"),
@@ -131,7 +131,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Task>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("task.set_other_config", (self_, value))
@@ -142,7 +142,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config_async(
         &self,
         self_: &Ref<Task>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("task.set_other_config", (self_, value))
@@ -294,7 +294,7 @@ impl TaskApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("task.get_other_config", (self_,)).await
     }
 
@@ -360,7 +360,7 @@ impl TaskApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<BTreeMap<SmallString, TaskAllowedOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, TaskAllowedOperations>, Error> {
         self.session
             .call("task.get_current_operations", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Network, Pif, TunnelProtocol};
 
@@ -43,9 +43,9 @@ pub struct TunnelRecord {
     #[serde(rename = "transport_PIF")]
     pub transport_pif: Ref<Pif>,
     /// `status`: `(string -> string) map`, read/write; published in cowley. Default `{"active" -> "false"}`.
-    pub status: BTreeMap<SmallString, SmallString>,
+    pub status: SmallMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in cowley. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `protocol`: `enum tunnel_protocol`, read/write; published in 1.250.0. Default `gre`.
     pub protocol: TunnelProtocol,
 }
@@ -57,8 +57,8 @@ impl Default for TunnelRecord {
             uuid: SmallString::new(),
             access_pif: Ref::null(),
             transport_pif: Ref::null(),
-            status: BTreeMap::from([(SmallString::from("active"), SmallString::from("false"))]),
-            other_config: BTreeMap::new(),
+            status: SmallMap::from([(SmallString::from("active"), SmallString::from("false"))]),
+            other_config: SmallMap::new(),
             protocol: TunnelProtocol::Gre,
         }
     }
@@ -182,7 +182,7 @@ impl TunnelApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Tunnel>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("tunnel.set_other_config", (self_, value))
@@ -218,7 +218,7 @@ impl TunnelApi<'_> {
     pub async fn set_status(
         &self,
         self_: &Ref<Tunnel>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("tunnel.set_status", (self_, value)).await
     }
@@ -236,7 +236,7 @@ impl TunnelApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Tunnel>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("tunnel.get_other_config", (self_,)).await
     }
 
@@ -246,7 +246,7 @@ impl TunnelApi<'_> {
     pub async fn get_status(
         &self,
         self_: &Ref<Tunnel>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("tunnel.get_status", (self_,)).await
     }
 

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Pusb, Vusb};
 
@@ -47,7 +47,7 @@ pub struct UsbGroupRecord {
     #[serde(rename = "VUSBs")]
     pub vusbs: Vec<Ref<Vusb>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for UsbGroupRecord {
@@ -59,7 +59,7 @@ impl Default for UsbGroupRecord {
             name_description: SmallString::new(),
             pusbs: Vec::new(),
             vusbs: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -117,7 +117,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<UsbGroup>, Error> {
         self.session
             .call(
@@ -132,7 +132,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<UsbGroup>>, Error> {
         self.session
             .call_async(
@@ -175,7 +175,7 @@ impl UsbGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("USB_group.set_other_config", (self_, value))
@@ -210,7 +210,7 @@ impl UsbGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("USB_group.get_other_config", (self_,))
             .await

@@ -16,13 +16,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// Marker for the `user` class: the `T` of [`Ref<User>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,7 +37,7 @@ pub struct UserRecord {
     /// `fullname`: `string`, read/write; published in rio.
     pub fullname: SmallString,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for UserRecord {
@@ -49,7 +47,7 @@ impl Default for UserRecord {
             uuid: SmallString::new(),
             short_name: SmallString::new(),
             fullname: SmallString::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -101,7 +99,7 @@ impl UserApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<User>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("user.set_other_config", (self_, value))
@@ -121,7 +119,7 @@ impl UserApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<User>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("user.get_other_config", (self_,)).await
     }
 

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{VbdMetrics, VbdMode, VbdOperations, VbdType, Vdi, Vm};
 
@@ -39,7 +39,7 @@ pub struct VbdRecord {
     /// `allowed_operations`: `enum vbd_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VbdOperations>,
     /// `current_operations`: `(string -> enum vbd_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, VbdOperations>,
+    pub current_operations: SmallMap<SmallString, VbdOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -63,7 +63,7 @@ pub struct VbdRecord {
     /// `empty`: `bool`, read-only, given at creation; published in rio.
     pub empty: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, given at creation; published in rio, changed in 1.257.0. Default `false`.
     pub currently_attached: bool,
     /// `status_code`: `int`, read-only, maintained by the server; published in rio.
@@ -71,11 +71,11 @@ pub struct VbdRecord {
     /// `status_detail`: `string`, read-only, maintained by the server; published in rio.
     pub status_detail: SmallString,
     /// `runtime_properties`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub runtime_properties: BTreeMap<SmallString, SmallString>,
+    pub runtime_properties: SmallMap<SmallString, SmallString>,
     /// `qos_algorithm_type`: `string`, read/write; published in rio.
     pub qos_algorithm_type: SmallString,
     /// `qos_algorithm_params`: `(string -> string) map`, read/write; published in rio.
-    pub qos_algorithm_params: BTreeMap<SmallString, SmallString>,
+    pub qos_algorithm_params: SmallMap<SmallString, SmallString>,
     /// `qos_supported_algorithms`: `string set`, read-only, maintained by the server; published in rio.
     pub qos_supported_algorithms: Vec<SmallString>,
     /// `metrics`: `VBD_metrics ref`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `OpaqueRef:NULL`.
@@ -88,7 +88,7 @@ impl Default for VbdRecord {
         Self {
             uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
             device: SmallString::new(),
@@ -99,13 +99,13 @@ impl Default for VbdRecord {
             unpluggable: true,
             storage_lock: false,
             empty: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             currently_attached: false,
             status_code: 0,
             status_detail: SmallString::new(),
-            runtime_properties: BTreeMap::new(),
+            runtime_properties: SmallMap::new(),
             qos_algorithm_type: SmallString::new(),
-            qos_algorithm_params: BTreeMap::new(),
+            qos_algorithm_params: SmallMap::new(),
             qos_supported_algorithms: Vec::new(),
             metrics: Ref::null(),
         }
@@ -289,7 +289,7 @@ impl VbdApi<'_> {
     pub async fn set_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_qos_algorithm_params", (self_, value))
@@ -334,7 +334,7 @@ impl VbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vbd>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_other_config", (self_, value))
@@ -391,7 +391,7 @@ impl VbdApi<'_> {
     pub async fn get_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VBD.get_qos_algorithm_params", (self_,))
             .await
@@ -412,7 +412,7 @@ impl VbdApi<'_> {
     pub async fn get_runtime_properties(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VBD.get_runtime_properties", (self_,))
             .await
@@ -447,7 +447,7 @@ impl VbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VBD.get_other_config", (self_,)).await
     }
 
@@ -527,7 +527,7 @@ impl VbdApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<SmallString, VbdOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VbdOperations>, Error> {
         self.session
             .call("VBD.get_current_operations", (self_,))
             .await

@@ -16,12 +16,10 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// Marker for the `VBD_metrics` class: the `T` of [`Ref<VbdMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,7 +38,7 @@ pub struct VbdMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `19700101T00:00:00Z`.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando, deprecated in tampa, removed in tampa. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VbdMetricsRecord {
@@ -51,7 +49,7 @@ impl Default for VbdMetricsRecord {
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString, Value};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString, Value};
 
 use super::{
     Crashdump, OnBoot, Pool, Session, Sr, Vbd, VdiNbdServerInfoRecord, VdiOperations, VdiType,
@@ -45,7 +45,7 @@ pub struct VdiRecord {
     /// `allowed_operations`: `enum vdi_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VdiOperations>,
     /// `current_operations`: `(string -> enum vdi_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, VdiOperations>,
+    pub current_operations: SmallMap<SmallString, VdiOperations>,
     /// `SR`: `SR ref`, read-only, given at creation; published in rio.
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
@@ -65,7 +65,7 @@ pub struct VdiRecord {
     /// `read_only`: `bool`, read-only, given at creation; published in rio.
     pub read_only: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `storage_lock`: `bool`, read-only, maintained by the server; published in rio.
     pub storage_lock: bool,
     /// `location`: `string`, read-only, maintained by the server; published in miami. Default `""`.
@@ -77,9 +77,9 @@ pub struct VdiRecord {
     /// `parent`: `VDI ref`, read-only, maintained by the server; published in rio, deprecated in ely.
     pub parent: Ref<Vdi>,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: BTreeMap<SmallString, SmallString>,
+    pub xenstore_data: SmallMap<SmallString, SmallString>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: BTreeMap<SmallString, SmallString>,
+    pub sm_config: SmallMap<SmallString, SmallString>,
     /// `is_a_snapshot`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub is_a_snapshot: bool,
     /// `snapshot_of`: `VDI ref`, read-only, maintained by the server; published in orlando. Default `Null`.
@@ -112,7 +112,7 @@ impl Default for VdiRecord {
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             sr: Ref::null(),
             vbds: Vec::new(),
             crash_dumps: Vec::new(),
@@ -121,14 +121,14 @@ impl Default for VdiRecord {
             r#type: VdiType::Unknown(String::new()),
             sharable: false,
             read_only: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             storage_lock: false,
             location: SmallString::new(),
             managed: false,
             missing: false,
             parent: Ref::null(),
-            xenstore_data: BTreeMap::new(),
-            sm_config: BTreeMap::new(),
+            xenstore_data: SmallMap::new(),
+            sm_config: SmallMap::new(),
             is_a_snapshot: false,
             snapshot_of: Ref::null(),
             snapshots: Vec::new(),
@@ -285,7 +285,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.pool_migrate", (vdi, sr, options))
@@ -297,7 +297,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.pool_migrate", (vdi, sr, options))
@@ -520,10 +520,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
         location: &str,
-        xenstore_data: &BTreeMap<SmallString, SmallString>,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        xenstore_data: &SmallMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -569,10 +569,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
         location: &str,
-        xenstore_data: &BTreeMap<SmallString, SmallString>,
-        sm_config: &BTreeMap<SmallString, SmallString>,
+        xenstore_data: &SmallMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -650,7 +650,7 @@ impl VdiApi<'_> {
     pub async fn clone(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<SmallString, SmallString>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session.call("VDI.clone", (vdi, driver_params)).await
     }
@@ -659,7 +659,7 @@ impl VdiApi<'_> {
     pub async fn clone_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<SmallString, SmallString>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.clone", (vdi, driver_params))
@@ -674,7 +674,7 @@ impl VdiApi<'_> {
     pub async fn snapshot(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<SmallString, SmallString>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.snapshot", (vdi, driver_params))
@@ -685,7 +685,7 @@ impl VdiApi<'_> {
     pub async fn snapshot_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<SmallString, SmallString>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.snapshot", (vdi, driver_params))
@@ -742,7 +742,7 @@ impl VdiApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VDI.set_sm_config", (self_, value)).await
     }
@@ -780,7 +780,7 @@ impl VdiApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_xenstore_data", (self_, value))
@@ -816,7 +816,7 @@ impl VdiApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_other_config", (self_, value))
@@ -908,7 +908,7 @@ impl VdiApi<'_> {
     pub async fn get_sm_config(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_sm_config", (self_,)).await
     }
 
@@ -918,7 +918,7 @@ impl VdiApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_xenstore_data", (self_,)).await
     }
 
@@ -964,7 +964,7 @@ impl VdiApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_other_config", (self_,)).await
     }
 
@@ -1032,7 +1032,7 @@ impl VdiApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<SmallString, VdiOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VdiOperations>, Error> {
         self.session
             .call("VDI.get_current_operations", (self_,))
             .await

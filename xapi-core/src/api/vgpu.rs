@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{GpuGroup, Pci, Pgpu, VgpuType, Vm};
 
@@ -47,7 +47,7 @@ pub struct VgpuRecord {
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in boston. Default `false`.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `type`: `VGPU_type ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
     pub r#type: Ref<VgpuType>,
     /// `resident_on`: `PGPU ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
@@ -55,7 +55,7 @@ pub struct VgpuRecord {
     /// `scheduled_to_be_resident_on`: `PGPU ref`, read-only, maintained by the server; published in dundee. Default `OpaqueRef:NULL`.
     pub scheduled_to_be_resident_on: Ref<Pgpu>,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: BTreeMap<SmallString, SmallString>,
+    pub compatibility_metadata: SmallMap<SmallString, SmallString>,
     /// `extra_args`: `string`, read/write; published in quebec. Default `""`.
     pub extra_args: SmallString,
     /// `PCI`: `PCI ref`, read-only, maintained by the server; published in quebec. Default `OpaqueRef:NULL`.
@@ -72,11 +72,11 @@ impl Default for VgpuRecord {
             gpu_group: Ref::null(),
             device: SmallString::from("0"),
             currently_attached: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             r#type: Ref::null(),
             resident_on: Ref::null(),
             scheduled_to_be_resident_on: Ref::null(),
-            compatibility_metadata: BTreeMap::new(),
+            compatibility_metadata: SmallMap::new(),
             extra_args: SmallString::new(),
             pci: Ref::null(),
         }
@@ -135,7 +135,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
         r#type: &Ref<VgpuType>,
     ) -> Result<Ref<Vgpu>, Error> {
         self.session
@@ -149,7 +149,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
         r#type: &Ref<VgpuType>,
     ) -> Result<TaskHandle<Ref<Vgpu>>, Error> {
         self.session
@@ -199,7 +199,7 @@ impl VgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vgpu>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VGPU.set_other_config", (self_, value))
@@ -226,7 +226,7 @@ impl VgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VGPU.get_compatibility_metadata", (self_,))
             .await
@@ -264,7 +264,7 @@ impl VgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VGPU.get_other_config", (self_,)).await
     }
 

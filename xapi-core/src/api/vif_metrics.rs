@@ -16,12 +16,10 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// Marker for the `VIF_metrics` class: the `T` of [`Ref<VifMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,7 +38,7 @@ pub struct VifMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VifMetricsRecord {
@@ -51,7 +49,7 @@ impl Default for VifMetricsRecord {
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -103,7 +101,7 @@ impl VifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VIF_metrics.set_other_config", (self_, value))
@@ -116,7 +114,7 @@ impl VifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VIF_metrics.get_other_config", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Network, Pif};
 
@@ -45,7 +45,7 @@ pub struct VlanRecord {
     /// `tag`: `int`, read-only, given at creation; published in miami. Default `-1`.
     pub tag: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VlanRecord {
@@ -56,7 +56,7 @@ impl Default for VlanRecord {
             tagged_pif: Ref::null(),
             untagged_pif: Ref::null(),
             tag: -1,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }
@@ -164,7 +164,7 @@ impl VlanApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vlan>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VLAN.set_other_config", (self_, value))
@@ -177,7 +177,7 @@ impl VlanApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vlan>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VLAN.get_other_config", (self_,)).await
     }
 

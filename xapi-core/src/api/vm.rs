@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{
     Blob, Console, Crashdump, DataSourceRecord, DomainType, GpuGroup, Host, Network,
@@ -44,7 +44,7 @@ pub struct VmRecord {
     /// `allowed_operations`: `enum vm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmOperations>,
     /// `current_operations`: `(string -> enum vm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, VmOperations>,
+    pub current_operations: SmallMap<SmallString, VmOperations>,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
     pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
@@ -80,7 +80,7 @@ pub struct VmRecord {
     pub memory_static_min: i64,
     /// `VCPUs_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: BTreeMap<SmallString, SmallString>,
+    pub vcpus_params: SmallMap<SmallString, SmallString>,
     /// `VCPUs_max`: `int`, read-only, given at creation; published in rio.
     #[serde(rename = "VCPUs_max")]
     pub vcpus_max: i64,
@@ -134,24 +134,24 @@ pub struct VmRecord {
     pub hvm_boot_policy: SmallString,
     /// `HVM_boot_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "HVM_boot_params")]
-    pub hvm_boot_params: BTreeMap<SmallString, SmallString>,
+    pub hvm_boot_params: SmallMap<SmallString, SmallString>,
     /// `HVM_shadow_multiplier`: `float`, read-only, given at creation; published in miami. Default `1.`.
     #[serde(rename = "HVM_shadow_multiplier")]
     pub hvm_shadow_multiplier: f64,
     /// `platform`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub platform: BTreeMap<SmallString, SmallString>,
+    pub platform: SmallMap<SmallString, SmallString>,
     /// `PCI_bus`: `string`, read/write; published in rio, deprecated in boston.
     #[serde(rename = "PCI_bus")]
     pub pci_bus: SmallString,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `domid`: `int`, read-only, maintained by the server; published in rio.
     pub domid: i64,
     /// `domarch`: `string`, read-only, maintained by the server; published in rio.
     pub domarch: SmallString,
     /// `last_boot_CPU_flags`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
     #[serde(rename = "last_boot_CPU_flags")]
-    pub last_boot_cpu_flags: BTreeMap<SmallString, SmallString>,
+    pub last_boot_cpu_flags: SmallMap<SmallString, SmallString>,
     /// `is_control_domain`: `bool`, read-only, maintained by the server; published in rio.
     pub is_control_domain: bool,
     /// `metrics`: `VM_metrics ref`, read-only, maintained by the server; published in rio.
@@ -163,7 +163,7 @@ pub struct VmRecord {
     /// `recommendations`: `string`, read/write; published in rio.
     pub recommendations: SmallString,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: BTreeMap<SmallString, SmallString>,
+    pub xenstore_data: SmallMap<SmallString, SmallString>,
     /// `ha_always_run`: `bool`, read-only, given at creation; published in orlando, deprecated in boston. Default `false`.
     pub ha_always_run: bool,
     /// `ha_restart_priority`: `string`, read-only, given at creation; published in orlando. Default `""`.
@@ -179,13 +179,13 @@ pub struct VmRecord {
     /// `transportable_snapshot_id`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
     pub transportable_snapshot_id: SmallString,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<SmallString, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
     pub tags: Vec<SmallString>,
     /// `blocked_operations`: `(enum vm_operations -> string) map`, read-only, given at creation; published in orlando. Default `{}`.
-    pub blocked_operations: BTreeMap<VmOperations, SmallString>,
+    pub blocked_operations: SmallMap<VmOperations, SmallString>,
     /// `snapshot_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub snapshot_info: BTreeMap<SmallString, SmallString>,
+    pub snapshot_info: SmallMap<SmallString, SmallString>,
     /// `snapshot_metadata`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
     pub snapshot_metadata: SmallString,
     /// `parent`: `VM ref`, read-only, maintained by the server; published in midnight-ride. Default `Null`.
@@ -193,7 +193,7 @@ pub struct VmRecord {
     /// `children`: `VM ref set`, read-only, maintained by the server; published in midnight-ride.
     pub children: Vec<Ref<Vm>>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: BTreeMap<SmallString, SmallString>,
+    pub bios_strings: SmallMap<SmallString, SmallString>,
     /// `protection_policy`: `VMPP ref`, read-only, given at creation; published in cowley, deprecated in clearwater. Default `OpaqueRef:NULL`.
     pub protection_policy: Ref<Vmpp>,
     /// `is_snapshot_from_vmpp`: `bool`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `false`.
@@ -235,7 +235,7 @@ pub struct VmRecord {
     pub domain_type: DomainType,
     /// `NVRAM`: `(string -> string) map`, read-only, given at creation; published in naples. Default `{}`.
     #[serde(rename = "NVRAM")]
-    pub nvram: BTreeMap<SmallString, SmallString>,
+    pub nvram: SmallMap<SmallString, SmallString>,
     /// `pending_guidances`: `enum update_guidances set`, read-only, maintained by the server; published in 1.303.0. Default `{}`.
     pub pending_guidances: Vec<UpdateGuidances>,
     /// `pending_guidances_recommended`: `enum update_guidances set`, read-only, maintained by the server; prototyped in 24.10.0. Default `{}`.
@@ -254,7 +254,7 @@ impl Default for VmRecord {
         Self {
             uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             power_state: VmPowerState::Halted,
@@ -271,7 +271,7 @@ impl Default for VmRecord {
             memory_dynamic_max: 0,
             memory_dynamic_min: 0,
             memory_static_min: 0,
-            vcpus_params: BTreeMap::new(),
+            vcpus_params: SmallMap::new(),
             vcpus_max: 0,
             vcpus_at_startup: 0,
             actions_after_softreboot: OnSoftrebootBehavior::SoftReboot,
@@ -291,20 +291,20 @@ impl Default for VmRecord {
             pv_bootloader_args: SmallString::new(),
             pv_legacy_args: SmallString::new(),
             hvm_boot_policy: SmallString::new(),
-            hvm_boot_params: BTreeMap::new(),
+            hvm_boot_params: SmallMap::new(),
             hvm_shadow_multiplier: 1.0,
-            platform: BTreeMap::new(),
+            platform: SmallMap::new(),
             pci_bus: SmallString::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             domid: 0,
             domarch: SmallString::new(),
-            last_boot_cpu_flags: BTreeMap::new(),
+            last_boot_cpu_flags: SmallMap::new(),
             is_control_domain: false,
             metrics: Ref::null(),
             guest_metrics: Ref::null(),
             last_booted_record: SmallString::new(),
             recommendations: SmallString::new(),
-            xenstore_data: BTreeMap::new(),
+            xenstore_data: SmallMap::new(),
             ha_always_run: false,
             ha_restart_priority: SmallString::new(),
             is_a_snapshot: false,
@@ -312,14 +312,14 @@ impl Default for VmRecord {
             snapshots: Vec::new(),
             snapshot_time: DateTime::default(),
             transportable_snapshot_id: SmallString::new(),
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
-            blocked_operations: BTreeMap::new(),
-            snapshot_info: BTreeMap::new(),
+            blocked_operations: SmallMap::new(),
+            snapshot_info: SmallMap::new(),
             snapshot_metadata: SmallString::new(),
             parent: Ref::null(),
             children: Vec::new(),
-            bios_strings: BTreeMap::new(),
+            bios_strings: SmallMap::new(),
             protection_policy: Ref::null(),
             is_snapshot_from_vmpp: false,
             snapshot_schedule: Ref::null(),
@@ -338,7 +338,7 @@ impl Default for VmRecord {
             requires_reboot: false,
             reference_label: SmallString::new(),
             domain_type: DomainType::Unspecified,
-            nvram: BTreeMap::new(),
+            nvram: SmallMap::new(),
             pending_guidances: Vec::new(),
             pending_guidances_recommended: Vec::new(),
             pending_guidances_full: Vec::new(),
@@ -382,7 +382,7 @@ impl VmApi<'_> {
     pub async fn set_platform(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_platform", (self_, value)).await
     }
@@ -416,7 +416,7 @@ impl VmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_other_config", (self_, value))
@@ -536,7 +536,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<VmOperations, SmallString>,
+        value: &SmallMap<VmOperations, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_blocked_operations", (self_, value))
@@ -547,7 +547,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations_async(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<VmOperations, SmallString>,
+        value: &SmallMap<VmOperations, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_blocked_operations", (self_, value))
@@ -758,7 +758,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<SmallString, SmallString>,
+        args: &SmallMap<SmallString, SmallString>,
     ) -> Result<SmallString, Error> {
         self.session
             .call("VM.call_host_plugin", (vm, plugin, r#fn, args))
@@ -771,7 +771,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<SmallString, SmallString>,
+        args: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.call_host_plugin", (vm, plugin, r#fn, args))
@@ -788,7 +788,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<SmallString, SmallString>,
+        args: &SmallMap<SmallString, SmallString>,
     ) -> Result<SmallString, Error> {
         self.session
             .call("VM.call_plugin", (vm, plugin, r#fn, args))
@@ -801,7 +801,7 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<SmallString, SmallString>,
+        args: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.call_plugin", (vm, plugin, r#fn, args))
@@ -816,7 +816,7 @@ impl VmApi<'_> {
     pub async fn query_services(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.query_services", (self_,)).await
     }
 
@@ -824,7 +824,7 @@ impl VmApi<'_> {
     pub async fn query_services_async(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<TaskHandle<BTreeMap<SmallString, SmallString>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session.call_async("VM.query_services", (self_,)).await
     }
 
@@ -885,7 +885,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &BTreeMap<SmallString, SmallString>,
+        remote_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -902,7 +902,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &BTreeMap<SmallString, SmallString>,
+        remote_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1123,7 +1123,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_bios_strings", (self_, value))
@@ -1134,7 +1134,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings_async(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_bios_strings", (self_, value))
@@ -1149,7 +1149,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<BTreeMap<Ref<Host>, Vec<SmallString>>, Error> {
+    ) -> Result<SmallMap<Ref<Host>, Vec<SmallString>>, Error> {
         self.session
             .call("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -1159,7 +1159,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations_async(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Host>, Vec<SmallString>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Host>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -1381,12 +1381,12 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<SmallString, SmallString>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<SmallString, SmallString>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -1400,12 +1400,12 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<SmallString, SmallString>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<SmallString, SmallString>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1425,13 +1425,13 @@ impl VmApi<'_> {
     pub async fn migrate_send(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<SmallString, SmallString>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<SmallString, SmallString>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &BTreeMap<Ref<Vdi>, SmallString>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_format_map: &SmallMap<Ref<Vdi>, SmallString>,
     ) -> Result<Ref<Vm>, Error> {
         self.session
             .call(
@@ -1454,13 +1454,13 @@ impl VmApi<'_> {
     pub async fn migrate_send_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<SmallString, SmallString>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<SmallString, SmallString>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &BTreeMap<Ref<Vdi>, SmallString>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_format_map: &SmallMap<Ref<Vdi>, SmallString>,
     ) -> Result<TaskHandle<Ref<Vm>>, Error> {
         self.session
             .call_async(
@@ -1879,7 +1879,7 @@ impl VmApi<'_> {
     pub async fn set_nvram(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_NVRAM", (self_, value)).await
     }
@@ -1947,7 +1947,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.pool_migrate", (vm, host, options))
@@ -1959,7 +1959,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &BTreeMap<SmallString, SmallString>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.pool_migrate", (vm, host, options))
@@ -2417,7 +2417,7 @@ impl VmApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_xenstore_data", (self_, value))
@@ -2474,7 +2474,7 @@ impl VmApi<'_> {
     pub async fn set_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_HVM_boot_params", (self_, value))
@@ -2597,7 +2597,7 @@ impl VmApi<'_> {
     pub async fn set_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_VCPUs_params", (self_, value))
@@ -2706,7 +2706,7 @@ impl VmApi<'_> {
     pub async fn get_nvram(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_NVRAM", (self_,)).await
     }
 
@@ -2844,7 +2844,7 @@ impl VmApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_bios_strings", (self_,)).await
     }
 
@@ -2877,7 +2877,7 @@ impl VmApi<'_> {
     pub async fn get_snapshot_info(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_snapshot_info", (self_,)).await
     }
 
@@ -2887,7 +2887,7 @@ impl VmApi<'_> {
     pub async fn get_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<VmOperations, SmallString>, Error> {
+    ) -> Result<SmallMap<VmOperations, SmallString>, Error> {
         self.session
             .call("VM.get_blocked_operations", (self_,))
             .await
@@ -2906,7 +2906,7 @@ impl VmApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, Ref<Blob>>, Error> {
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("VM.get_blobs", (self_,)).await
     }
 
@@ -2973,7 +2973,7 @@ impl VmApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_xenstore_data", (self_,)).await
     }
 
@@ -3022,7 +3022,7 @@ impl VmApi<'_> {
     pub async fn get_last_boot_cpu_flags(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM.get_last_boot_CPU_flags", (self_,))
             .await
@@ -3048,7 +3048,7 @@ impl VmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_other_config", (self_,)).await
     }
 
@@ -3066,7 +3066,7 @@ impl VmApi<'_> {
     pub async fn get_platform(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_platform", (self_,)).await
     }
 
@@ -3085,7 +3085,7 @@ impl VmApi<'_> {
     pub async fn get_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_HVM_boot_params", (self_,)).await
     }
 
@@ -3245,7 +3245,7 @@ impl VmApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_VCPUs_params", (self_,)).await
     }
 
@@ -3383,7 +3383,7 @@ impl VmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<SmallString, VmOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VmOperations>, Error> {
         self.session
             .call("VM.get_current_operations", (self_,))
             .await

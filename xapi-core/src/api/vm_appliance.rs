@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Session, Sr, Vm, VmApplianceOperation};
 
@@ -43,7 +43,7 @@ pub struct VmApplianceRecord {
     /// `allowed_operations`: `enum vm_appliance_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmApplianceOperation>,
     /// `current_operations`: `(string -> enum vm_appliance_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, VmApplianceOperation>,
+    pub current_operations: SmallMap<SmallString, VmApplianceOperation>,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VMs")]
     pub vms: Vec<Ref<Vm>>,
@@ -57,7 +57,7 @@ impl Default for VmApplianceRecord {
             name_label: SmallString::new(),
             name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vms: Vec::new(),
         }
     }
@@ -308,7 +308,7 @@ impl VmApplianceApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<VmAppliance>,
-    ) -> Result<BTreeMap<SmallString, VmApplianceOperation>, Error> {
+    ) -> Result<SmallMap<SmallString, VmApplianceOperation>, Error> {
         self.session
             .call("VM_appliance.get_current_operations", (self_,))
             .await

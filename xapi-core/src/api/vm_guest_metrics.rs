@@ -16,12 +16,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::TristateType;
 
@@ -36,27 +36,27 @@ pub struct VmGuestMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
     pub uuid: SmallString,
     /// `os_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub os_version: BTreeMap<SmallString, SmallString>,
+    pub os_version: SmallMap<SmallString, SmallString>,
     /// `netbios_name`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.28.0. Default `{}`.
-    pub netbios_name: BTreeMap<SmallString, SmallString>,
+    pub netbios_name: SmallMap<SmallString, SmallString>,
     /// `PV_drivers_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PV_drivers_version")]
-    pub pv_drivers_version: BTreeMap<SmallString, SmallString>,
+    pub pv_drivers_version: SmallMap<SmallString, SmallString>,
     /// `PV_drivers_up_to_date`: `bool`, read-only, maintained by the server; published in rio, deprecated in dundee.
     #[serde(rename = "PV_drivers_up_to_date")]
     pub pv_drivers_up_to_date: bool,
     /// `memory`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in george, removed in george. Default `{}`.
-    pub memory: BTreeMap<SmallString, SmallString>,
+    pub memory: SmallMap<SmallString, SmallString>,
     /// `disks`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in orlando, removed in orlando. Default `{}`.
-    pub disks: BTreeMap<SmallString, SmallString>,
+    pub disks: SmallMap<SmallString, SmallString>,
     /// `networks`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub networks: BTreeMap<SmallString, SmallString>,
+    pub networks: SmallMap<SmallString, SmallString>,
     /// `other`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub other: BTreeMap<SmallString, SmallString>,
+    pub other: SmallMap<SmallString, SmallString>,
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `live`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub live: bool,
     /// `can_use_hotplug_vbd`: `enum tristate_type`, read-only, maintained by the server; published in dundee. Default `unspecified`.
@@ -67,7 +67,7 @@ pub struct VmGuestMetricsRecord {
     #[serde(rename = "PV_drivers_detected")]
     pub pv_drivers_detected: bool,
     /// `services`: `(string -> string) map`, read-only, maintained by the server; prototyped in 25.15.0. Default `{}`.
-    pub services: BTreeMap<SmallString, SmallString>,
+    pub services: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VmGuestMetricsRecord {
@@ -75,21 +75,21 @@ impl Default for VmGuestMetricsRecord {
     fn default() -> Self {
         Self {
             uuid: SmallString::new(),
-            os_version: BTreeMap::new(),
-            netbios_name: BTreeMap::new(),
-            pv_drivers_version: BTreeMap::new(),
+            os_version: SmallMap::new(),
+            netbios_name: SmallMap::new(),
+            pv_drivers_version: SmallMap::new(),
             pv_drivers_up_to_date: false,
-            memory: BTreeMap::new(),
-            disks: BTreeMap::new(),
-            networks: BTreeMap::new(),
-            other: BTreeMap::new(),
+            memory: SmallMap::new(),
+            disks: SmallMap::new(),
+            networks: SmallMap::new(),
+            other: SmallMap::new(),
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             live: false,
             can_use_hotplug_vbd: TristateType::Unspecified,
             can_use_hotplug_vif: TristateType::Unspecified,
             pv_drivers_detected: false,
-            services: BTreeMap::new(),
+            services: SmallMap::new(),
         }
     }
 }
@@ -159,7 +159,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_guest_metrics.set_other_config", (self_, value))
@@ -172,7 +172,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_services(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_services", (self_,))
             .await
@@ -229,7 +229,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_other_config", (self_,))
             .await
@@ -250,7 +250,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_other", (self_,))
             .await
@@ -262,7 +262,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_networks(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_networks", (self_,))
             .await
@@ -287,7 +287,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_pv_drivers_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_PV_drivers_version", (self_,))
             .await
@@ -299,7 +299,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_netbios_name(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_netbios_name", (self_,))
             .await
@@ -311,7 +311,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_os_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_os_version", (self_,))
             .await

@@ -16,12 +16,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::DomainType;
 
@@ -42,16 +42,16 @@ pub struct VmMetricsRecord {
     pub vcpus_number: i64,
     /// `VCPUs_utilisation`: `(int -> float) map`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `{}`.
     #[serde(rename = "VCPUs_utilisation")]
-    pub vcpus_utilisation: BTreeMap<i64, f64>,
+    pub vcpus_utilisation: SmallMap<i64, f64>,
     /// `VCPUs_CPU`: `(int -> int) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_CPU")]
-    pub vcpus_cpu: BTreeMap<i64, i64>,
+    pub vcpus_cpu: SmallMap<i64, i64>,
     /// `VCPUs_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: BTreeMap<SmallString, SmallString>,
+    pub vcpus_params: SmallMap<SmallString, SmallString>,
     /// `VCPUs_flags`: `(int -> string set) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_flags")]
-    pub vcpus_flags: BTreeMap<i64, Vec<SmallString>>,
+    pub vcpus_flags: SmallMap<i64, Vec<SmallString>>,
     /// `state`: `string set`, read-only, maintained by the server; published in rio.
     pub state: Vec<SmallString>,
     /// `start_time`: `datetime`, read-only, maintained by the server; published in rio.
@@ -61,7 +61,7 @@ pub struct VmMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `hvm`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
     pub hvm: bool,
     /// `nested_virt`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
@@ -75,7 +75,7 @@ pub struct VmMetricsRecord {
     /// `numa_nodes`: `int`, read-only, given at creation; prototyped in 26.2.0. Default `0`.
     pub numa_nodes: i64,
     /// `numa_node_memory`: `(int -> int) map`, read-only, maintained by the server; prototyped in 26.2.0. Default `{}`.
-    pub numa_node_memory: BTreeMap<i64, i64>,
+    pub numa_node_memory: SmallMap<i64, i64>,
 }
 
 impl Default for VmMetricsRecord {
@@ -85,22 +85,22 @@ impl Default for VmMetricsRecord {
             uuid: SmallString::new(),
             memory_actual: 0,
             vcpus_number: 0,
-            vcpus_utilisation: BTreeMap::new(),
-            vcpus_cpu: BTreeMap::new(),
-            vcpus_params: BTreeMap::new(),
-            vcpus_flags: BTreeMap::new(),
+            vcpus_utilisation: SmallMap::new(),
+            vcpus_cpu: SmallMap::new(),
+            vcpus_params: SmallMap::new(),
+            vcpus_flags: SmallMap::new(),
             state: Vec::new(),
             start_time: DateTime::default(),
             install_time: DateTime::default(),
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             hvm: false,
             nested_virt: false,
             nomigrate: false,
             current_domain_type: DomainType::Unspecified,
             numa_optimised: false,
             numa_nodes: 0,
-            numa_node_memory: BTreeMap::new(),
+            numa_node_memory: SmallMap::new(),
         }
     }
 }
@@ -168,7 +168,7 @@ impl VmMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmMetrics>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_metrics.set_other_config", (self_, value))
@@ -181,7 +181,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_numa_node_memory(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<i64, i64>, Error> {
+    ) -> Result<SmallMap<i64, i64>, Error> {
         self.session
             .call("VM_metrics.get_numa_node_memory", (self_,))
             .await
@@ -248,7 +248,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_metrics.get_other_config", (self_,))
             .await
@@ -294,7 +294,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_vcpus_flags(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<i64, Vec<SmallString>>, Error> {
+    ) -> Result<SmallMap<i64, Vec<SmallString>>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_flags", (self_,))
             .await
@@ -306,7 +306,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_params", (self_,))
             .await
@@ -315,7 +315,7 @@ impl VmMetricsApi<'_> {
     /// `VM_metrics.get_VCPUs_CPU`: parameters `self` (`VM_metrics ref`); result `(int -> int) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vcpus_cpu(&self, self_: &Ref<VmMetrics>) -> Result<BTreeMap<i64, i64>, Error> {
+    pub async fn get_vcpus_cpu(&self, self_: &Ref<VmMetrics>) -> Result<SmallMap<i64, i64>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_CPU", (self_,))
             .await

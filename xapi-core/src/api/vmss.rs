@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, SmallString};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Vm, VmssFrequency, VmssType};
 
@@ -49,7 +49,7 @@ pub struct VmssRecord {
     /// `frequency`: `enum vmss_frequency`, read-only, given at creation; published in rio.
     pub frequency: VmssFrequency,
     /// `schedule`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
-    pub schedule: BTreeMap<SmallString, SmallString>,
+    pub schedule: SmallMap<SmallString, SmallString>,
     /// `last_run_time`: `datetime`, read-only, maintained by the server; published in rio. Default `19700101T00:00:00Z`.
     pub last_run_time: DateTime,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
@@ -68,7 +68,7 @@ impl Default for VmssRecord {
             r#type: VmssType::Unknown(String::new()),
             retained_snapshots: 7,
             frequency: VmssFrequency::Unknown(String::new()),
-            schedule: BTreeMap::new(),
+            schedule: SmallMap::new(),
             last_run_time: DateTime::default(),
             vms: Vec::new(),
         }
@@ -148,7 +148,7 @@ impl VmssApi<'_> {
     pub async fn set_schedule(
         &self,
         self_: &Ref<Vmss>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VMSS.set_schedule", (self_, value)).await
     }
@@ -227,7 +227,7 @@ impl VmssApi<'_> {
     pub async fn get_schedule(
         &self,
         self_: &Ref<Vmss>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VMSS.get_schedule", (self_,)).await
     }
 

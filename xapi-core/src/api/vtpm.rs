@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{PersistenceBackend, Vm, VtpmOperations};
 
@@ -39,7 +39,7 @@ pub struct VtpmRecord {
     /// `allowed_operations`: `enum vtpm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VtpmOperations>,
     /// `current_operations`: `(string -> enum vtpm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, VtpmOperations>,
+    pub current_operations: SmallMap<SmallString, VtpmOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -59,7 +59,7 @@ impl Default for VtpmRecord {
         Self {
             uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vm: Ref::null(),
             backend: Ref::null(),
             persistence_backend: PersistenceBackend::Xapi,
@@ -177,7 +177,7 @@ impl VtpmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vtpm>,
-    ) -> Result<BTreeMap<SmallString, VtpmOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VtpmOperations>, Error> {
         self.session
             .call("VTPM.get_current_operations", (self_,))
             .await

@@ -16,13 +16,13 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::TaskHandle;
-use crate::wire::{Ref, SmallString};
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{UsbGroup, Vm, VusbOperations};
 
@@ -39,7 +39,7 @@ pub struct VusbRecord {
     /// `allowed_operations`: `enum vusb_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VusbOperations>,
     /// `current_operations`: `(string -> enum vusb_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<SmallString, VusbOperations>,
+    pub current_operations: SmallMap<SmallString, VusbOperations>,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in inverness.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -47,7 +47,7 @@ pub struct VusbRecord {
     #[serde(rename = "USB_group")]
     pub usb_group: Ref<UsbGroup>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<SmallString, SmallString>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio. Default `false`.
     pub currently_attached: bool,
 }
@@ -58,10 +58,10 @@ impl Default for VusbRecord {
         Self {
             uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vm: Ref::null(),
             usb_group: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             currently_attached: false,
         }
     }
@@ -132,7 +132,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vusb>, Error> {
         self.session
             .call("VUSB.create", (vm, usb_group, other_config))
@@ -144,7 +144,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &BTreeMap<SmallString, SmallString>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vusb>>, Error> {
         self.session
             .call_async("VUSB.create", (vm, usb_group, other_config))
@@ -184,7 +184,7 @@ impl VusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vusb>,
-        value: &BTreeMap<SmallString, SmallString>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VUSB.set_other_config", (self_, value))
@@ -206,7 +206,7 @@ impl VusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<BTreeMap<SmallString, SmallString>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VUSB.get_other_config", (self_,)).await
     }
 
@@ -230,7 +230,7 @@ impl VusbApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<BTreeMap<SmallString, VusbOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VusbOperations>, Error> {
         self.session
             .call("VUSB.get_current_operations", (self_,))
             .await

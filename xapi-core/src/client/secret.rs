@@ -61,7 +61,7 @@ impl Drop for Secret {
 /// password or secret (`password`, `cifspassword`, `chappassword`, `password_secret`, ...) is
 /// printed as `***`. The generated records use it; it is public for callers that log such maps.
 pub struct RedactCredentials<'a>(
-    pub &'a std::collections::BTreeMap<crate::wire::SmallString, crate::wire::SmallString>,
+    pub &'a crate::wire::SmallMap<crate::wire::SmallString, crate::wire::SmallString>,
 );
 
 impl RedactCredentials<'_> {

@@ -1,15 +1,13 @@
 //! The generated datamodel without the wire: record defaults, enums, error codes and `meta`
 //! agree with each other and with the datamodel.
 
-use std::collections::BTreeMap;
-
 use xapi_core::api::meta::{self, Qualifier, Ty};
 use xapi_core::api::{
     BondMode, ClusterRecord, ErrorCode, EventRecord, HostDisplay, HostRecord,
     LatestSyncedUpdatesAppliedState, OnBoot, PoolRecord, SecretRecord, TaskRecord,
     TelemetryFrequency, VdiRecord, Vm, VmPowerState, VmRecord,
 };
-use xapi_core::wire::Ref;
+use xapi_core::wire::{Ref, SmallMap};
 
 #[test]
 fn vm_record_default_applies_datamodel_defaults() {
@@ -29,7 +27,7 @@ fn other_records_apply_their_defaults() {
     let host = HostRecord::default();
     assert_eq!(
         host.license_server,
-        BTreeMap::from([
+        SmallMap::from([
             ("address".into(), "localhost".into()),
             ("port".into(), "27000".into()),
         ])

@@ -294,11 +294,11 @@ mod tests {
                 Some("{\"address\" -> \"localhost\", \"port\" -> \"27000\"}")
             )
             .unwrap(),
-            "BTreeMap::from([(SmallString::from(\"address\"), SmallString::from(\"localhost\")), (SmallString::from(\"port\"), SmallString::from(\"27000\"))])"
+            "SmallMap::from([(SmallString::from(\"address\"), SmallString::from(\"localhost\")), (SmallString::from(\"port\"), SmallString::from(\"27000\"))])"
         );
         assert_eq!(
             expr("(string -> string) map", Some("{}")).unwrap(),
-            "BTreeMap::new()"
+            "SmallMap::new()"
         );
     }
 
