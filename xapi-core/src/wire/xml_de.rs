@@ -21,7 +21,7 @@ use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
 use super::one_member_enum::one_member_enum_access;
 use super::text::{TextDeserializer, TextKind};
-use super::xml_scan::{member_name, plain_event, untyped_value};
+use super::xml_scan::{empty_container, member_name, plain_event, typed_value, untyped_value};
 
 /// The start of a `<value>`, read far enough to know what it holds.
 enum Head<'de> {
@@ -431,15 +431,35 @@ impl<'de> XmlDeserializer<'de> {
         if let Some(head) = self.take_plain_container()? {
             return Ok(head);
         }
-        if let Some((rest, start)) = self.fast_rest()
-            && let Some((text, end_tag, len)) = untyped_value(rest)
-        {
-            self.event_start = (start + end_tag) as u64;
-            self.advance(len);
-            return Ok((
-                Head::Text(Cow::Borrowed(text), TextKind::Untyped),
-                start as u64,
-            ));
+        if let Some((rest, start)) = self.fast_rest() {
+            if let Some((text, end_tag, len)) = untyped_value(rest) {
+                self.event_start = (start + end_tag) as u64;
+                self.advance(len);
+                return Ok((
+                    Head::Text(Cow::Borrowed(text), TextKind::Untyped),
+                    start as u64,
+                ));
+            }
+            if let Some((tag, text, end_tag, len)) = typed_value(rest) {
+                let kind = scalar_kind(tag).expect("typed_value only takes scalar type tags");
+                self.event_start = (start + end_tag) as u64;
+                self.advance(len);
+                return Ok((Head::Text(Cow::Borrowed(text), kind), start as u64));
+            }
+            if let Some((array, len)) = empty_container(rest) {
+                // at `<array>` / `<struct>`, as on the event-by-event path
+                self.event_start = (start + 7) as u64;
+                // the same depth check as the event-by-event path, for the same limit
+                self.enter()?;
+                self.depth -= 1;
+                self.advance(len);
+                let head = if array {
+                    Head::Array { empty: true }
+                } else {
+                    Head::Struct { empty: true }
+                };
+                return Ok((head, start as u64));
+            }
         }
         let event = self.next_tag()?;
         let start = self.event_start;
