@@ -298,6 +298,11 @@ impl<'de> XmlDeserializer<'de> {
 
     /// Reads `</name>` when it comes next as plain markup, without building an event;
     /// `Ok(false)` (nothing read) otherwise.
+    ///
+    /// Inlined: every caller names the tag with a literal, so the comparisons become a few
+    /// fixed-size loads instead of `memcmp` calls (this runs for every member and value).
+    #[allow(clippy::inline_always)] // measured: 92.3M -> 84.8M instructions, 500 VMs
+    #[inline(always)]
     fn take_plain_end(&mut self, name: &str) -> Result<bool, DecodeError> {
         if let Some((rest, start)) = self.fast_rest() {
             let bytes = rest.as_bytes();
@@ -306,7 +311,15 @@ impl<'de> XmlDeserializer<'de> {
                 && bytes.get(2 + name.len()) == Some(&b'>')
             {
                 self.event_start = start as u64;
-                self.check_end(name.as_bytes())?;
+                if self
+                    .open
+                    .last()
+                    .is_some_and(|open| *open == name.as_bytes())
+                {
+                    self.open.pop();
+                } else {
+                    self.check_end(name.as_bytes())?;
+                }
                 self.advance(name.len() + 3);
                 return Ok(true);
             }
@@ -344,6 +357,7 @@ impl<'de> XmlDeserializer<'de> {
         Ok(Some((head, start as u64)))
     }
 
+    #[inline]
     pub(crate) fn expect_end(&mut self, name: &'static str) -> Result<(), DecodeError> {
         if self.take_plain_end(name)? {
             return Ok(());
