@@ -7,7 +7,7 @@
 //! empty, one block of the entries' size otherwise, looked up by binary search.
 //!
 //! Its API follows `BTreeMap`'s (`get`, `insert`, `remove`, `iter`, `keys`, `values`, `len`,
-//! `contains_key`, `retain`, `entry`-free), it iterates in key order like `BTreeMap` and
+//! `contains_key`, `retain`; `get_or_insert_with` in place of the `entry` API), it iterates in key order like `BTreeMap` and
 //! serializes as a map, so code written against a `BTreeMap` field mostly compiles unchanged.
 //! Inserting keeps the order (binary search, then a shift), which is fine at these sizes;
 //! decoding appends and sorts once at the end only if the wire's order was not already sorted,
@@ -432,7 +432,9 @@ where
         };
         // Room for the usual record map at once (the wire gives no count): one block, not
         // three growing ones.
-        let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(7).max(1) + 1);
+        // A deserializer's size hint is trusted only up to a bound, as serde's own maps do.
+        let hint = access.size_hint().unwrap_or(7).clamp(1, 4096);
+        let mut entries = Vec::with_capacity(hint + 1);
         entries.push(first);
         while let Some(entry) = access.next_entry()? {
             entries.push(entry);
