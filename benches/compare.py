@@ -4,16 +4,18 @@
 Runs the release-built `xapi-bench-compare` binary, which writes the inputs into a temporary
 directory and reports its own timings, then times the references on the very same files:
 
-- `xmlrpc.client.loads` (what the official XenAPI.py uses) on the XML-RPC response of
-  `VM.get_all_records` for 5,000 VMs, against xapi-rs decoding it into typed records;
-- `json.loads` on the JSON-RPC response, against xapi-rs decoding it into typed records;
+- `xmlrpc.client.loads` (what the official XenAPI.py uses) on the XML-RPC responses of
+  `VM.get_all_records`, `VDI.get_all_records` and `VBD.get_all_records` (5,000 records each),
+  against xapi-rs decoding them into typed records;
+- `json.loads` on the JSON-RPC responses, against xapi-rs decoding them into typed records;
+  both sides free what they decoded inside the timed run;
 - (figures only) parsing the DB XML dump of a 10,000-VM pool, with its peak RSS, and reading a
   redo log with 100,000 deltas;
 - `tar -xO <file> > /dev/null` on an XVA, the floor for reading it, against xapi-rs reading
   it with every chunk's checksum verified (xxhash and sha1 variants).
 
 Prints one line per ratio, `ratio NAME: X.XX`, larger is better for xapi-rs, preceded by the
-raw figures, plus the two decodes again with mimalloc as the global allocator when the
+raw figures, plus the typed decodes again with mimalloc as the global allocator when the
 `xapi-decode-mimalloc` binary sits beside `--bin` (extra `..._mimalloc` ratio lines). Usage: compare.py --bin PATH [--repeat N] [--xva-mib N] [--vms N] [--keep DIR]
 """
 
@@ -41,6 +43,9 @@ def best_of(repeat, op):
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+CLASSES = ("vm", "vdi", "vbd")
 
 
 def python_xmlrpc(path, repeat, vms):
@@ -107,29 +112,35 @@ def main():
               f"({args.deltas} deltas after a 1,000-VM database record)")
 
         ratios = []
-        xml = measured["xmlrpc_decode"]
-        py_xml = python_xmlrpc(xml["file"], args.repeat, args.vms)
-        show("python xmlrpc.client.loads", py_xml, xml["bytes"])
-        ratios.append(("xmlrpc_vs_python", py_xml / xml["seconds"]))
-
-        js = measured["jsonrpc_decode"]
-        py_json = python_json(js["file"], args.repeat, args.vms)
-        show("python json.loads", py_json, js["bytes"])
-        ratios.append(("jsonrpc_vs_python", py_json / js["seconds"]))
+        python = {}
+        for cls in CLASSES:
+            xml = measured[f"xmlrpc_decode_{cls}"]
+            py_xml = python_xmlrpc(xml["file"], args.repeat, args.vms)
+            show(f"python xmlrpc.client.loads ({cls})", py_xml, xml["bytes"])
+            python[f"xmlrpc_decode_{cls}"] = py_xml
+            js = measured[f"jsonrpc_decode_{cls}"]
+            py_json = python_json(js["file"], args.repeat, args.vms)
+            show(f"python json.loads ({cls})", py_json, js["bytes"])
+            python[f"jsonrpc_decode_{cls}"] = py_json
+        for cls in CLASSES:
+            for wire in ("xmlrpc", "jsonrpc"):
+                name = f"{wire}_decode_{cls}"
+                ratios.append((f"{wire}_{cls}_vs_python", python[name] / measured[name]["seconds"]))
 
         # The same decodes with mimalloc as the global allocator (an application's choice;
         # the library sets none): extra lines, the plain ratios above stay on the system one.
         mimalloc_bin = os.path.join(os.path.dirname(args.bin), "xapi-decode-mimalloc")
         if os.path.exists(mimalloc_bin):
             variant = subprocess.run(
-                [mimalloc_bin, xml["file"], js["file"], str(args.vms), str(args.repeat)],
+                [mimalloc_bin, str(args.vms), str(args.repeat)]
+                + [f"{name}={measured[name]['file']}" for name in python],
                 check=True, stdout=subprocess.PIPE,
             )
             with_mimalloc = json.loads(variant.stdout)
-            show("xapi-rs xmlrpc_decode (mimalloc)", with_mimalloc["xmlrpc_decode"], xml["bytes"])
-            show("xapi-rs jsonrpc_decode (mimalloc)", with_mimalloc["jsonrpc_decode"], js["bytes"])
-            ratios.append(("xmlrpc_vs_python_mimalloc", py_xml / with_mimalloc["xmlrpc_decode"]))
-            ratios.append(("jsonrpc_vs_python_mimalloc", py_json / with_mimalloc["jsonrpc_decode"]))
+            for name, seconds in with_mimalloc.items():
+                show(f"xapi-rs {name} (mimalloc)", seconds, measured[name]["bytes"])
+                wire, cls = name.split("_decode_")
+                ratios.append((f"{wire}_{cls}_vs_python_mimalloc", python[name] / seconds))
         else:
             print(f"(no {mimalloc_bin}: mimalloc variant skipped)")
 

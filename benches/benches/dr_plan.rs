@@ -25,7 +25,9 @@ fn vm(index: usize, version: i64) -> VmSummary {
         } else {
             VmPowerState::Running
         },
-        vapp: index.is_multiple_of(10).then(|| format!("app-{}", index / 100)),
+        vapp: index
+            .is_multiple_of(10)
+            .then(|| format!("app-{}", index / 100)),
         version,
         order: (index % 4) as i64,
         start_delay: (index % 7) as i64,

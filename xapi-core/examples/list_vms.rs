@@ -77,7 +77,7 @@ fn appliance_name(
     }
     appliances
         .get(appliance)
-        .map_or_else(|| appliance.to_string(), |a| a.name_label.clone())
+        .map_or_else(|| appliance.to_string(), |a| a.name_label.to_string())
 }
 
 fn describe_disk(

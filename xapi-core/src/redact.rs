@@ -6,7 +6,9 @@ use std::fmt;
 /// `host.external_auth_configuration`): keys are shown, and the value of every key that names a
 /// password or secret (`password`, `cifspassword`, `chappassword`, `password_secret`, ...) is
 /// printed as `***`. The generated records use it; it is public for callers that log such maps.
-pub struct RedactCredentials<'a>(pub &'a std::collections::BTreeMap<String, String>);
+pub struct RedactCredentials<'a>(
+    pub &'a crate::wire::SmallMap<crate::wire::SmallString, crate::wire::SmallString>,
+);
 
 impl RedactCredentials<'_> {
     /// Whether the value under `key` is hidden.
@@ -58,9 +60,8 @@ impl fmt::Debug for RedactSessionRef<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::{RedactCredentials, RedactSessionRef};
+    use crate::wire::{SmallMap, SmallString};
 
     #[test]
     fn session_references_in_export_names_are_hidden() {
@@ -80,13 +81,13 @@ mod tests {
 
     #[test]
     fn password_like_keys_are_hidden_and_others_shown() {
-        let map: BTreeMap<String, String> = [
+        let map: SmallMap<SmallString, SmallString> = [
             ("server", "10.0.0.5"),
             ("chappassword", "hunter2"),
             ("password_secret", "OpaqueRef:1"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (SmallString::from(k), SmallString::from(v)))
         .collect();
         let shown = format!("{:?}", RedactCredentials(&map));
         assert!(shown.contains("10.0.0.5"));

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Cursor;
 
@@ -18,8 +17,8 @@ use xapi_benches::api_records::all_records;
 use xapi_benches::disk_image::{generate_disk, write_xva_into};
 use xapi_benches::drain::drain_xva;
 use xapi_benches::pool_metadata::{db_xml_dump, redo_log_image};
-use xapi_core::api::{Vm, VmRecord};
-use xapi_core::wire::{Limits, Ref, Value, jsonrpc, xmlrpc};
+use xapi_benches::typed_decode::{CLASSES, Wire, decode_and_drop};
+use xapi_core::wire::{Value, jsonrpc, xmlrpc};
 use xapi_dr::metadata::{read_db_xml, read_redo_log};
 
 const USAGE: &str = "usage: xapi-bench-compare <dir> [--repeat N] [--xva-mib N] [--vms N] [--db-vms N] [--deltas N]";
@@ -36,7 +35,7 @@ struct Options {
 
 /// One timed operation on one input file.
 struct Measurement {
-    name: &'static str,
+    name: String,
     file: PathBuf,
     bytes: u64,
     seconds: f64,
@@ -129,7 +128,7 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
             .map_err(|err| format!("reading {}: {err}", path.display()))
         })?;
         out.push(Measurement {
-            name,
+            name: name.to_owned(),
             file: path,
             bytes,
             seconds,
@@ -151,7 +150,7 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
     })?;
     let bytes = file_len(&path)?;
     out.push(Measurement {
-        name: "xva_write_xxhash",
+        name: "xva_write_xxhash".to_owned(),
         file: path,
         bytes,
         seconds,
@@ -160,54 +159,46 @@ fn measure_xva(options: &Options, out: &mut Vec<Measurement>) -> Result<(), Stri
     Ok(())
 }
 
-type AllVms = HashMap<Ref<Vm>, VmRecord>;
-
-/// Decodes a `VM.get_all_records` response; returns how many VMs it held.
-type Decoder = fn(&[u8], &Limits) -> Result<usize, String>;
-
 fn measure_wire(options: &Options, out: &mut Vec<Measurement>) -> Result<(), String> {
-    let records = all_records("VM", options.vms, 7);
-    let limits = Limits::default();
-    let xml = xmlrpc::encode_response(Ok(&records));
-    let json = jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&records));
-    // The decodes start, like Python's and like a client's, with the response bytes in
-    // memory and not the generator's tree of 5,000 records, whose hundreds of thousands of
-    // live blocks would fragment the heap every decode allocates from.
-    drop(records);
-    let inputs: [(&'static str, &str, &[u8], Decoder); 2] = [
-        ("xmlrpc_decode", "vms.xmlrpc.xml", &xml, |bytes, limits| {
-            let vms: AllVms = xmlrpc::decode_response(bytes, limits)
-                .map_err(|err| err.to_string())?
-                .map_err(|failure| format!("{failure:?}"))?;
-            Ok(vms.len())
-        }),
-        (
-            "jsonrpc_decode",
-            "vms.jsonrpc.json",
-            &json,
-            |bytes, limits| {
-                let vms: AllVms = jsonrpc::decode_response(bytes, limits)
-                    .map_err(|err| err.to_string())?
-                    .map_err(|failure| format!("{failure:?}"))?;
-                Ok(vms.len())
-            },
-        ),
-    ];
-    for (name, file_name, bytes, decode) in inputs {
-        let path = options.dir.join(file_name);
-        std::fs::write(&path, bytes).map_err(|err| format!("{}: {err}", path.display()))?;
-        let decoded = decode(bytes, &limits)?;
-        if decoded != options.vms {
-            return Err(format!("{name}: decoded {decoded} VMs of {}", options.vms));
+    for (class, suffix) in CLASSES.into_iter().zip(["vm", "vdi", "vbd"]) {
+        let records = all_records(class, options.vms, 7);
+        let xml = xmlrpc::encode_response(Ok(&records));
+        let json = jsonrpc::encode_response(jsonrpc::Version::V2, &Value::Int(1), Ok(&records));
+        // The decodes start, like Python's and like a client's, with the response bytes in
+        // memory and not the generator's tree of records, whose hundreds of thousands of
+        // live blocks would fragment the heap every decode allocates from.
+        drop(records);
+        for (name, file_name, bytes, wire) in [
+            (
+                format!("xmlrpc_decode_{suffix}"),
+                format!("{suffix}s.xmlrpc.xml"),
+                &xml,
+                Wire::XmlRpc,
+            ),
+            (
+                format!("jsonrpc_decode_{suffix}"),
+                format!("{suffix}s.jsonrpc.json"),
+                &json,
+                Wire::JsonRpc,
+            ),
+        ] {
+            let path = options.dir.join(file_name);
+            std::fs::write(&path, bytes).map_err(|err| format!("{}: {err}", path.display()))?;
+            // Timed with the drop of the records, as Python's figures include freeing its
+            // objects.
+            let decoded = decode_and_drop(class, wire, bytes)?;
+            if decoded != options.vms {
+                return Err(format!("{name}: decoded {decoded} of {}", options.vms));
+            }
+            let seconds = best_of(options.repeat, || decode_and_drop(class, wire, bytes))?;
+            out.push(Measurement {
+                name,
+                file: path,
+                bytes: bytes.len() as u64,
+                seconds,
+                peak_rss_bytes: None,
+            });
         }
-        let seconds = best_of(options.repeat, || decode(bytes, &limits))?;
-        out.push(Measurement {
-            name,
-            file: path,
-            bytes: bytes.len() as u64,
-            seconds,
-            peak_rss_bytes: None,
-        });
     }
     Ok(())
 }
@@ -270,7 +261,7 @@ fn measure_metadata(options: &Options, out: &mut Vec<Measurement>) -> Result<(),
     }
     let (seconds, rss) = best.ok_or("no parse run")?;
     out.push(Measurement {
-        name: "db_xml_parse",
+        name: "db_xml_parse".to_owned(),
         file: path,
         bytes,
         seconds,
@@ -294,7 +285,7 @@ fn measure_metadata(options: &Options, out: &mut Vec<Measurement>) -> Result<(),
         }
     })?;
     out.push(Measurement {
-        name: "redo_log_replay",
+        name: "redo_log_replay".to_owned(),
         file: path,
         bytes: image.len() as u64,
         seconds,
@@ -359,7 +350,7 @@ fn main() -> ExitCode {
         .map(|m| {
             format!(
                 "{{\"name\": {}, \"file\": {}, \"bytes\": {}, \"seconds\": {:.9}, \"peak_rss_bytes\": {}}}",
-                json_string(m.name),
+                json_string(&m.name),
                 json_string(&m.file.to_string_lossy()),
                 m.bytes,
                 m.seconds,

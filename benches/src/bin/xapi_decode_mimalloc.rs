@@ -2,60 +2,84 @@
 //! the global allocator: an extra, clearly labelled variant of the figures.
 //!
 //! The library never sets an allocator; this shows what an application that picks mimalloc
-//! gets. `xapi-decode-mimalloc <xmlrpc file> <jsonrpc file> <VMS> <REPEAT>` decodes the files
-//! `xapi-bench-compare` wrote (best of `REPEAT` after one warm-up) and prints
-//! `{"xmlrpc_decode": seconds, "jsonrpc_decode": seconds}`.
+//! gets. `xapi-decode-mimalloc <COUNT> <REPEAT> <NAME>=<FILE>...` decodes each file
+//! `xapi-bench-compare` wrote, where `NAME` is its measurement name
+//! (`xmlrpc_decode_vm`, `jsonrpc_decode_vdi`, ...: wire, then class), into typed records and
+//! drops them (best of `REPEAT` after one warm-up; the drop is timed, as Python's figures
+//! include freeing its objects), and prints `{"NAME": seconds, ...}`.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
-use xapi_benches::typed_decode::{AllVms, jsonrpc_all_vms, xmlrpc_all_vms};
+use xapi_benches::typed_decode::{Wire, decode_and_drop};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-const USAGE: &str = "usage: xapi-decode-mimalloc <xmlrpc file> <jsonrpc file> <VMS> <REPEAT>";
+const USAGE: &str = "usage: xapi-decode-mimalloc <COUNT> <REPEAT> <NAME>=<FILE>...";
 
-/// Best wall-clock time of `repeat` decodes of the file at `path`, after one warm-up.
+/// Best wall-clock time of `repeat` decodes (and drops) of the file at `path`, after one
+/// warm-up.
 fn best_decode(
     path: &Path,
-    vms: usize,
+    class: &str,
+    wire: Wire,
+    count: usize,
     repeat: usize,
-    decode: fn(&[u8]) -> Result<AllVms, String>,
 ) -> Result<f64, String> {
     let bytes = std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()))?;
-    let decoded = decode(&bytes)?.len();
-    if decoded != vms {
+    let decoded = decode_and_drop(class, wire, &bytes)?;
+    if decoded != count {
         return Err(format!(
-            "{}: decoded {decoded} VMs of {vms}",
+            "{}: decoded {decoded} records of {count}",
             path.display()
         ));
     }
     let mut best = f64::INFINITY;
     for _ in 0..repeat {
         let start = Instant::now();
-        let vms = decode(&bytes)?;
+        std::hint::black_box(decode_and_drop(class, wire, &bytes)?);
         best = best.min(start.elapsed().as_secs_f64());
-        drop(std::hint::black_box(vms));
     }
     Ok(best)
 }
 
+/// The wire and the class (`VM`, `VDI`, `VBD`) of a measurement name such as
+/// `jsonrpc_decode_vdi`.
+fn parse_name(name: &str) -> Result<(Wire, String), String> {
+    let (wire, class) = name
+        .split_once("_decode_")
+        .ok_or_else(|| format!("`{name}` is not WIRE_decode_CLASS\n{USAGE}"))?;
+    let wire = match wire {
+        "xmlrpc" => Wire::XmlRpc,
+        "jsonrpc" => Wire::JsonRpc,
+        other => return Err(format!("unknown wire `{other}` in `{name}`")),
+    };
+    Ok((wire, class.to_ascii_uppercase()))
+}
+
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [xml, json, vms, repeat] = args.as_slice() else {
+    let [count, repeat, inputs @ ..] = args.as_slice() else {
         return Err(USAGE.to_owned());
     };
     let number = |text: &str| -> Result<usize, String> {
         text.parse()
             .map_err(|_| format!("`{text}` is not a positive number\n{USAGE}"))
     };
-    let (vms, repeat) = (number(vms)?, number(repeat)?.max(1));
-    let xml = best_decode(Path::new(xml), vms, repeat, xmlrpc_all_vms)?;
-    let json = best_decode(Path::new(json), vms, repeat, jsonrpc_all_vms)?;
-    println!("{{\"xmlrpc_decode\": {xml:.9}, \"jsonrpc_decode\": {json:.9}}}");
+    let (count, repeat) = (number(count)?, number(repeat)?.max(1));
+    let mut rows = Vec::new();
+    for input in inputs {
+        let (name, file) = input
+            .split_once('=')
+            .ok_or_else(|| format!("`{input}` is not NAME=FILE\n{USAGE}"))?;
+        let (wire, class) = parse_name(name)?;
+        let seconds = best_decode(Path::new(file), &class, wire, count, repeat)?;
+        rows.push(format!("\"{name}\": {seconds:.9}"));
+    }
+    println!("{{{}}}", rows.join(", "));
     Ok(())
 }
 

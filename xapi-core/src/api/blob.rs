@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallString};
 
 /// Marker for the `blob` class: the `T` of [`Ref<Blob>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,11 +29,11 @@ pub struct Blob;
 #[serde(default)]
 pub struct BlobRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `size`: `int`, read-only, maintained by the server; published in rio.
     pub size: i64,
     /// `public`: `bool`, read/write; published in tampa. Default `false`.
@@ -41,20 +41,20 @@ pub struct BlobRecord {
     /// `last_updated`: `datetime`, read-only, given at creation; published in rio.
     pub last_updated: DateTime,
     /// `mime_type`: `string`, read-only, given at creation; published in rio.
-    pub mime_type: String,
+    pub mime_type: SmallString,
 }
 
 impl Default for BlobRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             size: 0,
             public: false,
             last_updated: DateTime::default(),
-            mime_type: String::new(),
+            mime_type: SmallString::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{BondMode, Pif};
 
@@ -33,19 +31,19 @@ pub struct Bond;
 #[serde(default)]
 pub struct BondRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `master`: `PIF ref`, read-only, given at creation; published in miami. Default `Null`.
     pub master: Ref<Pif>,
     /// `slaves`: `PIF ref set`, read-only, maintained by the server; published in miami.
     pub slaves: Vec<Ref<Pif>>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `primary_slave`: `PIF ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub primary_slave: Ref<Pif>,
     /// `mode`: `enum bond_mode`, read-only, maintained by the server; published in boston. Default `balance-slb`.
     pub mode: BondMode,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in tampa. Default `{}`.
-    pub properties: BTreeMap<String, String>,
+    pub properties: SmallMap<SmallString, SmallString>,
     /// `links_up`: `int`, read-only, maintained by the server; published in tampa. Default `0`.
     pub links_up: i64,
     /// `auto_update_mac`: `bool`, read-only, maintained by the server; published in quebec. Default `true`.
@@ -56,13 +54,13 @@ impl Default for BondRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             master: Ref::null(),
             slaves: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             primary_slave: Ref::null(),
             mode: BondMode::BalanceSlb,
-            properties: BTreeMap::new(),
+            properties: SmallMap::new(),
             links_up: 0,
             auto_update_mac: true,
         }

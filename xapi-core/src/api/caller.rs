@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::RateLimit;
 
@@ -31,19 +31,19 @@ pub struct Caller;
 #[serde(default)]
 pub struct CallerRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 26.17.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `user_agent`: `string`, read-only, given at creation; prototyped in 26.17.0. Default `""`.
-    pub user_agent: String,
+    pub user_agent: SmallString,
     /// `client_ip`: `string`, read-only, given at creation; prototyped in 26.17.0. Default `""`.
-    pub client_ip: String,
+    pub client_ip: SmallString,
     /// `last_access`: `datetime`, read-only, maintained by the server; prototyped in 26.17.0. Default `19700101T00:00:00Z`.
     pub last_access: DateTime,
     /// `groups`: `string set`, read-only, maintained by the server; prototyped in 26.17.0. Default `{}`.
-    pub groups: Vec<String>,
+    pub groups: Vec<SmallString>,
     /// `rate_limit`: `Rate_limit ref`, read-only, maintained by the server; prototyped in 26.17.0. Default `OpaqueRef:NULL`.
     pub rate_limit: Ref<RateLimit>,
     /// `auto_registered`: `bool`, read-only, maintained by the server; prototyped in 26.17.0. Default `false`.
@@ -54,11 +54,11 @@ impl Default for CallerRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            user_agent: String::new(),
-            client_ip: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            user_agent: SmallString::new(),
+            client_ip: SmallString::new(),
             last_access: DateTime::default(),
             groups: Vec::new(),
             rate_limit: Ref::null(),

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 use super::{CertificatePurpose, CertificateType, Host};
 
@@ -31,9 +31,9 @@ pub struct Certificate;
 #[serde(default)]
 pub struct CertificateRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in stockholm.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name`: `string`, read-only, maintained by the server; published in 1.294.0. Default `""`.
-    pub name: String,
+    pub name: SmallString,
     /// `type`: `enum certificate_type`, read-only, maintained by the server; published in 1.294.0. Default `host`.
     pub r#type: CertificateType,
     /// `host`: `host ref`, read-only, given at creation; published in stockholm. Default `OpaqueRef:NULL`.
@@ -43,11 +43,11 @@ pub struct CertificateRecord {
     /// `not_after`: `datetime`, read-only, given at creation; published in stockholm. Default `19700101T00:00:00Z`.
     pub not_after: DateTime,
     /// `fingerprint`: `string`, read-only, given at creation; published in stockholm, deprecated in 24.19.0. Default `""`.
-    pub fingerprint: String,
+    pub fingerprint: SmallString,
     /// `fingerprint_sha256`: `string`, read-only, given at creation; prototyped in 24.20.0. Default `""`.
-    pub fingerprint_sha256: String,
+    pub fingerprint_sha256: SmallString,
     /// `fingerprint_sha1`: `string`, read-only, given at creation; prototyped in 24.20.0. Default `""`.
-    pub fingerprint_sha1: String,
+    pub fingerprint_sha1: SmallString,
     /// `purpose`: `enum certificate_purpose set`, read-only, given at creation; prototyped in 26.13.0. Default `{}`.
     pub purpose: Vec<CertificatePurpose>,
 }
@@ -56,15 +56,15 @@ impl Default for CertificateRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name: String::new(),
+            uuid: SmallString::new(),
+            name: SmallString::new(),
             r#type: CertificateType::Host,
             host: Ref::null(),
             not_before: DateTime::default(),
             not_after: DateTime::default(),
-            fingerprint: String::new(),
-            fingerprint_sha256: String::new(),
-            fingerprint_sha1: String::new(),
+            fingerprint: SmallString::new(),
+            fingerprint_sha256: SmallString::new(),
+            fingerprint_sha1: SmallString::new(),
             purpose: Vec::new(),
         }
     }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{ClusterHost, ClusterOperation};
 
@@ -33,15 +31,15 @@ pub struct Cluster;
 #[serde(default)]
 pub struct ClusterRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `cluster_hosts`: `Cluster_host ref set`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub cluster_hosts: Vec<Ref<ClusterHost>>,
     /// `pending_forget`: `string set`, read-only, maintained by the server; published in lima. Default `{}`.
-    pub pending_forget: Vec<String>,
+    pub pending_forget: Vec<SmallString>,
     /// `cluster_token`: `string`, read-only, given at creation; prototyped in kolkata, published in lima. Default `""`.
-    pub cluster_token: String,
+    pub cluster_token: SmallString,
     /// `cluster_stack`: `string`, read-only, given at creation; prototyped in kolkata, published in lima. Default `"corosync"`.
-    pub cluster_stack: String,
+    pub cluster_stack: SmallString,
     /// `cluster_stack_version`: `int`, read-only, given at creation; prototyped in 24.15.0. Default `2`.
     pub cluster_stack_version: i64,
     /// `is_quorate`: `bool`, read-only, maintained by the server; prototyped in 24.3.0. Default `false`.
@@ -55,7 +53,7 @@ pub struct ClusterRecord {
     /// `allowed_operations`: `enum cluster_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterOperation>,
     /// `current_operations`: `(string -> enum cluster_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, ClusterOperation>,
+    pub current_operations: SmallMap<SmallString, ClusterOperation>,
     /// `pool_auto_join`: `bool`, read-only, given at creation; prototyped in kolkata, published in lima. Default `true`.
     pub pool_auto_join: bool,
     /// `token_timeout`: `float`, read-only, given at creation; prototyped in kolkata, changed in lima, published in lima. Default `20.`.
@@ -63,32 +61,32 @@ pub struct ClusterRecord {
     /// `token_timeout_coefficient`: `float`, read-only, given at creation; prototyped in kolkata, changed in lima, published in lima. Default `1.`.
     pub token_timeout_coefficient: f64,
     /// `cluster_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub cluster_config: BTreeMap<String, String>,
+    pub cluster_config: SmallMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ClusterRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             cluster_hosts: Vec::new(),
             pending_forget: Vec::new(),
-            cluster_token: String::new(),
-            cluster_stack: "corosync".to_owned(),
+            cluster_token: SmallString::new(),
+            cluster_stack: SmallString::from("corosync"),
             cluster_stack_version: 2,
             is_quorate: false,
             quorum: 0,
             live_hosts: 0,
             expected_hosts: 0,
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             pool_auto_join: true,
             token_timeout: 20.0,
             token_timeout_coefficient: 1.0,
-            cluster_config: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            cluster_config: SmallMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

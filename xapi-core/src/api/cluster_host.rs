@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Cluster, ClusterHostOperation, Host, Pif};
 
@@ -33,7 +31,7 @@ pub struct ClusterHost;
 #[serde(default)]
 pub struct ClusterHostRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `cluster`: `Cluster ref`, read-only, given at creation; prototyped in kolkata, published in lima. Default `OpaqueRef:NULL`.
     pub cluster: Ref<Cluster>,
     /// `host`: `host ref`, read-only, given at creation; prototyped in kolkata, published in lima. Default `OpaqueRef:NULL`.
@@ -52,16 +50,16 @@ pub struct ClusterHostRecord {
     /// `allowed_operations`: `enum cluster_host_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<ClusterHostOperation>,
     /// `current_operations`: `(string -> enum cluster_host_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, ClusterHostOperation>,
+    pub current_operations: SmallMap<SmallString, ClusterHostOperation>,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; prototyped in kolkata, published in lima. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ClusterHostRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             cluster: Ref::null(),
             host: Ref::null(),
             enabled: false,
@@ -70,8 +68,8 @@ impl Default for ClusterHostRecord {
             live: false,
             last_update_live: DateTime::default(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            current_operations: SmallMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

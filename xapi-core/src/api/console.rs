@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{ConsoleProtocol, Vm};
 
@@ -33,27 +31,27 @@ pub struct Console;
 #[serde(default)]
 pub struct ConsoleRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `protocol`: `enum console_protocol`, read-only, maintained by the server; published in rio.
     pub protocol: ConsoleProtocol,
     /// `location`: `string`, read-only, maintained by the server; published in rio.
-    pub location: String,
+    pub location: SmallString,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ConsoleRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             protocol: ConsoleProtocol::Unknown(String::new()),
-            location: String::new(),
+            location: SmallString::new(),
             vm: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

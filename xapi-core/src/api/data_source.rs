@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 /// Marker for the `data_source` class: the `T` of [`Ref<DataSource>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DataSource;
@@ -27,15 +29,15 @@ pub struct DataSource;
 #[serde(default)]
 pub struct DataSourceRecord {
     /// `name_label`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `enabled`: `bool`, read-only, maintained by the server; published in rio.
     pub enabled: bool,
     /// `standard`: `bool`, read-only, maintained by the server; published in rio.
     pub standard: bool,
     /// `units`: `string`, read-only, maintained by the server; published in rio.
-    pub units: String,
+    pub units: SmallString,
     /// `min`: `float`, read-only, maintained by the server; published in rio.
     pub min: f64,
     /// `max`: `float`, read-only, maintained by the server; published in rio.
@@ -48,11 +50,11 @@ impl Default for DataSourceRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            name_label: String::new(),
-            name_description: String::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             enabled: false,
             standard: false,
-            units: String::new(),
+            units: SmallString::new(),
             min: 0.0,
             max: 0.0,
             value: 0.0,

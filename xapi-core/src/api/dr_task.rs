@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Sr;
 
@@ -31,7 +31,7 @@ pub struct DrTask;
 #[serde(default)]
 pub struct DrTaskRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `introduced_SRs`: `SR ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "introduced_SRs")]
     pub introduced_srs: Vec<Ref<Sr>>,
@@ -41,7 +41,7 @@ impl Default for DrTaskRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             introduced_srs: Vec::new(),
         }
     }

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::HostDriver;
 
@@ -31,32 +31,32 @@ pub struct DriverVariant;
 #[serde(default)]
 pub struct DriverVariantRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub name: String,
+    pub name: SmallString,
     /// `driver`: `Host_driver ref`, read-only, maintained by the server; prototyped in 25.2.0.
     pub driver: Ref<HostDriver>,
     /// `version`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub version: String,
+    pub version: SmallString,
     /// `hardware_present`: `bool`, read-only, maintained by the server; prototyped in 25.2.0.
     pub hardware_present: bool,
     /// `priority`: `float`, read-only, maintained by the server; prototyped in 25.2.0.
     pub priority: f64,
     /// `status`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub status: String,
+    pub status: SmallString,
 }
 
 impl Default for DriverVariantRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name: String::new(),
+            uuid: SmallString::new(),
+            name: SmallString::new(),
             driver: Ref::null(),
-            version: String::new(),
+            version: SmallString::new(),
             hardware_present: false,
             priority: 0.0,
-            status: String::new(),
+            status: SmallString::new(),
         }
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Value};
+use crate::wire::{DateTime, SmallString, Value};
 
 use super::EventOperation;
 
@@ -41,13 +41,13 @@ pub struct EventRecord<S = Value> {
     /// `timestamp`: `datetime`, read-only, given at creation; published in rio, deprecated in boston.
     pub timestamp: DateTime,
     /// `class`: `string`, read-only, given at creation; published in rio.
-    pub class: String,
+    pub class: SmallString,
     /// `operation`: `enum event_operation`, read-only, given at creation; published in rio.
     pub operation: EventOperation,
     /// `ref`: `string`, read-only, given at creation; published in rio.
-    pub r#ref: String,
+    pub r#ref: SmallString,
     /// `obj_uuid`: `string`, read-only, given at creation; published in rio, deprecated in boston.
-    pub obj_uuid: String,
+    pub obj_uuid: SmallString,
 }
 
 impl<S> Default for EventRecord<S> {
@@ -57,10 +57,10 @@ impl<S> Default for EventRecord<S> {
             snapshot: None,
             id: 0,
             timestamp: DateTime::default(),
-            class: String::new(),
+            class: SmallString::new(),
             operation: EventOperation::Unknown(String::new()),
-            r#ref: String::new(),
-            obj_uuid: String::new(),
+            r#ref: SmallString::new(),
+            obj_uuid: SmallString::new(),
         }
     }
 }

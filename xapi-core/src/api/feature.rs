@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Host;
 
@@ -31,17 +31,17 @@ pub struct Feature;
 #[serde(default)]
 pub struct FeatureRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in falcon.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `enabled`: `bool`, read-only, maintained by the server; published in falcon. Default `false`.
     pub enabled: bool,
     /// `experimental`: `bool`, read-only, given at creation; published in falcon. Default `false`.
     pub experimental: bool,
     /// `version`: `string`, read-only, given at creation; published in falcon. Default `"1.0"`.
-    pub version: String,
+    pub version: SmallString,
     /// `host`: `host ref`, read-only, maintained by the server; published in falcon.
     pub host: Ref<Host>,
 }
@@ -50,12 +50,12 @@ impl Default for FeatureRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             enabled: false,
             experimental: false,
-            version: "1.0".to_owned(),
+            version: SmallString::from("1.0"),
             host: Ref::null(),
         }
     }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{AllocationAlgorithm, Pgpu, Vgpu, VgpuType};
 
@@ -33,11 +31,11 @@ pub struct GpuGroup;
 #[serde(default)]
 pub struct GpuGroupRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in boston. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in boston. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `PGPUs`: `PGPU ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "PGPUs")]
     pub pgpus: Vec<Ref<Pgpu>>,
@@ -46,9 +44,9 @@ pub struct GpuGroupRecord {
     pub vgpus: Vec<Ref<Vgpu>>,
     /// `GPU_types`: `string set`, read-only, maintained by the server; published in boston. Default `{}`.
     #[serde(rename = "GPU_types")]
-    pub gpu_types: Vec<String>,
+    pub gpu_types: Vec<SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `allocation_algorithm`: `enum allocation_algorithm`, read/write; published in vgpu-tech-preview. Default `depth_first`.
     pub allocation_algorithm: AllocationAlgorithm,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-productisation.
@@ -63,13 +61,13 @@ impl Default for GpuGroupRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             pgpus: Vec::new(),
             vgpus: Vec::new(),
             gpu_types: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             allocation_algorithm: AllocationAlgorithm::DepthFirst,
             supported_vgpu_types: Vec::new(),
             enabled_vgpu_types: Vec::new(),

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{
     Blob, Certificate, Feature, HostAllowedOperations, HostCpu, HostCrashdump, HostDisplay,
@@ -37,17 +35,17 @@ pub struct Host;
 #[serde(default)]
 pub struct HostRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `memory_overhead`: `int`, read-only, maintained by the server; published in rio. Default `0`.
     pub memory_overhead: i64,
     /// `allowed_operations`: `enum host_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<HostAllowedOperations>,
     /// `current_operations`: `(string -> enum host_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, HostAllowedOperations>,
+    pub current_operations: SmallMap<SmallString, HostAllowedOperations>,
     /// `API_version_major`: `int`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_major")]
     pub api_version_major: i64,
@@ -56,29 +54,29 @@ pub struct HostRecord {
     pub api_version_minor: i64,
     /// `API_version_vendor`: `string`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_vendor")]
-    pub api_version_vendor: String,
+    pub api_version_vendor: SmallString,
     /// `API_version_vendor_implementation`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "API_version_vendor_implementation")]
-    pub api_version_vendor_implementation: BTreeMap<String, String>,
+    pub api_version_vendor_implementation: SmallMap<SmallString, SmallString>,
     /// `enabled`: `bool`, read-only, maintained by the server; published in rio.
     pub enabled: bool,
     /// `software_version`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub software_version: BTreeMap<String, String>,
+    pub software_version: SmallMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, given at creation; published in rio.
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<SmallString>,
     /// `cpu_configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub cpu_configuration: BTreeMap<String, String>,
+    pub cpu_configuration: SmallMap<SmallString, SmallString>,
     /// `sched_policy`: `string`, read-only, maintained by the server; published in rio.
-    pub sched_policy: String,
+    pub sched_policy: SmallString,
     /// `supported_bootloaders`: `string set`, read-only, maintained by the server; published in rio.
-    pub supported_bootloaders: Vec<String>,
+    pub supported_bootloaders: Vec<SmallString>,
     /// `resident_VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "resident_VMs")]
     pub resident_vms: Vec<Ref<Vm>>,
     /// `logging`: `(string -> string) map`, read/write; published in rio.
-    pub logging: BTreeMap<String, String>,
+    pub logging: SmallMap<SmallString, SmallString>,
     /// `PIFs`: `PIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PIFs")]
     pub pifs: Vec<Ref<Pif>>,
@@ -99,43 +97,43 @@ pub struct HostRecord {
     #[serde(rename = "host_CPUs")]
     pub host_cpus: Vec<Ref<HostCpu>>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub cpu_info: BTreeMap<String, String>,
+    pub cpu_info: SmallMap<SmallString, SmallString>,
     /// `hostname`: `string`, read/write; published in rio.
-    pub hostname: String,
+    pub hostname: SmallString,
     /// `address`: `string`, read/write; published in rio.
-    pub address: String,
+    pub address: SmallString,
     /// `metrics`: `host_metrics ref`, read-only, maintained by the server; published in rio.
     pub metrics: Ref<HostMetrics>,
     /// `license_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub license_params: BTreeMap<String, String>,
+    pub license_params: SmallMap<SmallString, SmallString>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_statefiles: Vec<String>,
+    pub ha_statefiles: Vec<SmallString>,
     /// `ha_network_peers`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_network_peers: Vec<String>,
+    pub ha_network_peers: Vec<SmallString>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `external_auth_type`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub external_auth_type: String,
+    pub external_auth_type: SmallString,
     /// `external_auth_service_name`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub external_auth_service_name: String,
+    pub external_auth_service_name: SmallString,
     /// `external_auth_configuration`: `(string -> string) map`, read-only, maintained by the server; published in george. Default `{}`.
-    pub external_auth_configuration: BTreeMap<String, String>,
+    pub external_auth_configuration: SmallMap<SmallString, SmallString>,
     /// `edition`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub edition: String,
+    pub edition: SmallString,
     /// `license_server`: `(string -> string) map`, read/write; published in midnight-ride. Default `{"address" -> "localhost", "port" -> "27000"}`.
-    pub license_server: BTreeMap<String, String>,
+    pub license_server: SmallMap<SmallString, SmallString>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: BTreeMap<String, String>,
+    pub bios_strings: SmallMap<SmallString, SmallString>,
     /// `power_on_mode`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub power_on_mode: String,
+    pub power_on_mode: SmallString,
     /// `power_on_config`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub power_on_config: BTreeMap<String, String>,
+    pub power_on_config: SmallMap<SmallString, SmallString>,
     /// `local_cache_sr`: `SR ref`, read-only, given at creation; published in cowley. Default `OpaqueRef:NULL`.
     pub local_cache_sr: Ref<Sr>,
     /// `chipset_info`: `(string -> string) map`, read-only, maintained by the server; published in boston. Default `{}`.
-    pub chipset_info: BTreeMap<String, String>,
+    pub chipset_info: SmallMap<SmallString, SmallString>,
     /// `PCIs`: `PCI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "PCIs")]
     pub pcis: Vec<Ref<Pci>>,
@@ -149,7 +147,7 @@ pub struct HostRecord {
     pub ssl_legacy: bool,
     /// `guest_VCPUs_params`: `(string -> string) map`, read/write; published in tampa. Default `{}`.
     #[serde(rename = "guest_VCPUs_params")]
-    pub guest_vcpus_params: BTreeMap<String, String>,
+    pub guest_vcpus_params: SmallMap<SmallString, SmallString>,
     /// `display`: `enum host_display`, read/write; published in cream. Default `enabled`.
     pub display: HostDisplay,
     /// `virtual_hardware_platform_versions`: `int set`, read-only, maintained by the server; published in cream. Default `{0}`.
@@ -161,15 +159,15 @@ pub struct HostRecord {
     /// `features`: `Feature ref set`, read-only, maintained by the server; published in falcon.
     pub features: Vec<Ref<Feature>>,
     /// `iscsi_iqn`: `string`, read-only, given at creation; published in kolkata. Default `""`.
-    pub iscsi_iqn: String,
+    pub iscsi_iqn: SmallString,
     /// `multipathing`: `bool`, read-only, given at creation; published in kolkata. Default `false`.
     pub multipathing: bool,
     /// `uefi_certificates`: `string`, read-only, given at creation; published in quebec, deprecated in 22.16.0. Default `""`.
-    pub uefi_certificates: String,
+    pub uefi_certificates: SmallString,
     /// `certificates`: `Certificate ref set`, read-only, maintained by the server; published in stockholm.
     pub certificates: Vec<Ref<Certificate>>,
     /// `editions`: `string set`, read-only, maintained by the server; published in stockholm. Default `{}`.
-    pub editions: Vec<String>,
+    pub editions: Vec<SmallString>,
     /// `pending_guidances`: `enum update_guidances set`, read-only, maintained by the server; published in 1.303.0. Default `{}`.
     pub pending_guidances: Vec<UpdateGuidances>,
     /// `tls_verification_enabled`: `bool`, read-only, maintained by the server; published in 1.313.0. Default `false`.
@@ -187,7 +185,7 @@ pub struct HostRecord {
     /// `pending_guidances_full`: `enum update_guidances set`, read-only, maintained by the server; prototyped in 24.10.0. Default `{}`.
     pub pending_guidances_full: Vec<UpdateGuidances>,
     /// `last_update_hash`: `string`, read-only, maintained by the server; prototyped in 24.10.0. Default `""`.
-    pub last_update_hash: String,
+    pub last_update_hash: SmallString,
     /// `ssh_enabled`: `bool`, read-only, maintained by the server; prototyped in 25.21.0. Default `true`.
     pub ssh_enabled: bool,
     /// `ssh_enabled_timeout`: `int`, read-only, maintained by the server; prototyped in 25.21.0. Default `0`.
@@ -199,40 +197,40 @@ pub struct HostRecord {
     /// `ssh_auto_mode`: `bool`, read-only, maintained by the server; prototyped in 25.27.0. Default `false`.
     pub ssh_auto_mode: bool,
     /// `max_cstate`: `string`, read-only, maintained by the server; prototyped in 26.0.0. Default `""`.
-    pub max_cstate: String,
+    pub max_cstate: SmallString,
     /// `secure_boot`: `bool`, read-only, maintained by the server; prototyped in 25.31.0. Default `false`.
     pub secure_boot: bool,
     /// `ntp_mode`: `enum host_ntp_mode`, read-only, maintained by the server; prototyped in 26.0.0. Default `Factory`.
     pub ntp_mode: HostNtpMode,
     /// `ntp_custom_servers`: `string set`, read-only, maintained by the server; prototyped in 26.0.0. Default `{}`.
-    pub ntp_custom_servers: Vec<String>,
+    pub ntp_custom_servers: Vec<SmallString>,
     /// `timezone`: `string`, read-only, maintained by the server; prototyped in 26.0.0. Default `"UTC"`.
-    pub timezone: String,
+    pub timezone: SmallString,
 }
 
 impl Default for HostRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             memory_overhead: 0,
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             api_version_major: 0,
             api_version_minor: 0,
-            api_version_vendor: String::new(),
-            api_version_vendor_implementation: BTreeMap::new(),
+            api_version_vendor: SmallString::new(),
+            api_version_vendor_implementation: SmallMap::new(),
             enabled: false,
-            software_version: BTreeMap::new(),
-            other_config: BTreeMap::new(),
+            software_version: SmallMap::new(),
+            other_config: SmallMap::new(),
             capabilities: Vec::new(),
-            cpu_configuration: BTreeMap::new(),
-            sched_policy: String::new(),
+            cpu_configuration: SmallMap::new(),
+            sched_policy: SmallString::new(),
             supported_bootloaders: Vec::new(),
             resident_vms: Vec::new(),
-            logging: BTreeMap::new(),
+            logging: SmallMap::new(),
             pifs: Vec::new(),
             suspend_image_sr: Ref::null(),
             crash_dump_sr: Ref::null(),
@@ -241,41 +239,41 @@ impl Default for HostRecord {
             updates: Vec::new(),
             pbds: Vec::new(),
             host_cpus: Vec::new(),
-            cpu_info: BTreeMap::new(),
-            hostname: String::new(),
-            address: String::new(),
+            cpu_info: SmallMap::new(),
+            hostname: SmallString::new(),
+            address: SmallString::new(),
             metrics: Ref::null(),
-            license_params: BTreeMap::new(),
+            license_params: SmallMap::new(),
             ha_statefiles: Vec::new(),
             ha_network_peers: Vec::new(),
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
-            external_auth_type: String::new(),
-            external_auth_service_name: String::new(),
-            external_auth_configuration: BTreeMap::new(),
-            edition: String::new(),
-            license_server: BTreeMap::from([
-                ("address".to_owned(), "localhost".to_owned()),
-                ("port".to_owned(), "27000".to_owned()),
+            external_auth_type: SmallString::new(),
+            external_auth_service_name: SmallString::new(),
+            external_auth_configuration: SmallMap::new(),
+            edition: SmallString::new(),
+            license_server: SmallMap::from([
+                (SmallString::from("address"), SmallString::from("localhost")),
+                (SmallString::from("port"), SmallString::from("27000")),
             ]),
-            bios_strings: BTreeMap::new(),
-            power_on_mode: String::new(),
-            power_on_config: BTreeMap::new(),
+            bios_strings: SmallMap::new(),
+            power_on_mode: SmallString::new(),
+            power_on_config: SmallMap::new(),
             local_cache_sr: Ref::null(),
-            chipset_info: BTreeMap::new(),
+            chipset_info: SmallMap::new(),
             pcis: Vec::new(),
             pgpus: Vec::new(),
             pusbs: Vec::new(),
             ssl_legacy: true,
-            guest_vcpus_params: BTreeMap::new(),
+            guest_vcpus_params: SmallMap::new(),
             display: HostDisplay::Enabled,
             virtual_hardware_platform_versions: vec![0],
             control_domain: Ref::null(),
             updates_requiring_reboot: Vec::new(),
             features: Vec::new(),
-            iscsi_iqn: String::new(),
+            iscsi_iqn: SmallString::new(),
             multipathing: false,
-            uefi_certificates: String::new(),
+            uefi_certificates: SmallString::new(),
             certificates: Vec::new(),
             editions: Vec::new(),
             pending_guidances: Vec::new(),
@@ -286,17 +284,17 @@ impl Default for HostRecord {
             numa_affinity_policy: HostNumaAffinityPolicy::DefaultPolicy,
             pending_guidances_recommended: Vec::new(),
             pending_guidances_full: Vec::new(),
-            last_update_hash: String::new(),
+            last_update_hash: SmallString::new(),
             ssh_enabled: true,
             ssh_enabled_timeout: 0,
             ssh_expiry: DateTime::default(),
             console_idle_timeout: 0,
             ssh_auto_mode: false,
-            max_cstate: String::new(),
+            max_cstate: SmallString::new(),
             secure_boot: false,
             ntp_mode: HostNtpMode::Factory,
             ntp_custom_servers: Vec::new(),
-            timezone: "UTC".to_owned(),
+            timezone: SmallString::from("UTC"),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -33,50 +31,50 @@ pub struct HostCpu;
 #[serde(default)]
 pub struct HostCpuRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, maintained by the server; published in rio.
     pub host: Ref<Host>,
     /// `number`: `int`, read-only, maintained by the server; published in rio.
     pub number: i64,
     /// `vendor`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor: String,
+    pub vendor: SmallString,
     /// `speed`: `int`, read-only, maintained by the server; published in rio.
     pub speed: i64,
     /// `modelname`: `string`, read-only, maintained by the server; published in rio.
-    pub modelname: String,
+    pub modelname: SmallString,
     /// `family`: `int`, read-only, maintained by the server; published in rio.
     pub family: i64,
     /// `model`: `int`, read-only, maintained by the server; published in rio.
     pub model: i64,
     /// `stepping`: `string`, read-only, maintained by the server; published in rio.
-    pub stepping: String,
+    pub stepping: SmallString,
     /// `flags`: `string`, read-only, maintained by the server; published in rio.
-    pub flags: String,
+    pub flags: SmallString,
     /// `features`: `string`, read-only, maintained by the server; published in rio.
-    pub features: String,
+    pub features: SmallString,
     /// `utilisation`: `float`, read-only, maintained by the server; published in rio.
     pub utilisation: f64,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostCpuRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             number: 0,
-            vendor: String::new(),
+            vendor: SmallString::new(),
             speed: 0,
-            modelname: String::new(),
+            modelname: SmallString::new(),
             family: 0,
             model: 0,
-            stepping: String::new(),
-            flags: String::new(),
-            features: String::new(),
+            stepping: SmallString::new(),
+            flags: SmallString::new(),
+            features: SmallString::new(),
             utilisation: 0.0,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -33,7 +31,7 @@ pub struct HostCrashdump;
 #[serde(default)]
 pub struct HostCrashdumpRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `timestamp`: `datetime`, read-only, maintained by the server; published in rio.
@@ -41,18 +39,18 @@ pub struct HostCrashdumpRecord {
     /// `size`: `int`, read-only, maintained by the server; published in rio.
     pub size: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostCrashdumpRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             timestamp: DateTime::default(),
             size: 0,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{DriverVariant, Host};
 
@@ -31,13 +31,13 @@ pub struct HostDriver;
 #[serde(default)]
 pub struct HostDriverRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; prototyped in 25.2.0. Default `Null`.
     pub host: Ref<Host>,
     /// `name`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub name: String,
+    pub name: SmallString,
     /// `friendly_name`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub friendly_name: String,
+    pub friendly_name: SmallString,
     /// `variants`: `Driver_variant ref set`, read-only, maintained by the server; prototyped in 25.2.0.
     pub variants: Vec<Ref<DriverVariant>>,
     /// `active_variant`: `Driver_variant ref`, read-only, maintained by the server; prototyped in 25.2.0.
@@ -45,27 +45,27 @@ pub struct HostDriverRecord {
     /// `selected_variant`: `Driver_variant ref`, read-only, maintained by the server; prototyped in 25.2.0.
     pub selected_variant: Ref<DriverVariant>,
     /// `type`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `description`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub description: String,
+    pub description: SmallString,
     /// `info`: `string`, read-only, maintained by the server; prototyped in 25.2.0.
-    pub info: String,
+    pub info: SmallString,
 }
 
 impl Default for HostDriverRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
-            name: String::new(),
-            friendly_name: String::new(),
+            name: SmallString::new(),
+            friendly_name: SmallString::new(),
             variants: Vec::new(),
             active_variant: Ref::null(),
             selected_variant: Ref::null(),
-            r#type: String::new(),
-            description: String::new(),
-            info: String::new(),
+            r#type: SmallString::new(),
+            description: SmallString::new(),
+            info: SmallString::new(),
         }
     }
 }

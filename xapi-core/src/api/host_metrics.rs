@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallMap, SmallString};
 
 /// Marker for the `host_metrics` class: the `T` of [`Ref<HostMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,7 +29,7 @@ pub struct HostMetrics;
 #[serde(default)]
 pub struct HostMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `memory_total`: `int`, read-only, maintained by the server; published in rio.
     pub memory_total: i64,
     /// `memory_free`: `int`, read-only, maintained by the server; published in rio, deprecated in midnight-ride, removed in tampa. Default `0`.
@@ -41,19 +39,19 @@ pub struct HostMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             memory_total: 0,
             memory_free: 0,
             live: false,
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Host, PoolPatch};
 
@@ -33,13 +31,13 @@ pub struct HostPatch;
 #[serde(default)]
 pub struct HostPatchRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `version`: `string`, read-only, given at creation; published in rio.
-    pub version: String,
+    pub version: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `applied`: `bool`, read-only, maintained by the server; published in rio.
@@ -51,23 +49,23 @@ pub struct HostPatchRecord {
     /// `pool_patch`: `pool_patch ref`, read-only, given at creation; published in miami. Default `Null`.
     pub pool_patch: Ref<PoolPatch>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for HostPatchRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            version: SmallString::new(),
             host: Ref::null(),
             applied: false,
             timestamp_applied: DateTime::default(),
             size: 0,
             pool_patch: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

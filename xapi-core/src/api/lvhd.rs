@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 /// Marker for the `LVHD` class: the `T` of [`Ref<Lvhd>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Lvhd;
@@ -27,14 +29,14 @@ pub struct Lvhd;
 #[serde(default)]
 pub struct LvhdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
 }
 
 impl Default for LvhdRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
         }
     }
 }

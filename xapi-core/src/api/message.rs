@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallString};
 
 use super::Cls;
 
@@ -31,32 +31,32 @@ pub struct Message;
 #[serde(default)]
 pub struct MessageRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name`: `string`, read-only, maintained by the server; published in rio.
-    pub name: String,
+    pub name: SmallString,
     /// `priority`: `int`, read-only, maintained by the server; published in rio.
     pub priority: i64,
     /// `cls`: `enum cls`, read-only, maintained by the server; published in orlando, extended in 1.313.0.
     pub cls: Cls,
     /// `obj_uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub obj_uuid: String,
+    pub obj_uuid: SmallString,
     /// `timestamp`: `datetime`, read-only, maintained by the server; published in rio.
     pub timestamp: DateTime,
     /// `body`: `string`, read-only, maintained by the server; published in rio.
-    pub body: String,
+    pub body: SmallString,
 }
 
 impl Default for MessageRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name: String::new(),
+            uuid: SmallString::new(),
+            name: SmallString::new(),
             priority: 0,
             cls: Cls::Unknown(String::new()),
-            obj_uuid: String::new(),
+            obj_uuid: SmallString::new(),
             timestamp: DateTime::default(),
-            body: String::new(),
+            body: SmallString::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Blob, NetworkDefaultLockingMode, NetworkOperations, NetworkPurpose, Pif, Vif};
 
@@ -33,15 +31,15 @@ pub struct Network;
 #[serde(default)]
 pub struct NetworkRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum network_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<NetworkOperations>,
     /// `current_operations`: `(string -> enum network_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, NetworkOperations>,
+    pub current_operations: SmallMap<SmallString, NetworkOperations>,
     /// `VIFs`: `VIF ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VIFs")]
     pub vifs: Vec<Ref<Vif>>,
@@ -52,19 +50,19 @@ pub struct NetworkRecord {
     #[serde(rename = "MTU")]
     pub mtu: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `bridge`: `string`, read-only, given at creation; published in rio, changed in falcon. Default `""`.
-    pub bridge: String,
+    pub bridge: SmallString,
     /// `managed`: `bool`, read-only, given at creation; published in falcon. Default `true`.
     pub managed: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `default_locking_mode`: `enum network_default_locking_mode`, read-only, maintained by the server; published in tampa. Default `unlocked`.
     pub default_locking_mode: NetworkDefaultLockingMode,
     /// `assigned_ips`: `(VIF ref -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub assigned_ips: BTreeMap<Ref<Vif>, String>,
+    pub assigned_ips: SmallMap<Ref<Vif>, SmallString>,
     /// `purpose`: `enum network_purpose set`, read-only, maintained by the server; published in inverness. Default `{}`.
     pub purpose: Vec<NetworkPurpose>,
 }
@@ -73,21 +71,21 @@ impl Default for NetworkRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vifs: Vec::new(),
             pifs: Vec::new(),
             mtu: 1500,
-            other_config: BTreeMap::new(),
-            bridge: String::new(),
+            other_config: SmallMap::new(),
+            bridge: SmallString::new(),
             managed: true,
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
             default_locking_mode: NetworkDefaultLockingMode::Unlocked,
-            assigned_ips: BTreeMap::new(),
+            assigned_ips: SmallMap::new(),
             purpose: Vec::new(),
         }
     }

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Pif, SriovConfigurationMode};
 
@@ -31,7 +31,7 @@ pub struct NetworkSriov;
 #[serde(default)]
 pub struct NetworkSriovRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `physical_PIF`: `PIF ref`, read-only, given at creation; published in kolkata. Default `Null`.
     #[serde(rename = "physical_PIF")]
     pub physical_pif: Ref<Pif>,
@@ -48,7 +48,7 @@ impl Default for NetworkSriovRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             physical_pif: Ref::null(),
             logical_pif: Ref::null(),
             requires_reboot: false,

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -33,19 +31,19 @@ pub struct Observer;
 #[serde(default)]
 pub struct ObserverRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 23.14.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `hosts`: `host ref set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
     pub hosts: Vec<Ref<Host>>,
     /// `attributes`: `(string -> string) map`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: SmallMap<SmallString, SmallString>,
     /// `endpoints`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<SmallString>,
     /// `components`: `string set`, read-only, given at creation; prototyped in 23.14.0. Default `{}`.
-    pub components: Vec<String>,
+    pub components: Vec<SmallString>,
     /// `enabled`: `bool`, read-only, given at creation; prototyped in 23.14.0. Default `false`.
     pub enabled: bool,
 }
@@ -54,11 +52,11 @@ impl Default for ObserverRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             hosts: Vec::new(),
-            attributes: BTreeMap::new(),
+            attributes: SmallMap::new(),
             endpoints: Vec::new(),
             components: Vec::new(),
             enabled: false,

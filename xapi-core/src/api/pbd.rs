@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, Sr};
 
@@ -33,30 +31,30 @@ pub struct Pbd;
 #[serde(default)]
 pub struct PbdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `SR`: `SR ref`, read-only, given at creation; published in rio.
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
     /// `device_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub device_config: BTreeMap<String, String>,
+    pub device_config: SmallMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PbdRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             sr: Ref::null(),
-            device_config: BTreeMap::new(),
+            device_config: SmallMap::new(),
             currently_attached: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

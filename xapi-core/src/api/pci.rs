@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Host;
 
@@ -33,59 +31,59 @@ pub struct Pci;
 #[serde(default)]
 pub struct PciRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `class_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub class_id: String,
+    pub class_id: SmallString,
     /// `class_name`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub class_name: String,
+    pub class_name: SmallString,
     /// `vendor_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub vendor_id: String,
+    pub vendor_id: SmallString,
     /// `vendor_name`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub vendor_name: String,
+    pub vendor_name: SmallString,
     /// `device_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub device_id: String,
+    pub device_id: SmallString,
     /// `device_name`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub device_name: String,
+    pub device_name: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in boston. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `pci_id`: `string`, read-only, given at creation; published in boston. Default `""`.
-    pub pci_id: String,
+    pub pci_id: SmallString,
     /// `dependencies`: `PCI ref set`, read-only, maintained by the server; published in boston.
     pub dependencies: Vec<Ref<Pci>>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `subsystem_vendor_id`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_vendor_id: String,
+    pub subsystem_vendor_id: SmallString,
     /// `subsystem_vendor_name`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_vendor_name: String,
+    pub subsystem_vendor_name: SmallString,
     /// `subsystem_device_id`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_device_id: String,
+    pub subsystem_device_id: SmallString,
     /// `subsystem_device_name`: `string`, read-only, given at creation; published in clearwater-whetstone. Default `""`.
-    pub subsystem_device_name: String,
+    pub subsystem_device_name: SmallString,
     /// `driver_name`: `string`, read-only, given at creation; published in kolkata. Default `""`.
-    pub driver_name: String,
+    pub driver_name: SmallString,
 }
 
 impl Default for PciRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            class_id: String::new(),
-            class_name: String::new(),
-            vendor_id: String::new(),
-            vendor_name: String::new(),
-            device_id: String::new(),
-            device_name: String::new(),
+            uuid: SmallString::new(),
+            class_id: SmallString::new(),
+            class_name: SmallString::new(),
+            vendor_id: SmallString::new(),
+            vendor_name: SmallString::new(),
+            device_id: SmallString::new(),
+            device_name: SmallString::new(),
             host: Ref::null(),
-            pci_id: String::new(),
+            pci_id: SmallString::new(),
             dependencies: Vec::new(),
-            other_config: BTreeMap::new(),
-            subsystem_vendor_id: String::new(),
-            subsystem_vendor_name: String::new(),
-            subsystem_device_id: String::new(),
-            subsystem_device_name: String::new(),
-            driver_name: String::new(),
+            other_config: SmallMap::new(),
+            subsystem_vendor_id: SmallString::new(),
+            subsystem_vendor_name: SmallString::new(),
+            subsystem_device_id: SmallString::new(),
+            subsystem_device_name: SmallString::new(),
+            driver_name: SmallString::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{GpuGroup, Host, Pci, PciDom0Access, Vgpu, VgpuType};
 
@@ -33,7 +31,7 @@ pub struct Pgpu;
 #[serde(default)]
 pub struct PgpuRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `PCI`: `PCI ref`, read-only, given at creation; published in boston. Default `OpaqueRef:NULL`.
     #[serde(rename = "PCI")]
     pub pci: Ref<Pci>,
@@ -43,7 +41,7 @@ pub struct PgpuRecord {
     /// `host`: `host ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `supported_VGPU_types`: `VGPU_type ref set`, read-only, maintained by the server; published in vgpu-tech-preview.
     #[serde(rename = "supported_VGPU_types")]
     pub supported_vgpu_types: Vec<Ref<VgpuType>>,
@@ -55,31 +53,31 @@ pub struct PgpuRecord {
     pub resident_vgpus: Vec<Ref<Vgpu>>,
     /// `supported_VGPU_max_capacities`: `(VGPU_type ref -> int) map`, read-only, maintained by the server; published in vgpu-productisation. Default `{}`.
     #[serde(rename = "supported_VGPU_max_capacities")]
-    pub supported_vgpu_max_capacities: BTreeMap<Ref<VgpuType>, i64>,
+    pub supported_vgpu_max_capacities: SmallMap<Ref<VgpuType>, i64>,
     /// `dom0_access`: `enum pci_dom0_access`, read-only, maintained by the server; published in cream, deprecated in 24.14.0. Default `enabled`.
     pub dom0_access: PciDom0Access,
     /// `is_system_display_device`: `bool`, read-only, maintained by the server; published in cream. Default `false`.
     pub is_system_display_device: bool,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: BTreeMap<String, String>,
+    pub compatibility_metadata: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PgpuRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             pci: Ref::null(),
             gpu_group: Ref::null(),
             host: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             supported_vgpu_types: Vec::new(),
             enabled_vgpu_types: Vec::new(),
             resident_vgpus: Vec::new(),
-            supported_vgpu_max_capacities: BTreeMap::new(),
+            supported_vgpu_max_capacities: SmallMap::new(),
             dom0_access: PciDom0Access::Enabled,
             is_system_display_device: false,
-            compatibility_metadata: BTreeMap::new(),
+            compatibility_metadata: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{
     Bond, Host, IpConfigurationMode, Ipv6ConfigurationMode, Network, NetworkSriov, Pci,
@@ -36,16 +34,16 @@ pub struct Pif;
 #[serde(default)]
 pub struct PifRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `device`: `string`, read-only, given at creation; published in rio.
-    pub device: String,
+    pub device: SmallString,
     /// `network`: `network ref`, read-only, given at creation; published in rio.
     pub network: Ref<Network>,
     /// `host`: `host ref`, read-only, given at creation; published in rio.
     pub host: Ref<Host>,
     /// `MAC`: `string`, read-only, given at creation; published in rio.
     #[serde(rename = "MAC")]
-    pub mac: String,
+    pub mac: SmallString,
     /// `MTU`: `int`, read-only, given at creation; published in rio.
     #[serde(rename = "MTU")]
     pub mtu: i64,
@@ -62,14 +60,14 @@ pub struct PifRecord {
     pub ip_configuration_mode: IpConfigurationMode,
     /// `IP`: `string`, read-only, maintained by the server; published in miami. Default `""`.
     #[serde(rename = "IP")]
-    pub ip: String,
+    pub ip: SmallString,
     /// `netmask`: `string`, read-only, maintained by the server; published in miami. Default `""`.
-    pub netmask: String,
+    pub netmask: SmallString,
     /// `gateway`: `string`, read-only, maintained by the server; published in miami. Default `""`.
-    pub gateway: String,
+    pub gateway: SmallString,
     /// `DNS`: `string`, read-only, maintained by the server; published in miami. Default `""`.
     #[serde(rename = "DNS")]
-    pub dns: String,
+    pub dns: SmallString,
     /// `bond_slave_of`: `Bond ref`, read-only, maintained by the server; published in miami. Default `Null`.
     pub bond_slave_of: Ref<Bond>,
     /// `bond_master_of`: `Bond ref set`, read-only, maintained by the server; published in miami.
@@ -83,7 +81,7 @@ pub struct PifRecord {
     /// `management`: `bool`, read-only, maintained by the server; published in miami. Default `false`.
     pub management: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `disallow_unplug`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub disallow_unplug: bool,
     /// `tunnel_access_PIF_of`: `tunnel ref set`, read-only, maintained by the server; published in cowley.
@@ -96,17 +94,17 @@ pub struct PifRecord {
     pub ipv6_configuration_mode: Ipv6ConfigurationMode,
     /// `IPv6`: `string set`, read-only, maintained by the server; published in tampa. Default `{}`.
     #[serde(rename = "IPv6")]
-    pub ipv6: Vec<String>,
+    pub ipv6: Vec<SmallString>,
     /// `ipv6_gateway`: `string`, read-only, maintained by the server; published in tampa. Default `""`.
-    pub ipv6_gateway: String,
+    pub ipv6_gateway: SmallString,
     /// `primary_address_type`: `enum primary_address_type`, read-only, maintained by the server; published in tampa. Default `IPv4`.
     pub primary_address_type: PrimaryAddressType,
     /// `managed`: `bool`, read-only, given at creation; published in vgpu-productisation. Default `true`.
     pub managed: bool,
     /// `properties`: `(string -> string) map`, read-only, maintained by the server; published in creedence. Default `{}`.
-    pub properties: BTreeMap<String, String>,
+    pub properties: SmallMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<SmallString>,
     /// `igmp_snooping_status`: `enum pif_igmp_status`, read-only, maintained by the server; published in inverness. Default `unknown`.
     pub igmp_snooping_status: PifIgmpStatus,
     /// `sriov_physical_PIF_of`: `network_sriov ref set`, read-only, maintained by the server; published in kolkata.
@@ -124,36 +122,36 @@ impl Default for PifRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            device: String::new(),
+            uuid: SmallString::new(),
+            device: SmallString::new(),
             network: Ref::null(),
             host: Ref::null(),
-            mac: String::new(),
+            mac: SmallString::new(),
             mtu: 0,
             vlan: 0,
             metrics: Ref::null(),
             physical: false,
             currently_attached: true,
             ip_configuration_mode: IpConfigurationMode::None,
-            ip: String::new(),
-            netmask: String::new(),
-            gateway: String::new(),
-            dns: String::new(),
+            ip: SmallString::new(),
+            netmask: SmallString::new(),
+            gateway: SmallString::new(),
+            dns: SmallString::new(),
             bond_slave_of: Ref::null(),
             bond_master_of: Vec::new(),
             vlan_master_of: Ref::null(),
             vlan_slave_of: Vec::new(),
             management: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             disallow_unplug: false,
             tunnel_access_pif_of: Vec::new(),
             tunnel_transport_pif_of: Vec::new(),
             ipv6_configuration_mode: Ipv6ConfigurationMode::None,
             ipv6: Vec::new(),
-            ipv6_gateway: String::new(),
+            ipv6_gateway: SmallString::new(),
             primary_address_type: PrimaryAddressType::Ipv4,
             managed: true,
-            properties: BTreeMap::new(),
+            properties: SmallMap::new(),
             capabilities: Vec::new(),
             igmp_snooping_status: PifIgmpStatus::UnknownState,
             sriov_physical_pif_of: Vec::new(),

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallMap, SmallString};
 
 /// Marker for the `PIF_metrics` class: the `T` of [`Ref<PifMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,7 +29,7 @@ pub struct PifMetrics;
 #[serde(default)]
 pub struct PifMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `io_read_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
     pub io_read_kbs: f64,
     /// `io_write_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
@@ -39,42 +37,42 @@ pub struct PifMetricsRecord {
     /// `carrier`: `bool`, read-only, maintained by the server; published in rio.
     pub carrier: bool,
     /// `vendor_id`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor_id: String,
+    pub vendor_id: SmallString,
     /// `vendor_name`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor_name: String,
+    pub vendor_name: SmallString,
     /// `device_id`: `string`, read-only, maintained by the server; published in rio.
-    pub device_id: String,
+    pub device_id: SmallString,
     /// `device_name`: `string`, read-only, maintained by the server; published in rio.
-    pub device_name: String,
+    pub device_name: SmallString,
     /// `speed`: `int`, read-only, maintained by the server; published in rio.
     pub speed: i64,
     /// `duplex`: `bool`, read-only, maintained by the server; published in rio.
     pub duplex: bool,
     /// `pci_bus_path`: `string`, read-only, maintained by the server; published in rio.
-    pub pci_bus_path: String,
+    pub pci_bus_path: SmallString,
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PifMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             carrier: false,
-            vendor_id: String::new(),
-            vendor_name: String::new(),
-            device_id: String::new(),
-            device_name: String::new(),
+            vendor_id: SmallString::new(),
+            vendor_name: SmallString::new(),
+            device_id: SmallString::new(),
+            device_name: SmallString::new(),
             speed: 0,
             duplex: false,
-            pci_bus_path: String::new(),
+            pci_bus_path: SmallString::new(),
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{
     Blob, Host, PoolAllowedOperations, Repository, Secret, Sr, TelemetryFrequency,
@@ -36,11 +34,11 @@ pub struct Pool;
 #[serde(default)]
 pub struct PoolRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `master`: `host ref`, read-only, maintained by the server; published in rio.
     pub master: Ref<Host>,
     /// `default_SR`: `SR ref`, read/write; published in rio.
@@ -53,13 +51,13 @@ pub struct PoolRecord {
     #[serde(rename = "crash_dump_SR")]
     pub crash_dump_sr: Ref<Sr>,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `ha_enabled`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_enabled: bool,
     /// `ha_configuration`: `(string -> string) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_configuration: BTreeMap<String, String>,
+    pub ha_configuration: SmallMap<SmallString, SmallString>,
     /// `ha_statefiles`: `string set`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub ha_statefiles: Vec<String>,
+    pub ha_statefiles: Vec<SmallString>,
     /// `ha_host_failures_to_tolerate`: `int`, read-only, maintained by the server; published in orlando. Default `0`.
     pub ha_host_failures_to_tolerate: i64,
     /// `ha_plan_exists_for`: `int`, read-only, maintained by the server; published in orlando. Default `0`.
@@ -69,17 +67,17 @@ pub struct PoolRecord {
     /// `ha_overcommitted`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub ha_overcommitted: bool,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `gui_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub gui_config: BTreeMap<String, String>,
+    pub gui_config: SmallMap<SmallString, SmallString>,
     /// `health_check_config`: `(string -> string) map`, read/write; published in dundee. Default `{}`.
-    pub health_check_config: BTreeMap<String, String>,
+    pub health_check_config: SmallMap<SmallString, SmallString>,
     /// `wlb_url`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub wlb_url: String,
+    pub wlb_url: SmallString,
     /// `wlb_username`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub wlb_username: String,
+    pub wlb_username: SmallString,
     /// `wlb_enabled`: `bool`, read/write; published in george. Default `false`.
     pub wlb_enabled: bool,
     /// `wlb_verify_cert`: `bool`, read/write; published in george, deprecated in 1.290.0. Default `false`.
@@ -89,22 +87,22 @@ pub struct PoolRecord {
     /// `redo_log_vdi`: `VDI ref`, read-only, maintained by the server; published in midnight-ride. Default `OpaqueRef:NULL`.
     pub redo_log_vdi: Ref<Vdi>,
     /// `vswitch_controller`: `string`, read-only, maintained by the server; published in midnight-ride, deprecated in falcon. Default `""`.
-    pub vswitch_controller: String,
+    pub vswitch_controller: SmallString,
     /// `restrictions`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub restrictions: BTreeMap<String, String>,
+    pub restrictions: SmallMap<SmallString, SmallString>,
     /// `metadata_VDIs`: `VDI ref set`, read-only, maintained by the server; published in boston.
     #[serde(rename = "metadata_VDIs")]
     pub metadata_vdis: Vec<Ref<Vdi>>,
     /// `ha_cluster_stack`: `string`, read-only, maintained by the server; published in dundee. Default `""`.
-    pub ha_cluster_stack: String,
+    pub ha_cluster_stack: SmallString,
     /// `allowed_operations`: `enum pool_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<PoolAllowedOperations>,
     /// `current_operations`: `(string -> enum pool_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, PoolAllowedOperations>,
+    pub current_operations: SmallMap<SmallString, PoolAllowedOperations>,
     /// `guest_agent_config`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub guest_agent_config: BTreeMap<String, String>,
+    pub guest_agent_config: SmallMap<SmallString, SmallString>,
     /// `cpu_info`: `(string -> string) map`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub cpu_info: BTreeMap<String, String>,
+    pub cpu_info: SmallMap<SmallString, SmallString>,
     /// `policy_no_vendor_device`: `bool`, read/write; published in dundee, deprecated in 24.14.0. Default `false`.
     pub policy_no_vendor_device: bool,
     /// `live_patching_disabled`: `bool`, read/write; published in ely. Default `false`.
@@ -112,9 +110,9 @@ pub struct PoolRecord {
     /// `igmp_snooping_enabled`: `bool`, read-only, maintained by the server; published in inverness. Default `false`.
     pub igmp_snooping_enabled: bool,
     /// `uefi_certificates`: `string`, read-only, given at creation; published in quebec, changed in 22.16.0. Default `""`.
-    pub uefi_certificates: String,
+    pub uefi_certificates: SmallString,
     /// `custom_uefi_certificates`: `string`, read-only, given at creation; prototyped in 24.0.0. Default `""`.
-    pub custom_uefi_certificates: String,
+    pub custom_uefi_certificates: SmallString,
     /// `is_psr_pending`: `bool`, read/write; published in stockholm_psr. Default `false`.
     pub is_psr_pending: bool,
     /// `tls_verification_enabled`: `bool`, read-only, maintained by the server; published in 1.290.0. Default `false`.
@@ -124,11 +122,11 @@ pub struct PoolRecord {
     /// `client_certificate_auth_enabled`: `bool`, read-only, maintained by the server; published in 1.318.0. Default `false`.
     pub client_certificate_auth_enabled: bool,
     /// `client_certificate_auth_name`: `string`, read-only, maintained by the server; published in 1.318.0. Default `""`.
-    pub client_certificate_auth_name: String,
+    pub client_certificate_auth_name: SmallString,
     /// `repository_proxy_url`: `string`, read-only, maintained by the server; published in 21.3.0. Default `""`.
-    pub repository_proxy_url: String,
+    pub repository_proxy_url: SmallString,
     /// `repository_proxy_username`: `string`, read-only, maintained by the server; published in 21.3.0. Default `""`.
-    pub repository_proxy_username: String,
+    pub repository_proxy_username: SmallString,
     /// `repository_proxy_password`: `secret ref`, read-only, maintained by the server; published in 21.3.0, changed in 23.9.0. Default `OpaqueRef:NULL`.
     pub repository_proxy_password: Ref<Secret>,
     /// `migration_compression`: `bool`, read/write; prototyped in 22.33.0. Default `false`.
@@ -160,9 +158,9 @@ pub struct PoolRecord {
     /// `update_sync_enabled`: `bool`, read-only, maintained by the server; prototyped in 23.18.0. Default `false`.
     pub update_sync_enabled: bool,
     /// `recommendations`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.19.1. Default `{}`.
-    pub recommendations: BTreeMap<String, String>,
+    pub recommendations: SmallMap<SmallString, SmallString>,
     /// `license_server`: `(string -> string) map`, read/write; prototyped in 25.6.0. Default `{}`.
-    pub license_server: BTreeMap<String, String>,
+    pub license_server: SmallMap<SmallString, SmallString>,
     /// `ha_reboot_vm_on_internal_shutdown`: `bool`, read/write; prototyped in 25.16.0. Default `true`.
     pub ha_reboot_vm_on_internal_shutdown: bool,
     /// `limit_console_sessions`: `bool`, read/write; prototyped in 26.1.0. Default `false`.
@@ -177,51 +175,51 @@ impl Default for PoolRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             master: Ref::null(),
             default_sr: Ref::null(),
             suspend_image_sr: Ref::null(),
             crash_dump_sr: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             ha_enabled: false,
-            ha_configuration: BTreeMap::new(),
+            ha_configuration: SmallMap::new(),
             ha_statefiles: Vec::new(),
             ha_host_failures_to_tolerate: 0,
             ha_plan_exists_for: 0,
             ha_allow_overcommit: false,
             ha_overcommitted: false,
-            blobs: BTreeMap::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
-            gui_config: BTreeMap::new(),
-            health_check_config: BTreeMap::new(),
-            wlb_url: String::new(),
-            wlb_username: String::new(),
+            gui_config: SmallMap::new(),
+            health_check_config: SmallMap::new(),
+            wlb_url: SmallString::new(),
+            wlb_username: SmallString::new(),
             wlb_enabled: false,
             wlb_verify_cert: false,
             redo_log_enabled: false,
             redo_log_vdi: Ref::null(),
-            vswitch_controller: String::new(),
-            restrictions: BTreeMap::new(),
+            vswitch_controller: SmallString::new(),
+            restrictions: SmallMap::new(),
             metadata_vdis: Vec::new(),
-            ha_cluster_stack: String::new(),
+            ha_cluster_stack: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
-            guest_agent_config: BTreeMap::new(),
-            cpu_info: BTreeMap::new(),
+            current_operations: SmallMap::new(),
+            guest_agent_config: SmallMap::new(),
+            cpu_info: SmallMap::new(),
             policy_no_vendor_device: false,
             live_patching_disabled: false,
             igmp_snooping_enabled: false,
-            uefi_certificates: String::new(),
-            custom_uefi_certificates: String::new(),
+            uefi_certificates: SmallString::new(),
+            custom_uefi_certificates: SmallString::new(),
             is_psr_pending: false,
             tls_verification_enabled: false,
             repositories: Vec::new(),
             client_certificate_auth_enabled: false,
-            client_certificate_auth_name: String::new(),
-            repository_proxy_url: String::new(),
-            repository_proxy_username: String::new(),
+            client_certificate_auth_name: SmallString::new(),
+            repository_proxy_url: SmallString::new(),
+            repository_proxy_username: SmallString::new(),
             repository_proxy_password: Ref::null(),
             migration_compression: false,
             coordinator_bias: true,
@@ -237,8 +235,8 @@ impl Default for PoolRecord {
             update_sync_frequency: UpdateSyncFrequency::Weekly,
             update_sync_day: 0,
             update_sync_enabled: false,
-            recommendations: BTreeMap::new(),
-            license_server: BTreeMap::new(),
+            recommendations: SmallMap::new(),
+            license_server: SmallMap::new(),
             ha_reboot_vm_on_internal_shutdown: true,
             limit_console_sessions: false,
             vm_console_idle_timeout: 0,

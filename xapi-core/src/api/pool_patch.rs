@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{AfterApplyGuidance, HostPatch, PoolUpdate};
 
@@ -33,13 +31,13 @@ pub struct PoolPatch;
 #[serde(default)]
 pub struct PoolPatchRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `version`: `string`, read-only, given at creation; published in miami. Default `""`.
-    pub version: String,
+    pub version: SmallString,
     /// `size`: `int`, read-only, maintained by the server; published in miami. Default `0`.
     pub size: i64,
     /// `pool_applied`: `bool`, read-only, maintained by the server; published in miami. Default `false`.
@@ -51,23 +49,23 @@ pub struct PoolPatchRecord {
     /// `pool_update`: `pool_update ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub pool_update: Ref<PoolUpdate>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for PoolPatchRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            version: SmallString::new(),
             size: 0,
             pool_applied: false,
             host_patches: Vec::new(),
             after_apply_guidance: Vec::new(),
             pool_update: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, UpdateAfterApplyGuidance, Vdi};
 
@@ -33,17 +31,17 @@ pub struct PoolUpdate;
 #[serde(default)]
 pub struct PoolUpdateRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `version`: `string`, read-only, given at creation; published in ely. Default `""`.
-    pub version: String,
+    pub version: SmallString,
     /// `installation_size`: `int`, read-only, given at creation; published in ely. Default `0`.
     pub installation_size: i64,
     /// `key`: `string`, read-only, given at creation; published in ely. Default `""`.
-    pub key: String,
+    pub key: SmallString,
     /// `after_apply_guidance`: `enum update_after_apply_guidance set`, read-only, given at creation; published in ely. Default `{}`.
     pub after_apply_guidance: Vec<UpdateAfterApplyGuidance>,
     /// `vdi`: `VDI ref`, read-only, given at creation; published in rio.
@@ -51,7 +49,7 @@ pub struct PoolUpdateRecord {
     /// `hosts`: `host ref set`, read-only, maintained by the server; published in ely.
     pub hosts: Vec<Ref<Host>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `enforce_homogeneity`: `bool`, read-only, given at creation; published in inverness. Default `false`.
     pub enforce_homogeneity: bool,
 }
@@ -60,16 +58,16 @@ impl Default for PoolUpdateRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            version: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            version: SmallString::new(),
             installation_size: 0,
-            key: String::new(),
+            key: SmallString::new(),
             after_apply_guidance: Vec::new(),
             vdi: Ref::null(),
             hosts: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             enforce_homogeneity: false,
         }
     }

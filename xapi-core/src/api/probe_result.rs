@@ -16,9 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::wire::{SmallMap, SmallString};
 
 use super::SrStatRecord;
 
@@ -31,23 +31,23 @@ pub struct ProbeResult;
 #[serde(default)]
 pub struct ProbeResultRecord {
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub configuration: BTreeMap<String, String>,
+    pub configuration: SmallMap<SmallString, SmallString>,
     /// `complete`: `bool`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub complete: bool,
     /// `sr`: `sr_stat record option`, read-only, maintained by the server; prototyped in kolkata, published in lima.
     pub sr: Option<SrStatRecord>,
     /// `extra_info`: `(string -> string) map`, read-only, maintained by the server; prototyped in kolkata, published in lima.
-    pub extra_info: BTreeMap<String, String>,
+    pub extra_info: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for ProbeResultRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            configuration: BTreeMap::new(),
+            configuration: SmallMap::new(),
             complete: false,
             sr: None,
-            extra_info: BTreeMap::new(),
+            extra_info: SmallMap::new(),
         }
     }
 }

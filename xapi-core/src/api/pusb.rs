@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Host, UsbGroup};
 
@@ -33,32 +31,32 @@ pub struct Pusb;
 #[serde(default)]
 pub struct PusbRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in inverness.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `USB_group`: `USB_group ref`, read-only, given at creation; published in inverness. Default `OpaqueRef:NULL`.
     #[serde(rename = "USB_group")]
     pub usb_group: Ref<UsbGroup>,
     /// `host`: `host ref`, read-only, given at creation; published in inverness. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `path`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub path: String,
+    pub path: SmallString,
     /// `vendor_id`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub vendor_id: String,
+    pub vendor_id: SmallString,
     /// `vendor_desc`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub vendor_desc: String,
+    pub vendor_desc: SmallString,
     /// `product_id`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub product_id: String,
+    pub product_id: SmallString,
     /// `product_desc`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub product_desc: String,
+    pub product_desc: SmallString,
     /// `serial`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub serial: String,
+    pub serial: SmallString,
     /// `version`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub version: String,
+    pub version: SmallString,
     /// `description`: `string`, read-only, given at creation; published in inverness. Default `""`.
-    pub description: String,
+    pub description: SmallString,
     /// `passthrough_enabled`: `bool`, read-only, maintained by the server; published in inverness. Default `false`.
     pub passthrough_enabled: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `speed`: `float`, read-only, given at creation; published in stockholm. Default `-1.`.
     pub speed: f64,
 }
@@ -67,19 +65,19 @@ impl Default for PusbRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             usb_group: Ref::null(),
             host: Ref::null(),
-            path: String::new(),
-            vendor_id: String::new(),
-            vendor_desc: String::new(),
-            product_id: String::new(),
-            product_desc: String::new(),
-            serial: String::new(),
-            version: String::new(),
-            description: String::new(),
+            path: SmallString::new(),
+            vendor_id: SmallString::new(),
+            vendor_desc: SmallString::new(),
+            product_id: SmallString::new(),
+            product_desc: SmallString::new(),
+            serial: SmallString::new(),
+            version: SmallString::new(),
+            description: SmallString::new(),
             passthrough_enabled: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             speed: -1.0,
         }
     }

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{Host, PvsSite, Sr, Vdi};
 
@@ -31,7 +31,7 @@ pub struct PvsCacheStorage;
 #[serde(default)]
 pub struct PvsCacheStorageRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `host`: `host ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub host: Ref<Host>,
     /// `SR`: `SR ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
@@ -50,7 +50,7 @@ impl Default for PvsCacheStorageRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             host: Ref::null(),
             sr: Ref::null(),
             site: Ref::null(),

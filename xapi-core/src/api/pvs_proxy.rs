@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PvsProxyStatus, PvsSite, Vif};
 
@@ -31,7 +31,7 @@ pub struct PvsProxy;
 #[serde(default)]
 pub struct PvsProxyRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `site`: `PVS_site ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
     pub site: Ref<PvsSite>,
     /// `VIF`: `VIF ref`, read-only, given at creation; published in ely. Default `OpaqueRef:NULL`.
@@ -47,7 +47,7 @@ impl Default for PvsProxyRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             site: Ref::null(),
             vif: Ref::null(),
             currently_attached: false,

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::PvsSite;
 
@@ -31,9 +31,9 @@ pub struct PvsServer;
 #[serde(default)]
 pub struct PvsServerRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `addresses`: `string set`, read-only, given at creation; published in ely. Default `{}`.
-    pub addresses: Vec<String>,
+    pub addresses: Vec<SmallString>,
     /// `first_port`: `int`, read-only, given at creation; published in ely. Default `0`.
     pub first_port: i64,
     /// `last_port`: `int`, read-only, given at creation; published in ely. Default `0`.
@@ -46,7 +46,7 @@ impl Default for PvsServerRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             addresses: Vec::new(),
             first_port: 0,
             last_port: 0,

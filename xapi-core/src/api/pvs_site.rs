@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PvsCacheStorage, PvsProxy, PvsServer};
 
@@ -31,14 +31,14 @@ pub struct PvsSite;
 #[serde(default)]
 pub struct PvsSiteRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in ely.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in ely. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in ely. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `PVS_uuid`: `string`, read-only, given at creation; published in ely. Default `""`.
     #[serde(rename = "PVS_uuid")]
-    pub pvs_uuid: String,
+    pub pvs_uuid: SmallString,
     /// `cache_storage`: `PVS_cache_storage ref set`, read-only, maintained by the server; published in ely. Default `{}`.
     pub cache_storage: Vec<Ref<PvsCacheStorage>>,
     /// `servers`: `PVS_server ref set`, read-only, maintained by the server; published in ely.
@@ -51,10 +51,10 @@ impl Default for PvsSiteRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            pvs_uuid: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            pvs_uuid: SmallString::new(),
             cache_storage: Vec::new(),
             servers: Vec::new(),
             proxies: Vec::new(),

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::Caller;
 
@@ -31,11 +31,11 @@ pub struct RateLimit;
 #[serde(default)]
 pub struct RateLimitRecord {
     /// `uuid`: `string`, read-only, maintained by the server; prototyped in 26.17.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; prototyped in 26.17.0. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `callers`: `Caller ref set`, read-only, maintained by the server; prototyped in 26.17.0.
     pub callers: Vec<Ref<Caller>>,
     /// `burst_size`: `float`, read-only, given at creation; prototyped in 26.17.0. Default `0.`.
@@ -48,9 +48,9 @@ impl Default for RateLimitRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             callers: Vec::new(),
             burst_size: 0.0,
             fill_rate: 0.0,

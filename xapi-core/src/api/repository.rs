@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 use super::Origin;
 
 /// Marker for the `Repository` class: the `T` of [`Ref<Repository>`](crate::wire::Ref).
@@ -29,44 +31,44 @@ pub struct Repository;
 #[serde(default)]
 pub struct RepositoryRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in 1.301.0.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `binary_url`: `string`, read-only, given at creation; published in 1.301.0. Default `""`.
-    pub binary_url: String,
+    pub binary_url: SmallString,
     /// `source_url`: `string`, read-only, given at creation; published in 1.301.0. Default `""`.
-    pub source_url: String,
+    pub source_url: SmallString,
     /// `update`: `bool`, read-only, given at creation; published in 1.301.0. Default `false`.
     pub update: bool,
     /// `hash`: `string`, read-only, maintained by the server; published in 1.301.0. Default `""`.
-    pub hash: String,
+    pub hash: SmallString,
     /// `up_to_date`: `bool`, read-only, maintained by the server; published in 1.301.0, deprecated in 23.18.0, removed in 23.18.0. Default `false`.
     pub up_to_date: bool,
     /// `gpgkey_path`: `string`, read-only, given at creation; prototyped in 22.12.0. Default `""`.
-    pub gpgkey_path: String,
+    pub gpgkey_path: SmallString,
     /// `origin`: `enum origin`, read-only, given at creation; prototyped in 24.23.0. Default `remote`.
     pub origin: Origin,
     /// `certificate`: `string`, read-only, given at creation; prototyped in 25.7.0. Default `""`.
-    pub certificate: String,
+    pub certificate: SmallString,
 }
 
 impl Default for RepositoryRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            binary_url: String::new(),
-            source_url: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            binary_url: SmallString::new(),
+            source_url: SmallString::new(),
             update: false,
-            hash: String::new(),
+            hash: SmallString::new(),
             up_to_date: false,
-            gpgkey_path: String::new(),
+            gpgkey_path: SmallString::new(),
             origin: Origin::Remote,
-            certificate: String::new(),
+            certificate: SmallString::new(),
         }
     }
 }

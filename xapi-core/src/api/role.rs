@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// Marker for the `role` class: the `T` of [`Ref<Role>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,11 +29,11 @@ pub struct Role;
 #[serde(default)]
 pub struct RoleRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in midnight-ride. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in midnight-ride. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `subroles`: `role ref set`, read-only, given at creation; published in midnight-ride. Default `{}`.
     pub subroles: Vec<Ref<Role>>,
     /// `is_internal`: `bool`, read-only, maintained by the server; published in 22.5.0. Default `false`.
@@ -44,9 +44,9 @@ impl Default for RoleRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             subroles: Vec::new(),
             is_internal: false,
         }

@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 use super::SdnControllerProtocol;
 
 /// Marker for the `SDN_controller` class: the `T` of [`Ref<SdnController>`](crate::wire::Ref).
@@ -29,11 +31,11 @@ pub struct SdnController;
 #[serde(default)]
 pub struct SdnControllerRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in falcon.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `protocol`: `enum sdn_controller_protocol`, read-only, given at creation; published in falcon. Default `ssl`.
     pub protocol: SdnControllerProtocol,
     /// `address`: `string`, read-only, given at creation; published in falcon. Default `""`.
-    pub address: String,
+    pub address: SmallString,
     /// `port`: `int`, read-only, given at creation; published in falcon. Default `0`.
     pub port: i64,
 }
@@ -42,9 +44,9 @@ impl Default for SdnControllerRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             protocol: SdnControllerProtocol::Ssl,
-            address: String::new(),
+            address: SmallString::new(),
             port: 0,
         }
     }

@@ -16,9 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::wire::{SmallMap, SmallString};
 
 /// Marker for the `secret` class: the `T` of [`Ref<Secret>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,20 +29,20 @@ pub struct Secret;
 #[serde(default)]
 pub struct SecretRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `value`: `string`, read/write; published in rio.
-    pub value: String,
+    pub value: SmallString,
     /// `other_config`: `(string -> string) map`, read/write; published in rio. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for SecretRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            value: String::new(),
-            other_config: BTreeMap::new(),
+            uuid: SmallString::new(),
+            value: SmallString::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

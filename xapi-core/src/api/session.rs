@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Host, Subject, Task, User};
 
@@ -33,7 +31,7 @@ pub struct Session;
 #[serde(default)]
 pub struct SessionRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `this_host`: `host ref`, read-only, maintained by the server; published in rio.
     pub this_host: Ref<Host>,
     /// `this_user`: `user ref`, read-only, maintained by the server; published in rio.
@@ -43,7 +41,7 @@ pub struct SessionRecord {
     /// `pool`: `bool`, read-only, maintained by the server; published in rio.
     pub pool: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `is_local_superuser`: `bool`, read-only, maintained by the server; published in george. Default `false`.
     pub is_local_superuser: bool,
     /// `subject`: `subject ref`, read-only, maintained by the server; published in george. Default `OpaqueRef:NULL`.
@@ -51,17 +49,17 @@ pub struct SessionRecord {
     /// `validation_time`: `datetime`, read-only, maintained by the server; published in george. Default `19700101T00:00:00Z`.
     pub validation_time: DateTime,
     /// `auth_user_sid`: `string`, read-only, maintained by the server; published in george. Default `""`.
-    pub auth_user_sid: String,
+    pub auth_user_sid: SmallString,
     /// `auth_user_name`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub auth_user_name: String,
+    pub auth_user_name: SmallString,
     /// `rbac_permissions`: `string set`, read-only, given at creation; published in midnight-ride. Default `{}`.
-    pub rbac_permissions: Vec<String>,
+    pub rbac_permissions: Vec<SmallString>,
     /// `tasks`: `task ref set`, read-only, maintained by the server; published in midnight-ride.
     pub tasks: Vec<Ref<Task>>,
     /// `parent`: `session ref`, read-only, given at creation; published in midnight-ride. Default `OpaqueRef:NULL`.
     pub parent: Ref<Session>,
     /// `originator`: `string`, read-only, maintained by the server; published in clearwater. Default `""`.
-    pub originator: String,
+    pub originator: SmallString,
     /// `client_certificate`: `bool`, read-only, maintained by the server; published in 21.2.0. Default `false`.
     pub client_certificate: bool,
 }
@@ -70,21 +68,21 @@ impl Default for SessionRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             this_host: Ref::null(),
             this_user: Ref::null(),
             last_active: DateTime::default(),
             pool: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             is_local_superuser: false,
             subject: Ref::null(),
             validation_time: DateTime::default(),
-            auth_user_sid: String::new(),
-            auth_user_name: String::new(),
+            auth_user_sid: SmallString::new(),
+            auth_user_name: SmallString::new(),
             rbac_permissions: Vec::new(),
             tasks: Vec::new(),
             parent: Ref::null(),
-            originator: String::new(),
+            originator: SmallString::new(),
             client_certificate: false,
         }
     }

@@ -16,9 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::wire::{SmallMap, SmallString};
 
 use super::ImageFormatType;
 
@@ -31,33 +31,33 @@ pub struct Sm;
 #[serde(default)]
 pub struct SmRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `type`: `string`, read-only, maintained by the server; published in rio.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `vendor`: `string`, read-only, maintained by the server; published in rio.
-    pub vendor: String,
+    pub vendor: SmallString,
     /// `copyright`: `string`, read-only, maintained by the server; published in rio.
-    pub copyright: String,
+    pub copyright: SmallString,
     /// `version`: `string`, read-only, maintained by the server; published in rio.
-    pub version: String,
+    pub version: SmallString,
     /// `required_api_version`: `string`, read-only, maintained by the server; published in rio.
-    pub required_api_version: String,
+    pub required_api_version: SmallString,
     /// `configuration`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub configuration: BTreeMap<String, String>,
+    pub configuration: SmallMap<SmallString, SmallString>,
     /// `capabilities`: `string set`, read-only, maintained by the server; published in miami, deprecated in clearwater. Default `{}`.
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<SmallString>,
     /// `features`: `(string -> int) map`, read-only, maintained by the server; published in clearwater, changed in 24.37.0. Default `{}`.
-    pub features: BTreeMap<String, i64>,
+    pub features: SmallMap<SmallString, i64>,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `driver_filename`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
-    pub driver_filename: String,
+    pub driver_filename: SmallString,
     /// `required_cluster_stack`: `string set`, read-only, maintained by the server; published in dundee. Default `{}`.
-    pub required_cluster_stack: Vec<String>,
+    pub required_cluster_stack: Vec<SmallString>,
     /// `supported_image_formats`: `enum image_format_type set`, read-only, maintained by the server; prototyped in 26.15.0. Default `{}`.
     pub supported_image_formats: Vec<ImageFormatType>,
 }
@@ -66,19 +66,19 @@ impl Default for SmRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
-            r#type: String::new(),
-            vendor: String::new(),
-            copyright: String::new(),
-            version: String::new(),
-            required_api_version: String::new(),
-            configuration: BTreeMap::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
+            r#type: SmallString::new(),
+            vendor: SmallString::new(),
+            copyright: SmallString::new(),
+            version: SmallString::new(),
+            required_api_version: SmallString::new(),
+            configuration: SmallMap::new(),
             capabilities: Vec::new(),
-            features: BTreeMap::new(),
-            other_config: BTreeMap::new(),
-            driver_filename: String::new(),
+            features: SmallMap::new(),
+            other_config: SmallMap::new(),
+            driver_filename: SmallString::new(),
             required_cluster_stack: Vec::new(),
             supported_image_formats: Vec::new(),
         }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Blob, DrTask, Pbd, StorageOperations, Vdi};
 
@@ -33,15 +31,15 @@ pub struct Sr;
 #[serde(default)]
 pub struct SrRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum storage_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<StorageOperations>,
     /// `current_operations`: `(string -> enum storage_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, StorageOperations>,
+    pub current_operations: SmallMap<SmallString, StorageOperations>,
     /// `VDIs`: `VDI ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VDIs")]
     pub vdis: Vec<Ref<Vdi>>,
@@ -55,19 +53,19 @@ pub struct SrRecord {
     /// `physical_size`: `int`, read-only, given at creation; published in rio.
     pub physical_size: i64,
     /// `type`: `string`, read-only, given at creation; published in rio.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `content_type`: `string`, read-only, given at creation; published in rio.
-    pub content_type: String,
+    pub content_type: SmallString,
     /// `shared`: `bool`, read-only, maintained by the server; published in rio.
     pub shared: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: BTreeMap<String, String>,
+    pub sm_config: SmallMap<SmallString, SmallString>,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `local_cache_enabled`: `bool`, read-only, maintained by the server; published in cowley. Default `false`.
     pub local_cache_enabled: bool,
     /// `introduced_by`: `DR_task ref`, read-only, maintained by the server; published in boston. Default `OpaqueRef:NULL`.
@@ -82,23 +80,23 @@ impl Default for SrRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vdis: Vec::new(),
             pbds: Vec::new(),
             virtual_allocation: 0,
             physical_utilisation: 0,
             physical_size: 0,
-            r#type: String::new(),
-            content_type: String::new(),
+            r#type: SmallString::new(),
+            content_type: SmallString::new(),
             shared: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             tags: Vec::new(),
-            sm_config: BTreeMap::new(),
-            blobs: BTreeMap::new(),
+            sm_config: SmallMap::new(),
+            blobs: SmallMap::new(),
             local_cache_enabled: false,
             introduced_by: Ref::null(),
             clustered: false,

@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 use super::SrHealth;
 
 /// Marker for the `sr_stat` class: the `T` of [`Ref<SrStat>`](crate::wire::Ref).
@@ -29,11 +31,11 @@ pub struct SrStat;
 #[serde(default)]
 pub struct SrStatRecord {
     /// `uuid`: `string option`, read-only, maintained by the server; prototyped in kolkata, published in lima, extended in 24.17.0.
-    pub uuid: Option<String>,
+    pub uuid: Option<SmallString>,
     /// `name_label`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima, extended in 24.17.0.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, maintained by the server; prototyped in kolkata, published in lima, extended in 24.17.0.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `free_space`: `int`, read-only, maintained by the server; prototyped in kolkata, published in lima, extended in 24.17.0.
     pub free_space: i64,
     /// `total_space`: `int`, read-only, maintained by the server; prototyped in kolkata, published in lima, extended in 24.17.0.
@@ -49,8 +51,8 @@ impl Default for SrStatRecord {
     fn default() -> Self {
         Self {
             uuid: None,
-            name_label: String::new(),
-            name_description: String::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             free_space: 0,
             total_space: 0,
             clustered: false,

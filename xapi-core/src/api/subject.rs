@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Role;
 
@@ -33,11 +31,11 @@ pub struct Subject;
 #[serde(default)]
 pub struct SubjectRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `subject_identifier`: `string`, read-only, given at creation; published in george. Default `""`.
-    pub subject_identifier: String,
+    pub subject_identifier: SmallString,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in george. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `roles`: `role ref set`, read-only, maintained by the server; published in midnight-ride. Default `{OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba}`.
     pub roles: Vec<Ref<Role>>,
 }
@@ -46,9 +44,9 @@ impl Default for SubjectRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            subject_identifier: String::new(),
-            other_config: BTreeMap::new(),
+            uuid: SmallString::new(),
+            subject_identifier: SmallString::new(),
+            other_config: SmallMap::new(),
             roles: vec![Ref::new("OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba")],
         }
     }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Host, TaskAllowedOperations, TaskStatusType};
 
@@ -33,15 +31,15 @@ pub struct Task;
 #[serde(default)]
 pub struct TaskRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, maintained by the server; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum task_allowed_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<TaskAllowedOperations>,
     /// `current_operations`: `(string -> enum task_allowed_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, TaskAllowedOperations>,
+    pub current_operations: SmallMap<SmallString, TaskAllowedOperations>,
     /// `created`: `datetime`, read-only, maintained by the server; published in rio.
     pub created: DateTime,
     /// `finished`: `datetime`, read-only, maintained by the server; published in rio.
@@ -53,42 +51,42 @@ pub struct TaskRecord {
     /// `progress`: `float`, read-only, maintained by the server; published in rio.
     pub progress: f64,
     /// `type`: `string`, read-only, maintained by the server; published in rio.
-    pub r#type: String,
+    pub r#type: SmallString,
     /// `result`: `string`, read-only, maintained by the server; published in rio.
-    pub result: String,
+    pub result: SmallString,
     /// `error_info`: `string set`, read-only, maintained by the server; published in rio.
-    pub error_info: Vec<String>,
+    pub error_info: Vec<SmallString>,
     /// `other_config`: `(string -> string) map`, read-only, maintained by the server; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `subtask_of`: `task ref`, read-only, maintained by the server; published in orlando. Default `Null`.
     pub subtask_of: Ref<Task>,
     /// `subtasks`: `task ref set`, read-only, maintained by the server; published in orlando.
     pub subtasks: Vec<Ref<Task>>,
     /// `backtrace`: `string`, read-only, maintained by the server; published in dundee. Default `"()"`.
-    pub backtrace: String,
+    pub backtrace: SmallString,
 }
 
 impl Default for TaskRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             created: DateTime::default(),
             finished: DateTime::default(),
             status: TaskStatusType::Unknown(String::new()),
             resident_on: Ref::null(),
             progress: 0.0,
-            r#type: String::new(),
-            result: String::new(),
+            r#type: SmallString::new(),
+            result: SmallString::new(),
             error_info: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             subtask_of: Ref::null(),
             subtasks: Vec::new(),
-            backtrace: "()".to_owned(),
+            backtrace: SmallString::from("()"),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Pif, TunnelProtocol};
 
@@ -33,7 +31,7 @@ pub struct Tunnel;
 #[serde(default)]
 pub struct TunnelRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in cowley.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `access_PIF`: `PIF ref`, read-only, given at creation; published in cowley. Default `Null`.
     #[serde(rename = "access_PIF")]
     pub access_pif: Ref<Pif>,
@@ -41,9 +39,9 @@ pub struct TunnelRecord {
     #[serde(rename = "transport_PIF")]
     pub transport_pif: Ref<Pif>,
     /// `status`: `(string -> string) map`, read/write; published in cowley. Default `{"active" -> "false"}`.
-    pub status: BTreeMap<String, String>,
+    pub status: SmallMap<SmallString, SmallString>,
     /// `other_config`: `(string -> string) map`, read/write; published in cowley. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `protocol`: `enum tunnel_protocol`, read/write; published in 1.250.0. Default `gre`.
     pub protocol: TunnelProtocol,
 }
@@ -52,11 +50,11 @@ impl Default for TunnelRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             access_pif: Ref::null(),
             transport_pif: Ref::null(),
-            status: BTreeMap::from([("active".to_owned(), "false".to_owned())]),
-            other_config: BTreeMap::new(),
+            status: SmallMap::from([(SmallString::from("active"), SmallString::from("false"))]),
+            other_config: SmallMap::new(),
             protocol: TunnelProtocol::Gre,
         }
     }

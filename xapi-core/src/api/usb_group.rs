@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Pusb, Vusb};
 
@@ -33,11 +31,11 @@ pub struct UsbGroup;
 #[serde(default)]
 pub struct UsbGroupRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in inverness.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in inverness. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in inverness. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `PUSBs`: `PUSB ref set`, read-only, maintained by the server; published in inverness.
     #[serde(rename = "PUSBs")]
     pub pusbs: Vec<Ref<Pusb>>,
@@ -45,19 +43,19 @@ pub struct UsbGroupRecord {
     #[serde(rename = "VUSBs")]
     pub vusbs: Vec<Ref<Vusb>>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for UsbGroupRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             pusbs: Vec::new(),
             vusbs: Vec::new(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,9 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::wire::{SmallMap, SmallString};
 
 /// Marker for the `user` class: the `T` of [`Ref<User>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,23 +29,23 @@ pub struct User;
 #[serde(default)]
 pub struct UserRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `short_name`: `string`, read-only, given at creation; published in rio.
-    pub short_name: String,
+    pub short_name: SmallString,
     /// `fullname`: `string`, read/write; published in rio.
-    pub fullname: String,
+    pub fullname: SmallString,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for UserRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            short_name: String::new(),
-            fullname: String::new(),
-            other_config: BTreeMap::new(),
+            uuid: SmallString::new(),
+            short_name: SmallString::new(),
+            fullname: SmallString::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{VbdMetrics, VbdMode, VbdOperations, VbdType, Vdi, Vm};
 
@@ -33,11 +31,11 @@ pub struct Vbd;
 #[serde(default)]
 pub struct VbdRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vbd_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VbdOperations>,
     /// `current_operations`: `(string -> enum vbd_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VbdOperations>,
+    pub current_operations: SmallMap<SmallString, VbdOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -45,9 +43,9 @@ pub struct VbdRecord {
     #[serde(rename = "VDI")]
     pub vdi: Ref<Vdi>,
     /// `device`: `string`, read-only, given at creation; published in rio, changed in 1.257.0. Default `""`.
-    pub device: String,
+    pub device: SmallString,
     /// `userdevice`: `string`, read/write; published in rio.
-    pub userdevice: String,
+    pub userdevice: SmallString,
     /// `bootable`: `bool`, read/write; published in rio.
     pub bootable: bool,
     /// `mode`: `enum vbd_mode`, read-only, given at creation; published in rio.
@@ -61,21 +59,21 @@ pub struct VbdRecord {
     /// `empty`: `bool`, read-only, given at creation; published in rio.
     pub empty: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, given at creation; published in rio, changed in 1.257.0. Default `false`.
     pub currently_attached: bool,
     /// `status_code`: `int`, read-only, maintained by the server; published in rio.
     pub status_code: i64,
     /// `status_detail`: `string`, read-only, maintained by the server; published in rio.
-    pub status_detail: String,
+    pub status_detail: SmallString,
     /// `runtime_properties`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub runtime_properties: BTreeMap<String, String>,
+    pub runtime_properties: SmallMap<SmallString, SmallString>,
     /// `qos_algorithm_type`: `string`, read/write; published in rio.
-    pub qos_algorithm_type: String,
+    pub qos_algorithm_type: SmallString,
     /// `qos_algorithm_params`: `(string -> string) map`, read/write; published in rio.
-    pub qos_algorithm_params: BTreeMap<String, String>,
+    pub qos_algorithm_params: SmallMap<SmallString, SmallString>,
     /// `qos_supported_algorithms`: `string set`, read-only, maintained by the server; published in rio.
-    pub qos_supported_algorithms: Vec<String>,
+    pub qos_supported_algorithms: Vec<SmallString>,
     /// `metrics`: `VBD_metrics ref`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `OpaqueRef:NULL`.
     pub metrics: Ref<VbdMetrics>,
 }
@@ -84,26 +82,26 @@ impl Default for VbdRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vm: Ref::null(),
             vdi: Ref::null(),
-            device: String::new(),
-            userdevice: String::new(),
+            device: SmallString::new(),
+            userdevice: SmallString::new(),
             bootable: false,
             mode: VbdMode::Unknown(String::new()),
             r#type: VbdType::Unknown(String::new()),
             unpluggable: true,
             storage_lock: false,
             empty: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             currently_attached: false,
             status_code: 0,
-            status_detail: String::new(),
-            runtime_properties: BTreeMap::new(),
-            qos_algorithm_type: String::new(),
-            qos_algorithm_params: BTreeMap::new(),
+            status_detail: SmallString::new(),
+            runtime_properties: SmallMap::new(),
+            qos_algorithm_type: SmallString::new(),
+            qos_algorithm_params: SmallMap::new(),
             qos_supported_algorithms: Vec::new(),
             metrics: Ref::null(),
         }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallMap, SmallString};
 
 /// Marker for the `VBD_metrics` class: the `T` of [`Ref<VbdMetrics>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,7 +29,7 @@ pub struct VbdMetrics;
 #[serde(default)]
 pub struct VbdMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `io_read_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
     pub io_read_kbs: f64,
     /// `io_write_kbs`: `float`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `0.`.
@@ -39,18 +37,18 @@ pub struct VbdMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `19700101T00:00:00Z`.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando, deprecated in tampa, removed in tampa. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VbdMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             io_read_kbs: 0.0,
             io_write_kbs: 0.0,
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Crashdump, OnBoot, Pool, Sr, Vbd, VdiOperations, VdiType};
 
@@ -33,15 +31,15 @@ pub struct Vdi;
 #[serde(default)]
 pub struct VdiRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read-only, given at creation; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum vdi_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VdiOperations>,
     /// `current_operations`: `(string -> enum vdi_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VdiOperations>,
+    pub current_operations: SmallMap<SmallString, VdiOperations>,
     /// `SR`: `SR ref`, read-only, given at creation; published in rio.
     #[serde(rename = "SR")]
     pub sr: Ref<Sr>,
@@ -61,11 +59,11 @@ pub struct VdiRecord {
     /// `read_only`: `bool`, read-only, given at creation; published in rio.
     pub read_only: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `storage_lock`: `bool`, read-only, maintained by the server; published in rio.
     pub storage_lock: bool,
     /// `location`: `string`, read-only, maintained by the server; published in miami. Default `""`.
-    pub location: String,
+    pub location: SmallString,
     /// `managed`: `bool`, read-only, maintained by the server; published in rio.
     pub managed: bool,
     /// `missing`: `bool`, read-only, maintained by the server; published in rio.
@@ -73,9 +71,9 @@ pub struct VdiRecord {
     /// `parent`: `VDI ref`, read-only, maintained by the server; published in rio, deprecated in ely.
     pub parent: Ref<Vdi>,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: BTreeMap<String, String>,
+    pub xenstore_data: SmallMap<SmallString, SmallString>,
     /// `sm_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub sm_config: BTreeMap<String, String>,
+    pub sm_config: SmallMap<SmallString, SmallString>,
     /// `is_a_snapshot`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub is_a_snapshot: bool,
     /// `snapshot_of`: `VDI ref`, read-only, maintained by the server; published in orlando. Default `Null`.
@@ -85,7 +83,7 @@ pub struct VdiRecord {
     /// `snapshot_time`: `datetime`, read-only, maintained by the server; published in orlando. Default `19700101T00:00:00Z`.
     pub snapshot_time: DateTime,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `allow_caching`: `bool`, read-only, maintained by the server; published in cowley. Default `false`.
     pub allow_caching: bool,
     /// `on_boot`: `enum on_boot`, read-only, maintained by the server; published in cowley. Default `persist`.
@@ -104,11 +102,11 @@ impl Default for VdiRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             sr: Ref::null(),
             vbds: Vec::new(),
             crash_dumps: Vec::new(),
@@ -117,14 +115,14 @@ impl Default for VdiRecord {
             r#type: VdiType::Unknown(String::new()),
             sharable: false,
             read_only: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             storage_lock: false,
-            location: String::new(),
+            location: SmallString::new(),
             managed: false,
             missing: false,
             parent: Ref::null(),
-            xenstore_data: BTreeMap::new(),
-            sm_config: BTreeMap::new(),
+            xenstore_data: SmallMap::new(),
+            sm_config: SmallMap::new(),
             is_a_snapshot: false,
             snapshot_of: Ref::null(),
             snapshots: Vec::new(),

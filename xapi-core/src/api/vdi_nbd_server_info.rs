@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::SmallString;
+
 /// Marker for the `vdi_nbd_server_info` class: the `T` of [`Ref<VdiNbdServerInfo>`](crate::wire::Ref).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VdiNbdServerInfo;
@@ -27,26 +29,26 @@ pub struct VdiNbdServerInfo;
 #[serde(default)]
 pub struct VdiNbdServerInfoRecord {
     /// `exportname`: `string`, read-only, maintained by the server; published in inverness.
-    pub exportname: String,
+    pub exportname: SmallString,
     /// `address`: `string`, read-only, maintained by the server; published in inverness.
-    pub address: String,
+    pub address: SmallString,
     /// `port`: `int`, read-only, maintained by the server; published in inverness.
     pub port: i64,
     /// `cert`: `string`, read-only, maintained by the server; published in inverness.
-    pub cert: String,
+    pub cert: SmallString,
     /// `subject`: `string`, read-only, maintained by the server; published in inverness.
-    pub subject: String,
+    pub subject: SmallString,
 }
 
 impl Default for VdiNbdServerInfoRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            exportname: String::new(),
-            address: String::new(),
+            exportname: SmallString::new(),
+            address: SmallString::new(),
             port: 0,
-            cert: String::new(),
-            subject: String::new(),
+            cert: SmallString::new(),
+            subject: SmallString::new(),
         }
     }
 }

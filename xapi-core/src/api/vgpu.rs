@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{GpuGroup, Pci, Pgpu, VgpuType, Vm};
 
@@ -33,7 +31,7 @@ pub struct Vgpu;
 #[serde(default)]
 pub struct VgpuRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in boston.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in boston.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -41,11 +39,11 @@ pub struct VgpuRecord {
     #[serde(rename = "GPU_group")]
     pub gpu_group: Ref<GpuGroup>,
     /// `device`: `string`, read-only, maintained by the server; published in boston. Default `"0"`.
-    pub device: String,
+    pub device: SmallString,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in boston. Default `false`.
     pub currently_attached: bool,
     /// `other_config`: `(string -> string) map`, read/write; published in boston. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `type`: `VGPU_type ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
     pub r#type: Ref<VgpuType>,
     /// `resident_on`: `PGPU ref`, read-only, maintained by the server; published in vgpu-tech-preview. Default `OpaqueRef:NULL`.
@@ -53,9 +51,9 @@ pub struct VgpuRecord {
     /// `scheduled_to_be_resident_on`: `PGPU ref`, read-only, maintained by the server; published in dundee. Default `OpaqueRef:NULL`.
     pub scheduled_to_be_resident_on: Ref<Pgpu>,
     /// `compatibility_metadata`: `(string -> string) map`, read-only, maintained by the server; published in inverness. Default `{}`.
-    pub compatibility_metadata: BTreeMap<String, String>,
+    pub compatibility_metadata: SmallMap<SmallString, SmallString>,
     /// `extra_args`: `string`, read/write; published in quebec. Default `""`.
-    pub extra_args: String,
+    pub extra_args: SmallString,
     /// `PCI`: `PCI ref`, read-only, maintained by the server; published in quebec. Default `OpaqueRef:NULL`.
     #[serde(rename = "PCI")]
     pub pci: Ref<Pci>,
@@ -65,17 +63,17 @@ impl Default for VgpuRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             vm: Ref::null(),
             gpu_group: Ref::null(),
-            device: "0".to_owned(),
+            device: SmallString::from("0"),
             currently_attached: false,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             r#type: Ref::null(),
             resident_on: Ref::null(),
             scheduled_to_be_resident_on: Ref::null(),
-            compatibility_metadata: BTreeMap::new(),
-            extra_args: String::new(),
+            compatibility_metadata: SmallMap::new(),
+            extra_args: SmallString::new(),
             pci: Ref::null(),
         }
     }

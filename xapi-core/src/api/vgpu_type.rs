@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{GpuGroup, Pgpu, Vgpu, VgpuTypeImplementation};
 
@@ -31,11 +31,11 @@ pub struct VgpuType;
 #[serde(default)]
 pub struct VgpuTypeRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in vgpu-tech-preview.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `vendor_name`: `string`, read-only, given at creation; published in vgpu-tech-preview. Default `""`.
-    pub vendor_name: String,
+    pub vendor_name: SmallString,
     /// `model_name`: `string`, read-only, given at creation; published in vgpu-tech-preview. Default `""`.
-    pub model_name: String,
+    pub model_name: SmallString,
     /// `framebuffer_size`: `int`, read-only, given at creation; published in vgpu-tech-preview. Default `0`.
     pub framebuffer_size: i64,
     /// `max_heads`: `int`, read-only, given at creation; published in vgpu-tech-preview. Default `0`.
@@ -62,7 +62,7 @@ pub struct VgpuTypeRecord {
     /// `implementation`: `enum vgpu_type_implementation`, read-only, given at creation; published in dundee. Default `passthrough`.
     pub implementation: VgpuTypeImplementation,
     /// `identifier`: `string`, read-only, given at creation; published in dundee. Default `""`.
-    pub identifier: String,
+    pub identifier: SmallString,
     /// `experimental`: `bool`, read-only, given at creation; published in dundee. Default `false`.
     pub experimental: bool,
     /// `compatible_types_in_vm`: `VGPU_type ref set`, read-only, maintained by the server; published in quebec. Default `{}`.
@@ -73,9 +73,9 @@ impl Default for VgpuTypeRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            vendor_name: String::new(),
-            model_name: String::new(),
+            uuid: SmallString::new(),
+            vendor_name: SmallString::new(),
+            model_name: SmallString::new(),
             framebuffer_size: 0,
             max_heads: 0,
             max_resolution_x: 0,
@@ -86,7 +86,7 @@ impl Default for VgpuTypeRecord {
             supported_on_gpu_groups: Vec::new(),
             enabled_on_gpu_groups: Vec::new(),
             implementation: VgpuTypeImplementation::Passthrough,
-            identifier: String::new(),
+            identifier: SmallString::new(),
             experimental: false,
             compatible_types_in_vm: Vec::new(),
         }

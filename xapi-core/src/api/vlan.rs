@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::Pif;
 
@@ -33,7 +31,7 @@ pub struct Vlan;
 #[serde(default)]
 pub struct VlanRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `tagged_PIF`: `PIF ref`, read-only, given at creation; published in miami. Default `Null`.
     #[serde(rename = "tagged_PIF")]
     pub tagged_pif: Ref<Pif>,
@@ -43,18 +41,18 @@ pub struct VlanRecord {
     /// `tag`: `int`, read-only, given at creation; published in miami. Default `-1`.
     pub tag: i64,
     /// `other_config`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VlanRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             tagged_pif: Ref::null(),
             untagged_pif: Ref::null(),
             tag: -1,
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{
     Blob, Console, Crashdump, DomainType, Host, OnCrashBehaviour, OnNormalExit,
@@ -38,15 +36,15 @@ pub struct Vm;
 #[serde(default)]
 pub struct VmRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmOperations>,
     /// `current_operations`: `(string -> enum vm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VmOperations>,
+    pub current_operations: SmallMap<SmallString, VmOperations>,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `power_state`: `enum vm_power_state`, read-only, given at creation; published in rio, changed in 1.257.0. Default `Halted`.
     pub power_state: VmPowerState,
     /// `user_version`: `int`, read/write; published in rio.
@@ -78,7 +76,7 @@ pub struct VmRecord {
     pub memory_static_min: i64,
     /// `VCPUs_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: BTreeMap<String, String>,
+    pub vcpus_params: SmallMap<SmallString, SmallString>,
     /// `VCPUs_max`: `int`, read-only, given at creation; published in rio.
     #[serde(rename = "VCPUs_max")]
     pub vcpus_max: i64,
@@ -111,45 +109,45 @@ pub struct VmRecord {
     pub vtpms: Vec<Ref<Vtpm>>,
     /// `PV_bootloader`: `string`, read/write; published in rio.
     #[serde(rename = "PV_bootloader")]
-    pub pv_bootloader: String,
+    pub pv_bootloader: SmallString,
     /// `PV_kernel`: `string`, read/write; published in rio.
     #[serde(rename = "PV_kernel")]
-    pub pv_kernel: String,
+    pub pv_kernel: SmallString,
     /// `PV_ramdisk`: `string`, read/write; published in rio.
     #[serde(rename = "PV_ramdisk")]
-    pub pv_ramdisk: String,
+    pub pv_ramdisk: SmallString,
     /// `PV_args`: `string`, read/write; published in rio.
     #[serde(rename = "PV_args")]
-    pub pv_args: String,
+    pub pv_args: SmallString,
     /// `PV_bootloader_args`: `string`, read/write; published in rio.
     #[serde(rename = "PV_bootloader_args")]
-    pub pv_bootloader_args: String,
+    pub pv_bootloader_args: SmallString,
     /// `PV_legacy_args`: `string`, read/write; published in rio.
     #[serde(rename = "PV_legacy_args")]
-    pub pv_legacy_args: String,
+    pub pv_legacy_args: SmallString,
     /// `HVM_boot_policy`: `string`, read-only, given at creation; published in rio, deprecated in kolkata.
     #[serde(rename = "HVM_boot_policy")]
-    pub hvm_boot_policy: String,
+    pub hvm_boot_policy: SmallString,
     /// `HVM_boot_params`: `(string -> string) map`, read/write; published in rio.
     #[serde(rename = "HVM_boot_params")]
-    pub hvm_boot_params: BTreeMap<String, String>,
+    pub hvm_boot_params: SmallMap<SmallString, SmallString>,
     /// `HVM_shadow_multiplier`: `float`, read-only, given at creation; published in miami. Default `1.`.
     #[serde(rename = "HVM_shadow_multiplier")]
     pub hvm_shadow_multiplier: f64,
     /// `platform`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub platform: BTreeMap<String, String>,
+    pub platform: SmallMap<SmallString, SmallString>,
     /// `PCI_bus`: `string`, read/write; published in rio, deprecated in boston.
     #[serde(rename = "PCI_bus")]
-    pub pci_bus: String,
+    pub pci_bus: SmallString,
     /// `other_config`: `(string -> string) map`, read-only, given at creation; published in rio.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `domid`: `int`, read-only, maintained by the server; published in rio.
     pub domid: i64,
     /// `domarch`: `string`, read-only, maintained by the server; published in rio.
-    pub domarch: String,
+    pub domarch: SmallString,
     /// `last_boot_CPU_flags`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
     #[serde(rename = "last_boot_CPU_flags")]
-    pub last_boot_cpu_flags: BTreeMap<String, String>,
+    pub last_boot_cpu_flags: SmallMap<SmallString, SmallString>,
     /// `is_control_domain`: `bool`, read-only, maintained by the server; published in rio.
     pub is_control_domain: bool,
     /// `metrics`: `VM_metrics ref`, read-only, maintained by the server; published in rio.
@@ -157,15 +155,15 @@ pub struct VmRecord {
     /// `guest_metrics`: `VM_guest_metrics ref`, read-only, maintained by the server; published in rio.
     pub guest_metrics: Ref<VmGuestMetrics>,
     /// `last_booted_record`: `string`, read-only, given at creation; published in miami, changed in 1.257.0. Default `""`.
-    pub last_booted_record: String,
+    pub last_booted_record: SmallString,
     /// `recommendations`: `string`, read/write; published in rio.
-    pub recommendations: String,
+    pub recommendations: SmallString,
     /// `xenstore_data`: `(string -> string) map`, read/write; published in miami. Default `{}`.
-    pub xenstore_data: BTreeMap<String, String>,
+    pub xenstore_data: SmallMap<SmallString, SmallString>,
     /// `ha_always_run`: `bool`, read-only, given at creation; published in orlando, deprecated in boston. Default `false`.
     pub ha_always_run: bool,
     /// `ha_restart_priority`: `string`, read-only, given at creation; published in orlando. Default `""`.
-    pub ha_restart_priority: String,
+    pub ha_restart_priority: SmallString,
     /// `is_a_snapshot`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub is_a_snapshot: bool,
     /// `snapshot_of`: `VM ref`, read-only, maintained by the server; published in orlando. Default `Null`.
@@ -175,23 +173,23 @@ pub struct VmRecord {
     /// `snapshot_time`: `datetime`, read-only, maintained by the server; published in orlando. Default `19700101T00:00:00Z`.
     pub snapshot_time: DateTime,
     /// `transportable_snapshot_id`: `string`, read-only, maintained by the server; published in orlando. Default `""`.
-    pub transportable_snapshot_id: String,
+    pub transportable_snapshot_id: SmallString,
     /// `blobs`: `(string -> blob ref) map`, read-only, maintained by the server; published in orlando. Default `{}`.
-    pub blobs: BTreeMap<String, Ref<Blob>>,
+    pub blobs: SmallMap<SmallString, Ref<Blob>>,
     /// `tags`: `string set`, read/write; published in orlando. Default `{}`.
-    pub tags: Vec<String>,
+    pub tags: Vec<SmallString>,
     /// `blocked_operations`: `(enum vm_operations -> string) map`, read-only, given at creation; published in orlando. Default `{}`.
-    pub blocked_operations: BTreeMap<VmOperations, String>,
+    pub blocked_operations: SmallMap<VmOperations, SmallString>,
     /// `snapshot_info`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub snapshot_info: BTreeMap<String, String>,
+    pub snapshot_info: SmallMap<SmallString, SmallString>,
     /// `snapshot_metadata`: `string`, read-only, maintained by the server; published in midnight-ride. Default `""`.
-    pub snapshot_metadata: String,
+    pub snapshot_metadata: SmallString,
     /// `parent`: `VM ref`, read-only, maintained by the server; published in midnight-ride. Default `Null`.
     pub parent: Ref<Vm>,
     /// `children`: `VM ref set`, read-only, maintained by the server; published in midnight-ride.
     pub children: Vec<Ref<Vm>>,
     /// `bios_strings`: `(string -> string) map`, read-only, maintained by the server; published in midnight-ride. Default `{}`.
-    pub bios_strings: BTreeMap<String, String>,
+    pub bios_strings: SmallMap<SmallString, SmallString>,
     /// `protection_policy`: `VMPP ref`, read-only, given at creation; published in cowley, deprecated in clearwater. Default `OpaqueRef:NULL`.
     pub protection_policy: Ref<Vmpp>,
     /// `is_snapshot_from_vmpp`: `bool`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `false`.
@@ -220,7 +218,7 @@ pub struct VmRecord {
     /// `version`: `int`, read-only, given at creation; published in boston. Default `0`.
     pub version: i64,
     /// `generation_id`: `string`, read-only, given at creation; published in clearwater. Default `"0:0"`.
-    pub generation_id: String,
+    pub generation_id: SmallString,
     /// `hardware_platform_version`: `int`, read/write; published in cream. Default `0`.
     pub hardware_platform_version: i64,
     /// `has_vendor_device`: `bool`, read-only, given at creation; published in dundee, changed in 24.14.0. Default `true`.
@@ -228,12 +226,12 @@ pub struct VmRecord {
     /// `requires_reboot`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
     pub requires_reboot: bool,
     /// `reference_label`: `string`, read-only, given at creation; published in ely. Default `""`.
-    pub reference_label: String,
+    pub reference_label: SmallString,
     /// `domain_type`: `enum domain_type`, read-only, given at creation; prototyped in jura, published in kolkata. Default `unspecified`.
     pub domain_type: DomainType,
     /// `NVRAM`: `(string -> string) map`, read-only, given at creation; published in naples. Default `{}`.
     #[serde(rename = "NVRAM")]
-    pub nvram: BTreeMap<String, String>,
+    pub nvram: SmallMap<SmallString, SmallString>,
     /// `pending_guidances`: `enum update_guidances set`, read-only, maintained by the server; published in 1.303.0. Default `{}`.
     pub pending_guidances: Vec<UpdateGuidances>,
     /// `pending_guidances_recommended`: `enum update_guidances set`, read-only, maintained by the server; prototyped in 24.10.0. Default `{}`.
@@ -250,11 +248,11 @@ impl Default for VmRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            current_operations: SmallMap::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             power_state: VmPowerState::Halted,
             user_version: 0,
             is_a_template: false,
@@ -269,7 +267,7 @@ impl Default for VmRecord {
             memory_dynamic_max: 0,
             memory_dynamic_min: 0,
             memory_static_min: 0,
-            vcpus_params: BTreeMap::new(),
+            vcpus_params: SmallMap::new(),
             vcpus_max: 0,
             vcpus_at_startup: 0,
             actions_after_softreboot: OnSoftrebootBehavior::SoftReboot,
@@ -282,42 +280,42 @@ impl Default for VmRecord {
             vusbs: Vec::new(),
             crash_dumps: Vec::new(),
             vtpms: Vec::new(),
-            pv_bootloader: String::new(),
-            pv_kernel: String::new(),
-            pv_ramdisk: String::new(),
-            pv_args: String::new(),
-            pv_bootloader_args: String::new(),
-            pv_legacy_args: String::new(),
-            hvm_boot_policy: String::new(),
-            hvm_boot_params: BTreeMap::new(),
+            pv_bootloader: SmallString::new(),
+            pv_kernel: SmallString::new(),
+            pv_ramdisk: SmallString::new(),
+            pv_args: SmallString::new(),
+            pv_bootloader_args: SmallString::new(),
+            pv_legacy_args: SmallString::new(),
+            hvm_boot_policy: SmallString::new(),
+            hvm_boot_params: SmallMap::new(),
             hvm_shadow_multiplier: 1.0,
-            platform: BTreeMap::new(),
-            pci_bus: String::new(),
-            other_config: BTreeMap::new(),
+            platform: SmallMap::new(),
+            pci_bus: SmallString::new(),
+            other_config: SmallMap::new(),
             domid: 0,
-            domarch: String::new(),
-            last_boot_cpu_flags: BTreeMap::new(),
+            domarch: SmallString::new(),
+            last_boot_cpu_flags: SmallMap::new(),
             is_control_domain: false,
             metrics: Ref::null(),
             guest_metrics: Ref::null(),
-            last_booted_record: String::new(),
-            recommendations: String::new(),
-            xenstore_data: BTreeMap::new(),
+            last_booted_record: SmallString::new(),
+            recommendations: SmallString::new(),
+            xenstore_data: SmallMap::new(),
             ha_always_run: false,
-            ha_restart_priority: String::new(),
+            ha_restart_priority: SmallString::new(),
             is_a_snapshot: false,
             snapshot_of: Ref::null(),
             snapshots: Vec::new(),
             snapshot_time: DateTime::default(),
-            transportable_snapshot_id: String::new(),
-            blobs: BTreeMap::new(),
+            transportable_snapshot_id: SmallString::new(),
+            blobs: SmallMap::new(),
             tags: Vec::new(),
-            blocked_operations: BTreeMap::new(),
-            snapshot_info: BTreeMap::new(),
-            snapshot_metadata: String::new(),
+            blocked_operations: SmallMap::new(),
+            snapshot_info: SmallMap::new(),
+            snapshot_metadata: SmallString::new(),
             parent: Ref::null(),
             children: Vec::new(),
-            bios_strings: BTreeMap::new(),
+            bios_strings: SmallMap::new(),
             protection_policy: Ref::null(),
             is_snapshot_from_vmpp: false,
             snapshot_schedule: Ref::null(),
@@ -330,13 +328,13 @@ impl Default for VmRecord {
             attached_pcis: Vec::new(),
             suspend_sr: Ref::null(),
             version: 0,
-            generation_id: "0:0".to_owned(),
+            generation_id: SmallString::from("0:0"),
             hardware_platform_version: 0,
             has_vendor_device: true,
             requires_reboot: false,
-            reference_label: String::new(),
+            reference_label: SmallString::new(),
             domain_type: DomainType::Unspecified,
-            nvram: BTreeMap::new(),
+            nvram: SmallMap::new(),
             pending_guidances: Vec::new(),
             pending_guidances_recommended: Vec::new(),
             pending_guidances_full: Vec::new(),

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{Vm, VmApplianceOperation};
 
@@ -33,15 +31,15 @@ pub struct VmAppliance;
 #[serde(default)]
 pub struct VmApplianceRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `allowed_operations`: `enum vm_appliance_operation set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VmApplianceOperation>,
     /// `current_operations`: `(string -> enum vm_appliance_operation) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VmApplianceOperation>,
+    pub current_operations: SmallMap<SmallString, VmApplianceOperation>,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VMs")]
     pub vms: Vec<Ref<Vm>>,
@@ -51,11 +49,11 @@ impl Default for VmApplianceRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vms: Vec::new(),
         }
     }

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 use super::{PlacementPolicy, Vm};
 
@@ -31,11 +31,11 @@ pub struct VmGroup;
 #[serde(default)]
 pub struct VmGroupRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `placement`: `enum placement_policy`, read-only, given at creation; prototyped in 24.19.1. Default `normal`.
     pub placement: PlacementPolicy,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; prototyped in 24.19.1.
@@ -47,9 +47,9 @@ impl Default for VmGroupRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             placement: PlacementPolicy::Normal,
             vms: Vec::new(),
         }

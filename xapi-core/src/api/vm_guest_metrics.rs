@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallMap, SmallString};
 
 use super::TristateType;
 
@@ -33,29 +31,29 @@ pub struct VmGuestMetrics;
 #[serde(default)]
 pub struct VmGuestMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `os_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub os_version: BTreeMap<String, String>,
+    pub os_version: SmallMap<SmallString, SmallString>,
     /// `netbios_name`: `(string -> string) map`, read-only, maintained by the server; prototyped in 24.28.0. Default `{}`.
-    pub netbios_name: BTreeMap<String, String>,
+    pub netbios_name: SmallMap<SmallString, SmallString>,
     /// `PV_drivers_version`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "PV_drivers_version")]
-    pub pv_drivers_version: BTreeMap<String, String>,
+    pub pv_drivers_version: SmallMap<SmallString, SmallString>,
     /// `PV_drivers_up_to_date`: `bool`, read-only, maintained by the server; published in rio, deprecated in dundee.
     #[serde(rename = "PV_drivers_up_to_date")]
     pub pv_drivers_up_to_date: bool,
     /// `memory`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in george, removed in george. Default `{}`.
-    pub memory: BTreeMap<String, String>,
+    pub memory: SmallMap<SmallString, SmallString>,
     /// `disks`: `(string -> string) map`, read-only, maintained by the server; published in rio, deprecated in orlando, removed in orlando. Default `{}`.
-    pub disks: BTreeMap<String, String>,
+    pub disks: SmallMap<SmallString, SmallString>,
     /// `networks`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub networks: BTreeMap<String, String>,
+    pub networks: SmallMap<SmallString, SmallString>,
     /// `other`: `(string -> string) map`, read-only, maintained by the server; published in rio.
-    pub other: BTreeMap<String, String>,
+    pub other: SmallMap<SmallString, SmallString>,
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `live`: `bool`, read-only, maintained by the server; published in orlando. Default `false`.
     pub live: bool,
     /// `can_use_hotplug_vbd`: `enum tristate_type`, read-only, maintained by the server; published in dundee. Default `unspecified`.
@@ -66,29 +64,29 @@ pub struct VmGuestMetricsRecord {
     #[serde(rename = "PV_drivers_detected")]
     pub pv_drivers_detected: bool,
     /// `services`: `(string -> string) map`, read-only, maintained by the server; prototyped in 25.15.0. Default `{}`.
-    pub services: BTreeMap<String, String>,
+    pub services: SmallMap<SmallString, SmallString>,
 }
 
 impl Default for VmGuestMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            os_version: BTreeMap::new(),
-            netbios_name: BTreeMap::new(),
-            pv_drivers_version: BTreeMap::new(),
+            uuid: SmallString::new(),
+            os_version: SmallMap::new(),
+            netbios_name: SmallMap::new(),
+            pv_drivers_version: SmallMap::new(),
             pv_drivers_up_to_date: false,
-            memory: BTreeMap::new(),
-            disks: BTreeMap::new(),
-            networks: BTreeMap::new(),
-            other: BTreeMap::new(),
+            memory: SmallMap::new(),
+            disks: SmallMap::new(),
+            networks: SmallMap::new(),
+            other: SmallMap::new(),
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             live: false,
             can_use_hotplug_vbd: TristateType::Unspecified,
             can_use_hotplug_vif: TristateType::Unspecified,
             pv_drivers_detected: false,
-            services: BTreeMap::new(),
+            services: SmallMap::new(),
         }
     }
 }

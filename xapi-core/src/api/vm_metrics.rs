@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::DateTime;
+use crate::wire::{DateTime, SmallMap, SmallString};
 
 use super::DomainType;
 
@@ -33,7 +31,7 @@ pub struct VmMetrics;
 #[serde(default)]
 pub struct VmMetricsRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `memory_actual`: `int`, read-only, maintained by the server; published in rio.
     pub memory_actual: i64,
     /// `VCPUs_number`: `int`, read-only, maintained by the server; published in rio.
@@ -41,18 +39,18 @@ pub struct VmMetricsRecord {
     pub vcpus_number: i64,
     /// `VCPUs_utilisation`: `(int -> float) map`, read-only, maintained by the server; published in rio, deprecated in tampa, removed in tampa. Default `{}`.
     #[serde(rename = "VCPUs_utilisation")]
-    pub vcpus_utilisation: BTreeMap<i64, f64>,
+    pub vcpus_utilisation: SmallMap<i64, f64>,
     /// `VCPUs_CPU`: `(int -> int) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_CPU")]
-    pub vcpus_cpu: BTreeMap<i64, i64>,
+    pub vcpus_cpu: SmallMap<i64, i64>,
     /// `VCPUs_params`: `(string -> string) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_params")]
-    pub vcpus_params: BTreeMap<String, String>,
+    pub vcpus_params: SmallMap<SmallString, SmallString>,
     /// `VCPUs_flags`: `(int -> string set) map`, read-only, maintained by the server; published in rio.
     #[serde(rename = "VCPUs_flags")]
-    pub vcpus_flags: BTreeMap<i64, Vec<String>>,
+    pub vcpus_flags: SmallMap<i64, Vec<SmallString>>,
     /// `state`: `string set`, read-only, maintained by the server; published in rio.
-    pub state: Vec<String>,
+    pub state: Vec<SmallString>,
     /// `start_time`: `datetime`, read-only, maintained by the server; published in rio.
     pub start_time: DateTime,
     /// `install_time`: `datetime`, read-only, maintained by the server; published in rio.
@@ -60,7 +58,7 @@ pub struct VmMetricsRecord {
     /// `last_updated`: `datetime`, read-only, maintained by the server; published in rio.
     pub last_updated: DateTime,
     /// `other_config`: `(string -> string) map`, read/write; published in orlando. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `hvm`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
     pub hvm: bool,
     /// `nested_virt`: `bool`, read-only, maintained by the server; published in ely. Default `false`.
@@ -74,32 +72,32 @@ pub struct VmMetricsRecord {
     /// `numa_nodes`: `int`, read-only, given at creation; prototyped in 26.2.0. Default `0`.
     pub numa_nodes: i64,
     /// `numa_node_memory`: `(int -> int) map`, read-only, maintained by the server; prototyped in 26.2.0. Default `{}`.
-    pub numa_node_memory: BTreeMap<i64, i64>,
+    pub numa_node_memory: SmallMap<i64, i64>,
 }
 
 impl Default for VmMetricsRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             memory_actual: 0,
             vcpus_number: 0,
-            vcpus_utilisation: BTreeMap::new(),
-            vcpus_cpu: BTreeMap::new(),
-            vcpus_params: BTreeMap::new(),
-            vcpus_flags: BTreeMap::new(),
+            vcpus_utilisation: SmallMap::new(),
+            vcpus_cpu: SmallMap::new(),
+            vcpus_params: SmallMap::new(),
+            vcpus_flags: SmallMap::new(),
             state: Vec::new(),
             start_time: DateTime::default(),
             install_time: DateTime::default(),
             last_updated: DateTime::default(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             hvm: false,
             nested_virt: false,
             nomigrate: false,
             current_domain_type: DomainType::Unspecified,
             numa_optimised: false,
             numa_nodes: 0,
-            numa_node_memory: BTreeMap::new(),
+            numa_node_memory: SmallMap::new(),
         }
     }
 }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Vm, VmppArchiveFrequency, VmppArchiveTargetType, VmppBackupFrequency, VmppBackupType};
 
@@ -33,11 +31,11 @@ pub struct Vmpp;
 #[serde(default)]
 pub struct VmppRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in cowley, deprecated in clearwater, removed in clearwater. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in cowley, deprecated in clearwater, removed in clearwater. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `is_policy_enabled`: `bool`, read/write; published in cowley, deprecated in clearwater, removed in clearwater. Default `true`.
     pub is_policy_enabled: bool,
     /// `backup_type`: `enum vmpp_backup_type`, read/write; published in cowley, deprecated in clearwater, removed in clearwater. Default `snapshot`.
@@ -47,7 +45,7 @@ pub struct VmppRecord {
     /// `backup_frequency`: `enum vmpp_backup_frequency`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `daily`.
     pub backup_frequency: VmppBackupFrequency,
     /// `backup_schedule`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub backup_schedule: BTreeMap<String, String>,
+    pub backup_schedule: SmallMap<SmallString, SmallString>,
     /// `is_backup_running`: `bool`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater.
     pub is_backup_running: bool,
     /// `backup_last_run_time`: `datetime`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater. Default `19700101T00:00:00Z`.
@@ -55,11 +53,11 @@ pub struct VmppRecord {
     /// `archive_target_type`: `enum vmpp_archive_target_type`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `none`.
     pub archive_target_type: VmppArchiveTargetType,
     /// `archive_target_config`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub archive_target_config: BTreeMap<String, String>,
+    pub archive_target_config: SmallMap<SmallString, SmallString>,
     /// `archive_frequency`: `enum vmpp_archive_frequency`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `never`.
     pub archive_frequency: VmppArchiveFrequency,
     /// `archive_schedule`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub archive_schedule: BTreeMap<String, String>,
+    pub archive_schedule: SmallMap<SmallString, SmallString>,
     /// `is_archive_running`: `bool`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater.
     pub is_archive_running: bool,
     /// `archive_last_run_time`: `datetime`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater. Default `19700101T00:00:00Z`.
@@ -70,34 +68,34 @@ pub struct VmppRecord {
     /// `is_alarm_enabled`: `bool`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `false`.
     pub is_alarm_enabled: bool,
     /// `alarm_config`: `(string -> string) map`, read-only, given at creation; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub alarm_config: BTreeMap<String, String>,
+    pub alarm_config: SmallMap<SmallString, SmallString>,
     /// `recent_alerts`: `string set`, read-only, maintained by the server; published in cowley, deprecated in clearwater, removed in clearwater. Default `{}`.
-    pub recent_alerts: Vec<String>,
+    pub recent_alerts: Vec<SmallString>,
 }
 
 impl Default for VmppRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             is_policy_enabled: true,
             backup_type: VmppBackupType::Snapshot,
             backup_retention_value: 7,
             backup_frequency: VmppBackupFrequency::Daily,
-            backup_schedule: BTreeMap::new(),
+            backup_schedule: SmallMap::new(),
             is_backup_running: false,
             backup_last_run_time: DateTime::default(),
             archive_target_type: VmppArchiveTargetType::None,
-            archive_target_config: BTreeMap::new(),
+            archive_target_config: SmallMap::new(),
             archive_frequency: VmppArchiveFrequency::Never,
-            archive_schedule: BTreeMap::new(),
+            archive_schedule: SmallMap::new(),
             is_archive_running: false,
             archive_last_run_time: DateTime::default(),
             vms: Vec::new(),
             is_alarm_enabled: false,
-            alarm_config: BTreeMap::new(),
+            alarm_config: SmallMap::new(),
             recent_alerts: Vec::new(),
         }
     }

@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 use super::{Vm, VmssFrequency, VmssType};
 
@@ -33,11 +31,11 @@ pub struct Vmss;
 #[serde(default)]
 pub struct VmssRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `name_label`: `string`, read/write; published in rio. Default `""`.
-    pub name_label: String,
+    pub name_label: SmallString,
     /// `name_description`: `string`, read/write; published in rio. Default `""`.
-    pub name_description: String,
+    pub name_description: SmallString,
     /// `enabled`: `bool`, read/write; published in rio. Default `true`.
     pub enabled: bool,
     /// `type`: `enum vmss_type`, read-only, given at creation; published in rio.
@@ -47,7 +45,7 @@ pub struct VmssRecord {
     /// `frequency`: `enum vmss_frequency`, read-only, given at creation; published in rio.
     pub frequency: VmssFrequency,
     /// `schedule`: `(string -> string) map`, read-only, given at creation; published in rio. Default `{}`.
-    pub schedule: BTreeMap<String, String>,
+    pub schedule: SmallMap<SmallString, SmallString>,
     /// `last_run_time`: `datetime`, read-only, maintained by the server; published in rio. Default `19700101T00:00:00Z`.
     pub last_run_time: DateTime,
     /// `VMs`: `VM ref set`, read-only, maintained by the server; published in rio.
@@ -59,14 +57,14 @@ impl Default for VmssRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
-            name_label: String::new(),
-            name_description: String::new(),
+            uuid: SmallString::new(),
+            name_label: SmallString::new(),
+            name_description: SmallString::new(),
             enabled: true,
             r#type: VmssType::Unknown(String::new()),
             retained_snapshots: 7,
             frequency: VmssFrequency::Unknown(String::new()),
-            schedule: BTreeMap::new(),
+            schedule: SmallMap::new(),
             last_run_time: DateTime::default(),
             vms: Vec::new(),
         }

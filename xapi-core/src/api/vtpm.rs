@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{PersistenceBackend, Vm, VtpmOperations};
 
@@ -33,11 +31,11 @@ pub struct Vtpm;
 #[serde(default)]
 pub struct VtpmRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in rio.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vtpm_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VtpmOperations>,
     /// `current_operations`: `(string -> enum vtpm_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VtpmOperations>,
+    pub current_operations: SmallMap<SmallString, VtpmOperations>,
     /// `VM`: `VM ref`, read-only, given at creation; published in rio.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -55,9 +53,9 @@ impl Default for VtpmRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vm: Ref::null(),
             backend: Ref::null(),
             persistence_backend: PersistenceBackend::Xapi,

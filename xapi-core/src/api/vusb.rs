@@ -16,11 +16,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 use super::{UsbGroup, Vm, VusbOperations};
 
@@ -33,11 +31,11 @@ pub struct Vusb;
 #[serde(default)]
 pub struct VusbRecord {
     /// `uuid`: `string`, read-only, maintained by the server; published in inverness.
-    pub uuid: String,
+    pub uuid: SmallString,
     /// `allowed_operations`: `enum vusb_operations set`, read-only, maintained by the server; published in rio. Default `{}`.
     pub allowed_operations: Vec<VusbOperations>,
     /// `current_operations`: `(string -> enum vusb_operations) map`, read-only, maintained by the server; published in rio. Default `{}`.
-    pub current_operations: BTreeMap<String, VusbOperations>,
+    pub current_operations: SmallMap<SmallString, VusbOperations>,
     /// `VM`: `VM ref`, read-only, maintained by the server; published in inverness.
     #[serde(rename = "VM")]
     pub vm: Ref<Vm>,
@@ -45,7 +43,7 @@ pub struct VusbRecord {
     #[serde(rename = "USB_group")]
     pub usb_group: Ref<UsbGroup>,
     /// `other_config`: `(string -> string) map`, read/write; published in inverness. Default `{}`.
-    pub other_config: BTreeMap<String, String>,
+    pub other_config: SmallMap<SmallString, SmallString>,
     /// `currently_attached`: `bool`, read-only, maintained by the server; published in rio. Default `false`.
     pub currently_attached: bool,
 }
@@ -54,12 +52,12 @@ impl Default for VusbRecord {
     /// Every field at its datamodel default.
     fn default() -> Self {
         Self {
-            uuid: String::new(),
+            uuid: SmallString::new(),
             allowed_operations: Vec::new(),
-            current_operations: BTreeMap::new(),
+            current_operations: SmallMap::new(),
             vm: Ref::null(),
             usb_group: Ref::null(),
-            other_config: BTreeMap::new(),
+            other_config: SmallMap::new(),
             currently_attached: false,
         }
     }

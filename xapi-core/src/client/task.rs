@@ -340,7 +340,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
                 match info.next() {
                     Some(code) => Err(crate::error::api_failure(Failure {
                         code: ErrorCode::from_code(&code),
-                        params: info.collect(),
+                        params: info.map(Into::into).collect(),
                     })),
                     None => Err(Error::Protocol {
                         url: self.session.client().url(),

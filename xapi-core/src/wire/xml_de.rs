@@ -21,7 +21,7 @@ use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
 use super::one_member_enum::one_member_enum_access;
 use super::text::{TextDeserializer, TextKind};
-use super::xml_scan::{member_name, plain_event, untyped_value};
+use super::xml_scan::{empty_container, member_name, plain_event, typed_value, untyped_value};
 
 /// The start of a `<value>`, read far enough to know what it holds.
 enum Head<'de> {
@@ -298,6 +298,11 @@ impl<'de> XmlDeserializer<'de> {
 
     /// Reads `</name>` when it comes next as plain markup, without building an event;
     /// `Ok(false)` (nothing read) otherwise.
+    ///
+    /// Inlined: every caller names the tag with a literal, so the comparisons become a few
+    /// fixed-size loads instead of `memcmp` calls (this runs for every member and value).
+    #[allow(clippy::inline_always)] // measured: 92.3M -> 84.8M instructions, 500 VMs
+    #[inline(always)]
     fn take_plain_end(&mut self, name: &str) -> Result<bool, DecodeError> {
         if let Some((rest, start)) = self.fast_rest() {
             let bytes = rest.as_bytes();
@@ -306,7 +311,15 @@ impl<'de> XmlDeserializer<'de> {
                 && bytes.get(2 + name.len()) == Some(&b'>')
             {
                 self.event_start = start as u64;
-                self.check_end(name.as_bytes())?;
+                if self
+                    .open
+                    .last()
+                    .is_some_and(|open| *open == name.as_bytes())
+                {
+                    self.open.pop();
+                } else {
+                    self.check_end(name.as_bytes())?;
+                }
                 self.advance(name.len() + 3);
                 return Ok(true);
             }
@@ -344,6 +357,7 @@ impl<'de> XmlDeserializer<'de> {
         Ok(Some((head, start as u64)))
     }
 
+    #[inline]
     pub(crate) fn expect_end(&mut self, name: &'static str) -> Result<(), DecodeError> {
         if self.take_plain_end(name)? {
             return Ok(());
@@ -431,15 +445,35 @@ impl<'de> XmlDeserializer<'de> {
         if let Some(head) = self.take_plain_container()? {
             return Ok(head);
         }
-        if let Some((rest, start)) = self.fast_rest()
-            && let Some((text, end_tag, len)) = untyped_value(rest)
-        {
-            self.event_start = (start + end_tag) as u64;
-            self.advance(len);
-            return Ok((
-                Head::Text(Cow::Borrowed(text), TextKind::Untyped),
-                start as u64,
-            ));
+        if let Some((rest, start)) = self.fast_rest() {
+            if let Some((text, end_tag, len)) = untyped_value(rest) {
+                self.event_start = (start + end_tag) as u64;
+                self.advance(len);
+                return Ok((
+                    Head::Text(Cow::Borrowed(text), TextKind::Untyped),
+                    start as u64,
+                ));
+            }
+            if let Some((tag, text, end_tag, len)) = typed_value(rest) {
+                let kind = scalar_kind(tag).expect("typed_value only takes scalar type tags");
+                self.event_start = (start + end_tag) as u64;
+                self.advance(len);
+                return Ok((Head::Text(Cow::Borrowed(text), kind), start as u64));
+            }
+            if let Some((array, len)) = empty_container(rest) {
+                // at `<array>` / `<struct>`, as on the event-by-event path
+                self.event_start = (start + 7) as u64;
+                // the same depth check as the event-by-event path, for the same limit
+                self.enter()?;
+                self.depth -= 1;
+                self.advance(len);
+                let head = if array {
+                    Head::Array { empty: true }
+                } else {
+                    Head::Struct { empty: true }
+                };
+                return Ok((head, start as u64));
+            }
         }
         let event = self.next_tag()?;
         let start = self.event_start;

@@ -124,6 +124,56 @@ pub(crate) fn untyped_value(rest: &str) -> Option<(&str, usize, usize)> {
     Some((text, OPEN.len() + end, OPEN.len() + end + CLOSE.len()))
 }
 
+/// The empty containers as the encoders write them: `<value><array><data></data></array>
+/// </value>` (`Some(true)`) and `<value><struct></struct></value>` (`Some(false)`), with the
+/// length of the whole.
+pub(crate) fn empty_container(rest: &str) -> Option<(bool, usize)> {
+    const ARRAY: &str = "<value><array><data></data></array></value>";
+    const STRUCT: &str = "<value><struct></struct></value>";
+    if rest.starts_with(ARRAY) {
+        Some((true, ARRAY.len()))
+    } else if rest.starts_with(STRUCT) {
+        Some((false, STRUCT.len()))
+    } else {
+        None
+    }
+}
+
+/// `<value><T>X</T></value>` at the start of `rest` for a scalar type tag `T` (`boolean`,
+/// `double`, `dateTime.iso8601`, `int`, `i4`, `i8`, `string`), with `X` free of markup and
+/// entities: the tag name, the text, the offset of `</value>` and the length of the whole.
+pub(crate) fn typed_value(rest: &str) -> Option<(&str, &str, usize, usize)> {
+    const OPEN: &str = "<value><";
+    const CLOSE: &str = "</value>";
+    let after = rest.strip_prefix(OPEN)?;
+    let tag = match after.as_bytes().first()? {
+        b'b' => "boolean",
+        b'd' if after.as_bytes().get(1) == Some(&b'o') => "double",
+        b'd' => "dateTime.iso8601",
+        b'i' => match after.as_bytes().get(1)? {
+            b'n' => "int",
+            b'4' => "i4",
+            b'8' => "i8",
+            _ => return None,
+        },
+        b's' => "string",
+        _ => return None,
+    };
+    let after = after.strip_prefix(tag)?.strip_prefix('>')?;
+    let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
+    let text = after.get(..end)?;
+    let tail = &after[end..];
+    let tail = tail
+        .strip_prefix("</")?
+        .strip_prefix(tag)?
+        .strip_prefix('>')?;
+    if !tail.starts_with(CLOSE) {
+        return None;
+    }
+    let close_at = rest.len() - tail.len();
+    Some((tag, text, close_at, close_at + CLOSE.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +253,53 @@ mod tests {
         ] {
             assert_eq!(untyped_value(input), None, "{input:?}");
         }
+    }
+
+    #[test]
+    fn typed_scalars_and_empty_containers_are_taken_whole() {
+        let doc = "<value><boolean>1</boolean></value><x>";
+        assert_eq!(typed_value(doc), Some(("boolean", "1", 27, 35)));
+        let doc = "<value><dateTime.iso8601>19700101T00:00:00Z</dateTime.iso8601></value>";
+        assert_eq!(
+            typed_value(doc),
+            Some((
+                "dateTime.iso8601",
+                "19700101T00:00:00Z",
+                doc.len() - 8,
+                doc.len()
+            ))
+        );
+        for doc in [
+            "<value><double>0.5</double></value>",
+            "<value><i4>7</i4></value>",
+            "<value><i8>7</i8></value>",
+            "<value><int>-7</int></value>",
+            "<value><string>a b</string></value>",
+        ] {
+            assert_eq!(typed_value(doc).map(|t| t.3), Some(doc.len()), "{doc}");
+        }
+        for doc in [
+            "<value><boolean>1</double></value>",
+            "<value><string>a &amp; b</string></value>",
+            "<value><string>a</string> </value>",
+            "<value><base64>AA==</base64></value>",
+            "<value><doubles>1</doubles></value>",
+            "<value><boolean/></value>",
+        ] {
+            assert_eq!(typed_value(doc), None, "{doc}");
+        }
+        assert_eq!(
+            empty_container("<value><array><data></data></array></value>"),
+            Some((true, 43))
+        );
+        assert_eq!(
+            empty_container("<value><struct></struct></value>"),
+            Some((false, 32))
+        );
+        assert_eq!(
+            empty_container("<value><array><data/></array></value>"),
+            None
+        );
     }
 
     #[test]

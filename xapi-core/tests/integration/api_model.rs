@@ -1,15 +1,13 @@
 //! The generated datamodel without the wire: record defaults, enums, error codes and `meta`
 //! agree with each other and with the datamodel.
 
-use std::collections::BTreeMap;
-
 use xapi_core::api::meta::{self, Qualifier, Ty};
 use xapi_core::api::{
     BondMode, ClusterRecord, ErrorCode, EventRecord, HostDisplay, HostRecord,
     LatestSyncedUpdatesAppliedState, OnBoot, PoolRecord, SecretRecord, TaskRecord,
     TelemetryFrequency, VdiRecord, Vm, VmPowerState, VmRecord,
 };
-use xapi_core::wire::{Ref, Value};
+use xapi_core::wire::{Ref, SmallMap, Value};
 
 #[test]
 fn vm_record_default_applies_datamodel_defaults() {
@@ -29,9 +27,9 @@ fn other_records_apply_their_defaults() {
     let host = HostRecord::default();
     assert_eq!(
         host.license_server,
-        BTreeMap::from([
-            ("address".to_owned(), "localhost".to_owned()),
-            ("port".to_owned(), "27000".to_owned()),
+        SmallMap::from([
+            ("address".into(), "localhost".into()),
+            ("port".into(), "27000".into()),
         ])
     );
     assert_eq!(host.virtual_hardware_platform_versions, vec![0]);
@@ -177,8 +175,8 @@ fn meta_async_flags_match_source_md() {
 #[test]
 fn debug_redacts_secret_fields() {
     let secret = SecretRecord {
-        uuid: "6b1d".to_owned(),
-        value: "hunter2".to_owned(),
+        uuid: "6b1d".into(),
+        value: "hunter2".into(),
         ..SecretRecord::default()
     };
     let shown = format!("{secret:?}");
@@ -187,7 +185,7 @@ fn debug_redacts_secret_fields() {
         "{shown}"
     );
     let cluster = ClusterRecord {
-        cluster_token: "tok-123".to_owned(),
+        cluster_token: "tok-123".into(),
         ..ClusterRecord::default()
     };
     assert!(!format!("{cluster:?}").contains("tok-123"));
@@ -199,7 +197,7 @@ fn refs_are_typed_and_nullable() {
     assert!(!vm.is_null());
     assert!(Ref::<Vm>::null().is_null());
     let record = VmRecord {
-        name_label: "web-01".to_owned(),
+        name_label: "web-01".into(),
         resident_on: Ref::new("OpaqueRef:host"),
         ..VmRecord::default()
     };

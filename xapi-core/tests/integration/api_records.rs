@@ -284,8 +284,8 @@ fn missing_vm_fields_take_datamodel_defaults() {
     assert_eq!(
         vm,
         VmRecord {
-            uuid: "5e1b7d2a-0000-4000-8000-000000000001".to_owned(),
-            name_label: "old-host-vm".to_owned(),
+            uuid: "5e1b7d2a-0000-4000-8000-000000000001".into(),
+            name_label: "old-host-vm".into(),
             ..VmRecord::default()
         }
     );
@@ -633,7 +633,7 @@ fn debug_of_records_hides_storage_and_directory_credentials() {
         assert!(!shown.contains(secret), "{secret} leaked: {shown}");
     }
     let host = HostRecord {
-        external_auth_configuration: [("pass".to_owned(), "ldap-secret".to_owned())]
+        external_auth_configuration: [("pass".into(), "ldap-secret".into())]
             .into_iter()
             .collect(),
         ..HostRecord::default()
@@ -673,8 +673,8 @@ fn enum_text_a_non_string_names_the_enum() {
 fn nbd_info_debug_hides_the_session_reference() {
     let info = xapi_core::api::VdiNbdServerInfoRecord {
         exportname: "/0b9c3e0a-1111-4222-8333-444455556666?session_id=OpaqueRef:live-session"
-            .to_owned(),
-        address: "10.0.0.2".to_owned(),
+            .into(),
+        address: "10.0.0.2".into(),
         port: 10809,
         ..Default::default()
     };

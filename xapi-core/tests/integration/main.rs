@@ -18,3 +18,4 @@ mod mock_xapi;
 mod wire_get_all_records;
 mod wire_refs_and_enums;
 mod wire_roundtrip;
+mod wire_small_types;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use xapi_core::api::{Host, Vm, VmOperations, VmPowerState, VmRecord};
-use xapi_core::wire::{Limits, Ref, Value, jsonrpc, xmlrpc};
+use xapi_core::wire::{Limits, Ref, SmallString, Value, jsonrpc, xmlrpc};
 
 /// `OpaqueRef:` and a UUID: 46 bytes, the longest reference held inline.
 const UUID_REF: &str = "OpaqueRef:0b7c6b5e-2d7a-4c41-9f0e-6a1d2c3b4e5f";
@@ -68,7 +68,11 @@ fn check(vms: &HashMap<Ref<Vm>, VmRecord>) {
     );
     assert_eq!(running.resident_on, Ref::<Host>::new(LONG_REF));
     assert_eq!(running.resident_on.as_str(), LONG_REF);
-    let keys: Vec<&str> = running.other_config.keys().map(String::as_str).collect();
+    let keys: Vec<&str> = running
+        .other_config
+        .keys()
+        .map(SmallString::as_str)
+        .collect();
     assert_eq!(keys, ["alpha", "mid", "zeta"], "maps iterate in key order");
 
     let newer = &vms[&Ref::new(LONG_REF)];

@@ -30,7 +30,10 @@ pub(crate) fn default_expr(
 /// `Unknown("")` for enums, `None` for options.
 fn zero(ty: &Type, uses: &mut BTreeSet<String>) -> String {
     match ty {
-        Type::String => "String::new()".to_owned(),
+        Type::String => {
+            ty.owned(uses);
+            "SmallString::new()".to_owned()
+        }
         Type::Int => "0".to_owned(),
         Type::Float => "0.0".to_owned(),
         Type::Bool => "false".to_owned(),
@@ -59,11 +62,12 @@ fn value_expr(
 ) -> Result<String, String> {
     match ty {
         Type::String => {
+            ty.owned(uses);
             let value = unquote(text)?;
             Ok(if value.is_empty() {
-                "String::new()".to_owned()
+                "SmallString::new()".to_owned()
             } else {
-                format!("{value:?}.to_owned()")
+                format!("SmallString::from({value:?})")
             })
         }
         Type::Int => text
@@ -258,8 +262,11 @@ mod tests {
 
     #[test]
     fn datamodel_defaults_become_expressions() {
-        assert_eq!(expr("string", Some("\"\"")).unwrap(), "String::new()");
-        assert_eq!(expr("string", Some("\"()\"")).unwrap(), "\"()\".to_owned()");
+        assert_eq!(expr("string", Some("\"\"")).unwrap(), "SmallString::new()");
+        assert_eq!(
+            expr("string", Some("\"()\"")).unwrap(),
+            "SmallString::from(\"()\")"
+        );
         assert_eq!(expr("float", Some("0.")).unwrap(), "0.0");
         assert_eq!(expr("float", Some("-1.")).unwrap(), "-1.0");
         assert_eq!(expr("int", Some("21474836480")).unwrap(), "21474836480");
@@ -287,17 +294,17 @@ mod tests {
                 Some("{\"address\" -> \"localhost\", \"port\" -> \"27000\"}")
             )
             .unwrap(),
-            "BTreeMap::from([(\"address\".to_owned(), \"localhost\".to_owned()), (\"port\".to_owned(), \"27000\".to_owned())])"
+            "SmallMap::from([(SmallString::from(\"address\"), SmallString::from(\"localhost\")), (SmallString::from(\"port\"), SmallString::from(\"27000\"))])"
         );
         assert_eq!(
             expr("(string -> string) map", Some("{}")).unwrap(),
-            "BTreeMap::new()"
+            "SmallMap::new()"
         );
     }
 
     #[test]
     fn missing_defaults_are_the_type_zero() {
-        assert_eq!(expr("string", None).unwrap(), "String::new()");
+        assert_eq!(expr("string", None).unwrap(), "SmallString::new()");
         assert_eq!(
             expr("enum vm_power_state", None).unwrap(),
             "VmPowerState::Unknown(String::new())"

@@ -67,22 +67,30 @@ impl Type {
     ///
     /// Maps of records (the results of `get_all_records` and friends: thousands of entries,
     /// looked up by reference) are `HashMap`s; every other map (`other_config`, `platform`,
-    /// `current_operations`...: a handful of entries) is a `BTreeMap`, which builds faster at
-    /// that size than a SipHash table and iterates in a deterministic order.
+    /// `current_operations`...: a handful of entries) is a `xapi_core::wire::SmallMap`, one
+    /// sorted vector with `BTreeMap`'s API and order: no block when empty, one block of the
+    /// entries' size otherwise (a `BTreeMap` node of string pairs is about 900 bytes).
     pub(crate) fn map_type(value: &Self, uses: &mut BTreeSet<String>) -> &'static str {
         if matches!(value, Self::Record(_)) {
             uses.insert("std::collections::HashMap".to_owned());
             "HashMap"
         } else {
-            uses.insert("std::collections::BTreeMap".to_owned());
-            "BTreeMap"
+            uses.insert("crate::wire::SmallMap".to_owned());
+            "SmallMap"
         }
     }
 
     /// The owned Rust type; collects the paths it needs into `uses`.
+    ///
+    /// A `string` is a `xapi_core::wire::SmallString`: inline up to 38 bytes (every
+    /// UUID, most names, map keys and values), so that decoding a record does not allocate one
+    /// heap block per string.
     pub(crate) fn owned(&self, uses: &mut BTreeSet<String>) -> String {
         match self {
-            Self::String => "String".to_owned(),
+            Self::String => {
+                uses.insert("crate::wire::SmallString".to_owned());
+                "SmallString".to_owned()
+            }
             Self::Int => "i64".to_owned(),
             Self::Float => "f64".to_owned(),
             Self::Bool => "bool".to_owned(),
@@ -284,11 +292,11 @@ mod tests {
         assert_eq!(rust("enum vm_operations set"), "Vec<VmOperations>");
         assert_eq!(
             rust("(VM ref -> (string -> string) map) map"),
-            "BTreeMap<Ref<Vm>, BTreeMap<String, String>>"
+            "SmallMap<Ref<Vm>, SmallMap<SmallString, SmallString>>"
         );
-        assert_eq!(rust("string set set"), "Vec<Vec<String>>");
+        assert_eq!(rust("string set set"), "Vec<Vec<SmallString>>");
         assert_eq!(rust("sr_stat record option"), "Option<SrStatRecord>");
-        assert_eq!(rust("(int -> float) map"), "BTreeMap<i64, f64>");
+        assert_eq!(rust("(int -> float) map"), "SmallMap<i64, f64>");
         assert_eq!(
             rust("(VM ref -> VM record) map"),
             "HashMap<Ref<Vm>, VmRecord>"
@@ -304,7 +312,10 @@ mod tests {
         assert_eq!(param("string"), "&str");
         assert_eq!(param("VM ref set"), "&[Ref<Vm>]");
         assert_eq!(param("int"), "i64");
-        assert_eq!(param("(string -> string) map"), "&BTreeMap<String, String>");
+        assert_eq!(
+            param("(string -> string) map"),
+            "&SmallMap<SmallString, SmallString>"
+        );
         assert_eq!(param("VM record"), "&VmRecord");
     }
 

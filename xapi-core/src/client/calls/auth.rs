@@ -14,9 +14,8 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use crate::Error;
+use crate::wire::{SmallMap, SmallString};
 
 /// The messages of class `auth`, called through a session: [`SessionHandle::auth`](crate::client::SessionHandle::auth).
 #[derive(Clone, Copy)]
@@ -38,7 +37,7 @@ impl AuthApi<'_> {
     pub async fn get_group_membership(
         &self,
         subject_identifier: &str,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("auth.get_group_membership", (subject_identifier,))
             .await
@@ -50,7 +49,7 @@ impl AuthApi<'_> {
     pub async fn get_subject_information_from_identifier(
         &self,
         subject_identifier: &str,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call(
                 "auth.get_subject_information_from_identifier",
@@ -62,7 +61,7 @@ impl AuthApi<'_> {
     /// `auth.get_subject_identifier`: parameters `subject_name` (`string`); result `string`.
     ///
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subject_identifier(&self, subject_name: &str) -> Result<String, Error> {
+    pub async fn get_subject_identifier(&self, subject_name: &str) -> Result<SmallString, Error> {
         self.session
             .call("auth.get_subject_identifier", (subject_name,))
             .await

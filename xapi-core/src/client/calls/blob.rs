@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Blob, BlobRecord};
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// The messages of class `blob`, called through a session: [`SessionHandle::blob`](crate::client::SessionHandle::blob).
 #[derive(Clone, Copy)]
@@ -90,7 +90,7 @@ impl BlobApi<'_> {
     /// `blob.get_mime_type`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_mime_type(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_mime_type(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session.call("blob.get_mime_type", (self_,)).await
     }
 
@@ -118,7 +118,7 @@ impl BlobApi<'_> {
     /// `blob.get_name_description`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session
             .call("blob.get_name_description", (self_,))
             .await
@@ -127,14 +127,14 @@ impl BlobApi<'_> {
     /// `blob.get_name_label`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session.call("blob.get_name_label", (self_,)).await
     }
 
     /// `blob.get_uuid`: parameters `self` (`blob ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Blob>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Blob>) -> Result<SmallString, Error> {
         self.session.call("blob.get_uuid", (self_,)).await
     }
 

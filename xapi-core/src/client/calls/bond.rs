@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Bond, BondMode, BondRecord, Network, Pif};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `Bond`, called through a session: [`SessionHandle::bond`](crate::client::SessionHandle::bond).
 #[derive(Clone, Copy)]
@@ -122,7 +122,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &BTreeMap<String, String>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Bond>, Error> {
         self.session
             .call("Bond.create", (network, members, mac, mode, properties))
@@ -136,7 +136,7 @@ impl BondApi<'_> {
         members: &[Ref<Pif>],
         mac: &str,
         mode: &BondMode,
-        properties: &BTreeMap<String, String>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Bond>>, Error> {
         self.session
             .call_async("Bond.create", (network, members, mac, mode, properties))
@@ -176,7 +176,7 @@ impl BondApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Bond>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Bond.set_other_config", (self_, value))
@@ -205,7 +205,7 @@ impl BondApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("Bond.get_properties", (self_,)).await
     }
 
@@ -229,7 +229,7 @@ impl BondApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Bond>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("Bond.get_other_config", (self_,)).await
     }
 
@@ -250,7 +250,7 @@ impl BondApi<'_> {
     /// `Bond.get_uuid`: parameters `self` (`Bond ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Bond>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Bond>) -> Result<SmallString, Error> {
         self.session.call("Bond.get_uuid", (self_,)).await
     }
 

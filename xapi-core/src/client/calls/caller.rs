@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{Caller, CallerRecord, RateLimit};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// The messages of class `Caller`, called through a session: [`SessionHandle::caller`](crate::client::SessionHandle::caller).
 #[derive(Clone, Copy)]
@@ -54,12 +54,12 @@ impl CallerApi<'_> {
     /// Custom message; prototyped in 26.17.0. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::query_all_usage_async`].
-    pub async fn query_all_usage(&self) -> Result<Vec<Vec<String>>, Error> {
+    pub async fn query_all_usage(&self) -> Result<Vec<Vec<SmallString>>, Error> {
         self.session.call("Caller.query_all_usage", [(); 0]).await
     }
 
     /// `Async.Caller.query_all_usage`: starts [`Self::query_all_usage`] as a task; the handle resolves to its result (`string set set`).
-    pub async fn query_all_usage_async(&self) -> Result<TaskHandle<Vec<Vec<String>>>, Error> {
+    pub async fn query_all_usage_async(&self) -> Result<TaskHandle<Vec<Vec<SmallString>>>, Error> {
         self.session
             .call_async("Caller.query_all_usage", [(); 0])
             .await
@@ -230,7 +230,7 @@ impl CallerApi<'_> {
     /// `Caller.get_groups`: parameters `self` (`Caller ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_groups(&self, self_: &Ref<Caller>) -> Result<Vec<String>, Error> {
+    pub async fn get_groups(&self, self_: &Ref<Caller>) -> Result<Vec<SmallString>, Error> {
         self.session.call("Caller.get_groups", (self_,)).await
     }
 
@@ -244,21 +244,21 @@ impl CallerApi<'_> {
     /// `Caller.get_client_ip`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_client_ip(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_client_ip(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_client_ip", (self_,)).await
     }
 
     /// `Caller.get_user_agent`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_user_agent(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_user_agent(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_user_agent", (self_,)).await
     }
 
     /// `Caller.get_name_description`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session
             .call("Caller.get_name_description", (self_,))
             .await
@@ -267,14 +267,14 @@ impl CallerApi<'_> {
     /// `Caller.get_name_label`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_name_label", (self_,)).await
     }
 
     /// `Caller.get_uuid`: parameters `self` (`Caller ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Caller>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Caller>) -> Result<SmallString, Error> {
         self.session.call("Caller.get_uuid", (self_,)).await
     }
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Certificate, CertificatePurpose, CertificateRecord, CertificateType, Host};
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallString};
 
 /// The messages of class `Certificate`, called through a session: [`SessionHandle::certificate`](crate::client::SessionHandle::certificate).
 #[derive(Clone, Copy)]
@@ -65,7 +65,10 @@ impl CertificateApi<'_> {
     /// `Certificate.get_fingerprint_sha1`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.20.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_fingerprint_sha1(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_fingerprint_sha1(
+        &self,
+        self_: &Ref<Certificate>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("Certificate.get_fingerprint_sha1", (self_,))
             .await
@@ -74,7 +77,10 @@ impl CertificateApi<'_> {
     /// `Certificate.get_fingerprint_sha256`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.20.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_fingerprint_sha256(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_fingerprint_sha256(
+        &self,
+        self_: &Ref<Certificate>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("Certificate.get_fingerprint_sha256", (self_,))
             .await
@@ -84,7 +90,7 @@ impl CertificateApi<'_> {
     ///
     /// Implicit message; published in stockholm, deprecated in 24.19.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release 24.19.0")]
-    pub async fn get_fingerprint(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_fingerprint(&self, self_: &Ref<Certificate>) -> Result<SmallString, Error> {
         self.session
             .call("Certificate.get_fingerprint", (self_,))
             .await
@@ -125,14 +131,14 @@ impl CertificateApi<'_> {
     /// `Certificate.get_name`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; published in 1.294.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_name(&self, self_: &Ref<Certificate>) -> Result<SmallString, Error> {
         self.session.call("Certificate.get_name", (self_,)).await
     }
 
     /// `Certificate.get_uuid`: parameters `self` (`Certificate ref`); result `string`.
     ///
     /// Implicit message; published in stockholm. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Certificate>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Certificate>) -> Result<SmallString, Error> {
         self.session.call("Certificate.get_uuid", (self_,)).await
     }
 

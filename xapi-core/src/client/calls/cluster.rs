@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Cluster, ClusterHost, ClusterOperation, ClusterRecord, Network, Pif};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `Cluster`, called through a session: [`SessionHandle::cluster`](crate::client::SessionHandle::cluster).
 #[derive(Clone, Copy)]
@@ -272,7 +272,7 @@ impl ClusterApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Cluster>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Cluster.set_other_config", (self_, value))
@@ -285,7 +285,7 @@ impl ClusterApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster.get_other_config", (self_,))
             .await
@@ -297,7 +297,7 @@ impl ClusterApi<'_> {
     pub async fn get_cluster_config(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster.get_cluster_config", (self_,))
             .await
@@ -336,7 +336,7 @@ impl ClusterApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Cluster>,
-    ) -> Result<BTreeMap<String, ClusterOperation>, Error> {
+    ) -> Result<SmallMap<SmallString, ClusterOperation>, Error> {
         self.session
             .call("Cluster.get_current_operations", (self_,))
             .await
@@ -396,7 +396,7 @@ impl ClusterApi<'_> {
     /// `Cluster.get_cluster_stack`: parameters `self` (`Cluster ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cluster_stack(&self, self_: &Ref<Cluster>) -> Result<String, Error> {
+    pub async fn get_cluster_stack(&self, self_: &Ref<Cluster>) -> Result<SmallString, Error> {
         self.session
             .call("Cluster.get_cluster_stack", (self_,))
             .await
@@ -405,7 +405,7 @@ impl ClusterApi<'_> {
     /// `Cluster.get_cluster_token`: parameters `self` (`Cluster ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cluster_token(&self, self_: &Ref<Cluster>) -> Result<String, Error> {
+    pub async fn get_cluster_token(&self, self_: &Ref<Cluster>) -> Result<SmallString, Error> {
         self.session
             .call("Cluster.get_cluster_token", (self_,))
             .await
@@ -414,7 +414,10 @@ impl ClusterApi<'_> {
     /// `Cluster.get_pending_forget`: parameters `self` (`Cluster ref`); result `string set`.
     ///
     /// Implicit message; published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pending_forget(&self, self_: &Ref<Cluster>) -> Result<Vec<String>, Error> {
+    pub async fn get_pending_forget(
+        &self,
+        self_: &Ref<Cluster>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("Cluster.get_pending_forget", (self_,))
             .await
@@ -435,7 +438,7 @@ impl ClusterApi<'_> {
     /// `Cluster.get_uuid`: parameters `self` (`Cluster ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Cluster>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Cluster>) -> Result<SmallString, Error> {
         self.session.call("Cluster.get_uuid", (self_,)).await
     }
 

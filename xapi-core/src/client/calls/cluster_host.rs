@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Cluster, ClusterHost, ClusterHostOperation, ClusterHostRecord, Host, Pif};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `Cluster_host`, called through a session: [`SessionHandle::cluster_host`](crate::client::SessionHandle::cluster_host).
 #[derive(Clone, Copy)]
@@ -166,7 +166,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("Cluster_host.get_other_config", (self_,))
             .await
@@ -178,7 +178,7 @@ impl ClusterHostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<ClusterHost>,
-    ) -> Result<BTreeMap<String, ClusterHostOperation>, Error> {
+    ) -> Result<SmallMap<SmallString, ClusterHostOperation>, Error> {
         self.session
             .call("Cluster_host.get_current_operations", (self_,))
             .await
@@ -254,7 +254,7 @@ impl ClusterHostApi<'_> {
     /// `Cluster_host.get_uuid`: parameters `self` (`Cluster_host ref`); result `string`.
     ///
     /// Implicit message; prototyped in kolkata, published in lima. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<ClusterHost>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<ClusterHost>) -> Result<SmallString, Error> {
         self.session.call("Cluster_host.get_uuid", (self_,)).await
     }
 

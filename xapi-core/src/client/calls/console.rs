@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Console, ConsoleProtocol, ConsoleRecord, Vm};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `console`, called through a session: [`SessionHandle::console`](crate::client::SessionHandle::console).
 #[derive(Clone, Copy)]
@@ -82,7 +82,7 @@ impl ConsoleApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Console>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("console.set_other_config", (self_, value))
@@ -95,7 +95,7 @@ impl ConsoleApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Console>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("console.get_other_config", (self_,))
             .await
@@ -111,7 +111,7 @@ impl ConsoleApi<'_> {
     /// `console.get_location`: parameters `self` (`console ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_location(&self, self_: &Ref<Console>) -> Result<String, Error> {
+    pub async fn get_location(&self, self_: &Ref<Console>) -> Result<SmallString, Error> {
         self.session.call("console.get_location", (self_,)).await
     }
 
@@ -125,7 +125,7 @@ impl ConsoleApi<'_> {
     /// `console.get_uuid`: parameters `self` (`console ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Console>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Console>) -> Result<SmallString, Error> {
         self.session.call("console.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Crashdump, CrashdumpRecord, Vdi, Vm};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `crashdump`, called through a session: [`SessionHandle::crashdump`](crate::client::SessionHandle::crashdump).
 #[derive(Clone, Copy)]
@@ -100,7 +100,7 @@ impl CrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Crashdump>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("crashdump.set_other_config", (self_, value))
@@ -113,7 +113,7 @@ impl CrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Crashdump>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("crashdump.get_other_config", (self_,))
             .await
@@ -136,7 +136,7 @@ impl CrashdumpApi<'_> {
     /// `crashdump.get_uuid`: parameters `self` (`crashdump ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Crashdump>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Crashdump>) -> Result<SmallString, Error> {
         self.session.call("crashdump.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{DrTask, DrTaskRecord, Sr};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `DR_task`, called through a session: [`SessionHandle::dr_task`](crate::client::SessionHandle::dr_task).
 #[derive(Clone, Copy)]
@@ -71,8 +71,8 @@ impl DrTaskApi<'_> {
     pub async fn create(
         &self,
         r#type: &str,
-        device_config: &BTreeMap<String, String>,
-        whitelist: &[String],
+        device_config: &SmallMap<SmallString, SmallString>,
+        whitelist: &[SmallString],
     ) -> Result<Ref<DrTask>, Error> {
         self.session
             .call("DR_task.create", (r#type, device_config, whitelist))
@@ -83,8 +83,8 @@ impl DrTaskApi<'_> {
     pub async fn create_async(
         &self,
         r#type: &str,
-        device_config: &BTreeMap<String, String>,
-        whitelist: &[String],
+        device_config: &SmallMap<SmallString, SmallString>,
+        whitelist: &[SmallString],
     ) -> Result<TaskHandle<Ref<DrTask>>, Error> {
         self.session
             .call_async("DR_task.create", (r#type, device_config, whitelist))
@@ -103,7 +103,7 @@ impl DrTaskApi<'_> {
     /// `DR_task.get_uuid`: parameters `self` (`DR_task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<DrTask>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<DrTask>) -> Result<SmallString, Error> {
         self.session.call("DR_task.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{DriverVariant, DriverVariantRecord, HostDriver};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `Driver_variant`, called through a session: [`SessionHandle::driver_variant`](crate::client::SessionHandle::driver_variant).
 #[derive(Clone, Copy)]
@@ -72,7 +72,7 @@ impl DriverVariantApi<'_> {
     /// `Driver_variant.get_status`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_status(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session
             .call("Driver_variant.get_status", (self_,))
             .await
@@ -99,7 +99,7 @@ impl DriverVariantApi<'_> {
     /// `Driver_variant.get_version`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session
             .call("Driver_variant.get_version", (self_,))
             .await
@@ -117,14 +117,14 @@ impl DriverVariantApi<'_> {
     /// `Driver_variant.get_name`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_name(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session.call("Driver_variant.get_name", (self_,)).await
     }
 
     /// `Driver_variant.get_uuid`: parameters `self` (`Driver_variant ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<DriverVariant>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<DriverVariant>) -> Result<SmallString, Error> {
         self.session.call("Driver_variant.get_uuid", (self_,)).await
     }
 

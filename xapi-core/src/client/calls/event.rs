@@ -17,6 +17,7 @@
 use crate::Error;
 use crate::api::{EventBatch, EventRecord};
 use crate::client::TaskHandle;
+use crate::wire::SmallString;
 
 /// The messages of class `event`, called through a session: [`SessionHandle::event`](crate::client::SessionHandle::event).
 #[derive(Clone, Copy)]
@@ -35,7 +36,7 @@ impl EventApi<'_> {
     /// `event.inject`: parameters `class` (`string`), `ref` (`string`); result `string`.
     ///
     /// Custom message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn inject(&self, class: &str, r#ref: &str) -> Result<String, Error> {
+    pub async fn inject(&self, class: &str, r#ref: &str) -> Result<SmallString, Error> {
         self.session.call("event.inject", (class, r#ref)).await
     }
 
@@ -53,7 +54,7 @@ impl EventApi<'_> {
     /// Declared errors: `EVENT_FROM_TOKEN_PARSE_FAILURE`, `EVENT_SUBSCRIPTION_PARSE_FAILURE`.
     pub async fn from(
         &self,
-        classes: &[String],
+        classes: &[SmallString],
         token: &str,
         timeout: f64,
     ) -> Result<EventBatch, Error> {
@@ -78,13 +79,13 @@ impl EventApi<'_> {
     ///
     /// Also runs as a task: [`Self::unregister_async`].
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn unregister(&self, classes: &[String]) -> Result<(), Error> {
+    pub async fn unregister(&self, classes: &[SmallString]) -> Result<(), Error> {
         self.session.call("event.unregister", (classes,)).await
     }
 
     /// `Async.event.unregister`: starts [`Self::unregister`] as a task; the handle resolves to its result (`void`).
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn unregister_async(&self, classes: &[String]) -> Result<TaskHandle<()>, Error> {
+    pub async fn unregister_async(&self, classes: &[SmallString]) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("event.unregister", (classes,))
             .await
@@ -96,13 +97,13 @@ impl EventApi<'_> {
     ///
     /// Also runs as a task: [`Self::register_async`].
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn register(&self, classes: &[String]) -> Result<(), Error> {
+    pub async fn register(&self, classes: &[SmallString]) -> Result<(), Error> {
         self.session.call("event.register", (classes,)).await
     }
 
     /// `Async.event.register`: starts [`Self::register`] as a task; the handle resolves to its result (`void`).
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn register_async(&self, classes: &[String]) -> Result<TaskHandle<()>, Error> {
+    pub async fn register_async(&self, classes: &[SmallString]) -> Result<TaskHandle<()>, Error> {
         self.session.call_async("event.register", (classes,)).await
     }
 }

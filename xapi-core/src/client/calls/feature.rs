@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Feature, FeatureRecord, Host};
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `Feature`, called through a session: [`SessionHandle::feature`](crate::client::SessionHandle::feature).
 #[derive(Clone, Copy)]
@@ -58,7 +58,7 @@ impl FeatureApi<'_> {
     /// `Feature.get_version`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session.call("Feature.get_version", (self_,)).await
     }
 
@@ -81,7 +81,7 @@ impl FeatureApi<'_> {
     /// `Feature.get_name_description`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session
             .call("Feature.get_name_description", (self_,))
             .await
@@ -90,14 +90,14 @@ impl FeatureApi<'_> {
     /// `Feature.get_name_label`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session.call("Feature.get_name_label", (self_,)).await
     }
 
     /// `Feature.get_uuid`: parameters `self` (`Feature ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Feature>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Feature>) -> Result<SmallString, Error> {
         self.session.call("Feature.get_uuid", (self_,)).await
     }
 

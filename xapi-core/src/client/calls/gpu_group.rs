@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{AllocationAlgorithm, GpuGroup, GpuGroupRecord, Pgpu, Vgpu, VgpuType};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `GPU_group`, called through a session: [`SessionHandle::gpu_group`](crate::client::SessionHandle::gpu_group).
 #[derive(Clone, Copy)]
@@ -100,7 +100,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<GpuGroup>, Error> {
         self.session
             .call(
@@ -115,7 +115,7 @@ impl GpuGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<GpuGroup>>, Error> {
         self.session
             .call_async(
@@ -171,7 +171,7 @@ impl GpuGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("GPU_group.set_other_config", (self_, value))
@@ -242,7 +242,7 @@ impl GpuGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<GpuGroup>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("GPU_group.get_other_config", (self_,))
             .await
@@ -251,7 +251,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_GPU_types`: parameters `self` (`GPU_group ref`); result `string set`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_gpu_types(&self, self_: &Ref<GpuGroup>) -> Result<Vec<String>, Error> {
+    pub async fn get_gpu_types(&self, self_: &Ref<GpuGroup>) -> Result<Vec<SmallString>, Error> {
         self.session.call("GPU_group.get_GPU_types", (self_,)).await
     }
 
@@ -272,7 +272,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_name_description`: parameters `self` (`GPU_group ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<GpuGroup>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<GpuGroup>) -> Result<SmallString, Error> {
         self.session
             .call("GPU_group.get_name_description", (self_,))
             .await
@@ -281,7 +281,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_name_label`: parameters `self` (`GPU_group ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<GpuGroup>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<GpuGroup>) -> Result<SmallString, Error> {
         self.session
             .call("GPU_group.get_name_label", (self_,))
             .await
@@ -290,7 +290,7 @@ impl GpuGroupApi<'_> {
     /// `GPU_group.get_uuid`: parameters `self` (`GPU_group ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<GpuGroup>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<GpuGroup>) -> Result<SmallString, Error> {
         self.session.call("GPU_group.get_uuid", (self_,)).await
     }
 

@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -24,7 +24,7 @@ use crate::api::{
     PoolUpdate, Pusb, Sr, UpdateGuidances, Vm,
 };
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `host`, called through a session: [`SessionHandle::host`](crate::client::SessionHandle::host).
 #[derive(Clone, Copy)]
@@ -102,7 +102,7 @@ impl HostApi<'_> {
     /// Custom message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::list_timezones_async`].
-    pub async fn list_timezones(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn list_timezones(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.list_timezones", (self_,)).await
     }
 
@@ -110,7 +110,7 @@ impl HostApi<'_> {
     pub async fn list_timezones_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<Vec<String>>, Error> {
+    ) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session
             .call_async("host.list_timezones", (self_,))
             .await
@@ -144,7 +144,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_ntp_servers_status", (self_,))
             .await
@@ -154,7 +154,7 @@ impl HostApi<'_> {
     pub async fn get_ntp_servers_status_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.get_ntp_servers_status", (self_,))
             .await
@@ -168,7 +168,7 @@ impl HostApi<'_> {
     pub async fn set_ntp_custom_servers(
         &self,
         self_: &Ref<Host>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<(), Error> {
         self.session
             .call("host.set_ntp_custom_servers", (self_, value))
@@ -179,7 +179,7 @@ impl HostApi<'_> {
     pub async fn set_ntp_custom_servers_async(
         &self,
         self_: &Ref<Host>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host.set_ntp_custom_servers", (self_, value))
@@ -236,7 +236,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_tracked_user_agents", (self_,))
             .await
@@ -246,7 +246,7 @@ impl HostApi<'_> {
     pub async fn get_tracked_user_agents_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.get_tracked_user_agents", (self_,))
             .await
@@ -410,7 +410,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         hash: &str,
-    ) -> Result<Vec<Vec<String>>, Error> {
+    ) -> Result<Vec<Vec<SmallString>>, Error> {
         self.session.call("host.apply_updates", (self_, hash)).await
     }
 
@@ -419,7 +419,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         hash: &str,
-    ) -> Result<TaskHandle<Vec<Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<Vec<Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.apply_updates", (self_, hash))
             .await
@@ -663,8 +663,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+        options: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.migrate_receive", (host, network, options))
             .await
@@ -675,8 +675,8 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         network: &Ref<Network>,
-        options: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+        options: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("host.migrate_receive", (host, network, options))
             .await
@@ -713,7 +713,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &BTreeMap<String, String>,
+        power_on_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -728,7 +728,7 @@ impl HostApi<'_> {
         &self,
         self_: &Ref<Host>,
         power_on_mode: &str,
-        power_on_config: &BTreeMap<String, String>,
+        power_on_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -862,7 +862,7 @@ impl HostApi<'_> {
     /// Custom message; published in george, changed in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::get_server_certificate_async`].
-    pub async fn get_server_certificate(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_server_certificate(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_server_certificate", (host,))
             .await
@@ -872,7 +872,7 @@ impl HostApi<'_> {
     pub async fn get_server_certificate_async(
         &self,
         host: &Ref<Host>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("host.get_server_certificate", (host,))
             .await
@@ -886,7 +886,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -896,7 +896,7 @@ impl HostApi<'_> {
     pub async fn retrieve_wlb_evacuate_recommendations_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.retrieve_wlb_evacuate_recommendations", (self_,))
             .await
@@ -922,7 +922,7 @@ impl HostApi<'_> {
     pub async fn disable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &BTreeMap<String, String>,
+        config: &SmallMap<SmallString, SmallString>,
         force: bool,
     ) -> Result<(), Error> {
         self.session
@@ -936,7 +936,7 @@ impl HostApi<'_> {
     pub async fn enable_external_auth(
         &self,
         host: &Ref<Host>,
-        config: &BTreeMap<String, String>,
+        config: &SmallMap<SmallString, SmallString>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -967,7 +967,7 @@ impl HostApi<'_> {
     /// `host.call_extension`: parameters `host` (`host ref`), `call` (`string`); result `string`.
     ///
     /// Custom message; published in ely. Roles: pool-admin.
-    pub async fn call_extension(&self, host: &Ref<Host>, call: &str) -> Result<String, Error> {
+    pub async fn call_extension(&self, host: &Ref<Host>, call: &str) -> Result<SmallString, Error> {
         self.session.call("host.call_extension", (host, call)).await
     }
 
@@ -1001,8 +1001,8 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        args: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("host.call_plugin", (host, plugin, r#fn, args))
             .await
@@ -1014,8 +1014,8 @@ impl HostApi<'_> {
         host: &Ref<Host>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        args: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("host.call_plugin", (host, plugin, r#fn, args))
             .await
@@ -1140,7 +1140,10 @@ impl HostApi<'_> {
     /// `host.get_system_status_capabilities`: parameters `host` (`host ref`); result `string`.
     ///
     /// Custom message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_system_status_capabilities(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_system_status_capabilities(
+        &self,
+        host: &Ref<Host>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("host.get_system_status_capabilities", (host,))
             .await
@@ -1285,7 +1288,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1295,7 +1298,7 @@ impl HostApi<'_> {
     pub async fn get_vms_which_prevent_evacuation_async(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("host.get_vms_which_prevent_evacuation", (self_,))
             .await
@@ -1446,7 +1449,7 @@ impl HostApi<'_> {
     /// `host.list_methods`: no parameters; result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn list_methods(&self) -> Result<Vec<String>, Error> {
+    pub async fn list_methods(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.list_methods", [(); 0]).await
     }
 
@@ -1459,7 +1462,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.bugreport_upload", (host, url, options))
@@ -1471,7 +1474,7 @@ impl HostApi<'_> {
         &self,
         host: &Ref<Host>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host.bugreport_upload", (host, url, options))
@@ -1505,12 +1508,12 @@ impl HostApi<'_> {
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::get_log_async`].
-    pub async fn get_log(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_log(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_log", (host,)).await
     }
 
     /// `Async.host.get_log`: starts [`Self::get_log`] as a task; the handle resolves to its result (`string`).
-    pub async fn get_log_async(&self, host: &Ref<Host>) -> Result<TaskHandle<String>, Error> {
+    pub async fn get_log_async(&self, host: &Ref<Host>) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host.get_log", (host,)).await
     }
 
@@ -1519,12 +1522,15 @@ impl HostApi<'_> {
     /// Custom message; published in rio. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::dmesg_clear_async`].
-    pub async fn dmesg_clear(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn dmesg_clear(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.dmesg_clear", (host,)).await
     }
 
     /// `Async.host.dmesg_clear`: starts [`Self::dmesg_clear`] as a task; the handle resolves to its result (`string`).
-    pub async fn dmesg_clear_async(&self, host: &Ref<Host>) -> Result<TaskHandle<String>, Error> {
+    pub async fn dmesg_clear_async(
+        &self,
+        host: &Ref<Host>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host.dmesg_clear", (host,)).await
     }
 
@@ -1533,12 +1539,12 @@ impl HostApi<'_> {
     /// Custom message; published in rio. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::dmesg_async`].
-    pub async fn dmesg(&self, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn dmesg(&self, host: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.dmesg", (host,)).await
     }
 
     /// `Async.host.dmesg`: starts [`Self::dmesg`] as a task; the handle resolves to its result (`string`).
-    pub async fn dmesg_async(&self, host: &Ref<Host>) -> Result<TaskHandle<String>, Error> {
+    pub async fn dmesg_async(&self, host: &Ref<Host>) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host.dmesg", (host,)).await
     }
 
@@ -1644,7 +1650,7 @@ impl HostApi<'_> {
     pub async fn set_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_guest_VCPUs_params", (self_, value))
@@ -1684,7 +1690,7 @@ impl HostApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_license_server", (self_, value))
@@ -1708,7 +1714,7 @@ impl HostApi<'_> {
     /// `host.set_tags`: parameters `self` (`host ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Host>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Host>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("host.set_tags", (self_, value)).await
     }
 
@@ -1777,7 +1783,7 @@ impl HostApi<'_> {
     pub async fn set_logging(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("host.set_logging", (self_, value)).await
     }
@@ -1815,7 +1821,7 @@ impl HostApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Host>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host.set_other_config", (self_, value))
@@ -1843,14 +1849,17 @@ impl HostApi<'_> {
     /// `host.get_timezone`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_timezone(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_timezone(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_timezone", (self_,)).await
     }
 
     /// `host.get_ntp_custom_servers`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ntp_custom_servers(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_ntp_custom_servers(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("host.get_ntp_custom_servers", (self_,))
             .await
@@ -1873,7 +1882,7 @@ impl HostApi<'_> {
     /// `host.get_max_cstate`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_max_cstate(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_max_cstate(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_max_cstate", (self_,)).await
     }
 
@@ -1919,7 +1928,7 @@ impl HostApi<'_> {
     /// `host.get_last_update_hash`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.10.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_last_update_hash(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_last_update_hash(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_last_update_hash", (self_,))
             .await
@@ -2013,7 +2022,7 @@ impl HostApi<'_> {
     /// `host.get_editions`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in stockholm. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_editions(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_editions(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_editions", (self_,)).await
     }
 
@@ -2031,7 +2040,7 @@ impl HostApi<'_> {
     ///
     /// Implicit message; published in quebec, deprecated in 22.16.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release 22.16.0")]
-    pub async fn get_uefi_certificates(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_uefi_certificates(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_uefi_certificates", (self_,))
             .await
@@ -2047,7 +2056,7 @@ impl HostApi<'_> {
     /// `host.get_iscsi_iqn`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in kolkata. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_iscsi_iqn(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_iscsi_iqn(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_iscsi_iqn", (self_,)).await
     }
 
@@ -2102,7 +2111,7 @@ impl HostApi<'_> {
     pub async fn get_guest_vcpus_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_guest_VCPUs_params", (self_,))
             .await
@@ -2143,7 +2152,7 @@ impl HostApi<'_> {
     pub async fn get_chipset_info(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_chipset_info", (self_,)).await
     }
 
@@ -2160,7 +2169,7 @@ impl HostApi<'_> {
     pub async fn get_power_on_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_power_on_config", (self_,))
             .await
@@ -2169,7 +2178,7 @@ impl HostApi<'_> {
     /// `host.get_power_on_mode`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_power_on_mode(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_power_on_mode(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_power_on_mode", (self_,)).await
     }
 
@@ -2179,7 +2188,7 @@ impl HostApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_bios_strings", (self_,)).await
     }
 
@@ -2189,14 +2198,14 @@ impl HostApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_license_server", (self_,)).await
     }
 
     /// `host.get_edition`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_edition(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_edition(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_edition", (self_,)).await
     }
 
@@ -2206,7 +2215,7 @@ impl HostApi<'_> {
     pub async fn get_external_auth_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_external_auth_configuration", (self_,))
             .await
@@ -2215,7 +2224,10 @@ impl HostApi<'_> {
     /// `host.get_external_auth_service_name`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_external_auth_service_name(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_external_auth_service_name(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("host.get_external_auth_service_name", (self_,))
             .await
@@ -2224,7 +2236,7 @@ impl HostApi<'_> {
     /// `host.get_external_auth_type`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_external_auth_type(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_external_auth_type(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_external_auth_type", (self_,))
             .await
@@ -2233,21 +2245,24 @@ impl HostApi<'_> {
     /// `host.get_tags`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_tags", (self_,)).await
     }
 
     /// `host.get_blobs`: parameters `self` (`host ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("host.get_blobs", (self_,)).await
     }
 
     /// `host.get_ha_network_peers`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_network_peers(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_ha_network_peers(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("host.get_ha_network_peers", (self_,))
             .await
@@ -2256,7 +2271,7 @@ impl HostApi<'_> {
     /// `host.get_ha_statefiles`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_statefiles(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_ha_statefiles(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_ha_statefiles", (self_,)).await
     }
 
@@ -2266,7 +2281,7 @@ impl HostApi<'_> {
     pub async fn get_license_params(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_license_params", (self_,)).await
     }
 
@@ -2280,21 +2295,24 @@ impl HostApi<'_> {
     /// `host.get_address`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_address(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_address(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_address", (self_,)).await
     }
 
     /// `host.get_hostname`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_hostname(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_hostname(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_hostname", (self_,)).await
     }
 
     /// `host.get_cpu_info`: parameters `self` (`host ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cpu_info(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_cpu_info(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_cpu_info", (self_,)).await
     }
 
@@ -2363,7 +2381,10 @@ impl HostApi<'_> {
     /// `host.get_logging`: parameters `self` (`host ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_logging(&self, self_: &Ref<Host>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_logging(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_logging", (self_,)).await
     }
 
@@ -2377,7 +2398,10 @@ impl HostApi<'_> {
     /// `host.get_supported_bootloaders`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_supported_bootloaders(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_supported_bootloaders(
+        &self,
+        self_: &Ref<Host>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("host.get_supported_bootloaders", (self_,))
             .await
@@ -2386,7 +2410,7 @@ impl HostApi<'_> {
     /// `host.get_sched_policy`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sched_policy(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_sched_policy(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_sched_policy", (self_,)).await
     }
 
@@ -2396,7 +2420,7 @@ impl HostApi<'_> {
     pub async fn get_cpu_configuration(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_cpu_configuration", (self_,))
             .await
@@ -2405,7 +2429,7 @@ impl HostApi<'_> {
     /// `host.get_capabilities`: parameters `self` (`host ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_capabilities(&self, self_: &Ref<Host>) -> Result<Vec<String>, Error> {
+    pub async fn get_capabilities(&self, self_: &Ref<Host>) -> Result<Vec<SmallString>, Error> {
         self.session.call("host.get_capabilities", (self_,)).await
     }
 
@@ -2415,7 +2439,7 @@ impl HostApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("host.get_other_config", (self_,)).await
     }
 
@@ -2425,7 +2449,7 @@ impl HostApi<'_> {
     pub async fn get_software_version(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_software_version", (self_,))
             .await
@@ -2444,7 +2468,7 @@ impl HostApi<'_> {
     pub async fn get_api_version_vendor_implementation(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host.get_API_version_vendor_implementation", (self_,))
             .await
@@ -2453,7 +2477,7 @@ impl HostApi<'_> {
     /// `host.get_API_version_vendor`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_api_version_vendor(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_api_version_vendor(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_API_version_vendor", (self_,))
             .await
@@ -2483,7 +2507,7 @@ impl HostApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Host>,
-    ) -> Result<BTreeMap<String, HostAllowedOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, HostAllowedOperations>, Error> {
         self.session
             .call("host.get_current_operations", (self_,))
             .await
@@ -2513,7 +2537,7 @@ impl HostApi<'_> {
     /// `host.get_name_description`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session
             .call("host.get_name_description", (self_,))
             .await
@@ -2522,14 +2546,14 @@ impl HostApi<'_> {
     /// `host.get_name_label`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_name_label", (self_,)).await
     }
 
     /// `host.get_uuid`: parameters `self` (`host ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Host>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Host>) -> Result<SmallString, Error> {
         self.session.call("host.get_uuid", (self_,)).await
     }
 

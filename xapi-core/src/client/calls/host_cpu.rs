@@ -14,11 +14,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, HostCpu, HostCpuRecord};
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `host_cpu`, called through a session: [`SessionHandle::host_cpu`](crate::client::SessionHandle::host_cpu).
 #[derive(Clone, Copy)]
@@ -83,7 +83,7 @@ impl HostCpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCpu>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_cpu.set_other_config", (self_, value))
@@ -96,7 +96,7 @@ impl HostCpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_cpu.get_other_config", (self_,))
             .await
@@ -114,21 +114,21 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_features`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_features(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_features(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_features", (self_,)).await
     }
 
     /// `host_cpu.get_flags`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_flags(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_flags(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_flags", (self_,)).await
     }
 
     /// `host_cpu.get_stepping`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_stepping(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_stepping(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_stepping", (self_,)).await
     }
 
@@ -149,7 +149,7 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_modelname`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_modelname(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_modelname(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_modelname", (self_,)).await
     }
 
@@ -163,7 +163,7 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_vendor`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_vendor(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_vendor", (self_,)).await
     }
 
@@ -184,7 +184,7 @@ impl HostCpuApi<'_> {
     /// `host_cpu.get_uuid`: parameters `self` (`host_cpu ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostCpu>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostCpu>) -> Result<SmallString, Error> {
         self.session.call("host_cpu.get_uuid", (self_,)).await
     }
 

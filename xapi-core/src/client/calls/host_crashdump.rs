@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, HostCrashdump, HostCrashdumpRecord};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `host_crashdump`, called through a session: [`SessionHandle::host_crashdump`](crate::client::SessionHandle::host_crashdump).
 #[derive(Clone, Copy)]
@@ -62,7 +62,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.upload", (self_, url, options))
@@ -74,7 +74,7 @@ impl HostCrashdumpApi<'_> {
         &self,
         self_: &Ref<HostCrashdump>,
         url: &str,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("host_crashdump.upload", (self_, url, options))
@@ -130,7 +130,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_crashdump.set_other_config", (self_, value))
@@ -143,7 +143,7 @@ impl HostCrashdumpApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostCrashdump>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_crashdump.get_other_config", (self_,))
             .await
@@ -175,7 +175,7 @@ impl HostCrashdumpApi<'_> {
     /// `host_crashdump.get_uuid`: parameters `self` (`host_crashdump ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostCrashdump>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostCrashdump>) -> Result<SmallString, Error> {
         self.session.call("host_crashdump.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{DriverVariant, Host, HostDriver, HostDriverRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `Host_driver`, called through a session: [`SessionHandle::host_driver`](crate::client::SessionHandle::host_driver).
 #[derive(Clone, Copy)]
@@ -112,14 +112,14 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_info`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_info(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_info(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_info", (self_,)).await
     }
 
     /// `Host_driver.get_description`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_description(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_description(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session
             .call("Host_driver.get_description", (self_,))
             .await
@@ -128,7 +128,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_type`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_type", (self_,)).await
     }
 
@@ -171,7 +171,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_friendly_name`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_friendly_name(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_friendly_name(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session
             .call("Host_driver.get_friendly_name", (self_,))
             .await
@@ -180,7 +180,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_name`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_name(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_name", (self_,)).await
     }
 
@@ -194,7 +194,7 @@ impl HostDriverApi<'_> {
     /// `Host_driver.get_uuid`: parameters `self` (`Host_driver ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.2.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostDriver>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostDriver>) -> Result<SmallString, Error> {
         self.session.call("Host_driver.get_uuid", (self_,)).await
     }
 

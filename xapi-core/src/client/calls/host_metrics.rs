@@ -14,11 +14,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{HostMetrics, HostMetricsRecord};
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `host_metrics`, called through a session: [`SessionHandle::host_metrics`](crate::client::SessionHandle::host_metrics).
 #[derive(Clone, Copy)]
@@ -85,7 +85,7 @@ impl HostMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_metrics.set_other_config", (self_, value))
@@ -98,7 +98,7 @@ impl HostMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_metrics.get_other_config", (self_,))
             .await
@@ -132,7 +132,7 @@ impl HostMetricsApi<'_> {
     /// `host_metrics.get_uuid`: parameters `self` (`host_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostMetrics>) -> Result<SmallString, Error> {
         self.session.call("host_metrics.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, HostPatch, HostPatchRecord, PoolPatch};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `host_patch`, called through a session: [`SessionHandle::host_patch`](crate::client::SessionHandle::host_patch).
 #[derive(Clone, Copy)]
@@ -59,13 +59,16 @@ impl HostPatchApi<'_> {
     ///
     /// Also runs as a task: [`Self::apply_async`].
     #[deprecated(note = "deprecated in XAPI release miami")]
-    pub async fn apply(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn apply(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session.call("host_patch.apply", (self_,)).await
     }
 
     /// `Async.host_patch.apply`: starts [`Self::apply`] as a task; the handle resolves to its result (`string`).
     #[deprecated(note = "deprecated in XAPI release miami")]
-    pub async fn apply_async(&self, self_: &Ref<HostPatch>) -> Result<TaskHandle<String>, Error> {
+    pub async fn apply_async(
+        &self,
+        self_: &Ref<HostPatch>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session.call_async("host_patch.apply", (self_,)).await
     }
 
@@ -120,7 +123,7 @@ impl HostPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<HostPatch>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("host_patch.set_other_config", (self_, value))
@@ -133,7 +136,7 @@ impl HostPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<HostPatch>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("host_patch.get_other_config", (self_,))
             .await
@@ -181,14 +184,14 @@ impl HostPatchApi<'_> {
     /// `host_patch.get_version`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session.call("host_patch.get_version", (self_,)).await
     }
 
     /// `host_patch.get_name_description`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session
             .call("host_patch.get_name_description", (self_,))
             .await
@@ -197,7 +200,7 @@ impl HostPatchApi<'_> {
     /// `host_patch.get_name_label`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session
             .call("host_patch.get_name_label", (self_,))
             .await
@@ -206,7 +209,7 @@ impl HostPatchApi<'_> {
     /// `host_patch.get_uuid`: parameters `self` (`host_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<HostPatch>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<HostPatch>) -> Result<SmallString, Error> {
         self.session.call("host_patch.get_uuid", (self_,)).await
     }
 

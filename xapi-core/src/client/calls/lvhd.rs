@@ -17,7 +17,7 @@
 use crate::Error;
 use crate::api::{Host, Lvhd, LvhdRecord, Sr};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `LVHD`, called through a session: [`SessionHandle::lvhd`](crate::client::SessionHandle::lvhd).
 #[derive(Clone, Copy)]
@@ -44,7 +44,7 @@ impl LvhdApi<'_> {
         sr: &Ref<Sr>,
         initial_allocation: i64,
         allocation_quantum: i64,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call(
                 "LVHD.enable_thin_provisioning",
@@ -60,7 +60,7 @@ impl LvhdApi<'_> {
         sr: &Ref<Sr>,
         initial_allocation: i64,
         allocation_quantum: i64,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
                 "LVHD.enable_thin_provisioning",
@@ -72,7 +72,7 @@ impl LvhdApi<'_> {
     /// `LVHD.get_uuid`: parameters `self` (`LVHD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Lvhd>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Lvhd>) -> Result<SmallString, Error> {
         self.session.call("LVHD.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Cls, Message, MessageRecord};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `message`, called through a session: [`SessionHandle::message`](crate::client::SessionHandle::message).
 #[derive(Clone, Copy)]
@@ -104,14 +104,17 @@ impl MessageApi<'_> {
     /// Custom message; prototyped in 26.6.0. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::destroy_all_async`].
-    pub async fn destroy_all(&self, filters: &BTreeMap<String, String>) -> Result<(), Error> {
+    pub async fn destroy_all(
+        &self,
+        filters: &SmallMap<SmallString, SmallString>,
+    ) -> Result<(), Error> {
         self.session.call("message.destroy_all", (filters,)).await
     }
 
     /// `Async.message.destroy_all`: starts [`Self::destroy_all`] as a task; the handle resolves to its result (`void`).
     pub async fn destroy_all_async(
         &self,
-        filters: &BTreeMap<String, String>,
+        filters: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("message.destroy_all", (filters,))

@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -22,7 +22,7 @@ use crate::api::{
     Pif, Vif,
 };
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `network`, called through a session: [`SessionHandle::network`](crate::client::SessionHandle::network).
 #[derive(Clone, Copy)]
@@ -187,7 +187,7 @@ impl NetworkApi<'_> {
     /// `network.set_tags`: parameters `self` (`network ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Network>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Network>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("network.set_tags", (self_, value)).await
     }
 
@@ -224,7 +224,7 @@ impl NetworkApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Network>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("network.set_other_config", (self_, value))
@@ -273,7 +273,7 @@ impl NetworkApi<'_> {
     pub async fn get_assigned_ips(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<Ref<Vif>, String>, Error> {
+    ) -> Result<SmallMap<Ref<Vif>, SmallString>, Error> {
         self.session
             .call("network.get_assigned_ips", (self_,))
             .await
@@ -294,7 +294,7 @@ impl NetworkApi<'_> {
     /// `network.get_tags`: parameters `self` (`network ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Network>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Network>) -> Result<Vec<SmallString>, Error> {
         self.session.call("network.get_tags", (self_,)).await
     }
 
@@ -304,7 +304,7 @@ impl NetworkApi<'_> {
     pub async fn get_blobs(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("network.get_blobs", (self_,)).await
     }
 
@@ -318,7 +318,7 @@ impl NetworkApi<'_> {
     /// `network.get_bridge`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio, changed in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_bridge(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_bridge(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session.call("network.get_bridge", (self_,)).await
     }
 
@@ -328,7 +328,7 @@ impl NetworkApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("network.get_other_config", (self_,))
             .await
@@ -361,7 +361,7 @@ impl NetworkApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Network>,
-    ) -> Result<BTreeMap<String, NetworkOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, NetworkOperations>, Error> {
         self.session
             .call("network.get_current_operations", (self_,))
             .await
@@ -382,7 +382,7 @@ impl NetworkApi<'_> {
     /// `network.get_name_description`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session
             .call("network.get_name_description", (self_,))
             .await
@@ -391,14 +391,14 @@ impl NetworkApi<'_> {
     /// `network.get_name_label`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session.call("network.get_name_label", (self_,)).await
     }
 
     /// `network.get_uuid`: parameters `self` (`network ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Network>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Network>) -> Result<SmallString, Error> {
         self.session.call("network.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{Network, NetworkSriov, NetworkSriovRecord, Pif, SriovConfigurationMode};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `network_sriov`, called through a session: [`SessionHandle::network_sriov`](crate::client::SessionHandle::network_sriov).
 #[derive(Clone, Copy)]
@@ -158,7 +158,7 @@ impl NetworkSriovApi<'_> {
     /// `network_sriov.get_uuid`: parameters `self` (`network_sriov ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<NetworkSriov>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<NetworkSriov>) -> Result<SmallString, Error> {
         self.session.call("network_sriov.get_uuid", (self_,)).await
     }
 

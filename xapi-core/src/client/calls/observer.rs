@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, Observer, ObserverRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `Observer`, called through a session: [`SessionHandle::observer`](crate::client::SessionHandle::observer).
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ impl ObserverApi<'_> {
     pub async fn set_components(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_components", (self_, value))
@@ -68,7 +68,7 @@ impl ObserverApi<'_> {
     pub async fn set_components_async(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_components", (self_, value))
@@ -83,7 +83,7 @@ impl ObserverApi<'_> {
     pub async fn set_endpoints(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_endpoints", (self_, value))
@@ -94,7 +94,7 @@ impl ObserverApi<'_> {
     pub async fn set_endpoints_async(
         &self,
         self_: &Ref<Observer>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_endpoints", (self_, value))
@@ -109,7 +109,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes(
         &self,
         self_: &Ref<Observer>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("Observer.set_attributes", (self_, value))
@@ -120,7 +120,7 @@ impl ObserverApi<'_> {
     pub async fn set_attributes_async(
         &self,
         self_: &Ref<Observer>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("Observer.set_attributes", (self_, value))
@@ -203,14 +203,14 @@ impl ObserverApi<'_> {
     /// `Observer.get_components`: parameters `self` (`Observer ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 23.14.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_components(&self, self_: &Ref<Observer>) -> Result<Vec<String>, Error> {
+    pub async fn get_components(&self, self_: &Ref<Observer>) -> Result<Vec<SmallString>, Error> {
         self.session.call("Observer.get_components", (self_,)).await
     }
 
     /// `Observer.get_endpoints`: parameters `self` (`Observer ref`); result `string set`.
     ///
     /// Implicit message; prototyped in 23.14.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_endpoints(&self, self_: &Ref<Observer>) -> Result<Vec<String>, Error> {
+    pub async fn get_endpoints(&self, self_: &Ref<Observer>) -> Result<Vec<SmallString>, Error> {
         self.session.call("Observer.get_endpoints", (self_,)).await
     }
 
@@ -220,7 +220,7 @@ impl ObserverApi<'_> {
     pub async fn get_attributes(
         &self,
         self_: &Ref<Observer>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("Observer.get_attributes", (self_,)).await
     }
 
@@ -234,7 +234,7 @@ impl ObserverApi<'_> {
     /// `Observer.get_name_description`: parameters `self` (`Observer ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Observer>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Observer>) -> Result<SmallString, Error> {
         self.session
             .call("Observer.get_name_description", (self_,))
             .await
@@ -243,14 +243,14 @@ impl ObserverApi<'_> {
     /// `Observer.get_name_label`: parameters `self` (`Observer ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Observer>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Observer>) -> Result<SmallString, Error> {
         self.session.call("Observer.get_name_label", (self_,)).await
     }
 
     /// `Observer.get_uuid`: parameters `self` (`Observer ref`); result `string`.
     ///
     /// Implicit message; prototyped in 23.14.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Observer>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Observer>) -> Result<SmallString, Error> {
         self.session.call("Observer.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, Pbd, PbdRecord, Sr};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `PBD`, called through a session: [`SessionHandle::pbd`](crate::client::SessionHandle::pbd).
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_device_config", (self_, value))
@@ -68,7 +68,7 @@ impl PbdApi<'_> {
     pub async fn set_device_config_async(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("PBD.set_device_config", (self_, value))
@@ -134,7 +134,7 @@ impl PbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pbd>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PBD.set_other_config", (self_, value))
@@ -147,7 +147,7 @@ impl PbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PBD.get_other_config", (self_,)).await
     }
 
@@ -166,7 +166,7 @@ impl PbdApi<'_> {
     pub async fn get_device_config(
         &self,
         self_: &Ref<Pbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PBD.get_device_config", (self_,)).await
     }
 
@@ -187,7 +187,7 @@ impl PbdApi<'_> {
     /// `PBD.get_uuid`: parameters `self` (`PBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pbd>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pbd>) -> Result<SmallString, Error> {
         self.session.call("PBD.get_uuid", (self_,)).await
     }
 

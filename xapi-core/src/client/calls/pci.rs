@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, Pci, PciDom0Access, PciRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `PCI`, called through a session: [`SessionHandle::pci`](crate::client::SessionHandle::pci).
 #[derive(Clone, Copy)]
@@ -137,7 +137,7 @@ impl PciApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pci>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PCI.set_other_config", (self_, value))
@@ -147,14 +147,14 @@ impl PciApi<'_> {
     /// `PCI.get_driver_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in kolkata. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_driver_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_driver_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_driver_name", (self_,)).await
     }
 
     /// `PCI.get_subsystem_device_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_device_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_device_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_device_name", (self_,))
             .await
@@ -163,7 +163,7 @@ impl PciApi<'_> {
     /// `PCI.get_subsystem_device_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_device_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_device_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_device_id", (self_,))
             .await
@@ -172,7 +172,7 @@ impl PciApi<'_> {
     /// `PCI.get_subsystem_vendor_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_vendor_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_vendor_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_vendor_name", (self_,))
             .await
@@ -181,7 +181,7 @@ impl PciApi<'_> {
     /// `PCI.get_subsystem_vendor_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in clearwater-whetstone. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subsystem_vendor_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_subsystem_vendor_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session
             .call("PCI.get_subsystem_vendor_id", (self_,))
             .await
@@ -193,7 +193,7 @@ impl PciApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pci>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PCI.get_other_config", (self_,)).await
     }
 
@@ -207,7 +207,7 @@ impl PciApi<'_> {
     /// `PCI.get_pci_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pci_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_pci_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_pci_id", (self_,)).await
     }
 
@@ -221,49 +221,49 @@ impl PciApi<'_> {
     /// `PCI.get_device_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_device_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_device_name", (self_,)).await
     }
 
     /// `PCI.get_device_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_device_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_device_id", (self_,)).await
     }
 
     /// `PCI.get_vendor_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_vendor_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_vendor_name", (self_,)).await
     }
 
     /// `PCI.get_vendor_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_vendor_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_vendor_id", (self_,)).await
     }
 
     /// `PCI.get_class_name`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_class_name(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_class_name(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_class_name", (self_,)).await
     }
 
     /// `PCI.get_class_id`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_class_id(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_class_id(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_class_id", (self_,)).await
     }
 
     /// `PCI.get_uuid`: parameters `self` (`PCI ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pci>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pci>) -> Result<SmallString, Error> {
         self.session.call("PCI.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{GpuGroup, Host, Pci, PciDom0Access, Pgpu, PgpuRecord, Vgpu, VgpuType};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `PGPU`, called through a session: [`SessionHandle::pgpu`](crate::client::SessionHandle::pgpu).
 #[derive(Clone, Copy)]
@@ -256,7 +256,7 @@ impl PgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pgpu>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PGPU.set_other_config", (self_, value))
@@ -269,7 +269,7 @@ impl PgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("PGPU.get_compatibility_metadata", (self_,))
             .await
@@ -298,7 +298,7 @@ impl PgpuApi<'_> {
     pub async fn get_supported_vgpu_max_capacities(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<Ref<VgpuType>, i64>, Error> {
+    ) -> Result<SmallMap<Ref<VgpuType>, i64>, Error> {
         self.session
             .call("PGPU.get_supported_VGPU_max_capacities", (self_,))
             .await
@@ -341,7 +341,7 @@ impl PgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PGPU.get_other_config", (self_,)).await
     }
 
@@ -369,7 +369,7 @@ impl PgpuApi<'_> {
     /// `PGPU.get_uuid`: parameters `self` (`PGPU ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pgpu>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pgpu>) -> Result<SmallString, Error> {
         self.session.call("PGPU.get_uuid", (self_,)).await
     }
 

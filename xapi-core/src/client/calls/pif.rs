@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -22,7 +22,7 @@ use crate::api::{
     PifIgmpStatus, PifMetrics, PifRecord, PrimaryAddressType, Tunnel, Vlan,
 };
 use crate::client::TaskHandle;
-use crate::wire::{Ref, Value};
+use crate::wire::{Ref, SmallMap, SmallString, Value};
 
 /// The messages of class `PIF`, called through a session: [`SessionHandle::pif`](crate::client::SessionHandle::pif).
 #[derive(Clone, Copy)]
@@ -116,14 +116,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
-        ipv6: &[String],
+        ipv6: &[SmallString],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &BTreeMap<String, String>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Pif>, Error> {
         self.session
             .call("PIF.db_introduce", {
@@ -175,14 +175,14 @@ impl PifApi<'_> {
         bond_slave_of: &Ref<Bond>,
         vlan_master_of: &Ref<Vlan>,
         management: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
         disallow_unplug: bool,
         ipv6_configuration_mode: &Ipv6ConfigurationMode,
-        ipv6: &[String],
+        ipv6: &[SmallString],
         ipv6_gateway: &str,
         primary_address_type: &PrimaryAddressType,
         managed: bool,
-        properties: &BTreeMap<String, String>,
+        properties: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Pif>>, Error> {
         self.session
             .call_async("PIF.db_introduce", {
@@ -521,7 +521,7 @@ impl PifApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pif>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF.set_other_config", (self_, value))
@@ -571,7 +571,7 @@ impl PifApi<'_> {
     /// `PIF.get_capabilities`: parameters `self` (`PIF ref`); result `string set`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_capabilities(&self, self_: &Ref<Pif>) -> Result<Vec<String>, Error> {
+    pub async fn get_capabilities(&self, self_: &Ref<Pif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("PIF.get_capabilities", (self_,)).await
     }
 
@@ -581,7 +581,7 @@ impl PifApi<'_> {
     pub async fn get_properties(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PIF.get_properties", (self_,)).await
     }
 
@@ -607,14 +607,14 @@ impl PifApi<'_> {
     /// `PIF.get_ipv6_gateway`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6_gateway(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_ipv6_gateway(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_ipv6_gateway", (self_,)).await
     }
 
     /// `PIF.get_IPv6`: parameters `self` (`PIF ref`); result `string set`.
     ///
     /// Implicit message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6(&self, self_: &Ref<Pif>) -> Result<Vec<String>, Error> {
+    pub async fn get_ipv6(&self, self_: &Ref<Pif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("PIF.get_IPv6", (self_,)).await
     }
 
@@ -667,7 +667,7 @@ impl PifApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PIF.get_other_config", (self_,)).await
     }
 
@@ -709,28 +709,28 @@ impl PifApi<'_> {
     /// `PIF.get_DNS`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_dns(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_dns(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_DNS", (self_,)).await
     }
 
     /// `PIF.get_gateway`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_gateway(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_gateway(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_gateway", (self_,)).await
     }
 
     /// `PIF.get_netmask`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_netmask(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_netmask(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_netmask", (self_,)).await
     }
 
     /// `PIF.get_IP`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ip(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_ip(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_IP", (self_,)).await
     }
 
@@ -786,7 +786,7 @@ impl PifApi<'_> {
     /// `PIF.get_MAC`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_mac(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_mac(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_MAC", (self_,)).await
     }
 
@@ -807,14 +807,14 @@ impl PifApi<'_> {
     /// `PIF.get_device`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_device", (self_,)).await
     }
 
     /// `PIF.get_uuid`: parameters `self` (`PIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pif>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pif>) -> Result<SmallString, Error> {
         self.session.call("PIF.get_uuid", (self_,)).await
     }
 

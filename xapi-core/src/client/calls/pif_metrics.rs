@@ -14,11 +14,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{PifMetrics, PifMetricsRecord};
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `PIF_metrics`, called through a session: [`SessionHandle::pif_metrics`](crate::client::SessionHandle::pif_metrics).
 #[derive(Clone, Copy)]
@@ -85,7 +85,7 @@ impl PifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PIF_metrics.set_other_config", (self_, value))
@@ -98,7 +98,7 @@ impl PifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PifMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("PIF_metrics.get_other_config", (self_,))
             .await
@@ -116,7 +116,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_pci_bus_path`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pci_bus_path(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_pci_bus_path(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_pci_bus_path", (self_,))
             .await
@@ -139,7 +139,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_device_name`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_name(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_device_name(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_device_name", (self_,))
             .await
@@ -148,7 +148,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_device_id`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device_id(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_device_id(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_device_id", (self_,))
             .await
@@ -157,7 +157,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_vendor_name`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_name(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_vendor_name(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_vendor_name", (self_,))
             .await
@@ -166,7 +166,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_vendor_id`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_id(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_vendor_id(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("PIF_metrics.get_vendor_id", (self_,))
             .await
@@ -182,7 +182,7 @@ impl PifMetricsApi<'_> {
     /// `PIF_metrics.get_uuid`: parameters `self` (`PIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PifMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PifMetrics>) -> Result<SmallString, Error> {
         self.session.call("PIF_metrics.get_uuid", (self_,)).await
     }
 

@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -23,7 +23,7 @@ use crate::api::{
     UpdateSyncFrequency, Vdi, Vm,
 };
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `pool`, called through a session: [`SessionHandle::pool`](crate::client::SessionHandle::pool).
 #[derive(Clone, Copy)]
@@ -663,7 +663,7 @@ impl PoolApi<'_> {
         &self,
         self_: &Ref<Pool>,
         requires_reboot: bool,
-    ) -> Result<Vec<Vec<String>>, Error> {
+    ) -> Result<Vec<Vec<SmallString>>, Error> {
         self.session
             .call("pool.check_update_readiness", (self_, requires_reboot))
             .await
@@ -674,7 +674,7 @@ impl PoolApi<'_> {
         &self,
         self_: &Ref<Pool>,
         requires_reboot: bool,
-    ) -> Result<TaskHandle<Vec<Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<Vec<Vec<SmallString>>>, Error> {
         self.session
             .call_async("pool.check_update_readiness", (self_, requires_reboot))
             .await
@@ -693,7 +693,7 @@ impl PoolApi<'_> {
         token_id: &str,
         username: &str,
         password: &str,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call(
                 "pool.sync_updates",
@@ -711,7 +711,7 @@ impl PoolApi<'_> {
         token_id: &str,
         username: &str,
         password: &str,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
                 "pool.sync_updates",
@@ -965,7 +965,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_license_state", (self_,)).await
     }
 
@@ -973,7 +973,7 @@ impl PoolApi<'_> {
     pub async fn get_license_state_async(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("pool.get_license_state", (self_,))
             .await
@@ -1027,8 +1027,8 @@ impl PoolApi<'_> {
     pub async fn test_archive_target(
         &self,
         self_: &Ref<Pool>,
-        config: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        config: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.test_archive_target", (self_, config))
             .await
@@ -1117,12 +1117,12 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::crl_list_async`].
-    pub async fn crl_list(&self) -> Result<Vec<String>, Error> {
+    pub async fn crl_list(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.crl_list", [(); 0]).await
     }
 
     /// `Async.pool.crl_list`: starts [`Self::crl_list`] as a task; the handle resolves to its result (`string set`).
-    pub async fn crl_list_async(&self) -> Result<TaskHandle<Vec<String>>, Error> {
+    pub async fn crl_list_async(&self) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session.call_async("pool.crl_list", [(); 0]).await
     }
 
@@ -1210,13 +1210,13 @@ impl PoolApi<'_> {
     ///
     /// Also runs as a task: [`Self::certificate_list_async`].
     #[deprecated(note = "deprecated in XAPI release 1.290.0")]
-    pub async fn certificate_list(&self) -> Result<Vec<String>, Error> {
+    pub async fn certificate_list(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.certificate_list", [(); 0]).await
     }
 
     /// `Async.pool.certificate_list`: starts [`Self::certificate_list`] as a task; the handle resolves to its result (`string set`).
     #[deprecated(note = "deprecated in XAPI release 1.290.0")]
-    pub async fn certificate_list_async(&self) -> Result<TaskHandle<Vec<String>>, Error> {
+    pub async fn certificate_list_async(&self) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session
             .call_async("pool.certificate_list", [(); 0])
             .await
@@ -1271,7 +1271,12 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::send_test_post_async`].
-    pub async fn send_test_post(&self, host: &str, port: i64, body: &str) -> Result<String, Error> {
+    pub async fn send_test_post(
+        &self,
+        host: &str,
+        port: i64,
+        body: &str,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.send_test_post", (host, port, body))
             .await
@@ -1283,7 +1288,7 @@ impl PoolApi<'_> {
         host: &str,
         port: i64,
         body: &str,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("pool.send_test_post", (host, port, body))
             .await
@@ -1296,7 +1301,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::retrieve_wlb_recommendations_async`].
     pub async fn retrieve_wlb_recommendations(
         &self,
-    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, Vec<SmallString>>, Error> {
         self.session
             .call("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1305,7 +1310,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_recommendations`: starts [`Self::retrieve_wlb_recommendations`] as a task; the handle resolves to its result (`(VM ref -> string set) map`).
     pub async fn retrieve_wlb_recommendations_async(
         &self,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Vm>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Vm>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_recommendations", [(); 0])
             .await
@@ -1316,7 +1321,9 @@ impl PoolApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::retrieve_wlb_configuration_async`].
-    pub async fn retrieve_wlb_configuration(&self) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn retrieve_wlb_configuration(
+        &self,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1325,7 +1332,7 @@ impl PoolApi<'_> {
     /// `Async.pool.retrieve_wlb_configuration`: starts [`Self::retrieve_wlb_configuration`] as a task; the handle resolves to its result (`(string -> string) map`).
     pub async fn retrieve_wlb_configuration_async(
         &self,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call_async("pool.retrieve_wlb_configuration", [(); 0])
             .await
@@ -1338,7 +1345,7 @@ impl PoolApi<'_> {
     /// Also runs as a task: [`Self::send_wlb_configuration_async`].
     pub async fn send_wlb_configuration(
         &self,
-        config: &BTreeMap<String, String>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.send_wlb_configuration", (config,))
@@ -1348,7 +1355,7 @@ impl PoolApi<'_> {
     /// `Async.pool.send_wlb_configuration`: starts [`Self::send_wlb_configuration`] as a task; the handle resolves to its result (`void`).
     pub async fn send_wlb_configuration_async(
         &self,
-        config: &BTreeMap<String, String>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.send_wlb_configuration", (config,))
@@ -1450,7 +1457,7 @@ impl PoolApi<'_> {
     pub async fn disable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &BTreeMap<String, String>,
+        config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.disable_external_auth", (pool, config))
@@ -1463,7 +1470,7 @@ impl PoolApi<'_> {
     pub async fn enable_external_auth(
         &self,
         pool: &Ref<Pool>,
-        config: &BTreeMap<String, String>,
+        config: &SmallMap<SmallString, SmallString>,
         service_name: &str,
         auth_type: &str,
     ) -> Result<(), Error> {
@@ -1538,7 +1545,7 @@ impl PoolApi<'_> {
         &self,
         failed_hosts: &[Ref<Host>],
         failed_vms: &[Ref<Vm>],
-    ) -> Result<BTreeMap<Ref<Vm>, BTreeMap<String, String>>, Error> {
+    ) -> Result<SmallMap<Ref<Vm>, SmallMap<SmallString, SmallString>>, Error> {
         self.session
             .call(
                 "pool.ha_compute_vm_failover_plan",
@@ -1552,7 +1559,7 @@ impl PoolApi<'_> {
     /// Custom message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     pub async fn ha_compute_hypothetical_max_host_failures_to_tolerate(
         &self,
-        configuration: &BTreeMap<Ref<Vm>, String>,
+        configuration: &SmallMap<Ref<Vm>, SmallString>,
     ) -> Result<i64, Error> {
         self.session
             .call(
@@ -1646,7 +1653,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &BTreeMap<String, String>,
+        configuration: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.enable_ha", (heartbeat_srs, configuration))
@@ -1657,7 +1664,7 @@ impl PoolApi<'_> {
     pub async fn enable_ha_async(
         &self,
         heartbeat_srs: &[Ref<Sr>],
-        configuration: &BTreeMap<String, String>,
+        configuration: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("pool.enable_ha", (heartbeat_srs, configuration))
@@ -1953,7 +1960,7 @@ impl PoolApi<'_> {
     pub async fn set_license_server(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_license_server", (self_, value))
@@ -2070,7 +2077,7 @@ impl PoolApi<'_> {
     pub async fn set_health_check_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_health_check_config", (self_, value))
@@ -2106,7 +2113,7 @@ impl PoolApi<'_> {
     pub async fn set_gui_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_gui_config", (self_, value))
@@ -2130,7 +2137,7 @@ impl PoolApi<'_> {
     /// `pool.set_tags`: parameters `self` (`pool ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Pool>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Pool>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("pool.set_tags", (self_, value)).await
     }
 
@@ -2180,7 +2187,7 @@ impl PoolApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pool>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool.set_other_config", (self_, value))
@@ -2284,7 +2291,7 @@ impl PoolApi<'_> {
     pub async fn get_license_server(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_license_server", (self_,)).await
     }
 
@@ -2294,7 +2301,7 @@ impl PoolApi<'_> {
     pub async fn get_recommendations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_recommendations", (self_,))
             .await
@@ -2448,7 +2455,10 @@ impl PoolApi<'_> {
     /// `pool.get_repository_proxy_username`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in 21.3.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_repository_proxy_username(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_repository_proxy_username(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_repository_proxy_username", (self_,))
             .await
@@ -2457,7 +2467,7 @@ impl PoolApi<'_> {
     /// `pool.get_repository_proxy_url`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in 21.3.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_repository_proxy_url(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_repository_proxy_url(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_repository_proxy_url", (self_,))
             .await
@@ -2469,7 +2479,7 @@ impl PoolApi<'_> {
     pub async fn get_client_certificate_auth_name(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_client_certificate_auth_name", (self_,))
             .await
@@ -2513,7 +2523,10 @@ impl PoolApi<'_> {
     /// `pool.get_custom_uefi_certificates`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; prototyped in 24.0.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_custom_uefi_certificates(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_custom_uefi_certificates(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_custom_uefi_certificates", (self_,))
             .await
@@ -2522,7 +2535,7 @@ impl PoolApi<'_> {
     /// `pool.get_uefi_certificates`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in quebec, changed in 22.16.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uefi_certificates(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_uefi_certificates(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_uefi_certificates", (self_,))
             .await
@@ -2559,7 +2572,10 @@ impl PoolApi<'_> {
     /// `pool.get_cpu_info`: parameters `self` (`pool ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_cpu_info(&self, self_: &Ref<Pool>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_cpu_info(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_cpu_info", (self_,)).await
     }
 
@@ -2569,7 +2585,7 @@ impl PoolApi<'_> {
     pub async fn get_guest_agent_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_guest_agent_config", (self_,))
             .await
@@ -2581,7 +2597,7 @@ impl PoolApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, PoolAllowedOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, PoolAllowedOperations>, Error> {
         self.session
             .call("pool.get_current_operations", (self_,))
             .await
@@ -2602,7 +2618,7 @@ impl PoolApi<'_> {
     /// `pool.get_ha_cluster_stack`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_cluster_stack(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_ha_cluster_stack(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_ha_cluster_stack", (self_,))
             .await
@@ -2621,7 +2637,7 @@ impl PoolApi<'_> {
     pub async fn get_restrictions(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_restrictions", (self_,)).await
     }
 
@@ -2629,7 +2645,7 @@ impl PoolApi<'_> {
     ///
     /// Implicit message; published in midnight-ride, deprecated in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release falcon")]
-    pub async fn get_vswitch_controller(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_vswitch_controller(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_vswitch_controller", (self_,))
             .await
@@ -2671,14 +2687,14 @@ impl PoolApi<'_> {
     /// `pool.get_wlb_username`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_wlb_username(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_wlb_username(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_wlb_username", (self_,)).await
     }
 
     /// `pool.get_wlb_url`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_wlb_url(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_wlb_url(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_wlb_url", (self_,)).await
     }
 
@@ -2688,7 +2704,7 @@ impl PoolApi<'_> {
     pub async fn get_health_check_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_health_check_config", (self_,))
             .await
@@ -2700,21 +2716,24 @@ impl PoolApi<'_> {
     pub async fn get_gui_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_gui_config", (self_,)).await
     }
 
     /// `pool.get_tags`: parameters `self` (`pool ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Pool>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Pool>) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.get_tags", (self_,)).await
     }
 
     /// `pool.get_blobs`: parameters `self` (`pool ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Pool>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Pool>,
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("pool.get_blobs", (self_,)).await
     }
 
@@ -2757,7 +2776,7 @@ impl PoolApi<'_> {
     /// `pool.get_ha_statefiles`: parameters `self` (`pool ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_statefiles(&self, self_: &Ref<Pool>) -> Result<Vec<String>, Error> {
+    pub async fn get_ha_statefiles(&self, self_: &Ref<Pool>) -> Result<Vec<SmallString>, Error> {
         self.session.call("pool.get_ha_statefiles", (self_,)).await
     }
 
@@ -2767,7 +2786,7 @@ impl PoolApi<'_> {
     pub async fn get_ha_configuration(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool.get_ha_configuration", (self_,))
             .await
@@ -2786,7 +2805,7 @@ impl PoolApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pool>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("pool.get_other_config", (self_,)).await
     }
 
@@ -2823,7 +2842,7 @@ impl PoolApi<'_> {
     /// `pool.get_name_description`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session
             .call("pool.get_name_description", (self_,))
             .await
@@ -2832,14 +2851,14 @@ impl PoolApi<'_> {
     /// `pool.get_name_label`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_name_label", (self_,)).await
     }
 
     /// `pool.get_uuid`: parameters `self` (`pool ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pool>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pool>) -> Result<SmallString, Error> {
         self.session.call("pool.get_uuid", (self_,)).await
     }
 

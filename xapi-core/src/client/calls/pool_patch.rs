@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{AfterApplyGuidance, Host, HostPatch, PoolPatch, PoolPatchRecord, PoolUpdate};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `pool_patch`, called through a session: [`SessionHandle::pool_patch`](crate::client::SessionHandle::pool_patch).
 #[derive(Clone, Copy)]
@@ -143,7 +143,7 @@ impl PoolPatchApi<'_> {
         &self,
         self_: &Ref<PoolPatch>,
         host: &Ref<Host>,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool_patch.precheck", (self_, host))
             .await
@@ -155,7 +155,7 @@ impl PoolPatchApi<'_> {
         &self,
         self_: &Ref<PoolPatch>,
         host: &Ref<Host>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("pool_patch.precheck", (self_, host))
             .await
@@ -185,7 +185,11 @@ impl PoolPatchApi<'_> {
     ///
     /// Also runs as a task: [`Self::apply_async`].
     #[deprecated(note = "deprecated in XAPI release ely")]
-    pub async fn apply(&self, self_: &Ref<PoolPatch>, host: &Ref<Host>) -> Result<String, Error> {
+    pub async fn apply(
+        &self,
+        self_: &Ref<PoolPatch>,
+        host: &Ref<Host>,
+    ) -> Result<SmallString, Error> {
         self.session.call("pool_patch.apply", (self_, host)).await
     }
 
@@ -195,7 +199,7 @@ impl PoolPatchApi<'_> {
         &self,
         self_: &Ref<PoolPatch>,
         host: &Ref<Host>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("pool_patch.apply", (self_, host))
             .await
@@ -234,7 +238,7 @@ impl PoolPatchApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_patch.set_other_config", (self_, value))
@@ -247,7 +251,7 @@ impl PoolPatchApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolPatch>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool_patch.get_other_config", (self_,))
             .await
@@ -305,14 +309,14 @@ impl PoolPatchApi<'_> {
     /// `pool_patch.get_version`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session.call("pool_patch.get_version", (self_,)).await
     }
 
     /// `pool_patch.get_name_description`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session
             .call("pool_patch.get_name_description", (self_,))
             .await
@@ -321,7 +325,7 @@ impl PoolPatchApi<'_> {
     /// `pool_patch.get_name_label`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session
             .call("pool_patch.get_name_label", (self_,))
             .await
@@ -330,7 +334,7 @@ impl PoolPatchApi<'_> {
     /// `pool_patch.get_uuid`: parameters `self` (`pool_patch ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PoolPatch>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PoolPatch>) -> Result<SmallString, Error> {
         self.session.call("pool_patch.get_uuid", (self_,)).await
     }
 

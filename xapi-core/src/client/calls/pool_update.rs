@@ -14,14 +14,14 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
     Host, LivepatchStatus, PoolUpdate, PoolUpdateRecord, UpdateAfterApplyGuidance, Vdi,
 };
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `pool_update`, called through a session: [`SessionHandle::pool_update`](crate::client::SessionHandle::pool_update).
 #[derive(Clone, Copy)]
@@ -201,7 +201,7 @@ impl PoolUpdateApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<PoolUpdate>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("pool_update.set_other_config", (self_, value))
@@ -223,7 +223,7 @@ impl PoolUpdateApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<PoolUpdate>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("pool_update.get_other_config", (self_,))
             .await
@@ -258,7 +258,7 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_key`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_key(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_key(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session.call("pool_update.get_key", (self_,)).await
     }
 
@@ -274,14 +274,17 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_version`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session.call("pool_update.get_version", (self_,)).await
     }
 
     /// `pool_update.get_name_description`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_name_description(
+        &self,
+        self_: &Ref<PoolUpdate>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("pool_update.get_name_description", (self_,))
             .await
@@ -290,7 +293,7 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_name_label`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session
             .call("pool_update.get_name_label", (self_,))
             .await
@@ -299,7 +302,7 @@ impl PoolUpdateApi<'_> {
     /// `pool_update.get_uuid`: parameters `self` (`pool_update ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PoolUpdate>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PoolUpdate>) -> Result<SmallString, Error> {
         self.session.call("pool_update.get_uuid", (self_,)).await
     }
 

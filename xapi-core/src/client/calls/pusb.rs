@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, Pusb, PusbRecord, UsbGroup};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `PUSB`, called through a session: [`SessionHandle::pusb`](crate::client::SessionHandle::pusb).
 #[derive(Clone, Copy)]
@@ -122,7 +122,7 @@ impl PusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Pusb>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("PUSB.set_other_config", (self_, value))
@@ -142,7 +142,7 @@ impl PusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Pusb>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("PUSB.get_other_config", (self_,)).await
     }
 
@@ -158,56 +158,56 @@ impl PusbApi<'_> {
     /// `PUSB.get_description`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_description(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_description(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_description", (self_,)).await
     }
 
     /// `PUSB.get_version`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_version", (self_,)).await
     }
 
     /// `PUSB.get_serial`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_serial(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_serial(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_serial", (self_,)).await
     }
 
     /// `PUSB.get_product_desc`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_product_desc(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_product_desc(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_product_desc", (self_,)).await
     }
 
     /// `PUSB.get_product_id`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_product_id(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_product_id(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_product_id", (self_,)).await
     }
 
     /// `PUSB.get_vendor_desc`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_desc(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_vendor_desc(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_vendor_desc", (self_,)).await
     }
 
     /// `PUSB.get_vendor_id`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_id(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_vendor_id(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_vendor_id", (self_,)).await
     }
 
     /// `PUSB.get_path`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_path(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_path(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_path", (self_,)).await
     }
 
@@ -228,7 +228,7 @@ impl PusbApi<'_> {
     /// `PUSB.get_uuid`: parameters `self` (`PUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Pusb>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Pusb>) -> Result<SmallString, Error> {
         self.session.call("PUSB.get_uuid", (self_,)).await
     }
 

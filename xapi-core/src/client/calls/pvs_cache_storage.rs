@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{Host, PvsCacheStorage, PvsCacheStorageRecord, PvsSite, Sr, Vdi};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `PVS_cache_storage`, called through a session: [`SessionHandle::pvs_cache_storage`](crate::client::SessionHandle::pvs_cache_storage).
 #[derive(Clone, Copy)]
@@ -103,7 +103,7 @@ impl PvsCacheStorageApi<'_> {
     /// `PVS_cache_storage.get_uuid`: parameters `self` (`PVS_cache_storage ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsCacheStorage>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsCacheStorage>) -> Result<SmallString, Error> {
         self.session
             .call("PVS_cache_storage.get_uuid", (self_,))
             .await

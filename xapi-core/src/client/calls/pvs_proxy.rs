@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{PvsProxy, PvsProxyRecord, PvsProxyStatus, PvsSite, Vif};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `PVS_proxy`, called through a session: [`SessionHandle::pvs_proxy`](crate::client::SessionHandle::pvs_proxy).
 #[derive(Clone, Copy)]
@@ -122,7 +122,7 @@ impl PvsProxyApi<'_> {
     /// `PVS_proxy.get_uuid`: parameters `self` (`PVS_proxy ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsProxy>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsProxy>) -> Result<SmallString, Error> {
         self.session.call("PVS_proxy.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{PvsServer, PvsServerRecord, PvsSite};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `PVS_server`, called through a session: [`SessionHandle::pvs_server`](crate::client::SessionHandle::pvs_server).
 #[derive(Clone, Copy)]
@@ -72,7 +72,7 @@ impl PvsServerApi<'_> {
     /// Also runs as a task: [`Self::introduce_async`].
     pub async fn introduce(
         &self,
-        addresses: &[String],
+        addresses: &[SmallString],
         first_port: i64,
         last_port: i64,
         site: &Ref<PvsSite>,
@@ -88,7 +88,7 @@ impl PvsServerApi<'_> {
     /// `Async.PVS_server.introduce`: starts [`Self::introduce`] as a task; the handle resolves to its result (`PVS_server ref`).
     pub async fn introduce_async(
         &self,
-        addresses: &[String],
+        addresses: &[SmallString],
         first_port: i64,
         last_port: i64,
         site: &Ref<PvsSite>,
@@ -129,7 +129,7 @@ impl PvsServerApi<'_> {
     /// `PVS_server.get_addresses`: parameters `self` (`PVS_server ref`); result `string set`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_addresses(&self, self_: &Ref<PvsServer>) -> Result<Vec<String>, Error> {
+    pub async fn get_addresses(&self, self_: &Ref<PvsServer>) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("PVS_server.get_addresses", (self_,))
             .await
@@ -138,7 +138,7 @@ impl PvsServerApi<'_> {
     /// `PVS_server.get_uuid`: parameters `self` (`PVS_server ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsServer>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsServer>) -> Result<SmallString, Error> {
         self.session.call("PVS_server.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{PvsCacheStorage, PvsProxy, PvsServer, PvsSite, PvsSiteRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `PVS_site`, called through a session: [`SessionHandle::pvs_site`](crate::client::SessionHandle::pvs_site).
 #[derive(Clone, Copy)]
@@ -172,14 +172,14 @@ impl PvsSiteApi<'_> {
     /// `PVS_site.get_PVS_uuid`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pvs_uuid(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_pvs_uuid(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session.call("PVS_site.get_PVS_uuid", (self_,)).await
     }
 
     /// `PVS_site.get_name_description`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session
             .call("PVS_site.get_name_description", (self_,))
             .await
@@ -188,14 +188,14 @@ impl PvsSiteApi<'_> {
     /// `PVS_site.get_name_label`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session.call("PVS_site.get_name_label", (self_,)).await
     }
 
     /// `PVS_site.get_uuid`: parameters `self` (`PVS_site ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<PvsSite>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<PvsSite>) -> Result<SmallString, Error> {
         self.session.call("PVS_site.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{Caller, RateLimit, RateLimitRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `Rate_limit`, called through a session: [`SessionHandle::rate_limit`](crate::client::SessionHandle::rate_limit).
 #[derive(Clone, Copy)]
@@ -197,7 +197,7 @@ impl RateLimitApi<'_> {
     /// `Rate_limit.get_name_description`: parameters `self` (`Rate_limit ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<RateLimit>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<RateLimit>) -> Result<SmallString, Error> {
         self.session
             .call("Rate_limit.get_name_description", (self_,))
             .await
@@ -206,7 +206,7 @@ impl RateLimitApi<'_> {
     /// `Rate_limit.get_name_label`: parameters `self` (`Rate_limit ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<RateLimit>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<RateLimit>) -> Result<SmallString, Error> {
         self.session
             .call("Rate_limit.get_name_label", (self_,))
             .await
@@ -215,7 +215,7 @@ impl RateLimitApi<'_> {
     /// `Rate_limit.get_uuid`: parameters `self` (`Rate_limit ref`); result `string`.
     ///
     /// Implicit message; prototyped in 26.17.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<RateLimit>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<RateLimit>) -> Result<SmallString, Error> {
         self.session.call("Rate_limit.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{Origin, Repository, RepositoryRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `Repository`, called through a session: [`SessionHandle::repository`](crate::client::SessionHandle::repository).
 #[derive(Clone, Copy)]
@@ -236,7 +236,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_certificate`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; prototyped in 25.7.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_certificate(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_certificate(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_certificate", (self_,))
             .await
@@ -252,7 +252,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_gpgkey_path`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; prototyped in 22.12.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_gpgkey_path(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_gpgkey_path(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_gpgkey_path", (self_,))
             .await
@@ -261,7 +261,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_hash`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_hash(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_hash(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session.call("Repository.get_hash", (self_,)).await
     }
 
@@ -275,7 +275,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_source_url`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_source_url(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_source_url(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_source_url", (self_,))
             .await
@@ -284,7 +284,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_binary_url`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_binary_url(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_binary_url(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_binary_url", (self_,))
             .await
@@ -293,7 +293,10 @@ impl RepositoryApi<'_> {
     /// `Repository.get_name_description`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_name_description(
+        &self,
+        self_: &Ref<Repository>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_name_description", (self_,))
             .await
@@ -302,7 +305,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_name_label`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session
             .call("Repository.get_name_label", (self_,))
             .await
@@ -311,7 +314,7 @@ impl RepositoryApi<'_> {
     /// `Repository.get_uuid`: parameters `self` (`Repository ref`); result `string`.
     ///
     /// Implicit message; published in 1.301.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Repository>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Repository>) -> Result<SmallString, Error> {
         self.session.call("Repository.get_uuid", (self_,)).await
     }
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Role, RoleRecord};
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `role`, called through a session: [`SessionHandle::role`](crate::client::SessionHandle::role).
 #[derive(Clone, Copy)]
@@ -72,7 +72,7 @@ impl RoleApi<'_> {
     pub async fn get_permissions_name_label(
         &self,
         self_: &Ref<Role>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("role.get_permissions_name_label", (self_,))
             .await
@@ -102,7 +102,7 @@ impl RoleApi<'_> {
     /// `role.get_name_description`: parameters `self` (`role ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Role>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Role>) -> Result<SmallString, Error> {
         self.session
             .call("role.get_name_description", (self_,))
             .await
@@ -111,14 +111,14 @@ impl RoleApi<'_> {
     /// `role.get_name_label`: parameters `self` (`role ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Role>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Role>) -> Result<SmallString, Error> {
         self.session.call("role.get_name_label", (self_,)).await
     }
 
     /// `role.get_uuid`: parameters `self` (`role ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Role>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Role>) -> Result<SmallString, Error> {
         self.session.call("role.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{SdnController, SdnControllerProtocol, SdnControllerRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `SDN_controller`, called through a session: [`SessionHandle::sdn_controller`](crate::client::SessionHandle::sdn_controller).
 #[derive(Clone, Copy)]
@@ -107,7 +107,7 @@ impl SdnControllerApi<'_> {
     /// `SDN_controller.get_address`: parameters `self` (`SDN_controller ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_address(&self, self_: &Ref<SdnController>) -> Result<String, Error> {
+    pub async fn get_address(&self, self_: &Ref<SdnController>) -> Result<SmallString, Error> {
         self.session
             .call("SDN_controller.get_address", (self_,))
             .await
@@ -128,7 +128,7 @@ impl SdnControllerApi<'_> {
     /// `SDN_controller.get_uuid`: parameters `self` (`SDN_controller ref`); result `string`.
     ///
     /// Implicit message; published in falcon. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<SdnController>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<SdnController>) -> Result<SmallString, Error> {
         self.session.call("SDN_controller.get_uuid", (self_,)).await
     }
 

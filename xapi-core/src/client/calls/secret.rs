@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Secret, SecretRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `secret`, called through a session: [`SessionHandle::secret`](crate::client::SessionHandle::secret).
 #[derive(Clone, Copy)]
@@ -82,7 +82,7 @@ impl SecretApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Secret>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("secret.set_other_config", (self_, value))
@@ -102,21 +102,21 @@ impl SecretApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Secret>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("secret.get_other_config", (self_,)).await
     }
 
     /// `secret.get_value`: parameters `self` (`secret ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator.
-    pub async fn get_value(&self, self_: &Ref<Secret>) -> Result<String, Error> {
+    pub async fn get_value(&self, self_: &Ref<Secret>) -> Result<SmallString, Error> {
         self.session.call("secret.get_value", (self_,)).await
     }
 
     /// `secret.get_uuid`: parameters `self` (`secret ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator.
-    pub async fn get_uuid(&self, self_: &Ref<Secret>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Secret>) -> Result<SmallString, Error> {
         self.session.call("secret.get_uuid", (self_,)).await
     }
 

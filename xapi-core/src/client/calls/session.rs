@@ -14,12 +14,10 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use crate::Error;
 use crate::api::{Host, Session, SessionRecord, Subject, Task, User};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `session`, called through a session: [`SessionHandle::session`](crate::client::SessionHandle::session).
 ///
@@ -63,7 +61,7 @@ impl SessionApi<'_> {
     /// Custom message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::get_all_subject_identifiers_async`].
-    pub async fn get_all_subject_identifiers(&self) -> Result<Vec<String>, Error> {
+    pub async fn get_all_subject_identifiers(&self) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("session.get_all_subject_identifiers", [(); 0])
             .await
@@ -72,7 +70,7 @@ impl SessionApi<'_> {
     /// `Async.session.get_all_subject_identifiers`: starts [`Self::get_all_subject_identifiers`] as a task; the handle resolves to its result (`string set`).
     pub async fn get_all_subject_identifiers_async(
         &self,
-    ) -> Result<TaskHandle<Vec<String>>, Error> {
+    ) -> Result<TaskHandle<Vec<SmallString>>, Error> {
         self.session
             .call_async("session.get_all_subject_identifiers", [(); 0])
             .await
@@ -155,7 +153,7 @@ impl SessionApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Session>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("session.set_other_config", (self_, value))
@@ -174,7 +172,7 @@ impl SessionApi<'_> {
     /// `session.get_originator`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in clearwater. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_originator(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_originator(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session.call("session.get_originator", (self_,)).await
     }
 
@@ -195,7 +193,10 @@ impl SessionApi<'_> {
     /// `session.get_rbac_permissions`: parameters `self` (`session ref`); result `string set`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_rbac_permissions(&self, self_: &Ref<Session>) -> Result<Vec<String>, Error> {
+    pub async fn get_rbac_permissions(
+        &self,
+        self_: &Ref<Session>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("session.get_rbac_permissions", (self_,))
             .await
@@ -204,7 +205,7 @@ impl SessionApi<'_> {
     /// `session.get_auth_user_name`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_auth_user_name(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_auth_user_name(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session
             .call("session.get_auth_user_name", (self_,))
             .await
@@ -213,7 +214,7 @@ impl SessionApi<'_> {
     /// `session.get_auth_user_sid`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_auth_user_sid(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_auth_user_sid(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session
             .call("session.get_auth_user_sid", (self_,))
             .await
@@ -250,7 +251,7 @@ impl SessionApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Session>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("session.get_other_config", (self_,))
             .await
@@ -287,7 +288,7 @@ impl SessionApi<'_> {
     /// `session.get_uuid`: parameters `self` (`session ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Session>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Session>) -> Result<SmallString, Error> {
         self.session.call("session.get_uuid", (self_,)).await
     }
 

@@ -14,11 +14,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{ImageFormatType, Sm, SmRecord};
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `SM`, called through a session: [`SessionHandle::sm`](crate::client::SessionHandle::sm).
 #[derive(Clone, Copy)]
@@ -77,7 +77,7 @@ impl SmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("SM.set_other_config", (self_, value))
@@ -99,7 +99,10 @@ impl SmApi<'_> {
     /// `SM.get_required_cluster_stack`: parameters `self` (`SM ref`); result `string set`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_required_cluster_stack(&self, self_: &Ref<Sm>) -> Result<Vec<String>, Error> {
+    pub async fn get_required_cluster_stack(
+        &self,
+        self_: &Ref<Sm>,
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("SM.get_required_cluster_stack", (self_,))
             .await
@@ -108,7 +111,7 @@ impl SmApi<'_> {
     /// `SM.get_driver_filename`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_driver_filename(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_driver_filename(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_driver_filename", (self_,)).await
     }
 
@@ -118,14 +121,14 @@ impl SmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SM.get_other_config", (self_,)).await
     }
 
     /// `SM.get_features`: parameters `self` (`SM ref`); result `(string -> int) map`.
     ///
     /// Implicit message; published in clearwater, changed in 24.37.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<BTreeMap<String, i64>, Error> {
+    pub async fn get_features(&self, self_: &Ref<Sm>) -> Result<SmallMap<SmallString, i64>, Error> {
         self.session.call("SM.get_features", (self_,)).await
     }
 
@@ -133,7 +136,7 @@ impl SmApi<'_> {
     ///
     /// Implicit message; published in miami, deprecated in clearwater. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release clearwater")]
-    pub async fn get_capabilities(&self, self_: &Ref<Sm>) -> Result<Vec<String>, Error> {
+    pub async fn get_capabilities(&self, self_: &Ref<Sm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("SM.get_capabilities", (self_,)).await
     }
 
@@ -143,14 +146,14 @@ impl SmApi<'_> {
     pub async fn get_configuration(
         &self,
         self_: &Ref<Sm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SM.get_configuration", (self_,)).await
     }
 
     /// `SM.get_required_api_version`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_required_api_version(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_required_api_version(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session
             .call("SM.get_required_api_version", (self_,))
             .await
@@ -159,49 +162,49 @@ impl SmApi<'_> {
     /// `SM.get_version`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_version(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_version(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_version", (self_,)).await
     }
 
     /// `SM.get_copyright`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_copyright(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_copyright(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_copyright", (self_,)).await
     }
 
     /// `SM.get_vendor`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_vendor(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_vendor", (self_,)).await
     }
 
     /// `SM.get_type`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_type", (self_,)).await
     }
 
     /// `SM.get_name_description`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_name_description", (self_,)).await
     }
 
     /// `SM.get_name_label`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_name_label", (self_,)).await
     }
 
     /// `SM.get_uuid`: parameters `self` (`SM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Sm>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Sm>) -> Result<SmallString, Error> {
         self.session.call("SM.get_uuid", (self_,)).await
     }
 

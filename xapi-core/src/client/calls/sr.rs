@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -22,7 +22,7 @@ use crate::api::{
     Vdi,
 };
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `SR`, called through a session: [`SessionHandle::sr`](crate::client::SessionHandle::sr).
 #[derive(Clone, Copy)]
@@ -281,9 +281,9 @@ impl SrApi<'_> {
     pub async fn probe_ext(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Vec<ProbeResultRecord>, Error> {
         self.session
             .call("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -294,9 +294,9 @@ impl SrApi<'_> {
     pub async fn probe_ext_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Vec<ProbeResultRecord>>, Error> {
         self.session
             .call_async("SR.probe_ext", (host, device_config, r#type, sm_config))
@@ -311,10 +311,10 @@ impl SrApi<'_> {
     pub async fn probe(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        sm_config: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("SR.probe", (host, device_config, r#type, sm_config))
             .await
@@ -324,10 +324,10 @@ impl SrApi<'_> {
     pub async fn probe_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         r#type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        sm_config: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("SR.probe", (host, device_config, r#type, sm_config))
             .await
@@ -350,7 +350,7 @@ impl SrApi<'_> {
     /// `SR.get_supported_types`: no parameters; result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_supported_types(&self) -> Result<Vec<String>, Error> {
+    pub async fn get_supported_types(&self) -> Result<Vec<SmallString>, Error> {
         self.session.call("SR.get_supported_types", [(); 0]).await
     }
 
@@ -409,14 +409,14 @@ impl SrApi<'_> {
     pub async fn make(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        sm_config: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call(
                 "SR.make",
@@ -439,14 +439,14 @@ impl SrApi<'_> {
     pub async fn make_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
-        sm_config: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        sm_config: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async(
                 "SR.make",
@@ -477,7 +477,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -504,7 +504,7 @@ impl SrApi<'_> {
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -532,14 +532,14 @@ impl SrApi<'_> {
     pub async fn create(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Sr>, Error> {
         self.session
             .call(
@@ -563,14 +563,14 @@ impl SrApi<'_> {
     pub async fn create_async(
         &self,
         host: &Ref<Host>,
-        device_config: &BTreeMap<String, String>,
+        device_config: &SmallMap<SmallString, SmallString>,
         physical_size: i64,
         name_label: &str,
         name_description: &str,
         r#type: &str,
         content_type: &str,
         shared: bool,
-        sm_config: &BTreeMap<String, String>,
+        sm_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Sr>>, Error> {
         self.session
             .call_async(
@@ -619,7 +619,7 @@ impl SrApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Sr>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("SR.set_sm_config", (self_, value)).await
     }
@@ -641,7 +641,7 @@ impl SrApi<'_> {
     /// `SR.set_tags`: parameters `self` (`SR ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Sr>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Sr>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("SR.set_tags", (self_, value)).await
     }
 
@@ -674,7 +674,7 @@ impl SrApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Sr>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("SR.set_other_config", (self_, value))
@@ -714,21 +714,27 @@ impl SrApi<'_> {
     /// `SR.get_blobs`: parameters `self` (`SR ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Sr>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Sr>,
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("SR.get_blobs", (self_,)).await
     }
 
     /// `SR.get_sm_config`: parameters `self` (`SR ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sm_config(&self, self_: &Ref<Sr>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_sm_config(
+        &self,
+        self_: &Ref<Sr>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SR.get_sm_config", (self_,)).await
     }
 
     /// `SR.get_tags`: parameters `self` (`SR ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Sr>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Sr>) -> Result<Vec<SmallString>, Error> {
         self.session.call("SR.get_tags", (self_,)).await
     }
 
@@ -738,7 +744,7 @@ impl SrApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("SR.get_other_config", (self_,)).await
     }
 
@@ -752,14 +758,14 @@ impl SrApi<'_> {
     /// `SR.get_content_type`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_content_type(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_content_type(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_content_type", (self_,)).await
     }
 
     /// `SR.get_type`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_type", (self_,)).await
     }
 
@@ -808,7 +814,7 @@ impl SrApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Sr>,
-    ) -> Result<BTreeMap<String, StorageOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, StorageOperations>, Error> {
         self.session
             .call("SR.get_current_operations", (self_,))
             .await
@@ -829,21 +835,21 @@ impl SrApi<'_> {
     /// `SR.get_name_description`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_name_description", (self_,)).await
     }
 
     /// `SR.get_name_label`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_name_label", (self_,)).await
     }
 
     /// `SR.get_uuid`: parameters `self` (`SR ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Sr>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Sr>) -> Result<SmallString, Error> {
         self.session.call("SR.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Role, Subject, SubjectRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `subject`, called through a session: [`SessionHandle::subject`](crate::client::SessionHandle::subject).
 #[derive(Clone, Copy)]
@@ -55,7 +55,7 @@ impl SubjectApi<'_> {
     pub async fn get_permissions_name_label(
         &self,
         self_: &Ref<Subject>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("subject.get_permissions_name_label", (self_,))
             .await
@@ -96,7 +96,7 @@ impl SubjectApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Subject>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("subject.get_other_config", (self_,))
             .await
@@ -105,7 +105,7 @@ impl SubjectApi<'_> {
     /// `subject.get_subject_identifier`: parameters `self` (`subject ref`); result `string`.
     ///
     /// Implicit message; published in george. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_subject_identifier(&self, self_: &Ref<Subject>) -> Result<String, Error> {
+    pub async fn get_subject_identifier(&self, self_: &Ref<Subject>) -> Result<SmallString, Error> {
         self.session
             .call("subject.get_subject_identifier", (self_,))
             .await
@@ -114,7 +114,7 @@ impl SubjectApi<'_> {
     /// `subject.get_uuid`: parameters `self` (`subject ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Subject>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Subject>) -> Result<SmallString, Error> {
         self.session.call("subject.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Host, Task, TaskAllowedOperations, TaskRecord, TaskStatusType};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `task`, called through a session: [`SessionHandle::task`](crate::client::SessionHandle::task).
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Task>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("task.set_other_config", (self_, value))
@@ -68,7 +68,7 @@ impl TaskApi<'_> {
     pub async fn set_other_config_async(
         &self,
         self_: &Ref<Task>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("task.set_other_config", (self_, value))
@@ -132,7 +132,11 @@ impl TaskApi<'_> {
     /// `task.set_error_info`: parameters `self` (`task ref`), `value` (`string set`); result `void`.
     ///
     /// Custom message; published in 21.3.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn set_error_info(&self, self_: &Ref<Task>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_error_info(
+        &self,
+        self_: &Ref<Task>,
+        value: &[SmallString],
+    ) -> Result<(), Error> {
         self.session
             .call("task.set_error_info", (self_, value))
             .await
@@ -192,7 +196,7 @@ impl TaskApi<'_> {
     /// `task.get_backtrace`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_backtrace(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_backtrace(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_backtrace", (self_,)).await
     }
 
@@ -216,28 +220,28 @@ impl TaskApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("task.get_other_config", (self_,)).await
     }
 
     /// `task.get_error_info`: parameters `self` (`task ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_error_info(&self, self_: &Ref<Task>) -> Result<Vec<String>, Error> {
+    pub async fn get_error_info(&self, self_: &Ref<Task>) -> Result<Vec<SmallString>, Error> {
         self.session.call("task.get_error_info", (self_,)).await
     }
 
     /// `task.get_result`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_result(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_result(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_result", (self_,)).await
     }
 
     /// `task.get_type`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_type(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_type(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_type", (self_,)).await
     }
 
@@ -282,7 +286,7 @@ impl TaskApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Task>,
-    ) -> Result<BTreeMap<String, TaskAllowedOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, TaskAllowedOperations>, Error> {
         self.session
             .call("task.get_current_operations", (self_,))
             .await
@@ -303,7 +307,7 @@ impl TaskApi<'_> {
     /// `task.get_name_description`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session
             .call("task.get_name_description", (self_,))
             .await
@@ -312,14 +316,14 @@ impl TaskApi<'_> {
     /// `task.get_name_label`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_name_label", (self_,)).await
     }
 
     /// `task.get_uuid`: parameters `self` (`task ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Task>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Task>) -> Result<SmallString, Error> {
         self.session.call("task.get_uuid", (self_,)).await
     }
 

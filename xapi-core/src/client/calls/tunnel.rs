@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Network, Pif, Tunnel, TunnelProtocol, TunnelRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `tunnel`, called through a session: [`SessionHandle::tunnel`](crate::client::SessionHandle::tunnel).
 #[derive(Clone, Copy)]
@@ -139,7 +139,7 @@ impl TunnelApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Tunnel>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("tunnel.set_other_config", (self_, value))
@@ -175,7 +175,7 @@ impl TunnelApi<'_> {
     pub async fn set_status(
         &self,
         self_: &Ref<Tunnel>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("tunnel.set_status", (self_, value)).await
     }
@@ -193,14 +193,17 @@ impl TunnelApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Tunnel>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("tunnel.get_other_config", (self_,)).await
     }
 
     /// `tunnel.get_status`: parameters `self` (`tunnel ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in cowley. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status(&self, self_: &Ref<Tunnel>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_status(
+        &self,
+        self_: &Ref<Tunnel>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("tunnel.get_status", (self_,)).await
     }
 
@@ -223,7 +226,7 @@ impl TunnelApi<'_> {
     /// `tunnel.get_uuid`: parameters `self` (`tunnel ref`); result `string`.
     ///
     /// Implicit message; published in cowley. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Tunnel>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Tunnel>) -> Result<SmallString, Error> {
         self.session.call("tunnel.get_uuid", (self_,)).await
     }
 

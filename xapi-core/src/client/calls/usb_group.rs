@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Pusb, UsbGroup, UsbGroupRecord, Vusb};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `USB_group`, called through a session: [`SessionHandle::usb_group`](crate::client::SessionHandle::usb_group).
 #[derive(Clone, Copy)]
@@ -74,7 +74,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<UsbGroup>, Error> {
         self.session
             .call(
@@ -89,7 +89,7 @@ impl UsbGroupApi<'_> {
         &self,
         name_label: &str,
         name_description: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<UsbGroup>>, Error> {
         self.session
             .call_async(
@@ -132,7 +132,7 @@ impl UsbGroupApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("USB_group.set_other_config", (self_, value))
@@ -167,7 +167,7 @@ impl UsbGroupApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<UsbGroup>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("USB_group.get_other_config", (self_,))
             .await
@@ -190,7 +190,7 @@ impl UsbGroupApi<'_> {
     /// `USB_group.get_name_description`: parameters `self` (`USB_group ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<UsbGroup>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<UsbGroup>) -> Result<SmallString, Error> {
         self.session
             .call("USB_group.get_name_description", (self_,))
             .await
@@ -199,7 +199,7 @@ impl UsbGroupApi<'_> {
     /// `USB_group.get_name_label`: parameters `self` (`USB_group ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<UsbGroup>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<UsbGroup>) -> Result<SmallString, Error> {
         self.session
             .call("USB_group.get_name_label", (self_,))
             .await
@@ -208,7 +208,7 @@ impl UsbGroupApi<'_> {
     /// `USB_group.get_uuid`: parameters `self` (`USB_group ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<UsbGroup>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<UsbGroup>) -> Result<SmallString, Error> {
         self.session.call("USB_group.get_uuid", (self_,)).await
     }
 

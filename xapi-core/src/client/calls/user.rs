@@ -14,12 +14,10 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use crate::Error;
 use crate::api::{User, UserRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `user`, called through a session: [`SessionHandle::user`](crate::client::SessionHandle::user).
 #[derive(Clone, Copy)]
@@ -68,7 +66,7 @@ impl UserApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<User>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("user.set_other_config", (self_, value))
@@ -88,28 +86,28 @@ impl UserApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<User>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("user.get_other_config", (self_,)).await
     }
 
     /// `user.get_fullname`: parameters `self` (`user ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_fullname(&self, self_: &Ref<User>) -> Result<String, Error> {
+    pub async fn get_fullname(&self, self_: &Ref<User>) -> Result<SmallString, Error> {
         self.session.call("user.get_fullname", (self_,)).await
     }
 
     /// `user.get_short_name`: parameters `self` (`user ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_short_name(&self, self_: &Ref<User>) -> Result<String, Error> {
+    pub async fn get_short_name(&self, self_: &Ref<User>) -> Result<SmallString, Error> {
         self.session.call("user.get_short_name", (self_,)).await
     }
 
     /// `user.get_uuid`: parameters `self` (`user ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<User>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<User>) -> Result<SmallString, Error> {
         self.session.call("user.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Vbd, VbdMode, VbdOperations, VbdRecord, VbdType, Vdi, Vm};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VBD`, called through a session: [`SessionHandle::vbd`](crate::client::SessionHandle::vbd).
 #[derive(Clone, Copy)]
@@ -198,7 +198,7 @@ impl VbdApi<'_> {
     pub async fn set_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_qos_algorithm_params", (self_, value))
@@ -243,7 +243,7 @@ impl VbdApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vbd>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VBD.set_other_config", (self_, value))
@@ -288,7 +288,7 @@ impl VbdApi<'_> {
     pub async fn get_qos_supported_algorithms(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("VBD.get_qos_supported_algorithms", (self_,))
             .await
@@ -300,7 +300,7 @@ impl VbdApi<'_> {
     pub async fn get_qos_algorithm_params(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VBD.get_qos_algorithm_params", (self_,))
             .await
@@ -309,7 +309,7 @@ impl VbdApi<'_> {
     /// `VBD.get_qos_algorithm_type`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_qos_algorithm_type(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_qos_algorithm_type(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session
             .call("VBD.get_qos_algorithm_type", (self_,))
             .await
@@ -321,7 +321,7 @@ impl VbdApi<'_> {
     pub async fn get_runtime_properties(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VBD.get_runtime_properties", (self_,))
             .await
@@ -330,7 +330,7 @@ impl VbdApi<'_> {
     /// `VBD.get_status_detail`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status_detail(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_status_detail(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_status_detail", (self_,)).await
     }
 
@@ -356,7 +356,7 @@ impl VbdApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VBD.get_other_config", (self_,)).await
     }
 
@@ -405,14 +405,14 @@ impl VbdApi<'_> {
     /// `VBD.get_userdevice`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_userdevice(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_userdevice(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_userdevice", (self_,)).await
     }
 
     /// `VBD.get_device`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio, changed in 1.257.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_device", (self_,)).await
     }
 
@@ -436,7 +436,7 @@ impl VbdApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vbd>,
-    ) -> Result<BTreeMap<String, VbdOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VbdOperations>, Error> {
         self.session
             .call("VBD.get_current_operations", (self_,))
             .await
@@ -457,7 +457,7 @@ impl VbdApi<'_> {
     /// `VBD.get_uuid`: parameters `self` (`VBD ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vbd>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vbd>) -> Result<SmallString, Error> {
         self.session.call("VBD.get_uuid", (self_,)).await
     }
 

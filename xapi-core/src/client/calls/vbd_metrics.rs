@@ -16,7 +16,7 @@
 
 use crate::Error;
 use crate::api::VbdMetrics;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `VBD_metrics`, called through a session: [`SessionHandle::vbd_metrics`](crate::client::SessionHandle::vbd_metrics).
 #[derive(Clone, Copy)]
@@ -35,7 +35,7 @@ impl VbdMetricsApi<'_> {
     /// `VBD_metrics.get_uuid`: parameters `self` (`VBD_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VbdMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VbdMetrics>) -> Result<SmallString, Error> {
         self.session.call("VBD_metrics.get_uuid", (self_,)).await
     }
 }

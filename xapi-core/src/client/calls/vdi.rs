@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -22,7 +22,7 @@ use crate::api::{
     VdiRecord, VdiType,
 };
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref, Value};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString, Value};
 
 /// The messages of class `VDI`, called through a session: [`SessionHandle::vdi`](crate::client::SessionHandle::vdi).
 #[derive(Clone, Copy)]
@@ -91,7 +91,7 @@ impl VdiApi<'_> {
         &self,
         vdi_from: &Ref<Vdi>,
         vdi_to: &Ref<Vdi>,
-    ) -> Result<String, Error> {
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VDI.list_changed_blocks", (vdi_from, vdi_to))
             .await
@@ -102,7 +102,7 @@ impl VdiApi<'_> {
         &self,
         vdi_from: &Ref<Vdi>,
         vdi_to: &Ref<Vdi>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VDI.list_changed_blocks", (vdi_from, vdi_to))
             .await
@@ -165,7 +165,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.pool_migrate", (vdi, sr, options))
@@ -177,7 +177,7 @@ impl VdiApi<'_> {
         &self,
         vdi: &Ref<Vdi>,
         sr: &Ref<Sr>,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.pool_migrate", (vdi, sr, options))
@@ -189,7 +189,7 @@ impl VdiApi<'_> {
     /// Custom message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     ///
     /// Also runs as a task: [`Self::read_database_pool_uuid_async`].
-    pub async fn read_database_pool_uuid(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn read_database_pool_uuid(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session
             .call("VDI.read_database_pool_uuid", (self_,))
             .await
@@ -199,7 +199,7 @@ impl VdiApi<'_> {
     pub async fn read_database_pool_uuid_async(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VDI.read_database_pool_uuid", (self_,))
             .await
@@ -400,10 +400,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
         location: &str,
-        xenstore_data: &BTreeMap<String, String>,
-        sm_config: &BTreeMap<String, String>,
+        xenstore_data: &SmallMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -449,10 +449,10 @@ impl VdiApi<'_> {
         r#type: &VdiType,
         sharable: bool,
         read_only: bool,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
         location: &str,
-        xenstore_data: &BTreeMap<String, String>,
-        sm_config: &BTreeMap<String, String>,
+        xenstore_data: &SmallMap<SmallString, SmallString>,
+        sm_config: &SmallMap<SmallString, SmallString>,
         managed: bool,
         virtual_size: i64,
         physical_utilisation: i64,
@@ -530,7 +530,7 @@ impl VdiApi<'_> {
     pub async fn clone(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session.call("VDI.clone", (vdi, driver_params)).await
     }
@@ -539,7 +539,7 @@ impl VdiApi<'_> {
     pub async fn clone_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.clone", (vdi, driver_params))
@@ -554,7 +554,7 @@ impl VdiApi<'_> {
     pub async fn snapshot(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vdi>, Error> {
         self.session
             .call("VDI.snapshot", (vdi, driver_params))
@@ -565,7 +565,7 @@ impl VdiApi<'_> {
     pub async fn snapshot_async(
         &self,
         vdi: &Ref<Vdi>,
-        driver_params: &BTreeMap<String, String>,
+        driver_params: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vdi>>, Error> {
         self.session
             .call_async("VDI.snapshot", (vdi, driver_params))
@@ -589,7 +589,7 @@ impl VdiApi<'_> {
     /// `VDI.set_tags`: parameters `self` (`VDI ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Vdi>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Vdi>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("VDI.set_tags", (self_, value)).await
     }
 
@@ -622,7 +622,7 @@ impl VdiApi<'_> {
     pub async fn set_sm_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VDI.set_sm_config", (self_, value)).await
     }
@@ -660,7 +660,7 @@ impl VdiApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_xenstore_data", (self_, value))
@@ -696,7 +696,7 @@ impl VdiApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vdi>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VDI.set_other_config", (self_, value))
@@ -750,7 +750,7 @@ impl VdiApi<'_> {
     /// `VDI.get_tags`: parameters `self` (`VDI ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Vdi>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Vdi>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VDI.get_tags", (self_,)).await
     }
 
@@ -785,7 +785,10 @@ impl VdiApi<'_> {
     /// `VDI.get_sm_config`: parameters `self` (`VDI ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_sm_config(&self, self_: &Ref<Vdi>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_sm_config(
+        &self,
+        self_: &Ref<Vdi>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_sm_config", (self_,)).await
     }
 
@@ -795,7 +798,7 @@ impl VdiApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_xenstore_data", (self_,)).await
     }
 
@@ -824,7 +827,7 @@ impl VdiApi<'_> {
     /// `VDI.get_location`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in miami. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_location(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_location(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session.call("VDI.get_location", (self_,)).await
     }
 
@@ -841,7 +844,7 @@ impl VdiApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VDI.get_other_config", (self_,)).await
     }
 
@@ -909,7 +912,7 @@ impl VdiApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vdi>,
-    ) -> Result<BTreeMap<String, VdiOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VdiOperations>, Error> {
         self.session
             .call("VDI.get_current_operations", (self_,))
             .await
@@ -930,7 +933,7 @@ impl VdiApi<'_> {
     /// `VDI.get_name_description`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session
             .call("VDI.get_name_description", (self_,))
             .await
@@ -939,14 +942,14 @@ impl VdiApi<'_> {
     /// `VDI.get_name_label`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session.call("VDI.get_name_label", (self_,)).await
     }
 
     /// `VDI.get_uuid`: parameters `self` (`VDI ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vdi>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vdi>) -> Result<SmallString, Error> {
         self.session.call("VDI.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{GpuGroup, Pci, Pgpu, Vgpu, VgpuRecord, VgpuType, Vm};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VGPU`, called through a session: [`SessionHandle::vgpu`](crate::client::SessionHandle::vgpu).
 #[derive(Clone, Copy)]
@@ -73,7 +73,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
         r#type: &Ref<VgpuType>,
     ) -> Result<Ref<Vgpu>, Error> {
         self.session
@@ -87,7 +87,7 @@ impl VgpuApi<'_> {
         vm: &Ref<Vm>,
         gpu_group: &Ref<GpuGroup>,
         device: &str,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
         r#type: &Ref<VgpuType>,
     ) -> Result<TaskHandle<Ref<Vgpu>>, Error> {
         self.session
@@ -137,7 +137,7 @@ impl VgpuApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vgpu>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VGPU.set_other_config", (self_, value))
@@ -154,7 +154,7 @@ impl VgpuApi<'_> {
     /// `VGPU.get_extra_args`: parameters `self` (`VGPU ref`); result `string`.
     ///
     /// Implicit message; published in quebec. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_extra_args(&self, self_: &Ref<Vgpu>) -> Result<String, Error> {
+    pub async fn get_extra_args(&self, self_: &Ref<Vgpu>) -> Result<SmallString, Error> {
         self.session.call("VGPU.get_extra_args", (self_,)).await
     }
 
@@ -164,7 +164,7 @@ impl VgpuApi<'_> {
     pub async fn get_compatibility_metadata(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VGPU.get_compatibility_metadata", (self_,))
             .await
@@ -202,7 +202,7 @@ impl VgpuApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vgpu>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VGPU.get_other_config", (self_,)).await
     }
 
@@ -218,7 +218,7 @@ impl VgpuApi<'_> {
     /// `VGPU.get_device`: parameters `self` (`VGPU ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Vgpu>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Vgpu>) -> Result<SmallString, Error> {
         self.session.call("VGPU.get_device", (self_,)).await
     }
 
@@ -239,7 +239,7 @@ impl VgpuApi<'_> {
     /// `VGPU.get_uuid`: parameters `self` (`VGPU ref`); result `string`.
     ///
     /// Implicit message; published in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vgpu>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vgpu>) -> Result<SmallString, Error> {
         self.session.call("VGPU.get_uuid", (self_,)).await
     }
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{GpuGroup, Pgpu, Vgpu, VgpuType, VgpuTypeImplementation, VgpuTypeRecord};
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `VGPU_type`, called through a session: [`SessionHandle::vgpu_type`](crate::client::SessionHandle::vgpu_type).
 #[derive(Clone, Copy)]
@@ -74,7 +74,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_identifier`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_identifier(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_identifier(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session
             .call("VGPU_type.get_identifier", (self_,))
             .await
@@ -184,7 +184,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_model_name`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in vgpu-tech-preview. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_model_name(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_model_name(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session
             .call("VGPU_type.get_model_name", (self_,))
             .await
@@ -193,7 +193,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_vendor_name`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in vgpu-tech-preview. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vendor_name(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_vendor_name(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session
             .call("VGPU_type.get_vendor_name", (self_,))
             .await
@@ -202,7 +202,7 @@ impl VgpuTypeApi<'_> {
     /// `VGPU_type.get_uuid`: parameters `self` (`VGPU_type ref`); result `string`.
     ///
     /// Implicit message; published in vgpu-tech-preview. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VgpuType>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VgpuType>) -> Result<SmallString, Error> {
         self.session.call("VGPU_type.get_uuid", (self_,)).await
     }
 

@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -22,7 +22,7 @@ use crate::api::{
     VifOperations, VifRecord, Vm,
 };
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VIF`, called through a session: [`SessionHandle::vif`](crate::client::SessionHandle::vif).
 #[derive(Clone, Copy)]
@@ -221,7 +221,11 @@ impl VifApi<'_> {
     /// Custom message; published in tampa. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::set_ipv6_allowed_async`].
-    pub async fn set_ipv6_allowed(&self, self_: &Ref<Vif>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_ipv6_allowed(
+        &self,
+        self_: &Ref<Vif>,
+        value: &[SmallString],
+    ) -> Result<(), Error> {
         self.session
             .call("VIF.set_ipv6_allowed", (self_, value))
             .await
@@ -231,7 +235,7 @@ impl VifApi<'_> {
     pub async fn set_ipv6_allowed_async(
         &self,
         self_: &Ref<Vif>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VIF.set_ipv6_allowed", (self_, value))
@@ -287,7 +291,11 @@ impl VifApi<'_> {
     /// Custom message; published in tampa. Roles: pool-admin, pool-operator.
     ///
     /// Also runs as a task: [`Self::set_ipv4_allowed_async`].
-    pub async fn set_ipv4_allowed(&self, self_: &Ref<Vif>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_ipv4_allowed(
+        &self,
+        self_: &Ref<Vif>,
+        value: &[SmallString],
+    ) -> Result<(), Error> {
         self.session
             .call("VIF.set_ipv4_allowed", (self_, value))
             .await
@@ -297,7 +305,7 @@ impl VifApi<'_> {
     pub async fn set_ipv4_allowed_async(
         &self,
         self_: &Ref<Vif>,
-        value: &[String],
+        value: &[SmallString],
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VIF.set_ipv4_allowed", (self_, value))
@@ -423,7 +431,7 @@ impl VifApi<'_> {
     pub async fn set_qos_algorithm_params(
         &self,
         self_: &Ref<Vif>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VIF.set_qos_algorithm_params", (self_, value))
@@ -468,7 +476,7 @@ impl VifApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vif>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VIF.set_other_config", (self_, value))
@@ -485,14 +493,14 @@ impl VifApi<'_> {
     /// `VIF.get_ipv6_gateway`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6_gateway(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_ipv6_gateway(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session.call("VIF.get_ipv6_gateway", (self_,)).await
     }
 
     /// `VIF.get_ipv6_addresses`: parameters `self` (`VIF ref`); result `string set`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6_addresses(&self, self_: &Ref<Vif>) -> Result<Vec<String>, Error> {
+    pub async fn get_ipv6_addresses(&self, self_: &Ref<Vif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VIF.get_ipv6_addresses", (self_,)).await
     }
 
@@ -511,14 +519,14 @@ impl VifApi<'_> {
     /// `VIF.get_ipv4_gateway`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv4_gateway(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_ipv4_gateway(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session.call("VIF.get_ipv4_gateway", (self_,)).await
     }
 
     /// `VIF.get_ipv4_addresses`: parameters `self` (`VIF ref`); result `string set`.
     ///
     /// Implicit message; published in dundee. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv4_addresses(&self, self_: &Ref<Vif>) -> Result<Vec<String>, Error> {
+    pub async fn get_ipv4_addresses(&self, self_: &Ref<Vif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VIF.get_ipv4_addresses", (self_,)).await
     }
 
@@ -537,14 +545,14 @@ impl VifApi<'_> {
     /// `VIF.get_ipv6_allowed`: parameters `self` (`VIF ref`); result `string set`.
     ///
     /// Implicit message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv6_allowed(&self, self_: &Ref<Vif>) -> Result<Vec<String>, Error> {
+    pub async fn get_ipv6_allowed(&self, self_: &Ref<Vif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VIF.get_ipv6_allowed", (self_,)).await
     }
 
     /// `VIF.get_ipv4_allowed`: parameters `self` (`VIF ref`); result `string set`.
     ///
     /// Implicit message; published in tampa. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ipv4_allowed(&self, self_: &Ref<Vif>) -> Result<Vec<String>, Error> {
+    pub async fn get_ipv4_allowed(&self, self_: &Ref<Vif>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VIF.get_ipv4_allowed", (self_,)).await
     }
 
@@ -570,7 +578,7 @@ impl VifApi<'_> {
     pub async fn get_qos_supported_algorithms(
         &self,
         self_: &Ref<Vif>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<SmallString>, Error> {
         self.session
             .call("VIF.get_qos_supported_algorithms", (self_,))
             .await
@@ -582,7 +590,7 @@ impl VifApi<'_> {
     pub async fn get_qos_algorithm_params(
         &self,
         self_: &Ref<Vif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VIF.get_qos_algorithm_params", (self_,))
             .await
@@ -591,7 +599,7 @@ impl VifApi<'_> {
     /// `VIF.get_qos_algorithm_type`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_qos_algorithm_type(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_qos_algorithm_type(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session
             .call("VIF.get_qos_algorithm_type", (self_,))
             .await
@@ -603,7 +611,7 @@ impl VifApi<'_> {
     pub async fn get_runtime_properties(
         &self,
         self_: &Ref<Vif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VIF.get_runtime_properties", (self_,))
             .await
@@ -612,7 +620,7 @@ impl VifApi<'_> {
     /// `VIF.get_status_detail`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_status_detail(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_status_detail(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session.call("VIF.get_status_detail", (self_,)).await
     }
 
@@ -638,7 +646,7 @@ impl VifApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vif>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VIF.get_other_config", (self_,)).await
     }
 
@@ -652,7 +660,7 @@ impl VifApi<'_> {
     /// `VIF.get_MAC`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_mac(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_mac(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session.call("VIF.get_MAC", (self_,)).await
     }
 
@@ -673,7 +681,7 @@ impl VifApi<'_> {
     /// `VIF.get_device`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_device(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_device(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session.call("VIF.get_device", (self_,)).await
     }
 
@@ -683,7 +691,7 @@ impl VifApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vif>,
-    ) -> Result<BTreeMap<String, VifOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VifOperations>, Error> {
         self.session
             .call("VIF.get_current_operations", (self_,))
             .await
@@ -704,7 +712,7 @@ impl VifApi<'_> {
     /// `VIF.get_uuid`: parameters `self` (`VIF ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vif>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vif>) -> Result<SmallString, Error> {
         self.session.call("VIF.get_uuid", (self_,)).await
     }
 

@@ -14,11 +14,9 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::BTreeMap;
-
 use crate::Error;
 use crate::api::VifMetrics;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `VIF_metrics`, called through a session: [`SessionHandle::vif_metrics`](crate::client::SessionHandle::vif_metrics).
 #[derive(Clone, Copy)]
@@ -67,7 +65,7 @@ impl VifMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VIF_metrics.set_other_config", (self_, value))
@@ -80,7 +78,7 @@ impl VifMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VifMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VIF_metrics.get_other_config", (self_,))
             .await
@@ -98,7 +96,7 @@ impl VifMetricsApi<'_> {
     /// `VIF_metrics.get_uuid`: parameters `self` (`VIF_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VifMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VifMetrics>) -> Result<SmallString, Error> {
         self.session.call("VIF_metrics.get_uuid", (self_,)).await
     }
 }

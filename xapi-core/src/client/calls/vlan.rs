@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Network, Pif, Vlan, VlanRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VLAN`, called through a session: [`SessionHandle::vlan`](crate::client::SessionHandle::vlan).
 #[derive(Clone, Copy)]
@@ -124,7 +124,7 @@ impl VlanApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vlan>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VLAN.set_other_config", (self_, value))
@@ -137,7 +137,7 @@ impl VlanApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vlan>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VLAN.get_other_config", (self_,)).await
     }
 
@@ -165,7 +165,7 @@ impl VlanApi<'_> {
     /// `VLAN.get_uuid`: parameters `self` (`VLAN ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vlan>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vlan>) -> Result<SmallString, Error> {
         self.session.call("VLAN.get_uuid", (self_,)).await
     }
 

@@ -14,7 +14,7 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{
@@ -25,7 +25,7 @@ use crate::api::{
     Vmss, Vtpm, Vusb,
 };
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `VM`, called through a session: [`SessionHandle::vm`](crate::client::SessionHandle::vm).
 #[derive(Clone, Copy)]
@@ -61,7 +61,7 @@ impl VmApi<'_> {
     pub async fn set_platform(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_platform", (self_, value)).await
     }
@@ -95,7 +95,7 @@ impl VmApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_other_config", (self_, value))
@@ -215,7 +215,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<VmOperations, String>,
+        value: &SmallMap<VmOperations, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_blocked_operations", (self_, value))
@@ -226,7 +226,7 @@ impl VmApi<'_> {
     pub async fn set_blocked_operations_async(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<VmOperations, String>,
+        value: &SmallMap<VmOperations, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_blocked_operations", (self_, value))
@@ -288,7 +288,11 @@ impl VmApi<'_> {
     /// Custom message; prototyped in 24.17.0. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::set_uefi_mode_async`].
-    pub async fn set_uefi_mode(&self, self_: &Ref<Vm>, mode: &VmUefiMode) -> Result<String, Error> {
+    pub async fn set_uefi_mode(
+        &self,
+        self_: &Ref<Vm>,
+        mode: &VmUefiMode,
+    ) -> Result<SmallString, Error> {
         self.session.call("VM.set_uefi_mode", (self_, mode)).await
     }
 
@@ -297,7 +301,7 @@ impl VmApi<'_> {
         &self,
         self_: &Ref<Vm>,
         mode: &VmUefiMode,
-    ) -> Result<TaskHandle<String>, Error> {
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.set_uefi_mode", (self_, mode))
             .await
@@ -433,8 +437,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        args: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM.call_host_plugin", (vm, plugin, r#fn, args))
             .await
@@ -446,8 +450,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        args: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.call_host_plugin", (vm, plugin, r#fn, args))
             .await
@@ -463,8 +467,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<String, Error> {
+        args: &SmallMap<SmallString, SmallString>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM.call_plugin", (vm, plugin, r#fn, args))
             .await
@@ -476,8 +480,8 @@ impl VmApi<'_> {
         vm: &Ref<Vm>,
         plugin: &str,
         r#fn: &str,
-        args: &BTreeMap<String, String>,
-    ) -> Result<TaskHandle<String>, Error> {
+        args: &SmallMap<SmallString, SmallString>,
+    ) -> Result<TaskHandle<SmallString>, Error> {
         self.session
             .call_async("VM.call_plugin", (vm, plugin, r#fn, args))
             .await
@@ -488,7 +492,10 @@ impl VmApi<'_> {
     /// Custom message; published in tampa. Roles: pool-admin.
     ///
     /// Also runs as a task: [`Self::query_services_async`].
-    pub async fn query_services(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn query_services(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.query_services", (self_,)).await
     }
 
@@ -496,7 +503,7 @@ impl VmApi<'_> {
     pub async fn query_services_async(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<TaskHandle<BTreeMap<String, String>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<SmallString, SmallString>>, Error> {
         self.session.call_async("VM.query_services", (self_,)).await
     }
 
@@ -557,7 +564,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &BTreeMap<String, String>,
+        remote_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -574,7 +581,7 @@ impl VmApi<'_> {
         username: &str,
         password: &str,
         sr: &Ref<Sr>,
-        remote_config: &BTreeMap<String, String>,
+        remote_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -795,7 +802,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_bios_strings", (self_, value))
@@ -806,7 +813,7 @@ impl VmApi<'_> {
     pub async fn set_bios_strings_async(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.set_bios_strings", (self_, value))
@@ -821,7 +828,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<BTreeMap<Ref<Host>, Vec<String>>, Error> {
+    ) -> Result<SmallMap<Ref<Host>, Vec<SmallString>>, Error> {
         self.session
             .call("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -831,7 +838,7 @@ impl VmApi<'_> {
     pub async fn retrieve_wlb_recommendations_async(
         &self,
         vm: &Ref<Vm>,
-    ) -> Result<TaskHandle<BTreeMap<Ref<Host>, Vec<String>>>, Error> {
+    ) -> Result<TaskHandle<SmallMap<Ref<Host>, Vec<SmallString>>>, Error> {
         self.session
             .call_async("VM.retrieve_wlb_recommendations", (vm,))
             .await
@@ -931,14 +938,14 @@ impl VmApi<'_> {
     /// `VM.get_allowed_VIF_devices`: parameters `vm` (`VM ref`); result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_allowed_vif_devices(&self, vm: &Ref<Vm>) -> Result<Vec<String>, Error> {
+    pub async fn get_allowed_vif_devices(&self, vm: &Ref<Vm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM.get_allowed_VIF_devices", (vm,)).await
     }
 
     /// `VM.get_allowed_VBD_devices`: parameters `vm` (`VM ref`); result `string set`.
     ///
     /// Custom message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_allowed_vbd_devices(&self, vm: &Ref<Vm>) -> Result<Vec<String>, Error> {
+    pub async fn get_allowed_vbd_devices(&self, vm: &Ref<Vm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM.get_allowed_VBD_devices", (vm,)).await
     }
 
@@ -1053,12 +1060,12 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<(), Error> {
         self.session
             .call(
@@ -1072,12 +1079,12 @@ impl VmApi<'_> {
     pub async fn assert_can_migrate_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async(
@@ -1097,13 +1104,13 @@ impl VmApi<'_> {
     pub async fn migrate_send(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &BTreeMap<Ref<Vdi>, String>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_format_map: &SmallMap<Ref<Vdi>, SmallString>,
     ) -> Result<Ref<Vm>, Error> {
         self.session
             .call(
@@ -1126,13 +1133,13 @@ impl VmApi<'_> {
     pub async fn migrate_send_async(
         &self,
         vm: &Ref<Vm>,
-        dest: &BTreeMap<String, String>,
+        dest: &SmallMap<SmallString, SmallString>,
         live: bool,
-        vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
-        vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
-        options: &BTreeMap<String, String>,
-        vgpu_map: &BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
-        vdi_format_map: &BTreeMap<Ref<Vdi>, String>,
+        vdi_map: &SmallMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: &SmallMap<Ref<Vif>, Ref<Network>>,
+        options: &SmallMap<SmallString, SmallString>,
+        vgpu_map: &SmallMap<Ref<Vgpu>, Ref<GpuGroup>>,
+        vdi_format_map: &SmallMap<Ref<Vdi>, SmallString>,
     ) -> Result<TaskHandle<Ref<Vm>>, Error> {
         self.session
             .call_async(
@@ -1551,7 +1558,7 @@ impl VmApi<'_> {
     pub async fn set_nvram(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VM.set_NVRAM", (self_, value)).await
     }
@@ -1619,7 +1626,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.pool_migrate", (vm, host, options))
@@ -1631,7 +1638,7 @@ impl VmApi<'_> {
         &self,
         vm: &Ref<Vm>,
         host: &Ref<Host>,
-        options: &BTreeMap<String, String>,
+        options: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<()>, Error> {
         self.session
             .call_async("VM.pool_migrate", (vm, host, options))
@@ -2056,7 +2063,7 @@ impl VmApi<'_> {
     /// `VM.set_tags`: parameters `self` (`VM ref`), `value` (`string set`); result `void`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator.
-    pub async fn set_tags(&self, self_: &Ref<Vm>, value: &[String]) -> Result<(), Error> {
+    pub async fn set_tags(&self, self_: &Ref<Vm>, value: &[SmallString]) -> Result<(), Error> {
         self.session.call("VM.set_tags", (self_, value)).await
     }
 
@@ -2089,7 +2096,7 @@ impl VmApi<'_> {
     pub async fn set_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_xenstore_data", (self_, value))
@@ -2146,7 +2153,7 @@ impl VmApi<'_> {
     pub async fn set_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_HVM_boot_params", (self_, value))
@@ -2269,7 +2276,7 @@ impl VmApi<'_> {
     pub async fn set_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM.set_VCPUs_params", (self_, value))
@@ -2375,7 +2382,10 @@ impl VmApi<'_> {
     /// `VM.get_NVRAM`: parameters `self` (`VM ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in naples. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_nvram(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_nvram(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_NVRAM", (self_,)).await
     }
 
@@ -2389,7 +2399,7 @@ impl VmApi<'_> {
     /// `VM.get_reference_label`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in ely. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_reference_label(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_reference_label(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_reference_label", (self_,)).await
     }
 
@@ -2421,7 +2431,7 @@ impl VmApi<'_> {
     /// `VM.get_generation_id`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in clearwater. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_generation_id(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_generation_id(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_generation_id", (self_,)).await
     }
 
@@ -2513,7 +2523,7 @@ impl VmApi<'_> {
     pub async fn get_bios_strings(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_bios_strings", (self_,)).await
     }
 
@@ -2534,7 +2544,7 @@ impl VmApi<'_> {
     /// `VM.get_snapshot_metadata`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in midnight-ride. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_snapshot_metadata(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_snapshot_metadata(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_snapshot_metadata", (self_,))
             .await
@@ -2546,7 +2556,7 @@ impl VmApi<'_> {
     pub async fn get_snapshot_info(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_snapshot_info", (self_,)).await
     }
 
@@ -2556,7 +2566,7 @@ impl VmApi<'_> {
     pub async fn get_blocked_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<VmOperations, String>, Error> {
+    ) -> Result<SmallMap<VmOperations, SmallString>, Error> {
         self.session
             .call("VM.get_blocked_operations", (self_,))
             .await
@@ -2565,21 +2575,27 @@ impl VmApi<'_> {
     /// `VM.get_tags`: parameters `self` (`VM ref`); result `string set`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_tags(&self, self_: &Ref<Vm>) -> Result<Vec<String>, Error> {
+    pub async fn get_tags(&self, self_: &Ref<Vm>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM.get_tags", (self_,)).await
     }
 
     /// `VM.get_blobs`: parameters `self` (`VM ref`); result `(string -> blob ref) map`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_blobs(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, Ref<Blob>>, Error> {
+    pub async fn get_blobs(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<SmallMap<SmallString, Ref<Blob>>, Error> {
         self.session.call("VM.get_blobs", (self_,)).await
     }
 
     /// `VM.get_transportable_snapshot_id`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_transportable_snapshot_id(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_transportable_snapshot_id(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_transportable_snapshot_id", (self_,))
             .await
@@ -2616,7 +2632,7 @@ impl VmApi<'_> {
     /// `VM.get_ha_restart_priority`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in orlando. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_ha_restart_priority(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_ha_restart_priority(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_ha_restart_priority", (self_,))
             .await
@@ -2636,21 +2652,21 @@ impl VmApi<'_> {
     pub async fn get_xenstore_data(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_xenstore_data", (self_,)).await
     }
 
     /// `VM.get_recommendations`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_recommendations(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_recommendations(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_recommendations", (self_,)).await
     }
 
     /// `VM.get_last_booted_record`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in miami, changed in 1.257.0. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_last_booted_record(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_last_booted_record(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_last_booted_record", (self_,))
             .await
@@ -2685,7 +2701,7 @@ impl VmApi<'_> {
     pub async fn get_last_boot_cpu_flags(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM.get_last_boot_CPU_flags", (self_,))
             .await
@@ -2694,7 +2710,7 @@ impl VmApi<'_> {
     /// `VM.get_domarch`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_domarch(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_domarch(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_domarch", (self_,)).await
     }
 
@@ -2711,7 +2727,7 @@ impl VmApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_other_config", (self_,)).await
     }
 
@@ -2719,14 +2735,17 @@ impl VmApi<'_> {
     ///
     /// Implicit message; published in rio, deprecated in boston. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release boston")]
-    pub async fn get_pci_bus(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pci_bus(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PCI_bus", (self_,)).await
     }
 
     /// `VM.get_platform`: parameters `self` (`VM ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_platform(&self, self_: &Ref<Vm>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_platform(
+        &self,
+        self_: &Ref<Vm>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_platform", (self_,)).await
     }
 
@@ -2745,7 +2764,7 @@ impl VmApi<'_> {
     pub async fn get_hvm_boot_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_HVM_boot_params", (self_,)).await
     }
 
@@ -2753,21 +2772,21 @@ impl VmApi<'_> {
     ///
     /// Implicit message; published in rio, deprecated in kolkata. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
     #[deprecated(note = "deprecated in XAPI release kolkata")]
-    pub async fn get_hvm_boot_policy(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_hvm_boot_policy(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_HVM_boot_policy", (self_,)).await
     }
 
     /// `VM.get_PV_legacy_args`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_legacy_args(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_legacy_args(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_legacy_args", (self_,)).await
     }
 
     /// `VM.get_PV_bootloader_args`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_bootloader_args(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_bootloader_args(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session
             .call("VM.get_PV_bootloader_args", (self_,))
             .await
@@ -2776,28 +2795,28 @@ impl VmApi<'_> {
     /// `VM.get_PV_args`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_args(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_args(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_args", (self_,)).await
     }
 
     /// `VM.get_PV_ramdisk`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_ramdisk(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_ramdisk(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_ramdisk", (self_,)).await
     }
 
     /// `VM.get_PV_kernel`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_kernel(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_kernel(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_kernel", (self_,)).await
     }
 
     /// `VM.get_PV_bootloader`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_pv_bootloader(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_pv_bootloader(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_PV_bootloader", (self_,)).await
     }
 
@@ -2905,7 +2924,7 @@ impl VmApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VM.get_VCPUs_params", (self_,)).await
     }
 
@@ -3026,14 +3045,14 @@ impl VmApi<'_> {
     /// `VM.get_name_description`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_name_description", (self_,)).await
     }
 
     /// `VM.get_name_label`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_name_label", (self_,)).await
     }
 
@@ -3043,7 +3062,7 @@ impl VmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vm>,
-    ) -> Result<BTreeMap<String, VmOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VmOperations>, Error> {
         self.session
             .call("VM.get_current_operations", (self_,))
             .await
@@ -3064,7 +3083,7 @@ impl VmApi<'_> {
     /// `VM.get_uuid`: parameters `self` (`VM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vm>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vm>) -> Result<SmallString, Error> {
         self.session.call("VM.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Session, Sr, Vm, VmAppliance, VmApplianceOperation, VmApplianceRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VM_appliance`, called through a session: [`SessionHandle::vm_appliance`](crate::client::SessionHandle::vm_appliance).
 #[derive(Clone, Copy)]
@@ -266,7 +266,7 @@ impl VmApplianceApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<VmAppliance>,
-    ) -> Result<BTreeMap<String, VmApplianceOperation>, Error> {
+    ) -> Result<SmallMap<SmallString, VmApplianceOperation>, Error> {
         self.session
             .call("VM_appliance.get_current_operations", (self_,))
             .await
@@ -287,7 +287,10 @@ impl VmApplianceApi<'_> {
     /// `VM_appliance.get_name_description`: parameters `self` (`VM_appliance ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<VmAppliance>) -> Result<String, Error> {
+    pub async fn get_name_description(
+        &self,
+        self_: &Ref<VmAppliance>,
+    ) -> Result<SmallString, Error> {
         self.session
             .call("VM_appliance.get_name_description", (self_,))
             .await
@@ -296,7 +299,7 @@ impl VmApplianceApi<'_> {
     /// `VM_appliance.get_name_label`: parameters `self` (`VM_appliance ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<VmAppliance>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<VmAppliance>) -> Result<SmallString, Error> {
         self.session
             .call("VM_appliance.get_name_label", (self_,))
             .await
@@ -305,7 +308,7 @@ impl VmApplianceApi<'_> {
     /// `VM_appliance.get_uuid`: parameters `self` (`VM_appliance ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmAppliance>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmAppliance>) -> Result<SmallString, Error> {
         self.session.call("VM_appliance.get_uuid", (self_,)).await
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::api::{PlacementPolicy, Vm, VmGroup, VmGroupRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallString};
 
 /// The messages of class `VM_group`, called through a session: [`SessionHandle::vm_group`](crate::client::SessionHandle::vm_group).
 #[derive(Clone, Copy)]
@@ -88,7 +88,7 @@ impl VmGroupApi<'_> {
     /// `VM_group.get_name_description`: parameters `self` (`VM_group ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<VmGroup>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<VmGroup>) -> Result<SmallString, Error> {
         self.session
             .call("VM_group.get_name_description", (self_,))
             .await
@@ -97,14 +97,14 @@ impl VmGroupApi<'_> {
     /// `VM_group.get_name_label`: parameters `self` (`VM_group ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<VmGroup>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<VmGroup>) -> Result<SmallString, Error> {
         self.session.call("VM_group.get_name_label", (self_,)).await
     }
 
     /// `VM_group.get_uuid`: parameters `self` (`VM_group ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmGroup>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmGroup>) -> Result<SmallString, Error> {
         self.session.call("VM_group.get_uuid", (self_,)).await
     }
 

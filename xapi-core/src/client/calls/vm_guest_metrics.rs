@@ -14,11 +14,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{TristateType, VmGuestMetrics, VmGuestMetricsRecord};
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `VM_guest_metrics`, called through a session: [`SessionHandle::vm_guest_metrics`](crate::client::SessionHandle::vm_guest_metrics).
 #[derive(Clone, Copy)]
@@ -85,7 +85,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_guest_metrics.set_other_config", (self_, value))
@@ -98,7 +98,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_services(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_services", (self_,))
             .await
@@ -155,7 +155,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_other_config", (self_,))
             .await
@@ -176,7 +176,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_other(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_other", (self_,))
             .await
@@ -188,7 +188,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_networks(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_networks", (self_,))
             .await
@@ -213,7 +213,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_pv_drivers_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_PV_drivers_version", (self_,))
             .await
@@ -225,7 +225,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_netbios_name(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_netbios_name", (self_,))
             .await
@@ -237,7 +237,7 @@ impl VmGuestMetricsApi<'_> {
     pub async fn get_os_version(
         &self,
         self_: &Ref<VmGuestMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_guest_metrics.get_os_version", (self_,))
             .await
@@ -246,7 +246,7 @@ impl VmGuestMetricsApi<'_> {
     /// `VM_guest_metrics.get_uuid`: parameters `self` (`VM_guest_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmGuestMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmGuestMetrics>) -> Result<SmallString, Error> {
         self.session
             .call("VM_guest_metrics.get_uuid", (self_,))
             .await

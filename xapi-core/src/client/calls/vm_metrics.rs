@@ -14,11 +14,11 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{DomainType, VmMetrics, VmMetricsRecord};
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `VM_metrics`, called through a session: [`SessionHandle::vm_metrics`](crate::client::SessionHandle::vm_metrics).
 #[derive(Clone, Copy)]
@@ -83,7 +83,7 @@ impl VmMetricsApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<VmMetrics>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VM_metrics.set_other_config", (self_, value))
@@ -96,7 +96,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_numa_node_memory(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<i64, i64>, Error> {
+    ) -> Result<SmallMap<i64, i64>, Error> {
         self.session
             .call("VM_metrics.get_numa_node_memory", (self_,))
             .await
@@ -163,7 +163,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_metrics.get_other_config", (self_,))
             .await
@@ -199,7 +199,7 @@ impl VmMetricsApi<'_> {
     /// `VM_metrics.get_state`: parameters `self` (`VM_metrics ref`); result `string set`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_state(&self, self_: &Ref<VmMetrics>) -> Result<Vec<String>, Error> {
+    pub async fn get_state(&self, self_: &Ref<VmMetrics>) -> Result<Vec<SmallString>, Error> {
         self.session.call("VM_metrics.get_state", (self_,)).await
     }
 
@@ -209,7 +209,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_vcpus_flags(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<i64, Vec<String>>, Error> {
+    ) -> Result<SmallMap<i64, Vec<SmallString>>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_flags", (self_,))
             .await
@@ -221,7 +221,7 @@ impl VmMetricsApi<'_> {
     pub async fn get_vcpus_params(
         &self,
         self_: &Ref<VmMetrics>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_params", (self_,))
             .await
@@ -230,7 +230,7 @@ impl VmMetricsApi<'_> {
     /// `VM_metrics.get_VCPUs_CPU`: parameters `self` (`VM_metrics ref`); result `(int -> int) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_vcpus_cpu(&self, self_: &Ref<VmMetrics>) -> Result<BTreeMap<i64, i64>, Error> {
+    pub async fn get_vcpus_cpu(&self, self_: &Ref<VmMetrics>) -> Result<SmallMap<i64, i64>, Error> {
         self.session
             .call("VM_metrics.get_VCPUs_CPU", (self_,))
             .await
@@ -257,7 +257,7 @@ impl VmMetricsApi<'_> {
     /// `VM_metrics.get_uuid`: parameters `self` (`VM_metrics ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<VmMetrics>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<VmMetrics>) -> Result<SmallString, Error> {
         self.session.call("VM_metrics.get_uuid", (self_,)).await
     }
 

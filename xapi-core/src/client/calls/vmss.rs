@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{Vm, Vmss, VmssFrequency, VmssRecord, VmssType};
 use crate::client::TaskHandle;
-use crate::wire::{DateTime, Ref};
+use crate::wire::{DateTime, Ref, SmallMap, SmallString};
 
 /// The messages of class `VMSS`, called through a session: [`SessionHandle::vmss`](crate::client::SessionHandle::vmss).
 #[derive(Clone, Copy)]
@@ -94,7 +94,7 @@ impl VmssApi<'_> {
     pub async fn set_schedule(
         &self,
         self_: &Ref<Vmss>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session.call("VMSS.set_schedule", (self_, value)).await
     }
@@ -124,7 +124,7 @@ impl VmssApi<'_> {
     /// `VMSS.snapshot_now`: parameters `vmss` (`VMSS ref`); result `string`.
     ///
     /// Custom message; published in falcon. Roles: pool-admin, pool-operator.
-    pub async fn snapshot_now(&self, vmss: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn snapshot_now(&self, vmss: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session.call("VMSS.snapshot_now", (vmss,)).await
     }
 
@@ -170,7 +170,10 @@ impl VmssApi<'_> {
     /// `VMSS.get_schedule`: parameters `self` (`VMSS ref`); result `(string -> string) map`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_schedule(&self, self_: &Ref<Vmss>) -> Result<BTreeMap<String, String>, Error> {
+    pub async fn get_schedule(
+        &self,
+        self_: &Ref<Vmss>,
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VMSS.get_schedule", (self_,)).await
     }
 
@@ -207,7 +210,7 @@ impl VmssApi<'_> {
     /// `VMSS.get_name_description`: parameters `self` (`VMSS ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_description(&self, self_: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn get_name_description(&self, self_: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session
             .call("VMSS.get_name_description", (self_,))
             .await
@@ -216,14 +219,14 @@ impl VmssApi<'_> {
     /// `VMSS.get_name_label`: parameters `self` (`VMSS ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_name_label(&self, self_: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn get_name_label(&self, self_: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session.call("VMSS.get_name_label", (self_,)).await
     }
 
     /// `VMSS.get_uuid`: parameters `self` (`VMSS ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vmss>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vmss>) -> Result<SmallString, Error> {
         self.session.call("VMSS.get_uuid", (self_,)).await
     }
 

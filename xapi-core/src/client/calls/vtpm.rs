@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{PersistenceBackend, Vm, Vtpm, VtpmOperations, VtpmRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VTPM`, called through a session: [`SessionHandle::vtpm`](crate::client::SessionHandle::vtpm).
 #[derive(Clone, Copy)]
@@ -129,7 +129,7 @@ impl VtpmApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vtpm>,
-    ) -> Result<BTreeMap<String, VtpmOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VtpmOperations>, Error> {
         self.session
             .call("VTPM.get_current_operations", (self_,))
             .await
@@ -150,7 +150,7 @@ impl VtpmApi<'_> {
     /// `VTPM.get_uuid`: parameters `self` (`VTPM ref`); result `string`.
     ///
     /// Implicit message; published in rio. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vtpm>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vtpm>) -> Result<SmallString, Error> {
         self.session.call("VTPM.get_uuid", (self_,)).await
     }
 

@@ -14,12 +14,12 @@
     clippy::unreadable_literal
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::Error;
 use crate::api::{UsbGroup, Vm, Vusb, VusbOperations, VusbRecord};
 use crate::client::TaskHandle;
-use crate::wire::Ref;
+use crate::wire::{Ref, SmallMap, SmallString};
 
 /// The messages of class `VUSB`, called through a session: [`SessionHandle::vusb`](crate::client::SessionHandle::vusb).
 #[derive(Clone, Copy)]
@@ -86,7 +86,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<Ref<Vusb>, Error> {
         self.session
             .call("VUSB.create", (vm, usb_group, other_config))
@@ -98,7 +98,7 @@ impl VusbApi<'_> {
         &self,
         vm: &Ref<Vm>,
         usb_group: &Ref<UsbGroup>,
-        other_config: &BTreeMap<String, String>,
+        other_config: &SmallMap<SmallString, SmallString>,
     ) -> Result<TaskHandle<Ref<Vusb>>, Error> {
         self.session
             .call_async("VUSB.create", (vm, usb_group, other_config))
@@ -138,7 +138,7 @@ impl VusbApi<'_> {
     pub async fn set_other_config(
         &self,
         self_: &Ref<Vusb>,
-        value: &BTreeMap<String, String>,
+        value: &SmallMap<SmallString, SmallString>,
     ) -> Result<(), Error> {
         self.session
             .call("VUSB.set_other_config", (self_, value))
@@ -160,7 +160,7 @@ impl VusbApi<'_> {
     pub async fn get_other_config(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<SmallMap<SmallString, SmallString>, Error> {
         self.session.call("VUSB.get_other_config", (self_,)).await
     }
 
@@ -184,7 +184,7 @@ impl VusbApi<'_> {
     pub async fn get_current_operations(
         &self,
         self_: &Ref<Vusb>,
-    ) -> Result<BTreeMap<String, VusbOperations>, Error> {
+    ) -> Result<SmallMap<SmallString, VusbOperations>, Error> {
         self.session
             .call("VUSB.get_current_operations", (self_,))
             .await
@@ -205,7 +205,7 @@ impl VusbApi<'_> {
     /// `VUSB.get_uuid`: parameters `self` (`VUSB ref`); result `string`.
     ///
     /// Implicit message; published in inverness. Roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator, client-cert, read-only.
-    pub async fn get_uuid(&self, self_: &Ref<Vusb>) -> Result<String, Error> {
+    pub async fn get_uuid(&self, self_: &Ref<Vusb>) -> Result<SmallString, Error> {
         self.session.call("VUSB.get_uuid", (self_,)).await
     }
 
