@@ -788,6 +788,19 @@ fn select<'a>(
     }
 }
 
+/// Records that a check passed when it added no finding since `before`.
+fn pass_if_quiet(
+    checks: &mut Vec<Check>,
+    before: usize,
+    kind: CheckKind,
+    subject: impl Into<String>,
+    message: impl Into<String>,
+) {
+    if checks.len() == before {
+        checks.push(Check::passed(kind, subject, message));
+    }
+}
+
 fn check_licence_and_role(target: &TargetPool, checks: &mut Vec<Check>) {
     checks.push(if target.dr_restricted {
         Check::finding(
@@ -916,13 +929,13 @@ fn check_source(
             );
         }
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::NotRunningInSource,
-            "source",
-            "nothing selected runs in the source pool",
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::NotRunningInSource,
+        "source",
+        "nothing selected runs in the source pool",
+    );
 }
 
 fn check_existing(
@@ -1000,13 +1013,13 @@ fn check_existing(
         };
         checks.extend(finding);
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::ExistingInTarget,
-            "target",
-            "no selected vApp or VM exists in the target",
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::ExistingInTarget,
+        "target",
+        "no selected vApp or VM exists in the target",
+    );
 }
 
 fn check_conflicts(reconciliation: &Reconciliation, checks: &mut Vec<Check>) {
@@ -1050,13 +1063,13 @@ fn check_conflicts(reconciliation: &Reconciliation, checks: &mut Vec<Check>) {
             ),
         );
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::NoCrossPoolConflict,
-            "copies",
-            "every copy and candidate agrees, or a choice was made",
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::NoCrossPoolConflict,
+        "copies",
+        "every copy and candidate agrees, or a choice was made",
+    );
 }
 
 /// The storage check; returns the SR UUIDs to introduce.
@@ -1145,13 +1158,13 @@ fn check_storage(
         };
         checks.push(check);
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::StorageAvailable,
-            "target",
-            "every SR the recovered disks need is attached",
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::StorageAvailable,
+        "target",
+        "every SR the recovered disks need is attached",
+    );
     introduce
 }
 
@@ -1200,13 +1213,13 @@ fn check_collisions(
             }
         }
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::NoMacCollision,
-            "target",
-            "no recovered MAC is in use in the target",
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::NoMacCollision,
+        "target",
+        "no recovered MAC is in use in the target",
+    );
     let names: BTreeSet<&str> = others.iter().map(|vm| vm.name_label.as_str()).collect();
     let before = checks.len();
     for vm in recovered {
@@ -1222,13 +1235,13 @@ fn check_collisions(
             ));
         }
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::NoNameCollision,
-            "target",
-            "no recovered name is taken in the target",
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::NoNameCollision,
+        "target",
+        "no recovered name is taken in the target",
+    );
 }
 
 /// The recovered VMs that the power choice starts, and whether paused.
@@ -1296,13 +1309,13 @@ fn check_memory(target: &TargetPool, to_start: &[(&VmSummary, bool)], checks: &m
             ));
         }
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::HostMemory,
-            &target.uuid,
-            format!("{:.1} GiB to start, {:.1} GiB free", gib(needed), gib(free)),
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::HostMemory,
+        &target.uuid,
+        format!("{:.1} GiB to start, {:.1} GiB free", gib(needed), gib(free)),
+    );
 }
 
 fn map_networks(
@@ -1371,17 +1384,17 @@ fn map_networks(
             target: target_network,
         });
     }
-    if checks.len() == before {
-        checks.push(Check::passed(
-            CheckKind::NetworksCreated,
-            "target",
-            if isolated {
-                "every recovered VIF goes on the isolated test network"
-            } else {
-                "every source network maps to a network of the target"
-            },
-        ));
-    }
+    pass_if_quiet(
+        checks,
+        before,
+        CheckKind::NetworksCreated,
+        "target",
+        if isolated {
+            "every recovered VIF goes on the isolated test network"
+        } else {
+            "every source network maps to a network of the target"
+        },
+    );
     mappings
 }
 
