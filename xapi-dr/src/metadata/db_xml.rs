@@ -638,7 +638,7 @@ pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()>
         write_pair(out, k, v)?;
     }
     out.write_all(b"</manifest>")?;
-    for (name, table) in db.tables() {
+    for (name, table) in tables_in_read_back_order(db) {
         out.write_all(b"<table name=\"")?;
         write_attr_value(out, &protect(name))?;
         if table.is_empty() {
@@ -646,7 +646,7 @@ pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()>
             continue;
         }
         out.write_all(b"\">")?;
-        for (reference, row) in table {
+        for (reference, row) in rows_in_read_back_order(table) {
             line.clear();
             line.extend_from_slice(b"<row ref=\"");
             write_attr_value(&mut line, reference)?;
@@ -668,6 +668,63 @@ pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()>
         out.write_all(b"</table>")?;
     }
     out.write_all(b"</database>")
+}
+
+/// The table name a reader gets back once `name` is written: `%` protection carries TAB, LF and
+/// CR, and every other control character, which XML cannot carry, becomes U+FFFD.
+pub fn table_name_as_read_back(name: &str) -> Cow<'_, str> {
+    replace_forbidden(name)
+}
+
+/// The row reference a reader gets back once `reference` is written (bare, as xapi writes it):
+/// control characters become U+FFFD and whitespace collapses as in every attribute.
+pub fn row_ref_as_read_back(reference: &str) -> Cow<'_, str> {
+    match replace_forbidden(reference) {
+        Cow::Borrowed(text) => collapse_whitespace(text),
+        Cow::Owned(text) => Cow::Owned(collapse_whitespace(&text).into_owned()),
+    }
+}
+
+/// `text` with the control characters XML forbids (all below 0x20 but TAB, LF, CR) replaced by
+/// U+FFFD, as [`write_attr_value`] writes them.
+fn replace_forbidden(text: &str) -> Cow<'_, str> {
+    let forbidden = |c: char| c < ' ' && !matches!(c, '\t' | '\n' | '\r');
+    if text.contains(forbidden) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| if forbidden(c) { '\u{FFFD}' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The tables in the order a reader of the written dump keeps them (by the name it reads back),
+/// so that writing what was read gives the same bytes. Names that read back as written keep the
+/// database's order without sorting.
+fn tables_in_read_back_order(db: &Database) -> Vec<(&str, &super::Table)> {
+    let mut tables: Vec<(&str, &super::Table)> = db.tables().collect();
+    if tables
+        .iter()
+        .any(|(name, _)| matches!(table_name_as_read_back(name), Cow::Owned(_)))
+    {
+        tables.sort_by_cached_key(|(name, _)| table_name_as_read_back(name).into_owned());
+    }
+    tables
+}
+
+/// The rows of `table` in the order a reader of the written dump keeps them (see
+/// [`tables_in_read_back_order`]).
+fn rows_in_read_back_order(table: &super::Table) -> Vec<(&String, &super::Row)> {
+    let mut rows: Vec<(&String, &super::Row)> = table.iter().collect();
+    if rows
+        .iter()
+        .any(|(reference, _)| matches!(row_ref_as_read_back(reference), Cow::Owned(_)))
+    {
+        rows.sort_by_cached_key(|(reference, _)| row_ref_as_read_back(reference).into_owned());
+    }
+    rows
 }
 
 /// Writes a database into a new byte vector.
@@ -738,6 +795,27 @@ mod tests {
         assert_eq!(
             vm.get("name__description"),
             Some("50% full\nof \"quotes\" & 'ticks'")
+        );
+    }
+
+    #[test]
+    fn names_that_read_back_otherwise_are_written_in_read_back_order() {
+        let mut db = Database::default();
+        db.insert_row("PV\u{1}S_cache", "OpaqueRef:b", 1, 1, [("uuid", "b")]);
+        db.insert_row("PV\u{1}S_cache", "OpaqueRef:\u{2}a", 1, 1, [("uuid", "a")]);
+        db.insert_row("PVS_site", "OpaqueRef:c", 1, 1, [("uuid", "c")]);
+        let written = db_xml_bytes(&db);
+        let again = db_xml_bytes(&read_db_xml(&written[..]).unwrap());
+        assert_eq!(
+            String::from_utf8_lossy(&again),
+            String::from_utf8_lossy(&written),
+            "writing what was read gives the same bytes"
+        );
+        assert_eq!(table_name_as_read_back("PV\u{1}S"), "PV\u{FFFD}S");
+        assert_eq!(table_name_as_read_back("VM\t1"), "VM\t1");
+        assert_eq!(
+            row_ref_as_read_back(" OpaqueRef:a\u{3} "),
+            "OpaqueRef:a\u{FFFD}"
         );
     }
 
