@@ -1,9 +1,113 @@
 //! `xapictl`: backup, restore and disaster recovery of XenServer / XCP-ng pools.
 //!
-//! This binary will expose the demo, the simulator, backup, restore, DR and offline inspection
-//! with progress bars and JSON output. Nothing is implemented yet.
+//! Built so far: the connection conventions every pool command shares, `vm list`, `pool info`
+//! and `sim` (the embedded simulator). Backup, restore, DR and the demo come with their engines.
+//!
+//! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, no password, a bad pin),
+//! 130 interrupted.
 
-fn main() {
-    eprintln!("xapictl: no commands yet; see the README for the project status");
-    std::process::exit(2);
+mod commands;
+mod connect;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{pool, sim, vm};
+use crate::connect::Connection;
+use crate::exit::{Exit, Failure};
+
+/// Backup, restore and disaster recovery of XenServer / XCP-ng pools.
+///
+/// The pool is given by --url or XAPI_URL, the user by --user or XAPI_USER (root by default),
+/// the password by XAPI_PASSWORD, --password-file or a prompt: never on the command line.
+/// Exit codes: 0 done, 1 failed, 2 usage error, 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "xapictl", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print one JSON document instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the XAPI pool simulator in the foreground and print its URLs.
+    Sim(sim::SimArgs),
+    /// Virtual machines.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// The pool.
+    #[command(subcommand)]
+    Pool(PoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VmCommand {
+    /// List the VMs (no templates, snapshots or control domains).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolCommand {
+    /// The pool, its hosts and storage, and where its database is replicated.
+    Info,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("xapictl: cannot start: {err}");
+            return Exit::Failed.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        // `sim` ends on Ctrl-C by design; every other command is interrupted by it.
+        if matches!(cli.command, Command::Sim(_)) {
+            return run(cli).await;
+        }
+        tokio::select! {
+            result = run(cli) => result,
+            _ = tokio::signal::ctrl_c() => Err(Failure {
+                exit: Exit::Interrupted,
+                message: "interrupted".into(),
+            }),
+        }
+    });
+    match result {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            eprintln!("xapictl: {failure}");
+            failure.exit.into()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<Exit, Failure> {
+    match cli.command {
+        Command::Sim(args) => sim::run(args).await,
+        Command::Vm(VmCommand::List) => {
+            let session = cli.connection.login().await?;
+            let rows = vm::list(&session, cli.connection.url()?).await?;
+            vm::print(&rows, cli.json);
+            Ok(Exit::Done)
+        }
+        Command::Pool(PoolCommand::Info) => {
+            let session = cli.connection.login().await?;
+            let info = pool::info(&session, cli.connection.url()?).await?;
+            pool::print(&info, cli.json);
+            Ok(Exit::Done)
+        }
+    }
 }

@@ -1,0 +1,5 @@
+//! One module per command group.
+
+pub(crate) mod pool;
+pub(crate) mod sim;
+pub(crate) mod vm;

@@ -1,0 +1,212 @@
+//! `xapictl` as a user runs it: the built binary against the simulator over real sockets.
+//!
+//! The simulator runs on the test's multi-threaded runtime while the test thread waits for the
+//! binary; a current-thread runtime would leave nobody to answer it.
+
+use std::process::{Command, Output, Stdio};
+
+use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
+
+/// The demo simulator (primary and DR pools), plain HTTP or HTTPS.
+async fn demo(tls: bool) -> SimHandle {
+    Simulator::start(SimConfig {
+        tls,
+        ..SimConfig::with_scenario(Scenario::Demo)
+    })
+    .await
+    .expect("the demo starts")
+}
+
+/// `xapictl ARGS` with only the environment given (no inherited XAPI_*), stdin not a terminal.
+fn xapictl(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xapictl"));
+    command
+        .args(args)
+        .env_remove("XAPI_URL")
+        .env_remove("XAPI_USER")
+        .env_remove("XAPI_PASSWORD")
+        .env_remove("XAPI_PIN")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// What a failure must look like: the documented code, one line, no panic or backtrace.
+fn assert_one_line_failure(output: &Output, code: i32) -> String {
+    let text = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{text}");
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    assert!(text.starts_with("xapictl: "), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_list_as_json_lists_the_pools_vms() {
+    let sim = demo(false).await;
+    let url = &sim.pool("primary").unwrap().url;
+    let output = xapictl(
+        &["vm", "list", "--json"],
+        &[("XAPI_URL", url), ("XAPI_PASSWORD", DEFAULT_PASSWORD)],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let vms = json["vms"].as_array().expect("a vms array");
+    assert_eq!(
+        vms.len(),
+        20,
+        "the demo primary's VMs, without templates or dom0"
+    );
+    let web_db = vms
+        .iter()
+        .find(|vm| vm["name_label"] == "web-db")
+        .expect("web-db is listed");
+    assert_eq!(web_db["vapp"], "web-shop");
+    assert_eq!(web_db["power_state"], "Running");
+    assert_eq!(
+        web_db["id"].as_str().map(str::len),
+        Some(36),
+        "the id is the UUID"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_list_prints_a_table_and_pool_info_names_the_master() {
+    let sim = demo(false).await;
+    let url = &sim.pool("primary").unwrap().url;
+    let env = [
+        ("XAPI_URL", url.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let table = xapictl(&["vm", "list"], &env);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("web-db ")), "{text}");
+
+    let info = xapictl(&["pool", "info", "--json"], &env);
+    assert_eq!(info.status.code(), Some(0), "{}", stderr(&info));
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(json["hosts"][0]["master"], true, "master first");
+    assert_eq!(json["hosts"].as_array().unwrap().len(), 2);
+    let replicated: Vec<&serde_json::Value> = json["srs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|sr| sr["sr_type"] == "lvmoiscsi")
+        .collect();
+    assert_eq!(replicated.len(), 2);
+    assert!(replicated.iter().all(|sr| sr["dr_replication"] == false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_line_and_the_documented_exit_code() {
+    let sim = demo(false).await;
+    let url = sim.pool("primary").unwrap().url.clone();
+
+    let wrong = xapictl(
+        &["vm", "list"],
+        &[("XAPI_URL", &url), ("XAPI_PASSWORD", "not-the-password")],
+    );
+    let text = assert_one_line_failure(&wrong, 1);
+    assert!(text.contains("wrong user name or password"), "{text}");
+    assert!(
+        !text.contains("not-the-password"),
+        "the password is never printed"
+    );
+
+    let no_password = xapictl(&["vm", "list"], &[("XAPI_URL", &url)]);
+    let text = assert_one_line_failure(&no_password, 2);
+    assert!(text.contains("XAPI_PASSWORD"), "{text}");
+
+    let no_url = xapictl(&["vm", "list"], &[("XAPI_PASSWORD", DEFAULT_PASSWORD)]);
+    let text = assert_one_line_failure(&no_url, 2);
+    assert!(text.contains("--url"), "{text}");
+
+    // A closed port: nothing listens there any more.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let refused = xapictl(
+        &["vm", "list"],
+        &[("XAPI_URL", &closed), ("XAPI_PASSWORD", DEFAULT_PASSWORD)],
+    );
+    let text = assert_one_line_failure(&refused, 1);
+    assert!(text.contains("cannot connect"), "{text}");
+
+    let bad_pin = xapictl(
+        &["vm", "list", "--pin", "sha256:zz"],
+        &[("XAPI_URL", &url), ("XAPI_PASSWORD", DEFAULT_PASSWORD)],
+    );
+    assert_one_line_failure(&bad_pin, 2);
+
+    // The password is never an argument.
+    let as_argument = xapictl(&["vm", "list", "--password", "x"], &[("XAPI_URL", &url)]);
+    assert_eq!(
+        as_argument.status.code(),
+        Some(2),
+        "{}",
+        stderr(&as_argument)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_gets_its_fingerprint_and_the_pin_works() {
+    let sim = demo(true).await;
+    let url = sim.pool("primary").unwrap().url.clone();
+    let env = [
+        ("XAPI_URL", url.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let refused = xapictl(&["vm", "list"], &env);
+    let text = assert_one_line_failure(&refused, 1);
+    let pin = text
+        .split_whitespace()
+        .skip_while(|word| *word != "--pin")
+        .nth(1)
+        .expect("the message says how to pin")
+        .to_owned();
+    assert!(pin.starts_with("sha256:"), "{text}");
+
+    let pinned = xapictl(&["vm", "list", "--json", "--pin", &pin], &env);
+    assert_eq!(pinned.status.code(), Some(0), "{}", stderr(&pinned));
+
+    let insecure = xapictl(&["vm", "list", "--json", "--insecure"], &env);
+    assert_eq!(insecure.status.code(), Some(0));
+    assert!(stderr(&insecure).contains("WARNING"), "--insecure is loud");
+}
+
+#[test]
+fn sim_prints_its_urls_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xapictl"))
+        .args(["sim", "--scenario", "empty"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").expect("text");
+    assert!(
+        first.starts_with("xapi-sim listening on http://127.0.0.1:"),
+        "{first}"
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("it ends");
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "Ctrl-C is how the simulator is stopped"
+    );
+}
