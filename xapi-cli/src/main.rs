@@ -1,7 +1,7 @@
 //! `xapictl`: backup, restore and disaster recovery of XenServer / XCP-ng pools.
 //!
-//! Built so far: the connection conventions every pool command shares, `vm list`, `pool info`
-//! and `sim` (the embedded simulator). Backup, restore, DR and the demo come with their engines.
+//! Built so far: the connection conventions every pool command shares, `vm list`, `pool info`,
+//! `dr inspect` (offline) and `sim` (the embedded simulator). Backup, restore, DR and the demo come with their engines.
 //!
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, no password, a bad pin),
 //! 130 interrupted.
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{pool, sim, vm};
+use crate::commands::{dr, pool, sim, vm};
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
 
@@ -46,6 +46,15 @@ enum Command {
     /// The pool.
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Disaster recovery.
+    #[command(subcommand)]
+    Dr(DrCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DrCommand {
+    /// What a recovery from a metadata VDI image or database dump would bring back (offline).
+    Inspect(dr::InspectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +110,11 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             let session = cli.connection.login().await?;
             let rows = vm::list(&session, cli.connection.url()?).await?;
             vm::print(&rows, cli.json);
+            Ok(Exit::Done)
+        }
+        Command::Dr(DrCommand::Inspect(args)) => {
+            let report = dr::inspect(&args)?;
+            dr::print(&report, cli.json);
             Ok(Exit::Done)
         }
         Command::Pool(PoolCommand::Info) => {

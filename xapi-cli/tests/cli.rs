@@ -210,3 +210,53 @@ fn sim_prints_its_urls_and_stops_on_ctrl_c() {
         "Ctrl-C is how the simulator is stopped"
     );
 }
+
+#[test]
+fn dr_inspect_summarises_a_database_dump_offline() {
+    use std::io::Write as _;
+
+    use xapi_dr::metadata::{Database, Manifest, db_xml_bytes};
+
+    let mut db = Database::new(Manifest {
+        generation: 4242,
+        ..Manifest::default()
+    });
+    db.insert_row(
+        "pool",
+        "OpaqueRef:p",
+        1,
+        1,
+        [("uuid", "pool-uuid"), ("name__label", "site A")],
+    );
+    db.insert_row(
+        "VM",
+        "OpaqueRef:v",
+        1,
+        1,
+        [
+            ("uuid", "vm-uuid"),
+            ("name__label", "web 01"),
+            ("power_state", "Running"),
+            ("version", "3"),
+        ],
+    );
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(&db_xml_bytes(&db)).unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+
+    let output = xapictl(&["dr", "inspect", &path, "--json"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["generation"], 4242);
+    assert_eq!(json["pool"]["uuid"], "pool-uuid");
+    assert_eq!(json["vms"][0]["name_label"], "web 01");
+    assert_eq!(json["vms"][0]["version"], 3);
+
+    let table = xapictl(&["dr", "inspect", &path], &[]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("generation 4242"), "{text}");
+
+    let missing = xapictl(&["dr", "inspect", "/nonexistent/metadata.img"], &[]);
+    let text = assert_one_line_failure(&missing, 1);
+    assert!(text.contains("/nonexistent/metadata.img"), "{text}");
+}
