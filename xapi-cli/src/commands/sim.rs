@@ -30,7 +30,7 @@ pub(crate) struct SimArgs {
     clock_speed: f64,
 }
 
-/// Serve the simulator until Ctrl-C (or SIGTERM), printing where its pools listen.
+/// Serve the simulator until Ctrl-C or SIGTERM, printing where its pools listen.
 pub(crate) async fn run(args: SimArgs) -> Result<Exit, Failure> {
     let temporary = match &args.state {
         Some(_) => None,
@@ -53,6 +53,14 @@ pub(crate) async fn run(args: SimArgs) -> Result<Exit, Failure> {
         tls: args.tls,
         clock_speed: args.clock_speed,
     };
+    // Listen for Ctrl-C and SIGTERM before the URLs are printed: whoever reads them may stop
+    // the simulator at once, and a signal before the listener exists would kill the process.
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind)
+            .map_err(|err| Failure::failed(format!("cannot listen for signals: {err}")))
+    };
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let sim = Simulator::start(config)
         .await
         .map_err(|err| Failure::failed(format!("cannot start the simulator: {err}")))?;
@@ -73,9 +81,10 @@ pub(crate) async fn run(args: SimArgs) -> Result<Exit, Failure> {
         let _ = writeln!(out, "Ctrl-C stops it");
         let _ = out.flush();
     }
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|err| Failure::failed(format!("cannot wait for Ctrl-C: {err}")))?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
     drop(sim);
     drop(temporary);
     // Stopping the simulator is what Ctrl-C is for here: a normal end.
