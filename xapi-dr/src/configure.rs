@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use xapi_core::api::{Sr, VdiType};
+use xapi_core::api::{Pool, Sr, VdiRecord, VdiType};
 use xapi_core::client::SessionHandle;
 use xapi_core::wire::Ref;
 
@@ -37,6 +37,11 @@ pub struct ReplicationCandidate {
     pub enabled: bool,
     /// Whether that metadata VDI is the newest copy xapi knows (`metadata_latest`).
     pub latest: bool,
+}
+
+/// Whether `vdi` is the metadata VDI on `sr` into which `pool` replicates its database.
+pub fn holds_replicated_database(vdi: &VdiRecord, sr: &Ref<Sr>, pool: &Ref<Pool>) -> bool {
+    vdi.sr == *sr && vdi.r#type == VdiType::Metadata && vdi.metadata_of_pool == *pool
 }
 
 /// What [`set_replication`] did.
@@ -67,9 +72,9 @@ pub async fn replication_candidates(
             Err(xapi_core::Error::Api(_)) => continue,
             Err(other) => return Err(other.into()),
         }
-        let metadata = vdis.values().find(|vdi| {
-            vdi.sr == sr && vdi.r#type == VdiType::Metadata && vdi.metadata_of_pool == this_pool
-        });
+        let metadata = vdis
+            .values()
+            .find(|vdi| holds_replicated_database(vdi, &sr, &this_pool));
         candidates.push(ReplicationCandidate {
             uuid: (*record.uuid).to_owned(),
             name_label: (*record.name_label).to_owned(),

@@ -1,9 +1,11 @@
 //! `xapictl pool info`: the pool, its hosts, its storage and where its database is replicated.
 
 use serde::Serialize;
-use xapi_core::api::VdiType;
 use xapi_core::client::SessionHandle;
 
+use xapi_dr::configure::holds_replicated_database;
+
+use crate::commands::vm::is_listed;
 use crate::exit::{Failure, explain};
 use crate::output::{human_bytes, print_json, print_table};
 
@@ -94,9 +96,9 @@ pub(crate) async fn info(session: &SessionHandle, url: &str) -> Result<PoolInfo,
             shared: sr.shared,
             size_bytes: sr.physical_size,
             used_bytes: sr.physical_utilisation,
-            dr_replication: vdis.values().any(|vdi| {
-                vdi.sr == *r && vdi.r#type == VdiType::Metadata && vdi.metadata_of_pool == pool_ref
-            }),
+            dr_replication: vdis
+                .values()
+                .any(|vdi| holds_replicated_database(vdi, r, &pool_ref)),
         })
         .collect();
     sr_rows.sort_by(|a, b| {
@@ -119,10 +121,7 @@ pub(crate) async fn info(session: &SessionHandle, url: &str) -> Result<PoolInfo,
         ha_enabled: pool.ha_enabled,
         hosts: host_rows,
         srs: sr_rows,
-        vm_count: vms
-            .values()
-            .filter(|vm| !vm.is_a_template && !vm.is_a_snapshot && !vm.is_control_domain)
-            .count(),
+        vm_count: vms.values().filter(|vm| is_listed(vm)).count(),
     })
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use xapi_core::api::VmRecord;
 use xapi_core::client::SessionHandle;
 
 use crate::exit::{Failure, explain};
@@ -29,6 +30,11 @@ pub(crate) struct VmRow {
     pub(crate) tags: Vec<String>,
 }
 
+/// Whether a VM record is one `vm list` shows: not a template, snapshot or control domain.
+pub(crate) fn is_listed(vm: &VmRecord) -> bool {
+    !vm.is_a_template && !vm.is_a_snapshot && !vm.is_control_domain
+}
+
 /// The VMs of the pool behind `session`, by name then UUID. Four bulk reads, no per-VM calls.
 pub(crate) async fn list(session: &SessionHandle, url: &str) -> Result<Vec<VmRow>, Failure> {
     let fail = |err: xapi_core::Error| explain(url, &err);
@@ -49,7 +55,7 @@ pub(crate) async fn list(session: &SessionHandle, url: &str) -> Result<Vec<VmRow
         .collect();
     let mut rows: Vec<VmRow> = vms
         .values()
-        .filter(|vm| !vm.is_a_template && !vm.is_a_snapshot && !vm.is_control_domain)
+        .filter(|vm| is_listed(vm))
         .map(|vm| VmRow {
             id: vm.uuid.to_string(),
             name_label: vm.name_label.to_string(),

@@ -638,7 +638,7 @@ pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()>
         write_pair(out, k, v)?;
     }
     out.write_all(b"</manifest>")?;
-    for (name, table) in tables_in_read_back_order(db) {
+    for (name, table) in in_read_back_order(|| db.tables(), table_name_as_read_back) {
         out.write_all(b"<table name=\"")?;
         write_attr_value(out, &protect(name))?;
         if table.is_empty() {
@@ -646,7 +646,9 @@ pub fn write_db_xml<W: Write>(db: &Database, out: &mut W) -> std::io::Result<()>
             continue;
         }
         out.write_all(b"\">")?;
-        for (reference, row) in rows_in_read_back_order(table) {
+        for (reference, row) in
+            in_read_back_order(|| table.iter(), |r: &String| row_ref_as_read_back(r))
+        {
             line.clear();
             line.extend_from_slice(b"<row ref=\"");
             write_attr_value(&mut line, reference)?;
@@ -700,31 +702,22 @@ fn replace_forbidden(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// The tables in the order a reader of the written dump keeps them (by the name it reads back),
-/// so that writing what was read gives the same bytes. Names that read back as written keep the
-/// database's order without sorting.
-fn tables_in_read_back_order(db: &Database) -> Vec<(&str, &super::Table)> {
-    let mut tables: Vec<(&str, &super::Table)> = db.tables().collect();
-    if tables
-        .iter()
-        .any(|(name, _)| matches!(table_name_as_read_back(name), Cow::Owned(_)))
-    {
-        tables.sort_by_cached_key(|(name, _)| table_name_as_read_back(name).into_owned());
+/// `entries` (in the database's order) in the order a reader of the written dump keeps them:
+/// by the key it reads back, so that writing what was read gives the same bytes. Keys that all
+/// read back as written (every real dump) keep their order: nothing is collected or sorted.
+fn in_read_back_order<'a, K: ?Sized + 'a, V: 'a, I>(
+    entries: impl Fn() -> I,
+    read_back: impl Fn(&K) -> Cow<'_, str>,
+) -> Box<dyn Iterator<Item = (&'a K, V)> + 'a>
+where
+    I: Iterator<Item = (&'a K, V)> + 'a,
+{
+    if entries().all(|(key, _)| matches!(read_back(key), Cow::Borrowed(_))) {
+        return Box::new(entries());
     }
-    tables
-}
-
-/// The rows of `table` in the order a reader of the written dump keeps them (see
-/// [`tables_in_read_back_order`]).
-fn rows_in_read_back_order(table: &super::Table) -> Vec<(&String, &super::Row)> {
-    let mut rows: Vec<(&String, &super::Row)> = table.iter().collect();
-    if rows
-        .iter()
-        .any(|(reference, _)| matches!(row_ref_as_read_back(reference), Cow::Owned(_)))
-    {
-        rows.sort_by_cached_key(|(reference, _)| row_ref_as_read_back(reference).into_owned());
-    }
-    rows
+    let mut sorted: Vec<(&'a K, V)> = entries().collect();
+    sorted.sort_by_cached_key(|(key, _)| read_back(key).into_owned());
+    Box::new(sorted.into_iter())
 }
 
 /// Writes a database into a new byte vector.

@@ -174,6 +174,12 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<InspectReport, Error> {
     summarise(load_reader(Cursor::new(bytes), "<bytes>")?)
 }
 
+/// Device slots (`userdevice`, VIF `device`) in numeric order, non-numeric ones last by text.
+fn by_device_number(a: &str, b: &str) -> std::cmp::Ordering {
+    let number = |device: &str| device.parse::<u32>().unwrap_or(u32::MAX);
+    number(a).cmp(&number(b)).then_with(|| a.cmp(b))
+}
+
 fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
     let LoadedDatabase {
         database,
@@ -242,12 +248,7 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
                 }
             })
             .collect();
-        disks.sort_by(|a, b| {
-            let key = |d: &DiskSummary| d.userdevice.parse::<u32>().unwrap_or(u32::MAX);
-            key(a)
-                .cmp(&key(b))
-                .then_with(|| a.userdevice.cmp(&b.userdevice))
-        });
+        disks.sort_by(|a, b| by_device_number(&a.userdevice, &b.userdevice));
         let mut vm_vifs: Vec<VifSummary> = vm
             .vifs
             .iter()
@@ -266,10 +267,7 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
                 }
             })
             .collect();
-        vm_vifs.sort_by(|a, b| {
-            let key = |v: &VifSummary| v.device.parse::<u32>().unwrap_or(u32::MAX);
-            key(a).cmp(&key(b)).then_with(|| a.device.cmp(&b.device))
-        });
+        vm_vifs.sort_by(|a, b| by_device_number(&a.device, &b.device));
         vm_uuid_by_ref.insert(vm.reference.clone(), vm.uuid.clone());
         vms.push(VmSummary {
             vapp: app_by_ref.get(&vm.appliance).map(|a| a.uuid.clone()),
