@@ -9,12 +9,18 @@
 //! `/export_raw_vdi?format=raw`). Reading them through a pool's API (`VDI.open_database`) comes
 //! with the engine's client side.
 
+#[cfg(feature = "engine")]
+mod foreign;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::metadata::{InspectReport, inspect, inspect_bytes};
+
+#[cfg(feature = "engine")]
+pub use foreign::ForeignDatabase;
 
 /// Where a copy of metadata was found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
