@@ -52,6 +52,9 @@ pub enum Error {
         /// The SR's UUID.
         sr_uuid: String,
     },
+    /// The pool answered `pool.get_all_records` with no pool.
+    #[error("the pool's database has no pool record")]
+    NoPoolRecord,
     /// The input is neither a redo log nor an XML dump.
     #[error("{path}: not a redo log nor an XML database dump (starts with {start:?})")]
     UnknownFormat {

@@ -29,5 +29,7 @@ pub mod metadata;
 pub mod plan;
 pub mod reconcile;
 pub mod source;
+#[cfg(feature = "engine")]
+pub mod target;
 
 pub use error::Error;

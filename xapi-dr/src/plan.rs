@@ -140,6 +140,16 @@ pub struct TargetPoolVm {
     pub name_label: String,
     /// MAC addresses of its VIFs.
     pub macs: Vec<String>,
+    /// `VM.version`: how many times it was recovered (the newest-wins key).
+    #[serde(default)]
+    pub version: i64,
+    /// Power state.
+    #[serde(default = "halted")]
+    pub power_state: VmPowerState,
+}
+
+fn halted() -> VmPowerState {
+    VmPowerState::Halted
 }
 
 /// A vApp of the target pool.
@@ -179,6 +189,24 @@ pub struct TargetPool {
     pub vms: Vec<TargetPoolVm>,
     /// vApps.
     pub vapps: Vec<TargetVapp>,
+}
+
+impl TargetPool {
+    /// The part of the pool that reconciliation compares copies against.
+    pub fn reconcile_state(&self) -> crate::reconcile::TargetState {
+        crate::reconcile::TargetState {
+            vms: self
+                .vms
+                .iter()
+                .map(|vm| crate::reconcile::TargetVm {
+                    uuid: vm.uuid.clone(),
+                    version: vm.version,
+                    power_state: vm.power_state.clone(),
+                })
+                .collect(),
+            vapp_uuids: self.vapps.iter().map(|a| a.uuid.clone()).collect(),
+        }
+    }
 }
 
 /// The source pool's power states, when it can still be reached (failover and failback).
@@ -1969,6 +1997,8 @@ mod tests {
             uuid: "someone-else".into(),
             name_label: "mail".into(),
             macs: vec![mail_mac],
+            version: 0,
+            power_state: VmPowerState::Running,
         });
         assert_eq!(
             severities(&case.checks(CheckKind::NoMacCollision)),
