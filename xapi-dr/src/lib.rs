@@ -28,6 +28,8 @@ mod error;
 pub mod metadata;
 pub mod plan;
 pub mod reconcile;
+#[cfg(feature = "engine")]
+pub mod run;
 pub mod source;
 #[cfg(feature = "engine")]
 pub mod target;
