@@ -61,6 +61,8 @@ pub enum Selection {
     Vms(Vec<String>),
     /// Standalone VMs with any of these tags, and vApps with a member that has one.
     Tags(Vec<String>),
+    /// These vApps and standalone VMs (UUIDs or names), as ticked in XenCenter's tree.
+    Named(Vec<String>),
 }
 
 /// What the user asks for.
@@ -792,6 +794,36 @@ fn select<'a>(
                 chosen.push(found);
             }
             Ok((Vec::new(), chosen))
+        }
+        Selection::Named(wanted) => {
+            let mut apps = Vec::new();
+            let mut chosen = Vec::new();
+            for name in wanted {
+                if let Some(app) = reconciliation
+                    .vapps
+                    .iter()
+                    .find(|a| a.uuid == *name || a.name_label == *name)
+                {
+                    apps.push(app);
+                    continue;
+                }
+                let found = reconciliation
+                    .vms
+                    .iter()
+                    .find(|d| d.uuid == *name || d.name_label == *name)
+                    .ok_or_else(|| PlanError::UnknownSelection {
+                        kind: "vApp or VM",
+                        name: name.clone(),
+                    })?;
+                if let Some(vapp) = vapp_of.get(found.uuid.as_str()) {
+                    return Err(PlanError::MemberOfVapp {
+                        vm: found.uuid.clone(),
+                        vapp: (*vapp).to_owned(),
+                    });
+                }
+                chosen.push(found);
+            }
+            Ok((apps, chosen))
         }
         Selection::Tags(tags) => {
             let tagged = |uuid: &str| {

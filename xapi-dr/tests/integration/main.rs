@@ -2,7 +2,9 @@
 
 mod configure;
 mod db_xml;
+mod failover;
 mod inspect;
 mod legacy;
 mod reconcile;
+mod test_failover;
 mod redo_log;
