@@ -71,6 +71,7 @@ pub(crate) fn mirror_storage(sr_uuid: &str) -> BTreeMap<String, StorageDevice> {
 pub(crate) fn request(mode: Mode) -> PlanRequest {
     let mut request = PlanRequest::new(mode);
     request.selection = Selection::Named(REPLICATED.iter().map(|s| (*s).to_owned()).collect());
+    request.power = xapi_dr::plan::PowerChoice::LeaveHalted; // SCRATCH
     request
 }
 

@@ -27,6 +27,7 @@ pub(crate) mod sr;
 pub(crate) mod task;
 pub(crate) mod vdi;
 pub(crate) mod vdi_copy;
+pub(crate) mod vif_move;
 pub(crate) mod vm;
 pub(crate) mod vm_devices;
 pub(crate) mod vm_placement;
@@ -301,6 +302,9 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         }
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         ("VDI", _) if vdi_copy::handles(call.message.name) => Some(vdi_copy::handle(pool, &call)),
+        (class, message) if vif_move::handles(class, message) => {
+            Some(vif_move::handle(&mut pool.db(), &call.args))
+        }
         (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
         (class, message) if dr_storage::handles(class, message) => dr_storage::handle(pool, &call),
         ("VM_appliance", _) if appliance::handles(call.message.name) => {
