@@ -384,6 +384,12 @@ pub struct PlannedVm {
     pub vapp: Option<String>,
     /// Its memory, for the host-memory check.
     pub memory_static_max: i64,
+    /// `VM.version` in the copy (a recovery writes one more; a run that stopped while
+    /// recovering it checks for that).
+    pub version: i64,
+    /// Its VIFs: (device, source network UUID), so the run puts each where the network
+    /// mapping says.
+    pub vif_networks: Vec<(String, String)>,
 }
 
 /// A vApp the run recovers.
@@ -730,6 +736,12 @@ fn planned_vm(decision: &VmDecision, summary: &VmSummary, vapp: Option<&String>)
         outcome: decision.outcome,
         vapp: vapp.cloned(),
         memory_static_max: summary.memory_static_max,
+        version: summary.version,
+        vif_networks: summary
+            .vifs
+            .iter()
+            .map(|vif| (vif.device.clone(), vif.network_uuid.clone()))
+            .collect(),
     }
 }
 

@@ -16,10 +16,10 @@
 //!   it again.
 //!
 //! ```no_run
-//! # async fn demo(session: xapi_core::client::SessionHandle, plan: xapi_dr::plan::Plan,
-//! #     copies: Vec<xapi_dr::source::MetadataCopy>) -> Result<(), xapi_dr::run::RunError> {
+//! # async fn demo(session: xapi_core::client::SessionHandle, plan: xapi_dr::plan::Plan)
+//! #     -> Result<(), xapi_dr::run::RunError> {
 //! use xapi_dr::run::{Run, RunOptions};
-//! let mut run = Run::new(session, plan, copies, RunOptions::journal_at("failover.journal"))?;
+//! let mut run = Run::new(session, plan, RunOptions::journal_at("failover.journal"))?;
 //! let report = run.execute().await?;
 //! println!("{} recovery calls", report.count("VM.recover") + report.count("VM_appliance.recover"));
 //! # Ok(()) }
@@ -42,7 +42,6 @@ use tokio::sync::mpsc;
 use xapi_core::client::SessionHandle;
 
 use crate::plan::{Check, Plan};
-use crate::source::MetadataCopy;
 
 pub use cleanup::cleanup_from_journal;
 pub use networks::ISOLATED_NETWORK_KEY;
@@ -173,7 +172,6 @@ pub enum RunError {
 pub struct Run {
     session: SessionHandle,
     plan: Plan,
-    copies: Vec<MetadataCopy>,
     options: RunOptions,
     journal: Journal,
     recorder: Recorder,
@@ -191,13 +189,12 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
-    /// Prepares a run of `plan` with `session` (on the target pool). `copies` are the copies
-    /// the plan was made from. A journal at `options.journal_path` is continued; it must be of
+    /// Prepares a run of `plan` with `session` (on the target pool). The plan holds all the
+    /// run needs (a plan file is enough: `xapictl dr run plan.json`). A journal at `options.journal_path` is continued; it must be of
     /// the same mode and target pool.
     pub fn new(
         session: SessionHandle,
         plan: Plan,
-        copies: Vec<MetadataCopy>,
         options: RunOptions,
     ) -> Result<Self, RunError> {
         let journal = match &options.journal_path {
@@ -216,7 +213,6 @@ impl Run {
         Ok(Self {
             session,
             plan,
-            copies,
             options,
             journal,
             recorder: Recorder::default(),

@@ -110,18 +110,13 @@ impl Run {
             .collect();
         let network_uuid: HashMap<&Ref<Network>, &str> =
             networks.iter().map(|(r, n)| (r, &*n.uuid)).collect();
-        // recovered VM UUID -> its VIFs' source networks by device
+        // (recovered VM UUID, VIF device) -> source network
         let recovered: BTreeSet<&str> = self.journal.recovered_vms.iter().map(String::as_str).collect();
         let mut source_network: HashMap<(&str, &str), &str> = HashMap::new();
-        for copy in &self.copies {
-            for vm in &copy.metadata.vms {
-                if recovered.contains(vm.uuid.as_str()) {
-                    for vif in &vm.vifs {
-                        source_network.insert(
-                            (vm.uuid.as_str(), vif.device.as_str()),
-                            vif.network_uuid.as_str(),
-                        );
-                    }
+        for vm in &self.plan.vms {
+            if recovered.contains(vm.uuid.as_str()) {
+                for (device, network) in &vm.vif_networks {
+                    source_network.insert((vm.uuid.as_str(), device.as_str()), network.as_str());
                 }
             }
         }

@@ -227,20 +227,19 @@ impl Run {
             .recorder
             .call("VM.get_all_records", "pool", session.vm().get_all_records())
             .await?;
-        let version_in_copy = |uuid: &str| {
-            self.copies
+        let version_in_plan = |uuid: &str| {
+            self.plan
+                .vms
                 .iter()
-                .flat_map(|c| c.metadata.vms.iter())
-                .filter(|vm| vm.uuid == uuid)
+                .find(|vm| vm.uuid == uuid)
                 .map(|vm| vm.version)
-                .max()
         };
         let done = !members.is_empty()
             && members.iter().all(|uuid| {
                 target.values().any(|vm| {
                     &*vm.uuid == uuid
                         && !vm.is_a_snapshot
-                        && version_in_copy(uuid).is_some_and(|v| vm.version > v)
+                        && version_in_plan(uuid).is_some_and(|v| vm.version > v)
                 })
             });
         if done {

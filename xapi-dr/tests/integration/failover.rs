@@ -104,7 +104,7 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     assert_eq!(plan.vms.iter().filter(|vm| vm.vapp.is_none()).count(), 4);
 
     // without fixes the missing SR blocks the run before any change
-    let mut blocked = Run::new(dr.clone(), plan.clone(), copies.clone(), RunOptions::default()).unwrap();
+    let mut blocked = Run::new(dr.clone(), plan.clone(), RunOptions::default()).unwrap();
     let err = blocked.execute().await.unwrap_err();
     assert!(err.to_string().contains("not attached"), "{err}");
     assert!(blocked.report(Some(&err)).calls.is_empty());
@@ -115,7 +115,7 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
         storage: mirror_storage(&sr_uuid),
         ..RunOptions::journal_at(dir.path().join("failover.journal"))
     };
-    let mut run = Run::new(dr.clone(), plan.clone(), copies.clone(), options).unwrap();
+    let mut run = Run::new(dr.clone(), plan.clone(), options).unwrap();
     let mut events = run.events();
     let report = run.execute().await.unwrap_or_else(|e| panic!("{e}\n{}", run.report(Some(&e)).to_json()));
 
@@ -167,7 +167,7 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
         storage: mirror_storage(&sr_uuid),
         ..RunOptions::journal_at(dir.path().join("failover.journal"))
     };
-    let mut again = Run::new(dr.clone(), plan, copies, options).unwrap();
+    let mut again = Run::new(dr.clone(), plan, options).unwrap();
     let second = again.execute().await.unwrap();
     assert_eq!(second.count("VM.recover") + second.count("VM_appliance.recover"), 0);
     assert_eq!(second.count("Async.VM.start"), 0);

@@ -69,7 +69,7 @@ async fn a_test_failover_is_cleaned_up_to_the_exact_records_it_started_from() {
         storage: mirror_storage(&sr_uuid),
         ..RunOptions::journal_at(dir.path().join("test.journal"))
     };
-    let mut run = Run::new(dr.clone(), plan.clone(), copies, options).unwrap();
+    let mut run = Run::new(dr.clone(), plan.clone(), options).unwrap();
     let report = run
         .execute()
         .await
