@@ -1,7 +1,8 @@
 //! `xapictl`: backup, restore and disaster recovery of XenServer / XCP-ng pools.
 //!
 //! Built so far: the connection conventions every pool command shares, `vm list`, `pool info`,
-//! `dr inspect` (offline) and `sim` (the embedded simulator). Backup, restore, DR and the demo come with their engines.
+//! `dr inspect` (offline), `dr plan` / `dr run` / `dr cleanup` and `sim` (the embedded
+//! simulator). Backup, restore and the demo come with their engines.
 //!
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, no password, a bad pin),
 //! 130 interrupted.
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{dr, pool, sim, vm};
+use crate::commands::{dr, dr_configure, dr_plan, dr_run, pool, sim, vm};
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
 
@@ -55,6 +56,14 @@ enum Command {
 enum DrCommand {
     /// What a recovery from a metadata VDI image or database dump would bring back (offline).
     Inspect(dr::InspectArgs),
+    /// Reconcile copies of metadata against this pool and write a plan with every pre-check.
+    Plan(dr_plan::PlanArgs),
+    /// Run a plan file with a journal (running it again continues).
+    Run(dr_run::RunArgs),
+    /// Clean up a test failover from its journal.
+    Cleanup(dr_run::CleanupArgs),
+    /// Where the pool replicates its database (list, or set with --sr).
+    Configure(dr_configure::ConfigureArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +124,29 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Dr(DrCommand::Inspect(args)) => {
             let report = dr::inspect(&args)?;
             dr::print(&report, cli.json);
+            Ok(Exit::Done)
+        }
+        Command::Dr(DrCommand::Plan(args)) => {
+            let session = cli.connection.login().await?;
+            let plan = dr_plan::make_plan(&session, cli.connection.url()?, &args).await?;
+            dr_plan::print(&plan, cli.json);
+            Ok(Exit::Done)
+        }
+        Command::Dr(DrCommand::Run(args)) => {
+            let session = cli.connection.login().await?;
+            dr_run::run(session, cli.connection.url()?, &args, cli.json).await?;
+            Ok(Exit::Done)
+        }
+        Command::Dr(DrCommand::Cleanup(args)) => {
+            let session = cli.connection.login().await?;
+            dr_run::cleanup(&session, cli.connection.url()?, &args, cli.json).await?;
+            Ok(Exit::Done)
+        }
+        Command::Dr(DrCommand::Configure(args)) => {
+            let session = cli.connection.login().await?;
+            let candidates =
+                dr_configure::configure(&session, cli.connection.url()?, &args).await?;
+            dr_configure::print(&candidates, cli.json);
             Ok(Exit::Done)
         }
         Command::Pool(PoolCommand::Info) => {

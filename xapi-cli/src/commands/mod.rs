@@ -1,6 +1,9 @@
 //! One module per command group.
 
 pub(crate) mod dr;
+pub(crate) mod dr_configure;
+pub(crate) mod dr_plan;
+pub(crate) mod dr_run;
 pub(crate) mod pool;
 pub(crate) mod sim;
 pub(crate) mod vm;
