@@ -260,3 +260,127 @@ fn dr_inspect_summarises_a_database_dump_offline() {
     let text = assert_one_line_failure(&missing, 1);
     assert!(text.contains("/nonexistent/metadata.img"), "{text}");
 }
+
+/// `dr configure`, `dr plan`, `dr run --cleanup`: a test failover from the command line, the
+/// plan reviewed as a file in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
+    let sim = demo(false).await;
+    let primary = &sim.pool("primary").unwrap().url;
+    let dr = &sim.pool("dr").unwrap().url;
+    let env_primary = [("XAPI_URL", primary.as_str()), ("XAPI_PASSWORD", DEFAULT_PASSWORD)];
+    let env_dr = [("XAPI_URL", dr.as_str()), ("XAPI_PASSWORD", DEFAULT_PASSWORD)];
+
+    let listed = xapictl(&["dr", "configure", "--json"], &env_primary);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let candidates: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let sr = candidates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name_label"] == "Replicated iSCSI (DR)")
+        .expect("the mirrored SR is a candidate");
+    let sr_uuid = sr["uuid"].as_str().unwrap().to_owned();
+    let set = xapictl(&["dr", "configure", "--sr", &sr_uuid, "--json"], &env_primary);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    let after: serde_json::Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert!(
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["uuid"] == sr_uuid.as_str() && c["enabled"] == true)
+    );
+
+    // the DR site's copy, read offline from the metadata VDI's image
+    let client = xapi_core::client::Client::builder(primary).build().unwrap();
+    let session = client
+        .login_with_password(
+            "root",
+            xapi_core::client::Password::new(DEFAULT_PASSWORD),
+            "1.0",
+            "test",
+        )
+        .await
+        .unwrap();
+    let vdis = session.vdi().get_all_records().await.unwrap();
+    let metadata = vdis
+        .values()
+        .find(|v| v.r#type == xapi_core::api::VdiType::Metadata)
+        .unwrap();
+    let image = sim.disk_image("primary", &metadata.uuid).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let plan_file = dir.path().join("plan.json");
+    let journal = dir.path().join("run.journal");
+    let planned = xapictl(
+        &[
+            "dr",
+            "plan",
+            "--mode",
+            "test",
+            "--image",
+            image.to_str().unwrap(),
+            "--select",
+            "web-shop",
+            "--select",
+            "mail",
+            "--power",
+            "halted",
+            "-o",
+            plan_file.to_str().unwrap(),
+        ],
+        &env_dr,
+    );
+    assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
+    let text = String::from_utf8_lossy(&planned.stdout);
+    assert!(text.contains("StorageAvailable"), "the SR to introduce: {text}");
+
+    let storage = format!(
+        "{sr_uuid}=lvmoiscsi:{}",
+        xapi_sim::DEMO_MIRROR_DEVICE_CONFIG
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let ran = xapictl(
+        &[
+            "dr",
+            "run",
+            plan_file.to_str().unwrap(),
+            "--journal",
+            journal.to_str().unwrap(),
+            "--apply-fixes",
+            "--storage",
+            &storage,
+            "--cleanup",
+            "--json",
+        ],
+        &env_dr,
+    );
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let report: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let calls = report["calls"].as_array().unwrap();
+    let count = |m: &str| calls.iter().filter(|c| c["method"] == m).count();
+    assert_eq!(count("VM_appliance.recover"), 1);
+    assert_eq!(count("VM.recover"), 1);
+    assert_eq!(count("DR_task.destroy"), 1);
+    assert_eq!(report["journal"]["cleaned_up"], true);
+
+    // a blocked plan without --apply-fixes: one line, exit 1
+    let journal2 = dir.path().join("second.journal");
+    let refused = xapictl(
+        &[
+            "dr",
+            "run",
+            plan_file.to_str().unwrap(),
+            "--journal",
+            journal2.to_str().unwrap(),
+            "--json",
+        ],
+        &env_dr,
+    );
+    let line = assert_one_line_failure(&refused, 1);
+    assert!(line.contains("blocked"), "{line}");
+}

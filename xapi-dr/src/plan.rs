@@ -1170,10 +1170,10 @@ fn check_storage(
                 .get(disk.sr_uuid.as_str())
                 .is_some_and(|sr| sr.content_type == "iso");
             if disk.vbd_type != xapi_core::api::VbdType::Cd && !is_iso && !disk.sr_uuid.is_empty() {
-                needed
-                    .entry(&disk.sr_uuid)
-                    .or_default()
-                    .push(&vm.name_label);
+                let users = needed.entry(&disk.sr_uuid).or_default();
+                if users.last() != Some(&vm.name_label.as_str()) {
+                    users.push(&vm.name_label);
+                }
             }
         }
     }
