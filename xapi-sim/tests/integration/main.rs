@@ -3,6 +3,8 @@
 mod debug_redaction;
 mod device_checks;
 mod disks_and_placement;
+mod dr_recovered_refs;
+mod dr_recovery;
 mod events_on_destroy;
 mod failover;
 mod faults_and_state;
