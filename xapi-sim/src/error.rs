@@ -29,6 +29,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The simulator has no pool of this name.
+    #[error("no pool called {0:?} in this simulator")]
+    NoSuchPool(String),
+    /// The demo's primary pool has no SR of this name with a storage mirror.
+    #[error("no storage mirror of an SR called {0:?}")]
+    NoSuchMirror(String),
+    /// A mirror can be reversed only once it is broken (mirroring halted, as a failover needs).
+    #[error("the storage mirror of {0:?} still replicates: break it before reversing it")]
+    MirrorNotBroken(String),
     /// The self-signed TLS identity could not be made.
     #[error("cannot make the self-signed tls certificate: {0}")]
     Tls(String),

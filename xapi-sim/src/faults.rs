@@ -4,6 +4,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use xapi_core::api::ErrorCode;
+use xapi_core::wire::Failure;
+
 /// The switchable faults of one simulator (all pools share them). Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -29,6 +32,19 @@ struct FaultState {
     corrupt_next_checksum: bool,
     /// The next export's disk source stalls this long after its first MiB.
     stall_next_export: Option<Duration>,
+    /// Calls of given methods that must fail.
+    failing_calls: Vec<CallFault>,
+}
+
+/// One armed [`Faults::fail_call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CallFault {
+    /// `Class.message`, without `Async.`.
+    method: String,
+    /// Calls of the method still to let through before the failing one.
+    let_through: u64,
+    /// The failure the call gets.
+    code: ErrorCode,
 }
 
 impl Faults {
@@ -85,6 +101,19 @@ impl Faults {
     /// so that the XVA writer sends xapi's zero-length keep-alive chunks (every 5 s).
     pub fn stall_next_export(&self, duration: Duration) {
         self.lock().stall_next_export = Some(duration);
+    }
+
+    /// Make the `nth` call (1 for the very next one) of `method` (`Class.message`, such as
+    /// `VM.recover`; its `Async.` form counts and fails too, through its task) from now on fail
+    /// with `code` and the parameter `fault injected by xapi-sim`, before it does anything.
+    /// Calls the simulator makes inside another call, as xapi makes them through its own API
+    /// (the `PBD.plug` of `DR_task.create`), count as well. Several may be armed at once.
+    pub fn fail_call(&self, method: &str, nth: u64, code: ErrorCode) {
+        self.lock().failing_calls.push(CallFault {
+            method: method.strip_prefix("Async.").unwrap_or(method).to_owned(),
+            let_through: nth.saturating_sub(1),
+            code,
+        });
     }
 
     /// Switch every fault off.
@@ -144,6 +173,31 @@ impl Faults {
         self.lock().full_srs.iter().any(|s| s == sr_uuid)
     }
 
+    /// Count one call of `method` (`Class.message`, without `Async.`): the failure it must end
+    /// with when a [`Faults::fail_call`] for it comes due (consumed).
+    pub(crate) fn take_call_failure(&self, method: &str) -> Option<Failure> {
+        let mut state = self.lock();
+        let mut due = None;
+        state.failing_calls.retain_mut(|fault| {
+            if fault.method != method {
+                return true;
+            }
+            if fault.let_through == 0 {
+                if due.is_none() {
+                    due = Some(fault.code.clone());
+                    return false;
+                }
+                return true;
+            }
+            fault.let_through -= 1;
+            true
+        });
+        due.map(|code| Failure {
+            code,
+            params: vec!["fault injected by xapi-sim".to_owned()],
+        })
+    }
+
     /// The error code the next task must fail with, if any (consumes it).
     pub(crate) fn take_task_failure(&self) -> Option<String> {
         self.lock().fail_next_task.take()
@@ -174,5 +228,18 @@ mod tests {
         faults.fail_next_task(ErrorCode::SrBackendFailure.as_str());
         faults.clear();
         assert_eq!(faults.take_task_failure(), None);
+    }
+
+    #[test]
+    fn the_nth_call_of_a_method_fails_once() {
+        let faults = Faults::default();
+        faults.fail_call("Async.VM.recover", 2, ErrorCode::SrBackendFailure);
+        assert_eq!(faults.take_call_failure("VM.start"), None);
+        assert_eq!(faults.take_call_failure("VM.recover"), None);
+        let failed = faults
+            .take_call_failure("VM.recover")
+            .expect("the second call fails");
+        assert_eq!(failed.code, ErrorCode::SrBackendFailure);
+        assert_eq!(faults.take_call_failure("VM.recover"), None);
     }
 }

@@ -116,5 +116,6 @@ pub use clock::SimClock;
 pub use error::Error;
 pub use faults::Faults;
 pub use mirror::{MirrorMode, UnknownMirrorMode};
-pub use scenario::{DEMO_MIRROR_DEVICE_CONFIG, Scenario};
+pub use rpc::rbac::READ_ONLY_USER;
+pub use scenario::{DEMO_MIRROR_DEVICE_CONFIG, DEMO_REPLICATED_SRS, Scenario};
 pub use sim::{DEFAULT_PASSWORD, PoolEndpoint, SimConfig, SimHandle, Simulator};

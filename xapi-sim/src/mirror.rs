@@ -7,6 +7,11 @@
 //!   of the primary's at the moment of the break, writable, and the two sides diverge.
 //! - [`MirrorMode::Resync`]: the DR images are overwritten from the primary again, and the mirror
 //!   returns to `Mirrored` (so reading the mode never yields `Resync`).
+//!
+//! The demo has one mirror per replicated SR (both behind one iSCSI target), switched together
+//! or one at a time. For a failback, a broken mirror can be reversed: the primary then reaches
+//! the DR pool's copy of the SR, resynced from it, and sees what the DR pool writes there (its
+//! metadata VDI, once it replicates its own database) after `SR.scan` or a plug.
 
 use std::fmt;
 use std::path::Path;
@@ -14,6 +19,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use crate::pool::Pool;
+use crate::rpc::dr_storage::Mirror;
 use crate::storage::copy_sparse;
 
 /// The state of a storage mirror.
@@ -119,21 +125,22 @@ pub(crate) fn mode(pool: &Pool) -> Option<MirrorMode> {
     pool.mirrors().first().map(|m| m.state.mode())
 }
 
-fn switch_one(
-    pool: &Pool,
-    mirror: &crate::rpc::dr_storage::Mirror,
-    mode: MirrorMode,
-) -> std::io::Result<()> {
+fn switch_one(pool: &Pool, mirror: &Mirror, mode: MirrorMode) -> std::io::Result<()> {
     let mut broken = mirror.state.lock();
     let uuids = source_vdis(mirror);
     match (mode, *broken) {
         (MirrorMode::Mirrored, false) | (MirrorMode::Broken, true) => {}
         (MirrorMode::Broken, false) => {
+            // the mirror side keeps the images as they are at the break, whether this pool has
+            // scanned them yet or not: a later scan finds these copies, not the source's
             for uuid in &uuids {
                 let replica = pool.storage.path(uuid);
-                if replica.exists() {
-                    let size = std::fs::metadata(&replica)?.len();
-                    replace(&mirror.source.storage.path(uuid), &replica, size, false)?;
+                let source = mirror.source.storage.path(uuid);
+                if replica.exists() || source.exists() {
+                    let size = std::fs::metadata(&source)
+                        .or_else(|_| std::fs::metadata(&replica))?
+                        .len();
+                    replace(&source, &replica, size, false)?;
                 }
             }
             *broken = true;
@@ -168,8 +175,50 @@ fn replace(source: &Path, target: &Path, size: u64, link: bool) -> std::io::Resu
     std::fs::rename(&temporary, target)
 }
 
+/// The mirror of the SR called `sr_name` among those `pool` reaches (by the source SR's name).
+pub(crate) fn mirror_of(pool: &Pool, sr_name: &str) -> Option<Mirror> {
+    pool.mirrors().into_iter().find(|mirror| {
+        let db = mirror.source.db();
+        db.by_uuid("SR", &mirror.sr_uuid)
+            .and_then(|sr| db.str_field("SR", &sr, "name_label"))
+            .is_ok_and(|name| name == sr_name)
+    })
+}
+
+/// Switch the one mirror `mirror` of `pool` to `mode`; the resulting mode.
+pub(crate) fn switch_mirror(
+    pool: &Pool,
+    mirror: &Mirror,
+    mode: MirrorMode,
+) -> std::io::Result<MirrorMode> {
+    switch_one(pool, mirror, mode)?;
+    Ok(mirror.state.mode())
+}
+
+/// Reverse the mirror of an SR for a failback: `primary` now reaches, behind `device_config`,
+/// the SR `sr_uuid` of `dr` (the failed-over pool), and its images of the VDIs both sides
+/// hold become the DR side's (a resync from the DR side), replicating from then on.
+pub(crate) fn reverse(
+    primary: &Pool,
+    dr: &Arc<Pool>,
+    sr_uuid: &str,
+    device_config: std::collections::BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let mirror = Mirror {
+        source: Arc::clone(dr),
+        sr_uuid: sr_uuid.to_owned(),
+        device_config,
+        state: MirrorState::new(),
+    };
+    // start broken so that the switch below resyncs the primary from the DR side
+    *mirror.state.lock() = true;
+    switch_one(primary, &mirror, MirrorMode::Resync)?;
+    primary.add_mirror(mirror);
+    Ok(())
+}
+
 /// UUIDs of the VDIs of the mirrored SR on its source.
-fn source_vdis(mirror: &crate::rpc::dr_storage::Mirror) -> Vec<String> {
+fn source_vdis(mirror: &Mirror) -> Vec<String> {
     let db = mirror.source.db();
     let Ok(sr) = db.by_uuid("SR", &mirror.sr_uuid) else {
         return Vec::new();

@@ -13,6 +13,7 @@ use crate::clock::SimClock;
 use crate::faults::Faults;
 use crate::model::store::Db;
 use crate::rpc::dr_storage::Mirror;
+use crate::server::reachability::Reachability;
 use crate::storage::Storage;
 
 /// The state of one pool, shared by its HTTP server and its running tasks. Its `Debug` leaves
@@ -46,6 +47,8 @@ pub(crate) struct Pool {
     pub(crate) running: Mutex<HashMap<String, AbortHandle>>,
     /// Legacy `event.register` subscriptions, by session.
     pub(crate) legacy_events: Mutex<HashMap<String, LegacyRegistration>>,
+    /// Whether the pool answers connections (a lost site does not).
+    pub(crate) reachability: Reachability,
 }
 
 /// A session's legacy event registration (`event.register` / `event.next`).
@@ -94,6 +97,7 @@ impl Pool {
             metadata_vdi_cache: Mutex::new(HashMap::new()),
             legacy_events: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            reachability: Reachability::default(),
         }
     }
 

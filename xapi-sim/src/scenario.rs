@@ -76,40 +76,52 @@ impl Scenario {
     }
 }
 
-/// The device config that reaches the demo's storage mirror from the DR pool (`SR.probe`,
-/// `DR_task.create`, `PBD.create` with type `lvmoiscsi`).
+/// The device config that reaches the demo's storage mirrors from the DR pool (`SR.probe`,
+/// `DR_task.create`, `PBD.create` with type `lvmoiscsi`): the iSCSI target behind which both
+/// replicated SRs of the primary are mirrored.
 pub const DEMO_MIRROR_DEVICE_CONFIG: &[(&str, &str)] = &[
     ("target", "192.0.2.20"),
     ("targetIQN", "iqn.2026-11.org.xapi-sim:dr-mirror"),
 ];
 
-/// Make the primary's replicated SR reachable from the DR pool as a storage mirror.
+/// Make the primary's two replicated SRs reachable from the DR pool as storage mirrors: two LUNs
+/// behind one iSCSI target, both reached with [`DEMO_MIRROR_DEVICE_CONFIG`], each with a mirror
+/// of its own (one can be broken while the other replicates).
 pub(crate) fn connect_mirror(primary: &std::sync::Arc<Pool>, dr: &Pool) {
-    let sr_uuid = {
-        let db = primary.db();
-        db.find("SR", "name_label", &s(REPLICATED_SR))
-            .ok()
-            .and_then(|srs| srs.into_iter().next())
-            .and_then(|sr| db.str_field("SR", &sr, "uuid").ok())
-    };
-    if let Some(sr_uuid) = sr_uuid {
-        dr.add_mirror(crate::rpc::dr_storage::Mirror {
-            source: std::sync::Arc::clone(primary),
-            sr_uuid,
-            device_config: DEMO_MIRROR_DEVICE_CONFIG
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            state: crate::mirror::MirrorState::new(),
-        });
+    for name in [REPLICATED_SR, SECOND_REPLICATED_SR] {
+        let sr_uuid = {
+            let db = primary.db();
+            db.find("SR", "name_label", &s(name))
+                .ok()
+                .and_then(|srs| srs.into_iter().next())
+                .and_then(|sr| db.str_field("SR", &sr, "uuid").ok())
+        };
+        if let Some(sr_uuid) = sr_uuid {
+            dr.add_mirror(crate::rpc::dr_storage::Mirror {
+                source: std::sync::Arc::clone(primary),
+                sr_uuid,
+                device_config: DEMO_MIRROR_DEVICE_CONFIG
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                state: crate::mirror::MirrorState::new(),
+            });
+        }
     }
 }
 
-/// Name of the demo's LVM over iSCSI SR that the DR pool sees as a storage mirror.
+/// Name of the demo's LVM over iSCSI SR that the DR pool sees as a storage mirror (the one the
+/// vApps' disks are on).
 const REPLICATED_SR: &str = "Replicated iSCSI (DR)";
 
-/// Name of the demo's second LVM over iSCSI SR, for a second copy of the replicated metadata.
+/// Name of the demo's second LVM over iSCSI SR, also mirrored: a second copy of the replicated
+/// metadata.
 const SECOND_REPLICATED_SR: &str = "Replicated iSCSI (DR 2)";
+
+/// The names of the demo primary's two mirrored LVM over iSCSI SRs, to which it can replicate
+/// its database (`SR.enable_database_replication`) and whose mirrors
+/// [`crate::SimHandle::set_sr_mirror_mode`] switches one at a time.
+pub const DEMO_REPLICATED_SRS: [&str; 2] = [REPLICATED_SR, SECOND_REPLICATED_SR];
 
 /// Fill `pool` with the objects and disks of the pool `pool_name` of `scenario`.
 pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result<(), Failure> {
@@ -126,6 +138,8 @@ pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result
         (Scenario::Large(n), _) => b.large(pool_name, *n),
         (Scenario::Empty, _) => b.single_host_pool(pool_name).map(|_| ()),
     }?;
+    crate::rpc::host_memory::refresh(&mut db);
+    crate::rpc::rbac::register_roles(&mut db)?;
     crate::model::sm::register_drivers(&mut db)
 }
 
@@ -139,6 +153,13 @@ fn map(pairs: &[(&str, &str)]) -> Value {
 
 const GIB: i64 = 1 << 30;
 const MIB: i64 = 1 << 20;
+
+/// The memory of every simulated host.
+const HOST_MEMORY: i64 = 64 * GIB;
+
+/// The licence restriction key of disaster recovery (`pool.restrictions`,
+/// `host.license_params`).
+pub(crate) const RESTRICT_DR: &str = "restrict_dr";
 
 /// The objects of a freshly built pool that VMs hang off.
 struct Site {
@@ -187,9 +208,19 @@ impl Builder<'_> {
         let mut local_srs = Vec::new();
         for i in 1..=hosts {
             let name = format!("{pool_name}-host-{i}");
+            let metrics = self.make(
+                "host_metrics",
+                vec![
+                    ("memory_total", Value::Int(HOST_MEMORY)),
+                    ("memory_free", Value::Int(HOST_MEMORY)),
+                    ("live", Value::Bool(true)),
+                ],
+            )?;
             let host = self.make(
                 "host",
                 vec![
+                    ("metrics", s(&metrics)),
+                    ("license_params", map(&[(RESTRICT_DR, "false")])),
                     ("name_label", s(&name)),
                     ("hostname", s(&name)),
                     // members answer on their own loopback address (see `server::member`)
@@ -240,6 +271,7 @@ impl Builder<'_> {
             vec![
                 ("name_label", s(pool_name)),
                 ("master", s(&master)),
+                ("restrictions", map(&[(RESTRICT_DR, "false")])),
                 (
                     "default_SR",
                     s(local_srs.first().map_or(NULL_REF, String::as_str)),

@@ -153,7 +153,12 @@ impl Simulator {
             if let Some(saved) = persist::load(meta::CLASSES, name, &state_path)? {
                 pool.replace_db(saved);
                 // as xapi at each start: every installed SM driver has its record
-                crate::model::sm::register_drivers(&mut pool.db()).map_err(|f| Error::Build {
+                let registered = {
+                    let mut db = pool.db();
+                    crate::rpc::rbac::register_roles(&mut db)
+                        .and_then(|()| crate::model::sm::register_drivers(&mut db))
+                };
+                registered.map_err(|f| Error::Build {
                     scenario: config.scenario.to_string(),
                     code: f.code.as_str().to_owned(),
                     params: f.params,
@@ -484,9 +489,137 @@ impl SimHandle {
         Err(Error::NoMirror)
     }
 
+    /// Switch the storage mirror of one SR of the demo's primary, by its name (one of
+    /// [`crate::DEMO_REPLICATED_SRS`]), leaving the other mirror as it is: breaking one leaves
+    /// the DR side's copy of its disks, metadata VDI included, as it was at the break (a stale
+    /// copy at an older database generation) while the other replicates on. Once reversed
+    /// ([`SimHandle::reverse_mirror`]) the reversed mirror is the one switched. The resulting
+    /// mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchMirror`] when no mirror of an SR of that name exists, [`Error::Mirror`]
+    /// when the disk images cannot be copied or linked.
+    pub fn set_sr_mirror_mode(
+        &self,
+        sr_name: &str,
+        mode: crate::MirrorMode,
+    ) -> Result<crate::MirrorMode, Error> {
+        for pool in &self.pools {
+            if let Some(mirror) = crate::mirror::mirror_of(pool, sr_name) {
+                return crate::mirror::switch_mirror(pool, &mirror, mode)
+                    .map_err(|source| Error::Mirror { mode, source });
+            }
+        }
+        Err(Error::NoSuchMirror(sr_name.to_owned()))
+    }
+
+    /// The mode of the storage mirror of the SR called `sr_name` (the reversed one once
+    /// reversed), `None` when there is none.
+    pub fn sr_mirror_mode(&self, sr_name: &str) -> Option<crate::MirrorMode> {
+        self.pools
+            .iter()
+            .find_map(|pool| crate::mirror::mirror_of(pool, sr_name))
+            .map(|mirror| mirror.state.mode())
+    }
+
+    /// Reverse the broken storage mirror of the SR called `sr_name` for a failback: the pool
+    /// whose SR it mirrored (the demo's primary) now reaches, through its own PBD's device
+    /// config, the copy of the SR that the other pool (the DR pool, after a failover) has
+    /// introduced; the primary's images of the disks both hold are resynced from the DR side,
+    /// and what the DR pool writes there (its metadata VDI, once it replicates its database
+    /// with `SR.enable_database_replication`) shows on the primary after `SR.scan`. The DR
+    /// pool must have introduced the SR (`DR_task.create`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchMirror`] without such a mirror (or before the DR pool introduced the
+    /// SR), [`Error::MirrorNotBroken`] while the mirror still replicates, [`Error::Mirror`]
+    /// when the disk images cannot be linked or copied.
+    pub fn reverse_mirror(&self, sr_name: &str) -> Result<(), Error> {
+        let missing = || Error::NoSuchMirror(sr_name.to_owned());
+        let (dr, forward) = self
+            .pools
+            .iter()
+            .find_map(|pool| crate::mirror::mirror_of(pool, sr_name).map(|m| (pool, m)))
+            .ok_or_else(missing)?;
+        if forward.state.mode() != crate::MirrorMode::Broken {
+            return Err(Error::MirrorNotBroken(sr_name.to_owned()));
+        }
+        if dr.db().by_uuid("SR", &forward.sr_uuid).is_err() {
+            return Err(missing());
+        }
+        let primary = &forward.source;
+        let device_config = {
+            let db = primary.db();
+            let sr = db.by_uuid("SR", &forward.sr_uuid).map_err(|_| missing())?;
+            let pbd = db
+                .refs_field("SR", &sr, "PBDs")
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .ok_or_else(missing)?;
+            match db.field("PBD", &pbd, "device_config") {
+                Ok(config) => crate::rpc::dr_storage::string_map(Some(config)),
+                Err(_) => return Err(missing()),
+            }
+        };
+        crate::mirror::reverse(primary, dr, &forward.sr_uuid, device_config).map_err(|source| {
+            Error::Mirror {
+                mode: crate::MirrorMode::Resync,
+                source,
+            }
+        })
+    }
+
     /// The mode of the storage mirror of the demo (`None` without one).
     pub fn mirror_mode(&self) -> Option<crate::MirrorMode> {
         self.pools.iter().find_map(|pool| crate::mirror::mode(pool))
+    }
+
+    /// Make the pool called `name` stop answering (`false`: a lost site; every connection to
+    /// its port and its NBD servers is reset at once, open ones are cut), or answer again
+    /// (`true`). Its state is kept meanwhile, and it is still seen through storage mirrors.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchPool`] when the simulator has no pool of that name.
+    pub fn set_reachable(&self, name: &str, reachable: bool) -> Result<(), Error> {
+        self.pool_named(name)?.reachability.set(reachable);
+        Ok(())
+    }
+
+    /// Restrict disaster recovery by licence on the pool called `name` (`restrict_dr` becomes
+    /// `"true"` in `pool.restrictions` and every host's `license_params`; `DR_task.create`,
+    /// `VM.recover` and `VM_appliance.recover` then fail with `LICENCE_RESTRICTION`), or lift
+    /// the restriction (`false`, as every pool starts).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchPool`] when the simulator has no pool of that name.
+    pub fn set_dr_restricted(&self, name: &str, restricted: bool) -> Result<(), Error> {
+        let pool = self.pool_named(name)?;
+        if let Err(err) = crate::rpc::licence::set_dr_restricted(&mut pool.db(), restricted) {
+            tracing::warn!(
+                pool = name,
+                code = err.code.as_str(),
+                "cannot switch the DR licence"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the pool called `name` answers (`None` when there is no such pool).
+    pub fn is_reachable(&self, name: &str) -> Option<bool> {
+        self.pool_named(name).ok().map(|p| p.reachability.is_up())
+    }
+
+    /// The pool called `name`.
+    fn pool_named(&self, name: &str) -> Result<&Arc<Pool>, Error> {
+        self.pools
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::NoSuchPool(name.to_owned()))
     }
 
     /// The password `root` logs in with.

@@ -19,6 +19,15 @@ pub(crate) fn now() -> Value {
     Value::DateTime(now_datetime())
 }
 
+/// A moment (such as the simulated clock's [`crate::SimClock::now`]) as a datetime value, in
+/// whole seconds as xapi stores them.
+pub(crate) fn at(moment: std::time::SystemTime) -> Value {
+    let seconds = moment
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Value::DateTime(DateTime::from_unix_seconds(seconds).unwrap_or_default())
+}
+
 /// The epoch, the "unset" datetime.
 pub(crate) fn epoch() -> Value {
     Value::DateTime(DateTime::default())

@@ -81,9 +81,13 @@ pub(crate) async fn listen(
         let pool = Arc::clone(&pool);
         let identity = identity.clone();
         async move {
-            if let Err(err) = serve(&pool, stream, &identity).await {
-                tracing::debug!(%peer, error = %err, "nbd connection ended");
-            }
+            pool.reachability
+                .guard(stream, |stream| async {
+                    if let Err(err) = serve(&pool, stream, &identity).await {
+                        tracing::debug!(%peer, error = %err, "nbd connection ended");
+                    }
+                })
+                .await;
         }
     })
     .await

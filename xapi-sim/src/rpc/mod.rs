@@ -14,16 +14,22 @@ pub(crate) mod appliance;
 pub(crate) mod args;
 pub(crate) mod device_create;
 pub(crate) mod dr_storage;
+pub(crate) mod dr_task;
 pub(crate) mod event;
 pub(crate) mod event_legacy;
 pub(crate) mod generic;
+pub(crate) mod ha;
 pub(crate) mod host;
+pub(crate) mod host_memory;
+pub(crate) mod licence;
 pub(crate) mod metadata_cache;
 pub(crate) mod query;
+pub(crate) mod rbac;
 pub(crate) mod recover;
 pub(crate) mod removed;
 pub(crate) mod session;
 pub(crate) mod sr;
+pub(crate) mod sr_probe;
 pub(crate) mod task;
 pub(crate) mod vdi;
 pub(crate) mod vdi_copy;
@@ -102,6 +108,14 @@ pub(crate) async fn call(
         .first()
         .is_some_and(|p| p.name == "session_id");
     check_parameter_count(name, message, takes_session, params.len())?;
+    if let Some(failed) = pool.faults.take_call_failure(name) {
+        // a fault armed with `Faults::fail_call`: the call fails before it does anything
+        return if is_async {
+            task::start_detached(pool, method, message.result, move || Err(failed))
+        } else {
+            Err(failed)
+        };
+    }
     let foreign = match (takes_session, params.first()) {
         (true, Some(Value::String(handle))) => pool.foreign(handle).map(|f| (handle.clone(), f)),
         _ => None,
@@ -116,6 +130,7 @@ pub(crate) async fn call(
             _ => String::new(),
         };
         check_session(pool, &handle)?;
+        rbac::check(&pool.db(), &handle, class.name, message.name)?;
         Some(handle)
     } else {
         None
@@ -289,7 +304,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         ("session", _) => session::handle(pool, &call),
         ("task", "cancel" | "create" | "destroy") => task::handle(pool, &call),
         ("event", _) => event::handle(pool, &call).await,
-        ("host", message) if host::handles(message) => Some(Ok(host::handle(&call))),
+        ("host", message) if host::handles(message) => Some(host::handle(pool, &call)),
         ("VM", _) if vm::handles(call.message.name) => vm::handle(pool, &call).await,
         ("VM", _) if vm_devices::handles(call.message.name) => {
             Some(vm_devices::handle(pool, &call))
@@ -307,6 +322,7 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         }
         (class, message) if sr::handles(class, message) => sr::handle(pool, &call),
         (class, message) if dr_storage::handles(class, message) => dr_storage::handle(pool, &call),
+        (class, message) if ha::handles(class, message) => Some(ha::handle(pool, &call)),
         ("VM_appliance", _) if appliance::handles(call.message.name) => {
             appliance::handle(pool, &call).await
         }

@@ -1,4 +1,5 @@
-//! `session.*`: login as root with the pool's password, logout, and the session record.
+//! `session.*`: login as root (or as the read-only user of `rbac`) with the pool's password,
+//! logout, and the session record.
 
 use std::sync::Arc;
 use xapi_core::api::ErrorCode;
@@ -30,7 +31,8 @@ pub(crate) fn handle(pool: &Arc<Pool>, call: &Call) -> Option<Result<Value, Fail
 fn login(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
     let user = args::string(a, 0)?;
     let password = args::string(a, 1)?;
-    if user != "root" || password != pool.password {
+    let is_known = user == "root" || user == super::rbac::READ_ONLY_USER;
+    if !is_known || password != pool.password {
         return Err(failure(
             ErrorCode::SessionAuthenticationFailed,
             [user.as_str(), "Authentication failure"],
@@ -39,18 +41,20 @@ fn login(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
     let originator = args::string(a, 3).unwrap_or_default();
     let mut db = pool.db();
     let master = master_host(&db);
-    db.create(
-        "session",
-        fields([
-            ("this_host", Value::String(master)),
-            ("last_active", timestamp::now()),
-            ("pool", Value::Bool(false)),
-            ("is_local_superuser", Value::Bool(true)),
-            ("auth_user_name", Value::String(user)),
-            ("originator", Value::String(originator)),
-        ]),
-    )
-    .map(Value::String)
+    let mut session = fields([
+        ("this_host", Value::String(master)),
+        ("last_active", timestamp::now()),
+        ("pool", Value::Bool(false)),
+        ("is_local_superuser", Value::Bool(true)),
+        ("auth_user_name", Value::String(user.clone())),
+        ("originator", Value::String(originator)),
+    ]);
+    if user != "root" {
+        for (field, value) in super::rbac::read_only_session_fields(&db, pool.classes)? {
+            session.insert(field.to_owned(), value);
+        }
+    }
+    db.create("session", session).map(Value::String)
 }
 
 /// Destroy a session.

@@ -97,6 +97,7 @@ fn metadata_vdis(db: &Db, sr: &str, pool_ref: &str) -> Result<Vec<String>, Failu
 /// its image with the whole database.
 fn enable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
     let mut db = pool.db();
+    super::licence::assert_dr_allowed(&db)?;
     assert_supports(&db, sr)?;
     let pool_ref = this_pool(&db)?;
     let existing = metadata_vdis(&db, sr, &pool_ref)?.into_iter().find(|vdi| {

@@ -308,6 +308,10 @@ fn open_database(pool: &Arc<Pool>, vdi: &str) -> Result<Value, Failure> {
                     Value::String("disaster-recovery".to_owned()),
                 ),
                 ("is_local_superuser".to_owned(), Value::Bool(false)),
+                (
+                    "rbac_permissions".to_owned(),
+                    Value::Array(super::rbac::read_only_permissions(pool.classes)),
+                ),
             ]),
         )?
     };

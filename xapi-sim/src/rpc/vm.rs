@@ -3,7 +3,9 @@
 //! (`snapshot_with_quiesce` is removed from XAPI: the dispatcher answers `MESSAGE_REMOVED`).
 //!
 //! `VM.start` sleeps `VM.start_delay` after the domain is up and the shutdowns sleep
-//! `VM.shutdown_delay` after it is down, on the simulated clock, as xapi does.
+//! `VM.shutdown_delay` after it is down, on the simulated clock, as xapi does. A start is
+//! stamped in `VM_metrics.start_time` with the simulated time ([`crate::SimClock::now`]), so
+//! that the order of starts and the gaps of their delays can be read back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -275,11 +277,34 @@ pub(crate) async fn start(
         db.set_field("VM", vm, "domid", Value::Int(domid))?;
         let state = if paused { "Paused" } else { "Running" };
         db.set_field("VM", vm, "power_state", Value::String(state.to_owned()))?;
+        stamp_start(&mut db, vm, pool.clock.now())?;
+        super::host_memory::refresh(&mut db);
         db.int_field("VM", vm, "start_delay")?
     };
     pool.clock
         .sleep(Duration::from_secs(delay.max(0) as u64))
         .await;
+    Ok(())
+}
+
+/// Stamp the start of `vm` at the simulated time `now` in its `VM_metrics.start_time` (the
+/// domain is up: the stamp comes before the `start_delay` sleep, as in xapi).
+fn stamp_start(db: &mut Db, vm: &str, now: std::time::SystemTime) -> Result<(), Failure> {
+    if db.table("VM_metrics").is_err() {
+        return Ok(());
+    }
+    let mut fields = BTreeMap::new();
+    if let Ok(Value::String(metrics)) = db.field("VM", vm, "metrics") {
+        fields.insert("metrics".to_owned(), Value::String(metrics.clone()));
+    }
+    if ensure_metrics(db, &mut fields)?.is_some()
+        && let Some(Value::String(metrics)) = fields.get("metrics")
+    {
+        db.set_field("VM", vm, "metrics", Value::String(metrics.clone()))?;
+    }
+    if let Some(Value::String(metrics)) = fields.get("metrics") {
+        db.set_field("VM_metrics", metrics, "start_time", timestamp::at(now))?;
+    }
     Ok(())
 }
 
@@ -297,6 +322,7 @@ pub(crate) async fn shutdown(pool: &Arc<Pool>, vm: &str, hard: bool) -> Result<(
         db.set_field("VM", vm, "power_state", Value::String("Halted".to_owned()))?;
         db.set_field("VM", vm, "resident_on", Value::String(NULL_REF.to_owned()))?;
         db.set_field("VM", vm, "domid", Value::Int(-1))?;
+        super::host_memory::refresh(&mut db);
         db.int_field("VM", vm, "shutdown_delay")?
     };
     pool.clock
@@ -305,15 +331,21 @@ pub(crate) async fn shutdown(pool: &Arc<Pool>, vm: &str, hard: bool) -> Result<(
     Ok(())
 }
 
-/// The host with the fewest resident VMs among those `vm` can boot on.
+/// The host with the fewest resident VMs among those `vm` can boot on; when there is none, the
+/// reason the only host of a one-host pool refuses it, else `NO_HOSTS_AVAILABLE`.
 fn least_loaded_host(db: &Db, vm: &str) -> Result<String, Failure> {
-    possible_hosts(db, vm)?
-        .into_iter()
-        .min_by_key(|h| {
-            db.refs_field("host", h, "resident_VMs")
-                .map_or(0, |v| v.len())
-        })
-        .ok_or_else(|| failure(ErrorCode::NoHostsAvailable, [] as [&str; 0]))
+    let chosen = possible_hosts(db, vm)?.into_iter().min_by_key(|h| {
+        db.refs_field("host", h, "resident_VMs")
+            .map_or(0, |v| v.len())
+    });
+    if let Some(host) = chosen {
+        return Ok(host);
+    }
+    match db.refs("host")?.as_slice() {
+        [only] => assert_can_boot_here(db, vm, only)
+            .and(Err(failure(ErrorCode::NoHostsAvailable, [] as [&str; 0]))),
+        _ => Err(failure(ErrorCode::NoHostsAvailable, [] as [&str; 0])),
+    }
 }
 
 fn next_domid(db: &Db) -> i64 {
@@ -454,7 +486,7 @@ pub(crate) fn new_mac(db: &mut Db) -> String {
 /// `VM.destroy`, as xapi's `Xapi_vm_helpers.destroy`: a halted VM goes with its VBDs and VIFs
 /// (and their metrics), VGPUs, VUSBs, metrics and guest metrics, each row with its own `del`
 /// event; it leaves its vApp; its disks stay.
-fn destroy(db: &mut Db, vm: &str) -> Result<(), Failure> {
+pub(crate) fn destroy(db: &mut Db, vm: &str) -> Result<(), Failure> {
     require_state(db, vm, &["Halted", "Suspended"])?;
     if db
         .str_field("VM", vm, "appliance")

@@ -1,8 +1,10 @@
 //! Where a VM may run, as xapi's `assert_can_boot_here` decides for the checks the simulator
 //! models: the host must be enabled (`HOST_DISABLED`) and must see every SR holding one of the
-//! VM's disks through a plugged PBD (`VM_REQUIRES_SR [vm; sr]`). `VM.get_possible_hosts` lists
-//! the hosts that pass, `VM.assert_can_boot_here` reports the first failure, `VM.start` picks
-//! the least loaded host that passes (`NO_HOSTS_AVAILABLE` when none does) and `VM.start_on`
+//! VM's disks through a plugged PBD (`VM_REQUIRES_SR [vm; sr]`), and the VM's memory must fit
+//! in the host's free memory (`HOST_NOT_ENOUGH_FREE_MEMORY`, see `host_memory`).
+//! `VM.get_possible_hosts` lists the hosts that pass, `VM.assert_can_boot_here` reports the
+//! first failure, `VM.start` picks the least loaded host that passes (when none does: the
+//! reason of the only host of a one-host pool, else `NO_HOSTS_AVAILABLE`) and `VM.start_on`
 //! checks its host first.
 
 use std::collections::BTreeSet;
@@ -56,7 +58,7 @@ pub(crate) fn assert_can_boot_here(db: &Db, vm: &str, host: &str) -> Result<(), 
             return Err(failure(ErrorCode::VmRequiresSr, [vm, sr.as_str()]));
         }
     }
-    Ok(())
+    super::host_memory::assert_fits(db, vm, host)
 }
 
 /// The SRs of the VM's disks (empty CD drives need none).

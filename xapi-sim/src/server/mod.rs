@@ -4,6 +4,7 @@ pub(crate) mod accept;
 pub(crate) mod admin;
 pub(crate) mod endpoints;
 pub(crate) mod member;
+pub(crate) mod reachability;
 pub(crate) mod routes;
 pub(crate) mod tls;
 
@@ -18,7 +19,8 @@ use crate::pool::Pool;
 use accept::{accept_loop, serve_http};
 use tls::TlsIdentity;
 
-/// Bind `addr` and serve `pool` on it until the returned task is aborted.
+/// Bind `addr` and serve `pool` on it until the returned task is aborted (refusing connections
+/// while the pool is unreachable).
 pub(crate) async fn listen(
     pool: Arc<Pool>,
     addr: SocketAddr,
@@ -26,8 +28,16 @@ pub(crate) async fn listen(
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
     accept_loop(addr, "pool", move |stream, peer| {
         let pool = Arc::clone(&pool);
-        let service = service_fn(move |request| routes::serve(Arc::clone(&pool), request));
-        serve_http(stream, peer, tls.clone(), service, "pool")
+        let tls = tls.clone();
+        async move {
+            let serving = Arc::clone(&pool);
+            let service = service_fn(move |request| routes::serve(Arc::clone(&serving), request));
+            pool.reachability
+                .guard(stream, |stream| {
+                    serve_http(stream, peer, tls, service, "pool")
+                })
+                .await;
+        }
     })
     .await
 }

@@ -3,6 +3,11 @@
 mod debug_redaction;
 mod device_checks;
 mod disks_and_placement;
+mod dr_clock_and_reach;
+mod dr_prechecks;
+mod dr_recovered_refs;
+mod dr_recovery;
+mod dr_storage_calls;
 mod events_on_destroy;
 mod failover;
 mod faults_and_state;

@@ -84,6 +84,11 @@ async fn mirror_replicates_breaks_diverges_and_resyncs() {
         .await
         .unwrap();
     let sr_uuid: String = primary.call("SR.get_uuid", (&srs[0],)).await.unwrap();
+    // DR_task.create introduces only SRs that hold metadata (it probes with metadata=true)
+    primary
+        .call::<()>("SR.enable_database_replication", (&srs[0],))
+        .await
+        .unwrap();
     let config: BTreeMap<&str, &str> = DEMO_MIRROR_DEVICE_CONFIG.iter().copied().collect();
     dr.call::<String>("DR_task.create", ("lvmoiscsi", &config, vec![sr_uuid]))
         .await

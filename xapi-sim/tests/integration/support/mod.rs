@@ -2,6 +2,8 @@
 //! Each test file uses a part of it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod dr;
+
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
