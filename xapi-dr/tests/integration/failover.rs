@@ -2,7 +2,7 @@
 //! replicated vApps and VMs into the DR pool, a test failover and its clean-up, and a run that
 //! fails midway and is completed from its journal.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use xapi_core::api::{VdiType, VmPowerState};
 use xapi_core::client::{Client, Password, SessionHandle};
@@ -32,9 +32,13 @@ pub(crate) async fn login(sim: &SimHandle, pool: &str) -> SessionHandle {
 /// The demo with the primary replicating its database to the mirrored SR; the copy as the DR
 /// site reads it offline (the image file of the metadata VDI), and the SR's UUID.
 pub(crate) async fn replicating_demo() -> (SimHandle, MetadataCopy, String) {
-    let sim = Simulator::start(SimConfig::with_scenario(Scenario::Demo))
-        .await
-        .expect("the demo starts");
+    // start delays are slept on the simulated clock, a thousand times faster than real time
+    let sim = Simulator::start(SimConfig {
+        clock_speed: 1000.0,
+        ..SimConfig::with_scenario(Scenario::Demo)
+    })
+    .await
+    .expect("the demo starts");
     let primary = login(&sim, "primary").await;
     let srs = primary.sr().get_all_records().await.unwrap();
     let (sr_ref, sr) = srs
@@ -71,13 +75,14 @@ pub(crate) fn mirror_storage(sr_uuid: &str) -> BTreeMap<String, StorageDevice> {
 pub(crate) fn request(mode: Mode) -> PlanRequest {
     let mut request = PlanRequest::new(mode);
     request.selection = Selection::Named(REPLICATED.iter().map(|s| (*s).to_owned()).collect());
-    request.power = xapi_dr::plan::PowerChoice::LeaveHalted; // SCRATCH
     request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order() {
     let (sim, copy, sr_uuid) = replicating_demo().await;
+    // the primary site is lost and the mirror broken (the DR side's LUNs writable)
+    sim.set_reachable("primary", false).unwrap();
     sim.set_mirror_mode(MirrorMode::Broken).unwrap();
     let dr = login(&sim, "dr").await;
 
@@ -149,6 +154,27 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     let crm = vms.values().find(|vm| &*vm.name_label == "legacy-crm").unwrap();
     assert_eq!(crm.power_state, VmPowerState::Halted);
 
+    // started in the planned order, with xapi's delays on the simulated clock: standalone VMs
+    // first, then each vApp by `order` groups, each group after its longest delay
+    let metrics = dr.vm_metrics().get_all_records().await.unwrap();
+    let started_at = |name: &str| {
+        let vm = vms
+            .values()
+            .find(|vm| &*vm.name_label == name && !vm.is_a_snapshot)
+            .unwrap();
+        metrics[&vm.metrics].start_time.to_unix_seconds_assuming_utc()
+    };
+    let web_db = started_at("web-db");
+    for standalone in ["mail", "dns-1", "ldap"] {
+        assert!(started_at(standalone) <= web_db, "{standalone} starts before the vApps");
+    }
+    for app in ["web-app-1", "web-app-2"] {
+        assert!(started_at(app) - web_db >= 30, "{app} waits for web-db's 30 s delay");
+    }
+    assert!(started_at("web-frontend") - started_at("web-app-1") >= 10);
+    assert!(started_at("erp-app") - started_at("erp-db") >= 60);
+    assert!(started_at("erp-db") >= started_at("web-frontend"), "vApps one after another");
+
     let mut seen = Vec::new();
     while let Ok(event) = events.try_recv() {
         seen.push(event);
@@ -172,5 +198,4 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     assert_eq!(second.count("VM.recover") + second.count("VM_appliance.recover"), 0);
     assert_eq!(second.count("Async.VM.start"), 0);
     assert_eq!(second.count("DR_task.create"), 0);
-    let _names: BTreeSet<String> = BTreeSet::new();
 }

@@ -98,7 +98,7 @@ async fn a_test_failover_is_cleaned_up_to_the_exact_records_it_started_from() {
         .filter(|vm| vm.power_state == VmPowerState::Paused)
         .count();
     assert_eq!(paused, report.journal.started.len().max(paused));
-    // SCRATCH assert!(paused > 0, "VMs recorded as running start paused");
+    assert!(paused > 0, "VMs recorded as running start paused");
 
     let cleaned = run.cleanup().await.unwrap();
     assert!(cleaned.journal.cleaned_up);
