@@ -2,9 +2,11 @@
 
 mod configure;
 mod db_xml;
+mod failback;
 mod failover;
 mod inspect;
 mod legacy;
 mod reconcile;
+mod resume;
 mod test_failover;
 mod redo_log;
