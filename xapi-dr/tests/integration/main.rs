@@ -6,6 +6,7 @@ mod failback;
 mod failover;
 mod inspect;
 mod legacy;
+mod newest_wins;
 mod reconcile;
 mod resume;
 mod test_failover;
