@@ -162,3 +162,64 @@ async fn a_newer_vm_in_the_target_and_a_running_one_block() {
     assert!(again.is_blocked());
     assert!(again.vms.is_empty(), "nothing is recovered over newer or running copies");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tie_across_pools_with_different_content_is_a_conflict_until_a_choice_is_made() {
+    let (sim, copy, _) = replicating_demo().await;
+    // a second pool's metadata holding the same VM at the same version, configured otherwise
+    // (as after a recovery with force=true that skipped the version rule)
+    let mut other = copy.clone();
+    other.metadata.pool.uuid = "11111111-2222-3333-4444-555555555555".into();
+    other.origin = xapi_dr::source::Origin::File {
+        path: "other-pool.img".into(),
+    };
+    for vm in &mut other.metadata.vms {
+        if vm.name_label == "mail" {
+            vm.memory_static_max *= 2;
+        }
+    }
+    let copies = vec![copy, other];
+    let dr = login(&sim, "dr").await;
+    let target = read_target_pool(&dr).await.unwrap();
+    let state = target.reconcile_state();
+    let reconciliation = reconcile(&copies, &state, &Recovered::default(), &Preferences::default());
+    let mail = reconciliation
+        .vms
+        .iter()
+        .find(|d| d.name_label == "mail")
+        .unwrap();
+    assert_eq!(mail.outcome, Outcome::Conflict, "{:?}", mail.reasons);
+    assert!(mail.chosen.is_none(), "never decided silently");
+    assert_eq!(mail.candidates.len(), 2);
+    // identical content at the same version is one candidate, not a conflict
+    let dns = reconciliation
+        .vms
+        .iter()
+        .find(|d| d.name_label == "dns-1")
+        .unwrap();
+    assert_ne!(dns.outcome, Outcome::Conflict);
+
+    let plan = plan(
+        PlanInputs {
+            copies: &copies,
+            reconciliation: &reconciliation,
+            target: &target,
+            source: None,
+        },
+        &request(Mode::Failover),
+    )
+    .unwrap();
+    assert!(plan.problems().any(|c| c.kind == CheckKind::NoCrossPoolConflict));
+
+    // an explicit choice resolves it
+    let preferences = Preferences {
+        prefer_pool: Some(copies[0].pool_uuid().to_owned()),
+        ..Preferences::default()
+    };
+    let chosen = reconcile(&copies, &state, &Recovered::default(), &preferences);
+    let mail = chosen.vms.iter().find(|d| d.name_label == "mail").unwrap();
+    assert_eq!(mail.outcome, Outcome::Recover);
+    assert_eq!(mail.chosen.as_ref().unwrap().pool_uuid, copies[0].pool_uuid());
+    let json = serde_json::to_string(&chosen).unwrap();
+    assert!(json.contains("\"code\""), "reasons serialise with their codes");
+}
