@@ -45,7 +45,8 @@ pub use inspect::{
 };
 pub use load::{LoadedDatabase, Source, load, load_reader};
 pub use redo_log::{
-    RedoLogError, RedoLogImage, RedoLogWriter, read_redo_log, read_redo_log_stream,
+    GenerationScan, RedoLogError, RedoLogGeneration, RedoLogImage, RedoLogWriter,
+    read_generation_stream, read_redo_log, read_redo_log_stream,
 };
 pub use sexpr::SExprError;
 pub use views::ViewError;
