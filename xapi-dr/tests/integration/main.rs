@@ -6,3 +6,4 @@ mod inspect;
 mod legacy;
 mod reconcile;
 mod redo_log;
+mod source;
