@@ -37,9 +37,9 @@ pub enum SourceError {
     RawVdi {
         /// The VDI's UUID.
         vdi_uuid: String,
-        /// What the scan of its framing found.
+        /// What the scan of its framing found (boxed: it is large and rare).
         #[source]
-        source: RedoLogError,
+        source: Box<RedoLogError>,
     },
     /// The metadata VDI was written to (its pool is alive and replicating) each time it was
     /// read: the API's records and the generation read from the bytes may not match.

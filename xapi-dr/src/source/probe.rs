@@ -29,7 +29,8 @@ pub(crate) fn small_map(config: &BTreeMap<String, String>) -> SmallMap<SmallStri
 /// is logged in to.
 ///
 /// `sr_type` must be `lvmoiscsi` or `lvmohba`, the only storage DR replicates to; any other
-/// is refused with [`SourceError::UnsupportedStorageType`] before any call.
+/// is refused with [`SourceError::UnsupportedStorageType`](super::SourceError::UnsupportedStorageType)
+/// before any call.
 pub async fn probe(
     session: &SessionHandle,
     sr_type: &str,

@@ -30,7 +30,7 @@ pub async fn read_generation(
         .await?;
     let raw = |source| SourceError::RawVdi {
         vdi_uuid: vdi_uuid.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let mut body = download.into_stream();
     let mut scan = GenerationScan::new();

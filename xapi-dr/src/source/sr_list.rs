@@ -75,16 +75,14 @@ pub fn parse_sr_list(xml: &str) -> Result<Vec<ProbedSr>, SourceError> {
                 }
                 depth += 1;
             }
-            Event::Empty(e) => {
-                if depth == 0 {
-                    if e.local_name().as_ref() != "SRlist" {
-                        return Err(bad(format!(
-                            "byte {offset}: root <{}>",
-                            e.local_name().as_ref()
-                        )));
-                    }
-                    seen_root = true;
+            Event::Empty(e) if depth == 0 => {
+                if e.local_name().as_ref() != "SRlist" {
+                    return Err(bad(format!(
+                        "byte {offset}: root <{}>",
+                        e.local_name().as_ref()
+                    )));
                 }
+                seen_root = true;
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);

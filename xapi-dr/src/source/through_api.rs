@@ -34,7 +34,8 @@ async fn read_foreign(
     framing: &RedoLogGeneration,
 ) -> Result<PoolViews, Error> {
     let foreign = ForeignDatabase::open(session, vdi).await?;
-    let views = read_pool_views(foreign.session(), framing).await;
+    // nine bulk reads joined: a large future, kept on the heap
+    let views = Box::pin(read_pool_views(foreign.session(), framing)).await;
     let closed = foreign.close().await;
     let views = views?;
     closed?;
