@@ -1,6 +1,7 @@
 //! The crate's error type.
 
 use crate::metadata::{DbXmlError, DeltaError, RedoLogError, SExprError, ViewError};
+use crate::source::SourceError;
 
 /// Every failure of `xapi-dr`, each variant carrying the rich error of the layer that failed
 /// (with its byte offset, row or column).
@@ -22,6 +23,9 @@ pub enum Error {
     /// A stored value does not fit its column's type.
     #[error(transparent)]
     View(#[from] ViewError),
+    /// Finding or reading a metadata copy through a pool's API failed beyond a call.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A file could not be opened or read.
     #[error("{path}: {source}")]
     Io {

@@ -12,8 +12,9 @@ use super::load::{LoadedDatabase, Source, load, load_reader};
 use xapi_core::api::{Network, Sr, Vbd, VbdType, Vdi, Vif, Vm, VmAppliance, VmPowerState};
 use xapi_core::wire::Ref;
 
+use super::database::Database;
 use super::views::{
-    NetworkView, PoolView, SrView, VbdView, VdiView, VifView, VmApplianceView, VmView,
+    NetworkView, PoolView, SrView, VbdView, VdiView, ViewError, VifView, VmApplianceView, VmView,
 };
 use crate::Error;
 
@@ -163,15 +164,70 @@ pub struct InspectReport {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Everything a summary reads about one pool database, as typed views: built from a
+/// [`Database`] (offline) or from the API records of a foreign database (see
+/// `xapi_dr::source`), so that both give the same [`InspectReport`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolViews {
+    /// The pool row (a database has one; `None` if it has none).
+    pub pool: Option<PoolView>,
+    /// Name of the pool's master host (`""` if unknown).
+    pub master_name: String,
+    /// Every SR.
+    pub srs: Vec<SrView>,
+    /// Every VDI.
+    pub vdis: Vec<VdiView>,
+    /// Every VBD.
+    pub vbds: Vec<VbdView>,
+    /// Every VIF.
+    pub vifs: Vec<VifView>,
+    /// Every network.
+    pub networks: Vec<NetworkView>,
+    /// Every vApp.
+    pub vapps: Vec<VmApplianceView>,
+    /// Every VM row: VMs, templates, snapshots and control domains.
+    pub vms: Vec<VmView>,
+    /// Database generation (after replay).
+    pub generation: i64,
+    /// Schema version, `major.minor`.
+    pub schema_version: String,
+}
+
+impl PoolViews {
+    /// The views of a database, in reference order.
+    pub fn from_database(db: &Database) -> Result<Self, ViewError> {
+        let pools = db.view::<PoolView>()?;
+        let pool = pools.into_iter().next();
+        let master_name = pool
+            .as_ref()
+            .and_then(|p| db.row("host", p.master.as_str()))
+            .map(|master| master.get("name__label").unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        Ok(PoolViews {
+            pool,
+            master_name,
+            srs: db.view()?,
+            vdis: db.view()?,
+            vbds: db.view()?,
+            vifs: db.view()?,
+            networks: db.view()?,
+            vapps: db.view()?,
+            vms: db.view()?,
+            generation: db.generation(),
+            schema_version: format!("{}.{}", db.manifest.schema_major, db.manifest.schema_minor),
+        })
+    }
+}
+
 /// Summarises a redo-log image (e.g. a `dd` of a metadata VDI), an XML dump or a gzipped
 /// `state.db`, told apart by their first bytes.
 pub fn inspect(path: impl AsRef<Path>) -> Result<InspectReport, Error> {
-    summarise(load(path)?)
+    summarise_loaded(load(path)?)
 }
 
 /// Like [`inspect`], over bytes in memory.
 pub fn inspect_bytes(bytes: &[u8]) -> Result<InspectReport, Error> {
-    summarise(load_reader(Cursor::new(bytes), "<bytes>")?)
+    summarise_loaded(load_reader(Cursor::new(bytes), "<bytes>")?)
 }
 
 /// Device slots (`userdevice`, VIF `device`) in numeric order, non-numeric ones last by text.
@@ -180,38 +236,39 @@ fn by_device_number(a: &str, b: &str) -> std::cmp::Ordering {
     number(a).cmp(&number(b)).then_with(|| a.cmp(b))
 }
 
-fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
-    let LoadedDatabase {
-        database,
-        source,
-        diagnostics,
-    } = loaded;
-    let db = &database;
-    let pools = db.view::<PoolView>()?;
-    let mut pool = PoolSummary::default();
-    if let Some(p) = pools.first() {
-        pool.uuid.clone_from(&p.uuid);
-        pool.name_label.clone_from(&p.name_label);
-        if let Some(master) = db.row("host", p.master.as_str()) {
-            master
-                .get("name__label")
-                .unwrap_or_default()
-                .clone_into(&mut pool.master_name);
-        }
-    }
-    let srs = db.view::<SrView>()?;
+fn summarise_loaded(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
+    let views = PoolViews::from_database(&loaded.database)?;
+    Ok(summarise(views, loaded.source, loaded.diagnostics))
+}
+
+/// The summary of one pool database given as views: what a recovery from it would bring back.
+/// `source` and `diagnostics` are carried into the report as they are.
+pub fn summarise(views: PoolViews, source: Source, diagnostics: Vec<Diagnostic>) -> InspectReport {
+    let PoolViews {
+        pool: pool_view,
+        master_name,
+        srs,
+        vdis,
+        vbds,
+        vifs,
+        networks,
+        vapps: apps,
+        vms: vm_views,
+        generation,
+        schema_version,
+    } = views;
+    let pool = pool_view.map_or_else(PoolSummary::default, |p| PoolSummary {
+        uuid: p.uuid,
+        name_label: p.name_label,
+        master_name,
+    });
     let sr_by_ref: HashMap<&Ref<Sr>, &SrView> = srs.iter().map(|s| (&s.reference, s)).collect();
-    let vdis = db.view::<VdiView>()?;
     let vdi_by_ref: HashMap<&Ref<Vdi>, &VdiView> = vdis.iter().map(|v| (&v.reference, v)).collect();
-    let vbds = db.view::<VbdView>()?;
     let vbd_by_ref: HashMap<&Ref<Vbd>, &VbdView> = vbds.iter().map(|v| (&v.reference, v)).collect();
-    let vifs = db.view::<VifView>()?;
     let vif_by_ref: HashMap<&Ref<Vif>, &VifView> = vifs.iter().map(|v| (&v.reference, v)).collect();
-    let networks = db.view::<NetworkView>()?;
     let network_by_ref: HashMap<&Ref<Network>, &NetworkView> =
         networks.iter().map(|n| (&n.reference, n)).collect();
     let mut used_networks = std::collections::BTreeSet::new();
-    let apps = db.view::<VmApplianceView>()?;
     let app_by_ref: HashMap<&Ref<VmAppliance>, &VmApplianceView> =
         apps.iter().map(|a| (&a.reference, a)).collect();
 
@@ -219,7 +276,7 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
     let mut vms = Vec::new();
     let mut other_vm_rows = 0;
     let mut vm_uuid_by_ref: HashMap<Ref<Vm>, String> = HashMap::new();
-    for vm in db.view::<VmView>()? {
+    for vm in vm_views {
         if vm.is_a_template || vm.is_a_snapshot || vm.is_control_domain {
             other_vm_rows += 1;
             continue;
@@ -340,16 +397,16 @@ fn summarise(loaded: LoadedDatabase) -> Result<InspectReport, Error> {
             .cmp(&b.name_label)
             .then_with(|| a.uuid.cmp(&b.uuid))
     });
-    Ok(InspectReport {
+    InspectReport {
         source,
         pool,
-        generation: db.generation(),
-        schema_version: format!("{}.{}", db.manifest.schema_major, db.manifest.schema_minor),
+        generation,
+        schema_version,
         vms,
         vapps,
         srs,
         networks,
         other_vm_rows,
         diagnostics,
-    })
+    }
 }

@@ -108,6 +108,28 @@ pub enum Source {
     },
     /// A plain XML database dump.
     XmlDump,
+    /// A metadata VDI read through a pool's API: the objects from `VDI.open_database`'s
+    /// read-only session, the generation from the VDI's redo-log framing
+    /// (`/export_raw_vdi`).
+    ForeignDatabase {
+        /// The VDI's UUID.
+        vdi_uuid: String,
+        /// The UUID of the SR holding it.
+        sr_uuid: String,
+        /// The validity byte.
+        validity: Validity,
+        /// The valid half's marker.
+        marker: String,
+        /// Generation of the valid half's database record.
+        record_generation: i64,
+        /// Deltas the replay applies on top of it.
+        deltas_applied: usize,
+        /// Deltas it skips as stale.
+        deltas_skipped: usize,
+        /// Bytes of the VDI read through the data plane for the generation (each read of
+        /// the framing counted).
+        raw_bytes_read: u64,
+    },
     /// A gzip-compressed XML dump (a `state.db` written with compression).
     GzipXmlDump,
 }

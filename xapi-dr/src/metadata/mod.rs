@@ -8,7 +8,8 @@
 //! - [`Database`]: tables of rows keeping every stored string, with typed [`views`].
 //! - [`load()`]: any source (redo-log image, XML dump, gzipped `state.db`) to a [`Database`]
 //!   ready for recovery decisions.
-//! - [`inspect()`]: an offline summary of an image or dump for people and reports.
+//! - [`inspect()`]: an offline summary of an image or dump for people and reports;
+//!   [`summarise`] makes the same summary from [`PoolViews`], which API records build too.
 //!
 //! ```
 //! use xapi_dr::metadata::{read_db_xml, db_xml_bytes, Database, Manifest};
@@ -39,12 +40,13 @@ pub use db_xml::{DbXmlError, db_xml_bytes, read_db_xml, write_db_xml};
 pub use delta::{ApplyError, Delta, DeltaError};
 pub use diagnostic::Diagnostic;
 pub use inspect::{
-    DiskSummary, InspectReport, NetworkSummary, VappSummary, VifSummary, VmSummary, inspect,
-    inspect_bytes,
+    DiskSummary, InspectReport, NetworkSummary, PoolViews, VappSummary, VifSummary, VmSummary,
+    inspect, inspect_bytes, summarise,
 };
 pub use load::{LoadedDatabase, Source, load, load_reader};
 pub use redo_log::{
-    RedoLogError, RedoLogImage, RedoLogWriter, read_redo_log, read_redo_log_stream,
+    GenerationScan, RedoLogError, RedoLogGeneration, RedoLogImage, RedoLogWriter,
+    read_generation_stream, read_redo_log, read_redo_log_stream,
 };
 pub use sexpr::SExprError;
 pub use views::ViewError;

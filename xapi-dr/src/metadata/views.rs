@@ -8,12 +8,15 @@
 //! [`VmPowerState`], [`VdiType`], ...), so a view and a record of the same object compare
 //! field by field without conversion.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use xapi_core::api::{
     Host, Network, Pbd, Pool, Sr, Vbd, VbdMode, VbdType, Vdi, VdiType, Vif, Vm, VmAppliance,
     VmPowerState,
 };
-use xapi_core::wire::Ref;
+use xapi_core::wire::{DateTime, Ref, Value};
 
 use super::database::{Database, Row};
 use super::sexpr::{SExprError, parse_map, parse_set};
@@ -52,6 +55,63 @@ pub enum ViewError {
         #[source]
         source: SExprError,
     },
+    /// A field of an API record (`get_all_records`) that does not have the form its type
+    /// requires.
+    #[error("class {class}, ref {reference}, field {field}: {found} is not {expected}")]
+    BadField {
+        /// API class name (the table name: `VM`, `pool`, `VM_appliance`, ...).
+        class: &'static str,
+        /// The object's reference.
+        reference: String,
+        /// API field name (`VCPUs_max`, `name_label`, ...).
+        field: String,
+        /// What the wire carried: the text of a scalar, or the kind of a compound value.
+        found: String,
+        /// What the field holds (`"an int"`, `"a set"`, ...).
+        expected: &'static str,
+    },
+    /// An entry of a `get_all_records` answer that is not a struct.
+    #[error("class {class}, ref {reference}: the record is a {found}, not a struct")]
+    NotARecord {
+        /// API class name.
+        class: &'static str,
+        /// The object's reference.
+        reference: String,
+        /// The kind of value found.
+        found: &'static str,
+    },
+}
+
+/// Reads typed columns of one object, whatever holds it: a database row ([`Fields`]) or an
+/// API record ([`RecordFields`]). Missing columns take the datamodel default.
+pub trait Columns {
+    /// A string column (`""` if missing).
+    fn string(&self, column: &'static str) -> Result<String, ViewError>;
+    /// A reference column (`OpaqueRef:NULL` if missing or empty).
+    fn reference<T>(&self, column: &'static str) -> Result<Ref<T>, ViewError>;
+    /// A set-of-references column (empty if missing).
+    fn references<T>(&self, column: &'static str) -> Result<Vec<Ref<T>>, ViewError> {
+        Ok(self.set(column)?.into_iter().map(Ref::new).collect())
+    }
+    /// An enum column, as xapi-core's enum: a value the enum does not know is kept as its
+    /// `Unknown` variant, never an error.
+    fn enumeration<E>(
+        &self,
+        column: &'static str,
+        from_wire: fn(&str) -> E,
+    ) -> Result<E, ViewError>;
+    /// An int column (`0` if missing).
+    fn int(&self, column: &'static str) -> Result<i64, ViewError>;
+    /// A float column (`0.` if missing).
+    fn float(&self, column: &'static str) -> Result<f64, ViewError>;
+    /// A bool column (`false` if missing).
+    fn bool(&self, column: &'static str) -> Result<bool, ViewError>;
+    /// A set column (empty if missing).
+    fn set(&self, column: &'static str) -> Result<Vec<String>, ViewError>;
+    /// A map column (empty if missing).
+    fn map(&self, column: &'static str) -> Result<Vec<(String, String)>, ViewError>;
+    /// A datetime column in xapi's stored form (`19700101T00:00:00Z` if missing).
+    fn datetime(&self, column: &'static str) -> Result<String, ViewError>;
 }
 
 /// Reads typed columns of one row, with datamodel defaults for missing columns.
@@ -81,6 +141,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn sexpr(&self, column: &'static str, source: SExprError) -> ViewError {
+        ViewError::BadSExpr {
+            table: self.table,
+            reference: self.reference.to_owned(),
+            column,
+            source,
+        }
+    }
+}
+
+impl Fields<'_> {
     /// A string column (`""` if missing).
     pub fn string(&self, column: &'static str) -> String {
         self.row.get(column).unwrap_or_default().to_owned()
@@ -149,18 +220,252 @@ impl<'a> Fields<'a> {
     /// A datetime column kept as stored (`19700101T00:00:00Z` if missing), checked for form.
     pub fn datetime(&self, column: &'static str) -> Result<String, ViewError> {
         match self.row.get(column) {
-            None => Ok("19700101T00:00:00Z".to_owned()),
+            None => Ok(EPOCH_TEXT.to_owned()),
             Some(text) if is_datetime(text) => Ok(text.to_owned()),
             Some(text) => Err(self.bad(column, text, "a datetime (YYYYMMDDTHH:MM:SS[Z])")),
         }
     }
+}
 
-    fn sexpr(&self, column: &'static str, source: SExprError) -> ViewError {
-        ViewError::BadSExpr {
-            table: self.table,
+impl Columns for Fields<'_> {
+    fn string(&self, column: &'static str) -> Result<String, ViewError> {
+        Ok(Fields::string(self, column))
+    }
+    fn reference<T>(&self, column: &'static str) -> Result<Ref<T>, ViewError> {
+        Ok(Fields::reference(self, column))
+    }
+    fn enumeration<E>(
+        &self,
+        column: &'static str,
+        from_wire: fn(&str) -> E,
+    ) -> Result<E, ViewError> {
+        Ok(Fields::enumeration(self, column, from_wire))
+    }
+    fn int(&self, column: &'static str) -> Result<i64, ViewError> {
+        Fields::int(self, column)
+    }
+    fn float(&self, column: &'static str) -> Result<f64, ViewError> {
+        Fields::float(self, column)
+    }
+    fn bool(&self, column: &'static str) -> Result<bool, ViewError> {
+        Fields::bool(self, column)
+    }
+    fn set(&self, column: &'static str) -> Result<Vec<String>, ViewError> {
+        Fields::set(self, column)
+    }
+    fn map(&self, column: &'static str) -> Result<Vec<(String, String)>, ViewError> {
+        Fields::map(self, column)
+    }
+    fn datetime(&self, column: &'static str) -> Result<String, ViewError> {
+        Fields::datetime(self, column)
+    }
+}
+
+/// The datetime xapi stores for "never".
+const EPOCH_TEXT: &str = "19700101T00:00:00Z";
+
+/// Reads typed fields of one API record (an entry of `get_all_records` as a wire [`Value`]).
+///
+/// Column names map to field names by replacing `__` with `_` (`name__label` → `name_label`,
+/// `VCPUs__max` → `VCPUs_max`). Both encodings are read: XML-RPC sends ints as strings and
+/// JSON-RPC as numbers; references are strings, sets arrays, maps structs, enums their wire
+/// names. A missing field (an older host) takes the datamodel default, as a missing column
+/// does; a field of the wrong form is a [`ViewError::BadField`] naming class, ref and field.
+pub struct RecordFields<'a> {
+    class: &'static str,
+    reference: &'a str,
+    fields: &'a BTreeMap<String, Value>,
+}
+
+impl<'a> RecordFields<'a> {
+    /// A reader over `record`, the object `reference` of `class`; fails unless the record is
+    /// a struct.
+    pub fn new(
+        class: &'static str,
+        reference: &'a str,
+        record: &'a Value,
+    ) -> Result<RecordFields<'a>, ViewError> {
+        match record {
+            Value::Struct(fields) => Ok(RecordFields {
+                class,
+                reference,
+                fields,
+            }),
+            other => Err(ViewError::NotARecord {
+                class,
+                reference: reference.to_owned(),
+                found: other.kind_name(),
+            }),
+        }
+    }
+
+    /// The API field name of a database column.
+    fn field_name(column: &str) -> Cow<'_, str> {
+        if column.contains("__") {
+            Cow::Owned(column.replace("__", "_"))
+        } else {
+            Cow::Borrowed(column)
+        }
+    }
+
+    /// The field of `column`, `None` when missing or nil.
+    fn get(&self, column: &'static str) -> Option<&'a Value> {
+        match self.fields.get(Self::field_name(column).as_ref()) {
+            None | Some(Value::Nil) => None,
+            found => found,
+        }
+    }
+
+    fn bad(&self, column: &'static str, value: &Value, expected: &'static str) -> ViewError {
+        ViewError::BadField {
+            class: self.class,
             reference: self.reference.to_owned(),
-            column,
-            source,
+            field: Self::field_name(column).into_owned(),
+            found: describe(value),
+            expected,
+        }
+    }
+
+    /// A scalar as text: strings as they are, numbers and booleans in their stored form.
+    fn text(
+        &self,
+        column: &'static str,
+        value: &Value,
+        expected: &'static str,
+    ) -> Result<String, ViewError> {
+        scalar_text(value).ok_or_else(|| self.bad(column, value, expected))
+    }
+}
+
+/// A scalar as the text the database stores for it; `None` for compound values.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Double(x) => Some(x.to_string()),
+        Value::DateTime(dt) => Some(dt.to_string()),
+        Value::Array(_) | Value::Struct(_) | Value::Nil | Value::Base64(_) => None,
+    }
+}
+
+/// A value for an error message: a scalar's text (quoted), or the kind of a compound value.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Int(_) | Value::Bool(_) | Value::Double(_) | Value::DateTime(_) => {
+            format!(
+                "{} {}",
+                value.kind_name(),
+                scalar_text(value).unwrap_or_default()
+            )
+        }
+        other => {
+            let kind = other.kind_name();
+            let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{article} {kind}")
+        }
+    }
+}
+
+impl Columns for RecordFields<'_> {
+    fn string(&self, column: &'static str) -> Result<String, ViewError> {
+        match self.get(column) {
+            None => Ok(String::new()),
+            Some(value) => self.text(column, value, "a string"),
+        }
+    }
+
+    fn reference<T>(&self, column: &'static str) -> Result<Ref<T>, ViewError> {
+        match self.get(column) {
+            None => Ok(Ref::null()),
+            Some(Value::String(r)) if r.is_empty() => Ok(Ref::null()),
+            Some(Value::String(r)) => Ok(Ref::new(r.as_str())),
+            Some(other) => Err(self.bad(column, other, "a reference")),
+        }
+    }
+
+    fn enumeration<E>(
+        &self,
+        column: &'static str,
+        from_wire: fn(&str) -> E,
+    ) -> Result<E, ViewError> {
+        match self.get(column) {
+            None => Ok(from_wire("")),
+            Some(Value::String(name)) => Ok(from_wire(name)),
+            Some(other) => Err(self.bad(column, other, "an enum name")),
+        }
+    }
+
+    fn int(&self, column: &'static str) -> Result<i64, ViewError> {
+        match self.get(column) {
+            None => Ok(0),
+            Some(value) => value
+                .as_i64()
+                .ok_or_else(|| self.bad(column, value, "an int")),
+        }
+    }
+
+    fn float(&self, column: &'static str) -> Result<f64, ViewError> {
+        match self.get(column) {
+            None => Ok(0.0),
+            Some(Value::String(text)) => text
+                .parse()
+                .map_err(|_| self.bad(column, &Value::String(text.clone()), "a float")),
+            Some(value) => value
+                .as_f64()
+                .ok_or_else(|| self.bad(column, value, "a float")),
+        }
+    }
+
+    fn bool(&self, column: &'static str) -> Result<bool, ViewError> {
+        match self.get(column) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            // JSON-RPC event records and some clients carry booleans as text
+            Some(Value::String(text)) if text == "true" => Ok(true),
+            Some(Value::String(text)) if text == "false" => Ok(false),
+            Some(other) => Err(self.bad(column, other, "a bool")),
+        }
+    }
+
+    fn set(&self, column: &'static str) -> Result<Vec<String>, ViewError> {
+        match self.get(column) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| self.text(column, item, "a set of scalars"))
+                .collect(),
+            Some(other) => Err(self.bad(column, other, "a set")),
+        }
+    }
+
+    /// Pairs in key order (a wire struct has no other).
+    fn map(&self, column: &'static str) -> Result<Vec<(String, String)>, ViewError> {
+        match self.get(column) {
+            None => Ok(Vec::new()),
+            Some(Value::Struct(pairs)) => pairs
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), self.text(column, v, "a map of scalars")?)))
+                .collect(),
+            Some(other) => Err(self.bad(column, other, "a map")),
+        }
+    }
+
+    /// In xapi's stored form (`YYYYMMDDTHH:MM:SSZ`), from a `dateTime.iso8601` or a string.
+    fn datetime(&self, column: &'static str) -> Result<String, ViewError> {
+        match self.get(column) {
+            None => Ok(EPOCH_TEXT.to_owned()),
+            Some(Value::DateTime(dt)) => Ok(dt.to_string()),
+            Some(Value::String(text)) if is_datetime(text) => Ok(text.clone()),
+            Some(Value::String(text)) => DateTime::parse(text)
+                .map(|dt| dt.to_string())
+                .map_err(|_| self.bad(column, &Value::String(text.clone()), "a datetime")),
+            Some(other) => Err(self.bad(column, other, "a datetime")),
         }
     }
 }
@@ -196,12 +501,26 @@ pub fn is_datetime(text: &str) -> bool {
                 .all(|(i, c)| i == 0 || i == 3 || c.is_ascii_digit()))
 }
 
-/// A row type with a typed view.
+/// A typed view of one object, built from a database row or from an API record: the columns
+/// are declared once and read through [`Columns`].
 pub trait View: Sized {
-    /// The database table the view reads.
+    /// The database table the view reads; also the API class name.
     const TABLE: &'static str;
-    /// Builds the view from one row.
-    fn from_fields(reference: &str, fields: &Fields<'_>) -> Result<Self, ViewError>;
+    /// Builds the view from any column reader.
+    fn from_columns<C: Columns>(reference: &str, columns: &C) -> Result<Self, ViewError>;
+
+    /// Builds the view from one database row.
+    fn from_fields(reference: &str, fields: &Fields<'_>) -> Result<Self, ViewError> {
+        Self::from_columns(reference, fields)
+    }
+
+    /// Builds the view from one API record (an entry of `<class>.get_all_records`).
+    fn from_record(reference: &str, record: &Value) -> Result<Self, ViewError> {
+        Self::from_columns(
+            reference,
+            &RecordFields::new(Self::TABLE, reference, record)?,
+        )
+    }
 }
 
 impl Database {
@@ -241,7 +560,7 @@ macro_rules! view_struct {
 
         impl View for $name {
             const TABLE: &'static str = $table;
-            fn from_fields(reference: &str, f: &Fields<'_>) -> Result<Self, ViewError> {
+            fn from_columns<C: Columns>(reference: &str, f: &C) -> Result<Self, ViewError> {
                 Ok($name {
                     reference: Ref::new(reference),
                     $( $field: view_struct!(@read f, $kind $(<$e>)?, $column), )*
@@ -249,8 +568,8 @@ macro_rules! view_struct {
             }
         }
     };
-    (@read $f:ident, string, $c:literal) => { $f.string($c) };
-    (@read $f:ident, reference, $c:literal) => { $f.reference($c) };
+    (@read $f:ident, string, $c:literal) => { $f.string($c)? };
+    (@read $f:ident, reference, $c:literal) => { $f.reference($c)? };
     (@read $f:ident, int, $c:literal) => { $f.int($c)? };
     (@read $f:ident, float, $c:literal) => { $f.float($c)? };
     (@read $f:ident, bool, $c:literal) => { $f.bool($c)? };
@@ -258,7 +577,7 @@ macro_rules! view_struct {
     (@read $f:ident, map, $c:literal) => { $f.map($c)? };
     (@read $f:ident, datetime, $c:literal) => { $f.datetime($c)? };
     (@read $f:ident, references, $c:literal) => { $f.references($c)? };
-    (@read $f:ident, enumeration<$e:ty>, $c:literal) => { $f.enumeration($c, <$e>::from_wire) };
+    (@read $f:ident, enumeration<$e:ty>, $c:literal) => { $f.enumeration($c, <$e>::from_wire)? };
 }
 
 view_struct! {
@@ -608,6 +927,112 @@ mod tests {
             "multi-byte text after a bad prefix"
         );
         assert!(!is_datetime("20250319T04:16:24é"));
+    }
+
+    fn record(pairs: Vec<(&str, Value)>) -> Value {
+        Value::Struct(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    fn s(text: &str) -> Value {
+        Value::from(text)
+    }
+
+    #[test]
+    fn a_record_in_either_encoding_gives_the_view_of_its_row() {
+        let db = db_with_vm(&[
+            ("uuid", "u-1"),
+            ("name__label", "web 01"),
+            ("power_state", "Halted"),
+            ("VCPUs__max", "4"),
+            ("memory__static_max", "4294967296"),
+            ("is_a_template", "false"),
+            ("appliance", "OpaqueRef:app"),
+            ("VBDs", "('OpaqueRef:b1' 'OpaqueRef:b2')"),
+            ("tags", "('gold')"),
+            ("other_config", "(('a' '1') ('b' '2'))"),
+            ("snapshot_time", "20250319T04:16:24Z"),
+        ]);
+        let from_row: VmView = db.view_one("OpaqueRef:v").unwrap().unwrap();
+        let common = |vcpus: Value, memory: Value, snapshot_time: Value| {
+            record(vec![
+                ("uuid", s("u-1")),
+                ("name_label", s("web 01")),
+                ("power_state", s("Halted")),
+                ("VCPUs_max", vcpus),
+                ("memory_static_max", memory),
+                ("is_a_template", Value::Bool(false)),
+                ("appliance", s("OpaqueRef:app")),
+                (
+                    "VBDs",
+                    Value::Array(vec![s("OpaqueRef:b1"), s("OpaqueRef:b2")]),
+                ),
+                ("tags", Value::Array(vec![s("gold")])),
+                (
+                    "other_config",
+                    Value::Struct(BTreeMap::from([
+                        ("a".to_owned(), s("1")),
+                        ("b".to_owned(), s("2")),
+                    ])),
+                ),
+                ("snapshot_time", snapshot_time),
+                ("a_field_of_a_newer_host", Value::Array(Vec::new())),
+            ])
+        };
+        // XML-RPC: ints as untyped text, datetimes typed
+        let xml = common(
+            s("4"),
+            s("4294967296"),
+            Value::DateTime(DateTime::parse("20250319T04:16:24Z").unwrap()),
+        );
+        // JSON-RPC: ints as numbers, datetimes as strings
+        let json = common(
+            Value::Int(4),
+            Value::Int(4_294_967_296),
+            s("20250319T04:16:24Z"),
+        );
+        assert_eq!(VmView::from_record("OpaqueRef:v", &xml).unwrap(), from_row);
+        assert_eq!(VmView::from_record("OpaqueRef:v", &json).unwrap(), from_row);
+    }
+
+    #[test]
+    fn a_bad_record_field_names_class_ref_and_field() {
+        let bad = record(vec![("VCPUs_max", s("four"))]);
+        let err = VmView::from_record("OpaqueRef:v", &bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "class VM, ref OpaqueRef:v, field VCPUs_max: \"four\" is not an int"
+        );
+        let bad = record(vec![("VBDs", s("OpaqueRef:b"))]);
+        assert!(matches!(
+            VmView::from_record("OpaqueRef:v", &bad),
+            Err(ViewError::BadField { class: "VM", ref field, expected: "a set", .. })
+                if field == "VBDs"
+        ));
+        let bad = record(vec![(
+            "other_config",
+            Value::Struct(BTreeMap::from([("k".to_owned(), Value::Array(Vec::new()))])),
+        )]);
+        let err = VmView::from_record("OpaqueRef:v", &bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("field other_config: an array is not a map of scalars"),
+            "{err}"
+        );
+        let err = VmView::from_record("OpaqueRef:v", &s("not a struct")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "class VM, ref OpaqueRef:v: the record is a string, not a struct"
+        );
+    }
+
+    #[test]
+    fn missing_and_nil_record_fields_take_defaults() {
+        let sparse = record(vec![("uuid", s("u")), ("suspend_VDI", Value::Nil)]);
+        let vm = VmView::from_record("OpaqueRef:v", &sparse).unwrap();
+        assert_eq!(vm.uuid, "u");
+        assert!(vm.suspend_vdi.is_null());
+        assert_eq!(vm.snapshot_time, EPOCH_TEXT);
+        assert_eq!(vm.power_state, VmPowerState::from_wire(""));
     }
 
     proptest::proptest! {

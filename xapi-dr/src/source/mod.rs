@@ -5,12 +5,46 @@
 //! networks, vApps, SRs) plus its [`Origin`]. Reconciliation ([`crate::reconcile`]) and
 //! planning work on copies and never on their bytes.
 //!
-//! This module reads copies offline (an image or dump on disk, or bytes fetched with
-//! `/export_raw_vdi?format=raw`). Reading them through a pool's API (`VDI.open_database`) comes
-//! with the engine's client side.
+//! Offline, a copy is an image or dump on disk, or bytes fetched with
+//! `/export_raw_vdi?format=raw` ([`MetadataCopy::from_file`], [`MetadataCopy::from_bytes`]).
+//! Through the API of the recovery pool (feature `engine`), as XenCenter's DR wizard:
+//!
+//! - [`discover`]: the metadata VDIs on the SRs the pool already sees;
+//! - [`probe`]: the mirrored SRs holding metadata behind a device config (`SR.probe`, LVM over
+//!   iSCSI or HBA only), and [`introduce`]: attach chosen ones with `DR_task.create`
+//!   ([`IntroducedStorage::destroy`] forgets them);
+//! - [`MetadataCopy::from_vdi`]: one VDI read through `VDI.open_database` in bulk, its
+//!   generation from its redo-log framing, into the same report as an offline read.
+//!
+//! ```no_run
+//! # async fn example(session: &xapi_core::client::SessionHandle) -> Result<(), xapi_dr::Error> {
+//! use xapi_dr::source::{DiscoverOptions, MetadataCopy, discover};
+//!
+//! for found in discover(session, &DiscoverOptions::default()).await? {
+//!     let copy = MetadataCopy::from_vdi(session, &found.vdi).await?;
+//!     println!("{}: pool {} at generation {}", copy.origin, copy.pool_uuid(), copy.generation());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 #[cfg(feature = "engine")]
+mod discover;
+mod error;
+#[cfg(feature = "engine")]
 mod foreign;
+#[cfg(feature = "engine")]
+mod introduce;
+#[cfg(feature = "engine")]
+mod probe;
+#[cfg(feature = "engine")]
+mod raw_generation;
+#[cfg(feature = "engine")]
+mod records;
+mod sr_list;
+mod storage_type;
+#[cfg(feature = "engine")]
+mod through_api;
 
 use std::path::Path;
 
@@ -20,7 +54,22 @@ use crate::Error;
 use crate::metadata::{InspectReport, inspect, inspect_bytes};
 
 #[cfg(feature = "engine")]
+pub use discover::{DiscoverOptions, FoundVdi, discover};
+pub use error::SourceError;
+#[cfg(feature = "engine")]
 pub use foreign::ForeignDatabase;
+#[cfg(feature = "engine")]
+pub use introduce::{IntroducedSr, IntroducedStorage, introduce};
+#[cfg(feature = "engine")]
+pub use probe::probe;
+#[cfg(feature = "engine")]
+pub use raw_generation::read_generation;
+#[cfg(feature = "engine")]
+pub use records::read_pool_views;
+pub use sr_list::{ProbedSr, parse_sr_list};
+pub use storage_type::DrStorageType;
+#[cfg(feature = "engine")]
+pub use through_api::READ_ATTEMPTS;
 
 /// Where a copy of metadata was found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

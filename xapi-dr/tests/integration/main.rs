@@ -11,3 +11,4 @@ mod reconcile;
 mod resume;
 mod test_failover;
 mod redo_log;
+mod source;

@@ -34,7 +34,10 @@
 mod reader;
 mod writer;
 
-pub use reader::{HalfContent, RedoLogImage, read_redo_log, read_redo_log_stream};
+pub use reader::{
+    GenerationScan, HalfContent, MANIFEST_SEARCH_LIMIT, RedoLogGeneration, RedoLogImage,
+    read_generation_stream, read_redo_log, read_redo_log_stream,
+};
 pub use writer::{AppendOutcome, RedoLogWriter};
 
 use super::db_xml::DbXmlError;
@@ -222,6 +225,17 @@ pub enum RedoLogError {
         length: u64,
         /// Room available.
         room: u64,
+    },
+    /// The database XML has no `</manifest>` within its first bytes (a scan of the framing
+    /// reads the schema version from there).
+    #[error(
+        "redo log: database record at byte {offset}: no </manifest> in the first {searched} bytes of the XML"
+    )]
+    ManifestNotFound {
+        /// Offset of the first byte of the XML.
+        offset: u64,
+        /// Bytes searched.
+        searched: usize,
     },
     /// A marker that is not 36 ASCII bytes.
     #[error("redo log: marker {marker:?} is not 36 ASCII bytes")]
