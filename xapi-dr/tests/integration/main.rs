@@ -7,6 +7,7 @@ mod failover;
 mod inspect;
 mod legacy;
 mod newest_wins;
+mod plan_sources;
 mod reconcile;
 mod resume;
 mod test_failover;
