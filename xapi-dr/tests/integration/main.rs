@@ -8,6 +8,7 @@ mod inspect;
 mod legacy;
 mod newest_wins;
 mod plan_sources;
+mod prechecks;
 mod reconcile;
 mod resume;
 mod test_failover;
