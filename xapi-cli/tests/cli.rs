@@ -268,8 +268,14 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
     let sim = demo(false).await;
     let primary = &sim.pool("primary").unwrap().url;
     let dr = &sim.pool("dr").unwrap().url;
-    let env_primary = [("XAPI_URL", primary.as_str()), ("XAPI_PASSWORD", DEFAULT_PASSWORD)];
-    let env_dr = [("XAPI_URL", dr.as_str()), ("XAPI_PASSWORD", DEFAULT_PASSWORD)];
+    let env_primary = [
+        ("XAPI_URL", primary.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let env_dr = [
+        ("XAPI_URL", dr.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
 
     let listed = xapictl(&["dr", "configure", "--json"], &env_primary);
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
@@ -281,7 +287,10 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
         .find(|c| c["name_label"] == "Replicated iSCSI (DR)")
         .expect("the mirrored SR is a candidate");
     let sr_uuid = sr["uuid"].as_str().unwrap().to_owned();
-    let set = xapictl(&["dr", "configure", "--sr", &sr_uuid, "--json"], &env_primary);
+    let set = xapictl(
+        &["dr", "configure", "--sr", &sr_uuid, "--json"],
+        &env_primary,
+    );
     assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
     let after: serde_json::Value = serde_json::from_slice(&set.stdout).unwrap();
     assert!(
@@ -334,7 +343,10 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
     );
     assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
     let text = String::from_utf8_lossy(&planned.stdout);
-    assert!(text.contains("StorageAvailable"), "the SR to introduce: {text}");
+    assert!(
+        text.contains("StorageAvailable"),
+        "the SR to introduce: {text}"
+    );
 
     let storage = format!(
         "{sr_uuid}=lvmoiscsi:{}",

@@ -1,24 +1,46 @@
-//! Disaster recovery for XenServer / XCP-ng pools.
+//! Disaster recovery for XenServer / XCP-ng pools: recover a site from the pool metadata that
+//! xapi replicates to mirrored storage, as XenCenter's DR wizard does, but as a library that
+//! explains every choice and is safe to run again.
 //!
-//! Today this crate reads and writes the DR metadata VDI ([`metadata`]): the redo log xapi
-//! mirrors its pool database into, the XML database dump inside it, and typed views of the
-//! objects a recovery needs (`VmView`, `VdiView`, ...: xapi-core's `Ref<T>` and generated
-//! enums, so a view and a record of the same object compare without conversion).
-//! [`source`] reads copies of metadata (offline today: images and dumps) into one model, and
-//! [`reconcile`] decides, with a reason for each choice, which copy of every VM and vApp a
-//! recovery uses (newest database generation per pool, highest `VM.version` across pools, the
-//! target pool's copies), and [`plan`] turns that and the target pool's state into a plan with
-//! every pre-check (XenCenter's DR wizard's list and what it misses), the start sequence and a
-//! test's clean-up, as JSON that can be edited and read back. Running a plan comes next.
+//! A failover in ten lines (a session on the DR pool, the mirrored LUN's SR already introduced):
 //!
-//! It uses xapi-core without its client: reading metadata builds no TLS or HTTP stack.
+//! ```no_run
+//! # async fn failover(dr: xapi_core::client::SessionHandle) -> Result<(), Box<dyn std::error::Error>> {
+//! use xapi_dr::{plan::*, reconcile::*, run::*, source::*, target::read_target_pool};
+//! let mut copies = Vec::new();
+//! for found in discover(&dr, &DiscoverOptions::default()).await? {
+//!     copies.push(MetadataCopy::from_vdi(&dr, &found.vdi).await?);
+//! }
+//! let target = read_target_pool(&dr).await?;
+//! let reconciliation = reconcile(&copies, &target.reconcile_state(), &Recovered::default(), &Preferences::default());
+//! let inputs = PlanInputs { copies: &copies, reconciliation: &reconciliation, target: &target, source: None };
+//! let plan = plan(inputs, &PlanRequest::new(Mode::Failover))?;
+//! let report = Run::new(dr, plan, RunOptions::journal_at("failover.journal"))?.execute().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The parts, each usable alone:
+//! - [`metadata`]: the metadata VDI's formats (the redo log xapi mirrors its database into, the
+//!   XML database dump, typed views with xapi-core's `Ref<T>` and generated enums).
+//! - [`source`]: copies of metadata, read offline (images, dumps) or through the recovery
+//!   pool's API (`SR.probe`, `DR_task.create`, `VDI.open_database`), as one model.
+//! - [`reconcile`]: newest wins, explained: the highest database generation between copies of
+//!   one pool, the highest `VM.version` across pools, the target pool's copies; ties with
+//!   different content are conflicts, never decided silently.
+//! - [`plan`]: pure, state in, plan out: every pre-check of XenCenter's wizard and what it
+//!   misses, each with its fix and unwind; the start sequence; a test's clean-up; JSON that can
+//!   be edited and fed back.
+//! - [`target`]: the target pool read once, in bulk.
+//! - [`run`]: a plan executed with the two sessions, `force = false`, a journal after every
+//!   step (re-running continues), progress events, a report of every call; a test's clean-up.
+//! - [`configure`]: which SRs hold the pool's replicated database (at most 8).
+//!
+//! Without the default `engine` feature the crate is the sans-IO reader, reconciliation and
+//! planning, and builds no TLS or HTTP stack:
 //!
 //! ```no_run
 //! let report = xapi_dr::metadata::inspect("metadata-vdi.img")?;
 //! println!("pool {} at generation {}", report.pool.uuid, report.generation);
-//! for vm in &report.vms {
-//!     println!("{} {} {:?}", vm.uuid, vm.name_label, vm.power_state);
-//! }
 //! # Ok::<(), xapi_dr::Error>(())
 //! ```
 

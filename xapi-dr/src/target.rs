@@ -94,7 +94,9 @@ pub async fn read_target_pool(session: &SessionHandle) -> Result<TargetPool, Err
             bridge: (*n.bridge).to_owned(),
         })
         .collect();
-    target.networks.sort_by(|a, b| a.name_label.cmp(&b.name_label));
+    target
+        .networks
+        .sort_by(|a, b| a.name_label.cmp(&b.name_label));
     let mut live_vms = BTreeSet::new();
     for (vm_ref, vm) in &vms {
         if vm.is_a_template || vm.is_a_snapshot || vm.is_control_domain {

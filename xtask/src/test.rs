@@ -7,6 +7,9 @@ use crate::run::{cargo, run};
 use crate::stages::Stages;
 use crate::{codegen, fuzz_smoke, js, lean, python, system, unused_deps};
 
+/// Examples that run on their own (an embedded simulator), as `(package, example)`.
+const EXAMPLES: &[(&str, &str)] = &[("xapi-dr", "failover"), ("xapi-dr", "test_failover")];
+
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
     let mut stages = Stages::start("cargo xtask test");
@@ -44,6 +47,13 @@ fn run_stages(stages: &mut Stages) -> Result<(), String> {
     })?;
     stages.run("lean builds", lean::check)?;
     stages.run("cargo test", || run(cargo().args(["test", "--workspace"])))?;
+    // `cargo test` built the examples; these run against the embedded simulator.
+    stages.run("examples", || {
+        for (package, example) in EXAMPLES {
+            run(cargo().args(["run", "--quiet", "-p", package, "--example", example]))?;
+        }
+        Ok(())
+    })?;
     system::report_disk("after the tests", &target_dir());
     stages.run("cargo doc", || {
         run(cargo()

@@ -71,5 +71,8 @@ pub(crate) fn print(candidates: &[ReplicationCandidate], json: bool) {
             ]
         })
         .collect();
-    print_table(&["SR", "UUID", "TYPE", "FREE", "REPLICATING", "LATEST"], &rows);
+    print_table(
+        &["SR", "UUID", "TYPE", "FREE", "REPLICATING", "LATEST"],
+        &rows,
+    );
 }

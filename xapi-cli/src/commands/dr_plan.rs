@@ -200,6 +200,8 @@ pub(crate) fn print(plan: &Plan, json: bool) {
         .collect();
     print_table(&["VM", "UUID", "VAPP", "OUTCOME", "FROM"], &rows);
     if plan.is_blocked() {
-        println!("blocked: `xapictl dr run --apply-fixes` applies the fixes listed, or act by hand");
+        println!(
+            "blocked: `xapictl dr run --apply-fixes` applies the fixes listed, or act by hand"
+        );
     }
 }

@@ -64,7 +64,11 @@ fn parse_storage(text: &str) -> Result<(String, StorageDevice), String> {
 
 fn run_failure(url: &str, error: &RunError) -> Failure {
     match error {
-        RunError::Call { method, subject, source } => {
+        RunError::Call {
+            method,
+            subject,
+            source,
+        } => {
             let why = explain(url, source);
             Failure::failed(format!("{method} ({subject}): {}", why.message))
         }
@@ -76,7 +80,11 @@ fn run_failure(url: &str, error: &RunError) -> Failure {
 fn show(event: &RunEvent) {
     match event {
         RunEvent::Phase { name } => eprintln!("== {name}"),
-        RunEvent::Recovered { kind, name_label, uuid } => {
+        RunEvent::Recovered {
+            kind,
+            name_label,
+            uuid,
+        } => {
             eprintln!("recovered {kind} {name_label} ({uuid})");
         }
         RunEvent::Started { uuid, paused } => {

@@ -11,19 +11,22 @@ use xapi_core::api::{ErrorCode, VmPowerState};
 use xapi_core::client::SessionHandle;
 use xapi_core::wire::Ref;
 
+use super::RunError;
 use super::fixes::{apply_in_target, destroy_vm_keeping_disks};
 use super::journal::Journal;
 use super::recorder::Recorder;
 use super::report::{RunEvent, RunReport, now_ms};
-use super::RunError;
 
 /// Whether a failed call only says the object is already gone.
 fn already_gone(error: &RunError) -> bool {
-    matches!(
-        error,
-        RunError::Call { source: xapi_core::Error::Api(f), .. }
-            if f.code == ErrorCode::HandleInvalid || f.code == ErrorCode::UuidInvalid
-    )
+    match error {
+        RunError::Call { source, .. } => matches!(
+            &**source,
+            xapi_core::Error::Api(f)
+                if f.code == ErrorCode::HandleInvalid || f.code == ErrorCode::UuidInvalid
+        ),
+        _ => false,
+    }
 }
 
 /// Runs the clean-up recorded in the journal at `journal_path` (as `xapictl dr cleanup`
@@ -155,7 +158,11 @@ pub(super) async fn cleanup(
             // only a network nothing uses any more: never take one from under a VM
             if networks.contains(&uuid) && network.vifs.is_empty() {
                 recorder
-                    .call("network.destroy", &uuid, session.network().destroy(reference))
+                    .call(
+                        "network.destroy",
+                        &uuid,
+                        session.network().destroy(reference),
+                    )
                     .await?;
             }
         }

@@ -227,7 +227,9 @@ pub(super) async fn apply_in_target(
         }
         Fix::ForgetSr { sr } => super::cleanup::forget_sr(session, recorder, sr).await,
         Fix::IntroduceSr { sr, .. } => Err(RunError::MissingStorageDevice { sr: sr.clone() }),
-        Fix::ShutDownInSource { vm } => Err(RunError::NeedsSourceSession { subject: vm.clone() }),
+        Fix::ShutDownInSource { vm } => Err(RunError::NeedsSourceSession {
+            subject: vm.clone(),
+        }),
         Fix::ShutDownVappInSource { vapp } => Err(RunError::NeedsSourceSession {
             subject: vapp.clone(),
         }),

@@ -44,8 +44,8 @@ use xapi_core::client::SessionHandle;
 use crate::plan::{Check, Plan};
 
 pub use cleanup::cleanup_from_journal;
-pub use networks::ISOLATED_NETWORK_KEY;
 pub use journal::{AppliedFix, DrTaskEntry, InFlight, JOURNAL_VERSION, Journal, JournalError};
+pub use networks::ISOLATED_NETWORK_KEY;
 pub use report::{CallOutcome, CallRecord, RunEvent, RunReport};
 
 use recorder::Recorder;
@@ -103,13 +103,17 @@ pub enum RunError {
         instruction: String,
     },
     /// An SR must be introduced and its device configuration was not given.
-    #[error("SR {sr} must be introduced from its mirrored LUN: give its device configuration (RunOptions::storage)")]
+    #[error(
+        "SR {sr} must be introduced from its mirrored LUN: give its device configuration (RunOptions::storage)"
+    )]
     MissingStorageDevice {
         /// The SR's UUID.
         sr: String,
     },
     /// A fix that shuts VMs down in the source pool needs a session on it.
-    #[error("the fix for {subject} acts on the source pool: give a session on it (RunOptions::source_session)")]
+    #[error(
+        "the fix for {subject} acts on the source pool: give a session on it (RunOptions::source_session)"
+    )]
     NeedsSourceSession {
         /// The VM or vApp.
         subject: String,
@@ -149,7 +153,7 @@ pub enum RunError {
         subject: String,
         /// The client's error.
         #[source]
-        source: xapi_core::Error,
+        source: Box<xapi_core::Error>,
     },
     /// Some starts failed; the others went ahead.
     #[error("{} start(s) failed: {}", failed.len(), failed.join("; "))]
@@ -192,11 +196,7 @@ impl Run {
     /// Prepares a run of `plan` with `session` (on the target pool). The plan holds all the
     /// run needs (a plan file is enough: `xapictl dr run plan.json`). A journal at `options.journal_path` is continued; it must be of
     /// the same mode and target pool.
-    pub fn new(
-        session: SessionHandle,
-        plan: Plan,
-        options: RunOptions,
-    ) -> Result<Self, RunError> {
+    pub fn new(session: SessionHandle, plan: Plan, options: RunOptions) -> Result<Self, RunError> {
         let journal = match &options.journal_path {
             Some(path) if path.exists() => {
                 let journal = Journal::load(path)?;
@@ -225,6 +225,30 @@ impl Run {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.recorder.events = Some(sender);
         receiver
+    }
+
+    /// Takes over SRs introduced before the run (to read the metadata on them through the
+    /// API, [`crate::source::introduce`]): the journal lists their DR task and SRs, so a test's
+    /// clean-up forgets them too.
+    pub fn adopt(&mut self, storage: &crate::source::IntroducedStorage) -> Result<(), RunError> {
+        let reference = storage.dr_task.as_str().to_owned();
+        if !self
+            .journal
+            .dr_tasks
+            .iter()
+            .any(|t| t.reference == reference)
+        {
+            self.journal.dr_tasks.push(DrTaskEntry {
+                reference,
+                srs: storage.sr_uuids().map(str::to_owned).collect(),
+            });
+        }
+        for sr in storage.sr_uuids() {
+            if !self.journal.introduced_srs.iter().any(|s| s == sr) {
+                self.journal.introduced_srs.push(sr.to_owned());
+            }
+        }
+        self.save()
     }
 
     /// The journal as it stands.

@@ -29,7 +29,8 @@ impl Run {
                     session.network().get_all_records(),
                 )
                 .await?;
-            self.journal.networks_before = networks.values().map(|n| (*n.uuid).to_owned()).collect();
+            self.journal.networks_before =
+                networks.values().map(|n| (*n.uuid).to_owned()).collect();
             self.save()?;
         }
         let isolated = self
@@ -49,11 +50,19 @@ impl Run {
             };
             let network = self
                 .recorder
-                .call("network.create", "isolated", session.network().create(&record))
+                .call(
+                    "network.create",
+                    "isolated",
+                    session.network().create(&record),
+                )
                 .await?;
             let uuid = self
                 .recorder
-                .call("network.get_uuid", "isolated", session.network().get_uuid(&network))
+                .call(
+                    "network.get_uuid",
+                    "isolated",
+                    session.network().get_uuid(&network),
+                )
                 .await?;
             self.journal.isolated_network = Some((*uuid).to_owned());
             self.save()?;
@@ -111,7 +120,12 @@ impl Run {
         let network_uuid: HashMap<&Ref<Network>, &str> =
             networks.iter().map(|(r, n)| (r, &*n.uuid)).collect();
         // (recovered VM UUID, VIF device) -> source network
-        let recovered: BTreeSet<&str> = self.journal.recovered_vms.iter().map(String::as_str).collect();
+        let recovered: BTreeSet<&str> = self
+            .journal
+            .recovered_vms
+            .iter()
+            .map(String::as_str)
+            .collect();
         let mut source_network: HashMap<(&str, &str), &str> = HashMap::new();
         for vm in &self.plan.vms {
             if recovered.contains(vm.uuid.as_str()) {
@@ -126,7 +140,11 @@ impl Run {
             .await?;
         let vifs = self
             .recorder
-            .call("VIF.get_all_records", "pool", session.vif().get_all_records())
+            .call(
+                "VIF.get_all_records",
+                "pool",
+                session.vif().get_all_records(),
+            )
             .await?;
         let mut moves = Vec::new();
         for vm in vms.values() {
@@ -134,14 +152,18 @@ impl Run {
                 continue;
             }
             for vif_ref in &vm.vifs {
-                let Some(vif) = vifs.get(vif_ref) else { continue };
+                let Some(vif) = vifs.get(vif_ref) else {
+                    continue;
+                };
                 if self.journal.moved_vifs.contains(&*vif.uuid) {
                     continue;
                 }
                 let Some(source) = source_network.get(&(&*vm.uuid, &*vif.device)) else {
                     continue;
                 };
-                let Some(target) = wanted.get(source) else { continue };
+                let Some(target) = wanted.get(source) else {
+                    continue;
+                };
                 if network_uuid.get(&vif.network) == Some(&target.as_str()) {
                     continue;
                 }

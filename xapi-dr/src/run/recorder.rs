@@ -23,38 +23,42 @@ impl Recorder {
         }
     }
 
-    /// Awaits `call`, recording it as `method` about `subject`.
-    pub(crate) async fn call<T>(
-        &mut self,
-        method: &str,
-        subject: &str,
-        call: impl Future<Output = Result<T, xapi_core::Error>>,
-    ) -> Result<T, RunError> {
-        let started_ms = now_ms();
-        let result = call.await;
-        let outcome = match &result {
-            Ok(_) => CallOutcome::Ok,
-            Err(error) => CallOutcome::Failed {
-                code: match error {
-                    xapi_core::Error::Api(failure) => failure.code.as_str().to_owned(),
-                    _ => "transport".to_owned(),
+    /// Awaits `call`, recording it as `method` about `subject`. The call's future is boxed
+    /// before anything else: the generated calls' futures are large, and a step awaits many.
+    pub(crate) fn call<'a, T: 'a>(
+        &'a mut self,
+        method: &'a str,
+        subject: &'a str,
+        call: impl Future<Output = Result<T, xapi_core::Error>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, RunError>> + Send + 'a {
+        let call = Box::pin(call);
+        async move {
+            let started_ms = now_ms();
+            let result = call.await;
+            let outcome = match &result {
+                Ok(_) => CallOutcome::Ok,
+                Err(error) => CallOutcome::Failed {
+                    code: match error {
+                        xapi_core::Error::Api(failure) => failure.code.as_str().to_owned(),
+                        _ => "transport".to_owned(),
+                    },
+                    message: error.to_string(),
                 },
-                message: error.to_string(),
-            },
-        };
-        let record = CallRecord {
-            method: method.to_owned(),
-            subject: subject.to_owned(),
-            started_ms,
-            finished_ms: now_ms(),
-            outcome,
-        };
-        self.emit(RunEvent::Call(record.clone()));
-        self.calls.push(record);
-        result.map_err(|source| RunError::Call {
-            method: method.to_owned(),
-            subject: subject.to_owned(),
-            source,
-        })
+            };
+            let record = CallRecord {
+                method: method.to_owned(),
+                subject: subject.to_owned(),
+                started_ms,
+                finished_ms: now_ms(),
+                outcome,
+            };
+            self.emit(RunEvent::Call(record.clone()));
+            self.calls.push(record);
+            result.map_err(|source| RunError::Call {
+                method: method.to_owned(),
+                subject: subject.to_owned(),
+                source: Box::new(source),
+            })
+        }
     }
 }

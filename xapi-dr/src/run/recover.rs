@@ -78,7 +78,11 @@ impl Run {
                 let session = self.session.clone();
                 vdis = Some(
                     self.recorder
-                        .call("VDI.get_all_records", "pool", session.vdi().get_all_records())
+                        .call(
+                            "VDI.get_all_records",
+                            "pool",
+                            session.vdi().get_all_records(),
+                        )
                         .await?,
                 );
             }
@@ -88,19 +92,17 @@ impl Run {
             let foreign = {
                 let session = self.session.clone();
                 self.recorder
-                    .call(
-                        "VDI.open_database",
-                        &copy.pool_uuid,
-                        async move {
-                            ForeignDatabase::open(&session, &vdi).await.map_err(|e| match e {
+                    .call("VDI.open_database", &copy.pool_uuid, async move {
+                        ForeignDatabase::open(&session, &vdi)
+                            .await
+                            .map_err(|e| match e {
                                 crate::Error::Xapi(e) => e,
                                 other => xapi_core::Error::Protocol {
                                     url: String::new(),
                                     reason: other.to_string(),
                                 },
                             })
-                        },
-                    )
+                    })
                     .await?
             };
             let result = self.recover_from(&foreign, &copy, pending).await;
@@ -124,7 +126,11 @@ impl Run {
         let reader = foreign.session().clone();
         let vms: HashMap<String, Ref<Vm>> = self
             .recorder
-            .call("VM.get_all_records", &copy.pool_uuid, reader.vm().get_all_records())
+            .call(
+                "VM.get_all_records",
+                &copy.pool_uuid,
+                reader.vm().get_all_records(),
+            )
             .await?
             .into_iter()
             .map(|(r, vm)| ((*vm.uuid).to_owned(), r))
@@ -182,7 +188,9 @@ impl Run {
                     if recovery.kind == "vApp" {
                         self.journal.recovered_vapps.insert(recovery.uuid.clone());
                     }
-                    self.journal.recovered_vms.extend(recovery.vms.iter().cloned());
+                    self.journal
+                        .recovered_vms
+                        .extend(recovery.vms.iter().cloned());
                     self.save()?;
                     self.recorder.emit(RunEvent::Recovered {
                         kind: recovery.kind.to_owned(),
@@ -192,10 +200,9 @@ impl Run {
                 }
                 // xapi answered with an error: without `force` it rolled back, so nothing
                 // is in flight. A transport error may have run: the next run checks.
-                Err(RunError::Call {
-                    source: xapi_core::Error::Api(_),
-                    ..
-                }) => {
+                Err(RunError::Call { source, .. })
+                    if matches!(**source, xapi_core::Error::Api(_)) =>
+                {
                     self.journal.in_flight = None;
                     self.save()?;
                 }

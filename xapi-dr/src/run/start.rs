@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use xapi_core::api::{Task, TaskStatusType, Vm, VmAppliance};
-use xapi_core::client::TaskHandle;
+use xapi_core::api::{TaskStatusType, Vm, VmAppliance};
 use xapi_core::wire::Ref;
 
 use super::report::RunEvent;
@@ -70,36 +69,30 @@ impl Run {
                 StartStep::Vapp { uuid, paused, .. } => ("Async.VM_appliance.start", uuid, *paused),
             };
             let started = match &step {
-                StartStep::Vm { .. } => match vms.get(uuid) {
-                    Some(vm) => {
-                        self.recorder
-                            .call(method, uuid, async {
-                                session.vm().start_async(vm, paused, false).await.map(task_of)
-                            })
-                            .await
-                    }
-                    None => {
+                StartStep::Vm { .. } => {
+                    let Some(vm) = vms.get(uuid) else {
                         failed.push(format!("VM {uuid} is not in the target pool"));
                         continue;
-                    }
-                },
-                StartStep::Vapp { .. } => match vapps.get(uuid) {
-                    Some(app) => {
-                        self.recorder
-                            .call(method, uuid, async {
-                                session
-                                    .vm_appliance()
-                                    .start_async(app, paused)
-                                    .await
-                                    .map(task_of)
-                            })
-                            .await
-                    }
-                    None => {
+                    };
+                    self.recorder
+                        .call(method, uuid, async {
+                            let handle = session.vm().start_async(vm, paused, false).await?;
+                            Ok(handle.task().clone())
+                        })
+                        .await
+                }
+                StartStep::Vapp { .. } => {
+                    let Some(app) = vapps.get(uuid) else {
                         failed.push(format!("vApp {uuid} is not in the target pool"));
                         continue;
-                    }
-                },
+                    };
+                    self.recorder
+                        .call(method, uuid, async {
+                            let handle = session.vm_appliance().start_async(app, paused).await?;
+                            Ok(handle.task().clone())
+                        })
+                        .await
+                }
             };
             let task = match started {
                 Ok(task) => task,
@@ -144,8 +137,4 @@ impl Run {
             Err(RunError::StartsFailed { failed })
         }
     }
-}
-
-fn task_of(handle: TaskHandle<()>) -> Ref<Task> {
-    handle.task().clone()
 }

@@ -49,7 +49,9 @@ impl TaskTracker {
                 if record.status == TaskStatusType::Pending {
                     continue;
                 }
-                let mut waiting = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut waiting = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let key = (*event.r#ref).to_owned();
                 if let Some(waiter) = waiting.waiters.remove(&key) {
                     let _ = waiter.send(record);

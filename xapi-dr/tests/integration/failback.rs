@@ -60,7 +60,10 @@ async fn failback_after_a_failover_replaces_the_primarys_stale_copies() {
     let primary = login(&sim, "primary").await;
     for (vm, record) in primary.vm().get_all_records().await.unwrap() {
         let planned = failover_plan.vms.iter().any(|p| *p.uuid == *record.uuid);
-        if planned && !record.is_a_snapshot && record.power_state != xapi_core::api::VmPowerState::Halted {
+        if planned
+            && !record.is_a_snapshot
+            && record.power_state != xapi_core::api::VmPowerState::Halted
+        {
             primary.vm().hard_shutdown(&vm).await.unwrap();
         }
     }
@@ -118,11 +121,15 @@ async fn failback_after_a_failover_replaces_the_primarys_stale_copies() {
     )
     .unwrap();
     assert!(!failback_plan.is_blocked(), "{}", failback_plan.to_json());
-    let report = Run::new(primary.clone(), failback_plan.clone(), RunOptions::default())
-        .unwrap()
-        .execute()
-        .await
-        .unwrap();
+    let report = Run::new(
+        primary.clone(),
+        failback_plan.clone(),
+        RunOptions::default(),
+    )
+    .unwrap()
+    .execute()
+    .await
+    .unwrap();
     assert_eq!(report.count("VM_appliance.recover"), 2);
     let vms = primary.vm().get_all_records().await.unwrap();
     for planned in &failback_plan.vms {
@@ -131,6 +138,10 @@ async fn failback_after_a_failover_replaces_the_primarys_stale_copies() {
             .filter(|vm| *vm.uuid == *planned.uuid && !vm.is_a_snapshot)
             .collect();
         assert_eq!(found.len(), 1, "{}", planned.name_label);
-        assert_eq!(found[0].version, 2, "{} came back one version up", planned.name_label);
+        assert_eq!(
+            found[0].version, 2,
+            "{} came back one version up",
+            planned.name_label
+        );
     }
 }

@@ -12,7 +12,10 @@ use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
 use xapi_dr::run::{Run, RunOptions, StorageDevice};
 use xapi_dr::source::MetadataCopy;
 use xapi_dr::target::read_target_pool;
-use xapi_sim::{DEFAULT_PASSWORD, DEMO_MIRROR_DEVICE_CONFIG, MirrorMode, Scenario, SimConfig, SimHandle, Simulator};
+use xapi_sim::{
+    DEFAULT_PASSWORD, DEMO_MIRROR_DEVICE_CONFIG, MirrorMode, Scenario, SimConfig, SimHandle,
+    Simulator,
+};
 
 /// The demo's vApps and standalone VMs whose disks are on the replicated SR.
 pub(crate) const REPLICATED: &[&str] = &["web-shop", "erp", "mail", "dns-1", "legacy-crm", "ldap"];
@@ -24,7 +27,12 @@ pub(crate) async fn login(sim: &SimHandle, pool: &str) -> SessionHandle {
     Client::builder(&url)
         .build()
         .expect("a client")
-        .login_with_password("root", Password::new(DEFAULT_PASSWORD), "1.0", "xapi-dr tests")
+        .login_with_password(
+            "root",
+            Password::new(DEFAULT_PASSWORD),
+            "1.0",
+            "xapi-dr tests",
+        )
         .await
         .expect("root logs in")
 }
@@ -104,7 +112,12 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
         &request(Mode::Failover),
     )
     .unwrap();
-    assert_eq!(plan.srs_to_introduce, [sr_uuid.clone()], "{}", plan.to_json());
+    assert_eq!(
+        plan.srs_to_introduce,
+        std::slice::from_ref(&sr_uuid),
+        "{}",
+        plan.to_json()
+    );
     assert_eq!(plan.vapps.len(), 2);
     assert_eq!(plan.vms.iter().filter(|vm| vm.vapp.is_none()).count(), 4);
 
@@ -122,7 +135,10 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     };
     let mut run = Run::new(dr.clone(), plan.clone(), options).unwrap();
     let mut events = run.events();
-    let report = run.execute().await.unwrap_or_else(|e| panic!("{e}\n{}", run.report(Some(&e)).to_json()));
+    let report = run
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", run.report(Some(&e)).to_json()));
 
     // every planned VM is in the DR pool with its UUID, one version up
     let vms = dr.vm().get_all_records().await.unwrap();
@@ -148,10 +164,16 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     assert!(getters <= 3, "no per-VM getters: {}", report.to_json());
     // the recorded running VMs run again; the halted one (erp-reports, legacy-crm) stays halted
     for name in ["web-db", "web-frontend", "mail", "ldap"] {
-        let vm = vms.values().find(|vm| &*vm.name_label == name && !vm.is_a_snapshot).unwrap();
+        let vm = vms
+            .values()
+            .find(|vm| &*vm.name_label == name && !vm.is_a_snapshot)
+            .unwrap();
         assert_eq!(vm.power_state, VmPowerState::Running, "{name}");
     }
-    let crm = vms.values().find(|vm| &*vm.name_label == "legacy-crm").unwrap();
+    let crm = vms
+        .values()
+        .find(|vm| &*vm.name_label == "legacy-crm")
+        .unwrap();
     assert_eq!(crm.power_state, VmPowerState::Halted);
 
     // started in the planned order, with xapi's delays on the simulated clock: standalone VMs
@@ -162,18 +184,29 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
             .values()
             .find(|vm| &*vm.name_label == name && !vm.is_a_snapshot)
             .unwrap();
-        metrics[&vm.metrics].start_time.to_unix_seconds_assuming_utc()
+        metrics[&vm.metrics]
+            .start_time
+            .to_unix_seconds_assuming_utc()
     };
     let web_db = started_at("web-db");
     for standalone in ["mail", "dns-1", "ldap"] {
-        assert!(started_at(standalone) <= web_db, "{standalone} starts before the vApps");
+        assert!(
+            started_at(standalone) <= web_db,
+            "{standalone} starts before the vApps"
+        );
     }
     for app in ["web-app-1", "web-app-2"] {
-        assert!(started_at(app) - web_db >= 30, "{app} waits for web-db's 30 s delay");
+        assert!(
+            started_at(app) - web_db >= 30,
+            "{app} waits for web-db's 30 s delay"
+        );
     }
     assert!(started_at("web-frontend") - started_at("web-app-1") >= 10);
     assert!(started_at("erp-app") - started_at("erp-db") >= 60);
-    assert!(started_at("erp-db") >= started_at("web-frontend"), "vApps one after another");
+    assert!(
+        started_at("erp-db") >= started_at("web-frontend"),
+        "vApps one after another"
+    );
 
     let mut seen = Vec::new();
     while let Ok(event) = events.try_recv() {
@@ -195,7 +228,10 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     };
     let mut again = Run::new(dr.clone(), plan, options).unwrap();
     let second = again.execute().await.unwrap();
-    assert_eq!(second.count("VM.recover") + second.count("VM_appliance.recover"), 0);
+    assert_eq!(
+        second.count("VM.recover") + second.count("VM_appliance.recover"),
+        0
+    );
     assert_eq!(second.count("Async.VM.start"), 0);
     assert_eq!(second.count("DR_task.create"), 0);
 }

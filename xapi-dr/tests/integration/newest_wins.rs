@@ -57,7 +57,9 @@ async fn the_copy_at_the_higher_generation_wins_over_a_stale_mirror() {
     let vdis = primary.vdi().get_all_records().await.unwrap();
     let mut copies = Vec::new();
     for vdi in vdis.values().filter(|v| v.r#type == VdiType::Metadata) {
-        let image = sim.disk_image("dr", &vdi.uuid).expect("an image on the DR side");
+        let image = sim
+            .disk_image("dr", &vdi.uuid)
+            .expect("an image on the DR side");
         copies.push(MetadataCopy::from_file(&image).unwrap());
     }
     assert_eq!(copies.len(), 2);
@@ -86,7 +88,10 @@ async fn the_copy_at_the_higher_generation_wins_over_a_stale_mirror() {
         .iter()
         .find(|d| d.name_label.starts_with("mail"))
         .unwrap();
-    assert_eq!(mail.name_label, "mail (after the break)", "the newest copy's");
+    assert_eq!(
+        mail.name_label, "mail (after the break)",
+        "the newest copy's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +128,11 @@ async fn a_newer_vm_in_the_target_and_a_running_one_block() {
         storage: mirror_storage(&sr_uuid),
         ..RunOptions::default()
     };
-    Run::new(dr.clone(), first, options).unwrap().execute().await.unwrap();
+    Run::new(dr.clone(), first, options)
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
     // start one recovered VM
     let vms = dr.vm().get_all_records().await.unwrap();
     let (ldap, _) = vms
@@ -157,10 +166,21 @@ async fn a_newer_vm_in_the_target_and_a_running_one_block() {
         .iter()
         .filter(|c| c.kind == CheckKind::ExistingInTarget && c.severity == Severity::Problem)
         .collect();
-    assert!(existing.iter().any(|c| matches!(&c.fix, Some(Fix::DestroyInTarget { .. }))));
-    assert!(existing.iter().any(|c| matches!(&c.fix, Some(Fix::HardShutDownInTarget { .. }))));
+    assert!(
+        existing
+            .iter()
+            .any(|c| matches!(&c.fix, Some(Fix::DestroyInTarget { .. })))
+    );
+    assert!(
+        existing
+            .iter()
+            .any(|c| matches!(&c.fix, Some(Fix::HardShutDownInTarget { .. })))
+    );
     assert!(again.is_blocked());
-    assert!(again.vms.is_empty(), "nothing is recovered over newer or running copies");
+    assert!(
+        again.vms.is_empty(),
+        "nothing is recovered over newer or running copies"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +202,12 @@ async fn a_tie_across_pools_with_different_content_is_a_conflict_until_a_choice_
     let dr = login(&sim, "dr").await;
     let target = read_target_pool(&dr).await.unwrap();
     let state = target.reconcile_state();
-    let reconciliation = reconcile(&copies, &state, &Recovered::default(), &Preferences::default());
+    let reconciliation = reconcile(
+        &copies,
+        &state,
+        &Recovered::default(),
+        &Preferences::default(),
+    );
     let mail = reconciliation
         .vms
         .iter()
@@ -209,7 +234,10 @@ async fn a_tie_across_pools_with_different_content_is_a_conflict_until_a_choice_
         &request(Mode::Failover),
     )
     .unwrap();
-    assert!(plan.problems().any(|c| c.kind == CheckKind::NoCrossPoolConflict));
+    assert!(
+        plan.problems()
+            .any(|c| c.kind == CheckKind::NoCrossPoolConflict)
+    );
 
     // an explicit choice resolves it
     let preferences = Preferences {
@@ -219,7 +247,13 @@ async fn a_tie_across_pools_with_different_content_is_a_conflict_until_a_choice_
     let chosen = reconcile(&copies, &state, &Recovered::default(), &preferences);
     let mail = chosen.vms.iter().find(|d| d.name_label == "mail").unwrap();
     assert_eq!(mail.outcome, Outcome::Recover);
-    assert_eq!(mail.chosen.as_ref().unwrap().pool_uuid, copies[0].pool_uuid());
+    assert_eq!(
+        mail.chosen.as_ref().unwrap().pool_uuid,
+        copies[0].pool_uuid()
+    );
     let json = serde_json::to_string(&chosen).unwrap();
-    assert!(json.contains("\"code\""), "reasons serialise with their codes");
+    assert!(
+        json.contains("\"code\""),
+        "reasons serialise with their codes"
+    );
 }

@@ -98,7 +98,11 @@ async fn the_plan_from_the_api_equals_the_plan_from_the_offline_image_and_networ
                 .iter()
                 .any(|(device, network)| *device == *vif.device && *network == source_network);
             if from_source {
-                assert_eq!(*networks[&vif.network].uuid, *mapped_to, "{}", planned.name_label);
+                assert_eq!(
+                    *networks[&vif.network].uuid, *mapped_to,
+                    "{}",
+                    planned.name_label
+                );
                 on_mapped += 1;
             }
         }

@@ -70,9 +70,16 @@ async fn licence_role_and_ha_checks_read_the_pool_and_the_ha_fix_is_unwound() {
         .await
         .unwrap();
     let seen_by_readonly = read_target_pool(&readonly).await.unwrap();
-    assert_eq!(seen_by_readonly.caller_roles, Some(vec!["read-only".to_owned()]));
-    let (severity, _) =
-        severity_of(&copies, &seen_by_readonly, Mode::Failover, CheckKind::CallerRole);
+    assert_eq!(
+        seen_by_readonly.caller_roles,
+        Some(vec!["read-only".to_owned()])
+    );
+    let (severity, _) = severity_of(
+        &copies,
+        &seen_by_readonly,
+        Mode::Failover,
+        CheckKind::CallerRole,
+    );
     assert_eq!(severity, Severity::Problem);
 
     // HA on the DR pool, with the mirrored SR as heartbeat: a test must turn it off first
@@ -90,13 +97,20 @@ async fn licence_role_and_ha_checks_read_the_pool_and_the_ha_fix_is_unwound() {
     dr.pool().enable_ha(&[sr], &SmallMap::new()).await.unwrap();
     let target = read_target_pool(&dr).await.unwrap();
     assert!(target.ha_enabled);
-    assert_eq!(target.ha_heartbeat_srs, [sr_uuid.clone()]);
-    let (severity, test_plan) =
-        severity_of(&copies, &target, Mode::TestFailover, CheckKind::HaDisabledForTest);
+    assert_eq!(target.ha_heartbeat_srs, std::slice::from_ref(&sr_uuid));
+    let (severity, test_plan) = severity_of(
+        &copies,
+        &target,
+        Mode::TestFailover,
+        CheckKind::HaDisabledForTest,
+    );
     assert_eq!(severity, Severity::Problem);
     let (_, failover_plan) = severity_of(&copies, &target, Mode::Failover, CheckKind::DrLicence);
     assert!(
-        !failover_plan.checks.iter().any(|c| c.kind == CheckKind::HaDisabledForTest),
+        !failover_plan
+            .checks
+            .iter()
+            .any(|c| c.kind == CheckKind::HaDisabledForTest),
         "only a test needs HA off"
     );
 
@@ -112,10 +126,16 @@ async fn licence_role_and_ha_checks_read_the_pool_and_the_ha_fix_is_unwound() {
     .unwrap();
     let report = run.execute().await.unwrap();
     assert!(matches!(report.journal.fixes[0].fix, Fix::DisableHa));
-    assert!(!read_target_pool(&dr).await.unwrap().ha_enabled, "off for the test");
+    assert!(
+        !read_target_pool(&dr).await.unwrap().ha_enabled,
+        "off for the test"
+    );
     run.cleanup().await.unwrap();
     let after = read_target_pool(&dr).await.unwrap();
     assert!(after.ha_enabled, "the clean-up turns HA back on");
     assert_eq!(after.ha_heartbeat_srs, [sr_uuid]);
-    assert_eq!(after.ha_host_failures_to_tolerate, target.ha_host_failures_to_tolerate);
+    assert_eq!(
+        after.ha_host_failures_to_tolerate,
+        target.ha_host_failures_to_tolerate
+    );
 }

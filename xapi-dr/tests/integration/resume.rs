@@ -44,7 +44,8 @@ async fn a_failover_that_fails_midway_is_completed_by_running_its_plan_again() {
         storage: mirror_storage(&sr_uuid),
         ..RunOptions::journal_at(&journal_path)
     };
-    sim.faults().fail_call("VM.recover", 2, ErrorCode::InternalError);
+    sim.faults()
+        .fail_call("VM.recover", 2, ErrorCode::InternalError);
     let mut run = Run::new(dr.clone(), plan.clone(), options()).unwrap();
     let err = run.execute().await.unwrap_err();
     assert!(
@@ -62,7 +63,10 @@ async fn a_failover_that_fails_midway_is_completed_by_running_its_plan_again() {
         .collect();
     assert!(journal.recovered_vms.contains(standalone[0]));
     assert!(!journal.recovered_vms.contains(standalone[1]));
-    assert!(journal.in_flight.is_none(), "xapi answered: nothing in flight");
+    assert!(
+        journal.in_flight.is_none(),
+        "xapi answered: nothing in flight"
+    );
     assert_eq!(journal.dr_tasks.len(), 1);
     let report = run.report(Some(&err));
     assert!(report.error.as_deref().unwrap().contains("fault injected"));
@@ -78,7 +82,11 @@ async fn a_failover_that_fails_midway_is_completed_by_running_its_plan_again() {
         &journal.recovered(),
         &Preferences::default(),
     );
-    let done = again.vms.iter().filter(|d| d.outcome == Outcome::Done).count();
+    let done = again
+        .vms
+        .iter()
+        .filter(|d| d.outcome == Outcome::Done)
+        .count();
     assert_eq!(done, journal.recovered_vms.len());
     let replanned = xapi_dr::plan::plan(
         PlanInputs {
@@ -94,7 +102,8 @@ async fn a_failover_that_fails_midway_is_completed_by_running_its_plan_again() {
         !replanned
             .checks
             .iter()
-            .any(|c| c.severity == Severity::Problem && c.kind == xapi_dr::plan::CheckKind::ExistingInTarget),
+            .any(|c| c.severity == Severity::Problem
+                && c.kind == xapi_dr::plan::CheckKind::ExistingInTarget),
         "{}",
         replanned.to_json()
     );

@@ -60,7 +60,9 @@ async fn a_test_failover_is_cleaned_up_to_the_exact_records_it_started_from() {
     )
     .unwrap();
     assert!(
-        plan.networks.iter().all(|m| m.target == NetworkTarget::Isolated),
+        plan.networks
+            .iter()
+            .all(|m| m.target == NetworkTarget::Isolated),
         "a test puts every VIF on the isolated network"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +76,11 @@ async fn a_test_failover_is_cleaned_up_to_the_exact_records_it_started_from() {
         .execute()
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", run.report(Some(&e)).to_json()));
-    let isolated = report.journal.isolated_network.clone().expect("an isolated network");
+    let isolated = report
+        .journal
+        .isolated_network
+        .clone()
+        .expect("an isolated network");
 
     // recovered, started paused, every VIF on the isolated network
     let vms = dr.vm().get_all_records().await.unwrap();
