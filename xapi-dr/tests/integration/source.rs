@@ -472,3 +472,71 @@ async fn dr_task_create_introduces_the_probed_sr_and_destroy_forgets_it() {
     assert_eq!(srs.len(), 1);
     drop(demo.sim);
 }
+
+#[tokio::test]
+async fn a_copy_written_to_while_it_is_read_is_refused_then_read_once_quiet() {
+    let demo = replicating_demo(Protocol::XmlRpc).await;
+    let introduced = introduce(&demo.dr, "lvmoiscsi", &mirror_config(), &[&demo.sr_uuid])
+        .await
+        .unwrap();
+    let found = discover(&demo.dr, &DiscoverOptions::default())
+        .await
+        .unwrap();
+    let vdi = found[0].vdi.clone();
+
+    // the primary keeps changing its database; the mirror shows every delta to the DR pool
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (primary, stop) = (demo.primary.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let vms: Vec<String> = primary
+                .call("VM.get_by_name_label", ("web-db",))
+                .await
+                .unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                primary
+                    .call::<()>("VM.set_name_description", (&vms[0], format!("change {n}")))
+                    .await
+                    .unwrap();
+            }
+            n
+        })
+    };
+    let busy = MetadataCopy::from_vdi(&demo.dr, &vdi).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = writer.await.unwrap();
+    let err = busy.expect_err("the database moved during every attempt");
+    match &err {
+        Error::Source(
+            e @ SourceError::ChangedWhileReading {
+                before,
+                after,
+                attempts,
+                ..
+            },
+        ) => {
+            assert!(after > before, "{err}");
+            assert_eq!(*attempts, xapi_dr::source::READ_ATTEMPTS);
+            assert!(e.is_retryable());
+        }
+        other => panic!("expected ChangedWhileReading, got {other}"),
+    }
+    assert!(changes > 0);
+
+    // quiet again: the read succeeds and matches the bytes
+    let quiet = MetadataCopy::from_vdi(&demo.dr, &vdi).await.unwrap();
+    let offline =
+        MetadataCopy::from_bytes(&download_log(&demo.dr, &vdi).await, quiet.origin.clone())
+            .unwrap();
+    assert_eq!(content(&quiet.metadata), content(&offline.metadata));
+    let web_db = quiet
+        .metadata
+        .vms
+        .iter()
+        .find(|vm| vm.name_label == "web-db")
+        .expect("web-db is in the copy");
+    assert!(!web_db.uuid.is_empty());
+    introduced.destroy(&demo.dr).await.unwrap();
+}
