@@ -12,6 +12,10 @@ pub(crate) enum Exit {
     Failed = 1,
     /// The command line was wrong (clap exits with this code by itself).
     Usage = 2,
+    /// Partly done: some steps failed, the others went ahead (some VMs did not start).
+    PartlyDone = 3,
+    /// Pre-checks blocked: nothing was changed.
+    Blocked = 4,
     /// Interrupted (Ctrl-C).
     Interrupted = 130,
 }

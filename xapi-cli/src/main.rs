@@ -5,6 +5,7 @@
 //! simulator). Backup, restore and the demo come with their engines.
 //!
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, no password, a bad pin),
+//! 3 partly done (some VMs did not start), 4 pre-checks blocked (nothing changed),
 //! 130 interrupted.
 
 mod commands;
@@ -24,7 +25,8 @@ use crate::exit::{Exit, Failure};
 ///
 /// The pool is given by --url or XAPI_URL, the user by --user or XAPI_USER (root by default),
 /// the password by XAPI_PASSWORD, --password-file or a prompt: never on the command line.
-/// Exit codes: 0 done, 1 failed, 2 usage error, 130 interrupted.
+/// Exit codes: 0 done, 1 failed, 2 usage error, 3 partly done, 4 pre-checks blocked,
+/// 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "xapictl", version, propagate_version = true)]
 struct Cli {

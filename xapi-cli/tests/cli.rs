@@ -393,6 +393,6 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
         ],
         &env_dr,
     );
-    let line = assert_one_line_failure(&refused, 1);
+    let line = assert_one_line_failure(&refused, 4);
     assert!(line.contains("blocked"), "{line}");
 }

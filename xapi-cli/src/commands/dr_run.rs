@@ -10,7 +10,7 @@ use xapi_core::client::SessionHandle;
 use xapi_dr::plan::Plan;
 use xapi_dr::run::{Run, RunError, RunEvent, RunOptions, RunReport, StorageDevice};
 
-use crate::exit::{Failure, explain};
+use crate::exit::{Exit, Failure, explain};
 use crate::output::print_json;
 
 /// Options of `xapictl dr run`.
@@ -72,6 +72,14 @@ fn run_failure(url: &str, error: &RunError) -> Failure {
             let why = explain(url, source);
             Failure::failed(format!("{method} ({subject}): {}", why.message))
         }
+        RunError::Blocked { .. } => Failure {
+            exit: Exit::Blocked,
+            message: format!("{error}; `--apply-fixes` applies the fixes the plan lists"),
+        },
+        RunError::StartsFailed { .. } => Failure {
+            exit: Exit::PartlyDone,
+            message: error.to_string(),
+        },
         other => Failure::failed(other.to_string()),
     }
 }

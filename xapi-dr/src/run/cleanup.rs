@@ -42,6 +42,7 @@ pub async fn cleanup_from_journal(
     let report = RunReport {
         mode: journal.mode,
         target_pool: journal.target_pool.clone(),
+        force: false,
         started_ms,
         finished_ms: now_ms(),
         calls: recorder.calls,

@@ -261,6 +261,7 @@ impl Run {
         RunReport {
             mode: self.plan.mode,
             target_pool: self.plan.target_pool.clone(),
+            force: self.options.force,
             started_ms: self.started_ms,
             finished_ms: report::now_ms(),
             calls: self.recorder.calls.clone(),

@@ -90,6 +90,9 @@ pub struct RunReport {
     pub mode: Mode,
     /// The target pool's UUID.
     pub target_pool: String,
+    /// Whether the recovery calls were made with `force = true` (xapi then replaces newer
+    /// copies, skips running ones and drops disks it cannot find).
+    pub force: bool,
     /// When the run began (ms since the Unix epoch).
     pub started_ms: u64,
     /// When it ended.
