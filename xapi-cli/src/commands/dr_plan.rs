@@ -10,7 +10,7 @@ use xapi_core::client::SessionHandle;
 use xapi_dr::plan::{Mode, Plan, PlanInputs, PlanRequest, PowerChoice, Selection, Severity, plan};
 use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
 use xapi_dr::run::Journal;
-use xapi_dr::source::MetadataCopy;
+use xapi_dr::source::{DiscoverOptions, MetadataCopy, discover};
 use xapi_dr::target::read_target_pool;
 
 use crate::exit::{Failure, explain};
@@ -47,7 +47,8 @@ pub(crate) struct PlanArgs {
     #[arg(long, value_enum, default_value = "failover")]
     mode: ModeArg,
     /// Copies of metadata read offline: metadata VDI images or database dumps (repeat).
-    #[arg(long = "image", required = true)]
+    /// Without it, the metadata VDIs this pool sees are read through its API.
+    #[arg(long = "image")]
     images: Vec<PathBuf>,
     /// vApps and standalone VMs to recover, by name or UUID (repeat; default: everything).
     #[arg(long = "select")]
@@ -114,6 +115,10 @@ pub(crate) async fn make_plan(
     url: &str,
     args: &PlanArgs,
 ) -> Result<Plan, Failure> {
+    let dr_failure = |err: xapi_dr::Error| match err {
+        xapi_dr::Error::Xapi(err) => explain(url, &err),
+        other => Failure::failed(format!("{url}: {other}")),
+    };
     let mut copies = Vec::new();
     for image in &args.images {
         copies.push(
@@ -121,16 +126,34 @@ pub(crate) async fn make_plan(
                 .map_err(|err| Failure::failed(format!("{}: {err}", image.display())))?,
         );
     }
+    if args.images.is_empty() {
+        let found = discover(session, &DiscoverOptions::default())
+            .await
+            .map_err(dr_failure)?;
+        for vdi in found {
+            eprintln!(
+                "reading the metadata VDI {} on SR {} (pool {})",
+                vdi.vdi_uuid, vdi.sr_name_label, vdi.pool_uuid
+            );
+            copies.push(
+                MetadataCopy::from_vdi(session, &vdi.vdi)
+                    .await
+                    .map_err(dr_failure)?,
+            );
+        }
+        if copies.is_empty() {
+            return Err(Failure::failed(format!(
+                "{url}: this pool sees no metadata VDI; introduce the mirrored SRs first (or give --image)"
+            )));
+        }
+    }
     let recovered = match &args.journal {
         Some(path) if path.exists() => Journal::load(path)
             .map_err(|err| Failure::failed(err.to_string()))?
             .recovered(),
         _ => Recovered::default(),
     };
-    let target = read_target_pool(session).await.map_err(|err| match err {
-        xapi_dr::Error::Xapi(err) => explain(url, &err),
-        other => Failure::failed(format!("{url}: {other}")),
-    })?;
+    let target = read_target_pool(session).await.map_err(dr_failure)?;
     let preferences = Preferences {
         prefer_pool: args.prefer_pool.clone(),
         ..Preferences::default()
