@@ -62,10 +62,35 @@ enum DrCommand {
     Plan(dr_plan::PlanArgs),
     /// Run a plan file with a journal (running it again continues).
     Run(dr_run::RunArgs),
+    /// Plan and run a failover into this pool in one go (`dr plan` then `dr run`).
+    Failover(PlanAndRun),
+    /// Plan and run a failback into this (primary) pool in one go.
+    Failback(PlanAndRun),
+    /// Plan and run a test failover into this pool, cleaned up afterwards unless --keep.
+    Test(TestArgs),
     /// Clean up a test failover from its journal.
     Cleanup(dr_run::CleanupArgs),
     /// Where the pool replicates its database (list, or set with --sr).
     Configure(dr_configure::ConfigureArgs),
+}
+
+/// `dr failover` / `dr failback`: the options of `dr plan` and of `dr run`.
+#[derive(Debug, clap::Args)]
+struct PlanAndRun {
+    #[command(flatten)]
+    plan: dr_plan::PlanArgs,
+    #[command(flatten)]
+    run: dr_run::RunFlags,
+}
+
+/// `dr test`: a test failover, cleaned up at the end unless `--keep`.
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    #[command(flatten)]
+    go: PlanAndRun,
+    /// Leave the recovered VMs for inspection; `dr cleanup --journal` removes them later.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +164,19 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             dr_run::run(session, cli.connection.url()?, &args, cli.json).await?;
             Ok(Exit::Done)
         }
+        Command::Dr(DrCommand::Failover(mut args)) => {
+            args.plan.mode = dr_plan::ModeArg::Failover;
+            plan_and_run(&cli.connection, args, cli.json).await
+        }
+        Command::Dr(DrCommand::Failback(mut args)) => {
+            args.plan.mode = dr_plan::ModeArg::Failback;
+            plan_and_run(&cli.connection, args, cli.json).await
+        }
+        Command::Dr(DrCommand::Test(mut args)) => {
+            args.go.plan.mode = dr_plan::ModeArg::Test;
+            args.go.run.cleanup = !args.keep;
+            plan_and_run(&cli.connection, args.go, cli.json).await
+        }
         Command::Dr(DrCommand::Cleanup(args)) => {
             let session = cli.connection.login().await?;
             dr_run::cleanup(&session, cli.connection.url()?, &args, cli.json).await?;
@@ -157,5 +195,31 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
             pool::print(&info, cli.json);
             Ok(Exit::Done)
         }
+    }
+}
+
+/// `dr failover|failback|test`: the plan is made, shown on stderr, and run.
+async fn plan_and_run(
+    connection: &Connection,
+    args: PlanAndRun,
+    json: bool,
+) -> Result<Exit, Failure> {
+    let session = connection.login().await?;
+    let url = connection.url()?;
+    let plan = dr_plan::make_plan(&session, url, &args.plan).await?;
+    if !json {
+        dr_plan::print(&plan, false);
+    }
+    dr_run::run_plan(session, url, plan, &args.run, json).await?;
+    Ok(Exit::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -380,7 +380,33 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
     assert_eq!(count("DR_task.destroy"), 1);
     assert_eq!(report["journal"]["cleaned_up"], true);
 
-    // a blocked plan without --apply-fixes: one line, exit 1
+    // the same in one go: `dr test` plans, runs and cleans up
+    let journal3 = dir.path().join("one-go.journal");
+    let one_go = xapictl(
+        &[
+            "dr",
+            "test",
+            "--image",
+            image.to_str().unwrap(),
+            "--select",
+            "mail",
+            "--power",
+            "halted",
+            "--journal",
+            journal3.to_str().unwrap(),
+            "--apply-fixes",
+            "--storage",
+            &storage,
+            "--json",
+        ],
+        &env_dr,
+    );
+    assert_eq!(one_go.status.code(), Some(0), "{}", stderr(&one_go));
+    let report: serde_json::Value = serde_json::from_slice(&one_go.stdout).unwrap();
+    assert_eq!(report["mode"], "test_failover");
+    assert_eq!(report["journal"]["cleaned_up"], true);
+
+    // a blocked plan without --apply-fixes: one line, exit 4
     let journal2 = dir.path().join("second.journal");
     let refused = xapictl(
         &[

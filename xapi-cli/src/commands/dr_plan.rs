@@ -45,7 +45,7 @@ pub(crate) enum PowerArg {
 pub(crate) struct PlanArgs {
     /// Failover, failback or test failover.
     #[arg(long, value_enum, default_value = "failover")]
-    mode: ModeArg,
+    pub(crate) mode: ModeArg,
     /// Copies of metadata read offline: metadata VDI images or database dumps (repeat).
     /// Without it, the metadata VDIs this pool sees are read through its API.
     #[arg(long = "image")]
@@ -68,9 +68,9 @@ pub(crate) struct PlanArgs {
     /// When copies of a VM tie across pools, use this source pool's.
     #[arg(long)]
     prefer_pool: Option<String>,
-    /// The journal of an earlier run of this plan: what it recovered is done, not a conflict.
-    #[arg(long)]
-    journal: Option<PathBuf>,
+    /// The journal of an earlier run: what it recovered is done, not a version conflict.
+    #[arg(long = "from-journal")]
+    pub(crate) from_journal: Option<PathBuf>,
     /// Write the plan (JSON) here.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
@@ -147,7 +147,7 @@ pub(crate) async fn make_plan(
             )));
         }
     }
-    let recovered = match &args.journal {
+    let recovered = match &args.from_journal {
         Some(path) if path.exists() => Journal::load(path)
             .map_err(|err| Failure::failed(err.to_string()))?
             .recovered(),

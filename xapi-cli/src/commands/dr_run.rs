@@ -18,9 +18,16 @@ use crate::output::print_json;
 pub(crate) struct RunArgs {
     /// The plan file written by `xapictl dr plan -o`.
     plan: PathBuf,
+    #[command(flatten)]
+    options: RunFlags,
+}
+
+/// How a plan runs (shared by `dr run` and `dr failover|failback|test`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunFlags {
     /// The run's journal: written after every step; an existing one is continued.
     #[arg(long)]
-    journal: PathBuf,
+    pub(crate) journal: PathBuf,
     /// Apply the fixes the plan proposes for its problems.
     #[arg(long)]
     apply_fixes: bool,
@@ -33,7 +40,7 @@ pub(crate) struct RunArgs {
     storage: Vec<(String, StorageDevice)>,
     /// For a test failover: clean up right after the run.
     #[arg(long)]
-    cleanup: bool,
+    pub(crate) cleanup: bool,
 }
 
 /// Options of `xapictl dr cleanup`.
@@ -103,7 +110,7 @@ fn show(event: &RunEvent) {
     }
 }
 
-/// Runs the plan; prints the report (JSON with `--json`, else a summary).
+/// Runs the plan file; prints the report (JSON with `--json`, else a summary).
 pub(crate) async fn run(
     session: SessionHandle,
     url: &str,
@@ -114,6 +121,17 @@ pub(crate) async fn run(
         .map_err(|err| Failure::failed(format!("{}: {err}", args.plan.display())))?;
     let plan = Plan::from_json(&text)
         .map_err(|err| Failure::usage(format!("{}: {err}", args.plan.display())))?;
+    run_plan(session, url, plan, &args.options, json).await
+}
+
+/// Runs `plan`; prints the report (JSON with `--json`, else a summary).
+pub(crate) async fn run_plan(
+    session: SessionHandle,
+    url: &str,
+    plan: Plan,
+    args: &RunFlags,
+    json: bool,
+) -> Result<RunReport, Failure> {
     let options = RunOptions {
         force: args.force,
         apply_fixes: args.apply_fixes,

@@ -65,6 +65,9 @@ pub(super) async fn cleanup(
     path: Option<&Path>,
     recorder: &mut Recorder,
 ) -> Result<(), RunError> {
+    if journal.mode != crate::plan::Mode::TestFailover {
+        return Err(RunError::NotATest(journal.mode));
+    }
     let vms = recorder
         .call("VM.get_all_records", "pool", session.vm().get_all_records())
         .await?;

@@ -136,6 +136,9 @@ pub enum RunError {
         /// The copy's pool.
         pool_uuid: String,
     },
+    /// Clean-up undoes a test failover; a failover or failback is never cleaned up.
+    #[error("the journal is of a {0:?}: only a test failover is cleaned up")]
+    NotATest(crate::plan::Mode),
     /// The journal belongs to another run.
     #[error("the journal is for a {journal_mode:?} into pool {journal_pool}, not this plan's")]
     JournalMismatch {

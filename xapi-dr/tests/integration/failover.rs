@@ -228,6 +228,11 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
     };
     let mut again = Run::new(dr.clone(), plan, options).unwrap();
     let second = again.execute().await.unwrap();
+    // a failover is never "cleaned up": that would destroy what it recovered
+    assert!(matches!(
+        again.cleanup().await,
+        Err(xapi_dr::run::RunError::NotATest(Mode::Failover))
+    ));
     assert_eq!(
         second.count("VM.recover") + second.count("VM_appliance.recover"),
         0
