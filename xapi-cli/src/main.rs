@@ -198,12 +198,16 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
     }
 }
 
-/// `dr failover|failback|test`: the plan is made, shown on stderr, and run.
+/// `dr failover|failback|test`: the plan is made, shown (unless `--json`), and run.
 async fn plan_and_run(
     connection: &Connection,
-    args: PlanAndRun,
+    mut args: PlanAndRun,
     json: bool,
 ) -> Result<Exit, Failure> {
+    // running again with the same journal continues: the plan sees what it recovered
+    if args.plan.from_journal.is_none() {
+        args.plan.from_journal = Some(args.run.journal.clone());
+    }
     let session = connection.login().await?;
     let url = connection.url()?;
     let plan = dr_plan::make_plan(&session, url, &args.plan).await?;
