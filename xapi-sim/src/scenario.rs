@@ -597,6 +597,13 @@ impl Builder<'_> {
                 },
             )?;
         }
+        // hosts big enough for every VM of the pool, whatever N
+        let memory = HOST_MEMORY.saturating_add((count as i64).saturating_mul(2 * GIB));
+        for host in &site.hosts {
+            let metrics = self.db.str_field("host", host, "metrics")?;
+            self.db
+                .set_field("host_metrics", &metrics, "memory_total", Value::Int(memory))?;
+        }
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod import_metadata;
 pub(crate) mod ova;
 pub(crate) mod raw_import;
 pub(crate) mod raw_vdi;
+pub(crate) mod restore_checks;
 pub(crate) mod xva_intake;
 
 use std::collections::BTreeMap;
