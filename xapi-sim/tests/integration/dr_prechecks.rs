@@ -243,6 +243,9 @@ async fn a_read_only_user_reads_but_cannot_change_anything() {
         .call::<String>("Async.VM.start", (&vm, false, false))
         .await;
     assert_eq!(support::failure_code(async_start), "RBAC_PERMISSION_DENIED");
+    // nor the data plane (export needs vm-admin in xapi)
+    let export = readonly.get("/export", &[("ref", vm.as_str())], None).await;
+    assert!(export.is_err(), "a read-only session cannot export");
     let root_session: SessionRecord = root
         .call("session.get_record", (root.reference().to_string(),))
         .await
