@@ -369,7 +369,14 @@ async fn start_members(
         .await;
         let identity = tls.then_some(own_identity);
         let fingerprint = identity.as_ref().map(|i| i.fingerprint.clone());
-        match server::member::listen(SocketAddr::new(ip, master.port()), target, identity).await {
+        match server::member::listen(
+            Arc::clone(pool),
+            SocketAddr::new(ip, master.port()),
+            target,
+            identity,
+        )
+        .await
+        {
             Ok((local, task)) => {
                 tasks.push(task);
                 started.push((format!("{scheme}://{local}"), fingerprint));
@@ -578,7 +585,8 @@ impl SimHandle {
     }
 
     /// Make the pool called `name` stop answering (`false`: a lost site; every connection to
-    /// its port and its NBD servers is reset at once, open ones are cut), or answer again
+    /// its port, its members' and its NBD servers is reset at once, open ones are cut), or
+    /// answer again
     /// (`true`). Its state is kept meanwhile, and it is still seen through storage mirrors.
     ///
     /// # Errors
