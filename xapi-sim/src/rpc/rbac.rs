@@ -5,7 +5,8 @@
 //! `subject` has the role `read-only` (it logs in with the pool's password, as an Active
 //! Directory user the pool admin added would). Its sessions have `is_local_superuser = false`,
 //! that `subject`, and in `rbac_permissions` the lower-case names (`vm.get_record`) of the
-//! calls the role allows: every getter, the event and logout calls, and the recovery calls that
+//! calls the role allows: every getter, the event and logout calls, the memory and boot checks
+//! (`host.compute_free_memory`, `VM.assert_can_boot_here`), and the recovery calls that
 //! xapi lets the read-only DR session make (`VM.recover` and friends, which then check
 //! `session_to` themselves). Any other call is refused with
 //! `RBAC_PERMISSION_DENIED [permission; reason]`. `root` is the local superuser and may do
@@ -65,6 +66,8 @@ pub(crate) fn is_read_only(class: &str, message: &str) -> bool {
             ("event", "from" | "next" | "register" | "unregister")
                 | ("session", "logout" | "local_logout")
                 | ("VM" | "VM_appliance", "recover" | "assert_can_be_recovered")
+                | ("VM", "assert_can_boot_here" | "compute_memory_overhead")
+                | ("host", "compute_free_memory" | "compute_memory_overhead")
         )
 }
 

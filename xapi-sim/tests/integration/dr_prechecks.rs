@@ -230,6 +230,11 @@ async fn a_read_only_user_reads_but_cannot_change_anything() {
         .await
         .unwrap();
     assert_eq!(role, "read-only");
+    let hosts: Vec<String> = readonly.call("host.get_all", ()).await.unwrap();
+    readonly
+        .call::<i64>("host.compute_free_memory", (&hosts[0],))
+        .await
+        .expect("a read-only check");
 
     let vm = support::vm_named(&readonly, "build-agent-2").await;
     match readonly.call::<()>("VM.start", (&vm, false, false)).await {
