@@ -212,3 +212,34 @@ pub(crate) fn check(db: &Db, session: &str, class: &str, message: &str) -> Resul
 pub(crate) fn denied(action: &str) -> Failure {
     failure(ErrorCode::RbacPermissionDenied, [action, DENIED])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_only_role_reads_and_checks_but_changes_nothing() {
+        for (class, message) in [
+            ("VM", "get_record"),
+            ("event", "from"),
+            ("session", "logout"),
+            ("VM", "recover"),
+            ("host", "compute_free_memory"),
+        ] {
+            assert!(is_read_only(class, message), "{class}.{message}");
+        }
+        for (class, message) in [
+            ("VM", "start"),
+            ("VM", "set_name_label"),
+            ("VDI", "open_database"),
+            ("DR_task", "create"),
+            ("pool", "enable_ha"),
+        ] {
+            assert!(!is_read_only(class, message), "{class}.{message}");
+        }
+        assert_eq!(permission("VDI", "open_database"), "vdi.open_database");
+        let permissions = read_only_permissions(xapi_core::api::meta::CLASSES);
+        assert!(permissions.contains(&Value::String("vm.get_record".to_owned())));
+        assert!(!permissions.contains(&Value::String("vm.start".to_owned())));
+    }
+}
