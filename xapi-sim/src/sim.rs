@@ -480,8 +480,10 @@ impl SimHandle {
         Some(self.pools.get(index)?.storage.path(vdi_uuid))
     }
 
-    /// Switch the storage mirror of the demo (`Resync` overwrites the DR side from the primary
-    /// and ends as `Mirrored`); the resulting mode.
+    /// Switch the storage mirrors of the demo, both SRs' at once (`Resync` overwrites the DR
+    /// side from the primary and ends as `Mirrored`; once a mirror is reversed, the primary's
+    /// reversed mirrors are the ones switched); the resulting mode. One SR's mirror alone:
+    /// [`SimHandle::set_sr_mirror_mode`].
     ///
     /// # Errors
     ///
@@ -579,7 +581,7 @@ impl SimHandle {
         })
     }
 
-    /// The mode of the storage mirror of the demo (`None` without one).
+    /// The mode of the storage mirror of the demo's first replicated SR (`None` without one).
     pub fn mirror_mode(&self) -> Option<crate::MirrorMode> {
         self.pools.iter().find_map(|pool| crate::mirror::mode(pool))
     }
