@@ -42,15 +42,32 @@
 //!   enabled at start); plugging an SR caches the metadata
 //!   VDIs of other pools on it (`VDI.read_database_pool_uuid`, `metadata_latest` for the newest
 //!   generation per pool); `VDI.open_database` gives a read-only session on such a database;
-//!   `VM.recover` / `VM_appliance.recover` bring VMs back from it.
+//!   `VM.recover` / `VM_appliance.recover` bring VMs back from it: every pre-check (SRs, disks,
+//!   suspend image, VMs with the same UUID and the version rule, MAC seeds) for every VM of the
+//!   call before anything changes, so that a failed recovery leaves the target as it was;
+//!   snapshots come with their VM; references are mapped into the target by UUID or nulled
+//!   and networks matched by name, then bridge, or made, as xapi's import does; `force` skips
+//!   missing disks and running VMs and replaces newer ones.
+//! - **What DR pre-checks read**: `pool.enable_ha` / `pool.disable_ha` (`ha_enabled`,
+//!   `ha_statefiles`, `ha_host_failures_to_tolerate`); the DR licence (`restrict_dr` in
+//!   `pool.restrictions` and `host.license_params`, [`SimHandle::set_dr_restricted`]; while
+//!   restricted `DR_task.create` and the recoveries fail with `LICENCE_RESTRICTION`); host
+//!   memory (`host_metrics.memory_total` / `memory_free`, `host.compute_free_memory`, and
+//!   `VM.start` refusing a VM that does not fit with `HOST_NOT_ENOUGH_FREE_MEMORY`); xapi's six
+//!   roles and a second user, [`READ_ONLY_USER`] (the pool's password), whose sessions have the
+//!   `read-only` role: `is_local_superuser = false`, a `subject`, `rbac_permissions`, and
+//!   `RBAC_PERMISSION_DENIED [permission; reason]` for any call that changes something.
 //! - **State**: with a state directory, each pool is saved as DB XML and reloaded on restart,
 //!   with its changed-block tracking; database replication resumes on the pool's metadata VDIs
 //!   (the log goes on with a full database, then deltas, as xapi's re-enable writes); every
 //!   host keeps its certificate (pins hold across restarts).
 //!
 //!   On the demo's DR pool, `SR.probe` / `DR_task.create` with [`DEMO_MIRROR_DEVICE_CONFIG`] find
-//!   the storage mirror of the primary's replicated SR; `SR.introduce`, `PBD.plug` (which scans
-//!   the mirror), `PBD.unplug`, `SR.forget` and `DR_task.destroy` follow xapi.
+//!   the storage mirrors of the primary's two replicated SRs; `SR.probe` runs on the host it
+//!   names and checks the device config as the SM driver of its type does; `DR_task.create`
+//!   introduces only SRs holding metadata and undoes what it introduced when it fails;
+//!   `SR.introduce`, `PBD.plug` (which scans the mirror), `SR.scan`, `PBD.unplug`, `SR.forget`
+//!   and `DR_task.destroy` (through `PBD.unplug`) follow xapi.
 //!
 //! - **Pool members**: on loopback, each host other than the master listens on its own
 //!   `host.address` (127.0.0.2, ...) with the master's port (with `--tls`, over HTTPS with a
@@ -64,7 +81,7 @@
 //!   the primary and the mirror is `mirrored` again). Switch it with
 //!   [`SimHandle::set_mirror_mode`] or `POST /_sim/mirror?mode=...` on the DR pool.
 //!
-//! Not simulated (yet): VM snapshots in recoveries, `live`/`check_cpu` of `/import_metadata`;
+//! Not simulated (yet): `live`/`check_cpu` of `/import_metadata`;
 //! a host restore validates the archive and stages nothing (xapi writes it to the backup
 //! partition for the next boot).
 //!
@@ -79,6 +96,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Disaster recovery in a test
+//!
+//! A test plays a whole site failure on the demo (see `tests/integration/dr_failback.rs`):
+//!
+//! 1. start it with a fast clock (`SimConfig { clock_speed: 10_000.0, .. }`: start delays cost
+//!    no real time, yet each start is stamped in `VM_metrics.start_time` with the simulated
+//!    time, [`SimClock::now`], so order and delays can be asserted);
+//! 2. on the primary, `SR.enable_database_replication` on one or both of
+//!    [`DEMO_REPLICATED_SRS`];
+//! 3. optionally break the mirror of one SR early with [`SimHandle::set_sr_mirror_mode`]: its
+//!    DR-side copy stays at an older database generation (a stale copy, `metadata_latest =
+//!    false` once both are plugged);
+//! 4. the disaster: break the other mirror too (mirroring halted) and make the primary a lost
+//!    site with [`SimHandle::set_reachable`]`("primary", false)`;
+//! 5. on the DR pool: `SR.probe` / `DR_task.create` with [`DEMO_MIRROR_DEVICE_CONFIG`] and the
+//!    SR UUIDs, `VDI.open_database` on a metadata VDI, `VM_appliance.recover` / `VM.recover`
+//!    with the DR pool's session as `session_to`, then start;
+//! 6. failback: the DR pool enables replication on the introduced SR,
+//!    [`SimHandle::reverse_mirror`] points the primary's SR at the DR side's copy, the primary
+//!    answers again (`set_reachable(.., true)`), `SR.scan` on it shows the DR pool's metadata
+//!    VDI, and the same recovery runs into the primary (its stale VMs replaced by the version
+//!    rule once halted).
+//!
+//! [`Faults::fail_call`] fails the Nth call of a method (`VM.recover`, or the `PBD.plug` inside
+//! `DR_task.create`) to stop a run midway.
+//!
 //! ## Admin endpoints
 //!
 //! Every pool also answers, for tests written in other languages:
@@ -88,7 +131,9 @@
 //!   N bytes), `?fill_sr=SR_UUID` (disks cannot be created on that SR:
 //!   `SR_BACKEND_FAILURE_44`), `?corrupt_checksum` (the next uncompressed export carries a wrong
 //!   checksum member), `?stall_export_ms=N` (the next export's source stalls N ms after its first
-//!   MiB: keep-alive chunks go out), `?clear`;
+//!   MiB: keep-alive chunks go out), `?fail_call=METHOD:NTH:CODE` ([`Faults::fail_call`]),
+//!   `?clear`;
+//! - `POST /_sim/licence?restrict_dr=true|false` (the DR licence restriction of this pool);
 //! - `POST /_sim/clock?speed=F` (simulated delays run F times faster);
 //! - `POST /_sim/mirror?mode=mirrored|broken|resync` on a pool that reaches a storage mirror
 //!   (the demo's `dr`): switch the mirror and answer its resulting mode; `GET /_sim/mirror`

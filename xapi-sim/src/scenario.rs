@@ -5,14 +5,18 @@
 //!   with `order` and `start_delay`, three shared SRs) and a DR pool (one host) on its own port.
 //!   The shared SRs are `Shared NFS` (`nfs`) and two LVM over iSCSI SRs (`lvmoiscsi`, whose SM
 //!   driver has the `SR_METADATA` feature that DR metadata replication needs):
-//!   `Replicated iSCSI (DR)`, which the DR pool reaches as a storage mirror, and
-//!   `Replicated iSCSI (DR 2)`. No SR has database replication enabled at start: a client
-//!   enables it with `SR.enable_database_replication` (on NFS it fails with
-//!   `SR_OPERATION_NOT_SUPPORTED`, as in xapi).
+//!   `Replicated iSCSI (DR)` (the vApps' disks) and `Replicated iSCSI (DR 2)`
+//!   ([`DEMO_REPLICATED_SRS`]), each mirrored to the DR pool behind one iSCSI target
+//!   ([`DEMO_MIRROR_DEVICE_CONFIG`]) with a mirror of its own. No SR has database replication
+//!   enabled at start: a client enables it with `SR.enable_database_replication` (on NFS it
+//!   fails with `SR_OPERATION_NOT_SUPPORTED`, as in xapi).
+//! - `large:N`: one pool with N VMs, for benchmarks (its hosts have memory for all of them).
 //!
 //! Every pool has the `SM` records of the drivers its hosts have installed (`ext`, `lvm`,
-//! `nfs`, `lvmoiscsi`, `lvmohba`, `iso`), with their `features`.
-//! - `large:N`: one pool with N VMs, for benchmarks.
+//! `nfs`, `lvmoiscsi`, `lvmohba`, `iso`), with their `features`; xapi's six roles and the
+//! subject of the read-only user (`rpc::rbac`); `restrict_dr = "false"` in
+//! `pool.restrictions` and every host's `license_params`; and for every host a `host_metrics`
+//! row with 64 GiB of `memory_total`, its `memory_free` less what the running VMs take.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -596,6 +600,13 @@ impl Builder<'_> {
                     start_delay: 0,
                 },
             )?;
+        }
+        // hosts big enough for every VM of the pool, whatever N
+        let memory = HOST_MEMORY.saturating_add((count as i64).saturating_mul(2 * GIB));
+        for host in &site.hosts {
+            let metrics = self.db.str_field("host", host, "metrics")?;
+            self.db
+                .set_field("host_metrics", &metrics, "memory_total", Value::Int(memory))?;
         }
         Ok(())
     }

@@ -369,7 +369,14 @@ async fn start_members(
         .await;
         let identity = tls.then_some(own_identity);
         let fingerprint = identity.as_ref().map(|i| i.fingerprint.clone());
-        match server::member::listen(SocketAddr::new(ip, master.port()), target, identity).await {
+        match server::member::listen(
+            Arc::clone(pool),
+            SocketAddr::new(ip, master.port()),
+            target,
+            identity,
+        )
+        .await
+        {
             Ok((local, task)) => {
                 tasks.push(task);
                 started.push((format!("{scheme}://{local}"), fingerprint));
@@ -473,8 +480,10 @@ impl SimHandle {
         Some(self.pools.get(index)?.storage.path(vdi_uuid))
     }
 
-    /// Switch the storage mirror of the demo (`Resync` overwrites the DR side from the primary
-    /// and ends as `Mirrored`); the resulting mode.
+    /// Switch the storage mirrors of the demo, both SRs' at once (`Resync` overwrites the DR
+    /// side from the primary and ends as `Mirrored`; once a mirror is reversed, the primary's
+    /// reversed mirrors are the ones switched); the resulting mode. One SR's mirror alone:
+    /// [`SimHandle::set_sr_mirror_mode`].
     ///
     /// # Errors
     ///
@@ -572,13 +581,14 @@ impl SimHandle {
         })
     }
 
-    /// The mode of the storage mirror of the demo (`None` without one).
+    /// The mode of the storage mirror of the demo's first replicated SR (`None` without one).
     pub fn mirror_mode(&self) -> Option<crate::MirrorMode> {
         self.pools.iter().find_map(|pool| crate::mirror::mode(pool))
     }
 
     /// Make the pool called `name` stop answering (`false`: a lost site; every connection to
-    /// its port and its NBD servers is reset at once, open ones are cut), or answer again
+    /// its port, its members' and its NBD servers is reset at once, open ones are cut), or
+    /// answer again
     /// (`true`). Its state is kept meanwhile, and it is still seen through storage mirrors.
     ///
     /// # Errors

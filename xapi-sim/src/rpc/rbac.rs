@@ -5,7 +5,8 @@
 //! `subject` has the role `read-only` (it logs in with the pool's password, as an Active
 //! Directory user the pool admin added would). Its sessions have `is_local_superuser = false`,
 //! that `subject`, and in `rbac_permissions` the lower-case names (`vm.get_record`) of the
-//! calls the role allows: every getter, the event and logout calls, and the recovery calls that
+//! calls the role allows: every getter, the event and logout calls, the memory and boot checks
+//! (`host.compute_free_memory`, `VM.assert_can_boot_here`), and the recovery calls that
 //! xapi lets the read-only DR session make (`VM.recover` and friends, which then check
 //! `session_to` themselves). Any other call is refused with
 //! `RBAC_PERMISSION_DENIED [permission; reason]`. `root` is the local superuser and may do
@@ -65,6 +66,8 @@ pub(crate) fn is_read_only(class: &str, message: &str) -> bool {
             ("event", "from" | "next" | "register" | "unregister")
                 | ("session", "logout" | "local_logout")
                 | ("VM" | "VM_appliance", "recover" | "assert_can_be_recovered")
+                | ("VM", "assert_can_boot_here" | "compute_memory_overhead")
+                | ("host", "compute_free_memory" | "compute_memory_overhead")
         )
 }
 
@@ -208,4 +211,35 @@ pub(crate) fn check(db: &Db, session: &str, class: &str, message: &str) -> Resul
 /// `RBAC_PERMISSION_DENIED [action; reason]`.
 pub(crate) fn denied(action: &str) -> Failure {
     failure(ErrorCode::RbacPermissionDenied, [action, DENIED])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_only_role_reads_and_checks_but_changes_nothing() {
+        for (class, message) in [
+            ("VM", "get_record"),
+            ("event", "from"),
+            ("session", "logout"),
+            ("VM", "recover"),
+            ("host", "compute_free_memory"),
+        ] {
+            assert!(is_read_only(class, message), "{class}.{message}");
+        }
+        for (class, message) in [
+            ("VM", "start"),
+            ("VM", "set_name_label"),
+            ("VDI", "open_database"),
+            ("DR_task", "create"),
+            ("pool", "enable_ha"),
+        ] {
+            assert!(!is_read_only(class, message), "{class}.{message}");
+        }
+        assert_eq!(permission("VDI", "open_database"), "vdi.open_database");
+        let permissions = read_only_permissions(xapi_core::api::meta::CLASSES);
+        assert!(permissions.contains(&Value::String("vm.get_record".to_owned())));
+        assert!(!permissions.contains(&Value::String("vm.start".to_owned())));
+    }
 }

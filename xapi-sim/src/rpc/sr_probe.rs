@@ -176,3 +176,26 @@ pub(crate) fn listed_srs(listing: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sr_list_reads_back_with_its_escapes_undone() {
+        let listing = format!(
+            "<?xml version=\"1.0\" ?><SRlist><SR><UUID>u-1</UUID><name_label>{}</name_label>\
+             <name_description></name_description></SR><SR><UUID>u-2</UUID>\
+             <name_label>b</name_label><name_description>d</name_description></SR></SRlist>",
+            xml_escape("a <&> b")
+        );
+        assert_eq!(
+            listed_srs(&listing),
+            [
+                ("u-1".to_owned(), "a <&> b".to_owned(), String::new()),
+                ("u-2".to_owned(), "b".to_owned(), "d".to_owned()),
+            ]
+        );
+        assert!(listed_srs("<SRlist></SRlist>").is_empty());
+    }
+}

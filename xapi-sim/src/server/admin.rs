@@ -1,4 +1,5 @@
-//! The simulator's own admin endpoints under `/_sim/` (faults, clock, storage mirror), matched
+//! The simulator's own admin endpoints under `/_sim/` (faults, clock, storage mirror, DR
+//! licence), matched
 //! exactly and before xapi's routes.
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub(crate) fn answer(
         (Method::POST, "/_sim/fault") => admin_fault(pool, query),
         (Method::POST, "/_sim/clock") => admin_clock(pool, query),
         (Method::POST, "/_sim/mirror") => admin_mirror(pool, query),
+        (Method::POST, "/_sim/licence") => admin_licence(pool, query),
         (Method::GET, "/_sim/mirror") => match crate::mirror::mode(pool) {
             Some(mode) => Response::new(full(format!("{mode}\n"))),
             None => html_error(StatusCode::NOT_FOUND, "this pool reaches no storage mirror"),
@@ -38,7 +40,8 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// `POST /_sim/fault?delay_ms=N&http_500=N&session_invalid_after=N&fail_next_task=CODE&
-/// cut_after_bytes=N&fill_sr=SR_UUID&corrupt_checksum` or `?clear`: switch faults at run time.
+/// cut_after_bytes=N&fill_sr=SR_UUID&corrupt_checksum&fail_call=METHOD:NTH:CODE` or `?clear`:
+/// switch faults at run time.
 fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
     for (key, value) in query_pairs(query) {
         let applied = match key {
@@ -81,6 +84,7 @@ fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
                 pool.faults.fill_sr(value);
                 true
             }
+            "fail_call" => fail_call(pool, value),
             _ => false,
         };
         if !applied {
@@ -91,6 +95,41 @@ fn admin_fault(pool: &Pool, query: &str) -> Response<Body> {
         }
     }
     Response::new(full(Bytes::from_static(b"ok\n")))
+}
+
+/// `fail_call=METHOD:NTH:CODE` (`VM.recover:2:SR_BACKEND_FAILURE`): arm
+/// [`crate::Faults::fail_call`]; whether the setting was well formed.
+fn fail_call(pool: &Pool, value: &str) -> bool {
+    let mut parts = value.splitn(3, ':');
+    let (Some(method), Some(nth), Some(code)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    match nth.parse::<u64>() {
+        Ok(nth) if nth > 0 && method.contains('.') && !code.is_empty() => {
+            pool.faults
+                .fail_call(method, nth, xapi_core::api::ErrorCode::from_code(code));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `POST /_sim/licence?restrict_dr=true|false`: restrict DR by licence on this pool, or lift
+/// the restriction.
+fn admin_licence(pool: &Pool, query: &str) -> Response<Body> {
+    let Some(restricted) = query_pairs(query)
+        .find(|(k, _)| *k == "restrict_dr")
+        .and_then(|(_, v)| v.parse::<bool>().ok())
+    else {
+        return html_error(StatusCode::BAD_REQUEST, "missing restrict_dr=true|false");
+    };
+    match crate::rpc::licence::set_dr_restricted(&mut pool.db(), restricted) {
+        Ok(()) => Response::new(full(format!("restrict_dr={restricted}\n"))),
+        Err(err) => html_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{} {:?}", err.code.as_str(), err.params),
+        ),
+    }
 }
 
 /// `POST /_sim/clock?speed=F`: run simulated delays `F` times faster.

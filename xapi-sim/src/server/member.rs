@@ -23,6 +23,7 @@ use super::routes::{Body, forbidden, full, html_error, read_body};
 use super::tls::TlsIdentity;
 use crate::api_error::failure;
 use crate::error::Error;
+use crate::pool::Pool;
 
 /// Where the master is, for the member's answers.
 #[derive(Debug, Clone)]
@@ -35,8 +36,10 @@ pub(crate) struct MasterAddress {
     pub(crate) port: u16,
 }
 
-/// Bind `addr` and answer as a pool member until the task is aborted.
+/// Bind `addr` and answer as a member of `pool` until the task is aborted (refusing
+/// connections while the pool is unreachable, as the rest of a lost site).
 pub(crate) async fn listen(
+    pool: Arc<Pool>,
     addr: SocketAddr,
     master: MasterAddress,
     tls: Option<TlsIdentity>,
@@ -44,8 +47,16 @@ pub(crate) async fn listen(
     let master = Arc::new(master);
     accept_loop(addr, "member", move |stream, peer| {
         let master = Arc::clone(&master);
-        let service = service_fn(move |request| answer(Arc::clone(&master), request));
-        serve_http(stream, peer, tls.clone(), service, "member")
+        let pool = Arc::clone(&pool);
+        let tls = tls.clone();
+        async move {
+            let service = service_fn(move |request| answer(Arc::clone(&master), request));
+            pool.reachability
+                .guard(stream, |stream| {
+                    serve_http(stream, peer, tls, service, "member")
+                })
+                .await;
+        }
     })
     .await
 }

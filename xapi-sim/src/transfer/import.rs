@@ -384,6 +384,8 @@ pub(crate) fn create_objects(
     identity: Identity,
     created: &mut Created,
 ) -> Result<(Vec<String>, Vec<NewDisk>), Failure> {
+    // every check before anything is made or replaced
+    super::restore_checks::precheck_restore(db, ova, identity)?;
     let Identity { restore, force } = identity;
     let mut ids: HashMap<String, String> = HashMap::new();
     // networks: same uuid if this pool has it, else the first network

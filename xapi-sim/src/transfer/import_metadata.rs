@@ -24,7 +24,7 @@ use xapi_core::wire::{Failure, Value};
 use super::RequestArgs;
 use super::import::{Created, DiskPlan, Identity, VM_SET, create_objects};
 use super::xva_intake::XvaIntake;
-use crate::api_error::{failure, vm_bad_power_state};
+use crate::api_error::failure;
 use crate::model::store::Db;
 use crate::pool::Pool;
 use crate::server::routes::Body;
@@ -62,7 +62,7 @@ where
     let mut db = pool.db();
     let existing = find_vdis(&db, ova, &vdi_map, identity.force)?;
     if dry_run {
-        precheck_vms(&db, ova, identity)?;
+        super::restore_checks::precheck_restore(&db, ova, identity)?;
         return Ok(Value::Array(Vec::new()));
     }
     let mut created = Created::default();
@@ -152,40 +152,4 @@ fn mapped_vdi(db: &Db, target: &str) -> Result<String, Failure> {
                 });
         by_scsi_id.ok_or(missing)
     })
-}
-
-/// The checks a restore makes against VMs with the same UUID, without changing anything.
-fn precheck_vms(db: &Db, ova: &OvaXml, identity: Identity) -> Result<(), Failure> {
-    if !identity.restore {
-        return Ok(());
-    }
-    for vm in ova.objects_of(&OvaClass::Vm) {
-        let Ok(existing) = db.by_uuid("VM", vm.str_field("uuid").unwrap_or_default()) else {
-            continue;
-        };
-        let state = db.str_field("VM", &existing, "power_state")?;
-        if state != "Halted" {
-            if identity.force {
-                continue;
-            }
-            return Err(vm_bad_power_state(&existing, "halted", &state));
-        }
-        let version = vm
-            .snapshot
-            .get("version")
-            .and_then(ova_xml::Value::as_i64)
-            .unwrap_or(0);
-        let existing_version = db.int_field("VM", &existing, "version")?;
-        if existing_version >= version && !identity.force {
-            return Err(failure(
-                ErrorCode::VmToImportIsNotNewerVersion,
-                [
-                    existing.clone(),
-                    existing_version.to_string(),
-                    version.to_string(),
-                ],
-            ));
-        }
-    }
-    Ok(())
 }

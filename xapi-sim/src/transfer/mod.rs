@@ -11,6 +11,7 @@ pub(crate) mod import_metadata;
 pub(crate) mod ova;
 pub(crate) mod raw_import;
 pub(crate) mod raw_vdi;
+pub(crate) mod restore_checks;
 pub(crate) mod xva_intake;
 
 use std::collections::BTreeMap;
@@ -154,7 +155,8 @@ impl Refusal {
 
 /// Check the session and take over (or create) the task. The error says what to answer:
 /// 401 when the session is not valid (the given task, if any, fails with
-/// `SESSION_AUTHENTICATION_FAILED`).
+/// `SESSION_AUTHENTICATION_FAILED`), 403 when its role does not allow the data plane (the
+/// read-only user: the given task fails with `RBAC_PERMISSION_DENIED`).
 pub(crate) fn begin(pool: &Pool, request: &RequestArgs, label: &str) -> Result<Transfer, Refusal> {
     let session = request.credential("session_id").unwrap_or_default();
     let given_task = request
@@ -176,6 +178,18 @@ pub(crate) fn begin(pool: &Pool, request: &RequestArgs, label: &str) -> Result<T
         return Err(Refusal {
             status: StatusCode::UNAUTHORIZED,
             message: "authentication failed".to_owned(),
+        });
+    }
+    // every data-plane handler needs more than the read-only role (xapi's `http/...`
+    // permissions start at vm-admin): only a session of the local superuser may use them
+    if !crate::rpc::rbac::session_has(&pool.db(), session, "http/*") {
+        let denied = crate::rpc::rbac::denied(label);
+        if let Some(task) = &given_task {
+            task::finish(&mut pool.db(), task, Err(denied.clone()), Ty::Void);
+        }
+        return Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: format!("{} {:?}", denied.code.as_str(), denied.params),
         });
     }
     let mut db = pool.db();

@@ -68,13 +68,27 @@ async fn an_unreachable_pool_refuses_connections_and_answers_again() {
         started.elapsed() < Duration::from_secs(5),
         "refused at once"
     );
-    let addr = sim.pool("primary").unwrap().addr;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let mut answer = Vec::new();
-    let read = stream.read_to_end(&mut answer).await;
-    assert!(read.is_err() || answer.is_empty(), "no answer: {answer:?}");
+    // the master's port and its member's, from any client
+    let endpoint = sim.pool("primary").unwrap().clone();
+    let mut addrs = vec![endpoint.addr.to_string()];
+    addrs.extend(
+        endpoint
+            .member_urls
+            .iter()
+            .map(|u| u.trim_start_matches("http://").to_owned()),
+    );
+    assert_eq!(addrs.len(), 2);
+    for addr in addrs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer).await;
+        assert!(
+            read.is_err() || answer.is_empty(),
+            "{addr} answered: {answer:?}"
+        );
+    }
     // the other site answers meanwhile
     let dr_vms: Vec<String> = dr.call("VM.get_all", ()).await.unwrap();
     assert!(dr_vms.is_empty());

@@ -118,6 +118,25 @@ async fn a_dr_licence_restriction_refuses_dr_tasks_and_recoveries() {
     assert_eq!(support::failure_code(refused), "LICENCE_RESTRICTION");
 
     sim.set_dr_restricted("dr", false).unwrap();
+    // a session_to without the permission of VDI.open_database (pool operator and above)
+    let readonly = support::client(
+        &sim,
+        &sim.pool("dr").unwrap().url,
+        xapi_core::client::Protocol::JsonRpc,
+    )
+    .login_with_password(READ_ONLY_USER, Password::new(DEFAULT_PASSWORD), "1.0", "t")
+    .await
+    .unwrap();
+    match foreign
+        .call::<()>("VM.recover", (&mail, support::dr::to(&readonly), false))
+        .await
+    {
+        Err(xapi_core::Error::Api(f)) => {
+            assert_eq!(f.code.as_str(), "RBAC_PERMISSION_DENIED");
+            assert_eq!(f.params[0], "VDI.open_database");
+        }
+        other => panic!("a read-only session_to: {other:?}"),
+    }
     foreign
         .call::<()>("VM.recover", (&mail, support::dr::to(&dr), false))
         .await
@@ -211,6 +230,11 @@ async fn a_read_only_user_reads_but_cannot_change_anything() {
         .await
         .unwrap();
     assert_eq!(role, "read-only");
+    let hosts: Vec<String> = readonly.call("host.get_all", ()).await.unwrap();
+    readonly
+        .call::<i64>("host.compute_free_memory", (&hosts[0],))
+        .await
+        .expect("a read-only check");
 
     let vm = support::vm_named(&readonly, "build-agent-2").await;
     match readonly.call::<()>("VM.start", (&vm, false, false)).await {
@@ -224,6 +248,9 @@ async fn a_read_only_user_reads_but_cannot_change_anything() {
         .call::<String>("Async.VM.start", (&vm, false, false))
         .await;
     assert_eq!(support::failure_code(async_start), "RBAC_PERMISSION_DENIED");
+    // nor the data plane (export needs vm-admin in xapi)
+    let export = readonly.get("/export", &[("ref", vm.as_str())], None).await;
+    assert!(export.is_err(), "a read-only session cannot export");
     let root_session: SessionRecord = root
         .call("session.get_record", (root.reference().to_string(),))
         .await
@@ -232,4 +259,59 @@ async fn a_read_only_user_reads_but_cannot_change_anything() {
     root.call::<()>("VM.start", (&vm, false, false))
         .await
         .unwrap();
+}
+
+/// `POST path_and_query` over a plain socket, as a test in another language would; the status
+/// line.
+async fn post(url: &str, path_and_query: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn admin_endpoints_restrict_dr_and_arm_call_failures() {
+    let (sim, primary, dr) = demo(&[both()[0]]).await;
+    let dr_url = sim.pool("dr").unwrap().url.clone();
+    assert!(
+        post(&dr_url, "/_sim/licence?restrict_dr=true")
+            .await
+            .contains(" 200 ")
+    );
+    let uuids = sr_uuids(&primary, &[both()[0]]).await;
+    let refused = create_dr_task(&dr, &uuids).await;
+    assert_eq!(support::failure_code(refused), "LICENCE_RESTRICTION");
+    assert!(
+        post(&dr_url, "/_sim/licence?restrict_dr=false")
+            .await
+            .contains(" 200 ")
+    );
+    assert!(
+        post(&dr_url, "/_sim/licence?restrict_dr=maybe")
+            .await
+            .contains(" 400 ")
+    );
+
+    let armed = post(
+        &dr_url,
+        "/_sim/fault?fail_call=DR_task.create:1:SR_BACKEND_FAILURE_140",
+    )
+    .await;
+    assert!(armed.contains(" 200 "), "{armed}");
+    let failed = create_dr_task(&dr, &uuids).await;
+    assert_eq!(support::failure_code(failed), "SR_BACKEND_FAILURE_140");
+    create_dr_task(&dr, &uuids).await.unwrap();
+    assert!(
+        post(&dr_url, "/_sim/fault?fail_call=nonsense")
+            .await
+            .contains(" 400 ")
+    );
 }

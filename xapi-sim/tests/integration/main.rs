@@ -4,6 +4,7 @@ mod debug_redaction;
 mod device_checks;
 mod disks_and_placement;
 mod dr_clock_and_reach;
+mod dr_failback;
 mod dr_prechecks;
 mod dr_recovered_refs;
 mod dr_recovery;

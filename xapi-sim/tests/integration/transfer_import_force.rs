@@ -93,3 +93,32 @@ async fn force_accepts_a_bad_chunk_checksum() {
         "the disks arrive byte for byte (only the checksum member was wrong)"
     );
 }
+
+/// A restore whose `mac_seed` another VM uses fails before the VM it would replace is
+/// destroyed: every restore check comes before any change (with `force` too, which leaves
+/// whatever was made behind).
+#[tokio::test]
+async fn a_restore_with_a_taken_mac_seed_replaces_nothing() {
+    let (_sim, session) = support::demo_over(Protocol::XmlRpc).await;
+    let vm = vm_named(&session, "legacy-crm").await;
+    let uuid: String = session.call("VM.get_uuid", (&vm,)).await.unwrap();
+    session
+        .call::<()>("VM.add_to_other_config", (&vm, "mac_seed", "seed-of-crm"))
+        .await
+        .unwrap();
+    let xva = support::download(&session, "/export", &[("ref", vm.as_str())]).await;
+    let other = vm_named(&session, "test-vm").await;
+    session
+        .call::<()>(
+            "VM.add_to_other_config",
+            (&other, "mac_seed", "seed-of-crm"),
+        )
+        .await
+        .unwrap();
+    // force would replace the VM of the same version, but not over a taken seed
+    let (status, error) = import(&session, &[("restore", "true"), ("force", "true")], xva).await;
+    assert_eq!(status, "failure");
+    assert_eq!(error, "DUPLICATE_MAC_SEED seed-of-crm");
+    let still: String = session.call("VM.get_by_uuid", (&uuid,)).await.unwrap();
+    assert_eq!(still, vm, "the VM to replace is still there");
+}

@@ -7,7 +7,7 @@
 //!   permission `VDI.open_database` (`RBAC_PERMISSION_DENIED`, see `rbac`);
 //! - a VM in a vApp is refused (`VM_IS_PART_OF_AN_APPLIANCE`);
 //! - every SR of its disks must exist by UUID in the target with an attached PBD
-//!   (`VM_REQUIRES_SR`; not checked with `force`, whose missing disks are left out);
+//!   (`VM_REQUIRES_SR`, with `force` too);
 //! - then every pre-check of [`plan`] (disks, suspend image, same UUID, MAC seed) for every VM
 //!   of the call, before anything changes: a recovery that fails leaves the target as it was;
 //! - the VM keeps its UUID, MACs and `mac_seed`, gets `version + 1`, is halted (or stays
@@ -183,9 +183,8 @@ fn assert_not_in_appliance(source: &Db, vm: &str) -> Result<(), Failure> {
 fn plan_all(source: &Db, db: &Db, vms: &[String], force: bool) -> Result<Vec<VmPlan>, Failure> {
     let mut plans = Vec::new();
     for vm in vms {
-        if !force {
-            assert_recoverable(source, db, vm)?;
-        }
+        // as xapi's `VM.recover`: checked whatever `force` says
+        assert_recoverable(source, db, vm)?;
         if let Some(plan) = plan::plan_vm(source, db, vm, force)? {
             plans.push(plan);
         }
