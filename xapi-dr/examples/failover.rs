@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use xapi_core::client::{Client, Password, SessionHandle};
 use xapi_dr::configure::set_replication;
-use xapi_dr::plan::{Mode, PlanInputs, PlanRequest, Selection, Severity, plan};
-use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
+use xapi_dr::plan::{Mode, PlanRequest, Selection, Severity, reconcile_and_plan};
+use xapi_dr::reconcile::{Preferences, Recovered};
 use xapi_dr::run::{Run, RunEvent, RunOptions};
 use xapi_dr::source::{DiscoverOptions, MetadataCopy, discover, introduce, probe};
 use xapi_dr::target::read_target_pool;
@@ -73,25 +73,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     //    was on mirrored storage (the demo's other VMs are on NFS and local disks, which a
     //    plan of everything reports as problems without an automatic fix).
     let target = read_target_pool(&dr).await?;
-    let reconciliation = reconcile(
-        &copies,
-        &target.reconcile_state(),
-        &Recovered::default(),
-        &Preferences::default(),
-    );
     let mut request = PlanRequest::new(Mode::Failover);
     request.selection = Selection::Named(
         ["web-shop", "erp", "mail", "dns-1", "legacy-crm", "ldap"]
             .map(str::to_owned)
             .to_vec(),
     );
-    let plan = plan(
-        PlanInputs {
-            copies: &copies,
-            reconciliation: &reconciliation,
-            target: &target,
-            source: None,
-        },
+    let (_, plan) = reconcile_and_plan(
+        &copies,
+        &target,
+        None,
+        &Recovered::default(),
+        &Preferences::default(),
         &request,
     )?;
     for check in plan

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use xapi_core::client::{Client, Password, SessionHandle};
 use xapi_dr::configure::set_replication;
-use xapi_dr::plan::{Mode, PlanInputs, PlanRequest, Selection, plan};
-use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
+use xapi_dr::plan::{Mode, PlanRequest, Selection, reconcile_and_plan};
+use xapi_dr::reconcile::{Preferences, Recovered};
 use xapi_dr::run::{Run, RunOptions};
 use xapi_dr::source::{DiscoverOptions, MetadataCopy, discover, introduce};
 use xapi_dr::target::read_target_pool;
@@ -53,22 +53,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let target = read_target_pool(&dr).await?;
-    let reconciliation = reconcile(
-        &copies,
-        &target.reconcile_state(),
-        &Recovered::default(),
-        &Preferences::default(),
-    );
     // the default test request: start paused, every VIF on an isolated network
     let mut request = PlanRequest::new(Mode::TestFailover);
     request.selection = Selection::Named(vec!["web-shop".into(), "mail".into()]);
-    let plan = plan(
-        PlanInputs {
-            copies: &copies,
-            reconciliation: &reconciliation,
-            target: &target,
-            source: None,
-        },
+    let (_, plan) = reconcile_and_plan(
+        &copies,
+        &target,
+        None,
+        &Recovered::default(),
+        &Preferences::default(),
         &request,
     )?;
 

@@ -12,9 +12,8 @@
 //!     copies.push(MetadataCopy::from_vdi(&dr, &found.vdi).await?);
 //! }
 //! let target = read_target_pool(&dr).await?;
-//! let reconciliation = reconcile(&copies, &target.reconcile_state(), &Recovered::default(), &Preferences::default());
-//! let inputs = PlanInputs { copies: &copies, reconciliation: &reconciliation, target: &target, source: None };
-//! let plan = plan(inputs, &PlanRequest::new(Mode::Failover))?;
+//! let request = PlanRequest::new(Mode::Failover);
+//! let (_, plan) = reconcile_and_plan(&copies, &target, None, &Recovered::default(), &Preferences::default(), &request)?;
 //! let report = Run::new(dr, plan, RunOptions::journal_at("failover.journal"))?.execute().await?;
 //! # Ok(()) }
 //! ```

@@ -698,6 +698,31 @@ pub fn plan(inputs: PlanInputs<'_>, request: &PlanRequest) -> Result<Plan, PlanE
     })
 }
 
+/// The usual two steps in one: reconcile `copies` against `target` (what `recovered` lists is
+/// done, from a run's journal; `preferences` settle ties across pools), then plan `request`.
+/// Returns both, since the reconciliation explains the plan's choices.
+pub fn reconcile_and_plan(
+    copies: &[MetadataCopy],
+    target: &TargetPool,
+    source: Option<&SourcePool>,
+    recovered: &crate::reconcile::Recovered,
+    preferences: &crate::reconcile::Preferences,
+    request: &PlanRequest,
+) -> Result<(Reconciliation, Plan), PlanError> {
+    let reconciliation =
+        crate::reconcile::reconcile(copies, &target.reconcile_state(), recovered, preferences);
+    let plan = plan(
+        PlanInputs {
+            copies,
+            reconciliation: &reconciliation,
+            target,
+            source,
+        },
+        request,
+    )?;
+    Ok((reconciliation, plan))
+}
+
 /// Every VM decision with the summary of the copy it was chosen from.
 fn vm_summaries<'a>(
     copies: &'a [MetadataCopy],

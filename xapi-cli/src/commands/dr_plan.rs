@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use xapi_core::client::SessionHandle;
-use xapi_dr::plan::{Mode, Plan, PlanInputs, PlanRequest, PowerChoice, Selection, Severity, plan};
-use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
+use xapi_dr::plan::{
+    Mode, Plan, PlanRequest, PowerChoice, Selection, Severity, reconcile_and_plan,
+};
+use xapi_dr::reconcile::{Preferences, Recovered};
 use xapi_dr::run::Journal;
 use xapi_dr::source::{DiscoverOptions, MetadataCopy, discover};
 use xapi_dr::target::read_target_pool;
@@ -158,14 +160,12 @@ pub(crate) async fn make_plan(
         prefer_pool: args.prefer_pool.clone(),
         ..Preferences::default()
     };
-    let reconciliation = reconcile(&copies, &target.reconcile_state(), &recovered, &preferences);
-    let plan = plan(
-        PlanInputs {
-            copies: &copies,
-            reconciliation: &reconciliation,
-            target: &target,
-            source: None,
-        },
+    let (_, plan) = reconcile_and_plan(
+        &copies,
+        &target,
+        None,
+        &recovered,
+        &preferences,
         &args.request(),
     )
     .map_err(|err| Failure::usage(err.to_string()))?;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use xapi_core::api::{VdiType, VmPowerState};
 use xapi_core::client::{Client, Password, SessionHandle};
 use xapi_dr::configure::set_replication;
-use xapi_dr::plan::{Mode, PlanInputs, PlanRequest, Selection, plan};
-use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
+use xapi_dr::plan::{Mode, PlanRequest, Selection, reconcile_and_plan};
+use xapi_dr::reconcile::{Preferences, Recovered};
 use xapi_dr::run::{Run, RunOptions, StorageDevice};
 use xapi_dr::source::MetadataCopy;
 use xapi_dr::target::read_target_pool;
@@ -96,19 +96,12 @@ async fn failover_recovers_the_replicated_vapps_and_vms_and_starts_them_in_order
 
     let target = read_target_pool(&dr).await.unwrap();
     let copies = vec![copy];
-    let reconciliation = reconcile(
+    let (_, plan) = reconcile_and_plan(
         &copies,
-        &target.reconcile_state(),
+        &target,
+        None,
         &Recovered::default(),
         &Preferences::default(),
-    );
-    let plan = plan(
-        PlanInputs {
-            copies: &copies,
-            reconciliation: &reconciliation,
-            target: &target,
-            source: None,
-        },
         &request(Mode::Failover),
     )
     .unwrap();

@@ -7,8 +7,8 @@ use xapi_core::api::VmPowerState;
 use xapi_core::api::meta::CLASSES;
 use xapi_core::client::SessionHandle;
 use xapi_core::wire::Value;
-use xapi_dr::plan::{Mode, NetworkTarget, PlanInputs, plan};
-use xapi_dr::reconcile::{Preferences, Recovered, reconcile};
+use xapi_dr::plan::{Mode, NetworkTarget, reconcile_and_plan};
+use xapi_dr::reconcile::{Preferences, Recovered};
 use xapi_dr::run::{Run, RunOptions};
 use xapi_dr::target::read_target_pool;
 
@@ -43,19 +43,12 @@ async fn a_test_failover_is_cleaned_up_to_the_exact_records_it_started_from() {
 
     let target = read_target_pool(&dr).await.unwrap();
     let copies = vec![copy];
-    let reconciliation = reconcile(
+    let (_, plan) = reconcile_and_plan(
         &copies,
-        &target.reconcile_state(),
+        &target,
+        None,
         &Recovered::default(),
         &Preferences::default(),
-    );
-    let plan = plan(
-        PlanInputs {
-            copies: &copies,
-            reconciliation: &reconciliation,
-            target: &target,
-            source: None,
-        },
         &request(Mode::TestFailover),
     )
     .unwrap();
