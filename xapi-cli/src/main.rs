@@ -11,6 +11,7 @@
 mod commands;
 mod connect;
 mod exit;
+mod html;
 mod output;
 
 use std::process::ExitCode;

@@ -338,10 +338,18 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
             "halted",
             "-o",
             plan_file.to_str().unwrap(),
+            "--html",
+            dir.path().join("plan.html").to_str().unwrap(),
         ],
         &env_dr,
     );
     assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
+    let html = std::fs::read_to_string(dir.path().join("plan.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("web-shop / web-db (order 0)"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing fetched"
+    );
     let text = String::from_utf8_lossy(&planned.stdout);
     assert!(
         text.contains("StorageAvailable"),

@@ -76,6 +76,10 @@ pub(crate) struct PlanArgs {
     /// Write the plan (JSON) here.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
+    /// Write a self-contained HTML page of the plan here: the start timeline, the newest-wins
+    /// decisions, the pre-checks.
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -160,7 +164,7 @@ pub(crate) async fn make_plan(
         prefer_pool: args.prefer_pool.clone(),
         ..Preferences::default()
     };
-    let (_, plan) = reconcile_and_plan(
+    let (reconciliation, plan) = reconcile_and_plan(
         &copies,
         &target,
         None,
@@ -169,6 +173,10 @@ pub(crate) async fn make_plan(
         &args.request(),
     )
     .map_err(|err| Failure::usage(err.to_string()))?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::html::plan_page(&plan, &reconciliation))
+            .map_err(|err| Failure::failed(format!("{}: {err}", path.display())))?;
+    }
     if let Some(path) = &args.output {
         std::fs::write(path, plan.to_json())
             .map_err(|err| Failure::failed(format!("{}: {err}", path.display())))?;
