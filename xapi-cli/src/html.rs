@@ -79,7 +79,7 @@ fn svg(bars: &[Bar]) -> String {
     let scale = |seconds: i64| LEFT + seconds * WIDTH / end;
     let height = ROW * i64::try_from(bars.len()).unwrap_or(0) + 40;
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"recovery timeline\">",
+        "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"recovery timeline\">",
         LEFT + WIDTH + 40
     );
     for (row, bar) in (0_i64..).zip(bars) {
