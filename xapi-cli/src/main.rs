@@ -36,6 +36,10 @@ struct Cli {
     /// Print one JSON document instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Progress on stderr: `text` lines (default), `json` (one JSON event per line, for an
+    /// orchestrator) or `none`.
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    progress: output::Progress,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +57,11 @@ enum Command {
     /// Disaster recovery.
     #[command(subcommand)]
     Dr(DrCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +152,16 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "xapictl",
+                &mut std::io::stdout(),
+            );
+            Ok(Exit::Done)
+        }
         Command::Vm(VmCommand::List) => {
             let session = cli.connection.login().await?;
             let rows = vm::list(&session, cli.connection.url()?).await?;
@@ -162,21 +181,28 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Dr(DrCommand::Run(args)) => {
             let session = cli.connection.login().await?;
-            dr_run::run(session, cli.connection.url()?, &args, cli.json).await?;
+            dr_run::run(
+                session,
+                cli.connection.url()?,
+                &args,
+                cli.json,
+                cli.progress,
+            )
+            .await?;
             Ok(Exit::Done)
         }
         Command::Dr(DrCommand::Failover(mut args)) => {
             args.plan.mode = dr_plan::ModeArg::Failover;
-            plan_and_run(&cli.connection, args, cli.json).await
+            plan_and_run(&cli.connection, args, cli.json, cli.progress).await
         }
         Command::Dr(DrCommand::Failback(mut args)) => {
             args.plan.mode = dr_plan::ModeArg::Failback;
-            plan_and_run(&cli.connection, args, cli.json).await
+            plan_and_run(&cli.connection, args, cli.json, cli.progress).await
         }
         Command::Dr(DrCommand::Test(mut args)) => {
             args.go.plan.mode = dr_plan::ModeArg::Test;
             args.go.run.cleanup = !args.keep;
-            plan_and_run(&cli.connection, args.go, cli.json).await
+            plan_and_run(&cli.connection, args.go, cli.json, cli.progress).await
         }
         Command::Dr(DrCommand::Cleanup(args)) => {
             let session = cli.connection.login().await?;
@@ -204,6 +230,7 @@ async fn plan_and_run(
     connection: &Connection,
     mut args: PlanAndRun,
     json: bool,
+    progress: output::Progress,
 ) -> Result<Exit, Failure> {
     // running again with the same journal continues: the plan sees what it recovered
     if args.plan.from_journal.is_none() {
@@ -215,7 +242,7 @@ async fn plan_and_run(
     if !json {
         dr_plan::print(&plan, false);
     }
-    dr_run::run_plan(session, url, plan, &args.run, json).await?;
+    dr_run::run_plan(session, url, plan, &args.run, json, progress).await?;
     Ok(Exit::Done)
 }
 

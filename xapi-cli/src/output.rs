@@ -53,3 +53,14 @@ mod tests {
         assert_eq!(human_bytes(0), "0 MiB");
     }
 }
+
+/// Where progress goes (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Progress {
+    /// Lines for people on stderr.
+    Text,
+    /// One JSON object per line on stderr (NDJSON), for orchestrators.
+    Json,
+    /// Nothing.
+    None,
+}

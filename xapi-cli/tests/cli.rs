@@ -345,7 +345,10 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
     );
     assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
     let html = std::fs::read_to_string(dir.path().join("plan.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("<td>web-db</td>"), "{html}");
+    assert!(
+        html.contains("<svg") && html.contains("<td>web-db</td>"),
+        "{html}"
+    );
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "nothing fetched"
@@ -406,10 +409,19 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
             "--storage",
             &storage,
             "--json",
+            "--progress",
+            "json",
         ],
         &env_dr,
     );
     assert_eq!(one_go.status.code(), Some(0), "{}", stderr(&one_go));
+    // NDJSON progress on stderr, one event per line, for an orchestrator
+    let events: Vec<serde_json::Value> = stderr(&one_go)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each progress line is JSON"))
+        .collect();
+    assert!(events.iter().any(|e| e["event"] == "recovered"));
+    assert!(events.iter().any(|e| e["event"] == "call" && e["method"] == "VM.recover"));
     let report: serde_json::Value = serde_json::from_slice(&one_go.stdout).unwrap();
     assert_eq!(report["mode"], "test_failover");
     assert_eq!(report["journal"]["cleaned_up"], true);
@@ -429,4 +441,12 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
     );
     let line = assert_one_line_failure(&refused, 4);
     assert!(line.contains("blocked"), "{line}");
+}
+
+#[test]
+fn completions_are_printed_for_a_shell() {
+    let output = xapictl(&["completions", "bash"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let script = String::from_utf8_lossy(&output.stdout);
+    assert!(script.contains("xapictl") && script.contains("failover"));
 }

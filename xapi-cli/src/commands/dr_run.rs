@@ -11,7 +11,7 @@ use xapi_dr::plan::Plan;
 use xapi_dr::run::{Run, RunError, RunEvent, RunOptions, RunReport, StorageDevice};
 
 use crate::exit::{Exit, Failure, explain};
-use crate::output::print_json;
+use crate::output::{Progress, print_json};
 
 /// Options of `xapictl dr run`.
 #[derive(Debug, Clone, Args)]
@@ -116,12 +116,13 @@ pub(crate) async fn run(
     url: &str,
     args: &RunArgs,
     json: bool,
+    progress: Progress,
 ) -> Result<RunReport, Failure> {
     let text = std::fs::read_to_string(&args.plan)
         .map_err(|err| Failure::failed(format!("{}: {err}", args.plan.display())))?;
     let plan = Plan::from_json(&text)
         .map_err(|err| Failure::usage(format!("{}: {err}", args.plan.display())))?;
-    run_plan(session, url, plan, &args.options, json).await
+    run_plan(session, url, plan, &args.options, json, progress).await
 }
 
 /// Runs `plan`; prints the report (JSON with `--json`, else a summary).
@@ -131,6 +132,7 @@ pub(crate) async fn run_plan(
     plan: Plan,
     args: &RunFlags,
     json: bool,
+    progress: Progress,
 ) -> Result<RunReport, Failure> {
     let options = RunOptions {
         force: args.force,
@@ -142,8 +144,12 @@ pub(crate) async fn run_plan(
     let mut events = run.events();
     let printer = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if !json {
-                show(&event);
+            match progress {
+                Progress::Text if !json => show(&event),
+                Progress::Json => {
+                    eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
+                }
+                _ => {}
             }
         }
     });
