@@ -23,5 +23,7 @@
 
 mod error;
 pub mod format;
+#[cfg(feature = "repo")]
+pub mod repo;
 
 pub use error::{Error, Result};
