@@ -26,7 +26,9 @@
 //! use tokio::io::AsyncReadExt as _;
 //! let target = Target::LocalDir("/backups/repo".into());
 //! let repo = Repository::create(&target, CreateOptions::default()).await?;
-//! let mut point = repo.begin(RestorePointInfo::new(RestorePointKind::Disk, "vdi-uuid"))?;
+//! let mut point = repo
+//!     .begin(RestorePointInfo::new(RestorePointKind::Disk, "vdi-uuid"))
+//!     .await?;
 //! let disk = tokio::fs::File::open("disk.raw").await.expect("a disk image");
 //! let size = disk.metadata().await.expect("its size").len();
 //! point.write_stream(StreamSpec::disk("vdi-uuid", size), disk).await?;

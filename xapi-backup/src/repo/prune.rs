@@ -1,7 +1,8 @@
 //! Prune: deleting chunks and indexes no manifest references, safely alongside running
 //! backups. An object is deleted only if it was unreferenced at a first mark and still is at a
 //! later mark at least a grace period after it (and it is itself older than the grace period),
-//! all under the maintenance lock.
+//! all under the maintenance lock. Backups read the mark when they begin and upload marked
+//! chunks again instead of reusing them (which refreshes their modification time).
 
 use std::collections::{HashMap, HashSet};
 
@@ -85,12 +86,21 @@ impl Repository {
         lock: &mut super::lock::MaintenanceLock,
     ) -> crate::Result<PruneReport> {
         let mut report = PruneReport::default();
+        // Taken before the manifests are listed: an object is due only if it was unreferenced
+        // `grace` before this listing, so that any backup that could have reused it (and was
+        // shorter than `grace`) has its manifest in the listing.
+        let started = self.clock().now();
         // 1. Everything any manifest references. A manifest that does not decode stops prune:
         //    deleting what it may reference would lose data.
         let mut chunks: HashSet<ChunkId> = HashSet::new();
         let mut indexes: HashSet<String> = HashSet::new();
         for name in self.manifest_names("manifests").await? {
-            let manifest = self.read_manifest(&name).await?;
+            let manifest = match self.read_manifest(&name).await {
+                Ok(manifest) => manifest,
+                // Forgotten since the listing: it references nothing any more.
+                Err(crate::Error::Repo(RepoError::NotFound { .. })) => continue,
+                Err(err) => return Err(err),
+            };
             report.manifests += 1;
             for stream in manifest.all_streams() {
                 indexes.insert(stream.index.clone());
@@ -151,13 +161,13 @@ impl Repository {
         // 4. The new mark: what is unreferenced now and not yet due.
         if !options.dry_run {
             lock.ensure_held().await?;
-            self.write_mark(now, &next_mark).await?;
+            self.write_mark(started, &next_mark).await?;
         }
         Ok(report)
     }
 
     /// The previous mark: object name → when first found unreferenced.
-    async fn read_mark(&self) -> Result<HashMap<String, DateTime<Utc>>, RepoError> {
+    pub(crate) async fn read_mark(&self) -> Result<HashMap<String, DateTime<Utc>>, RepoError> {
         let bytes = match self.store().get(MARK_OBJECT).await {
             Ok(bytes) => bytes,
             Err(RepoError::NotFound { .. }) => return Ok(HashMap::new()),

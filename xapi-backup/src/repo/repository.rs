@@ -250,7 +250,12 @@ impl Repository {
     async fn list_prefix(&self, prefix: &str) -> crate::Result<Vec<Manifest>> {
         let mut manifests = Vec::new();
         for name in self.manifest_names(prefix).await? {
-            manifests.push(self.read_manifest(&name).await?);
+            match self.read_manifest(&name).await {
+                Ok(manifest) => manifests.push(manifest),
+                // Forgotten between the listing and the read.
+                Err(crate::Error::Repo(RepoError::NotFound { .. })) => {}
+                Err(err) => return Err(err),
+            }
         }
         manifests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(manifests)

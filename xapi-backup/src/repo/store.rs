@@ -85,6 +85,16 @@ impl Store {
         &self.display
     }
 
+    /// The underlying `object_store` (to open the same target again as [`Target::Custom`]).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner)
+    }
+
+    /// The prefix the repository lives under inside the object store, empty for the root.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_ref().map_or("", AsRef::as_ref)
+    }
+
     /// The full store path of the repository object `name`.
     fn path(&self, name: &str) -> Path {
         match &self.prefix {

@@ -166,6 +166,8 @@ impl Repository {
         for name in self.manifest_names("manifests").await? {
             let manifest = match self.read_manifest(&name).await {
                 Ok(manifest) => manifest,
+                // Forgotten since the listing.
+                Err(crate::Error::Repo(RepoError::NotFound { .. })) => continue,
                 Err(err) => {
                     report.problems.push(Problem::BadManifest {
                         object: name,

@@ -1,15 +1,16 @@
 //! Writing a restore point: streams in, chunks hashed, deduplicated, compressed, sealed and
 //! stored (a few in flight at once), chunk indexes streamed, the manifest written last.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::task::JoinHandle;
 
-use super::chunk::{self, chunk_object};
+use super::chunk::{self, chunk_id_of, chunk_object};
 use super::crypto::ChunkId;
 use super::error::RepoError;
 use super::index::{IndexReader, IndexWriter, chunk_count};
@@ -83,6 +84,8 @@ impl ChunkBits {
 #[derive(Debug)]
 pub struct RestorePointWriter {
     repo: Repository,
+    /// Chunks prune has marked as unreferenced: never reused, always uploaded again.
+    marked: Arc<HashSet<ChunkId>>,
     id: RestorePointId,
     info: RestorePointInfo,
     started_at: DateTime<Utc>,
@@ -94,14 +97,17 @@ pub struct RestorePointWriter {
 
 impl Repository {
     /// Starts a restore point with a fresh id.
-    pub fn begin(&self, info: RestorePointInfo) -> crate::Result<RestorePointWriter> {
+    pub async fn begin(&self, info: RestorePointInfo) -> crate::Result<RestorePointWriter> {
         let id = RestorePointId::generate(self.clock().now());
-        self.begin_with_id(info, id)
+        self.begin_with_id(info, id).await
     }
 
     /// Starts a restore point with the caller's id (for example derived from a job): if two
     /// writers use one id, exactly one commit succeeds.
-    pub fn begin_with_id(
+    ///
+    /// The writer reads prune's mark once: a chunk marked for deletion is uploaded again rather
+    /// than reused, which gives it a fresh modification time that prune respects.
+    pub async fn begin_with_id(
         &self,
         info: RestorePointInfo,
         id: RestorePointId,
@@ -115,8 +121,15 @@ impl Repository {
             }
             .into());
         }
+        let marked = self
+            .read_mark()
+            .await?
+            .into_keys()
+            .filter_map(|name| chunk_id_of(&name))
+            .collect();
         Ok(RestorePointWriter {
             repo: self.clone(),
+            marked: Arc::new(marked),
             id,
             info,
             started_at: self.clock().now(),
@@ -429,8 +442,9 @@ impl StreamWriter<'_> {
             self.settle_one().await?;
         }
         let repo = self.rp.repo.clone();
+        let marked = Arc::clone(&self.rp.marked);
         self.in_flight
-            .push_back((chunk_number, tokio::spawn(store_chunk(repo, data))));
+            .push_back((chunk_number, tokio::spawn(store_chunk(repo, marked, data))));
         Ok(())
     }
 
@@ -492,8 +506,13 @@ impl StreamWriter<'_> {
     }
 }
 
-/// Hashes a chunk, and stores it unless it is all zeros or already there.
-async fn store_chunk(repo: Repository, data: Bytes) -> Result<ChunkOutcome, RepoError> {
+/// Hashes a chunk, and stores it unless it is all zeros or already there (and not marked by
+/// prune).
+async fn store_chunk(
+    repo: Repository,
+    marked: Arc<HashSet<ChunkId>>,
+    data: Bytes,
+) -> Result<ChunkOutcome, RepoError> {
     let sealer = repo.sealer().clone();
     let (id, data) = tokio::task::spawn_blocking(move || {
         let id = (!chunk::is_zero(&data)).then(|| sealer.chunk_id(&data));
@@ -505,7 +524,7 @@ async fn store_chunk(repo: Repository, data: Bytes) -> Result<ChunkOutcome, Repo
         return Ok(ChunkOutcome::Zero);
     };
     let store = repo.store();
-    if store.exists(&chunk_object(&id)).await? {
+    if !marked.contains(&id) && store.exists(&chunk_object(&id)).await? {
         return Ok(ChunkOutcome::Reused { id });
     }
     let sealer = repo.sealer().clone();
