@@ -348,51 +348,45 @@ impl Sealer {
     /// body ‖ xxh64(aad ‖ body) otherwise. `aad` binds the body to its place (object name,
     /// frame number).
     pub(crate) fn seal_into(&self, aad: &[u8], body: &[u8], out: &mut Vec<u8>) {
-        match &self.cipher {
-            Some(cipher) => {
-                let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-                let sealed = cipher
-                    .encrypt(&nonce, Payload { msg: body, aad })
-                    .expect("XChaCha20-Poly1305 encrypts any body under 256 GiB");
-                out.extend_from_slice(&nonce);
-                out.extend_from_slice(&sealed);
-            }
-            None => {
-                out.extend_from_slice(body);
-                out.extend_from_slice(&checksum(aad, body).to_le_bytes());
-            }
+        if let Some(cipher) = &self.cipher {
+            let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+            let sealed = cipher
+                .encrypt(&nonce, Payload { msg: body, aad })
+                .expect("XChaCha20-Poly1305 encrypts any body under 256 GiB");
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&sealed);
+        } else {
+            out.extend_from_slice(body);
+            out.extend_from_slice(&checksum(aad, body).to_le_bytes());
         }
     }
 
     /// The body of a sealed form, or a reason why it does not open.
     pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, &'static str> {
-        match &self.cipher {
-            Some(cipher) => {
-                if sealed.len() < NONCE_LEN + TAG_LEN {
-                    return Err("shorter than a nonce and a tag");
-                }
-                let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-                cipher
-                    .decrypt(
-                        XNonce::from_slice(nonce),
-                        Payload {
-                            msg: ciphertext,
-                            aad,
-                        },
-                    )
-                    .map_err(|_| "authentication failed (damaged, moved, or another key)")
+        if let Some(cipher) = &self.cipher {
+            if sealed.len() < NONCE_LEN + TAG_LEN {
+                return Err("shorter than a nonce and a tag");
             }
-            None => {
-                if sealed.len() < CHECKSUM_LEN {
-                    return Err("shorter than its checksum");
-                }
-                let (body, sum) = sealed.split_at(sealed.len() - CHECKSUM_LEN);
-                let expected = u64::from_le_bytes(sum.try_into().expect("8 bytes split off"));
-                if checksum(aad, body) == expected {
-                    Ok(body.to_vec())
-                } else {
-                    Err("xxh64 checksum mismatch")
-                }
+            let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+            cipher
+                .decrypt(
+                    XNonce::from_slice(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad,
+                    },
+                )
+                .map_err(|_| "authentication failed (damaged, moved, or another key)")
+        } else {
+            if sealed.len() < CHECKSUM_LEN {
+                return Err("shorter than its checksum");
+            }
+            let (body, sum) = sealed.split_at(sealed.len() - CHECKSUM_LEN);
+            let expected = u64::from_le_bytes(sum.try_into().expect("8 bytes split off"));
+            if checksum(aad, body) == expected {
+                Ok(body.to_vec())
+            } else {
+                Err("xxh64 checksum mismatch")
             }
         }
     }

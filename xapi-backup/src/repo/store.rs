@@ -219,10 +219,16 @@ impl Store {
     }
 
     fn info(&self, meta: ObjectMeta) -> ObjectInfo {
+        let ObjectMeta {
+            location,
+            size,
+            last_modified,
+            ..
+        } = meta;
         ObjectInfo {
-            name: self.name_of(&meta.location),
-            size: meta.size,
-            last_modified: meta.last_modified,
+            name: self.name_of(&location),
+            size,
+            last_modified,
         }
     }
 }

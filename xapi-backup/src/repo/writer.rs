@@ -345,30 +345,26 @@ impl RestorePointWriter {
                 continue;
             }
             let len = (record.size - number * chunk_size).min(chunk_size) as usize;
-            match source.read_chunk(&record.key, number, len).await {
-                Ok(data) => {
-                    if sealer.chunk_id(&data) != id || data.len() != len {
-                        return Err(RepoError::InvalidInput {
-                            reason: format!(
-                                "stream {}: chunk {number} read again differs from what was backed up",
-                                record.key
-                            ),
-                        });
-                    }
-                    let level = self.repo.config().compression.zstd_level();
-                    let sealer = sealer.clone();
-                    let encoded = tokio::task::spawn_blocking(move || {
-                        chunk::encode(&sealer, id, &data, level)
-                    })
-                    .await
-                    .map_err(|err| RepoError::Task(err.to_string()))?;
-                    store.put(&encoded.object, encoded.bytes).await?;
-                    tracing::info!(object = %encoded.object, chunk = number, stream = %record.key, "re-uploaded a reused chunk that vanished");
+            if let Ok(data) = source.read_chunk(&record.key, number, len).await {
+                if sealer.chunk_id(&data) != id || data.len() != len {
+                    return Err(RepoError::InvalidInput {
+                        reason: format!(
+                            "stream {}: chunk {number} read again differs from what was backed up",
+                            record.key
+                        ),
+                    });
                 }
-                Err(_) => {
-                    vanished += 1;
-                    first_vanished.get_or_insert(number);
-                }
+                let level = self.repo.config().compression.zstd_level();
+                let sealer = sealer.clone();
+                let encoded =
+                    tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, &data, level))
+                        .await
+                        .map_err(|err| RepoError::Task(err.to_string()))?;
+                store.put(&encoded.object, encoded.bytes).await?;
+                tracing::info!(object = %encoded.object, chunk = number, stream = %record.key, "re-uploaded a reused chunk that vanished");
+            } else {
+                vanished += 1;
+                first_vanished.get_or_insert(number);
             }
         }
         match first_vanished {

@@ -17,9 +17,9 @@ pub struct LocalDirs {
     root: tempfile::TempDir,
 }
 
-impl LocalDirs {
+impl Default for LocalDirs {
     /// A factory rooted in a new temporary directory.
-    pub fn new() -> Self {
+    fn default() -> Self {
         LocalDirs {
             root: tempfile::tempdir().expect("a temporary directory"),
         }
@@ -73,4 +73,4 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(local_dir, LocalDirs::new());
+conformance_suite!(local_dir, LocalDirs::default());

@@ -164,7 +164,7 @@ pub(crate) async fn write_list_and_read_back_a_vm(factory: &dyn TargetFactory) {
 
     assert_eq!(
         repo.list(RestorePointKind::Vm).await.unwrap(),
-        [manifest.clone()]
+        std::slice::from_ref(&manifest)
     );
     assert_eq!(
         repo.list_subject(RestorePointKind::Vm, "vm-1")
