@@ -59,6 +59,7 @@ macro_rules! conformance_suite {
                 maintenance_lock_excludes_and_expires,
                 streams_of_the_wrong_size_are_refused,
                 every_kind_is_listed_on_its_own,
+                a_two_tib_sparse_disk_is_indexed_without_storing_its_zeros,
             );
         }
     };
