@@ -1,5 +1,6 @@
 //! The backup repository: content-addressed, deduplicated, optionally encrypted storage of
-//! restore points on a local directory (and, through [`Target::Custom`], any `object_store`).
+//! restore points on a local directory, an S3-compatible bucket (feature `s3`), or through
+//! [`Target::Custom`] any `object_store`.
 //!
 //! Disk data is cut on the XVA 1 MiB chunk grid; each chunk is named by its BLAKE3 hash (keyed
 //! when the repository is encrypted), compressed with zstd and sealed (XChaCha20-Poly1305, or an
@@ -52,6 +53,8 @@ mod prune;
 mod reader;
 mod repository;
 mod retention;
+#[cfg(feature = "s3")]
+mod s3;
 mod store;
 mod verify;
 mod writer;
@@ -72,6 +75,8 @@ pub use prune::{PruneOptions, PruneReport};
 pub use reader::{ChunkStream, StreamReader};
 pub use repository::{CreateOptions, OpenOptions, Repository};
 pub use retention::{ForgetReport, RetentionPolicy, SubjectDecision, select_retained};
+#[cfg(feature = "s3")]
+pub use s3::S3Target;
 pub use store::{ObjectInfo, Store, StreamUpload, Target};
 pub use verify::{CheckOptions, Problem, VerifyReport};
 pub use writer::{ChunkSource, NoChunkSource, RestorePointWriter, StreamWriter};

@@ -1,7 +1,10 @@
 //! The repository conformance suite: every repository operation, written once against a
-//! [`Target`] factory, run here against a local directory. Another target (S3) plugs in with
-//! one more `conformance_suite!` line and a factory.
+//! [`Target`] factory, run against a local directory and (with the `s3` feature) a real
+//! S3-compatible server, SeaweedFS: `cargo test -p xapi-backup --features s3 --test
+//! repo_conformance`.
 
+#[cfg(feature = "s3")]
+mod s3;
 mod suite;
 
 use xapi_backup::repo::Target;
@@ -67,11 +70,13 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let factory = $factory;
+                let factory = $factory.await;
                 crate::suite::$case(&factory).await;
             }
         )*
     };
 }
 
-conformance_suite!(local_dir, LocalDirs::default());
+conformance_suite!(local_dir, async { LocalDirs::default() });
+#[cfg(feature = "s3")]
+conformance_suite!(s3_seaweedfs, s3::SeaweedFs::start().ready());
