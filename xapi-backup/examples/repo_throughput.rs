@@ -2,7 +2,9 @@
 //! compression and encryption on and off, and the objects stored per GiB.
 //!
 //! `cargo run --release -p xapi-backup --example repo_throughput -- [MiB] [DIR]`
-//! (default 1024 MiB under the system's temporary directory). Besides wall-clock MB/s it prints
+//! (default 1024 MiB under the system's temporary directory); with `--features s3`, DIR may be
+//! `http(s)://HOST:PORT/BUCKET` (credentials from `AWS_ACCESS_KEY_ID` and
+//! `AWS_SECRET_ACCESS_KEY`). Besides wall-clock MB/s it prints
 //! MB per CPU-second of the whole process (all threads), which stays meaningful on a busy
 //! machine. Two kinds of data: random
 //! (incompressible) and half random, half repetitive (about 2:1 under zstd). Every chunk is
@@ -32,18 +34,44 @@ fn chunk(base: &[u8], n: u64, compressible: bool) -> Bytes {
     Bytes::from(data)
 }
 
+/// Where the measured repositories go: directories under a local directory, or prefixes in an
+/// S3 bucket.
+enum Place {
+    Local(std::path::PathBuf),
+    #[cfg(feature = "s3")]
+    S3(xapi_backup::repo::S3Target),
+}
+
+impl Place {
+    /// The target for the repository `name`, and a local directory to remove afterwards.
+    fn target(&self, name: &str) -> (Target, Option<std::path::PathBuf>) {
+        match self {
+            Place::Local(dir) => {
+                let dir = dir.join(name);
+                let _ = std::fs::remove_dir_all(&dir);
+                (Target::LocalDir(dir.clone()), Some(dir))
+            }
+            #[cfg(feature = "s3")]
+            Place::S3(s3) => {
+                let mut s3 = s3.clone();
+                s3.prefix = format!("{name}-{}", std::process::id());
+                (s3.into_target().expect("an S3 target"), None)
+            }
+        }
+    }
+}
+
 async fn run(
     label: &str,
-    dir: &std::path::Path,
+    place: &Place,
     mib: u64,
     compressible: bool,
     compression: CompressionConfig,
     encryption: Option<Secret>,
 ) -> xapi_backup::Result<()> {
-    let target_dir = dir.join(label.replace([' ', ','], "-"));
-    let _ = std::fs::remove_dir_all(&target_dir);
+    let (target, local_dir) = place.target(&label.replace([' ', ','], "-"));
     let repo = Repository::create(
-        &Target::LocalDir(target_dir.clone()),
+        &target,
         CreateOptions {
             compression,
             encryption,
@@ -112,7 +140,9 @@ async fn run(
         per_gib,
         stored as f64 * 100.0 / size as f64
     );
-    std::fs::remove_dir_all(&target_dir).ok();
+    if let Some(dir) = local_dir {
+        std::fs::remove_dir_all(dir).ok();
+    }
     Ok(())
 }
 
@@ -122,17 +152,39 @@ async fn main() -> xapi_backup::Result<()> {
     let mib: u64 = args
         .next()
         .map_or(1024, |a| a.parse().expect("MiB as a number"));
-    let dir = args
-        .next()
-        .map_or_else(std::env::temp_dir, Into::into)
-        .join("xapi-repo-throughput");
+    let place = match args.next() {
+        #[cfg(feature = "s3")]
+        Some(url) if url.starts_with("http") => {
+            // http(s)://host:port/bucket, credentials from AWS_ACCESS_KEY_ID and
+            // AWS_SECRET_ACCESS_KEY.
+            let (endpoint, bucket) = url.rsplit_once('/').expect("ENDPOINT/BUCKET");
+            let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
+            Place::S3(xapi_backup::repo::S3Target {
+                endpoint: Some(endpoint.to_owned()),
+                bucket: bucket.to_owned(),
+                region: "us-east-1".to_owned(),
+                access_key_id: env("AWS_ACCESS_KEY_ID"),
+                secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+                allow_http: endpoint.starts_with("http://"),
+                prefix: String::new(),
+            })
+        }
+        dir => Place::Local(
+            dir.map_or_else(std::env::temp_dir, Into::into)
+                .join("xapi-repo-throughput"),
+        ),
+    };
     let passphrase = || Some(Secret::Passphrase("measurement".to_owned()));
     let zstd = CompressionConfig::Zstd { level: 3 };
-    println!("{mib} MiB per disk, local directory {}", dir.display());
+    match &place {
+        Place::Local(dir) => println!("{mib} MiB per disk, local directory {}", dir.display()),
+        #[cfg(feature = "s3")]
+        Place::S3(s3) => println!("{mib} MiB per disk, S3 {:?}/{}", s3.endpoint, s3.bucket),
+    }
     for (compressible, kind) in [(false, "random"), (true, "half repetitive")] {
         run(
             &format!("{kind}, plain"),
-            &dir,
+            &place,
             mib,
             compressible,
             CompressionConfig::None,
@@ -141,7 +193,7 @@ async fn main() -> xapi_backup::Result<()> {
         .await?;
         run(
             &format!("{kind}, zstd-3"),
-            &dir,
+            &place,
             mib,
             compressible,
             zstd,
@@ -150,7 +202,7 @@ async fn main() -> xapi_backup::Result<()> {
         .await?;
         run(
             &format!("{kind}, encrypted"),
-            &dir,
+            &place,
             mib,
             compressible,
             CompressionConfig::None,
@@ -159,7 +211,7 @@ async fn main() -> xapi_backup::Result<()> {
         .await?;
         run(
             &format!("{kind}, zstd-3 + encrypted"),
-            &dir,
+            &place,
             mib,
             compressible,
             zstd,

@@ -8,14 +8,16 @@
 //! only reads or writes XVAs builds no TLS or HTTP stack.
 //!
 //! The repository ([`repo`](mod@repo), default feature `repo`) stores restore points
-//! deduplicated, compressed and optionally encrypted on a local directory or any `object_store`
-//! target; its format is in `REPOSITORY.md`. Backups carry secrets (vTPM state, NVRAM, disk
-//! contents): create repositories with encryption.
+//! deduplicated, compressed and optionally encrypted on a local directory, an S3-compatible
+//! bucket or any `object_store` target; its format is in `REPOSITORY.md`. Backups carry
+//! secrets (vTPM state, NVRAM, disk contents): create repositories with encryption.
 //!
-//! Features: `repo` (default) adds the repository and its storage and crypto crates. With
-//! `default-features = false` the crate is the format layer alone. `cargo xtask lean` checks
-//! both builds: neither may pull in an HTTP or TLS stack (hyper, rustls, ring, webpki-roots),
-//! and the format-only build not even `object_store`.
+//! Features: `repo` (default) adds the repository and its storage and crypto crates; `s3` adds
+//! the S3-compatible target (object_store's S3 client over reqwest, rustls with ring: the HTTP
+//! and TLS stack, so not default). With `default-features = false` the crate is the format
+//! layer alone. `cargo xtask lean` checks the default and the format-only builds: neither may
+//! pull in an HTTP or TLS stack (hyper, rustls, ring, webpki-roots), and the format-only build
+//! not even `object_store`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

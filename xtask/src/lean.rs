@@ -29,7 +29,7 @@ const LEAN_BUILDS: &[(&[&str], &[&str])] = &[
         &["object_store"],
     ),
     // With the repository (the default `repo` feature: local directory target): still no
-    // HTTP or TLS stack; the S3 target will sit behind a feature of its own.
+    // HTTP or TLS stack; the S3 target is behind the non-default `s3` feature.
     (&["-p", "xapi-backup"], &[]),
 ];
 

@@ -5,7 +5,7 @@
 use crate::bench_compare::target_dir;
 use crate::run::{cargo, run};
 use crate::stages::Stages;
-use crate::{codegen, fuzz_smoke, js, lean, python, system, unused_deps};
+use crate::{codegen, fuzz_smoke, js, lean, python, s3_conformance, system, unused_deps};
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
@@ -44,6 +44,7 @@ fn run_stages(stages: &mut Stages) -> Result<(), String> {
     })?;
     stages.run("lean builds", lean::check)?;
     stages.run("cargo test", || run(cargo().args(["test", "--workspace"])))?;
+    stages.run("S3 conformance (SeaweedFS)", s3_conformance::run_suite)?;
     system::report_disk("after the tests", &target_dir());
     stages.run("cargo doc", || {
         run(cargo()
