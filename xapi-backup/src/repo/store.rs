@@ -28,7 +28,9 @@ const MULTIPART_CONCURRENCY: usize = 2;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Target {
-    /// A directory on a local (or mounted) file system; created if missing.
+    /// A directory on a local (or mounted) file system; created if missing. Every write is
+    /// made durable (file and directory fsync) before it returns, so that "manifest last"
+    /// also holds across a power failure.
     LocalDir(PathBuf),
     /// Any `object_store` implementation, with an optional prefix inside it: how an S3 (or
     /// in-memory) store is plugged in.
@@ -59,7 +61,8 @@ impl Store {
                 })?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(store("open", &dir.display().to_string()))?
-                    .with_automatic_cleanup(true);
+                    .with_automatic_cleanup(true)
+                    .with_fsync(true);
                 Ok(Store {
                     inner: Arc::new(fs),
                     prefix: None,
