@@ -39,6 +39,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A repository operation failed (store, damaged object, lock, key).
+    #[cfg(feature = "repo")]
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
     /// A background compression task died (panicked or was cancelled).
     #[error("compression task failed: {0}")]
     CompressionTask(String),
@@ -48,6 +52,10 @@ impl Error {
     /// True when the error comes from damaged or inconsistent input (retrying the same bytes
     /// cannot help), false for IO failures of the underlying stream.
     pub fn is_corrupt_input(&self) -> bool {
+        #[cfg(feature = "repo")]
+        if let Error::Repo(err) = self {
+            return err.is_corruption();
+        }
         !matches!(
             self,
             Error::Io { .. } | Error::CompressionTask(_) | Error::Tar(TarError::Io { .. })

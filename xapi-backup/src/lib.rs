@@ -7,6 +7,18 @@
 //! The codecs use xapi-core without its client (its `wire` codecs and `api` types): a tool that
 //! only reads or writes XVAs builds no TLS or HTTP stack.
 //!
+//! The repository ([`repo`](mod@repo), default feature `repo`) stores restore points
+//! deduplicated, compressed and optionally encrypted on a local directory, an S3-compatible
+//! bucket or any `object_store` target; its format is in `REPOSITORY.md`. Backups carry
+//! secrets (vTPM state, NVRAM, disk contents): create repositories with encryption.
+//!
+//! Features: `repo` (default) adds the repository and its storage and crypto crates; `s3` adds
+//! the S3-compatible target (object_store's S3 client over reqwest, rustls with ring: the HTTP
+//! and TLS stack, so not default). With `default-features = false` the crate is the format
+//! layer alone. `cargo xtask lean` checks the default and the format-only builds: neither may
+//! pull in an HTTP or TLS stack (hyper, rustls, ring, webpki-roots), and the format-only build
+//! not even `object_store`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use xapi_backup::format::xva::{ReadOptions, XvaReader};
@@ -23,5 +35,7 @@
 
 mod error;
 pub mod format;
+#[cfg(feature = "repo")]
+pub mod repo;
 
 pub use error::{Error, Result};

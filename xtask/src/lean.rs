@@ -1,7 +1,8 @@
 //! The lean-build check: the format layers build without the client stack.
 //!
 //! `xapi-core` without its `client` feature, `xapi-dr` without its `engine`, and `xapi-backup`
-//! as it depends on them, must not pull in the IO stack: a tool that only parses metadata VDIs or XVAs should not
+//! without default features (its format layer) and with them (plus its local-directory
+//! repository), must not pull in the client stack: a tool that only parses metadata VDIs or XVAs should not
 //! compile an HTTP client, TLS or a crypto provider. This checks the dependency trees (normal
 //! edges only) and that `xapi-core` compiles with no features at all.
 
@@ -22,6 +23,13 @@ const CLIENT_STACK: &[&str] = &[
 const LEAN_BUILDS: &[(&[&str], &[&str])] = &[
     (&["-p", "xapi-core", "--no-default-features"], &["tokio"]),
     (&["-p", "xapi-dr", "--no-default-features"], &[]),
+    // The format layer alone: no storage stack either.
+    (
+        &["-p", "xapi-backup", "--no-default-features"],
+        &["object_store"],
+    ),
+    // With the repository (the default `repo` feature: local directory target): still no
+    // HTTP or TLS stack; the S3 target is behind the non-default `s3` feature.
     (&["-p", "xapi-backup"], &[]),
 ];
 

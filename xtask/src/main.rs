@@ -19,6 +19,7 @@ mod js;
 mod lean;
 mod python;
 mod run;
+mod s3_conformance;
 mod soak;
 mod stages;
 mod system;

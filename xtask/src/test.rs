@@ -5,7 +5,7 @@
 use crate::bench_compare::target_dir;
 use crate::run::{cargo, run};
 use crate::stages::Stages;
-use crate::{codegen, fuzz_smoke, js, lean, python, system, unused_deps};
+use crate::{codegen, fuzz_smoke, js, lean, python, s3_conformance, system, unused_deps};
 
 /// Examples that run on their own (an embedded simulator), as `(package, example)`.
 const EXAMPLES: &[(&str, &str)] = &[("xapi-dr", "failover"), ("xapi-dr", "test_failover")];
@@ -54,6 +54,7 @@ fn run_stages(stages: &mut Stages) -> Result<(), String> {
         }
         Ok(())
     })?;
+    stages.run("S3 conformance (SeaweedFS)", s3_conformance::run_suite)?;
     system::report_disk("after the tests", &target_dir());
     stages.run("cargo doc", || {
         run(cargo()

@@ -1,0 +1,534 @@
+//! Writing a restore point: streams in, chunks hashed, deduplicated, compressed, sealed and
+//! stored (a few in flight at once), chunk indexes streamed, the manifest written last.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::task::JoinHandle;
+
+use super::chunk::{self, chunk_id_of, chunk_object};
+use super::crypto::ChunkId;
+use super::error::RepoError;
+use super::index::{IndexReader, IndexWriter, chunk_count};
+use super::manifest::{
+    MANIFEST_VERSION, Manifest, RestorePointId, RestorePointInfo, StreamRecord, StreamRole,
+    StreamSpec, ToolInfo, is_safe_name, manifest_object,
+};
+use super::repository::Repository;
+
+/// Chunks processed (hashed, checked, compressed, uploaded) at once per stream.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A backup that ran longer than this re-checks every chunk it references before writing its
+/// manifest, not only those it reused: prune's grace period must be longer than this.
+pub(super) const RECHECK_ALL_AFTER: TimeDelta = TimeDelta::hours(1);
+
+/// Gives back the bytes of a chunk of a stream, so that a reused chunk that vanished before the
+/// manifest was written can be uploaded again.
+pub trait ChunkSource {
+    /// The `len` bytes of chunk `chunk_number` of the stream `stream_key`.
+    fn read_chunk(
+        &mut self,
+        stream_key: &str,
+        chunk_number: u64,
+        len: usize,
+    ) -> impl Future<Output = std::io::Result<Bytes>> + Send;
+}
+
+/// No source to read chunks again from: a vanished reused chunk fails the commit with
+/// [`RepoError::ReusedChunksVanished`] (retrying the backup is safe).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoChunkSource;
+
+impl ChunkSource for NoChunkSource {
+    async fn read_chunk(
+        &mut self,
+        stream_key: &str,
+        chunk_number: u64,
+        _len: usize,
+    ) -> std::io::Result<Bytes> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("no source to read chunk {chunk_number} of {stream_key} again"),
+        ))
+    }
+}
+
+/// One bit per chunk number: which chunks a stream reused rather than uploaded (256 KiB for a
+/// 2 TiB disk).
+#[derive(Debug, Default)]
+struct ChunkBits(Vec<u64>);
+
+impl ChunkBits {
+    fn set(&mut self, n: u64) {
+        let word = (n / 64) as usize;
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << (n % 64);
+    }
+
+    fn contains(&self, n: u64) -> bool {
+        self.0
+            .get((n / 64) as usize)
+            .is_some_and(|word| word & (1 << (n % 64)) != 0)
+    }
+}
+
+/// A restore point being written. Nothing of it is listed until [`RestorePointWriter::commit`]
+/// writes its manifest; if it is dropped instead, what it stored is left for prune.
+#[derive(Debug)]
+pub struct RestorePointWriter {
+    repo: Repository,
+    /// Chunks prune has marked as unreferenced: never reused, always uploaded again.
+    marked: Arc<HashSet<ChunkId>>,
+    id: RestorePointId,
+    info: RestorePointInfo,
+    started_at: DateTime<Utc>,
+    /// Random, so that two writers given the same restore point id never share index names.
+    writer_tag: String,
+    ova_xml: Option<(StreamRecord, ChunkBits)>,
+    streams: Vec<(StreamRecord, ChunkBits)>,
+}
+
+impl Repository {
+    /// Starts a restore point with a fresh id.
+    pub async fn begin(&self, info: RestorePointInfo) -> crate::Result<RestorePointWriter> {
+        let id = RestorePointId::generate(self.clock().now());
+        self.begin_with_id(info, id).await
+    }
+
+    /// Starts a restore point with the caller's id (for example derived from a job): if two
+    /// writers use one id, exactly one commit succeeds.
+    ///
+    /// The writer reads prune's mark once: a chunk marked for deletion is uploaded again rather
+    /// than reused, which gives it a fresh modification time that prune respects.
+    pub async fn begin_with_id(
+        &self,
+        info: RestorePointInfo,
+        id: RestorePointId,
+    ) -> crate::Result<RestorePointWriter> {
+        if !is_safe_name(&info.subject) {
+            return Err(RepoError::InvalidInput {
+                reason: format!(
+                    "subject {:?}: use 1 to 100 letters, digits, -, _ or .",
+                    info.subject
+                ),
+            }
+            .into());
+        }
+        let marked = self
+            .read_mark()
+            .await?
+            .into_keys()
+            .filter_map(|name| chunk_id_of(&name))
+            .collect();
+        Ok(RestorePointWriter {
+            repo: self.clone(),
+            marked: Arc::new(marked),
+            id,
+            info,
+            started_at: self.clock().now(),
+            writer_tag: super::crypto::random_hex(4),
+            ova_xml: None,
+            streams: Vec::new(),
+        })
+    }
+}
+
+impl RestorePointWriter {
+    /// The restore point's id.
+    pub fn id(&self) -> &RestorePointId {
+        &self.id
+    }
+
+    /// Starts a stream to be fed chunk by chunk ([`StreamWriter::write_chunk`]).
+    pub async fn stream(&mut self, spec: StreamSpec) -> crate::Result<StreamWriter<'_>> {
+        let duplicate = self
+            .ova_xml
+            .iter()
+            .chain(&self.streams)
+            .any(|(record, _)| record.key == spec.key);
+        if duplicate || spec.key.is_empty() {
+            return Err(RepoError::InvalidInput {
+                reason: format!(
+                    "stream key {:?} is empty or already used in this restore point",
+                    spec.key
+                ),
+            }
+            .into());
+        }
+        if spec.role == StreamRole::OvaXml && self.ova_xml.is_some() {
+            return Err(RepoError::InvalidInput {
+                reason: "a restore point has one ova.xml".to_owned(),
+            }
+            .into());
+        }
+        let number = self.streams.len() + usize::from(self.ova_xml.is_some());
+        let index_name = format!("indexes/{}/{}-{number}", self.id, self.writer_tag);
+        let chunk_size = self.repo.chunk_size();
+        let index = IndexWriter::create(
+            self.repo.store(),
+            self.repo.sealer().clone(),
+            &index_name,
+            spec.size,
+            chunk_size,
+        )
+        .await?;
+        let record = StreamRecord {
+            key: spec.key,
+            role: spec.role,
+            size: spec.size,
+            vdi_uuid: spec.vdi_uuid,
+            name: spec.name,
+            index: index_name,
+            stored_chunks: 0,
+            zero_chunks: 0,
+            new_chunks: 0,
+            new_bytes: 0,
+        };
+        Ok(StreamWriter {
+            chunk_count: chunk_count(record.size, chunk_size),
+            record,
+            rp: self,
+            index: Some(index),
+            next_chunk: 0,
+            in_flight: VecDeque::new(),
+            reused: ChunkBits::default(),
+        })
+    }
+
+    /// Stores a whole stream read from `reader`, which must yield exactly `spec.size` bytes.
+    pub async fn write_stream<R: AsyncRead + Unpin>(
+        &mut self,
+        spec: StreamSpec,
+        mut reader: R,
+    ) -> crate::Result<StreamRecord> {
+        let size = spec.size;
+        let key = spec.key.clone();
+        let chunk_size = u64::from(self.repo.chunk_size());
+        let mut writer = self.stream(spec).await?;
+        let mut offset = 0u64;
+        let mut number = 0u64;
+        while offset < size {
+            let len = (size - offset).min(chunk_size) as usize;
+            let mut buf = BytesMut::with_capacity(len);
+            while buf.len() < len {
+                let read = reader
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|source| RepoError::Io {
+                        operation: format!(
+                            "reading stream {key} at byte {}",
+                            offset + buf.len() as u64
+                        ),
+                        source,
+                    })?;
+                if read == 0 {
+                    return Err(RepoError::InvalidInput {
+                        reason: format!(
+                            "stream {key} ended at byte {} but its size is {size}",
+                            offset + buf.len() as u64
+                        ),
+                    }
+                    .into());
+                }
+            }
+            writer.write_chunk(number, buf.freeze()).await?;
+            offset += len as u64;
+            number += 1;
+        }
+        let mut probe = [0u8; 1];
+        let extra = reader
+            .read(&mut probe)
+            .await
+            .map_err(|source| RepoError::Io {
+                operation: format!("reading stream {key} at byte {size}"),
+                source,
+            })?;
+        if extra != 0 {
+            return Err(RepoError::InvalidInput {
+                reason: format!("stream {key} is longer than its size {size}"),
+            }
+            .into());
+        }
+        writer.finish().await
+    }
+
+    /// Stores the VM's `ova.xml`.
+    pub async fn write_ova_xml(&mut self, xml: &[u8]) -> crate::Result<StreamRecord> {
+        let spec = StreamSpec {
+            key: "ova.xml".to_owned(),
+            role: StreamRole::OvaXml,
+            size: xml.len() as u64,
+            vdi_uuid: None,
+            name: None,
+        };
+        self.write_stream(spec, xml).await
+    }
+
+    /// Writes the manifest: first re-checks that the chunks this backup reused (and, for a long
+    /// backup, all of them) still exist. Vanished reused chunks fail the commit
+    /// ([`RepoError::ReusedChunksVanished`]); [`RestorePointWriter::commit_with`] uploads them
+    /// again instead.
+    pub async fn commit(self) -> crate::Result<Manifest> {
+        self.commit_with(&mut NoChunkSource).await
+    }
+
+    /// [`RestorePointWriter::commit`], reading vanished chunks again from `source` and storing
+    /// them before the manifest is written.
+    pub async fn commit_with<S: ChunkSource>(self, source: &mut S) -> crate::Result<Manifest> {
+        let now = self.repo.clock().now();
+        let recheck_all = now - self.started_at >= RECHECK_ALL_AFTER;
+        for (record, reused) in self.ova_xml.iter().chain(&self.streams) {
+            self.recheck(record, reused, recheck_all, source).await?;
+        }
+        let manifest = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            id: self.id.clone(),
+            kind: self.info.kind,
+            subject: self.info.subject.clone(),
+            created_at: self.started_at,
+            completed_at: self.repo.clock().now(),
+            tool: ToolInfo::this_build(),
+            job_id: self.info.job_id.clone(),
+            source: self.info.source.clone(),
+            vm: self.info.vm.clone(),
+            ova_xml: self.ova_xml.as_ref().map(|(record, _)| record.clone()),
+            streams: self
+                .streams
+                .iter()
+                .map(|(record, _)| record.clone())
+                .collect(),
+        };
+        let sealer = self.repo.sealer();
+        let name = manifest_object(
+            manifest.kind,
+            &sealer.subject_dir(&manifest.subject),
+            &manifest.id,
+        );
+        let bytes = manifest.encode(&name, sealer);
+        match self.repo.store().put_new(&name, Bytes::from(bytes)).await {
+            Ok(()) => Ok(manifest),
+            Err(RepoError::AlreadyExists { object }) => {
+                Err(RepoError::RestorePointExists { object }.into())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Checks that the chunks of one stream that need it still exist; uploads vanished ones
+    /// from `source`.
+    async fn recheck<S: ChunkSource>(
+        &self,
+        record: &StreamRecord,
+        reused: &ChunkBits,
+        all: bool,
+        source: &mut S,
+    ) -> Result<(), RepoError> {
+        let store = self.repo.store();
+        let sealer = self.repo.sealer();
+        let chunk_size = u64::from(self.repo.chunk_size());
+        let mut index = IndexReader::open(store, sealer.clone(), &record.index).await?;
+        let mut vanished = 0u64;
+        let mut first_vanished = None;
+        while let Some((number, id)) = index.next_entry().await? {
+            if !all && !reused.contains(number) {
+                continue;
+            }
+            let object = chunk_object(&id);
+            if store.exists(&object).await? {
+                continue;
+            }
+            let len = (record.size - number * chunk_size).min(chunk_size) as usize;
+            if let Ok(data) = source.read_chunk(&record.key, number, len).await {
+                if sealer.chunk_id(&data) != id || data.len() != len {
+                    return Err(RepoError::InvalidInput {
+                        reason: format!(
+                            "stream {}: chunk {number} read again differs from what was backed up",
+                            record.key
+                        ),
+                    });
+                }
+                let level = self.repo.config().compression.zstd_level();
+                let sealer = sealer.clone();
+                let encoded =
+                    tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, &data, level))
+                        .await
+                        .map_err(|err| RepoError::Task(err.to_string()))?;
+                store.put(&encoded.object, encoded.bytes).await?;
+                tracing::info!(object = %encoded.object, chunk = number, stream = %record.key, "re-uploaded a reused chunk that vanished");
+            } else {
+                vanished += 1;
+                first_vanished.get_or_insert(number);
+            }
+        }
+        match first_vanished {
+            None => Ok(()),
+            Some(first_chunk) => Err(RepoError::ReusedChunksVanished {
+                disk: record.key.clone(),
+                count: vanished,
+                first_chunk,
+            }),
+        }
+    }
+}
+
+/// What happened to one chunk.
+#[derive(Debug)]
+enum ChunkOutcome {
+    /// All zeros: not stored.
+    Zero,
+    /// Uploaded by this writer.
+    New { id: ChunkId, bytes: u64 },
+    /// Already in the store.
+    Reused { id: ChunkId },
+}
+
+/// A stream of a restore point being fed chunk by chunk, in increasing chunk number; a chunk
+/// number skipped is a chunk of zeros.
+#[derive(Debug)]
+pub struct StreamWriter<'a> {
+    rp: &'a mut RestorePointWriter,
+    record: StreamRecord,
+    index: Option<IndexWriter>,
+    chunk_count: u64,
+    next_chunk: u64,
+    in_flight: VecDeque<(u64, JoinHandle<Result<ChunkOutcome, RepoError>>)>,
+    reused: ChunkBits,
+}
+
+impl StreamWriter<'_> {
+    /// The stream's key.
+    pub fn key(&self) -> &str {
+        &self.record.key
+    }
+
+    /// Stores chunk `chunk_number` (bytes `chunk_number × chunk size` onwards): exactly one
+    /// chunk size long, shorter only for the stream's last chunk.
+    pub async fn write_chunk(&mut self, chunk_number: u64, data: Bytes) -> crate::Result<()> {
+        let chunk_size = u64::from(self.rp.repo.chunk_size());
+        if chunk_number < self.next_chunk || chunk_number >= self.chunk_count {
+            return Err(RepoError::InvalidInput {
+                reason: format!(
+                    "stream {}: chunk {chunk_number} is out of order or past its {} chunks",
+                    self.record.key, self.chunk_count
+                ),
+            }
+            .into());
+        }
+        let expected = (self.record.size - chunk_number * chunk_size).min(chunk_size);
+        if data.len() as u64 != expected {
+            return Err(RepoError::InvalidInput {
+                reason: format!(
+                    "stream {}: chunk {chunk_number} (byte {}) has {} bytes, expected {expected}",
+                    self.record.key,
+                    chunk_number * chunk_size,
+                    data.len()
+                ),
+            }
+            .into());
+        }
+        self.next_chunk = chunk_number + 1;
+        while self.in_flight.len() >= CHUNKS_IN_FLIGHT {
+            self.settle_one().await?;
+        }
+        let repo = self.rp.repo.clone();
+        let marked = Arc::clone(&self.rp.marked);
+        self.in_flight
+            .push_back((chunk_number, tokio::spawn(store_chunk(repo, marked, data))));
+        Ok(())
+    }
+
+    /// Waits for the oldest chunk in flight and records it in the index.
+    async fn settle_one(&mut self) -> Result<(), RepoError> {
+        let Some((number, handle)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let outcome = handle
+            .await
+            .map_err(|err| RepoError::Task(err.to_string()))??;
+        let index = self
+            .index
+            .as_mut()
+            .expect("the index lives until finish or drop");
+        match outcome {
+            ChunkOutcome::Zero => {}
+            ChunkOutcome::New { id, bytes } => {
+                index.push(number, id).await?;
+                self.record.new_chunks += 1;
+                self.record.new_bytes += bytes;
+            }
+            ChunkOutcome::Reused { id } => {
+                index.push(number, id).await?;
+                self.reused.set(number);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the chunks in flight, completes the index and adds the stream to the restore
+    /// point.
+    pub async fn finish(mut self) -> crate::Result<StreamRecord> {
+        while !self.in_flight.is_empty() {
+            if let Err(err) = self.settle_one().await {
+                if let Some(index) = self.index.take() {
+                    // The stream failed: its index never appears (the error that matters is
+                    // the chunk's, not the abort's).
+                    let _ = index.abort().await;
+                }
+                return Err(err.into());
+            }
+        }
+        let index = self
+            .index
+            .take()
+            .expect("the index lives until finish or drop");
+        self.record.stored_chunks = index.entries();
+        self.record.zero_chunks = self.chunk_count - index.entries();
+        index.finish().await?;
+        let reused = std::mem::take(&mut self.reused);
+        let record = self.record.clone();
+        if record.role == StreamRole::OvaXml {
+            self.rp.ova_xml = Some((record.clone(), reused));
+        } else {
+            self.rp.streams.push((record.clone(), reused));
+        }
+        Ok(record)
+    }
+}
+
+/// Hashes a chunk, and stores it unless it is all zeros or already there (and not marked by
+/// prune).
+async fn store_chunk(
+    repo: Repository,
+    marked: Arc<HashSet<ChunkId>>,
+    data: Bytes,
+) -> Result<ChunkOutcome, RepoError> {
+    let sealer = repo.sealer().clone();
+    let (id, data) = tokio::task::spawn_blocking(move || {
+        let id = (!chunk::is_zero(&data)).then(|| sealer.chunk_id(&data));
+        (id, data)
+    })
+    .await
+    .map_err(|err| RepoError::Task(err.to_string()))?;
+    let Some(id) = id else {
+        return Ok(ChunkOutcome::Zero);
+    };
+    let store = repo.store();
+    if !marked.contains(&id) && store.exists(&chunk_object(&id)).await? {
+        return Ok(ChunkOutcome::Reused { id });
+    }
+    let sealer = repo.sealer().clone();
+    let level = repo.config().compression.zstd_level();
+    let encoded = tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, &data, level))
+        .await
+        .map_err(|err| RepoError::Task(err.to_string()))?;
+    let bytes = encoded.bytes.len() as u64;
+    store.put(&encoded.object, encoded.bytes).await?;
+    Ok(ChunkOutcome::New { id, bytes })
+}
