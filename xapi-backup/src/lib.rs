@@ -35,6 +35,8 @@
 
 mod error;
 pub mod format;
+#[cfg(feature = "engine")]
+pub mod incremental;
 #[cfg(feature = "repo")]
 pub mod repo;
 

@@ -421,7 +421,11 @@ async fn dr_configure_plan_and_run_a_test_failover_with_cleanup() {
         .map(|line| serde_json::from_str(line).expect("each progress line is JSON"))
         .collect();
     assert!(events.iter().any(|e| e["event"] == "recovered"));
-    assert!(events.iter().any(|e| e["event"] == "call" && e["method"] == "VM.recover"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "call" && e["method"] == "VM.recover")
+    );
     let report: serde_json::Value = serde_json::from_slice(&one_go.stdout).unwrap();
     assert_eq!(report["mode"], "test_failover");
     assert_eq!(report["journal"]["cleaned_up"], true);

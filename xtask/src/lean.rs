@@ -1,7 +1,7 @@
 //! The lean-build check: the format layers build without the client stack.
 //!
 //! `xapi-core` without its `client` feature, `xapi-dr` without its `engine`, and `xapi-backup`
-//! without default features (its format layer) and with them (plus its local-directory
+//! without default features (its format layer) and with `repo` alone (plus its local-directory
 //! repository), must not pull in the client stack: a tool that only parses metadata VDIs or XVAs should not
 //! compile an HTTP client, TLS or a crypto provider. This checks the dependency trees (normal
 //! edges only) and that `xapi-core` compiles with no features at all.
@@ -28,9 +28,18 @@ const LEAN_BUILDS: &[(&[&str], &[&str])] = &[
         &["-p", "xapi-backup", "--no-default-features"],
         &["object_store"],
     ),
-    // With the repository (the default `repo` feature: local directory target): still no
-    // HTTP or TLS stack; the S3 target is behind the non-default `s3` feature.
-    (&["-p", "xapi-backup"], &[]),
+    // With the repository (the `repo` feature: local directory target): still no HTTP or TLS
+    // stack; the S3 target is behind the `s3` feature, the pool engine behind `engine`.
+    (
+        &[
+            "-p",
+            "xapi-backup",
+            "--no-default-features",
+            "--features",
+            "repo",
+        ],
+        &[],
+    ),
 ];
 
 /// Fail when a lean build's dependency tree holds a client-stack crate, or when `xapi-core`

@@ -61,6 +61,13 @@ impl TlsPolicy {
         }
     }
 
+    /// The rustls client configuration of this policy, for TLS connections to the pool that the
+    /// client does not make itself (NBD's `NBD_OPT_STARTTLS`, pinned to the certificate
+    /// `VDI.get_nbd_info` returns, for one).
+    pub fn rustls_config(&self) -> Result<Arc<ClientConfig>, Error> {
+        self.client_config()
+    }
+
     /// Build the rustls configuration for this policy.
     pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, Error> {
         let provider = provider();
