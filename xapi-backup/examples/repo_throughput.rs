@@ -4,7 +4,8 @@
 //! `cargo run --release -p xapi-backup --example repo_throughput -- [MiB] [DIR]`
 //! (default 1024 MiB under the system's temporary directory); with `--features s3`, DIR may be
 //! `http(s)://HOST:PORT/BUCKET` (credentials from `AWS_ACCESS_KEY_ID` and
-//! `AWS_SECRET_ACCESS_KEY`). Besides wall-clock MB/s it prints
+//! `AWS_SECRET_ACCESS_KEY`). `REPO_THROUGHPUT_ONLY="random, plain"` runs one configuration
+//! (for a peak-memory figure of that one alone). Besides wall-clock MB/s it prints
 //! MB per CPU-second of the whole process (all threads), which stays meaningful on a busy
 //! machine. Two kinds of data: random
 //! (incompressible) and half random, half repetitive (about 2:1 under zstd). Every chunk is
@@ -69,6 +70,11 @@ async fn run(
     compression: CompressionConfig,
     encryption: Option<Secret>,
 ) -> xapi_backup::Result<()> {
+    if let Ok(only) = std::env::var("REPO_THROUGHPUT_ONLY")
+        && label != only
+    {
+        return Ok(());
+    }
     let (target, local_dir) = place.target(&label.replace([' ', ','], "-"));
     let repo = Repository::create(
         &target,

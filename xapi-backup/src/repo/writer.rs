@@ -21,7 +21,7 @@ use super::manifest::{
 use super::repository::Repository;
 
 /// Chunks processed (hashed, checked, compressed, uploaded) at once per stream.
-const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A backup that ran longer than this re-checks every chunk it references before writing its
 /// manifest, not only those it reused: prune's grace period must be longer than this.
