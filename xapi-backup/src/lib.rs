@@ -34,7 +34,11 @@
 //! ```
 
 mod error;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod export;
 pub mod format;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod import;
 #[cfg(feature = "engine")]
 pub mod incremental;
 #[cfg(feature = "repo")]

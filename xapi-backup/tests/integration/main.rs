@@ -3,4 +3,5 @@
 mod fuzz_regressions;
 mod nbd;
 mod vhd;
+mod vm_backup;
 mod xva;

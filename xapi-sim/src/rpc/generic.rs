@@ -1,6 +1,7 @@
 //! The calls every class has, answered from the store: `get_all`, `get_all_records`,
 //! `get_record`, `get_by_uuid`, `get_by_name_label`, `get_<field>`, `set_<field>`,
-//! `add_to_<field>`, `remove_from_<field>`, and the implicit `create` / `destroy`.
+//! `add_to_<field>`, `remove_from_<field>` (maps), `add_<field>`, `remove_<field>` (sets), and
+//! the implicit `create` / `destroy`.
 //!
 //! Which of them exist for a class is the datamodel's business: the dispatcher only gets here
 //! for a message the class declares (so there is no `set_` for a read-only field). A declared
@@ -39,6 +40,17 @@ pub(crate) fn handle(db: &mut Db, call: &Call) -> Option<Result<Value, Failure>>
             if let Some(field) = name.strip_prefix("add_to_").filter(|f| is_field(f)) {
                 add_to(db, class, field, a)
             } else if let Some(field) = name.strip_prefix("remove_from_").filter(|f| is_field(f)) {
+                remove_from(db, class, field, a)
+            } else if let Some(field) = name
+                .strip_prefix("add_")
+                .filter(|f| call.message.implicit && is_field(f))
+            {
+                // a set's implicit adder is `add_<field>` (`VM.add_tags`), a map's `add_to_<field>`
+                add_to(db, class, field, a)
+            } else if let Some(field) = name
+                .strip_prefix("remove_")
+                .filter(|f| call.message.implicit && is_field(f))
+            {
                 remove_from(db, class, field, a)
             } else if let Some(field) = name.strip_prefix("get_").filter(|f| is_field(f)) {
                 args::string(a, 0).and_then(|r| db.field(class, &r, field).cloned())
