@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{dr, dr_configure, dr_plan, dr_run, pool, sim, vm};
+use crate::commands::{demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm};
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
 
@@ -46,6 +46,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole story on the embedded simulator: replication, backups, a test failover, a
+    /// lost site, the failover, a restore from backup (under a minute, nothing to install).
+    Demo(demo::DemoArgs),
     /// Start the XAPI pool simulator in the foreground and print its URLs.
     Sim(sim::SimArgs),
     /// Virtual machines.
@@ -152,6 +155,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
+        Command::Demo(args) => {
+            demo::run(&args, cli.json).await?;
+            Ok(Exit::Done)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(

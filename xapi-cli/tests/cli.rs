@@ -454,3 +454,31 @@ fn completions_are_printed_for_a_shell() {
     let script = String::from_utf8_lossy(&output.stdout);
     assert!(script.contains("xapictl") && script.contains("failover"));
 }
+
+/// The demo, as the README's first command runs it, with its JSON report checked.
+#[test]
+fn the_demo_tells_the_whole_story_and_reports_it_as_json() {
+    let output = xapictl(&["demo", "--json"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(
+        report["backups"].as_array().unwrap().len(),
+        20,
+        "every VM of the primary"
+    );
+    assert!(
+        report["backup_bytes_stored"].as_u64().unwrap()
+            <= report["backup_bytes_read"].as_u64().unwrap()
+    );
+    assert_eq!(report["test_failover_cleaned_up"], true);
+    assert_eq!(report["failover_vms"].as_array().unwrap().len(), 11);
+    let starts = report["starts"].as_array().unwrap();
+    assert!(
+        starts
+            .iter()
+            .any(|s| s["name_label"] == "web-app-1" && s["at_seconds"].as_i64() >= Some(30))
+    );
+    assert_eq!(report["restored_vm"], "fileserver");
+    assert_eq!(report["restored_vm_power_state"], "Running");
+}
