@@ -1,7 +1,7 @@
 """The native part of xapi_sdk (Rust, through pyo3)."""
 
 import os
-from typing import Any
+from typing import Any, final
 
 __version__: str
 
@@ -27,6 +27,7 @@ class TimeoutError(TransportError):
 class DecodeError(XapiError):
     """The server's answer could not be decoded."""
 
+@final
 class Connection:
     """One XAPI host reached over XML-RPC; values as xmlrpc.client gives them."""
 
