@@ -3,6 +3,17 @@
 import os
 from typing import Any, final
 
+__all__ = [
+    "__version__",
+    "Connection",
+    "XapiError",
+    "Failure",
+    "TransportError",
+    "TlsError",
+    "TimeoutError",
+    "DecodeError",
+]
+
 __version__: str
 
 class XapiError(Exception):
