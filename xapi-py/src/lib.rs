@@ -3,7 +3,7 @@
 //! The wheel is built by maturin from `xapi-py/pyproject.toml`; its Python side lives in
 //! `xapi-py/python/xapi_sdk/`. This crate holds what must be native:
 //!
-//! - [`Connection`](connection::Connection): one XAPI host reached over XML-RPC, making calls
+//! - `Connection`: one XAPI host reached over XML-RPC, making calls
 //!   whose parameters and results are the plain Python values `xmlrpc.client` uses (`str`,
 //!   `int`, `float`, `bool`, `dict`, `list`, `None`, `xmlrpc.client.DateTime`,
 //!   `xmlrpc.client.Binary`). The HTTP exchange and the XML encoding and decoding run in a
