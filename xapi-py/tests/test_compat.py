@@ -168,6 +168,15 @@ def test_xenapi_request_and_raw_calls(session):
     assert repr(session.xenapi.VM) == "<XenAPI._Dispatcher for VM>"
 
 
+def test_serverproxy_parts_scripts_use(url):
+    with compat.Session(url) as s:
+        s.xenapi.login_with_password("root", PASSWORD)
+        assert s.xenapi.pool.get_all()
+        s("close")()
+        assert s("transport") is None
+        s.xenapi.session.logout()
+
+
 def test_parameters_of_every_type_travel(session):
     x = session.xenapi
     vm = x.VM.get_all()[0]

@@ -211,6 +211,25 @@ class Session:
             self._API_version = self._get_api_version()
         return self._API_version
 
+    def __repr__(self) -> str:
+        return "<xapi_sdk.compat.Session for %s>" % self._connection.url
+
+    # what xmlrpc.client.ServerProxy, XenAPI.py's base class, gives a session besides calls
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        # ServerProxy closes its HTTP connection here, and does not log out; the Rust client's
+        # connections are pooled and closed when the session is collected
+        return None
+
+    def __call__(self, attr: str) -> Any:
+        if attr == "close":
+            return lambda: None
+        if attr == "transport":
+            return self.transport
+        raise AttributeError("Attribute %r not found" % (attr,))
+
     def __getattr__(self, name: str) -> Any:
         if name == "handle":
             return self._session
