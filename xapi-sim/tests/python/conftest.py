@@ -3,17 +3,31 @@
 The binary is taken from `XAPI_SIM_BIN` when set; otherwise it is built with
 `cargo build -p xapi-sim` and taken from `$CARGO_TARGET_DIR/debug` (or `target/debug` under the
 workspace root).
+
+`XAPI_PY_CLIENT` names the module the tests import as `XenAPI`: unset (or `XenAPI`), the official
+XenAPI.py; `xapi_sdk.compat`, the drop-in of xapi-py, which must then pass the same tests.
 """
 
+import importlib
 import os
 import pathlib
 import subprocess
+import sys
 import tempfile
 
 import pytest
 
 WORKSPACE = pathlib.Path(__file__).resolve().parents[3]
 PASSWORD = "xapi-sim"
+
+CLIENT_MODULE = os.environ.get("XAPI_PY_CLIENT", "XenAPI")
+if CLIENT_MODULE != "XenAPI":
+    # before any test module runs `import XenAPI`; an import error fails the run
+    sys.modules["XenAPI"] = importlib.import_module(CLIENT_MODULE)
+
+
+def pytest_report_header(config):
+    return f"XenAPI client module: {CLIENT_MODULE} ({importlib.import_module('XenAPI').__file__})"
 
 
 def _binary() -> pathlib.Path:
