@@ -24,6 +24,12 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
         program: "python3",
         package: "python3",
     },
+    // pyo3 links `cargo test --workspace`'s xapi-py target against libpython (maturin builds
+    // the extension without it)
+    Requirement {
+        program: "python3-config",
+        package: "python3-dev",
+    },
     Requirement {
         program: "node",
         package: "nodejs",
