@@ -47,10 +47,19 @@ fn run_stages(stages: &mut Stages) -> Result<(), String> {
     })?;
     stages.run("lean builds", lean::check)?;
     stages.run("cargo test", || run(cargo().args(["test", "--workspace"])))?;
-    // `cargo test` built the examples; these run against the embedded simulator.
+    // `cargo test --workspace` built the examples (with the workspace's features); they are run
+    // as built, against the embedded simulator (`cargo run -p` would build them again with
+    // one package's features).
     stages.run("examples", || {
         for (package, example) in EXAMPLES {
-            run(cargo().args(["run", "--quiet", "-p", package, "--example", example]))?;
+            let binary = target_dir().join("debug").join("examples").join(example);
+            if !binary.exists() {
+                return Err(format!(
+                    "example {example} of {package} was not built by `cargo test` ({})",
+                    binary.display()
+                ));
+            }
+            run(&mut std::process::Command::new(binary))?;
         }
         Ok(())
     })?;
