@@ -22,7 +22,9 @@ use xapi_dr::configure::{replication_candidates, set_replication};
 use xapi_dr::plan::{Mode, PlanRequest, Selection, reconcile_and_plan};
 use xapi_dr::reconcile::{Preferences, Recovered};
 use xapi_dr::run::{Run, RunOptions};
-use xapi_dr::source::{DiscoverOptions, MetadataCopy, discover, introduce, probe};
+use xapi_dr::source::{
+    DiscoverOptions, IntroducedStorage, MetadataCopy, discover, introduce, probe,
+};
 use xapi_dr::target::read_target_pool;
 use xapi_sim::{
     DEFAULT_PASSWORD, DEMO_MIRROR_DEVICE_CONFIG, MirrorMode, Scenario, SimConfig, Simulator,
@@ -211,13 +213,7 @@ pub(crate) async fn run(args: &DemoArgs, json: bool) -> Result<DemoReport, Failu
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let probed = probe(&dr, "lvmoiscsi", &device)
-        .await
-        .map_err(|e| fail("probing the mirrored LUNs")(e.to_string()))?;
-    let whitelist: Vec<&str> = probed.iter().map(|sr| sr.uuid.as_str()).collect();
-    let storage = introduce(&dr, "lvmoiscsi", &device, &whitelist)
-        .await
-        .map_err(|e| fail("introducing the mirrored SRs")(e.to_string()))?;
+    let storage = attach_mirrored_storage(&dr, &device).await?;
     let copies = read_copies(&dr).await?;
     let selection = Selection::Named(
         ON_MIRRORED_STORAGE
@@ -264,13 +260,7 @@ pub(crate) async fn run(args: &DemoArgs, json: bool) -> Result<DemoReport, Failu
     sim.set_reachable("primary", false)
         .map_err(|e| fail("losing the primary")(e.to_string()))?;
     say("5. disaster: the primary stops answering; storage mirroring is halted".into());
-    let probed = probe(&dr, "lvmoiscsi", &device)
-        .await
-        .map_err(|e| fail("probing the mirrored LUNs")(e.to_string()))?;
-    let whitelist: Vec<&str> = probed.iter().map(|sr| sr.uuid.as_str()).collect();
-    introduce(&dr, "lvmoiscsi", &device, &whitelist)
-        .await
-        .map_err(|e| fail("introducing the mirrored SRs")(e.to_string()))?;
+    attach_mirrored_storage(&dr, &device).await?;
     let copies = read_copies(&dr).await?;
     report.copies_found = copies.len();
     let target = read_target_pool(&dr)
@@ -397,6 +387,20 @@ pub(crate) async fn run(args: &DemoArgs, json: bool) -> Result<DemoReport, Failu
         print_json(&report);
     }
     Ok(report)
+}
+
+/// Probes the mirrored LUNs for SRs holding metadata and introduces them in the DR pool.
+async fn attach_mirrored_storage(
+    dr: &SessionHandle,
+    device: &BTreeMap<String, String>,
+) -> Result<IntroducedStorage, Failure> {
+    let probed = probe(dr, "lvmoiscsi", device)
+        .await
+        .map_err(|e| fail("probing the mirrored LUNs")(e.to_string()))?;
+    let whitelist: Vec<&str> = probed.iter().map(|sr| sr.uuid.as_str()).collect();
+    introduce(dr, "lvmoiscsi", device, &whitelist)
+        .await
+        .map_err(|e| fail("introducing the mirrored SRs")(e.to_string()))
 }
 
 /// Every copy of metadata the DR pool sees, read through its API.
