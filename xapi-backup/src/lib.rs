@@ -41,6 +41,8 @@ pub mod format;
 pub mod import;
 #[cfg(feature = "engine")]
 pub mod incremental;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod jobs;
 #[cfg(feature = "repo")]
 pub mod repo;
 

@@ -137,3 +137,91 @@ async fn a_vm_is_backed_up_deduplicated_and_restored_byte_for_byte() {
         "the restored disks are the source's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_backs_up_the_pool_four_at_a_time_and_shards_split_it() {
+    use xapi_backup::jobs::{JobEvent, Selection, run_job, select};
+    let (_sim, session) = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::create(
+        &Target::LocalDir(dir.path().join("repo")),
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    let all = Selection {
+        all: true,
+        ..Selection::default()
+    };
+    let mut events = 0;
+    let first = run_job(&session, &repo, &all, "job-1", 4, |event| {
+        if matches!(event, JobEvent::Finished(_)) {
+            events += 1;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.vms.len(), 20, "every VM, no template or snapshot");
+    assert_eq!(first.failed(), 0, "{first:?}");
+    assert_eq!(events, 20);
+    assert!(
+        first.max_in_flight <= 4 && first.max_in_flight >= 2,
+        "{}",
+        first.max_in_flight
+    );
+    let second = run_job(&session, &repo, &all, "job-2", 4, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(second.new_bytes, 0, "a second run stores no new chunk");
+
+    // selections: by vApp, by name with an exclusion, and three shards that split the pool
+    let vms = session.vm().get_all_records().await.unwrap();
+    let apps = session.vm_appliance().get_all_records().await.unwrap();
+    let web = select(
+        &vms,
+        &apps,
+        &Selection {
+            vapps: vec!["web-shop".into()],
+            exclude: vec!["web-db".into()],
+            ..Selection::default()
+        },
+    )
+    .unwrap();
+    let names: Vec<&str> = web.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(names, ["web-app-1", "web-app-2", "web-frontend"]);
+    let mut union = Vec::new();
+    for k in 1..=3 {
+        let shard = select(
+            &vms,
+            &apps,
+            &Selection {
+                all: true,
+                shard: Some((k, 3)),
+                ..Selection::default()
+            },
+        )
+        .unwrap();
+        union.extend(shard.into_iter().map(|(_, _, uuid)| uuid));
+    }
+    union.sort();
+    let before = union.len();
+    union.dedup();
+    assert_eq!(
+        (before, union.len()),
+        (20, 20),
+        "each VM in exactly one shard"
+    );
+    assert!(
+        select(
+            &vms,
+            &apps,
+            &Selection {
+                vms: vec!["nope".into()],
+                ..Selection::default()
+            }
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("nope")
+    );
+}
