@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm};
+use crate::commands::{backup, demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm};
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
 
@@ -60,6 +60,11 @@ enum Command {
     /// Disaster recovery.
     #[command(subcommand)]
     Dr(DrCommand),
+    /// Backups into a deduplicating repository.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Restore a VM restore point as a new VM.
+    Restore(backup::RestoreArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -104,6 +109,16 @@ struct TestArgs {
     /// Leave the recovered VMs for inspection; `dr cleanup --journal` removes them later.
     #[arg(long)]
     keep: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Create a repository (optionally encrypted).
+    Init(backup::InitArgs),
+    /// Back up VMs of the pool.
+    Run(backup::RunArgs),
+    /// List the VM restore points.
+    List(backup::ListArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +237,23 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
                 dr_configure::configure(&session, cli.connection.url()?, &args).await?;
             dr_configure::print(&candidates, cli.json);
             Ok(Exit::Done)
+        }
+        Command::Backup(BackupCommand::Init(args)) => backup::init(&args, cli.json).await,
+        Command::Backup(BackupCommand::List(args)) => backup::list(&args, cli.json).await,
+        Command::Backup(BackupCommand::Run(args)) => {
+            let session = cli.connection.login().await?;
+            backup::run(
+                &session,
+                cli.connection.url()?,
+                &args,
+                cli.json,
+                cli.progress,
+            )
+            .await
+        }
+        Command::Restore(args) => {
+            let session = cli.connection.login().await?;
+            backup::restore(&session, cli.connection.url()?, &args, cli.json).await
         }
         Command::Pool(PoolCommand::Info) => {
             let session = cli.connection.login().await?;

@@ -482,3 +482,132 @@ fn the_demo_tells_the_whole_story_and_reports_it_as_json() {
     assert_eq!(report["restored_vm"], "fileserver");
     assert_eq!(report["restored_vm_power_state"], "Running");
 }
+
+/// `backup init --encrypt`, `backup run`, `backup list`, `restore --start`, and the bad inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_init_run_list_and_restore() {
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let env = [
+        ("XAPI_URL", primary.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let key = dir.path().join("repo.key");
+    let (repo, key) = (repo.to_str().unwrap(), key.to_str().unwrap());
+
+    let init = xapictl(
+        &[
+            "backup",
+            "init",
+            "--repo",
+            repo,
+            "--encrypt",
+            "--key-file",
+            key,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    let created: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
+    assert_eq!(created["encrypted"], true);
+
+    let ran = xapictl(
+        &[
+            "backup",
+            "run",
+            "--repo",
+            repo,
+            "--key-file",
+            key,
+            "--vm",
+            "mail",
+            "--vm",
+            "dns-1",
+            "--concurrency",
+            "2",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let job: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(job["vms"].as_array().unwrap().len(), 2);
+    assert!(
+        job["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|vm| vm["outcome"] == "done")
+    );
+
+    // without the key an encrypted repository cannot be opened
+    let no_key = xapictl(&["backup", "list", "--repo", repo], &[]);
+    assert_one_line_failure(&no_key, 1);
+    let listed = xapictl(
+        &[
+            "backup",
+            "list",
+            "--repo",
+            repo,
+            "--key-file",
+            key,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let points: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mail = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["vm"]["name_label"] == "mail")
+        .expect("mail's restore point is listed");
+    let id = mail["id"].as_str().unwrap().to_owned();
+
+    let restored = xapictl(
+        &[
+            "restore",
+            &id,
+            "--repo",
+            repo,
+            "--key-file",
+            key,
+            "--name",
+            "mail-copy",
+            "--start",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    let vm: serde_json::Value = serde_json::from_slice(&restored.stdout).unwrap();
+    assert_eq!(vm["name_label"], "mail-copy");
+    assert_eq!(vm["power_state"], "Running");
+
+    // bad input: an unknown VM, an unknown restore point, nothing selected
+    let unknown = xapictl(
+        &[
+            "backup",
+            "run",
+            "--repo",
+            repo,
+            "--key-file",
+            key,
+            "--vm",
+            "nope",
+        ],
+        &env,
+    );
+    assert!(assert_one_line_failure(&unknown, 2).contains("nope"));
+    let missing = xapictl(
+        &["restore", "no-such-id", "--repo", repo, "--key-file", key],
+        &env,
+    );
+    assert!(assert_one_line_failure(&missing, 2).contains("backup list"));
+    let nothing = xapictl(&["backup", "run", "--repo", repo, "--key-file", key], &env);
+    assert_one_line_failure(&nothing, 2);
+}

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub(crate) mod backup;
 pub(crate) mod demo;
 pub(crate) mod dr;
 pub(crate) mod dr_configure;
