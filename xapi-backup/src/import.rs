@@ -27,6 +27,10 @@ pub struct RestoreOptions {
     pub sr: Option<Ref<Sr>>,
     /// A name for the restored VM (default: the source VM's).
     pub name_label: Option<String>,
+    /// Restore in place of the source VM: its UUID and MAC addresses come back, the existing
+    /// VM (which must be halted) is replaced (`/import?restore=true`). Without it the restore
+    /// is a new VM with new UUIDs and MACs.
+    pub overwrite: bool,
 }
 
 /// Sets (or adds) the struct member `name`.
@@ -40,7 +44,12 @@ fn set_member(value: &mut OrderedValue, name: &str, new: OrderedValue) {
 }
 
 /// The restore point's `ova.xml`, made to describe the VM it was taken from.
-fn as_source_vm(manifest: &Manifest, mut ova: OvaXml, name: Option<&str>) -> OvaXml {
+fn as_source_vm(
+    manifest: &Manifest,
+    mut ova: OvaXml,
+    name: Option<&str>,
+    keep_uuid: bool,
+) -> OvaXml {
     let source_name = manifest
         .vm
         .as_ref()
@@ -64,6 +73,13 @@ fn as_source_vm(manifest: &Manifest, mut ova: OvaXml, name: Option<&str>) -> Ova
                     &mut object.snapshot,
                     "name_label",
                     OrderedValue::String(name.clone()),
+                );
+            }
+            if keep_uuid && let Some(vm) = &manifest.vm {
+                set_member(
+                    &mut object.snapshot,
+                    "uuid",
+                    OrderedValue::String(vm.uuid.clone()),
                 );
             }
         }
@@ -99,7 +115,15 @@ async fn restore(
         .await
         .map_err(fail("reading ova.xml"))?;
     let ova = OvaXml::parse(&xml).map_err(|e| fail("parsing ova.xml")(e.into()))?;
-    let ova = as_source_vm(manifest, ova, options.name_label.as_deref());
+    if options.overwrite {
+        assert_replaceable(session, manifest).await?;
+    }
+    let ova = as_source_vm(
+        manifest,
+        ova,
+        options.name_label.as_deref(),
+        options.overwrite,
+    );
     let mut disks = Vec::new();
     for stream in manifest
         .streams
@@ -148,6 +172,11 @@ async fn restore(
     if let Some(sr) = &sr {
         query.push(("sr_id", sr));
     }
+    if options.overwrite {
+        // force: the replaced VM has the restore point's version (a snapshot keeps it), which
+        // xapi's version rule would refuse; the power state was checked above
+        query.extend([("restore", "true"), ("force", "true")]);
+    }
     session
         .put_seekable("/import", &query, Some(&task), spool, length)
         .await
@@ -165,6 +194,50 @@ async fn restore(
     vms.into_iter()
         .next()
         .ok_or_else(|| EngineError::Unexpected("the import made no VM".into()))
+}
+
+/// Refuses an overwrite while the VM to replace runs (xapi would skip it silently with
+/// `force`), before anything is sent.
+async fn assert_replaceable(
+    session: &SessionHandle,
+    manifest: &Manifest,
+) -> Result<(), EngineError> {
+    let Some(source) = &manifest.vm else {
+        return Err(EngineError::Unexpected(format!(
+            "restore point {} names no VM to restore over",
+            manifest.id
+        )));
+    };
+    let existing = match session.vm().get_by_uuid(&source.uuid).await {
+        Ok(vm) => vm,
+        // gone: the restore brings it back
+        Err(xapi_core::Error::Api(failure))
+            if failure.code == xapi_core::api::ErrorCode::UuidInvalid =>
+        {
+            return Ok(());
+        }
+        Err(error) => {
+            return Err(EngineError::Xapi {
+                step: "VM.get_by_uuid",
+                source: Box::new(error),
+            });
+        }
+    };
+    let state = session
+        .vm()
+        .get_power_state(&existing)
+        .await
+        .map_err(|e| EngineError::Xapi {
+            step: "VM.get_power_state",
+            source: Box::new(e),
+        })?;
+    if state != xapi_core::api::VmPowerState::Halted {
+        return Err(EngineError::Unexpected(format!(
+            "VM {} ({}) is {state}: shut it down before restoring over it",
+            source.name_label, source.uuid
+        )));
+    }
+    Ok(())
 }
 
 fn io(error: std::io::Error) -> crate::Error {

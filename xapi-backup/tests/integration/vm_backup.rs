@@ -225,3 +225,65 @@ async fn a_job_backs_up_the_pool_four_at_a_time_and_shards_split_it() {
         .contains("nope")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_restore_brings_the_vm_back_with_its_uuid_and_macs_only_when_halted() {
+    let (sim, session) = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::create(
+        &Target::LocalDir(dir.path().join("repo")),
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    let vms = session.vm().get_all_records().await.unwrap();
+    let (ldap, record) = vms
+        .iter()
+        .find(|(_, vm)| &*vm.name_label == "ldap")
+        .map(|(r, vm)| (r.clone(), vm.clone()))
+        .unwrap();
+    let macs = |session: SessionHandle, vm: xapi_core::wire::Ref<xapi_core::api::Vm>| async move {
+        let record = session.vm().get_record(&vm).await.unwrap();
+        let mut macs = Vec::new();
+        for vif in &record.vifs {
+            macs.push(session.vif().get_record(vif).await.unwrap().mac.to_string());
+        }
+        macs.sort();
+        macs
+    };
+    let macs_before = macs(session.clone(), ldap.clone()).await;
+    let disks_before = disks_of(&sim, &session, &ldap).await;
+    let point = backup_vm(&session, &repo, &ldap, None).await.unwrap();
+    let overwrite = RestoreOptions {
+        overwrite: true,
+        ..RestoreOptions::default()
+    };
+
+    // running: refused before anything is sent
+    let err = restore_vm(&session, &repo, &point.manifest, &overwrite)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("shut it down"), "{err}");
+
+    session.vm().hard_shutdown(&ldap).await.unwrap();
+    let restored = restore_vm(&session, &repo, &point.manifest, &overwrite)
+        .await
+        .unwrap();
+    let back = session.vm().get_record(&restored).await.unwrap();
+    assert_eq!(back.uuid, record.uuid, "the VM comes back with its UUID");
+    assert!(!back.is_a_snapshot);
+    assert_eq!(
+        macs(session.clone(), restored.clone()).await,
+        macs_before,
+        "and its MACs"
+    );
+    assert_eq!(disks_of(&sim, &session, &restored).await, disks_before);
+    let all = session.vm().get_all_records().await.unwrap();
+    assert_eq!(
+        all.values()
+            .filter(|vm| *vm.uuid == *record.uuid && !vm.is_a_snapshot)
+            .count(),
+        1,
+        "in place of the old one, not beside it"
+    );
+}

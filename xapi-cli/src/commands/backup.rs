@@ -125,6 +125,10 @@ pub(crate) struct RestoreArgs {
     /// Start the VM once restored.
     #[arg(long)]
     start: bool,
+    /// Restore in place of the source VM (its UUID and MACs come back; it must be halted).
+    /// Without it the restore is a new VM with new UUIDs and MACs.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Creates the repository.
@@ -301,6 +305,7 @@ pub(crate) async fn restore(
         manifest,
         &RestoreOptions {
             name_label: args.name.clone(),
+            overwrite: args.overwrite,
             ..RestoreOptions::default()
         },
     )
