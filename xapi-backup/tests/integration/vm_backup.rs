@@ -27,6 +27,18 @@ async fn demo() -> (SimHandle, SessionHandle) {
     (sim, session)
 }
 
+/// A new local repository in a temporary directory (kept as long as the guard lives).
+async fn new_repo() -> (tempfile::TempDir, Repository) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::create(
+        &Target::LocalDir(dir.path().join("repo")),
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    (dir, repo)
+}
+
 /// The disks (non-CD) of a VM, by userdevice: (VDI UUID, image bytes).
 async fn disks_of(
     sim: &SimHandle,
@@ -53,13 +65,7 @@ async fn disks_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_is_backed_up_deduplicated_and_restored_byte_for_byte() {
     let (sim, session) = demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repository::create(
-        &Target::LocalDir(dir.path().join("repo")),
-        CreateOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (_dir, repo) = new_repo().await;
     let vms = session.vm().get_all_records().await.unwrap();
     let (mail, record) = vms
         .iter()
@@ -142,13 +148,7 @@ async fn a_vm_is_backed_up_deduplicated_and_restored_byte_for_byte() {
 async fn a_job_backs_up_the_pool_four_at_a_time_and_shards_split_it() {
     use xapi_backup::jobs::{JobEvent, Selection, run_job, select};
     let (_sim, session) = demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repository::create(
-        &Target::LocalDir(dir.path().join("repo")),
-        CreateOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (_dir, repo) = new_repo().await;
     let all = Selection {
         all: true,
         ..Selection::default()
@@ -229,13 +229,7 @@ async fn a_job_backs_up_the_pool_four_at_a_time_and_shards_split_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overwrite_restore_brings_the_vm_back_with_its_uuid_and_macs_only_when_halted() {
     let (sim, session) = demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repository::create(
-        &Target::LocalDir(dir.path().join("repo")),
-        CreateOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (_dir, repo) = new_repo().await;
     let vms = session.vm().get_all_records().await.unwrap();
     let (ldap, record) = vms
         .iter()
