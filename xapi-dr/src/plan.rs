@@ -812,24 +812,10 @@ fn select<'a>(
             ))
         }
         Selection::Vms(wanted) => {
-            let mut chosen = Vec::new();
-            for name in wanted {
-                let found = reconciliation
-                    .vms
-                    .iter()
-                    .find(|d| d.uuid == *name || d.name_label == *name)
-                    .ok_or_else(|| PlanError::UnknownSelection {
-                        kind: "VM",
-                        name: name.clone(),
-                    })?;
-                if let Some(vapp) = vapp_of.get(found.uuid.as_str()) {
-                    return Err(PlanError::MemberOfVapp {
-                        vm: found.uuid.clone(),
-                        vapp: (*vapp).to_owned(),
-                    });
-                }
-                chosen.push(found);
-            }
+            let chosen = wanted
+                .iter()
+                .map(|name| standalone_vm(reconciliation, &vapp_of, name, "VM"))
+                .collect::<Result<_, _>>()?;
             Ok((Vec::new(), chosen))
         }
         Selection::Named(wanted) => {
@@ -844,21 +830,7 @@ fn select<'a>(
                     apps.push(app);
                     continue;
                 }
-                let found = reconciliation
-                    .vms
-                    .iter()
-                    .find(|d| d.uuid == *name || d.name_label == *name)
-                    .ok_or_else(|| PlanError::UnknownSelection {
-                        kind: "vApp or VM",
-                        name: name.clone(),
-                    })?;
-                if let Some(vapp) = vapp_of.get(found.uuid.as_str()) {
-                    return Err(PlanError::MemberOfVapp {
-                        vm: found.uuid.clone(),
-                        vapp: (*vapp).to_owned(),
-                    });
-                }
-                chosen.push(found);
+                chosen.push(standalone_vm(reconciliation, &vapp_of, name, "vApp or VM")?);
             }
             Ok((apps, chosen))
         }
@@ -886,6 +858,31 @@ fn select<'a>(
 }
 
 /// Records that a check passed when it added no finding since `before`.
+/// The standalone VM a selection names (by UUID or name); a vApp member is refused, since
+/// xapi recovers vApps whole.
+fn standalone_vm<'a>(
+    reconciliation: &'a Reconciliation,
+    vapp_of: &HashMap<&str, &str>,
+    name: &str,
+    kind: &'static str,
+) -> Result<&'a VmDecision, PlanError> {
+    let found = reconciliation
+        .vms
+        .iter()
+        .find(|d| d.uuid == name || d.name_label == name)
+        .ok_or_else(|| PlanError::UnknownSelection {
+            kind,
+            name: name.to_owned(),
+        })?;
+    if let Some(vapp) = vapp_of.get(found.uuid.as_str()) {
+        return Err(PlanError::MemberOfVapp {
+            vm: found.uuid.clone(),
+            vapp: (*vapp).to_owned(),
+        });
+    }
+    Ok(found)
+}
+
 fn pass_if_quiet(
     checks: &mut Vec<Check>,
     before: usize,

@@ -89,22 +89,16 @@ impl Run {
             let vdi = self
                 .metadata_vdi(&copy, vdis.as_ref().expect("read above"))
                 .await?;
-            let foreign = {
-                let session = self.session.clone();
-                self.recorder
-                    .call("VDI.open_database", &copy.pool_uuid, async move {
-                        ForeignDatabase::open(&session, &vdi)
-                            .await
-                            .map_err(|e| match e {
-                                crate::Error::Xapi(e) => e,
-                                other => xapi_core::Error::Protocol {
-                                    url: String::new(),
-                                    reason: other.to_string(),
-                                },
-                            })
-                    })
-                    .await?
-            };
+            let session = self.session.clone();
+            let reference = self
+                .recorder
+                .call(
+                    "VDI.open_database",
+                    &copy.pool_uuid,
+                    session.vdi().open_database(&vdi),
+                )
+                .await?;
+            let foreign = ForeignDatabase::attach(&session, vdi, reference);
             let result = self.recover_from(&foreign, &copy, pending).await;
             let close = foreign.session().clone();
             let closed = self

@@ -31,11 +31,16 @@ impl ForeignDatabase {
     /// to (`VDI.open_database`; pool-operator role or higher).
     pub async fn open(session: &SessionHandle, vdi: &Ref<Vdi>) -> Result<Self, Error> {
         let reference: Ref<Session> = session.vdi().open_database(vdi).await?;
-        let foreign = session.client().attach_session(reference);
-        Ok(Self {
-            vdi: vdi.clone(),
-            session: foreign,
-        })
+        Ok(Self::attach(session, vdi.clone(), reference))
+    }
+
+    /// The database behind `reference`, the session a `VDI.open_database` of `vdi` returned
+    /// (for callers that make that call themselves, to record it).
+    pub(crate) fn attach(session: &SessionHandle, vdi: Ref<Vdi>, reference: Ref<Session>) -> Self {
+        Self {
+            vdi,
+            session: session.client().attach_session(reference),
+        }
     }
 
     /// The metadata VDI this database was read from.
