@@ -12,6 +12,8 @@ use xapi_core::api::{VbdType, Vdi, Vm};
 use xapi_core::client::SessionHandle;
 use xapi_core::wire::Ref;
 
+pub use crate::engine_error::EngineError;
+use crate::engine_error::{backup, xapi};
 use crate::format::xva::{ReadOptions, XvaReader};
 use crate::repo::{
     Manifest, Repository, RestorePointInfo, RestorePointKind, SourceInfo, StreamSpec, VmIdentity,
@@ -19,47 +21,6 @@ use crate::repo::{
 
 /// The tag on every snapshot a backup takes.
 pub const SNAPSHOT_TAG: &str = "xapi-backup:snapshot";
-
-/// What went wrong during a backup or a restore.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// A call to the pool failed.
-    #[error("{step}: {source}")]
-    Xapi {
-        /// What was being done.
-        step: &'static str,
-        /// The client's error.
-        #[source]
-        source: Box<xapi_core::Error>,
-    },
-    /// The XVA stream, the repository or a codec failed.
-    #[error("{step}: {source}")]
-    Backup {
-        /// What was being done.
-        step: &'static str,
-        /// The error.
-        #[source]
-        source: Box<crate::Error>,
-    },
-    /// The exported `ova.xml` does not describe what was asked.
-    #[error("{0}")]
-    Unexpected(String),
-}
-
-fn xapi(step: &'static str) -> impl FnOnce(xapi_core::Error) -> EngineError {
-    move |source| EngineError::Xapi {
-        step,
-        source: Box::new(source),
-    }
-}
-
-fn backup(step: &'static str) -> impl FnOnce(crate::Error) -> EngineError {
-    move |source| EngineError::Backup {
-        step,
-        source: Box::new(source),
-    }
-}
 
 /// What a backup of one VM did.
 #[derive(Debug, Clone)]

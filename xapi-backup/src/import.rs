@@ -15,7 +15,7 @@ use xapi_core::api::{Sr, Vm};
 use xapi_core::client::{SessionHandle, TaskHandle};
 use xapi_core::wire::{OrderedValue, Ref};
 
-use crate::export::EngineError;
+use crate::EngineError;
 use crate::format::xva::ova_xml::{OvaClass, OvaXml};
 use crate::format::xva::{DiskSource, WriteOptions, write_xva};
 use crate::repo::{Manifest, Repository, StreamRole};

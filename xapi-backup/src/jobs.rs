@@ -12,7 +12,8 @@ use xapi_core::api::{Vm, VmAppliance, VmApplianceRecord, VmRecord};
 use xapi_core::client::SessionHandle;
 use xapi_core::wire::Ref;
 
-use crate::export::{EngineError, backup_vm};
+use crate::EngineError;
+use crate::export::backup_vm;
 use crate::repo::Repository;
 
 /// Which VMs a job backs up. Templates, snapshots and control domains are never selected.

@@ -33,6 +33,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(all(feature = "engine", feature = "repo"))]
+mod engine_error;
 mod error;
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub mod export;
@@ -46,4 +48,6 @@ pub mod jobs;
 #[cfg(feature = "repo")]
 pub mod repo;
 
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub use engine_error::EngineError;
 pub use error::{Error, Result};
