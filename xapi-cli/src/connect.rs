@@ -17,12 +17,16 @@ use crate::exit::{Failure, explain};
 /// How to reach and log in to a pool.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Connection {
+    /// A pool named in the config file (~/.config/xapictl/config.toml or XAPICTL_CONFIG):
+    /// its url, user, pin, ca and password_file; options given here win.
+    #[arg(long, env = "XAPI_POOL", global = true)]
+    pool: Option<String>,
     /// The pool master: https://HOST (or http://HOST on a trusted network).
     #[arg(long, env = "XAPI_URL", global = true)]
     url: Option<String>,
-    /// The user to log in as.
-    #[arg(long, env = "XAPI_USER", default_value = "root", global = true)]
-    user: String,
+    /// The user to log in as [default: root].
+    #[arg(long, env = "XAPI_USER", global = true)]
+    user: Option<String>,
     /// A file holding the password (its first line). Otherwise XAPI_PASSWORD, else a prompt.
     #[arg(long, global = true)]
     password_file: Option<PathBuf>,
@@ -38,11 +42,34 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// Fills what the command line and environment left out from the named pool, if any.
+    pub(crate) fn resolve(&mut self) -> Result<(), Failure> {
+        let Some(name) = &self.pool else {
+            return Ok(());
+        };
+        let entry = crate::config::named_pool(name)?;
+        self.url = self.url.take().or(entry.url);
+        self.user = self.user.take().or(entry.user);
+        self.password_file = self.password_file.take().or(entry.password_file);
+        if self.pin.is_none() && self.ca.is_none() && !self.insecure {
+            self.pin = entry.pin;
+            self.ca = entry.ca;
+        }
+        Ok(())
+    }
+
+    fn user(&self) -> &str {
+        self.user.as_deref().unwrap_or("root")
+    }
+
     /// The URL, or a usage error saying how to give one.
     pub(crate) fn url(&self) -> Result<&str, Failure> {
-        self.url
-            .as_deref()
-            .ok_or_else(|| Failure::usage("no pool given: use --url https://HOST or set XAPI_URL"))
+        self.url.as_deref().ok_or_else(|| {
+            Failure::usage(
+                "no pool given: use --url https://HOST, set XAPI_URL, or name a pool of the \
+                     config file with --pool",
+            )
+        })
     }
 
     fn tls_policy(&self) -> Result<TlsPolicy, Failure> {
@@ -78,7 +105,7 @@ impl Connection {
             return Ok(Password::new(password));
         }
         if std::io::stdin().is_terminal() {
-            let prompt = format!("password for {}: ", self.user);
+            let prompt = format!("password for {}: ", self.user());
             return rpassword::prompt_password(prompt)
                 .map(Password::new)
                 .map_err(|err| Failure::failed(format!("cannot read the password: {err}")));
@@ -99,10 +126,13 @@ impl Connection {
             .build()
             .map_err(|err| explain(url, &err))?;
         match client
-            .login_with_password(&self.user, password, "1.0", "xapictl")
+            .login_with_password(self.user(), password, "1.0", "xapictl")
             .await
         {
-            Ok(session) => Ok(session),
+            Ok(session) => {
+                tracing::info!(url, user = self.user(), "logged in");
+                Ok(session)
+            }
             Err(err @ xapi_core::Error::Tls { .. }) if verified => {
                 let hint = match fetch_fingerprint(url).await {
                     Ok(fingerprint) => format!(

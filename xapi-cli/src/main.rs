@@ -8,17 +8,22 @@
 //! 3 partly done (some VMs did not start), 4 pre-checks blocked (nothing changed),
 //! 130 interrupted.
 
+mod bars;
 mod commands;
+mod config;
 mod connect;
 mod exit;
 mod html;
 mod output;
+mod repo_args;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{backup, demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm};
+use crate::commands::{
+    backup, backup_repo, demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm,
+};
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
 
@@ -40,6 +45,9 @@ struct Cli {
     /// orchestrator) or `none`.
     #[arg(long, value_enum, global = true, default_value = "text")]
     progress: output::Progress,
+    /// Logs on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,8 +125,16 @@ enum BackupCommand {
     Init(backup::InitArgs),
     /// Back up VMs of the pool.
     Run(backup::RunArgs),
-    /// List the VM restore points.
+    /// List the restore points (every kind, or --kind).
     List(backup::ListArgs),
+    /// What a restore point holds: its VM, snapshot, streams and sizes.
+    Show(backup_repo::ShowArgs),
+    /// Read restore points back and check every chunk (exit 1 on any problem).
+    Verify(backup_repo::VerifyArgs),
+    /// Forget restore points by a retention policy or by id (their data goes at `prune`).
+    Forget(backup_repo::ForgetArgs),
+    /// Delete the data no restore point references any more (under the maintenance lock).
+    Prune(backup_repo::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +150,12 @@ enum PoolCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    bars::init_logging(cli.verbose);
+    if let Err(failure) = cli.connection.resolve() {
+        eprintln!("xapictl: {failure}");
+        return failure.exit.into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -240,6 +261,10 @@ async fn run(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Backup(BackupCommand::Init(args)) => backup::init(&args, cli.json).await,
         Command::Backup(BackupCommand::List(args)) => backup::list(&args, cli.json).await,
+        Command::Backup(BackupCommand::Show(args)) => backup_repo::show(&args, cli.json).await,
+        Command::Backup(BackupCommand::Verify(args)) => backup_repo::verify(&args, cli.json).await,
+        Command::Backup(BackupCommand::Forget(args)) => backup_repo::forget(&args, cli.json).await,
+        Command::Backup(BackupCommand::Prune(args)) => backup_repo::prune(&args, cli.json).await,
         Command::Backup(BackupCommand::Run(args)) => {
             let session = cli.connection.login().await?;
             backup::run(

@@ -26,6 +26,12 @@ fn xapictl(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("XAPI_USER")
         .env_remove("XAPI_PASSWORD")
         .env_remove("XAPI_PIN")
+        .env_remove("XAPI_POOL")
+        .env_remove("XAPI_REPO")
+        .env_remove("XAPI_REPO_PASSPHRASE")
+        .env_remove("XAPICTL_CONFIG")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     for (key, value) in env {
         command.env(key, value);
@@ -543,9 +549,14 @@ async fn backup_init_run_list_and_restore() {
             .all(|vm| vm["outcome"] == "done")
     );
 
-    // without the key an encrypted repository cannot be opened
+    // without the key an encrypted repository cannot be opened (a usage error: say which key)
     let no_key = xapictl(&["backup", "list", "--repo", repo], &[]);
-    assert_one_line_failure(&no_key, 1);
+    assert_one_line_failure(&no_key, 2);
+    assert!(
+        stderr(&no_key).contains("--key-file"),
+        "{}",
+        stderr(&no_key)
+    );
     let listed = xapictl(
         &[
             "backup",
@@ -610,4 +621,216 @@ async fn backup_init_run_list_and_restore() {
     assert!(assert_one_line_failure(&missing, 2).contains("backup list"));
     let nothing = xapictl(&["backup", "run", "--repo", repo, "--key-file", key], &env);
     assert_one_line_failure(&nothing, 2);
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_show_verify_forget_and_prune() {
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let env = [
+        ("XAPI_URL", primary.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let repo_path = dir.path().join("repo");
+    let repo = repo_path.to_str().unwrap();
+    let init = xapictl(&["backup", "init", "--repo", repo], &[]);
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    for _ in 0..2 {
+        let ran = xapictl(
+            &[
+                "backup", "run", "--repo", repo, "--vm", "dns-1", "--vm", "dns-2", "--json",
+            ],
+            &env,
+        );
+        assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    }
+    let listed = xapictl(
+        &["backup", "list", "--repo", repo, "--kind", "vm", "--json"],
+        &[],
+    );
+    let points: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 4, "two runs of two VMs");
+    let id = points[0]["id"].as_str().unwrap();
+
+    // show: the manifest, as JSON and as text
+    let shown = xapictl(&["backup", "show", id, "--repo", repo, "--json"], &[]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let manifest: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(manifest["id"], id);
+    assert_eq!(manifest["kind"], "vm");
+    assert!(!manifest["streams"].as_array().unwrap().is_empty());
+    let text = xapictl(&["backup", "show", id, "--repo", repo], &[]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("STREAM"));
+    let unknown = xapictl(&["backup", "show", "no-such-id", "--repo", repo], &[]);
+    assert!(assert_one_line_failure(&unknown, 2).contains("backup list"));
+
+    // verify: clean, whole repository and one restore point with its data read back
+    let verified = xapictl(
+        &["backup", "verify", "--repo", repo, "--read-data", "--json"],
+        &[],
+    );
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["restore_points"], 4);
+    assert!(report["chunks_read"].as_u64().unwrap() > 0);
+    assert!(report["problems"].as_array().unwrap().is_empty());
+
+    // forget: keep the newest of each VM; a dry run first changes nothing
+    let dry = xapictl(
+        &[
+            "backup",
+            "forget",
+            "--repo",
+            repo,
+            "--keep-last",
+            "1",
+            "--dry-run",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let still = xapictl(&["backup", "list", "--repo", repo, "--json"], &[]);
+    let still: serde_json::Value = serde_json::from_slice(&still.stdout).unwrap();
+    assert_eq!(
+        still.as_array().unwrap().len(),
+        4,
+        "a dry run forgets nothing"
+    );
+    let no_rule = xapictl(&["backup", "forget", "--repo", repo], &[]);
+    assert!(assert_one_line_failure(&no_rule, 2).contains("--keep-last"));
+    let forgot = xapictl(
+        &[
+            "backup",
+            "forget",
+            "--repo",
+            repo,
+            "--keep-last",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(forgot.status.code(), Some(0), "{}", stderr(&forgot));
+    let decisions: serde_json::Value = serde_json::from_slice(&forgot.stdout).unwrap();
+    let forgotten: usize = decisions["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["forgotten"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(forgotten, 2, "the older restore point of each VM");
+
+    // prune: twice with no grace (a first mark, then the deletion)
+    for _ in 0..2 {
+        let pruned = xapictl(
+            &[
+                "backup",
+                "prune",
+                "--repo",
+                repo,
+                "--grace-hours",
+                "0",
+                "--json",
+            ],
+            &[],
+        );
+        assert_eq!(pruned.status.code(), Some(0), "{}", stderr(&pruned));
+    }
+    let verified = xapictl(&["backup", "verify", "--repo", repo, "--json"], &[]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["restore_points"], 2);
+    assert!(
+        report["orphans"].as_array().unwrap().is_empty(),
+        "prune removed what the forgotten restore points alone used: {report}"
+    );
+
+    // a flipped byte in a chunk: verify reads it back, names it and exits 1
+    let chunk = files_under(&repo_path.join("chunks"))
+        .into_iter()
+        .next()
+        .expect("the repository holds chunks");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&chunk, bytes).unwrap();
+    let damaged = xapictl(
+        &["backup", "verify", "--repo", repo, "--read-data", "--json"],
+        &[],
+    );
+    assert_eq!(damaged.status.code(), Some(1), "{}", stderr(&damaged));
+    let report: serde_json::Value = serde_json::from_slice(&damaged.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["problem"] == "corrupt-chunk"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_pool_of_the_config_file_stands_for_its_options() {
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, format!("{DEFAULT_PASSWORD}\n")).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pools.lab]\nurl = \"{primary}\"\nuser = \"root\"\npassword_file = \"{}\"\n",
+            password.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let listed = xapictl(
+        &["vm", "list", "--pool", "lab", "--json"],
+        &[("XAPICTL_CONFIG", config)],
+    );
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(json["vms"].as_array().unwrap().len(), 20);
+
+    // an unknown name says which names exist; -v logs go to stderr, not stdout
+    let unknown = xapictl(
+        &["vm", "list", "--pool", "prod"],
+        &[("XAPICTL_CONFIG", config)],
+    );
+    assert!(assert_one_line_failure(&unknown, 2).contains("lab"));
+    let verbose = xapictl(
+        &["vm", "list", "--pool", "lab", "--json", "-vv"],
+        &[("XAPICTL_CONFIG", config)],
+    );
+    assert_eq!(verbose.status.code(), Some(0), "{}", stderr(&verbose));
+    serde_json::from_slice::<serde_json::Value>(&verbose.stdout).expect("stdout stays JSON");
+    assert!(
+        stderr(&verbose).contains("logged in"),
+        "{}",
+        stderr(&verbose)
+    );
+    assert!(
+        !stderr(&verbose).contains(DEFAULT_PASSWORD),
+        "logs never show the password"
+    );
 }

@@ -2,62 +2,26 @@
 //! the pool backed up into it (N at a time, a selection, a shard), its restore points listed,
 //! and one restored as a new VM.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use xapi_backup::import::{RestoreOptions, restore_vm};
 use xapi_backup::jobs::{JobEvent, JobReport, Selection, VmOutcome, run_job};
-use xapi_backup::repo::{
-    CreateOptions, Manifest, OpenOptions, Repository, RestorePointKind, Secret, Target,
-};
+use xapi_backup::repo::{CreateOptions, Manifest, Repository, RestorePointKind};
 use xapi_core::client::SessionHandle;
 
+use crate::bars::JobBars;
 use crate::exit::{Exit, Failure, explain};
 use crate::output::{Progress, human_bytes, print_json, print_table};
-
-/// Where the repository is, and its key when it is encrypted.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct RepoArgs {
-    /// The repository: a local directory.
-    #[arg(long, env = "XAPI_REPO")]
-    repo: PathBuf,
-    /// The key file of an encrypted repository (`backup init --encrypt` writes one).
-    #[arg(long)]
-    key_file: Option<PathBuf>,
-}
-
-impl RepoArgs {
-    fn target(&self) -> Target {
-        Target::LocalDir(self.repo.clone())
-    }
-
-    async fn open(&self) -> Result<Repository, Failure> {
-        let secret = self
-            .key_file
-            .as_deref()
-            .map(Secret::key_file)
-            .transpose()
-            .map_err(|e| Failure::usage(e.to_string()))?;
-        Repository::open(
-            &self.target(),
-            OpenOptions {
-                secret,
-                ..OpenOptions::default()
-            },
-        )
-        .await
-        .map_err(|e| Failure::failed(format!("{}: {e}", self.repo.display())))
-    }
-}
+use crate::repo_args::RepoArgs;
 
 /// Options of `xapictl backup init`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct InitArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// Encrypt every object; a new key is written to --key-file (keep it apart from the
-    /// backups: without it they cannot be read). Backups hold secrets (vTPM, NVRAM).
-    #[arg(long, requires = "key_file")]
+    /// Encrypt every object (recommended: backups hold vTPM state, NVRAM and disk contents).
+    /// With --key-file a new key is written there (keep it apart from the backups: without it
+    /// they cannot be read); otherwise a passphrase (XAPI_REPO_PASSPHRASE or typed twice).
+    #[arg(long)]
     encrypt: bool,
 }
 
@@ -110,6 +74,9 @@ fn parse_shard(text: &str) -> Result<(u32, u32), String> {
 pub(crate) struct ListArgs {
     #[command(flatten)]
     repo: RepoArgs,
+    /// Only this kind of restore points.
+    #[arg(long, value_enum)]
+    kind: Option<crate::commands::backup_repo::KindArg>,
 }
 
 /// Options of `xapictl restore`.
@@ -133,24 +100,28 @@ pub(crate) struct RestoreArgs {
 
 /// Creates the repository.
 pub(crate) async fn init(args: &InitArgs, json: bool) -> Result<Exit, Failure> {
+    if args.repo.key_file.is_some() && !args.encrypt {
+        return Err(Failure::usage(
+            "--key-file without --encrypt: add --encrypt to create an encrypted repository",
+        ));
+    }
     let encryption = if args.encrypt {
-        let path = args.repo.key_file.as_deref().expect("clap requires it");
-        Some(Secret::generate_key_file(path).map_err(|e| Failure::failed(e.to_string()))?)
+        Some(args.repo.new_secret()?)
     } else {
         None
     };
     let repo = Repository::create(
-        &args.repo.target(),
+        &args.repo.target()?,
         CreateOptions {
             encryption,
             ..CreateOptions::default()
         },
     )
     .await
-    .map_err(|e| Failure::failed(format!("{}: {e}", args.repo.repo.display())))?;
+    .map_err(|e| args.repo.failure(&e))?;
     if json {
         print_json(&serde_json::json!({
-            "repository": args.repo.repo.display().to_string(),
+            "repository": &args.repo.repo,
             "encrypted": repo.is_encrypted(),
         }));
     } else {
@@ -161,7 +132,7 @@ pub(crate) async fn init(args: &InitArgs, json: bool) -> Result<Exit, Failure> {
             } else {
                 "a"
             },
-            args.repo.repo.display()
+            args.repo.repo
         );
     }
     Ok(Exit::Done)
@@ -194,25 +165,32 @@ pub(crate) async fn run(
     }
     let repo = args.repo.open().await?;
     let job_id = format!("job-{}", std::process::id());
+    let bars = (progress == Progress::Text && !json).then(|| JobBars::new(None, "VMs backed up"));
     let report = run_job(
         session,
         &repo,
         &selection,
         &job_id,
         args.concurrency,
-        |event| match (progress, &event) {
-            (Progress::Json, _) => {
+        |event| match (progress, &bars, &event) {
+            (Progress::Json, _, _) => {
                 eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
             }
-            (Progress::Text, JobEvent::Finished(vm)) if !json => match &vm.outcome {
-                VmOutcome::Done { new_bytes, .. } => eprintln!(
-                    "backed up {} in {:.1} s ({} new)",
-                    vm.name_label,
-                    vm.seconds,
-                    human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX))
-                ),
-                VmOutcome::Failed { error } => eprintln!("FAILED {}: {error}", vm.name_label),
-            },
+            (Progress::Text, Some(bars), JobEvent::Started { name_label }) => {
+                bars.start(name_label, None);
+            }
+            (Progress::Text, Some(bars), JobEvent::Finished(vm)) => {
+                let line = match &vm.outcome {
+                    VmOutcome::Done { new_bytes, .. } => format!(
+                        "backed up {} in {:.1} s ({} new)",
+                        vm.name_label,
+                        vm.seconds,
+                        human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX))
+                    ),
+                    VmOutcome::Failed { error } => format!("FAILED {}: {error}", vm.name_label),
+                };
+                bars.finish(&vm.name_label, &line);
+            }
             _ => {}
         },
     )
@@ -221,6 +199,7 @@ pub(crate) async fn run(
         xapi_backup::export::EngineError::Xapi { source, .. } => explain(url, &source),
         other => Failure::usage(other.to_string()),
     })?;
+    drop(bars);
     print_report(&report, json);
     if report.failed() > 0 {
         return Err(Failure {
@@ -246,13 +225,14 @@ fn print_report(report: &JobReport, json: bool) {
     );
 }
 
-/// Lists the VM restore points, oldest first.
+/// Lists the restore points (one kind or all), oldest first within a kind.
 pub(crate) async fn list(args: &ListArgs, json: bool) -> Result<Exit, Failure> {
     let repo = args.repo.open().await?;
-    let points = repo
-        .list(RestorePointKind::Vm)
-        .await
-        .map_err(|e| Failure::failed(e.to_string()))?;
+    let points = match args.kind {
+        Some(kind) => repo.list(kind.into()).await,
+        None => repo.list_all().await,
+    }
+    .map_err(|e| args.repo.failure(&e))?;
     if json {
         print_json(&points);
         return Ok(Exit::Done);
@@ -262,18 +242,15 @@ pub(crate) async fn list(args: &ListArgs, json: bool) -> Result<Exit, Failure> {
         .map(|m| {
             vec![
                 m.id.to_string(),
+                m.kind.dir().to_owned(),
                 m.vm.as_ref()
-                    .map(|vm| vm.name_label.clone())
-                    .unwrap_or_default(),
+                    .map_or_else(|| m.subject.clone(), |vm| vm.name_label.clone()),
                 m.created_at.to_rfc3339(),
-                human_bytes(
-                    i64::try_from(m.streams.iter().map(|s| s.size).sum::<u64>())
-                        .unwrap_or(i64::MAX),
-                ),
+                human_bytes(i64::try_from(m.total_size()).unwrap_or(i64::MAX)),
             ]
         })
         .collect();
-    print_table(&["ID", "VM", "TAKEN", "DISKS"], &rows);
+    print_table(&["ID", "KIND", "OF", "TAKEN", "SIZE"], &rows);
     Ok(Exit::Done)
 }
 
@@ -288,15 +265,14 @@ pub(crate) async fn restore(
     let points = repo
         .list(RestorePointKind::Vm)
         .await
-        .map_err(|e| Failure::failed(e.to_string()))?;
+        .map_err(|e| args.repo.failure(&e))?;
     let manifest: &Manifest = points
         .iter()
         .find(|m| m.id.as_str() == args.id)
         .ok_or_else(|| {
             Failure::usage(format!(
                 "no restore point {} in {} (see `backup list`)",
-                args.id,
-                args.repo.repo.display()
+                args.id, args.repo.repo
             ))
         })?;
     let vm = restore_vm(

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub(crate) mod backup;
+pub(crate) mod backup_repo;
 pub(crate) mod demo;
 pub(crate) mod dr;
 pub(crate) mod dr_configure;
