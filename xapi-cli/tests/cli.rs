@@ -464,7 +464,9 @@ fn completions_are_printed_for_a_shell() {
 /// The demo, as the README's first command runs it, with its JSON report checked.
 #[test]
 fn the_demo_tells_the_whole_story_and_reports_it_as_json() {
-    let output = xapictl(&["demo", "--json"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("demo.html");
+    let output = xapictl(&["demo", "--json", "--html", page.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("one JSON document");
@@ -487,6 +489,13 @@ fn the_demo_tells_the_whole_story_and_reports_it_as_json() {
     );
     assert_eq!(report["restored_vm"], "fileserver");
     assert_eq!(report["restored_vm_power_state"], "Running");
+
+    // the page: self-contained (nothing fetched), with the backups, the timeline and the table
+    let html = std::fs::read_to_string(&page).expect("the page is written");
+    assert!(html.contains("<h2>Backups</h2>") && html.contains("web-app-1"));
+    assert!(html.contains("<h2>Start timeline</h2>") && html.contains("<svg"));
+    assert!(html.contains("<h2>Newest wins</h2>"));
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src="));
 }
 
 /// `backup init --encrypt`, `backup run`, `backup list`, `restore --start`, and the bad inputs.

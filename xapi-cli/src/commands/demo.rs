@@ -43,6 +43,10 @@ pub(crate) struct DemoArgs {
     /// How many VMs are backed up at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Also write one self-contained HTML page (no network needed to view it): the backups
+    /// as bars, the failover's start timeline, the newest-wins decisions and the pre-checks.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// One VM backed up.
@@ -378,6 +382,21 @@ pub(crate) async fn run(args: &DemoArgs, json: bool) -> Result<DemoReport, Failu
         "7. restored {} ({disks} disks, not on mirrored storage) from the backup into the DR pool with new MACs: {}",
         report.restored_vm, report.restored_vm_power_state
     ));
+    if let Some(path) = &args.html {
+        let bars: Vec<crate::html::BackupBar<'_>> = report
+            .backups
+            .iter()
+            .map(|b| crate::html::BackupBar {
+                name: &b.name_label,
+                read: b.disk_bytes,
+                new: b.new_bytes,
+                seconds: b.seconds,
+            })
+            .collect();
+        std::fs::write(path, crate::html::demo_page(&bars, &plan, &reconciliation))
+            .map_err(|e| fail("writing the HTML page")(format!("{}: {e}", path.display())))?;
+        say(format!("   the story as a page: {}", path.display()));
+    }
     report.total_seconds = started.elapsed().as_secs_f64();
     say(format!(
         "done in {:.1} s. A real site would now: point DNS and clients at the DR pool, keep the backups going there, and plan the failback (`xapictl dr failback`) once the primary is back.",
