@@ -169,10 +169,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         // `sim` ends on Ctrl-C by design; every other command is interrupted by it.
         if matches!(cli.command, Command::Sim(_)) {
-            return run(cli).await;
+            return Box::pin(run(cli)).await;
         }
         tokio::select! {
-            result = run(cli) => result,
+            result = Box::pin(run(cli)) => result,
             _ = tokio::signal::ctrl_c() => Err(Failure {
                 exit: Exit::Interrupted,
                 message: "interrupted".into(),
