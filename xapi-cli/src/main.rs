@@ -14,12 +14,14 @@ mod config;
 mod connect;
 mod exit;
 mod html;
+mod interrupt;
 mod output;
 mod repo_args;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use crate::commands::{
     backup, backup_repo, demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm,
@@ -78,6 +80,14 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// Whether the command stops cleanly by itself on Ctrl-C (it hears the cancellation
+    /// token); the others are dropped where they stand.
+    fn stops_cleanly(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,11 +179,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         // `sim` ends on Ctrl-C by design; every other command is interrupted by it.
         if matches!(cli.command, Command::Sim(_)) {
-            return Box::pin(run(cli)).await;
+            return Box::pin(run(cli, CancellationToken::new())).await;
+        }
+        let cancel = interrupt::watch();
+        if cli.command.stops_cleanly() {
+            // the command hears the token, cleans up and says what it did
+            return Box::pin(run(cli, cancel)).await;
         }
         tokio::select! {
-            result = Box::pin(run(cli)) => result,
-            _ = tokio::signal::ctrl_c() => Err(Failure {
+            result = Box::pin(run(cli, cancel.clone())) => result,
+            () = cancel.cancelled() => Err(Failure {
                 exit: Exit::Interrupted,
                 message: "interrupted".into(),
             }),
@@ -188,7 +203,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<Exit, Failure> {
+async fn run(cli: Cli, _cancel: CancellationToken) -> Result<Exit, Failure> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => {
