@@ -86,7 +86,7 @@ impl Command {
     /// Whether the command stops cleanly by itself on Ctrl-C (it hears the cancellation
     /// token); the others are dropped where they stand.
     fn stops_cleanly(&self) -> bool {
-        false
+        matches!(self, Command::Backup(BackupCommand::Run(_)))
     }
 }
 
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, _cancel: CancellationToken) -> Result<Exit, Failure> {
+async fn run(cli: Cli, cancel: CancellationToken) -> Result<Exit, Failure> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => {
@@ -288,6 +288,7 @@ async fn run(cli: Cli, _cancel: CancellationToken) -> Result<Exit, Failure> {
                 &args,
                 cli.json,
                 cli.progress,
+                &cancel,
             )
             .await
         }

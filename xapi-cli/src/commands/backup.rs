@@ -8,6 +8,8 @@ use xapi_backup::jobs::{JobEvent, JobReport, Selection, VmOutcome, run_job};
 use xapi_backup::repo::{CreateOptions, Manifest, Repository, RestorePointKind};
 use xapi_core::client::SessionHandle;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::bars::JobBars;
 use crate::exit::{Exit, Failure, explain};
 use crate::output::{Progress, human_bytes, print_json, print_table};
@@ -145,6 +147,7 @@ pub(crate) async fn run(
     args: &RunArgs,
     json: bool,
     progress: Progress,
+    cancel: &CancellationToken,
 ) -> Result<Exit, Failure> {
     let selection = Selection {
         all: args.all,
@@ -166,7 +169,7 @@ pub(crate) async fn run(
     let repo = args.repo.open().await?;
     let job_id = format!("job-{}", std::process::id());
     let bars = (progress == Progress::Text && !json).then(|| JobBars::new(None, "VMs backed up"));
-    let report = run_job(
+    let job = run_job(
         session,
         &repo,
         &selection,
@@ -193,8 +196,14 @@ pub(crate) async fn run(
             }
             _ => {}
         },
-    )
-    .await
+    );
+    let report = tokio::select! {
+        report = job => report,
+        () = cancel.cancelled() => return Err(Failure {
+            exit: Exit::Interrupted,
+            message: "interrupted".into(),
+        }),
+    }
     .map_err(|e| match e {
         xapi_backup::export::EngineError::Xapi { source, .. } => explain(url, &source),
         other => Failure::usage(other.to_string()),
