@@ -794,6 +794,23 @@ async fn backup_show_verify_forget_and_prune() {
         problems.iter().any(|p| p["problem"] == "corrupt-chunk"),
         "{report}"
     );
+
+    // a repository of another format version, and no repository at all: one line, exit 2
+    let config = repo_path.join("config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"format_version\": 1", "\"format_version\": 9"),
+    )
+    .unwrap();
+    let newer = xapictl(&["backup", "list", "--repo", repo], &[]);
+    assert!(assert_one_line_failure(&newer, 2).contains("version 9"));
+    let nowhere = dir.path().join("nothing-here");
+    let none = xapictl(
+        &["backup", "list", "--repo", nowhere.to_str().unwrap()],
+        &[],
+    );
+    assert!(assert_one_line_failure(&none, 2).contains("backup init"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
