@@ -16,6 +16,7 @@ use crate::exit::{Failure, explain};
 
 /// How to reach and log in to a pool.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub(crate) struct Connection {
     /// A pool named in the config file (~/.config/xapictl/config.toml or XAPICTL_CONFIG):
     /// its url, user, pin, ca and password_file; options given here win.

@@ -41,14 +41,20 @@ struct Cli {
     #[command(flatten)]
     connection: Connection,
     /// Print one JSON document instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     json: bool,
-    /// Progress on stderr: `text` lines (default), `json` (one JSON event per line, for an
-    /// orchestrator) or `none`.
-    #[arg(long, value_enum, global = true, default_value = "text")]
+    /// Progress on stderr: `text` (bars on a terminal, lines otherwise), `json` (one JSON
+    /// event per line, for an orchestrator) or `none`.
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value = "text",
+        help_heading = "Output"
+    )]
     progress: output::Progress,
     /// Logs on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Output")]
     verbose: u8,
     #[command(subcommand)]
     command: Command,

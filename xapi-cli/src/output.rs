@@ -57,7 +57,7 @@ mod tests {
 /// Where progress goes (`--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Progress {
-    /// Lines for people on stderr.
+    /// Bars for people on a terminal, lines otherwise.
     Text,
     /// One JSON object per line on stderr (NDJSON), for orchestrators.
     Json,

@@ -16,6 +16,7 @@ const PASSPHRASE_VAR: &str = "XAPI_REPO_PASSPHRASE";
 
 /// Where the repository is, and its key when it is encrypted.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Repository")]
 pub(crate) struct RepoArgs {
     /// The repository: a local directory, or s3://BUCKET/PREFIX on S3-compatible storage
     /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).

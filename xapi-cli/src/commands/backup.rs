@@ -18,20 +18,18 @@ use crate::repo_args::RepoArgs;
 /// Options of `xapictl backup init`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct InitArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// Encrypt every object (recommended: backups hold vTPM state, NVRAM and disk contents).
     /// With --key-file a new key is written there (keep it apart from the backups: without it
     /// they cannot be read); otherwise a passphrase (XAPI_REPO_PASSPHRASE or typed twice).
     #[arg(long)]
     encrypt: bool,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Options of `xapictl backup run`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// Every VM of the pool.
     #[arg(long)]
     all: bool,
@@ -53,6 +51,8 @@ pub(crate) struct RunArgs {
     /// How many VMs at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
@@ -74,11 +74,11 @@ fn parse_shard(text: &str) -> Result<(u32, u32), String> {
 /// Options of `xapictl backup list`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ListArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// Only this kind of restore points.
     #[arg(long, value_enum)]
     kind: Option<crate::commands::backup_repo::KindArg>,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Options of `xapictl restore`.
@@ -86,8 +86,6 @@ pub(crate) struct ListArgs {
 pub(crate) struct RestoreArgs {
     /// The restore point's id (`backup list`).
     id: String,
-    #[command(flatten)]
-    repo: RepoArgs,
     /// A name for the restored VM (default: the source VM's).
     #[arg(long)]
     name: Option<String>,
@@ -98,6 +96,8 @@ pub(crate) struct RestoreArgs {
     /// Without it the restore is a new VM with new UUIDs and MACs.
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Creates the repository.

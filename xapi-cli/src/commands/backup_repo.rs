@@ -39,30 +39,28 @@ impl From<KindArg> for RestorePointKind {
 /// Options of `xapictl backup show`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ShowArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// The restore point's id (`backup list`).
     id: String,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Options of `xapictl backup verify`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct VerifyArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// Restore points to verify by reading every chunk back; none: the whole repository.
     ids: Vec<String>,
     /// For the whole repository: read every referenced chunk back, not only check that it
     /// exists.
     #[arg(long)]
     read_data: bool,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Options of `xapictl backup forget`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ForgetArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// Forget exactly these restore points (instead of a policy).
     #[arg(long = "id", conflicts_with_all = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly"])]
     ids: Vec<String>,
@@ -84,13 +82,13 @@ pub(crate) struct ForgetArgs {
     /// Say what would be forgotten; forget nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Options of `xapictl backup prune`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PruneArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
     /// How long data must stay unreferenced, across two prunes, before it is deleted (hours).
     /// It must exceed the longest backup that may be running meanwhile.
     #[arg(long, default_value_t = 24)]
@@ -98,6 +96,8 @@ pub(crate) struct PruneArgs {
     /// Say what would be deleted; delete nothing and write no mark.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// Finds a restore point of any kind by id, or says how to list them.
