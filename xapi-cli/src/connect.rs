@@ -59,6 +59,14 @@ impl Connection {
         Ok(())
     }
 
+    /// The same options for another URL (a host named in a URL argument).
+    pub(crate) fn with_url(&self, url: &str) -> Connection {
+        Connection {
+            url: Some(url.to_owned()),
+            ..self.clone()
+        }
+    }
+
     fn user(&self) -> &str {
         self.user.as_deref().unwrap_or("root")
     }

@@ -233,7 +233,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Exit, Failure> {
             Ok(Exit::Done)
         }
         Command::Dr(DrCommand::Inspect(args)) => {
-            let report = dr::inspect(&args)?;
+            let report = dr::inspect(&args, &cli.connection).await?;
             dr::print(&report, cli.json);
             Ok(Exit::Done)
         }

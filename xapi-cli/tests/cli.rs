@@ -267,6 +267,33 @@ fn dr_inspect_summarises_a_database_dump_offline() {
     assert!(text.contains("/nonexistent/metadata.img"), "{text}");
 }
 
+/// `dr inspect URL`: the pool's database dump fetched with the connection's credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_inspect_reads_a_dump_from_a_pool_url() {
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let url = format!("{primary}/pool/xmldbdump");
+    let output = xapictl(
+        &["dr", "inspect", &url, "--json"],
+        &[("XAPI_PASSWORD", DEFAULT_PASSWORD)],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        json["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|vm| vm["name_label"] == "web-db"),
+        "{json}"
+    );
+    let wrong = xapictl(
+        &["dr", "inspect", &url],
+        &[("XAPI_PASSWORD", "not-the-password")],
+    );
+    assert_one_line_failure(&wrong, 1);
+}
+
 /// `dr configure`, `dr plan`, `dr run --cleanup`: a test failover from the command line, the
 /// plan reviewed as a file in between.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
