@@ -58,8 +58,11 @@ fn inspect_file(path: &Path, shown: &str) -> Result<InspectReport, Failure> {
     xapi_dr::metadata::inspect(path).map_err(|err| Failure::failed(format!("{shown}: {err}")))
 }
 
+/// The decoded `name=value` pairs of a URL's query.
+type Query = Vec<(String, String)>;
+
 /// `scheme://host[:port]`, the path, and the decoded query pairs of a URL.
-fn split_url(url: &str) -> Result<(String, String, Vec<(String, String)>), Failure> {
+fn split_url(url: &str) -> Result<(String, String, Query), Failure> {
     let (scheme, rest) = url.split_once("://").expect("checked by the caller");
     let (authority, path_and_query) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
     if authority.is_empty() {
