@@ -45,8 +45,12 @@ pub mod import;
 pub mod incremental;
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub mod jobs;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod raw_disk;
 #[cfg(feature = "repo")]
 pub mod repo;
+#[cfg(all(feature = "engine", feature = "repo"))]
+mod source;
 
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub use engine_error::EngineError;

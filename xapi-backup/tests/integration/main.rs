@@ -2,6 +2,8 @@
 
 mod fuzz_regressions;
 mod nbd;
+mod raw_disk;
+mod support;
 mod vhd;
 mod vm_backup;
 mod xva;
