@@ -13,12 +13,12 @@
 use tokio::io::{AsyncSeekExt, BufWriter};
 use xapi_core::api::{Sr, Vm};
 use xapi_core::client::{SessionHandle, TaskHandle};
-use xapi_core::wire::{OrderedValue, Ref};
+use xapi_core::wire::Ref;
 
 use crate::EngineError;
-use crate::format::xva::ova_xml::{OvaClass, OvaXml};
-use crate::format::xva::{DiskSource, WriteOptions, write_xva};
-use crate::repo::{Manifest, Repository, StreamRole};
+use crate::format::xva::WriteOptions;
+use crate::repo::{Manifest, Repository};
+use crate::xva_io::{as_source_vm, xva_with_ova};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]
@@ -31,60 +31,6 @@ pub struct RestoreOptions {
     /// VM (which must be halted) is replaced (`/import?restore=true`). Without it the restore
     /// is a new VM with new UUIDs and MACs.
     pub overwrite: bool,
-}
-
-/// Sets (or adds) the struct member `name`.
-fn set_member(value: &mut OrderedValue, name: &str, new: OrderedValue) {
-    if let OrderedValue::Struct(members) = value {
-        match members.iter_mut().find(|(n, _)| n == name) {
-            Some((_, old)) => *old = new,
-            None => members.push((name.to_owned(), new)),
-        }
-    }
-}
-
-/// The restore point's `ova.xml`, made to describe the VM it was taken from.
-fn as_source_vm(
-    manifest: &Manifest,
-    mut ova: OvaXml,
-    name: Option<&str>,
-    keep_uuid: bool,
-) -> OvaXml {
-    let source_name = manifest
-        .vm
-        .as_ref()
-        .map(|vm| vm.name_label.clone())
-        .unwrap_or_default();
-    let name = name.map_or(source_name, str::to_owned);
-    for object in &mut ova.objects {
-        if object.class == OvaClass::Vm {
-            set_member(
-                &mut object.snapshot,
-                "is_a_snapshot",
-                OrderedValue::Bool(false),
-            );
-            set_member(
-                &mut object.snapshot,
-                "is_a_template",
-                OrderedValue::Bool(false),
-            );
-            if !name.is_empty() {
-                set_member(
-                    &mut object.snapshot,
-                    "name_label",
-                    OrderedValue::String(name.clone()),
-                );
-            }
-            if keep_uuid && let Some(vm) = &manifest.vm {
-                set_member(
-                    &mut object.snapshot,
-                    "uuid",
-                    OrderedValue::String(vm.uuid.clone()),
-                );
-            }
-        }
-    }
-    ova
 }
 
 /// Restores `manifest` (a VM restore point) as a new VM; its reference.
@@ -110,11 +56,7 @@ async fn restore(
             source: Box::new(source),
         }
     };
-    let xml = repo
-        .read_ova_xml(manifest)
-        .await
-        .map_err(fail("reading ova.xml"))?;
-    let ova = OvaXml::parse(&xml).map_err(|e| fail("parsing ova.xml")(e.into()))?;
+    let ova = crate::xva_io::read_ova(repo, manifest).await?;
     if options.overwrite {
         assert_replaceable(session, manifest).await?;
     }
@@ -124,22 +66,6 @@ async fn restore(
         options.name_label.as_deref(),
         options.overwrite,
     );
-    let mut disks = Vec::new();
-    for stream in manifest
-        .streams
-        .iter()
-        .filter(|s| s.role == StreamRole::Disk)
-    {
-        disks.push(DiskSource {
-            prefix: stream.key.clone(),
-            size: stream.size,
-            reader: Box::new(
-                repo.read_stream(manifest, &stream.key)
-                    .await
-                    .map_err(fail("opening a disk stream"))?,
-            ),
-        });
-    }
     let spool = tempfile::tempfile().map_err(|e| fail("creating the spool file")(io(e)))?;
     let mut spool = tokio::fs::File::from_std(spool);
     let options_xva = WriteOptions {
@@ -148,9 +74,8 @@ async fn restore(
     };
     let length = {
         let mut writer = BufWriter::new(&mut spool);
-        let length = write_xva(&ova, disks, options_xva, &mut writer)
-            .await
-            .map_err(fail("rebuilding the XVA"))?;
+        let xva = xva_with_ova(repo, manifest, &ova, options_xva).await?;
+        let length = crate::xva_io::drain(xva, &mut writer).await?;
         tokio::io::AsyncWriteExt::flush(&mut writer)
             .await
             .map_err(|e| fail("writing the spool file")(io(e)))?;

@@ -40,17 +40,25 @@ mod error;
 pub mod export;
 pub mod format;
 #[cfg(all(feature = "engine", feature = "repo"))]
+pub mod host_backup;
+#[cfg(all(feature = "engine", feature = "repo"))]
 pub mod import;
 #[cfg(feature = "engine")]
 pub mod incremental;
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub mod jobs;
 #[cfg(all(feature = "engine", feature = "repo"))]
+pub mod pool_metadata;
+#[cfg(all(feature = "engine", feature = "repo"))]
 pub mod raw_disk;
 #[cfg(feature = "repo")]
 pub mod repo;
 #[cfg(all(feature = "engine", feature = "repo"))]
 mod source;
+#[cfg(all(feature = "engine", feature = "repo"))]
+mod transfer;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod xva_io;
 
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub use engine_error::EngineError;
