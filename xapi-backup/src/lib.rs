@@ -34,6 +34,10 @@
 //! ```
 
 #[cfg(all(feature = "engine", feature = "repo"))]
+mod cleanup;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod deep_verify;
+#[cfg(all(feature = "engine", feature = "repo"))]
 mod engine_error;
 mod error;
 #[cfg(all(feature = "engine", feature = "repo"))]

@@ -97,6 +97,23 @@ pub fn as_source_vm(
     ova
 }
 
+/// A tar holding `ova.xml` alone, as `/export_metadata` serves and `/import_metadata` reads.
+pub fn metadata_tar(ova: &OvaXml) -> Result<Vec<u8>, EngineError> {
+    use crate::format::tar::{END_OF_ARCHIVE, encode_v7_header, padding_len};
+    let xml = ova.to_xml();
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let header = encode_v7_header("ova.xml", xml.len() as u64, mtime)
+        .map_err(|e| backup("writing the metadata tar")(e.into()))?;
+    let mut bytes = Vec::with_capacity(header.len() + xml.len() + 3 * 512);
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(xml.as_bytes());
+    bytes.resize(bytes.len() + padding_len(xml.len() as u64), 0);
+    bytes.extend_from_slice(&END_OF_ARCHIVE);
+    Ok(bytes)
+}
+
 /// The `ova.xml` of a VM restore point, parsed.
 pub async fn read_ova(repo: &Repository, manifest: &Manifest) -> Result<OvaXml, EngineError> {
     if manifest.kind != RestorePointKind::Vm {

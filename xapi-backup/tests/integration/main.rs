@@ -5,6 +5,7 @@ mod host_backup;
 mod nbd;
 mod pool_metadata;
 mod raw_disk;
+mod restore_options;
 mod support;
 mod vhd;
 mod vm_backup;
