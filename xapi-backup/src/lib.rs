@@ -12,6 +12,13 @@
 //! bucket or any `object_store` target; its format is in `REPOSITORY.md`. Backups carry
 //! secrets (vTPM state, NVRAM, disk contents): create repositories with encryption.
 //!
+//! The engine (default feature `engine`) backs up and restores through a pool: VMs
+//! ([`export`], [`import`], [`jobs`]), single disks ([`raw_disk`]), the pool database
+//! ([`pool_metadata`], checked with xapi-dr's reader) and host backups ([`host_backup`]);
+//! [`xva_io`] writes any VM restore point out as a standard XVA and takes XVA files in;
+//! [`deep_verify`] proves a restore point by restoring it (started paused, then removed).
+//! `examples/restore_vm.rs` restores a VM from a repository against the simulator.
+//!
 //! Features: `repo` (default) adds the repository and its storage and crypto crates; `s3` adds
 //! the S3-compatible target (object_store's S3 client over reqwest, rustls with ring: the HTTP
 //! and TLS stack, so not default). With `default-features = false` the crate is the format
