@@ -13,9 +13,12 @@
 //!
 //! Options beyond the plain restore:
 //! - **register only** ([`RestoreOptions::register_only`]): only the `ova.xml` is sent, to
-//!   `PUT /import_metadata`; the VM's disks are VDIs already in the pool (named by
+//!   `PUT /import_metadata` (with `dry_run=true` first: xapi checks it and looks the disks up,
+//!   creating nothing); the VM's disks are VDIs already in the pool (named by
 //!   [`RegisterOnly::disks`], else found by xapi through their SR and location), left as they
-//!   are.
+//!   are. It is for a VM whose record is gone: over an existing VM, xapi's version rule
+//!   refuses it (`VM_TO_IMPORT_IS_NOT_NEWER_VERSION`; restore the whole VM instead), as
+//!   `force`, which would skip a disk not found, is not sent.
 //! - **replaced disks**: xapi's `restore=true` import destroys the replaced VM with its VBDs
 //!   and VIFs but leaves its VDIs. After a successful overwrite they are destroyed (those the
 //!   restored VM does not use), or kept and reported with
@@ -243,8 +246,30 @@ async fn import_metadata(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     if options.overwrite {
-        query.extend([("restore", "true"), ("force", "true")]);
+        // no `force`: with it xapi would skip a disk it cannot find (and its VBD) silently
+        query.push(("restore", "true"));
     }
+    // xapi's dry run first: the same checks and disk look-ups, nothing created
+    let dry_task = session
+        .create_task("xapi-backup register (dry run)", "PUT /import_metadata")
+        .await
+        .map_err(xapi("task.create"))?;
+    let mut dry_query = query.clone();
+    dry_query.push(("dry_run", "true"));
+    session
+        .put_seekable(
+            "/import_metadata",
+            &dry_query,
+            Some(&dry_task),
+            Cursor::new(tar.clone()),
+            length,
+        )
+        .await
+        .map_err(xapi("PUT /import_metadata?dry_run=true"))?;
+    TaskHandle::<Vec<Ref<Vm>>>::new(session.clone(), dry_task)
+        .wait()
+        .await
+        .map_err(xapi("the import_metadata dry run"))?;
     session
         .put_seekable(
             "/import_metadata",
