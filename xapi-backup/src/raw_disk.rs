@@ -21,6 +21,7 @@ use xapi_core::api::{Sr, Vdi, VdiRecord, VdiType};
 use xapi_core::client::{SessionHandle, TaskHandle};
 use xapi_core::wire::Ref;
 
+use crate::cleanup::{Removal, remove_vdis};
 use crate::engine_error::{EngineError, backup, xapi};
 use crate::format::chunked::encode_header;
 use crate::format::xva::chunk::is_all_zeros;
@@ -176,19 +177,12 @@ async fn restore_boxed(
     match result {
         Ok(()) => Ok(vdi),
         Err(cause) if created => {
-            let uuid = session
-                .vdi()
-                .get_uuid(&vdi)
-                .await
-                .map_or_else(|_| vdi.as_str().to_owned(), String::from);
-            let (removed, left) = match session.vdi().destroy(&vdi).await {
-                Ok(()) => (vec![format!("VDI {uuid}")], Vec::new()),
-                Err(error) => (Vec::new(), vec![format!("VDI {uuid}: {error}")]),
-            };
+            let mut removal = Removal::default();
+            remove_vdis(session, std::slice::from_ref(&vdi), &mut removal).await;
             Err(EngineError::RestoreFailed {
                 cause: Box::new(cause),
-                removed,
-                left,
+                removed: removal.removed,
+                left: removal.left,
             })
         }
         Err(cause) => Err(cause),

@@ -96,3 +96,63 @@ async fn a_disk_goes_into_the_repository_and_back_byte_for_byte() {
         );
     }
 }
+
+/// Every file under `dir` whose path has a `chunks` component.
+fn chunk_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            chunk_files(&path, out);
+        } else if path.components().any(|c| c.as_os_str() == "chunks") {
+            out.push(path);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_disk_restore_removes_the_vdi_it_created_and_says_so() {
+    let (_sim, session) = demo().await;
+    let (dir, repo) = new_repo().await;
+    let (mail, _) = vm_named(&session, "mail").await;
+    let disk = disks_of_vm(&session, &mail).await.remove(0);
+    let point = backup_vdi(&session, &repo, &disk, None).await.unwrap();
+    let mut chunks = Vec::new();
+    chunk_files(dir.path(), &mut chunks);
+    assert!(!chunks.is_empty());
+    for chunk in &chunks {
+        std::fs::remove_file(chunk).unwrap();
+    }
+    let vdis_before = session.vdi().get_all().await.unwrap().len();
+    let err = restore_vdi(
+        &session,
+        &repo,
+        &point.manifest,
+        &DiskTarget::New {
+            sr: local_sr(&session).await,
+            name_label: Some("never".into()),
+        },
+    )
+    .await
+    .unwrap_err();
+    let EngineError::RestoreFailed {
+        cause,
+        removed,
+        left,
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert!(matches!(**cause, EngineError::Backup { .. }), "{cause}");
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].starts_with("VDI "));
+    assert!(left.is_empty());
+    assert_eq!(session.vdi().get_all().await.unwrap().len(), vdis_before);
+    assert!(
+        session
+            .vdi()
+            .get_by_name_label("never")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
