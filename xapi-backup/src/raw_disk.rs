@@ -2,11 +2,13 @@
 //! kind [`RestorePointKind::Disk`], and restored with `PUT /import_raw_vdi` into an existing VDI
 //! or a new one on a chosen SR.
 //!
-//! The backup asks for `format=raw`: its bytes fall straight onto the repository's 1 MiB chunk
-//! grid (all-zero chunks are not stored), with no decoder in the path; the body's length is the
-//! VDI's virtual size, so a cut connection is caught. `format=vhd` would leave unallocated
-//! blocks off the wire, but only where the SR is VHD-based, and its blocks would have to be cut
-//! onto the grid again; for disks that are mostly data raw costs nothing more.
+//! The backup asks for `format=vhd` by default ([`WireFormat::Vhd`]): xapi's `vhd-tool` then
+//! leaves the unallocated blocks of a sparse disk off the wire (a 4 GiB disk holding 1 GiB
+//! sends about 1 GiB), and the VHD reader checks the stream's structure to its trailing footer;
+//! its extents are cut onto the repository's 1 MiB chunk grid. [`WireFormat::Raw`] sends every
+//! byte, zeros included: its bytes fall straight onto the grid with no decoder in the path, and
+//! the body's length is the VDI's virtual size, so a cut connection is caught; it costs nothing
+//! more for disks that are mostly data. Either way all-zero chunks are not stored.
 //!
 //! The restore sends xapi's chunked extents (`format=raw&chunked`), so a new VDI receives only
 //! the stored (non-zero) chunks; an existing VDI also receives the zero chunks, which must
@@ -14,7 +16,7 @@
 //! to a temporary file (about the size of the data). A VDI the restore created is destroyed
 //! again when the upload fails, and the error says so.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
 use xapi_core::api::{Sr, Vdi, VdiRecord, VdiType};
@@ -24,9 +26,11 @@ use xapi_core::wire::Ref;
 use crate::cleanup::{Removal, remove_vdis};
 use crate::engine_error::{EngineError, backup, xapi};
 use crate::format::chunked::encode_header;
+use crate::format::vhd::VhdReader;
 use crate::format::xva::chunk::is_all_zeros;
 use crate::repo::{
-    Manifest, Repository, RestorePointInfo, RestorePointKind, StreamRole, StreamSpec,
+    CHUNK_SIZE, Manifest, Repository, RestorePointInfo, RestorePointKind, StreamRole, StreamSpec,
+    StreamWriter,
 };
 
 /// What a backup of one disk did.
@@ -36,6 +40,16 @@ pub struct DiskBackup {
     pub manifest: Manifest,
     /// Bytes read from the export (the VDI's virtual size).
     pub bytes_read: u64,
+}
+
+/// How the disk travels from the pool (`/export_raw_vdi?format=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WireFormat {
+    /// A dynamic VHD: only allocated blocks are sent.
+    #[default]
+    Vhd,
+    /// Raw bytes, every one of them.
+    Raw,
 }
 
 /// Where a disk restore point goes.
@@ -54,15 +68,17 @@ pub enum DiskTarget {
     },
 }
 
-/// Backs up `vdi` into `repo` as a disk restore point (subject: the VDI's UUID).
+/// Backs up `vdi` into `repo` as a disk restore point (subject: the VDI's UUID), sent as
+/// `format`.
 pub async fn backup_vdi(
     session: &SessionHandle,
     repo: &Repository,
     vdi: &Ref<Vdi>,
     job_id: Option<&str>,
+    format: WireFormat,
 ) -> Result<DiskBackup, EngineError> {
     // boxed: the generated calls' futures are large
-    Box::pin(backup_boxed(session, repo, vdi, job_id)).await
+    Box::pin(backup_boxed(session, repo, vdi, job_id, format)).await
 }
 
 async fn backup_boxed(
@@ -70,6 +86,7 @@ async fn backup_boxed(
     repo: &Repository,
     vdi: &Ref<Vdi>,
     job_id: Option<&str>,
+    format: WireFormat,
 ) -> Result<DiskBackup, EngineError> {
     let record = session
         .vdi()
@@ -89,7 +106,16 @@ async fn backup_boxed(
     let download = session
         .get(
             "/export_raw_vdi",
-            &[("vdi", vdi.as_str()), ("format", "raw")],
+            &[
+                ("vdi", vdi.as_str()),
+                (
+                    "format",
+                    match format {
+                        WireFormat::Vhd => "vhd",
+                        WireFormat::Raw => "raw",
+                    },
+                ),
+            ],
             None,
         )
         .await
@@ -101,18 +127,110 @@ async fn backup_boxed(
     let mut spec = StreamSpec::disk((*record.uuid).to_owned(), size);
     spec.vdi_uuid = Some((*record.uuid).to_owned());
     spec.name = Some((*record.name_label).to_owned());
-    point
-        .write_stream(spec, download.into_async_read())
-        .await
-        .map_err(backup("storing the disk"))?;
+    let bytes_read = match format {
+        WireFormat::Raw => {
+            point
+                .write_stream(spec, download.into_async_read())
+                .await
+                .map_err(backup("storing the disk"))?;
+            size
+        }
+        WireFormat::Vhd => {
+            let mut stream = point
+                .stream(spec)
+                .await
+                .map_err(backup("starting the disk stream"))?;
+            let read = store_vhd(download.into_async_read(), &mut stream, size).await?;
+            stream
+                .finish()
+                .await
+                .map_err(backup("finishing the disk stream"))?;
+            read
+        }
+    };
     let manifest = point
         .commit()
         .await
         .map_err(backup("writing the manifest"))?;
     Ok(DiskBackup {
         manifest,
-        bytes_read: size,
+        bytes_read,
     })
+}
+
+/// Cuts a VHD stream's extents onto the chunk grid and stores the chunks (absent sectors are
+/// zeros); the bytes of data read.
+async fn store_vhd<R: tokio::io::AsyncRead + Unpin>(
+    body: R,
+    stream: &mut StreamWriter<'_>,
+    size: u64,
+) -> Result<u64, EngineError> {
+    let chunk_size = u64::from(CHUNK_SIZE);
+    let mut vhd = VhdReader::open(body)
+        .await
+        .map_err(backup("reading the VHD header"))?;
+    if let Some(footer) = vhd.footer()
+        && footer.current_size != size
+    {
+        return Err(EngineError::Unexpected(format!(
+            "the VHD is of {} bytes, the VDI of {size}",
+            footer.current_size
+        )));
+    }
+    // the chunk being filled: its number and bytes
+    let mut current: Option<(u64, BytesMut)> = None;
+    let mut read = 0u64;
+    while let Some(extent) = vhd.next_extent().await.map_err(backup("reading the VHD"))? {
+        let end = extent.offset + extent.data.len() as u64;
+        if end > size {
+            return Err(EngineError::Unexpected(format!(
+                "the VHD holds data at byte {end}, past the VDI's {size}"
+            )));
+        }
+        read += extent.data.len() as u64;
+        let mut at = extent.offset;
+        let mut data = &extent.data[..];
+        while !data.is_empty() {
+            let number = at / chunk_size;
+            if current.as_ref().is_some_and(|(n, _)| number < *n) {
+                // chunks are stored in order (vhd-tool writes blocks in disk order)
+                return Err(EngineError::Unexpected(format!(
+                    "the VHD's blocks are not in disk order (byte {at} after a later one)"
+                )));
+            }
+            if current.as_ref().is_some_and(|(n, _)| *n != number) {
+                let (n, bytes) = current.take().expect("checked");
+                store_chunk(stream, n, bytes).await?;
+            }
+            let (_, chunk) = current.get_or_insert_with(|| {
+                let len = (size - number * chunk_size).min(chunk_size);
+                (
+                    number,
+                    BytesMut::zeroed(usize::try_from(len).expect("1 MiB")),
+                )
+            });
+            let start = usize::try_from(at - number * chunk_size).expect("within a chunk");
+            let take = data.len().min(chunk.len() - start);
+            chunk[start..start + take].copy_from_slice(&data[..take]);
+            data = &data[take..];
+            at += take as u64;
+        }
+    }
+    if let Some((n, bytes)) = current {
+        store_chunk(stream, n, bytes).await?;
+    }
+    Ok(read)
+}
+
+async fn store_chunk(
+    stream: &mut StreamWriter<'_>,
+    number: u64,
+    bytes: BytesMut,
+) -> Result<(), EngineError> {
+    stream
+        .write_chunk(number, bytes.freeze())
+        .await
+        .map_err(backup("storing a chunk"))
 }
 
 /// Restores the disk restore point `manifest` into `target`; the VDI written.

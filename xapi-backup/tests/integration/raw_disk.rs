@@ -2,7 +2,7 @@
 //! into a new VDI on a chosen SR and over an existing one, byte for byte.
 
 use xapi_backup::EngineError;
-use xapi_backup::raw_disk::{DiskTarget, backup_vdi, restore_vdi};
+use xapi_backup::raw_disk::{DiskTarget, WireFormat, backup_vdi, restore_vdi};
 use xapi_backup::repo::{RestorePointKind, StreamRole};
 
 use crate::support::{demo, disks_of_vm, local_sr, new_repo, vdi_bytes, vm_named};
@@ -18,8 +18,27 @@ async fn a_disk_goes_into_the_repository_and_back_byte_for_byte() {
     let b_bytes = vdi_bytes(&sim, &session, b).await;
     assert!(a_bytes.iter().any(|&x| x != 0), "the disk holds data");
 
-    let point_a = backup_vdi(&session, &repo, a, Some("disks")).await.unwrap();
-    let point_b = backup_vdi(&session, &repo, b, Some("disks")).await.unwrap();
+    let point_a = backup_vdi(&session, &repo, a, Some("disks"), WireFormat::Vhd)
+        .await
+        .unwrap();
+    let point_b = backup_vdi(&session, &repo, b, Some("disks"), WireFormat::Raw)
+        .await
+        .unwrap();
+    // the two formats store the same chunks
+    let a_raw = backup_vdi(&session, &repo, a, None, WireFormat::Raw)
+        .await
+        .unwrap();
+    assert_eq!(a_raw.manifest.streams[0].new_chunks, 0, "deduplicated");
+    assert_eq!(
+        a_raw.manifest.streams[0].stored_chunks,
+        point_a.manifest.streams[0].stored_chunks
+    );
+    assert!(
+        point_a.bytes_read < a_raw.bytes_read,
+        "vhd leaves unallocated blocks off the wire: {} vs {}",
+        point_a.bytes_read,
+        a_raw.bytes_read
+    );
     let manifest = &point_a.manifest;
     assert_eq!(manifest.kind, RestorePointKind::Disk);
     let a_uuid = session.vdi().get_uuid(a).await.unwrap();
@@ -39,7 +58,7 @@ async fn a_disk_goes_into_the_repository_and_back_byte_for_byte() {
         stream.stored_chunks + stream.zero_chunks,
         a_bytes.len().div_ceil(1 << 20) as u64
     );
-    assert_eq!(repo.list(RestorePointKind::Disk).await.unwrap().len(), 2);
+    assert_eq!(repo.list(RestorePointKind::Disk).await.unwrap().len(), 3);
     assert!(repo.list(RestorePointKind::Vm).await.unwrap().is_empty());
 
     // into a new VDI on another SR
@@ -115,7 +134,9 @@ async fn a_failed_disk_restore_removes_the_vdi_it_created_and_says_so() {
     let (dir, repo) = new_repo().await;
     let (mail, _) = vm_named(&session, "mail").await;
     let disk = disks_of_vm(&session, &mail).await.remove(0);
-    let point = backup_vdi(&session, &repo, &disk, None).await.unwrap();
+    let point = backup_vdi(&session, &repo, &disk, None, WireFormat::default())
+        .await
+        .unwrap();
     let mut chunks = Vec::new();
     chunk_files(dir.path(), &mut chunks);
     assert!(!chunks.is_empty());
