@@ -56,7 +56,8 @@ pub enum WireFormat {
 #[derive(Debug, Clone)]
 pub enum DiskTarget {
     /// Over an existing VDI, at least as large as the restore point's disk: every byte of the
-    /// disk is written, zeros included.
+    /// disk is written, zeros included; bytes of a larger VDI past the disk's end are left as
+    /// they were.
     Existing(Ref<Vdi>),
     /// Into a new VDI of the disk's size on `sr`, named `name_label` (default: the source
     /// VDI's name).
