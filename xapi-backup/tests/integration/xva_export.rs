@@ -77,6 +77,33 @@ async fn a_restore_point_exports_as_an_xva_and_an_xva_imports_as_a_restore_point
         "the exported disks are the VM's, byte for byte"
     );
 
+    // the file imports as it is (what `xe vm-import filename=` sends)
+    let task = session.create_task("test", "PUT /import").await.unwrap();
+    let file = tokio::fs::File::open(&path).await.unwrap();
+    session
+        .put_seekable("/import", &[], Some(&task), file, written)
+        .await
+        .unwrap();
+    let vms: Vec<xapi_core::wire::Ref<xapi_core::api::Vm>> =
+        xapi_core::client::TaskHandle::new(session.clone(), task)
+            .wait()
+            .await
+            .unwrap();
+    let imported_vm = session.vm().get_record(&vms[0]).await.unwrap();
+    assert_eq!(&*imported_vm.name_label, "mail");
+    assert_ne!(
+        imported_vm.uuid, record.uuid,
+        "a plain import gives a new UUID"
+    );
+    let mut imported_disks = Vec::new();
+    for vdi in disks_of_vm(&session, &vms[0]).await {
+        imported_disks.push(vdi_bytes(&sim, &session, &vdi).await);
+    }
+    assert_eq!(
+        imported_disks, source,
+        "imported by the pool, the same disks"
+    );
+
     // an XVA file into another repository, then restored
     let (_dir2, other) = new_repo().await;
     let file = tokio::fs::File::open(&path).await.unwrap();
