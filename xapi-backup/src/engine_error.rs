@@ -25,6 +25,41 @@ pub enum EngineError {
     /// The exported `ova.xml` does not describe what was asked.
     #[error("{0}")]
     Unexpected(String),
+    /// A pool database dump did not parse with xapi-dr's reader: it is not stored (backup) or
+    /// not sent (restore).
+    #[error("the pool database dump {what} does not parse: {source}")]
+    InvalidPoolDump {
+        /// Which dump (the pool it was read from, or the restore point).
+        what: String,
+        /// The reader's error.
+        #[source]
+        source: Box<xapi_dr::Error>,
+    },
+    /// The request cannot be carried out as asked (nothing was changed on the pool).
+    #[error("refused: {reason}")]
+    Refused {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A restore failed; what it had created was removed (or could not be, and is listed).
+    #[error("{cause}; removed what the restore created: {removed:?}{}", left_note(.left))]
+    RestoreFailed {
+        /// Why the restore failed.
+        #[source]
+        cause: Box<EngineError>,
+        /// The objects removed (`VM <uuid>`, `VDI <uuid>`), in the order removed.
+        removed: Vec<String>,
+        /// Objects that could not be removed, each with the error.
+        left: Vec<String>,
+    },
+}
+
+fn left_note(left: &[String]) -> String {
+    if left.is_empty() {
+        String::new()
+    } else {
+        format!("; could not remove: {left:?}")
+    }
 }
 
 pub(crate) fn xapi(step: &'static str) -> impl FnOnce(xapi_core::Error) -> EngineError {

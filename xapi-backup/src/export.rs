@@ -6,8 +6,6 @@
 //! Snapshots this module makes carry the tag [`SNAPSHOT_TAG`], so that a later run can find
 //! and remove any that a crash left behind ([`remove_leftover_snapshots`]).
 
-use std::collections::HashMap;
-
 use xapi_core::api::{VbdType, Vdi, Vm};
 use xapi_core::client::SessionHandle;
 use xapi_core::wire::Ref;
@@ -16,7 +14,7 @@ pub use crate::engine_error::EngineError;
 use crate::engine_error::{backup, xapi};
 use crate::format::xva::{ReadOptions, XvaReader};
 use crate::repo::{
-    Manifest, Repository, RestorePointInfo, RestorePointKind, SourceInfo, StreamSpec, VmIdentity,
+    Manifest, Repository, RestorePointInfo, RestorePointKind, SourceInfo, VmIdentity,
 };
 
 /// The tag on every snapshot a backup takes.
@@ -99,22 +97,9 @@ async fn export_snapshot(
         .get("/export", &[("ref", snapshot.as_str())], None)
         .await
         .map_err(xapi("GET /export"))?;
-    let mut reader = XvaReader::open(download.into_async_read(), ReadOptions::default())
+    let reader = XvaReader::open(download.into_async_read(), ReadOptions::default())
         .await
         .map_err(backup("reading the export's ova.xml"))?;
-    let ova = reader.ova_xml().clone();
-    let vdis = ova.disks().map_err(|e| backup("ova.xml disks")(e.into()))?;
-    let uuid_of: HashMap<String, (Option<String>, Option<String>)> = vdis
-        .iter()
-        .map(|d| {
-            (
-                d.id.to_owned(),
-                (d.uuid.map(str::to_owned), d.name_label.map(str::to_owned)),
-            )
-        })
-        .collect();
-    let disks = reader.disks().to_vec();
-
     let mut info = RestorePointInfo::new(RestorePointKind::Vm, (*vm.uuid).to_owned());
     info.job_id = job_id.map(str::to_owned);
     info.source = SourceInfo::default();
@@ -125,60 +110,9 @@ async fn export_snapshot(
         snapshot_name: Some((*snapshot_record.name_label).to_owned()),
         snapshot_time: None,
     });
-    let mut point = repo
-        .begin(info)
-        .await
-        .map_err(backup("starting the restore point"))?;
-    point
-        .write_ova_xml(ova.to_xml().as_bytes())
-        .await
-        .map_err(backup("storing ova.xml"))?;
-    let mut bytes_read = 0;
-    let mut pending: Option<crate::format::xva::DiskChunk> = None;
-    for (index, disk) in disks.iter().enumerate() {
-        let (vdi_uuid, name) = uuid_of.get(&disk.prefix).cloned().unwrap_or_default();
-        let mut spec = StreamSpec::disk(disk.prefix.clone(), disk.virtual_size);
-        spec.vdi_uuid = vdi_uuid;
-        spec.name = name;
-        let mut stream = point
-            .stream(spec)
-            .await
-            .map_err(backup("starting a disk stream"))?;
-        loop {
-            let chunk = match pending.take() {
-                Some(chunk) => Some(chunk),
-                None => reader
-                    .next_chunk()
-                    .await
-                    .map_err(backup("reading the export"))?,
-            };
-            let Some(chunk) = chunk else { break };
-            if chunk.disk != index {
-                pending = Some(chunk);
-                break;
-            }
-            bytes_read += chunk.data.len() as u64;
-            let number = chunk.offset / u64::from(crate::repo::CHUNK_SIZE);
-            stream
-                .write_chunk(number, chunk.data)
-                .await
-                .map_err(backup("storing a chunk"))?;
-        }
-        stream
-            .finish()
-            .await
-            .map_err(backup("finishing a disk stream"))?;
-    }
-    if pending.is_some() {
-        return Err(EngineError::Unexpected(
-            "the export's disks came out of order".into(),
-        ));
-    }
-    let manifest = point
-        .commit()
-        .await
-        .map_err(backup("writing the manifest"))?;
-    Ok((manifest, bytes_read))
+    // the same path as an XVA file imported into the repository
+    let stored = crate::xva_io::store_xva(repo, reader, info).await?;
+    Ok((stored.manifest, stored.bytes_read))
 }
 
 /// Destroys a snapshot this module took, and its disks (xapi's `VM.destroy` keeps VDIs).

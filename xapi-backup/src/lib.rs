@@ -12,6 +12,13 @@
 //! bucket or any `object_store` target; its format is in `REPOSITORY.md`. Backups carry
 //! secrets (vTPM state, NVRAM, disk contents): create repositories with encryption.
 //!
+//! The engine (default feature `engine`) backs up and restores through a pool: VMs
+//! ([`export`], [`import`], [`jobs`]), single disks ([`raw_disk`]), the pool database
+//! ([`pool_metadata`], checked with xapi-dr's reader) and host backups ([`host_backup`]);
+//! [`xva_io`] writes any VM restore point out as a standard XVA and takes XVA files in;
+//! [`deep_verify`] proves a restore point by restoring it (started paused, then removed).
+//! `examples/restore_vm.rs` restores a VM from a repository against the simulator.
+//!
 //! Features: `repo` (default) adds the repository and its storage and crypto crates; `s3` adds
 //! the S3-compatible target (object_store's S3 client over reqwest, rustls with ring: the HTTP
 //! and TLS stack, so not default). With `default-features = false` the crate is the format
@@ -34,19 +41,35 @@
 //! ```
 
 #[cfg(all(feature = "engine", feature = "repo"))]
+mod cleanup;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod deep_verify;
+#[cfg(all(feature = "engine", feature = "repo"))]
 mod engine_error;
 mod error;
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub mod export;
 pub mod format;
 #[cfg(all(feature = "engine", feature = "repo"))]
+pub mod host_backup;
+#[cfg(all(feature = "engine", feature = "repo"))]
 pub mod import;
 #[cfg(feature = "engine")]
 pub mod incremental;
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub mod jobs;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod pool_metadata;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod raw_disk;
 #[cfg(feature = "repo")]
 pub mod repo;
+#[cfg(all(feature = "engine", feature = "repo"))]
+mod source;
+#[cfg(all(feature = "engine", feature = "repo"))]
+mod transfer;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod xva_io;
 
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub use engine_error::EngineError;
