@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{
-    backup, backup_repo, demo, dr, dr_configure, dr_plan, dr_run, pool, sim, vm,
+    backup, backup_repo, backup_xva, demo, dr, dr_configure, dr_plan, dr_run, pool, restore, sim,
+    system, vm,
 };
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
@@ -79,8 +80,14 @@ enum Command {
     /// Backups into a deduplicating repository.
     #[command(subcommand)]
     Backup(BackupCommand),
-    /// Restore a VM restore point as a new VM.
-    Restore(backup::RestoreArgs),
+    /// Restore a VM from a restore point or an XVA file (a new VM, or --overwrite in place).
+    Restore(restore::RestoreArgs),
+    /// Pool database backups.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+    /// Host (control domain) backups.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -151,6 +158,26 @@ enum BackupCommand {
     Forget(backup_repo::ForgetArgs),
     /// Delete the data no restore point references any more (under the maintenance lock).
     Prune(backup_repo::PruneArgs),
+    /// Write a VM restore point as a standard XVA file (for `xe vm-import`).
+    Export(backup_xva::ExportArgs),
+    /// Read an XVA file into the repository as a VM restore point (checksums verified).
+    Import(backup_xva::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum MetadataCommand {
+    /// Store the pool database (`/pool/xmldbdump`), checked by xapi-dr's reader first.
+    Backup(system::SystemBackupArgs),
+    /// Restore a pool database after xapi's dry run (--dry-run: only the dry run).
+    Restore(system::MetadataRestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// Store the pool master's host backup (`/host_backup`, its control domain).
+    Backup(system::SystemBackupArgs),
+    /// Send a host backup to the host's backup partition (`/host_restore`).
+    Restore(system::HostRestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,9 +310,35 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Exit, Failure> {
         Command::Backup(BackupCommand::Init(args)) => backup::init(&args, cli.json).await,
         Command::Backup(BackupCommand::List(args)) => backup::list(&args, cli.json).await,
         Command::Backup(BackupCommand::Show(args)) => backup_repo::show(&args, cli.json).await,
-        Command::Backup(BackupCommand::Verify(args)) => backup_repo::verify(&args, cli.json).await,
+        Command::Backup(BackupCommand::Verify(args)) => {
+            if args.needs_pool() {
+                let session = cli.connection.login().await?;
+                let url = cli.connection.url()?;
+                backup_repo::verify(&args, Some((&session, url)), cli.json).await
+            } else {
+                backup_repo::verify(&args, None, cli.json).await
+            }
+        }
         Command::Backup(BackupCommand::Forget(args)) => backup_repo::forget(&args, cli.json).await,
         Command::Backup(BackupCommand::Prune(args)) => backup_repo::prune(&args, cli.json).await,
+        Command::Backup(BackupCommand::Export(args)) => backup_xva::export(&args, cli.json).await,
+        Command::Backup(BackupCommand::Import(args)) => backup_xva::import(&args, cli.json).await,
+        Command::Metadata(MetadataCommand::Backup(args)) => {
+            let session = cli.connection.login().await?;
+            system::metadata_backup(&session, cli.connection.url()?, &args, cli.json).await
+        }
+        Command::Metadata(MetadataCommand::Restore(args)) => {
+            let session = cli.connection.login().await?;
+            system::metadata_restore(&session, cli.connection.url()?, &args, cli.json).await
+        }
+        Command::Host(HostCommand::Backup(args)) => {
+            let session = cli.connection.login().await?;
+            system::host_backup(&session, cli.connection.url()?, &args, cli.json).await
+        }
+        Command::Host(HostCommand::Restore(args)) => {
+            let session = cli.connection.login().await?;
+            system::host_restore(&session, cli.connection.url()?, &args, cli.json).await
+        }
         Command::Backup(BackupCommand::Run(args)) => {
             let session = cli.connection.login().await?;
             backup::run(
@@ -300,7 +353,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Exit, Failure> {
         }
         Command::Restore(args) => {
             let session = cli.connection.login().await?;
-            backup::restore(&session, cli.connection.url()?, &args, cli.json).await
+            restore::restore(&session, cli.connection.url()?, &args, cli.json).await
         }
         Command::Pool(PoolCommand::Info) => {
             let session = cli.connection.login().await?;

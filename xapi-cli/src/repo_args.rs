@@ -21,7 +21,7 @@ pub(crate) struct RepoArgs {
     /// The repository: a local directory, or s3://BUCKET/PREFIX on S3-compatible storage
     /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "XAPI_REPO", value_name = "PATH|s3://BUCKET/PREFIX")]
-    pub(crate) repo: String,
+    repo: Option<String>,
     /// The S3 endpoint (https://s3.example.com; http:// only on a trusted network). Default:
     /// AWS_ENDPOINT_URL, else AWS itself.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
@@ -36,25 +36,37 @@ pub(crate) struct RepoArgs {
     pub(crate) key_file: Option<PathBuf>,
 }
 
+impl std::fmt::Display for RepoArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.repo.as_deref().unwrap_or("(no repository given)"))
+    }
+}
+
 impl RepoArgs {
+    /// The repository's location, or a usage error saying how to give one.
+    pub(crate) fn location(&self) -> Result<&str, Failure> {
+        self.repo.as_deref().ok_or_else(|| {
+            Failure::usage("no repository: use --repo PATH|s3://BUCKET/PREFIX or set XAPI_REPO")
+        })
+    }
+
     /// The storage target the repository lives on.
     pub(crate) fn target(&self) -> Result<Target, Failure> {
-        let Some(rest) = self.repo.strip_prefix("s3://") else {
-            return Ok(Target::LocalDir(PathBuf::from(&self.repo)));
+        let location = self.location()?;
+        let Some(rest) = location.strip_prefix("s3://") else {
+            return Ok(Target::LocalDir(PathBuf::from(location)));
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(Failure::usage(format!(
-                "--repo {}: no bucket: use s3://BUCKET/PREFIX",
-                self.repo
+                "--repo {location}: no bucket: use s3://BUCKET/PREFIX"
             )));
         }
         let credential = |name: &str| {
             std::env::var(name).map_err(|_| {
                 Failure::usage(format!(
-                    "--repo {}: set {name} (the S3 credentials come from AWS_ACCESS_KEY_ID and \
-                     AWS_SECRET_ACCESS_KEY)",
-                    self.repo
+                    "--repo {location}: set {name} (the S3 credentials come from \
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
                 ))
             })
         };
@@ -72,7 +84,7 @@ impl RepoArgs {
             prefix: prefix.trim_end_matches('/').to_owned(),
         }
         .into_target()
-        .map_err(|e| Failure::usage(format!("--repo {}: {e}", self.repo)))
+        .map_err(|e| Failure::usage(format!("--repo {location}: {e}")))
     }
 
     /// The secret given on the command line or in the environment, if any.
@@ -137,7 +149,7 @@ impl RepoArgs {
     /// A failure naming the repository, with what to do for the errors people meet.
     pub(crate) fn failure(&self, error: &xapi_backup::Error) -> Failure {
         let xapi_backup::Error::Repo(repo_error) = error else {
-            return Failure::failed(format!("{}: {error}", self.repo));
+            return Failure::failed(format!("{self}: {error}"));
         };
         let hint = match repo_error {
             RepoError::NotARepository { .. } => ": create one with `xapictl backup init`",
@@ -156,7 +168,7 @@ impl RepoArgs {
                 | RepoError::InvalidKeyFile { .. }
                 | RepoError::UnsupportedVersion { .. }
         );
-        let message = format!("{}: {error}{hint}", self.repo);
+        let message = format!("{self}: {error}{hint}");
         if usage {
             Failure::usage(message)
         } else {

@@ -887,3 +887,176 @@ async fn a_named_pool_of_the_config_file_stands_for_its_options() {
         "logs never show the password"
     );
 }
+
+/// `backup export|import`, `restore FILE --sr`, `backup verify --deep`, `metadata` and `host`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xva_export_import_restore_file_deep_verify_metadata_and_host() {
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let env = [
+        ("XAPI_URL", primary.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let repo_path = dir.path().join("repo");
+    let repo = repo_path.to_str().unwrap();
+    assert_eq!(
+        xapictl(&["backup", "init", "--repo", repo], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    let ran = xapictl(&["backup", "run", "--repo", repo, "--vm", "dns-1"], &env);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let listed = xapictl(&["backup", "list", "--repo", repo, "--json"], &[]);
+    let points: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let id = points[0]["id"].as_str().unwrap().to_owned();
+
+    // export: a complete file under the name asked for, nothing else left in the directory
+    let xva = dir.path().join("out").join("dns-1.xva");
+    std::fs::create_dir(xva.parent().unwrap()).unwrap();
+    let exported = xapictl(
+        &[
+            "backup",
+            "export",
+            &id,
+            "--repo",
+            repo,
+            "-o",
+            xva.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    let report: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(
+        report["bytes"].as_u64(),
+        Some(std::fs::metadata(&xva).unwrap().len())
+    );
+    assert_eq!(std::fs::read_dir(xva.parent().unwrap()).unwrap().count(), 1);
+
+    // import into a second repository: a VM restore point of dns-1
+    let other = dir.path().join("other");
+    let other = other.to_str().unwrap();
+    assert_eq!(
+        xapictl(&["backup", "init", "--repo", other], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    let imported = xapictl(
+        &[
+            "backup",
+            "import",
+            xva.to_str().unwrap(),
+            "--repo",
+            other,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    let imported: serde_json::Value = serde_json::from_slice(&imported.stdout).unwrap();
+    assert_eq!(imported["vm"], "dns-1");
+    let garbage = dir.path().join("garbage.xva");
+    std::fs::write(&garbage, b"not an xva at all").unwrap();
+    let refused = xapictl(
+        &[
+            "backup",
+            "import",
+            garbage.to_str().unwrap(),
+            "--repo",
+            other,
+        ],
+        &[],
+    );
+    assert_one_line_failure(&refused, 1);
+
+    // restore the file itself onto the shared NFS SR (named), as a new VM
+    let restored = xapictl(
+        &[
+            "restore",
+            xva.to_str().unwrap(),
+            "--sr",
+            "Shared NFS",
+            "--name",
+            "dns-1-from-file",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    let vm: serde_json::Value = serde_json::from_slice(&restored.stdout).unwrap();
+    assert_eq!(vm["name_label"], "dns-1-from-file");
+    let ambiguous = xapictl(
+        &["restore", &id, "--repo", repo, "--sr", "no such SR"],
+        &env,
+    );
+    assert!(assert_one_line_failure(&ambiguous, 2).contains("no SR"));
+
+    // deep verify: restored, started paused, removed; the pool's VM count unchanged after
+    let before = xapictl(&["vm", "list", "--json"], &env);
+    let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    let deep = xapictl(
+        &["backup", "verify", &id, "--deep", "--repo", repo, "--json"],
+        &env,
+    );
+    assert_eq!(deep.status.code(), Some(0), "{}", stderr(&deep));
+    let results: serde_json::Value = serde_json::from_slice(&deep.stdout).unwrap();
+    assert_eq!(results[0]["ok"], true, "{results}");
+    assert!(!results[0]["removed"].as_array().unwrap().is_empty());
+    let after = xapictl(&["vm", "list", "--json"], &env);
+    let after: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(
+        before["vms"].as_array().unwrap().len(),
+        after["vms"].as_array().unwrap().len()
+    );
+
+    // the pool database: stored, then a dry-run restore that changes nothing
+    let meta = xapictl(&["metadata", "backup", "--repo", repo, "--json"], &env);
+    assert_eq!(meta.status.code(), Some(0), "{}", stderr(&meta));
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
+    let meta_id = meta["id"].as_str().unwrap();
+    let dry = xapictl(
+        &[
+            "metadata",
+            "restore",
+            meta_id,
+            "--dry-run",
+            "--repo",
+            repo,
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let dry: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(dry["dry_run_passed"], true);
+    assert_eq!(dry["restored"], false);
+    let wrong_kind = xapictl(&["metadata", "restore", &id, "--repo", repo], &env);
+    assert!(assert_one_line_failure(&wrong_kind, 2).contains("not a pool-metadata"));
+    let vm_kind = xapictl(&["restore", meta_id, "--repo", repo], &env);
+    assert!(assert_one_line_failure(&vm_kind, 2).contains("not a VM"));
+
+    // the master's host backup, and its restore
+    let host = xapictl(&["host", "backup", "--repo", repo, "--json"], &env);
+    assert_eq!(host.status.code(), Some(0), "{}", stderr(&host));
+    let host: serde_json::Value = serde_json::from_slice(&host.stdout).unwrap();
+    let host_id = host["id"].as_str().unwrap();
+    let back = xapictl(
+        &["host", "restore", host_id, "--repo", repo, "--json"],
+        &env,
+    );
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    let kinds = xapictl(&["backup", "list", "--repo", repo, "--json"], &[]);
+    let kinds: serde_json::Value = serde_json::from_slice(&kinds.stdout).unwrap();
+    let mut seen: Vec<&str> = kinds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ["host", "pool-metadata", "vm"]);
+}

@@ -1,14 +1,11 @@
-//! `xapictl backup init|run|list` and `xapictl restore`: a repository on a local path, VMs of
-//! the pool backed up into it (N at a time, a selection, a shard), its restore points listed,
-//! and one restored as a new VM.
+//! `xapictl backup init|run|list`: a repository (a local path or S3), VMs of the pool backed
+//! up into it (N at a time, a selection, a shard), its restore points listed.
 
 use clap::Args;
-use xapi_backup::import::{RestoreOptions, restore_vm};
-use xapi_backup::jobs::{JobEvent, JobReport, Selection, VmOutcome, run_job};
-use xapi_backup::repo::{CreateOptions, Manifest, Repository, RestorePointKind};
-use xapi_core::client::SessionHandle;
-
 use tokio_util::sync::CancellationToken;
+use xapi_backup::jobs::{JobEvent, JobReport, Selection, VmOutcome, run_job};
+use xapi_backup::repo::{CreateOptions, Repository};
+use xapi_core::client::SessionHandle;
 
 use crate::bars::JobBars;
 use crate::exit::{Exit, Failure, explain};
@@ -81,25 +78,6 @@ pub(crate) struct ListArgs {
     repo: RepoArgs,
 }
 
-/// Options of `xapictl restore`.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct RestoreArgs {
-    /// The restore point's id (`backup list`).
-    id: String,
-    /// A name for the restored VM (default: the source VM's).
-    #[arg(long)]
-    name: Option<String>,
-    /// Start the VM once restored.
-    #[arg(long)]
-    start: bool,
-    /// Restore in place of the source VM (its UUID and MACs come back; it must be halted).
-    /// Without it the restore is a new VM with new UUIDs and MACs.
-    #[arg(long)]
-    overwrite: bool,
-    #[command(flatten)]
-    repo: RepoArgs,
-}
-
 /// Creates the repository.
 pub(crate) async fn init(args: &InitArgs, json: bool) -> Result<Exit, Failure> {
     if args.repo.key_file.is_some() && !args.encrypt {
@@ -123,7 +101,7 @@ pub(crate) async fn init(args: &InitArgs, json: bool) -> Result<Exit, Failure> {
     .map_err(|e| args.repo.failure(&e))?;
     if json {
         print_json(&serde_json::json!({
-            "repository": &args.repo.repo,
+            "repository": args.repo.to_string(),
             "encrypted": repo.is_encrypted(),
         }));
     } else {
@@ -134,7 +112,7 @@ pub(crate) async fn init(args: &InitArgs, json: bool) -> Result<Exit, Failure> {
             } else {
                 "a"
             },
-            args.repo.repo
+            args.repo
         );
     }
     Ok(Exit::Done)
@@ -260,68 +238,5 @@ pub(crate) async fn list(args: &ListArgs, json: bool) -> Result<Exit, Failure> {
         })
         .collect();
     print_table(&["ID", "KIND", "OF", "TAKEN", "SIZE"], &rows);
-    Ok(Exit::Done)
-}
-
-/// Restores a restore point as a new VM.
-pub(crate) async fn restore(
-    session: &SessionHandle,
-    url: &str,
-    args: &RestoreArgs,
-    json: bool,
-) -> Result<Exit, Failure> {
-    let repo = args.repo.open().await?;
-    let points = repo
-        .list(RestorePointKind::Vm)
-        .await
-        .map_err(|e| args.repo.failure(&e))?;
-    let manifest: &Manifest = points
-        .iter()
-        .find(|m| m.id.as_str() == args.id)
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "no restore point {} in {} (see `backup list`)",
-                args.id, args.repo.repo
-            ))
-        })?;
-    let vm = restore_vm(
-        session,
-        &repo,
-        manifest,
-        &RestoreOptions {
-            name_label: args.name.clone(),
-            overwrite: args.overwrite,
-            ..RestoreOptions::default()
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        xapi_backup::export::EngineError::Xapi { source, .. } => explain(url, &source),
-        other => Failure::failed(other.to_string()),
-    })?;
-    if args.start {
-        session
-            .vm()
-            .start(&vm, false, false)
-            .await
-            .map_err(|e| explain(url, &e))?;
-    }
-    let record = session
-        .vm()
-        .get_record(&vm)
-        .await
-        .map_err(|e| explain(url, &e))?;
-    if json {
-        print_json(&serde_json::json!({
-            "uuid": &*record.uuid,
-            "name_label": &*record.name_label,
-            "power_state": record.power_state.to_string(),
-        }));
-    } else {
-        println!(
-            "restored {} as {} ({})",
-            args.id, &*record.name_label, record.power_state
-        );
-    }
     Ok(Exit::Done)
 }

@@ -8,7 +8,11 @@ use xapi_backup::repo::{
     VerifyReport,
 };
 
-use crate::exit::{Exit, Failure};
+use xapi_backup::deep_verify::{DeepVerifyOptions, deep_verify};
+use xapi_core::client::SessionHandle;
+
+use crate::commands::lookup;
+use crate::exit::{Exit, Failure, explain};
 use crate::output::{human_bytes, print_json, print_table};
 use crate::repo_args::RepoArgs;
 
@@ -54,6 +58,13 @@ pub(crate) struct VerifyArgs {
     /// exists.
     #[arg(long)]
     read_data: bool,
+    /// Also restore each given VM restore point into the pool (on --sr), check its disks,
+    /// start it paused, then remove it and its disks.
+    #[arg(long, requires = "ids")]
+    deep: bool,
+    /// The SR for --deep's trial restores, by UUID or name (default: the pool's default SR).
+    #[arg(long, requires = "deep")]
+    sr: Option<String>,
     #[command(flatten)]
     repo: RepoArgs,
 }
@@ -111,8 +122,7 @@ pub(crate) async fn find(
         .find(|m| m.id.as_str() == id)
         .ok_or_else(|| {
             Failure::usage(format!(
-                "no restore point {id} in {} (see `xapictl backup list`)",
-                args.repo
+                "no restore point {id} in {args} (see `xapictl backup list`)"
             ))
         })
 }
@@ -162,9 +172,24 @@ pub(crate) async fn show(args: &ShowArgs, json: bool) -> Result<Exit, Failure> {
     Ok(Exit::Done)
 }
 
-/// `backup verify`: exit 1 when anything is missing or damaged.
-pub(crate) async fn verify(args: &VerifyArgs, json: bool) -> Result<Exit, Failure> {
+impl VerifyArgs {
+    /// Whether the verification needs the pool (`--deep`).
+    pub(crate) fn needs_pool(&self) -> bool {
+        self.deep
+    }
+}
+
+/// `backup verify`: exit 1 when anything is missing or damaged. With `--deep`, `pool` is the
+/// session and URL to restore into.
+pub(crate) async fn verify(
+    args: &VerifyArgs,
+    pool: Option<(&SessionHandle, &str)>,
+    json: bool,
+) -> Result<Exit, Failure> {
     let repo = args.repo.open().await?;
+    if let Some((session, url)) = pool {
+        return deep(args, &repo, session, url, json).await;
+    }
     let mut report = VerifyReport::default();
     if args.ids.is_empty() {
         report = repo
@@ -172,14 +197,14 @@ pub(crate) async fn verify(args: &VerifyArgs, json: bool) -> Result<Exit, Failur
                 read_data: args.read_data,
             })
             .await
-            .map_err(|e| Failure::failed(format!("{}: {e}", args.repo.repo)))?;
+            .map_err(|e| Failure::failed(format!("{}: {e}", args.repo)))?;
     } else {
         for id in &args.ids {
             let manifest = find(&repo, &args.repo, id).await?;
             let one = repo
                 .verify_restore_point(&manifest)
                 .await
-                .map_err(|e| Failure::failed(format!("{}: {id}: {e}", args.repo.repo)))?;
+                .map_err(|e| Failure::failed(format!("{}: {id}: {e}", args.repo)))?;
             merge(&mut report, one);
         }
     }
@@ -216,8 +241,99 @@ pub(crate) async fn verify(args: &VerifyArgs, json: bool) -> Result<Exit, Failur
     } else {
         Err(Failure::failed(format!(
             "{}: {} problems found (missing or damaged data)",
-            args.repo.repo,
+            args.repo,
             report.problems.len()
+        )))
+    }
+}
+
+/// What `backup verify --deep` reports per restore point.
+#[derive(Debug, serde::Serialize)]
+struct DeepResult {
+    id: String,
+    ok: bool,
+    repository_problems: usize,
+    checks: Vec<serde_json::Value>,
+    removed: Vec<String>,
+    left: Vec<String>,
+}
+
+async fn deep(
+    args: &VerifyArgs,
+    repo: &Repository,
+    session: &SessionHandle,
+    url: &str,
+    json: bool,
+) -> Result<Exit, Failure> {
+    let sr = match &args.sr {
+        Some(text) => Some(lookup::sr(session, url, text).await?),
+        None => None,
+    };
+    let options = DeepVerifyOptions { sr };
+    let mut results = Vec::new();
+    for id in &args.ids {
+        let manifest = find(repo, &args.repo, id).await?;
+        let report = deep_verify(session, repo, &manifest, &options)
+            .await
+            .map_err(|e| match e {
+                xapi_backup::EngineError::Xapi { source, .. } => explain(url, &source),
+                other => Failure::failed(format!("{id}: {other}")),
+            })?;
+        results.push(DeepResult {
+            id: id.clone(),
+            ok: report.is_ok(),
+            repository_problems: report.repository.problems.len(),
+            checks: report
+                .checks
+                .iter()
+                .map(
+                    |c| serde_json::json!({"what": c.what, "passed": c.passed, "detail": c.detail}),
+                )
+                .collect(),
+            removed: report.removed,
+            left: report.left,
+        });
+    }
+    if json {
+        print_json(&results);
+    } else {
+        for result in &results {
+            println!(
+                "{}: {}",
+                result.id,
+                if result.ok {
+                    "restores and starts"
+                } else {
+                    "FAILED"
+                }
+            );
+            for check in &result.checks {
+                println!(
+                    "  {} {}: {}",
+                    if check["passed"] == true {
+                        "ok  "
+                    } else {
+                        "FAIL"
+                    },
+                    check["what"].as_str().unwrap_or_default(),
+                    check["detail"].as_str().unwrap_or_default()
+                );
+            }
+            for left in &result.left {
+                println!("  LEFT in the pool: {left}");
+            }
+        }
+    }
+    let failed = results
+        .iter()
+        .filter(|r| !r.ok || !r.left.is_empty())
+        .count();
+    if failed == 0 {
+        Ok(Exit::Done)
+    } else {
+        Err(Failure::failed(format!(
+            "{failed} of {} restore points failed the deep verify (or left something in the pool)",
+            results.len()
         )))
     }
 }
@@ -241,7 +357,7 @@ pub(crate) async fn forget(args: &ForgetArgs, json: bool) -> Result<Exit, Failur
             if !args.dry_run {
                 repo.forget_restore_point(&manifest)
                     .await
-                    .map_err(|e| Failure::failed(format!("{}: {id}: {e}", args.repo.repo)))?;
+                    .map_err(|e| Failure::failed(format!("{}: {id}: {e}", args.repo)))?;
             }
             forgotten.push(id.clone());
         }
@@ -276,7 +392,7 @@ pub(crate) async fn forget(args: &ForgetArgs, json: bool) -> Result<Exit, Failur
     let report = repo
         .forget(args.kind.into(), &policy, args.dry_run)
         .await
-        .map_err(|e| Failure::failed(format!("{}: {e}", args.repo.repo)))?;
+        .map_err(|e| Failure::failed(format!("{}: {e}", args.repo)))?;
     if json {
         print_json(&report);
         return Ok(Exit::Done);
@@ -313,7 +429,7 @@ pub(crate) async fn prune(args: &PruneArgs, json: bool) -> Result<Exit, Failure>
     let report = repo
         .prune(&options)
         .await
-        .map_err(|e| Failure::failed(format!("{}: {e}", args.repo.repo)))?;
+        .map_err(|e| Failure::failed(format!("{}: {e}", args.repo)))?;
     if json {
         print_json(&report);
         return Ok(Exit::Done);
