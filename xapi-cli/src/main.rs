@@ -1,12 +1,14 @@
 //! `xapictl`: backup, restore and disaster recovery of XenServer / XCP-ng pools.
 //!
-//! Built so far: the connection conventions every pool command shares, `vm list`, `pool info`,
-//! `dr inspect` (offline), `dr plan` / `dr run` / `dr cleanup` and `sim` (the embedded
-//! simulator). Backup, restore and the demo come with their engines.
+//! Commands: `demo` (the whole story on the embedded simulator), `sim`, `vm list`, `pool info`,
+//! `backup init|run|list|show|verify|forget|prune|export|import`, `restore ID|FILE`,
+//! `metadata backup|restore`, `host backup|restore`, `dr inspect|plan|run|failover|failback|
+//! test|cleanup|configure`, `completions`. One module per command group under `commands/`;
+//! the shared conventions (connection, repository, output, progress bars, signals) in their
+//! own modules.
 //!
 //! Exit codes: 0 done, 1 failed, 2 usage error (bad arguments, no password, a bad pin),
-//! 3 partly done (some VMs did not start), 4 pre-checks blocked (nothing changed),
-//! 130 interrupted.
+//! 3 partly done (some VMs failed), 4 pre-checks blocked (nothing changed), 130 interrupted.
 
 mod bars;
 mod commands;
