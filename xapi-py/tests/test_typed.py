@@ -150,3 +150,19 @@ def test_async_call_can_be_cancelled(url):
             asyncio.run(main())
     finally:
         fault(url, "clear")
+
+
+def test_the_example_runs(url):
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "inventory.py"
+    done = subprocess.run(
+        [sys.executable, str(script), url, "root", PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "running;" in done.stdout and "VM objects on" in done.stdout
