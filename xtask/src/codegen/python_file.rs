@@ -384,7 +384,10 @@ fn render_session_classes(out: &mut String, classes: &[&Class], is_async: bool) 
 }
 
 fn render_registry(out: &mut String, classes: &[&Class], enums: &EnumTable) {
-    out.push_str("\n\nregister(\n    {\n");
+    out.push_str(
+        "\n\n# The record classes with their fields' type codes, and the enums: what the native side\n\
+         # converts through.\n_RECORDS: dict[str, Any] = {\n",
+    );
     for class in classes {
         let fields: Vec<String> = class
             .fields
@@ -398,7 +401,7 @@ fn render_registry(out: &mut String, classes: &[&Class], enums: &EnumTable) {
             .collect();
         writeln!(
             out,
-            "        {:?}: ({}, ({}{})),",
+            "    {:?}: ({}, ({}{})),",
             class.name,
             record_name(&class.name),
             fields.join(", "),
@@ -406,9 +409,9 @@ fn render_registry(out: &mut String, classes: &[&Class], enums: &EnumTable) {
         )
         .unwrap();
     }
-    out.push_str("    },\n    {\n");
+    out.push_str("}\n_ENUMS: dict[str, Any] = {\n");
     for name in enums.0.keys() {
-        writeln!(out, "        {name:?}: {},", enum_name(name)).unwrap();
+        writeln!(out, "    {name:?}: {},", enum_name(name)).unwrap();
     }
-    out.push_str("    },\n)\n");
+    out.push_str("}\nregister(_RECORDS, _ENUMS)\n");
 }
