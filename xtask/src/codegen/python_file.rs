@@ -415,3 +415,59 @@ fn render_registry(out: &mut String, classes: &[&Class], enums: &EnumTable) {
     }
     out.push_str("}\nregister(_RECORDS, _ENUMS)\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_annotations_follow_the_type() {
+        let ty = Type::parse("(VM ref -> VM record) map").unwrap();
+        assert_eq!(code(&ty), "MrRVM;");
+        assert_eq!(annotation(&ty, Position::Result), "dict[Ref, VmRecord]");
+        let ty = Type::parse("enum vm_power_state set").unwrap();
+        assert_eq!(code(&ty), "Levm_power_state;");
+        assert_eq!(
+            annotation(&ty, Position::Param),
+            "Sequence[VmPowerState | str]"
+        );
+        assert_eq!(member_name("restartHVM"), "RESTARTHVM");
+        assert_eq!(member_name("802.1ad"), "_802_1AD");
+        assert_eq!(py_ident("from"), "from_");
+        assert_eq!(py_ident("self"), "self_");
+    }
+
+    #[test]
+    fn the_module_has_every_class_and_message() {
+        let model = super::super::normalized::load(&super::super::input_path()).unwrap();
+        let enums = super::super::catalog::enum_table(&model).unwrap();
+        let text = render(&model, &enums).unwrap();
+        assert!(text.starts_with(HEADER));
+        assert!(text.contains("\nclass VmRecord(Record):\n"));
+        assert!(text.contains(
+            "    def get_all_records(self) -> dict[Ref, VmRecord]:\n        \"\"\"``VM.get_all_records``"
+        ));
+        assert!(
+            text.contains("    def get_all_records(self) -> Awaitable[dict[Ref, VmRecord]]:\n")
+        );
+        assert!(text.contains(
+            "    def start_async(self, vm: Ref | str, start_paused: bool, force: bool) -> Ref:\n"
+        ));
+        for class in &model.classes {
+            assert!(
+                text.contains(&format!("\nclass {}(Record):\n", record_name(&class.name))),
+                "{}",
+                class.name
+            );
+            for message in class.messages.iter().filter(|m| is_bound(m)) {
+                let wire = format!("\"{}.{}\"", class.name, message.name);
+                assert_eq!(
+                    text.matches(&wire).count(),
+                    2,
+                    "{wire}: blocking and asyncio"
+                );
+            }
+        }
+        assert_eq!(text, render(&model, &enums).unwrap(), "deterministic");
+    }
+}
