@@ -166,3 +166,20 @@ def test_the_example_runs(url):
     )
     assert done.returncode == 0, done.stderr
     assert "running;" in done.stdout and "VM objects on" in done.stdout
+
+
+def test_the_gil_is_released_while_calls_wait(url, session):
+    import concurrent.futures
+    import time
+
+    fault(url, "delay_ms=400")
+    try:
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            counts = list(pool.map(lambda _: len(session.vm.get_all()), range(4)))
+        elapsed = time.monotonic() - started
+    finally:
+        fault(url, "clear")
+    assert len(set(counts)) == 1 and counts[0] > 0
+    # four calls of 400 ms each, waiting at the same time
+    assert elapsed < 1.2, elapsed
