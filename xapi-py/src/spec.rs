@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 /// A compiled type spec.
 pub(crate) enum Spec {
@@ -63,8 +63,9 @@ pub(crate) enum Spec {
 pub(crate) struct RecordSpec {
     /// The generated Python class.
     pub(crate) class: Py<PyType>,
-    /// Each field's spec, by wire name.
-    pub(crate) fields: HashMap<String, Arc<Spec>>,
+    /// Each field's name as an interned Python string (shared by every record's attribute
+    /// dict) and its spec, by wire name.
+    pub(crate) fields: HashMap<String, (Py<PyString>, Arc<Spec>)>,
 }
 
 /// The classes the generated module registered: records by class name (each a `(class,
@@ -209,7 +210,8 @@ fn record_spec(py: Python<'_>, name: &str) -> PyResult<Arc<RecordSpec>> {
     let mut fields = HashMap::new();
     for field in entry.get_item(1)?.try_iter()? {
         let (field, code): (String, String) = field?.extract()?;
-        fields.insert(field, get(py, &code)?);
+        let key = PyString::intern(py, &field).unbind();
+        fields.insert(field, (key, get(py, &code)?));
     }
     let spec = Arc::new(RecordSpec {
         class: class.unbind(),

@@ -145,12 +145,15 @@ fn to_record<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let attrs = PyDict::new(py);
     for (name, value) in members {
-        let converted = match record.fields.get(&name) {
-            Some(spec) => to_python(py, spec, value)
-                .map_err(|err| DecodeError::new_err(format!("field {name}: {}", err.value(py))))?,
-            None => convert::to_python(py, value)?,
-        };
-        attrs.set_item(name, converted)?;
+        match record.fields.get(&name) {
+            Some((key, spec)) => {
+                let converted = to_python(py, spec, value).map_err(|err| {
+                    DecodeError::new_err(format!("field {name}: {}", err.value(py)))
+                })?;
+                attrs.set_item(key.bind(py), converted)?;
+            }
+            None => attrs.set_item(name, convert::to_python(py, value)?)?,
+        }
     }
     let object = helpers(py)?
         .object_new
@@ -260,7 +263,7 @@ fn record_value(record: &Arc<RecordSpec>, obj: &Bound<'_, PyAny>) -> PyResult<Va
     for (name, value) in fields.iter() {
         let name: String = name.extract()?;
         let converted = match record.fields.get(&name) {
-            Some(spec) => to_value(spec, &value)?,
+            Some((_, spec)) => to_value(spec, &value)?,
             None => convert::to_value(&value)?,
         };
         members.insert(name, converted);
