@@ -1,6 +1,7 @@
-//! `Connection`: one XAPI host, XML-RPC calls with plain Python values.
+//! `Connection`: one XAPI host; calls with plain Python values (the compat layer) or typed
+//! ones (the typed API), blocking or as asyncio awaitables.
 
-use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -9,18 +10,24 @@ use pyo3::types::PyTuple;
 use xapi_core::client::{Client, Protocol, Sha256Fingerprint, TlsPolicy};
 use xapi_core::wire::{OrderedValue, Value};
 
-use crate::errors::{self, XapiError};
-use crate::{convert, runtime};
+use crate::errors;
+use crate::spec::{self, Spec};
+use crate::{blocking, convert, runtime, typed};
 
-/// One XAPI host (or pool master) reached over XML-RPC.
+/// One XAPI host (or pool master).
 ///
-/// `Connection(url, *, ignore_ssl=False, fingerprint=None, ca_file=None, timeout=None)`:
+/// `Connection(url, *, ignore_ssl=False, fingerprint=None, ca_file=None, timeout=None,
+/// protocol="xmlrpc")`:
 /// `https://` certificates are verified against the web PKI roots unless `ca_file` (a PEM
 /// bundle), `fingerprint` (`"sha256:…"` of the certificate's DER) or `ignore_ssl=True` (accept
-/// any certificate) says otherwise. `timeout` bounds each call, in seconds.
+/// any certificate) says otherwise. `timeout` bounds each call, in seconds. `protocol` is
+/// `"xmlrpc"` (what XenAPI.py speaks), `"jsonrpc"` or `"auto"` (JSON-RPC, falling back to
+/// XML-RPC on hosts without it).
 ///
 /// `call(method, params)` sends `method` with the positional `params` (the session reference
-/// first, when the method takes one) and returns the decoded `Value`, or raises `Failure`.
+/// first, when the method takes one) and returns the decoded value, or raises `Failure`.
+/// `call_typed` converts the parameters and the result by their type codes (see the `spec`
+/// module); `call_typed_async` does the same as an asyncio awaitable.
 #[pyclass(module = "xapi_sdk._xapi_sdk", frozen)]
 pub(crate) struct Connection {
     client: Client,
@@ -29,14 +36,25 @@ pub(crate) struct Connection {
 #[pymethods]
 impl Connection {
     #[new]
-    #[pyo3(signature = (url, *, ignore_ssl = false, fingerprint = None, ca_file = None, timeout = None))]
+    #[pyo3(signature = (url, *, ignore_ssl = false, fingerprint = None, ca_file = None, timeout = None, protocol = "xmlrpc"))]
     fn new(
         url: &str,
         ignore_ssl: bool,
         fingerprint: Option<&str>,
         ca_file: Option<std::path::PathBuf>,
         timeout: Option<f64>,
+        protocol: &str,
     ) -> PyResult<Self> {
+        let protocol = match protocol {
+            "xmlrpc" => Protocol::XmlRpc,
+            "jsonrpc" => Protocol::JsonRpc,
+            "auto" => Protocol::Auto,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "protocol must be \"xmlrpc\", \"jsonrpc\" or \"auto\", not {other:?}"
+                )));
+            }
+        };
         let policy = match (ignore_ssl, fingerprint, ca_file) {
             (true, None, None) => TlsPolicy::DangerAcceptInvalid,
             (false, Some(pin), None) => TlsPolicy::Pinned(
@@ -51,7 +69,7 @@ impl Connection {
                 ));
             }
         };
-        let mut builder = Client::builder(url).tls(policy).protocol(Protocol::XmlRpc);
+        let mut builder = Client::builder(url).tls(policy).protocol(protocol);
         if let Some(seconds) = timeout {
             let limit = Duration::try_from_secs_f64(seconds)
                 .map_err(|err| PyValueError::new_err(format!("timeout: {err}")))?;
@@ -78,30 +96,93 @@ impl Connection {
             .iter()
             .map(|item| convert::to_value(&item))
             .collect::<PyResult<Vec<Value>>>()?;
-        let runtime = runtime::get()?;
-        let client = &self.client;
-        let answer = py.detach(|| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                runtime.block_on(client.call_raw::<OrderedValue>(method, values))
-            }))
-        });
-        match answer {
-            Ok(Ok(value)) => convert::to_python(py, value),
-            Ok(Err(err)) => Err(errors::to_py(py, &err)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(ToString::to_string)
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(XapiError::new_err(format!(
-                    "internal error in xapi_sdk: {what}"
-                )))
-            }
-        }
+        let client = self.client.clone();
+        let method = method.to_owned();
+        let answer = blocking::run(py, async move {
+            client.call_raw::<OrderedValue>(&method, values).await
+        })?;
+        convert::to_python(py, answer.map_err(|err| errors::to_py(py, &err))?)
+    }
+
+    /// Call `method` with `params` converted by the type codes `param_types`; the result
+    /// converted by the type code `result_type`.
+    fn call_typed<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        params: &Bound<'py, PyTuple>,
+        param_types: &Bound<'py, PyTuple>,
+        result_type: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = typed_params(py, params, param_types)?;
+        let spec = spec::get(py, result_type)?;
+        let client = self.client.clone();
+        let method = method.to_owned();
+        let answer = blocking::run(py, async move {
+            client.call_raw::<OrderedValue>(&method, values).await
+        })?;
+        typed::to_python(py, &spec, answer.map_err(|err| errors::to_py(py, &err))?)
+    }
+
+    /// `call_typed` as an asyncio awaitable (to be awaited in the running event loop).
+    fn call_typed_async<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        params: &Bound<'py, PyTuple>,
+        param_types: &Bound<'py, PyTuple>,
+        result_type: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = typed_params(py, params, param_types)?;
+        let spec = spec::get(py, result_type)?;
+        let client = self.client.clone();
+        let method = method.to_owned();
+        let task = runtime::get()?
+            .spawn(async move { client.call_raw::<OrderedValue>(&method, values).await });
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let answer = task.await.map_err(|err| blocking::joined(&err))?;
+            Ok(Typed { spec, answer })
+        })
     }
 
     fn __repr__(&self) -> String {
         format!("<xapi_sdk.Connection {}>", self.client.url())
+    }
+}
+
+/// The wire values of typed parameters: the first `params` without a type code (the session
+/// reference) as plain values.
+fn typed_params(
+    py: Python<'_>,
+    params: &Bound<'_, PyTuple>,
+    param_types: &Bound<'_, PyTuple>,
+) -> PyResult<Vec<Value>> {
+    let untyped = params.len().saturating_sub(param_types.len());
+    let mut values = Vec::with_capacity(params.len());
+    for (index, item) in params.iter().enumerate() {
+        if index < untyped {
+            values.push(typed::to_value(&Spec::Ref, &item)?);
+        } else {
+            let code: String = param_types.get_item(index - untyped)?.extract()?;
+            values.push(typed::to_value(&*spec::get(py, &code)?, &item)?);
+        }
+    }
+    Ok(values)
+}
+
+/// The answer of an async typed call, converted to Python when the awaitable completes.
+struct Typed {
+    spec: Arc<Spec>,
+    answer: Result<OrderedValue, xapi_core::Error>,
+}
+
+impl<'py> IntoPyObject<'py> for Typed {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let value = self.answer.map_err(|err| errors::to_py(py, &err))?;
+        typed::to_python(py, &self.spec, value)
     }
 }

@@ -11,12 +11,22 @@
 //! - the exception hierarchy ([`errors`]): `XapiError`, and under it `Failure`,
 //!   `TransportError` (with `TlsError` and `TimeoutError`) and `DecodeError`.
 //!
-//! `xapi_sdk.compat`, the drop-in for XenAPI.py, is Python code on top of `Connection`.
+//! - `Ref`, and the typed conversions ([`spec`], [`typed`]) of the typed API: the generated
+//!   Python module `xapi_sdk.api` names each parameter and result type by a short code and
+//!   registers its record and enum classes; one generic entry point (`Connection.call_typed`
+//!   and its asyncio twin) serves every message.
+//!
+//! `xapi_sdk.compat`, the drop-in for XenAPI.py, and the typed `Session` / `AsyncSession` are
+//! Python code on top of `Connection`.
 
+mod blocking;
 mod connection;
 mod convert;
 pub mod errors;
+mod reference;
 mod runtime;
+mod spec;
+mod typed;
 
 use pyo3::prelude::*;
 
@@ -27,6 +37,8 @@ fn xapi_sdk_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<connection::Connection>()?;
+    m.add_class::<reference::Ref>()?;
+    m.add_function(wrap_pyfunction!(spec::register, m)?)?;
     m.add("XapiError", py.get_type::<errors::XapiError>())?;
     m.add("Failure", py.get_type::<errors::Failure>())?;
     m.add("TransportError", py.get_type::<errors::TransportError>())?;

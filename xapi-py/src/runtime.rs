@@ -1,6 +1,6 @@
 //! The tokio runtime the module's IO runs on, started at the first call.
 
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use pyo3::PyResult;
 use tokio::runtime::{Builder, Runtime};
@@ -8,11 +8,12 @@ use tokio::runtime::{Builder, Runtime};
 use crate::errors::XapiError;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+static ASYNCIO_BRIDGE: Once = Once::new();
 
 /// The module's runtime: two worker threads are plenty for RPC calls, which spend their time
-/// waiting on the network.
+/// waiting on the network. The asyncio bridge (`pyo3_async_runtimes`) uses the same runtime.
 pub(crate) fn get() -> PyResult<&'static Runtime> {
-    RUNTIME
+    let runtime = RUNTIME
         .get_or_init(|| {
             Builder::new_multi_thread()
                 .worker_threads(2)
@@ -22,5 +23,10 @@ pub(crate) fn get() -> PyResult<&'static Runtime> {
                 .map_err(|err| err.to_string())
         })
         .as_ref()
-        .map_err(|err| XapiError::new_err(format!("cannot start the tokio runtime: {err}")))
+        .map_err(|err| XapiError::new_err(format!("cannot start the tokio runtime: {err}")))?;
+    ASYNCIO_BRIDGE.call_once(|| {
+        // Err only when the bridge has a runtime already: then it keeps that one.
+        let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime);
+    });
+    Ok(runtime)
 }

@@ -4,7 +4,8 @@
 //! 1. the simulator's suite with the official XenAPI.py,
 //! 2. the same suite again with `xapi_sdk.compat` imported as `XenAPI` (the drop-in proof),
 //! 3. xapi-py's own suite,
-//! 4. `mypy.stubtest`, so that the stubs cannot drift from the module.
+//! 4. `mypy.stubtest`, so that the stubs cannot drift from the module,
+//! 5. `mypy --strict` on the example scripts of `xapi-py/examples`, which use the typed API.
 //!
 //! Every step runs, or the stage fails: none is skipped.
 
@@ -17,6 +18,8 @@ use crate::run::{run, workspace_root};
 const SIM_SUITE: &str = "xapi-sim/tests/python";
 /// The suite of the Python package.
 const PY_SUITE: &str = "xapi-py/tests";
+/// The example scripts, type-checked with `mypy --strict`.
+const PY_EXAMPLES: &str = "xapi-py/examples";
 /// Environment variable naming the module the simulator's suite imports as `XenAPI` (read by
 /// its conftest.py).
 const CLIENT_VAR: &str = "XAPI_PY_CLIENT";
@@ -29,7 +32,8 @@ const PIP_PACKAGES: &[&str] = &[
     "mypy==2.4.1",
 ];
 
-/// Build the extension into the venv and run every Python suite and stubtest.
+/// Build the extension into the venv and run every Python suite, stubtest and the strict type
+/// check of the examples.
 pub(crate) fn run_pytest() -> Result<(), String> {
     let root = workspace_root();
     for suite in [SIM_SUITE, PY_SUITE] {
@@ -64,6 +68,9 @@ pub(crate) fn run_pytest() -> Result<(), String> {
     run(&mut pytest(&python, &root, &root.join(PY_SUITE)))?;
     run(Command::new(&python)
         .args(["-m", "mypy.stubtest", "xapi_sdk"])
+        .current_dir(&root))?;
+    run(Command::new(&python)
+        .args(["-m", "mypy", "--strict", PY_EXAMPLES])
         .current_dir(&root))
 }
 

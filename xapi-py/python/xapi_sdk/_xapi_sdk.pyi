@@ -1,11 +1,14 @@
 """The native part of xapi_sdk (Rust, through pyo3)."""
 
 import os
-from typing import Any, final
+from collections.abc import Awaitable
+from typing import Any, ClassVar, final
 
 __all__ = [
     "__version__",
     "Connection",
+    "Ref",
+    "register",
     "XapiError",
     "Failure",
     "TransportError",
@@ -50,7 +53,39 @@ class Connection:
         fingerprint: str | None = None,
         ca_file: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
+        protocol: str = "xmlrpc",
     ) -> Connection: ...
     @property
     def url(self) -> str: ...
     def call(self, method: str, params: tuple[Any, ...]) -> Any: ...
+    def call_typed(
+        self,
+        method: str,
+        params: tuple[Any, ...],
+        param_types: tuple[str, ...],
+        result_type: str,
+    ) -> Any: ...
+    def call_typed_async(
+        self,
+        method: str,
+        params: tuple[Any, ...],
+        param_types: tuple[str, ...],
+        result_type: str,
+    ) -> Awaitable[Any]: ...
+
+@final
+class Ref:
+    """A reference to a XAPI object (``OpaqueRef:…``)."""
+
+    NULL: ClassVar[Ref]
+    def __new__(cls, opaque: str) -> Ref: ...
+    @property
+    def opaque(self) -> str: ...
+    @property
+    def is_null(self) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+
+def register(records: dict[str, Any], enums: dict[str, Any]) -> None:
+    """Register the record and enum classes of the typed API (called by ``xapi_sdk.api``)."""

@@ -38,6 +38,7 @@ mod mod_file;
 mod model;
 mod names;
 mod normalized;
+mod python_file;
 mod rustfmt;
 mod types;
 
@@ -214,6 +215,14 @@ pub(crate) fn check_up_to_date(upstream: &Upstream) -> Result<(), String> {
         "==> codegen: {OUTPUT_ROOT} is up to date ({} files)",
         files.len()
     );
+    let python = generate_python()?;
+    let path = workspace_root().join(python_file::PATH);
+    if fs::read_to_string(&path).ok().as_deref() != Some(python.as_str()) {
+        return Err(format!(
+            "generated code is out of date; run `cargo xtask codegen`:\n  {} (differs)",
+            python_file::PATH
+        ));
+    }
     check_input_fresh(upstream)
 }
 
@@ -254,7 +263,21 @@ fn write_all() -> Result<(), String> {
         "==> codegen: {} files in {OUTPUT_ROOT}, {written} changed",
         files.len()
     );
+    let python = generate_python()?;
+    let path = workspace_root().join(python_file::PATH);
+    if fs::read_to_string(&path).ok().as_deref() != Some(python.as_str()) {
+        fs::write(&path, python)
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        println!("==> codegen: wrote {}", python_file::PATH);
+    }
     Ok(())
+}
+
+/// The typed Python API (`xapi_sdk._api`), from the committed input.
+fn generate_python() -> Result<String, String> {
+    let model = normalized::load(&input_path())?;
+    let enums = catalog::enum_table(&model)?;
+    python_file::render(&model, &enums)
 }
 
 /// Write `files` below `out_dir` (only those that changed) and remove other `.rs` files in the
