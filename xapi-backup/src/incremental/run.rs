@@ -55,6 +55,11 @@ pub struct IncrementalOptions {
     pub job_id: Option<String>,
     /// NBD read requests in flight per disk.
     pub in_flight: usize,
+    /// Read over plain NBD when a host refuses TLS (`NBD_OPT_STARTTLS`: its NBD network has
+    /// the `insecure_nbd` purpose). Off by default: disk contents then cross the network in
+    /// clear, and a run that cannot use TLS goes through `GET /export` instead (reported as
+    /// [`FullReason::NbdUnreachable`]).
+    pub allow_plain_nbd: bool,
 }
 
 impl Default for IncrementalOptions {
@@ -64,6 +69,7 @@ impl Default for IncrementalOptions {
             state_dir: None,
             job_id: None,
             in_flight: 16,
+            allow_plain_nbd: false,
         }
     }
 }
@@ -367,7 +373,7 @@ async fn back_up_snapshot(
         snapshot_time: None,
     });
 
-    let clients = match connect_disks(session, &disks).await {
+    let clients = match connect_disks(session, &disks, options.allow_plain_nbd).await {
         Ok(clients) => clients,
         Err(error) => {
             // no NBD: the whole VM through GET /export (its disks still become bases)
@@ -469,7 +475,11 @@ async fn back_up_snapshot(
 
 /// One NBD connection per disk, to the first host `VDI.get_nbd_info` lists that answers; the
 /// reason when a disk has none.
-async fn connect_disks(session: &SessionHandle, disks: &[Disk]) -> Result<Vec<NbdClient>, String> {
+async fn connect_disks(
+    session: &SessionHandle,
+    disks: &[Disk],
+    allow_plain: bool,
+) -> Result<Vec<NbdClient>, String> {
     let mut clients = Vec::with_capacity(disks.len());
     for disk in disks {
         let infos = session
@@ -488,7 +498,19 @@ async fn connect_disks(session: &SessionHandle, disks: &[Disk]) -> Result<Vec<Nb
             .map(NbdTarget::from_info)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        clients.push(connect_any(&targets).await.map_err(|e| e.to_string())?);
+        let client = match connect_any(&targets).await {
+            Ok(client) => client,
+            Err(error) if allow_plain => {
+                tracing::warn!(%error, disk = %disk.snapshot_uuid, "NBD over TLS failed; reading the disk over PLAIN NBD as allowed (its contents cross the network in clear)");
+                let plain: Vec<NbdTarget> = targets
+                    .into_iter()
+                    .map(|t| NbdTarget { tls: None, ..t })
+                    .collect();
+                connect_any(&plain).await.map_err(|e| e.to_string())?
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        clients.push(client);
     }
     Ok(clients)
 }

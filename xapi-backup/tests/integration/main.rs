@@ -1,6 +1,7 @@
 //! xapi-backup's integration tests, linked into one binary (one link, one process).
 
 mod fuzz_regressions;
+mod incremental;
 mod nbd;
 mod vhd;
 mod vm_backup;
