@@ -55,29 +55,18 @@ fn is_refusal(error: &xapi_core::Error) -> Option<String> {
     .then(|| failure.code.as_str().to_owned())
 }
 
-/// Decides how to read the disk `source` (its record) whose new snapshot is `snapshot`, given
-/// the VM's restore points in the repository. `cbt_was_off`: CBT was off on the disk when the
-/// run began.
-pub(crate) async fn plan_disk(
+/// The base `source` names, with its record; why there is none otherwise.
+async fn find_base(
     session: &SessionHandle,
-    restore_points: &[Manifest],
     source: &VdiRecord,
-    snapshot: (&Ref<Vdi>, &VdiRecord),
-    cbt_was_off: bool,
-) -> Result<BasePlan, EngineError> {
+) -> Result<Result<(Ref<Vdi>, VdiRecord), FullReason>, EngineError> {
     let Some(base_uuid) = source.other_config.get(SOURCE_BASE_KEY) else {
-        return Ok(BasePlan::Full {
-            reason: FullReason::FirstRun,
-            base: None,
-        });
+        return Ok(Err(FullReason::FirstRun));
     };
     let Ok(base) = session.vdi().get_by_uuid(base_uuid).await else {
-        return Ok(BasePlan::Full {
-            reason: FullReason::BaseMissing {
-                base_uuid: base_uuid.to_string(),
-            },
-            base: None,
-        });
+        return Ok(Err(FullReason::BaseMissing {
+            base_uuid: base_uuid.to_string(),
+        }));
     };
     let record = session
         .vdi()
@@ -86,17 +75,42 @@ pub(crate) async fn plan_disk(
         .map_err(xapi("VDI.get_record"))?;
     if record.other_config.get(BASE_OF_KEY).map(|s| &**s) != Some(&*source.uuid) {
         // a base of another disk (the disk came back from a restore, say): not ours
-        return Ok(BasePlan::Full {
-            reason: FullReason::FirstRun,
-            base: None,
-        });
+        return Ok(Err(FullReason::FirstRun));
     }
+    Ok(Ok((base, record)))
+}
+
+/// Decides how to read the disk `source` (its record) whose new snapshot is `snapshot`, given
+/// the VM's restore points in the repository. `cbt_was_off`: CBT was off on the disk when the
+/// run began (the run enabled it); a snapshot without CBT is always [`FullReason::CbtOff`].
+pub(crate) async fn plan_disk(
+    session: &SessionHandle,
+    restore_points: &[Manifest],
+    source: &VdiRecord,
+    snapshot: (&Ref<Vdi>, &VdiRecord),
+    cbt_was_off: bool,
+) -> Result<BasePlan, EngineError> {
+    let base = match find_base(session, source).await? {
+        Ok(base) => base,
+        Err(reason) => {
+            let reason = if snapshot.1.cbt_enabled {
+                reason
+            } else {
+                FullReason::CbtOff
+            };
+            return Ok(BasePlan::Full { reason, base: None });
+        }
+    };
+    let (base, record) = base;
     let full = |reason| {
         Ok(BasePlan::Full {
             reason,
             base: Some(base.clone()),
         })
     };
+    if !snapshot.1.cbt_enabled {
+        return full(FullReason::CbtOff);
+    }
     if cbt_was_off {
         return full(FullReason::CbtOff);
     }

@@ -18,28 +18,36 @@ pub(crate) struct ResumeState {
     pub vm_uuid: String,
     /// The snapshot the run reads (kept until the run ends).
     pub snapshot_uuid: String,
-    /// Per disk stream key: the chunks stored, `(chunk number, chunk id in hex)`.
+    /// Per disk (the snapshot VDI's UUID): the chunks settled, `(chunk number, chunk id in hex)`, the id empty
+    /// for a chunk of zeros.
     pub stored: BTreeMap<String, Vec<(u64, String)>>,
 }
 
 impl ResumeState {
-    /// The chunks stored for the stream `key`, by chunk number (unreadable ids are skipped:
-    /// those chunks are read again).
-    pub(crate) fn stored_chunks(&self, key: &str) -> BTreeMap<u64, ChunkId> {
+    /// The chunks settled for the stream `key`, by chunk number (`None`: zeros; unreadable
+    /// ids are skipped: those chunks are read again).
+    pub(crate) fn stored_chunks(&self, key: &str) -> BTreeMap<u64, Option<ChunkId>> {
         self.stored
             .get(key)
             .into_iter()
             .flatten()
-            .filter_map(|(n, id)| ChunkId::from_hex(id).map(|id| (*n, id)))
+            .filter_map(|(n, id)| {
+                if id.is_empty() {
+                    Some((*n, None))
+                } else {
+                    ChunkId::from_hex(id).map(|id| (*n, Some(id)))
+                }
+            })
             .collect()
     }
 
-    /// Records chunks stored for `key`.
-    pub(crate) fn add(&mut self, key: &str, chunks: &[(u64, ChunkId)]) {
-        self.stored
-            .entry(key.to_owned())
-            .or_default()
-            .extend(chunks.iter().map(|(n, id)| (*n, id.to_hex())));
+    /// Records chunks settled for `key`.
+    pub(crate) fn add(&mut self, key: &str, chunks: &[(u64, Option<ChunkId>)]) {
+        self.stored.entry(key.to_owned()).or_default().extend(
+            chunks
+                .iter()
+                .map(|(n, id)| (*n, id.as_ref().map(ChunkId::to_hex).unwrap_or_default())),
+        );
     }
 }
 
@@ -119,11 +127,12 @@ mod tests {
             ..ResumeState::default()
         };
         let id = ChunkId([7; 32]);
-        state.add("Ref:1", &[(3, id)]);
+        state.add("Ref:1", &[(3, Some(id)), (4, None)]);
         file.save(&state).await.unwrap();
         let loaded = file.load().await.unwrap().unwrap();
         assert_eq!(loaded, state);
-        assert_eq!(loaded.stored_chunks("Ref:1").get(&3), Some(&id));
+        assert_eq!(loaded.stored_chunks("Ref:1").get(&3), Some(&Some(id)));
+        assert_eq!(loaded.stored_chunks("Ref:1").get(&4), Some(&None));
         file.remove().await.unwrap();
         assert_eq!(file.load().await.unwrap(), None);
         tokio::fs::write(dir.path().join("vm.json"), b"{")

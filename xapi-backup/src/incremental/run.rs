@@ -439,7 +439,7 @@ async fn back_up_snapshot(
                 Source::Full,
             ),
         };
-        let resumed = progress.state.stored_chunks(&disk.key);
+        let resumed = progress.state.stored_chunks(&disk.snapshot_uuid);
         let job = DiskJob { spec, mode, source };
         let report = transfer_disk(
             repo,

@@ -15,8 +15,9 @@ use super::resume::{ResumeFile, ResumeState};
 use crate::engine_error::{EngineError, backup};
 use crate::repo::{ChunkId, IndexEntries, Manifest, Repository, RestorePointWriter, StreamSpec};
 
-/// Chunks planned and read at once (reads of one batch are pipelined and coalesced).
-const BATCH_CHUNKS: u64 = 32;
+/// Chunks planned and read at once (reads of one batch are pipelined and coalesced; a batch
+/// that fails is read again by a resumed run).
+const BATCH_CHUNKS: u64 = 8;
 /// How often the resume state is saved during a transfer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -52,7 +53,7 @@ impl Progress<'_> {
     async fn record(
         &mut self,
         key: &str,
-        stored: &[(u64, ChunkId)],
+        stored: &[(u64, Option<ChunkId>)],
         force: bool,
     ) -> Result<(), EngineError> {
         self.state.add(key, stored);
@@ -68,8 +69,9 @@ impl Progress<'_> {
 
 /// What to do with one chunk.
 enum Action {
-    /// All zeros in the previous restore point and unchanged: nothing to store.
-    Zero,
+    /// All zeros (in the previous restore point and unchanged, or settled as zeros by an
+    /// interrupted run): nothing to store.
+    Zero(bool),
     /// Stored already (previous restore point, or an interrupted run).
     Reference(ChunkId, bool),
     /// Read whole.
@@ -115,13 +117,15 @@ pub(crate) async fn transfer_disk(
     point: &mut RestorePointWriter,
     nbd: &mut NbdClient,
     job: DiskJob,
-    resumed: &BTreeMap<u64, ChunkId>,
+    resumed: &BTreeMap<u64, Option<ChunkId>>,
     progress: &mut Progress<'_>,
     in_flight: usize,
 ) -> Result<DiskReport, EngineError> {
     let chunk_size = u64::from(repo.chunk_size());
     let size = job.spec.size;
     let key = job.spec.key.clone();
+    // the resume state names disks by the snapshot VDI (export ids change between exports)
+    let vdi_uuid = job.spec.vdi_uuid.clone().unwrap_or_else(|| key.clone());
     let mut report = DiskReport {
         key: key.clone(),
         vdi_uuid: job.spec.vdi_uuid.clone().unwrap_or_default(),
@@ -184,7 +188,7 @@ pub(crate) async fn transfer_disk(
                 None => None,
             };
             let action = if let Some(id) = resumed.get(&number) {
-                Action::Reference(*id, true)
+                id.map_or(Action::Zero(true), |id| Action::Reference(id, true))
             } else {
                 match &job.source {
                     Source::Full => {
@@ -198,7 +202,7 @@ pub(crate) async fn transfer_disk(
                         Action::Rebuild(before)
                     }
                     Source::Changed { .. } => {
-                        before.map_or(Action::Zero, |id| Action::Reference(id, false))
+                        before.map_or(Action::Zero(false), |id| Action::Reference(id, false))
                     }
                 }
             };
@@ -212,8 +216,12 @@ pub(crate) async fn transfer_disk(
             })
             .await;
         if let Err(source) = read {
+            stream
+                .flush()
+                .await
+                .map_err(backup("storing the chunks read before NBD failed"))?;
             let stored = stream.drain_stored();
-            progress.record(&key, &stored, true).await?;
+            progress.record(&vdi_uuid, &stored, true).await?;
             return Err(EngineError::Nbd {
                 step: format!("reading disk {key} over NBD"),
                 source: Box::new(source),
@@ -222,7 +230,7 @@ pub(crate) async fn transfer_disk(
         report.nbd_bytes_read += ranges.iter().map(|(_, len)| len).sum::<u64>();
         for (number, start, end, action) in actions {
             match action {
-                Action::Zero => {}
+                Action::Zero(was_resumed) => report.chunks_resumed += u64::from(was_resumed),
                 Action::Reference(id, was_resumed) => {
                     stream
                         .reuse_chunk(number, id)
@@ -283,7 +291,7 @@ pub(crate) async fn transfer_disk(
             }
         }
         let stored = stream.drain_stored();
-        progress.record(&key, &stored, false).await?;
+        progress.record(&vdi_uuid, &stored, false).await?;
         first = last;
     }
     stream

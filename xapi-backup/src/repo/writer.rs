@@ -401,8 +401,9 @@ pub struct StreamWriter<'a> {
     next_chunk: u64,
     in_flight: VecDeque<(u64, JoinHandle<Result<ChunkOutcome, RepoError>>)>,
     reused: ChunkBits,
-    /// Chunks settled since [`StreamWriter::drain_stored`] last ran (for resumable writers).
-    settled: Vec<(u64, ChunkId)>,
+    /// Chunks settled since [`StreamWriter::drain_stored`] last ran (for resumable writers);
+    /// `None` for a chunk of zeros.
+    settled: Vec<(u64, Option<ChunkId>)>,
 }
 
 impl StreamWriter<'_> {
@@ -474,11 +475,20 @@ impl StreamWriter<'_> {
         Ok(())
     }
 
-    /// The chunks stored (or found already stored) since the last call, by chunk number: what
-    /// a resumable writer persists so that an interrupted run can [`StreamWriter::reuse_chunk`]
-    /// them instead of reading them again. Zero chunks are not listed (they need no storing).
-    pub fn drain_stored(&mut self) -> Vec<(u64, ChunkId)> {
+    /// The chunks settled since the last call, by chunk number, with their id (`None`: a chunk
+    /// of zeros, not stored): what a resumable writer persists so that an interrupted run can
+    /// [`StreamWriter::reuse_chunk`] (or skip) them instead of reading them again.
+    pub fn drain_stored(&mut self) -> Vec<(u64, Option<ChunkId>)> {
         std::mem::take(&mut self.settled)
+    }
+
+    /// Waits for every chunk in flight and records it in the index (a resumable writer calls
+    /// this before saving its progress when its source fails).
+    pub async fn flush(&mut self) -> crate::Result<()> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(())
     }
 
     /// Waits for the oldest chunk in flight and records it in the index.
@@ -494,16 +504,16 @@ impl StreamWriter<'_> {
             .as_mut()
             .expect("the index lives until finish or drop");
         match outcome {
-            ChunkOutcome::Zero => {}
+            ChunkOutcome::Zero => self.settled.push((number, None)),
             ChunkOutcome::New { id, bytes } => {
                 index.push(number, id).await?;
-                self.settled.push((number, id));
+                self.settled.push((number, Some(id)));
                 self.record.new_chunks += 1;
                 self.record.new_bytes += bytes;
             }
             ChunkOutcome::Reused { id } => {
                 index.push(number, id).await?;
-                self.settled.push((number, id));
+                self.settled.push((number, Some(id)));
                 self.reused.set(number);
             }
         }

@@ -10,13 +10,13 @@ use xapi_backup::export::remove_leftover_snapshots;
 use xapi_backup::import::{RestoreOptions, restore_vm};
 use xapi_backup::incremental::base::{BASE_OF_KEY, BASE_TAG, SOURCE_BASE_KEY};
 use xapi_backup::incremental::{
-    CBT_BLOCK, ChangedBlocks, CbtPolicy, FullReason, IncrementalOptions,
-    IncrementalReport, backup_vm_incremental, disable_cbt, enable_cbt,
+    CBT_BLOCK, CbtPolicy, ChangedBlocks, FullReason, IncrementalOptions, IncrementalReport,
+    backup_vm_incremental, disable_cbt, enable_cbt,
 };
 use xapi_backup::repo::{CreateOptions, Manifest, Repository, Target};
 use xapi_core::api::{ErrorCode, VbdType, Vdi, Vm, VmPowerState};
 use xapi_core::client::{Client, Password, SessionHandle, TlsPolicy};
-use xapi_core::wire::Ref;
+use xapi_core::wire::{Ref, SmallMap};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, SimHandle, Simulator};
 
 /// The demo pool over TLS: its NBD network has the `nbd` purpose (TLS pinned to the host's
@@ -77,7 +77,10 @@ async fn disks(session: &SessionHandle, vm: &Ref<Vm>) -> Vec<(Ref<Vdi>, String)>
         disks.push((vbd.userdevice.to_string(), vbd.vdi, uuid.to_string()));
     }
     disks.sort_by(|a, b| a.0.cmp(&b.0));
-    disks.into_iter().map(|(_, vdi, uuid)| (vdi, uuid)).collect()
+    disks
+        .into_iter()
+        .map(|(_, vdi, uuid)| (vdi, uuid))
+        .collect()
 }
 
 /// The bytes of a VM's disks now, by userdevice.
@@ -206,7 +209,10 @@ async fn incremental_runs_read_only_changed_blocks_and_restore_byte_for_byte() {
         assert!(report.nbd_bytes_read < total / 4);
         let rebuilt: u64 = report.disks.iter().map(|d| d.chunks_rebuilt).sum();
         let reused: u64 = report.disks.iter().map(|d| d.chunks_reused).sum();
-        assert!(rebuilt > 0 && reused > 0, "rebuilt {rebuilt}, reused {reused}");
+        assert!(
+            rebuilt > 0 && reused > 0,
+            "rebuilt {rebuilt}, reused {reused}"
+        );
         assert_ne!(report.manifest.id, previous_manifest.id);
         assert!(
             restored(&sim, &session, &repo, &report.manifest).await == expected,
@@ -267,6 +273,7 @@ where
         .await
         .unwrap();
     let reasons = reasons(&report);
+    assert!(report.bases_kept, "{name}: the full run keeps bases");
     assert!(
         reasons.iter().any(&expect),
         "{name}: expected a full read, got {reasons:?}"
@@ -341,11 +348,7 @@ async fn a_resized_disk_means_a_full_read_said_so() {
         |sim, session, vm, repo| async move {
             let (disk, _) = disks(&session, &vm).await.remove(0);
             let size = session.vdi().get_virtual_size(&disk).await.unwrap();
-            session
-                .vdi()
-                .resize(&disk, size + (4 << 20))
-                .await
-                .unwrap();
+            session.vdi().resize(&disk, size + (4 << 20)).await.unwrap();
             (sim, repo)
         },
         |r| matches!(r, FullReason::DiskResized { from, to } if to - from == 4 << 20),
@@ -364,7 +367,7 @@ async fn an_added_disk_is_read_whole_said_so_and_the_others_incrementally() {
             record.name_label = "added".into();
             record.virtual_size = 8 << 20;
             record.sr = sr;
-            record.other_config = Default::default();
+            record.other_config = SmallMap::default();
             record.uuid = "00000000-0000-4000-8000-0000000000ad".into();
             let vdi = session.vdi().create(&record).await.unwrap();
             let uuid = session.vdi().get_uuid(&vdi).await.unwrap();
@@ -389,14 +392,19 @@ async fn an_added_disk_is_read_whole_said_so_and_the_others_incrementally() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_changed_blocks_refused_means_a_full_read_said_so() {
-    for code in [ErrorCode::MessageMethodUnknown, ErrorCode::LicenceRestriction] {
+    for code in [
+        ErrorCode::MessageMethodUnknown,
+        ErrorCode::LicenceRestriction,
+    ] {
         let expected = code.as_str().to_owned();
         fallback_case(
             "refused",
             |sim, session, vm, repo| async move {
                 // the next two calls: one per disk
-                sim.faults().fail_call("VDI.list_changed_blocks", 1, code.clone());
-                sim.faults().fail_call("VDI.list_changed_blocks", 1, code.clone());
+                sim.faults()
+                    .fail_call("VDI.list_changed_blocks", 1, code.clone());
+                sim.faults()
+                    .fail_call("VDI.list_changed_blocks", 1, code.clone());
                 let _ = (&session, &vm);
                 (sim, repo)
             },
@@ -438,7 +446,10 @@ async fn nbd_without_tls_sends_the_vm_through_export_said_so_unless_plain_is_all
     }
     assert_eq!(report.nbd_bytes_read, 0);
     assert!(report.export_bytes_read > 0);
-    assert!(report.bases_kept, "the exported snapshot's disks still become bases");
+    assert!(
+        report.bases_kept,
+        "the exported snapshot's disks still become bases"
+    );
     assert!(restored(&sim, &session, &repo, &report.manifest).await == expected);
 
     // plain NBD allowed: incremental from the bases the export run kept
@@ -466,6 +477,11 @@ async fn an_interrupted_transfer_resumes_from_the_last_chunk_stored() {
         state_dir: Some(dir.path().join("state")),
         ..IncrementalOptions::default()
     };
+    // 16 MiB of data on the first disk, so that the cut falls among stored chunks
+    let (_, first_disk) = disks(&session, &vm).await.remove(0);
+    let mut rng = Rng(5);
+    let data: Vec<u8> = (0..16 << 20).map(|_| rng.next() as u8).collect();
+    sim.write_disk("primary", &first_disk, 0, &data).unwrap();
     let expected = contents(&sim, &session, &vm).await;
     let total: u64 = expected.iter().map(|d| d.len() as u64).sum();
     // the first disk's connection drops after 12 MiB
@@ -473,12 +489,13 @@ async fn an_interrupted_transfer_resumes_from_the_last_chunk_stored() {
     let err = backup_vm_incremental(&session, &repo, &vm, &options)
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, xapi_backup::EngineError::Nbd { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, xapi_backup::EngineError::Nbd { .. }), "{err}");
     let record = session.vm().get_record(&vm).await.unwrap();
-    assert_eq!(record.snapshots.len(), 1, "the snapshot is kept for the resume");
+    assert_eq!(
+        record.snapshots.len(),
+        1,
+        "the snapshot is kept for the resume"
+    );
     assert_eq!(remove_leftover_snapshots(&session).await.unwrap(), 0);
 
     let report = backup_vm_incremental(&session, &repo, &vm, &options)
@@ -554,13 +571,21 @@ async fn cbt_follows_vdi_snapshots_and_resizes_not_clones_and_a_destroyed_base_s
     let vm = vm_named(&session, "mail").await;
     let (disk, uuid) = disks(&session, &vm).await.remove(0);
     session.vdi().enable_cbt(&disk).await.unwrap();
-    let first = session.vdi().snapshot(&disk, &Default::default()).await.unwrap();
+    let first = session
+        .vdi()
+        .snapshot(&disk, &SmallMap::default())
+        .await
+        .unwrap();
     assert!(session.vdi().get_cbt_enabled(&first).await.unwrap());
     sim.write_disk("primary", &uuid, 3 * CBT_BLOCK + 5, b"x")
         .unwrap();
 
     // a clone is a plain disk: no CBT, unrelated to the chain
-    let clone = session.vdi().clone(&disk, &Default::default()).await.unwrap();
+    let clone = session
+        .vdi()
+        .clone(&disk, &SmallMap::default())
+        .await
+        .unwrap();
     assert!(!session.vdi().get_cbt_enabled(&clone).await.unwrap());
     let err = session
         .vdi()
@@ -578,17 +603,18 @@ async fn cbt_follows_vdi_snapshots_and_resizes_not_clones_and_a_destroyed_base_s
         .unwrap();
     sim.write_disk("primary", &uuid, size + CBT_BLOCK, b"y")
         .unwrap();
-    let second = session.vdi().snapshot(&disk, &Default::default()).await.unwrap();
+    let second = session
+        .vdi()
+        .snapshot(&disk, &SmallMap::default())
+        .await
+        .unwrap();
     let answer = session
         .vdi()
         .list_changed_blocks(&first, &second)
         .await
         .unwrap();
     let grown = size + (1 << 20);
-    assert_eq!(
-        blocks_of(&answer, grown),
-        vec![3, size / CBT_BLOCK + 1]
-    );
+    assert_eq!(blocks_of(&answer, grown), vec![3, size / CBT_BLOCK + 1]);
 
     // data destroyed: not readable (NBD, raw export), still comparable
     session.vdi().data_destroy(&first).await.unwrap();

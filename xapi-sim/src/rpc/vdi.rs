@@ -89,6 +89,8 @@ fn create(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
         return Err(backend_failure("creating the disk image", &err));
     }
     db.set_field("VDI", &vdi, "location", Value::String(uuid))?;
+    // read-only in the datamodel: a new disk does not track changes until `VDI.enable_cbt`
+    db.set_field("VDI", &vdi, "cbt_enabled", Value::Bool(false))?;
     Ok(Value::String(vdi))
 }
 
