@@ -228,6 +228,24 @@ pub(crate) async fn transfer_disk(
             });
         }
         report.nbd_bytes_read += ranges.iter().map(|(_, len)| len).sum::<u64>();
+        // the previous chunks under this batch's changed blocks, fetched (and decompressed) at once
+        let mut before_chunks: VecDeque<Bytes> = match previous.as_ref() {
+            Some(previous) => futures::future::try_join_all(actions.iter().filter_map(
+                |(number, _, _, action)| match action {
+                    Action::Rebuild(Some(id)) => Some(previous.repo.read_chunk(
+                        previous.manifest,
+                        previous.key,
+                        *number,
+                        id,
+                    )),
+                    _ => None,
+                },
+            ))
+            .await
+            .map_err(backup("reading the previous restore point's chunks"))?
+            .into(),
+            None => VecDeque::new(),
+        };
         for (number, start, end, action) in actions {
             match action {
                 Action::Zero(was_resumed) => report.chunks_resumed += u64::from(was_resumed),
@@ -261,15 +279,9 @@ pub(crate) async fn transfer_disk(
                     report.chunks_read += 1;
                 }
                 Action::Rebuild(before) => {
-                    let mut data = match (before, previous.as_ref()) {
-                        (Some(id), Some(previous)) => BytesMut::from(
-                            &previous
-                                .repo
-                                .read_chunk(previous.manifest, previous.key, number, &id)
-                                .await
-                                .map_err(backup("reading the previous restore point's chunk"))?[..],
-                        ),
-                        _ => BytesMut::zeroed((end - start) as usize),
+                    let mut data = match before.and_then(|_| before_chunks.pop_front()) {
+                        Some(chunk) => BytesMut::from(&chunk[..]),
+                        None => BytesMut::zeroed((end - start) as usize),
                     };
                     if data.len() as u64 != end - start {
                         return Err(EngineError::Unexpected(format!(
