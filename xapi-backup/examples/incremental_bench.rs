@@ -50,19 +50,27 @@ impl Rng {
     }
 }
 
-fn line(name: &str, report: &IncrementalReport, took: Duration, full: Option<(Duration, u64)>) {
+fn line(
+    name: &str,
+    report: &IncrementalReport,
+    took: Duration,
+    full: Option<(Duration, u64, f64)>,
+) {
     let rebuilt: u64 = report.disks.iter().map(|d| d.chunks_rebuilt).sum();
     let reused: u64 = report.disks.iter().map(|d| d.chunks_reused).sum();
     print!(
-        "{name}: {:.2} s, NBD read {:.1} MiB, changed {:.1} MiB, chunks rebuilt {rebuilt}, reused {reused}",
+        "{name}: {:.2} s (snapshot {:.2} s, transfer {:.2} s), NBD read {:.1} MiB, changed {:.1} MiB, chunks rebuilt {rebuilt}, reused {reused}",
         took.as_secs_f64(),
+        report.snapshot_seconds,
+        report.transfer_seconds,
         report.nbd_bytes_read as f64 / MIB as f64,
         report.changed_bytes as f64 / MIB as f64,
     );
-    if let Some((full_time, full_bytes)) = full {
+    if let Some((full_time, full_bytes, full_transfer)) = full {
         print!(
-            "; time {:.2} % of full, NBD bytes {:.2} % of full, {:.3}x the changed bytes",
+            "; time {:.2} % of full (transfer {:.2} % of full's), NBD bytes {:.2} % of full, {:.3}x the changed bytes",
             100.0 * took.as_secs_f64() / full_time.as_secs_f64(),
+            100.0 * report.transfer_seconds / full_transfer,
             100.0 * report.nbd_bytes_read as f64 / full_bytes as f64,
             report.nbd_bytes_read as f64 / report.changed_bytes.max(1) as f64,
         );
@@ -135,7 +143,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let full = backup_vm_incremental(&session, &repo, vm, &options).await?;
     let full_time = started.elapsed();
     line("full run", &full, full_time, None);
-    let full = Some((full_time, full.nbd_bytes_read));
+    let full = Some((full_time, full.nbd_bytes_read, full.transfer_seconds));
 
     // 1 % in 1 MiB-aligned runs of 1 MiB
     let runs = size / MIB / 100;

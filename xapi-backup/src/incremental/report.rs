@@ -135,6 +135,11 @@ pub struct IncrementalReport {
     pub resumed: bool,
     /// Whether the snapshot's disks were kept as the bases of the next run.
     pub bases_kept: bool,
+    /// Seconds spent taking (or finding) the snapshot.
+    pub snapshot_seconds: f64,
+    /// Seconds spent reading the disks and storing them, manifest included (the export, on
+    /// the NBD-unreachable fallback).
+    pub transfer_seconds: f64,
 }
 
 impl IncrementalReport {

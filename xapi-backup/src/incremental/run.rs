@@ -116,8 +116,10 @@ async fn run(
         .state_dir
         .as_deref()
         .map(|dir| ResumeFile::new(dir, &record.uuid));
+    let started = Instant::now();
     let (snapshot, mut state) =
         find_or_take_snapshot(session, vm, &record, resume_file.as_ref(), options).await?;
+    let snapshot_seconds = started.elapsed().as_secs_f64();
     let resumed = state.stored.values().any(|chunks| !chunks.is_empty());
     let result = Box::pin(back_up_snapshot(
         session,
@@ -132,6 +134,7 @@ async fn run(
     match result {
         Ok(mut report) => {
             report.resumed = resumed;
+            report.snapshot_seconds = snapshot_seconds;
             if let Some(file) = &resume_file {
                 file.remove().await?;
             }
@@ -373,6 +376,7 @@ async fn back_up_snapshot(
         snapshot_time: None,
     });
 
+    let started = Instant::now();
     let clients = match connect_disks(session, &disks, options.allow_plain_nbd).await {
         Ok(clients) => clients,
         Err(error) => {
@@ -386,8 +390,11 @@ async fn back_up_snapshot(
                 options.job_id.as_deref(),
             )
             .await?;
+            let transfer_seconds = started.elapsed().as_secs_f64();
             let bases_kept = finish(session, snapshot, &disks, &manifest).await;
             return Ok(IncrementalReport {
+                snapshot_seconds: 0.0,
+                transfer_seconds,
                 manifest,
                 fallback: Some(FullReason::NbdUnreachable { error }),
                 disks: Vec::new(),
@@ -460,8 +467,11 @@ async fn back_up_snapshot(
         .commit()
         .await
         .map_err(backup("writing the manifest"))?;
+    let transfer_seconds = started.elapsed().as_secs_f64();
     let bases_kept = finish(session, snapshot, &disks, &manifest).await;
     Ok(IncrementalReport {
+        snapshot_seconds: 0.0,
+        transfer_seconds,
         nbd_bytes_read: reports.iter().map(|d| d.nbd_bytes_read).sum(),
         changed_bytes: reports.iter().map(|d| d.changed_bytes).sum(),
         manifest,
