@@ -25,6 +25,25 @@ pub enum EngineError {
     /// The exported `ova.xml` does not describe what was asked.
     #[error("{0}")]
     Unexpected(String),
+    /// Reading a disk over NBD failed (an incremental or NBD full run; what was stored is kept
+    /// for a resumed run when the run keeps resume state).
+    #[error("{step}: {source}")]
+    Nbd {
+        /// What was being done, naming the disk.
+        step: String,
+        /// The NBD client's error.
+        #[source]
+        source: Box<crate::incremental::nbd::NbdError>,
+    },
+    /// The resume state of an incremental run could not be read or written.
+    #[error("resume state {}: {source}", path.display())]
+    ResumeState {
+        /// The state file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A pool database dump did not parse with xapi-dr's reader: it is not stored (backup) or
     /// not sent (restore).
     #[error("the pool database dump {what} does not parse: {source}")]

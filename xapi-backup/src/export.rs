@@ -81,7 +81,9 @@ async fn backup_vm_boxed(
     })
 }
 
-async fn export_snapshot(
+/// The export of `snapshot` (of `vm`) into a new restore point; the manifest and the bytes read
+/// (also the incremental runs' fallback when NBD is unreachable).
+pub(crate) async fn export_snapshot(
     session: &SessionHandle,
     repo: &Repository,
     vm: &xapi_core::api::VmRecord,
@@ -161,7 +163,14 @@ async fn remove_leftovers(session: &SessionHandle) -> Result<usize, EngineError>
         .map_err(xapi("VM.get_all_records"))?;
     let mut removed = 0;
     for (reference, vm) in vms {
-        if vm.is_a_snapshot && vm.tags.iter().any(|t| &**t == SNAPSHOT_TAG) {
+        // incremental runs' snapshots (tagged otherwise) are theirs to keep or remove
+        if vm.is_a_snapshot
+            && vm.tags.iter().any(|t| &**t == SNAPSHOT_TAG)
+            && !vm
+                .tags
+                .iter()
+                .any(|t| &**t == crate::incremental::INCREMENTAL_SNAPSHOT_TAG)
+        {
             destroy_snapshot(session, &reference).await?;
             removed += 1;
         }

@@ -3,6 +3,12 @@
 //! is the set of blocks written between the two points, as a base64 bitmap (one bit per block,
 //! most significant bit first).
 //!
+//! As in the SM drivers (`VDI.py`), a disk's log forms one chain with its snapshots: disabling
+//! CBT deletes the live disk's log, and enabling it again starts a new chain (a new lineage
+//! here), so snapshots taken before are unrelated to the disk from then on and cannot be
+//! compared with it. A resize keeps the chain: blocks in the grown part count as unchanged
+//! until written (they read as zeros). Clones and copies are not tracked.
+//!
 //! With `--state` the whole state is saved as text next to the database ([`Cbt::to_text`],
 //! [`Cbt::from_text`]), so that bitmaps, `cbt_metadata` bases and tracked disks survive a
 //! restart:
@@ -64,22 +70,34 @@ pub(crate) struct CbtTextError {
 pub(crate) enum CbtError {
     /// This VDI has no CBT metadata (CBT was never enabled on its disk).
     NoMetadata(String),
-    /// The two VDIs are not snapshots of the same disk.
+    /// The two VDIs are not in one CBT chain (snapshots of different disks, or of one disk
+    /// whose CBT was disabled in between).
     Unrelated,
+    /// A VDI compared with itself.
+    Same,
 }
 
 impl Cbt {
-    /// Start tracking a live disk (idempotent).
+    /// Start tracking a live disk (idempotent). A disk tracked before and disabled since starts
+    /// a new chain: its older snapshots stay unrelated to it.
     pub(crate) fn enable(&mut self, uuid: &str) {
+        if self.points.contains_key(uuid) {
+            return;
+        }
         self.revision += 1;
-        self.points.entry(uuid.to_owned()).or_insert_with(|| Point {
-            lineage: uuid.to_owned(),
-            at: None,
-        });
-        self.logs.entry(uuid.to_owned()).or_default();
+        let mut lineage = uuid.to_owned();
+        let mut generation = 1;
+        while self.logs.contains_key(&lineage) {
+            generation += 1;
+            lineage = format!("{uuid}.{generation}");
+        }
+        self.logs.insert(lineage.clone(), Log::default());
+        self.points
+            .insert(uuid.to_owned(), Point { lineage, at: None });
     }
 
-    /// Stop tracking a disk: its metadata goes; snapshots keep theirs.
+    /// Stop tracking a disk: its log goes (enabling again starts a new chain); snapshots keep
+    /// their metadata.
     pub(crate) fn disable(&mut self, uuid: &str) {
         self.revision += 1;
         if self.points.get(uuid).is_some_and(|p| p.at.is_none()) {
@@ -145,6 +163,9 @@ impl Cbt {
             .points
             .get(to)
             .ok_or_else(|| CbtError::NoMetadata(to.to_owned()))?;
+        if from == to {
+            return Err(CbtError::Same);
+        }
         if from_point.lineage != to_point.lineage {
             return Err(CbtError::Unrelated);
         }
@@ -338,6 +359,59 @@ mod tests {
         assert_eq!(err.line, 1);
         let err = Cbt::from_text("xapi-sim-cbt 1\nlog d 1\nwrite d 0 5\n").unwrap_err();
         assert!(err.reason.contains("after the log's latest"), "{err}");
+    }
+
+    #[test]
+    fn disabling_cbt_resets_the_log_so_older_snapshots_are_unrelated() {
+        let mut cbt = Cbt::default();
+        cbt.enable("disk");
+        cbt.snapshot("disk", "before");
+        cbt.note_write("disk", 0, 1);
+        cbt.disable("disk");
+        cbt.note_write("disk", BLOCK, 1);
+        cbt.enable("disk");
+        cbt.snapshot("disk", "after");
+        cbt.note_write("disk", BLOCK * 2, 1);
+        assert_eq!(
+            cbt.changed_blocks("before", "disk", BLOCK * 8),
+            Err(CbtError::Unrelated)
+        );
+        assert_eq!(
+            cbt.changed_blocks("before", "after", BLOCK * 8),
+            Err(CbtError::Unrelated)
+        );
+        // the new chain works, and only sees writes made since it started
+        assert_eq!(
+            cbt.changed_blocks("after", "disk", BLOCK * 8).unwrap(),
+            vec![0b0010_0000]
+        );
+        assert_eq!(
+            cbt.changed_blocks("after", "after", BLOCK * 8),
+            Err(CbtError::Same)
+        );
+        // enabling twice keeps the chain
+        cbt.enable("disk");
+        assert!(cbt.changed_blocks("after", "disk", BLOCK * 8).is_ok());
+        // and the saved form keeps both chains apart
+        let loaded = Cbt::from_text(&cbt.to_text()).unwrap();
+        assert_eq!(
+            loaded.changed_blocks("before", "disk", BLOCK * 8),
+            Err(CbtError::Unrelated)
+        );
+    }
+
+    #[test]
+    fn a_grown_disk_compares_with_its_older_snapshot() {
+        let mut cbt = Cbt::default();
+        cbt.enable("disk");
+        cbt.snapshot("disk", "small");
+        // grown from 8 to 16 blocks; one write in the new part
+        cbt.note_write("disk", BLOCK * 12, 1);
+        cbt.snapshot("disk", "big");
+        assert_eq!(
+            cbt.changed_blocks("small", "big", BLOCK * 16).unwrap(),
+            vec![0, 0b0000_1000]
+        );
     }
 
     #[test]

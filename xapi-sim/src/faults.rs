@@ -75,8 +75,8 @@ impl Faults {
         self.lock().fail_next_task = Some(code.into());
     }
 
-    /// Cut the next data-plane download (export, raw VDI) after `bytes` bytes: the connection
-    /// drops mid-body and the task fails.
+    /// Cut the next data-plane download (export, raw VDI, or the next NBD connection's reads)
+    /// after `bytes` bytes: the connection drops mid-body and the task fails.
     pub fn cut_next_download_after(&self, bytes: u64) {
         self.lock().cut_after_bytes = Some(bytes);
     }

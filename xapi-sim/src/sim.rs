@@ -480,6 +480,49 @@ impl SimHandle {
         Some(self.pools.get(index)?.storage.path(vdi_uuid))
     }
 
+    /// Writes `data` at `offset` of a VDI's disk as its VM's guest would (for tests that need a
+    /// running VM's disk to change): the image is written and the write is logged for
+    /// changed-block tracking. A write past the disk's end is refused (`InvalidInput`), an
+    /// unknown pool or disk is `NotFound`.
+    pub fn write_disk(
+        &self,
+        pool: &str,
+        vdi_uuid: &str,
+        offset: u64,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let not_found = || {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no disk {vdi_uuid} in pool {pool:?}"),
+            )
+        };
+        let index = self
+            .endpoints
+            .iter()
+            .position(|e| e.name == pool)
+            .ok_or_else(not_found)?;
+        let pool = self.pools.get(index).ok_or_else(not_found)?;
+        let size = std::fs::metadata(pool.storage.path(vdi_uuid))
+            .map_err(|_| not_found())?
+            .len();
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > size)
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "write of {} bytes at {offset} past the end of disk {vdi_uuid} ({size} bytes)",
+                    data.len()
+                ),
+            ));
+        }
+        pool.storage.write_at(vdi_uuid, offset, data)?;
+        pool.note_write(vdi_uuid, offset, data.len() as u64);
+        Ok(())
+    }
+
     /// Switch the storage mirrors of the demo, both SRs' at once (`Resync` overwrites the DR
     /// side from the primary and ends as `Mirrored`; once a mirror is reversed, the primary's
     /// reversed mirrors are the ones switched); the resulting mode. One SR's mirror alone:

@@ -2,7 +2,10 @@
 //! long time (10 minutes each by default), then the side-by-side benchmark comparison. Each
 //! target is a stage of its own, with its wall time.
 //!
-//! `cargo xtask soak [--fuzz-seconds N] [--targets A,B] [--no-fuzz] [--no-bench]`
+//! `cargo xtask soak [--fuzz-seconds N] [--targets A,B] [--no-fuzz] [--no-bench] [--incremental]`
+//!
+//! `--incremental` adds the incremental-backup benchmark (`xapi-backup` example
+//! `incremental_bench`: a 16 GiB disk, or `XAPI_BENCH_DISK_GIB`; it needs twice that free).
 
 use crate::stages::Stages;
 use crate::{bench_compare, fuzz_smoke};
@@ -18,6 +21,8 @@ struct Plan {
     targets: Vec<String>,
     fuzz: bool,
     bench: bool,
+    /// The incremental-backup benchmark too.
+    incremental: bool,
 }
 
 fn parse(args: &[String]) -> Result<Plan, String> {
@@ -26,6 +31,7 @@ fn parse(args: &[String]) -> Result<Plan, String> {
         targets: Vec::new(),
         fuzz: true,
         bench: true,
+        incremental: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -48,10 +54,11 @@ fn parse(args: &[String]) -> Result<Plan, String> {
             }
             "--no-fuzz" => plan.fuzz = false,
             "--no-bench" => plan.bench = false,
+            "--incremental" => plan.incremental = true,
             other => return Err(format!("soak: unknown argument `{other}`")),
         }
     }
-    if !plan.fuzz && !plan.bench {
+    if !plan.fuzz && !plan.bench && !plan.incremental {
         return Err("soak: --no-fuzz and --no-bench leave nothing to run".to_owned());
     }
     Ok(plan)
@@ -96,6 +103,18 @@ fn run_plan(plan: &Plan, stages: &mut Stages) -> Result<(), String> {
     if plan.bench {
         stages.run("bench-compare", || bench_compare::run_command(&[]))?;
     }
+    if plan.incremental {
+        stages.run("incremental bench", || {
+            crate::run::run(crate::run::cargo().args([
+                "run",
+                "--release",
+                "-p",
+                "xapi-backup",
+                "--example",
+                "incremental_bench",
+            ]))
+        })?;
+    }
     Ok(())
 }
 
@@ -115,7 +134,8 @@ mod tests {
                 fuzz_seconds: 600,
                 targets: Vec::new(),
                 fuzz: true,
-                bench: true
+                bench: true,
+                incremental: false
             }
         );
     }
@@ -132,5 +152,10 @@ mod tests {
         assert!(parse(&args("--fuzz-seconds 0")).is_err());
         assert!(parse(&args("--no-fuzz --no-bench")).is_err());
         assert!(parse(&args("--forever")).is_err());
+        assert!(
+            parse(&args("--no-fuzz --no-bench --incremental"))
+                .unwrap()
+                .incremental
+        );
     }
 }

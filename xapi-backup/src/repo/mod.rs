@@ -72,7 +72,7 @@ pub use manifest::{
     StreamRecord, StreamRole, StreamSpec, ToolInfo, VmIdentity,
 };
 pub use prune::{PruneOptions, PruneReport};
-pub use reader::{ChunkStream, StreamReader};
+pub use reader::{ChunkStream, IndexEntries, StreamReader};
 pub use repository::{CreateOptions, OpenOptions, Repository};
 pub use retention::{ForgetReport, RetentionPolicy, SubjectDecision, select_retained};
 #[cfg(feature = "s3")]

@@ -83,6 +83,31 @@ impl Repository {
         Ok(out)
     }
 
+    /// The chunk index of the stream `key` of a restore point, entry by entry (an incremental
+    /// backup walks the previous restore point's index beside the disk it reads).
+    pub async fn stream_index(
+        &self,
+        manifest: &Manifest,
+        key: &str,
+    ) -> crate::Result<IndexEntries> {
+        let record = find_stream(manifest, key)?;
+        let index = IndexReader::open(self.store(), self.sealer().clone(), &record.index).await?;
+        Ok(IndexEntries { index })
+    }
+
+    /// The bytes of the stored chunk `id`, checked (chunk `number` of the stream `key` of
+    /// `manifest`, named in errors).
+    pub async fn read_chunk(
+        &self,
+        manifest: &Manifest,
+        key: &str,
+        number: u64,
+        id: &ChunkId,
+    ) -> crate::Result<Bytes> {
+        let record = find_stream(manifest, key)?;
+        Ok(fetch_chunk(self, id, &record.index, number).await?)
+    }
+
     /// The verified chunks of a stream, in order.
     pub(crate) async fn chunks_of(&self, record: &StreamRecord) -> Result<ChunkStream, RepoError> {
         let index = IndexReader::open(self.store(), self.sealer().clone(), &record.index).await?;
@@ -145,6 +170,27 @@ impl Repository {
                 .map_ok(move |slot| fetch_slot(repo.clone(), index_name.clone(), slot))
                 .try_buffered(CHUNKS_AHEAD),
         ))
+    }
+}
+
+/// A stream's chunk index read entry by entry: `(chunk number, chunk id)` in increasing chunk
+/// number; a number not listed is a chunk of zeros.
+pub struct IndexEntries {
+    index: IndexReader,
+}
+
+impl std::fmt::Debug for IndexEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexEntries")
+            .field("index", &self.index.name())
+            .finish()
+    }
+}
+
+impl IndexEntries {
+    /// The next entry, `None` at the end.
+    pub async fn next_entry(&mut self) -> crate::Result<Option<(u64, ChunkId)>> {
+        Ok(self.index.next_entry().await?)
     }
 }
 

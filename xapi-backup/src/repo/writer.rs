@@ -199,6 +199,7 @@ impl RestorePointWriter {
             next_chunk: 0,
             in_flight: VecDeque::new(),
             reused: ChunkBits::default(),
+            settled: Vec::new(),
         })
     }
 
@@ -400,6 +401,9 @@ pub struct StreamWriter<'a> {
     next_chunk: u64,
     in_flight: VecDeque<(u64, JoinHandle<Result<ChunkOutcome, RepoError>>)>,
     reused: ChunkBits,
+    /// Chunks settled since [`StreamWriter::drain_stored`] last ran (for resumable writers);
+    /// `None` for a chunk of zeros.
+    settled: Vec<(u64, Option<ChunkId>)>,
 }
 
 impl StreamWriter<'_> {
@@ -444,6 +448,49 @@ impl StreamWriter<'_> {
         Ok(())
     }
 
+    /// Records chunk `chunk_number` as the already stored chunk `id`, without its bytes (an
+    /// incremental backup's unchanged chunk, or one stored by an interrupted run being resumed).
+    /// Same order rule as [`StreamWriter::write_chunk`]; like a deduplicated chunk, its existence
+    /// is checked again before the manifest is written.
+    pub async fn reuse_chunk(&mut self, chunk_number: u64, id: ChunkId) -> crate::Result<()> {
+        if chunk_number < self.next_chunk || chunk_number >= self.chunk_count {
+            return Err(RepoError::InvalidInput {
+                reason: format!(
+                    "stream {}: chunk {chunk_number} is out of order or past its {} chunks",
+                    self.record.key, self.chunk_count
+                ),
+            }
+            .into());
+        }
+        self.next_chunk = chunk_number + 1;
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        self.index
+            .as_mut()
+            .expect("the index lives until finish or drop")
+            .push(chunk_number, id)
+            .await?;
+        self.reused.set(chunk_number);
+        Ok(())
+    }
+
+    /// The chunks settled since the last call, by chunk number, with their id (`None`: a chunk
+    /// of zeros, not stored): what a resumable writer persists so that an interrupted run can
+    /// [`StreamWriter::reuse_chunk`] (or skip) them instead of reading them again.
+    pub fn drain_stored(&mut self) -> Vec<(u64, Option<ChunkId>)> {
+        std::mem::take(&mut self.settled)
+    }
+
+    /// Waits for every chunk in flight and records it in the index (a resumable writer calls
+    /// this before saving its progress when its source fails).
+    pub async fn flush(&mut self) -> crate::Result<()> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+
     /// Waits for the oldest chunk in flight and records it in the index.
     async fn settle_one(&mut self) -> Result<(), RepoError> {
         let Some((number, handle)) = self.in_flight.pop_front() else {
@@ -457,14 +504,16 @@ impl StreamWriter<'_> {
             .as_mut()
             .expect("the index lives until finish or drop");
         match outcome {
-            ChunkOutcome::Zero => {}
+            ChunkOutcome::Zero => self.settled.push((number, None)),
             ChunkOutcome::New { id, bytes } => {
                 index.push(number, id).await?;
+                self.settled.push((number, Some(id)));
                 self.record.new_chunks += 1;
                 self.record.new_bytes += bytes;
             }
             ChunkOutcome::Reused { id } => {
                 index.push(number, id).await?;
+                self.settled.push((number, Some(id)));
                 self.reused.set(number);
             }
         }

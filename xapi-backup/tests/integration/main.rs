@@ -2,6 +2,7 @@
 
 mod fuzz_regressions;
 mod host_backup;
+mod incremental;
 mod nbd;
 mod pool_metadata;
 mod raw_disk;

@@ -45,6 +45,8 @@ pub(super) async fn transmit<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let path = pool.storage.path(&export.uuid);
     let mut buffer = Vec::new();
+    // the `cut_after_bytes` fault: this connection drops after that many bytes of read data
+    let mut cut = pool.faults.take_cut();
     loop {
         if conn.read_u32().await? != REQUEST_MAGIC {
             return Err(invalid_data("bad request magic"));
@@ -87,6 +89,21 @@ pub(super) async fn transmit<S: AsyncRead + AsyncWrite + Unpin>(
                     read_full(&mut file, &mut buffer).await
                 }
                 .await;
+                if let (Ok(()), Some(left)) = (&read, cut.as_mut()) {
+                    if *left < u64::from(length) {
+                        let partial = &buffer[..usize::try_from(*left).unwrap_or(0)];
+                        conn.write_u32(SIMPLE_REPLY_MAGIC).await?;
+                        conn.write_u32(0).await?;
+                        conn.write_u64(handle).await?;
+                        conn.write_all(partial).await?;
+                        conn.flush().await?;
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "cut by the cut_after_bytes fault",
+                        ));
+                    }
+                    *left -= u64::from(length);
+                }
                 match read {
                     Ok(()) => simple_reply(conn, 0, handle, &buffer).await?,
                     Err(_) => simple_reply(conn, EIO, handle, &[]).await?,

@@ -89,6 +89,8 @@ fn create(pool: &Pool, a: &[Value]) -> Result<Value, Failure> {
         return Err(backend_failure("creating the disk image", &err));
     }
     db.set_field("VDI", &vdi, "location", Value::String(uuid))?;
+    // read-only in the datamodel: a new disk does not track changes until `VDI.enable_cbt`
+    db.set_field("VDI", &vdi, "cbt_enabled", Value::Bool(false))?;
     Ok(Value::String(vdi))
 }
 
@@ -172,17 +174,25 @@ fn list_changed_blocks(pool: &Pool, from: &str, to: &str) -> Result<Value, Failu
     let bitmap = pool
         .cbt()
         .changed_blocks(&from_uuid, &to_uuid, size)
-        .map_err(|err| match err {
-            CbtError::NoMetadata(uuid) => {
-                let vdi = if uuid == from_uuid { from } else { to };
-                failure(ErrorCode::VdiNoCbtMetadata, [vdi])
-            }
-            CbtError::Unrelated => failure(
-                ErrorCode::OperationNotAllowed,
-                [format!(
-                    "{from} and {to} are not snapshots of the same disk"
-                )],
-            ),
+        .map_err(|err| {
+            // the SM drivers answer `CBTChangedBlocksError` (460) when the two VDIs are not
+            // one chain, a VDI without a CBT log included
+            let reason = match err {
+                CbtError::Same => "Source and target VDI are same",
+                CbtError::NoMetadata(_) | CbtError::Unrelated => {
+                    "Source and target VDI are unrelated"
+                }
+            };
+            failure(
+                crate::api_error::sr_backend_failure_code(460),
+                [
+                    "",
+                    &format!(
+                        "Failed to calculate changed blocks for given VDIs. [opterr={reason}]"
+                    ),
+                    "",
+                ],
+            )
         })?;
     Ok(Value::String(BASE64.encode(bitmap)))
 }
