@@ -8,7 +8,12 @@ use crate::stages::Stages;
 use crate::{codegen, fuzz_smoke, js, lean, python, s3_conformance, system, unused_deps};
 
 /// Examples that run on their own (an embedded simulator), as `(package, example)`.
-const EXAMPLES: &[(&str, &str)] = &[("xapi-dr", "failover"), ("xapi-dr", "test_failover")];
+const EXAMPLES: &[(&str, &str)] = &[
+    ("xapi-dr", "failover"),
+    ("xapi-dr", "test_failover"),
+    ("xapi-backup", "restore_vm"),
+    ("xapi-backup", "incremental"),
+];
 
 /// Run every check in order; stop at the first failure.
 pub(crate) fn run_all() -> Result<(), String> {
