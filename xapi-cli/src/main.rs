@@ -26,8 +26,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{
-    backup, backup_repo, backup_xva, demo, dr, dr_configure, dr_plan, dr_run, pool, restore, sim,
-    system, vm,
+    backup, backup_incremental, backup_repo, backup_xva, demo, dr, dr_configure, dr_plan, dr_run,
+    pool, restore, sim, system, vm,
 };
 use crate::connect::Connection;
 use crate::exit::{Exit, Failure};
@@ -164,6 +164,17 @@ enum BackupCommand {
     Export(backup_xva::ExportArgs),
     /// Read an XVA file into the repository as a VM restore point (checksums verified).
     Import(backup_xva::ImportArgs),
+    /// Changed-block tracking on VMs' disks, for `backup run --incremental`.
+    #[command(subcommand)]
+    Cbt(CbtCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CbtCommand {
+    /// Enable CBT on every disk of the VMs (it blocks storage motion of those disks).
+    Enable(backup_incremental::CbtArgs),
+    /// Disable CBT (the next incremental run of these VMs reads their disks in full).
+    Disable(backup_incremental::CbtArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +334,18 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Exit, Failure> {
         }
         Command::Backup(BackupCommand::Forget(args)) => backup_repo::forget(&args, cli.json).await,
         Command::Backup(BackupCommand::Prune(args)) => backup_repo::prune(&args, cli.json).await,
+        Command::Backup(BackupCommand::Cbt(which)) => {
+            let session = cli.connection.login().await?;
+            let url = cli.connection.url()?;
+            match which {
+                CbtCommand::Enable(args) => {
+                    backup_incremental::set_cbt(&session, url, &args, true, cli.json).await
+                }
+                CbtCommand::Disable(args) => {
+                    backup_incremental::set_cbt(&session, url, &args, false, cli.json).await
+                }
+            }
+        }
         Command::Backup(BackupCommand::Export(args)) => backup_xva::export(&args, cli.json).await,
         Command::Backup(BackupCommand::Import(args)) => backup_xva::import(&args, cli.json).await,
         Command::Metadata(MetadataCommand::Backup(args)) => {

@@ -1060,3 +1060,101 @@ async fn xva_export_import_restore_file_deep_verify_metadata_and_host() {
     seen.sort_unstable();
     assert_eq!(seen, ["host", "pool-metadata", "vm"]);
 }
+
+/// `backup cbt enable`, `backup run --incremental` twice: the second reads only changed blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_backups_read_only_changed_blocks() {
+    // over TLS, as NBD is: the pool's certificate pinned
+    let sim = demo(true).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let refused = xapictl(
+        &["vm", "list"],
+        &[("XAPI_URL", &primary), ("XAPI_PASSWORD", DEFAULT_PASSWORD)],
+    );
+    let pin = stderr(&refused)
+        .split_whitespace()
+        .skip_while(|word| *word != "--pin")
+        .nth(1)
+        .expect("the message says how to pin")
+        .to_owned();
+    let env = [
+        ("XAPI_URL", primary.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+        ("XAPI_PIN", pin.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let state = dir.path().join("state");
+    assert_eq!(
+        xapictl(&["backup", "init", "--repo", repo], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    let enabled = xapictl(
+        &["backup", "cbt", "enable", "--vm", "dns-1", "--json"],
+        &env,
+    );
+    assert_eq!(enabled.status.code(), Some(0), "{}", stderr(&enabled));
+    let enabled: serde_json::Value = serde_json::from_slice(&enabled.stdout).unwrap();
+    assert!(enabled["vms"][0]["disks_changed"].as_u64().unwrap() >= 1);
+
+    let run = |label: &str| {
+        let output = xapictl(
+            &[
+                "backup",
+                "run",
+                "--repo",
+                repo,
+                "--vm",
+                "dns-1",
+                "--incremental",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--json",
+            ],
+            &env,
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{label}: {}",
+            stderr(&output)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let first = run("first");
+    assert_eq!(first["vms"][0]["incremental"], false, "{first}");
+    assert!(
+        first["vms"][0]["full_reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "first_run"),
+        "{first}"
+    );
+    assert!(first["nbd_bytes_read"].as_u64().unwrap() > 0);
+    let second = run("second");
+    assert_eq!(second["vms"][0]["incremental"], true, "{second}");
+    assert_eq!(
+        second["nbd_bytes_read"], 0,
+        "nothing changed, nothing read: {second}"
+    );
+
+    // the incremental restore point is a full one: it restores
+    let id = second["vms"][0]["restore_point"].as_str().unwrap();
+    let restored = xapictl(
+        &[
+            "restore",
+            id,
+            "--repo",
+            repo,
+            "--name",
+            "dns-1-incr",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+}

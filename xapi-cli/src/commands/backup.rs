@@ -48,6 +48,15 @@ pub(crate) struct RunArgs {
     /// How many VMs at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Read only the blocks changed since the last run (CBT over NBD; CBT is enabled on the
+    /// disks at the first run, which blocks their storage motion). Every restore point is still
+    /// a full one; a disk that cannot be incremental is read whole, and the report says why.
+    #[arg(long)]
+    incremental: bool,
+    /// With --incremental: keep resume state here, so that an interrupted run continues from
+    /// the last chunk stored (its snapshot is kept until then).
+    #[arg(long, requires = "incremental")]
+    state_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     repo: RepoArgs,
 }
@@ -145,6 +154,20 @@ pub(crate) async fn run(
         ));
     }
     let repo = args.repo.open().await?;
+    if args.incremental {
+        return crate::commands::backup_incremental::run(
+            session,
+            url,
+            &repo,
+            &selection,
+            args.concurrency,
+            args.state_dir.clone(),
+            json,
+            progress,
+            cancel,
+        )
+        .await;
+    }
     let job_id = format!("job-{}", std::process::id());
     let bars = (progress == Progress::Text && !json).then(|| JobBars::new(None, "VMs backed up"));
     let job = run_job(

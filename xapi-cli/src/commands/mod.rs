@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub(crate) mod backup;
+pub(crate) mod backup_incremental;
 pub(crate) mod backup_repo;
 pub(crate) mod backup_xva;
 pub(crate) mod demo;
