@@ -40,6 +40,8 @@ mod error;
 pub mod export;
 pub mod format;
 #[cfg(all(feature = "engine", feature = "repo"))]
+pub mod hooks;
+#[cfg(all(feature = "engine", feature = "repo"))]
 pub mod import;
 #[cfg(feature = "engine")]
 pub mod incremental;
@@ -47,6 +49,10 @@ pub mod incremental;
 pub mod jobs;
 #[cfg(feature = "repo")]
 pub mod repo;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod retry;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod throttle;
 
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub use engine_error::EngineError;

@@ -212,6 +212,7 @@ pub(crate) async fn run(
                     human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX))
                 ),
                 VmOutcome::Failed { error } => eprintln!("FAILED {}: {error}", vm.name_label),
+                VmOutcome::Cancelled => eprintln!("cancelled {}", vm.name_label),
             },
             _ => {}
         },
