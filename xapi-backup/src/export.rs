@@ -283,22 +283,7 @@ async fn with_retries(
         attempts,
         warnings,
     };
-    let record = match session.vm().get_record(vm).await {
-        Ok(record) => record,
-        Err(e) => return Err(fail(xapi("VM.get_record")(e), 1, warnings)),
-    };
-    let (ignore, virtual_size) = match survey(session, &record, options, &mut warnings).await {
-        Ok(found) => found,
-        Err(e) => return Err(fail(e, 1, warnings)),
-    };
-    let context = Context {
-        session,
-        repo,
-        vm,
-        record: &record,
-        options,
-        ignore,
-    };
+    let mut prepared: Option<(VmRecord, Vec<Ref<Vdi>>, u64)> = None;
     let mut rng = Jitter::new(options.retry.seed);
     let mut times = PhaseTimes::default();
     let mut attempt = 1;
@@ -306,7 +291,30 @@ async fn with_retries(
         if options.cancel.is_cancelled() {
             return Err(fail(EngineError::Cancelled, attempt, warnings));
         }
-        match Box::pin(attempt_once(&context, attempt, &mut times, &mut warnings)).await {
+        let result = async {
+            if prepared.is_none() {
+                let record = session
+                    .vm()
+                    .get_record(vm)
+                    .await
+                    .map_err(xapi("VM.get_record"))?;
+                let (ignore, size) = survey(session, &record, options, &mut warnings).await?;
+                prepared = Some((record, ignore, size));
+            }
+            let (record, ignore, _) = prepared.as_ref().expect("prepared above");
+            let context = Context {
+                session,
+                repo,
+                vm,
+                record,
+                options,
+                ignore: ignore.clone(),
+            };
+            Box::pin(attempt_once(&context, attempt, &mut times, &mut warnings)).await
+        }
+        .await;
+        let virtual_size = prepared.as_ref().map_or(0, |p| p.2);
+        match result {
             Ok((manifest, bytes_read, snapshot_removed)) => {
                 return Ok(VmBackup {
                     manifest,
@@ -325,15 +333,24 @@ async fn with_retries(
                 let wait = options.retry.delay(attempt, &mut rng);
                 tracing::info!(%error, attempt, ?wait, "backup attempt failed; retrying");
                 warnings.push(format!("attempt {attempt} failed and was retried: {error}"));
-                context.emit(Phase::Backoff, attempt, &Meter::new(virtual_size));
-                let slept = context
-                    .unless_cancelled(async {
-                        tokio::time::sleep(wait).await;
-                        Ok(())
-                    })
-                    .await;
-                if let Err(error) = slept {
-                    return Err(fail(error, attempt, warnings));
+                if let Some((record, _, size)) = &prepared {
+                    let context = Context {
+                        session,
+                        repo,
+                        vm,
+                        record,
+                        options,
+                        ignore: Vec::new(),
+                    };
+                    context.emit(Phase::Backoff, attempt, &Meter::new(*size));
+                }
+                let slept = tokio::select! {
+                    biased;
+                    () = options.cancel.cancelled() => false,
+                    () = tokio::time::sleep(wait) => true,
+                };
+                if !slept {
+                    return Err(fail(EngineError::Cancelled, attempt, warnings));
                 }
                 attempt += 1;
             }
@@ -440,7 +457,7 @@ async fn attempt_once(
     .await;
     let cleanup = Instant::now();
     context.emit(Phase::Cleanup, attempt, &Meter::new(0));
-    let removed = destroy_snapshot(context.session, &snapshot).await;
+    let removed = destroy_snapshot_patiently(context.session, &snapshot).await;
     times.cleanup += cleanup.elapsed().as_secs_f64();
     if let Err(error) = &removed {
         tracing::warn!(%error, "could not remove the backup snapshot; the next run's sweep will");
@@ -709,6 +726,25 @@ async fn read_export(
 
 /// At most one progress event per VM this often (plus one per phase).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// [`destroy_snapshot`], tried again (up to 4 times, 1 s apart) while it fails with an error
+/// safe to retry: a connection cut or a lost session must not leave a snapshot behind.
+async fn destroy_snapshot_patiently(
+    session: &SessionHandle,
+    snapshot: &Ref<Vm>,
+) -> Result<(), EngineError> {
+    let mut tries = 1;
+    loop {
+        match destroy_snapshot(session, snapshot).await {
+            Err(error) if tries < 4 && is_retryable(&error) => {
+                tracing::info!(%error, "removing the snapshot failed; trying again");
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Destroys a snapshot this module took, and its disks (xapi's `VM.destroy` keeps VDIs).
 async fn destroy_snapshot(session: &SessionHandle, snapshot: &Ref<Vm>) -> Result<(), EngineError> {

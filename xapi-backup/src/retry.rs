@@ -129,6 +129,9 @@ pub fn client_error_is_transient(error: &xapi_core::Error) -> bool {
     error.is_retryable_if_idempotent()
         || match error {
             Error::Http { status, .. } => *status >= 500,
+            // xapi-core reports an RPC answered 5xx with a body (an HTML error page) as a
+            // protocol error naming the status; it keeps no status field for it
+            Error::Protocol { reason, .. } => reason.contains(": http status 5"),
             Error::Api(failure) => matches!(
                 failure.code,
                 ErrorCode::SessionInvalid | ErrorCode::HostIsSlave
