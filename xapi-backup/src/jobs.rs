@@ -150,10 +150,13 @@ pub enum VmOutcome {
         restore_point: String,
         /// Bytes of disk data read.
         bytes_read: u64,
-        /// Bytes new to the repository (the rest was deduplicated or zero).
+        /// Bytes uploaded for new chunks, after compression and sealing (the rest was
+        /// deduplicated or zero).
         new_bytes: u64,
-        /// Bytes read that the repository already held (deduplicated).
-        deduplicated_bytes: u64,
+        /// Chunks this backup uploaded.
+        new_chunks: u64,
+        /// Chunks the repository already held (deduplicated, not uploaded).
+        deduplicated_chunks: u64,
         /// Whether the snapshot was removed (else the next run's sweep does).
         snapshot_removed: bool,
     },
@@ -204,10 +207,12 @@ pub struct JobReport {
     pub seconds: f64,
     /// Disk bytes read, all VMs.
     pub bytes_read: u64,
-    /// Bytes new to the repository, all VMs.
+    /// Bytes uploaded for new chunks (compressed), all VMs.
     pub new_bytes: u64,
-    /// Bytes read that were deduplicated, all VMs.
-    pub deduplicated_bytes: u64,
+    /// Chunks uploaded, all VMs.
+    pub new_chunks: u64,
+    /// Chunks deduplicated, all VMs.
+    pub deduplicated_chunks: u64,
     /// The most backups that were in flight at once.
     pub max_in_flight: usize,
     /// The most backups that were in flight at once on one host, per host.
@@ -492,12 +497,15 @@ async fn run_job_boxed(
             let seconds = began.elapsed().as_secs_f64();
             let report = match result {
                 Ok(done) => {
-                    let new_bytes = done.manifest.streams.iter().map(|s| s.new_bytes).sum();
+                    let streams = &done.manifest.streams;
+                    let new_chunks: u64 = streams.iter().map(|s| s.new_chunks).sum();
+                    let stored: u64 = streams.iter().map(|s| s.stored_chunks).sum();
                     let outcome = VmOutcome::Done {
                         restore_point: done.manifest.id.to_string(),
                         bytes_read: done.bytes_read,
-                        new_bytes,
-                        deduplicated_bytes: done.bytes_read.saturating_sub(new_bytes),
+                        new_bytes: streams.iter().map(|s| s.new_bytes).sum(),
+                        new_chunks,
+                        deduplicated_chunks: stored.saturating_sub(new_chunks),
                         snapshot_removed: done.snapshot_removed,
                     };
                     report(outcome, seconds, Some(&done))
@@ -567,17 +575,19 @@ async fn run_job_boxed(
     };
     let (mut reports, ()) = futures::join!(all, forward);
     reports.sort_by(|a, b| a.name_label.cmp(&b.name_label));
-    let (mut bytes_read, mut new_bytes, mut deduplicated) = (0, 0, 0);
+    let (mut bytes_read, mut new_bytes, mut new_chunks, mut deduplicated) = (0, 0, 0, 0);
     for vm in &reports {
         if let VmOutcome::Done {
             bytes_read: read,
             new_bytes: new,
-            deduplicated_bytes: dedup,
+            new_chunks: chunks,
+            deduplicated_chunks: dedup,
             ..
         } = vm.outcome
         {
             bytes_read += read;
             new_bytes += new;
+            new_chunks += chunks;
             deduplicated += dedup;
         }
     }
@@ -587,7 +597,8 @@ async fn run_job_boxed(
         seconds: started.elapsed().as_secs_f64(),
         bytes_read,
         new_bytes,
-        deduplicated_bytes: deduplicated,
+        new_chunks,
+        deduplicated_chunks: deduplicated,
         max_in_flight: gauge.peak(),
         max_in_flight_per_host: slots
             .values()
