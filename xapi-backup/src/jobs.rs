@@ -23,7 +23,7 @@ use xapi_core::client::SessionHandle;
 use xapi_core::wire::Ref;
 
 use crate::EngineError;
-use crate::export::{BackupOptions, PhaseTimes, VmProgress, backup_vm_with};
+use crate::export::{BackupOptions, PhaseTimes, Transport, VmProgress, backup_vm_with};
 use crate::hooks::Hook;
 use crate::repo::Repository;
 use crate::retry::RetryPolicy;
@@ -295,6 +295,8 @@ pub struct JobOptions {
     pub pre_snapshot: Option<Hook>,
     /// Run after each VM's snapshot.
     pub post_snapshot: Option<Hook>,
+    /// How the export streams travel (HTTPS by default).
+    pub transport: Transport,
 }
 
 impl JobOptions {
@@ -310,6 +312,7 @@ impl JobOptions {
             exclude_vdis: Vec::new(),
             pre_snapshot: None,
             post_snapshot: None,
+            transport: Transport::Https,
         }
     }
 }
@@ -447,6 +450,7 @@ async fn run_job_boxed(
             retry: options.retry.clone(),
             cancel: options.cancel.clone(),
             throttle: throttle.clone(),
+            transport: options.transport,
             progress: Some(Arc::new(move |p| {
                 let _ = progress_events.send(JobEvent::Progress(p));
             })),

@@ -95,6 +95,9 @@ pub struct PoolEndpoint {
     pub addr: SocketAddr,
     /// `http://ADDR` or `https://ADDR`.
     pub url: String,
+    /// Plain HTTP to the same master, as a host serves it on port 80 next to HTTPS on 443: with
+    /// TLS, `http://` and a port of its own; without, the same as `url`.
+    pub http_url: String,
     /// Where the master's NBD server listens (the first entry `VDI.get_nbd_info` returns for a
     /// disk the master sees; each member serves NBD on its own address with the same port).
     pub nbd_addr: SocketAddr,
@@ -192,6 +195,15 @@ impl Simulator {
             }
             let (local, task) =
                 server::listen(Arc::clone(pool), addr, http_identity.clone()).await?;
+            // a host serves plain HTTP next to HTTPS (ports 80 and 443)
+            let http_url = if config.tls {
+                let (plain, plain_task) =
+                    server::listen(Arc::clone(pool), SocketAddr::new(local.ip(), 0), None).await?;
+                tasks.push(plain_task);
+                format!("http://{plain}")
+            } else {
+                format!("http://{local}")
+            };
             let (nbd_local, nbd_task) = nbd::listen(
                 Arc::clone(pool),
                 SocketAddr::new(local.ip(), 0),
@@ -228,6 +240,7 @@ impl Simulator {
                 name: pool.name.clone(),
                 addr: local,
                 url: format!("{scheme}://{local}"),
+                http_url,
                 nbd_addr: nbd_local,
                 member_urls: members.iter().map(|(url, _)| url.clone()).collect(),
                 member_fingerprints: members.into_iter().filter_map(|(_, fp)| fp).collect(),
@@ -464,6 +477,11 @@ impl SimHandle {
         &self.endpoints[0].url
     }
 
+    /// The plain-HTTP URL of the first pool (the same as [`url`](Self::url) without TLS).
+    pub fn http_url(&self) -> &str {
+        &self.endpoints[0].http_url
+    }
+
     /// Lower-case hex SHA-256 fingerprint of the TLS certificate (with `tls` only).
     pub fn fingerprint(&self) -> Option<&str> {
         self.fingerprint.as_deref()
@@ -664,6 +682,10 @@ impl SimHandle {
             .collect();
         if let Some(fingerprint) = &self.fingerprint {
             lines.push(format!("fingerprint sha256:{fingerprint}"));
+            // with TLS, each pool also serves plain HTTP, as a host does on port 80
+            for e in &self.endpoints {
+                lines.push(format!("plain http on {} pool={}", e.http_url, e.name));
+            }
         }
         lines
     }

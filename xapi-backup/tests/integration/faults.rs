@@ -431,3 +431,65 @@ async fn a_bandwidth_limit_holds_the_job_s_rate() {
     let floor = limit as f64 * 0.25;
     assert!(rate >= floor, "{rate} < {floor}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_over_plain_http_to_the_same_host_while_calls_stay_on_tls() {
+    let sim = Simulator::start(SimConfig {
+        tls: true,
+        ..SimConfig::with_scenario(Scenario::Demo)
+    })
+    .await
+    .unwrap();
+    assert!(sim.url().starts_with("https://"));
+    let plain: url_port::Port = sim.http_url().parse().unwrap();
+    let pin = sim.fingerprint().unwrap().parse().unwrap();
+    let session = Client::builder(sim.url())
+        .tls(xapi_core::client::TlsPolicy::Pinned(pin))
+        .build()
+        .unwrap()
+        .login_with_password("root", Password::new(DEFAULT_PASSWORD), "1.0", "plain")
+        .await
+        .unwrap();
+    // the data plane answers in the clear on the plain port, the XAPI calls went over TLS
+    let vm = session.vm().get_all().await.unwrap().remove(0);
+    let metadata = session
+        .get_plain_http(plain.0, "/export_metadata", &[("ref", vm.as_str())], None)
+        .await
+        .unwrap();
+    assert!(metadata.url.starts_with("http://"), "{}", metadata.url);
+    assert!(!metadata.bytes(1 << 20).await.unwrap().is_empty());
+    let mut figures = Vec::new();
+    for transport in [
+        xapi_backup::export::Transport::Https,
+        xapi_backup::export::Transport::PlainHttp { port: plain.0 },
+    ] {
+        let (_dir, repo) = new_repo().await;
+        let mut options = options("transport");
+        options.transport = transport;
+        let report = run(&session, &repo, 4, &options).await;
+        assert!(all_done(&report), "{}", report.to_json());
+        #[allow(clippy::cast_precision_loss)]
+        let rate = report.bytes_read as f64 / report.seconds / f64::from(1 << 20);
+        figures.push(format!("{transport:?}: {rate:.1} MiB/s"));
+    }
+    eprintln!("export rates, 4 VMs: {}", figures.join(", "));
+}
+
+/// The port of an `http://ADDR:PORT` URL.
+mod url_port {
+    pub(super) struct Port(pub(super) u16);
+
+    impl std::str::FromStr for Port {
+        type Err = String;
+
+        fn from_str(url: &str) -> Result<Self, String> {
+            let port = url
+                .strip_prefix("http://")
+                .and_then(|rest| rest.rsplit_once(':'))
+                .ok_or_else(|| format!("not a plain HTTP URL with a port: {url}"))?
+                .1
+                .trim_end_matches('/');
+            port.parse().map(Port).map_err(|e| format!("{url}: {e}"))
+        }
+    }
+}
