@@ -16,6 +16,9 @@ use crate::model::store::Db;
 use crate::rpc::session::master_host;
 use crate::timestamp;
 
+/// The `(xapi_major, xapi_minor)` this simulator exports as and imports up to (xapi 25.6).
+pub(crate) const XAPI_VERSION: (i64, i64) = (25, 6);
+
 /// xapi's process-global export id counter (`export.ml` `make_id`): never reset.
 static NEXT_EXPORT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -137,8 +140,8 @@ pub(crate) fn build(
         product_version: "8.3.0".to_owned(),
         product_brand: "XCP-ng".to_owned(),
         build_number: "xapi-sim".to_owned(),
-        xapi_major: 25,
-        xapi_minor: 6,
+        xapi_major: XAPI_VERSION.0,
+        xapi_minor: XAPI_VERSION.1,
         export_vsn: ova_xml::EXPORT_VSN,
         extra: Vec::new(),
     };
