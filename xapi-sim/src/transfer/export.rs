@@ -49,6 +49,18 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
     } else {
         "VM.export"
     };
+    // `/export_metadata`'s `excluded_device_types` (a comma list of `vif`, `vbd`, `vgpu`,
+    // `vtpm`): the simulator exports no VGPU or VTPM objects, so those two change nothing
+    let excluded: Vec<&str> = if metadata_only {
+        args.get("excluded_device_types")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let transfer = match super::begin(&pool, &args, label) {
         Ok(transfer) => transfer,
         Err(refusal) => return refusal.response(),
@@ -63,6 +75,8 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
                 ExportOptions {
                     preserve_power_state: args.flag("preserve_power_state"),
                     metadata_only,
+                    exclude_vbds: excluded.contains(&"vbd"),
+                    exclude_vifs: excluded.contains(&"vif"),
                 },
             )
             .map(|built| (vm, built))

@@ -40,6 +40,10 @@ pub(crate) struct ExportOptions {
     pub(crate) preserve_power_state: bool,
     /// Leave the disks out (`/export_metadata`).
     pub(crate) metadata_only: bool,
+    /// Leave the VBDs (and so the VDIs and SRs) out (`excluded_device_types=vbd`).
+    pub(crate) exclude_vbds: bool,
+    /// Leave the VIFs (and so the networks) out (`excluded_device_types=vif`).
+    pub(crate) exclude_vifs: bool,
 }
 
 /// The `ova.xml` of `vm` and the disks whose chunks follow it.
@@ -61,8 +65,14 @@ pub(crate) fn build(
             order.push((class, reference));
         }
     }
-    let vbds = db.refs_field("VM", vm, "VBDs")?;
-    let vifs = db.refs_field("VM", vm, "VIFs")?;
+    let mut vbds = db.refs_field("VM", vm, "VBDs")?;
+    let mut vifs = db.refs_field("VM", vm, "VIFs")?;
+    if options.exclude_vbds {
+        vbds.clear();
+    }
+    if options.exclude_vifs {
+        vifs.clear();
+    }
     order.extend(vbds.iter().map(|r| ("VBD", r.clone())));
     order.extend(vifs.iter().map(|r| ("VIF", r.clone())));
     let mut networks = Vec::new();

@@ -140,3 +140,44 @@ async fn a_tls_pool_also_serves_plain_http() {
             .any(|l| l.starts_with("plain http on http://"))
     );
 }
+
+#[tokio::test]
+async fn export_metadata_leaves_out_the_excluded_device_types() {
+    use xapi_backup::format::ova_xml::OvaClass;
+    use xapi_backup::format::xva::{ReadOptions, XvaReader};
+    let (_sim, session) = support::demo().await;
+    let vm = vm_named(&session, "mail").await;
+    let classes = |query: Vec<(&'static str, String)>| {
+        let session = session.clone();
+        async move {
+            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let tar = support::download(&session, "/export_metadata", &query).await;
+            let reader = XvaReader::open(std::io::Cursor::new(tar), ReadOptions::default())
+                .await
+                .unwrap();
+            let ova = reader.ova_xml();
+            [
+                OvaClass::Vm,
+                OvaClass::Vbd,
+                OvaClass::Vif,
+                OvaClass::Vdi,
+                OvaClass::Network,
+            ]
+            .map(|class| ova.objects_of(&class).count())
+        }
+    };
+    let all = classes(vec![("ref", vm.clone())]).await;
+    assert!(all.iter().all(|&n| n > 0), "{all:?}");
+    let without = classes(vec![
+        ("ref", vm.clone()),
+        ("excluded_device_types", "vbd,vif".to_owned()),
+    ])
+    .await;
+    assert_eq!(without, [1, 0, 0, 0, 0]);
+    let no_vifs = classes(vec![
+        ("ref", vm),
+        ("excluded_device_types", "vif".to_owned()),
+    ])
+    .await;
+    assert_eq!(no_vifs, [1, all[1], 0, all[3], 0]);
+}
