@@ -477,6 +477,52 @@ impl SimHandle {
         &self.endpoints[0].url
     }
 
+    /// Make the member `host` (its `name_label`) the master of pool `pool`, as
+    /// `Pool.designate_new_master` does, in the middle of whatever runs: `pool.master` names it,
+    /// it serves the pool on its own address (`host.address`, the master's port), and the old
+    /// master answers RPCs with `HOST_IS_SLAVE [new address]` and data-plane requests with a
+    /// redirect, as a member does. Sessions stay valid (they live in the pool's database).
+    pub fn designate_master(&self, pool: &str, host: &str) -> Result<(), Error> {
+        let failed = |reason: String| Error::NewMaster {
+            pool: pool.to_owned(),
+            host: host.to_owned(),
+            reason,
+        };
+        let target = self
+            .pools
+            .iter()
+            .find(|p| p.name == pool)
+            .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
+        let mut db = target.db();
+        let host_ref = db
+            .find(
+                "host",
+                "name_label",
+                &xapi_core::wire::Value::String(host.to_owned()),
+            )
+            .ok()
+            .and_then(|found| found.into_iter().next())
+            .ok_or_else(|| failed("no host of that name".into()))?;
+        let address = db
+            .str_field("host", &host_ref, "address")
+            .map_err(|f| failed(format!("{} {:?}", f.code.as_str(), f.params)))?;
+        let pool_ref = db
+            .refs("pool")
+            .ok()
+            .and_then(|pools| pools.into_iter().next())
+            .ok_or_else(|| failed("the pool has no pool object".into()))?;
+        db.set_field(
+            "pool",
+            &pool_ref,
+            "master",
+            xapi_core::wire::Value::String(host_ref),
+        )
+        .map_err(|f| failed(format!("{} {:?}", f.code.as_str(), f.params)))?;
+        drop(db);
+        self.faults.move_master(pool, &address);
+        Ok(())
+    }
+
     /// The plain-HTTP URL of the first pool (the same as [`url`](Self::url) without TLS).
     pub fn http_url(&self) -> &str {
         &self.endpoints[0].http_url

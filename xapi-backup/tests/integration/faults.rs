@@ -493,3 +493,45 @@ mod url_port {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_master_changing_mid_job_is_followed() {
+    let (sim, session) = demo().await;
+    let sim = Arc::new(sim);
+    let (_dir, repo) = new_repo().await;
+    let pool = session.pool().get_all_records().await.unwrap();
+    let old_master = pool.values().next().unwrap().master.clone();
+    let hosts = session.host().get_all_records().await.unwrap();
+    let (new_master, new_record) = hosts.iter().find(|(h, _)| **h != old_master).unwrap();
+    let new_name = (*new_record.name_label).to_owned();
+    let pool_name = sim.pools()[0].name.clone();
+    let mut options = options("master");
+    let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (hook_sim, hook_moved) = (Arc::clone(&sim), Arc::clone(&moved));
+    options.post_snapshot = Some(Hook::callback(move |_| {
+        let (sim, moved, pool, host) = (
+            Arc::clone(&hook_sim),
+            Arc::clone(&hook_moved),
+            pool_name.clone(),
+            new_name.clone(),
+        );
+        async move {
+            if !moved.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                sim.designate_master(&pool, &host)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }));
+    let report = run(&session, &repo, 6, &options).await;
+    assert!(moved.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(all_done(&report), "{}", report.to_json());
+    let pool = session.pool().get_all_records().await.unwrap();
+    assert_eq!(&pool.values().next().unwrap().master, new_master);
+    assert!(
+        session.client().url().contains(&*new_record.address),
+        "the session followed HOST_IS_SLAVE to {}: {}",
+        new_record.address,
+        session.client().url()
+    );
+}
