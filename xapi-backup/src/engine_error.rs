@@ -25,6 +25,17 @@ pub enum EngineError {
     /// The exported `ova.xml` does not describe what was asked.
     #[error("{0}")]
     Unexpected(String),
+    /// The job was cancelled: the task under way was cancelled, the snapshot destroyed.
+    #[error("cancelled")]
+    Cancelled,
+    /// A pre- or post-snapshot hook failed; the backup stopped before exporting anything.
+    #[error("{hook} hook failed: {reason}")]
+    Hook {
+        /// `pre-snapshot` or `post-snapshot`.
+        hook: &'static str,
+        /// Its exit status or error.
+        reason: String,
+    },
     /// Reading a disk over NBD failed (an incremental or NBD full run; what was stored is kept
     /// for a resumed run when the run keeps resume state).
     #[error("{step}: {source}")]

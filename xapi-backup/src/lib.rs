@@ -51,6 +51,8 @@ mod error;
 pub mod export;
 pub mod format;
 #[cfg(all(feature = "engine", feature = "repo"))]
+pub mod hooks;
+#[cfg(all(feature = "engine", feature = "repo"))]
 pub mod host_backup;
 #[cfg(all(feature = "engine", feature = "repo"))]
 pub mod import;
@@ -65,7 +67,11 @@ pub mod raw_disk;
 #[cfg(feature = "repo")]
 pub mod repo;
 #[cfg(all(feature = "engine", feature = "repo"))]
+pub mod retry;
+#[cfg(all(feature = "engine", feature = "repo"))]
 mod source;
+#[cfg(all(feature = "engine", feature = "repo"))]
+pub mod throttle;
 #[cfg(all(feature = "engine", feature = "repo"))]
 mod transfer;
 #[cfg(all(feature = "engine", feature = "repo"))]

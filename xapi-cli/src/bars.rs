@@ -87,6 +87,15 @@ impl Drop for LogLine {
     }
 }
 
+/// A byte bar: position, total, rate and ETA.
+fn byte_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ")
+}
+
 /// Bars of a job over many items (VMs): one overall bar and one per item in flight.
 pub(crate) struct JobBars {
     overall: ProgressBar,
@@ -115,14 +124,7 @@ impl JobBars {
     pub(crate) fn start(&self, name: &str, bytes: Option<u64>) {
         let bar = if let Some(len) = bytes {
             let bar = ProgressBar::new(len);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} \
-                     eta {eta} {msg}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
+            bar.set_style(byte_style());
             bar
         } else {
             let bar = ProgressBar::new_spinner();
@@ -137,6 +139,24 @@ impl JobBars {
         bar.set_message(name.to_owned());
         bar.enable_steady_tick(Duration::from_millis(200));
         self.lock().insert(name.to_owned(), bar);
+    }
+
+    /// Sets the number of items once known.
+    pub(crate) fn set_total(&self, total: u64) {
+        self.overall.set_length(total);
+    }
+
+    /// An item's progress: `done` of `total` bytes, and what it is doing. A spinner becomes a
+    /// byte bar once the total is known.
+    pub(crate) fn advance(&self, name: &str, done: u64, total: u64, phase: &str) {
+        let items = self.lock();
+        let Some(bar) = items.get(name) else { return };
+        if total > 0 && bar.length() != Some(total) {
+            bar.set_length(total);
+            bar.set_style(byte_style());
+        }
+        bar.set_position(done);
+        bar.set_prefix(phase.to_lowercase());
     }
 
     /// An item ended: its bar goes and `line` is printed above the bars.

@@ -32,6 +32,16 @@ pub enum Error {
     /// The simulator has no pool of this name.
     #[error("no pool called {0:?} in this simulator")]
     NoSuchPool(String),
+    /// A pool has no member of that name (or it could not be made its master).
+    #[error("pool {pool:?}: cannot make {host:?} its master: {reason}")]
+    NewMaster {
+        /// The pool.
+        pool: String,
+        /// The host asked for.
+        host: String,
+        /// Why.
+        reason: String,
+    },
     /// The demo's primary pool has no SR of this name with a storage mirror.
     #[error("no storage mirror of an SR called {0:?}")]
     NoSuchMirror(String),

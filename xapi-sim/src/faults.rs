@@ -34,6 +34,8 @@ struct FaultState {
     stall_next_export: Option<Duration>,
     /// Calls of given methods that must fail.
     failing_calls: Vec<CallFault>,
+    /// Pools (by name) whose master moved, and the address of the new one.
+    moved_masters: Vec<(String, String)>,
 }
 
 /// One armed [`Faults::fail_call`].
@@ -114,6 +116,29 @@ impl Faults {
             let_through: nth.saturating_sub(1),
             code,
         });
+    }
+
+    /// Record that the master of pool `pool` is now the member at `address`: the old master's
+    /// listener answers as a member (`HOST_IS_SLAVE [address]`, data-plane redirects) and the
+    /// member at `address` serves the pool. Use [`SimHandle::designate_master`], which also
+    /// updates `pool.master`.
+    ///
+    /// [`SimHandle::designate_master`]: crate::SimHandle::designate_master
+    pub(crate) fn move_master(&self, pool: &str, address: &str) {
+        let mut state = self.lock();
+        state.moved_masters.retain(|(p, _)| p != pool);
+        state
+            .moved_masters
+            .push((pool.to_owned(), address.to_owned()));
+    }
+
+    /// The address of pool `pool`'s master when it moved.
+    pub(crate) fn moved_master(&self, pool: &str) -> Option<String> {
+        self.lock()
+            .moved_masters
+            .iter()
+            .find(|(p, _)| p == pool)
+            .map(|(_, a)| a.clone())
     }
 
     /// Switch every fault off.

@@ -13,8 +13,9 @@
 //! - **Objects**: every class of `xapi_core::api::meta`, fields and defaults from the datamodel,
 //!   one-to-many sets kept in step; scenarios `empty`, `demo` (pools `primary` and `dr`, each on
 //!   its own port) and `large:N`.
-//! - **Data plane**: `GET /export` and `/export_metadata` (XVA by `xapi_backup::format`: xxhash or
-//!   `checksum=sha1`, `use_compression`), `PUT /import` (plain or `restore`/`force`; `force`
+//! - **Data plane**: `GET /export` and `/export_metadata` (XVA by `xapi_backup::format`: xxhash,
+//!   `use_compression`; a running VM is refused as xapi refuses it), `PUT /import` (plain or
+//!   `restore`/`force`; `force`
 //!   accepts bad chunk checksums; a failed import leaves nothing behind),
 //!   `PUT /import_metadata` (`restore`, `force`, `dry_run`, `vdi:<src>=<dst>`),
 //!   `GET /export_raw_vdi` (`raw`, `vhd`, `tar`), `PUT /import_raw_vdi` (`raw`, `chunked`, `tar`),

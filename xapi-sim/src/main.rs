@@ -1,7 +1,8 @@
 //! `xapi-sim`: serve simulated XAPI pools until killed.
 //!
 //! Prints `xapi-sim listening on URL` (one line per pool, with ` pool=NAME`, in the demo) and,
-//! with `--tls`, `fingerprint sha256:HEX`. Ctrl-C or SIGTERM saves the state and exits.
+//! with `--tls`, `fingerprint sha256:HEX` then `plain http on URL pool=NAME` per pool (a host
+//! serves plain HTTP next to HTTPS). Ctrl-C or SIGTERM saves the state and exits.
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -95,6 +95,9 @@ pub struct PoolEndpoint {
     pub addr: SocketAddr,
     /// `http://ADDR` or `https://ADDR`.
     pub url: String,
+    /// Plain HTTP to the same master, as a host serves it on port 80 next to HTTPS on 443: with
+    /// TLS, `http://` and a port of its own; without, the same as `url`.
+    pub http_url: String,
     /// Where the master's NBD server listens (the first entry `VDI.get_nbd_info` returns for a
     /// disk the master sees; each member serves NBD on its own address with the same port).
     pub nbd_addr: SocketAddr,
@@ -192,6 +195,15 @@ impl Simulator {
             }
             let (local, task) =
                 server::listen(Arc::clone(pool), addr, http_identity.clone()).await?;
+            // a host serves plain HTTP next to HTTPS (ports 80 and 443)
+            let http_url = if config.tls {
+                let (plain, plain_task) =
+                    server::listen(Arc::clone(pool), SocketAddr::new(local.ip(), 0), None).await?;
+                tasks.push(plain_task);
+                format!("http://{plain}")
+            } else {
+                format!("http://{local}")
+            };
             let (nbd_local, nbd_task) = nbd::listen(
                 Arc::clone(pool),
                 SocketAddr::new(local.ip(), 0),
@@ -228,6 +240,7 @@ impl Simulator {
                 name: pool.name.clone(),
                 addr: local,
                 url: format!("{scheme}://{local}"),
+                http_url,
                 nbd_addr: nbd_local,
                 member_urls: members.iter().map(|(url, _)| url.clone()).collect(),
                 member_fingerprints: members.into_iter().filter_map(|(_, fp)| fp).collect(),
@@ -462,6 +475,57 @@ impl SimHandle {
     /// The URL of the first pool.
     pub fn url(&self) -> &str {
         &self.endpoints[0].url
+    }
+
+    /// Make the member `host` (its `name_label`) the master of pool `pool`, as
+    /// `Pool.designate_new_master` does, in the middle of whatever runs: `pool.master` names it,
+    /// it serves the pool on its own address (`host.address`, the master's port), and the old
+    /// master answers RPCs with `HOST_IS_SLAVE [new address]` and data-plane requests with a
+    /// redirect, as a member does. Sessions stay valid (they live in the pool's database).
+    pub fn designate_master(&self, pool: &str, host: &str) -> Result<(), Error> {
+        let failed = |reason: String| Error::NewMaster {
+            pool: pool.to_owned(),
+            host: host.to_owned(),
+            reason,
+        };
+        let target = self
+            .pools
+            .iter()
+            .find(|p| p.name == pool)
+            .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
+        let mut db = target.db();
+        let host_ref = db
+            .find(
+                "host",
+                "name_label",
+                &xapi_core::wire::Value::String(host.to_owned()),
+            )
+            .ok()
+            .and_then(|found| found.into_iter().next())
+            .ok_or_else(|| failed("no host of that name".into()))?;
+        let address = db
+            .str_field("host", &host_ref, "address")
+            .map_err(|f| failed(format!("{} {:?}", f.code.as_str(), f.params)))?;
+        let pool_ref = db
+            .refs("pool")
+            .ok()
+            .and_then(|pools| pools.into_iter().next())
+            .ok_or_else(|| failed("the pool has no pool object".into()))?;
+        db.set_field(
+            "pool",
+            &pool_ref,
+            "master",
+            xapi_core::wire::Value::String(host_ref),
+        )
+        .map_err(|f| failed(format!("{} {:?}", f.code.as_str(), f.params)))?;
+        drop(db);
+        self.faults.move_master(pool, &address);
+        Ok(())
+    }
+
+    /// The plain-HTTP URL of the first pool (the same as [`url`](Self::url) without TLS).
+    pub fn http_url(&self) -> &str {
+        &self.endpoints[0].http_url
     }
 
     /// Lower-case hex SHA-256 fingerprint of the TLS certificate (with `tls` only).
@@ -707,6 +771,10 @@ impl SimHandle {
             .collect();
         if let Some(fingerprint) = &self.fingerprint {
             lines.push(format!("fingerprint sha256:{fingerprint}"));
+            // with TLS, each pool also serves plain HTTP, as a host does on port 80
+            for e in &self.endpoints {
+                lines.push(format!("plain http on {} pool={}", e.http_url, e.name));
+            }
         }
         lines
     }

@@ -382,7 +382,7 @@ async fn back_up_snapshot(
         Err(error) => {
             // no NBD: the whole VM through GET /export (its disks still become bases)
             tracing::warn!(%error, "NBD unreachable; backing up through GET /export");
-            let (manifest, bytes) = crate::export::export_snapshot(
+            let (manifest, bytes) = crate::export::export_snapshot_once(
                 session,
                 repo,
                 record,

@@ -1,5 +1,6 @@
 //! xapi-backup's integration tests, linked into one binary (one link, one process).
 
+mod faults;
 mod fuzz_regressions;
 mod host_backup;
 mod incremental;

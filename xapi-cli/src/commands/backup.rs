@@ -3,7 +3,9 @@
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
-use xapi_backup::jobs::{JobEvent, JobReport, Selection, VmOutcome, run_job};
+use xapi_backup::export::Transport;
+use xapi_backup::hooks::Hook;
+use xapi_backup::jobs::{JobEvent, JobOptions, JobReport, Selection, VmOutcome, run_job_with};
 use xapi_backup::repo::{CreateOptions, Repository};
 use xapi_core::client::SessionHandle;
 
@@ -57,8 +59,53 @@ pub(crate) struct RunArgs {
     /// the last chunk stored (its snapshot is kept until then).
     #[arg(long, requires = "incremental")]
     state_dir: Option<std::path::PathBuf>,
+    /// At most this many backups at once per host (default: no limit per host).
+    #[arg(long)]
+    per_host: Option<usize>,
+    /// At most this many bytes per second for all exports of the job together (suffixes K, M,
+    /// G: powers of 1024).
+    #[arg(long, value_parser = parse_rate)]
+    bandwidth: Option<u64>,
+    /// Run this command before each VM's snapshot (to flush an application); it gets
+    /// XAPI_BACKUP_VM_UUID and XAPI_BACKUP_VM_NAME; a non-zero exit fails that VM.
+    #[arg(long, value_name = "COMMAND")]
+    pre_snapshot: Option<String>,
+    /// Run this command after each VM's snapshot (also XAPI_BACKUP_SNAPSHOT_UUID).
+    #[arg(long, value_name = "COMMAND")]
+    post_snapshot: Option<String>,
+    /// Stream the exports over plain HTTP to this port of the same host (80 on a real host),
+    /// for a trusted backup network only: the data and the session cookie travel in the clear.
+    /// XAPI calls stay on verified TLS and every chunk is still verified.
+    #[arg(long, value_name = "PORT")]
+    plain_http_port: Option<u16>,
     #[command(flatten)]
     repo: RepoArgs,
+}
+
+/// `50M` → 50 MiB: a byte rate with an optional K, M or G suffix (powers of 1024).
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        other => return Err(format!("{text:?}: unknown unit {other} (use K, M or G)")),
+    };
+    let value: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: not a number of bytes per second"))?;
+    if value == 0 {
+        return Err(format!("{text:?}: the limit must be above zero"));
+    }
+    value
+        .checked_shl(shift)
+        .filter(|v| v >> shift == value)
+        .ok_or_else(|| format!("{text:?}: too large"))
 }
 
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
@@ -168,49 +215,41 @@ pub(crate) async fn run(
         )
         .await;
     }
-    let job_id = format!("job-{}", std::process::id());
-    let bars = (progress == Progress::Text && !json).then(|| JobBars::new(None, "VMs backed up"));
-    let job = run_job(
-        session,
-        &repo,
-        &selection,
-        &job_id,
-        args.concurrency,
-        |event| match (progress, &bars, &event) {
-            (Progress::Json, _, _) => {
-                eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
-            }
-            (Progress::Text, Some(bars), JobEvent::Started { name_label }) => {
-                bars.start(name_label, None);
-            }
-            (Progress::Text, Some(bars), JobEvent::Finished(vm)) => {
-                let line = match &vm.outcome {
-                    VmOutcome::Done { new_bytes, .. } => format!(
-                        "backed up {} in {:.1} s ({} new)",
-                        vm.name_label,
-                        vm.seconds,
-                        human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX))
-                    ),
-                    VmOutcome::Failed { error } => format!("FAILED {}: {error}", vm.name_label),
-                };
-                bars.finish(&vm.name_label, &line);
-            }
-            _ => {}
-        },
-    );
-    let report = tokio::select! {
-        report = job => report,
-        () = cancel.cancelled() => return Err(Failure {
-            exit: Exit::Interrupted,
-            message: "interrupted".into(),
-        }),
+    let mut options = JobOptions::new(format!("job-{}", std::process::id()), args.concurrency);
+    options.per_host = args.per_host;
+    options.bandwidth = args.bandwidth;
+    options.cancel = cancel.clone();
+    options.pre_snapshot = args.pre_snapshot.as_deref().map(hook).transpose()?;
+    options.post_snapshot = args.post_snapshot.as_deref().map(hook).transpose()?;
+    if let Some(port) = args.plain_http_port {
+        options.transport = Transport::PlainHttp { port };
     }
+    let bars = (progress == Progress::Text && !json).then(|| JobBars::new(None, "VMs backed up"));
+    let report = run_job_with(session, &repo, &selection, &options, |event| {
+        show_event(progress, bars.as_ref(), &event);
+    })
+    .await
     .map_err(|e| match e {
-        xapi_backup::export::EngineError::Xapi { source, .. } => explain(url, &source),
+        xapi_backup::EngineError::Xapi { source, .. } => explain(url, &source),
         other => Failure::usage(other.to_string()),
     })?;
     drop(bars);
     print_report(&report, json);
+    if report.cancelled {
+        let cancelled = report
+            .vms
+            .iter()
+            .filter(|vm| matches!(vm.outcome, VmOutcome::Cancelled))
+            .count();
+        return Err(Failure {
+            exit: Exit::Interrupted,
+            message: format!(
+                "interrupted: {cancelled} VMs cancelled (their snapshots removed, no restore \
+                 point written for them); {} backed up before",
+                report.vms.len() - cancelled - report.failed()
+            ),
+        });
+    }
     if report.failed() > 0 {
         return Err(Failure {
             exit: Exit::PartlyDone,
@@ -220,19 +259,77 @@ pub(crate) async fn run(
     Ok(Exit::Done)
 }
 
+/// A hook command line, split on spaces (quote nothing: use a script for anything more).
+fn hook(command: &str) -> Result<Hook, Failure> {
+    let argv: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+    if argv.is_empty() {
+        return Err(Failure::usage("an empty hook command"));
+    }
+    Ok(Hook::Command(argv))
+}
+
+/// A job event on stderr: NDJSON, bars (or lines when stderr is not a terminal), or nothing.
+fn show_event(progress: Progress, bars: Option<&JobBars>, event: &JobEvent) {
+    match (progress, bars, event) {
+        (Progress::Json, _, _) => {
+            eprintln!("{}", serde_json::to_string(event).unwrap_or_default());
+        }
+        (Progress::Text, Some(bars), JobEvent::Started { name_label }) => {
+            bars.start(name_label, None);
+        }
+        (Progress::Text, Some(bars), JobEvent::Progress(p)) => {
+            bars.advance(
+                &p.name_label,
+                p.position,
+                p.total,
+                &format!("{:?}", p.phase),
+            );
+        }
+        (Progress::Text, Some(bars), JobEvent::Job(job)) => {
+            bars.set_total(job.vms_total as u64);
+        }
+        (Progress::Text, Some(bars), JobEvent::Finished(vm)) => {
+            let line = match &vm.outcome {
+                VmOutcome::Done {
+                    new_bytes,
+                    deduplicated_chunks,
+                    ..
+                } => format!(
+                    "backed up {} in {:.1} s ({} new, {deduplicated_chunks} chunks deduplicated)",
+                    vm.name_label,
+                    vm.seconds,
+                    human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX))
+                ),
+                VmOutcome::Failed { error } => format!("FAILED {}: {error}", vm.name_label),
+                VmOutcome::Cancelled => format!("cancelled {}", vm.name_label),
+            };
+            bars.finish(&vm.name_label, &line);
+        }
+        _ => {}
+    }
+}
+
 fn print_report(report: &JobReport, json: bool) {
     if json {
         print_json(report);
         return;
     }
     println!(
-        "{} VMs in {:.1} s: {} read, {} new; at most {} at once",
+        "{} VMs in {:.1} s: {} read, {} new ({} chunks new, {} deduplicated); at most {} at once",
         report.vms.len(),
         report.seconds,
         human_bytes(i64::try_from(report.bytes_read).unwrap_or(i64::MAX)),
         human_bytes(i64::try_from(report.new_bytes).unwrap_or(i64::MAX)),
+        report.new_chunks,
+        report.deduplicated_chunks,
         report.max_in_flight
     );
+    if report.leftover_snapshots_removed > 0 {
+        println!(
+            "removed {} snapshots an interrupted earlier run had left",
+            report.leftover_snapshots_removed
+        );
+    }
 }
 
 /// Lists the restore points (one kind or all), oldest first within a kind.
@@ -262,4 +359,21 @@ pub(crate) async fn list(args: &ListArgs, json: bool) -> Result<Exit, Failure> {
         .collect();
     print_table(&["ID", "KIND", "OF", "TAKEN", "SIZE"], &rows);
     Ok(Exit::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_read_with_binary_suffixes() {
+        assert_eq!(parse_rate("1024"), Ok(1024));
+        assert_eq!(parse_rate("50M"), Ok(50 << 20));
+        assert_eq!(parse_rate("2k"), Ok(2048));
+        assert_eq!(parse_rate("1G"), Ok(1 << 30));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("5X").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("99999999999999999999G").is_err());
+    }
 }

@@ -202,14 +202,43 @@ impl SessionHandle {
         query: &[(&str, &str)],
         task: Option<&Ref<Task>>,
     ) -> Result<Download, Error> {
+        self.get_on(None, path, query, task).await
+    }
+
+    /// [`get`](Self::get) over plain HTTP to the session's host on `port` (xapi serves plain
+    /// HTTP on port 80 next to HTTPS on 443), for bulk transfers on a trusted network where TLS
+    /// costs more than it protects.
+    ///
+    /// Only the data-plane request goes in the clear, with the session reference in its
+    /// cookie: anyone on the path can read the data and reuse the session until it ends. XAPI
+    /// calls keep using the session's verified TLS connection. Verify what arrives (XVA
+    /// checksums) as usual. Redirects are followed as with [`get`](Self::get).
+    pub async fn get_plain_http(
+        &self,
+        port: u16,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+    ) -> Result<Download, Error> {
+        self.get_on(Some(port), path, query, task).await
+    }
+
+    /// `get`, on the session's endpoint or (with `plain_port`) the same host over plain HTTP.
+    async fn get_on(
+        &self,
+        plain_port: Option<u16>,
+        path: &str,
+        query: &[(&str, &str)],
+        task: Option<&Ref<Task>>,
+    ) -> Result<Download, Error> {
         let span = tracing::info_span!("transfer", method = "GET", path = %path);
         async move {
             let (_, reference) = self.snapshot()?;
-            match self.get_once(path, query, task).await {
+            match self.get_once(plain_port, path, query, task).await {
                 Err(Error::Http { status: 401, .. }) if self.can_relogin() => {
                     tracing::info!("data plane answered 401; logging in again");
                     self.relogin(&reference).await?;
-                    self.get_once(path, query, task).await
+                    self.get_once(plain_port, path, query, task).await
                 }
                 other => other,
             }
@@ -220,6 +249,7 @@ impl SessionHandle {
 
     async fn get_once(
         &self,
+        plain_port: Option<u16>,
         path: &str,
         query: &[(&str, &str)],
         task: Option<&Ref<Task>>,
@@ -227,7 +257,10 @@ impl SessionHandle {
         let (client, reference) = self.snapshot()?;
         let cookie = self.cookie(reference.as_str(), task)?;
         {
-            let mut endpoint = client.endpoint().clone();
+            let mut endpoint = match plain_port {
+                Some(port) => client.endpoint().plain_http(port)?,
+                None => client.endpoint().clone(),
+            };
             let mut target = endpoint.path(&path_and_query(path, query));
             for _ in 0..=MAX_REDIRECTS {
                 let policy = client.policy_for(&endpoint)?;

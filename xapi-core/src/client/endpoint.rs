@@ -110,6 +110,25 @@ impl Endpoint {
         }
     }
 
+    /// The same host and path prefix over plain HTTP on `port` (a host serves plain HTTP on
+    /// port 80 next to HTTPS on 443).
+    pub(crate) fn plain_http(&self, port: u16) -> Result<Self, Error> {
+        match &self.target {
+            Target::Tcp { host, .. } => Ok(Self {
+                target: Target::Tcp {
+                    host: host.clone(),
+                    port,
+                    tls: false,
+                },
+                base_path: self.base_path.clone(),
+            }),
+            Target::Unix { .. } => Err(Error::InvalidUrl {
+                url: self.to_string(),
+                reason: "a unix socket endpoint has no plain HTTP port".into(),
+            }),
+        }
+    }
+
     /// Resolve a `Location` header (absolute URL or absolute path) against this endpoint.
     /// Returns the new endpoint and the path-and-query to request there.
     pub(crate) fn resolve_location(&self, location: &str) -> Result<(Self, String), Error> {
@@ -269,6 +288,21 @@ mod tests {
             Target::Tcp { host, port, tls } => (host, port, tls, e.base_path),
             Target::Unix { .. } => panic!("expected tcp"),
         }
+    }
+
+    #[test]
+    fn plain_http_keeps_the_host_and_prefix() {
+        let tls = Endpoint::parse("https://[fd00::1]:8443/xapi").unwrap();
+        let plain = tls.plain_http(8080).unwrap();
+        assert!(!plain.is_tls());
+        assert_eq!(plain.authority(), "[fd00::1]:8080");
+        assert_eq!(plain.path("/export"), "/xapi/export");
+        assert!(
+            Endpoint::parse("unix:///var/lib/xcp/xapi")
+                .unwrap()
+                .plain_http(80)
+                .is_err()
+        );
     }
 
     #[test]

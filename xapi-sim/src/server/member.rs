@@ -50,7 +50,26 @@ pub(crate) async fn listen(
         let pool = Arc::clone(&pool);
         let tls = tls.clone();
         async move {
-            let service = service_fn(move |request| answer(Arc::clone(&master), request));
+            let serving = Arc::clone(&pool);
+            let service = service_fn(move |request| {
+                let (pool, master) = (Arc::clone(&serving), Arc::clone(&master));
+                async move {
+                    // the master moved: to this host (serve the pool) or to another member
+                    match pool.faults.moved_master(&pool.name) {
+                        Some(address) if address == addr.ip().to_string() => {
+                            super::routes::serve(pool, request).await
+                        }
+                        Some(address) => {
+                            let moved = MasterAddress {
+                                address,
+                                ..(*master).clone()
+                            };
+                            answer(Arc::new(moved), request).await
+                        }
+                        None => answer(master, request).await,
+                    }
+                }
+            });
             pool.reachability
                 .guard(stream, |stream| {
                     serve_http(stream, peer, tls, service, "member")
@@ -61,7 +80,8 @@ pub(crate) async fn listen(
     .await
 }
 
-async fn answer(
+/// Answer one request as a member whose master is `master`.
+pub(crate) async fn answer(
     master: Arc<MasterAddress>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {

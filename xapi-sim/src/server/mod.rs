@@ -26,12 +26,29 @@ pub(crate) async fn listen(
     addr: SocketAddr,
     tls: Option<TlsIdentity>,
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     accept_loop(addr, "pool", move |stream, peer| {
         let pool = Arc::clone(&pool);
         let tls = tls.clone();
         async move {
             let serving = Arc::clone(&pool);
-            let service = service_fn(move |request| routes::serve(Arc::clone(&serving), request));
+            let service = service_fn(move |request| {
+                let pool = Arc::clone(&serving);
+                async move {
+                    // the master moved to a member: this host now answers as a member does
+                    match pool.faults.moved_master(&pool.name) {
+                        Some(address) if address != addr.ip().to_string() => {
+                            let master = member::MasterAddress {
+                                address,
+                                scheme,
+                                port: addr.port(),
+                            };
+                            member::answer(Arc::new(master), request).await
+                        }
+                        _ => routes::serve(pool, request).await,
+                    }
+                }
+            });
             pool.reachability
                 .guard(stream, |stream| {
                     serve_http(stream, peer, tls, service, "pool")

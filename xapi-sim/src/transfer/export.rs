@@ -1,6 +1,10 @@
 //! `GET /export` and `GET /export_metadata`: a VM as an XVA stream written by
-//! `xapi_backup::format::xva` (xxhash checksums, or SHA-1 with `checksum=sha1`; whole-stream gzip
-//! or zstd with `use_compression`; zero chunks omitted), followed by a task.
+//! `xapi_backup::format::xva` (xxhash checksums, as xapi writes them; whole-stream gzip or zstd
+//! with `use_compression`; zero chunks omitted), followed by a task.
+//!
+//! As xapi, a full export takes a VM that is halted or suspended (a snapshot, typically): a
+//! running or paused VM is refused with `VM_BAD_POWER_STATE [vm; halted; running]` before a
+//! byte is sent, its task failed with the same error. Metadata exports take any VM.
 //!
 //! As xapi (§5.4 of the data-plane reference), `/export` answers `HTTP/1.0 200 OK` with
 //! `Connection: close`, `task-id`, no `Content-Length` and no chunked encoding: the body ends
@@ -45,6 +49,18 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
     } else {
         "VM.export"
     };
+    // `/export_metadata`'s `excluded_device_types` (a comma list of `vif`, `vbd`, `vgpu`,
+    // `vtpm`): the simulator exports no VGPU or VTPM objects, so those two change nothing
+    let excluded: Vec<&str> = if metadata_only {
+        args.get("excluded_device_types")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let transfer = match super::begin(&pool, &args, label) {
         Ok(transfer) => transfer,
         Err(refusal) => return refusal.response(),
@@ -59,6 +75,8 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
                 ExportOptions {
                     preserve_power_state: args.flag("preserve_power_state"),
                     metadata_only,
+                    exclude_vbds: excluded.contains(&"vbd"),
+                    exclude_vifs: excluded.contains(&"vif"),
                 },
             )
             .map(|built| (vm, built))
@@ -72,11 +90,14 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
             return with_task(html_error(StatusCode::NOT_FOUND, &message), &task);
         }
     };
-    // a full export is an operation on the VM while its bytes flow, as in xapi
+    // a full export is an operation on the VM while its bytes flow, as in xapi, allowed only
+    // on a halted or suspended VM (export of a running VM needs a snapshot first)
     let operation = if metadata_only {
         None
     } else {
-        match crate::rpc::vm::begin_operation(&pool, &vm, "export") {
+        match exportable(&pool, &vm)
+            .and_then(|()| crate::rpc::vm::begin_operation(&pool, &vm, "export"))
+        {
             Ok(operation) => Some(operation),
             Err(err) => {
                 let message = format!("{} {:?}", err.code.as_str(), err.params);
@@ -89,11 +110,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
         }
     };
     let options = WriteOptions {
-        checksum: if args.get("checksum") == Some("sha1") {
-            ChecksumKind::Sha1
-        } else {
-            ChecksumKind::Xxhash
-        },
+        checksum: ChecksumKind::Xxhash,
         compression: match args.get("use_compression") {
             Some("true" | "gzip") => Compression::Gzip,
             Some("zstd") => Compression::Zstd,
@@ -211,6 +228,16 @@ pub(crate) fn ova_xml_tar(ova: &OvaXml, mtime: u64) -> Result<Vec<u8>, TarError>
     bytes.resize(bytes.len() + padding_len(xml.len() as u64), 0);
     bytes.extend_from_slice(&END_OF_ARCHIVE);
     Ok(bytes)
+}
+
+/// xapi's power-state rule for `export`: the VM must be halted or suspended.
+fn exportable(pool: &Pool, vm: &str) -> Result<(), Failure> {
+    let state = pool.db().str_field("VM", vm, "power_state")?;
+    if matches!(state.as_str(), "Halted" | "Suspended") {
+        Ok(())
+    } else {
+        Err(crate::api_error::vm_bad_power_state(vm, "halted", &state))
+    }
 }
 
 /// The VM named by `ref=` or `uuid=`.

@@ -384,7 +384,15 @@ pub(crate) fn create_objects(
     identity: Identity,
     created: &mut Created,
 ) -> Result<(Vec<String>, Vec<NewDisk>), Failure> {
-    // every check before anything is made or replaced
+    // every check before anything is made or replaced; first xapi's `assert_compatible`: a
+    // file from a newer xapi than this one is refused
+    let file = (ova.version.xapi_major, ova.version.xapi_minor);
+    if file > super::ova::XAPI_VERSION {
+        return Err(failure(
+            ErrorCode::ImportIncompatibleVersion,
+            std::iter::empty::<String>(),
+        ));
+    }
     super::restore_checks::precheck_restore(db, ova, identity)?;
     let Identity { restore, force } = identity;
     let mut ids: HashMap<String, String> = HashMap::new();
@@ -466,8 +474,19 @@ pub(crate) fn create_objects(
         } else {
             fields.remove("uuid");
             fields.insert("version".to_owned(), Value::Int(0));
-            if let Some(Value::Struct(other)) = fields.get_mut("other_config") {
-                other.remove("mac_seed");
+            // a fresh MAC seed, as VM.create gives one: the new VM's MACs do not collide with
+            // the source's
+            let seed = Value::String(db.new_uuid());
+            match fields.get_mut("other_config") {
+                Some(Value::Struct(other)) => {
+                    other.insert("mac_seed".to_owned(), seed);
+                }
+                _ => {
+                    fields.insert(
+                        "other_config".to_owned(),
+                        Value::Struct(std::iter::once(("mac_seed".to_owned(), seed)).collect()),
+                    );
+                }
             }
         }
         for (field, value) in [

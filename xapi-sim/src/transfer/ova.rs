@@ -16,6 +16,9 @@ use crate::model::store::Db;
 use crate::rpc::session::master_host;
 use crate::timestamp;
 
+/// The `(xapi_major, xapi_minor)` this simulator exports as and imports up to (xapi 25.6).
+pub(crate) const XAPI_VERSION: (i64, i64) = (25, 6);
+
 /// xapi's process-global export id counter (`export.ml` `make_id`): never reset.
 static NEXT_EXPORT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -37,6 +40,10 @@ pub(crate) struct ExportOptions {
     pub(crate) preserve_power_state: bool,
     /// Leave the disks out (`/export_metadata`).
     pub(crate) metadata_only: bool,
+    /// Leave the VBDs (and so the VDIs and SRs) out (`excluded_device_types=vbd`).
+    pub(crate) exclude_vbds: bool,
+    /// Leave the VIFs (and so the networks) out (`excluded_device_types=vif`).
+    pub(crate) exclude_vifs: bool,
 }
 
 /// The `ova.xml` of `vm` and the disks whose chunks follow it.
@@ -58,8 +65,14 @@ pub(crate) fn build(
             order.push((class, reference));
         }
     }
-    let vbds = db.refs_field("VM", vm, "VBDs")?;
-    let vifs = db.refs_field("VM", vm, "VIFs")?;
+    let mut vbds = db.refs_field("VM", vm, "VBDs")?;
+    let mut vifs = db.refs_field("VM", vm, "VIFs")?;
+    if options.exclude_vbds {
+        vbds.clear();
+    }
+    if options.exclude_vifs {
+        vifs.clear();
+    }
     order.extend(vbds.iter().map(|r| ("VBD", r.clone())));
     order.extend(vifs.iter().map(|r| ("VIF", r.clone())));
     let mut networks = Vec::new();
@@ -137,8 +150,8 @@ pub(crate) fn build(
         product_version: "8.3.0".to_owned(),
         product_brand: "XCP-ng".to_owned(),
         build_number: "xapi-sim".to_owned(),
-        xapi_major: 25,
-        xapi_minor: 6,
+        xapi_major: XAPI_VERSION.0,
+        xapi_minor: XAPI_VERSION.1,
         export_vsn: ova_xml::EXPORT_VSN,
         extra: Vec::new(),
     };

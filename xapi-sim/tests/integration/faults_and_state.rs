@@ -22,7 +22,12 @@ async fn vm_named(session: &SessionHandle, name: &str) -> String {
 #[tokio::test]
 async fn a_cut_download_fails_its_task() {
     let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
-    let vm = vm_named(&session, "fileserver").await;
+    let running = vm_named(&session, "fileserver").await;
+    // a running VM is exported through a snapshot, as with xapi
+    let vm: String = session
+        .call("VM.snapshot", (&running, "cut", Vec::<String>::new()))
+        .await
+        .unwrap();
     sim.faults().cut_next_download_after(1 << 20);
     let download = session.get("/export", &[("ref", &vm)], None).await.unwrap();
     let task = download.task_id.clone().unwrap();

@@ -160,7 +160,13 @@ async fn restore_over_a_running_vm_fails_unless_forced() {
         .call("VM.get_by_name_label", ("dns-1",))
         .await
         .unwrap();
+    // xapi exports only a halted VM: halt it for the export, then start it again
+    let () = session.call("VM.hard_shutdown", (&vms[0],)).await.unwrap();
     let xva = export(&session, &vms[0], "false").await;
+    let () = session
+        .call("VM.start", (&vms[0], false, false))
+        .await
+        .unwrap();
     let (status, _, _) = import(&session, &[("restore", "true")], xva.clone()).await;
     assert_eq!(status, "failure");
     let (status, result, _) =

@@ -10,6 +10,7 @@ mod dr_recovered_refs;
 mod dr_recovery;
 mod dr_storage_calls;
 mod events_on_destroy;
+mod export_import_fidelity;
 mod failover;
 mod faults_and_state;
 mod import;

@@ -1,6 +1,5 @@
 """`GET /export` fetched with urllib, checked member by member like XenCenter's verifier."""
 
-import hashlib
 import io
 import tarfile
 import urllib.error
@@ -90,7 +89,8 @@ def test_export_members_and_xxhash_checksums(demo, session):
     assert session.xenapi.task.get_progress(task) == 1.0
 
 
-def test_export_with_legacy_sha1_and_gzip(demo, session):
+def test_export_with_gzip_has_xxhash_checksums_whatever_is_asked(demo, session):
+    # xapi has no switch for SHA-1 checksums: `checksum=sha1` changes nothing
     vm, record = exportable_vm(session)
     url = "%s/export?session_id=%s&ref=%s&checksum=sha1&use_compression=true" % (
         demo.urls["primary"],
@@ -99,7 +99,21 @@ def test_export_with_legacy_sha1_and_gzip(demo, session):
     )
     _, data = fetch(url)
     assert data[:2] == b"\x1f\x8b", "gzip magic"
-    check_xva(data, ".checksum", lambda b: hashlib.sha1(b).hexdigest())
+    check_xva(data, ".xxhash", xxh64_hex)
+
+
+def test_export_of_a_running_vm_is_refused(demo, session):
+    vm = next(
+        ref
+        for ref, rec in session.xenapi.VM.get_all_records().items()
+        if rec["power_state"] == "Running" and not rec["is_control_domain"]
+    )
+    task = session.xenapi.task.create("pytest export", "")
+    url = "%s/export?session_id=%s&ref=%s&task_id=%s" % (demo.urls["primary"], session.handle, vm, task)
+    with pytest.raises(urllib.error.HTTPError):
+        fetch(url)
+    assert session.xenapi.task.get_status(task) == "failure"
+    assert session.xenapi.task.get_error_info(task)[:3] == ["VM_BAD_POWER_STATE", vm, "halted"]
 
 
 def test_export_into_a_precreated_task(demo, session):
