@@ -2,6 +2,7 @@
 
 mod fuzz_regressions;
 mod nbd;
+mod special_vms;
 mod vhd;
 mod vm_backup;
 mod xva;
