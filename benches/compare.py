@@ -12,7 +12,12 @@ directory and reports its own timings, then times the references on the very sam
 - (figures only) parsing the DB XML dump of a 10,000-VM pool, with its peak RSS, and reading a
   redo log with 100,000 deltas;
 - `tar -xO <file> > /dev/null` on an XVA, the floor for reading it, against xapi-rs reading
-  it with every chunk's checksum verified (xxhash and sha1 variants).
+  it with every chunk's checksum verified (xxhash and sha1 variants);
+- `curl -o` of xapi-sim's `/export` of a VM with a 4 GiB disk (1 GiB of data, the rest sparse)
+  against `xapi-bench-backup` backing the same VM up into a local repository (every chunk
+  verified and hashed, compression off; figures with zstd and with encryption, peak RSS), and
+  the dedup of the demo pool (with `xapi-bench-backup` beside `--bin`; `--disk-gib`,
+  `--data-mib`, `--no-backup`).
 
 Prints one line per ratio, `ratio NAME: X.XX`, larger is better for xapi-rs, preceded by the
 raw figures, plus the typed decodes again with mimalloc as the global allocator when the
@@ -78,6 +83,34 @@ def tar_floor(path, repeat):
     return best_of(repeat, extract)
 
 
+def backup_vs_curl(backup_bin, workdir, args, show):
+    """Runs `xapi-bench-backup bench`: curl -o against backups of the same export."""
+    run = subprocess.run(
+        [backup_bin, "bench", os.path.join(workdir, "backup"), "--repeat", str(args.repeat),
+         "--disk-gib", str(args.disk_gib), "--data-mib", str(args.data_mib)],
+        check=True, stdout=subprocess.PIPE,
+    )
+    measured = {}
+    for line in run.stdout.decode().splitlines():
+        if line.startswith("{"):
+            m = json.loads(line)
+            measured[m["name"]] = m
+    curl = measured["curl_export"]
+    show(f"curl -o /export ({curl['disk_gib']} GiB disk, {curl['data_mib']} MiB data)",
+         curl["seconds"], curl["bytes"])
+    for name in ("backup_none", "backup_zstd", "backup_encrypted"):
+        m = measured[name]
+        show(f"xapi-rs {name}", m["seconds"], m["bytes"])
+        print(f"{'  peak RSS':<40} {m['peak_rss_bytes'] / 2**20:10.1f} MiB, "
+              f"stored {m['stored_bytes'] / 2**20:.1f} MiB")
+    dedup = measured.get("dedup_demo")
+    if dedup:
+        print(f"{'dedup of the demo pool':<40} {dedup['vms']} VMs, {dedup['bytes_read'] / 2**20:.1f} MiB"
+              f" of data, {dedup['new_bytes'] / 2**20:.1f} MiB new chunks, ratio"
+              f" {dedup['bytes_read'] / max(dedup['new_bytes'], 1):.2f}, {dedup['seconds']:.2f} s")
+    return [("backup_vs_curl", curl["seconds"] / measured["backup_none"]["seconds"])]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", required=True, help="release-built xapi-bench-compare")
@@ -87,6 +120,9 @@ def main():
     parser.add_argument("--db-vms", type=int, default=10000)
     parser.add_argument("--deltas", type=int, default=100000)
     parser.add_argument("--keep", help="write the inputs here and keep them")
+    parser.add_argument("--disk-gib", type=int, default=4)
+    parser.add_argument("--data-mib", type=int, default=1024)
+    parser.add_argument("--no-backup", action="store_true", help="skip the backup benchmark")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="xapi-bench-") as scratch:
@@ -150,6 +186,12 @@ def main():
             show(f"tar -xO ({variant} file)", floor, xva["bytes"])
             name = "xva_read_vs_tar" if variant == "xxhash" else "xva_read_sha1_vs_tar"
             ratios.append((name, floor / xva["seconds"]))
+
+        backup_bin = os.path.join(os.path.dirname(args.bin), "xapi-bench-backup")
+        if not args.no_backup and os.path.exists(backup_bin):
+            ratios.extend(backup_vs_curl(backup_bin, workdir, args, show))
+        elif not args.no_backup:
+            print(f"(no {backup_bin}: backup benchmark skipped)")
 
         for name, ratio in ratios:
             print(f"ratio {name}: {ratio:.2f}")

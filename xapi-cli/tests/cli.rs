@@ -67,7 +67,7 @@ async fn vm_list_as_json_lists_the_pools_vms() {
     let vms = json["vms"].as_array().expect("a vms array");
     assert_eq!(
         vms.len(),
-        20,
+        21,
         "the demo primary's VMs, without templates or dom0"
     );
     let web_db = vms
@@ -499,7 +499,7 @@ fn the_demo_tells_the_whole_story_and_reports_it_as_json() {
         serde_json::from_slice(&output.stdout).expect("one JSON document");
     assert_eq!(
         report["backups"].as_array().unwrap().len(),
-        20,
+        21,
         "every VM of the primary"
     );
     assert!(

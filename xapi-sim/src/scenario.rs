@@ -1,8 +1,18 @@
 //! Scenarios: the pools a simulator starts with.
 //!
 //! - `empty`: one pool, one host, local storage and a network, no VMs.
-//! - `demo`: a primary pool (2 hosts, 20 VMs of which several have more than one disk, 3 vApps
-//!   with `order` and `start_delay`, three shared SRs) and a DR pool (one host) on its own port.
+//! - `demo`: a primary pool (2 hosts, 21 VMs of which several have more than one disk, 3 vApps
+//!   with `order` and `start_delay`, three shared SRs and an ISO library, two templates) and a DR
+//!   pool (one host) on its own port.
+//!   Every VM is a clone of one of the two templates (`Debian 12 template`,
+//!   `Windows Server 2022 template`, named in `other_config:base_template_name`): its system disk
+//!   holds the template's image (`TEMPLATE_IMAGE_BYTES`, shared chunk for chunk with every
+//!   other clone) followed by a MiB of its own, its data disks a MiB of their own, so that a
+//!   backup of the pool deduplicates as a real one does. Four VMs are the cases a backup must
+//!   handle: `netboot-appliance` has no disk (it boots from the network), `build-agent-2` has a
+//!   CD drive with an ISO of the library inserted, `build-agent-1` is suspended (its suspend
+//!   image on `Shared NFS`), and `jump-host` boots UEFI with a vTPM and its EFI variables in
+//!   `VM.NVRAM`.
 //!   The shared SRs are `Shared NFS` (`nfs`) and two LVM over iSCSI SRs (`lvmoiscsi`, whose SM
 //!   driver has the `SR_METADATA` feature that DR metadata replication needs):
 //!   `Replicated iSCSI (DR)` (the vApps' disks) and `Replicated iSCSI (DR 2)`
@@ -135,6 +145,7 @@ pub(crate) fn build(pool: &Pool, scenario: &Scenario, pool_name: &str) -> Result
         storage: &pool.storage,
         // large pools are for benchmarks of the API: their disks stay empty, so they start fast
         fill_disks: !matches!(scenario, Scenario::Large(_)),
+        images: BTreeMap::new(),
     };
     match (scenario, pool_name) {
         (Scenario::Demo, "primary") => b.demo_primary(),
@@ -172,9 +183,30 @@ struct Site {
     local_srs: Vec<String>,
 }
 
+/// The bytes of a template's system disk image that every clone of it shares (two 1 MiB chunks
+/// of the XVA chunk grid).
+pub(crate) const TEMPLATE_IMAGE_BYTES: usize = 2 << 20;
+
+/// The templates of the demo pool: name and whether it boots UEFI.
+const TEMPLATES: [(&str, bool); 2] = [
+    ("Debian 12 template", false),
+    ("Windows Server 2022 template", true),
+];
+
+/// The Debian template, of which most demo VMs are clones.
+const DEBIAN: &str = TEMPLATES[0].0;
+
+/// The Windows template.
+const WINDOWS: &str = TEMPLATES[1].0;
+
+/// A standalone demo VM: name, template, disk sizes in MiB, SR, host it runs on.
+type Standalone<'a> = (&'a str, &'a str, &'a [i64], &'a str, Option<&'a str>);
+
 /// The shape of one VM to build.
 struct VmSpec<'a> {
     name: &'a str,
+    /// The template it is a clone of (its system disk starts with the template's image).
+    template: &'a str,
     disks_mib: &'a [i64],
     sr: &'a str,
     running_on: Option<&'a str>,
@@ -188,6 +220,8 @@ struct Builder<'a> {
     storage: &'a Storage,
     /// Give disks recognisable content (else they are all holes).
     fill_disks: bool,
+    /// The system disk images of the templates, made once.
+    images: BTreeMap<String, Vec<u8>>,
 }
 
 impl Builder<'_> {
@@ -369,6 +403,10 @@ impl Builder<'_> {
                 ("appliance", s(spec.appliance.unwrap_or(NULL_REF))),
                 ("order", Value::Int(spec.order)),
                 ("start_delay", Value::Int(spec.start_delay)),
+                (
+                    "other_config",
+                    map(&[("base_template_name", spec.template)]),
+                ),
             ],
         )?;
         for (i, size) in spec.disks_mib.iter().enumerate() {
@@ -385,10 +423,18 @@ impl Builder<'_> {
             let uuid = self.db.str_field("VDI", &vdi, "uuid")?;
             self.db.set_field("VDI", &vdi, "location", s(&uuid))?;
             let size = (size * MIB) as u64;
-            let made = if self.fill_disks {
-                fill_disk(self.storage, &uuid, size)
-            } else {
+            let made = if !self.fill_disks {
                 self.storage.create(&uuid, size)
+            } else if i == 0 {
+                let image = self
+                    .images
+                    .entry(spec.template.to_owned())
+                    .or_insert_with(|| {
+                        pseudo_random(spec.template.as_bytes(), TEMPLATE_IMAGE_BYTES)
+                    });
+                fill_clone(self.storage, &uuid, size, image)
+            } else {
+                fill_disk(self.storage, &uuid, size)
             };
             made.map_err(|e| internal(format!("disk image of {uuid}: {e}")))?;
             self.make(
@@ -442,6 +488,7 @@ impl Builder<'_> {
         let nfs = self.shared_sr(&site, "Shared NFS", "nfs", "nfs")?;
         let replicated = self.shared_sr(&site, REPLICATED_SR, "lvmoiscsi", "dr")?;
         self.shared_sr(&site, SECOND_REPLICATED_SR, "lvmoiscsi", "dr2")?;
+        let iso = self.iso_library(&site)?;
         let web = self.appliance("web-shop")?;
         let erp = self.appliance("erp")?;
         let monitoring = self.appliance("monitoring")?;
@@ -450,6 +497,7 @@ impl Builder<'_> {
         let specs: Vec<VmSpec<'_>> = vec![
             VmSpec {
                 name: "web-db",
+                template: DEBIAN,
                 disks_mib: &[20, 100],
                 sr: &replicated,
                 running_on: Some(&h1),
@@ -459,6 +507,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "web-app-1",
+                template: DEBIAN,
                 disks_mib: &[20],
                 sr: &replicated,
                 running_on: Some(&h1),
@@ -468,6 +517,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "web-app-2",
+                template: DEBIAN,
                 disks_mib: &[20],
                 sr: &replicated,
                 running_on: Some(&h2),
@@ -477,6 +527,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "web-frontend",
+                template: DEBIAN,
                 disks_mib: &[10],
                 sr: &replicated,
                 running_on: Some(&h2),
@@ -486,6 +537,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "erp-db",
+                template: WINDOWS,
                 disks_mib: &[40, 200, 50],
                 sr: &replicated,
                 running_on: Some(&h1),
@@ -495,6 +547,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "erp-app",
+                template: WINDOWS,
                 disks_mib: &[40],
                 sr: &replicated,
                 running_on: Some(&h2),
@@ -504,6 +557,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "erp-reports",
+                template: WINDOWS,
                 disks_mib: &[40, 20],
                 sr: &replicated,
                 running_on: None,
@@ -513,6 +567,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "monitor-collector",
+                template: DEBIAN,
                 disks_mib: &[16],
                 sr: &nfs,
                 running_on: Some(&h1),
@@ -522,6 +577,7 @@ impl Builder<'_> {
             },
             VmSpec {
                 name: "monitor-dashboard",
+                template: DEBIAN,
                 disks_mib: &[16],
                 sr: &nfs,
                 running_on: Some(&h2),
@@ -533,24 +589,27 @@ impl Builder<'_> {
         for spec in &specs {
             self.vm(&site, spec)?;
         }
-        let standalone: [(&str, &[i64], &str, Option<&str>); 11] = [
-            ("mail", &[20, 80], &replicated, Some(&h1)),
-            ("dns-1", &[8], &replicated, Some(&h1)),
-            ("dns-2", &[8], &nfs, Some(&h2)),
-            ("fileserver", &[20, 500], &nfs, Some(&h2)),
-            ("build-agent-1", &[50], &nfs, Some(&h1)),
-            ("build-agent-2", &[50], &nfs, None),
-            ("jump-host", &[10], &local, Some(&h1)),
-            ("backup-proxy", &[20], &nfs, None),
-            ("legacy-crm", &[30, 30], &replicated, None),
-            ("test-vm", &[10], &local, None),
-            ("ldap", &[10], &replicated, Some(&h2)),
+        let standalone: [Standalone<'_>; 12] = [
+            ("mail", DEBIAN, &[20, 80], &replicated, Some(&h1)),
+            ("dns-1", DEBIAN, &[8], &replicated, Some(&h1)),
+            ("dns-2", DEBIAN, &[8], &nfs, Some(&h2)),
+            ("fileserver", DEBIAN, &[20, 500], &nfs, Some(&h2)),
+            ("build-agent-1", DEBIAN, &[50], &nfs, Some(&h1)),
+            ("build-agent-2", DEBIAN, &[50], &nfs, None),
+            ("jump-host", WINDOWS, &[10], &local, Some(&h1)),
+            ("backup-proxy", DEBIAN, &[20], &nfs, None),
+            ("legacy-crm", DEBIAN, &[30, 30], &replicated, None),
+            ("test-vm", DEBIAN, &[10], &local, None),
+            ("ldap", DEBIAN, &[10], &replicated, Some(&h2)),
+            ("netboot-appliance", DEBIAN, &[], &nfs, None),
         ];
-        for (name, disks, sr, host) in standalone {
-            self.vm(
+        let mut made = BTreeMap::new();
+        for (name, template, disks, sr, host) in standalone {
+            let vm = self.vm(
                 &site,
                 &VmSpec {
                     name,
+                    template,
                     disks_mib: disks,
                     sr,
                     running_on: host,
@@ -559,21 +618,185 @@ impl Builder<'_> {
                     start_delay: 0,
                 },
             )?;
+            made.insert(name, vm);
         }
-        let template = self.vm(
-            &site,
-            &VmSpec {
-                name: "Debian 12 template",
-                disks_mib: &[10],
-                sr: &nfs,
-                running_on: None,
-                appliance: None,
-                order: 0,
-                start_delay: 0,
-            },
+        self.special_vms(&made, &nfs, &iso)?;
+        for (name, uefi) in TEMPLATES {
+            let template = self.vm(
+                &site,
+                &VmSpec {
+                    name,
+                    template: name,
+                    disks_mib: &[10],
+                    sr: &nfs,
+                    running_on: None,
+                    appliance: None,
+                    order: 0,
+                    start_delay: 0,
+                },
+            )?;
+            self.db
+                .set_field("VM", &template, "is_a_template", Value::Bool(true))?;
+            if uefi {
+                self.uefi(&template)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The demo's ISO library: an NFS ISO SR on every host with one installer image.
+    fn iso_library(&mut self, site: &Site) -> Result<String, Failure> {
+        let sr = self.make(
+            "SR",
+            vec![
+                ("name_label", s("ISO library")),
+                ("type", s("iso")),
+                ("content_type", s("iso")),
+                ("shared", Value::Bool(true)),
+                ("physical_size", Value::Int(100 * GIB)),
+            ],
+        )?;
+        for host in &site.hosts {
+            self.make(
+                "PBD",
+                vec![
+                    ("host", s(host)),
+                    ("SR", s(&sr)),
+                    (
+                        "device_config",
+                        map(&[("location", "192.0.2.10:/export/iso")]),
+                    ),
+                    ("currently_attached", Value::Bool(true)),
+                ],
+            )?;
+        }
+        let name = "debian-12.8.0-amd64-netinst.iso";
+        let vdi = self.make(
+            "VDI",
+            vec![
+                ("name_label", s(name)),
+                ("SR", s(&sr)),
+                ("virtual_size", Value::Int(632 * MIB)),
+                ("type", s("user")),
+                ("read_only", Value::Bool(true)),
+                ("sharable", Value::Bool(true)),
+                ("managed", Value::Bool(true)),
+                ("location", s(name)),
+            ],
+        )?;
+        let uuid = self.db.str_field("VDI", &vdi, "uuid")?;
+        self.storage
+            .create(&uuid, (632 * MIB) as u64)
+            .map_err(|e| internal(format!("image of {name}: {e}")))?;
+        Ok(vdi)
+    }
+
+    /// Make the demo's special VMs what their names promise (see the module documentation):
+    /// `build-agent-1` suspended, `build-agent-2` with the ISO in a CD drive, `jump-host` UEFI
+    /// with a vTPM and NVRAM, `netboot-appliance` booting from the network.
+    fn special_vms(
+        &mut self,
+        vms: &BTreeMap<&str, String>,
+        nfs: &str,
+        iso: &str,
+    ) -> Result<(), Failure> {
+        let named = |name: &str| {
+            vms.get(name)
+                .cloned()
+                .ok_or_else(|| internal(format!("demo VM {name} missing")))
+        };
+        self.suspend(&named("build-agent-1")?, nfs)?;
+        self.insert_cd(&named("build-agent-2")?, iso)?;
+        let jump_host = named("jump-host")?;
+        self.uefi(&jump_host)?;
+        let uuid = self.db.str_field("VM", &jump_host, "uuid")?;
+        let tpm = pseudo_random(format!("vtpm {uuid}").as_bytes(), 4096);
+        crate::rpc::vtpm::create(self.db, &jump_host, &base64_text(&tpm), false)?;
+        let netboot = named("netboot-appliance")?;
+        self.db
+            .set_field("VM", &netboot, "HVM_boot_params", map(&[("order", "n")]))
+    }
+
+    /// Boot `vm` with UEFI and secure boot, with EFI variables in `NVRAM` as varstored keeps
+    /// them (base64 under `EFI-variables`).
+    fn uefi(&mut self, vm: &str) -> Result<(), Failure> {
+        let uuid = self.db.str_field("VM", vm, "uuid")?;
+        let variables = base64_text(&pseudo_random(format!("nvram {uuid}").as_bytes(), 8192));
+        self.db.set_field(
+            "VM",
+            vm,
+            "HVM_boot_params",
+            map(&[("order", "dc"), ("firmware", "uefi")]),
+        )?;
+        self.db.set_field(
+            "VM",
+            vm,
+            "platform",
+            map(&[
+                ("secureboot", "true"),
+                ("viridian", "true"),
+                ("device_id", "0002"),
+            ]),
         )?;
         self.db
-            .set_field("VM", &template, "is_a_template", Value::Bool(true))?;
+            .set_field("VM", vm, "NVRAM", map(&[("EFI-variables", &variables)]))
+    }
+
+    /// Suspend `vm`: its memory image in a suspend VDI on `sr`, off its host, devices unplugged.
+    fn suspend(&mut self, vm: &str, sr: &str) -> Result<(), Failure> {
+        let name = self.db.str_field("VM", vm, "name_label")?;
+        let memory = self.db.int_field("VM", vm, "memory_static_max")?;
+        let size = memory + 4 * MIB;
+        let vdi = self.make(
+            "VDI",
+            vec![
+                ("name_label", s(&format!("Suspend image of {name}"))),
+                ("SR", s(sr)),
+                ("virtual_size", Value::Int(size)),
+                ("type", s("suspend")),
+                ("managed", Value::Bool(true)),
+            ],
+        )?;
+        let uuid = self.db.str_field("VDI", &vdi, "uuid")?;
+        self.db.set_field("VDI", &vdi, "location", s(&uuid))?;
+        fill_disk(self.storage, &uuid, size as u64)
+            .map_err(|e| internal(format!("suspend image of {name}: {e}")))?;
+        for (field, value) in [
+            ("power_state", s("Suspended")),
+            ("resident_on", s(NULL_REF)),
+            ("domid", Value::Int(-1)),
+            ("suspend_VDI", s(&vdi)),
+        ] {
+            self.db.set_field("VM", vm, field, value)?;
+        }
+        let metrics = self.db.str_field("VM", vm, "metrics")?;
+        self.db
+            .set_field("VM_metrics", &metrics, "memory_actual", Value::Int(0))?;
+        for (devices, class) in [("VBDs", "VBD"), ("VIFs", "VIF")] {
+            for device in self.db.refs_field("VM", vm, devices)? {
+                self.db
+                    .set_field(class, &device, "currently_attached", Value::Bool(false))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Give `vm` a CD drive (`xvdd`) with `iso` inserted.
+    fn insert_cd(&mut self, vm: &str, iso: &str) -> Result<(), Failure> {
+        self.make(
+            "VBD",
+            vec![
+                ("VM", s(vm)),
+                ("VDI", s(iso)),
+                ("userdevice", s("3")),
+                ("device", s("xvdd")),
+                ("bootable", Value::Bool(false)),
+                ("mode", s("RO")),
+                ("type", s("CD")),
+                ("empty", Value::Bool(false)),
+                ("currently_attached", Value::Bool(false)),
+            ],
+        )?;
         Ok(())
     }
 
@@ -592,6 +815,7 @@ impl Builder<'_> {
                 &site,
                 &VmSpec {
                     name: &name,
+                    template: DEBIAN,
                     disks_mib: &[10],
                     sr: &sr,
                     running_on,
@@ -612,20 +836,56 @@ impl Builder<'_> {
     }
 }
 
+/// `len` pseudo-random bytes determined by `seed` (xorshift64* seeded by the seed's SHA-256):
+/// incompressible, like the encrypted or compressed blocks of a real disk, and cheap to make.
+pub(crate) fn pseudo_random(seed: &[u8], len: usize) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(seed);
+    let mut state = digest
+        .iter()
+        .take(8)
+        .fold(0_u64, |acc, b| (acc << 8) | u64::from(*b))
+        | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Standard base64 of `bytes`.
+fn base64_text(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Create a disk image with recognisable content: a pseudo-random first MiB (seeded by the
 /// UUID, so each disk differs) and a marker block in the middle; the rest stays a hole.
 pub(crate) fn fill_disk(storage: &Storage, uuid: &str, size: u64) -> std::io::Result<()> {
-    use sha2::{Digest, Sha256};
     storage.create(uuid, size)?;
     let head_len = size.min(1 << 20) as usize;
-    let mut head = Vec::with_capacity(head_len);
-    let mut block = Sha256::digest(uuid.as_bytes());
-    while head.len() < head_len {
-        head.extend_from_slice(&block);
-        block = Sha256::digest(block);
-    }
-    head.truncate(head_len);
-    storage.write_at(uuid, 0, &head)?;
+    storage.write_at(uuid, 0, &pseudo_random(uuid.as_bytes(), head_len))?;
+    write_marker(storage, uuid, size)
+}
+
+/// Create the system disk of a clone: the template's `image`, then a MiB of the clone's own
+/// (seeded by the UUID) and a marker block in the middle; the rest stays a hole.
+fn fill_clone(storage: &Storage, uuid: &str, size: u64, image: &[u8]) -> std::io::Result<()> {
+    storage.create(uuid, size)?;
+    let shared = image.len().min(size as usize);
+    storage.write_at(uuid, 0, &image[..shared])?;
+    let own = (size as usize - shared).min(1 << 20);
+    storage.write_at(uuid, shared as u64, &pseudo_random(uuid.as_bytes(), own))?;
+    write_marker(storage, uuid, size)
+}
+
+/// Write a marker naming the disk at the 64 KiB boundary nearest below its middle, when that is
+/// past the first MiB.
+fn write_marker(storage: &Storage, uuid: &str, size: u64) -> std::io::Result<()> {
     let middle = (size / 2) & !0xffff;
     if middle >= 1 << 20 {
         let marker = format!("xapi-sim disk {uuid} middle block");

@@ -1,8 +1,10 @@
 //! `cargo xtask bench-compare`: xapi-rs side by side with Python's decoders and `tar`.
 //!
-//! Builds the `xapi-bench-compare` and `xapi-decode-mimalloc` binaries in release mode, then
-//! runs `benches/compare.py`, which prints one `ratio NAME: X.XX` line per comparison. Extra
-//! arguments are passed to the script (`--repeat N`, `--xva-mib N`, `--vms N`, `--keep DIR`).
+//! Builds the `xapi-bench-compare`, `xapi-decode-mimalloc` and `xapi-bench-backup` binaries in
+//! release mode, then runs `benches/compare.py`, which prints one `ratio NAME: X.XX` line per
+//! comparison (among them `xva_read_vs_tar` and `backup_vs_curl`). Extra
+//! arguments are passed to the script (`--repeat N`, `--xva-mib N`, `--vms N`, `--keep DIR`,
+//! `--disk-gib N`, `--data-mib N`, `--no-backup`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,6 +29,8 @@ pub(crate) fn run_command(args: &[String]) -> Result<(), String> {
         "xapi-bench-compare",
         "--bin",
         "xapi-decode-mimalloc",
+        "--bin",
+        "xapi-bench-backup",
     ]))?;
     let binary = target_dir().join("release").join("xapi-bench-compare");
     if !binary.exists() {

@@ -4,11 +4,13 @@
 //! - [`raw_tar`]: `export_raw_vdi?format=tar`, the same chunk scheme under `vdi/`;
 //! - [`chunked`]: the `import_raw_vdi?chunked` upload body;
 //! - [`vhd`]: fixed, dynamic and differencing VHD images;
-//! - [`tar`], [`compression`]: the layers under them.
+//! - [`tar`], [`compression`]: the layers under them;
+//! - [`read_ahead`]: a local file read on a thread of its own, ahead of the codecs.
 
 pub mod chunked;
 pub mod compression;
 pub mod raw_tar;
+pub mod read_ahead;
 pub mod tar;
 pub mod vhd;
 pub mod xva;

@@ -365,9 +365,9 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
                 limit,
             });
         }
-        let mut buf = BytesMut::zeroed(self.remaining as usize);
-        let context = format!("member {}", entry.name);
-        self.fill(&mut buf, &context).await?;
+        let buf = self
+            .read_exact_new(self.remaining as usize, || format!("member {}", entry.name))
+            .await?;
         self.remaining = 0;
         Ok(buf.freeze())
     }
@@ -375,9 +375,12 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
     /// Reads up to `max` bytes of the current body; an empty result means the body is done.
     pub async fn read_body_part(&mut self, max: usize) -> Result<Bytes, TarError> {
         let n = (self.remaining.min(max as u64)) as usize;
-        let mut buf = BytesMut::zeroed(n);
-        let context = format!("member {}", self.current.as_deref().unwrap_or("?"));
-        self.fill(&mut buf, &context).await?;
+        let current = self.current.clone();
+        let buf = self
+            .read_exact_new(n, || {
+                format!("member {}", current.as_deref().unwrap_or("?"))
+            })
+            .await?;
         self.remaining -= n as u64;
         Ok(buf.freeze())
     }
@@ -399,30 +402,11 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
     async fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, TarError> {
         let mut done = 0;
         while done < buf.len() {
-            let n =
-                self.inner
-                    .read(&mut buf[done..])
-                    .await
-                    .map_err(|source| match source.kind() {
-                        std::io::ErrorKind::UnexpectedEof => TarError::Truncated {
-                            offset: self.position,
-                            context: source.to_string(),
-                        },
-                        std::io::ErrorKind::InvalidData
-                        | std::io::ErrorKind::InvalidInput
-                        | std::io::ErrorKind::Other
-                            if source.get_ref().is_some() =>
-                        {
-                            TarError::CorruptStream {
-                                offset: self.position,
-                                message: source.to_string(),
-                            }
-                        }
-                        _ => TarError::Io {
-                            offset: self.position,
-                            source,
-                        },
-                    })?;
+            let n = self
+                .inner
+                .read(&mut buf[done..])
+                .await
+                .map_err(|source| read_error(self.position, source))?;
             if n == 0 {
                 break;
             }
@@ -430,6 +414,33 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
             self.position += n as u64;
         }
         Ok(done)
+    }
+
+    /// Reads exactly `n` bytes into a new buffer, without zeroing it first: the bytes go
+    /// straight from the source into the memory handed out (one copy, no `memset`).
+    async fn read_exact_new(
+        &mut self,
+        n: usize,
+        context: impl FnOnce() -> String,
+    ) -> Result<BytesMut, TarError> {
+        use bytes::BufMut as _;
+        let mut buf = BytesMut::with_capacity(n);
+        while buf.len() < n {
+            let want = n - buf.len();
+            let got = self
+                .inner
+                .read_buf(&mut (&mut buf).limit(want))
+                .await
+                .map_err(|source| read_error(self.position, source))?;
+            if got == 0 {
+                return Err(TarError::Truncated {
+                    offset: self.position,
+                    context: context(),
+                });
+            }
+            self.position += got as u64;
+        }
+        Ok(buf)
     }
 
     async fn fill(&mut self, buf: &mut [u8], context: &str) -> Result<(), TarError> {
@@ -447,11 +458,38 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
         let mut scratch = [0u8; 8192];
         while n > 0 {
             let want = n.min(scratch.len() as u64) as usize;
-            let context = format!("member {}", self.current.as_deref().unwrap_or("?"));
-            self.fill(&mut scratch[..want], &context).await?;
+            let got = self.read_full(&mut scratch[..want]).await?;
+            if got < want {
+                return Err(TarError::Truncated {
+                    offset: self.position,
+                    context: format!("member {}", self.current.as_deref().unwrap_or("?")),
+                });
+            }
             n -= want as u64;
         }
         Ok(())
+    }
+}
+
+/// A read failure as a [`TarError`] at `offset`: an early end is truncation, a decoder's
+/// complaint is a corrupt stream, anything else an I/O error.
+fn read_error(offset: u64, source: std::io::Error) -> TarError {
+    match source.kind() {
+        std::io::ErrorKind::UnexpectedEof => TarError::Truncated {
+            offset,
+            context: source.to_string(),
+        },
+        std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::Other
+            if source.get_ref().is_some() =>
+        {
+            TarError::CorruptStream {
+                offset,
+                message: source.to_string(),
+            }
+        }
+        _ => TarError::Io { offset, source },
     }
 }
 

@@ -8,6 +8,7 @@ mod nbd;
 mod pool_metadata;
 mod raw_disk;
 mod restore_options;
+mod special_vms;
 mod support;
 mod vhd;
 mod vm_backup;

@@ -161,9 +161,9 @@ async fn a_job_backs_up_the_pool_four_at_a_time_and_shards_split_it() {
     })
     .await
     .unwrap();
-    assert_eq!(first.vms.len(), 20, "every VM, no template or snapshot");
+    assert_eq!(first.vms.len(), 21, "every VM, no template or snapshot");
     assert_eq!(first.failed(), 0, "{first:?}");
-    assert_eq!(events, 20);
+    assert_eq!(events, 21);
     assert!(
         first.max_in_flight <= 4 && first.max_in_flight >= 2,
         "{}",
@@ -208,7 +208,7 @@ async fn a_job_backs_up_the_pool_four_at_a_time_and_shards_split_it() {
     union.dedup();
     assert_eq!(
         (before, union.len()),
-        (20, 20),
+        (21, 21),
         "each VM in exactly one shard"
     );
     assert!(

@@ -50,4 +50,5 @@ pub(crate) static RELATIONS: &[Relation] = &[
     rel("task", "subtask_of", "task", "subtasks"),
     rel("SR", "introduced_by", "DR_task", "introduced_SRs"),
     rel("VDI", "metadata_of_pool", "pool", "metadata_VDIs"),
+    rel("VTPM", "VM", "VM", "VTPMs"),
 ];

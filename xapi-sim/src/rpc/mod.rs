@@ -37,6 +37,7 @@ pub(crate) mod vif_move;
 pub(crate) mod vm;
 pub(crate) mod vm_devices;
 pub(crate) mod vm_placement;
+pub(crate) mod vtpm;
 
 #[cfg(test)]
 mod tests;

@@ -425,10 +425,12 @@ fn halted(fields: &mut BTreeMap<String, Value>) {
     fields.insert("power_state".into(), Value::String("Halted".into()));
     fields.insert("resident_on".into(), Value::String(NULL_REF.into()));
     fields.insert("domid".into(), Value::Int(-1));
+    // a halted VM has no suspend image (the original keeps its own)
+    fields.insert("suspend_VDI".into(), Value::String(NULL_REF.into()));
     fields.insert("current_operations".into(), Value::Struct(BTreeMap::new()));
 }
 
-/// Duplicate the VBDs (with their disks) and VIFs of `from` onto `to`, leaving out the VBDs
+/// Duplicate the VBDs (with their disks), VIFs and vTPMs of `from` onto `to`, leaving out the VBDs
 /// of the disks in `skip`.
 fn copy_devices(
     db: &mut Db,
@@ -465,7 +467,7 @@ fn copy_devices(
         }
         db.create("VIF", vif_fields)?;
     }
-    Ok(())
+    super::vtpm::copy_all(db, from, to)
 }
 
 /// A fresh locally administered unicast MAC address.
@@ -505,6 +507,7 @@ pub(crate) fn destroy(db: &mut Db, vm: &str) -> Result<(), Failure> {
             db.destroy(class, &device)?;
         }
     }
+    super::vtpm::destroy_all(db, vm)?;
     destroy_row_named_by(db, "VM", vm, "metrics", "VM_metrics")?;
     destroy_row_named_by(db, "VM", vm, "guest_metrics", "VM_guest_metrics")?;
     db.destroy("VM", vm)

@@ -555,6 +555,20 @@ pub(crate) fn create_objects(
         let vif = db.create("VIF", fields)?;
         created.object("VIF", &vif);
     }
+    for object in ova.objects_of(&OvaClass::Vtpm) {
+        // the `vtpm'` record (`importexport.ml`): its VM, its flags and its secret contents
+        let Some(vm) = object.str_field("vTPM'_VM").and_then(|id| ids.get(id)) else {
+            continue;
+        };
+        let is_unique = object
+            .snapshot
+            .get("vTPM'_is_unique")
+            .and_then(ova_xml::Value::as_bool)
+            .unwrap_or(false);
+        let contents = object.str_field("vTPM'_content").unwrap_or_default();
+        let vtpm = crate::rpc::vtpm::create(db, vm, contents, is_unique)?;
+        created.object("VTPM", &vtpm);
+    }
     if let Ok(Value::Struct(mut other)) = db.field("task", task, "other_config").cloned() {
         other.insert(
             "object_creation".to_owned(),

@@ -101,9 +101,12 @@ pub(crate) fn build(
     order.extend(vdis.iter().map(|r| ("VDI", r.clone())));
     order.extend(srs.into_iter().map(|r| ("SR", r)));
 
+    let vtpms = db.refs_field("VM", vm, "VTPMs").unwrap_or_default();
     let ids: HashMap<String, String> = order
         .iter()
-        .map(|(_, r)| {
+        .map(|(_, r)| r)
+        .chain(&vtpms)
+        .map(|r| {
             (
                 r.clone(),
                 format!("Ref:{}", NEXT_EXPORT_ID.fetch_add(1, Ordering::Relaxed)),
@@ -127,6 +130,7 @@ pub(crate) fn build(
             snapshot: ova_xml::Value::Struct(record),
         });
     }
+    objects.extend(vtpms.iter().map(|vtpm| vtpm_object(db, vtpm, &ids)));
     let disks = if options.metadata_only {
         Vec::new()
     } else {
@@ -156,6 +160,42 @@ pub(crate) fn build(
         extra: Vec::new(),
     };
     Ok((OvaXml { version, objects }, disks))
+}
+
+/// A vTPM as `export.ml` writes it: the hand-made `vtpm'` record of `importexport.ml`, whose
+/// keys come from its OCaml field names, with the vTPM's secret contents.
+fn vtpm_object(db: &Db, vtpm: &str, ids: &HashMap<String, String>) -> OvaObject {
+    let lookup = |r: &str| ids.get(r).cloned().unwrap_or_else(|| NULL_REF.to_owned());
+    let flag = |field: &str| matches!(db.field("VTPM", vtpm, field), Ok(Value::Bool(true)));
+    let record = vec![
+        (
+            "vTPM'_VM".to_owned(),
+            ova_xml::Value::String(lookup(
+                &db.str_field("VTPM", vtpm, "VM").unwrap_or_default(),
+            )),
+        ),
+        (
+            "vTPM'_uuid".to_owned(),
+            ova_xml::Value::String(db.str_field("VTPM", vtpm, "uuid").unwrap_or_default()),
+        ),
+        (
+            "vTPM'_is_unique".to_owned(),
+            ova_xml::Value::Bool(flag("is_unique")),
+        ),
+        (
+            "vTPM'_is_protected".to_owned(),
+            ova_xml::Value::Bool(flag("is_protected")),
+        ),
+        (
+            "vTPM'_content".to_owned(),
+            ova_xml::Value::String(crate::rpc::vtpm::contents(db, vtpm)),
+        ),
+    ];
+    OvaObject {
+        class: OvaClass::Vtpm,
+        id: lookup(vtpm),
+        snapshot: ova_xml::Value::Struct(record),
+    }
 }
 
 /// The exported value of a field when export changes it, `None` to keep it.

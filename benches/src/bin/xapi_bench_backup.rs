@@ -1,0 +1,530 @@
+//! `xapi-bench-backup`: a VM backup from xapi-sim into a local repository, side by side with
+//! `curl -o` of the same export URL, and the backup process that the crash campaign kills.
+//!
+//! - `xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N]` starts the demo
+//!   pool in this process, gives `test-vm` a disk of N GiB with M MiB of data spread over it
+//!   (the rest sparse), and prints one JSON line per measurement: `curl_export` (`curl -o` of
+//!   `/export` of a snapshot of the VM), then `backup_none`, `backup_zstd` and
+//!   `backup_encrypted` (a child `xapi-bench-backup backup` process each, so that its peak RSS is
+//!   its own). Both sides are timed the same way: the wall clock around a child process.
+//!   Then `dedup_demo`: every VM of the demo pool backed up into a fresh repository.
+//! - `xapi-bench-backup backup --url URL --vm UUID --repo DIR [--key-file F]` backs one VM up
+//!   into an existing repository and prints `{"bytes_read":N,"peak_rss_bytes":N}`.
+//! - `xapi-bench-backup crash DIR [--points N] [--data-mib N] [--seed N]`, the crash campaign of
+//!   `cargo xtask soak`: the demo pool runs in this process (so its state outlives the killed
+//!   backups), a child `backup` is killed with SIGKILL at N random moments; then the repository
+//!   must list only complete restore points that verify, prune (on a clock moved past its grace
+//!   period) must remove every orphan, `remove_leftover_snapshots` must sweep the snapshots the
+//!   killed runs left, and a last backup must complete. Prints one JSON line of figures and
+//!   fails if any of this does not hold.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use xapi_backup::export::backup_vm;
+use xapi_backup::repo::{
+    CompressionConfig, CreateOptions, OpenOptions, Repository, Secret, Target,
+};
+use xapi_core::client::{Client, Password, SessionHandle};
+use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, Simulator};
+
+const USAGE: &str = "usage: xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N]\n       xapi-bench-backup backup --url URL --vm UUID --repo DIR [--key-file FILE]\n       xapi-bench-backup crash DIR [--points N] [--data-mib N] [--seed N]";
+
+const MIB: u64 = 1 << 20;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => runtime.block_on(bench(&args[1..])),
+        Some("backup") => runtime.block_on(backup(&args[1..])),
+        Some("crash") => runtime.block_on(crash(&args[1..])),
+        _ => Err(USAGE.to_owned()),
+    };
+    if let Err(message) = result {
+        eprintln!("xapi-bench-backup: {message}");
+        std::process::exit(1);
+    }
+}
+
+/// The value of `--name` in `args`, if present.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn number(args: &[String], name: &str, default: u64) -> Result<u64, String> {
+    flag(args, name).map_or(Ok(default), |v| {
+        v.parse().map_err(|_| format!("{name}: not a number: {v}"))
+    })
+}
+
+async fn login(url: &str) -> Result<SessionHandle, String> {
+    Client::builder(url)
+        .build()
+        .map_err(|e| e.to_string())?
+        .login_with_password(
+            "root",
+            Password::new(DEFAULT_PASSWORD),
+            "1.0",
+            "xapi-bench-backup",
+        )
+        .await
+        .map_err(|e| format!("login: {e}"))
+}
+
+/// The peak resident set of this process (`VmHWM`), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The child: back one VM up into an existing repository.
+async fn backup(args: &[String]) -> Result<(), String> {
+    let url = flag(args, "--url").ok_or(USAGE)?;
+    let vm_uuid = flag(args, "--vm").ok_or(USAGE)?;
+    let repo_dir = flag(args, "--repo").ok_or(USAGE)?;
+    let secret = flag(args, "--key-file")
+        .map(|f| Secret::key_file(Path::new(f)))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let repo = Repository::open(
+        &Target::LocalDir(PathBuf::from(repo_dir)),
+        OpenOptions {
+            secret,
+            ..OpenOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("opening the repository: {e}"))?;
+    let session = login(url).await?;
+    let vm = session
+        .vm()
+        .get_by_uuid(vm_uuid)
+        .await
+        .map_err(|e| format!("VM.get_by_uuid: {e}"))?;
+    let done = backup_vm(&session, &repo, &vm, Some("bench"))
+        .await
+        .map_err(|e| format!("backup: {e}"))?;
+    println!(
+        "{{\"bytes_read\":{},\"peak_rss_bytes\":{}}}",
+        done.bytes_read,
+        peak_rss_bytes().unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// One MiB of benchmark data: a pseudo-random half and a half of repeated text, so that zstd
+/// has something to do (about 2:1), as on a real disk.
+fn data_mib(index: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MIB as usize);
+    let mut state = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while out.len() < (MIB / 2) as usize {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    let line = format!("xapi-rs benchmark data, MiB {index}\n");
+    while out.len() < MIB as usize {
+        out.extend_from_slice(line.as_bytes());
+    }
+    out.truncate(MIB as usize);
+    out
+}
+
+/// Resize the disk of `vm_name` to `disk_gib` GiB and write `data_len_mib` MiB spread evenly over it.
+async fn prepare_vm(
+    sim: &xapi_sim::SimHandle,
+    session: &SessionHandle,
+    vm_name: &str,
+    disk_gib: u64,
+    data_len_mib: u64,
+) -> Result<String, String> {
+    use std::os::unix::fs::FileExt as _;
+    let vms = session
+        .vm()
+        .get_by_name_label(vm_name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let vm = vms.first().ok_or(format!("no VM {vm_name}"))?;
+    let record = session
+        .vm()
+        .get_record(vm)
+        .await
+        .map_err(|e| e.to_string())?;
+    let vbd = record.vbds.first().ok_or("the VM has no disk")?;
+    let vdi = session
+        .vbd()
+        .get_vdi(vbd)
+        .await
+        .map_err(|e| e.to_string())?;
+    let size = disk_gib << 30;
+    session
+        .vdi()
+        .resize(&vdi, i64::try_from(size).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| format!("VDI.resize: {e}"))?;
+    let uuid = session
+        .vdi()
+        .get_uuid(&vdi)
+        .await
+        .map_err(|e| e.to_string())?;
+    let image = sim
+        .disk_image("primary", &uuid)
+        .ok_or("no image for the disk")?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .map_err(|e| format!("{}: {e}", image.display()))?;
+    let chunks = size / MIB;
+    let stride = (chunks / data_len_mib.max(1)).max(1);
+    for i in 0..data_len_mib.min(chunks) {
+        file.write_at(&data_mib(i), i * stride * MIB)
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+    }
+    file.sync_all().map_err(|e| e.to_string())?;
+    Ok((*record.uuid).to_owned())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// A new repository in `dir` with this compression and (optionally) a key file.
+async fn new_repo(
+    dir: &Path,
+    compression: CompressionConfig,
+    key_file: Option<&Path>,
+) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let encryption = match key_file {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            Some(Secret::generate_key_file(path).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    Repository::create(
+        &Target::LocalDir(dir.to_owned()),
+        CreateOptions {
+            compression,
+            encryption,
+            ..CreateOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(())
+}
+
+/// Total size of the files under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
+}
+
+async fn bench(args: &[String]) -> Result<(), String> {
+    let dir = PathBuf::from(args.first().ok_or(USAGE)?);
+    let disk_gib = number(args, "--disk-gib", 4)?;
+    let data = number(args, "--data-mib", 1024)?;
+    let repeat = number(args, "--repeat", 3)?.max(1);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let sim = Simulator::start(SimConfig {
+        state_dir: Some(dir.join("sim")),
+        ..SimConfig::with_scenario(Scenario::Demo)
+    })
+    .await
+    .map_err(|e| format!("starting xapi-sim: {e}"))?;
+    let url = sim.url().to_owned();
+    let session = login(&url).await?;
+    let vm_uuid = prepare_vm(&sim, &session, "test-vm", disk_gib, data).await?;
+    let vm = session
+        .vm()
+        .get_by_uuid(&vm_uuid)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // curl -o of /export of a snapshot, as the backup exports one
+    let snapshot = session
+        .vm()
+        .snapshot(&vm, "bench export", &[])
+        .await
+        .map_err(|e| format!("VM.snapshot: {e}"))?;
+    let export_url = format!(
+        "{url}/export?session_id={}&ref={}",
+        session.reference().as_str(),
+        snapshot.as_str()
+    );
+    let out = dir.join("export.xva");
+    let mut times = Vec::new();
+    for _ in 0..repeat {
+        let _ = std::fs::remove_file(&out);
+        let start = Instant::now();
+        let status = tokio::process::Command::new("curl")
+            .args(["-s", "-f", "-o"])
+            .arg(&out)
+            .arg(&export_url)
+            .status()
+            .await
+            .map_err(|e| format!("curl: {e}"))?;
+        times.push(start.elapsed().as_secs_f64());
+        if !status.success() {
+            return Err(format!("curl failed: {status}"));
+        }
+    }
+    let export_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
+    let _ = std::fs::remove_file(&out);
+    println!(
+        "{{\"name\":\"curl_export\",\"seconds\":{},\"bytes\":{export_bytes},\"disk_gib\":{disk_gib},\"data_mib\":{data}}}",
+        median(times)
+    );
+
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    for (name, compression, encrypted) in [
+        ("backup_none", CompressionConfig::None, false),
+        ("backup_zstd", CompressionConfig::Zstd { level: 3 }, false),
+        (
+            "backup_encrypted",
+            CompressionConfig::Zstd { level: 3 },
+            true,
+        ),
+    ] {
+        let repo = dir.join(name);
+        let key = encrypted.then(|| dir.join(format!("{name}.key")));
+        let mut times = Vec::new();
+        let mut rss = 0;
+        for _ in 0..repeat {
+            new_repo(&repo, compression, key.as_deref()).await?;
+            let mut command = tokio::process::Command::new(&me);
+            command
+                .args(["backup", "--url", &url, "--vm", &vm_uuid, "--repo"])
+                .arg(&repo)
+                .stdout(Stdio::piped());
+            if let Some(key) = &key {
+                command.arg("--key-file").arg(key);
+            }
+            let start = Instant::now();
+            let output = command.output().await.map_err(|e| e.to_string())?;
+            times.push(start.elapsed().as_secs_f64());
+            if !output.status.success() {
+                return Err(format!("{name}: the backup failed"));
+            }
+            let text = String::from_utf8_lossy(&output.stdout);
+            rss = rss.max(
+                text.split("\"peak_rss_bytes\":")
+                    .nth(1)
+                    .and_then(|t| t.trim_end_matches(['}', '\n']).parse::<u64>().ok())
+                    .unwrap_or(0),
+            );
+        }
+        println!(
+            "{{\"name\":\"{name}\",\"seconds\":{},\"bytes\":{export_bytes},\"peak_rss_bytes\":{rss},\"stored_bytes\":{}}}",
+            median(times),
+            tree_bytes(&repo)
+        );
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+    session
+        .vm()
+        .destroy(&snapshot)
+        .await
+        .map_err(|e| format!("VM.destroy: {e}"))?;
+    dedup_demo(&session, &dir).await
+}
+
+/// Every VM of the demo pool but the benchmark one into a fresh repository: logical data
+/// (non-zero chunks read) against bytes stored.
+async fn dedup_demo(session: &SessionHandle, dir: &Path) -> Result<(), String> {
+    use xapi_backup::jobs::{Selection, run_job};
+    let repo_dir = dir.join("dedup");
+    new_repo(&repo_dir, CompressionConfig::None, None).await?;
+    let repo = Repository::open(&Target::LocalDir(repo_dir.clone()), OpenOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let selection = Selection {
+        all: true,
+        exclude: vec!["test-vm".to_owned()],
+        ..Selection::default()
+    };
+    let start = Instant::now();
+    let report = run_job(session, &repo, &selection, "dedup", 4, |_| {})
+        .await
+        .map_err(|e| format!("job: {e}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"name\":\"dedup_demo\",\"seconds\":{seconds},\"vms\":{},\"bytes_read\":{},\"new_bytes\":{},\"stored_bytes\":{}}}",
+        report.vms.len(),
+        report.bytes_read,
+        report.new_bytes,
+        tree_bytes(&repo_dir)
+    );
+    let _ = std::fs::remove_dir_all(&repo_dir);
+    Ok(())
+}
+
+/// A child `backup` of `vm_uuid` into `repo`, not yet waited for.
+fn spawn_backup(url: &str, vm_uuid: &str, repo: &Path) -> Result<tokio::process::Child, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    tokio::process::Command::new(me)
+        .args(["backup", "--url", url, "--vm", vm_uuid, "--repo"])
+        .arg(repo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("spawning a backup: {e}"))
+}
+
+/// The crash campaign (see the module documentation).
+async fn crash(args: &[String]) -> Result<(), String> {
+    use xapi_backup::export::remove_leftover_snapshots;
+    use xapi_backup::repo::{CheckOptions, ManualClock, PruneOptions, RestorePointKind};
+    let dir = PathBuf::from(args.first().ok_or(USAGE)?);
+    let points = number(args, "--points", 50)?;
+    let data = number(args, "--data-mib", 256)?;
+    let mut seed = number(args, "--seed", 0x5eed)? | 1;
+    let campaign = Instant::now();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let sim = Simulator::start(SimConfig {
+        state_dir: Some(dir.join("sim")),
+        ..SimConfig::with_scenario(Scenario::Demo)
+    })
+    .await
+    .map_err(|e| format!("starting xapi-sim: {e}"))?;
+    let url = sim.url().to_owned();
+    let session = login(&url).await?;
+    let vm_uuid = prepare_vm(&sim, &session, "test-vm", 1, data).await?;
+    let repo_dir = dir.join("repo");
+    new_repo(&repo_dir, CompressionConfig::Zstd { level: 3 }, None).await?;
+
+    // one backup to completion: how long one takes, the span the kills are spread over
+    let start = Instant::now();
+    let status = spawn_backup(&url, &vm_uuid, &repo_dir)?
+        .wait()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("the first backup failed".to_owned());
+    }
+    let span = start.elapsed();
+    let mut killed = 0;
+    let mut finished_anyway = 0;
+    for _ in 0..points {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // anywhere from the start of the process to a little after a typical run's end
+        let at = span.mul_f64((seed % 1_000) as f64 / 1_000.0 * 1.1);
+        let mut child = spawn_backup(&url, &vm_uuid, &repo_dir)?;
+        tokio::select! {
+            status = child.wait() => {
+                status.map_err(|e| e.to_string())?;
+                finished_anyway += 1;
+            }
+            () = tokio::time::sleep(at) => {
+                child.start_kill().map_err(|e| format!("SIGKILL: {e}"))?;
+                child.wait().await.map_err(|e| e.to_string())?;
+                killed += 1;
+            }
+        }
+    }
+
+    let clock = std::sync::Arc::new(ManualClock::new(chrono::Utc::now()));
+    let repo = Repository::open(
+        &Target::LocalDir(repo_dir.clone()),
+        OpenOptions {
+            clock: clock.clone(),
+            ..OpenOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let listed = repo
+        .list(RestorePointKind::Vm)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut verified = 0;
+    for manifest in &listed {
+        let report = repo
+            .verify_restore_point(manifest)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !report.is_ok() {
+            return Err(format!(
+                "a listed restore point does not verify: {:?}",
+                report.problems
+            ));
+        }
+        verified += 1;
+    }
+    let before = repo
+        .check(CheckOptions { read_data: true })
+        .await
+        .map_err(|e| e.to_string())?;
+    if !before.problems.is_empty() {
+        return Err(format!("repository check: {:?}", before.problems));
+    }
+    let options = PruneOptions {
+        grace: chrono::TimeDelta::hours(1),
+        ..PruneOptions::default()
+    };
+    repo.prune(&options).await.map_err(|e| e.to_string())?;
+    clock.advance(chrono::TimeDelta::hours(2));
+    let pruned = repo.prune(&options).await.map_err(|e| e.to_string())?;
+    let after = repo
+        .check(CheckOptions { read_data: true })
+        .await
+        .map_err(|e| e.to_string())?;
+    if !after.orphans.is_empty() || !after.problems.is_empty() {
+        return Err(format!(
+            "after prune: {} orphans, problems {:?}",
+            after.orphans.len(),
+            after.problems
+        ));
+    }
+    let swept = remove_leftover_snapshots(&session)
+        .await
+        .map_err(|e| format!("sweeping snapshots: {e}"))?;
+    let left = remove_leftover_snapshots(&session)
+        .await
+        .map_err(|e| e.to_string())?;
+    if left != 0 {
+        return Err(format!("{left} snapshots left after the sweep"));
+    }
+    let status = spawn_backup(&url, &vm_uuid, &repo_dir)?
+        .wait()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("the backup after the campaign failed".to_owned());
+    }
+    println!(
+        "{{\"name\":\"crash_campaign\",\"points\":{points},\"killed\":{killed},\"finished_before_kill\":{finished_anyway},\"restore_points_listed\":{},\"restore_points_verified\":{verified},\"orphans_before_prune\":{},\"deleted_chunks\":{},\"deleted_indexes\":{},\"snapshots_swept\":{swept},\"backup_seconds\":{:.3},\"campaign_seconds\":{:.1}}}",
+        listed.len(),
+        before.orphans.len(),
+        pruned.deleted_chunks,
+        pruned.deleted_indexes,
+        span.as_secs_f64(),
+        campaign.elapsed().as_secs_f64()
+    );
+    drop(sim);
+    Ok(())
+}
