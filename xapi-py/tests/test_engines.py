@@ -1,10 +1,12 @@
 """The engines through xapi_sdk against the simulator: backups into a local repository and
 restores from it (xapi_sdk.backup), DR plans and runs (xapi_sdk.dr)."""
 
+import urllib.request
+
 import pytest
 
 import xapi_sdk
-from xapi_sdk import backup
+from xapi_sdk import backup, dr
 from xapi_sim_fixtures import PASSWORD
 
 
@@ -151,3 +153,117 @@ def test_pool_metadata_and_host_backups(primary, tmp_path):
     assert host["kind"] == "host"
     assert [p["id"] for p in repo.list(kind="host")] == [host["id"]]
     assert repo.verify()["problems"] == []
+
+
+# --- DR: each test on a demo of its own (a failover changes the DR pool for good) ---
+
+#: The demo's VMs and vApps on the replicated SR, mirrored to the DR pool.
+REPLICATED = ["web-shop", "erp", "mail", "dns-1", "legacy-crm", "ldap"]
+#: What the demo's mirror needs to be probed from the DR pool.
+MIRROR = {"target": "192.0.2.20", "targetIQN": "iqn.2026-11.org.xapi-sim:dr-mirror"}
+#: Classes whose records a test failover must leave exactly as they were.
+KEPT = ["VM", "VM_appliance", "SR", "VDI", "VBD", "VIF", "PBD", "network", "DR_task", "pool"]
+
+
+@pytest.fixture()
+def replicating(start_sim):
+    """A fresh demo whose primary replicates its metadata to the mirrored SR."""
+    sim = start_sim("--scenario", "demo", "--clock-speed", "1000")
+    primary = login(sim.urls["primary"])
+    [sr] = [r for r in primary.sr.get_all_records().values() if r.name_label == "Replicated iSCSI (DR)"]
+    change = dr.set_replication(primary, [sr.uuid])
+    assert change["enabled"] == [sr.uuid]
+    primary.logout()
+    return sim
+
+
+def every_record(url):
+    import xapi_sdk.compat as XenAPI
+
+    session = XenAPI.Session(url)
+    session.xenapi.login_with_password("root", PASSWORD, "1.0", "xapi-py engine tests")
+    try:
+        return {cls: getattr(session.xenapi, cls).get_all_records() for cls in KEPT}
+    finally:
+        session.xenapi.logout()
+
+
+def test_test_failover_is_cleaned_up_to_the_records_it_started_from(replicating):
+    url = replicating.urls["dr"]
+    before = every_record(url)
+    recovery = login(url)
+    storage = dr.attach_storage(recovery, "lvmoiscsi", MIRROR)
+    assert storage.sr_uuids
+    copies = dr.find_copies(recovery)
+    assert copies and all(c.generation > 0 for c in copies)
+    plan = dr.plan(recovery, copies, mode="test_failover", names=REPLICATED)
+    assert plan.mode == "test_failover" and plan.vms
+
+    events = []
+    run = dr.Run(recovery, plan, storage=storage, apply_fixes=True)
+    report = run.execute(on_progress=events.append)
+    assert report["error"] is None
+    assert {e["event"] for e in events} >= {"phase", "recovered"}
+    vms = recovery.vm.get_all_records().values()
+    recovered = {vm.uuid: vm for vm in vms if not vm.is_a_snapshot}
+    for planned in plan.vms:
+        assert planned["uuid"] in recovered, planned["name_label"]
+    assert any(vm.power_state.value == "Paused" for vm in recovered.values())
+
+    cleaned = run.cleanup(on_progress=events.append)
+    assert cleaned["journal"]["cleaned_up"] is True
+    assert any(e.get("name") == "cleanup" for e in events)
+    recovery.logout()
+    assert every_record(url) == before
+
+
+def test_failover_recovers_the_replicated_vms(replicating):
+    url = replicating.urls["dr"]
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_sim/mirror?mode=broken", method="POST")).read()
+    recovery = login(url)
+    storage = dr.attach_storage(recovery, "lvmoiscsi", MIRROR)
+    copies = dr.find_copies(recovery)
+    plan = dr.plan(recovery, copies, mode="failover", names=REPLICATED)
+    assert plan.mode == "failover"
+    assert plan.target_pool == recovery.pool.get_record(recovery.pool.get_all()[0]).uuid
+    again = dr.Plan.from_json(plan.to_json())
+    assert again == plan and again.to_dict() == plan.to_dict()
+    assert [vm["uuid"] for vm in again.vms] == [vm["uuid"] for vm in plan.vms]
+
+    events = []
+    report = dr.run(recovery, again, storage=storage, apply_fixes=True, on_progress=events.append)
+    assert report["error"] is None and report["mode"] == "failover"
+    started = [e for e in events if e["event"] == "started"]
+    assert started
+    vms = {vm.uuid: vm for vm in recovery.vm.get_all_records().values() if not vm.is_a_snapshot}
+    for planned in plan.vms:
+        assert planned["uuid"] in vms, planned["name_label"]
+    running = {uuid for uuid, vm in vms.items() if vm.power_state.value == "Running"}
+    vapps = {a.uuid for a in recovery.vm_appliance.get_all_records().values()}
+    assert {e["uuid"] for e in started} <= running | vapps
+    assert {e["uuid"] for e in started} & running, "a VM was started on its own"
+
+
+def test_a_bad_plan_file_is_refused():
+    with pytest.raises(ValueError):
+        dr.Plan.from_json("{not json")
+
+
+def test_a_test_failover_stopped_by_its_callback_still_cleans_up(replicating):
+    url = replicating.urls["dr"]
+    before = every_record(url)
+    recovery = login(url)
+    storage = dr.attach_storage(recovery, "lvmoiscsi", MIRROR)
+    plan = dr.plan(recovery, dr.find_copies(recovery), mode="test_failover", names=REPLICATED)
+    run = dr.Run(recovery, plan, storage=storage, apply_fixes=True)
+
+    def stop_at_first_recovery(event):
+        if event["event"] == "recovered":
+            raise Stop(event["name_label"])
+
+    with pytest.raises(Stop):
+        run.execute(on_progress=stop_at_first_recovery)
+    cleaned = run.cleanup()
+    assert cleaned["journal"]["cleaned_up"] is True
+    recovery.logout()
+    assert every_record(url) == before

@@ -25,6 +25,14 @@ __all__ = [
     "restore_pool_metadata",
     "backup_host",
     "restore_host",
+    "Storage",
+    "MetadataCopy",
+    "Plan",
+    "Run",
+    "dr_set_replication",
+    "dr_attach_storage",
+    "dr_find_copies",
+    "dr_plan",
 ]
 
 __version__: str
@@ -192,3 +200,106 @@ def backup_host(session: Any, repo: Repository) -> dict[str, Any]:
 
 def restore_host(session: Any, repo: Repository, id: str) -> None:
     """Restore a host restore point onto the session's host."""
+
+@final
+class Storage:
+    """SRs a ``DR_task`` introduced in the recovery pool (see ``xapi_sdk.dr``)."""
+
+    @property
+    def sr_uuids(self) -> builtins.list[str]:
+        """The UUIDs of the introduced SRs."""
+    @property
+    def dr_task(self) -> str:
+        """The DR task's reference."""
+    def destroy(self, session: Any) -> None:
+        """``DR_task.destroy``: unplug and forget every SR the task still lists."""
+
+@final
+class MetadataCopy:
+    """A copy of a pool's metadata, read from a metadata VDI."""
+
+    @property
+    def pool_uuid(self) -> str:
+        """The UUID of the pool whose database this is."""
+    @property
+    def generation(self) -> int:
+        """The database's generation (newest wins)."""
+
+@final
+class Plan:
+    """A recovery plan with every pre-check; JSON in and out."""
+
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        """The plan read from its JSON form."""
+    def to_json(self) -> str:
+        """The plan's JSON form."""
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as a dict."""
+    @property
+    def mode(self) -> str:
+        """``"failover"``, ``"failback"`` or ``"test_failover"``."""
+    @property
+    def target_pool(self) -> str:
+        """The UUID of the pool the plan recovers into."""
+    @property
+    def vms(self) -> builtins.list[dict[str, Any]]:
+        """The VMs to recover."""
+    @property
+    def vapps(self) -> builtins.list[dict[str, Any]]:
+        """The vApps to recover."""
+    @property
+    def checks(self) -> builtins.list[dict[str, Any]]:
+        """Every pre-check."""
+    @property
+    def srs_to_introduce(self) -> builtins.list[str]:
+        """The UUIDs of the SRs the run introduces."""
+    @property
+    def is_blocked(self) -> bool:
+        """Whether a problem blocks the run (unless its fixes are applied)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Run:
+    """A plan being run against the recovery pool."""
+
+    def __new__(
+        cls,
+        session: Any,
+        plan: Plan,
+        *,
+        storage: Storage | None = None,
+        apply_fixes: bool = False,
+        force: bool = False,
+        journal: str | os.PathLike[str] | None = None,
+    ) -> Run: ...
+    def execute(
+        self, *, on_progress: Callable[[dict[str, Any]], object] | None = None
+    ) -> dict[str, Any]:
+        """Run the plan; the report."""
+    def cleanup(
+        self, *, on_progress: Callable[[dict[str, Any]], object] | None = None
+    ) -> dict[str, Any]:
+        """Undo a test failover from its journal; the report."""
+
+def dr_set_replication(session: Any, sr_uuids: list[str]) -> dict[str, Any]:
+    """Set the SRs the pool's metadata is replicated to."""
+
+def dr_attach_storage(
+    session: Any,
+    sr_type: str,
+    device_config: dict[str, str],
+    sr_uuids: list[str] | None = None,
+) -> Storage:
+    """Probe and introduce mirrored SRs in the recovery pool."""
+
+def dr_find_copies(session: Any) -> list[MetadataCopy]:
+    """Every copy of metadata the pool sees, read through its API."""
+
+def dr_plan(
+    session: Any,
+    copies: list[MetadataCopy],
+    mode: str = "failover",
+    names: list[str] | None = None,
+) -> Plan:
+    """Reconcile and plan a recovery."""
