@@ -1,6 +1,10 @@
 """The engines through xapi_sdk against the simulator: backups into a local repository and
 restores from it (xapi_sdk.backup), DR plans and runs (xapi_sdk.dr)."""
 
+import os
+import signal
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -21,6 +25,12 @@ def primary(demo):
     session = login(demo.urls["primary"])
     yield session
     session.logout()
+
+
+def fault(url, query):
+    """Switch a fault of the simulator on (or `clear` them)."""
+    request = urllib.request.Request(f"{url}/_sim/fault?{query}", method="POST")
+    urllib.request.urlopen(request).read()
 
 
 def vm_named(session, name):
@@ -98,6 +108,28 @@ def test_exception_in_a_progress_callback_stops_the_job(primary, tmp_path):
     with pytest.raises(Stop):
         backup.backup(primary, repo, vms=names, concurrency=1, on_progress=stop)
     assert len(repo.list()) < len(names)
+
+
+def test_ctrl_c_stops_a_backup_job(demo, primary, tmp_path):
+    url = demo.urls["primary"]
+    repo = backup.Repository.create(tmp_path / "repo")
+    fault(url, "delay_ms=5000")
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            backup.backup(primary, repo, vms=["test-vm"])
+        assert time.monotonic() - started < 2.0
+    finally:
+        timer.cancel()
+        fault(url, "clear")
+    # stopped in the job's first call: nothing written, no snapshot taken
+    assert repo.list() == []
+    _, source = vm_named(primary, "test-vm")
+    assert source.snapshots == []
+    report = backup.backup(primary, repo, vms=["test-vm"])
+    assert report["vms"][0]["outcome"] == "done"
 
 
 def test_nothing_selected_is_refused(primary, tmp_path):
