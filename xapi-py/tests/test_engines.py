@@ -299,3 +299,33 @@ def test_a_test_failover_stopped_by_its_callback_still_cleans_up(replicating):
     assert cleaned["journal"]["cleaned_up"] is True
     recovery.logout()
     assert every_record(url) == before
+
+
+def test_ctrl_c_during_a_test_failover_leaves_what_its_cleanup_removes(replicating):
+    url = replicating.urls["dr"]
+    before = every_record(url)
+    recovery = login(url)
+    storage = dr.attach_storage(recovery, "lvmoiscsi", MIRROR)
+    plan = dr.plan(recovery, dr.find_copies(recovery), mode="test_failover", names=REPLICATED)
+    run = dr.Run(recovery, plan, storage=storage, apply_fixes=True)
+    events = []
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+
+    def slow_down(event):
+        # after the first recovery every call hangs, and Ctrl-C comes during the next one
+        events.append(event)
+        if event["event"] == "recovered" and timer.ident is None:
+            fault(url, "delay_ms=5000")
+            timer.start()
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run.execute(on_progress=slow_down)
+    finally:
+        timer.cancel()
+        fault(url, "clear")
+    assert any(e["event"] == "recovered" for e in events), "stopped after a recovery"
+    cleaned = run.cleanup()
+    assert cleaned["journal"]["cleaned_up"] is True
+    recovery.logout()
+    assert every_record(url) == before
