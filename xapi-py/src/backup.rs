@@ -3,7 +3,7 @@
 //!
 //! Reports, restore points and events reach Python as plain dicts: the serde JSON form of the
 //! engine's types, loaded with `json.loads`. Every call runs on the module's runtime with the
-//! GIL released ([`blocking`]).
+//! GIL released (`blocking::run`).
 
 use std::path::PathBuf;
 
