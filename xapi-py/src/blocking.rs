@@ -50,3 +50,66 @@ pub(crate) fn joined(err: &JoinError) -> PyErr {
         XapiError::new_err("the call was cancelled")
     }
 }
+
+/// What woke the waiting thread in [`run_reporting`].
+enum Wake<T, E> {
+    Done(Result<T, JoinError>),
+    Event(E),
+    Closed,
+    Tick,
+}
+
+/// [`run`] for an operation that reports progress: `future` is made with the sending half of
+/// an event channel, and each event it sends is handed to `on_event` on the calling thread,
+/// with the GIL taken for that call only. When `on_event` raises, or a signal handler does,
+/// the task is aborted (dropped at its next await point) and the exception propagates. Events
+/// sent before the task ended are all delivered before its output is returned.
+pub(crate) fn run_reporting<E, F>(
+    py: Python<'_>,
+    make: impl FnOnce(tokio::sync::mpsc::UnboundedSender<E>) -> F,
+    mut on_event: impl FnMut(Python<'_>, E) -> PyResult<()>,
+) -> PyResult<F::Output>
+where
+    E: Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = runtime::get()?;
+    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let mut task = runtime.spawn(make(sender));
+    let mut open = true;
+    loop {
+        let woke = py.detach(|| {
+            runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    event = events.recv(), if open => event.map_or(Wake::Closed, Wake::Event),
+                    done = &mut task => Wake::Done(done),
+                    () = tokio::time::sleep(SIGNAL_POLL) => Wake::Tick,
+                }
+            })
+        });
+        match woke {
+            Wake::Event(event) => {
+                if let Err(err) = on_event(py, event) {
+                    task.abort();
+                    return Err(err);
+                }
+            }
+            Wake::Done(done) => {
+                let output = done.map_err(|err| joined(&err))?;
+                while let Ok(event) = events.try_recv() {
+                    on_event(py, event)?;
+                }
+                return Ok(output);
+            }
+            Wake::Closed => open = false,
+            Wake::Tick => {
+                if let Err(signal) = py.check_signals() {
+                    task.abort();
+                    return Err(signal);
+                }
+            }
+        }
+    }
+}

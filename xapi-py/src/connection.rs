@@ -33,6 +33,13 @@ pub(crate) struct Connection {
     client: Client,
 }
 
+impl Connection {
+    /// The Rust client (the engines attach a session to it).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
 #[pymethods]
 impl Connection {
     #[new]

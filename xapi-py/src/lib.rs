@@ -16,12 +16,19 @@
 //!   registers its record and enum classes; one generic entry point (`Connection.call_typed`
 //!   and its asyncio twin) serves every message.
 //!
+//! - the backup engine ([`backup`]): `Repository` and the functions that `xapi_sdk.backup`
+//!   wraps (jobs with progress callbacks, restores, XVA, pool-metadata and host backups).
+//! - the DR engine ([`dr`]): replication, mirrored storage, copies of metadata, `Plan` and
+//!   `Run` (execute, clean-up) with progress callbacks, wrapped by `xapi_sdk.dr`.
+//!
 //! `xapi_sdk.compat`, the drop-in for XenAPI.py, and the typed `Session` / `AsyncSession` are
 //! Python code on top of `Connection`.
 
+pub mod backup;
 mod blocking;
 mod connection;
 mod convert;
+pub mod dr;
 pub mod errors;
 mod reference;
 mod runtime;
@@ -39,6 +46,23 @@ fn xapi_sdk_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     m.add_class::<reference::Ref>()?;
     m.add_function(wrap_pyfunction!(spec::register, m)?)?;
+    m.add_class::<backup::Repository>()?;
+    m.add_function(wrap_pyfunction!(backup::backup_run, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::backup_restore, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::backup_export_xva, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::backup_import_xva, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::backup_pool_metadata, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::restore_pool_metadata, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::backup_host, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::restore_host, m)?)?;
+    m.add_class::<dr::Storage>()?;
+    m.add_class::<dr::FoundCopy>()?;
+    m.add_class::<dr::Plan>()?;
+    m.add_class::<dr::Run>()?;
+    m.add_function(wrap_pyfunction!(dr::dr_set_replication, m)?)?;
+    m.add_function(wrap_pyfunction!(dr::dr_attach_storage, m)?)?;
+    m.add_function(wrap_pyfunction!(dr::dr_find_copies, m)?)?;
+    m.add_function(wrap_pyfunction!(dr::dr_plan, m)?)?;
     m.add("XapiError", py.get_type::<errors::XapiError>())?;
     m.add("Failure", py.get_type::<errors::Failure>())?;
     m.add("TransportError", py.get_type::<errors::TransportError>())?;

@@ -302,11 +302,15 @@ impl Run {
         Ok(self.report(None))
     }
 
-    /// A test's clean-up, from the journal: recovered VMs (with their snapshots, VBDs and
+    /// A test's clean-up, from the journal (a recovery left in flight by a stopped run
+    /// settled first): recovered VMs (with their snapshots, VBDs and
     /// VIFs, never their disks) and vApps destroyed, DR tasks destroyed, introduced SRs
     /// forgotten, created networks removed, fixes unwound.
     pub async fn cleanup(&mut self) -> Result<RunReport, RunError> {
         self.phase("cleanup");
+        // a recovery the run was stopped in (dropped while its call was in flight) may have
+        // happened: settled first, so that what it brought back is removed too
+        self.settle_in_flight().await?;
         cleanup::cleanup(
             &self.session,
             &mut self.journal,

@@ -209,7 +209,7 @@ impl Run {
 
     /// A recovery left in flight by an earlier run: done if the target holds what it
     /// recovers (the VMs with a version above the copy's), else sent again.
-    async fn settle_in_flight(&mut self) -> Result<(), RunError> {
+    pub(super) async fn settle_in_flight(&mut self) -> Result<(), RunError> {
         let Some(in_flight) = self.journal.in_flight.clone() else {
             return Ok(());
         };
