@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use xapi_backup::EngineError;
 use xapi_backup::import::{RestoreOptions, restore_vm_outcome};
-use xapi_backup::jobs::{JobEvent, Selection, run_job};
+use xapi_backup::jobs::{JobEvent, JobOptions, Selection, run_job_with};
 use xapi_backup::pool_metadata::PoolRestoreOptions;
 use xapi_backup::repo::{
     CheckOptions, CreateOptions, Manifest, OpenOptions, PruneOptions, RestorePointKind,
@@ -358,10 +358,14 @@ pub(crate) fn backup_run<'py>(
     let handle = session_handle(session)?;
     let store = repo.repo.clone();
     let job_id = job_id.unwrap_or_else(|| format!("job-{}", std::process::id()));
-    let report = blocking::run_reporting(
+    let mut options = JobOptions::new(job_id, concurrency);
+    let cancel = options.cancel.clone();
+    let report = blocking::run_reporting_cancellable(
         py,
+        &cancel,
         move |events| async move {
-            run_job(&handle, &store, &selection, &job_id, concurrency, |event| {
+            options.concurrency = options.concurrency.max(1);
+            run_job_with(&handle, &store, &selection, &options, |event| {
                 let _ = events.send(event);
             })
             .await

@@ -67,6 +67,41 @@ enum Wake<T, E> {
 pub(crate) fn run_reporting<E, F>(
     py: Python<'_>,
     make: impl FnOnce(tokio::sync::mpsc::UnboundedSender<E>) -> F,
+    on_event: impl FnMut(Python<'_>, E) -> PyResult<()>,
+) -> PyResult<F::Output>
+where
+    E: Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    run_reporting_inner(py, None, make, on_event)
+}
+
+/// [`run_reporting`] for an operation that stops cleanly when `cancel` is cancelled: on Ctrl-C
+/// or a callback's exception the token is cancelled and the operation is waited for (it
+/// cleans up: a backup cancels its XAPI task and removes its snapshot), up to
+/// [`CLEANUP_WAIT`]; then the exception is raised.
+pub(crate) fn run_reporting_cancellable<E, F>(
+    py: Python<'_>,
+    cancel: &tokio_util::sync::CancellationToken,
+    make: impl FnOnce(tokio::sync::mpsc::UnboundedSender<E>) -> F,
+    on_event: impl FnMut(Python<'_>, E) -> PyResult<()>,
+) -> PyResult<F::Output>
+where
+    E: Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    run_reporting_inner(py, Some(cancel), make, on_event)
+}
+
+/// How long a cancelled operation may take to clean up before it is dropped where it stands.
+const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn run_reporting_inner<E, F>(
+    py: Python<'_>,
+    cancel: Option<&tokio_util::sync::CancellationToken>,
+    make: impl FnOnce(tokio::sync::mpsc::UnboundedSender<E>) -> F,
     mut on_event: impl FnMut(Python<'_>, E) -> PyResult<()>,
 ) -> PyResult<F::Output>
 where
@@ -92,7 +127,7 @@ where
         match woke {
             Wake::Event(event) => {
                 if let Err(err) = on_event(py, event) {
-                    task.abort();
+                    stop(py, runtime, cancel, &mut task);
                     return Err(err);
                 }
             }
@@ -106,10 +141,30 @@ where
             Wake::Closed => open = false,
             Wake::Tick => {
                 if let Err(signal) = py.check_signals() {
-                    task.abort();
+                    stop(py, runtime, cancel, &mut task);
                     return Err(signal);
                 }
             }
         }
     }
+}
+
+/// Stops a spawned operation: cancelled and waited for when it can stop cleanly, else (or
+/// after [`CLEANUP_WAIT`]) aborted.
+fn stop<T: Send>(
+    py: Python<'_>,
+    runtime: &tokio::runtime::Runtime,
+    cancel: Option<&tokio_util::sync::CancellationToken>,
+    task: &mut tokio::task::JoinHandle<T>,
+) {
+    if let Some(cancel) = cancel {
+        cancel.cancel();
+        let finished = py.detach(|| {
+            runtime.block_on(async { tokio::time::timeout(CLEANUP_WAIT, &mut *task).await.is_ok() })
+        });
+        if finished {
+            return;
+        }
+    }
+    task.abort();
 }

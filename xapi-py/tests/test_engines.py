@@ -132,6 +132,34 @@ def test_ctrl_c_stops_a_backup_job(demo, primary, tmp_path):
     assert report["vms"][0]["outcome"] == "done"
 
 
+def test_ctrl_c_during_an_export_cancels_it_and_leaves_no_snapshot(demo, primary, tmp_path):
+    url = demo.urls["primary"]
+    repo = backup.Repository.create(tmp_path / "repo")
+    # the export stalls for 30 s (with keep-alives) once it has begun; Ctrl-C comes during it
+    fault(url, "stall_export_ms=30000")
+    phases = []
+
+    def record(event):
+        if event.get("event") == "progress":
+            phases.append(event["phase"])
+
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            backup.backup(primary, repo, vms=["test-vm"], on_progress=record)
+        assert time.monotonic() - started < 20.0, "cancelled, not waited out"
+    finally:
+        timer.cancel()
+        fault(url, "clear")
+    assert "export" in phases, f"Ctrl-C came during the export: {phases}"
+    # the engine cancelled its task and destroyed the snapshot before the call returned
+    assert repo.list() == []
+    _, source = vm_named(primary, "test-vm")
+    assert source.snapshots == [], "the snapshot of the cancelled export was left"
+
+
 def test_nothing_selected_is_refused(primary, tmp_path):
     repo = backup.Repository.create(tmp_path / "repo")
     with pytest.raises(ValueError):

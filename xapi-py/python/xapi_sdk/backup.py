@@ -71,10 +71,10 @@ def backup(
     "seconds", "bytes_read", "new_bytes", "max_in_flight"}``. A VM that failed is reported
     with ``"outcome": "failed"`` and its ``"error"``; the job itself still returns.
 
-    Stopping the job early (Ctrl-C, or an exception in ``on_progress``) drops it at its next
-    await point: restore points already written stay, the one being written is never visible
-    (its manifest comes last), but the snapshot of a VM being exported at that moment may be
-    left on the pool (the engine has no cancellation hook yet).
+    Stopping the job early (Ctrl-C, or an exception in ``on_progress``) cancels it and waits
+    for it to clean up (up to 60 s): the XAPI task of a VM being exported is cancelled and its
+    snapshot destroyed; restore points already written stay, the one being written is never
+    visible (its manifest comes last). Then the exception propagates.
     """
     return _xapi_sdk.backup_run(
         session,
