@@ -863,7 +863,7 @@ async fn a_named_pool_of_the_config_file_stands_for_its_options() {
     );
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
     let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(json["vms"].as_array().unwrap().len(), 20);
+    assert_eq!(json["vms"].as_array().unwrap().len(), 21);
 
     // an unknown name says which names exist; -v logs go to stderr, not stdout
     let unknown = xapictl(
@@ -1157,4 +1157,111 @@ async fn incremental_backups_read_only_changed_blocks() {
         &env,
     );
     assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+}
+
+/// Switches a fault of the simulator on through its admin endpoint.
+fn sim_fault(url: &str, query: &str) {
+    use std::io::{Read as _, Write as _};
+    let authority = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).expect("the simulator listens");
+    write!(
+        stream,
+        "POST /_sim/fault?{query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Ctrl-C during a backup's export: the task cancelled, the snapshot removed, nothing listed,
+/// exit 130 with what was cleaned up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_a_backup_cancels_it_cleanly() {
+    use std::io::{BufRead as _, BufReader};
+
+    use xapi_core::client::{Client, Password};
+
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    assert_eq!(
+        xapictl(&["backup", "init", "--repo", repo], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    // the export stalls (with keep-alives) once it has begun
+    sim_fault(&primary, "stall_export_ms=60000");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xapictl"))
+        .args([
+            "backup",
+            "run",
+            "--repo",
+            repo,
+            "--vm",
+            "dns-1",
+            "--progress",
+            "json",
+        ])
+        .env("XAPI_URL", &primary)
+        .env("XAPI_PASSWORD", DEFAULT_PASSWORD)
+        .env_remove("XAPI_REPO")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stderr_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = std::time::Instant::now();
+    loop {
+        let line = stderr_lines
+            .next()
+            .expect("progress events until the export")
+            .expect("text");
+        if line.contains("\"phase\":\"export\"") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let rest: Vec<String> = stderr_lines.map_while(Result::ok).collect();
+    let exit = child.wait().expect("it ends");
+    assert_eq!(exit.code(), Some(130), "{rest:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "cancelled, not waited out"
+    );
+    let last = rest.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("interrupted") && last.contains("snapshots removed"),
+        "{rest:?}"
+    );
+    sim_fault(&primary, "clear");
+
+    // nothing listed, no snapshot left on the pool
+    let listed = xapictl(&["backup", "list", "--repo", repo, "--json"], &[]);
+    let points: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(points.as_array().unwrap().len(), 0);
+    let session = Client::builder(&primary)
+        .build()
+        .unwrap()
+        .login_with_password("root", Password::new(DEFAULT_PASSWORD), "1.0", "test")
+        .await
+        .unwrap();
+    let vms = session.vm().get_all_records().await.unwrap();
+    let snapshots: Vec<_> = vms
+        .values()
+        .filter(|vm| vm.is_a_snapshot && vm.tags.iter().any(|t| &**t == "xapi-backup:snapshot"))
+        .collect();
+    assert!(
+        snapshots.is_empty(),
+        "{} backup snapshots left",
+        snapshots.len()
+    );
 }

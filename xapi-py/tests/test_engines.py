@@ -120,7 +120,8 @@ def test_ctrl_c_stops_a_backup_job(demo, primary, tmp_path):
         timer.start()
         with pytest.raises(KeyboardInterrupt):
             backup.backup(primary, repo, vms=["test-vm"])
-        assert time.monotonic() - started < 2.0
+        # the job is cancelled, then waited for while it cleans up (each call delayed 5 s)
+        assert time.monotonic() - started < 30.0
     finally:
         timer.cancel()
         fault(url, "clear")
