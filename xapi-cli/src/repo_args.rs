@@ -22,7 +22,7 @@ pub(crate) struct RepoArgs {
     /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "XAPI_REPO", value_name = "PATH|s3://BUCKET/PREFIX")]
     repo: Option<String>,
-    /// The S3 endpoint (https://s3.example.com; http:// only on a trusted network). Default:
+    /// The S3 endpoint, an https URL (plain http only on a trusted network). Default:
     /// AWS_ENDPOINT_URL, else AWS itself.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     s3_endpoint: Option<String>,

@@ -11,7 +11,7 @@
 //! - the exception hierarchy ([`errors`]): `XapiError`, and under it `Failure`,
 //!   `TransportError` (with `TlsError` and `TimeoutError`) and `DecodeError`.
 //!
-//! - `Ref`, and the typed conversions ([`spec`], [`typed`]) of the typed API: the generated
+//! - `Ref`, and the typed conversions (modules `spec` and `typed`) of the typed API: the generated
 //!   Python module `xapi_sdk.api` names each parameter and result type by a short code and
 //!   registers its record and enum classes; one generic entry point (`Connection.call_typed`
 //!   and its asyncio twin) serves every message.
