@@ -18,7 +18,6 @@
 //! so); a suspended VM is backed up through a snapshot of its disks like a halted one: its
 //! memory image is not kept, and it restores halted (a warning says so).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,13 +29,14 @@ use xapi_core::wire::Ref;
 
 pub use crate::engine_error::EngineError;
 use crate::engine_error::{backup, xapi};
-use crate::format::xva::{ReadOptions, XvaReader};
+use crate::format::xva::{DiskChunk, ReadOptions, XvaReader};
 use crate::hooks::{Hook, HookContext};
 use crate::repo::{
-    Manifest, Repository, RestorePointInfo, RestorePointKind, SourceInfo, StreamSpec, VmIdentity,
+    Manifest, Repository, RestorePointInfo, RestorePointKind, SourceInfo, VmIdentity,
 };
 use crate::retry::{EXPORT_OPEN_STEP, EXPORT_READ_STEP, Jitter, RetryPolicy, is_retryable};
 use crate::throttle::Throttle;
+use crate::xva_io::ChunkPacing;
 
 /// The tag on every snapshot a backup takes.
 pub const SNAPSHOT_TAG: &str = "xapi-backup:snapshot";
@@ -672,27 +672,14 @@ async fn read_export(
             .map_err(xapi("GET /export"))
         })
         .await?;
-    let mut reader = context
+    let reader = context
         .unless_cancelled(Box::pin(async {
             XvaReader::open(download.into_async_read(), ReadOptions::default())
                 .await
                 .map_err(backup(EXPORT_OPEN_STEP))
         }))
         .await?;
-    let ova = reader.ova_xml().clone();
-    let vdis = ova.disks().map_err(|e| backup("ova.xml disks")(e.into()))?;
-    let uuid_of: HashMap<String, (Option<String>, Option<String>)> = vdis
-        .iter()
-        .map(|d| {
-            (
-                d.id.to_owned(),
-                (d.uuid.map(str::to_owned), d.name_label.map(str::to_owned)),
-            )
-        })
-        .collect();
-    let disks = reader.disks().to_vec();
-    let mut meter = Meter::new(disks.iter().map(|d| d.virtual_size).sum());
-
+    let total = reader.disks().iter().map(|d| d.virtual_size).sum();
     let mut info = RestorePointInfo::new(RestorePointKind::Vm, (*vm.uuid).to_owned());
     info.job_id.clone_from(&context.options.job_id);
     info.source = SourceInfo::default();
@@ -703,77 +690,53 @@ async fn read_export(
         snapshot_name: Some((*snapshot_record.name_label).to_owned()),
         snapshot_time: None,
     });
-    let mut point = repo
-        .begin(info)
-        .await
-        .map_err(backup("starting the restore point"))?;
-    point
-        .write_ova_xml(ova.to_xml().as_bytes())
-        .await
-        .map_err(backup("storing ova.xml"))?;
-    let mut pending: Option<crate::format::xva::DiskChunk> = None;
-    let mut last_report = Instant::now();
-    let mut done_before = 0;
-    for (index, disk) in disks.iter().enumerate() {
-        let (vdi_uuid, name) = uuid_of.get(&disk.prefix).cloned().unwrap_or_default();
-        let mut spec = StreamSpec::disk(disk.prefix.clone(), disk.virtual_size);
-        spec.vdi_uuid = vdi_uuid;
-        spec.name = name;
-        let mut stream = point
-            .stream(spec)
-            .await
-            .map_err(backup("starting a disk stream"))?;
-        loop {
-            let chunk = match pending.take() {
-                Some(chunk) => Some(chunk),
-                None => {
-                    context
-                        .unless_cancelled(Box::pin(async {
-                            reader.next_chunk().await.map_err(backup(EXPORT_READ_STEP))
-                        }))
-                        .await?
-                }
-            };
-            let Some(chunk) = chunk else { break };
-            if chunk.disk != index {
-                pending = Some(chunk);
-                break;
-            }
-            let length = chunk.data.len() as u64;
-            if let Some(throttle) = &context.options.throttle {
-                context
-                    .unless_cancelled(async {
-                        throttle.take(length).await;
-                        Ok(())
-                    })
-                    .await?;
-            }
-            meter.bytes_read += length;
-            meter.position = done_before + chunk.offset + length;
-            let number = chunk.offset / u64::from(crate::repo::CHUNK_SIZE);
-            stream
-                .write_chunk(number, chunk.data)
-                .await
-                .map_err(backup("storing a chunk"))?;
-            if last_report.elapsed() >= PROGRESS_EVERY {
-                last_report = Instant::now();
-                context.emit(Phase::Export, attempt, &meter);
-            }
+    let mut pacing = ExportPacing {
+        context,
+        attempt,
+        meter: Meter::new(total),
+        last_report: Instant::now(),
+    };
+    let (point, bytes_read) =
+        crate::xva_io::store_chunks(repo, reader, info, EXPORT_READ_STEP, &mut pacing).await?;
+    pacing.meter.position = total;
+    context.emit(Phase::Export, attempt, &pacing.meter);
+    Ok((point, bytes_read))
+}
+
+/// The export's pacing of the shared store loop: cancellation, the job's bandwidth limit,
+/// progress events.
+struct ExportPacing<'a, 'b> {
+    context: &'a Context<'b>,
+    attempt: u32,
+    meter: Meter,
+    last_report: Instant,
+}
+
+impl ChunkPacing for ExportPacing<'_, '_> {
+    async fn read(
+        &mut self,
+        read: impl std::future::Future<Output = Result<Option<DiskChunk>, EngineError>>,
+    ) -> Result<Option<DiskChunk>, EngineError> {
+        self.context.unless_cancelled(read).await
+    }
+
+    async fn admit(&mut self, length: u64, position: u64) -> Result<(), EngineError> {
+        if let Some(throttle) = &self.context.options.throttle {
+            self.context
+                .unless_cancelled(async {
+                    throttle.take(length).await;
+                    Ok(())
+                })
+                .await?;
         }
-        stream
-            .finish()
-            .await
-            .map_err(backup("finishing a disk stream"))?;
-        done_before += disk.virtual_size;
-        meter.position = done_before;
+        self.meter.bytes_read += length;
+        self.meter.position = position;
+        if self.last_report.elapsed() >= PROGRESS_EVERY {
+            self.last_report = Instant::now();
+            self.context.emit(Phase::Export, self.attempt, &self.meter);
+        }
+        Ok(())
     }
-    if pending.is_some() {
-        return Err(EngineError::Unexpected(
-            "the export's disks came out of order".into(),
-        ));
-    }
-    context.emit(Phase::Export, attempt, &meter);
-    Ok((point, meter.bytes_read))
 }
 
 /// At most one progress event per VM this often (plus one per phase).

@@ -267,9 +267,61 @@ pub async fn import_xva<R: tokio::io::AsyncRead + Send + Unpin + 'static>(
 /// pass) as a restore point described by `info`; the manifest is written last.
 pub async fn store_xva(
     repo: &Repository,
-    mut reader: XvaReader,
+    reader: XvaReader,
     info: RestorePointInfo,
 ) -> Result<StoredXva, EngineError> {
+    let (point, bytes_read) =
+        store_chunks(repo, reader, info, "reading the XVA", &mut Unpaced).await?;
+    let manifest = point
+        .commit()
+        .await
+        .map_err(backup("writing the manifest"))?;
+    Ok(StoredXva {
+        manifest,
+        bytes_read,
+    })
+}
+
+/// What a caller of [`store_chunks`] does around each chunk: race reads with a cancellation,
+/// throttle, report progress.
+pub(crate) trait ChunkPacing {
+    /// Reads the next chunk (`read` does it; the pacing may race it with a cancellation).
+    async fn read(
+        &mut self,
+        read: impl std::future::Future<Output = Result<Option<DiskChunk>, EngineError>>,
+    ) -> Result<Option<DiskChunk>, EngineError>;
+
+    /// A chunk of `length` bytes is about to be stored; `position` is how far through the
+    /// XVA's disks (bytes of virtual size) it ends.
+    async fn admit(&mut self, length: u64, position: u64) -> Result<(), EngineError>;
+}
+
+/// No cancellation, no throttle, no progress.
+struct Unpaced;
+
+impl ChunkPacing for Unpaced {
+    async fn read(
+        &mut self,
+        read: impl std::future::Future<Output = Result<Option<DiskChunk>, EngineError>>,
+    ) -> Result<Option<DiskChunk>, EngineError> {
+        read.await
+    }
+
+    async fn admit(&mut self, _length: u64, _position: u64) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// The shared loop: `ova.xml`, then every disk's chunks (verified by the reader) into a new
+/// restore point, paced by `pacing`; the restore point is returned uncommitted, with the disk
+/// bytes read. `read_step` names a failed read in the error.
+pub(crate) async fn store_chunks(
+    repo: &Repository,
+    mut reader: XvaReader,
+    info: RestorePointInfo,
+    read_step: &'static str,
+    pacing: &mut impl ChunkPacing,
+) -> Result<(crate::repo::RestorePointWriter, u64), EngineError> {
     let ova = reader.ova_xml().clone();
     let vdis = ova.disks().map_err(|e| backup("ova.xml disks")(e.into()))?;
     let uuid_of: HashMap<String, (Option<String>, Option<String>)> = vdis
@@ -291,6 +343,7 @@ pub async fn store_xva(
         .await
         .map_err(backup("storing ova.xml"))?;
     let mut bytes_read = 0;
+    let mut done_before = 0;
     let mut pending: Option<DiskChunk> = None;
     for (index, disk) in disks.iter().enumerate() {
         let (vdi_uuid, name) = uuid_of.get(&disk.prefix).cloned().unwrap_or_default();
@@ -304,17 +357,24 @@ pub async fn store_xva(
         loop {
             let chunk = match pending.take() {
                 Some(chunk) => Some(chunk),
-                None => reader
-                    .next_chunk()
-                    .await
-                    .map_err(backup("reading the XVA"))?,
+                None => {
+                    pacing
+                        .read(Box::pin(async {
+                            reader.next_chunk().await.map_err(backup(read_step))
+                        }))
+                        .await?
+                }
             };
             let Some(chunk) = chunk else { break };
             if chunk.disk != index {
                 pending = Some(chunk);
                 break;
             }
-            bytes_read += chunk.data.len() as u64;
+            let length = chunk.data.len() as u64;
+            pacing
+                .admit(length, done_before + chunk.offset + length)
+                .await?;
+            bytes_read += length;
             let number = chunk.offset / u64::from(CHUNK_SIZE);
             stream
                 .write_chunk(number, chunk.data)
@@ -325,18 +385,12 @@ pub async fn store_xva(
             .finish()
             .await
             .map_err(backup("finishing a disk stream"))?;
+        done_before += disk.virtual_size;
     }
     if pending.is_some() {
         return Err(EngineError::Unexpected(
             "the XVA's disks came out of order".into(),
         ));
     }
-    let manifest = point
-        .commit()
-        .await
-        .map_err(backup("writing the manifest"))?;
-    Ok(StoredXva {
-        manifest,
-        bytes_read,
-    })
+    Ok((point, bytes_read))
 }
