@@ -181,10 +181,15 @@ pub(crate) fn resume(pool: &Pool, cbt: Option<Cbt>) {
             continue;
         };
         let marker = db.new_uuid();
-        let started = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(pool.storage.path(&uuid))
+        let started = pool
+            .storage
+            .prepare_write(&uuid)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(pool.storage.path(&uuid))
+            })
             .map_err(|e| e.to_string())
             .and_then(|file| Replica::open(&uuid, file, &marker).map_err(|e| e.to_string()))
             .and_then(|replica| db.start_replica(replica));

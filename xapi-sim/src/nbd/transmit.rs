@@ -56,6 +56,18 @@ pub(super) async fn transmit<S: AsyncRead + AsyncWrite + Unpin>(
         let handle = conn.read_u64().await?;
         let offset = conn.read_u64().await?;
         let length = conn.read_u32().await?;
+        // a write to an image that snapshots still share splits it first (copy-on-write)
+        if command == CMD_WRITE
+            && pool
+                .storage
+                .prepare_write_async(&export.uuid)
+                .await
+                .is_err()
+        {
+            skip_payload(conn, length, &mut buffer).await?;
+            simple_reply(conn, EIO, handle, &[]).await?;
+            continue;
+        }
         // opened per request: breaking or resyncing the storage mirror replaces the image file
         let opened = tokio::fs::OpenOptions::new()
             .read(true)

@@ -153,10 +153,15 @@ fn enable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
         vdi
     };
     let uuid = db.str_field("VDI", &vdi, "uuid")?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(pool.storage.path(&uuid))
+    let file = pool
+        .storage
+        .prepare_write(&uuid)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(pool.storage.path(&uuid))
+        })
         .map_err(|e| {
             failure(
                 ErrorCode::CannotEnableRedoLog,

@@ -110,7 +110,7 @@ pub(crate) fn duplicate_vdi(
     let new_vdi = db.create("VDI", fields)?;
     let from_uuid = db.str_field("VDI", vdi, "uuid")?;
     let to_uuid = db.str_field("VDI", &new_vdi, "uuid")?;
-    if let Err(err) = pool.storage.copy(&from_uuid, &to_uuid, size) {
+    if let Err(err) = pool.storage.share(&from_uuid, &to_uuid, size) {
         let _ = db.destroy("VDI", &new_vdi);
         let _ = pool.storage.destroy(&to_uuid);
         return Err(failure(

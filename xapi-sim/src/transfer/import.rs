@@ -195,16 +195,22 @@ async fn import_all(
     let mut done = 0_u64;
     let mut files = Vec::with_capacity(disks.len());
     for disk in &disks {
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(pool.storage.path(&disk.uuid))
-            .await
-            .map_err(|e| {
-                failure(
-                    ErrorCode::VdiIoError,
-                    [format!("opening {}: {e}", disk.uuid)],
-                )
-            })?;
+        let split = pool.storage.prepare_write_async(&disk.uuid).await;
+        let opened = match split {
+            Ok(()) => {
+                tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .open(pool.storage.path(&disk.uuid))
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        let file = opened.map_err(|e| {
+            failure(
+                ErrorCode::VdiIoError,
+                [format!("opening {}: {e}", disk.uuid)],
+            )
+        })?;
         files.push(file);
     }
     while let Some(chunk) = intake.next_chunk().await? {

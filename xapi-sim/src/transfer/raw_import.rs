@@ -203,6 +203,10 @@ async fn write_body<R: AsyncRead + Unpin + Send + 'static>(
     chunked: bool,
     mut body: R,
 ) -> Result<(), Failure> {
+    pool.storage
+        .prepare_write_async(uuid)
+        .await
+        .map_err(|e| io_failure("splitting the disk image from its snapshots", e))?;
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .open(pool.storage.path(uuid))
