@@ -395,8 +395,8 @@ mod tests {
         assert_eq!(std::fs::metadata(storage.path("snap1")).unwrap().nlink(), 1);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| !name.ends_with(".img"))
+            .map(|e| e.unwrap().path())
+            .filter(|path| path.extension().is_none_or(|e| e != "img"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
