@@ -30,8 +30,11 @@
 //!   answered `200` before their body is read, the outcome going to the task and the response
 //!   ending when the work is done; an XVA upload is read up to its end-of-archive marker only,
 //!   so a client that streams with an oversized `Content-Length` (Xen Orchestra) is served.
-//! - **Storage**: VDIs are sparse files under the state directory; changed-block tracking per
-//!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`); `VDI.snapshot`
+//! - **Storage**: VDIs are sparse files under the state directory; snapshots and clones are
+//!   copy-on-write (constant time, split on the first write); changed-block tracking per
+//!   64 KiB block (`VDI.enable_cbt`, `list_changed_blocks`, `data_destroy`), and the operations
+//!   it blocks refused with `VDI_CBT_ENABLED` (`VDI.set_on_boot`, `VDI.pool_migrate`,
+//!   `VM.migrate_send`; storage motion itself is not simulated); `VDI.snapshot`
 //!   (keeping CBT), `VDI.clone`, `VDI.copy` (into an existing VDI, differentially against a
 //!   base); an NBD server on every host (the master's address, and each member's own on
 //!   loopback), listed by `VDI.get_nbd_info` for the hosts that see the VDI's SR, over TLS

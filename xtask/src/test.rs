@@ -11,6 +11,7 @@ use crate::{codegen, fuzz_smoke, js, lean, python, s3_conformance, system, unuse
 const EXAMPLES: &[(&str, &str)] = &[
     ("xapi-dr", "failover"),
     ("xapi-dr", "test_failover"),
+    ("xapi-backup", "backup_pool"),
     ("xapi-backup", "restore_vm"),
     ("xapi-backup", "incremental"),
 ];

@@ -30,6 +30,7 @@ pub(crate) mod removed;
 pub(crate) mod session;
 pub(crate) mod sr;
 pub(crate) mod sr_probe;
+pub(crate) mod storage_motion;
 pub(crate) mod task;
 pub(crate) mod vdi;
 pub(crate) mod vdi_copy;
@@ -315,6 +316,9 @@ pub(crate) async fn execute(pool: &Arc<Pool>, call: Call) -> Result<Value, Failu
         }
         (class, message) if device_create::handles(class, message) => {
             Some(device_create::handle(&mut pool.db(), class, &call.args))
+        }
+        (class, message) if storage_motion::handles(class, message) => {
+            Some(storage_motion::handle(pool, &call))
         }
         ("VDI", _) if vdi::handles(call.message.name) => vdi::handle(pool, &call),
         ("VDI", _) if vdi_copy::handles(call.message.name) => Some(vdi_copy::handle(pool, &call)),

@@ -154,6 +154,7 @@ fn set_cbt(pool: &Pool, vdi: &str, enabled: bool) -> Result<Value, Failure> {
         ));
     }
     if enabled {
+        super::storage_motion::assert_cbt_possible(&db, vdi)?;
         pool.cbt().enable(&uuid);
     } else {
         pool.cbt().disable(&uuid);

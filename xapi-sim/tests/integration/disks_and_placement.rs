@@ -266,3 +266,61 @@ async fn a_vm_boots_only_where_its_disks_srs_are_plugged() {
     let resident: String = session.call("VM.get_resident_on", (&vm,)).await.unwrap();
     assert!(possible.contains(&resident));
 }
+
+#[tokio::test]
+async fn cbt_blocks_storage_motion_and_reset_on_boot_as_xapi_does() {
+    let (_sim, session) = demo().await;
+    let vdi = first_disk_of(&session, "legacy-crm").await;
+    let vm = vm_named(&session, "legacy-crm").await;
+    let () = session.call("VDI.enable_cbt", (&vdi,)).await.unwrap();
+
+    // storage motion of the disk, or of its VM, is refused while CBT is on
+    let sr: String = session.call("VDI.get_SR", (&vdi,)).await.unwrap();
+    let refused = session
+        .call::<String>("VDI.pool_migrate", (&vdi, &sr, no_params()))
+        .await;
+    match &refused {
+        Err(xapi_core::Error::Api(failure)) => assert_eq!(failure.params, vec![vdi.clone()]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(failure_code(refused), "VDI_CBT_ENABLED");
+    let refused = session
+        .call::<String>(
+            "VM.migrate_send",
+            (
+                &vm,
+                no_params(),
+                true,
+                no_params(),
+                no_params(),
+                no_params(),
+            ),
+        )
+        .await;
+    assert_eq!(failure_code(refused), "VDI_CBT_ENABLED");
+    let refused = session.call::<()>("VDI.set_on_boot", (&vdi, "reset")).await;
+    assert_eq!(failure_code(refused), "VDI_CBT_ENABLED");
+
+    // with CBT off the operations get past the check; a disk reset on boot cannot track changes
+    let () = session.call("VDI.disable_cbt", (&vdi,)).await.unwrap();
+    let past = session
+        .call::<String>("VDI.pool_migrate", (&vdi, &sr, no_params()))
+        .await;
+    assert_eq!(failure_code(past), "NOT_IMPLEMENTED");
+    let () = session
+        .call("VDI.set_on_boot", (&vdi, "reset"))
+        .await
+        .unwrap();
+    let on_boot: String = session.call("VDI.get_on_boot", (&vdi,)).await.unwrap();
+    assert_eq!(on_boot, "reset");
+    let refused = session.call::<()>("VDI.enable_cbt", (&vdi,)).await;
+    assert_eq!(
+        failure_code(refused),
+        "VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION"
+    );
+    let () = session
+        .call("VDI.set_on_boot", (&vdi, "persist"))
+        .await
+        .unwrap();
+    let () = session.call("VDI.enable_cbt", (&vdi,)).await.unwrap();
+}
