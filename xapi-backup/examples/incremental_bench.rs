@@ -125,8 +125,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "disk: {gib} GiB of incompressible data written in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    // the simulator copies a snapshotted disk whole (a real SR snapshots copy-on-write): its
-    // cost is in every run below, shown here to be told apart
+    // a snapshot's cost is in every run below, shown here to be told apart (the simulator
+    // snapshots copy-on-write, as a real SR does; the first write afterwards pays for the copy)
     let started = Instant::now();
     let copy = session
         .vdi()
@@ -134,7 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     session.vdi().destroy(&copy).await?;
     println!(
-        "simulator: one snapshot of the disk costs {:.2} s (whole-image copy), in every run",
+        "simulator: one snapshot of the disk costs {:.2} s (copy-on-write, as on a real SR)",
         started.elapsed().as_secs_f64()
     );
     let options = IncrementalOptions::default();

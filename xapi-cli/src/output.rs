@@ -31,6 +31,16 @@ pub(crate) fn print_json<T: Serialize>(value: &T) {
     );
 }
 
+/// `n` and a noun, plural unless `n` is 1 ("1 chunk", "3 chunks").
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Bytes as a short human size (GiB with one decimal, or MiB).
 pub(crate) fn human_bytes(bytes: i64) -> String {
     const MIB: f64 = 1024.0 * 1024.0;

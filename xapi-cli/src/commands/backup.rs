@@ -11,7 +11,7 @@ use xapi_core::client::SessionHandle;
 
 use crate::bars::JobBars;
 use crate::exit::{Exit, Failure, explain};
-use crate::output::{Progress, human_bytes, print_json, print_table};
+use crate::output::{Progress, count, human_bytes, print_json, print_table};
 use crate::repo_args::RepoArgs;
 
 /// Options of `xapictl backup init`.
@@ -295,10 +295,11 @@ fn show_event(progress: Progress, bars: Option<&JobBars>, event: &JobEvent) {
                     deduplicated_chunks,
                     ..
                 } => format!(
-                    "backed up {} in {:.1} s ({} new, {deduplicated_chunks} chunks deduplicated)",
+                    "backed up {} in {:.1} s ({} new, {} deduplicated)",
                     vm.name_label,
                     vm.seconds,
-                    human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX))
+                    human_bytes(i64::try_from(*new_bytes).unwrap_or(i64::MAX)),
+                    count(*deduplicated_chunks, "chunk")
                 ),
                 VmOutcome::Failed { error } => format!("FAILED {}: {error}", vm.name_label),
                 VmOutcome::Cancelled => format!("cancelled {}", vm.name_label),
@@ -315,12 +316,12 @@ fn print_report(report: &JobReport, json: bool) {
         return;
     }
     println!(
-        "{} VMs in {:.1} s: {} read, {} new ({} chunks new, {} deduplicated); at most {} at once",
-        report.vms.len(),
+        "{} in {:.1} s: {} read, {} new ({} new, {} deduplicated); at most {} at once",
+        count(report.vms.len() as u64, "VM"),
         report.seconds,
         human_bytes(i64::try_from(report.bytes_read).unwrap_or(i64::MAX)),
         human_bytes(i64::try_from(report.new_bytes).unwrap_or(i64::MAX)),
-        report.new_chunks,
+        count(report.new_chunks, "chunk"),
         report.deduplicated_chunks,
         report.max_in_flight
     );
