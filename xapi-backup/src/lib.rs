@@ -1,6 +1,6 @@
 //! Streaming backup and restore of XenServer / XCP-ng VMs and disks.
 //!
-//! Today this crate holds the format codecs ([`format`](mod@format)): XVA (read and write, checksums
+//! The format codecs ([`format`](mod@format)): XVA (read and write, checksums
 //! verified as chunks pass), VHD (fixed, dynamic, differencing), raw `format=tar` and the
 //! chunked upload protocol. Memory stays bounded by a few chunks whatever the disk size.
 //!
@@ -17,7 +17,38 @@
 //! ([`pool_metadata`], checked with xapi-dr's reader) and host backups ([`host_backup`]);
 //! [`xva_io`] writes any VM restore point out as a standard XVA and takes XVA files in;
 //! [`deep_verify`] proves a restore point by restoring it (started paused, then removed).
-//! `examples/restore_vm.rs` restores a VM from a repository against the simulator.
+//! `examples/backup_pool.rs` backs up a whole pool and `examples/restore_vm.rs` restores a VM,
+//! both against the simulator.
+//!
+//! A backup and a restore:
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "engine", feature = "repo"))]
+//! # async fn demo(session: xapi_core::client::SessionHandle) -> Result<(), Box<dyn std::error::Error>> {
+//! use xapi_backup::export::backup_vm;
+//! use xapi_backup::import::{RestoreOptions, restore_vm_outcome};
+//! use xapi_backup::repo::{CreateOptions, Repository, Target};
+//!
+//! let repo = Repository::create(
+//!     &Target::LocalDir("/backups/pool1".into()),
+//!     CreateOptions::default(),
+//! )
+//! .await?;
+//! let vm = session.vm().get_by_name_label("web-db").await?.remove(0);
+//! // snapshot, export, every chunk verified and deduplicated, manifest last, snapshot removed
+//! let backup = backup_vm(&session, &repo, &vm, None).await?;
+//! println!("restore point {}", backup.manifest.id);
+//!
+//! // as a new VM with new MACs (`RestoreOptions::overwrite` puts it back over the source)
+//! let restored = restore_vm_outcome(&session, &repo, &backup.manifest, &RestoreOptions {
+//!     name_label: Some("web-db (restored)".into()),
+//!     start: true,
+//!     ..RestoreOptions::default()
+//! })
+//! .await?;
+//! println!("restored as {}", restored.uuid);
+//! # Ok(()) }
+//! ```
 //!
 //! Features: `repo` (default) adds the repository and its storage and crypto crates; `s3` adds
 //! the S3-compatible target (object_store's S3 client over reqwest, rustls with ring: the HTTP
