@@ -290,8 +290,9 @@ pub(crate) async fn run(args: &DemoArgs, json: bool) -> Result<DemoReport, Failu
             pool.copies.len(),
             report.chosen_copy
         ));
-        for (copy, reason) in &pool.copies {
-            say(format!("     {}: {}", copy.origin, reason.message));
+        // each reason names its copy (pool, generation, origin) before saying why
+        for (_, reason) in &pool.copies {
+            say(format!("     {}", reason.message));
         }
     }
     for check in plan
