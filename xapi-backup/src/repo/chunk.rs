@@ -60,13 +60,12 @@ pub(super) fn encode(
     zstd_level: Option<i32>,
 ) -> EncodedChunk {
     let object = chunk_object(&id);
-    let pieces = match zstd_level {
-        None => {
-            object::encode_as_is(ObjectKind::Chunk, &object, sealer, data.clone()).map(Vec::from)
-        }
-        Some(_) => None,
-    };
-    let pieces = pieces.unwrap_or_else(|| {
+    let pieces = if zstd_level.is_none() && !sealer.is_encrypted() {
+        Vec::from(
+            object::encode_as_is(ObjectKind::Chunk, &object, sealer, data)
+                .expect("an unencrypted repository stores a body as is"),
+        )
+    } else {
         vec![Bytes::from(object::encode(
             ObjectKind::Chunk,
             &object,
@@ -74,7 +73,7 @@ pub(super) fn encode(
             &data,
             zstd_level,
         ))]
-    });
+    };
     EncodedChunk { object, pieces }
 }
 
