@@ -1,13 +1,15 @@
 //! `xapi-bench-backup`: a VM backup from xapi-sim into a local repository, side by side with
 //! `curl -o` of the same export URL, and the backup process that the crash campaign kills.
 //!
-//! - `xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N]` starts the demo
-//!   pool in this process, gives `test-vm` a disk of N GiB with M MiB of data spread over it
-//!   (the rest sparse), and prints one JSON line per measurement: `curl_export` (`curl -o` of
-//!   `/export` of a snapshot of the VM), then `backup_none`, `backup_zstd` and
+//! - `xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N] [--only NAME]`
+//!   starts the demo pool in this process, gives `test-vm` a disk of N GiB with M MiB of data
+//!   spread over it (the rest sparse), and prints one JSON line per measurement: `curl_export`
+//!   (`curl -o` of `/export` of a snapshot of the VM), then `backup_none`, `backup_zstd` and
 //!   `backup_encrypted` (a child `xapi-bench-backup backup` process each, so that its peak RSS is
-//!   its own). Both sides are timed the same way: the wall clock around a child process.
-//!   Then `dedup_demo`: every VM of the demo pool backed up into a fresh repository.
+//!   its own; `--only backup_none` runs that one alone). Both sides are timed the same way: the
+//!   wall clock around a child process; each child's seconds per phase (snapshot, export,
+//!   manifest, snapshot removal) go to stderr. Then `dedup_demo`: every VM of the demo pool
+//!   backed up into a fresh repository.
 //! - `xapi-bench-backup backup --url URL --vm UUID --repo DIR [--key-file F]` backs one VM up
 //!   into an existing repository and prints `{"bytes_read":N,"peak_rss_bytes":N}`.
 //! - `xapi-bench-backup crash DIR [--points N] [--data-mib N] [--seed N]`, the crash campaign of
@@ -29,7 +31,7 @@ use xapi_backup::repo::{
 use xapi_core::client::{Client, Password, SessionHandle};
 use xapi_sim::{DEFAULT_PASSWORD, Scenario, SimConfig, Simulator};
 
-const USAGE: &str = "usage: xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N]\n       xapi-bench-backup backup --url URL --vm UUID --repo DIR [--key-file FILE]\n       xapi-bench-backup crash DIR [--points N] [--data-mib N] [--seed N]";
+const USAGE: &str = "usage: xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N] [--only NAME]\n       xapi-bench-backup backup --url URL --vm UUID --repo DIR [--key-file FILE]\n       xapi-bench-backup crash DIR [--points N] [--data-mib N] [--seed N]";
 
 const MIB: u64 = 1 << 20;
 
@@ -115,10 +117,15 @@ async fn backup(args: &[String]) -> Result<(), String> {
     let done = backup_vm(&session, &repo, &vm, Some("bench"))
         .await
         .map_err(|e| format!("backup: {e}"))?;
+    let times = done.times;
     println!(
-        "{{\"bytes_read\":{},\"peak_rss_bytes\":{}}}",
+        "{{\"bytes_read\":{},\"peak_rss_bytes\":{},\"snapshot_s\":{:.3},\"export_s\":{:.3},\"commit_s\":{:.3},\"cleanup_s\":{:.3}}}",
         done.bytes_read,
-        peak_rss_bytes().unwrap_or(0)
+        peak_rss_bytes().unwrap_or(0),
+        times.snapshot,
+        times.export,
+        times.commit,
+        times.cleanup
     );
     Ok(())
 }
@@ -196,6 +203,13 @@ async fn prepare_vm(
     Ok((*record.uuid).to_owned())
 }
 
+/// The unsigned integer after `"key":` in a one-line JSON object.
+fn json_number(text: &str, key: &str) -> Option<u64> {
+    let rest = text.split(&format!("\"{key}\":")).nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -246,6 +260,7 @@ async fn bench(args: &[String]) -> Result<(), String> {
     let disk_gib = number(args, "--disk-gib", 4)?;
     let data = number(args, "--data-mib", 1024)?;
     let repeat = number(args, "--repeat", 3)?.max(1);
+    let only = flag(args, "--only");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let sim = Simulator::start(SimConfig {
         state_dir: Some(dir.join("sim")),
@@ -307,6 +322,9 @@ async fn bench(args: &[String]) -> Result<(), String> {
             true,
         ),
     ] {
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
         let repo = dir.join(name);
         let key = encrypted.then(|| dir.join(format!("{name}.key")));
         let mut times = Vec::new();
@@ -328,12 +346,9 @@ async fn bench(args: &[String]) -> Result<(), String> {
                 return Err(format!("{name}: the backup failed"));
             }
             let text = String::from_utf8_lossy(&output.stdout);
-            rss = rss.max(
-                text.split("\"peak_rss_bytes\":")
-                    .nth(1)
-                    .and_then(|t| t.trim_end_matches(['}', '\n']).parse::<u64>().ok())
-                    .unwrap_or(0),
-            );
+            rss = rss.max(json_number(&text, "peak_rss_bytes").unwrap_or(0));
+            // the child's time per phase, for telling the snapshot from the export
+            eprintln!("{name} run: {}", text.trim());
         }
         println!(
             "{{\"name\":\"{name}\",\"seconds\":{},\"bytes\":{export_bytes},\"peak_rss_bytes\":{rss},\"stored_bytes\":{}}}",

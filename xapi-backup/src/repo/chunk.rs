@@ -39,23 +39,42 @@ pub(super) fn is_zero(data: &[u8]) -> bool {
 pub(super) struct EncodedChunk {
     /// Its object name.
     pub object: String,
-    /// Header ‖ sealed body.
-    pub bytes: Bytes,
+    /// Header ‖ sealed body, in pieces to be written one after the other (a body stored as is
+    /// is one of them, not copied).
+    pub pieces: Vec<Bytes>,
 }
 
-/// Encodes a chunk with id `id` (computed by the caller with [`Sealer::chunk_id`]).
+impl EncodedChunk {
+    /// Bytes of the stored object.
+    pub(super) fn stored_len(&self) -> u64 {
+        self.pieces.iter().map(|piece| piece.len() as u64).sum()
+    }
+}
+
+/// Encodes a chunk with id `id` (computed by the caller with [`Sealer::chunk_id`]). Without
+/// compression in an unencrypted repository the data is stored as is, without a copy.
 pub(super) fn encode(
     sealer: &Sealer,
     id: ChunkId,
-    data: &[u8],
+    data: Bytes,
     zstd_level: Option<i32>,
 ) -> EncodedChunk {
     let object = chunk_object(&id);
-    let bytes = object::encode(ObjectKind::Chunk, &object, sealer, data, zstd_level);
-    EncodedChunk {
-        object,
-        bytes: Bytes::from(bytes),
-    }
+    let pieces = if zstd_level.is_none() && !sealer.is_encrypted() {
+        Vec::from(
+            object::encode_as_is(ObjectKind::Chunk, &object, sealer, data)
+                .expect("an unencrypted repository stores a body as is"),
+        )
+    } else {
+        vec![Bytes::from(object::encode(
+            ObjectKind::Chunk,
+            &object,
+            sealer,
+            &data,
+            zstd_level,
+        ))]
+    };
+    EncodedChunk { object, pieces }
 }
 
 /// Decodes the stored bytes of chunk `id`: checks the seal, decompresses, and checks that the
@@ -107,14 +126,15 @@ mod tests {
     fn a_chunk_whose_content_does_not_match_its_name_is_refused() {
         let sealer = Sealer::plain();
         let id = sealer.chunk_id(b"right");
-        let wrong = encode(&sealer, id, b"wrong", Some(3));
+        let wrong = encode(&sealer, id, Bytes::from_static(b"wrong"), Some(3));
         assert!(matches!(
-            decode(&sealer, &id, &wrong.bytes, 1 << 20),
+            decode(&sealer, &id, &wrong.pieces.concat(), 1 << 20),
             Err(RepoError::ChunkHashMismatch { .. })
         ));
-        let right = encode(&sealer, id, b"right", Some(3));
+        let right = encode(&sealer, id, Bytes::from_static(b"right"), None);
+        assert_eq!(right.stored_len(), right.pieces.concat().len() as u64);
         assert_eq!(
-            decode(&sealer, &id, &right.bytes, 1 << 20).unwrap(),
+            decode(&sealer, &id, &right.pieces.concat(), 1 << 20).unwrap(),
             b"right"
         );
     }

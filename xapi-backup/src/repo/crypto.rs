@@ -361,6 +361,13 @@ impl Sealer {
         }
     }
 
+    /// What [`Sealer::seal_into`] appends after `body` in an unencrypted repository (its
+    /// xxh64 checksum), so that the body can be stored as is, without being copied; `None`
+    /// when bodies are encrypted.
+    pub(crate) fn plain_trailer(&self, aad: &[u8], body: &[u8]) -> Option<[u8; CHECKSUM_LEN]> {
+        (!self.is_encrypted()).then(|| checksum(aad, body).to_le_bytes())
+    }
+
     /// The body of a sealed form, or a reason why it does not open.
     pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, &'static str> {
         if let Some(cipher) = &self.cipher {

@@ -1,6 +1,8 @@
 //! The envelope of every object but `config`: an 8-byte header naming the object's kind and
 //! how its body is stored, then the sealed body (see REPOSITORY.md, "Objects").
 
+use bytes::Bytes;
+
 use super::crypto::Sealer;
 use super::error::RepoError;
 
@@ -109,6 +111,24 @@ pub(super) fn encode(
     out
 }
 
+/// [`encode`] of a body stored as is (no compression, no encryption), as three pieces to be
+/// written one after the other: header, the body itself (not copied), checksum. `None` when
+/// the repository encrypts bodies.
+pub(super) fn encode_as_is(
+    kind: ObjectKind,
+    name: &str,
+    sealer: &Sealer,
+    body: Bytes,
+) -> Option<[Bytes; 3]> {
+    let header = header(kind, false, false);
+    let trailer = sealer.plain_trailer(&aad(&header, name), &body)?;
+    Some([
+        Bytes::copy_from_slice(&header),
+        body,
+        Bytes::copy_from_slice(&trailer),
+    ])
+}
+
 /// Decodes a whole object: checks the header, opens the seal, decompresses (at most
 /// `max_size` bytes).
 pub(super) fn decode(
@@ -173,6 +193,32 @@ mod tests {
         assert_eq!(
             decode(ObjectKind::Chunk, "c", &sealer, &stored, 4096).unwrap(),
             noise
+        );
+    }
+
+    #[test]
+    fn a_body_stored_as_is_in_pieces_is_byte_for_byte_the_encoded_object() {
+        let body = Bytes::from_static(b"some chunk data that is stored as is");
+        let pieces = encode_as_is(
+            ObjectKind::Chunk,
+            "chunks/ab/ab",
+            &Sealer::plain(),
+            body.clone(),
+        )
+        .expect("a plain repository stores bodies as is");
+        let whole = encode(
+            ObjectKind::Chunk,
+            "chunks/ab/ab",
+            &Sealer::plain(),
+            &body,
+            None,
+        );
+        assert_eq!(pieces.concat(), whole);
+        assert_eq!(pieces[1].as_ptr(), body.as_ptr(), "the body is not copied");
+        let keys = super::super::crypto::MasterKeys::generate();
+        assert!(
+            encode_as_is(ObjectKind::Chunk, "c", &Sealer::encrypted(&keys), body).is_none(),
+            "an encrypted body is never stored as is"
         );
     }
 

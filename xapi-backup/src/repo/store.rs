@@ -127,6 +127,16 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::put`] of an object given in pieces written one after the other (no copy into
+    /// one buffer first).
+    pub async fn put_pieces(&self, name: &str, pieces: Vec<Bytes>) -> Result<(), RepoError> {
+        self.inner
+            .put(&self.path(name), pieces.into_iter().collect::<PutPayload>())
+            .await
+            .map_err(store("put", name))?;
+        Ok(())
+    }
+
     /// Writes a whole object only if no object of that name exists:
     /// [`RepoError::AlreadyExists`] when another writer got there first.
     pub async fn put_new(&self, name: &str, body: Bytes) -> Result<(), RepoError> {

@@ -358,10 +358,10 @@ impl RestorePointWriter {
                 let level = self.repo.config().compression.zstd_level();
                 let sealer = sealer.clone();
                 let encoded =
-                    tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, &data, level))
+                    tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, data, level))
                         .await
                         .map_err(|err| RepoError::Task(err.to_string()))?;
-                store.put(&encoded.object, encoded.bytes).await?;
+                store.put_pieces(&encoded.object, encoded.pieces).await?;
                 tracing::info!(object = %encoded.object, chunk = number, stream = %record.key, "re-uploaded a reused chunk that vanished");
             } else {
                 vanished += 1;
@@ -553,31 +553,49 @@ impl StreamWriter<'_> {
 
 /// Hashes a chunk, and stores it unless it is all zeros or already there (and not marked by
 /// prune).
+///
+/// One trip to the blocking pool names the chunk (zero check, BLAKE3) and, when it is stored
+/// as is (no compression, no encryption), also encodes it: that costs one xxh64 pass and no
+/// copy, little enough to spend even on a chunk that turns out to be stored already. A chunk
+/// to compress or encrypt is encoded only once it is known to be new.
 async fn store_chunk(
     repo: Repository,
     marked: Arc<HashSet<ChunkId>>,
     data: Bytes,
 ) -> Result<ChunkOutcome, RepoError> {
     let sealer = repo.sealer().clone();
-    let (id, data) = tokio::task::spawn_blocking(move || {
-        let id = (!chunk::is_zero(&data)).then(|| sealer.chunk_id(&data));
-        (id, data)
+    let level = repo.config().compression.zstd_level();
+    let stored_as_is = level.is_none() && !sealer.is_encrypted();
+    let named = tokio::task::spawn_blocking(move || {
+        if chunk::is_zero(&data) {
+            return None;
+        }
+        let id = sealer.chunk_id(&data);
+        Some(if stored_as_is {
+            (id, Ok(chunk::encode(&sealer, id, data, None)))
+        } else {
+            (id, Err(data))
+        })
     })
     .await
     .map_err(|err| RepoError::Task(err.to_string()))?;
-    let Some(id) = id else {
+    let Some((id, encoded)) = named else {
         return Ok(ChunkOutcome::Zero);
     };
     let store = repo.store();
     if !marked.contains(&id) && store.exists(&chunk_object(&id)).await? {
         return Ok(ChunkOutcome::Reused { id });
     }
-    let sealer = repo.sealer().clone();
-    let level = repo.config().compression.zstd_level();
-    let encoded = tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, &data, level))
-        .await
-        .map_err(|err| RepoError::Task(err.to_string()))?;
-    let bytes = encoded.bytes.len() as u64;
-    store.put(&encoded.object, encoded.bytes).await?;
+    let encoded = match encoded {
+        Ok(encoded) => encoded,
+        Err(data) => {
+            let sealer = repo.sealer().clone();
+            tokio::task::spawn_blocking(move || chunk::encode(&sealer, id, data, level))
+                .await
+                .map_err(|err| RepoError::Task(err.to_string()))?
+        }
+    };
+    let bytes = encoded.stored_len();
+    store.put_pieces(&encoded.object, encoded.pieces).await?;
     Ok(ChunkOutcome::New { id, bytes })
 }
