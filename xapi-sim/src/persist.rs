@@ -183,13 +183,7 @@ pub(crate) fn resume(pool: &Pool, cbt: Option<Cbt>) {
         let marker = db.new_uuid();
         let started = pool
             .storage
-            .prepare_write(&uuid)
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(pool.storage.path(&uuid))
-            })
+            .open_for_update(&uuid)
             .map_err(|e| e.to_string())
             .and_then(|file| Replica::open(&uuid, file, &marker).map_err(|e| e.to_string()))
             .and_then(|replica| db.start_replica(replica));

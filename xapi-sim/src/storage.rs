@@ -132,6 +132,15 @@ impl Storage {
         }
     }
 
+    /// Open image `uuid` to read and write in place, split from any snapshot first.
+    pub(crate) fn open_for_update(&self, uuid: &str) -> std::io::Result<File> {
+        self.prepare_write(uuid)?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(uuid))
+    }
+
     /// [`Storage::prepare_write`] on the blocking pool, for async writers (a split copies the
     /// image).
     pub(crate) async fn prepare_write_async(&self, uuid: &str) -> std::io::Result<()> {

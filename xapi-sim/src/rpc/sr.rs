@@ -153,21 +153,12 @@ fn enable(pool: &Pool, sr: &str) -> Result<Value, Failure> {
         vdi
     };
     let uuid = db.str_field("VDI", &vdi, "uuid")?;
-    let file = pool
-        .storage
-        .prepare_write(&uuid)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(pool.storage.path(&uuid))
-        })
-        .map_err(|e| {
-            failure(
-                ErrorCode::CannotEnableRedoLog,
-                [format!("opening the metadata VDI: {e}")],
-            )
-        })?;
+    let file = pool.storage.open_for_update(&uuid).map_err(|e| {
+        failure(
+            ErrorCode::CannotEnableRedoLog,
+            [format!("opening the metadata VDI: {e}")],
+        )
+    })?;
     let marker = db.new_uuid();
     let replica = Replica::open(&uuid, file, &marker)
         .map_err(|e| failure(ErrorCode::CannotEnableRedoLog, [e.to_string()]))?;
