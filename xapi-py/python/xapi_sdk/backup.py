@@ -62,10 +62,14 @@ def backup(
     given (a stable hash of the UUID: n workers split a pool). Each VM is snapshotted, exported,
     stored and its snapshot destroyed.
 
-    ``on_progress`` is called on this thread with each event, a dict:
-    ``{"event": "started", "name_label": …}`` when a VM starts and
-    ``{"event": "finished", "name_label": …, "outcome": "done" | "failed", …}`` when it ends.
-    An exception it raises stops the job and propagates.
+    ``on_progress`` is called on this thread with each event, a dict whose ``"event"`` says
+    which: ``"started"`` (``name_label``) when a VM starts; ``"progress"`` (``uuid``,
+    ``name_label``, ``phase``, ``attempt``, ``bytes_read``, ``position``, ``total``, ``rate``
+    in bytes/s, ``eta_seconds`` or ``None``) as a VM's export moves; ``"job"`` (``vms_done``,
+    ``vms_total``, ``bytes_read``, ``position``, ``total``, ``rate``, ``eta_seconds``) for the
+    whole job; ``"finished"`` (``name_label``, ``uuid``, ``outcome``: ``"done"`` |
+    ``"failed"`` | ``"cancelled"``, ``seconds``, ``restore_point``, sizes, ``warnings``, …)
+    when a VM ends. An exception it raises stops the job and propagates.
 
     Returns the job's report: ``{"id", "vms": [{"name_label", "outcome", "restore_point", …}],
     "seconds", "bytes_read", "new_bytes", "max_in_flight"}``. A VM that failed is reported
