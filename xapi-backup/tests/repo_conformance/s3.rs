@@ -13,7 +13,7 @@ use crate::TargetFactory;
 /// One SeaweedFS server; every target is a fresh prefix in its bucket.
 pub(crate) struct Server {
     // Declared before the directory, so that the server stops before its data is removed.
-    server: SeaweedFs,
+    weed: SeaweedFs,
     _dir: tempfile::TempDir,
     next_prefix: AtomicU32,
 }
@@ -22,10 +22,10 @@ impl Server {
     /// Starts a server in a temporary directory.
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let server = SeaweedFs::start(&SeaweedFs::binary(), dir.path())
+        let weed = SeaweedFs::start(&SeaweedFs::binary(), dir.path())
             .unwrap_or_else(|err| panic!("{err}"));
         Server {
-            server,
+            weed,
             _dir: dir,
             next_prefix: AtomicU32::new(0),
         }
@@ -34,11 +34,11 @@ impl Server {
     /// Waits until the bucket accepts a signed request, and checks that a wrong secret is
     /// refused.
     pub(crate) async fn ready(self) -> Self {
-        self.server
+        self.weed
             .ready(Duration::from_secs(60))
             .await
             .unwrap_or_else(|err| panic!("SeaweedFS never accepted a put: {err}"));
-        let mut wrong = self.server.s3_target("probe");
+        let mut wrong = self.weed.s3_target("probe");
         "wrong".clone_into(&mut wrong.secret_access_key);
         let wrong = xapi_backup::repo::Store::open(&wrong.into_target().unwrap()).unwrap();
         assert!(
@@ -55,7 +55,7 @@ impl Server {
 impl TargetFactory for Server {
     fn target(&self) -> Target {
         let n = self.next_prefix.fetch_add(1, Ordering::Relaxed);
-        self.server
+        self.weed
             .s3_target(&format!("repo-{n}"))
             .into_target()
             .expect("an S3 target")
