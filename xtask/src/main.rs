@@ -5,7 +5,8 @@
 //!   Orchestra's xen-api client, a check of the fuzz targets, a fuzz smoke run), each stage
 //!   timed.
 //! - `cargo xtask soak`: the long campaigns (every fuzz target for minutes, bench-compare).
-//! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios.
+//! - `cargo xtask bench-compare`: xapi-rs against Python's decoders and `tar`, as ratios; the
+//!   repository's throughput on a local directory and on SeaweedFS S3 (see [`bench_compare`]).
 //! - `cargo xtask fuzz-smoke [--seconds N]`: every fuzz target for a few seconds.
 //! - `cargo xtask lean`: the format layers build without the client stack (see [`lean`]).
 //! - `cargo xtask codegen [--check] [--refresh-input] [--datamodel DIR]`: generate
@@ -20,6 +21,7 @@ mod lean;
 mod python;
 mod run;
 mod s3_conformance;
+mod seaweedfs;
 mod soak;
 mod stages;
 mod system;
@@ -68,7 +70,11 @@ fn print_usage() {
         "             {}=CRATE,... leaves crates out of the unused-deps check",
         unused_deps::SKIP_ENV
     );
-    println!("  bench-compare  release build, then benches/compare.py: ratios against Python, tar");
+    println!(
+        "  bench-compare  release build, then benches/compare.py: ratios against Python, tar;"
+    );
+    println!("             then xapi-bench-repo: repository MiB/s on a local dir and SeaweedFS S3");
+    println!("             --repo-mib N (default 1024), --no-repo, --only-repo");
     println!("  fuzz-smoke     every fuzz target for 10 s (--seconds N); installs cargo-fuzz");
     println!("  soak       the long campaigns: every fuzz target for 600 s, then bench-compare");
     println!("             --fuzz-seconds N, --targets A,B, --no-fuzz, --no-bench");

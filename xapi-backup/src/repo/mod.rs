@@ -55,6 +55,8 @@ mod repository;
 mod retention;
 #[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "testing")]
+mod seaweedfs;
 mod store;
 mod verify;
 mod writer;
@@ -77,6 +79,8 @@ pub use repository::{CreateOptions, OpenOptions, Repository};
 pub use retention::{ForgetReport, RetentionPolicy, SubjectDecision, select_retained};
 #[cfg(feature = "s3")]
 pub use s3::S3Target;
+#[cfg(feature = "testing")]
+pub use seaweedfs::SeaweedFs;
 pub use store::{ObjectInfo, Store, StreamUpload, Target};
 pub use verify::{CheckOptions, Problem, VerifyReport};
 pub use writer::{ChunkSource, NoChunkSource, RestorePointWriter, StreamWriter};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::TryStreamExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::task::JoinHandle;
 
@@ -22,6 +23,9 @@ use super::repository::Repository;
 
 /// Chunks processed (hashed, checked, compressed, uploaded) at once per stream.
 const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Existence checks in flight at once when a commit re-checks the chunks a stream reused.
+const RECHECKS_IN_FLIGHT: usize = 16;
 
 /// A backup that ran longer than this re-checks every chunk it references before writing its
 /// manifest, not only those it reused: prune's grace period must be longer than this.
@@ -334,15 +338,24 @@ impl RestorePointWriter {
         let store = self.repo.store();
         let sealer = self.repo.sealer();
         let chunk_size = u64::from(self.repo.chunk_size());
-        let mut index = IndexReader::open(store, sealer.clone(), &record.index).await?;
+        let index = IndexReader::open(store, sealer.clone(), &record.index).await?;
+        let entries = futures::stream::try_unfold(index, |mut index| async move {
+            Ok::<_, RepoError>(index.next_entry().await?.map(|entry| (entry, index)))
+        });
+        // The existence checks (a HEAD each on S3) run a few at a time, in index order; a
+        // vanished chunk is then read again and uploaded one at a time.
+        let checks = entries
+            .try_filter(|&(number, _)| std::future::ready(all || reused.contains(number)))
+            .map_ok(|(number, id)| async move {
+                let present = store.exists(&chunk_object(&id)).await?;
+                Ok::<_, RepoError>((number, id, present))
+            })
+            .try_buffered(RECHECKS_IN_FLIGHT);
+        let mut checks = std::pin::pin!(checks);
         let mut vanished = 0u64;
         let mut first_vanished = None;
-        while let Some((number, id)) = index.next_entry().await? {
-            if !all && !reused.contains(number) {
-                continue;
-            }
-            let object = chunk_object(&id);
-            if store.exists(&object).await? {
+        while let Some((number, id, present)) = checks.try_next().await? {
+            if present {
                 continue;
             }
             let len = (record.size - number * chunk_size).min(chunk_size) as usize;

@@ -1,9 +1,9 @@
 //! The repository conformance suite: every repository operation, written once against a
 //! [`Target`] factory, run against a local directory and (with the `s3` feature) a real
-//! S3-compatible server, SeaweedFS: `cargo test -p xapi-backup --features s3 --test
-//! repo_conformance`.
+//! S3-compatible server, SeaweedFS: `cargo test -p xapi-backup --features testing --test
+//! repo_conformance` (`testing` brings the S3 target and the SeaweedFS launcher).
 
-#[cfg(feature = "s3")]
+#[cfg(feature = "testing")]
 mod s3;
 mod suite;
 
@@ -78,5 +78,5 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(local_dir, async { LocalDirs::default() });
-#[cfg(feature = "s3")]
-conformance_suite!(s3_seaweedfs, s3::SeaweedFs::start().ready());
+#[cfg(feature = "testing")]
+conformance_suite!(s3_seaweedfs, s3::Server::start().ready());
