@@ -13,13 +13,18 @@ through
 and the import time of `xapi_sdk` (bytecode cached) is measured in fresh interpreters.
 Prints the raw figures, then `ratio NAME: X.XX` lines (larger is better for xapi_sdk).
 
-Usage: python_client.py [--vms N] [--repeat N]
+The response is written as `xmlrpc.client.dumps` writes it (a newline between elements,
+strings in `<string>`), or with `--wire xapi` as xapi itself writes its answers (no
+whitespace between elements, strings as untyped text).
+
+Usage: python_client.py [--vms N] [--repeat N] [--wire pretty|xapi]
 """
 
 import argparse
 import os
 import pathlib
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -95,8 +100,16 @@ def value_of(code, enums, rng, index):
     return {}
 
 
-def build_response(vms):
-    """The XML-RPC responses of `VM.get_all_records` with `vms` records and of a login."""
+def as_xapi_writes_it(xml):
+    """`xml` (from `xmlrpc.client.dumps`) as xapi writes its answers: no whitespace between
+    elements, strings as untyped `<value>` text."""
+    xml = re.sub(rb">\n<", b"><", xml)
+    return re.sub(rb"<value><string>([^<]*)</string></value>", rb"<value>\1</value>", xml)
+
+
+def build_response(vms, wire="pretty"):
+    """The XML-RPC responses of `VM.get_all_records` with `vms` records and of a login;
+    `wire="xapi"` writes them as xapi does (see `as_xapi_writes_it`)."""
     import xapi_sdk.api as api
 
     _record_class, fields = api._RECORDS["VM"]
@@ -108,8 +121,12 @@ def build_response(vms):
     big = xmlrpc.client.dumps(
         ({"Status": "Success", "Value": records},), methodresponse=True, allow_none=True
     ).encode()
-    login = xmlrpc.client.dumps(({"Status": "Success", "Value": SESSION},), methodresponse=True)
-    return big, login.encode()
+    login = xmlrpc.client.dumps(
+        ({"Status": "Success", "Value": SESSION},), methodresponse=True
+    ).encode()
+    if wire == "xapi":
+        return as_xapi_writes_it(big), as_xapi_writes_it(login)
+    return big, login
 
 
 def best_of(repeat, op):
@@ -140,6 +157,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vms", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--wire",
+        choices=["pretty", "xapi"],
+        default="pretty",
+        help="pretty: as xmlrpc.client.dumps writes it (a newline between elements, <string> "
+        "tags); xapi: as xapi writes it (no whitespace, untyped strings)",
+    )
     args = parser.parse_args()
 
     import XenAPI
@@ -147,7 +171,7 @@ def main():
     import xapi_sdk
     import xapi_sdk.compat
 
-    big, login = build_response(args.vms)
+    big, login = build_response(args.vms, args.wire)
     with tempfile.TemporaryDirectory(prefix="xapi-py-bench-") as tmp:
         big_path = pathlib.Path(tmp, "vm.xml")
         login_path = pathlib.Path(tmp, "login.xml")
@@ -160,7 +184,10 @@ def main():
         )
         try:
             url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
-            print(f"response: {len(big) / 1e6:.1f} MB of XML-RPC, {args.vms} VMs; server {url}")
+            print(
+                f"response: {len(big) / 1e6:.1f} MB of XML-RPC ({args.wire}), {args.vms} VMs; "
+                f"server {url}"
+            )
 
             official = XenAPI.Session(url)
             official.xenapi.login_with_password("root", "x", "1.0", "bench")

@@ -1,18 +1,17 @@
 //! `Connection`: one XAPI host; calls with plain Python values (the compat layer) or typed
 //! ones (the typed API), blocking or as asyncio awaitables.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use xapi_core::client::{Client, Protocol, Sha256Fingerprint, TlsPolicy};
-use xapi_core::wire::{OrderedValue, Value};
+use xapi_core::wire::Value;
 
 use crate::errors;
 use crate::spec::{self, Spec};
-use crate::{blocking, convert, runtime, typed};
+use crate::{blocking, convert, decode, runtime, typed};
 
 /// One XAPI host (or pool master).
 ///
@@ -105,10 +104,7 @@ impl Connection {
             .collect::<PyResult<Vec<Value>>>()?;
         let client = self.client.clone();
         let method = method.to_owned();
-        let answer = blocking::run(py, async move {
-            client.call_raw::<OrderedValue>(&method, values).await
-        })?;
-        convert::to_python(py, answer.map_err(|err| errors::to_py(py, &err))?)
+        blocking::run(py, decode::call(client, method, values, None))?.into_python(py)
     }
 
     /// Call `method` with `params` converted by the type codes `param_types`; the result
@@ -125,10 +121,7 @@ impl Connection {
         let spec = spec::get(py, result_type)?;
         let client = self.client.clone();
         let method = method.to_owned();
-        let answer = blocking::run(py, async move {
-            client.call_raw::<OrderedValue>(&method, values).await
-        })?;
-        typed::to_python(py, &spec, answer.map_err(|err| errors::to_py(py, &err))?)
+        blocking::run(py, decode::call(client, method, values, Some(spec)))?.into_python(py)
     }
 
     /// `call_typed` as an asyncio awaitable (to be awaited in the running event loop).
@@ -144,11 +137,9 @@ impl Connection {
         let spec = spec::get(py, result_type)?;
         let client = self.client.clone();
         let method = method.to_owned();
-        let task = runtime::get()?
-            .spawn(async move { client.call_raw::<OrderedValue>(&method, values).await });
+        let task = runtime::get()?.spawn(decode::call(client, method, values, Some(spec)));
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let answer = task.await.map_err(|err| blocking::joined(&err))?;
-            Ok(Typed { spec, answer })
+            task.await.map_err(|err| blocking::joined(&err))
         })
     }
 
@@ -175,21 +166,4 @@ fn typed_params(
         }
     }
     Ok(values)
-}
-
-/// The answer of an async typed call, converted to Python when the awaitable completes.
-struct Typed {
-    spec: Arc<Spec>,
-    answer: Result<OrderedValue, xapi_core::Error>,
-}
-
-impl<'py> IntoPyObject<'py> for Typed {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let value = self.answer.map_err(|err| errors::to_py(py, &err))?;
-        typed::to_python(py, &self.spec, value)
-    }
 }

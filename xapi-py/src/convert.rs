@@ -1,5 +1,6 @@
 //! Python values to wire values and back, in the shapes `xmlrpc.client` gives: what XenAPI.py
-//! users see.
+//! users see. (The values of answers are built by the `decode` module, as the answer is
+//! decoded.)
 //!
 //! | wire                    | Python                                              |
 //! |-------------------------|-----------------------------------------------------|
@@ -21,18 +22,22 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
 };
-use xapi_core::wire::{DateTime, OrderedValue, Value};
+use xapi_core::wire::{DateTime, Value};
 
 /// The classes of `xmlrpc.client` and `datetime` the conversions need, imported once.
-struct Classes {
-    xmlrpc_datetime: Py<PyAny>,
-    xmlrpc_binary: Py<PyAny>,
+pub(crate) struct Classes {
+    /// `xmlrpc.client.DateTime`.
+    pub(crate) xmlrpc_datetime: Py<PyAny>,
+    /// `xmlrpc.client.Binary`.
+    pub(crate) xmlrpc_binary: Py<PyAny>,
+    /// `datetime.datetime`.
     datetime: Py<PyAny>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
 
-fn classes(py: Python<'_>) -> PyResult<&Classes> {
+/// The classes, imported at the first use.
+pub(crate) fn classes(py: Python<'_>) -> PyResult<&Classes> {
     CLASSES.get_or_try_init(py, || {
         let xmlrpc = py.import("xmlrpc.client")?;
         Ok(Classes {
@@ -120,35 +125,4 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         "cannot marshal {} objects",
         obj.get_type().name()?
     )))
-}
-
-/// A decoded wire value as the Python value `xmlrpc.client` would have made of it.
-pub(crate) fn to_python(py: Python<'_>, value: OrderedValue) -> PyResult<Bound<'_, PyAny>> {
-    Ok(match value {
-        OrderedValue::String(s) => PyString::new(py, &s).into_any(),
-        OrderedValue::Int(n) => n.into_pyobject(py)?.into_any(),
-        OrderedValue::Int32(n) => n.into_pyobject(py)?.into_any(),
-        OrderedValue::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
-        OrderedValue::Double(x) => PyFloat::new(py, x).into_any(),
-        OrderedValue::DateTime(text) => classes(py)?.xmlrpc_datetime.bind(py).call1((text,))?,
-        OrderedValue::Base64(bytes) => classes(py)?
-            .xmlrpc_binary
-            .bind(py)
-            .call1((PyBytes::new(py, &bytes),))?,
-        OrderedValue::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_python(py, item)?)?;
-            }
-            list.into_any()
-        }
-        OrderedValue::Struct(members) => {
-            let dict = PyDict::new(py);
-            for (name, value) in members {
-                dict.set_item(name, to_python(py, value)?)?;
-            }
-            dict.into_any()
-        }
-        OrderedValue::Nil => py.None().into_bound(py),
-    })
 }

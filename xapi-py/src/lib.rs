@@ -6,8 +6,9 @@
 //! - `Connection`: one XAPI host reached over XML-RPC, making calls
 //!   whose parameters and results are the plain Python values `xmlrpc.client` uses (`str`,
 //!   `int`, `float`, `bool`, `dict`, `list`, `None`, `xmlrpc.client.DateTime`,
-//!   `xmlrpc.client.Binary`). The HTTP exchange and the XML encoding and decoding run in a
-//!   tokio runtime owned by the module, with the GIL released.
+//!   `xmlrpc.client.Binary`). The HTTP exchange runs in a tokio runtime owned by the module,
+//!   with the GIL released; the answer is decoded straight into Python objects in one pass
+//!   (module `decode`), which holds the GIL while it builds them.
 //! - the exception hierarchy ([`errors`]): `XapiError`, and under it `Failure`,
 //!   `TransportError` (with `TlsError` and `TimeoutError`) and `DecodeError`.
 //!
@@ -28,6 +29,7 @@ pub mod backup;
 mod blocking;
 mod connection;
 mod convert;
+mod decode;
 pub mod dr;
 pub mod errors;
 mod reference;

@@ -48,7 +48,7 @@ pub(crate) enum Spec {
     /// An object reference.
     Ref,
     /// An enum: its class and the members by wire value.
-    Enum(Py<PyType>, Py<PyDict>),
+    Enum(Py<PyType>, HashMap<String, Py<PyAny>>),
     /// A record class.
     Record(Arc<RecordSpec>),
     /// A list of the inner type.
@@ -183,12 +183,13 @@ fn enum_spec(py: Python<'_>, name: &str) -> PyResult<Spec> {
         .get_item(name)?
         .ok_or_else(|| PyValueError::new_err(format!("unknown enum {name:?}")))?
         .cast_into::<PyType>()?;
-    let members = PyDict::new(py);
+    let mut members = HashMap::new();
     for member in class.try_iter()? {
         let member = member?;
-        members.set_item(member.getattr("value")?, &member)?;
+        let value: String = member.getattr("value")?.extract()?;
+        members.insert(value, member.unbind());
     }
-    Ok(Spec::Enum(class.unbind(), members.unbind()))
+    Ok(Spec::Enum(class.unbind(), members))
 }
 
 fn record_spec(py: Python<'_>, name: &str) -> PyResult<Arc<RecordSpec>> {

@@ -1,4 +1,5 @@
-//! Wire values to typed Python values and back, driven by a [`Spec`].
+//! The typed API's conversions, driven by a [`Spec`]: Python parameters to wire values, and the
+//! Python objects of typed results (built by the `decode` module as the answer is decoded).
 //!
 //! Results: references become `Ref`, enum values the generated enum's member (a value the
 //! module does not know stays a `str`), records instances of the generated record class with
@@ -13,11 +14,10 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
-use xapi_core::wire::{DateTime, OrderedValue, Value, Zone};
+use pyo3::types::{PyBool, PyDict};
+use xapi_core::wire::{DateTime, Value, Zone};
 
 use crate::convert;
-use crate::errors::DecodeError;
 use crate::reference::Ref;
 use crate::spec::{RecordSpec, Spec};
 
@@ -46,115 +46,20 @@ fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
     })
 }
 
-fn mismatch(spec: &str, value: &OrderedValue) -> PyErr {
-    let what = match value {
-        OrderedValue::String(_) => "a string",
-        OrderedValue::Int(_) | OrderedValue::Int32(_) => "an integer",
-        OrderedValue::Bool(_) => "a boolean",
-        OrderedValue::Double(_) => "a double",
-        OrderedValue::DateTime(_) => "a datetime",
-        OrderedValue::Base64(_) => "base64 data",
-        OrderedValue::Array(_) => "an array",
-        OrderedValue::Struct(_) => "a struct",
-        OrderedValue::Nil => "nil",
-    };
-    DecodeError::new_err(format!("expected {spec}, the server sent {what}"))
+/// Why a datetime could not be made: its text (the message) or Python.
+pub(crate) enum DateTimeError {
+    /// The text is not an ISO 8601 datetime.
+    Text(String),
+    /// Python raised while building the object.
+    Python(PyErr),
 }
 
-/// The typed Python value of a decoded wire value.
-pub(crate) fn to_python<'py>(
-    py: Python<'py>,
-    spec: &Spec,
-    value: OrderedValue,
-) -> PyResult<Bound<'py, PyAny>> {
-    match (spec, value) {
-        (Spec::Void, _) | (Spec::Option(_), OrderedValue::Nil) => Ok(py.None().into_bound(py)),
-        (Spec::Any, value) => convert::to_python(py, value),
-        (Spec::Str, OrderedValue::String(s)) => Ok(PyString::new(py, &s).into_any()),
-        (Spec::Int, OrderedValue::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| DecodeError::new_err(format!("expected an int, the server sent {s:?}")))
-            .and_then(|n| Ok(n.into_pyobject(py)?.into_any())),
-        (Spec::Int, OrderedValue::Int(n)) => Ok(n.into_pyobject(py)?.into_any()),
-        (Spec::Int, OrderedValue::Int32(n)) => Ok(n.into_pyobject(py)?.into_any()),
-        (Spec::Float, OrderedValue::Double(x)) => Ok(PyFloat::new(py, x).into_any()),
-        #[allow(clippy::cast_precision_loss)] // JSON-RPC sends 2.0 as 2
-        (Spec::Float, OrderedValue::Int(n)) => Ok(PyFloat::new(py, n as f64).into_any()),
-        (Spec::Float, OrderedValue::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| DecodeError::new_err(format!("expected a float, the server sent {s:?}")))
-            .map(|x| PyFloat::new(py, x).into_any()),
-        (Spec::Bool, OrderedValue::Bool(b)) => Ok(PyBool::new(py, b).to_owned().into_any()),
-        (Spec::DateTime, OrderedValue::DateTime(text) | OrderedValue::String(text)) => {
-            datetime(py, &text)
-        }
-        (Spec::Ref, OrderedValue::String(s)) => Ok(Bound::new(py, Ref::from_text(s))?.into_any()),
-        (Spec::Enum(_, members), OrderedValue::String(s)) => {
-            match members.bind(py).get_item(&s)? {
-                Some(member) => Ok(member),
-                None => Ok(PyString::new(py, &s).into_any()),
-            }
-        }
-        (Spec::Record(record), OrderedValue::Struct(members)) => to_record(py, record, members),
-        (Spec::Set(inner), OrderedValue::Array(items)) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_python(py, inner, item)?)?;
-            }
-            Ok(list.into_any())
-        }
-        (Spec::Map(key, value), OrderedValue::Struct(members)) => {
-            let dict = PyDict::new(py);
-            for (name, item) in members {
-                dict.set_item(
-                    to_python(py, key, OrderedValue::String(name))?,
-                    to_python(py, value, item)?,
-                )?;
-            }
-            Ok(dict.into_any())
-        }
-        (Spec::Option(inner), value) => to_python(py, inner, value),
-        (spec, value) => Err(mismatch(spec_name(spec), &value)),
-    }
-}
-
-fn spec_name(spec: &Spec) -> &'static str {
-    match spec {
-        Spec::Str => "a string",
-        Spec::Int => "an int",
-        Spec::Float => "a float",
-        Spec::Bool => "a boolean",
-        Spec::DateTime => "a datetime",
-        Spec::Ref => "a reference",
-        Spec::Enum(..) => "an enum value",
-        Spec::Record(_) => "a record",
-        Spec::Set(_) => "a set",
-        Spec::Map(..) => "a map",
-        Spec::Void | Spec::Any | Spec::Option(_) => "a value",
-    }
-}
-
-/// An instance of the record's class with one attribute per field (fields the module does not
-/// know, from a newer server, are kept as plain values).
-fn to_record<'py>(
+/// An instance of the record's class whose attributes are `attrs`.
+pub(crate) fn new_record<'py>(
     py: Python<'py>,
     record: &RecordSpec,
-    members: Vec<(String, OrderedValue)>,
+    attrs: Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let attrs = PyDict::new(py);
-    for (name, value) in members {
-        match record.fields.get(&name) {
-            Some((key, spec)) => {
-                let converted = to_python(py, spec, value).map_err(|err| {
-                    DecodeError::new_err(format!("field {name}: {}", err.value(py)))
-                })?;
-                attrs.set_item(key.bind(py), converted)?;
-            }
-            None => attrs.set_item(name, convert::to_python(py, value)?)?,
-        }
-    }
     let object = helpers(py)?
         .object_new
         .bind(py)
@@ -163,10 +68,18 @@ fn to_record<'py>(
     Ok(object)
 }
 
-fn datetime<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+/// A timezone-aware `datetime.datetime` of the wire's text (UTC when it names no zone).
+pub(crate) fn datetime<'py>(
+    py: Python<'py>,
+    text: &str,
+) -> Result<Bound<'py, PyAny>, DateTimeError> {
     let parsed: DateTime = text
         .parse()
-        .map_err(|err| DecodeError::new_err(format!("datetime {text:?}: {err}")))?;
+        .map_err(|err| DateTimeError::Text(format!("datetime {text:?}: {err}")))?;
+    to_datetime(py, &parsed).map_err(DateTimeError::Python)
+}
+
+fn to_datetime<'py>(py: Python<'py>, parsed: &DateTime) -> PyResult<Bound<'py, PyAny>> {
     let known = helpers(py)?;
     let zone = match parsed.zone() {
         Zone::Utc | Zone::Unspecified => known.utc.bind(py).clone(),

@@ -183,3 +183,23 @@ def test_the_gil_is_released_while_calls_wait(url, session):
     assert len(set(counts)) == 1 and counts[0] > 0
     # four calls of 400 ms each, waiting at the same time
     assert elapsed < 1.2, elapsed
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_left_as_it_was(session, enabled):
+    # the decoding switches the cyclic collector off while it builds an answer
+    import gc
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert session.vm.get_all_records()
+        assert gc.isenabled() is enabled
+        # a typed result of the wrong shape stops the decoding half-way
+        with pytest.raises(xapi_sdk.DecodeError, match="expected a record"):
+            session._connection.call_typed(
+                "VM.get_name_label", (session.ref, session.vm.get_all()[0]), (), "RVM;"
+            )
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

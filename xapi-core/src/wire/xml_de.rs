@@ -7,8 +7,9 @@
 //!
 //! Plain markup (tags without attributes or whitespace, text without entities), which is
 //! nearly all of a XAPI response, is read straight off the input by the scanners of
-//! [`xml_scan`](super::xml_scan), whole members and untyped values at a time; quick-xml reads
-//! everything else. End tags are checked against the open elements here, for both.
+//! [`xml_scan`](super::xml_scan), whole members and untyped values at a time, skipping the
+//! whitespace that pretty-printed bodies put between elements; quick-xml reads everything
+//! else. End tags are checked against the open elements here, for both.
 
 use std::borrow::Cow;
 
@@ -178,12 +179,23 @@ impl<'de> XmlDeserializer<'de> {
 
     /// The unread input and its offset, when the fast path may read it: quick-xml stands
     /// between two pieces of markup, nothing was looked ahead, and the input is UTF-8 there.
-    fn fast_rest(&self) -> Option<(&'de str, usize)> {
+    ///
+    /// Whitespace at the front is consumed first. Every caller reads where only elements may
+    /// come (before a `<value>` or a `<member>`, or an end tag), where whitespace is not
+    /// content and the event-by-event path skips it too ([`Self::next_tag`]); pretty-printed
+    /// bodies (`xmlrpc.client`'s) have it between all their tags.
+    fn fast_rest(&mut self) -> Option<(&'de str, usize)> {
         if !self.fast_path_ok || self.peeked.is_some() {
             return None;
         }
         let start = self.input.len() - self.reader.get_ref().len();
-        Some((self.valid.get(start..)?, start))
+        let rest = self.valid.get(start..)?;
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        let blank = rest.len() - trimmed.len();
+        if blank > 0 {
+            self.advance(blank);
+        }
+        Some((trimmed, start + blank))
     }
 
     /// Takes `len` bytes read by the fast path off the front of quick-xml's input.

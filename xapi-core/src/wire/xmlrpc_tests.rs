@@ -471,6 +471,46 @@ fn plain_and_general_markup_decode_alike() {
 }
 
 #[test]
+fn pretty_printed_bodies_decode_as_compact_ones() {
+    // `xmlrpc.client.dumps` puts a newline between elements; the fast path skips it where only
+    // elements may come, and keeps whitespace that is a value's text
+    let compact = "<value><struct><member><name>a</name><value><string>x</string></value>\
+                   </member><member><name>b</name><value><array><data><value><i4>1</i4>\
+                   </value><value>  </value></data></array></value></member><member><name>c\
+                   </name><value><struct></struct></value></member><member><name>d</name>\
+                   <value><array><data></data></array></value></member><member><name>e</name>\
+                   <value><struct><member><name>f</name><value><boolean>1</boolean></value>\
+                   </member></struct></value></member></struct></value>";
+    let pretty = "<value><struct>\n<member>\n<name>a</name>\n<value><string>x</string></value>\n\
+                  </member>\n<member>\n<name>b</name>\n<value><array><data>\n<value><i4>1</i4>\
+                  </value>\n<value>  </value>\n</data></array></value>\n</member>\n<member>\n\
+                  <name>c</name>\n<value><struct>\n</struct></value>\n</member>\n<member>\n\
+                  <name>d</name>\n<value><array><data>\n</data></array></value>\n</member>\n\
+                  <member>\r\n\t<name>e</name>\n<value><struct>\n<member>\n<name>f</name>\n\
+                  <value><boolean>1</boolean></value>\n</member>\n</struct></value>\n</member>\n\
+                  </struct></value>\n";
+    let compact: Value = ok(compact);
+    let pretty_value: Value = ok(pretty);
+    assert_eq!(compact, pretty_value);
+    let Value::Struct(members) = &pretty_value else {
+        panic!("a struct: {pretty_value:?}")
+    };
+    assert_eq!(
+        members["b"],
+        Value::Array(vec![Value::Int(1), Value::from("  ")])
+    );
+    // errors after skipped whitespace still point at the offending tag
+    let body = envelope("<value><array><data>\n<value>x</value>\n</array></value>");
+    let err = decode_err::<Vec<String>>(&body);
+    assert!(matches!(err.kind, DecodeErrorKind::Syntax(_)), "{err}");
+    assert_eq!(
+        err.offset as usize,
+        body.find("</array>").expect("present"),
+        "{err}"
+    );
+}
+
+#[test]
 fn truncated_documents_fail_cleanly_at_every_byte() {
     let body = envelope(
         "<value><struct><member><name>a&amp;</name><value><array><data><value><i4>1</i4></value>\

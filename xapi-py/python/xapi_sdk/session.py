@@ -78,8 +78,9 @@ class Session(_Base, _SessionClasses):
 
     ``Session(url, *, protocol="auto", ignore_ssl=False, fingerprint=None, ca_file=None,
     timeout=None)``: TLS as in :class:`xapi_sdk.Connection` (verified by default). Calls release
-    the GIL while they wait; Ctrl-C interrupts one (``KeyboardInterrupt``), closing its
-    connection.
+    the GIL while they wait on the network; the answer is then decoded straight into Python
+    objects in one pass, which holds the GIL (it creates the objects) and lets other threads run
+    every 5 ms. Ctrl-C interrupts a call (``KeyboardInterrupt``), closing its connection.
     """
 
     def login_with_password(
