@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use xapi_backup::export::remove_leftover_snapshots;
+use xapi_backup::format::xva::{ReadOptions, XvaReader};
 use xapi_backup::import::{RestoreOptions, restore_vm};
 use xapi_backup::incremental::base::{BASE_OF_KEY, BASE_TAG, SOURCE_BASE_KEY};
 use xapi_backup::incremental::{
@@ -14,6 +15,7 @@ use xapi_backup::incremental::{
     backup_vm_incremental, disable_cbt, enable_cbt,
 };
 use xapi_backup::repo::{CreateOptions, Manifest, Repository, Target};
+use xapi_backup::xva_io::{XvaExportOptions, export_xva};
 use xapi_core::api::{ErrorCode, VbdType, Vdi, Vm, VmPowerState};
 use xapi_core::client::{Client, Password, SessionHandle, TlsPolicy};
 use xapi_core::wire::{Ref, SmallMap};
@@ -114,6 +116,35 @@ async fn restored(
     bytes
 }
 
+/// The disks of `manifest` written out as a standard XVA and read back by the project's XVA
+/// reader (every chunk's checksum checked), sorted so that they compare with [`sorted`].
+async fn exported(repo: &Repository, manifest: &Manifest) -> Vec<Vec<u8>> {
+    let mut xva = Vec::new();
+    export_xva(repo, manifest, &XvaExportOptions::default(), &mut xva)
+        .await
+        .unwrap();
+    let mut reader = XvaReader::open(std::io::Cursor::new(xva), ReadOptions::default())
+        .await
+        .unwrap();
+    let mut disks: Vec<Vec<u8>> = reader
+        .disks()
+        .iter()
+        .map(|d| vec![0; usize::try_from(d.virtual_size).unwrap()])
+        .collect();
+    while let Some(chunk) = reader.next_chunk().await.unwrap() {
+        let at = usize::try_from(chunk.offset).unwrap();
+        disks[chunk.disk][at..at + chunk.data.len()].copy_from_slice(&chunk.data);
+    }
+    assert!(reader.mismatches().is_empty());
+    sorted(disks)
+}
+
+/// Disks in a fixed order (an XVA lists them by export id, not by device).
+fn sorted(mut disks: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    disks.sort();
+    disks
+}
+
 /// A small deterministic pseudo-random generator (xorshift64).
 struct Rng(u64);
 
@@ -182,6 +213,7 @@ async fn incremental_runs_read_only_changed_blocks_and_restore_byte_for_byte() {
         assert!(session.vdi().get_cbt_enabled(&vdi).await.unwrap());
     }
     assert!(restored(&sim, &session, &repo, &first.manifest).await == expected);
+    assert!(exported(&repo, &first.manifest).await == sorted(expected));
 
     let mut previous_manifest = first.manifest.clone();
     for round in 0..3 {
@@ -217,6 +249,10 @@ async fn incremental_runs_read_only_changed_blocks_and_restore_byte_for_byte() {
         assert!(
             restored(&sim, &session, &repo, &report.manifest).await == expected,
             "round {round}: the restore point is the disks at snapshot time"
+        );
+        assert!(
+            exported(&repo, &report.manifest).await == sorted(expected),
+            "round {round}: exported as an XVA, the restore point is the same disks"
         );
         previous_manifest = report.manifest.clone();
     }
