@@ -10,7 +10,8 @@
 //! unread, and make the new snapshot the base. A disk that cannot be read incrementally is read
 //! whole, and the report says why ([`FullReason`]); no NBD at all sends the VM through
 //! `GET /export`. An interrupted transfer resumes from the last chunk stored
-//! ([`IncrementalOptions::state_dir`]).
+//! ([`IncrementalOptions::state_dir`]). A large disk read in full can take several NBD
+//! connections at once ([`IncrementalOptions::connections_per_disk`]), each reading its share.
 //!
 //! ```no_run
 //! # async fn demo(

@@ -103,6 +103,8 @@ pub struct DiskReport {
     pub mode: DiskMode,
     /// Bytes read over NBD.
     pub nbd_bytes_read: u64,
+    /// NBD connections that read this disk at once.
+    pub nbd_connections: usize,
     /// Bytes in changed blocks (incremental only).
     pub changed_bytes: u64,
     /// Chunks rebuilt: changed blocks read over NBD, the rest from the previous restore point.

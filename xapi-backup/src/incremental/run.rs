@@ -53,8 +53,11 @@ pub struct IncrementalOptions {
     pub state_dir: Option<PathBuf>,
     /// The job recorded in the restore point.
     pub job_id: Option<String>,
-    /// NBD read requests in flight per disk.
+    /// NBD read requests in flight per connection.
     pub in_flight: usize,
+    /// NBD connections per disk (at least 1): each reads its share of every batch of ranges
+    /// at the same time, for large full runs where one connection's round trips are the limit.
+    pub connections_per_disk: usize,
     /// Read over plain NBD when a host refuses TLS (`NBD_OPT_STARTTLS`: its NBD network has
     /// the `insecure_nbd` purpose). Off by default: disk contents then cross the network in
     /// clear, and a run that cannot use TLS goes through `GET /export` instead (reported as
@@ -69,6 +72,7 @@ impl Default for IncrementalOptions {
             state_dir: None,
             job_id: None,
             in_flight: 16,
+            connections_per_disk: 1,
             allow_plain_nbd: false,
         }
     }
@@ -377,7 +381,8 @@ async fn back_up_snapshot(
     });
 
     let started = Instant::now();
-    let clients = match connect_disks(session, &disks, options.allow_plain_nbd).await {
+    let connections = options.connections_per_disk.max(1);
+    let clients = match connect_disks(session, &disks, options.allow_plain_nbd, connections).await {
         Ok(clients) => clients,
         Err(error) => {
             // no NBD: the whole VM through GET /export (its disks still become bases)
@@ -421,7 +426,7 @@ async fn back_up_snapshot(
         last_save: Instant::now(),
     };
     let mut reports = Vec::new();
-    for (disk, mut client) in disks.iter().zip(clients) {
+    for (disk, mut connections) in disks.iter().zip(clients) {
         let mut spec = StreamSpec::disk(disk.key.clone(), disk.size);
         spec.vdi_uuid = Some(disk.snapshot_uuid.clone());
         spec.name.clone_from(&disk.name);
@@ -451,15 +456,17 @@ async fn back_up_snapshot(
         let report = transfer_disk(
             repo,
             &mut point,
-            &mut client,
+            &mut connections,
             job,
             &resumed,
             &mut progress,
             options.in_flight,
         )
         .await?;
-        if let Err(error) = client.disconnect().await {
-            tracing::debug!(%error, "closing an NBD connection");
+        for client in connections {
+            if let Err(error) = client.disconnect().await {
+                tracing::debug!(%error, "closing an NBD connection");
+            }
         }
         reports.push(report);
     }
@@ -483,13 +490,14 @@ async fn back_up_snapshot(
     })
 }
 
-/// One NBD connection per disk, to the first host `VDI.get_nbd_info` lists that answers; the
-/// reason when a disk has none.
+/// `connections` NBD connections per disk, each to the first host `VDI.get_nbd_info` lists that
+/// answers; the reason when a disk has none.
 async fn connect_disks(
     session: &SessionHandle,
     disks: &[Disk],
     allow_plain: bool,
-) -> Result<Vec<NbdClient>, String> {
+    connections: usize,
+) -> Result<Vec<Vec<NbdClient>>, String> {
     let mut clients = Vec::with_capacity(disks.len());
     for disk in disks {
         let infos = session
@@ -508,21 +516,36 @@ async fn connect_disks(
             .map(NbdTarget::from_info)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        let client = match connect_any(&targets).await {
-            Ok(client) => client,
-            Err(error) if allow_plain => {
-                tracing::warn!(%error, disk = %disk.snapshot_uuid, "NBD over TLS failed; reading the disk over PLAIN NBD as allowed (its contents cross the network in clear)");
-                let plain: Vec<NbdTarget> = targets
-                    .into_iter()
-                    .map(|t| NbdTarget { tls: None, ..t })
-                    .collect();
-                connect_any(&plain).await.map_err(|e| e.to_string())?
-            }
-            Err(error) => return Err(error.to_string()),
-        };
-        clients.push(client);
+        let mut disk_clients = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            disk_clients.push(connect_one(&targets, allow_plain, &disk.snapshot_uuid).await?);
+        }
+        clients.push(disk_clients);
     }
     Ok(clients)
+}
+
+/// One connection to the first of `targets` that answers, over TLS, or plain where allowed.
+async fn connect_one(
+    targets: &[NbdTarget],
+    allow_plain: bool,
+    disk: &str,
+) -> Result<NbdClient, String> {
+    match connect_any(targets).await {
+        Ok(client) => Ok(client),
+        Err(error) if allow_plain => {
+            tracing::warn!(%error, disk, "NBD over TLS failed; reading the disk over PLAIN NBD as allowed (its contents cross the network in clear)");
+            let plain: Vec<NbdTarget> = targets
+                .iter()
+                .map(|t| NbdTarget {
+                    tls: None,
+                    ..t.clone()
+                })
+                .collect();
+            connect_any(&plain).await.map_err(|e| e.to_string())
+        }
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// After the manifest: the snapshot VM destroyed, each tracked disk's snapshot kept as its

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::changed::ChangedBlocks;
-use super::nbd::NbdClient;
+use super::nbd::{NbdClient, NbdError};
 use super::report::{DiskMode, DiskReport};
 use super::resume::{ResumeFile, ResumeState};
 use crate::engine_error::{EngineError, backup};
@@ -115,7 +115,7 @@ impl Previous<'_> {
 pub(crate) async fn transfer_disk(
     repo: &Repository,
     point: &mut RestorePointWriter,
-    nbd: &mut NbdClient,
+    nbd: &mut [NbdClient],
     job: DiskJob,
     resumed: &BTreeMap<u64, Option<ChunkId>>,
     progress: &mut Progress<'_>,
@@ -132,16 +132,17 @@ pub(crate) async fn transfer_disk(
         size,
         mode: job.mode.clone(),
         nbd_bytes_read: 0,
+        nbd_connections: nbd.len(),
         changed_bytes: 0,
         chunks_rebuilt: 0,
         chunks_reused: 0,
         chunks_read: 0,
         chunks_resumed: 0,
     };
-    if nbd.export().size < size {
+    let exported = nbd.iter().map(|c| c.export().size).min().unwrap_or(0);
+    if exported < size {
         return Err(EngineError::Unexpected(format!(
-            "disk {key}: the NBD export has {} bytes, the snapshot's disk {size}",
-            nbd.export().size
+            "disk {key}: the NBD export has {exported} bytes, the snapshot's disk {size}"
         )));
     }
     let mut previous = match &job.source {
@@ -208,25 +209,22 @@ pub(crate) async fn transfer_disk(
             };
             actions.push((number, start, end, action));
         }
-        let mut pieces: VecDeque<(u64, Bytes)> = VecDeque::new();
-        let read = nbd
-            .read_ranges(&ranges, in_flight, |offset, data| {
-                pieces.push_back((offset, data));
-                Ok(())
-            })
-            .await;
-        if let Err(source) = read {
-            stream
-                .flush()
-                .await
-                .map_err(backup("storing the chunks read before NBD failed"))?;
-            let stored = stream.drain_stored();
-            progress.record(&vdi_uuid, &stored, true).await?;
-            return Err(EngineError::Nbd {
-                step: format!("reading disk {key} over NBD"),
-                source: Box::new(source),
-            });
-        }
+        let read = read_shared(nbd, &ranges, in_flight).await;
+        let mut pieces = match read {
+            Ok(pieces) => pieces,
+            Err(source) => {
+                stream
+                    .flush()
+                    .await
+                    .map_err(backup("storing the chunks read before NBD failed"))?;
+                let stored = stream.drain_stored();
+                progress.record(&vdi_uuid, &stored, true).await?;
+                return Err(EngineError::Nbd {
+                    step: format!("reading disk {key} over NBD"),
+                    source: Box::new(source),
+                });
+            }
+        };
         report.nbd_bytes_read += ranges.iter().map(|(_, len)| len).sum::<u64>();
         // the previous chunks under this batch's changed blocks, fetched (and decompressed) at once
         let mut before_chunks: VecDeque<Bytes> = match previous.as_ref() {
@@ -313,6 +311,55 @@ pub(crate) async fn transfer_disk(
     Ok(report)
 }
 
+/// Reads `ranges` (in offset order) over the connections at once, each taking a contiguous
+/// share of about the same number of bytes; the pieces in offset order.
+async fn read_shared(
+    connections: &mut [NbdClient],
+    ranges: &[(u64, u64)],
+    in_flight: usize,
+) -> Result<VecDeque<(u64, Bytes)>, NbdError> {
+    let shares = split_by_bytes(ranges, connections.len());
+    let reads = connections
+        .iter_mut()
+        .zip(shares)
+        .map(|(client, share)| async move {
+            let mut pieces = VecDeque::new();
+            client
+                .read_ranges(share, in_flight, |offset, data| {
+                    pieces.push_back((offset, data));
+                    Ok(())
+                })
+                .await
+                .map(|()| pieces)
+        });
+    let mut pieces = VecDeque::new();
+    for share in futures::future::try_join_all(reads).await? {
+        pieces.extend(share);
+    }
+    Ok(pieces)
+}
+
+/// `ranges` cut into at most `parts` contiguous runs of ranges of about the same byte count
+/// (a range is never split; an empty run is left out).
+fn split_by_bytes(ranges: &[(u64, u64)], parts: usize) -> Vec<&[(u64, u64)]> {
+    let parts = parts.max(1);
+    let total: u128 = ranges.iter().map(|(_, len)| u128::from(*len)).sum();
+    let mut shares = Vec::with_capacity(parts);
+    let (mut begin, mut bytes) = (0, 0_u128);
+    for (index, (_, len)) in ranges.iter().enumerate() {
+        bytes += u128::from(*len);
+        // share k ends where the bytes so far reach (k + 1) / parts of the total
+        if shares.len() + 1 < parts && bytes * parts as u128 >= total * (shares.len() as u128 + 1) {
+            shares.push(&ranges[begin..=index]);
+            begin = index + 1;
+        }
+    }
+    if begin < ranges.len() {
+        shares.push(&ranges[begin..]);
+    }
+    shares
+}
+
 /// Hands `sink` the parts of the front pieces that fall in `[start, end)`, with their offsets,
 /// and drops the pieces used up (a piece may span chunks: its tail stays for the next one).
 fn take_pieces(
@@ -345,6 +392,25 @@ fn take_pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_are_shared_out_contiguously_by_bytes() {
+        let ranges = [(0, 4), (10, 4), (20, 4), (30, 4)];
+        let shares = split_by_bytes(&ranges, 2);
+        assert_eq!(shares, vec![&ranges[..2], &ranges[2..]]);
+        let shares = split_by_bytes(&ranges, 3);
+        assert_eq!(shares.concat(), ranges.to_vec());
+        assert_eq!(shares.len(), 3);
+        assert_eq!(split_by_bytes(&ranges, 1), vec![&ranges[..]]);
+        assert_eq!(
+            split_by_bytes(&ranges, 8).len(),
+            4,
+            "never more shares than ranges"
+        );
+        assert!(split_by_bytes(&[], 4).is_empty());
+        let uneven = [(0, 100), (200, 1), (300, 1)];
+        assert_eq!(split_by_bytes(&uneven, 2), vec![&uneven[..1], &uneven[1..]]);
+    }
 
     #[test]
     fn pieces_spanning_chunks_are_cut_at_the_chunk_end() {

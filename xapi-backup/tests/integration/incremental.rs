@@ -504,6 +504,41 @@ async fn nbd_without_tls_sends_the_vm_through_export_said_so_unless_plain_is_all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_nbd_connections_per_disk_share_the_reads_and_restore_byte_for_byte() {
+    let (sim, session) = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(&dir.path().join("repo")).await;
+    let vm = vm_named(&session, "mail").await;
+    let options = IncrementalOptions {
+        connections_per_disk: 3,
+        in_flight: 4,
+        ..IncrementalOptions::default()
+    };
+    let (_, first_disk) = disks(&session, &vm).await.remove(0);
+    let mut rng = Rng(11);
+    let data: Vec<u8> = (0..12 << 20).map(|_| rng.next() as u8).collect();
+    sim.write_disk("primary", &first_disk, 0, &data).unwrap();
+
+    let expected = contents(&sim, &session, &vm).await;
+    let total: u64 = expected.iter().map(|d| d.len() as u64).sum();
+    let full = backup_vm_incremental(&session, &repo, &vm, &options)
+        .await
+        .unwrap();
+    assert_eq!(full.nbd_bytes_read, total);
+    assert!(full.disks.iter().all(|d| d.nbd_connections == 3));
+    assert!(restored(&sim, &session, &repo, &full.manifest).await == expected);
+
+    random_writes(&sim, &session, &vm, &mut rng, 9).await;
+    let expected = contents(&sim, &session, &vm).await;
+    let next = backup_vm_incremental(&session, &repo, &vm, &options)
+        .await
+        .unwrap();
+    assert!(next.is_incremental(), "{:?}", reasons(&next));
+    assert_eq!(next.nbd_bytes_read, next.changed_bytes);
+    assert!(restored(&sim, &session, &repo, &next.manifest).await == expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_transfer_resumes_from_the_last_chunk_stored() {
     let (sim, session) = demo().await;
     let dir = tempfile::tempdir().unwrap();

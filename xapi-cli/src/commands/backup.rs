@@ -59,6 +59,10 @@ pub(crate) struct RunArgs {
     /// the last chunk stored (its snapshot is kept until then).
     #[arg(long, requires = "incremental")]
     state_dir: Option<std::path::PathBuf>,
+    /// With --incremental: NBD connections per disk, each reading a share of the blocks at
+    /// the same time (large disks read in full).
+    #[arg(long, requires = "incremental", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nbd_connections: u16,
     /// At most this many backups at once per host (default: no limit per host).
     #[arg(long)]
     per_host: Option<usize>,
@@ -209,6 +213,7 @@ pub(crate) async fn run(
             &selection,
             args.concurrency,
             args.state_dir.clone(),
+            usize::from(args.nbd_connections),
             json,
             progress,
             cancel,

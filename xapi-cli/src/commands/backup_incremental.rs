@@ -103,6 +103,7 @@ pub(crate) async fn run(
     selection: &Selection,
     concurrency: usize,
     state_dir: Option<PathBuf>,
+    nbd_connections: usize,
     json: bool,
     progress: Progress,
     cancel: &CancellationToken,
@@ -113,6 +114,7 @@ pub(crate) async fn run(
     let options = IncrementalOptions {
         state_dir,
         job_id: Some(job_id.clone()),
+        connections_per_disk: nbd_connections,
         ..IncrementalOptions::default()
     };
     let bars = (progress == Progress::Text && !json)
