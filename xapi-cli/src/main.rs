@@ -284,11 +284,14 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Exit, Failure> {
             Ok(Exit::Done)
         }
         Command::Dr(DrCommand::Run(args)) => {
+            // the plan file first: one edited wrong is a usage error, the pool untouched
+            let plan = dr_run::read_plan(&args.plan)?;
             let session = cli.connection.login().await?;
-            dr_run::run(
+            dr_run::run_plan(
                 session,
                 cli.connection.url()?,
-                &args,
+                plan,
+                &args.options,
                 cli.json,
                 cli.progress,
             )

@@ -1265,3 +1265,76 @@ async fn sigint_during_a_backup_cancels_it_cleanly() {
         snapshots.len()
     );
 }
+
+/// Some VMs backed up and one failed: exit 3, the report says which; a plan file edited wrong
+/// is a usage error found before the pool is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_done_backup_exits_3_and_a_plan_edited_wrong_exits_2() {
+    let sim = demo(false).await;
+    let primary = sim.pool("primary").unwrap().url.clone();
+    let env = [
+        ("XAPI_URL", primary.as_str()),
+        ("XAPI_PASSWORD", DEFAULT_PASSWORD),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let init = xapictl(&["backup", "init", "--repo", repo], &[]);
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+
+    // the first snapshot of the job fails for good (not an error worth retrying)
+    sim_fault(&primary, "fail_call=VM.snapshot:1:VM_BAD_POWER_STATE");
+    let ran = xapictl(
+        &[
+            "backup",
+            "run",
+            "--repo",
+            repo,
+            "--vm",
+            "dns-1",
+            "--vm",
+            "ldap",
+            "--concurrency",
+            "1",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(ran.status.code(), Some(3), "{}", stderr(&ran));
+    let job: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let outcomes: Vec<&str> = job["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vm| vm["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "done").count(),
+        1,
+        "{job}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "failed").count(),
+        1,
+        "{job}"
+    );
+
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, r#"{"mode": "failover", "steps": "edited by hand"}"#).unwrap();
+    let refused = xapictl(
+        &[
+            "dr",
+            "run",
+            plan.to_str().unwrap(),
+            "--journal",
+            dir.path().join("journal.json").to_str().unwrap(),
+        ],
+        &env,
+    );
+    let line = assert_one_line_failure(&refused, 2);
+    assert!(
+        line.contains("plan.json") && line.contains("not a plan"),
+        "{line}"
+    );
+    assert!(!dir.path().join("journal.json").exists(), "nothing was run");
+}

@@ -17,9 +17,9 @@ use crate::output::{Progress, print_json};
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
     /// The plan file written by `xapictl dr plan -o`.
-    plan: PathBuf,
+    pub(crate) plan: PathBuf,
     #[command(flatten)]
-    options: RunFlags,
+    pub(crate) options: RunFlags,
 }
 
 /// How a plan runs (shared by `dr run` and `dr failover|failback|test`).
@@ -110,19 +110,17 @@ fn show(event: &RunEvent) {
     }
 }
 
-/// Runs the plan file; prints the report (JSON with `--json`, else a summary).
-pub(crate) async fn run(
-    session: SessionHandle,
-    url: &str,
-    args: &RunArgs,
-    json: bool,
-    progress: Progress,
-) -> Result<RunReport, Failure> {
-    let text = std::fs::read_to_string(&args.plan)
-        .map_err(|err| Failure::failed(format!("{}: {err}", args.plan.display())))?;
-    let plan = Plan::from_json(&text)
-        .map_err(|err| Failure::usage(format!("{}: {err}", args.plan.display())))?;
-    run_plan(session, url, plan, &args.options, json, progress).await
+/// The plan in `path`: a file that cannot be read or is not a plan (edited wrong) is a usage
+/// error naming the file and what is wrong.
+pub(crate) fn read_plan(path: &std::path::Path) -> Result<Plan, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| Failure::usage(format!("{}: {err}", path.display())))?;
+    Plan::from_json(&text).map_err(|err| {
+        Failure::usage(format!(
+            "{}: not a plan xapictl can run ({err}); make one with `xapictl dr plan -o FILE`",
+            path.display()
+        ))
+    })
 }
 
 /// Runs `plan`; prints the report (JSON with `--json`, else a summary).
