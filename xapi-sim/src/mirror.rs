@@ -14,13 +14,12 @@
 //! metadata VDI, once it replicates its own database) after `SR.scan` or a plug.
 
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use crate::pool::Pool;
 use crate::rpc::dr_storage::Mirror;
-use crate::storage::copy_sparse;
+use crate::storage::{Replacement, replace_image};
 
 /// The state of a storage mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +139,7 @@ fn switch_one(pool: &Pool, mirror: &Mirror, mode: MirrorMode) -> std::io::Result
                     let size = std::fs::metadata(&source)
                         .or_else(|_| std::fs::metadata(&replica))?
                         .len();
-                    replace(&source, &replica, size, false)?;
+                    replace_image(&source, &replica, size, Replacement::Copy)?;
                 }
             }
             *broken = true;
@@ -152,27 +151,13 @@ fn switch_one(pool: &Pool, mirror: &Mirror, mode: MirrorMode) -> std::io::Result
                 let primary = mirror.source.storage.path(uuid);
                 if replica.exists() && primary.exists() {
                     let size = std::fs::metadata(&primary)?.len();
-                    replace(&primary, &replica, size, true)?;
+                    replace_image(&primary, &replica, size, Replacement::Link)?;
                 }
             }
             *broken = false;
         }
     }
     Ok(())
-}
-
-/// Replace `target` with the content of `source`: a hard link when `link` (falling back to a
-/// copy across file systems), else an independent sparse copy. Done through a temporary name
-/// and a rename, so readers never see a half-written image.
-fn replace(source: &Path, target: &Path, size: u64, link: bool) -> std::io::Result<()> {
-    let mut temporary = target.as_os_str().to_owned();
-    temporary.push(".mirror-tmp");
-    let temporary = std::path::PathBuf::from(temporary);
-    let _ = std::fs::remove_file(&temporary);
-    if !(link && std::fs::hard_link(source, &temporary).is_ok()) {
-        copy_sparse(source, &temporary, size)?;
-    }
-    std::fs::rename(&temporary, target)
 }
 
 /// The mirror of the SR called `sr_name` among those `pool` reaches (by the source SR's name).

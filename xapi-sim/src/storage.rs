@@ -117,16 +117,14 @@ impl Storage {
         if peers.is_empty() {
             return Ok(());
         }
+        let size = meta.len();
         if meta.nlink() == 1 + peers.len() as u64 {
-            replace_with_copy(&path, &path, meta.len())
+            replace_image(&path, &path, size, Replacement::Copy)
         } else {
             let (first, rest) = peers.split_first().expect("not empty");
-            replace_with_copy(&path, first, meta.len())?;
+            replace_image(&path, first, size, Replacement::Copy)?;
             for peer in rest {
-                let temporary = temporary_name(peer);
-                let _ = std::fs::remove_file(&temporary);
-                std::fs::hard_link(first, &temporary)?;
-                std::fs::rename(&temporary, peer)?;
+                replace_image(first, peer, size, Replacement::Link)?;
             }
             Ok(())
         }
@@ -216,23 +214,38 @@ impl Storage {
     }
 }
 
-/// Replace the file at `target` by a copy of `source` (which may be `target` itself), through
-/// a temporary name and a rename so that nobody sees a half-copied image.
-fn replace_with_copy(source: &Path, target: &Path, size: u64) -> std::io::Result<()> {
-    let temporary = temporary_name(target);
-    let copied =
-        copy_sparse(source, &temporary, size).and_then(|()| std::fs::rename(&temporary, target));
-    if copied.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    copied
+/// How [`replace_image`] gives the target the source's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replacement {
+    /// The same file (a hard link; a copy where links are impossible).
+    Link,
+    /// An independent sparse copy.
+    Copy,
 }
 
-/// The temporary name an image is copied to before it replaces `path`.
-fn temporary_name(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".split-tmp");
-    PathBuf::from(name)
+/// Replace the file at `target` with the content of `source` (which may be `target` itself),
+/// through a temporary name and a rename, so that nobody sees a half-written image.
+pub(crate) fn replace_image(
+    source: &Path,
+    target: &Path,
+    size: u64,
+    how: Replacement,
+) -> std::io::Result<()> {
+    let mut temporary = target.as_os_str().to_owned();
+    temporary.push(".replace-tmp");
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let linked = how == Replacement::Link && std::fs::hard_link(source, &temporary).is_ok();
+    let replaced = if linked {
+        Ok(())
+    } else {
+        copy_sparse(source, &temporary, size)
+    }
+    .and_then(|()| std::fs::rename(&temporary, target));
+    if replaced.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    replaced
 }
 
 /// Copy the file `from` to `to`, keeping it sparse (all-zero blocks become holes), at `size`

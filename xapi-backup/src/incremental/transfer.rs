@@ -209,8 +209,7 @@ pub(crate) async fn transfer_disk(
             };
             actions.push((number, start, end, action));
         }
-        let read = read_shared(nbd, &ranges, in_flight).await;
-        let mut pieces = match read {
+        let mut pieces = match read_shared(nbd, &ranges, in_flight).await {
             Ok(pieces) => pieces,
             Err(source) => {
                 stream
