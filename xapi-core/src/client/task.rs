@@ -157,8 +157,16 @@ impl TaskWatcher {
                         Err(Error::Api(failure))
                             if matches!(failure.code, ErrorCode::EventsLost) =>
                         {
-                            tracing::debug!(task = %self.task, "events lost; reading the task again");
-                            *token = String::new();
+                            if token.is_empty() {
+                                // Even a subscription from scratch lost events: this server
+                                // cannot be followed by events (asking again would spin).
+                                tracing::debug!(task = %self.task, "events lost from an empty token; polling the task");
+                                self.mode = WatchMode::Polling;
+                            } else {
+                                tracing::debug!(task = %self.task, "events lost; reading the task again");
+                                *token = String::new();
+                            }
+                            return self.record().await;
                         }
                         Err(error) => return Err(error),
                     }

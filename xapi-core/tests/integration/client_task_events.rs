@@ -325,3 +325,42 @@ async fn servers_without_event_from_are_polled() {
     );
     assert_eq!(methods.last().map(String::as_str), Some("task.destroy"));
 }
+
+#[tokio::test]
+async fn a_server_losing_events_even_from_scratch_is_polled_not_spun_on() {
+    let polls = Arc::new(Mutex::new(0usize));
+    let count = polls.clone();
+    let server = mock_xapi::start(move |seen| {
+        let call = seen.rpc();
+        match call.method.as_str() {
+            "task.get_record" => {
+                let mut n = count.lock().unwrap();
+                *n += 1;
+                let record = match *n {
+                    1 | 2 => task_record("pending", 0.2, "", &[]),
+                    3 => task_record("pending", 0.6, "", &[]),
+                    _ => task_record("success", 1.0, "", &[]),
+                };
+                Answer::ok(&call, record)
+            }
+            "event.from" => Answer::failure(&call, "EVENTS_LOST", &[]),
+            "task.destroy" => Answer::ok(&call, s("")),
+            other => Answer::failure(&call, "MESSAGE_METHOD_UNKNOWN", &[other]),
+        }
+    })
+    .await;
+    let mut seen = Vec::new();
+    let wait = TaskHandle::<()>::new(session_for(&server.url, Protocol::JsonRpc), Ref::new(TASK))
+        .wait_with_progress(|p| seen.push(p.progress));
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("the wait ends: no loop asking for lost events again")
+        .expect("task succeeds");
+    assert_eq!(seen, vec![0.2, 0.6, 1.0]);
+    let methods = server.methods();
+    assert_eq!(
+        methods.iter().filter(|m| *m == "event.from").count(),
+        1,
+        "EVENTS_LOST for an empty token is not asked again: {methods:?}"
+    );
+}

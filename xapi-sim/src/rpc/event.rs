@@ -16,7 +16,7 @@ use xapi_core::wire::{Failure, Value, xmlrpc};
 use super::Call;
 use super::args;
 use crate::api_error::failure;
-use crate::model::store::{Db, record_of};
+use crate::model::store::{Db, Deletion, record_of};
 use crate::pool::Pool;
 use crate::timestamp;
 
@@ -84,15 +84,17 @@ pub(crate) fn token(generation: u64) -> String {
     format!("{generation:020},{:020}", 0)
 }
 
-/// The generation in a token (`""` is 0: everything).
-fn parse_token(text: &str) -> Result<u64, Failure> {
+/// The generation in a token; `None` for `""`, a subscription from scratch (every object as it
+/// is now, no deletions: it can lose nothing, so it never gets `EVENTS_LOST`).
+fn parse_token(text: &str) -> Result<Option<u64>, Failure> {
     if text.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     let db_part = text.split(',').next().unwrap_or_default();
     db_part
         .trim()
         .parse()
+        .map(Some)
         .map_err(|_| failure(ErrorCode::EventFromTokenParseFailure, [text]))
 }
 
@@ -133,15 +135,22 @@ async fn from(pool: &Arc<Pool>, a: &[Value]) -> Result<Value, Failure> {
     }
 }
 
-/// The events after `since` matching the subscriptions, or `None` when there are none.
+/// The events after generation `since` matching the subscriptions (`None`: every object, as
+/// for an empty token), or `None` when there are none. `EVENTS_LOST` when deletions after
+/// `since` were forgotten.
 pub(crate) fn collect(
     db: &Db,
     subscriptions: &[Subscription],
-    since: u64,
+    since: Option<u64>,
 ) -> Result<Option<Value>, Failure> {
-    let Some(deletions) = db.deletions_since(since) else {
-        return Err(failure(ErrorCode::EventsLost, [] as [&str; 0]));
+    let deletions: Vec<&Deletion> = match since {
+        None => Vec::new(),
+        Some(since) => db
+            .deletions_since(since)
+            .ok_or_else(|| failure(ErrorCode::EventsLost, [] as [&str; 0]))?
+            .collect(),
     };
+    let since = since.unwrap_or(0);
     let stamp = timestamp::unix_seconds_text();
     let mut events: Vec<(u64, Value)> = Vec::new();
     for table in db.tables() {
@@ -298,10 +307,39 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_bad_ones_fail() {
         assert_eq!(token(42), "00000000000000000042,00000000000000000000");
-        assert_eq!(parse_token(&token(42)).unwrap(), 42);
-        assert_eq!(parse_token("").unwrap(), 0);
+        assert_eq!(parse_token(&token(42)).unwrap(), Some(42));
+        assert_eq!(parse_token("").unwrap(), None);
         let err = parse_token("soon").unwrap_err();
         assert_eq!(err.code, ErrorCode::EventFromTokenParseFailure);
         assert_eq!(err.params, vec!["soon"]);
+    }
+
+    #[test]
+    fn an_empty_token_never_loses_events_even_after_a_restart() {
+        use crate::model::db_form::to_database;
+        use crate::model::store::tests::TEST_CLASSES;
+        let mut db = Db::new(TEST_CLASSES, "t");
+        let vm = db.create("VM", BTreeMap::new()).unwrap();
+        let gone = db.create("VM", BTreeMap::new()).unwrap();
+        db.destroy("VM", &gone).unwrap();
+        let xml = xapi_dr::metadata::db_xml_bytes(&to_database(&db));
+        let saved = xapi_dr::metadata::read_db_xml(&xml[..]).unwrap();
+        // a restarted pool has forgotten the deletions before it started
+        let restarted = Db::from_database(TEST_CLASSES, "t", &saved);
+        let subscriptions = [Subscription::parse("vm").unwrap()];
+        let err = collect(&restarted, &subscriptions, Some(0)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::EventsLost);
+        let Some(Value::Struct(batch)) = collect(&restarted, &subscriptions, None).unwrap() else {
+            panic!("an empty token gets every object")
+        };
+        let Value::Array(events) = &batch["events"] else {
+            panic!("events is an array")
+        };
+        assert_eq!(events.len(), 1, "{events:?}");
+        let Value::Struct(event) = &events[0] else {
+            panic!("an event is a struct")
+        };
+        assert_eq!(event["ref"], Value::String(vm));
+        assert_eq!(event["operation"], Value::String("add".into()));
     }
 }

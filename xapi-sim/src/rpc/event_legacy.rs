@@ -82,7 +82,7 @@ async fn next(pool: &Arc<Pool>, session: &str) -> Result<Value, Failure> {
             .collect::<Result<Vec<_>, _>>()?;
         let found = {
             let db = pool.db();
-            collect(&db, &subscriptions, registration.delivered)?
+            collect(&db, &subscriptions, Some(registration.delivered))?
                 .map(|batch| (batch, db.generation()))
         };
         if let Some((batch, generation)) = found {
