@@ -24,6 +24,11 @@ use super::repository::Repository;
 /// Chunks processed (hashed, checked, compressed, uploaded) at once per stream.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
+/// Chunks recorded as already stored (`reuse_chunk`) that may wait, in order, behind the chunks
+/// in flight before them, so that an incremental backup's unchanged chunks never wait for an
+/// upload.
+const RECORDED_IN_QUEUE: usize = 4096;
+
 /// Existence checks in flight at once when a commit re-checks the chunks a stream reused.
 const RECHECKS_IN_FLIGHT: usize = 16;
 
@@ -202,6 +207,7 @@ impl RestorePointWriter {
             index: Some(index),
             next_chunk: 0,
             in_flight: VecDeque::new(),
+            storing: 0,
             reused: ChunkBits::default(),
             settled: Vec::new(),
         })
@@ -403,6 +409,16 @@ enum ChunkOutcome {
     Reused { id: ChunkId },
 }
 
+/// A chunk between being handed to a [`StreamWriter`] and its entry in the index, which is
+/// written in chunk order.
+#[derive(Debug)]
+enum Queued {
+    /// Being named, checked and stored.
+    Storing(JoinHandle<Result<ChunkOutcome, RepoError>>),
+    /// Recorded as an already stored chunk; its entry waits for the chunks before it.
+    Recorded(ChunkId),
+}
+
 /// A stream of a restore point being fed chunk by chunk, in increasing chunk number; a chunk
 /// number skipped is a chunk of zeros.
 #[derive(Debug)]
@@ -412,7 +428,9 @@ pub struct StreamWriter<'a> {
     index: Option<IndexWriter>,
     chunk_count: u64,
     next_chunk: u64,
-    in_flight: VecDeque<(u64, JoinHandle<Result<ChunkOutcome, RepoError>>)>,
+    in_flight: VecDeque<(u64, Queued)>,
+    /// How many of `in_flight` are [`Queued::Storing`].
+    storing: usize,
     reused: ChunkBits,
     /// Chunks settled since [`StreamWriter::drain_stored`] last ran (for resumable writers);
     /// `None` for a chunk of zeros.
@@ -451,13 +469,15 @@ impl StreamWriter<'_> {
             .into());
         }
         self.next_chunk = chunk_number + 1;
-        while self.in_flight.len() >= CHUNKS_IN_FLIGHT {
+        while self.storing >= CHUNKS_IN_FLIGHT {
             self.settle_one().await?;
         }
         let repo = self.rp.repo.clone();
         let marked = Arc::clone(&self.rp.marked);
+        let task = tokio::spawn(store_chunk(repo, marked, data));
         self.in_flight
-            .push_back((chunk_number, tokio::spawn(store_chunk(repo, marked, data))));
+            .push_back((chunk_number, Queued::Storing(task)));
+        self.storing += 1;
         Ok(())
     }
 
@@ -476,15 +496,21 @@ impl StreamWriter<'_> {
             .into());
         }
         self.next_chunk = chunk_number + 1;
-        while !self.in_flight.is_empty() {
+        if self.in_flight.is_empty() {
+            self.index
+                .as_mut()
+                .expect("the index lives until finish or drop")
+                .push(chunk_number, id)
+                .await?;
+            self.reused.set(chunk_number);
+            return Ok(());
+        }
+        // Chunks before it are still being stored: it queues behind them rather than waiting.
+        while self.in_flight.len() >= RECORDED_IN_QUEUE {
             self.settle_one().await?;
         }
-        self.index
-            .as_mut()
-            .expect("the index lives until finish or drop")
-            .push(chunk_number, id)
-            .await?;
-        self.reused.set(chunk_number);
+        self.in_flight
+            .push_back((chunk_number, Queued::Recorded(id)));
         Ok(())
     }
 
@@ -506,12 +532,26 @@ impl StreamWriter<'_> {
 
     /// Waits for the oldest chunk in flight and records it in the index.
     async fn settle_one(&mut self) -> Result<(), RepoError> {
-        let Some((number, handle)) = self.in_flight.pop_front() else {
+        let Some((number, queued)) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        let outcome = handle
-            .await
-            .map_err(|err| RepoError::Task(err.to_string()))??;
+        let outcome = match queued {
+            Queued::Storing(handle) => {
+                self.storing -= 1;
+                handle
+                    .await
+                    .map_err(|err| RepoError::Task(err.to_string()))??
+            }
+            Queued::Recorded(id) => {
+                self.index
+                    .as_mut()
+                    .expect("the index lives until finish or drop")
+                    .push(number, id)
+                    .await?;
+                self.reused.set(number);
+                return Ok(());
+            }
+        };
         let index = self
             .index
             .as_mut()

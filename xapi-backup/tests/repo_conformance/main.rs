@@ -3,6 +3,7 @@
 //! S3-compatible server, SeaweedFS: `cargo test -p xapi-backup --features testing --test
 //! repo_conformance` (`testing` brings the S3 target and the SeaweedFS launcher).
 
+mod gate;
 #[cfg(feature = "testing")]
 mod s3;
 mod suite;
@@ -63,6 +64,7 @@ macro_rules! conformance_suite {
                 streams_of_the_wrong_size_are_refused,
                 every_kind_is_listed_on_its_own,
                 a_two_tib_sparse_disk_is_indexed_without_storing_its_zeros,
+                an_unchanged_chunk_does_not_wait_for_uploads_in_flight,
             );
         }
     };

@@ -18,6 +18,7 @@ use xapi_backup::repo::{
 };
 
 use crate::TargetFactory;
+use crate::gate::GatedStore;
 
 const MIB: usize = CHUNK_SIZE as usize;
 
@@ -921,4 +922,64 @@ pub(crate) async fn a_two_tib_sparse_disk_is_indexed_without_storing_its_zeros(
     assert_eq!(first, noise("first", MIB));
     let second = chunks.try_next().await.unwrap().unwrap();
     assert!(second.iter().all(|&b| b == 0));
+}
+
+/// An incremental backup records an unchanged chunk (`reuse_chunk`) without waiting for the
+/// uploads in flight before it; the index still comes out in chunk order.
+pub(crate) async fn an_unchanged_chunk_does_not_wait_for_uploads_in_flight(
+    factory: &dyn TargetFactory,
+) {
+    let clock = clock_now();
+    let repo = create(&factory.target(), &clock).await;
+    let base = backup(&repo, "vm-1", &disk(&[Some("kept")])).await;
+    let (_, kept) = repo
+        .stream_index(&base, "disk")
+        .await
+        .expect("the base index")
+        .next_entry()
+        .await
+        .expect("an entry")
+        .expect("one chunk");
+    let gate = Arc::new(GatedStore::new(repo.store().object_store()));
+    let gated = Repository::open(
+        &Target::Custom {
+            store: gate.clone(),
+            prefix: repo.store().prefix().to_owned(),
+        },
+        OpenOptions {
+            clock: Arc::new(clock.clone()),
+            ..OpenOptions::default()
+        },
+    )
+    .await
+    .expect("the repository, behind a gate");
+    let mut point = gated.begin(vm_info("vm-1")).await.expect("begin");
+    let mut stream = point
+        .stream(StreamSpec::disk("disk", 3 * MIB as u64))
+        .await
+        .expect("a stream");
+    stream
+        .write_chunk(0, Bytes::from(noise("changed", MIB)))
+        .await
+        .expect("chunk 0 handed over");
+    tokio::time::timeout(Duration::from_secs(20), stream.reuse_chunk(1, kept))
+        .await
+        .expect("chunk 1 is recorded while chunk 0 is still uploading")
+        .expect("chunk 1 recorded");
+    gate.open();
+    stream
+        .write_chunk(2, Bytes::from(noise("changed too", MIB)))
+        .await
+        .expect("chunk 2 handed over");
+    let record = stream.finish().await.expect("the stream");
+    assert_eq!(record.new_chunks, 2);
+    assert_eq!(record.stored_chunks, 3);
+    let manifest = point.commit().await.expect("commit");
+    let expected = [
+        noise("changed", MIB),
+        noise("kept", MIB),
+        noise("changed too", MIB),
+    ]
+    .concat();
+    assert_eq!(read_back(&gated, &manifest, "disk").await, expected);
 }
