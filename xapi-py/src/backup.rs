@@ -1,5 +1,6 @@
-//! The backup engine (xapi-backup) for Python: a repository on a local directory, backup jobs
-//! with progress, restores, XVA export and import, pool-metadata and host backups.
+//! The backup engine (xapi-backup) for Python: a repository on a local directory or
+//! S3-compatible storage, backup jobs with progress, restores, XVA export and import,
+//! pool-metadata and host backups.
 //!
 //! Reports, restore points and events reach Python as plain dicts: the serde JSON form of the
 //! engine's types, loaded with `json.loads`. Every call runs on the module's runtime with the
@@ -16,7 +17,7 @@ use xapi_backup::jobs::{JobEvent, JobOptions, Selection, run_job_with};
 use xapi_backup::pool_metadata::PoolRestoreOptions;
 use xapi_backup::repo::{
     CheckOptions, CreateOptions, Manifest, OpenOptions, PruneOptions, RestorePointKind,
-    RetentionPolicy, Secret, Target, VerifyReport,
+    RetentionPolicy, Secret, VerifyReport,
 };
 use xapi_backup::xva_io::XvaExportOptions;
 use xapi_core::client::SessionHandle;
@@ -25,6 +26,7 @@ use crate::blocking;
 use crate::connection::Connection;
 use crate::errors::{self, XapiError};
 use crate::reference::Ref;
+use crate::repo_location::{self, Location, S3Settings};
 
 /// `json.loads`, looked up once.
 static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -76,6 +78,11 @@ fn repo_error(err: &xapi_backup::Error) -> PyErr {
     XapiError::new_err(err.to_string())
 }
 
+/// The Python exception for an error creating or opening the repository at `location`.
+fn repo_error_at(location: &Location, err: &xapi_backup::Error) -> PyErr {
+    XapiError::new_err(format!("{location}: {err}"))
+}
+
 /// The restore point kind named `kind` (`"vm"`, `"disk"`, `"pool-metadata"`, `"host"`).
 fn kind_of(kind: &str) -> PyResult<RestorePointKind> {
     RestorePointKind::ALL
@@ -98,15 +105,21 @@ fn secret(key_file: Option<&PathBuf>) -> PyResult<Option<Secret>> {
         .transpose()
 }
 
-/// A backup repository on a local directory (xapi-backup's `Repository`).
+/// A backup repository (xapi-backup's `Repository`) on a local directory or S3-compatible
+/// storage.
 ///
-/// `Repository.create(path, encrypt_key_file=None)` makes a new one (encrypted with a new key
-/// written to `encrypt_key_file` when given: keep it apart from the backups);
-/// `Repository.open(path, key_file=None)` opens an existing one.
+/// `Repository.create(location, encrypt_key_file=None)` makes a new one (encrypted with a new
+/// key written to `encrypt_key_file` when given: keep it apart from the backups);
+/// `Repository.open(location, key_file=None)` opens an existing one. `location` is a directory
+/// or `"s3://BUCKET/PREFIX"`; for S3 the keyword arguments `s3_endpoint` (else
+/// `AWS_ENDPOINT_URL`, else AWS itself), `s3_region` (else `AWS_REGION`, else `us-east-1`),
+/// `s3_access_key_id` and `s3_secret_access_key` (else `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`) and `s3_allow_http` (a plain `http://` endpoint is refused
+/// without it) say how to reach it.
 #[pyclass(module = "xapi_sdk._xapi_sdk", frozen)]
 pub(crate) struct Repository {
     repo: xapi_backup::repo::Repository,
-    path: PathBuf,
+    location: Location,
 }
 
 impl Repository {
@@ -118,18 +131,39 @@ impl Repository {
         all.into_iter()
             .find(|m| m.id.as_str() == id)
             .ok_or_else(|| {
-                PyValueError::new_err(format!("no restore point {id} in {}", self.path.display()))
+                PyValueError::new_err(format!("no restore point {id} in {}", self.location))
             })
     }
 }
 
 #[pymethods]
 impl Repository {
-    /// Create a repository in the directory `path`; encrypted with a new key written to
-    /// `encrypt_key_file` when given.
+    /// Create a repository at `location` (a directory, made if missing, or
+    /// `s3://BUCKET/PREFIX`); encrypted with a new key written to `encrypt_key_file` when
+    /// given.
     #[staticmethod]
-    #[pyo3(signature = (path, encrypt_key_file = None))]
-    fn create(py: Python<'_>, path: PathBuf, encrypt_key_file: Option<PathBuf>) -> PyResult<Self> {
+    #[pyo3(signature = (location, encrypt_key_file = None, *, s3_endpoint = None, s3_region = None, s3_access_key_id = None, s3_secret_access_key = None, s3_allow_http = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        location: &Bound<'_, PyAny>,
+        encrypt_key_file: Option<PathBuf>,
+        s3_endpoint: Option<String>,
+        s3_region: Option<String>,
+        s3_access_key_id: Option<String>,
+        s3_secret_access_key: Option<String>,
+        s3_allow_http: bool,
+    ) -> PyResult<Self> {
+        let (location, target) = repo_location::resolve(
+            location,
+            S3Settings {
+                endpoint: s3_endpoint,
+                region: s3_region,
+                access_key_id: s3_access_key_id,
+                secret_access_key: s3_secret_access_key,
+                allow_http: s3_allow_http,
+            },
+        )?;
         let encryption = encrypt_key_file
             .map(|file| {
                 Secret::generate_key_file(&file).map_err(|err| {
@@ -137,8 +171,9 @@ impl Repository {
                 })
             })
             .transpose()?;
-        std::fs::create_dir_all(&path)?;
-        let target = Target::LocalDir(path.clone());
+        if let Location::Local(path) = &location {
+            std::fs::create_dir_all(path)?;
+        }
         let repo = blocking::run(py, async move {
             xapi_backup::repo::Repository::create(
                 &target,
@@ -149,17 +184,36 @@ impl Repository {
             )
             .await
         })?
-        .map_err(|err| repo_error(&err))?;
-        Ok(Self { repo, path })
+        .map_err(|err| repo_error_at(&location, &err))?;
+        Ok(Self { repo, location })
     }
 
-    /// Open the repository in the directory `path` (`key_file`: the key of an encrypted one).
+    /// Open the repository at `location` (a directory or `s3://BUCKET/PREFIX`; `key_file`:
+    /// the key of an encrypted one).
     #[staticmethod]
-    #[pyo3(signature = (path, key_file = None))]
-    #[allow(clippy::needless_pass_by_value)]
-    fn open(py: Python<'_>, path: PathBuf, key_file: Option<PathBuf>) -> PyResult<Self> {
+    #[pyo3(signature = (location, key_file = None, *, s3_endpoint = None, s3_region = None, s3_access_key_id = None, s3_secret_access_key = None, s3_allow_http = false))]
+    #[allow(clippy::needless_pass_by_value, clippy::too_many_arguments)]
+    fn open(
+        py: Python<'_>,
+        location: &Bound<'_, PyAny>,
+        key_file: Option<PathBuf>,
+        s3_endpoint: Option<String>,
+        s3_region: Option<String>,
+        s3_access_key_id: Option<String>,
+        s3_secret_access_key: Option<String>,
+        s3_allow_http: bool,
+    ) -> PyResult<Self> {
+        let (location, target) = repo_location::resolve(
+            location,
+            S3Settings {
+                endpoint: s3_endpoint,
+                region: s3_region,
+                access_key_id: s3_access_key_id,
+                secret_access_key: s3_secret_access_key,
+                allow_http: s3_allow_http,
+            },
+        )?;
         let secret = secret(key_file.as_ref())?;
-        let target = Target::LocalDir(path.clone());
         let repo = blocking::run(py, async move {
             xapi_backup::repo::Repository::open(
                 &target,
@@ -170,14 +224,25 @@ impl Repository {
             )
             .await
         })?
-        .map_err(|err| repo_error(&err))?;
-        Ok(Self { repo, path })
+        .map_err(|err| repo_error_at(&location, &err))?;
+        Ok(Self { repo, location })
     }
 
-    /// The repository's directory.
+    /// Where the repository is: its directory, or `s3://BUCKET/PREFIX`.
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.path.clone()
+    fn location(&self) -> String {
+        self.location.to_string()
+    }
+
+    /// The repository's directory; an S3 repository has none (`ValueError`: use `location`).
+    #[getter]
+    fn path(&self) -> PyResult<PathBuf> {
+        match &self.location {
+            Location::Local(path) => Ok(path.clone()),
+            Location::S3(url) => Err(PyValueError::new_err(format!(
+                "{url}: an S3 repository has no local path: use location"
+            ))),
+        }
     }
 
     /// Whether every object is encrypted.
@@ -314,7 +379,7 @@ impl Repository {
     }
 
     fn __repr__(&self) -> String {
-        format!("<xapi_sdk.backup.Repository {}>", self.path.display())
+        format!("<xapi_sdk.backup.Repository {}>", self.location)
     }
 }
 

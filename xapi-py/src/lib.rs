@@ -33,6 +33,7 @@ mod decode;
 pub mod dr;
 pub mod errors;
 mod reference;
+mod repo_location;
 mod runtime;
 mod spec;
 mod typed;

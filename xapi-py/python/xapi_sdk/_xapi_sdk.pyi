@@ -2,6 +2,7 @@
 
 import builtins
 import os
+import pathlib
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, final
 
@@ -110,22 +111,52 @@ def register(records: dict[str, Any], enums: dict[str, Any]) -> None:
 
 @final
 class Repository:
-    """A backup repository on a local directory (see ``xapi_sdk.backup``)."""
+    """A backup repository on a local directory or S3-compatible storage (see
+    ``xapi_sdk.backup``).
+
+    ``location`` is a directory or ``"s3://BUCKET/PREFIX"``. For S3 the keyword arguments say
+    how to reach it, each with the usual environment variable as its fallback:
+    ``s3_endpoint`` (``AWS_ENDPOINT_URL``, else AWS itself), ``s3_region`` (``AWS_REGION``,
+    else ``"us-east-1"``), ``s3_access_key_id`` (``AWS_ACCESS_KEY_ID``) and
+    ``s3_secret_access_key`` (``AWS_SECRET_ACCESS_KEY``). A plain ``http://`` endpoint is
+    refused unless ``s3_allow_http=True`` (a trusted network or loopback only). The secret
+    never appears in ``repr()`` or in an exception.
+    """
 
     @staticmethod
     def create(
-        path: str | os.PathLike[str], encrypt_key_file: str | os.PathLike[str] | None = None
+        location: str | os.PathLike[str],
+        encrypt_key_file: str | os.PathLike[str] | None = None,
+        *,
+        s3_endpoint: str | None = None,
+        s3_region: str | None = None,
+        s3_access_key_id: str | None = None,
+        s3_secret_access_key: str | None = None,
+        s3_allow_http: bool = False,
     ) -> Repository:
-        """Create a repository in ``path``; encrypted with a new key written to
-        ``encrypt_key_file`` when given."""
+        """Create a repository at ``location`` (a directory, made if missing, or
+        ``"s3://BUCKET/PREFIX"``); encrypted with a new key written to ``encrypt_key_file``
+        when given."""
     @staticmethod
     def open(
-        path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None
+        location: str | os.PathLike[str],
+        key_file: str | os.PathLike[str] | None = None,
+        *,
+        s3_endpoint: str | None = None,
+        s3_region: str | None = None,
+        s3_access_key_id: str | None = None,
+        s3_secret_access_key: str | None = None,
+        s3_allow_http: bool = False,
     ) -> Repository:
-        """Open the repository in ``path`` (``key_file``: the key of an encrypted one)."""
+        """Open the repository at ``location`` (a directory or ``"s3://BUCKET/PREFIX"``;
+        ``key_file``: the key of an encrypted one)."""
     @property
-    def path(self) -> str:
-        """The repository's directory."""
+    def location(self) -> str:
+        """Where the repository is: its directory, or ``s3://BUCKET/PREFIX``."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The repository's directory (``ValueError`` for an S3 repository: use
+        ``location``)."""
     @property
     def is_encrypted(self) -> bool:
         """Whether every object is encrypted."""

@@ -10,6 +10,19 @@
         point = report["vms"][0]["restore_point"]
         restored = backup.restore(session, repo, point, name="restored")
 
+The repository is a local directory or S3-compatible storage::
+
+    repo = backup.Repository.open(
+        "s3://backups/pool1",                     # bucket "backups", prefix "pool1"
+        s3_endpoint="https://s3.example.com",     # else AWS_ENDPOINT_URL, else AWS itself
+        s3_region="eu-west-1",                    # else AWS_REGION, else "us-east-1"
+        s3_access_key_id=key_id,                  # else AWS_ACCESS_KEY_ID
+        s3_secret_access_key=secret,              # else AWS_SECRET_ACCESS_KEY
+    )
+
+A plain ``http://`` endpoint needs ``s3_allow_http=True`` (a trusted network or loopback
+only). Many machines may back up into one S3 repository at once; ``prune`` takes a lock.
+
 Every function blocks with the GIL released, and Ctrl-C raises ``KeyboardInterrupt``.
 Reports, restore points (manifests) and progress events are plain dicts: the JSON form of the
 engine's reports. ``session`` is a logged-in :class:`xapi_sdk.Session`; the engines use its
