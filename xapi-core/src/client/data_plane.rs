@@ -5,13 +5,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt};
 use tracing::Instrument;
 
@@ -20,6 +18,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::body::{UploadBody, UploadEnd, stalled};
 use super::connector::{Client, USER_AGENT};
 use super::endpoint::Endpoint;
+use super::raw_get::RawBody;
 use super::session::SessionHandle;
 use crate::Error;
 use crate::api::Task;
@@ -42,8 +41,7 @@ pub struct Download {
     pub content_length: Option<u64>,
     /// The URL finally answered (after redirects), without credentials.
     pub url: String,
-    body: Incoming,
-    inactivity: Duration,
+    body: RawBody,
 }
 
 impl std::fmt::Debug for Download {
@@ -62,41 +60,14 @@ impl Download {
     /// until the consumer asks. A chunk that takes longer than the client's
     /// [`transfer_inactivity`](super::Timeouts::transfer_inactivity) fails with a timeout.
     pub fn into_stream(self) -> ByteStream {
-        let Self {
-            body,
-            inactivity,
-            url,
-            ..
-        } = self;
         Box::pin(futures::stream::unfold(
-            Some((body, url)),
-            move |state| async move {
-                let (mut body, url) = state?;
-                loop {
-                    let frame = match tokio::time::timeout(inactivity, body.frame()).await {
-                        Err(_) => {
-                            let error = Error::Timeout {
-                                url,
-                                kind: TimeoutKind::Inactivity,
-                                after: inactivity,
-                            };
-                            return Some((Err(error), None));
-                        }
-                        Ok(None) => return None,
-                        Ok(Some(Err(e))) => {
-                            let error = Error::Transport {
-                                url,
-                                source: Box::new(e),
-                            };
-                            return Some((Err(error), None));
-                        }
-                        Ok(Some(Ok(frame))) => frame,
-                    };
-                    if let Ok(data) = frame.into_data()
-                        && !data.is_empty()
-                    {
-                        return Some((Ok(data), Some((body, url))));
-                    }
+            Some(self.body),
+            |state| async move {
+                let mut body = state?;
+                match body.next_block().await {
+                    Ok(Some(block)) => Some((Ok(block), Some(body))),
+                    Ok(None) => None,
+                    Err(error) => Some((Err(error), None)),
                 }
             },
         ))
@@ -165,6 +136,14 @@ pub(crate) fn path_and_query(path: &str, query: &[(&str, &str)]) -> String {
         encode_component(value, &mut out);
     }
     out
+}
+
+/// The `Host` header for `endpoint`.
+fn host_header_value(endpoint: &Endpoint, url: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(&endpoint.host_header()).map_err(|_| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: "the host is not a valid Host header".into(),
+    })
 }
 
 fn task_id_of<B>(response: &Response<B>) -> Option<Ref<Task>> {
@@ -265,19 +244,18 @@ impl SessionHandle {
             for _ in 0..=MAX_REDIRECTS {
                 let policy = client.policy_for(&endpoint)?;
                 let url = endpoint.url_for(&target);
-                let request = Request::get(target.as_str())
-                    .header(http::header::HOST, endpoint.host_header())
-                    .header(http::header::USER_AGENT, USER_AGENT)
-                    .header(http::header::COOKIE, cookie.clone())
-                    .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
-                    .map_err(|e| Error::InvalidUrl {
-                        url: url.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let headers = [
+                    (http::header::HOST, host_header_value(&endpoint, &url)?),
+                    (
+                        http::header::USER_AGENT,
+                        HeaderValue::from_static(USER_AGENT),
+                    ),
+                    (http::header::COOKIE, cookie.clone()),
+                ];
                 let response = client
                     .shared()
                     .transport
-                    .stream(&endpoint, &policy, &url, request)
+                    .raw_get(&endpoint, &policy, &url, &target, &headers)
                     .await?;
                 let status = response.status();
                 if status.is_redirection() {
@@ -305,7 +283,6 @@ impl SessionHandle {
                     content_length,
                     url,
                     body: response.into_body(),
-                    inactivity: client.shared().transport.timeouts.transfer_inactivity,
                 });
             }
             Err(Error::Protocol {

@@ -29,6 +29,7 @@ mod event;
 mod fingerprint;
 mod password;
 mod protocol;
+mod raw_get;
 mod session;
 mod task;
 mod tls;

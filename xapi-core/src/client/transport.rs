@@ -16,6 +16,7 @@ use rustls::ClientConfig;
 
 use super::connection;
 use super::endpoint::Endpoint;
+use super::raw_get::{self, RawBody};
 use super::tls::TlsPolicy;
 use crate::Error;
 use crate::error::{BoxError, TimeoutKind};
@@ -264,25 +265,31 @@ impl Transport {
         })
     }
 
-    /// Send one request on a fresh connection and return the response head with its streaming
-    /// body (data plane). Waits at most `transfer_inactivity` for the head.
-    pub(crate) async fn stream(
+    /// A data-plane `GET target` on a fresh connection, read by hand (see [`raw_get`]): the
+    /// response head, with its body still on the wire. Waits at most `transfer_inactivity`
+    /// for each step.
+    pub(crate) async fn raw_get(
         &self,
         endpoint: &Endpoint,
         policy: &TlsPolicy,
         url: &str,
-        request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, Error> {
-        self.stream_owned(endpoint, policy, url, request)
-            .await
-            .map(|(response, connection)| {
-                connection.detach();
-                response
-            })
+        target: &str,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+    ) -> Result<Response<RawBody>, Error> {
+        let tls = self.tls_config(endpoint, policy)?;
+        let conn = connection::connect(endpoint, tls, self.timeouts.connect).await?;
+        raw_get::get(
+            conn,
+            target,
+            headers,
+            url,
+            self.timeouts.transfer_inactivity,
+        )
+        .await
     }
 
-    /// [`stream`](Self::stream), keeping the connection tied to the returned
-    /// [`OwnedConnection`]: dropping it closes the connection at once, even while the request
+    /// Send one request on a fresh connection and return the response head with its streaming
+    /// body, keeping the connection tied to the returned [`OwnedConnection`]: dropping it closes the connection at once, even while the request
     /// body is still being sent (an upload answered early with a redirect stops there).
     pub(crate) async fn stream_owned(
         &self,
@@ -329,16 +336,9 @@ fn sent_request_error(url: &str, error: hyper::Error) -> Error {
     }
 }
 
-/// A data-plane connection that closes when dropped, unless [detached](Self::detach).
+/// A data-plane connection that closes when dropped.
 pub(crate) struct OwnedConnection {
     driver: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl OwnedConnection {
-    /// Let the connection run on its own until the server or the body ends it.
-    pub(crate) fn detach(mut self) {
-        self.driver = None;
-    }
 }
 
 impl Drop for OwnedConnection {

@@ -297,3 +297,88 @@ async fn a_connection_cut_after_the_request_may_have_run() {
     assert!(!err.is_retryable());
     assert!(err.may_have_run());
 }
+
+/// A one-shot server on a raw socket: reads the request head, then writes `answer` in the
+/// given pieces (each flushed on its own); returns its URL and the request head it read.
+async fn raw_server(answer: Vec<&'static [u8]>) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let served = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            socket.read_exact(&mut byte).await.expect("request head");
+            head.push(byte[0]);
+        }
+        for piece in answer {
+            socket.write_all(piece).await.expect("write");
+            socket.flush().await.expect("flush");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        String::from_utf8(head).expect("ascii head")
+    });
+    (url, served)
+}
+
+async fn download_all(url: &str) -> Result<Vec<u8>, Error> {
+    let download = session_for(url).get("/export", &[], None).await?;
+    let mut stream = download.into_stream();
+    let mut received = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        received.extend_from_slice(&chunk?);
+    }
+    Ok(received)
+}
+
+#[tokio::test]
+async fn a_chunked_body_split_anywhere_is_decoded() {
+    let (url, served) = raw_server(vec![
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
+        b"\r\n5;ext=1\r\nhel",
+        b"lo\r\n",
+        b"6\r",
+        b"\n world\r\n0\r\nTrailer: x\r\n\r\n",
+    ])
+    .await;
+    assert_eq!(download_all(&url).await.expect("a body"), b"hello world");
+    let head = served.await.expect("server");
+    assert!(head.starts_with("GET /export HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains(&format!("session_id={SESSION}")), "{head}");
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+}
+
+#[tokio::test]
+async fn a_close_delimited_body_ends_with_the_connection() {
+    let (url, _served) = raw_server(vec![
+        b"HTTP/1.0 200 OK\r\ntask-id: OpaqueRef:t\r\nConnection: close\r\n\r\nfirst ",
+        b"second",
+    ])
+    .await;
+    assert_eq!(download_all(&url).await.expect("a body"), b"first second");
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_a_transport_error() {
+    let (url, _served) = raw_server(vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+        b"12345",
+    ])
+    .await;
+    let err = download_all(&url).await.expect_err("cut short");
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[tokio::test]
+async fn a_malformed_chunk_size_is_a_protocol_error() {
+    let (url, _served) = raw_server(vec![
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    ])
+    .await;
+    let err = download_all(&url).await.expect_err("bad framing");
+    assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+}
