@@ -497,13 +497,7 @@ impl StreamWriter<'_> {
         }
         self.next_chunk = chunk_number + 1;
         if self.in_flight.is_empty() {
-            self.index
-                .as_mut()
-                .expect("the index lives until finish or drop")
-                .push(chunk_number, id)
-                .await?;
-            self.reused.set(chunk_number);
-            return Ok(());
+            return Ok(self.record_reused(chunk_number, id).await?);
         }
         // Chunks before it are still being stored: it queues behind them rather than waiting.
         while self.in_flight.len() >= RECORDED_IN_QUEUE {
@@ -530,6 +524,17 @@ impl StreamWriter<'_> {
         Ok(())
     }
 
+    /// Writes the index entry of chunk `number`, an already stored chunk `id` reused.
+    async fn record_reused(&mut self, number: u64, id: ChunkId) -> Result<(), RepoError> {
+        self.index
+            .as_mut()
+            .expect("the index lives until finish or drop")
+            .push(number, id)
+            .await?;
+        self.reused.set(number);
+        Ok(())
+    }
+
     /// Waits for the oldest chunk in flight and records it in the index.
     async fn settle_one(&mut self) -> Result<(), RepoError> {
         let Some((number, queued)) = self.in_flight.pop_front() else {
@@ -542,15 +547,7 @@ impl StreamWriter<'_> {
                     .await
                     .map_err(|err| RepoError::Task(err.to_string()))??
             }
-            Queued::Recorded(id) => {
-                self.index
-                    .as_mut()
-                    .expect("the index lives until finish or drop")
-                    .push(number, id)
-                    .await?;
-                self.reused.set(number);
-                return Ok(());
-            }
+            Queued::Recorded(id) => return self.record_reused(number, id).await,
         };
         let index = self
             .index

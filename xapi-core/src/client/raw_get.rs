@@ -149,13 +149,7 @@ impl RawBody {
     }
 
     fn cut_short(&self, what: &str) -> Error {
-        Error::Transport {
-            url: self.url.clone(),
-            source: Box::new(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the connection closed before the end of {what}"),
-            )),
-        }
+        closed_before(&self.url, &format!("the end of {what}"))
     }
 
     fn malformed(&self, what: &str) -> Error {
@@ -186,17 +180,38 @@ async fn read_some(
 ) -> Result<usize, Error> {
     buffer.reserve(want);
     let mut limited = (&mut *conn).take(want as u64);
-    tokio::time::timeout(inactivity, limited.read_buf(buffer))
+    within(inactivity, url, limited.read_buf(buffer))
+        .await?
+        .map_err(|source| Error::Transport {
+            url: url.to_owned(),
+            source: Box::new(source),
+        })
+}
+
+/// `step`, failed with an inactivity timeout if it takes longer than `inactivity`.
+async fn within<T>(
+    inactivity: Duration,
+    url: &str,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::time::timeout(inactivity, step)
         .await
         .map_err(|_| Error::Timeout {
             url: url.to_owned(),
             kind: TimeoutKind::Inactivity,
             after: inactivity,
-        })?
-        .map_err(|source| Error::Transport {
-            url: url.to_owned(),
-            source: Box::new(source),
         })
+}
+
+/// The connection to `url` ended before `what`.
+fn closed_before(url: &str, what: &str) -> Error {
+    Error::Transport {
+        url: url.to_owned(),
+        source: Box::new(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the connection closed before {what}"),
+        )),
+    }
 }
 
 /// Sends `GET target` with `headers` on `conn` and reads the response head (within
@@ -220,13 +235,8 @@ pub(crate) async fn get(
         conn.write_all(&head).await?;
         conn.flush().await
     };
-    tokio::time::timeout(inactivity, sent)
-        .await
-        .map_err(|_| Error::Timeout {
-            url: url.to_owned(),
-            kind: TimeoutKind::Inactivity,
-            after: inactivity,
-        })?
+    within(inactivity, url, sent)
+        .await?
         // Not (wholly) written: the server cannot have acted on it.
         .map_err(|source| Error::Connect {
             url: url.to_owned(),
@@ -258,13 +268,7 @@ pub(crate) async fn get(
             });
         }
         if read_some(&mut conn, &mut buffered, BLOCK, url, inactivity).await? == 0 {
-            return Err(Error::Transport {
-                url: url.to_owned(),
-                source: Box::new(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the connection closed before the response head",
-                )),
-            });
+            return Err(closed_before(url, "the response head"));
         }
     }
 }
