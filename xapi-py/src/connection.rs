@@ -11,7 +11,7 @@ use xapi_core::wire::Value;
 
 use crate::errors;
 use crate::spec::{self, Spec};
-use crate::{blocking, convert, decode, runtime, typed};
+use crate::{awaitable, blocking, convert, decode, typed};
 
 /// One XAPI host (or pool master).
 ///
@@ -137,10 +137,7 @@ impl Connection {
         let spec = spec::get(py, result_type)?;
         let client = self.client.clone();
         let method = method.to_owned();
-        let task = runtime::get()?.spawn(decode::call(client, method, values, Some(spec)));
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            task.await.map_err(|err| blocking::joined(&err))
-        })
+        awaitable::spawn(py, decode::call(client, method, values, Some(spec)))
     }
 
     fn __repr__(&self) -> String {

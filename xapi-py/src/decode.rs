@@ -35,7 +35,7 @@ use xapi_core::wire::Value;
 
 use crate::reference::Ref;
 use crate::spec::{RecordSpec, Spec};
-use crate::{convert, errors, typed};
+use crate::{convert, errors, exit, typed};
 
 /// How long the decoding pass holds the GIL before it lets other Python threads run (the
 /// interpreter's own switch interval is 5 ms).
@@ -131,7 +131,9 @@ impl<'de> serde::Deserialize<'de> for Decoded {
         let decoding = DECODING
             .try_with(Arc::clone)
             .map_err(|_| de::Error::custom("xapi_sdk: an answer decoded outside a call"))?;
-        Python::attach(|py| {
+        // The runtime's thread that runs the call enters the interpreter, unless it is
+        // shutting down (see the `exit` module).
+        exit::attach(|py| {
             let _paused = GcPause::new(py);
             let ctx = Ctx {
                 py,
@@ -150,6 +152,11 @@ impl<'de> serde::Deserialize<'de> for Decoded {
                 .deserialize(deserializer)?,
             };
             Ok(Decoded(value.unbind()))
+        })
+        .unwrap_or_else(|| {
+            Err(de::Error::custom(
+                "xapi_sdk: the answer arrived while the interpreter was shutting down",
+            ))
         })
     }
 }

@@ -25,6 +25,7 @@
 //! `xapi_sdk.compat`, the drop-in for XenAPI.py, and the typed `Session` / `AsyncSession` are
 //! Python code on top of `Connection`.
 
+mod awaitable;
 pub mod backup;
 mod blocking;
 mod connection;
@@ -32,6 +33,7 @@ mod convert;
 mod decode;
 pub mod dr;
 pub mod errors;
+mod exit;
 mod reference;
 mod repo_location;
 mod runtime;
@@ -46,6 +48,7 @@ use pyo3::prelude::*;
 fn xapi_sdk_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    exit::register(m)?;
     m.add_class::<connection::Connection>()?;
     m.add_class::<reference::Ref>()?;
     m.add_function(wrap_pyfunction!(spec::register, m)?)?;

@@ -1,6 +1,6 @@
 //! The tokio runtime the module's IO runs on, started at the first call.
 
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
 
 use pyo3::PyResult;
 use tokio::runtime::{Builder, Runtime};
@@ -8,10 +8,9 @@ use tokio::runtime::{Builder, Runtime};
 use crate::errors::XapiError;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-static ASYNCIO_BRIDGE: Once = Once::new();
 
 /// The module's runtime: two worker threads are plenty for RPC calls, which spend their time
-/// waiting on the network. The asyncio bridge (`pyo3_async_runtimes`) uses the same runtime.
+/// waiting on the network. The asyncio awaitables (module `awaitable`) run on it too.
 pub(crate) fn get() -> PyResult<&'static Runtime> {
     let runtime = RUNTIME
         .get_or_init(|| {
@@ -24,9 +23,5 @@ pub(crate) fn get() -> PyResult<&'static Runtime> {
         })
         .as_ref()
         .map_err(|err| XapiError::new_err(format!("cannot start the tokio runtime: {err}")))?;
-    ASYNCIO_BRIDGE.call_once(|| {
-        // Err only when the bridge has a runtime already: then it keeps that one.
-        let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime);
-    });
     Ok(runtime)
 }

@@ -152,6 +152,36 @@ def test_async_call_can_be_cancelled(url):
         fault(url, "clear")
 
 
+def test_a_cancelled_async_call_closes_its_connection():
+    import socket
+    import threading
+
+    # a server that reads the request and never answers; it sees when the client hangs up
+    listener = socket.create_server(("127.0.0.1", 0))
+    hung_up = threading.Event()
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            while connection.recv(65536):
+                pass
+        hung_up.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    async def main():
+        s = xapi_sdk.AsyncSession(url)
+        await asyncio.wait_for(s.login_with_password("root", PASSWORD), 0.3)
+
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            asyncio.run(main())
+        assert hung_up.wait(5.0), "the cancelled call kept its connection open"
+    finally:
+        listener.close()
+
+
 def test_the_example_runs(url):
     import pathlib
     import subprocess
