@@ -694,15 +694,18 @@ fn to_record<'de, 'py, A: MapAccess<'de>>(
 ) -> Result<Bound<'py, PyAny>, A::Error> {
     let py = ctx.py;
     let attrs = PyDict::new(py);
+    let mut expected = 0;
     while let Some(NameText(name)) = map.next_key::<NameText<'de>>()? {
-        let (key, value) = match record.fields.get_key_value(&*name) {
-            Some((field, (key, spec))) => {
+        let (key, value) = match record.position(&name, expected) {
+            Some(index) => {
+                expected = index + 1;
+                let field = record.at(index);
                 let value = map.next_value_seed(TypedSeed {
                     ctx,
-                    spec,
-                    field: Some(field),
+                    spec: &field.spec,
+                    field: Some(&field.name),
                 })?;
-                (key.bind(py).clone(), value)
+                (field.key.bind(py).clone(), value)
             }
             None => (ctx.name(&name), map.next_value_seed(PlainSeed(ctx))?),
         };

@@ -59,13 +59,46 @@ pub(crate) enum Spec {
     Option(Arc<Spec>),
 }
 
-/// A record class and the spec of each of its fields, by wire name.
+/// A record class and the spec of each of its fields.
 pub(crate) struct RecordSpec {
     /// The generated Python class.
     pub(crate) class: Py<PyType>,
-    /// Each field's name as an interned Python string (shared by every record's attribute
-    /// dict) and its spec, by wire name.
-    pub(crate) fields: HashMap<String, (Py<PyString>, Arc<Spec>)>,
+    /// The fields, in the datamodel's order (the order xapi writes them in).
+    fields: Vec<RecordField>,
+    /// The index in `fields` of each wire name.
+    by_name: HashMap<String, usize>,
+}
+
+/// One field of a record class.
+pub(crate) struct RecordField {
+    /// The wire name.
+    pub(crate) name: String,
+    /// The name as an interned Python string, shared by every record's attribute dict.
+    pub(crate) key: Py<PyString>,
+    /// The field's type.
+    pub(crate) spec: Arc<Spec>,
+}
+
+impl RecordSpec {
+    /// The field of wire name `name`.
+    pub(crate) fn field(&self, name: &str) -> Option<&RecordField> {
+        self.by_name.get(name).map(|&index| &self.fields[index])
+    }
+
+    /// The index of the field of wire name `name`, `expected` (the one after the previous
+    /// member's) tried first: members come in the datamodel's order, so that one string
+    /// comparison usually replaces a hash lookup.
+    pub(crate) fn position(&self, name: &str, expected: usize) -> Option<usize> {
+        match self.fields.get(expected) {
+            Some(field) if field.name == name => Some(expected),
+            _ => self.by_name.get(name).copied(),
+        }
+    }
+
+    /// The field at `index` (from [`RecordSpec::position`]).
+    pub(crate) fn at(&self, index: usize) -> &RecordField {
+        &self.fields[index]
+    }
 }
 
 /// The classes the generated module registered: records by class name (each a `(class,
@@ -208,15 +241,22 @@ fn record_spec(py: Python<'_>, name: &str) -> PyResult<Arc<RecordSpec>> {
         .ok_or_else(|| PyValueError::new_err(format!("unknown record class {name:?}")))?;
     let entry = entry.cast::<PyTuple>()?;
     let class = entry.get_item(0)?.cast_into::<PyType>()?;
-    let mut fields = HashMap::new();
+    let mut fields = Vec::new();
+    let mut by_name = HashMap::new();
     for field in entry.get_item(1)?.try_iter()? {
-        let (field, code): (String, String) = field?.extract()?;
-        let key = PyString::intern(py, &field).unbind();
-        fields.insert(field, (key, get(py, &code)?));
+        let (name, code): (String, String) = field?.extract()?;
+        let key = PyString::intern(py, &name).unbind();
+        by_name.insert(name.clone(), fields.len());
+        fields.push(RecordField {
+            name,
+            key,
+            spec: get(py, &code)?,
+        });
     }
     let spec = Arc::new(RecordSpec {
         class: class.unbind(),
         fields,
+        by_name,
     });
     RECORDS
         .lock()

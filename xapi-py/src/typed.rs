@@ -175,8 +175,8 @@ fn record_value(record: &Arc<RecordSpec>, obj: &Bound<'_, PyAny>) -> PyResult<Va
     let mut members = BTreeMap::new();
     for (name, value) in fields.iter() {
         let name: String = name.extract()?;
-        let converted = match record.fields.get(&name) {
-            Some((_, spec)) => to_value(spec, &value)?,
+        let converted = match record.field(&name) {
+            Some(field) => to_value(&field.spec, &value)?,
             None => convert::to_value(&value)?,
         };
         members.insert(name, converted);

@@ -152,6 +152,58 @@ def test_async_call_can_be_cancelled(url):
         fault(url, "clear")
 
 
+def test_record_fields_in_any_order_and_unknown_ones_are_decoded():
+    import http.server
+    import threading
+    import xmlrpc.client
+
+    # Fields out of the datamodel's order, repeated names of other records' fields, and a
+    # field this module does not know (from a newer server).
+    record = {
+        "power_state": "Halted",
+        "future_field": {"k": "v"},
+        "other_config": {"a": "1"},
+        "name_label": "shuffled",
+        "memory_static_max": "4096",
+        "uuid": "4b5f1a34-0000-4000-8000-000000000001",
+        "is_a_template": False,
+    }
+
+    class Replay(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            value = "OpaqueRef:session" if b"login_with_password" in body else record
+            answer = xmlrpc.client.dumps(
+                ({"Status": "Success", "Value": value},), methodresponse=True
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Replay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        s = xapi_sdk.Session(f"http://127.0.0.1:{server.server_address[1]}", protocol="xmlrpc")
+        s.login_with_password("root", PASSWORD)
+        vm = s.vm.get_record(xapi_sdk.Ref("OpaqueRef:vm"))
+    finally:
+        server.shutdown()
+    assert vm.name_label == "shuffled"
+    assert vm.power_state is VmPowerState.HALTED
+    assert vm.memory_static_max == 4096
+    assert vm.other_config == {"a": "1"}
+    assert vm.is_a_template is False
+    assert vm.uuid == "4b5f1a34-0000-4000-8000-000000000001"
+    assert vm.to_dict()["future_field"] == {"k": "v"}
+
+
 def test_a_cancelled_async_call_closes_its_connection():
     import socket
     import threading

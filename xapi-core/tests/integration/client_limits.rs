@@ -105,6 +105,43 @@ async fn an_oversized_answer_is_refused() {
 }
 
 #[tokio::test]
+async fn an_oversized_chunked_answer_is_refused_before_it_is_all_read() {
+    // No Content-Length: the limit is found while the chunks arrive. The peer offers far more
+    // than the limit and the client must stop reading (and not wait for the rest).
+    let url = raw_peer(|mut stream| async move {
+        let _ = read_head(&mut stream).await;
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 400, "x".repeat(400));
+        for _ in 0..10_000 {
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let client = Client::builder(&url)
+        .protocol(xapi_core::client::Protocol::XmlRpc)
+        .limits(Limits {
+            max_response_bytes: 1_000,
+            ..Limits::default()
+        })
+        .build()
+        .expect("client");
+    let err = client
+        .call_raw::<String>("host.get_log", ("OpaqueRef:h",))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err, Error::ResponseTooLarge { limit: 1_000, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_download_times_out() {
     let url = raw_peer(|mut stream| async move {
         let _ = read_head(&mut stream).await;
