@@ -19,6 +19,7 @@
 //! - [`Password`]: a password that never shows in logs; [`fetch_fingerprint`]: trust on first
 //!   use.
 
+mod answer_buffer;
 mod body;
 pub mod calls;
 mod connection;

@@ -14,6 +14,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 
+use super::answer_buffer::AnswerBuffer;
 use super::connection;
 use super::endpoint::Endpoint;
 use super::raw_get::{self, RawBody};
@@ -336,9 +337,9 @@ impl Drop for OwnedConnection {
 /// A whole response body of at most `limit` bytes, in one buffer.
 ///
 /// Each frame is copied into the buffer as it arrives and dropped, so that hyper reuses its
-/// read buffer; the buffer is sized once from `Content-Length` when the server sent one. (With
-/// `collect`, every frame of a 60 MB answer stayed alive until the end and was then copied
-/// into a second buffer: twice the memory, and twice the page faults.)
+/// read buffer; the buffer is sized once from `Content-Length` when the server sent one (see
+/// [`AnswerBuffer`]). (With `collect`, every frame of a 60 MB answer stayed alive until the
+/// end and was then copied into a second buffer: twice the memory, and twice the page faults.)
 async fn read_whole(mut body: Incoming, limit: usize, url: &str) -> Result<Bytes, Error> {
     use hyper::body::Body as _;
 
@@ -350,7 +351,7 @@ async fn read_whole(mut body: Incoming, limit: usize, url: &str) -> Result<Bytes
     if announced.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    let mut whole = Vec::with_capacity(announced.map_or(0, |length| length as usize));
+    let mut whole = AnswerBuffer::for_length(announced.map(|length| length as usize));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::Transport {
             url: url.to_owned(),
@@ -360,8 +361,8 @@ async fn read_whole(mut body: Incoming, limit: usize, url: &str) -> Result<Bytes
             if data.len() > limit - whole.len() {
                 return Err(too_large());
             }
-            whole.extend_from_slice(&data);
+            whole.extend(&data);
         }
     }
-    Ok(Bytes::from(whole))
+    Ok(whole.into_bytes())
 }

@@ -97,17 +97,24 @@ fn entity_ref(rest: &str) -> Option<(Event<'_>, usize)> {
     Some((Event::GeneralRef(BytesRef::new(name)), len + 2))
 }
 
-/// `<member><name>K</name>` at the start of `rest`, with `K` free of markup and entities: the
-/// name, the offset of `</name>` and the length of the whole.
+/// `<member><name>K</name>` at the start of `rest`, with `K` free of markup and entities and
+/// only whitespace (not content in a `<member>`, as the event-by-event path also skips it)
+/// between `<member>` and `<name>`, as `xmlrpc.client` writes a newline there: the name, the
+/// offset of `</name>` and the length of the whole.
 pub(crate) fn member_name(rest: &str) -> Option<(&str, usize, usize)> {
-    const OPEN: &str = "<member><name>";
+    const MEMBER: &str = "<member>";
+    const NAME: &str = "<name>";
     const CLOSE: &str = "</name>";
-    let after = rest.strip_prefix(OPEN)?;
+    let after = rest
+        .strip_prefix(MEMBER)?
+        .trim_start_matches([' ', '\t', '\r', '\n'])
+        .strip_prefix(NAME)?;
+    let open = rest.len() - after.len();
     let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
     let name = after
         .get(..end)
         .filter(|_| after[end..].starts_with(CLOSE))?;
-    Some((name, OPEN.len() + end, OPEN.len() + end + CLOSE.len()))
+    Some((name, open + end, open + end + CLOSE.len()))
 }
 
 /// `<value>T</value>` at the start of `rest`, with `T` free of markup and entities (the
@@ -126,17 +133,20 @@ pub(crate) fn untyped_value(rest: &str) -> Option<(&str, usize, usize)> {
 
 /// The empty containers as the encoders write them: `<value><array><data></data></array>
 /// </value>` (`Some(true)`) and `<value><struct></struct></value>` (`Some(false)`), with the
-/// length of the whole.
+/// length of the whole. Whitespace may stand where the container's content would (a newline
+/// from `xmlrpc.client`): it is not content there.
 pub(crate) fn empty_container(rest: &str) -> Option<(bool, usize)> {
-    const ARRAY: &str = "<value><array><data></data></array></value>";
-    const STRUCT: &str = "<value><struct></struct></value>";
-    if rest.starts_with(ARRAY) {
-        Some((true, ARRAY.len()))
-    } else if rest.starts_with(STRUCT) {
-        Some((false, STRUCT.len()))
-    } else {
-        None
+    const ARRAY: (&str, &str) = ("<value><array><data>", "</data></array></value>");
+    const STRUCT: (&str, &str) = ("<value><struct>", "</struct></value>");
+    for (array, (open, close)) in [(true, ARRAY), (false, STRUCT)] {
+        if let Some(inside) = rest.strip_prefix(open) {
+            let after = inside
+                .trim_start_matches([' ', '\t', '\r', '\n'])
+                .strip_prefix(close)?;
+            return Some((array, rest.len() - after.len()));
+        }
     }
+    None
 }
 
 /// `<value><T>X</T></value>` at the start of `rest` for a scalar type tag `T` (`boolean`,
@@ -236,8 +246,17 @@ mod tests {
         );
         assert_eq!(untyped_value(&member[25..]), Some(("x", 8, 16)));
         assert_eq!(untyped_value("<value></value>"), Some(("", 7, 15)));
+        assert_eq!(
+            member_name("<member>\n<name>uuid</name>\n<value>"),
+            Some(("uuid", 19, 26))
+        );
+        assert_eq!(
+            member_name("<member> \r\n\t<name>a</name>"),
+            Some(("a", 19, 26))
+        );
         for input in [
-            "<member> <name>a</name>",
+            "<member>x<name>a</name>",
+            "<member>\n</member>",
             "<member><name>a &amp; b</name>",
             "<member><name>a</nam>",
             "<member><name>a",
@@ -297,9 +316,21 @@ mod tests {
             Some((false, 32))
         );
         assert_eq!(
-            empty_container("<value><array><data/></array></value>"),
-            None
+            empty_container("<value><array><data>\n</data></array></value>\n"),
+            Some((true, 44))
         );
+        assert_eq!(
+            empty_container("<value><struct>\n</struct></value>"),
+            Some((false, 33))
+        );
+        for doc in [
+            "<value><array><data/></array></value>",
+            "<value><array><data>\n<value>",
+            "<value><struct>\n<member>",
+            "<value><struct>x</struct></value>",
+        ] {
+            assert_eq!(empty_container(doc), None, "{doc}");
+        }
     }
 
     #[test]
