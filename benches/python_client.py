@@ -3,7 +3,8 @@
 
 One response is built once (every field of the `VM` class, filled by type, as XML-RPC with
 `xmlrpc.client.dumps`) and replayed by a minimal loopback server running in another process,
-so the server's time stays out of the ratio. The same call is then timed, best of `--repeat`,
+so the server's time stays out of the ratio. The same call is then timed, best of `--repeat` runs
+(interleaved: one run of each client per round),
 through
 
 - the official XenAPI.py (`xenapi` on PyPI),
@@ -129,14 +130,21 @@ def build_response(vms, wire="pretty"):
     return big, login
 
 
-def best_of(repeat, op):
-    """Best wall-clock time of `repeat` runs of `op`, after one warm-up run."""
-    op()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+def best_of_interleaved(repeat, ops):
+    """Best wall-clock time of `repeat` runs of each of `ops`, after one warm-up run each.
+
+    The runs are interleaved (one of each per round, the order rotated every round), so that a
+    machine whose speed drifts from second to second (a shared or virtual one) slows every
+    client alike, instead of whichever happened to run during a slow spell."""
+    for op in ops:
         op()
-        best = min(best, time.perf_counter() - start)
+    best = [float("inf")] * len(ops)
+    for round_ in range(repeat):
+        for step in range(len(ops)):
+            index = (round_ + step) % len(ops)
+            start = time.perf_counter()
+            ops[index]()
+            best[index] = min(best[index], time.perf_counter() - start)
     return best
 
 
@@ -200,9 +208,14 @@ def main():
                 if n != args.vms:
                     raise SystemExit(f"expected {args.vms} records, got {n}")
 
-            t_official = best_of(args.repeat, lambda: check(len(official.xenapi.VM.get_all_records())))
-            t_compat = best_of(args.repeat, lambda: check(len(compat.xenapi.VM.get_all_records())))
-            t_typed = best_of(args.repeat, lambda: check(len(typed.vm.get_all_records())))
+            t_official, t_compat, t_typed = best_of_interleaved(
+                args.repeat,
+                [
+                    lambda: check(len(official.xenapi.VM.get_all_records())),
+                    lambda: check(len(compat.xenapi.VM.get_all_records())),
+                    lambda: check(len(typed.vm.get_all_records())),
+                ],
+            )
         finally:
             server.terminate()
             server.wait()

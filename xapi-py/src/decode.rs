@@ -20,11 +20,11 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap as FastMap;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
@@ -138,7 +138,7 @@ impl<'de> serde::Deserialize<'de> for Decoded {
             let ctx = Ctx {
                 py,
                 decoding: &decoding,
-                names: RefCell::new(HashMap::new()),
+                names: RefCell::new(FastMap::default()),
                 ticks: Cell::new(0),
                 since: Cell::new(Instant::now()),
             };
@@ -229,7 +229,7 @@ struct Ctx<'a, 'py> {
     py: Python<'py>,
     decoding: &'a Decoding,
     /// Short struct member names already made into `str` objects.
-    names: RefCell<HashMap<Box<str>, Py<PyString>>>,
+    names: RefCell<FastMap<Box<str>, Py<PyString>>>,
     /// Values built since the clock was last read.
     ticks: Cell<u32>,
     /// When the GIL was last let go.

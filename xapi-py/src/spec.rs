@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use foldhash::HashMap as FastMap;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -48,7 +49,7 @@ pub(crate) enum Spec {
     /// An object reference.
     Ref,
     /// An enum: its class and the members by wire value.
-    Enum(Py<PyType>, HashMap<String, Py<PyAny>>),
+    Enum(Py<PyType>, FastMap<String, Py<PyAny>>),
     /// A record class.
     Record(Arc<RecordSpec>),
     /// A list of the inner type.
@@ -66,7 +67,7 @@ pub(crate) struct RecordSpec {
     /// The fields, in the datamodel's order (the order xapi writes them in).
     fields: Vec<RecordField>,
     /// The index in `fields` of each wire name.
-    by_name: HashMap<String, usize>,
+    by_name: FastMap<String, usize>,
 }
 
 /// One field of a record class.
@@ -216,7 +217,7 @@ fn enum_spec(py: Python<'_>, name: &str) -> PyResult<Spec> {
         .get_item(name)?
         .ok_or_else(|| PyValueError::new_err(format!("unknown enum {name:?}")))?
         .cast_into::<PyType>()?;
-    let mut members = HashMap::new();
+    let mut members = FastMap::default();
     for member in class.try_iter()? {
         let member = member?;
         let value: String = member.getattr("value")?.extract()?;
@@ -242,7 +243,7 @@ fn record_spec(py: Python<'_>, name: &str) -> PyResult<Arc<RecordSpec>> {
     let entry = entry.cast::<PyTuple>()?;
     let class = entry.get_item(0)?.cast_into::<PyType>()?;
     let mut fields = Vec::new();
-    let mut by_name = HashMap::new();
+    let mut by_name = FastMap::default();
     for field in entry.get_item(1)?.try_iter()? {
         let (name, code): (String, String) = field?.extract()?;
         let key = PyString::intern(py, &name).unbind();
