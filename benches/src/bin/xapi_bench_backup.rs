@@ -4,11 +4,13 @@
 //! - `xapi-bench-backup bench DIR [--disk-gib N] [--data-mib N] [--repeat N] [--only NAME]`
 //!   starts the demo pool in this process, gives `test-vm` a disk of N GiB with M MiB of data
 //!   spread over it (the rest sparse), and prints one JSON line per measurement: `curl_export`
-//!   (`curl -o` of `/export` of a snapshot of the VM), then `backup_none`, `backup_zstd` and
+//!   (`curl -o` of `/export` of a snapshot of the VM), `curl_export_durable` (the same, then
+//!   fsync of the file and its directory), then `backup_none`, `backup_zstd` and
 //!   `backup_encrypted` (a child `xapi-bench-backup backup` process each, so that its peak RSS is
 //!   its own; `--only backup_none` runs that one alone). Both sides are timed the same way: the
-//!   wall clock around a child process; each child's seconds per phase (snapshot, export,
-//!   manifest, snapshot removal) go to stderr. Then `dedup_demo`: every VM of the demo pool
+//!   wall clock around a child process, one run of each measurement per round (interleaved),
+//!   the median over the rounds; each child's seconds per phase (snapshot, export, manifest,
+//!   snapshot removal) go to stderr. Then `dedup_demo`: every VM of the demo pool
 //!   backed up into a fresh repository.
 //! - `xapi-bench-backup backup --url URL --vm UUID --repo DIR [--key-file F]` backs one VM up
 //!   into an existing repository and prints `{"bytes_read":N,"peak_rss_bytes":N}`.
@@ -210,6 +212,34 @@ fn json_number(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Seconds taken by `curl -o out url`; with `durable`, also by making the file and its
+/// directory entry durable (fsync of both), as the backup makes every chunk and its directory
+/// durable before it writes a manifest.
+async fn curl_export(out: &Path, url: &str, durable: bool) -> Result<f64, String> {
+    let _ = std::fs::remove_file(out);
+    let start = Instant::now();
+    let status = tokio::process::Command::new("curl")
+        .args(["-s", "-f", "-o"])
+        .arg(out)
+        .arg(url)
+        .status()
+        .await
+        .map_err(|e| format!("curl: {e}"))?;
+    if !status.success() {
+        return Err(format!("curl failed: {status}"));
+    }
+    if durable {
+        let sync = |path: &Path| {
+            std::fs::File::open(path)
+                .and_then(|file| file.sync_all())
+                .map_err(|e| format!("fsync {}: {e}", path.display()))
+        };
+        sync(out)?;
+        sync(out.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -271,6 +301,15 @@ async fn bench(args: &[String]) -> Result<(), String> {
     let url = sim.url().to_owned();
     let session = login(&url).await?;
     let vm_uuid = prepare_vm(&sim, &session, "test-vm", disk_gib, data).await?;
+    // The disk image was just written: let its write-back finish before anything is timed,
+    // or the first runs (curl's) pay for it.
+    let synced = tokio::process::Command::new("sync")
+        .status()
+        .await
+        .map_err(|e| format!("sync: {e}"))?;
+    if !synced.success() {
+        return Err(format!("sync failed: {synced}"));
+    }
     let vm = session
         .vm()
         .get_by_uuid(&vm_uuid)
@@ -289,31 +328,8 @@ async fn bench(args: &[String]) -> Result<(), String> {
         snapshot.as_str()
     );
     let out = dir.join("export.xva");
-    let mut times = Vec::new();
-    for _ in 0..repeat {
-        let _ = std::fs::remove_file(&out);
-        let start = Instant::now();
-        let status = tokio::process::Command::new("curl")
-            .args(["-s", "-f", "-o"])
-            .arg(&out)
-            .arg(&export_url)
-            .status()
-            .await
-            .map_err(|e| format!("curl: {e}"))?;
-        times.push(start.elapsed().as_secs_f64());
-        if !status.success() {
-            return Err(format!("curl failed: {status}"));
-        }
-    }
-    let export_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
-    let _ = std::fs::remove_file(&out);
-    println!(
-        "{{\"name\":\"curl_export\",\"seconds\":{},\"bytes\":{export_bytes},\"disk_gib\":{disk_gib},\"data_mib\":{data}}}",
-        median(times)
-    );
-
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    for (name, compression, encrypted) in [
+    let backups: Vec<Backup> = [
         ("backup_none", CompressionConfig::None, false),
         ("backup_zstd", CompressionConfig::Zstd { level: 3 }, false),
         (
@@ -321,41 +337,51 @@ async fn bench(args: &[String]) -> Result<(), String> {
             CompressionConfig::Zstd { level: 3 },
             true,
         ),
-    ] {
-        if only.is_some_and(|only| only != name) {
-            continue;
+    ]
+    .into_iter()
+    .filter(|(name, _, _)| only.is_none_or(|only| only == *name))
+    .map(|(name, compression, encrypted)| Backup {
+        name,
+        compression,
+        repo: dir.join(name),
+        key: encrypted.then(|| dir.join(format!("{name}.key"))),
+    })
+    .collect();
+    // One run of everything per round, so that a machine whose speed drifts between rounds
+    // slows both sides of a ratio alike.
+    let mut curl_times = [Vec::new(), Vec::new()];
+    let mut backup_times = vec![Vec::new(); backups.len()];
+    let mut peak_rss = vec![0; backups.len()];
+    let mut export_bytes = 0;
+    for _ in 0..repeat {
+        for (durable, times) in [false, true].into_iter().zip(&mut curl_times) {
+            times.push(curl_export(&out, &export_url, durable).await?);
+            export_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
+            let _ = std::fs::remove_file(&out);
         }
-        let repo = dir.join(name);
-        let key = encrypted.then(|| dir.join(format!("{name}.key")));
-        let mut times = Vec::new();
-        let mut rss = 0;
-        for _ in 0..repeat {
-            new_repo(&repo, compression, key.as_deref()).await?;
-            let mut command = tokio::process::Command::new(&me);
-            command
-                .args(["backup", "--url", &url, "--vm", &vm_uuid, "--repo"])
-                .arg(&repo)
-                .stdout(Stdio::piped());
-            if let Some(key) = &key {
-                command.arg("--key-file").arg(key);
-            }
-            let start = Instant::now();
-            let output = command.output().await.map_err(|e| e.to_string())?;
-            times.push(start.elapsed().as_secs_f64());
-            if !output.status.success() {
-                return Err(format!("{name}: the backup failed"));
-            }
-            let text = String::from_utf8_lossy(&output.stdout);
-            rss = rss.max(json_number(&text, "peak_rss_bytes").unwrap_or(0));
-            // the child's time per phase, for telling the snapshot from the export
-            eprintln!("{name} run: {}", text.trim());
+        for (index, backup) in backups.iter().enumerate() {
+            let (seconds, rss) = backup.run_once(&me, &url, &vm_uuid).await?;
+            backup_times[index].push(seconds);
+            peak_rss[index] = peak_rss[index].max(rss);
         }
+    }
+    for (name, times) in ["curl_export", "curl_export_durable"]
+        .into_iter()
+        .zip(curl_times)
+    {
         println!(
-            "{{\"name\":\"{name}\",\"seconds\":{},\"bytes\":{export_bytes},\"peak_rss_bytes\":{rss},\"stored_bytes\":{}}}",
-            median(times),
-            tree_bytes(&repo)
+            "{{\"name\":\"{name}\",\"seconds\":{},\"bytes\":{export_bytes},\"disk_gib\":{disk_gib},\"data_mib\":{data}}}",
+            median(times)
         );
-        let _ = std::fs::remove_dir_all(&repo);
+    }
+    for ((backup, times), rss) in backups.iter().zip(backup_times).zip(peak_rss) {
+        println!(
+            "{{\"name\":\"{}\",\"seconds\":{},\"bytes\":{export_bytes},\"peak_rss_bytes\":{rss},\"stored_bytes\":{}}}",
+            backup.name,
+            median(times),
+            tree_bytes(&backup.repo)
+        );
+        let _ = std::fs::remove_dir_all(&backup.repo);
     }
     session
         .vm()
@@ -363,6 +389,40 @@ async fn bench(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| format!("VM.destroy: {e}"))?;
     dedup_demo(&session, &dir).await
+}
+
+/// One backup configuration of `bench`.
+struct Backup {
+    name: &'static str,
+    compression: CompressionConfig,
+    repo: PathBuf,
+    key: Option<PathBuf>,
+}
+
+impl Backup {
+    /// One backup of `vm_uuid` into a fresh repository by a child process: its wall-clock
+    /// seconds and peak RSS.
+    async fn run_once(&self, me: &Path, url: &str, vm_uuid: &str) -> Result<(f64, u64), String> {
+        new_repo(&self.repo, self.compression, self.key.as_deref()).await?;
+        let mut command = tokio::process::Command::new(me);
+        command
+            .args(["backup", "--url", url, "--vm", vm_uuid, "--repo"])
+            .arg(&self.repo)
+            .stdout(Stdio::piped());
+        if let Some(key) = &self.key {
+            command.arg("--key-file").arg(key);
+        }
+        let start = Instant::now();
+        let output = command.output().await.map_err(|e| e.to_string())?;
+        let seconds = start.elapsed().as_secs_f64();
+        if !output.status.success() {
+            return Err(format!("{}: the backup failed", self.name));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        // the child's time per phase, for telling the snapshot from the export
+        eprintln!("{} run: {}", self.name, text.trim());
+        Ok((seconds, json_number(&text, "peak_rss_bytes").unwrap_or(0)))
+    }
 }
 
 /// Every VM of the demo pool but the benchmark one into a fresh repository: logical data
