@@ -697,9 +697,8 @@ fn to_record<'de, 'py, A: MapAccess<'de>>(
     let mut expected = 0;
     while let Some(NameText(name)) = map.next_key::<NameText<'de>>()? {
         let (key, value) = match record.position(&name, expected) {
-            Some(index) => {
+            Some((index, field)) => {
                 expected = index + 1;
-                let field = record.at(index);
                 let value = map.next_value_seed(TypedSeed {
                     ctx,
                     spec: &field.spec,

@@ -86,19 +86,17 @@ impl RecordSpec {
         self.by_name.get(name).map(|&index| &self.fields[index])
     }
 
-    /// The index of the field of wire name `name`, `expected` (the one after the previous
+    /// The field of wire name `name` and its index, the one at `expected` (after the previous
     /// member's) tried first: members come in the datamodel's order, so that one string
     /// comparison usually replaces a hash lookup.
-    pub(crate) fn position(&self, name: &str, expected: usize) -> Option<usize> {
+    pub(crate) fn position(&self, name: &str, expected: usize) -> Option<(usize, &RecordField)> {
         match self.fields.get(expected) {
-            Some(field) if field.name == name => Some(expected),
-            _ => self.by_name.get(name).copied(),
+            Some(field) if field.name == name => Some((expected, field)),
+            _ => {
+                let index = *self.by_name.get(name)?;
+                Some((index, &self.fields[index]))
+            }
         }
-    }
-
-    /// The field at `index` (from [`RecordSpec::position`]).
-    pub(crate) fn at(&self, index: usize) -> &RecordField {
-        &self.fields[index]
     }
 }
 

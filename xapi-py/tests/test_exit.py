@@ -10,12 +10,10 @@ import urllib.request
 
 from conftest import PASSWORD
 
-#: The event loop's wake-up write takes half a second, with the GIL released, as a slow
-#: `send()` would: the answer's hand-over is still under way when the script has finished and
-#: the interpreter starts to shut down (which a finalizer makes last a second).
-#: Before the exit hook, the runtime thread then asked for the GIL of a finalizing interpreter
-#: and the process aborted (SIGABRT), every time.
-SLOW_HAND_OVER = """
+#: The start of both scripts: the arguments, and garbage in a cycle left for the collection
+#: the interpreter makes once it is finalizing, whose finalizer keeps the shutdown going for a
+#: second with the GIL released.
+SLOW_SHUTDOWN = """
     import asyncio, gc, sys, time
     import xapi_sdk
 
@@ -26,12 +24,18 @@ SLOW_HAND_OVER = """
         def __del__(self, sleep=time.sleep):
             sleep(1.0)
 
-    # Garbage in a cycle, left for the collection the interpreter makes once it is
-    # finalizing: its finalizer keeps the shutdown going for a second, the GIL released.
     gc.set_threshold(1_000_000_000)
     cycle = SlowToFinalize()
     cycle.itself = cycle
     del cycle
+"""
+
+#: The event loop's wake-up write takes half a second, with the GIL released, as a slow
+#: `send()` would: the answer's hand-over is still under way when the script has finished and
+#: the interpreter starts to shut down (which a finalizer makes last a second).
+#: Before the exit hook, the runtime thread then asked for the GIL of a finalizing interpreter
+#: and the process aborted (SIGABRT), every time.
+SLOW_HAND_OVER = SLOW_SHUTDOWN + """
 
     class SlowWakeUpLoop(asyncio.SelectorEventLoop):
         def _write_to_self(self):
@@ -58,23 +62,8 @@ SLOW_HAND_OVER = """
 
 #: A call started and never awaited, whose answer arrives while the interpreter is being torn
 #: down (a finalizer keeps it busy for a second): the answer is dropped.
-ANSWER_DURING_SHUTDOWN = """
-    import asyncio, gc, sys, time, urllib.request
-    import xapi_sdk
-
-    url, password = sys.argv[1:]
-
-    class SlowToFinalize:
-        # bound now: the module's globals may be gone when this runs
-        def __del__(self, sleep=time.sleep):
-            sleep(1.0)
-
-    # Garbage in a cycle, left for the collection the interpreter makes once it is
-    # finalizing: its finalizer keeps the shutdown going for a second, the GIL released.
-    gc.set_threshold(1_000_000_000)
-    cycle = SlowToFinalize()
-    cycle.itself = cycle
-    del cycle
+ANSWER_DURING_SHUTDOWN = SLOW_SHUTDOWN + """
+    import urllib.request
 
     async def main():
         session = xapi_sdk.AsyncSession(url)

@@ -216,7 +216,6 @@ fn json_number(text: &str, key: &str) -> Option<u64> {
 /// directory entry durable (fsync of both), as the backup makes every chunk and its directory
 /// durable before it writes a manifest.
 async fn curl_export(out: &Path, url: &str, durable: bool) -> Result<f64, String> {
-    let _ = std::fs::remove_file(out);
     let start = Instant::now();
     let status = tokio::process::Command::new("curl")
         .args(["-s", "-f", "-o"])

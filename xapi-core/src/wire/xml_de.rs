@@ -22,7 +22,9 @@ use super::Limits;
 use super::error::{DecodeError, DecodeErrorKind};
 use super::one_member_enum::one_member_enum_access;
 use super::text::{TextDeserializer, TextKind};
-use super::xml_scan::{empty_container, member_name, plain_event, typed_value, untyped_value};
+use super::xml_scan::{
+    empty_container, member_name, plain_event, skip_blank, typed_value, untyped_value,
+};
 
 /// The start of a `<value>`, read far enough to know what it holds.
 enum Head<'de> {
@@ -190,7 +192,7 @@ impl<'de> XmlDeserializer<'de> {
         }
         let start = self.input.len() - self.reader.get_ref().len();
         let rest = self.valid.get(start..)?;
-        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        let trimmed = skip_blank(rest);
         let blank = rest.len() - trimmed.len();
         if blank > 0 {
             self.advance(blank);

@@ -78,6 +78,12 @@ pub(crate) fn plain_event(rest: &str) -> Option<(Event<'_>, usize)> {
     }
 }
 
+/// `rest` without the XML whitespace at its front (where only elements may come, it is not
+/// content).
+pub(crate) fn skip_blank(rest: &str) -> &str {
+    rest.trim_start_matches([' ', '\t', '\r', '\n'])
+}
+
 /// The longest entity or character reference name the fast path takes (`#x1F600` is 7).
 const MAX_REF_NAME: usize = 16;
 
@@ -105,10 +111,7 @@ pub(crate) fn member_name(rest: &str) -> Option<(&str, usize, usize)> {
     const MEMBER: &str = "<member>";
     const NAME: &str = "<name>";
     const CLOSE: &str = "</name>";
-    let after = rest
-        .strip_prefix(MEMBER)?
-        .trim_start_matches([' ', '\t', '\r', '\n'])
-        .strip_prefix(NAME)?;
+    let after = skip_blank(rest.strip_prefix(MEMBER)?).strip_prefix(NAME)?;
     let open = rest.len() - after.len();
     let end = memchr::memchr2(b'<', b'&', after.as_bytes())?;
     let name = after
@@ -140,9 +143,7 @@ pub(crate) fn empty_container(rest: &str) -> Option<(bool, usize)> {
     const STRUCT: (&str, &str) = ("<value><struct>", "</struct></value>");
     for (array, (open, close)) in [(true, ARRAY), (false, STRUCT)] {
         if let Some(inside) = rest.strip_prefix(open) {
-            let after = inside
-                .trim_start_matches([' ', '\t', '\r', '\n'])
-                .strip_prefix(close)?;
+            let after = skip_blank(inside).strip_prefix(close)?;
             return Some((array, rest.len() - after.len()));
         }
     }

@@ -87,7 +87,13 @@ async fn an_oversized_answer_is_refused() {
         Answer::ok(&call, mock_xapi::s(&"x".repeat(10_000)))
     })
     .await;
-    let client = Client::builder(&server.url)
+    assert_refused_as_too_large(Client::builder(&server.url)).await;
+}
+
+/// A `host.get_log` call through `builder` with a response limit of 1,000 bytes fails with
+/// `ResponseTooLarge`.
+async fn assert_refused_as_too_large(builder: xapi_core::client::ClientBuilder) {
+    let client = builder
         .limits(Limits {
             max_response_bytes: 1_000,
             ..Limits::default()
@@ -123,22 +129,10 @@ async fn an_oversized_chunked_answer_is_refused_before_it_is_all_read() {
         }
     })
     .await;
-    let client = Client::builder(&url)
-        .protocol(xapi_core::client::Protocol::XmlRpc)
-        .limits(Limits {
-            max_response_bytes: 1_000,
-            ..Limits::default()
-        })
-        .build()
-        .expect("client");
-    let err = client
-        .call_raw::<String>("host.get_log", ("OpaqueRef:h",))
-        .await
-        .expect_err("too large");
-    assert!(
-        matches!(err, Error::ResponseTooLarge { limit: 1_000, .. }),
-        "{err:?}"
-    );
+    assert_refused_as_too_large(
+        Client::builder(&url).protocol(xapi_core::client::Protocol::XmlRpc),
+    )
+    .await;
 }
 
 #[tokio::test]
