@@ -18,9 +18,9 @@
 //!   `cargo xtask soak`: the demo pool runs in this process (so its state outlives the killed
 //!   backups), a child `backup` is killed with SIGKILL at N random moments; then the repository
 //!   must list only complete restore points that verify, prune (on a clock moved past its grace
-//!   period) must remove every orphan, `remove_leftover_snapshots` must sweep the snapshots the
-//!   killed runs left, and a last backup must complete. Prints one JSON line of figures and
-//!   fails if any of this does not hold.
+//!   period) must remove every orphan and every staged chunk file the killed runs left,
+//!   `remove_leftover_snapshots` must sweep the snapshots they left, and a last backup must
+//!   complete. Prints one JSON line of figures and fails if any of this does not hold.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -271,6 +271,21 @@ async fn new_repo(
     Ok(())
 }
 
+/// Bytes available to this user on the file system holding `dir` (from `df`).
+async fn free_bytes(dir: &Path) -> Result<u64, String> {
+    let output = tokio::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .await
+        .map_err(|e| format!("df: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .ok_or_else(|| format!("df {}: no free space figure", dir.display()))
+}
+
 /// Total size of the files under `dir`.
 fn tree_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
@@ -346,20 +361,40 @@ async fn bench(args: &[String]) -> Result<(), String> {
         key: encrypted.then(|| dir.join(format!("{name}.key"))),
     })
     .collect();
+    for backup in &backups {
+        // left by an earlier run of the benchmark
+        let _ = std::fs::remove_dir_all(&backup.repo);
+    }
+    // Every round's repositories are kept until the end (see `Backup::run_once`).
+    let needed = repeat * data * MIB * backups.len() as u64;
+    let free = free_bytes(&dir).await?;
+    if free < needed + data * MIB {
+        return Err(format!(
+            "{}: {} MiB free; {repeat} rounds need about {} MiB (the repositories of every round are kept until the end)",
+            dir.display(),
+            free / MIB,
+            (needed + data * MIB) / MIB
+        ));
+    }
     // One run of everything per round, so that a machine whose speed drifts between rounds
     // slows both sides of a ratio alike.
     let mut curl_times = [Vec::new(), Vec::new()];
     let mut backup_times = vec![Vec::new(); backups.len()];
     let mut peak_rss = vec![0; backups.len()];
     let mut export_bytes = 0;
-    for _ in 0..repeat {
+    for round in 0..repeat {
         for (durable, times) in [false, true].into_iter().zip(&mut curl_times) {
-            times.push(curl_export(&out, &export_url, durable).await?);
+            let seconds = curl_export(&out, &export_url, durable).await?;
+            eprintln!(
+                "curl_export{} run: {seconds:.3} s",
+                if durable { "_durable" } else { "" }
+            );
+            times.push(seconds);
             export_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
             let _ = std::fs::remove_file(&out);
         }
         for (index, backup) in backups.iter().enumerate() {
-            let (seconds, rss) = backup.run_once(&me, &url, &vm_uuid).await?;
+            let (seconds, rss) = backup.run_once(&me, &url, &vm_uuid, round).await?;
             backup_times[index].push(seconds);
             peak_rss[index] = peak_rss[index].max(rss);
         }
@@ -378,7 +413,7 @@ async fn bench(args: &[String]) -> Result<(), String> {
             "{{\"name\":\"{}\",\"seconds\":{},\"bytes\":{export_bytes},\"peak_rss_bytes\":{rss},\"stored_bytes\":{}}}",
             backup.name,
             median(times),
-            tree_bytes(&backup.repo)
+            tree_bytes(&backup.repo.join("0"))
         );
         let _ = std::fs::remove_dir_all(&backup.repo);
     }
@@ -399,14 +434,27 @@ struct Backup {
 }
 
 impl Backup {
-    /// One backup of `vm_uuid` into a fresh repository by a child process: its wall-clock
-    /// seconds and peak RSS.
-    async fn run_once(&self, me: &Path, url: &str, vm_uuid: &str) -> Result<(f64, u64), String> {
-        new_repo(&self.repo, self.compression, self.key.as_deref()).await?;
+    /// One backup of `vm_uuid` into a fresh repository (this round's) by a child process: its
+    /// wall-clock seconds and peak RSS.
+    ///
+    /// Every round gets its own repository, and all are removed only when the rounds are over:
+    /// on an ext4 without a journal (as here), creating a file skips every inode freed in the
+    /// last 30 seconds (`recently_deleted`), so removing the last round's 1,024 chunks just
+    /// before a run made that run's file creations a quarter of its CPU time, which no backup
+    /// after a quiet period pays.
+    async fn run_once(
+        &self,
+        me: &Path,
+        url: &str,
+        vm_uuid: &str,
+        round: u64,
+    ) -> Result<(f64, u64), String> {
+        let repo = self.repo.join(round.to_string());
+        new_repo(&repo, self.compression, self.key.as_deref()).await?;
         let mut command = tokio::process::Command::new(me);
         command
             .args(["backup", "--url", url, "--vm", vm_uuid, "--repo"])
-            .arg(&self.repo)
+            .arg(&repo)
             .stdout(Stdio::piped());
         if let Some(key) = &self.key {
             command.arg("--key-file").arg(key);
@@ -452,6 +500,20 @@ async fn dedup_demo(session: &SessionHandle, dir: &Path) -> Result<(), String> {
     );
     let _ = std::fs::remove_dir_all(&repo_dir);
     Ok(())
+}
+
+/// How many staged chunk files (`<name>#<digits>`, written but not yet published) are under
+/// `dir`: what killed backups leave until prune removes them.
+fn staged_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => staged_files(&e.path()),
+                _ => usize::from(e.file_name().to_string_lossy().contains('#')),
+            })
+            .sum()
+    })
 }
 
 /// A child `backup` of `vm_uuid` into `repo`, not yet waited for.
@@ -556,6 +618,7 @@ async fn crash(args: &[String]) -> Result<(), String> {
     if !before.problems.is_empty() {
         return Err(format!("repository check: {:?}", before.problems));
     }
+    let staged_before = staged_files(&repo_dir);
     let options = PruneOptions {
         grace: chrono::TimeDelta::hours(1),
         ..PruneOptions::default()
@@ -567,9 +630,10 @@ async fn crash(args: &[String]) -> Result<(), String> {
         .check(CheckOptions { read_data: true })
         .await
         .map_err(|e| e.to_string())?;
-    if !after.orphans.is_empty() || !after.problems.is_empty() {
+    let staged_after = staged_files(&repo_dir);
+    if !after.orphans.is_empty() || !after.problems.is_empty() || staged_after != 0 {
         return Err(format!(
-            "after prune: {} orphans, problems {:?}",
+            "after prune: {} orphans, {staged_after} staged chunk files, problems {:?}",
             after.orphans.len(),
             after.problems
         ));
@@ -591,11 +655,12 @@ async fn crash(args: &[String]) -> Result<(), String> {
         return Err("the backup after the campaign failed".to_owned());
     }
     println!(
-        "{{\"name\":\"crash_campaign\",\"points\":{points},\"killed\":{killed},\"finished_before_kill\":{finished_anyway},\"restore_points_listed\":{},\"restore_points_verified\":{verified},\"orphans_before_prune\":{},\"deleted_chunks\":{},\"deleted_indexes\":{},\"snapshots_swept\":{swept},\"backup_seconds\":{:.3},\"campaign_seconds\":{:.1}}}",
+        "{{\"name\":\"crash_campaign\",\"points\":{points},\"killed\":{killed},\"finished_before_kill\":{finished_anyway},\"restore_points_listed\":{},\"restore_points_verified\":{verified},\"orphans_before_prune\":{},\"deleted_chunks\":{},\"deleted_indexes\":{},\"staged_files_before_prune\":{staged_before},\"deleted_staged\":{},\"snapshots_swept\":{swept},\"backup_seconds\":{:.3},\"campaign_seconds\":{:.1}}}",
         listed.len(),
         before.orphans.len(),
         pruned.deleted_chunks,
         pruned.deleted_indexes,
+        pruned.deleted_staged,
         span.as_secs_f64(),
         campaign.elapsed().as_secs_f64()
     );

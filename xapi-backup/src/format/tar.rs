@@ -372,6 +372,31 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
         Ok(buf.freeze())
     }
 
+    /// [`TarReader::read_body`] into `buf` (cleared first, grown as needed), so that a caller
+    /// reading many bodies can use its buffers again.
+    pub async fn read_body_into(
+        &mut self,
+        entry: &TarEntry,
+        limit: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>, TarError> {
+        if self.remaining > limit {
+            return Err(TarError::MemberTooLarge {
+                offset: entry.header_offset,
+                name: entry.name.clone(),
+                size: entry.size,
+                limit,
+            });
+        }
+        buf.clear();
+        self.read_exact_into(&mut buf, self.remaining as usize, || {
+            format!("member {}", entry.name)
+        })
+        .await?;
+        self.remaining = 0;
+        Ok(buf)
+    }
+
     /// Reads up to `max` bytes of the current body; an empty result means the body is done.
     pub async fn read_body_part(&mut self, max: usize) -> Result<Bytes, TarError> {
         let n = (self.remaining.min(max as u64)) as usize;
@@ -423,13 +448,25 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
         n: usize,
         context: impl FnOnce() -> String,
     ) -> Result<BytesMut, TarError> {
-        use bytes::BufMut as _;
         let mut buf = BytesMut::with_capacity(n);
-        while buf.len() < n {
-            let want = n - buf.len();
+        self.read_exact_into(&mut buf, n, context).await?;
+        Ok(buf)
+    }
+
+    /// Appends exactly `n` bytes of the stream to `buf`.
+    async fn read_exact_into<B: bytes::BufMut + AsRef<[u8]>>(
+        &mut self,
+        buf: &mut B,
+        n: usize,
+        context: impl FnOnce() -> String,
+    ) -> Result<(), TarError> {
+        use bytes::BufMut as _;
+        let end = buf.as_ref().len() + n;
+        while buf.as_ref().len() < end {
+            let want = end - buf.as_ref().len();
             let got = self
                 .inner
-                .read_buf(&mut (&mut buf).limit(want))
+                .read_buf(&mut (&mut *buf).limit(want))
                 .await
                 .map_err(|source| read_error(self.position, source))?;
             if got == 0 {
@@ -440,7 +477,7 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
             }
             self.position += got as u64;
         }
-        Ok(buf)
+        Ok(())
     }
 
     async fn fill(&mut self, buf: &mut [u8], context: &str) -> Result<(), TarError> {

@@ -46,6 +46,7 @@ mod crypto;
 mod error;
 mod hex;
 mod index;
+mod local_chunks;
 mod lock;
 mod manifest;
 mod object;

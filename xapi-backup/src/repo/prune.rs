@@ -15,6 +15,7 @@ use super::chunk::chunk_id_of;
 use super::crypto::ChunkId;
 use super::error::RepoError;
 use super::index::IndexReader;
+use super::local_chunks;
 use super::object::{self, ObjectKind};
 use super::repository::Repository;
 
@@ -65,6 +66,10 @@ pub struct PruneReport {
     pub deleted_indexes: u64,
     /// Bytes deleted.
     pub deleted_bytes: u64,
+    /// Staged chunk files (local directory only) that processes killed while writing left,
+    /// removed once older than the grace period.
+    #[serde(default)]
+    pub deleted_staged: u64,
 }
 
 impl Repository {
@@ -157,6 +162,24 @@ impl Repository {
             report.deleted_bytes += info.size;
         }
         report.marked = next_mark.len() as u64;
+
+        // Staged chunk files of writers killed before they published them (no listing shows
+        // them). A running writer's are younger than `grace`, which exceeds any backup.
+        if let Some(root) = self.store().local_root()
+            && !options.dry_run
+        {
+            let cutoff = std::time::SystemTime::from(now - options.grace);
+            let chunks = root.join("chunks");
+            report.deleted_staged = tokio::task::spawn_blocking(move || {
+                local_chunks::remove_leftovers(&chunks, cutoff)
+            })
+            .await
+            .map_err(|err| RepoError::Task(err.to_string()))?
+            .map_err(|source| RepoError::Io {
+                operation: "removing staged chunk files left by killed writers".to_owned(),
+                source,
+            })?;
+        }
 
         // 4. The new mark: what is unreferenced now and not yet due.
         if !options.dry_run {

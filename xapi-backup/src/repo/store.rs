@@ -48,6 +48,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: Option<Path>,
     display: String,
+    /// The directory of a [`Target::LocalDir`], where chunks are written as files directly.
+    local_root: Option<PathBuf>,
 }
 
 impl Store {
@@ -67,6 +69,7 @@ impl Store {
                     inner: Arc::new(fs),
                     prefix: None,
                     display: dir.display().to_string(),
+                    local_root: Some(dir.clone()),
                 })
             }
             Target::Custom {
@@ -78,6 +81,7 @@ impl Store {
                     inner: Arc::clone(inner),
                     prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
                     display: format!("{inner}/{prefix}"),
+                    local_root: None,
                 })
             }
         }
@@ -96,6 +100,17 @@ impl Store {
     /// The prefix the repository lives under inside the object store, empty for the root.
     pub fn prefix(&self) -> &str {
         self.prefix.as_ref().map_or("", AsRef::as_ref)
+    }
+
+    /// The directory of a local-directory repository (`None` for other targets).
+    pub(super) fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    /// The file holding the repository object `name` in a local-directory repository (the
+    /// layout `object_store`'s local file system uses: the name's segments as directories).
+    pub(super) fn local_file(&self, name: &str) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(name))
     }
 
     /// The full store path of the repository object `name`.

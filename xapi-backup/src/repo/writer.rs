@@ -1,7 +1,7 @@
 //! Writing a restore point: streams in, chunks hashed, deduplicated, compressed, sealed and
 //! stored (a few in flight at once), chunk indexes streamed, the manifest written last.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use super::chunk::{self, chunk_id_of, chunk_object};
 use super::crypto::ChunkId;
 use super::error::RepoError;
 use super::index::{IndexReader, IndexWriter, chunk_count};
+use super::local_chunks::{self, StagedChunk};
 use super::manifest::{
     MANIFEST_VERSION, Manifest, RestorePointId, RestorePointInfo, StreamRecord, StreamRole,
     StreamSpec, ToolInfo, is_safe_name, manifest_object,
@@ -23,6 +24,14 @@ use super::repository::Repository;
 
 /// Chunks processed (hashed, checked, compressed, uploaded) at once per stream.
 const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Chunk files of a local-directory repository written but not yet published (made durable
+/// and named): the disk writes them back meanwhile, so that publishing rarely waits. They hold
+/// page cache, not process memory.
+const UNPUBLISHED_LAG: usize = 32;
+
+/// Staged chunk files published at once, in one trip to the blocking pool.
+const PUBLISH_BATCH: usize = 8;
 
 /// Chunks recorded as already stored (`reuse_chunk`) that may wait, in order, behind the chunks
 /// in flight before them, so that an incremental backup's unchanged chunks never wait for an
@@ -210,6 +219,8 @@ impl RestorePointWriter {
             storing: 0,
             reused: ChunkBits::default(),
             settled: Vec::new(),
+            unpublished: VecDeque::new(),
+            published_dirs: BTreeSet::new(),
         })
     }
 
@@ -403,8 +414,12 @@ impl RestorePointWriter {
 enum ChunkOutcome {
     /// All zeros: not stored.
     Zero,
-    /// Uploaded by this writer.
-    New { id: ChunkId, bytes: u64 },
+    /// Uploaded by this writer; in a local-directory repository, still to be published.
+    New {
+        id: ChunkId,
+        bytes: u64,
+        staged: Option<StagedChunk>,
+    },
     /// Already in the store.
     Reused { id: ChunkId },
 }
@@ -433,8 +448,12 @@ pub struct StreamWriter<'a> {
     storing: usize,
     reused: ChunkBits,
     /// Chunks settled since [`StreamWriter::drain_stored`] last ran (for resumable writers);
-    /// `None` for a chunk of zeros.
+    /// `None` for a chunk of zeros. A staged chunk counts once published.
     settled: Vec<(u64, Option<ChunkId>)>,
+    /// Staged chunk files in index order, with their chunk numbers, not yet published.
+    unpublished: VecDeque<(u64, ChunkId, StagedChunk)>,
+    /// Directories whose entries publishing changed, synced before the stream finishes.
+    published_dirs: BTreeSet<std::path::PathBuf>,
 }
 
 impl StreamWriter<'_> {
@@ -521,7 +540,50 @@ impl StreamWriter<'_> {
         while !self.in_flight.is_empty() {
             self.settle_one().await?;
         }
+        self.publish(self.unpublished.len()).await?;
+        self.sync_published_dirs().await?;
         Ok(())
+    }
+
+    /// Publishes the `count` oldest staged chunk files (durable, then named), in one trip to
+    /// the blocking pool.
+    async fn publish(&mut self, count: usize) -> Result<(), RepoError> {
+        if count == 0 {
+            return Ok(());
+        }
+        let batch: Vec<_> = self.unpublished.drain(..count).collect();
+        let published = tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .map(|(number, id, staged)| Ok((number, id, staged.publish()?)))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|err| RepoError::Task(err.to_string()))?
+        .map_err(|source| RepoError::Io {
+            operation: "making chunk files durable and naming them".to_owned(),
+            source,
+        })?;
+        for (number, id, dir) in published {
+            self.settled.push((number, Some(id)));
+            self.published_dirs.insert(dir);
+        }
+        Ok(())
+    }
+
+    /// Makes the names given since the last call durable (an fsync per directory).
+    async fn sync_published_dirs(&mut self) -> Result<(), RepoError> {
+        if self.published_dirs.is_empty() {
+            return Ok(());
+        }
+        let dirs = std::mem::take(&mut self.published_dirs);
+        tokio::task::spawn_blocking(move || local_chunks::sync_dirs(&dirs))
+            .await
+            .map_err(|err| RepoError::Task(err.to_string()))?
+            .map_err(|source| RepoError::Io {
+                operation: "making the chunk directories durable".to_owned(),
+                source,
+            })
     }
 
     /// Writes the index entry of chunk `number`, an already stored chunk `id` reused.
@@ -555,11 +617,19 @@ impl StreamWriter<'_> {
             .expect("the index lives until finish or drop");
         match outcome {
             ChunkOutcome::Zero => self.settled.push((number, None)),
-            ChunkOutcome::New { id, bytes } => {
+            ChunkOutcome::New { id, bytes, staged } => {
                 index.push(number, id).await?;
-                self.settled.push((number, Some(id)));
                 self.record.new_chunks += 1;
                 self.record.new_bytes += bytes;
+                match staged {
+                    Some(staged) => {
+                        self.unpublished.push_back((number, id, staged));
+                        if self.unpublished.len() >= UNPUBLISHED_LAG + PUBLISH_BATCH {
+                            self.publish(PUBLISH_BATCH).await?;
+                        }
+                    }
+                    None => self.settled.push((number, Some(id))),
+                }
             }
             ChunkOutcome::Reused { id } => {
                 index.push(number, id).await?;
@@ -573,15 +643,13 @@ impl StreamWriter<'_> {
     /// Waits for the chunks in flight, completes the index and adds the stream to the restore
     /// point.
     pub async fn finish(mut self) -> crate::Result<StreamRecord> {
-        while !self.in_flight.is_empty() {
-            if let Err(err) = self.settle_one().await {
-                if let Some(index) = self.index.take() {
-                    // The stream failed: its index never appears (the error that matters is
-                    // the chunk's, not the abort's).
-                    let _ = index.abort().await;
-                }
-                return Err(err.into());
+        if let Err(err) = self.flush().await {
+            if let Some(index) = self.index.take() {
+                // The stream failed: its index never appears (the error that matters is the
+                // chunk's, not the abort's).
+                let _ = index.abort().await;
             }
+            return Err(err);
         }
         let index = self
             .index
@@ -604,8 +672,10 @@ impl StreamWriter<'_> {
 /// Hashes a chunk, and stores it unless it is all zeros or already there (and not marked by
 /// prune).
 ///
-/// One trip to the blocking pool names the chunk (zero check, BLAKE3) and, when it is stored
-/// as is (no compression, no encryption), also encodes it: that costs one xxh64 pass and no
+/// In a local-directory repository all of it is one trip to the blocking pool: name the chunk
+/// (zero check, BLAKE3), look for its file, encode it and stage it ([`local_chunks::stage`]);
+/// the writer publishes it later. Elsewhere one trip names the chunk and, when it is stored as
+/// is (no compression, no encryption), also encodes it: that costs one xxh64 pass and no
 /// copy, little enough to spend even on a chunk that turns out to be stored already. A chunk
 /// to compress or encrypt is encoded only once it is known to be new.
 async fn store_chunk(
@@ -613,6 +683,11 @@ async fn store_chunk(
     marked: Arc<HashSet<ChunkId>>,
     data: Bytes,
 ) -> Result<ChunkOutcome, RepoError> {
+    if repo.store().local_root().is_some() {
+        return tokio::task::spawn_blocking(move || store_local_chunk(&repo, &marked, data))
+            .await
+            .map_err(|err| RepoError::Task(err.to_string()))?;
+    }
     let sealer = repo.sealer().clone();
     let level = repo.config().compression.zstd_level();
     let stored_as_is = level.is_none() && !sealer.is_encrypted();
@@ -647,5 +722,46 @@ async fn store_chunk(
     };
     let bytes = encoded.stored_len();
     store.put_pieces(&encoded.object, encoded.pieces).await?;
-    Ok(ChunkOutcome::New { id, bytes })
+    Ok(ChunkOutcome::New {
+        id,
+        bytes,
+        staged: None,
+    })
+}
+
+/// [`store_chunk`] in a local-directory repository, on a blocking thread.
+fn store_local_chunk(
+    repo: &Repository,
+    marked: &HashSet<ChunkId>,
+    data: Bytes,
+) -> Result<ChunkOutcome, RepoError> {
+    if chunk::is_zero(&data) {
+        return Ok(ChunkOutcome::Zero);
+    }
+    let sealer = repo.sealer();
+    let id = sealer.chunk_id(&data);
+    let object = chunk_object(&id);
+    let path = repo
+        .store()
+        .local_file(&object)
+        .expect("a local-directory repository");
+    let io = |operation: &str| {
+        let operation = format!("{operation} {}", path.display());
+        move |source| RepoError::Io { operation, source }
+    };
+    if !marked.contains(&id) {
+        match std::fs::metadata(&path) {
+            Ok(_) => return Ok(ChunkOutcome::Reused { id }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("looking for chunk file")(e)),
+        }
+    }
+    let encoded = chunk::encode(sealer, id, data, repo.config().compression.zstd_level());
+    let bytes = encoded.stored_len();
+    let staged = local_chunks::stage(&path, &encoded.pieces).map_err(io("writing chunk file"))?;
+    Ok(ChunkOutcome::New {
+        id,
+        bytes,
+        staged: Some(staged),
+    })
 }

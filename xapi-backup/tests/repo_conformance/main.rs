@@ -4,6 +4,7 @@
 //! repo_conformance` (`testing` brings the S3 target and the SeaweedFS launcher).
 
 mod gate;
+mod local_only;
 #[cfg(feature = "testing")]
 mod s3;
 mod suite;

@@ -23,7 +23,7 @@ use crate::gate::GatedStore;
 const MIB: usize = CHUNK_SIZE as usize;
 
 /// Pseudo-random bytes determined by `seed`.
-fn noise(seed: &str, len: usize) -> Vec<u8> {
+pub(crate) fn noise(seed: &str, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
     blake3::Hasher::new()
         .update(seed.as_bytes())
@@ -48,11 +48,11 @@ fn small_kdf() -> KdfParams {
     }
 }
 
-fn clock_now() -> ManualClock {
+pub(crate) fn clock_now() -> ManualClock {
     ManualClock::new(Utc::now())
 }
 
-async fn create(target: &Target, clock: &ManualClock) -> Repository {
+pub(crate) async fn create(target: &Target, clock: &ManualClock) -> Repository {
     Repository::create(
         target,
         CreateOptions {
@@ -64,7 +64,7 @@ async fn create(target: &Target, clock: &ManualClock) -> Repository {
     .expect("a new repository")
 }
 
-fn vm_info(vm: &str) -> RestorePointInfo {
+pub(crate) fn vm_info(vm: &str) -> RestorePointInfo {
     let mut info = RestorePointInfo::new(RestorePointKind::Vm, vm);
     info.vm = Some(VmIdentity {
         uuid: vm.to_owned(),
@@ -75,7 +75,7 @@ fn vm_info(vm: &str) -> RestorePointInfo {
 }
 
 /// Backs up one VM with one disk keyed `disk`.
-async fn backup(repo: &Repository, vm: &str, data: &[u8]) -> Manifest {
+pub(crate) async fn backup(repo: &Repository, vm: &str, data: &[u8]) -> Manifest {
     let mut point = repo.begin(vm_info(vm)).await.expect("begin");
     point
         .write_stream(StreamSpec::disk("disk", data.len() as u64), data)
@@ -107,7 +107,7 @@ async fn objects(repo: &Repository, prefix: &str) -> Vec<String> {
     names
 }
 
-fn prune_options(grace: TimeDelta) -> PruneOptions {
+pub(crate) fn prune_options(grace: TimeDelta) -> PruneOptions {
     PruneOptions {
         grace,
         ..PruneOptions::default()

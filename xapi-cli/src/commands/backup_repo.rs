@@ -447,5 +447,11 @@ pub(crate) async fn prune(args: &PruneArgs, json: bool) -> Result<Exit, Failure>
         args.grace_hours,
         if args.dry_run { " (dry run)" } else { "" }
     );
+    if report.deleted_staged > 0 {
+        println!(
+            "{} staged chunk files left by interrupted backups removed",
+            report.deleted_staged
+        );
+    }
     Ok(Exit::Done)
 }

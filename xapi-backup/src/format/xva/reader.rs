@@ -10,6 +10,7 @@ use super::chunk::{ChecksumKind, ChecksumText, ChunkPlacer};
 use super::ova_xml::{OvaXml, parse_value_document};
 use crate::Error;
 use crate::format::compression::{Compression, DecompressingReader};
+use crate::format::recycle::BufferPool;
 use crate::format::tar::{BLOCK, TarReader, parse_header};
 
 /// The boxed byte source the readers work on after compression detection.
@@ -157,6 +158,8 @@ pub(crate) struct ChunkStream {
     legacy_table: Option<Vec<LegacyEntry>>,
     /// Mismatches accepted under [`MismatchPolicy::Record`].
     mismatches: Vec<ChecksumMismatch>,
+    /// The chunks' buffers, used again once the consumer is done with a chunk.
+    buffers: BufferPool,
 }
 
 impl ChunkStream {
@@ -177,6 +180,7 @@ impl ChunkStream {
             finished: false,
             legacy_table: None,
             mismatches: Vec::new(),
+            buffers: BufferPool::new(),
         }
     }
 
@@ -326,7 +330,12 @@ impl ChunkStream {
                 .into());
             }
             let placement = placer.place(&entry.name, entry.size, &mut self.first_chunk_length)?;
-            let data = self.tar.read_body(&entry, self.options.max_chunk).await?;
+            let buf = self.buffers.take(entry.size as usize);
+            let buf = self
+                .tar
+                .read_body_into(&entry, self.options.max_chunk, buf)
+                .await?;
+            let data = self.buffers.share(buf);
             let mut inline_kind = None;
             if self.require_checksums {
                 let member = entry.name.clone();

@@ -1,0 +1,222 @@
+//! Chunk files in a local-directory repository, written in two steps so that the disk works
+//! while the backup goes on, and a chunk's name never points at bytes that are not durable.
+//!
+//! 1. [`stage`]: the chunk is written under a staged name beside its own (`<name>#<digits>`,
+//!    a name the store's listings skip), and the kernel is told to start writing it back,
+//!    without waiting.
+//! 2. [`StagedChunk::publish`], some chunks later: its data is made durable (`fdatasync`, by
+//!    then usually a formality), then it is renamed to its name. [`sync_dirs`] makes the
+//!    renames durable, once per directory, before the restore point's manifest is written.
+//!
+//! Writing and syncing each chunk at once (what a store does for every object) makes the disk
+//! flush after every MiB and the backup wait for it; here the writes stream and the flushes
+//! come late and cheap. A staged chunk that is dropped unpublished removes its file; one left
+//! by a killed process is removed by prune ([`remove_leftovers`]).
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+/// A chunk file under its staged name: written, its write-back started, not yet durable nor
+/// visible under its name. Dropped unpublished, it removes its file.
+#[derive(Debug)]
+pub(super) struct StagedChunk {
+    file: Option<File>,
+    staged: PathBuf,
+    path: PathBuf,
+}
+
+/// The staged name of `path`: `#` and decimal digits after it, which the store's listings
+/// skip (they are how `object_store` names its own uploads in progress).
+fn staged_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    let random = u64::from_str_radix(&super::crypto::random_hex(8), 16).unwrap_or_default();
+    name.push(format!("#{random}"));
+    PathBuf::from(name)
+}
+
+/// True for a staged name (`<name>#<digits>`).
+fn is_staged(file_name: &str) -> bool {
+    file_name
+        .rsplit_once('#')
+        .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Writes `pieces` one after the other to a staged name beside `path` (creating its directory
+/// if needed) and starts their write-back.
+pub(super) fn stage(path: &Path, pieces: &[Bytes]) -> std::io::Result<StagedChunk> {
+    let staged = staged_name(path);
+    let mut file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&staged)
+    {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staged)?
+        }
+        other => other?,
+    };
+    let mut chunk = StagedChunk {
+        file: None,
+        staged,
+        path: path.to_owned(),
+    };
+    for piece in pieces {
+        file.write_all(piece)?;
+    }
+    // Advice, not a promise: on Linux it starts write-back of the dirty pages without waiting
+    // (and later drops them from the page cache, which a backup has no use for).
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+    chunk.file = Some(file);
+    Ok(chunk)
+}
+
+impl StagedChunk {
+    /// Waits until the chunk's data is durable, then gives it its name; returns the directory
+    /// whose entry changed (for [`sync_dirs`]).
+    pub(super) fn publish(mut self) -> std::io::Result<PathBuf> {
+        if let Some(file) = self.file.take() {
+            file.sync_data()?;
+        }
+        std::fs::rename(&self.staged, &self.path)?;
+        // published: nothing for Drop to remove
+        self.staged = PathBuf::new();
+        Ok(self.path.parent().map(Path::to_owned).unwrap_or_default())
+    }
+
+    /// The file's staged name.
+    #[cfg(test)]
+    pub(super) fn staged(&self) -> &Path {
+        &self.staged
+    }
+}
+
+impl Drop for StagedChunk {
+    fn drop(&mut self) {
+        if !self.staged.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.staged);
+        }
+    }
+}
+
+/// Makes the names given by [`StagedChunk::publish`] durable: an fsync of each directory, and
+/// of the directories holding them (a chunk directory may be new).
+pub(super) fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+    let parents: BTreeSet<&Path> = dirs.iter().filter_map(|dir| dir.parent()).collect();
+    for dir in dirs.iter().map(PathBuf::as_path).chain(parents) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes the staged files under `root` (recursively) last modified before `cutoff`: what
+/// processes killed while writing left. Returns how many it removed.
+pub(super) fn remove_leftovers(root: &Path, cutoff: SystemTime) -> std::io::Result<u64> {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            other => other?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            if !kind.is_file() || !name.to_str().is_some_and(is_staged) {
+                continue;
+            }
+            if entry.metadata()?.modified().is_ok_and(|at| at < cutoff) {
+                match std::fs::remove_file(entry.path()) {
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    other => other?,
+                }
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces() -> Vec<Bytes> {
+        vec![Bytes::from_static(b"head"), Bytes::from_static(b"-body")]
+    }
+
+    #[test]
+    fn a_chunk_appears_under_its_name_only_once_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks/ab/abcdef");
+        let staged = stage(&path, &pieces()).unwrap();
+        assert!(!path.exists(), "not visible before publish");
+        assert!(staged.staged().exists());
+        assert!(is_staged(
+            &staged.staged().file_name().unwrap().to_string_lossy()
+        ));
+        let changed = staged.publish().unwrap();
+        assert_eq!(changed, dir.path().join("chunks/ab"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"head-body");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("chunks/ab"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["abcdef"], "no staged file left");
+        sync_dirs(&BTreeSet::from([changed])).unwrap();
+    }
+
+    #[test]
+    fn a_staged_chunk_dropped_unpublished_removes_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks/cd/cdef");
+        let staged = stage(&path, &pieces()).unwrap();
+        let file = staged.staged().to_owned();
+        drop(staged);
+        assert!(!file.exists());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn leftovers_older_than_the_limit_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = dir.path().join("chunks/ef/ef01");
+        let kept = stage(&chunk, &pieces()).unwrap();
+        std::mem::forget(kept); // as a killed process leaves it
+        std::fs::write(dir.path().join("chunks/ef/ef02"), b"a chunk").unwrap();
+        std::fs::write(dir.path().join("chunks/ef/ef03#not-digits"), b"x").unwrap();
+        let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert_eq!(
+            remove_leftovers(dir.path(), an_hour_ago).unwrap(),
+            0,
+            "too recent"
+        );
+        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(remove_leftovers(dir.path(), later).unwrap(), 1);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("chunks/ef"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ef02", "ef03#not-digits"]);
+        assert_eq!(
+            remove_leftovers(&dir.path().join("missing"), later).unwrap(),
+            0
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! What only a local-directory repository does: chunk files are staged, then published
+//! (durable, then named), and prune removes the staged files of killed writers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::TimeDelta;
+use xapi_backup::repo::{CHUNK_SIZE, StreamSpec, Target};
+
+use crate::suite::{backup, clock_now, create, noise, prune_options, vm_info};
+
+const MIB: usize = CHUNK_SIZE as usize;
+
+/// Every staged chunk file (`<name>#<digits>`) under `dir`.
+fn staged_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.map(Result::unwrap) {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(path);
+            } else if entry.file_name().to_string_lossy().contains('#') {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Waits (at most 10 s) until no staged chunk file is left under `dir`.
+async fn until_no_staged_file(dir: &Path) -> Vec<PathBuf> {
+    for _ in 0..100 {
+        if staged_files(dir).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    staged_files(dir)
+}
+
+fn new_dir() -> (tempfile::TempDir, Target) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let target = Target::LocalDir(dir.path().to_owned());
+    (dir, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_stream_leaves_every_chunk_named_and_a_dropped_one_removes_its_files() {
+    let (dir, target) = new_dir();
+    let clock = clock_now();
+    let repo = create(&target, &clock).await;
+    // more chunks than are ever left unpublished, so that publishing runs mid-stream too
+    let data: Vec<u8> = (0..48).flat_map(|i| noise(&format!("c{i}"), MIB)).collect();
+    let manifest = backup(&repo, "vm-a", &data).await;
+    assert_eq!(manifest.streams[0].new_chunks, 48);
+    assert!(staged_files(dir.path()).is_empty());
+    let named = std::fs::read_dir(dir.path().join("chunks"))
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum::<usize>();
+    assert_eq!(named, 48, "every chunk under its name");
+
+    // A stream given chunks, then dropped without finishing (a failed backup).
+    let mut point = repo.begin(vm_info("vm-b")).await.expect("begin");
+    let mut stream = point
+        .stream(StreamSpec::disk("disk", 64 * MIB as u64))
+        .await
+        .expect("a stream");
+    for number in 0..40 {
+        let chunk = Bytes::from(noise(&format!("dropped {number}"), MIB));
+        stream.write_chunk(number, chunk).await.expect("a chunk");
+    }
+    drop(stream);
+    drop(point);
+    assert_eq!(
+        until_no_staged_file(dir.path()).await,
+        Vec::<PathBuf>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_the_staged_files_of_killed_writers_once_past_the_grace_period() {
+    let (dir, target) = new_dir();
+    let clock = clock_now();
+    let repo = create(&target, &clock).await;
+    let name = format!("{}/{}", "ab", "ab".repeat(32));
+    let leftover = dir.path().join(format!("chunks/{name}#1234567"));
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"half a chunk").unwrap();
+
+    let young = repo
+        .prune(&prune_options(TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(young.deleted_staged, 0, "within the grace period");
+    assert!(leftover.exists());
+
+    clock.advance(TimeDelta::hours(2));
+    let due = repo
+        .prune(&prune_options(TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(due.deleted_staged, 1);
+    assert!(!leftover.exists());
+}
