@@ -18,7 +18,7 @@
 //!   `cargo xtask soak`: the demo pool runs in this process (so its state outlives the killed
 //!   backups), a child `backup` is killed with SIGKILL at N random moments; then the repository
 //!   must list only complete restore points that verify, prune (on a clock moved past its grace
-//!   period) must remove every orphan and every staged chunk file the killed runs left,
+//!   period) must remove every orphan and every staged file the killed runs left,
 //!   `remove_leftover_snapshots` must sweep the snapshots they left, and a last backup must
 //!   complete. Prints one JSON line of figures and fails if any of this does not hold.
 
@@ -502,8 +502,8 @@ async fn dedup_demo(session: &SessionHandle, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// How many staged chunk files (`<name>#<digits>`, written but not yet published) are under
-/// `dir`: what killed backups leave until prune removes them.
+/// How many staged files (`<name>#<digits>`: chunk files not yet named, uploads of indexes
+/// in progress) are under `dir`: what killed backups leave until prune removes them.
 fn staged_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
@@ -633,7 +633,7 @@ async fn crash(args: &[String]) -> Result<(), String> {
     let staged_after = staged_files(&repo_dir);
     if !after.orphans.is_empty() || !after.problems.is_empty() || staged_after != 0 {
         return Err(format!(
-            "after prune: {} orphans, {staged_after} staged chunk files, problems {:?}",
+            "after prune: {} orphans, {staged_after} staged files, problems {:?}",
             after.orphans.len(),
             after.problems
         ));

@@ -11,7 +11,8 @@
 //! Writing and syncing each chunk at once (what a store does for every object) makes the disk
 //! flush after every MiB and the backup wait for it; here the writes stream and the flushes
 //! come late and cheap. A staged chunk that is dropped unpublished removes its file; one left
-//! by a killed process is removed by prune ([`remove_leftovers`]).
+//! by a killed process is removed by prune ([`remove_leftovers`]), with the staged uploads of
+//! other objects (`object_store` names them the same way).
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};

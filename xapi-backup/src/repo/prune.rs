@@ -66,8 +66,9 @@ pub struct PruneReport {
     pub deleted_indexes: u64,
     /// Bytes deleted.
     pub deleted_bytes: u64,
-    /// Staged chunk files (local directory only) that processes killed while writing left,
-    /// removed once older than the grace period.
+    /// Staged files (local directory only: chunk files not yet named, uploads of indexes and
+    /// other objects in progress) that processes killed while writing left, removed once
+    /// older than the grace period.
     #[serde(default)]
     pub deleted_staged: u64,
 }
@@ -163,22 +164,22 @@ impl Repository {
         }
         report.marked = next_mark.len() as u64;
 
-        // Staged chunk files of writers killed before they published them (no listing shows
-        // them). A running writer's are younger than `grace`, which exceeds any backup.
+        // Staged files of writers killed before they named them (chunk files, and the
+        // uploads in progress of indexes and other objects): no listing shows them. A running
+        // writer's are younger than `grace`, which exceeds any backup.
         if let Some(root) = self.store().local_root()
             && !options.dry_run
         {
             let cutoff = std::time::SystemTime::from(now - options.grace);
-            let chunks = root.join("chunks");
-            report.deleted_staged = tokio::task::spawn_blocking(move || {
-                local_chunks::remove_leftovers(&chunks, cutoff)
-            })
-            .await
-            .map_err(|err| RepoError::Task(err.to_string()))?
-            .map_err(|source| RepoError::Io {
-                operation: "removing staged chunk files left by killed writers".to_owned(),
-                source,
-            })?;
+            let root = root.to_owned();
+            report.deleted_staged =
+                tokio::task::spawn_blocking(move || local_chunks::remove_leftovers(&root, cutoff))
+                    .await
+                    .map_err(|err| RepoError::Task(err.to_string()))?
+                    .map_err(|source| RepoError::Io {
+                        operation: "removing staged files left by killed writers".to_owned(),
+                        source,
+                    })?;
         }
 
         // 4. The new mark: what is unreferenced now and not yet due.

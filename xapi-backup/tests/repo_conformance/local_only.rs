@@ -92,19 +92,23 @@ async fn prune_removes_the_staged_files_of_killed_writers_once_past_the_grace_pe
     let leftover = dir.path().join(format!("chunks/{name}#1234567"));
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"half a chunk").unwrap();
+    // an index upload in progress, as object_store stages it
+    let upload = dir.path().join("indexes/20261207T220822Z-c511d48ac177/b1cb4f3e-1#1");
+    std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
+    std::fs::write(&upload, b"frames").unwrap();
 
     let young = repo
         .prune(&prune_options(TimeDelta::hours(1)))
         .await
         .unwrap();
     assert_eq!(young.deleted_staged, 0, "within the grace period");
-    assert!(leftover.exists());
+    assert!(leftover.exists() && upload.exists());
 
     clock.advance(TimeDelta::hours(2));
     let due = repo
         .prune(&prune_options(TimeDelta::hours(1)))
         .await
         .unwrap();
-    assert_eq!(due.deleted_staged, 1);
-    assert!(!leftover.exists());
+    assert_eq!(due.deleted_staged, 2);
+    assert!(!leftover.exists() && !upload.exists());
 }

@@ -449,7 +449,7 @@ pub(crate) async fn prune(args: &PruneArgs, json: bool) -> Result<Exit, Failure>
     );
     if report.deleted_staged > 0 {
         println!(
-            "{} staged chunk files left by interrupted backups removed",
+            "{} staged files left by interrupted backups removed",
             report.deleted_staged
         );
     }
