@@ -14,13 +14,88 @@
 //! by a killed process is removed by prune ([`remove_leftovers`]), with the staged uploads of
 //! other objects (`object_store` names them the same way).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::crypto::ChunkId;
+
+/// The chunks the writers of one repository handle are staging. A writer that meets a chunk
+/// another one is staging references it rather than writing it too (concurrent backups of
+/// clones of one template meet the same chunks at about the same time), and before its
+/// manifest waits until that chunk is named, or dropped.
+#[derive(Debug, Default)]
+pub(super) struct Staging {
+    pending: Mutex<HashMap<ChunkId, watch::Receiver<()>>>,
+}
+
+/// One writer's right to stage chunk `id`. When it goes (the chunk named, or dropped
+/// unpublished), the writers waiting for `id` are woken.
+#[derive(Debug)]
+pub(super) struct Claim {
+    id: ChunkId,
+    staging: Arc<Staging>,
+    // dropped with the claim: that wakes the waiters
+    _done: watch::Sender<()>,
+}
+
+impl Staging {
+    /// Claims `id` for staging; `None` when another writer is staging it.
+    pub(super) fn claim(self: &Arc<Self>, id: ChunkId) -> Option<Claim> {
+        let mut pending = self.lock();
+        if pending.contains_key(&id) {
+            return None;
+        }
+        let (done, waiters) = watch::channel(());
+        pending.insert(id, waiters);
+        Some(Claim {
+            id,
+            staging: Arc::clone(self),
+            _done: done,
+        })
+    }
+
+    /// Waits (at most `limit`) until no writer is staging `id`; false if it still is.
+    pub(super) async fn settled(&self, id: &ChunkId, limit: Duration) -> bool {
+        let waiters = self.lock().get(id).cloned();
+        let Some(mut waiters) = waiters else {
+            return true;
+        };
+        // `changed` fails once the claim's sender is dropped: that is the wake-up
+        tokio::time::timeout(limit, async { while waiters.changed().await.is_ok() {} })
+            .await
+            .is_ok()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChunkId, watch::Receiver<()>>> {
+        // a panic while holding the lock leaves a map that is still consistent
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Claim {
+    /// A claim no other writer sees: for a writer that must store a chunk even though another
+    /// one is staging it.
+    pub(super) fn unshared(id: ChunkId) -> Claim {
+        Arc::new(Staging::default())
+            .claim(id)
+            .expect("a new registry holds no claim")
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.staging.lock().remove(&self.id);
+    }
+}
 
 /// A chunk file under its staged name: written, its write-back started, not yet durable nor
 /// visible under its name. Dropped unpublished, it removes its file.
@@ -29,6 +104,8 @@ pub(super) struct StagedChunk {
     file: Option<File>,
     staged: PathBuf,
     path: PathBuf,
+    /// Released once the file is named or removed (after it: fields drop after `drop`).
+    _claim: Claim,
 }
 
 /// The staged name of `path`: `#` and decimal digits after it, which the store's listings
@@ -48,8 +125,9 @@ fn is_staged(file_name: &str) -> bool {
 }
 
 /// Writes `pieces` one after the other to a staged name beside `path` (creating its directory
-/// if needed) and starts their write-back.
-pub(super) fn stage(path: &Path, pieces: &[Bytes]) -> std::io::Result<StagedChunk> {
+/// if needed) and starts their write-back; `claim` is released when the chunk is named or
+/// dropped.
+pub(super) fn stage(path: &Path, pieces: &[Bytes], claim: Claim) -> std::io::Result<StagedChunk> {
     let staged = staged_name(path);
     let mut file = match OpenOptions::new()
         .write(true)
@@ -71,6 +149,7 @@ pub(super) fn stage(path: &Path, pieces: &[Bytes]) -> std::io::Result<StagedChun
         file: None,
         staged,
         path: path.to_owned(),
+        _claim: claim,
     };
     for piece in pieces {
         file.write_all(piece)?;
@@ -161,11 +240,17 @@ mod tests {
         vec![Bytes::from_static(b"head"), Bytes::from_static(b"-body")]
     }
 
+    fn claim(n: u8) -> Claim {
+        Arc::new(Staging::default())
+            .claim(ChunkId([n; 32]))
+            .expect("nobody else stages it")
+    }
+
     #[test]
     fn a_chunk_appears_under_its_name_only_once_published() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chunks/ab/abcdef");
-        let staged = stage(&path, &pieces()).unwrap();
+        let staged = stage(&path, &pieces(), claim(1)).unwrap();
         assert!(!path.exists(), "not visible before publish");
         assert!(staged.staged().exists());
         assert!(is_staged(
@@ -186,18 +271,47 @@ mod tests {
     fn a_staged_chunk_dropped_unpublished_removes_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chunks/cd/cdef");
-        let staged = stage(&path, &pieces()).unwrap();
+        let staged = stage(&path, &pieces(), claim(2)).unwrap();
         let file = staged.staged().to_owned();
         drop(staged);
         assert!(!file.exists());
         assert!(!path.exists());
     }
 
+    #[tokio::test]
+    async fn a_chunk_is_staged_by_one_writer_at_a_time_and_its_waiters_woken_when_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Arc::new(Staging::default());
+        let id = ChunkId([7; 32]);
+        let first = staging.claim(id).expect("the first claim");
+        assert!(staging.claim(id).is_none(), "another writer stages it");
+        assert!(!staging.settled(&id, Duration::from_millis(20)).await);
+        let path = dir.path().join("chunks/07/0707");
+        let staged = stage(&path, &pieces(), first).unwrap();
+        let waiter = {
+            let staging = Arc::clone(&staging);
+            tokio::spawn(async move {
+                let settled = staging.settled(&id, Duration::from_secs(10)).await;
+                (settled, path.exists())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        staged.publish().unwrap();
+        assert_eq!(
+            waiter.await.unwrap(),
+            (true, true),
+            "woken after the rename"
+        );
+        let again = staging.claim(id).expect("free again");
+        drop(again);
+        assert!(staging.settled(&id, Duration::ZERO).await);
+    }
+
     #[test]
     fn leftovers_older_than_the_limit_are_removed_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let chunk = dir.path().join("chunks/ef/ef01");
-        let kept = stage(&chunk, &pieces()).unwrap();
+        let kept = stage(&chunk, &pieces(), claim(3)).unwrap();
         std::mem::forget(kept); // as a killed process leaves it
         std::fs::write(dir.path().join("chunks/ef/ef02"), b"a chunk").unwrap();
         std::fs::write(dir.path().join("chunks/ef/ef03#not-digits"), b"x").unwrap();

@@ -50,6 +50,8 @@ pub struct Store {
     display: String,
     /// The directory of a [`Target::LocalDir`], where chunks are written as files directly.
     local_root: Option<PathBuf>,
+    /// The chunks this handle's writers are staging there (shared by its clones).
+    staging: Arc<super::local_chunks::Staging>,
 }
 
 impl Store {
@@ -70,6 +72,7 @@ impl Store {
                     prefix: None,
                     display: dir.display().to_string(),
                     local_root: Some(dir.clone()),
+                    staging: Arc::default(),
                 })
             }
             Target::Custom {
@@ -82,6 +85,7 @@ impl Store {
                     prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
                     display: format!("{inner}/{prefix}"),
                     local_root: None,
+                    staging: Arc::default(),
                 })
             }
         }
@@ -105,6 +109,11 @@ impl Store {
     /// The directory of a local-directory repository (`None` for other targets).
     pub(super) fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()
+    }
+
+    /// The chunks the writers sharing this handle are staging (local directory only).
+    pub(super) fn staging(&self) -> &Arc<super::local_chunks::Staging> {
+        &self.staging
     }
 
     /// The file holding the repository object `name` in a local-directory repository (the

@@ -41,6 +41,11 @@ const RECORDED_IN_QUEUE: usize = 4096;
 /// Existence checks in flight at once when a commit re-checks the chunks a stream reused.
 const RECHECKS_IN_FLIGHT: usize = 16;
 
+/// How long a commit waits for a chunk it reused while another writer of the same repository
+/// handle was still staging it; after that the chunk is checked as it stands (missing: read
+/// again from the source, or the commit fails with an error safe to retry).
+const STAGED_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A backup that ran longer than this re-checks every chunk it references before writing its
 /// manifest, not only those it reused: prune's grace period must be longer than this.
 pub(super) const RECHECK_ALL_AFTER: TimeDelta = TimeDelta::hours(1);
@@ -361,9 +366,16 @@ impl RestorePointWriter {
         });
         // The existence checks (a HEAD each on S3) run a few at a time, in index order; a
         // vanished chunk is then read again and uploaded one at a time.
+        // On a local directory a chunk may be another writer's, staged and not yet named
+        // (waited for), or named and its directory not yet synced (synced below, before the
+        // manifest).
+        let local = store.local_root().is_some();
         let checks = entries
             .try_filter(|&(number, _)| std::future::ready(all || reused.contains(number)))
             .map_ok(|(number, id)| async move {
+                if local {
+                    store.staging().settled(&id, STAGED_WAIT).await;
+                }
                 let present = store.exists(&chunk_object(&id)).await?;
                 Ok::<_, RepoError>((number, id, present))
             })
@@ -371,8 +383,15 @@ impl RestorePointWriter {
         let mut checks = std::pin::pin!(checks);
         let mut vanished = 0u64;
         let mut first_vanished = None;
+        let mut dirs = BTreeSet::new();
         while let Some((number, id, present)) = checks.try_next().await? {
             if present {
+                if let Some(dir) = store
+                    .local_file(&chunk_object(&id))
+                    .and_then(|file| file.parent().map(std::path::Path::to_owned))
+                {
+                    dirs.insert(dir);
+                }
                 continue;
             }
             let len = (record.size - number * chunk_size).min(chunk_size) as usize;
@@ -397,6 +416,15 @@ impl RestorePointWriter {
                 vanished += 1;
                 first_vanished.get_or_insert(number);
             }
+        }
+        if !dirs.is_empty() {
+            tokio::task::spawn_blocking(move || local_chunks::sync_dirs(&dirs))
+                .await
+                .map_err(|err| RepoError::Task(err.to_string()))?
+                .map_err(|source| RepoError::Io {
+                    operation: "making the directories of reused chunks durable".to_owned(),
+                    source,
+                })?;
         }
         match first_vanished {
             None => Ok(()),
@@ -749,16 +777,26 @@ fn store_local_chunk(
         let operation = format!("{operation} {}", path.display());
         move |source| RepoError::Io { operation, source }
     };
-    if !marked.contains(&id) {
+    let claim = repo.store().staging().claim(id);
+    if marked.contains(&id) {
+        // Prune listed it: this writer stores a fresh copy whoever else is at it (what another
+        // writer stages may yet be dropped, leaving only the copy prune is about to delete).
+    } else {
+        if claim.is_none() {
+            // another writer is staging it: referenced, waited for before the manifest
+            return Ok(ChunkOutcome::Reused { id });
+        }
         match std::fs::metadata(&path) {
             Ok(_) => return Ok(ChunkOutcome::Reused { id }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("looking for chunk file")(e)),
         }
     }
+    let claim = claim.unwrap_or_else(|| local_chunks::Claim::unshared(id));
     let encoded = chunk::encode(sealer, id, data, repo.config().compression.zstd_level());
     let bytes = encoded.stored_len();
-    let staged = local_chunks::stage(&path, &encoded.pieces).map_err(io("writing chunk file"))?;
+    let staged =
+        local_chunks::stage(&path, &encoded.pieces, claim).map_err(io("writing chunk file"))?;
     Ok(ChunkOutcome::New {
         id,
         bytes,

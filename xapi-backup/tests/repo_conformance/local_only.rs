@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::TimeDelta;
-use xapi_backup::repo::{CHUNK_SIZE, StreamSpec, Target};
+use xapi_backup::repo::{CHUNK_SIZE, RepoError, StreamSpec, Target};
 
-use crate::suite::{backup, clock_now, create, noise, prune_options, vm_info};
+use crate::suite::{backup, clock_now, create, noise, prune_options, read_back, vm_info};
 
 const MIB: usize = CHUNK_SIZE as usize;
 
@@ -93,7 +93,9 @@ async fn prune_removes_the_staged_files_of_killed_writers_once_past_the_grace_pe
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"half a chunk").unwrap();
     // an index upload in progress, as object_store stages it
-    let upload = dir.path().join("indexes/20261207T220822Z-c511d48ac177/b1cb4f3e-1#1");
+    let upload = dir
+        .path()
+        .join("indexes/20261207T220822Z-c511d48ac177/b1cb4f3e-1#1");
     std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
     std::fs::write(&upload, b"frames").unwrap();
 
@@ -111,4 +113,97 @@ async fn prune_removes_the_staged_files_of_killed_writers_once_past_the_grace_pe
         .unwrap();
     assert_eq!(due.deleted_staged, 2);
     assert!(!leftover.exists() && !upload.exists());
+}
+
+/// Waits (at most 5 s) until `count` chunk files are staged under `dir`.
+async fn until_staged(dir: &Path, count: usize) {
+    let chunks = dir.join("chunks");
+    for _ in 0..100 {
+        if staged_files(&chunks).len() == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        staged_files(&chunks).len(),
+        count,
+        "chunks staged, not named"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_another_writer_is_staging_is_referenced_and_waited_for() {
+    let (dir, target) = new_dir();
+    let repo = create(&target, &clock_now()).await;
+    let data: Vec<u8> = (0..4)
+        .flat_map(|i| noise(&format!("shared {i}"), MIB))
+        .collect();
+    let mut a = repo.begin(vm_info("vm-a")).await.expect("begin");
+    let mut a_stream = a
+        .stream(StreamSpec::disk("disk", data.len() as u64))
+        .await
+        .expect("a stream");
+    for (number, chunk) in data.chunks(MIB).enumerate() {
+        let chunk = Bytes::copy_from_slice(chunk);
+        a_stream
+            .write_chunk(number as u64, chunk)
+            .await
+            .expect("a chunk");
+    }
+    until_staged(dir.path(), 4).await;
+
+    // B backs up the same bytes: it references A's chunks, and its commit waits for them
+    let b = tokio::spawn({
+        let repo = repo.clone();
+        let data = data.clone();
+        async move { backup(&repo, "vm-b", &data).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!b.is_finished(), "B's manifest waits for A's chunks");
+    a_stream.finish().await.expect("A's stream");
+    a.commit().await.expect("A's manifest");
+    let b = b.await.expect("B");
+    assert_eq!(b.streams[0].new_chunks, 0, "B wrote none of them again");
+    assert_eq!(read_back(&repo, &b, "disk").await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_references_chunks_another_drops_fails_safe_to_retry() {
+    let (dir, target) = new_dir();
+    let repo = create(&target, &clock_now()).await;
+    let data: Vec<u8> = (0..4)
+        .flat_map(|i| noise(&format!("dropped {i}"), MIB))
+        .collect();
+    let mut a = repo.begin(vm_info("vm-a")).await.expect("begin");
+    let mut a_stream = a
+        .stream(StreamSpec::disk("disk", data.len() as u64))
+        .await
+        .expect("a stream");
+    for (number, chunk) in data.chunks(MIB).enumerate() {
+        let chunk = Bytes::copy_from_slice(chunk);
+        a_stream
+            .write_chunk(number as u64, chunk)
+            .await
+            .expect("a chunk");
+    }
+    until_staged(dir.path(), 4).await;
+    let mut b = repo.begin(vm_info("vm-b")).await.expect("begin");
+    b.write_stream(StreamSpec::disk("disk", data.len() as u64), &data[..])
+        .await
+        .expect("B's stream");
+    // A fails: its staged chunks go
+    drop(a_stream);
+    drop(a);
+    let err = b.commit().await.expect_err("B's chunks vanished");
+    assert!(
+        matches!(
+            err,
+            xapi_backup::Error::Repo(RepoError::ReusedChunksVanished { count: 4, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        until_no_staged_file(dir.path()).await,
+        Vec::<PathBuf>::new()
+    );
 }

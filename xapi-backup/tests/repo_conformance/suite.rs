@@ -84,7 +84,7 @@ pub(crate) async fn backup(repo: &Repository, vm: &str, data: &[u8]) -> Manifest
     point.commit().await.expect("commit")
 }
 
-async fn read_back(repo: &Repository, manifest: &Manifest, key: &str) -> Vec<u8> {
+pub(crate) async fn read_back(repo: &Repository, manifest: &Manifest, key: &str) -> Vec<u8> {
     let mut out = Vec::new();
     repo.read_stream(manifest, key)
         .await
