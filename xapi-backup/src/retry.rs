@@ -107,10 +107,16 @@ pub fn is_retryable(error: &EngineError) -> bool {
         EngineError::Xapi { source, .. } => client_error_is_transient(source),
         EngineError::Backup { step, source } => {
             // the export stream broke, ended early or carried a bad checksum: a new export
-            // reads it again; repository errors are not retried
-            *step == EXPORT_READ_STEP || *step == EXPORT_OPEN_STEP || {
-                matches!(&**source, crate::Error::Io { .. }) && step.contains("export")
-            }
+            // reads it again; of the repository's errors only chunks that vanished before the
+            // manifest (pruned meanwhile, or staged by another writer that failed) are retried,
+            // a new export stores them again
+            *step == EXPORT_READ_STEP
+                || *step == EXPORT_OPEN_STEP
+                || matches!(
+                    &**source,
+                    crate::Error::Repo(crate::repo::RepoError::ReusedChunksVanished { .. })
+                )
+                || (matches!(&**source, crate::Error::Io { .. }) && step.contains("export"))
         }
         _ => false,
     }
@@ -182,5 +188,21 @@ mod tests {
         assert!(!is_retryable(&http(404)));
         assert!(!is_retryable(&EngineError::Cancelled));
         assert!(!is_retryable(&EngineError::Unexpected("x".into())));
+        let repo = |error: crate::repo::RepoError| EngineError::Backup {
+            step: "writing the manifest",
+            source: Box::new(crate::Error::Repo(error)),
+        };
+        assert!(is_retryable(&repo(
+            crate::repo::RepoError::ReusedChunksVanished {
+                disk: "0".into(),
+                count: 1,
+                first_chunk: 7,
+            }
+        )));
+        assert!(!is_retryable(&repo(
+            crate::repo::RepoError::RestorePointExists {
+                object: "manifests/vm/x".into(),
+            }
+        )));
     }
 }
