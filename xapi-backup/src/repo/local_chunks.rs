@@ -189,11 +189,18 @@ impl Drop for StagedChunk {
     }
 }
 
-/// Makes the names given by [`StagedChunk::publish`] durable: an fsync of each directory, and
-/// of the directories holding them (a chunk directory may be new).
+/// Makes the names given by [`StagedChunk::publish`] durable: an fsync of each chunk directory
+/// (`chunks/<2 hex>`), of `chunks` and of the repository's directory (either of the first two
+/// may be new).
 pub(super) fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
     let parents: BTreeSet<&Path> = dirs.iter().filter_map(|dir| dir.parent()).collect();
-    for dir in dirs.iter().map(PathBuf::as_path).chain(parents) {
+    let roots: BTreeSet<&Path> = parents.iter().filter_map(|dir| dir.parent()).collect();
+    for dir in dirs
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(parents)
+        .chain(roots)
+    {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
