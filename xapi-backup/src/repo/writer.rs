@@ -521,7 +521,12 @@ impl StreamWriter<'_> {
         }
         let repo = self.rp.repo.clone();
         let marked = Arc::clone(&self.rp.marked);
-        let task = tokio::spawn(store_chunk(repo, marked, data));
+        let task = if repo.store().local_root().is_some() {
+            // all of it on a blocking thread: no task in between
+            tokio::task::spawn_blocking(move || store_local_chunk(&repo, &marked, data))
+        } else {
+            tokio::spawn(store_chunk(repo, marked, data))
+        };
         self.in_flight
             .push_back((chunk_number, Queued::Storing(task)));
         self.storing += 1;
@@ -700,22 +705,16 @@ impl StreamWriter<'_> {
 /// Hashes a chunk, and stores it unless it is all zeros or already there (and not marked by
 /// prune).
 ///
-/// In a local-directory repository all of it is one trip to the blocking pool: name the chunk
-/// (zero check, BLAKE3), look for its file, encode it and stage it ([`local_chunks::stage`]);
-/// the writer publishes it later. Elsewhere one trip names the chunk and, when it is stored as
-/// is (no compression, no encryption), also encodes it: that costs one xxh64 pass and no
-/// copy, little enough to spend even on a chunk that turns out to be stored already. A chunk
-/// to compress or encrypt is encoded only once it is known to be new.
+/// A local-directory repository does all of it on one blocking thread instead
+/// ([`store_local_chunk`]). Here one trip to the blocking pool names the chunk and, when it is
+/// stored as is (no compression, no encryption), also encodes it: that costs one xxh64 pass and
+/// no copy, little enough to spend even on a chunk that turns out to be stored already. A
+/// chunk to compress or encrypt is encoded only once it is known to be new.
 async fn store_chunk(
     repo: Repository,
     marked: Arc<HashSet<ChunkId>>,
     data: Bytes,
 ) -> Result<ChunkOutcome, RepoError> {
-    if repo.store().local_root().is_some() {
-        return tokio::task::spawn_blocking(move || store_local_chunk(&repo, &marked, data))
-            .await
-            .map_err(|err| RepoError::Task(err.to_string()))?;
-    }
     let sealer = repo.sealer().clone();
     let level = repo.config().compression.zstd_level();
     let stored_as_is = level.is_none() && !sealer.is_encrypted();
@@ -757,7 +756,9 @@ async fn store_chunk(
     })
 }
 
-/// [`store_chunk`] in a local-directory repository, on a blocking thread.
+/// [`store_chunk`] in a local-directory repository, on a blocking thread: name the chunk (zero
+/// check, BLAKE3), look for its file (or another writer staging it), encode it and stage it
+/// ([`local_chunks::stage`]); the writer publishes it later.
 fn store_local_chunk(
     repo: &Repository,
     marked: &HashSet<ChunkId>,
