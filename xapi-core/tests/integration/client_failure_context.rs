@@ -33,7 +33,7 @@ impl Captured {
     }
 }
 
-fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+fn capture(level: tracing::Level) -> (Captured, ThreadSubscriber) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -41,7 +41,29 @@ fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuar
         .with_ansi(false)
         .with_max_level(level)
         .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+    (captured, on_this_thread(subscriber))
+}
+
+/// A subscriber for the current thread, with what keeps it reliable while other tests run
+/// on other threads.
+pub(crate) struct ThreadSubscriber {
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+/// Makes `subscriber` this thread's default. tracing-core works out a span or event site's
+/// interest, the first time any thread reaches it, from that thread's default alone while a
+/// single subscriber is registered: another test's thread (none) could then switch a site off
+/// for this one too. A second, idle subscriber kept alive beside it makes every site ask all
+/// registered subscribers.
+pub(crate) fn on_this_thread(
+    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+) -> ThreadSubscriber {
+    let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    ThreadSubscriber {
+        _default: tracing::subscriber::set_default(subscriber),
+        _second: second,
+    }
 }
 
 #[tokio::test]
@@ -129,4 +151,28 @@ async fn a_failed_task_logs_its_failure_in_the_task_span() {
         .find(|l| l.contains("xapi failure") && l.contains("SR_FULL"))
         .unwrap_or_else(|| panic!("no task failure event in the log: {text}"));
     assert!(line.contains("task{task=OpaqueRef:import-task}"), "{line}");
+}
+
+/// A log site of its own, so that the test below is the first to reach it.
+fn log_site_for_the_interest_test() {
+    tracing::warn!("reached the site");
+}
+
+#[test]
+fn this_threads_subscriber_sees_a_site_another_thread_reached_first() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // With `tracing::subscriber::set_default` alone, this thread logs nothing: the other
+    // thread, subscriber-less, reaches the site first and switches it off for every thread.
+    let _guard = on_this_thread(subscriber);
+    std::thread::spawn(log_site_for_the_interest_test)
+        .join()
+        .unwrap();
+    log_site_for_the_interest_test();
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(text.contains("reached the site"), "{text:?}");
 }

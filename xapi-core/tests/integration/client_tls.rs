@@ -123,7 +123,7 @@ async fn danger_accept_invalid_connects_and_warns() {
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = crate::client_failure_context::on_this_thread(subscriber);
 
     let cert = mock_xapi::self_signed();
     let server = pong_server(&cert).await;

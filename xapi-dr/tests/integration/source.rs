@@ -241,6 +241,11 @@ async fn api_copy_equals_offline_copy(protocol: Protocol) {
     let demo = replicating_demo(protocol).await;
     let calls = CallLog::default();
     let _guard = tracing::subscriber::set_default(calls.clone());
+    // tracing-core works out a span site's interest, the first time any thread reaches it,
+    // from that thread's default alone while a single subscriber is registered: another test's
+    // thread (none) could switch the logout's span off for this one too (it went missing in
+    // one CI run). A second, idle subscriber alive meanwhile makes it ask both.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let introduced = introduce(&demo.dr, "lvmoiscsi", &mirror_config(), &[&demo.sr_uuid])
         .await
         .unwrap();
