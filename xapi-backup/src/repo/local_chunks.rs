@@ -208,17 +208,30 @@ pub(super) fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
 
 /// Removes the staged files under `root` (recursively) last modified before `cutoff`: what
 /// processes killed while writing left. Returns how many it removed.
+///
+/// Writers may be at work meanwhile: a file or directory that goes between the listing and a
+/// look at it (a chunk named, an empty directory removed) is passed over.
 pub(super) fn remove_leftovers(root: &Path, cutoff: SystemTime) -> std::io::Result<u64> {
+    /// `Ok(None)` for what went meanwhile.
+    fn unless_gone<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
+        match result {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            other => other.map(Some),
+        }
+    }
     let mut removed = 0;
     let mut dirs = vec![root.to_owned()];
     while let Some(dir) = dirs.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            other => other?,
+        let Some(entries) = unless_gone(std::fs::read_dir(&dir))? else {
+            continue;
         };
         for entry in entries {
-            let entry = entry?;
-            let kind = entry.file_type()?;
+            let Some(entry) = unless_gone(entry)? else {
+                continue;
+            };
+            let Some(kind) = unless_gone(entry.file_type())? else {
+                continue;
+            };
             if kind.is_dir() {
                 dirs.push(entry.path());
                 continue;
@@ -227,11 +240,12 @@ pub(super) fn remove_leftovers(root: &Path, cutoff: SystemTime) -> std::io::Resu
             if !kind.is_file() || !name.to_str().is_some_and(is_staged) {
                 continue;
             }
-            if entry.metadata()?.modified().is_ok_and(|at| at < cutoff) {
-                match std::fs::remove_file(entry.path()) {
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    other => other?,
-                }
+            let Some(metadata) = unless_gone(entry.metadata())? else {
+                continue;
+            };
+            if metadata.modified().is_ok_and(|at| at < cutoff)
+                && unless_gone(std::fs::remove_file(entry.path()))?.is_some()
+            {
                 removed += 1;
             }
         }

@@ -21,6 +21,8 @@ use super::repository::Repository;
 
 /// The mark object: unreferenced objects and when each was first found so.
 pub(super) const MARK_OBJECT: &str = "prune/mark";
+/// Staged files younger than this are never removed, whatever the grace period.
+const STAGED_FILES_MIN_AGE: TimeDelta = TimeDelta::hours(1);
 /// How many deletions between two checks of the lock.
 const DELETIONS_PER_LOCK_CHECK: u64 = 256;
 
@@ -68,7 +70,7 @@ pub struct PruneReport {
     pub deleted_bytes: u64,
     /// Staged files (local directory only: chunk files not yet named, uploads of indexes and
     /// other objects in progress) that processes killed while writing left, removed once
-    /// older than the grace period.
+    /// older than the grace period and than an hour.
     #[serde(default)]
     pub deleted_staged: u64,
 }
@@ -166,11 +168,13 @@ impl Repository {
 
         // Staged files of writers killed before they named them (chunk files, and the
         // uploads in progress of indexes and other objects): no listing shows them. A running
-        // writer's are younger than `grace`, which exceeds any backup.
+        // writer's are younger than `grace`, which exceeds any backup, and than an hour
+        // whatever `grace` is (a test's grace of seconds must not cut a backup's files away).
         if let Some(root) = self.store().local_root()
             && !options.dry_run
         {
-            let cutoff = std::time::SystemTime::from(now - options.grace);
+            let age = options.grace.max(STAGED_FILES_MIN_AGE);
+            let cutoff = std::time::SystemTime::from(now - age);
             let root = root.to_owned();
             report.deleted_staged =
                 tokio::task::spawn_blocking(move || local_chunks::remove_leftovers(&root, cutoff))

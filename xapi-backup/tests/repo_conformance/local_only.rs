@@ -104,6 +104,15 @@ async fn prune_removes_the_staged_files_of_killed_writers_once_past_the_grace_pe
         .await
         .unwrap();
     assert_eq!(young.deleted_staged, 0, "within the grace period");
+    clock.advance(TimeDelta::minutes(10));
+    let short_grace = repo
+        .prune(&prune_options(TimeDelta::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        short_grace.deleted_staged, 0,
+        "a staged file younger than an hour may be a running backup's"
+    );
     assert!(leftover.exists() && upload.exists());
 
     clock.advance(TimeDelta::hours(2));
