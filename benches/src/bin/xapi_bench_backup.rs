@@ -286,17 +286,22 @@ async fn free_bytes(dir: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("df {}: no free space figure", dir.display()))
 }
 
-/// Total size of the files under `dir`.
-fn tree_bytes(dir: &Path) -> u64 {
+/// `per_file` summed over every file under `dir`, recursively.
+fn sum_over_files(dir: &Path, per_file: &dyn Fn(&std::fs::DirEntry) -> u64) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
             .flatten()
             .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-                _ => e.metadata().map_or(0, |m| m.len()),
+                Ok(t) if t.is_dir() => sum_over_files(&e.path(), per_file),
+                _ => per_file(&e),
             })
             .sum()
     })
+}
+
+/// Total size of the files under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    sum_over_files(dir, &|e| e.metadata().map_or(0, |m| m.len()))
 }
 
 async fn bench(args: &[String]) -> Result<(), String> {
@@ -504,15 +509,9 @@ async fn dedup_demo(session: &SessionHandle, dir: &Path) -> Result<(), String> {
 
 /// How many staged files (`<name>#<digits>`: chunk files not yet named, uploads of indexes
 /// in progress) are under `dir`: what killed backups leave until prune removes them.
-fn staged_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .flatten()
-            .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() => staged_files(&e.path()),
-                _ => usize::from(e.file_name().to_string_lossy().contains('#')),
-            })
-            .sum()
+fn staged_files(dir: &Path) -> u64 {
+    sum_over_files(dir, &|e| {
+        u64::from(e.file_name().to_string_lossy().contains('#'))
     })
 }
 

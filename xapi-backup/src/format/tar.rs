@@ -7,7 +7,7 @@
 //! few hundred lines; the reader accepts V7, ustar and GNU headers (and skips pax/GNU metadata
 //! members it does not need), the writer only produces V7.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Size of one tar block.
@@ -357,19 +357,9 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
 
     /// Reads the whole body of the current member, refusing bodies larger than `limit`.
     pub async fn read_body(&mut self, entry: &TarEntry, limit: u64) -> Result<Bytes, TarError> {
-        if self.remaining > limit {
-            return Err(TarError::MemberTooLarge {
-                offset: entry.header_offset,
-                name: entry.name.clone(),
-                size: entry.size,
-                limit,
-            });
-        }
-        let buf = self
-            .read_exact_new(self.remaining as usize, || format!("member {}", entry.name))
-            .await?;
-        self.remaining = 0;
-        Ok(buf.freeze())
+        self.read_body_into(entry, limit, Vec::new())
+            .await
+            .map(Bytes::from)
     }
 
     /// [`TarReader::read_body`] into `buf` (cleared first, grown as needed), so that a caller
@@ -401,13 +391,13 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
     pub async fn read_body_part(&mut self, max: usize) -> Result<Bytes, TarError> {
         let n = (self.remaining.min(max as u64)) as usize;
         let current = self.current.clone();
-        let buf = self
-            .read_exact_new(n, || {
-                format!("member {}", current.as_deref().unwrap_or("?"))
-            })
-            .await?;
+        let mut buf = Vec::new();
+        self.read_exact_into(&mut buf, n, || {
+            format!("member {}", current.as_deref().unwrap_or("?"))
+        })
+        .await?;
         self.remaining -= n as u64;
-        Ok(buf.freeze())
+        Ok(Bytes::from(buf))
     }
 
     /// Reads and discards everything up to the end of the underlying stream (after the
@@ -441,29 +431,19 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
         Ok(done)
     }
 
-    /// Reads exactly `n` bytes into a new buffer, without zeroing it first: the bytes go
-    /// straight from the source into the memory handed out (one copy, no `memset`).
-    async fn read_exact_new(
+    /// Appends exactly `n` bytes of the stream to `buf`, without zeroing them first: the bytes
+    /// go straight from the source into the buffer handed out (one copy, no `memset`).
+    async fn read_exact_into(
         &mut self,
-        n: usize,
-        context: impl FnOnce() -> String,
-    ) -> Result<BytesMut, TarError> {
-        let mut buf = BytesMut::with_capacity(n);
-        self.read_exact_into(&mut buf, n, context).await?;
-        Ok(buf)
-    }
-
-    /// Appends exactly `n` bytes of the stream to `buf`.
-    async fn read_exact_into<B: bytes::BufMut + AsRef<[u8]>>(
-        &mut self,
-        buf: &mut B,
+        buf: &mut Vec<u8>,
         n: usize,
         context: impl FnOnce() -> String,
     ) -> Result<(), TarError> {
         use bytes::BufMut as _;
-        let end = buf.as_ref().len() + n;
-        while buf.as_ref().len() < end {
-            let want = end - buf.as_ref().len();
+        buf.reserve(n);
+        let end = buf.len() + n;
+        while buf.len() < end {
+            let want = end - buf.len();
             let got = self
                 .inner
                 .read_buf(&mut (&mut *buf).limit(want))

@@ -25,6 +25,21 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::crypto::ChunkId;
+use super::error::RepoError;
+
+/// Runs file system work on the blocking pool; its error is reported as `operation` failing.
+pub(super) async fn off_runtime<T: Send + 'static>(
+    operation: &str,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, RepoError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| RepoError::Task(err.to_string()))?
+        .map_err(|source| RepoError::Io {
+            operation: operation.to_owned(),
+            source,
+        })
+}
 
 /// The chunks the writers of one repository handle are staging. A writer that meets a chunk
 /// another one is staging references it rather than writing it too (concurrent backups of

@@ -176,14 +176,11 @@ impl Repository {
             let age = options.grace.max(STAGED_FILES_MIN_AGE);
             let cutoff = std::time::SystemTime::from(now - age);
             let root = root.to_owned();
-            report.deleted_staged =
-                tokio::task::spawn_blocking(move || local_chunks::remove_leftovers(&root, cutoff))
-                    .await
-                    .map_err(|err| RepoError::Task(err.to_string()))?
-                    .map_err(|source| RepoError::Io {
-                        operation: "removing staged files left by killed writers".to_owned(),
-                        source,
-                    })?;
+            report.deleted_staged = local_chunks::off_runtime(
+                "removing staged files left by killed writers",
+                move || local_chunks::remove_leftovers(&root, cutoff),
+            )
+            .await?;
         }
 
         // 4. The new mark: what is unreferenced now and not yet due.

@@ -48,10 +48,9 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: Option<Path>,
     display: String,
-    /// The directory of a [`Target::LocalDir`], where chunks are written as files directly.
-    local_root: Option<PathBuf>,
-    /// The chunks this handle's writers are staging there (shared by its clones).
-    staging: Arc<super::local_chunks::Staging>,
+    /// A [`Target::LocalDir`]'s directory, where chunks are written as files directly, and the
+    /// chunks this handle's writers are staging there (shared by its clones).
+    local: Option<(PathBuf, Arc<super::local_chunks::Staging>)>,
 }
 
 impl Store {
@@ -71,8 +70,7 @@ impl Store {
                     inner: Arc::new(fs),
                     prefix: None,
                     display: dir.display().to_string(),
-                    local_root: Some(dir.clone()),
-                    staging: Arc::default(),
+                    local: Some((dir.clone(), Arc::default())),
                 })
             }
             Target::Custom {
@@ -84,8 +82,7 @@ impl Store {
                     inner: Arc::clone(inner),
                     prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
                     display: format!("{inner}/{prefix}"),
-                    local_root: None,
-                    staging: Arc::default(),
+                    local: None,
                 })
             }
         }
@@ -108,18 +105,18 @@ impl Store {
 
     /// The directory of a local-directory repository (`None` for other targets).
     pub(super) fn local_root(&self) -> Option<&std::path::Path> {
-        self.local_root.as_deref()
+        self.local.as_ref().map(|(root, _)| root.as_path())
     }
 
     /// The chunks the writers sharing this handle are staging (local directory only).
-    pub(super) fn staging(&self) -> &Arc<super::local_chunks::Staging> {
-        &self.staging
+    pub(super) fn staging(&self) -> Option<&Arc<super::local_chunks::Staging>> {
+        self.local.as_ref().map(|(_, staging)| staging)
     }
 
     /// The file holding the repository object `name` in a local-directory repository (the
     /// layout `object_store`'s local file system uses: the name's segments as directories).
     pub(super) fn local_file(&self, name: &str) -> Option<PathBuf> {
-        self.local_root.as_ref().map(|root| root.join(name))
+        self.local_root().map(|root| root.join(name))
     }
 
     /// The full store path of the repository object `name`.

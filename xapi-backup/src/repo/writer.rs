@@ -369,25 +369,25 @@ impl RestorePointWriter {
         // On a local directory a chunk may be another writer's, staged and not yet named
         // (waited for), or named and its directory not yet synced (synced below, before the
         // manifest).
-        let local = store.local_root().is_some();
         let checks = entries
             .try_filter(|&(number, _)| std::future::ready(all || reused.contains(number)))
             .map_ok(|(number, id)| async move {
-                if local {
-                    store.staging().settled(&id, STAGED_WAIT).await;
+                if let Some(staging) = store.staging() {
+                    staging.settled(&id, STAGED_WAIT).await;
                 }
-                let present = store.exists(&chunk_object(&id)).await?;
-                Ok::<_, RepoError>((number, id, present))
+                let object = chunk_object(&id);
+                let present = store.exists(&object).await?;
+                Ok::<_, RepoError>((number, id, object, present))
             })
             .try_buffered(RECHECKS_IN_FLIGHT);
         let mut checks = std::pin::pin!(checks);
         let mut vanished = 0u64;
         let mut first_vanished = None;
         let mut dirs = BTreeSet::new();
-        while let Some((number, id, present)) = checks.try_next().await? {
+        while let Some((number, id, object, present)) = checks.try_next().await? {
             if present {
                 if let Some(dir) = store
-                    .local_file(&chunk_object(&id))
+                    .local_file(&object)
                     .and_then(|file| file.parent().map(std::path::Path::to_owned))
                 {
                     dirs.insert(dir);
@@ -418,13 +418,11 @@ impl RestorePointWriter {
             }
         }
         if !dirs.is_empty() {
-            tokio::task::spawn_blocking(move || local_chunks::sync_dirs(&dirs))
-                .await
-                .map_err(|err| RepoError::Task(err.to_string()))?
-                .map_err(|source| RepoError::Io {
-                    operation: "making the directories of reused chunks durable".to_owned(),
-                    source,
-                })?;
+            local_chunks::off_runtime(
+                "making the directories of reused chunks durable",
+                move || local_chunks::sync_dirs(&dirs),
+            )
+            .await?;
         }
         match first_vanished {
             None => Ok(()),
@@ -585,18 +583,14 @@ impl StreamWriter<'_> {
             return Ok(());
         }
         let batch: Vec<_> = self.unpublished.drain(..count).collect();
-        let published = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|(number, id, staged)| Ok((number, id, staged.publish()?)))
-                .collect::<std::io::Result<Vec<_>>>()
-        })
-        .await
-        .map_err(|err| RepoError::Task(err.to_string()))?
-        .map_err(|source| RepoError::Io {
-            operation: "making chunk files durable and naming them".to_owned(),
-            source,
-        })?;
+        let published =
+            local_chunks::off_runtime("making chunk files durable and naming them", move || {
+                batch
+                    .into_iter()
+                    .map(|(number, id, staged)| Ok((number, id, staged.publish()?)))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .await?;
         for (number, id, dir) in published {
             self.settled.push((number, Some(id)));
             self.published_dirs.insert(dir);
@@ -610,13 +604,10 @@ impl StreamWriter<'_> {
             return Ok(());
         }
         let dirs = std::mem::take(&mut self.published_dirs);
-        tokio::task::spawn_blocking(move || local_chunks::sync_dirs(&dirs))
-            .await
-            .map_err(|err| RepoError::Task(err.to_string()))?
-            .map_err(|source| RepoError::Io {
-                operation: "making the chunk directories durable".to_owned(),
-                source,
-            })
+        local_chunks::off_runtime("making the chunk directories durable", move || {
+            local_chunks::sync_dirs(&dirs)
+        })
+        .await
     }
 
     /// Writes the index entry of chunk `number`, an already stored chunk `id` reused.
@@ -778,22 +769,28 @@ fn store_local_chunk(
         let operation = format!("{operation} {}", path.display());
         move |source| RepoError::Io { operation, source }
     };
-    let claim = repo.store().staging().claim(id);
-    if marked.contains(&id) {
+    let staging = repo
+        .store()
+        .staging()
+        .expect("a local-directory repository");
+    let marked = marked.contains(&id);
+    let claim = match staging.claim(id) {
+        Some(claim) => {
+            if !marked {
+                match std::fs::metadata(&path) {
+                    Ok(_) => return Ok(ChunkOutcome::Reused { id }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io("looking for chunk file")(e)),
+                }
+            }
+            claim
+        }
+        // another writer is staging it: referenced, waited for before the manifest
+        None if !marked => return Ok(ChunkOutcome::Reused { id }),
         // Prune listed it: this writer stores a fresh copy whoever else is at it (what another
         // writer stages may yet be dropped, leaving only the copy prune is about to delete).
-    } else {
-        if claim.is_none() {
-            // another writer is staging it: referenced, waited for before the manifest
-            return Ok(ChunkOutcome::Reused { id });
-        }
-        match std::fs::metadata(&path) {
-            Ok(_) => return Ok(ChunkOutcome::Reused { id }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("looking for chunk file")(e)),
-        }
-    }
-    let claim = claim.unwrap_or_else(|| local_chunks::Claim::unshared(id));
+        None => local_chunks::Claim::unshared(id),
+    };
     let encoded = chunk::encode(sealer, id, data, repo.config().compression.zstd_level());
     let bytes = encoded.stored_len();
     let staged =

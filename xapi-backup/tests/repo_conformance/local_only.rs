@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::TimeDelta;
-use xapi_backup::repo::{CHUNK_SIZE, RepoError, StreamSpec, Target};
+use xapi_backup::repo::{CHUNK_SIZE, RepoError, StreamSpec, StreamWriter, Target};
 
 use crate::suite::{backup, clock_now, create, noise, prune_options, read_back, vm_info};
 
@@ -71,10 +71,10 @@ async fn a_finished_stream_leaves_every_chunk_named_and_a_dropped_one_removes_it
         .stream(StreamSpec::disk("disk", 64 * MIB as u64))
         .await
         .expect("a stream");
-    for number in 0..40 {
-        let chunk = Bytes::from(noise(&format!("dropped {number}"), MIB));
-        stream.write_chunk(number, chunk).await.expect("a chunk");
-    }
+    let dropped: Vec<u8> = (0..40)
+        .flat_map(|i| noise(&format!("dropped {i}"), MIB))
+        .collect();
+    write_chunks(&mut stream, &dropped).await;
     drop(stream);
     drop(point);
     assert_eq!(
@@ -124,6 +124,17 @@ async fn prune_removes_the_staged_files_of_killed_writers_once_past_the_grace_pe
     assert!(!leftover.exists() && !upload.exists());
 }
 
+/// Hands `data` to `stream` chunk by chunk, without finishing it.
+async fn write_chunks(stream: &mut StreamWriter<'_>, data: &[u8]) {
+    for (number, chunk) in data.chunks(MIB).enumerate() {
+        let chunk = Bytes::copy_from_slice(chunk);
+        stream
+            .write_chunk(number as u64, chunk)
+            .await
+            .expect("a chunk");
+    }
+}
+
 /// Waits (at most 5 s) until `count` chunk files are staged under `dir`.
 async fn until_staged(dir: &Path, count: usize) {
     let chunks = dir.join("chunks");
@@ -152,13 +163,7 @@ async fn a_chunk_another_writer_is_staging_is_referenced_and_waited_for() {
         .stream(StreamSpec::disk("disk", data.len() as u64))
         .await
         .expect("a stream");
-    for (number, chunk) in data.chunks(MIB).enumerate() {
-        let chunk = Bytes::copy_from_slice(chunk);
-        a_stream
-            .write_chunk(number as u64, chunk)
-            .await
-            .expect("a chunk");
-    }
+    write_chunks(&mut a_stream, &data).await;
     until_staged(dir.path(), 4).await;
 
     // B backs up the same bytes: it references A's chunks, and its commit waits for them
@@ -188,13 +193,7 @@ async fn a_writer_that_references_chunks_another_drops_fails_safe_to_retry() {
         .stream(StreamSpec::disk("disk", data.len() as u64))
         .await
         .expect("a stream");
-    for (number, chunk) in data.chunks(MIB).enumerate() {
-        let chunk = Bytes::copy_from_slice(chunk);
-        a_stream
-            .write_chunk(number as u64, chunk)
-            .await
-            .expect("a chunk");
-    }
+    write_chunks(&mut a_stream, &data).await;
     until_staged(dir.path(), 4).await;
     let mut b = repo.begin(vm_info("vm-b")).await.expect("begin");
     b.write_stream(StreamSpec::disk("disk", data.len() as u64), &data[..])
