@@ -743,7 +743,10 @@ impl ChunkPacing for ExportPacing<'_, '_> {
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// [`destroy_snapshot`], tried again (up to 4 times, 1 s apart) while it fails with an error
-/// safe to retry: a connection cut or a lost session must not leave a snapshot behind.
+/// safe to retry: a connection cut or a lost session must not leave a snapshot behind. So is
+/// `OTHER_OPERATION_IN_PROGRESS`: an export this backup gave up on (a bad checksum, a
+/// cancellation) keeps its operation on the snapshot until the server notices that the
+/// connection went, which takes a moment on xapi as on the simulator.
 async fn destroy_snapshot_patiently(
     session: &SessionHandle,
     snapshot: &Ref<Vm>,
@@ -751,7 +754,9 @@ async fn destroy_snapshot_patiently(
     let mut tries = 1;
     loop {
         match destroy_snapshot(session, snapshot).await {
-            Err(error) if tries < 4 && is_retryable(&error) => {
+            Err(error)
+                if tries < 4 && (is_retryable(&error) || is_operation_in_progress(&error)) =>
+            {
                 tracing::info!(%error, "removing the snapshot failed; trying again");
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -759,6 +764,16 @@ async fn destroy_snapshot_patiently(
             other => return other,
         }
     }
+}
+
+/// Whether `error` is xapi's `OTHER_OPERATION_IN_PROGRESS`.
+fn is_operation_in_progress(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::Xapi { source, .. }
+            if matches!(&**source, xapi_core::Error::Api(failure)
+                if failure.code == xapi_core::api::ErrorCode::OtherOperationInProgress)
+    )
 }
 
 /// Destroys a snapshot this module took, and its disks (xapi's `VM.destroy` keeps VDIs).

@@ -41,6 +41,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // a profile of the whole machine tells the backup's threads from the simulator's
+        .thread_name(match args.first().map(String::as_str) {
+            Some("backup") => "backup",
+            _ => "bench",
+        })
         .enable_all()
         .build()
         .expect("a tokio runtime");
@@ -239,6 +244,46 @@ async fn curl_export(out: &Path, url: &str, durable: bool) -> Result<f64, String
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// CPU seconds (user + system) used so far by this process (the simulator) and by its
+/// children that have been waited for (curl, the backups), from `/proc/self/stat`; zeros
+/// where that file is unreadable.
+fn cpu_seconds() -> (f64, f64) {
+    /// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on Linux).
+    const TICKS: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // the fields after the command name, which may hold spaces: field 3 (state) is first
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0.0);
+    (
+        (field(14) + field(15)) / TICKS,
+        (field(16) + field(17)) / TICKS,
+    )
+}
+
+/// Runs `work`, then prints to stderr its seconds and the CPU seconds it took in this process
+/// (the simulator serving it) and in children (curl, a backup); returns its result.
+async fn timed_cpu<T>(
+    name: &str,
+    work: impl std::future::Future<Output = Result<(f64, T), String>>,
+) -> Result<(f64, T), String> {
+    let (own, children) = cpu_seconds();
+    let (seconds, value) = work.await?;
+    let (own_after, children_after) = cpu_seconds();
+    eprintln!(
+        "{name} run: {seconds:.3} s; CPU s: client {:.2}, simulator {:.2}",
+        children_after - children,
+        own_after - own
+    );
+    Ok((seconds, value))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -389,17 +434,22 @@ async fn bench(args: &[String]) -> Result<(), String> {
     let mut export_bytes = 0;
     for round in 0..repeat {
         for (durable, times) in [false, true].into_iter().zip(&mut curl_times) {
-            let seconds = curl_export(&out, &export_url, durable).await?;
-            eprintln!(
-                "curl_export{} run: {seconds:.3} s",
-                if durable { "_durable" } else { "" }
-            );
+            let name = if durable {
+                "curl_export_durable"
+            } else {
+                "curl_export"
+            };
+            let (seconds, ()) = timed_cpu(name, async {
+                Ok((curl_export(&out, &export_url, durable).await?, ()))
+            })
+            .await?;
             times.push(seconds);
             export_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
             let _ = std::fs::remove_file(&out);
         }
         for (index, backup) in backups.iter().enumerate() {
-            let (seconds, rss) = backup.run_once(&me, &url, &vm_uuid, round).await?;
+            let (seconds, rss) =
+                timed_cpu(backup.name, backup.run_once(&me, &url, &vm_uuid, round)).await?;
             backup_times[index].push(seconds);
             peak_rss[index] = peak_rss[index].max(rss);
         }
@@ -472,7 +522,7 @@ impl Backup {
         }
         let text = String::from_utf8_lossy(&output.stdout);
         // the child's time per phase, for telling the snapshot from the export
-        eprintln!("{} run: {}", self.name, text.trim());
+        eprintln!("{} phases: {}", self.name, text.trim());
         Ok((seconds, json_number(&text, "peak_rss_bytes").unwrap_or(0)))
     }
 }

@@ -24,15 +24,8 @@ pub(super) fn chunk_id_of(name: &str) -> Option<ChunkId> {
     (hex.len() == 64 && dir == &hex[..2]).then_some(id)
 }
 
-/// True if every byte is zero (such chunks are not stored). Scans eight bytes at a time.
-pub(super) fn is_zero(data: &[u8]) -> bool {
-    let words = data.chunks_exact(8);
-    let tail = words.remainder();
-    words
-        .into_iter()
-        .all(|word| u64::from_ne_bytes(word.try_into().expect("8 bytes")) == 0)
-        && tail.iter().all(|&b| b == 0)
-}
+/// True if every byte is zero (such chunks are not stored).
+pub(super) use crate::format::xva::chunk::is_all_zeros as is_zero;
 
 /// A chunk ready to store: its object name and encoded bytes.
 #[derive(Debug)]
@@ -115,7 +108,8 @@ mod tests {
     fn zero_detection_sees_a_single_set_byte_anywhere() {
         let mut data = vec![0u8; 4099];
         assert!(is_zero(&data));
-        for at in [0, 7, 8, 4095, 4098] {
+        assert!(is_zero(&[]));
+        for at in [0, 7, 8, 255, 256, 4095, 4096, 4098] {
             data[at] = 1;
             assert!(!is_zero(&data), "byte {at}");
             data[at] = 0;

@@ -2,8 +2,10 @@
 //! while the backup goes on, and a chunk's name never points at bytes that are not durable.
 //!
 //! 1. [`stage`]: the chunk is written under a staged name beside its own (`<name>#<digits>`,
-//!    a name the store's listings skip), and the kernel is told to start writing it back,
-//!    without waiting.
+//!    a name the store's listings skip). Its whole 4 KiB blocks go straight to the disk
+//!    (`O_DIRECT`, see [`write_chunk_file`]); where the file system refuses that, the chunk is
+//!    written through the page cache and the kernel told to start writing it back, without
+//!    waiting.
 //! 2. [`StagedChunk::publish`], some chunks later: its data is made durable (`fdatasync`, by
 //!    then usually a formality), then it is renamed to its name. [`sync_dirs`] makes the
 //!    renames durable, once per directory, before the restore point's manifest is written.
@@ -14,10 +16,12 @@
 //! by a killed process is removed by prune ([`remove_leftovers`]), with the staged uploads of
 //! other objects (`object_store` names them the same way).
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write as _};
+use std::io::{ErrorKind, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -48,6 +52,9 @@ pub(super) async fn off_runtime<T: Send + 'static>(
 #[derive(Debug, Default)]
 pub(super) struct Staging {
     pending: Mutex<HashMap<ChunkId, watch::Receiver<()>>>,
+    /// Set once the repository's file system has refused a direct write: later chunks are
+    /// written through the page cache without trying again.
+    direct_refused: AtomicBool,
 }
 
 /// One writer's right to stage chunk `id`. When it goes (the chunk named, or dropped
@@ -140,8 +147,7 @@ fn is_staged(file_name: &str) -> bool {
 }
 
 /// Writes `pieces` one after the other to a staged name beside `path` (creating its directory
-/// if needed) and starts their write-back; `claim` is released when the chunk is named or
-/// dropped.
+/// if needed); `claim` is released when the chunk is named or dropped.
 pub(super) fn stage(path: &Path, pieces: &[Bytes], claim: Claim) -> std::io::Result<StagedChunk> {
     let staged = staged_name(path);
     let mut file = match OpenOptions::new()
@@ -160,20 +166,94 @@ pub(super) fn stage(path: &Path, pieces: &[Bytes], claim: Claim) -> std::io::Res
         }
         other => other?,
     };
+    let staging = Arc::clone(&claim.staging);
     let mut chunk = StagedChunk {
         file: None,
         staged,
         path: path.to_owned(),
         _claim: claim,
     };
+    write_chunk_file(&mut file, pieces, &staging.direct_refused)?;
+    chunk.file = Some(file);
+    Ok(chunk)
+}
+
+/// Alignment of the direct writes (file offset, length, memory): the page size, a multiple of
+/// every common logical block size.
+const DIRECT_ALIGN: usize = 4096;
+
+thread_local! {
+    /// This thread's buffer for direct writes, kept between chunks: a fresh MiB per chunk
+    /// costs its page faults every time.
+    static DIRECT_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Writes `pieces` one after the other into the empty file `file`.
+///
+/// The whole 4 KiB blocks are written with `O_DIRECT`, from an aligned copy, and the last
+/// partial block through the page cache. Writing a chunk through the page cache leaves its
+/// write-back to the kernel's flusher, which the block layer's write-back throttling holds back
+/// in favour of reads: on the virtual disk these figures come from, 1,024 chunk files took
+/// about 4.8 s to make durable that way and 1.5 s written directly
+/// (`benches/README.md`). A direct write also leaves no MiB of the backup in the page cache.
+///
+/// A file system that refuses direct writes (`EINVAL`) gets the chunk through the page cache,
+/// with its write-back started at once (`posix_fadvise(DONTNEED)`), and `refused` is set so
+/// that later chunks do not try again.
+pub(super) fn write_chunk_file(
+    file: &mut File,
+    pieces: &[Bytes],
+    refused: &AtomicBool,
+) -> std::io::Result<()> {
+    let total: usize = pieces.iter().map(Bytes::len).sum();
+    let direct_len = total / DIRECT_ALIGN * DIRECT_ALIGN;
+    if direct_len > 0 && !refused.load(Ordering::Relaxed) {
+        match write_direct(file, pieces, total, direct_len) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                refused.store(true, Ordering::Relaxed);
+                // whatever went out is written again
+                file.set_len(0)?;
+                file.seek(SeekFrom::Start(0))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     for piece in pieces {
         file.write_all(piece)?;
     }
     // Advice, not a promise: on Linux it starts write-back of the dirty pages without waiting
     // (and later drops them from the page cache, which a backup has no use for).
-    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
-    chunk.file = Some(file);
-    Ok(chunk)
+    let _ = rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed);
+    Ok(())
+}
+
+/// The direct half of [`write_chunk_file`]: the first `direct_len` of the `total` bytes with
+/// `O_DIRECT`, the rest without.
+fn write_direct(
+    file: &mut File,
+    pieces: &[Bytes],
+    total: usize,
+    direct_len: usize,
+) -> std::io::Result<()> {
+    DIRECT_BUFFER.with_borrow_mut(|buffer| {
+        if buffer.len() < total + DIRECT_ALIGN {
+            buffer.resize(total + DIRECT_ALIGN, 0);
+        }
+        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+        let bytes = &mut buffer[start..start + total];
+        let mut at = 0;
+        for piece in pieces {
+            bytes[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        }
+        let flags = rustix::fs::fcntl_getfl(&*file)?;
+        rustix::fs::fcntl_setfl(&*file, flags | rustix::fs::OFlags::DIRECT)?;
+        let written = file.write_all(&bytes[..direct_len]);
+        rustix::fs::fcntl_setfl(&*file, flags)?;
+        written?;
+        file.write_all(&bytes[direct_len..])
+    })
 }
 
 impl StagedChunk {
@@ -301,6 +381,37 @@ mod tests {
             .collect();
         assert_eq!(left, ["abcdef"], "no staged file left");
         sync_dirs(&BTreeSet::from([changed])).unwrap();
+    }
+
+    #[test]
+    fn chunk_files_hold_their_pieces_whether_written_directly_or_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let pattern =
+            |len: usize| -> Vec<u8> { (0..len).map(|i| (i * 7 + i / 4096) as u8).collect() };
+        for len in [0, 1, 4095, 4096, 4097, 3 * 4096, (1 << 20) + 41] {
+            let data = pattern(len);
+            // a header, the body in two pieces, a trailer: as an encoded chunk comes
+            let cut = len / 3;
+            let pieces = [
+                Bytes::from_static(b"head"),
+                Bytes::copy_from_slice(&data[..cut]),
+                Bytes::copy_from_slice(&data[cut..]),
+                Bytes::from_static(b"trailer!"),
+            ];
+            let expected = [&b"head"[..], &data, b"trailer!"].concat();
+            for refused in [false, true] {
+                let path = dir.path().join(format!("{len}-{refused}"));
+                let mut file = File::create(&path).unwrap();
+                let flag = AtomicBool::new(refused);
+                write_chunk_file(&mut file, &pieces, &flag).unwrap();
+                drop(file);
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    expected,
+                    "{len} bytes, direct writes refused: {refused}"
+                );
+            }
+        }
     }
 
     #[test]

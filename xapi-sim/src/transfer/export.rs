@@ -36,6 +36,7 @@ use xapi_core::wire::{Failure, Value};
 
 use super::corrupt::ChecksumCorrupter;
 use super::ova::{self, ExportOptions};
+use super::sparse_image::SparseImage;
 use super::{RequestArgs, complete, set_progress};
 use crate::api_error::failure;
 use crate::pool::Pool;
@@ -125,7 +126,7 @@ pub(crate) async fn handle(pool: Arc<Pool>, parts: &Parts, metadata_only: bool) 
     let mut stall_for = pool.faults.take_stall();
     let mut sources = Vec::with_capacity(disks.len());
     for disk in &disks {
-        let file = match tokio::fs::File::open(pool.storage.path(&disk.uuid)).await {
+        let file = match SparseImage::open(&pool.storage.path(&disk.uuid)).await {
             Ok(file) => file,
             Err(err) => {
                 let err = failure(
@@ -273,7 +274,7 @@ pub(crate) fn with_task(mut response: Response<Body>, task: &str) -> Response<Bo
 
 /// Reads a disk image and reports the share of all disk bytes read as task progress.
 struct ProgressReader {
-    inner: tokio::fs::File,
+    inner: SparseImage,
     pool: Arc<Pool>,
     task: String,
     total: u64,

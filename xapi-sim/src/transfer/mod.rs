@@ -12,6 +12,7 @@ pub(crate) mod ova;
 pub(crate) mod raw_import;
 pub(crate) mod raw_vdi;
 pub(crate) mod restore_checks;
+pub(crate) mod sparse_image;
 pub(crate) mod xva_intake;
 
 use std::collections::BTreeMap;
