@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::crypto::ChunkId;
 use super::error::RepoError;
@@ -36,13 +37,43 @@ pub(super) async fn off_runtime<T: Send + 'static>(
     operation: &str,
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, RepoError> {
-    tokio::task::spawn_blocking(work)
-        .await
+    joined(operation, tokio::task::spawn_blocking(work).await)
+}
+
+/// The outcome of blocking-pool work, its error reported as `operation` failing.
+fn joined<T>(
+    operation: &str,
+    outcome: Result<std::io::Result<T>, tokio::task::JoinError>,
+) -> Result<T, RepoError> {
+    outcome
         .map_err(|err| RepoError::Task(err.to_string()))?
         .map_err(|source| RepoError::Io {
             operation: operation.to_owned(),
             source,
         })
+}
+
+/// Staged chunks being published on the blocking pool, each with a tag of the caller's: the
+/// writer goes on meanwhile, and collects them with [`Publishing::wait`]. Dropped, the work
+/// still finishes (the chunks named are then orphans, which prune removes).
+#[derive(Debug)]
+pub(super) struct Publishing<T>(JoinHandle<std::io::Result<Vec<(T, PathBuf)>>>);
+
+/// Starts publishing `batch` in order, one after the other.
+pub(super) fn publish_all<T: Send + 'static>(batch: Vec<(T, StagedChunk)>) -> Publishing<T> {
+    Publishing(tokio::task::spawn_blocking(move || {
+        batch
+            .into_iter()
+            .map(|(tag, staged)| Ok((tag, staged.publish()?)))
+            .collect()
+    }))
+}
+
+impl<T> Publishing<T> {
+    /// Waits until the batch is published: each tag with the directory whose entry changed.
+    pub(super) async fn wait(self) -> Result<Vec<(T, PathBuf)>, RepoError> {
+        joined("making chunk files durable and naming them", self.0.await)
+    }
 }
 
 /// The chunks the writers of one repository handle are staging. A writer that meets a chunk

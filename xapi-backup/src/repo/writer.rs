@@ -33,6 +33,10 @@ const UNPUBLISHED_LAG: usize = 32;
 /// Staged chunk files published at once, in one trip to the blocking pool.
 const PUBLISH_BATCH: usize = 8;
 
+/// Publish batches under way at once while the writer goes on: an `fdatasync` waits for the
+/// disk (0.4 ms a chunk file here), which the chunks behind it need not do.
+const PUBLISHES_IN_FLIGHT: usize = 2;
+
 /// Chunks recorded as already stored (`reuse_chunk`) that may wait, in order, behind the chunks
 /// in flight before them, so that an incremental backup's unchanged chunks never wait for an
 /// upload.
@@ -225,6 +229,7 @@ impl RestorePointWriter {
             reused: ChunkBits::default(),
             settled: Vec::new(),
             unpublished: VecDeque::new(),
+            publishing: VecDeque::new(),
             published_dirs: BTreeSet::new(),
         })
     }
@@ -478,6 +483,8 @@ pub struct StreamWriter<'a> {
     settled: Vec<(u64, Option<ChunkId>)>,
     /// Staged chunk files in index order, with their chunk numbers, not yet published.
     unpublished: VecDeque<(u64, ChunkId, StagedChunk)>,
+    /// Batches of them being published, oldest first.
+    publishing: VecDeque<local_chunks::Publishing<(u64, ChunkId)>>,
     /// Directories whose entries publishing changed, synced before the stream finishes.
     published_dirs: BTreeSet<std::path::PathBuf>,
 }
@@ -571,27 +578,34 @@ impl StreamWriter<'_> {
         while !self.in_flight.is_empty() {
             self.settle_one().await?;
         }
-        self.publish(self.unpublished.len()).await?;
+        self.start_publishing(self.unpublished.len());
+        while !self.publishing.is_empty() {
+            self.settle_publishing().await?;
+        }
         self.sync_published_dirs().await?;
         Ok(())
     }
 
-    /// Publishes the `count` oldest staged chunk files (durable, then named), in one trip to
-    /// the blocking pool.
-    async fn publish(&mut self, count: usize) -> Result<(), RepoError> {
+    /// Starts publishing the `count` oldest staged chunk files (durable, then named), in one
+    /// trip to the blocking pool.
+    fn start_publishing(&mut self, count: usize) {
         if count == 0 {
-            return Ok(());
+            return;
         }
-        let batch: Vec<_> = self.unpublished.drain(..count).collect();
-        let published =
-            local_chunks::off_runtime("making chunk files durable and naming them", move || {
-                batch
-                    .into_iter()
-                    .map(|(number, id, staged)| Ok((number, id, staged.publish()?)))
-                    .collect::<std::io::Result<Vec<_>>>()
-            })
-            .await?;
-        for (number, id, dir) in published {
+        let batch = self
+            .unpublished
+            .drain(..count)
+            .map(|(number, id, staged)| ((number, id), staged))
+            .collect();
+        self.publishing.push_back(local_chunks::publish_all(batch));
+    }
+
+    /// Waits for the oldest publish batch under way.
+    async fn settle_publishing(&mut self) -> Result<(), RepoError> {
+        let Some(publishing) = self.publishing.pop_front() else {
+            return Ok(());
+        };
+        for ((number, id), dir) in publishing.wait().await? {
             self.settled.push((number, Some(id)));
             self.published_dirs.insert(dir);
         }
@@ -649,7 +663,10 @@ impl StreamWriter<'_> {
                     Some(staged) => {
                         self.unpublished.push_back((number, id, staged));
                         if self.unpublished.len() >= UNPUBLISHED_LAG + PUBLISH_BATCH {
-                            self.publish(PUBLISH_BATCH).await?;
+                            self.start_publishing(PUBLISH_BATCH);
+                            while self.publishing.len() > PUBLISHES_IN_FLIGHT {
+                                self.settle_publishing().await?;
+                            }
                         }
                     }
                     None => self.settled.push((number, Some(id))),

@@ -12,6 +12,7 @@ use super::chunk::{CHUNK_SIZE, ChecksumKind, ChunkNumbering, chunk_member_name, 
 use super::ova_xml::{EXPORT_VSN, OvaXml};
 use crate::Error;
 use crate::format::compression::{BlockingEncoder, Compression};
+use crate::format::recycle::BufferPool;
 use crate::format::tar::{END_OF_ARCHIVE, encode_v7_header, padding_len};
 
 /// How to write an XVA or raw-tar stream.
@@ -69,7 +70,11 @@ impl std::fmt::Debug for DiskSource {
 struct Emitter {
     tx: mpsc::Sender<Result<Bytes, Error>>,
     encoder: Option<BlockingEncoder>,
-    batch: BytesMut,
+    /// Output gathered for the next send, in a buffer of `pool`'s.
+    batch: Vec<u8>,
+    /// The buffers of the batches sent come back here once the consumer has written them: a
+    /// fresh MiB per batch costs a page fault and a zeroed page every 4 KiB.
+    pool: BufferPool,
     /// When bytes last went out on the wire (what keep-alives are timed against: a compressor
     /// fed zeros, or chunks still being filled, send nothing).
     last_sent: tokio::time::Instant,
@@ -81,6 +86,12 @@ struct Cancelled;
 impl Emitter {
     const BATCH: usize = 1 << 20;
 
+    /// The batch gathered so far, as bytes; a new batch starts in a pooled buffer.
+    fn take_batch(&mut self) -> Bytes {
+        let next = self.pool.take(2 * Self::BATCH);
+        self.pool.share(std::mem::replace(&mut self.batch, next))
+    }
+
     fn push(&mut self, bytes: &[u8]) {
         self.batch.extend_from_slice(bytes);
     }
@@ -89,7 +100,7 @@ impl Emitter {
         if self.batch.len() < Self::BATCH && !flush {
             return Ok(Ok(()));
         }
-        let batch = self.batch.split().freeze();
+        let batch = self.take_batch();
         let out = match &mut self.encoder {
             Some(enc) => enc.compress(batch, flush).await?,
             None => batch,
@@ -103,7 +114,7 @@ impl Emitter {
     }
 
     async fn finish(&mut self) -> Result<Result<(), Cancelled>, Error> {
-        let batch = self.batch.split().freeze();
+        let batch = self.take_batch();
         let mut out = BytesMut::new();
         match &mut self.encoder {
             Some(enc) => {
@@ -228,7 +239,8 @@ async fn produce(
             tx: tx.clone(),
             encoder: BlockingEncoder::new(options.compression)
                 .map_err(crate::error::io("starting the compressor"))?,
-            batch: BytesMut::with_capacity(2 * Emitter::BATCH),
+            batch: Vec::with_capacity(2 * Emitter::BATCH),
+            pool: BufferPool::new(),
             last_sent: tokio::time::Instant::now(),
         };
         if let Some(xml) = &ova_xml {
