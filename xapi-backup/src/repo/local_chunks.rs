@@ -16,7 +16,6 @@
 //! by a killed process is removed by prune ([`remove_leftovers`]), with the staged uploads of
 //! other objects (`object_store` names them the same way).
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Seek as _, SeekFrom, Write as _};
@@ -83,9 +82,43 @@ impl<T> Publishing<T> {
 #[derive(Debug, Default)]
 pub(super) struct Staging {
     pending: Mutex<HashMap<ChunkId, watch::Receiver<()>>>,
+    /// How chunk files are written (shared by the writers of this repository handle).
+    direct: DirectWrites,
+}
+
+/// What direct writes of chunk files need, per repository handle.
+#[derive(Debug, Default)]
+struct DirectWrites {
     /// Set once the repository's file system has refused a direct write: later chunks are
     /// written through the page cache without trying again.
-    direct_refused: AtomicBool,
+    refused: AtomicBool,
+    /// Buffers for the aligned copies, kept between chunks: a fresh MiB per chunk costs its
+    /// page faults every time. As many as chunks were written at once, at most
+    /// [`DIRECT_BUFFERS_KEPT`] kept.
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Direct-write buffers a repository handle keeps (one stream writes 8 chunks at once).
+const DIRECT_BUFFERS_KEPT: usize = 8;
+
+impl DirectWrites {
+    fn take_buffer(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        let mut kept = self.lock();
+        if kept.len() < DIRECT_BUFFERS_KEPT {
+            kept.push(buffer);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        // a panic while holding the lock leaves a list of buffers, still a valid one
+        self.buffers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// One writer's right to stage chunk `id`. When it goes (the chunk named, or dropped
@@ -204,7 +237,7 @@ pub(super) fn stage(path: &Path, pieces: &[Bytes], claim: Claim) -> std::io::Res
         path: path.to_owned(),
         _claim: claim,
     };
-    write_chunk_file(&mut file, pieces, &staging.direct_refused)?;
+    write_chunk_file(&mut file, pieces, &staging.direct)?;
     chunk.file = Some(file);
     Ok(chunk)
 }
@@ -212,12 +245,6 @@ pub(super) fn stage(path: &Path, pieces: &[Bytes], claim: Claim) -> std::io::Res
 /// Alignment of the direct writes (file offset, length, memory): the page size, a multiple of
 /// every common logical block size.
 const DIRECT_ALIGN: usize = 4096;
-
-thread_local! {
-    /// This thread's buffer for direct writes, kept between chunks: a fresh MiB per chunk
-    /// costs its page faults every time.
-    static DIRECT_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// Writes `pieces` one after the other into the empty file `file`.
 ///
@@ -229,20 +256,23 @@ thread_local! {
 /// (`benches/README.md`). A direct write also leaves no MiB of the backup in the page cache.
 ///
 /// A file system that refuses direct writes (`EINVAL`) gets the chunk through the page cache,
-/// with its write-back started at once (`posix_fadvise(DONTNEED)`), and `refused` is set so
-/// that later chunks do not try again.
-pub(super) fn write_chunk_file(
+/// with its write-back started at once (`posix_fadvise(DONTNEED)`), and `direct` remembers it
+/// so that later chunks do not try again.
+fn write_chunk_file(
     file: &mut File,
     pieces: &[Bytes],
-    refused: &AtomicBool,
+    direct: &DirectWrites,
 ) -> std::io::Result<()> {
     let total: usize = pieces.iter().map(Bytes::len).sum();
     let direct_len = total / DIRECT_ALIGN * DIRECT_ALIGN;
-    if direct_len > 0 && !refused.load(Ordering::Relaxed) {
-        match write_direct(file, pieces, total, direct_len) {
+    if direct_len > 0 && !direct.refused.load(Ordering::Relaxed) {
+        let mut buffer = direct.take_buffer();
+        let written = write_direct(file, pieces, &mut buffer, direct_len);
+        direct.give_back(buffer);
+        match written {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                refused.store(true, Ordering::Relaxed);
+                direct.refused.store(true, Ordering::Relaxed);
                 // whatever went out is written again
                 file.set_len(0)?;
                 file.seek(SeekFrom::Start(0))?;
@@ -259,32 +289,31 @@ pub(super) fn write_chunk_file(
     Ok(())
 }
 
-/// The direct half of [`write_chunk_file`]: the first `direct_len` of the `total` bytes with
-/// `O_DIRECT`, the rest without.
+/// The direct half of [`write_chunk_file`]: the pieces copied into `buffer` at an aligned
+/// address, their first `direct_len` bytes written with `O_DIRECT`, the rest without.
 fn write_direct(
     file: &mut File,
     pieces: &[Bytes],
-    total: usize,
+    buffer: &mut Vec<u8>,
     direct_len: usize,
 ) -> std::io::Result<()> {
-    DIRECT_BUFFER.with_borrow_mut(|buffer| {
-        if buffer.len() < total + DIRECT_ALIGN {
-            buffer.resize(total + DIRECT_ALIGN, 0);
-        }
-        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
-        let bytes = &mut buffer[start..start + total];
-        let mut at = 0;
-        for piece in pieces {
-            bytes[at..at + piece.len()].copy_from_slice(piece);
-            at += piece.len();
-        }
-        let flags = rustix::fs::fcntl_getfl(&*file)?;
-        rustix::fs::fcntl_setfl(&*file, flags | rustix::fs::OFlags::DIRECT)?;
-        let written = file.write_all(&bytes[..direct_len]);
-        rustix::fs::fcntl_setfl(&*file, flags)?;
-        written?;
-        file.write_all(&bytes[direct_len..])
-    })
+    let total: usize = pieces.iter().map(Bytes::len).sum();
+    if buffer.len() < total + DIRECT_ALIGN {
+        buffer.resize(total + DIRECT_ALIGN, 0);
+    }
+    let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+    let bytes = &mut buffer[start..start + total];
+    let mut at = 0;
+    for piece in pieces {
+        bytes[at..at + piece.len()].copy_from_slice(piece);
+        at += piece.len();
+    }
+    let flags = rustix::fs::fcntl_getfl(&*file)?;
+    rustix::fs::fcntl_setfl(&*file, flags | rustix::fs::OFlags::DIRECT)?;
+    let written = file.write_all(&bytes[..direct_len]);
+    rustix::fs::fcntl_setfl(&*file, flags)?;
+    written?;
+    file.write_all(&bytes[direct_len..])
 }
 
 impl StagedChunk {
@@ -433,8 +462,9 @@ mod tests {
             for refused in [false, true] {
                 let path = dir.path().join(format!("{len}-{refused}"));
                 let mut file = File::create(&path).unwrap();
-                let flag = AtomicBool::new(refused);
-                write_chunk_file(&mut file, &pieces, &flag).unwrap();
+                let direct = DirectWrites::default();
+                direct.refused.store(refused, Ordering::Relaxed);
+                write_chunk_file(&mut file, &pieces, &direct).unwrap();
                 drop(file);
                 assert_eq!(
                     std::fs::read(&path).unwrap(),

@@ -33,9 +33,11 @@ const UNPUBLISHED_LAG: usize = 32;
 /// Staged chunk files published at once, in one trip to the blocking pool.
 const PUBLISH_BATCH: usize = 8;
 
-/// Publish batches under way at once while the writer goes on: an `fdatasync` waits for the
-/// disk (0.4 ms a chunk file here), which the chunks behind it need not do.
-const PUBLISHES_IN_FLIGHT: usize = 2;
+/// Publish batches under way while the writer goes on: an `fdatasync` waits for the disk
+/// (0.4 ms a chunk file here), which the chunks behind it need not do. One, so that the
+/// blocking pool needs one thread more than the chunks in flight, not more (each thread that
+/// allocates costs the process its own malloc arena).
+const PUBLISHES_IN_FLIGHT: usize = 1;
 
 /// Chunks recorded as already stored (`reuse_chunk`) that may wait, in order, behind the chunks
 /// in flight before them, so that an incremental backup's unchanged chunks never wait for an
