@@ -78,7 +78,9 @@ impl Faults {
     }
 
     /// Cut the next data-plane download (export, raw VDI, or the next NBD connection's reads)
-    /// after `bytes` bytes: the connection drops mid-body and the task fails.
+    /// after `bytes` bytes: the connection drops mid-body and the task fails. An HTTP download
+    /// that ends before `bytes` (the export of a VM without disks) hands the fault on to the
+    /// next download rather than using it up.
     pub fn cut_next_download_after(&self, bytes: u64) {
         self.lock().cut_after_bytes = Some(bytes);
     }
@@ -181,6 +183,12 @@ impl Faults {
     /// The byte count after which this download must be cut, if any (consumes it).
     pub(crate) fn take_cut(&self) -> Option<u64> {
         self.lock().cut_after_bytes.take()
+    }
+
+    /// Arms the cut again for the next download, after one that ended before `bytes`, unless
+    /// another cut was armed meanwhile.
+    pub(crate) fn hand_on_cut(&self, bytes: u64) {
+        self.lock().cut_after_bytes.get_or_insert(bytes);
     }
 
     /// Whether this export must carry a wrong checksum (consumes the fault).

@@ -417,6 +417,10 @@ where
                 Poll::Ready(Some(Err(io::Error::other(message))))
             }
             Poll::Ready(None) => {
+                if let Some(cut) = self.cut_after.take().filter(|&cut| self.sent < cut) {
+                    // too short to be cut: the next download is
+                    self.pool.faults.hand_on_cut(cut);
+                }
                 self.succeed();
                 Poll::Ready(None)
             }

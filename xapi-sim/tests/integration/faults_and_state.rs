@@ -64,6 +64,42 @@ async fn a_cut_download_fails_its_task() {
 }
 
 #[tokio::test]
+async fn a_download_too_short_to_be_cut_hands_the_cut_on_to_the_next() {
+    let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
+    let snapshot = |name: &'static str| {
+        let session = session.clone();
+        async move {
+            let vm = vm_named(&session, name).await;
+            session
+                .call::<String>("VM.snapshot", (&vm, name, Vec::<String>::new()))
+                .await
+                .unwrap()
+        }
+    };
+    let diskless = snapshot("netboot-appliance").await;
+    let with_disks = snapshot("fileserver").await;
+    sim.faults().cut_next_download_after(1 << 20);
+    let short = session
+        .get("/export", &[("ref", &diskless)], None)
+        .await
+        .unwrap();
+    let short_task = short.task_id.clone().unwrap();
+    let bytes = short.bytes(1 << 30).await.unwrap();
+    assert!(bytes.len() < 1 << 20, "an export of ova.xml alone");
+    let status: String = session
+        .call("task.get_status", (&short_task,))
+        .await
+        .unwrap();
+    assert_eq!(status, "success");
+    let long = session
+        .get("/export", &[("ref", &with_disks)], None)
+        .await
+        .unwrap();
+    let bytes = long.bytes(1 << 30).await.unwrap();
+    assert_eq!(bytes.len(), 1 << 20, "the next export is cut instead");
+}
+
+#[tokio::test]
 async fn a_full_sr_refuses_new_disks() {
     let (sim, session) = support::start_and_login(SimConfig::with_scenario(Scenario::Demo)).await;
     let srs: Vec<String> = session
