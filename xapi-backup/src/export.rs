@@ -768,12 +768,10 @@ async fn destroy_snapshot_patiently(
 
 /// Whether `error` is xapi's `OTHER_OPERATION_IN_PROGRESS`.
 fn is_operation_in_progress(error: &EngineError) -> bool {
-    matches!(
-        error,
-        EngineError::Xapi { source, .. }
-            if matches!(&**source, xapi_core::Error::Api(failure)
-                if failure.code == xapi_core::api::ErrorCode::OtherOperationInProgress)
-    )
+    matches!(error, EngineError::Xapi { source, .. }
+    if source.failure().is_some_and(|failure| {
+        failure.code == xapi_core::api::ErrorCode::OtherOperationInProgress
+    }))
 }
 
 /// Destroys a snapshot this module took, and its disks (xapi's `VM.destroy` keeps VDIs).

@@ -19,9 +19,17 @@ const KEEP: usize = 16;
 const LARGEST_KEPT: usize = 2 << 20;
 
 /// A pool of byte buffers shared by the [`Bytes`] it hands out.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct BufferPool {
     free: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// How many idle buffers it keeps at most.
+    keep: usize,
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        Self::keeping(KEEP)
+    }
 }
 
 impl BufferPool {
@@ -30,13 +38,26 @@ impl BufferPool {
         Self::default()
     }
 
+    /// An empty pool that keeps at most `keep` idle buffers.
+    pub(crate) fn keeping(keep: usize) -> Self {
+        Self {
+            free: Arc::default(),
+            keep,
+        }
+    }
+
     /// An empty buffer with room for at least `len` bytes, from the pool when it has one.
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
-        let reused = self.lock().pop();
-        let mut buf = reused.unwrap_or_default();
+        let mut buf = self.take_as_is();
         buf.clear();
         buf.reserve(len);
         buf
+    }
+
+    /// A buffer from the pool as its last user left it (length and bytes included), or a new
+    /// empty one: for a caller that overwrites what it uses and would rather not zero it again.
+    pub(crate) fn take_as_is(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_default()
     }
 
     /// `buf` as [`Bytes`]; its memory comes back to this pool when the last clone is dropped.
@@ -53,10 +74,12 @@ impl BufferPool {
         self.lock().len()
     }
 
-    fn give_back(&self, buf: Vec<u8>) {
+    /// Keeps `buf` for a later [`BufferPool::take`], unless the pool is full or `buf` is
+    /// larger than it keeps.
+    pub(crate) fn give_back(&self, buf: Vec<u8>) {
         if buf.capacity() <= LARGEST_KEPT {
             let mut free = self.lock();
-            if free.len() < KEEP {
+            if free.len() < self.keep {
                 free.push(buf);
             }
         }

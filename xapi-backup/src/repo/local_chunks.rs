@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::crypto::ChunkId;
 use super::error::RepoError;
+use crate::format::recycle::BufferPool;
 
 /// Runs file system work on the blocking pool; its error is reported as `operation` failing.
 pub(super) async fn off_runtime<T: Send + 'static>(
@@ -87,37 +88,25 @@ pub(super) struct Staging {
 }
 
 /// What direct writes of chunk files need, per repository handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct DirectWrites {
     /// Set once the repository's file system has refused a direct write: later chunks are
     /// written through the page cache without trying again.
     refused: AtomicBool,
     /// Buffers for the aligned copies, kept between chunks: a fresh MiB per chunk costs its
-    /// page faults every time. As many as chunks were written at once, at most
-    /// [`DIRECT_BUFFERS_KEPT`] kept.
-    buffers: Mutex<Vec<Vec<u8>>>,
+    /// page faults every time.
+    buffers: BufferPool,
 }
 
 /// Direct-write buffers a repository handle keeps (one stream writes 8 chunks at once).
 const DIRECT_BUFFERS_KEPT: usize = 8;
 
-impl DirectWrites {
-    fn take_buffer(&self) -> Vec<u8> {
-        self.lock().pop().unwrap_or_default()
-    }
-
-    fn give_back(&self, buffer: Vec<u8>) {
-        let mut kept = self.lock();
-        if kept.len() < DIRECT_BUFFERS_KEPT {
-            kept.push(buffer);
+impl Default for DirectWrites {
+    fn default() -> Self {
+        Self {
+            refused: AtomicBool::new(false),
+            buffers: BufferPool::keeping(DIRECT_BUFFERS_KEPT),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        // a panic while holding the lock leaves a list of buffers, still a valid one
-        self.buffers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -191,7 +180,7 @@ pub(super) struct StagedChunk {
     staged: PathBuf,
     path: PathBuf,
     /// Released once the file is named or removed (after it: fields drop after `drop`).
-    _claim: Claim,
+    claim: Claim,
 }
 
 /// The staged name of `path`: `#` and decimal digits after it, which the store's listings
@@ -230,14 +219,13 @@ pub(super) fn stage(path: &Path, pieces: &[Bytes], claim: Claim) -> std::io::Res
         }
         other => other?,
     };
-    let staging = Arc::clone(&claim.staging);
     let mut chunk = StagedChunk {
         file: None,
         staged,
         path: path.to_owned(),
-        _claim: claim,
+        claim,
     };
-    write_chunk_file(&mut file, pieces, &staging.direct)?;
+    write_chunk_file(&mut file, pieces, &chunk.claim.staging.direct)?;
     chunk.file = Some(file);
     Ok(chunk)
 }
@@ -264,11 +252,10 @@ fn write_chunk_file(
     direct: &DirectWrites,
 ) -> std::io::Result<()> {
     let total: usize = pieces.iter().map(Bytes::len).sum();
-    let direct_len = total / DIRECT_ALIGN * DIRECT_ALIGN;
-    if direct_len > 0 && !direct.refused.load(Ordering::Relaxed) {
-        let mut buffer = direct.take_buffer();
-        let written = write_direct(file, pieces, &mut buffer, direct_len);
-        direct.give_back(buffer);
+    if total >= DIRECT_ALIGN && !direct.refused.load(Ordering::Relaxed) {
+        let mut buffer = direct.buffers.take_as_is();
+        let written = write_direct(file, pieces, total, &mut buffer);
+        direct.buffers.give_back(buffer);
         match written {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
@@ -289,15 +276,15 @@ fn write_chunk_file(
     Ok(())
 }
 
-/// The direct half of [`write_chunk_file`]: the pieces copied into `buffer` at an aligned
-/// address, their first `direct_len` bytes written with `O_DIRECT`, the rest without.
+/// The direct half of [`write_chunk_file`]: the pieces (`total` bytes) copied into `buffer` at
+/// an aligned address, their whole blocks written with `O_DIRECT`, the rest without.
 fn write_direct(
     file: &mut File,
     pieces: &[Bytes],
+    total: usize,
     buffer: &mut Vec<u8>,
-    direct_len: usize,
 ) -> std::io::Result<()> {
-    let total: usize = pieces.iter().map(Bytes::len).sum();
+    let direct_len = total / DIRECT_ALIGN * DIRECT_ALIGN;
     if buffer.len() < total + DIRECT_ALIGN {
         buffer.resize(total + DIRECT_ALIGN, 0);
     }

@@ -113,13 +113,14 @@ impl AsyncRead for SparseImage {
                 extent
             }
         };
+        // up to the end of the extent: what lies after it is answered on the next read
+        let limit = usize::try_from(extent.end - this.position)
+            .unwrap_or(usize::MAX)
+            .min(buf.remaining());
         if extent.hole {
-            let n = usize::try_from(extent.end - this.position)
-                .unwrap_or(usize::MAX)
-                .min(buf.remaining());
-            buf.initialize_unfilled_to(n).fill(0);
-            buf.advance(n);
-            this.position += n as u64;
+            buf.initialize_unfilled_to(limit).fill(0);
+            buf.advance(limit);
+            this.position += limit as u64;
             return Poll::Ready(Ok(()));
         }
         if this.file_position != this.position {
@@ -131,10 +132,6 @@ impl AsyncRead for SparseImage {
             this.seeking = false;
             this.file_position = reached?;
         }
-        // up to the end of the data extent: what lies after it is answered on the next read
-        let limit = usize::try_from(extent.end - this.position)
-            .unwrap_or(usize::MAX)
-            .min(buf.remaining());
         let mut part = ReadBuf::new(buf.initialize_unfilled_to(limit));
         ready!(Pin::new(&mut this.file).poll_read(cx, &mut part))?;
         let n = part.filled().len();
